@@ -1,4 +1,4 @@
-/* Minimal unit-test harness shared by tests/unit/*.c.
+/* Minimal unit-test harness shared by the C unit tests in tests/unit/.
  *
  *   TEST(name) { CHECK(x == 1); CHECK_EQ(a, b); CHECK_NEAR(x, y, tol); }
  *   int main(void) { RUN(name); return harness_done(); }

@@ -75,8 +75,10 @@ struct sim_req {
     int32_t num_cached;     /* prefix-cache hit at first schedule, -1 before */
     uint32_t *blocks;       /* block table */
     uint32_t nblocks, blocks_cap;
-    uint64_t *hashes;       /* hashes of full blocks committed so far */
+    uint64_t *hashes;       /* chained hashes of the full blocks of tokens[] */
     uint32_t nhashed, hashes_cap;
+    uint32_t ncommitted;    /* leading blocks entered in the prefix cache */
+    uint64_t extra_key;     /* adapter's key in block hashes, 0 = base */
     uint32_t sched_tokens;  /* tokens in the step being run */
     uint32_t npreempt;
     double t_arrival, t_first_sched, t_first_token, t_last_token;
