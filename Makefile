@@ -25,6 +25,8 @@ else
 endif
 
 COMMON_SRCS := $(wildcard user/common/*.c)
+CORE_SRCS   := $(wildcard user/core/*.c)
+CORE_OBJS   := $(CORE_SRCS:%.c=$(OUT)/obj/%.o)
 PODSIM_SRCS := $(filter-out user/podsim/main.c,$(wildcard user/podsim/*.c))
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(OUT)/obj/%.o)
 PODSIM_OBJS := $(PODSIM_SRCS:%.c=$(OUT)/obj/%.o)
@@ -53,6 +55,9 @@ $(OUT)/obj/%.o: %.c
 $(OUT)/libcommon.a: $(COMMON_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
+$(OUT)/libcore.a: $(CORE_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
 $(OUT)/libpodsim.a: $(PODSIM_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -63,13 +68,14 @@ $(OUT)/kvgate-podsim: $(OUT)/obj/user/podsim/main.o $(OUT)/libpodsim.a $(OUT)/li
 
 # Unit tests link the libraries; a test may #include the .c it tests to
 # reach statics (the archive member is then not pulled in).
-$(OUT)/tests/%: tests/unit/%.c $(OUT)/libpodsim.a $(OUT)/libcommon.a tests/harness.h
+TEST_LIBS := $(OUT)/libpodsim.a $(OUT)/libcore.a $(OUT)/libcommon.a
+$(OUT)/tests/%: tests/unit/%.c $(TEST_LIBS) tests/harness.h
 	$(call msg,TEST,$@)
-	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) $< $(OUT)/libpodsim.a $(OUT)/libcommon.a -o $@ $(LDLIBS)
+	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) $< $(TEST_LIBS) -o $@ $(LDLIBS)
 
 # libFuzzer targets (clang), with ASan/UBSan.
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -Iuser -Itests
-$(OUT)/fuzz/%: tests/fuzz/%.c $(COMMON_SRCS) $(PODSIM_SRCS)
+$(OUT)/fuzz/%: tests/fuzz/%.c $(COMMON_SRCS) $(CORE_SRCS) $(PODSIM_SRCS)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D) && $(CLANG) $(FUZZ_CFLAGS) $< -o $@ $(LDLIBS)
 

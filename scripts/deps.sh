@@ -21,6 +21,7 @@ PKGS=(
   curl jq           # end-to-end tests
   nodejs npm        # the official openai SDK in end-to-end tests
   prometheus        # promtool: validates our Prometheus exposition
+  python3-zmq python3-msgpack  # a real KV-event consumer in tests
   nginx-light haproxy wrk gnuplot-nox  # benchmark baselines and plots
 )
 

@@ -1,0 +1,66 @@
+# End-to-end test helpers (sourced). Each test script:
+#   . tests/e2e/lib.sh
+#   start_podsim --pods 2 ...      # sets PODSIM_PORT, PODSIM_ADMIN; killed on exit
+#   check "what" test-command...   # counts a pass or a failure
+#   finish                         # prints "N passed, N failed", exits
+# Everything started is killed by PID on exit, even when a check fails.
+set -u
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+. scripts/lib.sh
+
+E2E_PASS=0 E2E_FAIL=0
+E2E_PIDS=()
+E2E_TMP=$(mktemp -d)
+PY=/usr/bin/python3 # Debian's python, with python3-zmq and python3-msgpack
+
+e2e_cleanup() {
+    local p
+    for p in "${E2E_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${E2E_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    rm -rf "$E2E_TMP"
+}
+trap e2e_cleanup EXIT
+
+check() { # description, command...
+    local what=$1; shift
+    if "$@" >"$E2E_TMP/check.out" 2>&1; then
+        E2E_PASS=$((E2E_PASS + 1)); echo "ok   $what"
+    else
+        E2E_FAIL=$((E2E_FAIL + 1)); echo "FAIL $what"
+        sed 's/^/     | /' "$E2E_TMP/check.out" | tail -15
+    fi
+}
+
+finish() {
+    echo "$E2E_PASS passed, $E2E_FAIL failed"
+    [ "$E2E_FAIL" -eq 0 ]
+    exit $?
+}
+
+skip_all() { echo "skipped: $*"; exit 77; }
+
+# start_podsim [flags...]: PODSIM_PORT = first pod's port, PODSIM_ADMIN = admin port
+start_podsim() {
+    local npods=1 a
+    for ((a = 1; a <= $#; a++)); do
+        [ "${!a}" = --pods ] && { local b=$((a + 1)); npods=${!b}; }
+    done
+    PODSIM_PORT=$(free_port_range $((npods + 1)))
+    PODSIM_ADMIN=$((PODSIM_PORT + npods))
+    build/kvgate-podsim --base-port "$PODSIM_PORT" --admin-port "$PODSIM_ADMIN" "$@" \
+        >"$E2E_TMP/podsim.log" 2>&1 &
+    E2E_PIDS+=($!)
+    PODSIM_PID=$!
+    wait_http "http://127.0.0.1:$PODSIM_PORT/health" || { cat "$E2E_TMP/podsim.log"; return 1; }
+}
+
+# post PORT PATH JSON -> body on stdout, status in $E2E_TMP/status
+post() {
+    curl -s -o "$E2E_TMP/body" -w '%{http_code}' -H 'content-type: application/json' \
+        --data-binary "$3" "http://127.0.0.1:$1$2" >"$E2E_TMP/status"
+    cat "$E2E_TMP/body"
+}
+status() { cat "$E2E_TMP/status"; }
+
+# jq_true JSON-FILE-or-STRING FILTER: succeeds if the filter yields true
+jq_true() { jq -e "$2" <<<"$1" >/dev/null || { echo "jq '$2' false on: ${1:0:600}"; return 1; }; }

@@ -1,0 +1,314 @@
+/* Unit tests for user/core/policy.c: filters, scorers, modes, wrappers. */
+#include "harness.h"
+#include "core/policy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NOW 10000000000ull /* 10 s */
+
+static struct pod_snapshot *fleet(int n)
+{
+    struct pod_snapshot *s = snapshot_new((uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        struct pod_info *p = &s->pods[i];
+        p->slot = (uint32_t)i;
+        snprintf(p->name, sizeof(p->name), "pod%d", i);
+        p->healthy = 1;
+        p->metrics_ok = 1;
+        p->scraped_ns = NOW - 10000000; /* 10 ms old */
+        p->nmodels = 1;
+        strcpy(p->models[0], "llama");
+    }
+    return s;
+}
+
+static struct pod_counters cnt;
+static struct policy_state st;
+static uint16_t match[POD_MAX];
+
+static int pick(const struct policy_cfg *cfg, struct pod_snapshot *s, const char *model,
+                uint32_t nkeys, uint64_t rnd, struct route_decision *d)
+{
+    struct route_input in = {.model = model, .nkeys = nkeys, .match = match,
+                             .session_slot = -1, .rand = rnd, .now_ns = NOW,
+                             .exclude_slot = UINT32_MAX};
+    policy_pick(cfg, s, &cnt, &st, &in, d);
+    return d->idx;
+}
+
+static void reset(void)
+{
+    memset(&cnt, 0, sizeof(cnt));
+    memset(match, 0, sizeof(match));
+}
+
+TEST(prefix_match_wins_when_load_is_equal)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    reset();
+    struct pod_snapshot *s = fleet(4);
+    match[2] = 10;
+    match[1] = 3;
+    for (uint64_t r = 0; r < 50; r++) {
+        CHECK_EQ(pick(&c, s, "llama", 10, r, &d), 2);
+        CHECK_EQ(d.reason, REASON_PREFIX);
+        CHECK_EQ(d.prefix_blocks, 10);
+    }
+    snapshot_put(s);
+}
+
+TEST(filters_model_adapter_health)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    reset();
+    struct pod_snapshot *s = fleet(4);
+    strcpy(s->pods[3].adapters[0], "sql-lora");
+    s->pods[3].nadapters = 1;
+    for (uint64_t r = 0; r < 20; r++)
+        CHECK_EQ(pick(&c, s, "sql-lora", 0, r, &d), 3);
+    pick(&c, s, "gpt-9", 0, 1, &d);
+    CHECK_EQ(d.status, ROUTE_UNKNOWN_MODEL);
+    CHECK_EQ(d.idx, -1);
+    s->pods[3].healthy = 0;
+    pick(&c, s, "sql-lora", 0, 1, &d);
+    CHECK_EQ(d.status, ROUTE_NO_POD);
+    s->pods[3].healthy = 1;
+    s->pods[3].draining = 1;
+    pick(&c, s, "sql-lora", 0, 1, &d);
+    CHECK_EQ(d.status, ROUTE_NO_POD);
+    snapshot_put(s);
+}
+
+TEST(saturated_warm_pod_loses_to_idle_cold_pod)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    reset();
+    struct pod_snapshot *s = fleet(2);
+    match[0] = 20;
+    s->pods[0].waiting = 8; /* >= 5 */
+    CHECK_EQ(pick(&c, s, "llama", 20, 7, &d), 1);
+    s->pods[0].waiting = 0;
+    s->pods[0].kv_usage = 0.9; /* >= 0.8 */
+    CHECK_EQ(pick(&c, s, "llama", 20, 7, &d), 1);
+    s->pods[0].kv_usage = 0.5;
+    CHECK_EQ(pick(&c, s, "llama", 20, 7, &d), 0);
+    /* both saturated: the filter lets both through, prefix decides */
+    s->pods[0].waiting = 9;
+    s->pods[1].waiting = 9;
+    CHECK_EQ(pick(&c, s, "llama", 20, 7, &d), 0);
+    CHECK_EQ(d.all_saturated, 1);
+    snapshot_put(s);
+}
+
+TEST(gateway_inflight_raises_the_queue_estimate)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    c.bounded_load = 0;
+    reset();
+    struct pod_snapshot *s = fleet(2);
+    /* scraped idle, but the gateway has sent 6 since: saturated */
+    atomic_store(&cnt.inflight[0], 6);
+    match[0] = 20;
+    CHECK_EQ(pick(&c, s, "llama", 20, 1, &d), 1);
+    snapshot_put(s);
+}
+
+TEST(stale_metrics_count_as_saturated_then_degraded)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    reset();
+    struct pod_snapshot *s = fleet(3);
+    match[0] = 8;
+    s->pods[0].scraped_ns = NOW - 500000000ull; /* 500 ms > 200 */
+    CHECK(pick(&c, s, "llama", 8, 3, &d) != 0);
+    CHECK_EQ(d.stale, 1);
+    CHECK_EQ(d.degraded, 0);
+    /* nobody fresh: degraded, still routes, prefix affinity still counts */
+    for (int i = 0; i < 3; i++)
+        s->pods[i].metrics_ok = 0;
+    CHECK_EQ(pick(&c, s, "llama", 8, 3, &d), 0);
+    CHECK_EQ(d.status, ROUTE_OK);
+    CHECK_EQ(d.degraded, 1);
+    CHECK_EQ(d.reason, REASON_DEGRADED);
+    /* ... and in-flight counts replace the queue: a loaded pod loses */
+    memset(match, 0, sizeof(match));
+    atomic_store(&cnt.inflight[0], 3);
+    atomic_store(&cnt.inflight[1], 3);
+    CHECK_EQ(pick(&c, s, "llama", 8, 3, &d), 2);
+    snapshot_put(s);
+}
+
+TEST(bounded_load_stops_a_hot_prefix_piling_up)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    c.queue_sat = 1000; /* isolate the guard from the saturation filter */
+    reset();
+    struct pod_snapshot *s = fleet(4);
+    match[0] = 30;
+    atomic_store(&cnt.inflight[0], 12); /* limit max(1.25 x 13/4, 8) = 8 */
+    CHECK(pick(&c, s, "llama", 30, 5, &d) != 0);
+    CHECK_EQ(d.bounded, 1);
+    atomic_store(&cnt.inflight[0], 7); /* 8 <= 8: the floor lets it batch */
+    CHECK_EQ(pick(&c, s, "llama", 30, 5, &d), 0);
+    /* at high load the mean sets the limit */
+    for (int i = 1; i < 4; i++)
+        atomic_store(&cnt.inflight[i], 10);
+    atomic_store(&cnt.inflight[0], 16); /* 17 > 1.25 x 47/4 = 14.7 */
+    CHECK(pick(&c, s, "llama", 30, 5, &d) != 0);
+    c.bounded_load = 0;
+    CHECK_EQ(pick(&c, s, "llama", 30, 5, &d), 0);
+    snapshot_put(s);
+}
+
+TEST(ties_are_broken_at_random)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    reset();
+    struct pod_snapshot *s = fleet(4);
+    int seen[4] = {0};
+    for (uint64_t r = 0; r < 400; r++)
+        seen[pick(&c, s, "llama", 0, r * 7919, &d)]++;
+    for (int i = 0; i < 4; i++)
+        CHECK(seen[i] > 40);
+    snapshot_put(s);
+}
+
+TEST(simple_modes)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    reset();
+    struct pod_snapshot *s = fleet(3);
+    match[1] = 10;
+    c.mode = POLICY_ROUND_ROBIN;
+    atomic_store(&st.rr, 0);
+    CHECK_EQ(pick(&c, s, "llama", 10, 0, &d), 0);
+    CHECK_EQ(pick(&c, s, "llama", 10, 0, &d), 1);
+    CHECK_EQ(pick(&c, s, "llama", 10, 0, &d), 2);
+    CHECK_EQ(pick(&c, s, "llama", 10, 0, &d), 0);
+    CHECK_EQ(d.reason, REASON_ROUND_ROBIN);
+    c.mode = POLICY_LEAST_REQUEST;
+    atomic_store(&cnt.inflight[0], 2);
+    atomic_store(&cnt.inflight[1], 1);
+    atomic_store(&cnt.inflight[2], 3);
+    CHECK_EQ(pick(&c, s, "llama", 10, 0, &d), 1);
+    c.mode = POLICY_RANDOM;
+    int seen[3] = {0};
+    for (uint64_t r = 0; r < 300; r++)
+        seen[pick(&c, s, "llama", 10, r * 2654435761u, &d)]++;
+    CHECK(seen[0] > 30 && seen[1] > 30 && seen[2] > 30);
+    enum policy_mode m;
+    CHECK_EQ(policy_mode_parse("least-request", &m), 0);
+    CHECK_EQ(m, POLICY_LEAST_REQUEST);
+    CHECK(policy_mode_parse("fastest", &m) < 0);
+    snapshot_put(s);
+}
+
+TEST(shadow_routes_by_baseline_and_records_the_pick)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    reset();
+    c.shadow = 1;
+    struct pod_snapshot *s = fleet(3);
+    match[2] = 10;
+    atomic_store(&st.rr, 0);
+    CHECK_EQ(pick(&c, s, "llama", 10, 0, &d), 0); /* round-robin */
+    CHECK_EQ(d.mode, POLICY_ROUND_ROBIN);
+    CHECK_EQ(d.shadow_idx, 2);                   /* prefix-aware's choice */
+    snapshot_put(s);
+}
+
+TEST(canary_share)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    reset();
+    struct pod_snapshot *s = fleet(2);
+    int pa = 0;
+    c.canary_pct = 25;
+    for (uint64_t r = 0; r < 2000; r++) {
+        pick(&c, s, "llama", 0, r * 0x9E3779B97F4A7C15ull, &d);
+        pa += d.mode == POLICY_PREFIX_AWARE;
+    }
+    CHECK(pa > 400 && pa < 600);
+    c.canary_pct = 0;
+    pick(&c, s, "llama", 0, 99, &d);
+    CHECK_EQ(d.mode, POLICY_ROUND_ROBIN);
+    snapshot_put(s);
+}
+
+TEST(retry_excludes_the_failed_pod)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    reset();
+    struct pod_snapshot *s = fleet(2);
+    match[0] = 10;
+    struct route_input in = {.model = "llama", .nkeys = 10, .match = match, .session_slot = -1,
+                             .rand = 1, .now_ns = NOW, .exclude_slot = 0};
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 1);
+    snapshot_put(s);
+}
+
+TEST(session_affinity_and_lora_affinity)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    reset();
+    struct pod_snapshot *s = fleet(3);
+    struct route_input in = {.model = "llama", .nkeys = 0, .match = match, .session_slot = 2,
+                             .rand = 5, .now_ns = NOW, .exclude_slot = UINT32_MAX};
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 2);
+    CHECK_EQ(d.reason, REASON_SESSION);
+    for (int i = 0; i < 3; i++) {
+        strcpy(s->pods[i].adapters[0], "a");
+        s->pods[i].nadapters = 1;
+    }
+    s->pods[1].running_loras = 1;
+    in.model = "a";
+    in.session_slot = -1;
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 1);
+    snapshot_put(s);
+}
+
+int main(void)
+{
+    RUN(prefix_match_wins_when_load_is_equal);
+    RUN(filters_model_adapter_health);
+    RUN(saturated_warm_pod_loses_to_idle_cold_pod);
+    RUN(gateway_inflight_raises_the_queue_estimate);
+    RUN(stale_metrics_count_as_saturated_then_degraded);
+    RUN(bounded_load_stops_a_hot_prefix_piling_up);
+    RUN(ties_are_broken_at_random);
+    RUN(simple_modes);
+    RUN(shadow_routes_by_baseline_and_records_the_pick);
+    RUN(canary_share);
+    RUN(retry_excludes_the_failed_pod);
+    RUN(session_affinity_and_lora_affinity);
+    return harness_done();
+}

@@ -1,0 +1,244 @@
+/* policy: filters, scorers, picker. See policy.h. */
+#include "core/policy.h"
+
+#include <errno.h>
+#include <string.h>
+
+static const char *MODE_NAMES[] = {"prefix-aware", "least-request", "round-robin", "random"};
+static const char *REASON_NAMES[] = {"prefix", "load", "session", "least-request",
+                                     "round-robin", "random", "degraded"};
+
+void policy_defaults(struct policy_cfg *c)
+{
+    /* defaults from the Gateway API Inference Extension endpoint picker */
+    *c = (struct policy_cfg){
+        .mode = POLICY_PREFIX_AWARE, .baseline = POLICY_ROUND_ROBIN,
+        .canary_pct = 100, .w_prefix = 3, .w_queue = 2, .w_kv = 2,
+        .w_lora = 1, .w_session = 1, .queue_sat = 5, .kv_sat = 0.8,
+        .stale_ms = 200, .bounded_load = 1.25, .bounded_floor = 8,
+    };
+}
+
+const char *policy_mode_name(enum policy_mode m)
+{
+    return (unsigned)m < 4 ? MODE_NAMES[m] : "?";
+}
+
+int policy_mode_parse(const char *s, enum policy_mode *m)
+{
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, MODE_NAMES[i])) {
+            *m = (enum policy_mode)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+const char *route_reason_name(enum route_reason r)
+{
+    return (unsigned)r < REASON__COUNT ? REASON_NAMES[r] : "?";
+}
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x;
+}
+
+struct cand {
+    int idx;
+    uint32_t slot, inflight;
+    double est_waiting;
+    uint8_t fresh, sat, adapter_hot;
+};
+
+/* Queue estimate: the scraped queue, or more if the gateway has sent more
+ * since the scrape than the pod reported running + waiting. */
+static double est_waiting(const struct pod_info *p, uint32_t inflight)
+{
+    double extra = (double)inflight - p->running;
+    return extra > p->waiting ? extra : p->waiting;
+}
+
+static int pick_simple(enum policy_mode m, struct cand *c, int n,
+                       struct policy_state *st, uint64_t rnd)
+{
+    if (m == POLICY_ROUND_ROBIN)
+        return (int)(atomic_fetch_add(&st->rr, 1) % (uint64_t)n);
+    if (m == POLICY_RANDOM)
+        return (int)(rnd % (uint64_t)n);
+    /* least-request: fewest in flight at the gateway, random among equals */
+    int best = -1, ties = 0;
+    for (int i = 0; i < n; i++) {
+        if (best < 0 || c[i].inflight < c[best].inflight) {
+            best = i;
+            ties = 1;
+        } else if (c[i].inflight == c[best].inflight) {
+            ties++; /* reservoir: each equal pod wins with 1/ties */
+            if (mix(rnd + (uint64_t)ties) % (uint64_t)ties == 0)
+                best = i;
+        }
+    }
+    return best;
+}
+
+/* Prefix-aware over candidates c[0..n); returns the chosen position. */
+static int pick_scored(const struct policy_cfg *cfg, const struct pod_snapshot *s,
+                       struct cand *c, int n, const struct route_input *in,
+                       struct route_decision *out)
+{
+    int nfresh = 0;
+    for (int i = 0; i < n; i++)
+        nfresh += c[i].fresh;
+    out->degraded = nfresh == 0;
+
+    /* saturation filter, unless it would leave nobody */
+    int keep[POD_MAX], nk = 0;
+    for (int i = 0; i < n; i++)
+        if (out->degraded || !c[i].sat)
+            keep[nk++] = i;
+    if (nk == 0) {
+        out->all_saturated = 1;
+        for (int i = 0; i < n; i++)
+            keep[nk++] = i;
+    }
+
+    /* bounded load (consistent hashing with bounded loads): no pod above
+     * c x the mean in-flight, counting this request. The floor keeps the
+     * guard from scattering a shared prefix at low load, where one pod
+     * batching it costs nothing; the saturation filter covers queueing. */
+    if (cfg->bounded_load > 0 && nk > 1) {
+        double total = 0;
+        for (int k = 0; k < nk; k++)
+            total += c[keep[k]].inflight;
+        double limit = cfg->bounded_load * (total + 1) / nk;
+        if (limit < cfg->bounded_floor)
+            limit = cfg->bounded_floor;
+        int nk2 = 0, tmp[POD_MAX];
+        for (int k = 0; k < nk; k++)
+            if (c[keep[k]].inflight + 1 <= limit)
+                tmp[nk2++] = keep[k];
+        if (nk2 > 0 && nk2 < nk) {
+            out->bounded = 1;
+            memcpy(keep, tmp, (size_t)nk2 * sizeof(int));
+            nk = nk2;
+        }
+    }
+
+    double qmin = 1e300, qmax = -1e300, fmax = 0;
+    for (int k = 0; k < nk; k++) {
+        struct cand *x = &c[keep[k]];
+        double q = out->degraded ? (double)x->inflight : x->est_waiting;
+        if (q < qmin) qmin = q;
+        if (q > qmax) qmax = q;
+    }
+    int best = -1, ties = 0;
+    double best_score = -1e300, best_prefix = 0, best_session = 0;
+    for (int k = 0; k < nk; k++) {
+        struct cand *x = &c[keep[k]];
+        const struct pod_info *p = &s->pods[x->idx];
+        double q = out->degraded ? (double)x->inflight : x->est_waiting;
+        double qs = qmax > qmin ? (qmax - q) / (qmax - qmin) : 1.0;
+        double ps = in->nkeys ? (double)in->match[x->slot] / in->nkeys : 0.0;
+        double ks = out->degraded ? 0.0 : 1.0 - (p->kv_usage > 1 ? 1 : p->kv_usage);
+        double ls = x->adapter_hot ? 1.0 : 0.0;
+        double ss = (int)x->slot == in->session_slot ? 1.0 : 0.0;
+        double score = cfg->w_prefix * ps + cfg->w_queue * qs + cfg->w_kv * ks +
+                       cfg->w_lora * ls + cfg->w_session * ss;
+        if (ps > fmax)
+            fmax = ps;
+        if (score > best_score + 1e-12) {
+            best = keep[k];
+            best_score = score;
+            best_prefix = ps;
+            best_session = ss;
+            ties = 1;
+        } else if (score > best_score - 1e-12) {
+            ties++; /* reservoir: each equal pod wins with 1/ties */
+            if (mix(in->rand ^ (uint64_t)(k + 1) * 0x9E3779B97F4A7C15ull) % (uint64_t)ties == 0) {
+                best = keep[k];
+                best_prefix = ps;
+                best_session = ss;
+            }
+        }
+    }
+    out->score = best_score;
+    if (out->degraded)
+        out->reason = REASON_DEGRADED;
+    else if (best_prefix > 0 && best_prefix >= fmax)
+        out->reason = REASON_PREFIX;
+    else if (best_session > 0)
+        out->reason = REASON_SESSION;
+    else
+        out->reason = REASON_LOAD;
+    return best;
+}
+
+void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
+                 const struct pod_counters *cnt, struct policy_state *st,
+                 const struct route_input *in, struct route_decision *out)
+{
+    struct cand c[POD_MAX];
+    int n = 0, serving = 0;
+    memset(out, 0, sizeof(*out));
+    out->idx = out->shadow_idx = -1;
+
+    for (uint32_t i = 0; i < s->npods && n < POD_MAX; i++) {
+        const struct pod_info *p = &s->pods[i];
+        int aidx = -1;
+        int kind = pod_serves(p, in->model, &aidx);
+        if (!kind)
+            continue;
+        serving++;
+        if (!p->healthy || p->draining || p->slot == in->exclude_slot)
+            continue;
+        struct cand *x = &c[n++];
+        x->idx = (int)i;
+        x->slot = p->slot;
+        x->inflight = atomic_load_explicit(&cnt->inflight[p->slot], memory_order_relaxed);
+        x->est_waiting = est_waiting(p, x->inflight);
+        x->fresh = p->metrics_ok &&
+                   in->now_ns - p->scraped_ns <= (uint64_t)cfg->stale_ms * 1000000ull;
+        x->sat = !x->fresh || x->est_waiting >= cfg->queue_sat || p->kv_usage >= cfg->kv_sat;
+        x->adapter_hot = kind == 2 && aidx >= 0 && aidx < 64 && (p->running_loras >> aidx & 1);
+        out->stale += !x->fresh;
+    }
+    out->candidates = (uint32_t)n;
+    if (n == 0) {
+        out->status = serving ? ROUTE_NO_POD : ROUTE_UNKNOWN_MODEL;
+        return;
+    }
+
+    /* which mode routes this request */
+    enum policy_mode mode = cfg->mode;
+    if (cfg->shadow) {
+        mode = cfg->baseline;
+    } else if (cfg->canary_pct < 100) {
+        double draw = (double)(mix(in->rand ^ 0xC0FFEE) % 10000) / 100.0;
+        if (draw >= cfg->canary_pct)
+            mode = cfg->baseline;
+    }
+    out->mode = mode;
+
+    int pos;
+    if (mode == POLICY_PREFIX_AWARE) {
+        pos = pick_scored(cfg, s, c, n, in, out);
+    } else {
+        pos = pick_simple(mode, c, n, st, in->rand);
+        out->reason = mode == POLICY_ROUND_ROBIN ? REASON_ROUND_ROBIN
+                      : mode == POLICY_RANDOM    ? REASON_RANDOM
+                                                 : REASON_LEAST_REQUEST;
+    }
+    if (cfg->shadow && cfg->mode != mode) {
+        struct route_decision shadow;
+        memset(&shadow, 0, sizeof(shadow));
+        int sp = cfg->mode == POLICY_PREFIX_AWARE ? pick_scored(cfg, s, c, n, in, &shadow)
+                                                  : pick_simple(cfg->mode, c, n, st, in->rand);
+        out->shadow_idx = c[sp].idx;
+    }
+    out->status = ROUTE_OK;
+    out->idx = c[pos].idx;
+    out->prefix_blocks = in->match ? in->match[c[pos].slot] : 0;
+}

@@ -1,0 +1,99 @@
+/* policy: picks the pod for one request. No I/O, no allocation.
+ *
+ * Prefix-aware (default): filters (serves the model or adapter; healthy and
+ * not draining; not saturated unless every candidate is; bounded load), then
+ * a weighted sum of scorers (prefix match ratio, queue, KV usage, LoRA
+ * affinity, session affinity), max score wins, ties broken at random.
+ * Other modes: least-request, round-robin, random. Wrappers: shadow (route
+ * by the baseline, report what prefix-aware would have picked) and canary
+ * (a percentage of requests prefix-aware, the rest by the baseline).
+ *
+ * Metrics older than stale_ms make a pod count as saturated; when no
+ * candidate has fresh metrics the decision is "degraded": the gateway's own
+ * in-flight counts replace the scraped queue, prefix affinity still counts,
+ * and traffic is never refused for want of metrics. */
+#ifndef KVGATE_CORE_POLICY_H
+#define KVGATE_CORE_POLICY_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/podtable.h"
+
+enum policy_mode {
+    POLICY_PREFIX_AWARE,
+    POLICY_LEAST_REQUEST,
+    POLICY_ROUND_ROBIN,
+    POLICY_RANDOM,
+};
+
+struct policy_cfg {
+    enum policy_mode mode;
+    enum policy_mode baseline;  /* for shadow and canary (round-robin) */
+    int shadow;                 /* route by baseline, record `mode`'s pick */
+    double canary_pct;          /* share routed by `mode`, rest by baseline; 100 = all */
+    double w_prefix, w_queue, w_kv, w_lora, w_session;
+    double queue_sat;           /* waiting >= this: saturated (5) */
+    double kv_sat;              /* KV usage >= this: saturated (0.8) */
+    uint32_t stale_ms;          /* metrics older than this: saturated (200) */
+    double bounded_load;        /* a pod takes at most c x mean in-flight ... (1.25); 0 off */
+    double bounded_floor;       /* ... but is never limited below this many (8) */
+};
+
+void policy_defaults(struct policy_cfg *c);
+const char *policy_mode_name(enum policy_mode m);
+/* "prefix-aware", "least-request", "round-robin", "random": 0 or -EINVAL */
+int policy_mode_parse(const char *s, enum policy_mode *m);
+
+enum route_reason {
+    REASON_PREFIX,        /* the best prefix match won */
+    REASON_LOAD,          /* queue / KV scores decided */
+    REASON_SESSION,       /* session affinity decided */
+    REASON_LEAST_REQUEST,
+    REASON_ROUND_ROBIN,
+    REASON_RANDOM,
+    REASON_DEGRADED,      /* no fresh metrics: in-flight + prefix */
+    REASON__COUNT
+};
+const char *route_reason_name(enum route_reason r);
+
+enum route_status {
+    ROUTE_OK,
+    ROUTE_UNKNOWN_MODEL,  /* no pod serves it: 404 */
+    ROUTE_NO_POD,         /* pods serve it, none usable now: 503 */
+};
+
+struct route_input {
+    const char *model;      /* base model or adapter name */
+    uint32_t nkeys;         /* fingerprint blocks of the prompt */
+    const uint16_t *match;  /* per slot: leading blocks held (prefix index) */
+    int session_slot;       /* slot the session last used, -1 none */
+    uint64_t rand;          /* random bits for tie-breaks, canary, random */
+    uint64_t now_ns;
+    uint32_t exclude_slot;  /* a retry avoids the pod that failed; UINT32_MAX none */
+};
+
+struct route_decision {
+    enum route_status status;
+    int idx;                /* index into snapshot->pods, -1 on failure */
+    int shadow_idx;         /* shadow mode: mode's pick; -1 otherwise */
+    enum policy_mode mode;  /* the mode that routed this request */
+    enum route_reason reason;
+    uint8_t degraded;       /* no candidate had fresh metrics */
+    uint8_t all_saturated;  /* the saturation filter let everyone through */
+    uint8_t bounded;        /* the bounded-load guard removed a pod */
+    uint32_t candidates;
+    uint32_t stale;         /* candidates with stale metrics */
+    uint32_t prefix_blocks; /* chosen pod's match */
+    double score;
+};
+
+struct policy_state {
+    atomic_uint_fast64_t rr; /* round-robin cursor */
+};
+
+void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
+                 const struct pod_counters *cnt, struct policy_state *st,
+                 const struct route_input *in, struct route_decision *out);
+
+#endif

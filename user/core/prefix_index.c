@@ -1,0 +1,222 @@
+/* prefix_index: per-pod LRU sets of block keys with one shared hash map.
+ * See prefix_index.h. */
+#include "core/prefix_index.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NIL UINT32_MAX
+
+struct entry {
+    uint64_t key;
+    uint32_t hnext;       /* bucket chain, or free-list link */
+    uint32_t prev, next;  /* the pod's LRU list: head = most recent */
+    uint16_t pod;
+};
+
+struct pod_lru {
+    uint32_t head, tail, count, capacity;
+};
+
+struct prefix_index {
+    pthread_mutex_t mu;
+    uint32_t max_pods, max_entries, nused;
+    struct entry *e;
+    uint32_t free_head;
+    uint32_t *buckets;
+    uint32_t mask;
+    struct pod_lru *pods;
+};
+
+static uint32_t bucket(const struct prefix_index *x, uint64_t key)
+{
+    key ^= key >> 29; /* keys are XXH3 outputs: fold, then mask */
+    return (uint32_t)key & x->mask;
+}
+
+struct prefix_index *pidx_new(uint32_t max_pods, uint32_t max_entries,
+                              uint32_t default_capacity)
+{
+    if (!max_pods || max_pods > PIDX_MAX_PODS || !max_entries) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct prefix_index *x = calloc(1, sizeof(*x));
+    if (!x)
+        return NULL;
+    uint32_t nb = 1;
+    while (nb < max_entries && nb < (1u << 30))
+        nb <<= 1;
+    x->e = malloc((size_t)max_entries * sizeof(*x->e));
+    x->buckets = malloc((size_t)nb * sizeof(*x->buckets));
+    x->pods = calloc(max_pods, sizeof(*x->pods));
+    if (!x->e || !x->buckets || !x->pods) {
+        pidx_free(x);
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_init(&x->mu, NULL);
+    memset(x->buckets, 0xff, (size_t)nb * sizeof(*x->buckets));
+    x->mask = nb - 1;
+    x->max_pods = max_pods;
+    x->max_entries = max_entries;
+    for (uint32_t i = 0; i < max_entries; i++)
+        x->e[i].hnext = i + 1 < max_entries ? i + 1 : NIL;
+    x->free_head = 0;
+    for (uint32_t p = 0; p < max_pods; p++)
+        x->pods[p] = (struct pod_lru){NIL, NIL, 0, default_capacity};
+    return x;
+}
+
+void pidx_free(struct prefix_index *x)
+{
+    if (!x)
+        return;
+    if (x->e)
+        pthread_mutex_destroy(&x->mu);
+    free(x->e);
+    free(x->buckets);
+    free(x->pods);
+    free(x);
+}
+
+static void lru_unlink(struct prefix_index *x, uint32_t i)
+{
+    struct entry *en = &x->e[i];
+    struct pod_lru *p = &x->pods[en->pod];
+    if (en->prev != NIL) x->e[en->prev].next = en->next; else p->head = en->next;
+    if (en->next != NIL) x->e[en->next].prev = en->prev; else p->tail = en->prev;
+    p->count--;
+}
+
+static void lru_push_head(struct prefix_index *x, uint32_t i)
+{
+    struct entry *en = &x->e[i];
+    struct pod_lru *p = &x->pods[en->pod];
+    en->prev = NIL;
+    en->next = p->head;
+    if (p->head != NIL) x->e[p->head].prev = i; else p->tail = i;
+    p->head = i;
+    p->count++;
+}
+
+static void map_unlink(struct prefix_index *x, uint32_t i)
+{
+    uint32_t *pp = &x->buckets[bucket(x, x->e[i].key)];
+    while (*pp != i)
+        pp = &x->e[*pp].hnext;
+    *pp = x->e[i].hnext;
+}
+
+static void release(struct prefix_index *x, uint32_t i)
+{
+    lru_unlink(x, i);
+    map_unlink(x, i);
+    x->e[i].hnext = x->free_head;
+    x->free_head = i;
+    x->nused--;
+}
+
+static uint32_t find(const struct prefix_index *x, uint64_t key, uint32_t pod)
+{
+    for (uint32_t i = x->buckets[bucket(x, key)]; i != NIL; i = x->e[i].hnext)
+        if (x->e[i].key == key && x->e[i].pod == pod)
+            return i;
+    return NIL;
+}
+
+static void shrink(struct prefix_index *x, uint32_t pod, uint32_t to)
+{
+    while (x->pods[pod].count > to && x->pods[pod].tail != NIL)
+        release(x, x->pods[pod].tail);
+}
+
+void pidx_set_capacity(struct prefix_index *x, uint32_t pod, uint32_t blocks)
+{
+    if (pod >= x->max_pods)
+        return;
+    pthread_mutex_lock(&x->mu);
+    x->pods[pod].capacity = blocks;
+    shrink(x, pod, blocks);
+    pthread_mutex_unlock(&x->mu);
+}
+
+void pidx_insert(struct prefix_index *x, uint32_t pod, const uint64_t *keys,
+                 size_t n)
+{
+    if (pod >= x->max_pods || x->pods[pod].capacity == 0)
+        return;
+    pthread_mutex_lock(&x->mu);
+    /* tail first, so the chain's head ends up most recently used */
+    for (size_t k = n; k-- > 0;) {
+        uint32_t i = find(x, keys[k], pod);
+        if (i != NIL) {
+            lru_unlink(x, i);
+            lru_push_head(x, i);
+            continue;
+        }
+        if (x->pods[pod].count >= x->pods[pod].capacity)
+            release(x, x->pods[pod].tail);
+        if (x->free_head == NIL) {
+            /* the shared pool is full: this pod recycles its own oldest */
+            if (x->pods[pod].tail == NIL)
+                break;
+            release(x, x->pods[pod].tail);
+        }
+        i = x->free_head;
+        x->free_head = x->e[i].hnext;
+        x->nused++;
+        x->e[i].key = keys[k];
+        x->e[i].pod = (uint16_t)pod;
+        uint32_t b = bucket(x, keys[k]);
+        x->e[i].hnext = x->buckets[b];
+        x->buckets[b] = i;
+        lru_push_head(x, i);
+    }
+    pthread_mutex_unlock(&x->mu);
+}
+
+uint32_t pidx_lookup(struct prefix_index *x, const uint64_t *keys, size_t n,
+                     uint16_t *match)
+{
+    memset(match, 0, x->max_pods * sizeof(*match));
+    uint32_t best = 0;
+    pthread_mutex_lock(&x->mu);
+    /* block k extends a pod's match only if the pod held blocks 0..k-1 */
+    for (size_t k = 0; k < n && k < UINT16_MAX; k++) {
+        int extended = 0;
+        for (uint32_t i = x->buckets[bucket(x, keys[k])]; i != NIL; i = x->e[i].hnext) {
+            struct entry *en = &x->e[i];
+            if (en->key == keys[k] && match[en->pod] == k) {
+                match[en->pod] = (uint16_t)(k + 1);
+                extended = 1;
+            }
+        }
+        if (!extended)
+            break;
+        best = (uint32_t)k + 1;
+    }
+    pthread_mutex_unlock(&x->mu);
+    return best;
+}
+
+void pidx_purge_pod(struct prefix_index *x, uint32_t pod)
+{
+    if (pod >= x->max_pods)
+        return;
+    pthread_mutex_lock(&x->mu);
+    shrink(x, pod, 0);
+    pthread_mutex_unlock(&x->mu);
+}
+
+uint32_t pidx_pod_blocks(struct prefix_index *x, uint32_t pod)
+{
+    if (pod >= x->max_pods)
+        return 0;
+    pthread_mutex_lock(&x->mu);
+    uint32_t n = x->pods[pod].count;
+    pthread_mutex_unlock(&x->mu);
+    return n;
+}

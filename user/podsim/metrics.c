@@ -1,0 +1,460 @@
+/* metrics: podsim's /metrics page in vLLM v1's names. See metrics.h.
+ *
+ * The page mimics what Python's prometheus_client writes for vLLM, because
+ * gateways (ours included) are written against that text:
+ *   - numbers are printed like prometheus_client's floatToGoString: Python's
+ *     shortest round-trip repr ("3.0", "0.25", "1e-05"), except that a
+ *     positive number with more than 6 integer digits switches to an
+ *     exponent ("1234567.0" -> "1.234567e+06");
+ *   - a counter family is named <name>_total in HELP/TYPE and samples;
+ *   - counters and histograms carry a <name>_created sample, which the text
+ *     format cannot attach to the family, so it is written after the family
+ *     as a gauge family of its own (as prometheus_client does). */
+#include "podsim/metrics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/sbuf.h"
+#include "podsim/kvcache.h"
+#include "podsim/pod.h"
+
+/* ---- vLLM's bucket bounds (vllm/v1/metrics/loggers.py) ---- */
+
+const double VLLM_TTFT_BUCKETS[] = {
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
+    1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
+};
+const int VLLM_TTFT_NBUCKETS =
+    (int)(sizeof(VLLM_TTFT_BUCKETS) / sizeof(VLLM_TTFT_BUCKETS[0]));
+
+const double VLLM_ITL_BUCKETS[] = {
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
+    0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
+};
+const int VLLM_ITL_NBUCKETS =
+    (int)(sizeof(VLLM_ITL_BUCKETS) / sizeof(VLLM_ITL_BUCKETS[0]));
+
+/* also vllm:request_queue_time_seconds' bounds */
+const double VLLM_E2E_BUCKETS[] = {
+    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0,
+    30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0,
+};
+const int VLLM_E2E_NBUCKETS =
+    (int)(sizeof(VLLM_E2E_BUCKETS) / sizeof(VLLM_E2E_BUCKETS[0]));
+
+_Static_assert(sizeof(VLLM_TTFT_BUCKETS) / sizeof(double) <= HIST_MAX_BUCKETS,
+               "TTFT bounds exceed HIST_MAX_BUCKETS");
+_Static_assert(sizeof(VLLM_ITL_BUCKETS) / sizeof(double) <= HIST_MAX_BUCKETS,
+               "ITL bounds exceed HIST_MAX_BUCKETS");
+_Static_assert(sizeof(VLLM_E2E_BUCKETS) / sizeof(double) <= HIST_MAX_BUCKETS,
+               "E2E bounds exceed HIST_MAX_BUCKETS");
+
+/* ---- histograms ---- */
+
+void hist_init(struct hist *h, const double *bounds, int nbounds)
+{
+    memset(h, 0, sizeof(*h));
+    if (nbounds < 0 || !bounds)
+        nbounds = 0;
+    if (nbounds > HIST_MAX_BUCKETS)
+        nbounds = HIST_MAX_BUCKETS; /* the tail folds into +Inf */
+    h->bounds = bounds;
+    h->nbounds = nbounds;
+}
+
+/* First bucket whose bound is >= v (Prometheus' le semantics); nbounds is
+ * the +Inf bucket. A NaN is not observed at all: it has no bucket, and
+ * would poison _sum for the life of the process. */
+void hist_observe(struct hist *h, double v)
+{
+    if (isnan(v))
+        return;
+    int lo = 0, hi = h->nbounds;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (v <= h->bounds[mid])
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    h->counts[lo]++;
+    h->count++;
+    h->sum += v;
+}
+
+/* ---- number formatting ---- */
+
+#define NUM_MAX 40
+
+/* Python's repr(v) for a finite double: the shortest decimal that reads back
+ * as v, in fixed notation when its exponent is in [-4, 16), else as
+ * d[.ddd]e[+-]XX. */
+static void py_repr(char *buf, double v)
+{
+    char e[NUM_MAX];
+    /* Integers below 1e16 (most samples: counts) print exactly as "N.0". */
+    if (v == trunc(v) && fabs(v) < 1e16) {
+        snprintf(buf, NUM_MAX, "%.0f.0", v);
+        return;
+    }
+    /* Fewest significant digits that round-trip. The correctly rounded
+     * p-digit decimal is the closest p-digit one, so if any p-digit string
+     * round-trips this one does, and so does every longer one: bisect. */
+    int lo = 1, hi = 17;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        snprintf(e, sizeof(e), "%.*e", mid - 1, v);
+        if (strtod(e, NULL) == v)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    snprintf(e, sizeof(e), "%.*e", lo - 1, v);
+
+    /* e = [-]d[.ddd]e[+-]XX: split into sign, digits, exponent */
+    const char *s = e;
+    char *o = buf;
+    if (*s == '-')
+        *o++ = *s++;
+    char dig[20];
+    int nd = 0;
+    for (; *s && *s != 'e'; s++)
+        if (*s != '.')
+            dig[nd++] = *s;
+    while (nd > 1 && dig[nd - 1] == '0') /* "1e+00" has no zeros; be safe */
+        nd--;
+    int exp = atoi(s + 1);
+
+    if (exp >= -4 && exp < 16) {
+        if (exp < 0) {
+            *o++ = '0';
+            *o++ = '.';
+            for (int i = 0; i < -exp - 1; i++)
+                *o++ = '0';
+            memcpy(o, dig, nd);
+            o += nd;
+        } else {
+            for (int i = 0; i <= exp; i++)
+                *o++ = i < nd ? dig[i] : '0';
+            *o++ = '.';
+            if (nd > exp + 1) {
+                memcpy(o, dig + exp + 1, nd - exp - 1);
+                o += nd - exp - 1;
+            } else {
+                *o++ = '0';
+            }
+        }
+        *o = '\0';
+    } else {
+        *o++ = dig[0];
+        if (nd > 1) {
+            *o++ = '.';
+            memcpy(o, dig + 1, nd - 1);
+            o += nd - 1;
+        }
+        sprintf(o, "e%c%02d", exp < 0 ? '-' : '+', abs(exp));
+    }
+}
+
+/* prometheus_client's floatToGoString(v), used for sample values and le. */
+static void fmt_num(char *buf, double v)
+{
+    if (isnan(v)) {
+        strcpy(buf, "NaN");
+        return;
+    }
+    if (isinf(v)) {
+        strcpy(buf, v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    py_repr(buf, v);
+    const char *dot = strchr(buf, '.');
+    int pos = dot ? (int)(dot - buf) : -1;
+    if (v > 0 && pos > 6 && !strchr(buf, 'e')) {
+        /* "1234567.5" -> "1.2345675e+06": Python writes the exponent as
+         * "e+0" followed by the digit count - 1, whatever its width. */
+        char m[NUM_MAX];
+        int n = 0;
+        m[n++] = buf[0];
+        m[n++] = '.';
+        for (const char *c = buf + 1; *c; c++)
+            if (*c != '.')
+                m[n++] = *c;
+        while (n > 0 && (m[n - 1] == '0' || m[n - 1] == '.'))
+            n--;
+        m[n] = '\0';
+        /* pos <= 17 here (repr switches to an exponent at 1e16) */
+        snprintf(buf, NUM_MAX, "%.24se+0%u", m, (unsigned)(pos - 1) % 100u);
+    }
+}
+
+/* ---- text exposition helpers ---- */
+
+/* The start time every _created sample reports: set at the first render,
+ * which happens shortly after the process started serving. */
+static double metrics_process_start;
+
+static double unix_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Label value escaping of the text format: \ " and newline. */
+static void put_label_value(struct sbuf *out, const char *s)
+{
+    const char *run = s;
+    for (; *s; s++) {
+        const char *esc = NULL;
+        if (*s == '\\')
+            esc = "\\\\";
+        else if (*s == '"')
+            esc = "\\\"";
+        else if (*s == '\n')
+            esc = "\\n";
+        if (!esc)
+            continue;
+        sbuf_append(out, run, (size_t)(s - run));
+        sbuf_puts(out, esc);
+        run = s + 1;
+    }
+    sbuf_append(out, run, (size_t)(s - run));
+}
+
+static void put_label(struct sbuf *out, const char *k, const char *v)
+{
+    sbuf_printf(out, ",%s=\"", k);
+    put_label_value(out, v);
+    sbuf_puts(out, "\"");
+}
+
+static void put_header(struct sbuf *out, const char *name, const char *suffix,
+                       const char *type, const char *help)
+{
+    sbuf_printf(out, "# HELP %s%s %s\n# TYPE %s%s %s\n", name, suffix, help,
+                name, suffix, type);
+}
+
+/* "<name><suffix>{engine="0",model_name="<m>"" - the caller adds any other
+ * labels with put_label and closes with put_value. */
+static void put_series(struct sbuf *out, const struct pod *p,
+                       const char *name, const char *suffix)
+{
+    sbuf_printf(out, "%s%s{engine=\"0\",model_name=\"", name, suffix);
+    put_label_value(out, p->model);
+    sbuf_puts(out, "\"");
+}
+
+static void put_value(struct sbuf *out, double v)
+{
+    char num[NUM_MAX];
+    fmt_num(num, v);
+    sbuf_printf(out, "} %s\n", num);
+}
+
+static void put_gauge(struct sbuf *out, const struct pod *p, const char *name,
+                      const char *help, double v)
+{
+    put_header(out, name, "", "gauge", help);
+    put_series(out, p, name, "");
+    put_value(out, v);
+}
+
+/* ---- families ---- */
+
+struct counter_def {
+    const char *name; /* without _total */
+    const char *help;
+    size_t off;       /* uint64_t in struct pod_stats */
+};
+
+static const struct counter_def counters[] = {
+    {"vllm:prefix_cache_queries",
+     "Prefix cache queries, in terms of number of queried tokens.",
+     offsetof(struct pod_stats, prefix_queries)},
+    {"vllm:prefix_cache_hits",
+     "Prefix cache hits, in terms of number of cached tokens.",
+     offsetof(struct pod_stats, prefix_hits)},
+    {"vllm:num_preemptions", "Cumulative number of preemption from the engine.",
+     offsetof(struct pod_stats, preemptions)},
+    {"vllm:prompt_tokens", "Number of prefill tokens processed.",
+     offsetof(struct pod_stats, prompt_tokens)},
+    {"vllm:generation_tokens", "Number of generation tokens processed.",
+     offsetof(struct pod_stats, generation_tokens)},
+};
+
+static uint64_t stat_u64(const struct pod_stats *st, size_t off)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)st + off, sizeof(v));
+    return v;
+}
+
+static void put_counter(struct sbuf *out, const struct pod *p,
+                        const struct counter_def *c)
+{
+    put_header(out, c->name, "_total", "counter", c->help);
+    put_series(out, p, c->name, "_total");
+    put_value(out, (double)stat_u64(&p->eng.st, c->off));
+    put_header(out, c->name, "_created", "gauge", c->help);
+    put_series(out, p, c->name, "_created");
+    put_value(out, metrics_process_start);
+}
+
+static void put_request_success(struct sbuf *out, const struct pod *p)
+{
+    static const char name[] = "vllm:request_success";
+    static const char help[] = "Count of successfully processed requests.";
+    const struct pod_stats *st = &p->eng.st;
+    const struct {
+        const char *reason;
+        uint64_t n;
+    } rows[] = {
+        {"stop", st->finished_stop},
+        {"length", st->finished_length},
+        {"abort", st->finished_abort},
+    };
+    const int nrows = (int)(sizeof(rows) / sizeof(rows[0]));
+
+    put_header(out, name, "_total", "counter", help);
+    for (int i = 0; i < nrows; i++) {
+        put_series(out, p, name, "_total");
+        put_label(out, "finished_reason", rows[i].reason);
+        put_value(out, (double)rows[i].n);
+    }
+    put_header(out, name, "_created", "gauge", help);
+    for (int i = 0; i < nrows; i++) {
+        put_series(out, p, name, "_created");
+        put_label(out, "finished_reason", rows[i].reason);
+        put_value(out, metrics_process_start);
+    }
+}
+
+static void put_histogram(struct sbuf *out, const struct pod *p,
+                          const char *name, const char *help,
+                          const struct hist *h)
+{
+    char le[NUM_MAX];
+    uint64_t acc = 0;
+    int nb = h->nbounds;
+
+    if (nb < 0 || nb > HIST_MAX_BUCKETS || !h->bounds)
+        nb = 0; /* never initialised: only +Inf */
+    put_header(out, name, "", "histogram", help);
+    for (int i = 0; i <= nb; i++) {
+        acc += h->counts[i];
+        if (i < nb)
+            fmt_num(le, h->bounds[i]);
+        else
+            strcpy(le, "+Inf");
+        put_series(out, p, name, "_bucket");
+        put_label(out, "le", le);
+        put_value(out, (double)acc);
+    }
+    /* _count is the +Inf bucket, as prometheus_client computes it, so the
+     * two can never disagree on the page. */
+    put_series(out, p, name, "_count");
+    put_value(out, (double)acc);
+    put_series(out, p, name, "_sum");
+    put_value(out, h->sum);
+    put_header(out, name, "_created", "gauge", help);
+    put_series(out, p, name, "_created");
+    put_value(out, metrics_process_start);
+}
+
+static void put_cache_config(struct sbuf *out, const struct pod *p)
+{
+    static const char name[] = "vllm:cache_config_info";
+    char v[24];
+
+    put_header(out, name, "", "gauge",
+               "Information of the LLMEngine CacheConfig");
+    put_series(out, p, name, "");
+    snprintf(v, sizeof(v), "%d", KV_BLOCK_TOKENS);
+    put_label(out, "block_size", v);
+    snprintf(v, sizeof(v), "%u", p->eng.kv.nblocks);
+    put_label(out, "num_gpu_blocks", v);
+    put_label(out, "cache_dtype", "auto");
+    put_label(out, "enable_prefix_caching", "True");
+    put_value(out, 1.0);
+}
+
+/* One series per remembered label set, valued with the unix time it was
+ * last current: vLLM's registry keeps stale label sets, so a reader must
+ * take the series with the newest value. */
+static void put_lora_info(struct sbuf *out, const struct pod *p)
+{
+    static const char name[] = "vllm:lora_requests_info";
+    char v[24];
+    int n = p->nlora_info;
+    const int cap = (int)(sizeof(p->lora_info) / sizeof(p->lora_info[0]));
+
+    if (n < 0)
+        n = 0;
+    if (n > cap)
+        n = cap;
+    put_header(out, name, "", "gauge", "Running stats on lora requests.");
+    snprintf(v, sizeof(v), "%u", p->eng.cfg.max_loras);
+    for (int i = 0; i < n; i++) {
+        char running[sizeof(p->lora_info[i].running) + 1];
+        char waiting[sizeof(p->lora_info[i].waiting) + 1];
+        /* the fields are fixed arrays: do not trust a terminator */
+        snprintf(running, sizeof(running), "%.*s",
+                 (int)sizeof(p->lora_info[i].running), p->lora_info[i].running);
+        snprintf(waiting, sizeof(waiting), "%.*s",
+                 (int)sizeof(p->lora_info[i].waiting), p->lora_info[i].waiting);
+        put_series(out, p, name, "");
+        put_label(out, "max_lora", v);
+        put_label(out, "running_lora_adapters", running);
+        put_label(out, "waiting_lora_adapters", waiting);
+        put_value(out, p->lora_info[i].ts);
+    }
+}
+
+int metrics_render(const struct pod *p, struct sbuf *out)
+{
+    const struct engine *e = &p->eng;
+    const struct pod_stats *st = &e->st;
+
+    if (metrics_process_start == 0.0)
+        metrics_process_start = unix_now();
+
+    put_gauge(out, p, "vllm:num_requests_running",
+              "Number of requests in model execution batches.",
+              (double)e->nrunning);
+    put_gauge(out, p, "vllm:num_requests_waiting",
+              "Number of requests waiting to be processed.",
+              (double)e->nwaiting);
+    if (p->legacy_metrics)
+        put_gauge(out, p, "vllm:gpu_cache_usage_perc",
+                  "GPU KV-cache usage. 1 means 100 percent usage.",
+                  kv_usage(&e->kv));
+    else
+        put_gauge(out, p, "vllm:kv_cache_usage_perc",
+                  "KV-cache usage. 1 means 100 percent usage.",
+                  kv_usage(&e->kv));
+    put_cache_config(out, p);
+    put_lora_info(out, p);
+
+    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+        put_counter(out, p, &counters[i]);
+    put_request_success(out, p);
+
+    put_histogram(out, p, "vllm:time_to_first_token_seconds",
+                  "Histogram of time to first token in seconds.", &st->ttft);
+    put_histogram(out, p, "vllm:inter_token_latency_seconds",
+                  "Histogram of inter-token latency in seconds.", &st->itl);
+    put_histogram(out, p, "vllm:e2e_request_latency_seconds",
+                  "Histogram of e2e request latency in seconds.", &st->e2e);
+    put_histogram(out, p, "vllm:request_queue_time_seconds",
+                  "Histogram of time spent in WAITING phase for request.",
+                  &st->queue);
+
+    return out->oom ? -ENOMEM : 0;
+}
