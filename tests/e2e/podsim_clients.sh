@@ -12,7 +12,7 @@ t_h2c() {
     printf '{"model":"%s","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"ignore_eos":true,"stream":true}' "$M" >"$E2E_TMP/b.json"
     nghttp -v -H 'content-type: application/json' -d "$E2E_TMP/b.json" \
         "http://127.0.0.1:$P/v1/chat/completions" >"$E2E_TMP/h2" 2>&1 || { tail "$E2E_TMP/h2"; return 1; }
-    grep -q 'recv (stream_id=1) :status: 200' "$E2E_TMP/h2" &&
+    grep -q ':status: 200' "$E2E_TMP/h2" &&
     grep -q 'content-type: text/event-stream' "$E2E_TMP/h2" &&
     [ "$(grep -c '"delta":{"content":"' "$E2E_TMP/h2")" = 4 ] &&
     grep -q 'data: \[DONE\]' "$E2E_TMP/h2" || { tail -30 "$E2E_TMP/h2"; return 1; }
@@ -61,10 +61,12 @@ check "all 8 pods still healthy afterwards" t_alive
 t_promtool() {
     command -v promtool >/dev/null || { echo "promtool missing"; return 1; }
     curl -sf "http://127.0.0.1:$P/metrics" >"$E2E_TMP/m"
-    promtool check metrics <"$E2E_TMP/m" >"$E2E_TMP/pt" 2>&1
-    local rc=$?
-    # promtool exits 1 on lint findings too; a parse error says "error while linting"
-    ! grep -qi 'error while linting\|parse' "$E2E_TMP/pt" || { cat "$E2E_TMP/pt"; return 1; }
+    local rc=0
+    promtool check metrics <"$E2E_TMP/m" >"$E2E_TMP/pt" 2>&1 || rc=$?
+    # promtool exits 1 on a parse error, 3 on lint findings only; vLLM's
+    # names always draw "should not contain ':'", any other finding fails
+    [ $rc = 0 ] || [ $rc = 3 ] || { echo "promtool rc $rc"; cat "$E2E_TMP/pt"; return 1; }
+    ! grep -v "should not contain ':'" "$E2E_TMP/pt" | grep -q . || { cat "$E2E_TMP/pt"; return 1; }
     for name in vllm:num_requests_running vllm:num_requests_waiting vllm:kv_cache_usage_perc \
         vllm:cache_config_info vllm:prefix_cache_queries_total vllm:prefix_cache_hits_total \
         vllm:num_preemptions_total vllm:time_to_first_token_seconds_bucket \
@@ -73,7 +75,6 @@ t_promtool() {
     done
     grep -q 'vllm:cache_config_info{.*num_gpu_blocks="27000"' "$E2E_TMP/m" &&
     grep -qE '^vllm:generation_tokens_total\{[^}]*\} [1-9]' "$E2E_TMP/m" || { echo "counters"; return 1; }
-    [ $rc -le 1 ]
 }
 check "/metrics parses with promtool and has vLLM's names" t_promtool
 
