@@ -116,9 +116,9 @@ TEST(numbers_like_prometheus_client)
         {INFINITY, "+Inf"},    {-INFINITY, "-Inf"},
         {NAN, "NaN"},
     };
-    char buf[NUM_MAX];
+    char buf[PROM_NUM_MAX];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        fmt_num(buf, cases[i].v);
+        prom_fmt_num(buf, cases[i].v);
         CHECK_STR(buf, cases[i].want);
     }
 }

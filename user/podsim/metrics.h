@@ -11,26 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HIST_MAX_BUCKETS 24
-
-struct hist {
-    const double *bounds; /* upper bounds, ascending; +Inf implied */
-    int nbounds;
-    uint64_t counts[HIST_MAX_BUCKETS + 1]; /* per bucket, not cumulative */
-    uint64_t count;
-    double sum;
-};
-
-/* vLLM's bucket bounds (seconds) */
-extern const double VLLM_TTFT_BUCKETS[];
-extern const int VLLM_TTFT_NBUCKETS;
-extern const double VLLM_ITL_BUCKETS[];
-extern const int VLLM_ITL_NBUCKETS;
-extern const double VLLM_E2E_BUCKETS[];
-extern const int VLLM_E2E_NBUCKETS;
-
-void hist_init(struct hist *h, const double *bounds, int nbounds);
-void hist_observe(struct hist *h, double v);
+#include "common/promtext.h"
 
 struct pod;
 struct sbuf;
