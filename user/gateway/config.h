@@ -1,0 +1,81 @@
+/* config: kvgated's configuration, from one JSON file or from flags.
+ *
+ * Every key is documented in README.md ("kvgated configuration"). Errors
+ * name the key path, e.g. `pods[2].url: expected "http://host:port"`.
+ * Unknown keys are errors too (a typo must not silently fall back). */
+#ifndef KVGATE_GATEWAY_CONFIG_H
+#define KVGATE_GATEWAY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/podtable.h"
+#include "core/policy.h"
+
+#define GW_MAX_OVERRIDES 32
+
+struct gw_pod_cfg {
+    char name[POD_NAME_MAX];      /* default "host:port" */
+    char host[POD_NAME_MAX];      /* numeric IPv4/IPv6 or a name resolved at load */
+    uint16_t port;
+    enum pod_engine engine;       /* "vllm" (default), "sglang", "trtllm" */
+    uint32_t nmodels;             /* 0: discovered from GET /v1/models */
+    char models[POD_MAX_MODELS][POD_MODEL_MAX];
+};
+
+struct gw_policy_override {
+    char model[POD_MODEL_MAX];
+    struct policy_cfg policy;
+};
+
+struct gw_config {
+    char listen[128];             /* "0.0.0.0:8080" */
+    char admin_listen[128];       /* "127.0.0.1:9090" */
+    char admin_token[128];        /* bearer token for /admin (empty = none) */
+    uint32_t workers;             /* 0 = number of cores */
+    uint32_t npods;
+    struct gw_pod_cfg pods[POD_MAX];
+    struct policy_cfg policy;
+    uint32_t noverrides;
+    struct gw_policy_override overrides[GW_MAX_OVERRIDES];
+    /* fingerprint */
+    uint32_t block_bytes;         /* 64 */
+    uint32_t max_blocks;          /* 256 */
+    /* prefix index */
+    uint32_t index_max_entries;   /* 2,000,000 */
+    uint32_t index_default_blocks;/* per pod until its cache size is scraped */
+    double bytes_per_token;       /* prompt bytes per model token (4) */
+    /* control thread */
+    uint32_t scrape_ms;           /* 50 */
+    uint32_t scrape_timeout_ms;   /* 1000 */
+    uint32_t health_ms;           /* 1000 */
+    uint32_t models_ms;           /* 5000: /v1/models refresh */
+    /* limits */
+    uint32_t max_header_bytes;    /* 65536 */
+    uint64_t max_body_bytes;      /* 32 MiB */
+    uint32_t max_connections;     /* 10000 (all workers) */
+    uint32_t header_timeout_ms;   /* 10000: whole request head + body */
+    uint32_t idle_timeout_ms;     /* 60000: keep-alive idle */
+    uint32_t connect_timeout_ms;  /* 1000 */
+    uint32_t first_byte_timeout_ms; /* 120000: pod's first response byte */
+    size_t max_buffered_bytes;    /* 1 MiB: output buffered per stream before backpressure */
+    /* access log */
+    char access_log[256];         /* path, "-" for stdout, "" off */
+};
+
+void gw_config_defaults(struct gw_config *c);
+
+/* Loads a JSON file over the defaults. 0, or -1 with err filled with
+ * "<path>: <key path>: <what is wrong>". */
+int gw_config_load(const char *path, struct gw_config *c, char *err, size_t errlen);
+/* Parses JSON text (same rules). */
+int gw_config_parse(const char *json, size_t len, struct gw_config *c, char *err,
+                    size_t errlen);
+
+/* "http://host:port" -> pod entry (flags and admin API). 0 or -1 + err. */
+int gw_pod_from_url(const char *url, struct gw_pod_cfg *p, char *err, size_t errlen);
+
+/* Policy for a model: its override, else the global one. */
+const struct policy_cfg *gw_policy_for(const struct gw_config *c, const char *model);
+
+#endif

@@ -1,0 +1,113 @@
+/* gateway: what kvgated's threads share, and the routing calls the data
+ * path makes for each request (route.c).
+ *
+ * Threads: N workers (worker.c), each an ev_loop with its own SO_REUSEPORT
+ * listener, client connections and upstream pools; one control thread
+ * (control.c) scraping pods, checking health, discovering models, serving
+ * the admin API and publishing pod snapshots. Workers never block on the
+ * control thread: they read the current snapshot, the prefix index (short
+ * mutex), and per-pod atomics. */
+#ifndef KVGATE_GATEWAY_GATEWAY_H
+#define KVGATE_GATEWAY_GATEWAY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/podtable.h"
+#include "core/policy.h"
+#include "gateway/config.h"
+
+struct prefix_index;
+struct gw_metrics;
+struct accesslog;
+struct session_table;
+
+/* Routing settings that the admin API and reloads swap at run time. */
+struct gw_policies {
+    struct policy_cfg global;
+    uint32_t noverrides;
+    struct gw_policy_override overrides[GW_MAX_OVERRIDES];
+};
+
+struct gw {
+    struct gw_config cfg;            /* as loaded; pods change via control */
+    const char *config_path;         /* NULL when started from flags */
+    struct prefix_index *pidx;
+    struct session_table *sessions;
+    struct gw_metrics *metrics;
+    struct accesslog *alog;
+    struct pod_counters counters;
+    struct policy_state pstate;
+    pthread_mutex_t policy_mu;       /* guards policies (copied per request) */
+    struct gw_policies policies;
+    atomic_uint conns;               /* open client connections, all workers */
+    atomic_int stopping;
+    atomic_uint_fast64_t rng;        /* seed source for per-request randomness */
+};
+
+/* Per-request routing state, embedded in the worker's stream object. */
+struct gw_request {
+    /* filled by the worker from headers and the body scan */
+    char model[256];             /* as the body names it (bodyscan caps 255) */
+    char tenant[128];            /* x-gateway-inference-fairness-id, or "user" */
+    char session[128];           /* x-session-id */
+    int stream;                  /* "stream": true */
+    uint32_t nkeys;
+    uint64_t keys[1024];         /* fingerprint keys (model-keyed) */
+    uint64_t body_bytes;
+    int h2;                      /* client spoke HTTP/2 */
+    /* filled by gw_route */
+    struct route_decision d;
+    struct pod_info pod;         /* copy of the chosen pod (address, name) */
+    int routed;                  /* inflight counted, must be released */
+    int retries;
+    const char *fallback;        /* why the decision left the happy path, or NULL */
+    /* timing (CLOCK_MONOTONIC ns) and outcome, filled by the worker */
+    uint64_t t_start, t_body, t_decide, t_routed, t_upstream_sent,
+             t_first_byte, t_first_token, t_last_token, t_end;
+    uint64_t t_prev_event;       /* gw_request_event's own clock */
+    uint32_t events;             /* SSE data events relayed */
+    int status;                  /* HTTP status sent to the client */
+    const char *error;           /* short cause when it failed */
+    uint64_t bytes_out;
+};
+
+/* Chooses a pod for r (exclude_slot: a retry avoids the pod that failed).
+ * Returns ROUTE_OK, ROUTE_UNKNOWN_MODEL (answer 404) or ROUTE_NO_POD (503).
+ * On ROUTE_OK the pod's in-flight count is raised, the prefix index and
+ * session table are credited, and r->pod holds the target. */
+enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_slot);
+/* Undoes gw_route's in-flight count (once; safe to call twice). */
+void gw_route_release(struct gw *g, struct gw_request *r);
+/* The data path saw the pod fail (connect refused, reset before a byte):
+ * keep it out of routing until the control thread's next health check. */
+void gw_pod_failed(struct gw *g, uint32_t slot);
+/* Request finished (any outcome): metrics and access log. */
+void gw_request_done(struct gw *g, struct gw_request *r);
+
+/* Body scan + prefix fingerprint of one request, fed as body bytes arrive
+ * (route.c wraps core/bodyscan and core/fingerprint). */
+struct gw_scan;
+struct gw_scan *gw_scan_new(struct gw *g);
+void gw_scan_free(struct gw_scan *s);
+/* 0, or -1 once the body is known to be malformed (sticky). */
+int gw_scan_feed(struct gw_scan *s, const char *p, size_t n);
+/* At the end of the body: fills r->model, r->stream, r->nkeys/keys (keyed
+ * by model and cache_salt) and r->tenant from "user" when no header set it.
+ * 0, or -1 with *err (static text) and *err_offset (byte offset) for a 400. */
+int gw_scan_finish(struct gw_scan *s, struct gw_request *r, const char **err,
+                   size_t *err_offset);
+
+/* One SSE event with content was relayed at now_ns (inter-token latency
+ * as the client sees it). */
+void gw_request_event(struct gw *g, struct gw_request *r, uint64_t now_ns);
+/* The union of models and adapters the pods serve, as GET /v1/models. */
+struct sbuf;
+void gw_models_json(struct gw *g, struct sbuf *out);
+
+/* 64 random bits (xorshift on a shared atomic; good enough for tie-breaks). */
+uint64_t gw_rand(struct gw *g);
+
+#endif

@@ -1,0 +1,389 @@
+/* gwmetrics: kvgated's own metrics. See gwmetrics.h. */
+#include "gateway/gwmetrics.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/promtext.h"
+#include "common/sbuf.h"
+#include "core/podtable.h"
+#include "gateway/gateway.h"
+
+#define MAX_MODELS 64
+#define MAX_TENANTS 256
+#define MAX_MT 1024    /* (model, tenant) series */
+#define MAX_REQ 4096   /* (model, pod, status) series */
+#define MAX_NAMED 1024 /* small labelled counters */
+
+static const double RATIO_BUCKETS[] = {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99, 1.0};
+static const double DECISION_BUCKETS[] = {1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4,
+                                          2e-4, 5e-4, 1e-3, 1e-2};
+static const double ADDED_BUCKETS[] = {1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3,
+                                       2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1};
+#define NB(a) ((int)(sizeof(a) / sizeof(a[0])))
+
+struct mt_series {
+    char model[128], tenant[128];
+    struct hist ttft, itl, e2e;
+};
+
+struct req_series {
+    char model[128], pod[POD_NAME_MAX];
+    int status;
+    uint64_t n;
+};
+
+struct named {
+    char family[24];  /* which counter family */
+    char a[POD_NAME_MAX], b[32]; /* label values */
+    uint64_t n;
+};
+
+struct gw_metrics {
+    pthread_mutex_t mu;
+    struct mt_series mt[MAX_MT];
+    uint32_t nmt;
+    struct req_series req[MAX_REQ];
+    uint32_t nreq;
+    struct named named[MAX_NAMED];
+    uint32_t nnamed;
+    char models[MAX_MODELS][128];
+    uint32_t nmodels;
+    char tenants[MAX_TENANTS][128];
+    uint32_t ntenants;
+    uint64_t decisions[4][REASON__COUNT];
+    uint64_t shadow_agree, shadow_disagree;
+    struct hist ratio, decision, added;
+};
+
+struct gw_metrics *gw_metrics_new(void)
+{
+    struct gw_metrics *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    pthread_mutex_init(&m->mu, NULL);
+    hist_init(&m->ratio, RATIO_BUCKETS, NB(RATIO_BUCKETS));
+    hist_init(&m->decision, DECISION_BUCKETS, NB(DECISION_BUCKETS));
+    hist_init(&m->added, ADDED_BUCKETS, NB(ADDED_BUCKETS));
+    return m;
+}
+
+void gw_metrics_free(struct gw_metrics *m)
+{
+    if (m) {
+        pthread_mutex_destroy(&m->mu);
+        free(m);
+    }
+}
+
+/* Bounded label sets: the first N distinct values are kept, later ones are
+ * counted as "other" so a client cannot blow up the page. */
+static const char *bounded(char (*set)[128], uint32_t *n, uint32_t cap, const char *v)
+{
+    if (!v[0])
+        return "none";
+    for (uint32_t i = 0; i < *n; i++)
+        if (!strcmp(set[i], v))
+            return set[i];
+    if (*n == cap)
+        return "other";
+    snprintf(set[*n], 128, "%s", v);
+    return set[(*n)++];
+}
+
+static struct mt_series *mt_get(struct gw_metrics *m, const char *model, const char *tenant)
+{
+    for (uint32_t i = 0; i < m->nmt; i++)
+        if (!strcmp(m->mt[i].model, model) && !strcmp(m->mt[i].tenant, tenant))
+            return &m->mt[i];
+    if (m->nmt == MAX_MT)
+        return NULL;
+    struct mt_series *s = &m->mt[m->nmt++];
+    snprintf(s->model, sizeof(s->model), "%s", model);
+    snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
+    hist_init(&s->ttft, VLLM_TTFT_BUCKETS, VLLM_TTFT_NBUCKETS);
+    hist_init(&s->itl, VLLM_ITL_BUCKETS, VLLM_ITL_NBUCKETS);
+    hist_init(&s->e2e, VLLM_E2E_BUCKETS, VLLM_E2E_NBUCKETS);
+    return s;
+}
+
+static void named_inc(struct gw_metrics *m, const char *family, const char *a, const char *b)
+{
+    for (uint32_t i = 0; i < m->nnamed; i++) {
+        struct named *x = &m->named[i];
+        if (!strcmp(x->family, family) && !strcmp(x->a, a) && !strcmp(x->b, b)) {
+            x->n++;
+            return;
+        }
+    }
+    if (m->nnamed == MAX_NAMED)
+        return;
+    struct named *x = &m->named[m->nnamed++];
+    snprintf(x->family, sizeof(x->family), "%s", family);
+    snprintf(x->a, sizeof(x->a), "%s", a);
+    snprintf(x->b, sizeof(x->b), "%s", b);
+    x->n = 1;
+}
+
+static double secs(uint64_t a, uint64_t b)
+{
+    return (double)(b - a) / 1e9;
+}
+
+void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
+{
+    pthread_mutex_lock(&m->mu);
+    const char *model = bounded(m->models, &m->nmodels, MAX_MODELS, r->model);
+    const char *tenant = bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant);
+    const char *pod = r->d.idx >= 0 && r->pod.name[0] ? r->pod.name : "none";
+
+    struct req_series *rs = NULL;
+    for (uint32_t i = 0; i < m->nreq && !rs; i++)
+        if (m->req[i].status == r->status && !strcmp(m->req[i].model, model) &&
+            !strcmp(m->req[i].pod, pod))
+            rs = &m->req[i];
+    if (!rs && m->nreq < MAX_REQ) {
+        rs = &m->req[m->nreq++];
+        snprintf(rs->model, sizeof(rs->model), "%s", model);
+        snprintf(rs->pod, sizeof(rs->pod), "%s", pod);
+        rs->status = r->status;
+    }
+    if (rs)
+        rs->n++;
+
+    if (r->d.status == ROUTE_OK && r->d.idx >= 0) {
+        m->decisions[r->d.mode & 3][r->d.reason < REASON__COUNT ? r->d.reason : 0]++;
+        if (r->nkeys)
+            hist_observe(&m->ratio, (double)r->d.prefix_blocks / r->nkeys);
+        if (r->d.shadow_idx >= 0) {
+            if (r->d.shadow_idx == r->d.idx)
+                m->shadow_agree++;
+            else
+                m->shadow_disagree++;
+        }
+        if (r->fallback)
+            named_inc(m, "fallback", r->fallback, "");
+    }
+    if (r->t_decide && r->t_routed >= r->t_decide)
+        hist_observe(&m->decision, secs(r->t_decide, r->t_routed));
+    if (r->t_body && r->t_upstream_sent >= r->t_body)
+        hist_observe(&m->added, secs(r->t_body, r->t_upstream_sent));
+
+    struct mt_series *s = mt_get(m, model, tenant);
+    if (s && r->status == 200) {
+        if (r->t_first_token && r->t_first_token >= r->t_start)
+            hist_observe(&s->ttft, secs(r->t_start, r->t_first_token));
+        if (r->t_end >= r->t_start)
+            hist_observe(&s->e2e, secs(r->t_start, r->t_end));
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+void gw_metrics_itl(struct gw_metrics *m, const struct gw_request *r, double seconds)
+{
+    pthread_mutex_lock(&m->mu);
+    const char *model = bounded(m->models, &m->nmodels, MAX_MODELS, r->model);
+    const char *tenant = bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant);
+    struct mt_series *s = mt_get(m, model, tenant);
+    if (s)
+        hist_observe(&s->itl, seconds);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void gw_metrics_scrape(struct gw_metrics *m, const char *pod, const char *cause)
+{
+    pthread_mutex_lock(&m->mu);
+    named_inc(m, "scrape", pod, cause ? cause : "ok");
+    pthread_mutex_unlock(&m->mu);
+}
+
+void gw_metrics_retry(struct gw_metrics *m, const char *cause)
+{
+    pthread_mutex_lock(&m->mu);
+    named_inc(m, "retry", cause, "");
+    named_inc(m, "fallback", "retry", "");
+    pthread_mutex_unlock(&m->mu);
+}
+
+void gw_metrics_limit(struct gw_metrics *m, const char *which)
+{
+    pthread_mutex_lock(&m->mu);
+    named_inc(m, "limit", which, "");
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- rendering ---- */
+
+static void head(struct sbuf *o, const char *name, const char *type, const char *help)
+{
+    sbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void num(struct sbuf *o, double v)
+{
+    char b[PROM_NUM_MAX];
+    prom_fmt_num(b, v);
+    sbuf_printf(o, " %s\n", b);
+}
+
+static void lbl(struct sbuf *o, const char *k, const char *v, int first)
+{
+    sbuf_printf(o, "%s%s=\"", first ? "" : ",", k);
+    prom_label_value(o, v);
+    sbuf_puts(o, "\"");
+}
+
+static void hist_out(struct sbuf *o, const char *name, const struct hist *h,
+                     const char *labels /* "" or `a="b",` */)
+{
+    uint64_t cum = 0;
+    char b[PROM_NUM_MAX];
+    for (int i = 0; i <= h->nbounds; i++) {
+        cum += h->counts[i];
+        if (i < h->nbounds)
+            prom_fmt_num(b, h->bounds[i]);
+        else
+            strcpy(b, "+Inf");
+        sbuf_printf(o, "%s_bucket{%sle=\"%s\"}", name, labels, b);
+        num(o, (double)cum);
+    }
+    size_t l = strlen(labels);
+    sbuf_printf(o, "%s_sum{%.*s}", name, (int)(l ? l - 1 : 0), labels);
+    num(o, h->sum);
+    sbuf_printf(o, "%s_count{%.*s}", name, (int)(l ? l - 1 : 0), labels);
+    num(o, (double)h->count);
+}
+
+static void named_out(struct sbuf *o, const struct gw_metrics *m, const char *family,
+                      const char *name, const char *help, const char *la, const char *lb)
+{
+    head(o, name, "counter", help);
+    for (uint32_t i = 0; i < m->nnamed; i++) {
+        const struct named *x = &m->named[i];
+        if (strcmp(x->family, family))
+            continue;
+        sbuf_printf(o, "%s{", name);
+        lbl(o, la, x->a, 1);
+        if (lb)
+            lbl(o, lb, x->b, 0);
+        sbuf_puts(o, "}");
+        num(o, (double)x->n);
+    }
+}
+
+static void mt_hist_out(struct sbuf *o, const struct gw_metrics *m, const char *name,
+                        const char *help, size_t off)
+{
+    head(o, name, "histogram", help);
+    for (uint32_t i = 0; i < m->nmt; i++) {
+        struct sbuf l;
+        sbuf_init(&l);
+        lbl(&l, "model", m->mt[i].model, 1);
+        lbl(&l, "tenant", m->mt[i].tenant, 0);
+        sbuf_puts(&l, ",");
+        sbuf_append(&l, "", 1);
+        hist_out(o, name, (const struct hist *)((const char *)&m->mt[i] + off), l.data);
+        sbuf_free(&l);
+    }
+}
+
+void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
+                       const struct pod_counters *c, uint64_t now_ns, struct sbuf *o)
+{
+    pthread_mutex_lock(&m->mu);
+    head(o, "kvgate_requests_total", "counter", "Requests answered, by model, pod and HTTP status.");
+    for (uint32_t i = 0; i < m->nreq; i++) {
+        char st[16];
+        snprintf(st, sizeof(st), "%d", m->req[i].status);
+        sbuf_puts(o, "kvgate_requests_total{");
+        lbl(o, "model", m->req[i].model, 1);
+        lbl(o, "pod", m->req[i].pod, 0);
+        lbl(o, "status", st, 0);
+        sbuf_puts(o, "}");
+        num(o, (double)m->req[i].n);
+    }
+    head(o, "kvgate_decisions_total", "counter", "Routing decisions, by mode and the reason the pod won.");
+    for (int md = 0; md < 4; md++)
+        for (int r = 0; r < REASON__COUNT; r++) {
+            if (!m->decisions[md][r])
+                continue;
+            sbuf_puts(o, "kvgate_decisions_total{");
+            lbl(o, "mode", policy_mode_name((enum policy_mode)md), 1);
+            lbl(o, "reason", route_reason_name((enum route_reason)r), 0);
+            sbuf_puts(o, "}");
+            num(o, (double)m->decisions[md][r]);
+        }
+    named_out(o, m, "fallback", "kvgate_fallbacks_total",
+              "Decisions off the happy path: stale_metrics, all_saturated, degraded, bounded_load, retry.",
+              "cause", NULL);
+    named_out(o, m, "retry", "kvgate_retries_total", "Requests retried on another pod, by cause.",
+              "cause", NULL);
+    named_out(o, m, "limit", "kvgate_limit_rejections_total",
+              "Connections or requests refused by a limit.", "limit", NULL);
+    named_out(o, m, "scrape", "kvgate_scrapes_total", "Metric scrapes of pods, by result.",
+              "pod", "result");
+    head(o, "kvgate_shadow_decisions_total", "counter",
+         "Shadow mode: whether the shadow policy agreed with the baseline's pick.");
+    sbuf_puts(o, "kvgate_shadow_decisions_total{agree=\"true\"}");
+    num(o, (double)m->shadow_agree);
+    sbuf_puts(o, "kvgate_shadow_decisions_total{agree=\"false\"}");
+    num(o, (double)m->shadow_disagree);
+    head(o, "kvgate_prefix_match_ratio", "histogram",
+         "Share of the request's prefix blocks the chosen pod was believed to hold.");
+    hist_out(o, "kvgate_prefix_match_ratio", &m->ratio, "");
+    head(o, "kvgate_decision_seconds", "histogram", "Time to pick a pod.");
+    hist_out(o, "kvgate_decision_seconds", &m->decision, "");
+    head(o, "kvgate_gateway_added_seconds", "histogram",
+         "From the end of the request body to the request written to the pod.");
+    hist_out(o, "kvgate_gateway_added_seconds", &m->added, "");
+    mt_hist_out(o, m, "kvgate_time_to_first_token_seconds",
+                "Time to first token as the client saw it, by model and tenant.",
+                offsetof(struct mt_series, ttft));
+    mt_hist_out(o, m, "kvgate_inter_token_latency_seconds",
+                "Gaps between streamed events as the client saw them, by model and tenant.",
+                offsetof(struct mt_series, itl));
+    mt_hist_out(o, m, "kvgate_e2e_request_latency_seconds",
+                "Whole request latency at the gateway, by model and tenant.",
+                offsetof(struct mt_series, e2e));
+    pthread_mutex_unlock(&m->mu);
+
+    if (!s)
+        return;
+    static const struct {
+        const char *name, *help;
+    } G[] = {
+        {"kvgate_pod_healthy", "1 if the pod's last health check passed."},
+        {"kvgate_pod_draining", "1 if the pod is draining (no new requests)."},
+        {"kvgate_pod_waiting", "Requests waiting at the pod (scraped)."},
+        {"kvgate_pod_running", "Requests running at the pod (scraped)."},
+        {"kvgate_pod_kv_usage", "KV-cache usage of the pod, 0..1 (scraped)."},
+        {"kvgate_pod_metrics_age_seconds", "Age of the pod's last good scrape (+Inf: never)."},
+        {"kvgate_pod_inflight", "Requests the gateway has in flight at the pod."},
+        {"kvgate_pod_failed", "1 while the data path keeps the pod out after a failure."},
+    };
+    for (size_t k = 0; k < sizeof(G) / sizeof(G[0]); k++) {
+        head(o, G[k].name, "gauge", G[k].help);
+        for (uint32_t i = 0; i < s->npods; i++) {
+            const struct pod_info *p = &s->pods[i];
+            double v = 0;
+            switch (k) {
+            case 0: v = p->healthy; break;
+            case 1: v = p->draining; break;
+            case 2: v = p->waiting; break;
+            case 3: v = p->running; break;
+            case 4: v = p->kv_usage; break;
+            case 5: v = p->metrics_ok ? secs(p->scraped_ns, now_ns > p->scraped_ns ? now_ns : p->scraped_ns) : INFINITY; break;
+            case 6: v = atomic_load(&c->inflight[p->slot]); break;
+            case 7: v = atomic_load(&c->down_until_ns[p->slot]) > now_ns; break;
+            }
+            sbuf_printf(o, "%s{", G[k].name);
+            lbl(o, "pod", p->name, 1);
+            sbuf_puts(o, "}");
+            num(o, v);
+        }
+    }
+}

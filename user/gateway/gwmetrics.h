@@ -1,0 +1,40 @@
+/* gwmetrics: kvgated's own Prometheus metrics (what it decided and why,
+ * and the latency its clients saw), rendered on the admin listener's
+ * GET /metrics. Thread-safe; per-request updates take one short mutex.
+ * Label cardinality is bounded: past 64 models or 256 tenants new values
+ * are counted under "other". */
+#ifndef KVGATE_GATEWAY_GWMETRICS_H
+#define KVGATE_GATEWAY_GWMETRICS_H
+
+#include <stdint.h>
+
+struct gw;
+struct gw_request;
+struct gw_metrics;
+struct pod_snapshot;
+struct pod_counters;
+struct sbuf;
+
+struct gw_metrics *gw_metrics_new(void);
+void gw_metrics_free(struct gw_metrics *m);
+
+/* One finished request (called from gw_request_done). */
+void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r);
+/* One inter-token gap seen by the client of r. */
+void gw_metrics_itl(struct gw_metrics *m, const struct gw_request *r, double seconds);
+/* One scrape of a pod: ok or failed (with a cause: "timeout", "connect",
+ * "http", "parse"). */
+void gw_metrics_scrape(struct gw_metrics *m, const char *pod, const char *cause);
+/* A retry on another pod, by cause ("connect", "reset", "5xx", "timeout"). */
+void gw_metrics_retry(struct gw_metrics *m, const char *cause);
+/* Connections refused by a limit ("max_connections", "header_timeout",
+ * "idle_timeout", "header_too_large", "body_too_large"). */
+void gw_metrics_limit(struct gw_metrics *m, const char *which);
+
+/* Appends the whole page. Per-pod gauges come from the snapshot and the
+ * shared counters; now_ns gives the metrics age. */
+void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
+                       const struct pod_counters *c, uint64_t now_ns,
+                       struct sbuf *out);
+
+#endif

@@ -1,0 +1,229 @@
+/* route: the per-request routing calls the data path makes (gateway.h):
+ * body scan and fingerprint, the decision (prefix index lookup + policy on
+ * the current pod snapshot), crediting the index and session table, and the
+ * accounting when the request ends. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/ev.h"
+#include "common/sbuf.h"
+#include "core/bodyscan.h"
+#include "core/fingerprint.h"
+#include "core/prefix_index.h"
+#include "core/session.h"
+#include "gateway/accesslog.h"
+#include "gateway/gateway.h"
+#include "gateway/gwmetrics.h"
+
+/* How long the data path keeps a pod it saw fail out of routing, unless a
+ * health check passes sooner (control.c clears the mark). */
+#define POD_DOWN_NS (5ull * 1000000000ull)
+
+struct gw_scan {
+    struct bodyscan bs;
+    struct fingerprint fp;
+};
+
+struct gw_scan *gw_scan_new(struct gw *g)
+{
+    struct gw_scan *s = malloc(sizeof(*s));
+    if (!s)
+        return NULL;
+    if (fp_init(&s->fp, g->cfg.block_bytes, g->cfg.max_blocks)) {
+        fp_init(&s->fp, FP_DEFAULT_BLOCK_BYTES, FP_DEFAULT_MAX_BLOCKS);
+    }
+    bodyscan_init(&s->bs, fp_feed_cb, &s->fp);
+    return s;
+}
+
+void gw_scan_free(struct gw_scan *s)
+{
+    free(s);
+}
+
+int gw_scan_feed(struct gw_scan *s, const char *p, size_t n)
+{
+    return bodyscan_feed(&s->bs, p, n);
+}
+
+int gw_scan_finish(struct gw_scan *s, struct gw_request *r, const char **err,
+                   size_t *err_offset)
+{
+    struct bodyscan *bs = &s->bs;
+    if (bodyscan_finish(bs)) {
+        *err = bs->err_msg;
+        *err_offset = bs->err_offset;
+        return -1;
+    }
+    if (!bs->has_model) {
+        *err = "\"model\" is required to route the request";
+        *err_offset = 0;
+        return -1;
+    }
+    if (bs->prompt_kind == BODYSCAN_NONE) {
+        *err = "the body has neither \"messages\" nor \"prompt\"";
+        *err_offset = 0;
+        return -1;
+    }
+    snprintf(r->model, sizeof(r->model), "%s", bs->model);
+    r->stream = bs->stream == 1;
+    if (!r->tenant[0] && bs->has_user)
+        snprintf(r->tenant, sizeof(r->tenant), "%.127s", bs->user);
+    uint64_t mk = fp_model_key(bs->model, bs->model_len, bs->cache_salt,
+                               bs->has_cache_salt ? bs->cache_salt_len : 0);
+    r->nkeys = (uint32_t)fp_keys(&s->fp, mk, r->keys);
+    return 0;
+}
+
+uint64_t gw_rand(struct gw *g)
+{
+    static __thread uint64_t x;
+    if (!x) {
+        x = atomic_fetch_add(&g->rng, 0x9E3779B97F4A7C15ull) ^ (uint64_t)time(NULL);
+        if (!x)
+            x = 1;
+    }
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+}
+
+static void policy_for(struct gw *g, const char *model, struct policy_cfg *out)
+{
+    pthread_mutex_lock(&g->policy_mu);
+    *out = g->policies.global;
+    for (uint32_t i = 0; i < g->policies.noverrides; i++)
+        if (!strcmp(g->policies.overrides[i].model, model)) {
+            *out = g->policies.overrides[i].policy;
+            break;
+        }
+    pthread_mutex_unlock(&g->policy_mu);
+}
+
+enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_slot)
+{
+    r->t_decide = ev_now_ns();
+    struct pod_snapshot *s = snapshot_get();
+    if (!s) {
+        r->d.status = ROUTE_NO_POD;
+        r->d.idx = -1;
+        return ROUTE_NO_POD;
+    }
+    struct policy_cfg cfg;
+    policy_for(g, r->model, &cfg);
+
+    uint16_t match[POD_MAX];
+    if (r->nkeys && cfg.mode == POLICY_PREFIX_AWARE)
+        pidx_lookup(g->pidx, r->keys, r->nkeys, match);
+    else if (r->nkeys && (cfg.shadow || cfg.canary_pct < 100))
+        pidx_lookup(g->pidx, r->keys, r->nkeys, match);
+    else
+        memset(match, 0, sizeof(match));
+
+    uint64_t sh = 0;
+    int session_slot = -1;
+    if (r->session[0]) {
+        sh = session_hash(r->session, strlen(r->session));
+        session_slot = session_get(g->sessions, sh);
+    }
+    struct route_input in = {
+        .model = r->model, .nkeys = r->nkeys, .match = match,
+        .session_slot = session_slot, .rand = gw_rand(g), .now_ns = r->t_decide,
+        .exclude_slot = exclude_slot,
+    };
+    policy_pick(&cfg, s, &g->counters, &g->pstate, &in, &r->d);
+    if (r->d.status != ROUTE_OK) {
+        snapshot_put(s);
+        r->t_routed = ev_now_ns();
+        return r->d.status;
+    }
+    const struct pod_info *p = &s->pods[r->d.idx];
+    r->pod = *p;
+    snapshot_put(s);
+    atomic_fetch_add(&g->counters.inflight[r->pod.slot], 1);
+    r->routed = 1;
+    /* the chosen pod will hold this prefix once it has prefilled it */
+    if (r->nkeys)
+        pidx_insert(g->pidx, r->pod.slot, r->keys, r->nkeys);
+    if (sh)
+        session_put(g->sessions, sh, r->pod.slot);
+    if (r->d.degraded)
+        r->fallback = "degraded";
+    else if (r->d.all_saturated)
+        r->fallback = "all_saturated";
+    else if (r->d.bounded)
+        r->fallback = "bounded_load";
+    else if (r->d.stale)
+        r->fallback = "stale_metrics";
+    r->t_routed = ev_now_ns();
+    return ROUTE_OK;
+}
+
+void gw_route_release(struct gw *g, struct gw_request *r)
+{
+    if (r->routed) {
+        atomic_fetch_sub(&g->counters.inflight[r->pod.slot], 1);
+        r->routed = 0;
+    }
+}
+
+void gw_pod_failed(struct gw *g, uint32_t slot)
+{
+    if (slot < POD_MAX)
+        atomic_store(&g->counters.down_until_ns[slot], ev_now_ns() + POD_DOWN_NS);
+}
+
+void gw_request_event(struct gw *g, struct gw_request *r, uint64_t now_ns)
+{
+    if (r->t_prev_event && now_ns >= r->t_prev_event)
+        gw_metrics_itl(g->metrics, r, (double)(now_ns - r->t_prev_event) / 1e9);
+    r->t_prev_event = now_ns;
+}
+
+void gw_request_done(struct gw *g, struct gw_request *r)
+{
+    if (!r->t_end)
+        r->t_end = ev_now_ns();
+    gw_metrics_request(g->metrics, r);
+    accesslog_write(g->alog, r);
+}
+
+void gw_models_json(struct gw *g, struct sbuf *out)
+{
+    struct pod_snapshot *s = snapshot_get();
+    sbuf_puts(out, "{\"object\":\"list\",\"data\":[");
+    int first = 1;
+    long now = (long)time(NULL);
+    for (uint32_t i = 0; s && i < s->npods; i++) {
+        const struct pod_info *p = &s->pods[i];
+        for (uint32_t k = 0; k < p->nmodels + p->nadapters; k++) {
+            const char *id = k < p->nmodels ? p->models[k] : p->adapters[k - p->nmodels];
+            /* skip names an earlier pod (or this one) already listed */
+            int dup = 0;
+            for (uint32_t j = 0; j <= i && !dup; j++) {
+                const struct pod_info *q = &s->pods[j];
+                uint32_t lim = j == i ? k : q->nmodels + q->nadapters;
+                for (uint32_t m = 0; m < lim && !dup; m++)
+                    dup = !strcmp(id, m < q->nmodels ? q->models[m] : q->adapters[m - q->nmodels]);
+            }
+            if (dup)
+                continue;
+            sbuf_puts(out, first ? "{\"id\":\"" : ",{\"id\":\"");
+            sbuf_json_escape(out, id, strlen(id));
+            sbuf_printf(out, "\",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"kvgate\"", now);
+            if (k >= p->nmodels && p->nmodels) {
+                sbuf_puts(out, ",\"parent\":\"");
+                sbuf_json_escape(out, p->models[0], strlen(p->models[0]));
+                sbuf_puts(out, "\"");
+            }
+            sbuf_puts(out, "}");
+            first = 0;
+        }
+    }
+    sbuf_puts(out, "]}");
+    snapshot_put(s);
+}
