@@ -51,6 +51,7 @@ start_podsim() {
         >"$E2E_TMP/podsim.log" 2>&1 &
     E2E_PIDS+=($!)
     PODSIM_PID=$!
+    PODSIM_N=$npods
     wait_http "http://127.0.0.1:$PODSIM_PORT/health" || { cat "$E2E_TMP/podsim.log"; return 1; }
 }
 
@@ -64,3 +65,38 @@ status() { cat "$E2E_TMP/status"; }
 
 # jq_true JSON-FILE-or-STRING FILTER: succeeds if the filter yields true
 jq_true() { jq -e "$2" <<<"$1" >/dev/null || { echo "jq '$2' false on: ${1:0:600}"; return 1; }; }
+
+# start_gateway [kvgated flags...]: pods are PODSIM_PORT.. (PODSIM_N of them)
+# unless flags name others. Sets GW_PORT, GW_ADMIN, GW_LOG (access log).
+start_gateway() {
+    GW_PORT=$(free_port_range 2)
+    GW_ADMIN=$((GW_PORT + 1))
+    GW_LOG="$E2E_TMP/access.log"
+    local pods=() i
+    for ((i = 0; i < ${PODSIM_N:-0}; i++)); do pods+=(--pod "http://127.0.0.1:$((PODSIM_PORT + i))"); done
+    build/kvgated --listen "127.0.0.1:$GW_PORT" --admin "127.0.0.1:$GW_ADMIN" \
+        --access-log "$GW_LOG" "${pods[@]}" "$@" >"$E2E_TMP/kvgated.log" 2>&1 &
+    GW_PID=$!
+    E2E_PIDS+=($GW_PID)
+    wait_http "http://127.0.0.1:$GW_PORT/health" || { cat "$E2E_TMP/kvgated.log"; return 1; }
+    # serving once every pod passed a health check and its models are known
+    for i in $(seq 1 50); do
+        [ "$(curl -s "http://127.0.0.1:$GW_ADMIN/admin/pods" | jq '[.[] | select(.healthy)] | length' 2>/dev/null)" = "${PODSIM_N:-0}" ] && return 0
+        sleep 0.1
+    done
+    echo "pods not healthy at the gateway:"; curl -s "http://127.0.0.1:$GW_ADMIN/admin/pods"; return 1
+}
+
+# gw_chat PORT JSON-BODY [curl args...] -> body; headers in $E2E_TMP/h
+gw_post() {
+    local port=$1 body=$2; shift 2
+    curl -s -D "$E2E_TMP/h" -o "$E2E_TMP/body" -w '%{http_code}' -H 'content-type: application/json' \
+        "$@" --data-binary "$body" "http://127.0.0.1:$port/v1/chat/completions" >"$E2E_TMP/status"
+    cat "$E2E_TMP/body"
+}
+# the pod that served the last gw_post
+served_by() { tr -d '\r' <"$E2E_TMP/h" | awk -F': ' 'tolower($1)=="x-gateway-destination-endpoint"{print $2}'; }
+# gauge/counter value from the gateway's /metrics: metric_value 'name{labels}'
+metric_value() {
+    curl -s "http://127.0.0.1:$GW_ADMIN/metrics" | awk -v k="$1" 'index($0, k" ")==1 {print $2; f=1} END{if(!f) print 0}'
+}
