@@ -149,8 +149,12 @@ static int parse_request_line(struct scan *s, struct http1_request *req)
     if (maj < '0' || maj > '9' || dot != '.' || min < '0' || min > '9')
         return HTTP1_ERR_BAD;
     s->i += 3;
-    /* "HTTP/1.10" and similar are malformed, not another version. */
-    if (s->i < s->n && s->p[s->i] != '\r')
+    /* "HTTP/1.10" and similar are malformed, not another version. Decide
+     * only once the next byte is known, so every prefix of the input gets
+     * either INCOMPLETE or the final verdict. */
+    if (s->i >= s->n)
+        return NEED_MORE;
+    if (s->p[s->i] != '\r')
         return HTTP1_ERR_BAD;
     if (maj != '1' || (min != '0' && min != '1'))
         return HTTP1_ERR_VERSION;

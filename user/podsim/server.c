@@ -14,6 +14,10 @@
  *    timer, never from inside a resp_* call or a handler, so a handler can
  *    not have its resp freed under its feet. A gone resp without a cancel
  *    callback stays parked until the handler ends it (or server_stop).
+ *  - Handlers are only ever called from the conn's own read path (or from a
+ *    zero-delay "resume" timer for pipelined HTTP/1.1 requests), never from
+ *    inside a resp_* call, so an application may end responses while it
+ *    iterates over its own lists.
  *  - nghttp2 forbids nghttp2_session_mem_send from inside its callbacks, and
  *    handlers run inside on_frame_recv: c->in_ng marks those sections and
  *    conn_flush() skips frame generation there; the caller of
@@ -64,6 +68,7 @@ struct http_resp {
     int where;             /* R_*; lists below when gone */
     struct http_resp *prev, *next;
     int started, no_body, chunked, keep_alive, minor;
+    int completed;         /* transport finished it; no cancel owed */
     long long clen, written;
     void (*cancel)(void *);
     void *cancel_arg;
@@ -95,6 +100,7 @@ struct conn {
     struct sbuf in, out;
     size_t out_off;
     uint64_t linger_timer;
+    uint64_t resume_timer; /* h1: parse pipelined input after a resp_end */
     /* h1 */
     int st;
     size_t head_len;
@@ -357,7 +363,8 @@ static void conn_fail(struct conn *c)
     close(c->fd);
     c->fd = -1;
     ev_timer_cancel(s->l, c->linger_timer);
-    c->linger_timer = 0;
+    ev_timer_cancel(s->l, c->resume_timer);
+    c->linger_timer = c->resume_timer = 0;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -416,6 +423,10 @@ static void conn_flush(struct conn *c)
 {
     if (c->dead || c->in_ng)
         return; /* inside nghttp2: the mem_recv caller flushes afterwards */
+    if (c->out.oom) {
+        conn_fail(c); /* bytes were dropped: the framing is broken */
+        return;
+    }
     for (;;) {
         if (c->ng && h2_pump(c) < 0) {
             conn_fail(c);
@@ -446,7 +457,7 @@ static void conn_flush(struct conn *c)
         c->out_off = 0;
     }
     size_t pending = c->out.len - c->out_off;
-    if (pending > OUT_HARD || c->out.oom) {
+    if (pending > OUT_HARD) {
         conn_fail(c); /* client not reading */
         return;
     }
@@ -649,6 +660,15 @@ static int h1_resp_write(struct http_resp *r, const void *data, size_t len)
     return r->c ? rc : -EPIPE;
 }
 
+static void resume_cb(struct ev_loop *l, void *arg)
+{
+    struct conn *c = arg;
+    c->resume_timer = 0;
+    c->busy++;
+    process_input(c);
+    conn_release(c);
+}
+
 static void h1_resp_end(struct http_resp *r, int abort)
 {
     struct conn *c = r->c;
@@ -662,10 +682,13 @@ static void h1_resp_end(struct http_resp *r, int abort)
     else
         c->st = H1_HEAD;
     conn_flush(c);
-    /* Called from a timer (not nested in this conn's I/O callback or in
-     * another resp call): resume parsing pipelined requests here. */
-    if (!c->dead && c->busy == 1 && c->st == H1_HEAD && !c->closing)
-        process_input(c);
+    /* Pipelined requests already buffered: when we are inside this conn's
+     * own parsing loop (busy > 1) it picks them up; otherwise parse them
+     * from a zero-delay timer, so the handler is never re-entered from
+     * inside the caller's resp_end (which may be iterating its own lists). */
+    if (!c->dead && c->busy == 1 && c->st == H1_HEAD && !c->closing &&
+        c->in.len && !c->resume_timer)
+        c->resume_timer = ev_timer_at(c->s->l, ev_now_ns(), resume_cb, c);
 }
 
 /* ---- HTTP/2 ---- */
@@ -677,8 +700,10 @@ static ssize_t h2_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf,
     struct h2stream *st = src->ptr;
     size_t avail = st->out.len - st->out_off;
     size_t n = avail < length ? avail : length;
-    memcpy(buf, st->out.data + st->out_off, n);
-    st->out_off += n;
+    if (n) {
+        memcpy(buf, st->out.data + st->out_off, n);
+        st->out_off += n;
+    }
     if (st->out_off == st->out.len) {
         sbuf_reset(&st->out);
         st->out_off = 0;
@@ -695,8 +720,8 @@ static int h2_submit(struct conn *c, struct h2stream *st, int status,
                      const char *ctype, long long clen, const char *extra,
                      int no_body)
 {
-    char sbuf_status[8], lenbuf[24];
-    snprintf(sbuf_status, sizeof(sbuf_status), "%03d", status % 1000);
+    char status_str[8], lenbuf[24];
+    snprintf(status_str, sizeof(status_str), "%03d", status % 1000);
     size_t nlines = 3;
     for (const char *p = extra; p && *p; p++)
         nlines += *p == '\n';
@@ -711,7 +736,7 @@ static int h2_submit(struct conn *c, struct h2stream *st, int status,
 #define NV(N, NL, V, VL)                                                      \
     nva[n++] = (nghttp2_nv){ (uint8_t *)(N), (uint8_t *)(V), (NL), (VL),      \
                              NGHTTP2_NV_FLAG_NONE }
-    NV(":status", 7, sbuf_status, 3);
+    NV(":status", 7, status_str, 3);
     if (ctype)
         NV("content-type", 12, ctype, strlen(ctype));
     if (clen >= 0) {
@@ -868,8 +893,18 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, void *
     struct h2stream *st = h2_stream(c, id);
     if (!st)
         return 0; /* dead conn: conn_free frees the streams */
-    if (st->resp)
-        resp_gone(st->resp); /* reset by the client before resp_end */
+    struct http_resp *r = st->resp;
+    if (r && r->started && r->no_body && err == NGHTTP2_NO_ERROR) {
+        /* A body-less response (HEAD, 204) completes the stream on its own,
+         * before the handler's resp_end: not a cancellation. */
+        r->c = NULL;
+        r->st = NULL;
+        r->completed = 1;
+        r->where = R_ZOMBIE;
+        list_push(&c->s->zombies, r);
+    } else if (r) {
+        resp_gone(r); /* reset by the client before resp_end */
+    }
     nghttp2_session_set_stream_user_data(ng, id, NULL);
     if (st->prev)
         st->prev->next = st->next;
@@ -1129,7 +1164,7 @@ void resp_on_cancel(struct http_resp *r, void (*cb)(void *arg), void *arg)
         return;
     r->cancel = cb;
     r->cancel_arg = arg;
-    if (cb && r->where == R_ZOMBIE) { /* already gone: deliver soon */
+    if (cb && r->where == R_ZOMBIE && !r->completed) { /* gone: deliver soon */
         list_unlink(r->s, r);
         r->where = R_PENDING;
         list_push(&r->s->pending, r);
@@ -1310,7 +1345,15 @@ void server_stop(struct server *s)
 int server_set_refuse(struct server *s, int refuse)
 {
     if (refuse) {
+        /* as a restarted server would: no listener, and idle keep-alive
+         * connections reset, so clients must reconnect (and be refused);
+         * connections with a response in progress are left to finish */
         listen_close(s);
+        for (struct conn *c = s->conns, *next; c; c = next) {
+            next = c->next;
+            if (!c->active && !c->streams && c->in.len == 0)
+                conn_fail(c);
+        }
         return 0;
     }
     return s->lfd >= 0 ? 0 : listen_open(s);

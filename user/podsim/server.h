@@ -50,7 +50,8 @@ struct server *server_start(struct ev_loop *l, const struct server_cfg *cfg);
 /* Closes the listener and every connection (cancelling open responses). */
 void server_stop(struct server *s);
 /* Fault injection: close the listening socket so that connects are refused
- * (ECONNREFUSED), or listen again. Existing connections are untouched.
+ * (ECONNREFUSED) and reset idle keep-alive connections, or listen again.
+ * Connections with a response in progress are left to finish.
  * 0 or -errno. */
 int server_set_refuse(struct server *s, int refuse);
 /* Number of open client connections. */
