@@ -28,6 +28,8 @@ COMMON_SRCS := $(wildcard user/common/*.c)
 CORE_SRCS   := $(wildcard user/core/*.c)
 CORE_OBJS   := $(CORE_SRCS:%.c=$(OUT)/obj/%.o)
 PODSIM_SRCS := $(filter-out user/podsim/main.c,$(wildcard user/podsim/*.c))
+GATEWAY_SRCS := $(filter-out user/gateway/main.c,$(wildcard user/gateway/*.c))
+GATEWAY_OBJS := $(GATEWAY_SRCS:%.c=$(OUT)/obj/%.o)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(OUT)/obj/%.o)
 PODSIM_OBJS := $(PODSIM_SRCS:%.c=$(OUT)/obj/%.o)
 
@@ -58,11 +60,18 @@ $(OUT)/libcommon.a: $(COMMON_OBJS)
 $(OUT)/libcore.a: $(CORE_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
+$(OUT)/libgateway.a: $(GATEWAY_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
 $(OUT)/libpodsim.a: $(PODSIM_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(OUT)/kvgate-podsim: $(OUT)/obj/user/podsim/main.o $(OUT)/libpodsim.a $(OUT)/libcommon.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(OUT)/kvgated: $(OUT)/obj/user/gateway/main.o $(OUT)/libgateway.a $(OUT)/libcore.a $(OUT)/libcommon.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -75,7 +84,7 @@ $(OUT)/tests/%: tests/unit/%.c $(TEST_LIBS) tests/harness.h
 
 # libFuzzer targets (clang), with ASan/UBSan.
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -Iuser -Itests
-$(OUT)/fuzz/%: tests/fuzz/%.c $(COMMON_SRCS) $(CORE_SRCS) $(PODSIM_SRCS)
+$(OUT)/fuzz/%: tests/fuzz/%.c $(COMMON_SRCS) $(CORE_SRCS) $(PODSIM_SRCS) $(GATEWAY_SRCS)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D) && $(CLANG) $(FUZZ_CFLAGS) $< -o $@ $(LDLIBS)
 

@@ -590,13 +590,12 @@ TEST(refuse_and_accept_again)
     cli_puts(&C, "GET /back HTTP/1.1\r\n\r\n");
     CHECK_EQ(cli_read(&C, &R), 0);
     CHECK(strstr(R.body, "\"path\":\"/back\""));
-    /* Existing connections survive a refuse. */
+    /* Idle keep-alive connections are reset by a refuse, as by a restart. */
     loop_pause();
     CHECK_EQ(server_set_refuse(g_srv, 1), 0);
     loop_resume();
     cli_puts(&C, "GET /still HTTP/1.1\r\n\r\n");
-    CHECK_EQ(cli_read(&C, &R), 0);
-    CHECK(strstr(R.body, "\"path\":\"/still\""));
+    CHECK(cli_read(&C, &R) != 0);
     cli_close(&C);
     loop_pause();
     CHECK_EQ(server_set_refuse(g_srv, 0), 0);

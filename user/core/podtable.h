@@ -10,13 +10,15 @@
 #ifndef KVGATE_CORE_PODTABLE_H
 #define KVGATE_CORE_PODTABLE_H
 
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define POD_NAME_MAX 64
 #define POD_MODEL_MAX 128
 #define POD_MAX_MODELS 8
-#define POD_MAX_ADAPTERS 32
+#define POD_MAX_ADAPTERS 32 /* at most 64: running_loras is a bit mask */
 #define POD_MAX 512
 
 enum pod_engine { POD_ENGINE_VLLM, POD_ENGINE_SGLANG, POD_ENGINE_TRTLLM };
@@ -26,6 +28,8 @@ struct pod_info {
     char name[POD_NAME_MAX];        /* "host:port" unless configured */
     char host[POD_NAME_MAX];
     uint16_t port;
+    struct sockaddr_storage addr;   /* resolved host:port, for connect() */
+    socklen_t addrlen;
     enum pod_engine engine;
     uint8_t healthy;                /* last health check passed */
     uint8_t draining;               /* admin: no new requests */
@@ -46,9 +50,10 @@ struct pod_snapshot {
     struct pod_info pods[];         /* npods entries */
 };
 
-/* Serving counters shared by workers, indexed by slot. */
+/* Serving counters shared by workers and the control thread, by slot. */
 struct pod_counters {
-    atomic_uint inflight[POD_MAX];
+    atomic_uint inflight[POD_MAX];          /* requests at the pod now */
+    atomic_uint_fast64_t down_until_ns[POD_MAX]; /* data path saw it fail */
 };
 
 struct pod_snapshot *snapshot_new(uint32_t npods);

@@ -192,7 +192,8 @@ void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
         if (!kind)
             continue;
         serving++;
-        if (!p->healthy || p->draining || p->slot == in->exclude_slot)
+        if (!p->healthy || p->draining || p->slot == in->exclude_slot ||
+            atomic_load_explicit(&cnt->down_until_ns[p->slot], memory_order_relaxed) > in->now_ns)
             continue;
         struct cand *x = &c[n++];
         x->idx = (int)i;
