@@ -38,7 +38,7 @@ UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS   := $(FUZZ_SRCS:tests/fuzz/%.c=$(OUT)/fuzz/%)
 
-BINS := $(OUT)/kvgate-podsim
+BINS := $(OUT)/kvgate-podsim $(OUT)/kvgated
 
 .PHONY: all deps test unit fuzz demo clean
 all: deps-stamp $(BINS) $(UNIT_BINS)
@@ -77,7 +77,7 @@ $(OUT)/kvgated: $(OUT)/obj/user/gateway/main.o $(OUT)/libgateway.a $(OUT)/libcor
 
 # Unit tests link the libraries; a test may #include the .c it tests to
 # reach statics (the archive member is then not pulled in).
-TEST_LIBS := $(OUT)/libpodsim.a $(OUT)/libcore.a $(OUT)/libcommon.a
+TEST_LIBS := $(OUT)/libgateway.a $(OUT)/libpodsim.a $(OUT)/libcore.a $(OUT)/libcommon.a
 $(OUT)/tests/%: tests/unit/%.c $(TEST_LIBS) tests/harness.h
 	$(call msg,TEST,$@)
 	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) $< $(TEST_LIBS) -o $@ $(LDLIBS)

@@ -3,8 +3,8 @@
 # and h2load (h2c prior knowledge), the openai npm SDK; limits.
 . "$(dirname "$0")/lib.sh"
 [ -x build/kvgated ] || skip_all "build/kvgated not built"
-start_podsim --pods 2 --time-scale 0.2 || finish
-start_gateway --workers 2 || finish
+start_podsim --pods 2 --time-scale 0.2 || setup_failed "$(basename "$0") could not start its servers"
+start_gateway --workers 2 || setup_failed "$(basename "$0") could not start its servers"
 G=$GW_PORT
 M=meta-llama/Llama-3.1-8B-Instruct
 REQ='{"model":"'$M'","messages":[{"role":"user","content":"hi"}],"max_tokens":6,"ignore_eos":true,"stream":true,"stream_options":{"include_usage":true}}'

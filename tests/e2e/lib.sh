@@ -4,6 +4,7 @@
 #   check "what" test-command...   # counts a pass or a failure
 #   finish                         # prints "N passed, N failed", exits
 # Everything started is killed by PID on exit, even when a check fails.
+# Debugging: E2E_KEEP=1 keeps the logs; KVGATED_WRAP="valgrind -q" wraps kvgated.
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 . scripts/lib.sh
@@ -17,7 +18,7 @@ e2e_cleanup() {
     local p
     for p in "${E2E_PIDS[@]}"; do kill "$p" 2>/dev/null; done
     for p in "${E2E_PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$E2E_TMP"
+    if [ -n "${E2E_KEEP:-}" ]; then echo "kept $E2E_TMP"; else rm -rf "$E2E_TMP"; fi
 }
 trap e2e_cleanup EXIT
 
@@ -39,20 +40,28 @@ finish() {
 
 skip_all() { echo "skipped: $*"; exit 77; }
 
+# A set-up step failed: that is a failure, not an empty run.
+setup_failed() { echo "FAIL set-up: $*"; E2E_FAIL=$((E2E_FAIL + 1)); finish; }
+
 # start_podsim [flags...]: PODSIM_PORT = first pod's port, PODSIM_ADMIN = admin port
 start_podsim() {
     local npods=1 a
     for ((a = 1; a <= $#; a++)); do
         [ "${!a}" = --pods ] && { local b=$((a + 1)); npods=${!b}; }
     done
-    PODSIM_PORT=$(free_port_range $((npods + 1)))
-    PODSIM_ADMIN=$((PODSIM_PORT + npods))
-    build/kvgate-podsim --base-port "$PODSIM_PORT" --admin-port "$PODSIM_ADMIN" "$@" \
-        >"$E2E_TMP/podsim.log" 2>&1 &
-    E2E_PIDS+=($!)
-    PODSIM_PID=$!
-    PODSIM_N=$npods
-    wait_http "http://127.0.0.1:$PODSIM_PORT/health" || { cat "$E2E_TMP/podsim.log"; return 1; }
+    local try
+    for try in 1 2 3; do # another process may take a port between check and bind
+        PODSIM_PORT=$(free_port_range $((npods + 1)))
+        PODSIM_ADMIN=$((PODSIM_PORT + npods))
+        build/kvgate-podsim --base-port "$PODSIM_PORT" --admin-port "$PODSIM_ADMIN" "$@" \
+            >"$E2E_TMP/podsim.log" 2>&1 &
+        PODSIM_PID=$!
+        E2E_PIDS+=($PODSIM_PID)
+        PODSIM_N=$npods
+        wait_http "http://127.0.0.1:$PODSIM_PORT/health" 2>/dev/null && kill -0 $PODSIM_PID 2>/dev/null && return 0
+        kill $PODSIM_PID 2>/dev/null
+    done
+    cat "$E2E_TMP/podsim.log"; return 1
 }
 
 # post PORT PATH JSON -> body on stdout, status in $E2E_TMP/status
@@ -69,16 +78,20 @@ jq_true() { jq -e "$2" <<<"$1" >/dev/null || { echo "jq '$2' false on: ${1:0:600
 # start_gateway [kvgated flags...]: pods are PODSIM_PORT.. (PODSIM_N of them)
 # unless flags name others. Sets GW_PORT, GW_ADMIN, GW_LOG (access log).
 start_gateway() {
-    GW_PORT=$(free_port_range 2)
-    GW_ADMIN=$((GW_PORT + 1))
-    GW_LOG="$E2E_TMP/access.log"
-    local pods=() i
+    local pods=() i try
     for ((i = 0; i < ${PODSIM_N:-0}; i++)); do pods+=(--pod "http://127.0.0.1:$((PODSIM_PORT + i))"); done
-    build/kvgated --listen "127.0.0.1:$GW_PORT" --admin "127.0.0.1:$GW_ADMIN" \
-        --access-log "$GW_LOG" "${pods[@]}" "$@" >"$E2E_TMP/kvgated.log" 2>&1 &
-    GW_PID=$!
-    E2E_PIDS+=($GW_PID)
-    wait_http "http://127.0.0.1:$GW_PORT/health" || { cat "$E2E_TMP/kvgated.log"; return 1; }
+    GW_LOG="$E2E_TMP/access.log"
+    for try in 1 2 3; do
+        GW_PORT=$(free_port_range 2)
+        GW_ADMIN=$((GW_PORT + 1))
+        ${KVGATED_WRAP:-} build/kvgated --listen "127.0.0.1:$GW_PORT" --admin "127.0.0.1:$GW_ADMIN" \
+            --access-log "$GW_LOG" "${pods[@]}" "$@" >"$E2E_TMP/kvgated.log" 2>&1 &
+        GW_PID=$!
+        E2E_PIDS+=($GW_PID)
+        wait_http "http://127.0.0.1:$GW_PORT/health" 2>/dev/null && kill -0 $GW_PID 2>/dev/null && break
+        kill $GW_PID 2>/dev/null
+        [ $try = 3 ] && { cat "$E2E_TMP/kvgated.log"; return 1; }
+    done
     # serving once every pod passed a health check and its models are known
     for i in $(seq 1 50); do
         [ "$(curl -s "http://127.0.0.1:$GW_ADMIN/admin/pods" | jq '[.[] | select(.healthy)] | length' 2>/dev/null)" = "${PODSIM_N:-0}" ] && return 0

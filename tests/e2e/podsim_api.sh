@@ -2,7 +2,7 @@
 # kvgate-podsim's OpenAI API with curl: framing, usage, errors, LoRA, cache.
 . "$(dirname "$0")/lib.sh"
 [ -x build/kvgate-podsim ] || skip_all "build/kvgate-podsim not built"
-start_podsim --pods 2 --lora sql-lora,chat-lora --time-scale 0.5 || finish
+start_podsim --pods 2 --lora sql-lora,chat-lora --time-scale 0.5 || setup_failed "$(basename "$0") could not start its servers"
 P=$PODSIM_PORT
 M=meta-llama/Llama-3.1-8B-Instruct
 chat() { # extra-json-fields

@@ -3,7 +3,7 @@
 . "$(dirname "$0")/lib.sh"
 [ -x build/kvgate-podsim ] || skip_all "build/kvgate-podsim not built"
 KVP=$(free_port_range 1)
-start_podsim --pods 2 --time-scale 0.5 --kv-events "tcp://127.0.0.1:$KVP" || finish
+start_podsim --pods 2 --time-scale 0.5 --kv-events "tcp://127.0.0.1:$KVP" || setup_failed "$(basename "$0") could not start its servers"
 P=$PODSIM_PORT A=$PODSIM_ADMIN
 M=meta-llama/Llama-3.1-8B-Instruct
 REQ='{"model":"'$M'","messages":[{"role":"user","content":"hi"}],"max_tokens":20,"ignore_eos":true,"stream":true}'

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# End-to-end check of the load generator (bench/loadgen) against
+# kvgate-podsim: what loadgen measures must agree with what the pods saw.
+#   bench/check_loadgen.sh      (prints "N passed, N failed"; exit 0 / 1)
+# 1. 4 pods, shared-prefix at 20 req/s for 10 s, round-robin across the
+#    pods directly: TTFT mean within 10% of the pods' own
+#    vllm:time_to_first_token_seconds (sum/count), E2E likewise, request and
+#    cached-token counts equal, cached tokens > 0, hit rate <= ideal.
+# 2. time scale 2 on both sides: latencies still read in simulated seconds.
+# 3. multi-turn against one pod: histories grow and hit the cache.
+# 4. a refused target: counted as connect errors, the run still ends.
+. "$(dirname "$0")/../tests/e2e/lib.sh" # cds to the repo root; check/finish/start_podsim
+
+[ -x build/kvgate-podsim ] || make -s build/kvgate-podsim >/dev/null || skip_all "cannot build build/kvgate-podsim"
+command -v jq >/dev/null || skip_all "jq is needed (scripts/deps.sh installs it)"
+
+# build/loadgen, rebuilt when a source is newer (same command as bench/Makefile.inc)
+LG=build/loadgen
+if [ ! -x $LG ] || [ -n "$(find bench/loadgen user/common -newer $LG -name '*.[ch]' 2>/dev/null)" ]; then
+    mkdir -p build
+    gcc -O2 -g -Wall -Wextra -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE -fno-strict-aliasing \
+        -Iuser bench/loadgen/*.c user/common/ev.c user/common/sbuf.c user/common/http1.c \
+        -o $LG -lcjson -lxxhash -lm || skip_all "cannot build $LG"
+fi
+
+# metric_sum PORT-BASE NPODS NAME: sum of an unlabelled-by-us sample over pods
+pods_metric_sum() {
+    local base=$1 n=$2 name=$3 i
+    for ((i = 0; i < n; i++)); do curl -s "http://127.0.0.1:$((base + i))/metrics"; done |
+        awk -v k="$name" 'index($0, k"{")==1 || index($0, k" ")==1 {s += $NF} END {printf "%.9f\n", s}'
+}
+# within A B TOL: |A-B| <= TOL*B
+within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN{d=a-b; if(d<0)d=-d; exit !(b>0 && d<=t*b)}'; }
+
+# ---- 1. four pods, direct, round-robin ----
+start_podsim --pods 4 --time-scale 1 || finish
+P=$PODSIM_PORT
+targets=()
+for i in 0 1 2 3; do targets+=(--target "http://127.0.0.1:$((P + i))"); done
+OUT=$E2E_TMP/lg.json
+$LG "${targets[@]}" --workload shared-prefix --groups 4 --system-len 1024 --question-len 64 \
+    --output-len 64 --rate 20 --duration 10 --seed 7 --slo 200,30 --out "$OUT" \
+    --summary-json "$E2E_TMP/sum.json" >"$E2E_TMP/lg.txt" 2>"$E2E_TMP/lg.err"
+LG_RC=$?
+sed 's/^/   | /' "$E2E_TMP/lg.txt"
+
+t_run() {
+    [ $LG_RC -eq 0 ] || { echo "exit $LG_RC"; tail -5 "$E2E_TMP/lg.err"; return 1; }
+    jq -e '.summary.requests | .ok == .total and .total > 150 and .failed == 0' "$OUT" >/dev/null ||
+        { jq -c .summary.requests "$OUT"; return 1; }
+    jq -e '.requests | length == (map(select(.status == 200 and .error == null)) | length)' "$OUT" >/dev/null &&
+    jq -e '[.requests[] | select((.itl_ms | length) != .output_tokens - 1)] | length == 0' "$OUT" >/dev/null
+}
+check "shared-prefix, 20 req/s for 10 s on 4 pods: every request ok, one ITL per token gap" t_run
+
+t_summary_json() {
+    jq -e '.summary.ttft_ms.p50 > 0 and .summary.ttft_ms["p99.9"] >= .summary.ttft_ms.p99 and
+           .summary.goodput.requests_per_s > 0 and (.requests | not)' "$E2E_TMP/sum.json" >/dev/null
+}
+check "--summary-json holds the summary alone" t_summary_json
+
+t_ttft() {
+    local s c lg
+    s=$(pods_metric_sum "$P" 4 vllm:time_to_first_token_seconds_sum)
+    c=$(pods_metric_sum "$P" 4 vllm:time_to_first_token_seconds_count)
+    lg=$(jq '.summary.ttft_ms.mean / 1000' "$OUT")
+    awk -v s="$s" -v c="$c" -v l="$lg" 'BEGIN{printf "TTFT mean: podsim %.3f ms over %d requests, loadgen %.3f ms (%+.1f%%)\n", 1000*s/c, c, 1000*l, 100*(l-s/c)/(s/c)}'
+    within "$lg" "$(awk -v s="$s" -v c="$c" 'BEGIN{print s/c}')" 0.10
+}
+check "TTFT mean agrees with podsim's vllm:time_to_first_token_seconds within 10%" t_ttft
+TTFT_LINE=$(t_ttft 2>/dev/null | head -1)
+
+t_e2e() {
+    local s c lg
+    s=$(pods_metric_sum "$P" 4 vllm:e2e_request_latency_seconds_sum)
+    c=$(pods_metric_sum "$P" 4 vllm:e2e_request_latency_seconds_count)
+    lg=$(jq '.summary.e2e_ms.mean / 1000' "$OUT")
+    echo "E2E mean: podsim $(awk -v s="$s" -v c="$c" 'BEGIN{print 1000*s/c}') ms, loadgen $(awk -v l="$lg" 'BEGIN{print 1000*l}') ms"
+    within "$lg" "$(awk -v s="$s" -v c="$c" 'BEGIN{print s/c}')" 0.10
+}
+check "E2E mean agrees with podsim's vllm:e2e_request_latency_seconds within 10%" t_e2e
+
+t_counts() {
+    local c ok
+    c=$(pods_metric_sum "$P" 4 vllm:time_to_first_token_seconds_count)
+    ok=$(jq .summary.requests.ok "$OUT")
+    echo "podsim counted $c, loadgen completed $ok"
+    awk -v a="$c" -v b="$ok" 'BEGIN{exit !(a == b)}'
+}
+check "podsim answered exactly the requests loadgen completed" t_counts
+
+t_cached() {
+    local hits cached
+    hits=$(pods_metric_sum "$P" 4 vllm:prefix_cache_hits_total)
+    cached=$(jq .summary.prefix.cached_tokens "$OUT")
+    echo "cached tokens: loadgen $cached, podsim prefix_cache_hits_total $hits"
+    awk -v a="$hits" -v b="$cached" 'BEGIN{exit !(b > 0 && a == b)}'
+}
+check "cached tokens > 0 and equal to podsim's prefix_cache_hits_total" t_cached
+
+t_ideal() {
+    jq -e '.summary.prefix | .prompt_token_mismatches == 0 and .hit_rate > 0.5 and
+           .hit_rate <= .ideal_hit_rate + 1e-9 and .ideal_hit_rate > 0.85' "$OUT" >/dev/null ||
+        { jq -c .summary.prefix "$OUT"; return 1; }
+}
+check "prompt tokens counted as the server does; hit rate <= ideal hit rate" t_ideal
+
+t_rr() {
+    jq -e '[.summary.pods[].requests] | (max - min) <= 1 and length == 4' "$OUT" >/dev/null ||
+        { jq -c '.summary.pods' "$OUT"; return 1; }
+}
+check "requests spread round-robin across the 4 targets" t_rr
+
+t_lag() {
+    jq -e '.summary.send_lag_ms.p50 < 20 and .summary.send_lag_ms.n == .summary.requests.sent' "$OUT" >/dev/null ||
+        { jq -c .summary.send_lag_ms "$OUT"; return 1; }
+}
+check "send lag recorded for every request, median under 20 ms" t_lag
+
+# ---- 2. time scale 2 ----
+kill "$PODSIM_PID" 2>/dev/null; wait "$PODSIM_PID" 2>/dev/null
+start_podsim --pods 2 --time-scale 2 || finish
+P=$PODSIM_PORT
+t_scale() {
+    $LG --target "http://127.0.0.1:$P" --target "http://127.0.0.1:$((P + 1))" --time-scale 2 \
+        --system-len 2048 --output-len 16 --rate 10 --duration 4 --quiet \
+        --summary-json "$E2E_TMP/s2.json" >/dev/null 2>&1 || return 1
+    local s c lg
+    s=$(pods_metric_sum "$P" 2 vllm:time_to_first_token_seconds_sum)
+    c=$(pods_metric_sum "$P" 2 vllm:time_to_first_token_seconds_count)
+    lg=$(jq '.summary.ttft_ms.mean / 1000' "$E2E_TMP/s2.json")
+    echo "time scale 2: podsim TTFT $(awk -v s="$s" -v c="$c" 'BEGIN{print 1000*s/c}') ms (simulated), loadgen $(awk -v l="$lg" 'BEGIN{print 1000*l}') ms; wall $(jq .summary.wall_s "$E2E_TMP/s2.json") s for $(jq .summary.duration_s "$E2E_TMP/s2.json") simulated"
+    within "$lg" "$(awk -v s="$s" -v c="$c" 'BEGIN{print s/c}')" 0.10 &&
+    jq -e '.summary.wall_s > 1.8 * .summary.duration_s' "$E2E_TMP/s2.json" >/dev/null
+}
+check "--time-scale 2: TTFT in simulated ms agrees with podsim's; runs twice as long in wall time" t_scale
+
+# ---- 3. multi-turn ----
+t_multi_turn() {
+    $LG --target "http://127.0.0.1:$P" --time-scale 2 --workload multi-turn --sessions 4 --turns 3 \
+        --think-ms 100 --system-len 256 --question-len 32 --output-len 16 --rate 4 --quiet \
+        --out "$E2E_TMP/mt.json" >/dev/null 2>&1 || return 1
+    jq -e '.summary.requests.ok == 12' "$E2E_TMP/mt.json" >/dev/null || { jq -c .summary.requests "$E2E_TMP/mt.json"; return 1; }
+    # turn k+1 starts after turn k ended (+ think), carries it, and hits its blocks
+    jq -e '[.requests | group_by(.session)[] | sort_by(.turn) | . as $s |
+            range(1; length) | select($s[.].sched_ms >= $s[.-1].sched_ms + $s[.-1].lag_ms + $s[.-1].e2e_ms + 100 - 1
+                                      and $s[.].prompt_tokens > $s[.-1].prompt_tokens + $s[.-1].output_tokens
+                                      and $s[.].cached_tokens >= $s[.-1].prompt_tokens - 16)] | length == 8' \
+        "$E2E_TMP/mt.json" >/dev/null || { jq -c '.requests[] | {session,turn,sched_ms,lag_ms,e2e_ms,prompt_tokens,cached_tokens}' "$E2E_TMP/mt.json"; return 1; }
+}
+check "multi-turn: each turn follows its answer + think time, carries the history, hits the cache" t_multi_turn
+
+# ---- 4. a target that refuses ----
+t_refused() {
+    local dead; dead=$(free_port_range 1)
+    $LG --target "http://127.0.0.1:$P" --target "http://127.0.0.1:$dead" --time-scale 2 \
+        --output-len 4 --system-len 64 --rate 50 --requests 20 --quiet \
+        --summary-json "$E2E_TMP/r.json" >/dev/null 2>&1 || return 1
+    jq -e '.summary.errors.connect == 10 and .summary.requests.ok == 10' "$E2E_TMP/r.json" >/dev/null ||
+        { jq -c '.summary.errors, .summary.requests' "$E2E_TMP/r.json"; return 1; }
+}
+check "a refusing target: its requests count as connect errors, the others succeed" t_refused
+
+[ -n "$TTFT_LINE" ] && echo "$TTFT_LINE"
+finish

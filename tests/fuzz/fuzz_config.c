@@ -1,0 +1,44 @@
+/* libFuzzer target for user/gateway/config.c: gw_config_parse on arbitrary
+ * bytes must not crash, leak or read out of bounds; a config that parses
+ * must survive the policy JSON round trip (render, parse again, same
+ * values). Host names are not looked up (HOSTPORT_NO_DNS): the fuzzer must
+ * not wait on DNS. Seeds: tests/fuzz/corpus/config/. */
+#define HOSTPORT_NO_DNS 1
+#include "gateway/config.c"
+#include "gateway/hostport.c"
+#include "gateway/jsonpath.c"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct gw_config c;
+    static struct gw_policies a, b;
+    char err[512];
+    if (gw_config_parse((const char *)data, size, &c, err, sizeof(err)) == 0) {
+        a.global = c.policy;
+        a.noverrides = c.noverrides;
+        memcpy(a.overrides, c.overrides, sizeof(a.overrides));
+        cJSON *j = gwc_policies_json(&a);
+        if (j) {
+            if (gwc_policies_parse(j, "policy", &b, err, sizeof(err)) != 0 ||
+                memcmp(&a.global, &b.global, sizeof(a.global)) != 0 ||
+                a.noverrides != b.noverrides)
+                abort();
+            cJSON_Delete(j);
+        }
+    } else if (!err[0] || strlen(err) >= sizeof(err)) {
+        abort(); /* every failure says why */
+    }
+    /* the same bytes as a pod URL */
+    if (size < 512) {
+        char url[512];
+        struct gw_pod_cfg p;
+        memcpy(url, data, size);
+        url[size] = 0;
+        gw_pod_from_url(url, &p, err, sizeof(err));
+    }
+    return 0;
+}

@@ -1,0 +1,96 @@
+/* control_priv: what config.c, control.c and admin.c share inside kvgated's
+ * control plane. Not for the data path (workers read snapshots, gateway.h).
+ *
+ *   config.c   JSON -> gw_config; also the pieces the admin API reuses
+ *              (one pod object, one policy object, policy -> JSON), on
+ *              jsonpath.c (typed reads, key-path errors) and hostport.c
+ *   control.c  the control thread: pod table, snapshots, reload, policies,
+ *              requests from other threads
+ *   probe.c    the periodic /metrics, /health, /v1/models probes
+ *   scrape.c   the non-blocking HTTP/1.1 GET client (scrape.h)
+ *   admin.c    the admin listener, served on the control thread's loop */
+#ifndef KVGATE_GATEWAY_CONTROL_PRIV_H
+#define KVGATE_GATEWAY_CONTROL_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway/config.h"
+#include "gateway/gateway.h"
+#include "gateway/scrape.h"
+
+struct cJSON;
+struct ev_loop;
+struct sbuf;
+
+/* ---- config.c ---- */
+
+/* One pod object {"url","name","engine","models"} found at key path `path`
+ * ("" for a bare request body). Checks that the host resolves. 0, or -1
+ * with err = "<path>.<key>: <what is wrong>". */
+int gwc_pod_parse(const struct cJSON *o, const char *path, struct gw_pod_cfg *p,
+                  char *err, size_t errlen);
+/* A "policy" object (NULL: absent) over policy_defaults(); overrides inherit
+ * every key they do not set from the global policy. 0 or -1 + err. */
+int gwc_policies_parse(const struct cJSON *o, const char *path,
+                       struct gw_policies *out, char *err, size_t errlen);
+/* The config's "policy" layout: every global key; each override only with
+ * the keys where it differs from the global policy. NULL on ENOMEM. */
+struct cJSON *gwc_policies_json(const struct gw_policies *p);
+const char *gwc_engine_name(enum pod_engine e);
+
+/* ---- control.c: the pod table (control thread only) ---- */
+
+/* One pod. Allocated on add, freed on remove; its slot is stable. */
+struct cpod {
+    struct pod_info info;        /* what snapshots publish */
+    struct gw_pod_cfg cfg;       /* as configured */
+    struct hget mc, hc, vc;      /* probe connections: /metrics, /health, /v1/models */
+    uint32_t health_fails;       /* failed health checks in a row */
+    uint64_t models_at;          /* last /v1/models request (ev_now_ns) */
+};
+
+struct gw *ctl_gw(void);
+struct ev_loop *ctl_loop(void);
+struct cpod *ctl_pod(uint32_t slot);   /* NULL: free slot */
+const struct gw_config *ctl_cfg(void); /* probe periods (reloads change them) */
+/* The table changed: a snapshot is published at the end of this loop
+ * iteration (at most one a millisecond). */
+void ctl_mark_dirty(void);
+
+/* ---- probe.c ---- */
+
+/* (Re)starts the periodic probes of every pod; the first round goes out at
+ * once. */
+void probes_arm(struct ev_loop *l);
+void probes_disarm(void);
+/* A new pod: health, models and metrics now. */
+void probe_now(struct cpod *p);
+/* GET /v1/models now, unless one is in flight. */
+void probe_models(struct cpod *p);
+
+/* ---- control.c: called by admin.c on the control thread ---- */
+
+/* Same results as the public control_* calls, run in place. */
+int ctl_add_pod(const struct gw_pod_cfg *p, char *err, size_t errlen);
+int ctl_remove_pod(const char *name);
+int ctl_drain_pod(const char *name, int drain);
+int ctl_reload(char *err, size_t errlen);
+/* Replaces the routing policies (under g->policy_mu), keeping the kill
+ * switch in force if it is on. */
+void ctl_set_policies(const struct gw_policies *p);
+/* The policies an admin change starts from (without the kill switch). */
+void ctl_base_policies(struct gw_policies *out);
+/* Kill switch: on = every policy (global and overrides) round-robin, no
+ * shadow, no canary; off = their previous mode, shadow and canary back. */
+void ctl_killswitch(int on);
+int ctl_killswitch_on(void);
+
+/* ---- admin.c ---- */
+
+/* Binds cfg.admin_listen ("" = no admin listener). 0, or -errno with a
+ * sentence on stderr. */
+int admin_start(struct gw *g, struct ev_loop *l);
+void admin_stop(void);
+
+#endif

@@ -1,0 +1,306 @@
+/* probe: the control thread's periodic probes of every pod (control.c owns
+ * the table; scrape.c carries the requests). See control.c for the rules:
+ *
+ *   /metrics    every scrape.interval_ms unless the last one is in flight;
+ *               parsed by the pod's engine; sets load, LoRA bits, cache size
+ *               (and the prefix index's capacity for the pod)
+ *   /health     every scrape.health_interval_ms: healthy after one success,
+ *               unhealthy after two failures in a row or one refused
+ *               connection (seen by any probe)
+ *   /v1/models  at start, every scrape.models_interval_ms, on recovery, and
+ *               when a running adapter is not known yet
+ *
+ * Each scrape outcome is counted with gw_metrics_scrape (cause "timeout",
+ * "connect", "http" or "parse"). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <string.h>
+
+#include "common/ev.h"
+#include "core/engine_metrics.h"
+#include "core/prefix_index.h"
+#include "gateway/control_priv.h"
+#include "gateway/gwmetrics.h"
+#include "gateway/scrape.h"
+
+#define MODELS_RETRY_NS 1000000000ull /* unknown running adapter: refresh after 1 s */
+
+static struct {
+    struct ev_loop *l;
+    uint64_t scrape_next, health_next, models_next;
+    uint64_t t_scrape, t_health, t_models;
+} T;
+
+static void probe_health(struct cpod *p);
+static void probe_metrics(struct cpod *p);
+
+static void set_healthy(struct cpod *p, int v)
+{
+    if (p->info.healthy != v) {
+        p->info.healthy = (uint8_t)v;
+        ctl_mark_dirty();
+    }
+}
+
+static enum engine_kind kind_of(enum pod_engine e)
+{
+    switch (e) {
+    case POD_ENGINE_SGLANG: return ENGINE_SGLANG;
+    case POD_ENGINE_TRTLLM: return ENGINE_TRTLLM;
+    default: return ENGINE_VLLM;
+    }
+}
+
+static const char *fail_cause(const struct hget *h, int err)
+{
+    if (err == -ETIMEDOUT)
+        return "timeout";
+    return h->connect_failed ? "connect" : "http";
+}
+
+/* running_loras "a,b" -> bits over adapters[]; 1 if a name is unknown */
+static int lora_bits(struct cpod *p, const char *list, uint64_t *bits)
+{
+    int unknown = 0;
+    *bits = 0;
+    while (*list) {
+        const char *e = strchr(list, ',');
+        size_t n = e ? (size_t)(e - list) : strlen(list);
+        if (n) {
+            uint32_t i = 0;
+            for (; i < p->info.nadapters; i++)
+                if (strlen(p->info.adapters[i]) == n && !memcmp(p->info.adapters[i], list, n))
+                    break;
+            if (i < p->info.nadapters && i < 64)
+                *bits |= 1ull << i;
+            else if (i == p->info.nadapters)
+                unknown = 1;
+        }
+        list += n + (e ? 1 : 0);
+    }
+    return unknown;
+}
+
+static void on_metrics(struct hget *h, int err, int status, const char *body, size_t len,
+                       void *arg)
+{
+    struct cpod *p = arg;
+    struct gw *g = ctl_gw();
+    if (err || status != 200) {
+        gw_metrics_scrape(g->metrics, p->info.name, err ? fail_cause(h, err) : "http");
+        if (err == -ECONNREFUSED)
+            set_healthy(p, 0);
+        return;
+    }
+    struct engine_load el;
+    if (engine_load_parse(body, len, kind_of(p->info.engine), NULL, &el) != 0) {
+        gw_metrics_scrape(g->metrics, p->info.name, "parse");
+        return;
+    }
+    struct pod_info *in = &p->info;
+    if (el.have & HAVE_WAITING)
+        in->waiting = el.waiting;
+    if (el.have & HAVE_RUNNING)
+        in->running = el.running;
+    if (el.have & HAVE_KV)
+        in->kv_usage = el.kv_usage;
+    if (el.have & HAVE_LORA) {
+        uint64_t bits;
+        if (lora_bits(p, el.running_loras, &bits) && !hget_busy(&p->vc) &&
+            ev_now_ns() - p->models_at > MODELS_RETRY_NS)
+            probe_models(p); /* an adapter loaded since the last discovery */
+        in->running_loras = bits;
+    }
+    if ((el.have & HAVE_CACHE_CFG) && el.cache_blocks > 0 && el.block_size > 0) {
+        double t = (double)el.cache_blocks * (double)el.block_size;
+        uint32_t tokens = t > 4e9 ? 4000000000u : (uint32_t)t;
+        if (tokens != in->cache_tokens && g->pidx) {
+            double blocks = (double)tokens * g->cfg.bytes_per_token / g->cfg.block_bytes;
+            pidx_set_capacity(g->pidx, in->slot, blocks > 4e9 ? 4000000000u : (uint32_t)blocks);
+        }
+        in->cache_tokens = tokens;
+    }
+    in->scraped_ns = ev_now_ns();
+    in->metrics_ok = 1;
+    ctl_mark_dirty();
+    gw_metrics_scrape(g->metrics, in->name, NULL);
+}
+
+static void probe_metrics(struct cpod *p)
+{
+    if (!hget_busy(&p->mc) &&
+        hget_get(&p->mc, "/metrics", ctl_cfg()->scrape_timeout_ms, on_metrics, p) != 0)
+        gw_metrics_scrape(ctl_gw()->metrics, p->info.name, "connect");
+}
+
+static void on_health(struct hget *h, int err, int status, const char *body, size_t len,
+                      void *arg)
+{
+    struct cpod *p = arg;
+    if (!err && status == 200) {
+        p->health_fails = 0;
+        atomic_store(&ctl_gw()->counters.down_until_ns[p->info.slot], 0);
+        if (!p->info.healthy) {
+            set_healthy(p, 1);
+            probe_models(p); /* it may have restarted with other adapters */
+        }
+        return;
+    }
+    if (p->health_fails < UINT32_MAX)
+        p->health_fails++;
+    if (err == -ECONNREFUSED || p->health_fails >= 2)
+        set_healthy(p, 0);
+}
+
+static void probe_health(struct cpod *p)
+{
+    if (!hget_busy(&p->hc))
+        hget_get(&p->hc, "/health", ctl_cfg()->scrape_timeout_ms, on_health, p);
+}
+
+static int in_list(const char (*list)[POD_MODEL_MAX], uint32_t n, const char *s)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (!strcmp(list[i], s))
+            return 1;
+    return 0;
+}
+
+/* Base models: "parent" null or absent (for SGLang / TRT-LLM also an entry
+ * that is its own "root"); adapters: a non-null "parent". */
+static void on_models(struct hget *h, int err, int status, const char *body, size_t len,
+                      void *arg)
+{
+    struct cpod *p = arg;
+    if (err || status != 200)
+        return; /* keep what we had */
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    const cJSON *data = root ? cJSON_GetObjectItemCaseSensitive(root, "data") : NULL;
+    if (!cJSON_IsArray(data)) {
+        cJSON_Delete(root);
+        return;
+    }
+    static struct pod_info ni; /* one at a time; too big for the stack */
+    ni = p->info;
+    ni.nmodels = ni.nadapters = 0;
+    uint32_t nb = 0, na = 0;
+    static char bases[POD_MAX_MODELS][POD_MODEL_MAX], ads[POD_MAX_ADAPTERS][POD_MODEL_MAX];
+    const cJSON *m;
+    cJSON_ArrayForEach(m, data) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
+        const cJSON *par = cJSON_GetObjectItemCaseSensitive(m, "parent");
+        const cJSON *rt = cJSON_GetObjectItemCaseSensitive(m, "root");
+        if (!cJSON_IsString(id) || !id->valuestring[0] ||
+            strlen(id->valuestring) >= POD_MODEL_MAX)
+            continue;
+        int adapter = cJSON_IsString(par) && strcmp(par->valuestring, id->valuestring);
+        if (adapter && p->info.engine != POD_ENGINE_VLLM && cJSON_IsString(rt) &&
+            !strcmp(rt->valuestring, id->valuestring))
+            adapter = 0;
+        if (adapter && na < POD_MAX_ADAPTERS && !in_list(ads, na, id->valuestring))
+            strcpy(ads[na++], id->valuestring);
+        else if (!adapter && nb < POD_MAX_MODELS && !in_list(bases, nb, id->valuestring))
+            strcpy(bases[nb++], id->valuestring);
+    }
+    cJSON_Delete(root);
+    if (p->cfg.nmodels) { /* the configured names, classified */
+        for (uint32_t i = 0; i < p->cfg.nmodels; i++) {
+            if (in_list(ads, na, p->cfg.models[i]))
+                strcpy(ni.adapters[ni.nadapters++], p->cfg.models[i]);
+            else
+                strcpy(ni.models[ni.nmodels++], p->cfg.models[i]);
+        }
+    } else {
+        memcpy(ni.models, bases, sizeof(bases[0]) * nb);
+        memcpy(ni.adapters, ads, sizeof(ads[0]) * na);
+        ni.nmodels = nb;
+        ni.nadapters = na;
+    }
+    int changed = ni.nmodels != p->info.nmodels || ni.nadapters != p->info.nadapters;
+    for (uint32_t i = 0; !changed && i < ni.nmodels; i++)
+        changed = strcmp(ni.models[i], p->info.models[i]) != 0;
+    for (uint32_t i = 0; !changed && i < ni.nadapters; i++)
+        changed = strcmp(ni.adapters[i], p->info.adapters[i]) != 0;
+    if (!changed)
+        return;
+    p->info.nmodels = ni.nmodels;
+    p->info.nadapters = ni.nadapters;
+    memcpy(p->info.models, ni.models, sizeof(ni.models));
+    memcpy(p->info.adapters, ni.adapters, sizeof(ni.adapters));
+    p->info.running_loras = 0; /* indexes moved; the next scrape sets them */
+    ctl_mark_dirty();
+}
+
+void probe_models(struct cpod *p)
+{
+    if (hget_busy(&p->vc))
+        return;
+    p->models_at = ev_now_ns();
+    hget_get(&p->vc, "/v1/models", ctl_cfg()->scrape_timeout_ms, on_models, p);
+}
+
+/* ---- periodic ticks ---- */
+
+static uint64_t next_tick(uint64_t *next, uint32_t period_ms)
+{
+    uint64_t now = ev_now_ns(), per = (uint64_t)period_ms * 1000000ull;
+    *next += per;
+    if (*next <= now) /* fell behind (or first tick): restart from now */
+        *next = now + per;
+    return *next;
+}
+
+static void on_scrape_tick(struct ev_loop *l, void *arg)
+{
+    for (uint32_t i = 0; i < POD_MAX; i++)
+        if (ctl_pod(i))
+            probe_metrics(ctl_pod(i));
+    T.t_scrape = ev_timer_at(l, next_tick(&T.scrape_next, ctl_cfg()->scrape_ms), on_scrape_tick,
+                             NULL);
+}
+
+static void on_health_tick(struct ev_loop *l, void *arg)
+{
+    for (uint32_t i = 0; i < POD_MAX; i++)
+        if (ctl_pod(i))
+            probe_health(ctl_pod(i));
+    T.t_health = ev_timer_at(l, next_tick(&T.health_next, ctl_cfg()->health_ms), on_health_tick,
+                             NULL);
+}
+
+static void on_models_tick(struct ev_loop *l, void *arg)
+{
+    T.t_models = 0;
+    for (uint32_t i = 0; i < POD_MAX; i++)
+        if (ctl_pod(i))
+            probe_models(ctl_pod(i));
+    if (ctl_cfg()->models_ms)
+        T.t_models = ev_timer_at(l, next_tick(&T.models_next, ctl_cfg()->models_ms),
+                                 on_models_tick, NULL);
+}
+
+void probes_arm(struct ev_loop *l)
+{
+    probes_disarm();
+    T.l = l;
+    T.t_scrape = ev_timer_at(l, 0, on_scrape_tick, NULL);
+    T.t_health = ev_timer_at(l, 0, on_health_tick, NULL);
+    T.t_models = ev_timer_at(l, 0, on_models_tick, NULL);
+}
+
+void probes_disarm(void)
+{
+    if (T.l) {
+        ev_timer_cancel(T.l, T.t_scrape);
+        ev_timer_cancel(T.l, T.t_health);
+        ev_timer_cancel(T.l, T.t_models);
+    }
+    memset(&T, 0, sizeof(T));
+}
+
+void probe_now(struct cpod *p)
+{
+    probe_health(p);
+    probe_models(p);
+    probe_metrics(p);
+}

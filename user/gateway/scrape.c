@@ -1,0 +1,455 @@
+/* scrape: non-blocking HTTP/1.1 GET client. See scrape.h.
+ *
+ * States: CLOSED -> CONNECTING -> SENDING -> READING -> IDLE (kept alive,
+ * watched for EOF) -> SENDING ... Any failure closes the fd. The deadline
+ * timer covers connect, send and the whole response. A failure found while
+ * starting (socket(), a synchronous connect error) is reported from a
+ * zero-delay timer, so hget_get never calls back into its caller. */
+#include "gateway/scrape.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/ev.h"
+
+#define READ_CHUNK 16384
+
+static void on_io(struct ev_loop *l, int fd, uint32_t events, void *arg);
+static void on_timer(struct ev_loop *l, void *arg);
+
+void hget_init(struct hget *h, struct ev_loop *l)
+{
+    memset(h, 0, sizeof(*h));
+    h->l = l;
+    h->fd = -1;
+    h->clen = -1;
+    sbuf_init(&h->out);
+    sbuf_init(&h->in);
+}
+
+static void drop_conn(struct hget *h)
+{
+    if (h->fd >= 0) {
+        if (h->registered)
+            ev_del(h->l, h->fd);
+        close(h->fd);
+    }
+    h->fd = -1;
+    h->registered = 0;
+    h->state = HG_CLOSED;
+}
+
+static int set_events(struct hget *h, uint32_t ev)
+{
+    if (h->registered)
+        return ev_mod(h->l, h->fd, ev);
+    int rc = ev_add(h->l, h->fd, ev, on_io, h);
+    if (rc == 0)
+        h->registered = 1;
+    return rc;
+}
+
+void hget_target(struct hget *h, const struct sockaddr_storage *a, socklen_t alen,
+                 const char *hostport)
+{
+    if (alen != h->addrlen || memcmp(a, &h->addr, alen) != 0) {
+        hget_close(h);
+        memcpy(&h->addr, a, alen);
+        h->addrlen = alen;
+    }
+    snprintf(h->host, sizeof(h->host), "%s", hostport);
+}
+
+void hget_close(struct hget *h)
+{
+    if (h->timer)
+        ev_timer_cancel(h->l, h->timer);
+    h->timer = 0;
+    h->pend_err = 0;
+    h->cb = NULL;
+    h->arg = NULL;
+    drop_conn(h);
+}
+
+void hget_free(struct hget *h)
+{
+    hget_close(h);
+    sbuf_free(&h->out);
+    sbuf_free(&h->in);
+}
+
+/* Clears the response state. `in` keeps its bytes (len = 0 only): a body
+ * handed to the previous callback stays readable while it runs. */
+static void reset_resp(struct hget *h)
+{
+    h->in.len = 0;
+    h->head_done = h->status = h->chunked = h->close_after = 0;
+    h->clen = -1;
+    h->body_off = h->raw_off = h->body_len = 0;
+    memset(&h->ck, 0, sizeof(h->ck));
+}
+
+/* Ends the request in flight: exactly one callback, as the last action. */
+static void finish(struct hget *h, int err)
+{
+    if (h->timer)
+        ev_timer_cancel(h->l, h->timer);
+    h->timer = 0;
+    hget_cb cb = h->cb;
+    void *arg = h->arg;
+    h->cb = NULL;
+    h->arg = NULL;
+    if (err || h->close_after) {
+        drop_conn(h);
+    } else {
+        h->state = HG_IDLE; /* watch for the pod closing it while idle */
+        if (set_events(h, EPOLLIN))
+            drop_conn(h);
+    }
+    const char *body = NULL;
+    size_t len = 0;
+    if (!err) {
+        body = h->in.data + h->body_off; /* recv left a spare byte */
+        len = h->body_len;
+        h->in.data[h->body_off + len] = 0;
+    }
+    if (cb)
+        cb(h, err, err ? 0 : h->status, body, len, arg);
+}
+
+static int do_connect(struct hget *h)
+{
+    int fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    h->fd = fd;
+    h->state = HG_CONNECTING;
+    if (connect(fd, (const struct sockaddr *)&h->addr, h->addrlen) < 0 &&
+        errno != EINPROGRESS) {
+        int err = -errno;
+        h->connect_failed = 1;
+        drop_conn(h);
+        return err;
+    }
+    /* connected or in progress: writable once the handshake is done */
+    int rc = set_events(h, EPOLLOUT);
+    if (rc) {
+        drop_conn(h);
+        return rc;
+    }
+    return 0;
+}
+
+/* Opens a connection (or reuses the idle one) and sends. A failure is
+ * reported from a zero-delay timer. */
+static void start(struct hget *h)
+{
+    if (h->state == HG_IDLE && h->fd >= 0) {
+        h->reused = 1;
+        h->state = HG_SENDING;
+        if (set_events(h, EPOLLOUT) == 0)
+            return;
+        drop_conn(h);
+    }
+    h->reused = 0;
+    int rc = do_connect(h);
+    if (rc == 0)
+        return;
+    if (h->timer)
+        ev_timer_cancel(h->l, h->timer);
+    h->pend_err = rc;
+    h->timer = ev_timer_at(h->l, 0, on_timer, h);
+    if (!h->timer)
+        finish(h, rc);
+}
+
+int hget_get(struct hget *h, const char *path, uint32_t timeout_ms, hget_cb cb,
+             void *arg)
+{
+    if (h->cb)
+        return -EBUSY;
+    if (!h->addrlen || strlen(path) >= sizeof(h->path))
+        return -EINVAL;
+    snprintf(h->path, sizeof(h->path), "%s", path);
+    sbuf_reset(&h->out);
+    h->out_off = 0;
+    sbuf_printf(&h->out,
+                "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: kvgated\r\n"
+                "Accept: */*\r\n\r\n",
+                path, h->host);
+    if (h->out.oom)
+        return -ENOMEM;
+    reset_resp(h);
+    h->retried = h->connect_failed = h->pend_err = 0;
+    h->timer = ev_timer_at(h->l, ev_now_ns() + (uint64_t)timeout_ms * 1000000ull,
+                           on_timer, h);
+    if (!h->timer)
+        return -ENOMEM;
+    h->cb = cb;
+    h->arg = arg;
+    start(h);
+    return 0;
+}
+
+/* A failure on the socket. A reused connection that the pod had closed
+ * while idle fails before any byte of the answer: one fresh retry. */
+static void fail_io(struct hget *h, int err)
+{
+    if (err == -EPIPE)
+        err = -ECONNRESET;
+    if (h->reused && !h->retried && h->in.len == 0 && err == -ECONNRESET) {
+        h->retried = 1;
+        drop_conn(h);
+        h->out_off = 0;
+        reset_resp(h);
+        start(h);
+        return;
+    }
+    finish(h, err);
+}
+
+static void do_send(struct hget *h)
+{
+    while (h->out_off < h->out.len) {
+        ssize_t n = send(h->fd, h->out.data + h->out_off, h->out.len - h->out_off,
+                         MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                return; /* EPOLLOUT is armed */
+            fail_io(h, -errno);
+            return;
+        }
+        h->out_off += (size_t)n;
+    }
+    h->state = HG_READING;
+    if (set_events(h, EPOLLIN))
+        finish(h, -ENOMEM);
+}
+
+static int hdr_is(const char *n, size_t nl, const char *want)
+{
+    return nl == strlen(want) && strncasecmp(n, want, nl) == 0;
+}
+
+/* Status line and headers of in[0..head_len). 0 or -EPROTO. */
+static int parse_head(struct hget *h, size_t head_len)
+{
+    const char *p = h->in.data;
+    if (head_len < 16 || memcmp(p, "HTTP/1.", 7) || (p[7] != '0' && p[7] != '1') ||
+        p[8] != ' ')
+        return -EPROTO;
+    int st = 0;
+    for (int i = 9; i < 12; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -EPROTO;
+        st = st * 10 + (p[i] - '0');
+    }
+    if ((p[12] != ' ' && p[12] != '\r') || st < 100)
+        return -EPROTO;
+    h->status = st;
+    h->close_after = p[7] == '0'; /* HTTP/1.0: no keep-alive assumed */
+    const char *end = p + head_len - 2; /* the final CRLF */
+    const char *line = memchr(p, '\n', head_len) + 1;
+    int have_clen = 0;
+    while (line < end) {
+        const char *eol = memchr(line, '\n', (size_t)(end - line) + 1);
+        if (!eol)
+            return -EPROTO;
+        size_t ll = (size_t)(eol - line);
+        if (ll && line[ll - 1] == '\r')
+            ll--;
+        const char *colon = memchr(line, ':', ll);
+        if (!colon || colon == line)
+            return -EPROTO;
+        size_t nl = (size_t)(colon - line);
+        const char *v = colon + 1, *ve = line + ll;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        size_t vl = (size_t)(ve - v);
+        if (hdr_is(line, nl, "content-length")) {
+            int64_t cl = 0;
+            if (vl == 0 || vl > 15)
+                return -EPROTO;
+            for (size_t i = 0; i < vl; i++) {
+                if (v[i] < '0' || v[i] > '9')
+                    return -EPROTO;
+                cl = cl * 10 + (v[i] - '0');
+            }
+            if (have_clen && cl != h->clen)
+                return -EPROTO;
+            have_clen = 1;
+            h->clen = cl;
+        } else if (hdr_is(line, nl, "transfer-encoding")) {
+            h->chunked = vl >= 7 && strncasecmp(ve - 7, "chunked", 7) == 0;
+            if (!h->chunked)
+                return -EPROTO; /* a coding we cannot undo */
+        } else if (hdr_is(line, nl, "connection")) {
+            if (memmem(v, vl, "close", 5) || memmem(v, vl, "Close", 5))
+                h->close_after = 1;
+        }
+        line = eol + 1;
+    }
+    if (h->chunked && have_clen) {
+        h->clen = -1; /* chunked wins; the connection is suspect: close */
+        h->close_after = 1;
+    }
+    if (st == 204 || st == 304) {
+        h->clen = 0;
+        h->chunked = 0;
+    }
+    return 0;
+}
+
+/* 0: need more bytes; 1: response complete; < 0: error. */
+static int parse(struct hget *h)
+{
+    while (!h->head_done) {
+        const char *e = memmem(h->in.data, h->in.len, "\r\n\r\n", 4);
+        if (!e)
+            return h->in.len > HGET_MAX_HEAD ? -EPROTO : 0;
+        size_t head_len = (size_t)(e - h->in.data) + 4;
+        int rc = parse_head(h, head_len);
+        if (rc)
+            return rc;
+        if (h->status < 200) { /* interim answer: skip it */
+            sbuf_consume(&h->in, head_len);
+            h->clen = -1;
+            h->chunked = 0;
+            continue;
+        }
+        h->head_done = 1;
+        h->body_off = h->raw_off = head_len;
+        h->body_len = 0;
+    }
+    size_t avail = h->in.len - h->body_off;
+    if (h->chunked) {
+        size_t outn = 0;
+        long c = http1_chunked_decode(&h->ck, h->in.data + h->raw_off,
+                                      h->in.len - h->raw_off,
+                                      h->in.data + h->body_off + h->body_len, &outn);
+        if (c < 0)
+            return -EPROTO;
+        h->raw_off += (size_t)c;
+        h->body_len += outn;
+        if (h->body_len > HGET_MAX_BODY)
+            return -EMSGSIZE;
+        if (!h->ck.done)
+            return 0;
+        if (h->raw_off < h->in.len)
+            h->close_after = 1; /* bytes nobody asked for */
+        return 1;
+    }
+    if (h->clen >= 0) {
+        if (h->clen > (int64_t)HGET_MAX_BODY)
+            return -EMSGSIZE;
+        if (avail < (size_t)h->clen)
+            return 0;
+        if (avail > (size_t)h->clen)
+            h->close_after = 1;
+        h->body_len = (size_t)h->clen;
+        return 1;
+    }
+    /* no framing: the body ends when the pod closes */
+    h->close_after = 1;
+    return avail > HGET_MAX_BODY ? -EMSGSIZE : 0;
+}
+
+static void do_read(struct hget *h)
+{
+    for (;;) {
+        if (sbuf_reserve(&h->in, READ_CHUNK)) {
+            finish(h, -ENOMEM);
+            return;
+        }
+        /* keep a spare byte: finish() NUL-terminates the body */
+        ssize_t n = recv(h->fd, h->in.data + h->in.len, h->in.cap - h->in.len - 1, 0);
+        if (n > 0) {
+            h->in.len += (size_t)n;
+            int rc = parse(h);
+            if (rc) {
+                finish(h, rc < 0 ? rc : 0);
+                return;
+            }
+            if (h->in.len > (size_t)HGET_MAX_BODY + 2 * HGET_MAX_HEAD) {
+                finish(h, -EMSGSIZE); /* chunk framing overhead gone wild */
+                return;
+            }
+            continue;
+        }
+        if (n == 0) {
+            if (h->head_done && !h->chunked && h->clen < 0) {
+                h->body_len = h->in.len - h->body_off;
+                finish(h, 0);
+            } else {
+                fail_io(h, -ECONNRESET);
+            }
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            fail_io(h, -errno);
+        return;
+    }
+}
+
+static void on_io(struct ev_loop *l, int fd, uint32_t events, void *arg)
+{
+    struct hget *h = arg;
+    switch (h->state) {
+    case HG_CONNECTING: {
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+            soerr = errno;
+        if (soerr) {
+            h->connect_failed = 1;
+            finish(h, -soerr);
+            return;
+        }
+        h->state = HG_SENDING;
+        do_send(h);
+        return;
+    }
+    case HG_SENDING:
+        do_send(h);
+        return;
+    case HG_READING:
+        do_read(h);
+        return;
+    case HG_IDLE: {
+        /* EOF, an error, or bytes nobody asked for: the connection is done */
+        char b[256];
+        ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        drop_conn(h);
+        return;
+    }
+    default:
+        drop_conn(h);
+    }
+}
+
+static void on_timer(struct ev_loop *l, void *arg)
+{
+    struct hget *h = arg;
+    h->timer = 0;
+    int err = h->pend_err ? h->pend_err : -ETIMEDOUT;
+    h->pend_err = 0;
+    drop_conn(h);
+    finish(h, err);
+}

@@ -1,0 +1,645 @@
+/* upstream: HTTP/1.1 connections from a worker to pods, with a keep-alive
+ * pool per pod slot (idle conns are watched: a pod closing one drops it).
+ *
+ * One request per conn at a time: connect (non-blocking, connect_timeout_ms)
+ * or reuse, write the re-framed request (head + buffered body, writev),
+ * parse the response head (status line, headers, framing: Content-Length,
+ * chunked or until close), then hand decoded body bytes to the relay as
+ * they arrive. first_byte_timeout_ms runs until the first response byte.
+ * Failures are reported once through relay_up_fail() after the conn was
+ * detached and killed, so the relay can retry with a clean slate. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/ev.h"
+#include "gateway/dataplane.h"
+
+#define UP_MAX_HEADERS 100
+
+void addr_to_text(const struct sockaddr_storage *a, char *out, size_t len, int with_port)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)a;
+        inet_ntop(AF_INET, &s->sin_addr, ip, sizeof(ip));
+        port = ntohs(s->sin_port);
+    } else if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a;
+        inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof(ip));
+        port = ntohs(s->sin6_port);
+    }
+    if (!with_port)
+        snprintf(out, len, "%s", ip);
+    else if (a->ss_family == AF_INET6)
+        snprintf(out, len, "[%s]:%u", ip, port);
+    else
+        snprintf(out, len, "%s:%u", ip, port);
+}
+
+static const char *err_text(int err)
+{
+    switch (err) {
+    case ECONNREFUSED: return "connection refused";
+    case ECONNRESET: return "connection reset";
+    case ETIMEDOUT: return "connection timed out";
+    case EHOSTUNREACH: return "host unreachable";
+    case ENETUNREACH: return "network unreachable";
+    case EPIPE: return "connection closed";
+    case EMFILE: case ENFILE: return "out of file descriptors";
+    default: return "connection error";
+    }
+}
+
+/* ---- pool ---- */
+
+static void pool_unlink(struct upconn *u)
+{
+    struct upool *p = &u->w->pools[u->slot];
+    if (u->pprev)
+        u->pprev->pnext = u->pnext;
+    else
+        p->head = u->pnext;
+    if (u->pnext)
+        u->pnext->pprev = u->pprev;
+    u->pprev = u->pnext = NULL;
+    p->n--;
+}
+
+static void pool_push(struct upconn *u)
+{
+    struct upool *p = &u->w->pools[u->slot];
+    u->pprev = NULL;
+    u->pnext = p->head;
+    if (p->head)
+        p->head->pprev = u;
+    p->head = u;
+    p->n++;
+}
+
+void up_free(struct upconn *u)
+{
+    sbuf_free(&u->head);
+    sbuf_free(&u->in);
+    free(u);
+}
+
+void up_kill(struct upconn *u)
+{
+    if (u->dead)
+        return;
+    struct worker *w = u->w;
+    u->dead = 1;
+    if (u->state == UP_IDLE)
+        pool_unlink(u);
+    if (u->fd >= 0) {
+        ev_del(w->l, u->fd);
+        close(u->fd);
+        u->fd = -1;
+    }
+    ev_timer_cancel(w->l, u->timer);
+    u->timer = 0;
+    if (u->x && u->x->up == u)
+        u->x->up = NULL;
+    u->x = NULL;
+    u->gnext = w->dead_ups;
+    w->dead_ups = u;
+    w_reap_later(w);
+}
+
+void up_pool_close_all(struct worker *w)
+{
+    for (uint32_t s = 0; s < POD_MAX; s++)
+        while (w->pools[s].head)
+            up_kill(w->pools[s].head);
+}
+
+static void up_events(struct upconn *u)
+{
+    if (u->dead || u->fd < 0)
+        return;
+    uint32_t m;
+    if (u->state == UP_IDLE)
+        m = EPOLLIN | EPOLLRDHUP;
+    else if (u->state == UP_CONNECTING)
+        m = EPOLLOUT;
+    else
+        m = (u->paused ? 0 : EPOLLIN | EPOLLRDHUP) |
+            (!u->req_sent && !u->wr_failed ? EPOLLOUT : 0);
+    ev_mod(u->w->l, u->fd, m);
+}
+
+void up_pause(struct upconn *u)
+{
+    u->paused = 1;
+    up_events(u);
+}
+
+void up_resume(struct upconn *u)
+{
+    u->paused = 0;
+    up_events(u);
+}
+
+/* Detaches u from its exchange, kills it, reports the failure. */
+static void up_fail(struct upconn *u, int kind, const char *cause)
+{
+    struct xreq *x = u->x;
+    int reused = u->reused;
+    if (x)
+        x->up = NULL;
+    u->x = NULL;
+    up_kill(u);
+    if (x)
+        relay_up_fail(x, kind, reused, cause);
+}
+
+void up_done(struct upconn *u)
+{
+    struct worker *w = u->w;
+    if (u->x && u->x->up == u)
+        u->x->up = NULL;
+    u->x = NULL;
+    if (!u->resp_ka || !u->req_sent || u->wr_failed || u->in.len ||
+        u->framing == UF_CLOSE || w->stopping || u->dead ||
+        w->pools[u->slot].n >= DP_UP_IDLE_MAX) {
+        up_kill(u);
+        return;
+    }
+    ev_timer_cancel(w->l, u->timer);
+    u->timer = 0;
+    u->state = UP_IDLE;
+    u->paused = 0;
+    sbuf_reset(&u->in);
+    pool_push(u);
+    up_events(u);
+}
+
+/* ---- timers ---- */
+
+static void up_timer_cb(struct ev_loop *l, void *arg)
+{
+    struct upconn *u = arg;
+    u->timer = 0;
+    if (u->fail_cause) /* deferred synchronous connect error */
+        up_fail(u, u->fail_kind, u->fail_cause);
+    else if (u->state == UP_CONNECTING)
+        up_fail(u, FK_CONNECT_TIMEOUT, "connect timeout");
+    else if (u->state == UP_ACTIVE && !u->got_byte)
+        up_fail(u, FK_FB_TIMEOUT, "no response in time");
+}
+
+static void arm(struct upconn *u, uint32_t ms)
+{
+    ev_timer_cancel(u->w->l, u->timer);
+    u->timer = ms ? ev_timer_at(u->w->l, ev_now_ns() + (uint64_t)ms * 1000000ull,
+                                up_timer_cb, u)
+                  : 0;
+}
+
+/* Reports a connect error from the event loop, not from inside up_start,
+ * so the retry logic never runs nested in the caller. */
+static void defer_fail(struct upconn *u, int kind, const char *cause)
+{
+    u->fail_kind = kind;
+    u->fail_cause = cause;
+    ev_timer_cancel(u->w->l, u->timer);
+    u->timer = ev_timer_at(u->w->l, ev_now_ns(), up_timer_cb, u);
+}
+
+/* ---- response head ---- */
+
+struct resp_head {
+    int status, minor;
+    int64_t clen;
+    int chunked, conn_close, conn_ka;
+    size_t nh;
+    struct http1_header h[UP_MAX_HEADERS]; /* last: not cleared */
+};
+
+static int ci_eq(const char *a, size_t n, const char *lit)
+{
+    return strlen(lit) == n && strncasecmp(a, lit, n) == 0;
+}
+
+static int ci_has_token(const char *v, size_t n, const char *tok)
+{
+    size_t tl = strlen(tok);
+    for (size_t i = 0; i + tl <= n; i++)
+        if (strncasecmp(v + i, tok, tl) == 0 && (i == 0 || v[i - 1] == ',' ||
+                                                 v[i - 1] == ' ') &&
+            (i + tl == n || v[i + tl] == ',' || v[i + tl] == ' ' || v[i + tl] == ';'))
+            return 1;
+    return 0;
+}
+
+/* Head length (> 0), 0 incomplete, -1 malformed. Lines end in CRLF (a bare
+ * LF is tolerated). */
+static long parse_resp_head(const char *b, size_t len, struct resp_head *rh)
+{
+    memset(rh, 0, offsetof(struct resp_head, h));
+    rh->clen = -1;
+    size_t i = 0, line = 0;
+    int first = 1;
+    for (;;) {
+        const char *nl = memchr(b + i, '\n', len - i);
+        if (!nl)
+            return 0;
+        size_t e = (size_t)(nl - b);
+        size_t le = e > i && b[e - 1] == '\r' ? e - 1 : e;
+        line = i;
+        i = e + 1;
+        const char *p = b + line;
+        size_t n = le - line;
+        if (first) {
+            /* HTTP/1.x SP 3DIGIT [SP reason] */
+            if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ' ||
+                p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' ||
+                p[11] < '0' || p[11] > '9' || (n > 12 && p[12] != ' '))
+                return -1;
+            rh->minor = p[7] == '1' ? 1 : 0;
+            rh->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+            first = 0;
+            continue;
+        }
+        if (n == 0)
+            return (long)i; /* blank line: end of head */
+        const char *colon = memchr(p, ':', n);
+        if (!colon || colon == p || p[0] == ' ' || p[0] == '\t')
+            return -1;
+        size_t nlen = (size_t)(colon - p);
+        const char *v = colon + 1, *ve = p + n;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        size_t vl = (size_t)(ve - v);
+        if (ci_eq(p, nlen, "content-length")) {
+            int64_t cl = 0;
+            if (vl == 0)
+                return -1;
+            for (size_t k = 0; k < vl; k++) {
+                if (v[k] < '0' || v[k] > '9' || cl > (INT64_MAX - 9) / 10)
+                    return -1;
+                cl = cl * 10 + (v[k] - '0');
+            }
+            if (rh->clen >= 0 && rh->clen != cl)
+                return -1;
+            rh->clen = cl;
+        } else if (ci_eq(p, nlen, "transfer-encoding")) {
+            rh->chunked = ci_has_token(v, vl, "chunked");
+        } else if (ci_eq(p, nlen, "connection")) {
+            rh->conn_close |= ci_has_token(v, vl, "close");
+            rh->conn_ka |= ci_has_token(v, vl, "keep-alive");
+        }
+        if (rh->nh >= UP_MAX_HEADERS)
+            return -1;
+        rh->h[rh->nh++] = (struct http1_header){ p, nlen, v, vl };
+    }
+}
+
+/* ---- I/O ---- */
+
+static void up_write(struct upconn *u)
+{
+    struct xreq *x = u->x;
+    size_t hl = u->head.len, bl = x->body.len, total = hl + bl;
+    while (u->sent < total) {
+        struct iovec iov[2];
+        int n = 0;
+        if (u->sent < hl) {
+            iov[n++] = (struct iovec){ u->head.data + u->sent, hl - u->sent };
+            if (bl)
+                iov[n++] = (struct iovec){ x->body.data, bl };
+        } else {
+            iov[n++] = (struct iovec){ x->body.data + (u->sent - hl), total - u->sent };
+        }
+        ssize_t w = writev(u->fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            if (u->got_byte) {
+                u->wr_failed = 1; /* the pod answered early: read on */
+                up_events(u);
+                return;
+            }
+            up_fail(u, FK_RESET, err_text(errno));
+            return;
+        }
+        u->sent += (size_t)w;
+    }
+    u->req_sent = 1;
+    x->r.t_upstream_sent = ev_now_ns();
+    up_events(u);
+}
+
+/* Processes u->in. 0 to keep reading, -1 when u no longer belongs to x. */
+static int up_parse(struct upconn *u)
+{
+    struct xreq *x = u->x;
+    struct gw *g = u->w->g;
+    while (!u->head_done) {
+        struct resp_head rh;
+        long hl = parse_resp_head(u->in.data, u->in.len, &rh);
+        if (hl == 0) {
+            size_t max = g->cfg.max_header_bytes ? g->cfg.max_header_bytes : 65536;
+            if (u->in.len > max) {
+                up_fail(u, FK_PROTO, "response head too large");
+                return -1;
+            }
+            return 0;
+        }
+        if (hl < 0) {
+            up_fail(u, FK_PROTO, "malformed response");
+            return -1;
+        }
+        if (rh.status < 200 && rh.status != 101) { /* 100 Continue & co */
+            sbuf_consume(&u->in, (size_t)hl);
+            continue;
+        }
+        if (rh.status == 101) {
+            up_fail(u, FK_PROTO, "unexpected protocol switch");
+            return -1;
+        }
+        int has_body = !(rh.status == 204 || rh.status == 304);
+        u->framing = !has_body ? UF_NONE
+                     : rh.chunked ? UF_CHUNKED
+                     : rh.clen >= 0 ? UF_CLEN
+                                    : UF_CLOSE;
+        u->clen_left = rh.clen > 0 ? (uint64_t)rh.clen : 0;
+        u->resp_ka = rh.minor >= 1 ? !rh.conn_close : rh.conn_ka && !rh.conn_close;
+        if (rh.chunked && rh.clen >= 0)
+            u->resp_ka = 0; /* both: chunked wins, but do not trust the conn */
+        memset(&u->ck, 0, sizeof(u->ck));
+        u->head_done = 1;
+        int64_t clen = u->framing == UF_CLEN ? rh.clen : -1;
+        /* Header pointers are into u->in, which stays put until consumed. */
+        int rc = relay_up_head(x, u, rh.status, rh.h, rh.nh, clen, has_body);
+        if (rc < 0 || u->dead || u->x != x)
+            return -1;
+        sbuf_consume(&u->in, (size_t)hl);
+        if (u->framing == UF_CLEN && u->clen_left == 0)
+            u->framing = UF_NONE;
+    }
+    switch (u->framing) {
+    case UF_CLEN: {
+        size_t n = u->in.len < u->clen_left ? u->in.len : (size_t)u->clen_left;
+        if (n) {
+            relay_up_body(x, u->in.data, n);
+            if (u->dead || u->x != x)
+                return -1;
+            sbuf_consume(&u->in, n);
+            u->clen_left -= n;
+        }
+        if (u->clen_left)
+            return 0;
+        break;
+    }
+    case UF_CHUNKED: {
+        if (u->in.len == 0)
+            return 0;
+        size_t outn = 0;
+        long used = http1_chunked_decode(&u->ck, u->in.data, u->in.len, u->in.data, &outn);
+        if (used < 0) {
+            up_fail(u, FK_PROTO, "malformed chunked body");
+            return -1;
+        }
+        if (outn) {
+            relay_up_body(x, u->in.data, outn);
+            if (u->dead || u->x != x)
+                return -1;
+        }
+        sbuf_consume(&u->in, (size_t)used);
+        if (!u->ck.done)
+            return 0;
+        break;
+    }
+    case UF_CLOSE:
+        if (u->in.len) {
+            relay_up_body(x, u->in.data, u->in.len);
+            if (u->dead || u->x != x)
+                return -1;
+            sbuf_reset(&u->in);
+        }
+        return 0;
+    default:
+        break;
+    }
+    relay_up_end(x); /* up_done: pooled or killed (extra bytes: killed) */
+    return -1;
+}
+
+static void up_eof(struct upconn *u, int err)
+{
+    struct xreq *x = u->x;
+    if (!u->got_byte) {
+        up_fail(u, FK_RESET, err ? err_text(err) : "connection closed");
+    } else if (!u->head_done) {
+        up_fail(u, FK_PROTO, "truncated response head");
+    } else if (u->framing == UF_CLOSE) {
+        u->resp_ka = 0;
+        relay_up_end(x);
+    } else {
+        up_fail(u, FK_RESET, "connection closed mid-body");
+    }
+}
+
+static void up_read(struct upconn *u, int force)
+{
+    struct xreq *x = u->x;
+    for (int iter = 0; iter < 16; iter++) {
+        if (u->paused && !force)
+            return;
+        if (sbuf_reserve(&u->in, DP_READ_CHUNK)) {
+            up_fail(u, FK_PROTO, "out of memory");
+            return;
+        }
+        ssize_t n = read(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len - 1);
+        if (n > 0) {
+            u->in.len += (size_t)n;
+            if (!u->got_byte) {
+                u->got_byte = 1;
+                ev_timer_cancel(u->w->l, u->timer);
+                u->timer = 0;
+                x->r.t_first_byte = ev_now_ns();
+            }
+            if (up_parse(u) < 0)
+                return;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        up_eof(u, n < 0 ? errno : 0);
+        return;
+    }
+}
+
+static void up_connected(struct upconn *u)
+{
+    u->state = UP_ACTIVE;
+    arm(u, u->w->g->cfg.first_byte_timeout_ms);
+    up_events(u);
+}
+
+static void up_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
+{
+    struct upconn *u = arg;
+    if (u->state == UP_IDLE) { /* the pod closed it, or sent junk */
+        up_kill(u);
+        return;
+    }
+    struct xreq *x = u->x;
+    if (!x) { /* cannot happen: active conns have an owner */
+        up_kill(u);
+        return;
+    }
+    if (u->state == UP_CONNECTING) {
+        int err = 0;
+        socklen_t el = sizeof(err);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+            err = errno;
+        if (!err && (ev & (EPOLLERR | EPOLLHUP)))
+            err = ECONNREFUSED;
+        if (err) {
+            up_fail(u, FK_CONNECT, err_text(err));
+            return;
+        }
+        up_connected(u);
+        ev |= EPOLLOUT;
+    }
+    if ((ev & EPOLLOUT) && !u->req_sent && !u->wr_failed) {
+        up_write(u);
+        if (u->dead || u->x != x)
+            return;
+    }
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        up_read(u, (ev & (EPOLLHUP | EPOLLERR)) != 0);
+        if (u->dead || u->x != x)
+            return;
+    }
+    up_events(u);
+}
+
+/* ---- start ---- */
+
+static int build_head(struct upconn *u, struct xreq *x)
+{
+    const struct pod_info *p = &x->r.pod;
+    struct sbuf *h = &u->head;
+    sbuf_reset(h);
+    sbuf_printf(h, "%s ", x->method[0] ? x->method : "POST");
+    sbuf_append(h, x->path.data ? x->path.data : "/", x->path.data ? x->path.len : 1);
+    if (strchr(p->host, ':'))
+        sbuf_printf(h, " HTTP/1.1\r\nHost: [%s]:%u\r\n", p->host, p->port);
+    else
+        sbuf_printf(h, " HTTP/1.1\r\nHost: %s:%u\r\n", p->host, p->port);
+    sbuf_puts(h, "Content-Type: ");
+    if (x->ctype.len)
+        sbuf_append(h, x->ctype.data, x->ctype.len);
+    else
+        sbuf_puts(h, "application/json");
+    sbuf_printf(h, "\r\nContent-Length: %zu\r\n", x->body.len);
+    sbuf_append(h, x->fwd.data ? x->fwd.data : "", x->fwd.len);
+    sbuf_puts(h, "X-Forwarded-For: ");
+    if (x->xff.len) {
+        sbuf_append(h, x->xff.data, x->xff.len);
+        sbuf_puts(h, ", ");
+    }
+    sbuf_printf(h, "%s\r\n\r\n", x->c->peer);
+    return h->oom ? -ENOMEM : 0;
+}
+
+static struct upconn *pool_take(struct worker *w, const struct pod_info *pod)
+{
+    struct upool *p = &w->pools[pod->slot];
+    while (p->head) {
+        struct upconn *u = p->head;
+        pool_unlink(u);
+        u->state = UP_ACTIVE;
+        if (u->addrlen == pod->addrlen && memcmp(&u->addr, &pod->addr, u->addrlen) == 0)
+            return u;
+        up_kill(u); /* the slot now names another pod */
+    }
+    return NULL;
+}
+
+int up_start(struct xreq *x, int fresh_only)
+{
+    struct worker *w = x->w;
+    const struct pod_info *pod = &x->r.pod;
+    if (pod->slot >= POD_MAX)
+        return -EINVAL;
+    struct upconn *u = fresh_only ? NULL : pool_take(w, pod);
+    if (u) {
+        u->reused = 1;
+    } else {
+        u = calloc(1, sizeof(*u));
+        if (!u)
+            return -ENOMEM;
+        u->w = w;
+        u->fd = -1;
+        u->slot = pod->slot;
+        u->addr = pod->addr;
+        u->addrlen = pod->addrlen;
+        u->state = UP_CONNECTING;
+        sbuf_init(&u->head);
+        sbuf_init(&u->in);
+    }
+    u->x = x;
+    u->sent = 0;
+    u->req_sent = u->wr_failed = u->got_byte = u->head_done = 0;
+    u->paused = 0;
+    u->framing = UF_NONE;
+    x->up = u;
+    x->up_slot = pod->slot;
+    x->up_paused = 0;
+    addr_to_text(&u->addr, x->dest, sizeof(x->dest), 1);
+    if (build_head(u, x) < 0) {
+        x->up = NULL;
+        u->x = NULL;
+        up_kill(u);
+        return -ENOMEM;
+    }
+    if (u->reused) {
+        up_connected(u); /* write on the next EPOLLOUT */
+        return 0;
+    }
+    int fd = socket(u->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        defer_fail(u, FK_CONNECT, err_text(errno));
+        return 0;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int rc = connect(fd, (struct sockaddr *)&u->addr, u->addrlen);
+    int err = rc < 0 ? errno : 0;
+    if (rc < 0 && err != EINPROGRESS) {
+        close(fd);
+        defer_fail(u, FK_CONNECT, err_text(err));
+        return 0;
+    }
+    if (ev_add(w->l, fd, EPOLLOUT, up_io, u) < 0) {
+        close(fd);
+        defer_fail(u, FK_CONNECT, "out of memory");
+        return 0;
+    }
+    u->fd = fd;
+    if (rc == 0)
+        up_connected(u);
+    else
+        arm(u, w->g->cfg.connect_timeout_ms);
+    return 0;
+}
