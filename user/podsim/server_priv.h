@@ -18,8 +18,8 @@
  *   - struct conn: the fields under "shared" belong to server.c (h1 and h2
  *     append to out and consume in, then call srv_conn_flush); those under
  *     "h1" to server_h1.c, those under "h2" to server_h2.c. server.c only
- *     reads c->st / c->active / c->streams (to pause reading, to detach an
- *     h1 resp, to tell idle connections apart).
+ *     reads c->st / c->streams (to pause reading, to tell idle connections
+ *     apart) and detaches c->active when the conn fails.
  *   - struct h2stream belongs to server_h2.c (created in on_begin_headers,
  *     freed in on_stream_close or srv_h2_conn_free).
  *   - struct http_resp is allocated by srv_resp_new and freed by server.c
