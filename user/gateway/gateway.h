@@ -92,7 +92,7 @@ void gw_request_done(struct gw *g, struct gw_request *r);
 struct gw_scan;
 struct gw_scan *gw_scan_new(struct gw *g);
 void gw_scan_free(struct gw_scan *s);
-/* 0, or -1 once the body is known to be malformed (sticky). */
+/* 0, or < 0 once the body is known to be malformed (sticky). */
 int gw_scan_feed(struct gw_scan *s, const char *p, size_t n);
 /* At the end of the body: fills r->model, r->stream, r->nkeys/keys (keyed
  * by model and cache_salt) and r->tenant from "user" when no header set it.
