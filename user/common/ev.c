@@ -19,7 +19,6 @@
 #include "common/ev.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -50,8 +49,8 @@ struct ev_tnode {
 
 struct ev_loop {
     int epfd;
+    int wakefd;
     _Atomic int stop; /* set by ev_stop from any thread or a signal handler (lock-free) */
-    volatile sig_atomic_t stop; /* written by ev_stop from any thread or a signal handler */
 
     struct ev_reg *regs;
     size_t nregs;
