@@ -43,6 +43,9 @@ BINS := $(OUT)/kvgate-podsim $(OUT)/kvgated
 .PHONY: all deps test unit fuzz demo clean
 all: deps-stamp $(BINS) $(UNIT_BINS)
 
+include bench/Makefile.inc
+BINS += $(OUT)/loadgen
+
 deps:
 	$(Q)scripts/deps.sh
 # `make` checks deps once per clean tree; `make deps` re-checks.
@@ -102,4 +105,4 @@ demo: all
 clean:
 	rm -rf $(OUT)
 
--include $(shell find $(OUT)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(OUT)/obj $(OUT)/tests -name '*.d' 2>/dev/null)

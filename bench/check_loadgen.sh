@@ -129,7 +129,10 @@ t_scale() {
     s=$(pods_metric_sum "$P" 2 vllm:time_to_first_token_seconds_sum)
     c=$(pods_metric_sum "$P" 2 vllm:time_to_first_token_seconds_count)
     lg=$(jq '.summary.ttft_ms.mean / 1000' "$E2E_TMP/s2.json")
-    echo "time scale 2: podsim TTFT $(awk -v s="$s" -v c="$c" 'BEGIN{print 1000*s/c}') ms (simulated), loadgen $(awk -v l="$lg" 'BEGIN{print 1000*l}') ms; wall $(jq .summary.wall_s "$E2E_TMP/s2.json") s for $(jq .summary.duration_s "$E2E_TMP/s2.json") simulated"
+    awk -v s="$s" -v c="$c" -v l="$lg" -v w="$(jq .summary.wall_s "$E2E_TMP/s2.json")" \
+        -v d="$(jq .summary.duration_s "$E2E_TMP/s2.json")" \
+        'BEGIN{printf "time scale 2: TTFT mean podsim %.3f ms, loadgen %.3f ms (simulated, %+.1f%%); %.2f s wall for %.2f s simulated\n", 1000*s/c, 1000*l, 100*(l-s/c)/(s/c), w, d}' |
+        tee "$E2E_TMP/scale.line"
     within "$lg" "$(awk -v s="$s" -v c="$c" 'BEGIN{print s/c}')" 0.10 &&
     jq -e '.summary.wall_s > 1.8 * .summary.duration_s' "$E2E_TMP/s2.json" >/dev/null
 }
@@ -162,4 +165,5 @@ t_refused() {
 check "a refusing target: its requests count as connect errors, the others succeed" t_refused
 
 [ -n "$TTFT_LINE" ] && echo "$TTFT_LINE"
+[ -s "$E2E_TMP/scale.line" ] && cat "$E2E_TMP/scale.line"
 finish

@@ -7,6 +7,8 @@
 #include "gateway/config.c"
 #include "gateway/hostport.c"
 #include "gateway/jsonpath.c"
+#include "core/policy.c"
+#include "core/podtable.c"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
