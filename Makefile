@@ -38,13 +38,12 @@ UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS   := $(FUZZ_SRCS:tests/fuzz/%.c=$(OUT)/fuzz/%)
 
-BINS := $(OUT)/kvgate-podsim $(OUT)/kvgated
+BINS := $(OUT)/kvgate-podsim $(OUT)/kvgated $(OUT)/loadgen
+.DEFAULT_GOAL := all
+include bench/Makefile.inc
 
 .PHONY: all deps test unit fuzz demo clean
 all: deps-stamp $(BINS) $(UNIT_BINS)
-
-include bench/Makefile.inc
-BINS += $(OUT)/loadgen
 
 deps:
 	$(Q)scripts/deps.sh
