@@ -1,38 +1,77 @@
 #!/usr/bin/env bash
-# make demo: kvgate-podsim serving real OpenAI-style requests. A long shared
-# prefix is sent cold, then again with a different question: the second
-# request hits the pod's prefix cache (cached_tokens in usage) and its
-# time to first token drops. (The gateway issue takes this demo over.)
+# make demo: kvgated in front of 4 simulated vLLM pods, one shared-prefix
+# workload (many requests over a few long system prompts, as RAG and agent
+# traffic look) sent through it twice on the same open-loop schedule: once
+# prefix-aware, once round-robin (the kill switch). Prints hit rate, TTFT,
+# inter-token latency and throughput side by side.
+#
+# Sizing: each pod's KV cache holds 3,000 blocks (48k tokens); the workload
+# has 24 system prompts of 3,000 tokens (72k tokens in all). Prefix-aware
+# routing gives each pod a quarter of them, which fits; round-robin makes
+# every pod hold all of them, which does not, so it keeps re-computing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-port=$(free_port_range 2)
-bin=build/kvgate-podsim
-log=$(mktemp)
-$bin --pods 2 --base-port "$port" >"$log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
-wait_http "http://127.0.0.1:$port/health" || { cat "$log"; exit 1; }
-echo "podsim: 2 pods on 127.0.0.1:$port-$((port + 1)) (Llama-3.1-8B on H100 profile, time scale 1)"
+RATE=${DEMO_RATE:-48}        # requests/s
+DURATION=${DEMO_DURATION:-25} # seconds per mode
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
 
-system=$(printf 'You are a careful assistant for the ACME field manual. %.0s' $(seq 1 220))
-ask() { # question -> "ttft_ms cached prompt_tokens"
-    local body
-    body=$(jq -cn --arg s "$system" --arg q "$1" \
-        '{model:"meta-llama/Llama-3.1-8B-Instruct",max_tokens:1,ignore_eos:true,
-          messages:[{role:"system",content:$s},{role:"user",content:$q}]}')
-    curl -s -o /tmp/kvgate-demo.json -w '%{time_total}' \
-        -H 'content-type: application/json' -d "$body" \
-        "http://127.0.0.1:$port/v1/chat/completions" >/tmp/kvgate-demo.t
-    printf '%.1f %s %s\n' "$(awk '{print $1*1000}' /tmp/kvgate-demo.t)" \
-        "$(jq .usage.prompt_tokens_details.cached_tokens /tmp/kvgate-demo.json)" \
-        "$(jq .usage.prompt_tokens /tmp/kvgate-demo.json)"
+P=$(free_port_range 7)   # pods P..P+3, podsim admin P+4, gateway P+5, its admin P+6
+build/kvgate-podsim --pods 4 --base-port "$P" --admin-port $((P + 4)) --kv-blocks 3000 \
+    >"$tmp/podsim.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$P/health" || { cat "$tmp/podsim.log"; exit 1; }
+build/kvgated --listen 127.0.0.1:$((P + 5)) --admin 127.0.0.1:$((P + 6)) --workers 1 \
+    --pod http://127.0.0.1:$P --pod http://127.0.0.1:$((P + 1)) \
+    --pod http://127.0.0.1:$((P + 2)) --pod http://127.0.0.1:$((P + 3)) \
+    --access-log "$tmp/access.log" >"$tmp/kvgated.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$((P + 5))/health" || { cat "$tmp/kvgated.log"; exit 1; }
+sleep 0.3 # first health checks and scrapes
+
+echo "kvgated on 127.0.0.1:$((P + 5)) in front of 4 kvgate-podsim pods (Llama-3.1-8B / H100 model, 48k-token KV cache each)"
+echo "workload: shared-prefix, 24 system prompts x 3000 tokens, 100-token questions, 64-token answers,"
+echo "          Poisson arrivals at $RATE req/s for $DURATION s, same seed for both modes"
+echo
+
+run() { # mode
+    curl -sf -X PUT -H 'content-type: application/json' -d "{\"mode\":\"$1\"}" \
+        "http://127.0.0.1:$((P + 6))/admin/policy" >/dev/null
+    # cold pods for each mode: wait for idle, then drop every cached block
+    for i in $(seq 1 100); do
+        curl -sf -X POST "http://127.0.0.1:$((P + 4))/pods/all/reset_prefix_cache" >/dev/null && break
+        sleep 0.2
+    done
+    printf '  running %-13s ... ' "$1"
+    build/loadgen --target "http://127.0.0.1:$((P + 5))" --workload shared-prefix \
+        --groups 24 --prompts-per-group 1000 --system-len 3000 --question-len 100 --output-len 64 \
+        --rate "$RATE" --duration "$DURATION" --seed 7 --quiet \
+        --summary-json "$tmp/$1.json" >"$tmp/$1.txt" 2>"$tmp/$1.err" || { cat "$tmp/$1.err"; exit 1; }
+    echo done
 }
-read -r t1 c1 n1 <<<"$(ask 'How do I reset the pump?')"
-read -r t2 c2 n2 <<<"$(ask 'Where is the spare valve kept?')"
-printf '\n%-28s %10s %14s %10s\n' "request" "TTFT ms" "cached tokens" "prompt"
-printf '%-28s %10s %14s %10s\n' "cold (first send)" "$t1" "$c1" "$n1"
-printf '%-28s %10s %14s %10s\n' "shared prefix (second)" "$t2" "$c2" "$n2"
-awk -v a="$t1" -v b="$t2" 'BEGIN{printf "\nprefix cache hit: TTFT %.1fx shorter\n", a/b}'
-rm -f /tmp/kvgate-demo.json /tmp/kvgate-demo.t
+run prefix-aware
+run round-robin
+
+echo
+jq -rn --slurpfile a "$tmp/prefix-aware.json" --slurpfile b "$tmp/round-robin.json" -f /dev/stdin <<'JQ'
+def f(x): if x == null then "-" else (x * 100 | round / 100 | tostring) end;
+def row(name; x; y): "\(name | . + " " * (28 - length))\(f(x) | " " * (14 - length) + .)\(f(y) | " " * (14 - length) + .)";
+($a[0] | .summary // .) as $p | ($b[0] | .summary // .) as $r |
+"                              prefix-aware   round-robin",
+row("prefix hit rate (%)"; $p.prefix.hit_rate * 100; $r.prefix.hit_rate * 100),
+row("ideal hit rate (%)"; $p.prefix.ideal_hit_rate * 100; $r.prefix.ideal_hit_rate * 100),
+row("TTFT p50 (ms)"; $p.ttft_ms.p50; $r.ttft_ms.p50),
+row("TTFT p90 (ms)"; $p.ttft_ms.p90; $r.ttft_ms.p90),
+row("ITL p50 (ms)"; $p.itl_ms.p50; $r.itl_ms.p50),
+row("output tokens/s"; $p.output_tokens_per_s; $r.output_tokens_per_s),
+row("requests ok"; $p.requests.ok; $r.requests.ok),
+row("requests failed"; $p.requests.failed; $r.requests.failed),
+"",
+"prefix-aware vs round-robin: TTFT p50 \(($r.ttft_ms.p50 / $p.ttft_ms.p50 * 10 | round) / 10)x shorter, throughput \(($p.output_tokens_per_s / $r.output_tokens_per_s * 100 | round) / 100)x"
+JQ
+echo
+echo "decisions: $(curl -s "http://127.0.0.1:$((P + 6))/metrics" | grep '^kvgate_decisions_total' | tr '\n' ' ')"

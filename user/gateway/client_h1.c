@@ -88,7 +88,9 @@ static int h1_begin(struct cconn *c, const struct http1_request *hr)
         x_local(x, 413, "BadRequestError", "request body too large", "body_too_large");
         return -1;
     }
-    if (c->body_left && sbuf_reserve(&x->body, c->body_left)) {
+    /* Grow with what arrives: an announced length alone pins no memory. */
+    if (c->body_left &&
+        sbuf_reserve(&x->body, c->body_left < (64u << 10) ? c->body_left : (64u << 10))) {
         cconn_fail(c);
         return -1;
     }

@@ -298,9 +298,13 @@ static ssize_t read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len
     if (x->h2off == x->h2out.len) {
         sbuf_reset(&x->h2out);
         x->h2off = 0;
-        if (x->h2eof)
+        if (x->h2eof) {
             *flags |= NGHTTP2_DATA_FLAG_EOF;
-        else if (n == 0)
+            /* Answered before the request ended (408, 413): ask the client
+             * to stop sending (RFC 9113 8.1); queued after this frame. */
+            if (!nghttp2_session_get_stream_remote_close(ng, id))
+                nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+        } else if (n == 0)
             return NGHTTP2_ERR_DEFERRED;
     } else if (x->h2off > (64u << 10) && x->h2off > x->h2out.len / 2) {
         sbuf_consume(&x->h2out, x->h2off);

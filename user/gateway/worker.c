@@ -469,9 +469,14 @@ static int split_listen(const char *s, char *host, size_t hlen, char *port,
     }
     if (!colon[1] || strlen(colon + 1) >= plen)
         return -EINVAL;
-    for (const char *p = colon + 1; *p; p++)
+    long v = 0;
+    for (const char *p = colon + 1; *p; p++) {
         if (*p < '0' || *p > '9')
             return -EINVAL;
+        v = v * 10 + (*p - '0');
+        if (v > 65535)
+            return -EINVAL;
+    }
     strcpy(port, colon + 1);
     return 0;
 }
