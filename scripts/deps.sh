@@ -19,16 +19,19 @@ PKGS=(
   libbpf-dev libxdp-dev bpftool xdp-tools
   iproute2          # ip netns, veth
   curl jq           # end-to-end tests
-  nodejs npm        # the official openai SDK in end-to-end tests
   prometheus        # promtool: validates our Prometheus exposition
   python3-zmq python3-msgpack  # a real KV-event consumer in tests
-  nginx-light haproxy wrk gnuplot-nox  # benchmark baselines and plots
+  nginx haproxy wrk gnuplot-nox  # benchmark baselines and plots
 )
 
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# node and npm (the official openai SDK in end-to-end tests): machines may
+# carry a newer build than Debian's; only install Debian's when absent
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
