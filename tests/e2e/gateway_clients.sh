@@ -51,6 +51,26 @@ check "openai SDK through the gateway: models.list" sdk models
 t_concurrent() { node tests/e2e/concurrent_streams.mjs 127.0.0.1 "$G" 1 100 12 "$M"; }
 check "100 concurrent streams through the gateway" t_concurrent
 
+t_disconnect() {
+    # a client that goes away mid-stream: the gateway aborts the upstream
+    # request, so the pods' running count falls back to 0
+    local body='{"model":"'$M'","messages":[{"role":"user","content":"long"}],"max_tokens":2000,"ignore_eos":true,"stream":true}'
+    curl -sN -H 'content-type: application/json' -d "$body" "http://127.0.0.1:$G/v1/chat/completions" >/dev/null &
+    local cpid=$!
+    sleep 0.5
+    local before; before=$(curl -s "http://127.0.0.1:$PODSIM_ADMIN/pods" | jq '[.[].running] | add')
+    kill $cpid; wait $cpid 2>/dev/null
+    local after i
+    for i in $(seq 1 20); do
+        after=$(curl -s "http://127.0.0.1:$PODSIM_ADMIN/pods" | jq '[.[].running] | add')
+        [ "$after" = 0 ] && break
+        sleep 0.1
+    done
+    echo "running at the pods: $before while streaming, $after after the client left"
+    [ "$before" = 1 ] && [ "$after" = 0 ]
+}
+check "a client leaving mid-stream aborts the request at the pod" t_disconnect
+
 t_413() {
     head -c 40000000 /dev/zero | tr '\0' 'a' >"$E2E_TMP/big"
     local code; code=$(curl -s -o "$E2E_TMP/r" -w '%{http_code}' -H 'content-type: application/json' \

@@ -158,6 +158,21 @@ t_refused_retry() {
 }
 check "a pod refusing connections is retried around" t_refused_retry
 
+t_no_pod() {
+    # the adapter's only pod goes away: 503 (known model, no pod now), not 404
+    fault 2 '{"refuse":true}'
+    local r st i
+    for i in $(seq 1 30); do # until a health check has seen it
+        r=$(gw_post $G "$(body N q '{"model":"sql-lora"}')"); st=$(status)
+        [ "$st" = 503 ] && break
+        sleep 0.1
+    done
+    fault 2 '{"refuse":false}'
+    echo "status $st: $r"
+    [ "$st" = 503 ] && jq_true "$r" '.error.code==503 and .error.type=="ServiceUnavailableError"'
+}
+check "the only pod serving a model is down: 503 in OpenAI format" t_no_pod
+
 t_models() {
     curl -sf "http://127.0.0.1:$G/v1/models" | jq -e '(.data|map(.id)) as $ids | ($ids|index("'$M'")) and ($ids|index("sql-lora"))' >/dev/null
 }

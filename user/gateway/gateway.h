@@ -47,6 +47,17 @@ struct gw {
     atomic_uint_fast64_t rng;        /* seed source for per-request randomness */
 };
 
+/* Where a request goes: the few fields of the chosen pod the data path
+ * needs (pod_info is ~5 KB with its model lists; not copied per request). */
+struct pod_target {
+    uint32_t slot;
+    char name[POD_NAME_MAX];
+    char host[POD_NAME_MAX];
+    uint16_t port;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+};
+
 /* Per-request routing state, embedded in the worker's stream object. */
 struct gw_request {
     /* filled by the worker from headers and the body scan */
@@ -60,7 +71,7 @@ struct gw_request {
     int h2;                      /* client spoke HTTP/2 */
     /* filled by gw_route */
     struct route_decision d;
-    struct pod_info pod;         /* copy of the chosen pod (address, name) */
+    struct pod_target pod;       /* the chosen pod */
     int routed;                  /* inflight counted, must be released */
     int retries;
     const char *fallback;        /* why the decision left the happy path, or NULL */

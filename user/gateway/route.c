@@ -142,7 +142,12 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
         return r->d.status;
     }
     const struct pod_info *p = &s->pods[r->d.idx];
-    r->pod = *p;
+    r->pod.slot = p->slot;
+    memcpy(r->pod.name, p->name, sizeof(r->pod.name));
+    memcpy(r->pod.host, p->host, sizeof(r->pod.host));
+    r->pod.port = p->port;
+    r->pod.addr = p->addr;
+    r->pod.addrlen = p->addrlen;
     snapshot_put(s);
     atomic_fetch_add(&g->counters.inflight[r->pod.slot], 1);
     r->routed = 1;

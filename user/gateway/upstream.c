@@ -537,7 +537,7 @@ static void up_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
 
 static int build_head(struct upconn *u, struct xreq *x)
 {
-    const struct pod_info *p = &x->r.pod;
+    const struct pod_target *p = &x->r.pod;
     struct sbuf *h = &u->head;
     sbuf_reset(h);
     sbuf_printf(h, "%s ", x->method[0] ? x->method : "POST");
@@ -562,7 +562,7 @@ static int build_head(struct upconn *u, struct xreq *x)
     return h->oom ? -ENOMEM : 0;
 }
 
-static struct upconn *pool_take(struct worker *w, const struct pod_info *pod)
+static struct upconn *pool_take(struct worker *w, const struct pod_target *pod)
 {
     struct upool *p = &w->pools[pod->slot];
     while (p->head) {
@@ -579,7 +579,7 @@ static struct upconn *pool_take(struct worker *w, const struct pod_info *pod)
 int up_start(struct xreq *x, int fresh_only)
 {
     struct worker *w = x->w;
-    const struct pod_info *pod = &x->r.pod;
+    const struct pod_target *pod = &x->r.pod;
     if (pod->slot >= POD_MAX)
         return -EINVAL;
     struct upconn *u = fresh_only ? NULL : pool_take(w, pod);
