@@ -9,6 +9,9 @@
 # 2. time scale 2 on both sides: latencies still read in simulated seconds.
 # 3. multi-turn against one pod: histories grow and hit the cache.
 # 4. a refused target: counted as connect errors, the run still ends.
+# 5. h2c: the same seeded workload over HTTP/1.1 and h2c (cold caches each
+#    time) gives the same tokens and cached tokens request by request; h2c's
+#    TTFT mean within 10% of the pods' own and within 20% of HTTP/1.1's.
 . "$(dirname "$0")/../tests/e2e/lib.sh" # cds to the repo root; check/finish/start_podsim
 
 [ -x build/kvgate-podsim ] || make -s build/kvgate-podsim >/dev/null || skip_all "cannot build build/kvgate-podsim"
@@ -20,7 +23,7 @@ if [ ! -x $LG ] || [ -n "$(find bench/loadgen user/common -newer $LG -name '*.[c
     mkdir -p build
     gcc -O2 -g -Wall -Wextra -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE -fno-strict-aliasing \
         -Iuser bench/loadgen/*.c user/common/ev.c user/common/sbuf.c user/common/http1.c \
-        -o $LG -lcjson -lxxhash -lm || skip_all "cannot build $LG"
+        -o $LG -lnghttp2 -lcjson -lxxhash -lm || skip_all "cannot build $LG"
 fi
 
 # metric_sum PORT-BASE NPODS NAME: sum of an unlabelled-by-us sample over pods
@@ -164,6 +167,35 @@ t_refused() {
 }
 check "a refusing target: its requests count as connect errors, the others succeed" t_refused
 
+# ---- 5. h2c beside http1 ----
+t_h2c() {
+    local tp i s0 c0 pod h2 h1
+    for tp in http1 h2c; do
+        for i in 0 1; do curl -sf -X POST "http://127.0.0.1:$((P + i))/reset_prefix_cache" >/dev/null || return 1; done
+        s0=$(pods_metric_sum "$P" 2 vllm:time_to_first_token_seconds_sum)
+        c0=$(pods_metric_sum "$P" 2 vllm:time_to_first_token_seconds_count)
+        $LG --target "http://127.0.0.1:$P" --target "http://127.0.0.1:$((P + 1))" --transport $tp \
+            --time-scale 2 --system-len 512 --question-len 32 --output-len 16 --rate 40 \
+            --requests 80 --seed 5 --quiet --out "$E2E_TMP/$tp.json" >/dev/null 2>&1 || return 1
+    done
+    # the pods' own TTFT mean over the h2c run alone
+    pod=$(awk -v s="$(pods_metric_sum "$P" 2 vllm:time_to_first_token_seconds_sum)" -v s0="$s0" \
+              -v c="$(pods_metric_sum "$P" 2 vllm:time_to_first_token_seconds_count)" -v c0="$c0" \
+              'BEGIN{print (s-s0)/(c-c0)}')
+    h2=$(jq '.summary.ttft_ms.mean / 1000' "$E2E_TMP/h2c.json")
+    h1=$(jq '.summary.ttft_ms.mean / 1000' "$E2E_TMP/http1.json")
+    awk -v p="$pod" -v a="$h2" -v b="$h1" \
+        'BEGIN{printf "h2c: TTFT mean podsim %.3f ms, loadgen h2c %.3f ms, http1 %.3f ms (simulated)\n", 1000*p, 1000*a, 1000*b}' |
+        tee "$E2E_TMP/h2c.line"
+    jq -e '.config.transport == "h2c" and .summary.requests.ok == 80' "$E2E_TMP/h2c.json" >/dev/null ||
+        { jq -c '.summary.requests, .summary.error_examples' "$E2E_TMP/h2c.json"; return 1; }
+    diff <(jq -c '.requests[] | [.id, .status, .output_tokens, .prompt_tokens, .cached_tokens, .pod]' "$E2E_TMP/http1.json") \
+         <(jq -c '.requests[] | [.id, .status, .output_tokens, .prompt_tokens, .cached_tokens, .pod]' "$E2E_TMP/h2c.json") &&
+    within "$h2" "$pod" 0.10 && within "$h2" "$h1" 0.20
+}
+check "h2c: same tokens and cached tokens per request as http1; TTFT agrees with podsim's" t_h2c
+
 [ -n "$TTFT_LINE" ] && echo "$TTFT_LINE"
+[ -s "$E2E_TMP/h2c.line" ] && cat "$E2E_TMP/h2c.line"
 [ -s "$E2E_TMP/scale.line" ] && cat "$E2E_TMP/scale.line"
 finish

@@ -53,7 +53,8 @@ static const char USAGE[] =
     "  --slo TTFT_MS,TPOT_MS    goodput: requests/s meeting both (simulated ms)\n"
     "  --quiet                  print only the summary table\n"
     "  --dry-run                describe the workload (size, ideal hit rate) and exit\n"
-    "  --transport http1        (http1)\n"
+    "  --transport http1|h2c    HTTP/1.1, or HTTP/2 cleartext by prior knowledge (http1)\n"
+    "  --h2-streams N           h2c: concurrent streams per connection (100)\n"
     "  -h, --help\n"
     "exit status: 0 run done, 1 bad usage or set-up, 2 no request succeeded\n";
 
@@ -62,6 +63,7 @@ enum {
     O_DURATION, O_REQUESTS, O_SEED, O_WORKLOAD, O_MODEL, O_GROUPS, O_PPG, O_SYSLEN,
     O_QLEN, O_OLEN, O_PLEN, O_SESSIONS, O_TURNS, O_THINK, O_HOT, O_ADAPTERS, O_SKEW,
     O_TRACE, O_TSPEED, O_OUT, O_SUMMARY, O_SLO, O_QUIET, O_DRY, O_TRANSPORT,
+    O_H2STREAMS,
 };
 
 static const struct option OPTS[] = {
@@ -81,7 +83,8 @@ static const struct option OPTS[] = {
     { "trace-speedup", 1, 0, O_TSPEED },  { "out", 1, 0, O_OUT },
     { "summary-json", 1, 0, O_SUMMARY },  { "slo", 1, 0, O_SLO },
     { "quiet", 0, 0, O_QUIET },           { "dry-run", 0, 0, O_DRY },
-    { "transport", 1, 0, O_TRANSPORT },   { "help", 0, 0, 'h' },
+    { "transport", 1, 0, O_TRANSPORT },   { "h2-streams", 1, 0, O_H2STREAMS },
+    { "help", 0, 0, 'h' },
     { 0, 0, 0, 0 },
 };
 
@@ -136,7 +139,7 @@ int main(int argc, char **argv)
 {
     struct lg_cfg cfg = {
         .path = "/v1/chat/completions", .time_scale = 1.0, .timeout_s = 120,
-        .max_conns = 2048,
+        .max_conns = 2048, .h2_streams = 100,
     };
     struct lg_wl_spec spec = {
         .kind = LG_WL_SHARED_PREFIX, .seed = 1, .groups = 4, .prompts_per_group = 16,
@@ -215,6 +218,7 @@ int main(int argc, char **argv)
         case O_QUIET: cfg.quiet = 1; break;
         case O_DRY: dry = 1; break;
         case O_TRANSPORT: cfg.transport = optarg; break;
+        case O_H2STREAMS: bad = u32(name, optarg, 1, &cfg.h2_streams); break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: fputs(USAGE, stderr); return 1;
         }

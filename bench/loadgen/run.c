@@ -324,13 +324,14 @@ int lg_run_init(struct lg_run *run, const struct lg_cfg *cfg, struct lg_workload
         if (parse_target(&run->targets[k], cfg->targets[k], err, errlen))
             return -1;
     run->ntargets = cfg->ntargets;
-    static const struct lg_transport *const transports[] = { &lg_h1_transport };
+    static const struct lg_transport *const transports[] = { &lg_h1_transport,
+                                                             &lg_h2c_transport };
     const char *want = cfg->transport ? cfg->transport : transports[0]->name;
     for (size_t k = 0; k < sizeof(transports) / sizeof(transports[0]); k++)
         if (!strcmp(transports[k]->name, want))
             run->tp = transports[k];
     if (!run->tp) {
-        snprintf(err, errlen, "--transport %s: not available (http1)", want);
+        snprintf(err, errlen, "--transport %s: not available (http1, h2c)", want);
         return -1;
     }
     run->nreqs = wl->n;

@@ -27,10 +27,11 @@ struct lg_cfg {
     const char *targets[LG_MAX_TARGETS]; /* http://host:port */
     size_t ntargets;
     const char *path;      /* /v1/chat/completions */
-    const char *transport; /* "http1" */
+    const char *transport; /* "http1" or "h2c" */
     double time_scale;     /* wall = simulated x scale */
     double timeout_s;      /* per request, simulated */
     uint32_t max_conns;
+    uint32_t h2_streams;   /* h2c: concurrent streams per connection */
     int quiet;
     double slo_ttft_ms, slo_tpot_ms; /* simulated; <= 0: none */
 };
@@ -46,7 +47,7 @@ struct lg_target {
 
 struct lg_run;
 
-/* A transport: HTTP/1.1 now; h2c can be added beside it. */
+/* A transport: HTTP/1.1 (h1.c) or HTTP/2 cleartext (h2.c). */
 struct lg_transport {
     const char *name;
     int (*init)(struct lg_run *run, char *err, size_t errlen);
@@ -61,6 +62,7 @@ struct lg_transport {
 };
 
 extern const struct lg_transport lg_h1_transport;
+extern const struct lg_transport lg_h2c_transport;
 
 struct lg_run {
     struct ev_loop *loop;
