@@ -41,9 +41,10 @@ FUZZ_BINS   := $(FUZZ_SRCS:tests/fuzz/%.c=$(OUT)/fuzz/%)
 BINS := $(OUT)/kvgate-podsim $(OUT)/kvgated $(OUT)/loadgen
 .DEFAULT_GOAL := all
 include bench/Makefile.inc
+include bpf/bpf.mk
 
 .PHONY: all deps test unit fuzz demo clean
-all: deps-stamp $(BINS) $(UNIT_BINS)
+all: deps-stamp $(BINS) $(UNIT_BINS) bpf-tests
 
 deps:
 	$(Q)scripts/deps.sh

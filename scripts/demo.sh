@@ -25,7 +25,7 @@ build/kvgate-podsim --pods 4 --base-port "$P" --admin-port $((P + 4)) --kv-block
     >"$tmp/podsim.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$P/health" || { cat "$tmp/podsim.log"; exit 1; }
-build/kvgated --listen 127.0.0.1:$((P + 5)) --admin 127.0.0.1:$((P + 6)) --workers 1 \
+build/kvgated --no-bpf --listen 127.0.0.1:$((P + 5)) --admin 127.0.0.1:$((P + 6)) --workers 1 \
     --pod http://127.0.0.1:$P --pod http://127.0.0.1:$((P + 1)) \
     --pod http://127.0.0.1:$((P + 2)) --pod http://127.0.0.1:$((P + 3)) \
     --access-log "$tmp/access.log" >"$tmp/kvgated.log" 2>&1 &

@@ -18,7 +18,7 @@ J
 $PS --pods 3 --base-port $P --admin-port $PA --pod-lora 1=ad1 >$d/podsim.log 2>&1 & psp=$!
 E2E_PIDS+=($psp)
 wait_http "http://127.0.0.1:$P/health" || setup_failed "$(basename "$0") could not start its servers"
-$KV --config $d/cfg.json >$d/kv.log 2>&1 & kvp=$!
+$KV --no-bpf --config $d/cfg.json >$d/kv.log 2>&1 & kvp=$!
 E2E_PIDS+=($kvp)
 sleep 0.3   # serves within ~100 ms
 ok "healthy at start" '[ "$(field p0 healthy)$(field p1 healthy)$(field p2 healthy)" = TrueTrueTrue ]'

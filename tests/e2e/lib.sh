@@ -84,7 +84,9 @@ start_gateway() {
     for try in 1 2 3; do
         GW_PORT=$(free_port_range 2)
         GW_ADMIN=$((GW_PORT + 1))
-        ${KVGATED_WRAP:-} build/kvgated --listen "127.0.0.1:$GW_PORT" --admin "127.0.0.1:$GW_ADMIN" \
+        # --no-bpf unless GW_BPF=1: the e2e tiers test the socket path and
+        # leave no pins; tests/bpf/ covers the fast path in its own bpffs
+        ${KVGATED_WRAP:-} build/kvgated $([ "${GW_BPF:-0}" = 1 ] || echo --no-bpf) --listen "127.0.0.1:$GW_PORT" --admin "127.0.0.1:$GW_ADMIN" \
             --access-log "$GW_LOG" "${pods[@]}" "$@" >"$E2E_TMP/kvgated.log" 2>&1 &
         GW_PID=$!
         E2E_PIDS+=($GW_PID)

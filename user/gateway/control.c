@@ -43,6 +43,7 @@
 
 #include "common/ev.h"
 #include "core/prefix_index.h"
+#include "gateway/bpf.h" /* issue 5: the BPF pod table mirrors each snapshot */
 #include "gateway/control_priv.h"
 #include "gateway/gateway.h"
 #include "gateway/hostport.h"
@@ -124,6 +125,10 @@ static void on_publish(struct ev_loop *l, void *arg)
             s->pods[n++] = C.pods[i]->info;
     s->npods = n;
     snapshot_publish(s);
+    /* issue 5: write the BPF pod table (kvg_pods) from this snapshot; a no-op
+     * without the fast path. s stays valid: only this thread publishes, and
+     * the current snapshot holds a reference until the next publish. */
+    gwbpf_publish(C.g, s, ev_now_ns());
     C.dirty = 0;
     C.last_pub = ev_now_ns();
 }

@@ -11,6 +11,7 @@
 #include "common/promtext.h"
 #include "common/sbuf.h"
 #include "core/podtable.h"
+#include "gateway/bpf.h"
 #include "gateway/gateway.h"
 
 #define MAX_MODELS 64
@@ -350,6 +351,28 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
                 "Whole request latency at the gateway, by model and tenant.",
                 offsetof(struct mt_series, e2e));
     pthread_mutex_unlock(&m->mu);
+
+    /* the kernel fast path (bpf.c): on or off, and the XDP guard's verdicts */
+    head(o, "kvgate_bpf_enabled", "gauge", "1 if the BPF fast path (pod table, XDP guard) is loaded.");
+    sbuf_puts(o, "kvgate_bpf_enabled");
+    num(o, kvgate_bpf_enabled());
+    struct kvg_xdp_stat xs[KVG_XDP_REASON_MAX];
+    if (kvgate_bpf_enabled() && kvgate_bpf_xdp_stats(xs, KVG_XDP_REASON_MAX) >= 0) {
+        head(o, "kvgate_xdp_packets_total", "counter", "Packets seen by the XDP guard, by verdict reason.");
+        for (unsigned i = 0; i < KVG_XDP_REASON_MAX; i++) {
+            sbuf_puts(o, "kvgate_xdp_packets_total{");
+            lbl(o, "reason", gwbpf_xdp_reason_name(i), 1);
+            sbuf_puts(o, "}");
+            num(o, (double)xs[i].packets);
+        }
+        head(o, "kvgate_xdp_bytes_total", "counter", "Bytes seen by the XDP guard, by verdict reason.");
+        for (unsigned i = 0; i < KVG_XDP_REASON_MAX; i++) {
+            sbuf_puts(o, "kvgate_xdp_bytes_total{");
+            lbl(o, "reason", gwbpf_xdp_reason_name(i), 1);
+            sbuf_puts(o, "}");
+            num(o, (double)xs[i].bytes);
+        }
+    }
 
     if (!s)
         return;

@@ -14,6 +14,7 @@
 #include "core/prefix_index.h"
 #include "core/session.h"
 #include "gateway/accesslog.h"
+#include "gateway/bpf.h"
 #include "gateway/config.h"
 #include "gateway/control.h"
 #include "gateway/gateway.h"
@@ -29,6 +30,11 @@ static const char USAGE[] =
     "  --policy MODE        prefix-aware | least-request | round-robin | random\n"
     "  --workers N          worker threads (0 = one per core)\n"
     "  --access-log PATH    JSON-lines access log (\"-\" = stdout)\n"
+    "  --no-bpf             no kernel fast path (socket path only)\n"
+    "  --bpf-pinned DIR     use the BPF maps and XDP guard an operator loaded under DIR\n"
+    "                       (scripts/bpf-load.sh) instead of loading them\n"
+    "  --xdp-iface IF       attach the XDP guard to interface IF\n"
+    "  --xdp-mode MODE      auto (native, else generic) | native | generic\n"
     "  -h, --help\n";
 
 int main(int argc, char **argv)
@@ -36,13 +42,19 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", 1, 0, 'c'}, {"listen", 1, 0, 'l'}, {"admin", 1, 0, 'a'},
         {"pod", 1, 0, 'p'}, {"policy", 1, 0, 'P'}, {"workers", 1, 0, 'w'},
-        {"access-log", 1, 0, 'L'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+        {"access-log", 1, 0, 'L'}, {"help", 0, 0, 'h'},
+        /* issue 5: the BPF fast path */
+        {"no-bpf", 0, 0, 'B'}, {"bpf-pinned", 1, 0, 'D'}, {"xdp-iface", 1, 0, 'X'},
+        {"xdp-mode", 1, 0, 'M'}, {0, 0, 0, 0},
     };
     static struct gw g; /* large (pod config array): not on the stack */
     char err[512];
     const char *config = NULL, *listen = NULL, *admin = NULL, *policy = NULL, *alog = NULL;
     const char *pods[POD_MAX];
     int npods = 0, workers = -1, c;
+    int no_bpf = 0;
+    const char *bpf_pinned = NULL, *xdp_iface = NULL;
+    enum gwbpf_xdp_mode xdp_mode = GWBPF_XDP_AUTO;
 
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -68,6 +80,19 @@ int main(int argc, char **argv)
             break;
         }
         case 'L': alog = optarg; break;
+        case 'B': no_bpf = 1; break;
+        case 'D': bpf_pinned = optarg; break;
+        case 'X': xdp_iface = optarg; break;
+        case 'M':
+            if (!strcmp(optarg, "auto")) xdp_mode = GWBPF_XDP_AUTO;
+            else if (!strcmp(optarg, "native")) xdp_mode = GWBPF_XDP_NATIVE;
+            else if (!strcmp(optarg, "generic")) xdp_mode = GWBPF_XDP_GENERIC;
+            else {
+                fprintf(stderr, "kvgated: --xdp-mode: expected auto, native or generic, got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: fputs(USAGE, stderr); return 2;
         }
@@ -149,11 +174,38 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 
+    /* issue 5: the kernel fast path, before the control thread's first
+     * snapshot so the pod table is written from the start. Any failure
+     * leaves kvgated on the socket path with one sentence saying why. */
+    struct gwbpf *bpf = NULL;
+    if (!no_bpf) {
+        const char *port = strrchr(g.cfg.listen, ':');
+        struct gwbpf_opts bo = {.pin_dir = KVG_PIN_DIR_DEFAULT, .pinned_dir = bpf_pinned,
+                                .gw_port = port ? (uint16_t)atoi(port + 1) : 0};
+        if (gwbpf_open(&bo, &bpf, err, sizeof(err)) < 0) {
+            fprintf(stderr, "kvgated: BPF fast path off: %s; serving on the socket path\n", err);
+        } else {
+            gwbpf_set_global(bpf);
+            fprintf(stderr, "kvgated: BPF fast path on: pod table and XDP guard %s %s\n",
+                    bpf_pinned ? "opened from" : "pinned under",
+                    bpf_pinned ? bpf_pinned : KVG_PIN_DIR_DEFAULT);
+            if (xdp_iface && gwbpf_xdp_attach(bpf, xdp_iface, xdp_mode, err, sizeof(err)) < 0)
+                fprintf(stderr, "kvgated: XDP guard not attached: %s\n", err);
+            else if (xdp_iface)
+                fprintf(stderr, "kvgated: XDP guard attached to %s (%s)\n", xdp_iface,
+                        gwbpf_xdp_mode_name(bpf));
+        }
+    } else if (xdp_iface || bpf_pinned) {
+        fprintf(stderr, "kvgated: --no-bpf: ignoring --xdp-iface and --bpf-pinned\n");
+    }
+
     int rc = control_start(&g);
     if (rc == 0)
         rc = workers_start(&g, nw);
     if (rc) {
         control_stop();
+        gwbpf_set_global(NULL);
+        gwbpf_close(bpf);
         return 1;
     }
     fprintf(stderr, "kvgated: listening on %s (%u workers), admin on %s, %u pods, policy %s\n",
@@ -178,6 +230,8 @@ int main(int argc, char **argv)
     atomic_store(&g.stopping, 1);
     workers_stop();
     control_stop();
+    gwbpf_set_global(NULL); /* the control thread, its only user, is gone */
+    gwbpf_close(bpf);
     accesslog_close(g.alog);
     gw_metrics_free(g.metrics);
     session_free(g.sessions);

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Loads kvgate's XDP guard and its maps with bpftool, as an operator does
+# without kvgated (then `kvgated --bpf-pinned DIR` uses them), optionally
+# attaches the guard to an interface, and shows what is loaded.
+#
+#   scripts/bpf-load.sh [--pin-dir DIR] [--obj FILE] [--iface IF]
+#                       [--mode auto|native|generic] [--netns NS]
+#   scripts/bpf-load.sh attach --iface IF [--mode M] [--netns NS] [--pin-dir DIR]
+#   scripts/bpf-load.sh show [--pin-dir DIR]
+#
+# The commands it runs, in order (DIR = /sys/fs/bpf/kvgate by default):
+#   mount -t bpf bpf /sys/fs/bpf                       # only when not mounted
+#   bpftool prog loadall build/bpf/xdp_guard.bpf.o DIR pinmaps DIR/maps
+#   ip link set dev IF xdpdrv pinned DIR/xdp_guard     # native; xdpgeneric for generic
+#   bpftool map dump pinned DIR/maps/kvg_pods          # show: the pod table, etc.
+# --netns NS runs the `ip link` step as `nsenter --net=/run/netns/NS ip ...`:
+# `ip -n NS` / `ip netns exec NS` remount /sys, and the bpffs under it with
+# the pins would not be there.
+# Limits: scripts/bpf-config.sh. Removal: scripts/bpf-unload.sh.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=/sys/fs/bpf/kvgate obj=$root/build/bpf/xdp_guard.bpf.o iface= mode=auto netns= cmd=load
+die() { echo "bpf-load: $*" >&2; exit 1; }
+case ${1:-} in show|attach) cmd=$1; shift ;; esac
+while [ $# -gt 0 ]; do
+    case $1 in
+    --pin-dir) dir=${2:?}; shift 2 ;;
+    --obj) obj=${2:?}; shift 2 ;;
+    --iface) iface=${2:?}; shift 2 ;;
+    --mode) mode=${2:?}; shift 2 ;;
+    --netns) netns=${2:?}; shift 2 ;;
+    -h|--help) sed -n '2,/^set /s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *) die "unknown argument $1 (--help)" ;;
+    esac
+done
+in_ns() { if [ -n "$netns" ]; then nsenter --net="/run/netns/$netns" "$@"; else "$@"; fi; }
+
+if [ $cmd = show ]; then
+    [ -e "$dir/xdp_guard" ] || [ -d "$dir/maps" ] || die "nothing loaded at $dir"
+    echo "== program"
+    bpftool prog show pinned "$dir/xdp_guard" 2>/dev/null || echo "(no $dir/xdp_guard)"
+    echo "== XDP attachments (this network namespace)"
+    bpftool net show | sed -n '/^xdp:/,/^tc:/p' | grep -v '^tc:' || true
+    echo "== limits (kvg_xdp_cfg; version 0 = the program's compiled defaults)"
+    bpftool map lookup pinned "$dir/maps/kvg_xdp_cfg" key 0 0 0 0 -j | jq -c '.formatted.value'
+    echo "== counters (kvg_xdp_stats, all CPUs)"
+    names=$(sed -n '/#define KVG_XDP_REASON_NAMES/,/^ *}/p' "$root/bpf/kvgate.h" | grep -o '"[a-z0-9_]*"' | tr -d '"' | jq -R . | jq -sc .)
+    bpftool map dump pinned "$dir/maps/kvg_xdp_stats" -j | jq -r --argjson n "$names" \
+        '.[] | .formatted | select(.key < ($n|length)) |
+         "\(.key)\t\($n[.key])\t\([.values[].value.packets]|add) packets\t\([.values[].value.bytes]|add) bytes"'
+    echo "== sources being limited (kvg_syn_bkt, dropped > 0)"
+    bpftool map dump pinned "$dir/maps/kvg_syn_bkt" -j | jq -c '.[] | .formatted | select(.value.dropped > 0)'
+    echo "== pod table (kvg_pods, slots in use)"
+    bpftool map dump pinned "$dir/maps/kvg_pods" -j | jq -c '.[] | .formatted | select(.value.flags != 0)'
+    exit 0
+fi
+
+[ "$(id -u)" = 0 ] || die "needs root"
+if [ $cmd = load ]; then
+    [ -f "$obj" ] || die "no $obj (build it: make bpf)"
+    parent=$(dirname "$dir")
+    if ! mountpoint -q "$parent"; then
+        mkdir -p "$parent"
+        mount -t bpf bpf "$parent"
+    fi
+    [ -e "$dir/xdp_guard" ] && die "already loaded at $dir (scripts/bpf-unload.sh --pin-dir $dir first)"
+    mkdir -p "$dir"
+    bpftool prog loadall "$obj" "$dir" pinmaps "$dir/maps"
+    echo "bpf-load: loaded $obj; program $dir/xdp_guard, maps $dir/maps/"
+else
+    [ -n "$iface" ] || die "attach: --iface IF"
+    [ -e "$dir/xdp_guard" ] || die "nothing loaded at $dir"
+fi
+
+if [ -n "$iface" ]; then
+    case $mode in
+    native) kinds=xdpdrv ;; generic) kinds=xdpgeneric ;; auto) kinds="xdpdrv xdpgeneric" ;;
+    *) die "--mode: auto, native or generic" ;;
+    esac
+    for k in $kinds; do
+        if in_ns ip link set dev "$iface" $k pinned "$dir/xdp_guard" 2>/dev/null; then
+            echo "bpf-load: attached to $iface ($k${netns:+, netns $netns})"
+            exit 0
+        fi
+    done
+    in_ns ip link set dev "$iface" ${kinds##* } pinned "$dir/xdp_guard" # the error, once
+    exit 1
+fi

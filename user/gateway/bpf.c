@@ -1,0 +1,665 @@
+/* gateway/bpf: loading the kernel fast path, the BPF pod table, the XDP
+ * guard's attachment and counters. See bpf.h; the maps are bpf/maps.h. */
+#include "gateway/bpf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "core/podtable.h"
+#include "core/policy.h"
+#include "gateway/gateway.h"
+#include "kvgate.h"
+#include "xdp_guard.skel.h" /* build/bpf/, generated from bpf/xdp_guard.bpf.c */
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+_Static_assert(KVG_POD_MAX >= POD_MAX, "the BPF pod table must hold every pod slot");
+
+/* The maps kvgated uses, as bpf/maps.h declares them: checked against a
+ * pin before reuse and when opening an operator's pins. */
+enum { M_PODS, M_STATS, M_CFG, M_BUCKETS, M_PROGS, M__COUNT };
+static const struct mapspec {
+    const char *name;
+    uint32_t type, key, value, max;
+} MAPS[M__COUNT] = {
+    [M_PODS] = {KVG_MAP_PODS, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct kvg_pod), KVG_POD_MAX},
+    [M_STATS] = {KVG_MAP_XDP_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct kvg_xdp_stat),
+                 KVG_XDP_STATS_MAX},
+    [M_CFG] = {KVG_MAP_XDP_CFG, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct kvg_xdp_cfg), 1},
+    [M_BUCKETS] = {KVG_MAP_SYN_BUCKETS, BPF_MAP_TYPE_LRU_HASH, sizeof(struct kvg_src),
+                   sizeof(struct kvg_bucket), KVG_SYN_BUCKETS_MAX},
+    [M_PROGS] = {KVG_MAP_XDP_PROGS, BPF_MAP_TYPE_PROG_ARRAY, 4, 4, KVG_XDP_PROG_SLOTS},
+};
+
+static const char *const REASONS[] = KVG_XDP_REASON_NAMES;
+_Static_assert(sizeof(REASONS) / sizeof(REASONS[0]) == KVG_XDP_REASON_MAX,
+               "KVG_XDP_REASON_NAMES must name every enum kvg_xdp_reason");
+
+struct gwbpf {
+    struct xdp_guard_bpf *skel;  /* load mode; NULL when opened from pins */
+    int fd[M__COUNT];
+    int prog_fd;                 /* -1: none (pinned mode without the program) */
+    int own_prog_fd;             /* pinned mode: ours to close */
+    int lock_fd;                 /* flock on the pin directory, -1 none */
+    int ncpus;
+    struct kvg_xdp_stat *percpu; /* ncpus values, lookup scratch */
+    int xdp_ifindex;             /* 0: not attached by us */
+    uint32_t xdp_flags;
+    /* what kvg_pods holds (valid once written), and the next write */
+    int shadow_ok;
+    struct kvg_pod shadow[KVG_POD_MAX];
+    struct kvg_pod want[KVG_POD_MAX];
+    uint32_t keys[KVG_POD_MAX];
+    struct kvg_pod vals[KVG_POD_MAX];
+};
+
+static void say(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(char *why, size_t whylen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!why || !whylen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+}
+
+/* libbpf's log into ours: warnings and errors always (its lines start with
+ * "libbpf: "), debug with KVGATE_BPF_DEBUG=1 (verifier logs of successful
+ * loads and the like). `quiet`: a failure we expect and handle (native XDP
+ * tried first on a device without it) is not worth a warning. */
+static _Atomic int libbpf_quiet;
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+    static int debug = -1;
+    if (debug < 0) {
+        const char *e = getenv("KVGATE_BPF_DEBUG");
+        debug = e && *e && *e != '0';
+    }
+    if ((level > LIBBPF_WARN || atomic_load(&libbpf_quiet)) && !debug)
+        return 0;
+    fputs("kvgated: ", stderr);
+    return vfprintf(stderr, fmt, ap);
+}
+
+static int have_cap(int cap)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[2];
+    memset(d, 0, sizeof(d));
+    if (syscall(SYS_capget, &h, d))
+        return 0;
+    return (d[cap / 32].effective >> (cap % 32)) & 1;
+}
+
+static int on_bpffs(const char *path)
+{
+    struct statfs st;
+    return statfs(path, &st) == 0 && (uint32_t)st.f_type == BPF_FS_MAGIC;
+}
+
+/* 0 when fd is a map as spec says; else -EINVAL and a sentence. */
+static int check_map(int fd, const struct mapspec *m, const char *path, char *why, size_t wl)
+{
+    struct bpf_map_info info;
+    uint32_t len = sizeof(info);
+    memset(&info, 0, sizeof(info));
+    if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+        int e = errno;
+        say(why, wl, "cannot inspect %s: %s", path, strerror(e));
+        return -e;
+    }
+    if (info.type != m->type || info.key_size != m->key || info.value_size != m->value ||
+        info.max_entries != m->max) {
+        say(why, wl,
+            "pinned map %s does not match this build (type %u key %u value %u entries %u, "
+            "expected %u %u %u %u; bpf/kvgate.h changed?): remove the pins with "
+            "scripts/bpf-unload.sh",
+            path, info.type, info.key_size, info.value_size, info.max_entries, m->type, m->key,
+            m->value, m->max);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int map_path(char *buf, size_t n, const char *dir, const char *name)
+{
+    int k = snprintf(buf, n, "%s/" KVG_PIN_MAPS_SUBDIR "/%s", dir, name);
+    return k < 0 || (size_t)k >= n ? -ENAMETOOLONG : 0;
+}
+
+/* Takes the pin directory for this process (a second kvgated runs without
+ * the fast path rather than fight over the pod table). */
+static int lock_dir(struct gwbpf *b, const char *dir, char *why, size_t wl)
+{
+    b->lock_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (b->lock_fd < 0) {
+        int e = errno;
+        say(why, wl, "cannot open %s: %s", dir, strerror(e));
+        return -e;
+    }
+    if (flock(b->lock_fd, LOCK_EX | LOCK_NB)) {
+        int e = errno;
+        if (e == EWOULDBLOCK)
+            say(why, wl, "another kvgated is using %s", dir);
+        else
+            say(why, wl, "cannot lock %s: %s", dir, strerror(e));
+        return e == EWOULDBLOCK ? -EBUSY : -e;
+    }
+    return 0;
+}
+
+/* Load mode: skeleton, maps pinned (reused when compatible), program pinned. */
+static int load(struct gwbpf *b, const struct gwbpf_opts *o, char *why, size_t wl)
+{
+    const char *dir = o->pin_dir && *o->pin_dir ? o->pin_dir : NULL;
+    char path[PATH_MAX];
+    int rc;
+
+    if (dir) {
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof(parent), "%s", dir);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent)
+            *slash = 0;
+        if (!on_bpffs(dir) && !on_bpffs(parent)) {
+            say(why, wl, "no bpffs at %s (mount -t bpf bpf %s)", parent, parent);
+            return -ENOENT;
+        }
+        if (mkdir(dir, 0700) && errno != EEXIST) {
+            rc = -errno;
+            say(why, wl, "cannot create %s: %s", dir, strerror(-rc));
+            return rc;
+        }
+        if ((rc = map_path(path, sizeof(path), dir, "")) < 0) {
+            say(why, wl, "pin directory name too long: %s", dir);
+            return rc;
+        }
+        path[strlen(path) - 1] = 0; /* <dir>/maps */
+        if (mkdir(path, 0700) && errno != EEXIST) {
+            rc = -errno;
+            say(why, wl, "cannot create %s: %s", path, strerror(-rc));
+            return rc;
+        }
+        if ((rc = lock_dir(b, dir, why, wl)) < 0)
+            return rc;
+        /* an incompatible pin: say which, rather than libbpf's generic error */
+        for (int i = 0; i < M__COUNT; i++) {
+            map_path(path, sizeof(path), dir, MAPS[i].name);
+            int fd = bpf_obj_get(path);
+            if (fd < 0)
+                continue;
+            rc = check_map(fd, &MAPS[i], path, why, wl);
+            close(fd);
+            if (rc < 0)
+                return rc;
+        }
+    }
+
+    b->skel = xdp_guard_bpf__open();
+    if (!b->skel) {
+        rc = -errno;
+        say(why, wl, "cannot open the XDP guard's BPF object: %s", strerror(-rc));
+        return rc;
+    }
+    struct kvg_xdp_cfg *def = &b->skel->rodata->kvg_xdp_defaults;
+    def->gw_port = htons(o->gw_port);
+    if (dir) {
+        struct bpf_map *m;
+        bpf_object__for_each_map(m, b->skel->obj) {
+            for (int i = 0; i < M__COUNT; i++) {
+                if (strcmp(bpf_map__name(m), MAPS[i].name))
+                    continue;
+                map_path(path, sizeof(path), dir, MAPS[i].name);
+                if ((rc = bpf_map__set_pin_path(m, path)) < 0) {
+                    say(why, wl, "cannot set the pin path %s: %s", path, strerror(-rc));
+                    return rc;
+                }
+            }
+        }
+    }
+    if ((rc = xdp_guard_bpf__load(b->skel)) < 0) {
+        say(why, wl, "loading the XDP guard failed: %s", strerror(-rc));
+        return rc;
+    }
+    if (dir) {
+        snprintf(path, sizeof(path), "%s/" KVG_PROG_XDP_GUARD, dir);
+        if (unlink(path) && errno != ENOENT) {
+            rc = -errno;
+            say(why, wl, "cannot replace %s: %s", path, strerror(-rc));
+            return rc;
+        }
+        if ((rc = bpf_program__pin(b->skel->progs.xdp_guard, path)) < 0) {
+            say(why, wl, "cannot pin %s: %s", path, strerror(-rc));
+            return rc;
+        }
+    }
+    b->fd[M_PODS] = bpf_map__fd(b->skel->maps.kvg_pods);
+    b->fd[M_STATS] = bpf_map__fd(b->skel->maps.kvg_xdp_stats);
+    b->fd[M_CFG] = bpf_map__fd(b->skel->maps.kvg_xdp_cfg);
+    b->fd[M_BUCKETS] = bpf_map__fd(b->skel->maps.kvg_syn_bkt);
+    b->fd[M_PROGS] = bpf_map__fd(b->skel->maps.kvg_xdp_progs);
+    b->prog_fd = bpf_program__fd(b->skel->progs.xdp_guard);
+    return 0;
+}
+
+/* Pinned mode: what an operator loaded with bpftool. */
+static int open_pinned(struct gwbpf *b, const char *dir, char *why, size_t wl)
+{
+    char path[PATH_MAX];
+    int rc;
+
+    if (!on_bpffs(dir)) {
+        say(why, wl, "%s is not a directory on bpffs (load with scripts/bpf-load.sh first)", dir);
+        return -ENOENT;
+    }
+    if ((rc = lock_dir(b, dir, why, wl)) < 0)
+        return rc;
+    for (int i = 0; i < M__COUNT; i++) {
+        if ((rc = map_path(path, sizeof(path), dir, MAPS[i].name)) < 0) {
+            say(why, wl, "pin directory name too long: %s", dir);
+            return rc;
+        }
+        b->fd[i] = bpf_obj_get(path);
+        if (b->fd[i] < 0) {
+            rc = -errno;
+            say(why, wl, "cannot open pinned map %s: %s", path, strerror(-rc));
+            return rc;
+        }
+        if ((rc = check_map(b->fd[i], &MAPS[i], path, why, wl)) < 0)
+            return rc;
+    }
+    snprintf(path, sizeof(path), "%s/" KVG_PROG_XDP_GUARD, dir);
+    b->own_prog_fd = b->prog_fd = bpf_obj_get(path); /* optional: only to attach */
+    return 0;
+}
+
+int gwbpf_open(const struct gwbpf_opts *o, struct gwbpf **out, char *why, size_t whylen)
+{
+    struct gwbpf *b;
+    int rc;
+
+    *out = NULL;
+    /* root, or: loading needs CAP_BPF + CAP_PERFMON (the verifier allows
+     * variable packet offsets only with it) + CAP_NET_ADMIN (XDP);
+     * opening an operator's pins needs CAP_BPF */
+    int pinned = o->pinned_dir && *o->pinned_dir;
+    if (!have_cap(CAP_SYS_ADMIN) &&
+        !(have_cap(CAP_BPF) && (pinned || (have_cap(CAP_PERFMON) && have_cap(CAP_NET_ADMIN))))) {
+        say(why, whylen, "not running as root (%s needs CAP_BPF%s)",
+            pinned ? "opening pinned maps" : "loading the XDP guard",
+            pinned ? "" : ", CAP_PERFMON and CAP_NET_ADMIN");
+        return -EPERM;
+    }
+    b = calloc(1, sizeof(*b));
+    if (!b) {
+        say(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    for (int i = 0; i < M__COUNT; i++)
+        b->fd[i] = -1;
+    b->prog_fd = b->own_prog_fd = b->lock_fd = -1;
+    libbpf_set_print(libbpf_log);
+
+    b->ncpus = libbpf_num_possible_cpus();
+    if (b->ncpus <= 0) {
+        rc = b->ncpus ? b->ncpus : -EINVAL;
+        say(why, whylen, "cannot count the possible CPUs: %s", strerror(-rc));
+        goto cleanup;
+    }
+    b->percpu = calloc((size_t)b->ncpus, sizeof(*b->percpu));
+    if (!b->percpu) {
+        rc = -ENOMEM;
+        say(why, whylen, "out of memory");
+        goto cleanup;
+    }
+    if (pinned)
+        rc = open_pinned(b, o->pinned_dir, why, whylen);
+    else
+        rc = load(b, o, why, whylen);
+    if (rc < 0)
+        goto cleanup;
+    /* a table left by an earlier run is stale until our first publish */
+    if ((rc = gwbpf_clear_pods(b)) < 0) {
+        say(why, whylen, "cannot write the pod table: %s", strerror(-rc));
+        goto cleanup;
+    }
+    *out = b;
+    return 0;
+cleanup:
+    gwbpf_close(b);
+    return rc;
+}
+
+void gwbpf_close(struct gwbpf *b)
+{
+    if (!b)
+        return;
+    gwbpf_xdp_detach(b);
+    if (b->fd[M_PODS] >= 0 && b->shadow_ok)
+        gwbpf_clear_pods(b); /* nobody keeps it fresh after us */
+    if (b->skel) {
+        xdp_guard_bpf__destroy(b->skel); /* closes its fds; pins stay */
+    } else {
+        for (int i = 0; i < M__COUNT; i++)
+            if (b->fd[i] >= 0)
+                close(b->fd[i]);
+        if (b->own_prog_fd >= 0)
+            close(b->own_prog_fd);
+    }
+    if (b->lock_fd >= 0)
+        close(b->lock_fd); /* releases the flock */
+    free(b->percpu);
+    free(b);
+}
+
+/* ---- pod table ---- */
+
+static uint32_t clamp_u32(double v, double max)
+{
+    if (!(v > 0)) /* also NaN */
+        return 0;
+    if (v >= max)
+        return (uint32_t)max;
+    return (uint32_t)(v + 0.5);
+}
+
+static void fill_pod(struct kvg_pod *k, const struct pod_info *in, const struct pod_counters *c,
+                     uint64_t now_ns, const struct policy_cfg *pol)
+{
+    memset(k, 0, sizeof(*k));
+    if (in->addr.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&in->addr;
+        k->family = KVG_AF_INET;
+        k->addr[0] = a->sin_addr.s_addr;
+        k->port = a->sin_port;
+    } else if (in->addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&in->addr;
+        k->family = KVG_AF_INET6;
+        memcpy(k->addr, &a->sin6_addr, sizeof(k->addr));
+        k->port = a->sin6_port;
+    }
+    k->engine = (uint8_t)in->engine;
+    k->waiting = clamp_u32(in->waiting, 4294967295.0);
+    k->running = clamp_u32(in->running, 4294967295.0);
+    k->kv_permille = clamp_u32(in->kv_usage * 1000.0, 1000.0);
+    k->inflight = c ? atomic_load_explicit(&c->inflight[in->slot], memory_order_relaxed) : 0;
+    k->metrics_ns = in->metrics_ok ? in->scraped_ns : 0;
+
+    uint32_t f = KVG_POD_F_PRESENT;
+    int fresh = in->metrics_ok && in->scraped_ns <= now_ns &&
+                now_ns - in->scraped_ns <= (uint64_t)pol->stale_ms * 1000000ull;
+    if (in->healthy)
+        f |= KVG_POD_F_HEALTHY;
+    if (in->draining)
+        f |= KVG_POD_F_DRAINING;
+    if (in->metrics_ok)
+        f |= KVG_POD_F_METRICS_OK;
+    if (fresh)
+        f |= KVG_POD_F_METRICS_FRESH;
+    if (!fresh || in->waiting >= pol->queue_sat || in->kv_usage >= pol->kv_sat)
+        f |= KVG_POD_F_SATURATED;
+    if (c && atomic_load_explicit(&c->down_until_ns[in->slot], memory_order_relaxed) > now_ns)
+        f |= KVG_POD_F_DOWN;
+    k->flags = f;
+}
+
+/* Writes n (key, value) pairs: one batch, or one by one where the kernel
+ * has no batch update for arrays. */
+static int write_slots(struct gwbpf *b, uint32_t n)
+{
+    if (!n)
+        return 0;
+    uint32_t count = n;
+    DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, bo, .elem_flags = BPF_ANY);
+    if (bpf_map_update_batch(b->fd[M_PODS], b->keys, b->vals, &count, &bo) == 0)
+        return 0;
+    int e = errno;
+    if (e != EINVAL && e != ENOTSUP && e != EOPNOTSUPP && e != ENOTTY)
+        return -e;
+    for (uint32_t i = 0; i < n; i++)
+        if (bpf_map_update_elem(b->fd[M_PODS], &b->keys[i], &b->vals[i], BPF_ANY))
+            return -errno;
+    return 0;
+}
+
+/* Writes the slots of b->want that differ from what the map holds. */
+static int sync_slots(struct gwbpf *b, uint64_t generation)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < KVG_POD_MAX; i++) {
+        struct kvg_pod *w = &b->want[i];
+        if (b->shadow_ok) {
+            w->generation = b->shadow[i].generation; /* not a change by itself */
+            if (!memcmp(w, &b->shadow[i], sizeof(*w)))
+                continue;
+        }
+        w->generation = w->flags ? generation : 0;
+        b->keys[n] = i;
+        b->vals[n++] = *w;
+    }
+    int rc = write_slots(b, n);
+    if (rc < 0) {
+        b->shadow_ok = 0; /* unknown state: rewrite everything next time */
+        return rc;
+    }
+    memcpy(b->shadow, b->want, sizeof(b->shadow));
+    b->shadow_ok = 1;
+    return 0;
+}
+
+int gwbpf_update_pods(struct gwbpf *b, const struct pod_snapshot *s,
+                      const struct pod_counters *c, uint64_t now_ns,
+                      const struct policy_cfg *pol)
+{
+    if (!b || b->fd[M_PODS] < 0)
+        return -EBADF;
+    memset(b->want, 0, sizeof(b->want));
+    for (uint32_t i = 0; s && i < s->npods; i++) {
+        const struct pod_info *in = &s->pods[i];
+        if (in->slot < KVG_POD_MAX)
+            fill_pod(&b->want[in->slot], in, c, now_ns, pol);
+    }
+    return sync_slots(b, s ? s->generation : 0);
+}
+
+int gwbpf_clear_pods(struct gwbpf *b)
+{
+    if (!b || b->fd[M_PODS] < 0)
+        return -EBADF;
+    memset(b->want, 0, sizeof(b->want));
+    b->shadow_ok = 0; /* write every slot */
+    return sync_slots(b, 0);
+}
+
+/* ---- XDP attachment ---- */
+
+static int prog_name_by_id(uint32_t id, char *name, size_t n)
+{
+    int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0)
+        return -errno;
+    struct bpf_prog_info info;
+    uint32_t len = sizeof(info);
+    memset(&info, 0, sizeof(info));
+    int rc = bpf_obj_get_info_by_fd(fd, &info, &len) ? -errno : 0;
+    close(fd);
+    if (!rc)
+        snprintf(name, n, "%s", info.name);
+    return rc;
+}
+
+int gwbpf_xdp_attach(struct gwbpf *b, const char *ifname, enum gwbpf_xdp_mode mode,
+                     char *why, size_t whylen)
+{
+    if (!b || b->prog_fd < 0) {
+        say(why, whylen, "no XDP guard program (pin %s missing?)", KVG_PROG_XDP_GUARD);
+        return -ENOENT;
+    }
+    if (b->xdp_ifindex) {
+        say(why, whylen, "the guard is already attached by this process");
+        return -EALREADY;
+    }
+    int ifindex = (int)if_nametoindex(ifname);
+    if (!ifindex) {
+        int e = errno;
+        say(why, whylen, "no interface %s: %s", ifname, strerror(e));
+        return -e;
+    }
+    /* something there already: replace our own guard, never another program */
+    LIBBPF_OPTS(bpf_xdp_query_opts, q);
+    if (bpf_xdp_query(ifindex, 0, &q) == 0 && (q.drv_prog_id || q.skb_prog_id || q.hw_prog_id)) {
+        char name[64] = "?";
+        uint32_t id = q.drv_prog_id ? q.drv_prog_id : q.skb_prog_id ? q.skb_prog_id : q.hw_prog_id;
+        prog_name_by_id(id, name, sizeof(name));
+        if (strcmp(name, KVG_PROG_XDP_GUARD) || q.hw_prog_id) {
+            say(why, whylen, "%s already runs XDP program %u (%s); detach it first", ifname, id,
+                name);
+            return -EBUSY;
+        }
+        uint32_t old = q.drv_prog_id ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+        bpf_xdp_detach(ifindex, old, NULL);
+    }
+    static const uint32_t flags[] = {XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
+    int first = mode == GWBPF_XDP_GENERIC ? 1 : 0;
+    int last = mode == GWBPF_XDP_NATIVE ? 0 : 1;
+    int rc = -EINVAL;
+    for (int i = first; i <= last; i++) {
+        atomic_store(&libbpf_quiet, i < last); /* auto: native may be missing */
+        rc = bpf_xdp_attach(ifindex, b->prog_fd, flags[i] | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
+        atomic_store(&libbpf_quiet, 0);
+        if (rc == 0) {
+            b->xdp_ifindex = ifindex;
+            b->xdp_flags = flags[i];
+            return 0;
+        }
+    }
+    say(why, whylen, "attaching XDP to %s failed: %s", ifname, strerror(-rc));
+    return rc;
+}
+
+int gwbpf_xdp_detach(struct gwbpf *b)
+{
+    if (!b || !b->xdp_ifindex)
+        return 0;
+    /* only our program: XDP_FLAGS_REPLACE with old_prog_fd */
+    LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = b->prog_fd);
+    int rc = bpf_xdp_detach(b->xdp_ifindex, b->xdp_flags | XDP_FLAGS_REPLACE, &ao);
+    b->xdp_ifindex = 0;
+    return rc;
+}
+
+const char *gwbpf_xdp_mode_name(const struct gwbpf *b)
+{
+    if (!b || !b->xdp_ifindex)
+        return NULL;
+    return b->xdp_flags == XDP_FLAGS_DRV_MODE ? "native" : "generic";
+}
+
+/* ---- counters ---- */
+
+int gwbpf_xdp_stats(struct gwbpf *b, struct kvg_xdp_stat *out, unsigned n)
+{
+    if (!b || b->fd[M_STATS] < 0)
+        return -EBADF;
+    for (unsigned r = 0; r < n; r++) {
+        uint32_t key = r;
+        out[r].packets = out[r].bytes = 0;
+        if (r >= KVG_XDP_STATS_MAX)
+            continue;
+        if (bpf_map_lookup_elem(b->fd[M_STATS], &key, b->percpu))
+            return -errno;
+        for (int c = 0; c < b->ncpus; c++) {
+            out[r].packets += b->percpu[c].packets;
+            out[r].bytes += b->percpu[c].bytes;
+        }
+    }
+    return 0;
+}
+
+const char *gwbpf_xdp_reason_name(unsigned reason)
+{
+    return reason < KVG_XDP_REASON_MAX ? REASONS[reason] : NULL;
+}
+
+int gwbpf_map_fd(const struct gwbpf *b, const char *map_name)
+{
+    for (int i = 0; b && i < M__COUNT; i++)
+        if (!strcmp(MAPS[i].name, map_name))
+            return b->fd[i];
+    return -1;
+}
+
+int gwbpf_prog_fd(const struct gwbpf *b)
+{
+    return b ? b->prog_fd : -1;
+}
+
+/* ---- the process-wide handle ---- */
+
+static _Atomic(struct gwbpf *) G;
+
+void gwbpf_set_global(struct gwbpf *b)
+{
+    atomic_store(&G, b);
+}
+
+struct gwbpf *gwbpf_global(void)
+{
+    return atomic_load(&G);
+}
+
+int kvgate_bpf_enabled(void)
+{
+    return atomic_load(&G) != NULL;
+}
+
+void gwbpf_publish(struct gw *g, const struct pod_snapshot *s, uint64_t now_ns)
+{
+    static int last_err;
+    struct gwbpf *b = atomic_load(&G);
+    if (!b)
+        return;
+    struct policy_cfg pol;
+    pthread_mutex_lock(&g->policy_mu);
+    pol = g->policies.global;
+    pthread_mutex_unlock(&g->policy_mu);
+    int rc = gwbpf_update_pods(b, s, &g->counters, now_ns, &pol);
+    if (rc < 0 && rc != last_err)
+        fprintf(stderr, "kvgated: BPF pod table: write failed: %s\n", strerror(-rc));
+    last_err = rc;
+}
+
+int kvgate_bpf_xdp_stats(struct kvg_xdp_stat *out, unsigned n)
+{
+    struct gwbpf *b = atomic_load(&G);
+    return b ? gwbpf_xdp_stats(b, out, n) : -ENODEV;
+}
