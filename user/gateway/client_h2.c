@@ -18,17 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/dlist.h"
 #include "common/ev.h"
 #include "gateway/dataplane.h"
 #include "gateway/gwmetrics.h"
 
 static void link_stream(struct cconn *c, struct xreq *x)
 {
-    x->prev = NULL;
-    x->next = c->streams;
-    if (c->streams)
-        c->streams->prev = x;
-    c->streams = x;
+    DLIST_PUSH(c->streams, x, prev, next);
     c->nstreams++;
     if (c->timer_kind == CT_IDLE)
         cconn_set_timer(c, CT_NONE);

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/dlist.h"
 #include "common/ev.h"
 #include "common/httpstatus.h"
 #include "gateway/dataplane.h"
@@ -138,13 +139,7 @@ void cconn_fail(struct cconn *c)
     ev_timer_cancel(w->l, c->timer);
     ev_timer_cancel(w->l, c->kick_timer);
     c->timer = c->kick_timer = 0;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        w->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    DLIST_REMOVE(w->conns, c, prev, next);
     atomic_fetch_sub(&w->g->conns, 1);
     if (c->cur) {
         struct xreq *x = c->cur;
@@ -270,10 +265,7 @@ static void on_accept(struct listener *ls, int fd,
         free(c);
         return;
     }
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
+    DLIST_PUSH(w->conns, c, prev, next);
     c->t_first = ev_now_ns();
     cconn_set_timer(c, CT_REQ); /* slowloris: the first request's deadline */
 }

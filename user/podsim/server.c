@@ -39,6 +39,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/dlist.h"
 #include "common/ev.h"
 #include "common/h2srv.h"
 #include "common/listener.h"
@@ -102,23 +103,13 @@ int srv_rd_header(struct reqdata *rd, const void *n, size_t nl,
 
 static void list_push(struct http_resp **head, struct http_resp *r)
 {
-    r->prev = NULL;
-    r->next = *head;
-    if (*head)
-        (*head)->prev = r;
-    *head = r;
+    DLIST_PUSH(*head, r, prev, next);
 }
 
 static void list_unlink(struct server *s, struct http_resp *r)
 {
     struct http_resp **head = r->where == R_PENDING ? &s->pending : &s->zombies;
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        *head = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    r->prev = r->next = NULL;
+    DLIST_REMOVE(*head, r, prev, next);
 }
 
 static void resp_free(struct http_resp *r)
@@ -239,12 +230,7 @@ void srv_conn_fail(struct conn *c)
     netconn_close(&c->nc);
     ev_timer_cancel(s->l, c->resume_timer);
     c->resume_timer = 0;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    DLIST_REMOVE(s->conns, c, prev, next);
     s->nconns--;
     if (c->active) {
         srv_resp_gone(c->active);
@@ -435,10 +421,7 @@ static void on_accept(struct listener *ls, int fd,
         free(c);
         return;
     }
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
+    DLIST_PUSH(s->conns, c, prev, next);
     s->nconns++;
 }
 

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/dlist.h"
 #include "common/sbuf.h"
 
 #define OUT_SOFT (256u << 10)   /* frames waiting in c->nc.out, at most */
@@ -143,10 +144,7 @@ static void *st_open(void *ud, int32_t id)
     st->id = id;
     srv_rd_init(&st->rd);
     sbuf_init(&st->out);
-    st->next = c->streams;
-    if (c->streams)
-        c->streams->prev = st;
-    c->streams = st;
+    DLIST_PUSH(c->streams, st, prev, next);
     return st;
 }
 
@@ -220,12 +218,7 @@ static void st_close(void *ud, void *stp, uint32_t err)
     } else if (r) {
         srv_resp_gone(r); /* reset by the client before resp_end */
     }
-    if (st->prev)
-        st->prev->next = st->next;
-    else
-        c->streams = st->next;
-    if (st->next)
-        st->next->prev = st->prev;
+    DLIST_REMOVE(c->streams, st, prev, next);
     stream_free(st);
 }
 
