@@ -10,9 +10,8 @@
 #include <unistd.h>
 
 #include "common/ev.h"
+#include "evtest.h"
 #include "harness.h"
-
-#define MS 1000000ull
 
 struct acc {
     struct ev_loop *l;
@@ -34,19 +33,6 @@ static void on_conn(struct listener *ls, int fd, const struct sockaddr_storage *
     a->family = peer->ss_family;
     if (a->n >= a->stop_after)
         ev_stop(a->l);
-}
-
-static void stop_cb(struct ev_loop *l, void *arg)
-{
-    ev_stop(l);
-}
-
-/* Runs l until something stops it, or ms pass. */
-static void run_for(struct ev_loop *l, unsigned ms)
-{
-    uint64_t t = ev_timer_at(l, ev_now_ns() + ms * MS, stop_cb, NULL);
-    ev_run(l);
-    ev_timer_cancel(l, t);
 }
 
 static int loopback(struct sockaddr_in *sa, int port)

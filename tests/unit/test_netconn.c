@@ -1,5 +1,5 @@
 /* Unit tests for user/common/netconn.c, over a socketpair: the owner side
- * is a small struct around a netconn, the peer a plain blocking socket. */
+ * is a small struct around a netconn, the peer a plain socket. */
 #include "common/netconn.h"
 
 #include <errno.h>
@@ -10,26 +10,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/ev.h"
+#include "evtest.h"
 #include "harness.h"
 
-#define MS 1000000ull
+#define BIG (4u << 20) /* far more than a socketpair buffers */
+
+static struct ev_loop *g_l;
 
 struct owner {
-    struct netconn nc;
+    struct netconn nc;    /* first: a netconn * is an owner * */
+    int peer;             /* the other end */
     int inputs, fails, hold;
-    size_t seen;          /* bytes of in seen by the last input call */
+    size_t seen;          /* bytes of in at the last input call */
     int consume;          /* input consumes what it sees */
 };
 
-static struct owner *owner_of(struct netconn *nc)
-{
-    return (struct owner *)nc; /* nc is the first member */
-}
-
 static void o_input(struct netconn *nc)
 {
-    struct owner *o = owner_of(nc);
+    struct owner *o = (struct owner *)nc;
     o->inputs++;
     o->seen = nc->in.len;
     if (nc->in.data && nc->in.data[nc->in.len] != '\0')
@@ -40,7 +38,7 @@ static void o_input(struct netconn *nc)
 
 static void o_fail(struct netconn *nc)
 {
-    owner_of(nc)->fails++;
+    ((struct owner *)nc)->fails++;
     netconn_close(nc);
 }
 
@@ -60,88 +58,96 @@ static void io_cb(struct ev_loop *l, int fd, uint32_t ev, void *arg)
     netconn_update_events(&o->nc);
 }
 
-/* o's end of a fresh socketpair; the peer's end in *peer. */
-static void setup(struct ev_loop *l, struct owner *o, int *peer)
+/* A connected owner on g_l. */
+static void open_pair(struct owner *o)
 {
     int sv[2];
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
     memset(o, 0, sizeof(*o));
-    netconn_init(&o->nc, l, sv[0], &ops);
-    ev_add(l, sv[0], EPOLLIN | EPOLLRDHUP, io_cb, o);
-    *peer = sv[1];
+    netconn_init(&o->nc, g_l, sv[0], &ops);
+    ev_add(g_l, sv[0], EPOLLIN | EPOLLRDHUP, io_cb, o);
+    o->peer = sv[1];
 }
 
-static void teardown(struct owner *o, int peer)
+static void close_pair(struct owner *o)
 {
     netconn_close(&o->nc);
     netconn_free(&o->nc);
-    close(peer);
+    if (o->peer >= 0)
+        close(o->peer);
 }
 
-static void stop_cb(struct ev_loop *l, void *arg)
+/* Queues n bytes (a known pattern, if pattern) in out. */
+static void queue_big(struct owner *o, size_t n, int pattern)
 {
-    ev_stop(l);
+    char *b = calloc(1, n);
+    for (size_t i = 0; pattern && i < n; i++)
+        b[i] = (char)('a' + i % 26);
+    sbuf_append(&o->nc.out, b, n);
+    free(b);
 }
 
-static void run_for(struct ev_loop *l, unsigned ms)
+/* The peer reads while the loop flushes (EPOLLOUT), until want bytes came
+ * or the owner failed. Copies at most cap bytes to buf. */
+static size_t pump(struct owner *o, char *buf, size_t cap, size_t want)
 {
-    uint64_t t = ev_timer_at(l, ev_now_ns() + ms * MS, stop_cb, NULL);
-    ev_run(l);
-    ev_timer_cancel(l, t);
+    size_t n = 0;
+    char tmp[65536];
+    fcntl(o->peer, F_SETFL, O_NONBLOCK);
+    netconn_update_events(&o->nc);
+    for (int i = 0; i < 2000 && n < want && !o->fails; i++) {
+        ssize_t r;
+        while ((r = read(o->peer, tmp, sizeof(tmp))) > 0) {
+            if (buf && n + (size_t)r <= cap)
+                memcpy(buf + n, tmp, (size_t)r);
+            n += (size_t)r;
+        }
+        run_for(g_l, 1);
+    }
+    return n;
 }
 
-/* Reads from the peer's end until EOF or no more for 100 ms. */
-static size_t drain(int fd, char *buf, size_t cap, int *eof)
+/* The peer reads until EOF, or nothing for 100 ms. */
+static size_t drain(struct owner *o, char *buf, size_t cap, int *eof)
 {
     struct timeval tv = { .tv_usec = 100000 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    fcntl(o->peer, F_SETFL, 0);
+    setsockopt(o->peer, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     size_t n = 0;
-    *eof = 0;
-    for (;;) {
-        char tmp[65536];
-        ssize_t r = read(fd, tmp, sizeof(tmp));
-        if (r == 0) {
-            *eof = 1;
-            break;
-        }
-        if (r < 0)
-            break;
+    ssize_t r;
+    char tmp[65536];
+    while ((r = read(o->peer, tmp, sizeof(tmp))) > 0) {
         if (n + (size_t)r <= cap)
             memcpy(buf + n, tmp, (size_t)r);
         n += (size_t)r;
     }
+    *eof = r == 0;
     return n;
 }
 
 TEST(read_hands_input_over)
 {
-    struct ev_loop *l = ev_new();
     struct owner o;
-    int peer;
-    setup(l, &o, &peer);
-    CHECK_EQ(write(peer, "hello", 5), 5);
+    open_pair(&o);
+    CHECK_EQ(write(o.peer, "hello", 5), 5);
     netconn_read(&o.nc, EPOLLIN);
     CHECK_EQ(o.inputs, 1);
     CHECK_EQ(o.seen, 5);
     CHECK_STR(o.nc.in.data, "hello");
     netconn_read(&o.nc, EPOLLOUT); /* not a read event: nothing */
-    CHECK_EQ(o.inputs, 1);
     netconn_read(&o.nc, EPOLLIN);  /* nothing there: no input call */
     CHECK_EQ(o.inputs, 1);
     CHECK_EQ(o.fails, 0);
-    teardown(&o, peer);
-    ev_free(l);
+    close_pair(&o);
 }
 
 TEST(eof_fails_but_serves_what_came_with_it)
 {
-    struct ev_loop *l = ev_new();
     struct owner o;
-    int peer;
-    setup(l, &o, &peer);
-    CHECK_EQ(write(peer, "last", 4), 4);
-    shutdown(peer, SHUT_WR);
+    open_pair(&o);
+    CHECK_EQ(write(o.peer, "last", 4), 4);
+    shutdown(o.peer, SHUT_WR);
     netconn_read(&o.nc, EPOLLIN | EPOLLRDHUP);
     CHECK_EQ(o.inputs, 1); /* the bytes before the FIN are served */
     CHECK_EQ(o.fails, 1);
@@ -149,34 +155,27 @@ TEST(eof_fails_but_serves_what_came_with_it)
     CHECK_EQ(o.nc.fd, -1);
     netconn_read(&o.nc, EPOLLIN); /* dead: nothing */
     CHECK_EQ(o.fails, 1);
-    teardown(&o, peer);
-    ev_free(l);
+    close_pair(&o);
 }
 
 TEST(hup_while_paused_fails)
 {
-    struct ev_loop *l = ev_new();
     struct owner o;
-    int peer;
-    setup(l, &o, &peer);
+    open_pair(&o);
     netconn_read(&o.nc, EPOLLRDHUP); /* no EPOLLIN: reading was paused */
     CHECK_EQ(o.fails, 1);
-    teardown(&o, peer);
-    ev_free(l);
+    close_pair(&o);
 }
 
 TEST(holding_pauses_reading)
 {
-    struct ev_loop *l = ev_new();
     struct owner o;
-    int peer;
-    setup(l, &o, &peer);
+    open_pair(&o);
     o.hold = 1;
     size_t total = 4 * NETCONN_IN_PAUSE;
-    char *big = malloc(total);
-    memset(big, 'x', total);
-    fcntl(peer, F_SETFL, O_NONBLOCK);
-    ssize_t w = write(peer, big, total);
+    char *big = calloc(1, total);
+    fcntl(o.peer, F_SETFL, O_NONBLOCK);
+    ssize_t w = write(o.peer, big, total);
     CHECK(w > (ssize_t)NETCONN_IN_PAUSE);
     for (int i = 0; i < 8; i++)
         netconn_read(&o.nc, EPOLLIN);
@@ -191,52 +190,33 @@ TEST(holding_pauses_reading)
     CHECK(o.seen > 0);
     CHECK_EQ(o.fails, 0);
     free(big);
-    teardown(&o, peer);
-    ev_free(l);
+    close_pair(&o);
 }
 
 TEST(flush_partial_then_rest)
 {
-    struct ev_loop *l = ev_new();
     struct owner o;
-    int peer;
-    setup(l, &o, &peer);
-    size_t total = 4u << 20; /* far more than a socketpair buffers */
-    char *big = malloc(total);
-    for (size_t i = 0; i < total; i++)
-        big[i] = (char)('a' + i % 26);
-    sbuf_append(&o.nc.out, big, total);
+    open_pair(&o);
+    queue_big(&o, BIG, 1);
+    char *want = strdup(o.nc.out.data ? o.nc.out.data : "");
     netconn_flush(&o.nc);
     CHECK_EQ(o.fails, 0);
     CHECK(netconn_pending(&o.nc) > 0);
-    CHECK(netconn_pending(&o.nc) < total);
-    /* The loop finishes it on EPOLLOUT while the peer reads. */
-    netconn_update_events(&o.nc);
-    char *got = malloc(total);
-    size_t n = 0;
-    fcntl(peer, F_SETFL, O_NONBLOCK);
-    for (int i = 0; i < 2000 && n < total; i++) {
-        ssize_t r = read(peer, got + n, total - n);
-        if (r > 0)
-            n += (size_t)r;
-        run_for(l, 1);
-    }
-    CHECK_EQ(n, total);
-    CHECK(memcmp(got, big, total) == 0);
+    CHECK(netconn_pending(&o.nc) < BIG);
+    char *got = malloc(BIG);
+    CHECK_EQ(pump(&o, got, BIG, BIG), BIG); /* the rest on EPOLLOUT */
+    CHECK(memcmp(got, want, BIG) == 0);
     CHECK_EQ(netconn_pending(&o.nc), 0);
     CHECK_EQ(o.nc.out_off, 0);
-    free(big);
+    free(want);
     free(got);
-    teardown(&o, peer);
-    ev_free(l);
+    close_pair(&o);
 }
 
 TEST(lingering_close)
 {
-    struct ev_loop *l = ev_new();
     struct owner o;
-    int peer;
-    setup(l, &o, &peer);
+    open_pair(&o);
     sbuf_puts(&o.nc.out, "bye");
     o.nc.closing = 1;
     netconn_flush(&o.nc);
@@ -245,59 +225,42 @@ TEST(lingering_close)
     CHECK_EQ(o.fails, 0);
     char buf[16];
     int eof;
-    size_t n = drain(peer, buf, sizeof(buf), &eof);
-    CHECK_EQ(n, 3);
+    CHECK_EQ(drain(&o, buf, sizeof(buf), &eof), 3);
     CHECK(eof); /* FIN after the reply */
     /* Whatever the peer still sends is read and dropped... */
-    CHECK_EQ(write(peer, "more", 4), 4);
+    CHECK_EQ(write(o.peer, "more", 4), 4);
     netconn_read(&o.nc, EPOLLIN);
     CHECK_EQ(o.inputs, 0);
     CHECK_EQ(o.nc.in.len, 0);
     CHECK_EQ(o.fails, 0);
     /* ...until it closes too. */
-    close(peer);
+    close(o.peer);
+    o.peer = -1;
     netconn_read(&o.nc, EPOLLIN | EPOLLRDHUP);
     CHECK_EQ(o.fails, 1);
     CHECK_EQ(o.nc.linger_timer, 0);
-    netconn_free(&o.nc);
-    ev_free(l);
+    close_pair(&o);
 }
 
 TEST(peer_half_close_while_reply_pending)
 {
-    struct ev_loop *l = ev_new();
     struct owner o;
-    int peer;
-    setup(l, &o, &peer);
-    size_t total = 4u << 20;
-    char *big = calloc(1, total);
-    sbuf_append(&o.nc.out, big, total);
+    open_pair(&o);
+    queue_big(&o, BIG, 0);
     o.nc.closing = 1;
     netconn_flush(&o.nc); /* socket full: reply pending */
     CHECK(netconn_pending(&o.nc) > 0);
-    shutdown(peer, SHUT_WR);
+    shutdown(o.peer, SHUT_WR);
     netconn_read(&o.nc, EPOLLIN | EPOLLRDHUP);
     CHECK(o.nc.rd_eof); /* finish the reply first */
     CHECK_EQ(o.fails, 0);
-    netconn_update_events(&o.nc);
     int eof;
-    char *sink = malloc(total);
-    size_t n = 0;
-    fcntl(peer, F_SETFL, O_NONBLOCK);
-    for (int i = 0; i < 2000 && !o.fails; i++) {
-        ssize_t r = read(peer, sink, total);
-        if (r > 0)
-            n += (size_t)r;
-        run_for(l, 1);
-    }
-    n += drain(peer, sink, total, &eof);
-    CHECK_EQ(n, total);
+    char tail[16];
+    size_t n = pump(&o, NULL, 0, BIG);
+    n += drain(&o, tail, sizeof(tail), &eof);
+    CHECK_EQ(n, BIG);
     CHECK_EQ(o.fails, 1); /* closed once it was all out, no lingering */
-    free(big);
-    free(sink);
-    netconn_free(&o.nc);
-    close(peer);
-    ev_free(l);
+    close_pair(&o);
 }
 
 /* A source that produces a few chunks, then says it is finished. */
@@ -328,75 +291,61 @@ static int s_fill_fails(void *self, struct netconn *nc)
 
 TEST(source_fills_then_finishes)
 {
-    struct ev_loop *l = ev_new();
+    static const struct netconn_source good = { s_fill, s_finished };
+    static const struct netconn_source bad = { s_fill_fails, s_finished };
     struct owner o;
-    int peer;
-    setup(l, &o, &peer);
-    static const struct netconn_source srcops = { s_fill, s_finished };
     struct src s = { .chunks = 3 };
-    netconn_set_source(&o.nc, &srcops, &s);
+    open_pair(&o);
+    netconn_set_source(&o.nc, &good, &s);
     netconn_flush(&o.nc);
     CHECK_EQ(s.filled, 3);
     CHECK_EQ(o.fails, 1); /* all said: closed */
     char buf[64] = { 0 };
     int eof;
-    size_t n = drain(peer, buf, sizeof(buf) - 1, &eof);
-    CHECK_EQ(n, 18);
+    CHECK_EQ(drain(&o, buf, sizeof(buf) - 1, &eof), 18);
     CHECK_STR(buf, "frame;frame;frame;");
-    netconn_free(&o.nc);
-    close(peer);
+    close_pair(&o);
 
-    setup(l, &o, &peer);
-    static const struct netconn_source bad = { s_fill_fails, s_finished };
-    netconn_set_source(&o.nc, &bad, &s);
-    netconn_flush(&o.nc);
-    CHECK_EQ(o.fails, 1);
-    teardown(&o, peer);
-
-    setup(l, &o, &peer);
-    netconn_set_source(&o.nc, &bad, &s);
-    netconn_set_source(&o.nc, NULL, NULL); /* detached */
-    netconn_flush(&o.nc);
-    CHECK_EQ(o.fails, 0);
-    teardown(&o, peer);
-    ev_free(l);
+    /* A failing source fails the connection; a detached one is not asked. */
+    for (int detach = 0; detach < 2; detach++) {
+        open_pair(&o);
+        netconn_set_source(&o.nc, &bad, &s);
+        if (detach)
+            netconn_set_source(&o.nc, NULL, NULL);
+        netconn_flush(&o.nc);
+        CHECK_EQ(o.fails, !detach);
+        close_pair(&o);
+    }
 }
 
 /* Output that lost bytes (out.oom) and is still pending fails the
  * connection. */
 TEST(dropped_bytes_fail)
 {
-    struct ev_loop *l = ev_new();
     struct owner o;
-    int peer;
-    setup(l, &o, &peer);
-    size_t total = 4u << 20; /* more than the socket takes */
-    char *big = calloc(1, total);
-    sbuf_append(&o.nc.out, big, total);
+    open_pair(&o);
+    queue_big(&o, BIG, 0);
     o.nc.out.oom = 1; /* an append was dropped: the framing is broken */
     netconn_flush(&o.nc);
     CHECK_EQ(o.fails, 1);
-    free(big);
-    teardown(&o, peer);
-    ev_free(l);
+    close_pair(&o);
 }
 
 TEST(send_error_fails)
 {
-    struct ev_loop *l = ev_new();
     struct owner o;
-    int peer;
-    setup(l, &o, &peer);
-    close(peer);
+    open_pair(&o);
+    close(o.peer);
+    o.peer = -1;
     sbuf_puts(&o.nc.out, "nobody listens");
     netconn_flush(&o.nc); /* EPIPE, without SIGPIPE */
     CHECK_EQ(o.fails, 1);
-    netconn_free(&o.nc);
-    ev_free(l);
+    close_pair(&o);
 }
 
 int main(void)
 {
+    g_l = ev_new();
     RUN(read_hands_input_over);
     RUN(eof_fails_but_serves_what_came_with_it);
     RUN(hup_while_paused_fails);
@@ -407,5 +356,6 @@ int main(void)
     RUN(source_fills_then_finishes);
     RUN(dropped_bytes_fail);
     RUN(send_error_fails);
+    ev_free(g_l);
     return harness_done();
 }
