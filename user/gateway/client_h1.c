@@ -1,7 +1,7 @@
 /* client_h1: the HTTP/1.1 client side of a connection. One request at a
  * time: the head is parsed (http1_parse_request), the body (Content-Length
  * or chunked) is buffered into the xreq, then the exchange is dispatched;
- * pipelined bytes wait in c->in (reading pauses at DP_IN_PAUSE, but EOF
+ * pipelined bytes wait in c->nc.in (reading pauses at NETCONN_IN_PAUSE, but EOF
  * and resets are still noticed) until the response has been queued.
  * `Upgrade: h2c` hands the connection to client_h2.c once the body is in,
  * the request becoming stream 1.
@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/ev.h"
+#include "common/httpstatus.h"
 #include "gateway/dataplane.h"
 #include "gateway/gwmetrics.h"
 
@@ -24,14 +25,10 @@ void h1_reject(struct cconn *c, int status, const char *type, const char *msg)
     struct sbuf body;
     sbuf_init(&body);
     error_json(&body, status, type, msg);
-    sbuf_printf(&c->out,
-                "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
-                "content-length: %zu\r\nconnection: close\r\n\r\n",
-                status, status_text(status), body.len);
-    sbuf_append(&c->out, body.data ? body.data : "", body.len);
+    http1_closing_response(&c->nc.out, status, "application/json", body.data, body.len);
     sbuf_free(&body);
-    c->closing = 1;
-    sbuf_reset(&c->in);
+    c->nc.closing = 1;
+    sbuf_reset(&c->nc.in);
     cconn_flush(c);
 }
 
@@ -76,7 +73,7 @@ static int h1_begin(struct cconn *c, const struct http1_request *hr)
     c->body_left = hr->content_length > 0 ? (uint64_t)hr->content_length : 0;
     memset(&c->ck, 0, sizeof(c->ck));
     int expect = hr->expect_continue;
-    sbuf_consume(&c->in, hr->head_len);
+    sbuf_consume(&c->nc.in, hr->head_len);
     c->h1st = H1_BODY;
     if (x->fwd.oom || x->path.oom) {
         cconn_fail(c);
@@ -94,16 +91,16 @@ static int h1_begin(struct cconn *c, const struct http1_request *hr)
         cconn_fail(c);
         return -1;
     }
-    if (expect && x->minor >= 1 && (c->chunked || c->body_left) && c->in.len == 0) {
-        sbuf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    if (expect && x->minor >= 1 && (c->chunked || c->body_left) && c->nc.in.len == 0) {
+        sbuf_puts(&c->nc.out, "HTTP/1.1 100 Continue\r\n\r\n");
         cconn_flush(c);
-        if (c->dead)
+        if (c->nc.dead)
             return -1;
     }
     return 0;
 }
 
-/* Moves body bytes from c->in into the exchange. 1 when the body is
+/* Moves body bytes from c->nc.in into the exchange. 1 when the body is
  * complete, 0 when more is needed, -1 when the connection was answered. */
 static int h1_body(struct cconn *c)
 {
@@ -111,24 +108,24 @@ static int h1_body(struct cconn *c)
     struct xreq *x = c->cur;
     int rc = 0;
     if (c->chunked) {
-        if (c->in.len == 0 && !c->ck.done)
+        if (c->nc.in.len == 0 && !c->ck.done)
             return 0;
         size_t outn = 0;
-        long used = http1_chunked_decode(&c->ck, c->in.data, c->in.len, c->in.data,
-                                         &outn);
+        long used = http1_chunked_decode(&c->ck, c->nc.in.data, c->nc.in.len,
+                                         c->nc.in.data, &outn);
         if (used < 0) {
             x->keep_alive = 0;
             x_local(x, 400, "BadRequestError", "malformed chunked body", "bad_request");
             return -1;
         }
-        rc = x_body_feed(x, c->in.data, outn);
-        sbuf_consume(&c->in, (size_t)used);
+        rc = x_body_feed(x, c->nc.in.data, outn);
+        sbuf_consume(&c->nc.in, (size_t)used);
         if (rc == 0 && !c->ck.done)
             return 0;
     } else {
-        size_t n = c->in.len < c->body_left ? c->in.len : (size_t)c->body_left;
-        rc = x_body_feed(x, c->in.data, n);
-        sbuf_consume(&c->in, n);
+        size_t n = c->nc.in.len < c->body_left ? c->nc.in.len : (size_t)c->body_left;
+        rc = x_body_feed(x, c->nc.in.data, n);
+        sbuf_consume(&c->nc.in, n);
         c->body_left -= n;
         if (rc == 0 && c->body_left)
             return 0;
@@ -151,13 +148,13 @@ static int h1_body(struct cconn *c)
  * allows: the request is served over HTTP/1.1. */
 static void h1_upgrade(struct cconn *c, struct xreq *x)
 {
-    size_t mark = c->out.len;
-    sbuf_puts(&c->out, "HTTP/1.1 101 Switching Protocols\r\n"
+    size_t mark = c->nc.out.len;
+    sbuf_puts(&c->nc.out, "HTTP/1.1 101 Switching Protocols\r\n"
                        "connection: Upgrade\r\nupgrade: h2c\r\n\r\n");
     if (h2_start(c, x, c->h2c_settings.data, c->h2c_settings.len) < 0) {
-        c->out.len = mark; /* not sent yet: nothing is flushed in between */
-        if (c->out.data)
-            c->out.data[mark] = '\0';
+        c->nc.out.len = mark; /* not sent yet: nothing is flushed in between */
+        if (c->nc.out.data)
+            c->nc.out.data[mark] = '\0';
         sbuf_free(&c->h2c_settings);
         x_dispatch(x);
         return;
@@ -165,28 +162,28 @@ static void h1_upgrade(struct cconn *c, struct xreq *x)
     c->cur = NULL;
     sbuf_free(&c->h2c_settings);
     x_dispatch(x);
-    if (!c->dead)
+    if (!c->nc.dead)
         cconn_flush(c);
-    if (!c->dead && c->in.len)
+    if (!c->nc.dead && c->nc.in.len)
         cconn_kick(c); /* the client preface may already be here */
 }
 
 void h1_process(struct cconn *c)
 {
     struct gw *g = c->w->g;
-    while (!c->dead && !c->closing && c->proto == CP_H1) {
+    while (!c->nc.dead && !c->nc.closing && c->proto == CP_H1) {
         if (c->h1st == H1_WAIT)
             return;
         if (c->h1st == H1_HEAD) {
-            if (c->in.len == 0)
+            if (c->nc.in.len == 0)
                 return;
             if (c->timer_kind != CT_REQ) {
                 c->t_first = ev_now_ns();
                 cconn_set_timer(c, CT_REQ);
             }
             struct http1_request hr;
-            int rc = http1_parse_request(c->in.data, c->in.len, g->cfg.max_header_bytes,
-                                         &hr);
+            int rc = http1_parse_request(c->nc.in.data, c->nc.in.len,
+                                         g->cfg.max_header_bytes, &hr);
             if (rc == HTTP1_INCOMPLETE)
                 return;
             if (rc == HTTP1_ERR_TOO_LARGE) {
@@ -228,10 +225,10 @@ void h1_resp_head(struct xreq *x, int status, const char *hdrs, size_t hlen,
                   int64_t clen)
 {
     struct cconn *c = x->c;
-    struct sbuf *o = &c->out;
+    struct sbuf *o = &c->nc.out;
     int bodyless = status < 200 || status == 204 || status == 304;
     x->resp_chunked = 0;
-    sbuf_printf(o, "HTTP/1.1 %d %s\r\n", status, status_text(status));
+    http1_status_line(o, status);
     sbuf_append(o, hdrs, hlen);
     if (bodyless) {
         /* no framing */
@@ -252,7 +249,7 @@ void h1_resp_head(struct xreq *x, int status, const char *hdrs, size_t hlen,
 
 void h1_resp_body(struct xreq *x, const char *p, size_t n)
 {
-    struct sbuf *o = &x->c->out;
+    struct sbuf *o = &x->c->nc.out;
     if (x->resp_chunked)
         sbuf_printf(o, "%zx\r\n", n);
     sbuf_append(o, p, n);
@@ -264,17 +261,17 @@ void h1_resp_end(struct xreq *x, int abort)
 {
     struct cconn *c = x->c;
     if (!abort && x->resp_chunked)
-        sbuf_puts(&c->out, "0\r\n\r\n");
-    int keep = x->keep_alive && !abort && !c->dead;
+        sbuf_puts(&c->nc.out, "0\r\n\r\n");
+    int keep = x->keep_alive && !abort && !c->nc.dead;
     x_kill(x); /* c->cur = NULL */
-    if (c->dead)
+    if (c->nc.dead)
         return;
     if (!keep) {
-        c->closing = 1;
-        sbuf_reset(&c->in);
+        c->nc.closing = 1;
+        sbuf_reset(&c->nc.in);
     } else {
         c->h1st = H1_HEAD;
-        if (c->in.len) { /* a pipelined request is already arriving */
+        if (c->nc.in.len) { /* a pipelined request is already arriving */
             c->t_first = ev_now_ns();
             cconn_set_timer(c, CT_REQ);
             cconn_kick(c);

@@ -6,32 +6,26 @@
  * provider that upstream bytes resume; the queue's size is what the
  * upstream backpressure looks at.
  *
- * nghttp2 forbids nghttp2_session_mem_send from inside its callbacks, and
- * dispatch runs inside on_frame_recv: c->in_ng marks those sections and
+ * common/h2srv.c moves the bytes and filters nghttp2's callbacks down to
+ * the st_* stream callbacks here. nghttp2 forbids
+ * nghttp2_session_mem_send from inside its callbacks, and dispatch runs
+ * inside them (st_request): c->h2.in_ng marks those sections and
  * cconn_flush() skips frame generation there; h2_process flushes after
- * nghttp2_session_mem_recv returns. Request bodies use nghttp2's automatic
+ * h2srv_recv returns. Request bodies use nghttp2's automatic
  * WINDOW_UPDATEs: data is consumed as it is buffered. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/dlist.h"
 #include "common/ev.h"
 #include "gateway/dataplane.h"
 #include "gateway/gwmetrics.h"
 
-static struct xreq *stream_x(struct cconn *c, int32_t id)
-{
-    return c->dead ? NULL : nghttp2_session_get_stream_user_data(c->ng, id);
-}
-
 static void link_stream(struct cconn *c, struct xreq *x)
 {
-    x->prev = NULL;
-    x->next = c->streams;
-    if (c->streams)
-        c->streams->prev = x;
-    c->streams = x;
+    DLIST_PUSH(c->streams, x, prev, next);
     c->nstreams++;
     if (c->timer_kind == CT_IDLE)
         cconn_set_timer(c, CT_NONE);
@@ -49,49 +43,37 @@ static void stream_timeout(struct ev_loop *l, void *arg)
     gw_metrics_limit(x->w->g->metrics, "header_timeout");
     x_local(x, 408, "RequestTimeoutError", "request not received in time",
             "header_timeout");
-    if (!c->dead)
+    if (!c->nc.dead)
         cconn_flush(c);
 }
 
-/* ---- callbacks ---- */
+/* ---- h2srv callbacks ---- */
 
-static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+static void *st_open(void *ud, int32_t id)
 {
     struct cconn *c = ud;
-    if (c->dead)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0;
-    struct xreq *x = x_new(c, f->hd.stream_id);
+    struct xreq *x = x_new(c, id);
     if (!x)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+        return NULL; /* resets the stream */
     link_stream(c, x);
-    nghttp2_session_set_stream_user_data(ng, x->sid, x);
     uint32_t ms = c->w->g->cfg.header_timeout_ms;
     if (ms)
         x->timer = ev_timer_at(c->w->l, ev_now_ns() + (uint64_t)ms * 1000000ull,
                                stream_timeout, x);
-    return 0;
+    return x;
 }
 
-static int on_header(nghttp2_session *ng, const nghttp2_frame *f,
-                     const uint8_t *name, size_t nl, const uint8_t *value,
-                     size_t vl, uint8_t flags, void *ud)
+static int st_header(void *ud, void *st, const char *n, size_t nl,
+                     const char *v, size_t vl)
 {
-    struct cconn *c = ud;
-    struct xreq *x = stream_x(c, f->hd.stream_id);
-    if (!x || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers are ignored */
-    const char *n = (const char *)name, *v = (const char *)value;
+    struct xreq *x = st;
     if (nl == 7 && memcmp(n, ":method", 7) == 0)
         x_set_method(x, v, vl);
     else if (nl == 5 && memcmp(n, ":path", 5) == 0)
         x_set_path(x, v, vl);
     else if (nl > 0 && n[0] != ':')
         x_add_header(x, n, nl, v, vl);
-    if (x->fwd.oom || x->path.oom)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    return 0;
+    return x->fwd.oom || x->path.oom ? -1 : 0;
 }
 
 static void stream_413(struct cconn *c, struct xreq *x)
@@ -101,57 +83,52 @@ static void stream_413(struct cconn *c, struct xreq *x)
     sbuf_free(&x->body);
 }
 
-static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id,
-                         const uint8_t *data, size_t len, void *ud)
+static int st_data(void *ud, void *st, const char *p, size_t n)
 {
-    struct cconn *c = ud;
-    struct xreq *x = stream_x(c, id);
-    if (!x || x->dispatched || x->done)
+    struct xreq *x = st;
+    if (x->dispatched || x->done)
         return 0; /* already answered (413, 408): discard */
-    int rc = x_body_feed(x, (const char *)data, len);
+    int rc = x_body_feed(x, p, n);
     if (rc == -E2BIG)
-        stream_413(c, x);
-    else if (rc < 0)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    return 0;
+        stream_413(ud, x);
+    return rc < 0 && rc != -E2BIG ? -1 : 0;
 }
 
-static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+/* The head is in, a body follows: refuse early when the announced length
+ * is already too large. */
+static void st_head(void *ud, void *st)
 {
     struct cconn *c = ud;
-    if (c->dead)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
+    struct xreq *x = st;
+    if (!x->dispatched && !x->done && x->req_clen >= 0 &&
+        (uint64_t)x->req_clen > c->w->g->cfg.max_body_bytes)
+        stream_413(c, x);
+}
+
+static int st_request(void *ud, void *st)
+{
+    struct cconn *c = ud;
+    struct xreq *x = st;
+    if (x->dispatched || x->done)
         return 0;
-    struct xreq *x = stream_x(c, f->hd.stream_id);
-    if (!x || x->dispatched || x->done)
-        return 0;
-    if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
-        /* Refuse early when the announced length is already too large. */
-        if (f->hd.type == NGHTTP2_HEADERS && x->req_clen >= 0 &&
-            (uint64_t)x->req_clen > c->w->g->cfg.max_body_bytes)
-            stream_413(c, x);
-        return 0;
-    }
     ev_timer_cancel(c->w->l, x->timer);
     x->timer = 0;
     x->r.t_body = ev_now_ns();
     x_dispatch(x);
-    return c->dead ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+    return 0;
 }
 
-static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, void *ud)
+static void st_close(void *ud, void *st, uint32_t err)
 {
-    struct cconn *c = ud;
-    struct xreq *x = stream_x(c, id);
-    if (!x)
-        return 0; /* dead conn: cconn_fail already handled its streams */
-    nghttp2_session_set_stream_user_data(ng, id, NULL);
+    struct xreq *x = st;
     if (!x->done)
         x_abort_client(x); /* RST_STREAM (or GOAWAY) before the end */
     x_kill(x);
-    return 0;
 }
+
+static const struct h2srv_callbacks h2_callbacks = {
+    st_open, st_header, st_data, st_head, st_request, st_close,
+};
 
 /* ---- session ---- */
 
@@ -189,45 +166,27 @@ int h2_start(struct cconn *c, struct xreq *upgraded, const char *settings_b64,
              size_t settings_len)
 {
     struct gw *g = c->w->g;
-    nghttp2_session_callbacks *cbs;
-    nghttp2_session *ng = NULL;
-    if (nghttp2_session_callbacks_new(&cbs))
-        return -ENOMEM;
-    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    int rv = nghttp2_session_server_new(&ng, cbs, c);
-    nghttp2_session_callbacks_del(cbs);
-    if (rv)
-        return -ENOMEM;
-    uint32_t mh = g->cfg.max_header_bytes ? g->cfg.max_header_bytes : 65536;
-    nghttp2_settings_entry iv[] = {
-        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, DP_H2_MAX_STREAMS },
-        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1u << 20 },
-        { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, mh },
+    struct h2srv_settings set = {
+        .max_streams = DP_H2_MAX_STREAMS,
+        .max_header_list = g->cfg.max_header_bytes ? g->cfg.max_header_bytes : 65536,
+        .out_soft = DP_H2_OUT_SOFT,
     };
-    int err = 0;
-    if (nghttp2_submit_settings(ng, NGHTTP2_FLAG_NONE, iv, 3) ||
-        nghttp2_session_set_local_window_size(ng, NGHTTP2_FLAG_NONE, 0, 16 << 20))
-        err = -ENOMEM;
-    if (!err && upgraded) {
+    int err = h2srv_init(&c->h2, &c->nc, &h2_callbacks, c, &set);
+    if (err)
+        return err;
+    if (upgraded) {
         uint8_t buf[512];
         long n = b64url_decode(settings_b64 ? settings_b64 : "", settings_len, buf,
                                sizeof(buf));
-        if (n < 0 || nghttp2_session_upgrade2(ng, buf, (size_t)n, 0, NULL))
-            err = -EINVAL;
+        if (n < 0 || nghttp2_session_upgrade2(c->h2.ng, buf, (size_t)n, 0, NULL)) {
+            h2srv_free(&c->h2);
+            return -EINVAL;
+        }
     }
-    if (err) {
-        nghttp2_session_del(ng);
-        return err;
-    }
-    c->ng = ng;
     c->proto = CP_H2;
     if (upgraded) {
         /* Server side: upgrade2 ignores stream_user_data. */
-        nghttp2_session_set_stream_user_data(ng, 1, upgraded);
+        nghttp2_session_set_stream_user_data(c->h2.ng, 1, upgraded);
         upgraded->sid = 1;
         upgraded->r.h2 = 1;
         link_stream(c, upgraded);
@@ -239,49 +198,20 @@ int h2_start(struct cconn *c, struct xreq *upgraded, const char *settings_b64,
 
 void h2_idle_timeout(struct cconn *c)
 {
-    nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR); /* GOAWAY */
+    nghttp2_session_terminate_session(c->h2.ng, NGHTTP2_NO_ERROR); /* GOAWAY */
     cconn_flush(c); /* closes once nothing is left to say */
-    if (!c->dead)
-        c->closing = 1;
-}
-
-/* Serialises frames into c->out, up to DP_H2_OUT_SOFT. 0 or -1 (fatal). */
-int h2_pump(struct cconn *c)
-{
-    int rc = 0;
-    c->in_ng++;
-    while (cconn_pending(c) < DP_H2_OUT_SOFT) {
-        const uint8_t *d;
-        ssize_t n = nghttp2_session_mem_send(c->ng, &d);
-        if (n < 0) {
-            rc = -1;
-            break;
-        }
-        if (n == 0)
-            break;
-        if (sbuf_append(&c->out, d, (size_t)n)) {
-            rc = -1;
-            break;
-        }
-    }
-    c->in_ng--;
-    return rc;
+    if (!c->nc.dead)
+        c->nc.closing = 1;
 }
 
 void h2_process(struct cconn *c)
 {
-    c->in_ng++;
-    ssize_t n = nghttp2_session_mem_recv(c->ng, (const uint8_t *)c->in.data, c->in.len);
-    c->in_ng--;
-    if (c->dead)
+    int rc = h2srv_recv(&c->h2);
+    if (c->nc.dead)
         return;
-    if (n < 0) {
-        cconn_flush(c); /* best effort: nghttp2 may have queued a GOAWAY */
+    cconn_flush(c); /* on an error too: nghttp2 may have queued a GOAWAY */
+    if (rc < 0)
         cconn_fail(c);
-        return;
-    }
-    sbuf_consume(&c->in, (size_t)n);
-    cconn_flush(c);
 }
 
 /* ---- response ---- */
@@ -319,7 +249,7 @@ void h2_resp_head(struct xreq *x, int status, const char *hdrs, size_t hlen,
                   int64_t clen)
 {
     struct cconn *c = x->c;
-    if (c->dead)
+    if (c->nc.dead)
         return;
     char st[8], lenbuf[24];
     snprintf(st, sizeof(st), "%03d", status % 1000);
@@ -328,7 +258,7 @@ void h2_resp_head(struct xreq *x, int status, const char *hdrs, size_t hlen,
         nlines += hdrs[i] == '\n';
     nghttp2_nv *nva = calloc(nlines, sizeof(*nva));
     if (!nva) {
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, x->sid,
+        nghttp2_submit_rst_stream(c->h2.ng, NGHTTP2_FLAG_NONE, x->sid,
                                   NGHTTP2_INTERNAL_ERROR);
         return;
     }
@@ -360,37 +290,37 @@ void h2_resp_head(struct xreq *x, int status, const char *hdrs, size_t hlen,
 #undef NV
     int bodyless = status < 200 || status == 204 || status == 304;
     nghttp2_data_provider prd = { .source.ptr = x, .read_callback = read_cb };
-    int rv = nghttp2_submit_response(c->ng, x->sid, nva, n, bodyless ? NULL : &prd);
+    int rv = nghttp2_submit_response(c->h2.ng, x->sid, nva, n, bodyless ? NULL : &prd);
     free(nva);
     if (rv)
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, x->sid,
+        nghttp2_submit_rst_stream(c->h2.ng, NGHTTP2_FLAG_NONE, x->sid,
                                   NGHTTP2_INTERNAL_ERROR);
 }
 
 void h2_resp_body(struct xreq *x, const char *p, size_t n)
 {
     struct cconn *c = x->c;
-    if (c->dead)
+    if (c->nc.dead)
         return;
     if (sbuf_append(&x->h2out, p, n)) {
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, x->sid,
+        nghttp2_submit_rst_stream(c->h2.ng, NGHTTP2_FLAG_NONE, x->sid,
                                   NGHTTP2_INTERNAL_ERROR);
         return;
     }
-    nghttp2_session_resume_data(c->ng, x->sid);
+    nghttp2_session_resume_data(c->h2.ng, x->sid);
 }
 
 void h2_resp_end(struct xreq *x, int abort)
 {
     struct cconn *c = x->c;
-    if (c->dead)
+    if (c->nc.dead)
         return;
     if (abort) {
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, x->sid,
+        nghttp2_submit_rst_stream(c->h2.ng, NGHTTP2_FLAG_NONE, x->sid,
                                   NGHTTP2_INTERNAL_ERROR);
     } else {
         x->h2eof = 1;
-        nghttp2_session_resume_data(c->ng, x->sid);
+        nghttp2_session_resume_data(c->h2.ng, x->sid);
     }
     cconn_flush(c);
 }

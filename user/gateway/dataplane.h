@@ -24,10 +24,14 @@
 
 #include <nghttp2/nghttp2.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/h2srv.h"
 #include "common/http1.h"
+#include "common/listener.h"
+#include "common/netconn.h"
 #include "common/sbuf.h"
 #include "gateway/gateway.h"
 
@@ -43,14 +47,14 @@ struct upconn;
  * moves to now_ns). */
 
 /* ---- tunables ---- */
+/* Client sockets' read-ahead pause, output cap and lingering close are
+ * common/netconn.h's NETCONN_*. */
 
 #define DP_UP_IDLE_MAX 64          /* idle keep-alive conns per pod per worker */
-#define DP_IN_PAUSE (64u << 10)    /* h1: pipelined bytes read ahead at most */
-#define DP_READ_CHUNK 16384
+#define DP_READ_CHUNK 16384        /* upstream reads */
 #define DP_H2_OUT_SOFT (256u << 10)/* h2: stop serialising frames above this */
 #define DP_H2_MAX_STREAMS 256
 #define DP_SSE_HOLD_MAX (64u << 10)/* partial SSE event held back at most */
-#define DP_LINGER_NS 2000000000ull /* lingering close after shutdown(WR) */
 
 /* ---- worker ---- */
 
@@ -63,10 +67,9 @@ struct worker {
     struct gw *g;
     struct ev_loop *l;
     uint32_t id;
-    int lfd;
+    struct listener ls;         /* SO_REUSEPORT, cfg.listen */
     pthread_t th;
     int thread_started;
-    uint64_t accept_timer;
     struct cconn *conns;
     struct upool pools[POD_MAX];
     /* graveyard (see above) */
@@ -86,21 +89,15 @@ enum { H1_HEAD, H1_BODY, H1_WAIT };
 enum { CT_NONE, CT_REQ, CT_IDLE };
 
 struct cconn {
+    struct netconn nc;          /* fd, in/out, dead, closing, lingering */
     struct worker *w;
-    int fd;
     struct cconn *prev, *next;  /* worker's list */
     struct cconn *gnext;        /* graveyard */
     int proto;
-    int dead;
-    int closing;                /* close once `out` is flushed */
-    int shut;                   /* shutdown(WR) done, lingering */
-    int rd_eof;                 /* peer half-closed while we still flush */
-    struct sbuf in, out;
-    size_t out_off;
     char peer[64];              /* client IP, for x-forwarded-for */
     uint64_t timer;             /* CT_REQ: head+body deadline; CT_IDLE */
     int timer_kind;
-    uint64_t linger_timer, kick_timer;
+    uint64_t kick_timer;
     uint64_t t_first;           /* first byte of the request being read */
     /* HTTP/1.1 */
     int h1st;
@@ -111,19 +108,21 @@ struct cconn {
     int upgrade;                /* Upgrade: h2c once the body is in */
     struct sbuf h2c_settings;   /* its HTTP2-Settings value (base64url) */
     /* HTTP/2 */
-    nghttp2_session *ng;
-    int in_ng;                  /* inside nghttp2: no mem_send */
+    struct h2srv h2;            /* session; in_ng: inside nghttp2, no mem_send */
     struct xreq *streams;
     uint32_t nstreams;
 };
 
+static inline struct cconn *cconn_of(struct netconn *nc)
+{
+    return (struct cconn *)((char *)nc - offsetof(struct cconn, nc));
+}
+
 /* worker.c */
-void cconn_flush(struct cconn *c);       /* may kill c: check c->dead after */
+void cconn_flush(struct cconn *c);       /* may kill c: check c->nc.dead after */
 void cconn_fail(struct cconn *c);        /* tear down now, abort its xreqs */
-void cconn_update_events(struct cconn *c);
 void cconn_set_timer(struct cconn *c, int kind); /* CT_* ; CT_NONE cancels */
 void cconn_kick(struct cconn *c);        /* process buffered input soon */
-size_t cconn_pending(const struct cconn *c);
 
 /* client_h1.c */
 void h1_process(struct cconn *c);
@@ -138,7 +137,6 @@ void h1_reject(struct cconn *c, int status, const char *type, const char *msg);
 int h2_start(struct cconn *c, struct xreq *upgraded, const char *settings_b64,
              size_t settings_len);
 void h2_process(struct cconn *c);
-int h2_pump(struct cconn *c);
 void h2_resp_head(struct xreq *x, int status, const char *hdrs, size_t hlen,
                   int64_t clen);
 void h2_resp_body(struct xreq *x, const char *p, size_t n);
@@ -206,7 +204,6 @@ void x_account(struct xreq *x);          /* exactly once per xreq */
 void x_client_drained(struct xreq *x);   /* output fell: resume upstream */
 size_t x_pending(const struct xreq *x);
 void error_json(struct sbuf *b, int code, const char *type, const char *msg);
-const char *status_text(int code);
 
 /* upstream -> relay */
 enum { FK_CONNECT, FK_CONNECT_TIMEOUT, FK_RESET, FK_FB_TIMEOUT, FK_PROTO };

@@ -31,36 +31,6 @@ static const char MIDSTREAM_EVENT[] =
 
 /* ---- small helpers ---- */
 
-const char *status_text(int code)
-{
-    switch (code) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-    }
-}
-
 void error_json(struct sbuf *b, int code, const char *type, const char *msg)
 {
     sbuf_puts(b, "{\"error\":{\"message\":\"");
@@ -181,7 +151,7 @@ void x_kill(struct xreq *x)
         if (x->next)
             x->next->prev = x->prev;
         x->prev = x->next = NULL;
-        if (c->nstreams && --c->nstreams == 0 && !c->dead)
+        if (c->nstreams && --c->nstreams == 0 && !c->nc.dead)
             cconn_set_timer(c, CT_IDLE);
     }
     x->gnext = w->dead_xs;
@@ -317,7 +287,7 @@ size_t x_pending(const struct xreq *x)
 {
     if (x->sid)
         return x->h2out.len - x->h2off;
-    return cconn_pending(x->c);
+    return netconn_pending(&x->c->nc);
 }
 
 static void sink_head(struct xreq *x, int status, const char *h, size_t hl,

@@ -20,6 +20,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/dlist.h"
 #include "common/ev.h"
 #include "gateway/dataplane.h"
 
@@ -65,24 +66,14 @@ static const char *err_text(int err)
 static void pool_unlink(struct upconn *u)
 {
     struct upool *p = &u->w->pools[u->slot];
-    if (u->pprev)
-        u->pprev->pnext = u->pnext;
-    else
-        p->head = u->pnext;
-    if (u->pnext)
-        u->pnext->pprev = u->pprev;
-    u->pprev = u->pnext = NULL;
+    DLIST_REMOVE(p->head, u, pprev, pnext);
     p->n--;
 }
 
 static void pool_push(struct upconn *u)
 {
     struct upool *p = &u->w->pools[u->slot];
-    u->pprev = NULL;
-    u->pnext = p->head;
-    if (p->head)
-        p->head->pprev = u;
-    p->head = u;
+    DLIST_PUSH(p->head, u, pprev, pnext);
     p->n++;
 }
 

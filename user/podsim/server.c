@@ -1,7 +1,9 @@
 /* server: podsim's HTTP/1.1 + h2c (prior knowledge) front end. See server.h.
  * This file: listener, connections, protocol detection, responses'
  * ownership and the writer API; HTTP/1.1 is in server_h1.c, HTTP/2 in
- * server_h2.c (server_priv.h says who owns what).
+ * server_h2.c (server_priv.h says who owns what). Accepting is
+ * common/listener.c, the socket I/O of a connection (reads, flushing,
+ * lingering close) common/netconn.c.
  *
  * Shape: server -> conn -> (h1: one active request | h2: streams) -> resp.
  *
@@ -9,7 +11,8 @@
  *  - A conn is only freed when no code is running on it: every entry point
  *    (I/O callback, timer, resp_* call) holds c->busy, and srv_conn_fail() only
  *    marks it dead, closes the socket and detaches its responses; the last
- *    srv_conn_release() frees it.
+ *    srv_conn_release() frees it. (netconn's linger timer calls
+ *    srv_conn_fail with busy 0, which frees at once: nothing else runs.)
  *  - A resp is owned by the handler from on_request until resp_end /
  *    resp_abort, or until its cancel callback has been called. When the
  *    transport goes away the resp is detached ("gone": resp_write answers
@@ -22,15 +25,13 @@
  *    inside a resp_* call, so an application may end responses while it
  *    iterates over its own lists.
  *  - nghttp2 forbids nghttp2_session_mem_send from inside its callbacks, and
- *    handlers run inside on_frame_recv: c->in_ng marks those sections and
+ *    handlers run inside them: c->h2.in_ng marks those sections and
  *    srv_conn_flush() skips frame generation there; the caller of
- *    nghttp2_session_mem_recv flushes once it returns. */
+ *    h2srv_recv flushes once it returns. */
 #include "podsim/server_priv.h"
 
 #include <errno.h>
 #include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,15 +39,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/dlist.h"
 #include "common/ev.h"
+#include "common/h2srv.h"
+#include "common/listener.h"
+#include "common/netconn.h"
 #include "common/sbuf.h"
-
-#define IN_PAUSE (64u << 10)    /* h1: stop reading this far ahead */
-#define LINGER_NS 2000000000ull /* lingering close after shutdown(WR) */
-#define ACCEPT_RETRY_NS 100000000ull
-
-static const char H2_PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-#define H2_PREFACE_LEN 24
 
 /* ---- request copies, error bodies ---- */
 
@@ -105,23 +103,13 @@ int srv_rd_header(struct reqdata *rd, const void *n, size_t nl,
 
 static void list_push(struct http_resp **head, struct http_resp *r)
 {
-    r->prev = NULL;
-    r->next = *head;
-    if (*head)
-        (*head)->prev = r;
-    *head = r;
+    DLIST_PUSH(*head, r, prev, next);
 }
 
 static void list_unlink(struct server *s, struct http_resp *r)
 {
     struct http_resp **head = r->where == R_PENDING ? &s->pending : &s->zombies;
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        *head = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    r->prev = r->next = NULL;
+    DLIST_REMOVE(*head, r, prev, next);
 }
 
 static void resp_free(struct http_resp *r)
@@ -216,27 +204,11 @@ void srv_dispatch(struct conn *c, struct http_resp *r)
 
 /* ---- connections: lifetime, output ---- */
 
-static void update_events(struct conn *c)
-{
-    uint32_t m = 0;
-    if (c->rd_eof)
-        m = 0;
-    else if (c->proto == P_H1 && c->st == H1_HANDLING && !c->closing &&
-             c->in.len >= IN_PAUSE)
-        m = EPOLLRDHUP; /* paused, but still notice the client leaving */
-    else
-        m = EPOLLIN | EPOLLRDHUP;
-    if (c->out.len > c->out_off)
-        m |= EPOLLOUT;
-    ev_mod(c->s->l, c->fd, m);
-}
-
 static void conn_free(struct conn *c)
 {
     srv_h2_conn_free(c);
     srv_rd_free(&c->rd);
-    sbuf_free(&c->in);
-    sbuf_free(&c->out);
+    netconn_free(&c->nc);
     free(c);
 }
 
@@ -244,30 +216,21 @@ void srv_conn_release(struct conn *c)
 {
     if (--c->busy > 0)
         return;
-    if (c->dead)
+    if (c->nc.dead)
         conn_free(c);
     else
-        update_events(c);
+        netconn_update_events(&c->nc);
 }
 
 void srv_conn_fail(struct conn *c)
 {
-    if (c->dead)
+    if (c->nc.dead)
         return;
     struct server *s = c->s;
-    c->dead = 1;
-    ev_del(s->l, c->fd);
-    close(c->fd);
-    c->fd = -1;
-    ev_timer_cancel(s->l, c->linger_timer);
+    netconn_close(&c->nc);
     ev_timer_cancel(s->l, c->resume_timer);
-    c->linger_timer = c->resume_timer = 0;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    c->resume_timer = 0;
+    DLIST_REMOVE(s->conns, c, prev, next);
     s->nconns--;
     if (c->active) {
         srv_resp_gone(c->active);
@@ -275,96 +238,37 @@ void srv_conn_fail(struct conn *c)
     }
     srv_h2_conn_fail(c);
     if (c->busy == 0)
-        conn_free(c);
-}
-
-static void linger_cb(struct ev_loop *l, void *arg)
-{
-    struct conn *c = arg;
-    c->linger_timer = 0;
-    c->busy++;
-    srv_conn_fail(c);
-    srv_conn_release(c);
+        conn_free(c); /* linger timer, server_stop: nothing runs on c */
 }
 
 void srv_conn_flush(struct conn *c)
 {
-    if (c->dead || c->in_ng)
+    if (c->nc.dead || c->h2.in_ng)
         return; /* inside nghttp2: the mem_recv caller flushes afterwards */
-    if (c->out.oom) {
+    if (c->nc.out.oom) {
         srv_conn_fail(c); /* bytes were dropped: the framing is broken */
         return;
     }
-    for (;;) {
-        if (c->ng && srv_h2_pump(c) < 0) {
-            srv_conn_fail(c);
-            return;
-        }
-        size_t pending = c->out.len - c->out_off;
-        if (pending == 0)
-            break;
-        ssize_t n = send(c->fd, c->out.data + c->out_off, pending, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            srv_conn_fail(c); /* EPIPE, ECONNRESET, ... */
-            return;
-        }
-        c->out_off += (size_t)n;
-        if (c->out_off == c->out.len) {
-            sbuf_reset(&c->out);
-            c->out_off = 0;
-        } else if ((size_t)n < pending) {
-            break; /* socket buffer full */
-        }
-    }
-    if (c->out_off > (64u << 10) && c->out_off > c->out.len / 2) {
-        sbuf_consume(&c->out, c->out_off);
-        c->out_off = 0;
-    }
-    size_t pending = c->out.len - c->out_off;
-    if (pending > OUT_HARD) {
-        srv_conn_fail(c); /* client not reading */
-        return;
-    }
-    if (pending)
-        return;
-    if (c->ng && srv_h2_finished(c)) {
-        srv_conn_fail(c); /* GOAWAY exchanged, nothing left */
-        return;
-    }
-    if (c->closing && !c->shut) {
-        if (c->rd_eof) {
-            srv_conn_fail(c);
-            return;
-        }
-        /* Lingering close: FIN now, keep draining input for a while so a
-         * client still sending does not get an RST that eats our reply. */
-        shutdown(c->fd, SHUT_WR);
-        c->shut = 1;
-        c->linger_timer = ev_timer_at(c->s->l, ev_now_ns() + LINGER_NS,
-                                      linger_cb, c);
-    }
+    netconn_flush(&c->nc);
 }
 
-/* ---- input ---- */
+/* ---- input (netconn callbacks) ---- */
 
-static void process_input(struct conn *c)
+static void conn_input(struct netconn *nc)
 {
+    struct conn *c = conn_of(nc);
     if (c->proto == P_DETECT) {
-        size_t n = c->in.len < H2_PREFACE_LEN ? c->in.len : H2_PREFACE_LEN;
-        if (memcmp(c->in.data ? c->in.data : "", H2_PREFACE, n) != 0) {
+        int k = h2srv_sniff(c->nc.in.data, c->nc.in.len);
+        if (k == H2SRV_MORE)
+            return; /* a prefix of the preface: wait */
+        if (k == H2SRV_NOT_H2) {
             c->proto = P_H1;
-        } else if (c->in.len >= H2_PREFACE_LEN) {
+        } else {
             c->proto = P_H2;
             if (srv_h2_init(c)) {
                 srv_conn_fail(c);
                 return;
             }
-        } else {
-            return; /* a prefix of the preface: wait */
         }
     }
     if (c->proto == P_H1)
@@ -373,52 +277,19 @@ static void process_input(struct conn *c)
         srv_h2_process(c);
 }
 
-static void conn_read(struct conn *c, uint32_t ev)
+static void conn_fail_cb(struct netconn *nc)
 {
-    if (!(ev & EPOLLIN)) {
-        srv_conn_fail(c); /* HUP/ERR/RDHUP while reading is paused */
-        return;
-    }
-    int got = 0, eof = 0;
-    for (int iter = 0; iter < 16; iter++) {
-        if (c->closing || c->shut) { /* discard whatever the client sends */
-            char tmp[16384];
-            ssize_t n = read(c->fd, tmp, sizeof(tmp));
-            if (n > 0)
-                continue;
-            if (n < 0 && errno == EINTR)
-                continue;
-            eof = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
-            break;
-        }
-        if (c->proto == P_H1 && c->st == H1_HANDLING && c->in.len >= IN_PAUSE)
-            break;
-        if (sbuf_reserve(&c->in, 16384)) {
-            srv_conn_fail(c);
-            return;
-        }
-        ssize_t n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len - 1);
-        if (n > 0) {
-            c->in.len += (size_t)n;
-            c->in.data[c->in.len] = '\0';
-            got = 1;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        eof = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
-        break;
-    }
-    /* Requests that arrived together with a FIN are still served. */
-    if (got && !c->closing)
-        process_input(c);
-    if (!eof || c->dead)
-        return;
-    if (c->closing && c->out.len > c->out_off)
-        c->rd_eof = 1; /* finish sending the reply, then close */
-    else
-        srv_conn_fail(c); /* cancels the active response, if any */
+    srv_conn_fail(conn_of(nc));
 }
+
+/* h1: one request in service, pipelined bytes wait */
+static int h1_handling(const struct netconn *nc)
+{
+    const struct conn *c = conn_of((struct netconn *)nc);
+    return c->proto == P_H1 && c->st == H1_HANDLING;
+}
+
+static const struct netconn_ops conn_ops = { conn_input, conn_fail_cb, h1_handling };
 
 static void conn_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
 {
@@ -426,8 +297,7 @@ static void conn_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
     c->busy++;
     if (ev & EPOLLOUT)
         srv_conn_flush(c);
-    if (!c->dead && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-        conn_read(c, ev);
+    netconn_read(&c->nc, ev);
     srv_conn_release(c);
 }
 
@@ -534,96 +404,38 @@ void resp_send(struct http_resp *r, int status, const char *content_type,
 
 /* ---- listener ---- */
 
-static void accept_cb(struct ev_loop *l, int lfd, uint32_t ev, void *arg);
-
-static void accept_resume(struct ev_loop *l, void *arg)
+static void on_accept(struct listener *ls, int fd,
+                      const struct sockaddr_storage *peer, socklen_t peerlen)
 {
-    struct server *s = arg;
-    s->accept_timer = 0;
-    if (s->lfd >= 0)
-        ev_mod(l, s->lfd, EPOLLIN);
-}
-
-static void accept_cb(struct ev_loop *l, int lfd, uint32_t ev, void *arg)
-{
-    struct server *s = arg;
-    for (int i = 0; i < 64; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                errno == ENOMEM) {
-                /* Out of fds: stop polling the listener for a moment
-                 * instead of spinning on a level-triggered event. */
-                ev_mod(l, lfd, 0);
-                if (!s->accept_timer)
-                    s->accept_timer = ev_timer_at(l, ev_now_ns() + ACCEPT_RETRY_NS,
-                                                  accept_resume, s);
-            }
-            return;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        struct conn *c = calloc(1, sizeof(*c));
-        if (!c) {
-            close(fd);
-            continue;
-        }
-        c->s = s;
-        c->fd = fd;
-        sbuf_init(&c->in);
-        sbuf_init(&c->out);
-        srv_rd_init(&c->rd);
-        if (ev_add(l, fd, EPOLLIN | EPOLLRDHUP, conn_io, c) < 0) {
-            close(fd);
-            free(c);
-            continue;
-        }
-        c->next = s->conns;
-        if (s->conns)
-            s->conns->prev = c;
-        s->conns = c;
-        s->nconns++;
+    struct server *s = ls->arg;
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return;
     }
+    c->s = s;
+    netconn_init(&c->nc, s->l, fd, &conn_ops);
+    srv_rd_init(&c->rd);
+    if (ev_add(s->l, fd, EPOLLIN | EPOLLRDHUP, conn_io, c) < 0) {
+        close(fd);
+        free(c);
+        return;
+    }
+    DLIST_PUSH(s->conns, c, prev, next);
+    s->nconns++;
 }
 
 static int listen_open(struct server *s)
 {
-    int fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = listener_socket((struct sockaddr *)&s->addr, s->addrlen, 1024, 0);
     if (fd < 0)
-        return -errno;
-    int one = 1, rc;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&s->addr, s->addrlen) < 0 ||
-        listen(fd, 1024) < 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
+        return fd;
     /* Remember the port actually bound (cfg port 0) so that
      * server_set_refuse(0) comes back on the same one. */
     socklen_t len = sizeof(s->addr);
     getsockname(fd, (struct sockaddr *)&s->addr, &len);
     s->addrlen = len;
-    rc = ev_add(s->l, fd, EPOLLIN, accept_cb, s);
-    if (rc < 0) {
-        close(fd);
-        return rc;
-    }
-    s->lfd = fd;
-    return 0;
-}
-
-static void listen_close(struct server *s)
-{
-    if (s->lfd >= 0) {
-        ev_del(s->l, s->lfd);
-        close(s->lfd);
-        s->lfd = -1;
-    }
-    ev_timer_cancel(s->l, s->accept_timer);
-    s->accept_timer = 0;
+    return listener_start(&s->ls, s->l, fd, on_accept, s);
 }
 
 struct server *server_start(struct ev_loop *l, const struct server_cfg *cfg)
@@ -638,7 +450,6 @@ struct server *server_start(struct ev_loop *l, const struct server_cfg *cfg)
     s->l = l;
     s->cfg = *cfg;
     s->cfg.bind_addr = NULL; /* not kept: the caller's string may go away */
-    s->lfd = -1;
     if (!s->cfg.max_body)
         s->cfg.max_body = 32u << 20;
     if (!s->cfg.max_head)
@@ -675,7 +486,7 @@ void server_stop(struct server *s)
 {
     if (!s)
         return;
-    listen_close(s);
+    listener_stop(&s->ls);
     ev_timer_cancel(s->l, s->reap_timer);
     s->reap_timer = 0;
     while (s->conns)
@@ -699,15 +510,15 @@ int server_set_refuse(struct server *s, int refuse)
         /* as a restarted server would: no listener, and idle keep-alive
          * connections reset, so clients must reconnect (and be refused);
          * connections with a response in progress are left to finish */
-        listen_close(s);
+        listener_stop(&s->ls);
         for (struct conn *c = s->conns, *next; c; c = next) {
             next = c->next;
-            if (!c->active && !c->streams && c->in.len == 0)
+            if (!c->active && !c->streams && c->nc.in.len == 0)
                 srv_conn_fail(c);
         }
         return 0;
     }
-    return s->lfd >= 0 ? 0 : listen_open(s);
+    return listener_running(&s->ls) ? 0 : listen_open(s);
 }
 
 size_t server_nconns(const struct server *s)

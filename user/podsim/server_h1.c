@@ -13,52 +13,26 @@
 
 #include "common/ev.h"
 #include "common/http1.h"
+#include "common/httpstatus.h"
 #include "common/sbuf.h"
-
-static const char *status_text(int code)
-{
-    switch (code) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-    }
-}
 
 static void h1_error(struct conn *c, int code, const char *msg)
 {
     struct sbuf body;
     sbuf_init(&body);
     srv_error_json(&body, code, msg);
-    sbuf_printf(&c->out,
-                "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
-                "content-length: %zu\r\nconnection: close\r\n\r\n",
-                code, status_text(code), body.len);
-    sbuf_append(&c->out, body.data, body.len);
+    http1_closing_response(&c->nc.out, code, "application/json", body.data, body.len);
     sbuf_free(&body);
-    c->closing = 1;
-    sbuf_reset(&c->in);
+    c->nc.closing = 1;
+    sbuf_reset(&c->nc.in);
     srv_conn_flush(c);
 }
 
 static void h1_dispatch(struct conn *c)
 {
     struct http1_request hr;
-    /* Re-parse: c->in may have moved since the head was first parsed. */
-    http1_parse_request(c->in.data, c->head_len, c->head_len, &hr);
+    /* Re-parse: c->nc.in may have moved since the head was first parsed. */
+    http1_parse_request(c->nc.in.data, c->head_len, c->head_len, &hr);
     struct reqdata *rd = &c->rd;
     int bad = 0;
     rd->m_off = srv_rd_str(rd, hr.method, hr.method_len, 0);
@@ -69,7 +43,7 @@ static void h1_dispatch(struct conn *c)
                              hr.headers[k].value, hr.headers[k].value_len) != 0;
     size_t used = c->head_len;
     if (!c->chunked) {
-        bad |= sbuf_append(&rd->body, c->in.data + c->head_len,
+        bad |= sbuf_append(&rd->body, c->nc.in.data + c->head_len,
                            (size_t)c->body_need) != 0;
         used += (size_t)c->body_need;
     }
@@ -79,7 +53,7 @@ static void h1_dispatch(struct conn *c)
         srv_conn_fail(c);
         return;
     }
-    sbuf_consume(&c->in, used);
+    sbuf_consume(&c->nc.in, used);
     r->keep_alive = hr.keep_alive;
     r->minor = hr.minor;
     c->active = r;
@@ -92,14 +66,15 @@ static void h1_dispatch(struct conn *c)
 void srv_h1_process(struct conn *c)
 {
     struct server *s = c->s;
-    while (!c->dead && !c->closing) {
+    while (!c->nc.dead && !c->nc.closing) {
         if (c->st == H1_HANDLING)
             return;
         if (c->st == H1_HEAD) {
-            if (c->in.len == 0)
+            if (c->nc.in.len == 0)
                 return;
             struct http1_request hr;
-            int rc = http1_parse_request(c->in.data, c->in.len, s->cfg.max_head, &hr);
+            int rc = http1_parse_request(c->nc.in.data, c->nc.in.len, s->cfg.max_head,
+                                         &hr);
             if (rc == HTTP1_INCOMPLETE)
                 return;
             if (rc == HTTP1_ERR_TOO_LARGE) {
@@ -124,8 +99,8 @@ void srv_h1_process(struct conn *c)
                 return;
             }
             if (hr.expect_continue && hr.minor >= 1 &&
-                (c->chunked || c->body_need > 0) && c->in.len == c->head_len) {
-                sbuf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+                (c->chunked || c->body_need > 0) && c->nc.in.len == c->head_len) {
+                sbuf_puts(&c->nc.out, "HTTP/1.1 100 Continue\r\n\r\n");
                 srv_conn_flush(c);
             }
             c->st = H1_BODY;
@@ -133,14 +108,14 @@ void srv_h1_process(struct conn *c)
         /* H1_BODY */
         if (c->chunked) {
             struct sbuf *b = &c->rd.body;
-            size_t avail = c->in.len - c->head_len, n;
+            size_t avail = c->nc.in.len - c->head_len, n;
             if (!c->ck.done && avail == 0)
                 return;
             if (sbuf_reserve(b, avail)) {
                 srv_conn_fail(c);
                 return;
             }
-            char *raw = c->in.data + c->head_len;
+            char *raw = c->nc.in.data + c->head_len;
             long used = http1_chunked_decode(&c->ck, raw, avail, b->data + b->len, &n);
             if (used < 0) {
                 h1_error(c, 400, "malformed chunked body");
@@ -149,14 +124,14 @@ void srv_h1_process(struct conn *c)
             b->len += n;
             b->data[b->len] = '\0';
             memmove(raw, raw + used, avail - (size_t)used);
-            c->in.len -= (size_t)used;
+            c->nc.in.len -= (size_t)used;
             if (b->len > s->cfg.max_body) {
                 h1_error(c, 413, "request body too large");
                 return;
             }
             if (!c->ck.done)
                 return;
-        } else if (c->in.len - c->head_len < (size_t)c->body_need) {
+        } else if (c->nc.in.len - c->head_len < (size_t)c->body_need) {
             return;
         }
         h1_dispatch(c);
@@ -167,7 +142,7 @@ void srv_h1_resp_start(struct http_resp *r, int status, const char *ctype,
                        long long clen, const char *extra)
 {
     struct conn *c = r->c;
-    struct sbuf *o = &c->out;
+    struct sbuf *o = &c->nc.out;
     int bodyless_status = status < 200 || status == 204 || status == 304;
     r->chunked = clen < 0 && !bodyless_status;
     if (r->chunked && r->minor == 0) {
@@ -177,7 +152,7 @@ void srv_h1_resp_start(struct http_resp *r, int status, const char *ctype,
     if (bodyless_status)
         r->no_body = 1;
     r->clen = clen;
-    sbuf_printf(o, "HTTP/1.1 %d %s\r\n", status, status_text(status));
+    http1_status_line(o, status);
     if (ctype)
         sbuf_printf(o, "content-type: %s\r\n", ctype);
     if (clen >= 0 && !bodyless_status)
@@ -205,16 +180,16 @@ int srv_h1_resp_write(struct http_resp *r, const void *data, size_t len)
     if (len == 0)
         return rc;
     if (r->chunked)
-        sbuf_printf(&c->out, "%zx\r\n", len);
-    sbuf_append(&c->out, data, len);
+        sbuf_printf(&c->nc.out, "%zx\r\n", len);
+    sbuf_append(&c->nc.out, data, len);
     if (r->chunked)
-        sbuf_puts(&c->out, "\r\n");
+        sbuf_puts(&c->nc.out, "\r\n");
     r->written += (long long)len;
     srv_conn_flush(c);
     return r->c ? rc : -EPIPE;
 }
 
-/* Parses pipelined requests left in c->in by a resp_end made outside the
+/* Parses pipelined requests left in c->nc.in by a resp_end made outside the
  * conn's own read path. */
 static void resume_cb(struct ev_loop *l, void *arg)
 {
@@ -229,12 +204,12 @@ void srv_h1_resp_end(struct http_resp *r, int abort)
 {
     struct conn *c = r->c;
     if (!abort && r->chunked && !r->no_body)
-        sbuf_puts(&c->out, "0\r\n\r\n");
+        sbuf_puts(&c->nc.out, "0\r\n\r\n");
     if (!r->no_body && !r->chunked && r->clen >= 0 && r->written < r->clen)
         r->keep_alive = 0; /* short body: the client cannot find the end */
     c->active = NULL;
     if (abort || !r->keep_alive)
-        c->closing = 1;
+        c->nc.closing = 1;
     else
         c->st = H1_HEAD;
     srv_conn_flush(c);
@@ -242,8 +217,8 @@ void srv_h1_resp_end(struct http_resp *r, int abort)
      * own parsing loop (busy > 1) it picks them up; otherwise parse them
      * from a zero-delay timer, so the handler is never re-entered from
      * inside the caller's resp_end (which may be iterating its own lists). */
-    if (!c->dead && c->busy == 1 && c->st == H1_HEAD && !c->closing &&
-        c->in.len && !c->resume_timer)
+    if (!c->nc.dead && c->busy == 1 && c->st == H1_HEAD && !c->nc.closing &&
+        c->nc.in.len && !c->resume_timer)
         c->resume_timer = ev_timer_at(c->s->l, ev_now_ns(), resume_cb, c);
 }
 

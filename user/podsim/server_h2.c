@@ -4,10 +4,12 @@
  * data provider (h2_read_cb) drains it and defers when it runs dry, and
  * resp_write / resp_end resume it.
  *
- * nghttp2 forbids nghttp2_session_mem_send from inside its callbacks, and
- * handlers run inside on_frame_recv: c->in_ng marks those sections and
+ * common/h2srv.c moves the bytes and filters nghttp2's callbacks down to
+ * the st_* stream callbacks here. nghttp2 forbids
+ * nghttp2_session_mem_send from inside its callbacks, and handlers run
+ * inside them (st_request): c->h2.in_ng marks those sections and
  * srv_conn_flush() skips frame generation there; srv_h2_process flushes
- * once nghttp2_session_mem_recv returns. */
+ * once h2srv_recv returns. */
 #include "podsim/server_priv.h"
 
 #include <errno.h>
@@ -17,9 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/dlist.h"
 #include "common/sbuf.h"
 
-#define OUT_SOFT (256u << 10)   /* stop generating frames above this */
+#define OUT_SOFT (256u << 10)   /* frames waiting in c->nc.out, at most */
 
 /* ---- responses: data provider, headers ---- */
 
@@ -102,7 +105,7 @@ static int h2_submit(struct conn *c, struct h2stream *st, int status,
     }
 #undef NV
     nghttp2_data_provider prd = { .source.ptr = st, .read_callback = h2_read_cb };
-    int rv = nghttp2_submit_response(c->ng, st->id, nva, n, no_body ? NULL : &prd);
+    int rv = nghttp2_submit_response(c->h2.ng, st->id, nva, n, no_body ? NULL : &prd);
     free(nva);
     free(copy);
     return rv == 0 ? 0 : -EIO;
@@ -119,11 +122,11 @@ static void h2_error(struct conn *c, struct h2stream *st, int code, const char *
     st->eof = 1;
     if (h2_submit(c, st, code, "application/json", (long long)st->out.len,
                   NULL, 0) < 0)
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id,
+        nghttp2_submit_rst_stream(c->h2.ng, NGHTTP2_FLAG_NONE, st->id,
                                   NGHTTP2_INTERNAL_ERROR);
 }
 
-/* ---- streams: nghttp2 callbacks ---- */
+/* ---- streams: h2srv callbacks ---- */
 
 static void stream_free(struct h2stream *st)
 {
@@ -132,106 +135,81 @@ static void stream_free(struct h2stream *st)
     free(st);
 }
 
-static struct h2stream *h2_stream(struct conn *c, int32_t id)
-{
-    return c->dead ? NULL : nghttp2_session_get_stream_user_data(c->ng, id);
-}
-
-static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+static void *st_open(void *ud, int32_t id)
 {
     struct conn *c = ud;
-    if (c->dead)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0;
     struct h2stream *st = calloc(1, sizeof(*st));
     if (!st)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
-    st->id = f->hd.stream_id;
+        return NULL; /* resets the stream */
+    st->id = id;
     srv_rd_init(&st->rd);
     sbuf_init(&st->out);
-    st->next = c->streams;
-    if (c->streams)
-        c->streams->prev = st;
-    c->streams = st;
-    nghttp2_session_set_stream_user_data(ng, st->id, st);
+    DLIST_PUSH(c->streams, st, prev, next);
+    return st;
+}
+
+static int st_header(void *ud, void *stp, const char *name, size_t nl,
+                     const char *value, size_t vl)
+{
+    struct h2stream *st = stp;
+    if (nl == 7 && memcmp(name, ":method", 7) == 0)
+        return (st->rd.m_off = srv_rd_str(&st->rd, value, vl, 0)) < 0 ? -1 : 0;
+    if (nl == 5 && memcmp(name, ":path", 5) == 0)
+        return (st->rd.p_off = srv_rd_str(&st->rd, value, vl, 0)) < 0 ? -1 : 0;
+    if (nl == 10 && memcmp(name, ":authority", 10) == 0)
+        return srv_rd_header(&st->rd, "host", 4, value, vl) ? -1 : 0;
+    if (nl > 0 && name[0] != ':')
+        return srv_rd_header(&st->rd, name, nl, value, vl) ? -1 : 0;
     return 0;
 }
 
-static int on_header(nghttp2_session *ng, const nghttp2_frame *f,
-                     const uint8_t *name, size_t nl, const uint8_t *value,
-                     size_t vl, uint8_t flags, void *ud)
+static int st_data(void *ud, void *stp, const char *p, size_t n)
 {
     struct conn *c = ud;
-    struct h2stream *st = h2_stream(c, f->hd.stream_id);
-    if (!st || f->hd.type != NGHTTP2_HEADERS ||
-        f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers are ignored */
-    int rc = 0;
-    if (nl == 7 && memcmp(name, ":method", 7) == 0)
-        rc = (int)(st->rd.m_off = srv_rd_str(&st->rd, value, vl, 0)) < 0 ? -1 : 0;
-    else if (nl == 5 && memcmp(name, ":path", 5) == 0)
-        rc = (int)(st->rd.p_off = srv_rd_str(&st->rd, value, vl, 0)) < 0 ? -1 : 0;
-    else if (nl == 10 && memcmp(name, ":authority", 10) == 0)
-        rc = srv_rd_header(&st->rd, "host", 4, value, vl);
-    else if (nl > 0 && name[0] != ':')
-        rc = srv_rd_header(&st->rd, name, nl, value, vl);
-    return rc ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
-}
-
-static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id,
-                         const uint8_t *data, size_t len, void *ud)
-{
-    struct conn *c = ud;
-    struct h2stream *st = h2_stream(c, id);
-    if (!st || st->responded)
+    struct h2stream *st = stp;
+    if (st->responded)
         return 0; /* discard: already answered (e.g. 413) */
-    if (st->rd.body.len + len > c->s->cfg.max_body) {
+    if (st->rd.body.len + n > c->s->cfg.max_body) {
         h2_error(c, st, 413, "request body too large");
         srv_rd_free(&st->rd);
         return 0;
     }
-    if (sbuf_append(&st->rd.body, data, len))
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    return 0;
+    return sbuf_append(&st->rd.body, p, n) ? -1 : 0;
 }
 
-static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+/* The head is in, a body follows: refuse early when the announced length
+ * is already too large. */
+static void st_head(void *ud, void *stp)
 {
     struct conn *c = ud;
-    if (c->dead)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
+    struct h2stream *st = stp;
+    for (size_t k = 0; !st->responded && k < st->rd.nh; k++)
+        if (strcmp(st->rd.store.data + st->rd.hn[k], "content-length") == 0 &&
+            strtoull(st->rd.store.data + st->rd.hv[k], NULL, 10) > c->s->cfg.max_body) {
+            h2_error(c, st, 413, "request body too large");
+            srv_rd_free(&st->rd);
+        }
+}
+
+static int st_request(void *ud, void *stp)
+{
+    struct conn *c = ud;
+    struct h2stream *st = stp;
+    if (st->responded)
         return 0;
-    struct h2stream *st = h2_stream(c, f->hd.stream_id);
-    if (!st || st->responded)
-        return 0;
-    if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
-        /* Refuse early when the announced length is already too large. */
-        for (size_t k = 0; f->hd.type == NGHTTP2_HEADERS && k < st->rd.nh; k++)
-            if (strcmp(st->rd.store.data + st->rd.hn[k], "content-length") == 0 &&
-                strtoull(st->rd.store.data + st->rd.hv[k], NULL, 10) >
-                    c->s->cfg.max_body) {
-                h2_error(c, st, 413, "request body too large");
-                srv_rd_free(&st->rd);
-            }
-        return 0;
-    }
     struct http_resp *r = srv_resp_new(c, st, &st->rd);
     if (!r)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        return -1;
     st->responded = 1;
     st->resp = r;
     srv_dispatch(c, r);
-    return c->dead ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+    return 0;
 }
 
-static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, void *ud)
+static void st_close(void *ud, void *stp, uint32_t err)
 {
     struct conn *c = ud;
-    struct h2stream *st = h2_stream(c, id);
-    if (!st)
-        return 0; /* dead conn: srv_h2_conn_free frees the streams */
+    struct h2stream *st = stp;
     struct http_resp *r = st->resp;
     if (r && r->started && r->no_body && err == NGHTTP2_NO_ERROR) {
         /* A body-less response (HEAD, 204) completes the stream on its own,
@@ -240,89 +218,35 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, void *
     } else if (r) {
         srv_resp_gone(r); /* reset by the client before resp_end */
     }
-    nghttp2_session_set_stream_user_data(ng, id, NULL);
-    if (st->prev)
-        st->prev->next = st->next;
-    else
-        c->streams = st->next;
-    if (st->next)
-        st->next->prev = st->prev;
+    DLIST_REMOVE(c->streams, st, prev, next);
     stream_free(st);
-    return 0;
 }
 
 /* ---- session ---- */
 
+static const struct h2srv_callbacks h2_callbacks = {
+    st_open, st_header, st_data, st_head, st_request, st_close,
+};
+
 int srv_h2_init(struct conn *c)
 {
-    nghttp2_session_callbacks *cbs;
-    if (nghttp2_session_callbacks_new(&cbs))
-        return -ENOMEM;
-    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    int rv = nghttp2_session_server_new(&c->ng, cbs, c);
-    nghttp2_session_callbacks_del(cbs);
-    if (rv)
-        return -ENOMEM;
     size_t mh = c->s->cfg.max_head;
-    nghttp2_settings_entry iv[] = {
-        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1000 },
-        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1u << 20 },
-        { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, mh > UINT32_MAX ? UINT32_MAX : (uint32_t)mh },
+    struct h2srv_settings set = {
+        .max_streams = 1000,
+        .max_header_list = mh > UINT32_MAX ? UINT32_MAX : (uint32_t)mh,
+        .out_soft = OUT_SOFT,
     };
-    if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, 3) ||
-        nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, 16 << 20))
-        return -ENOMEM;
-    return 0;
+    return h2srv_init(&c->h2, &c->nc, &h2_callbacks, c, &set);
 }
 
 void srv_h2_process(struct conn *c)
 {
-    c->in_ng++;
-    ssize_t n = nghttp2_session_mem_recv(c->ng, (const uint8_t *)c->in.data,
-                                         c->in.len);
-    c->in_ng--;
-    if (c->dead)
+    int rc = h2srv_recv(&c->h2);
+    if (c->nc.dead)
         return;
-    if (n < 0) {
-        srv_conn_flush(c); /* best effort: nghttp2 may have queued a GOAWAY */
+    srv_conn_flush(c); /* on an error too: nghttp2 may have queued a GOAWAY */
+    if (rc < 0)
         srv_conn_fail(c);
-        return;
-    }
-    sbuf_consume(&c->in, (size_t)n);
-    srv_conn_flush(c);
-}
-
-/* Serialises frames into c->out, up to OUT_SOFT. 0 or -1 (fatal). */
-int srv_h2_pump(struct conn *c)
-{
-    int rc = 0;
-    c->in_ng++;
-    while (c->out.len - c->out_off < OUT_SOFT) {
-        const uint8_t *d;
-        ssize_t n = nghttp2_session_mem_send(c->ng, &d);
-        if (n < 0) {
-            rc = -1;
-            break;
-        }
-        if (n == 0)
-            break;
-        if (sbuf_append(&c->out, d, (size_t)n)) {
-            rc = -1;
-            break;
-        }
-    }
-    c->in_ng--;
-    return rc;
-}
-
-
-int srv_h2_finished(struct conn *c)
-{
-    return !nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng);
 }
 
 void srv_h2_conn_fail(struct conn *c)
@@ -336,8 +260,7 @@ void srv_h2_conn_fail(struct conn *c)
 
 void srv_h2_conn_free(struct conn *c)
 {
-    if (c->ng)
-        nghttp2_session_del(c->ng); /* does not call on_stream_close */
+    h2srv_free(&c->h2); /* does not call on_stream_close */
     while (c->streams) {
         struct h2stream *st = c->streams;
         c->streams = st->next;
@@ -355,7 +278,7 @@ void srv_h2_resp_start(struct http_resp *r, int status, const char *ctype,
         r->no_body = 1;
     r->clen = clen;
     if (h2_submit(c, r->st, status, ctype, clen, extra, r->no_body) < 0)
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, r->st->id,
+        nghttp2_submit_rst_stream(c->h2.ng, NGHTTP2_FLAG_NONE, r->st->id,
                                   NGHTTP2_INTERNAL_ERROR);
     srv_conn_flush(c);
 }
@@ -371,14 +294,14 @@ int srv_h2_resp_write(struct http_resp *r, const void *data, size_t len)
     }
     if (st->out.len - st->out_off + len > OUT_HARD) {
         /* The client stopped reading this stream: reset it. */
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id,
+        nghttp2_submit_rst_stream(c->h2.ng, NGHTTP2_FLAG_NONE, st->id,
                                   NGHTTP2_INTERNAL_ERROR);
         rc = -EPIPE;
     } else if (len && sbuf_append(&st->out, data, len)) {
         rc = -ENOMEM;
     } else {
         r->written += (long long)len;
-        nghttp2_session_resume_data(c->ng, st->id);
+        nghttp2_session_resume_data(c->h2.ng, st->id);
     }
     srv_conn_flush(c);
     if (!r->c)
@@ -391,11 +314,11 @@ void srv_h2_resp_end(struct http_resp *r, int abort)
     struct conn *c = r->c;
     struct h2stream *st = r->st;
     if (abort) {
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id,
+        nghttp2_submit_rst_stream(c->h2.ng, NGHTTP2_FLAG_NONE, st->id,
                                   NGHTTP2_INTERNAL_ERROR);
     } else {
         st->eof = 1;
-        nghttp2_session_resume_data(c->ng, st->id);
+        nghttp2_session_resume_data(c->h2.ng, st->id);
     }
     st->resp = NULL; /* from here on nothing reaches r through the stream */
     srv_conn_flush(c);

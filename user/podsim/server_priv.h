@@ -1,27 +1,29 @@
 /* server_priv: what server.c, server_h1.c and server_h2.c share inside
  * podsim's HTTP front end (server.h is the public side).
  *
- *   server.c     listener, accept, connection lifecycle (I/O, flush,
- *                fail/free, lingering close), protocol detection, request
- *                copies (reqdata), responses' ownership and cancellation
- *                (pending/zombie lists, reaping) and the resp_* writer API,
- *                which hands the protocol-specific part to h1 or h2
+ *   server.c     listener (common/listener.c), connection lifecycle
+ *                (busy, fail/free; the socket I/O is common/netconn.c),
+ *                protocol detection, request copies (reqdata), responses'
+ *                ownership and cancellation (pending/zombie lists, reaping)
+ *                and the resp_* writer API, which hands the
+ *                protocol-specific part to h1 or h2
  *   server_h1.c  HTTP/1.1: request parsing, bodies (Content-Length,
  *                chunked), response framing, pipelined requests
- *   server_h2.c  HTTP/2 (nghttp2): session, callbacks, streams, the data
- *                provider, frame generation, submit / reset
+ *   server_h2.c  HTTP/2: streams (h2srv callbacks), the data provider,
+ *                submit / reset; common/h2srv.c runs the nghttp2 session
  *
  * Who owns what:
  *   - struct server owns its conns (s->conns) and every resp that has lost
  *     its transport (s->pending, s->zombies); only server.c touches those
  *     lists (srv_resp_gone, srv_resp_done are how h2 hands a resp back).
  *   - struct conn: the fields under "shared" belong to server.c (h1 and h2
- *     append to out and consume in, then call srv_conn_flush); those under
- *     "h1" to server_h1.c, those under "h2" to server_h2.c. server.c only
- *     reads c->st / c->streams (to pause reading, to tell idle connections
- *     apart) and detaches c->active when the conn fails.
- *   - struct h2stream belongs to server_h2.c (created in on_begin_headers,
- *     freed in on_stream_close or srv_h2_conn_free).
+ *     append to nc.out and consume nc.in, then call srv_conn_flush; h1
+ *     sets nc.closing); those under "h1" to server_h1.c, those under "h2"
+ *     to server_h2.c. server.c only reads c->st / c->streams (to pause
+ *     reading, to tell idle connections apart) and detaches c->active when
+ *     the conn fails.
+ *   - struct h2stream belongs to server_h2.c (created in st_open, freed in
+ *     st_close or srv_h2_conn_free).
  *   - struct http_resp is allocated by srv_resp_new and freed by server.c
  *     (resp_end, resp_abort, reaping, server_stop); h1/h2 only fill in its
  *     framing fields. */
@@ -32,14 +34,15 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/h2srv.h"
 #include "common/http1.h"
+#include "common/listener.h"
+#include "common/netconn.h"
 #include "common/sbuf.h"
 #include "podsim/server.h"
 
-struct nghttp2_session; /* nghttp2.h: typedef struct nghttp2_session ... */
-
 #define MAX_HDRS 64
-#define OUT_HARD (64u << 20)    /* a client this far behind is dropped */
+#define OUT_HARD (64u << 20)    /* h2: a stream this far behind is reset */
 
 /* Owned copies of one request: "method\0path\0name\0value\0..." */
 struct reqdata {
@@ -82,16 +85,10 @@ enum { H1_HEAD, H1_BODY, H1_HANDLING };
 
 struct conn {
     /* shared (server.c) */
+    struct netconn nc;     /* socket, in/out, dead, closing, lingering */
     struct server *s;
-    int fd;
     struct conn *prev, *next;
-    int proto, dead, busy;
-    int closing;  /* close once out is flushed (h1) */
-    int shut;     /* shutdown(WR) done, lingering */
-    int rd_eof;   /* peer half-closed while we still flush */
-    struct sbuf in, out;
-    size_t out_off;
-    uint64_t linger_timer;
+    int proto, busy;
     uint64_t resume_timer; /* h1: parse pipelined input after a resp_end */
     /* h1 (server_h1.c) */
     int st;
@@ -102,18 +99,22 @@ struct conn {
     struct reqdata rd;
     struct http_resp *active;
     /* h2 (server_h2.c) */
-    struct nghttp2_session *ng;
-    int in_ng;
+    struct h2srv h2;       /* session; in_ng: inside nghttp2 */
     struct h2stream *streams;
 };
+
+static inline struct conn *conn_of(struct netconn *nc)
+{
+    return (struct conn *)((char *)nc - offsetof(struct conn, nc));
+}
 
 struct server {
     struct ev_loop *l;
     struct server_cfg cfg;
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    int lfd;
-    uint64_t accept_timer, reap_timer;
+    struct listener ls;    /* stopped while refusing */
+    uint64_t reap_timer;
     struct conn *conns;
     size_t nconns;
     struct http_resp *pending, *zombies;
@@ -172,14 +173,10 @@ void srv_h1_resp_end(struct http_resp *r, int abort);
 
 /* ---- server_h2.c ---- */
 
-/* Creates c->ng and queues the server SETTINGS. 0 or -ENOMEM. */
+/* Creates c->h2.ng and queues the server SETTINGS. 0 or -ENOMEM. */
 int srv_h2_init(struct conn *c);
-/* Feeds c->in to nghttp2, then flushes. Called with c->busy held. */
+/* Feeds c->nc.in to nghttp2, then flushes. Called with c->busy held. */
 void srv_h2_process(struct conn *c);
-/* Serialises frames into c->out, up to a soft cap. 0 or -1 (fatal). */
-int srv_h2_pump(struct conn *c);
-/* Nothing left to read or write (GOAWAY exchanged). */
-int srv_h2_finished(struct conn *c);
 /* c died: every stream's resp becomes gone. */
 void srv_h2_conn_fail(struct conn *c);
 /* Frees the session and the streams (no callbacks). */

@@ -1,0 +1,48 @@
+/* httpstatus: status texts and canned HTTP/1.1 answers. See httpstatus.h. */
+#include "common/httpstatus.h"
+
+#include "common/sbuf.h"
+
+const char *http_status_text(int code)
+{
+    switch (code) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+void http1_status_line(struct sbuf *out, int code)
+{
+    sbuf_printf(out, "HTTP/1.1 %d %s\r\n", code, http_status_text(code));
+}
+
+void http1_closing_response(struct sbuf *out, int code, const char *ctype,
+                            const char *body, size_t len)
+{
+    http1_status_line(out, code);
+    sbuf_printf(out, "content-type: %s\r\ncontent-length: %zu\r\n"
+                     "connection: close\r\n\r\n", ctype, len);
+    sbuf_append(out, body ? body : "", len);
+}
