@@ -78,6 +78,13 @@ void netconn_flush(struct netconn *nc)
 {
     if (nc->dead)
         return;
+    if (nc->out.oom) {
+        /* an append was dropped: what is queued has a hole in its framing,
+         * so it must not be sent (checked before sending: a reset of the
+         * buffer after a full write would clear the flag) */
+        nc->ops->fail(nc);
+        return;
+    }
     for (;;) {
         if (nc->src && nc->src->fill(nc->src_self, nc) < 0) {
             nc->ops->fail(nc);

@@ -245,11 +245,7 @@ void srv_conn_flush(struct conn *c)
 {
     if (c->nc.dead || c->h2.in_ng)
         return; /* inside nghttp2: the mem_recv caller flushes afterwards */
-    if (c->nc.out.oom) {
-        srv_conn_fail(c); /* bytes were dropped: the framing is broken */
-        return;
-    }
-    netconn_flush(&c->nc);
+    netconn_flush(&c->nc); /* fails the connection if an append was dropped */
 }
 
 /* ---- input (netconn callbacks) ---- */
