@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "common/ev.h"
+#include "common/listener.h"
 #include "common/http1.h"
 #include "common/sbuf.h"
 #include "core/podtable.h"
@@ -70,10 +71,10 @@ struct aconn {
 static struct {
     struct gw *g;
     struct ev_loop *l;
-    int lfd;
+    struct listener ls;   /* stopped while zero */
     struct aconn *conns;
     uint32_t nconns;
-} A = {.lfd = -1};
+} A;
 
 /* ---- connections ---- */
 
@@ -650,30 +651,25 @@ static void on_conn(struct ev_loop *l, int fd, uint32_t events, void *arg)
         conn_close(c);
 }
 
-static void on_accept(struct ev_loop *l, int fd, uint32_t events, void *arg)
+static void on_accept(struct listener *ls, int cfd, const struct sockaddr_storage *peer,
+                      socklen_t peerlen)
 {
-    for (;;) {
-        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0)
-            return; /* EAGAIN, or a transient error: the loop comes back */
-        struct aconn *c = A.nconns < ADMIN_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
-        if (!c || ev_add(l, cfd, EPOLLIN, on_conn, c) < 0) {
-            free(c);
-            close(cfd);
-            continue;
-        }
-        int one = 1;
-        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        c->fd = cfd;
-        sbuf_init(&c->in);
-        sbuf_init(&c->out);
-        c->next = A.conns;
-        if (A.conns)
-            A.conns->prev = c;
-        A.conns = c;
-        A.nconns++;
-        c->timer = ev_timer_at(l, ev_now_ns() + ADMIN_IDLE_NS, on_idle, c);
+    struct ev_loop *l = A.l;
+    struct aconn *c = A.nconns < ADMIN_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
+    if (!c || ev_add(l, cfd, EPOLLIN, on_conn, c) < 0) {
+        free(c);
+        close(cfd);
+        return;
     }
+    c->fd = cfd;
+    sbuf_init(&c->in);
+    sbuf_init(&c->out);
+    c->next = A.conns;
+    if (A.conns)
+        A.conns->prev = c;
+    A.conns = c;
+    A.nconns++;
+    c->timer = ev_timer_at(l, ev_now_ns() + ADMIN_IDLE_NS, on_idle, c);
 }
 
 int admin_start(struct gw *g, struct ev_loop *l)
@@ -699,23 +695,17 @@ int admin_start(struct gw *g, struct ev_loop *l)
         fprintf(stderr, "kvgated: admin.listen \"%s\": %s\n", spec, err);
         return -EINVAL;
     }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 64) < 0) {
-        int e = errno;
-        fprintf(stderr, "kvgated: admin.listen \"%s\": %s\n", g->cfg.admin_listen, strerror(e));
-        if (fd >= 0)
-            close(fd);
-        return -e;
+    /* the shared listener: accept loop with the EMFILE back-off */
+    int fd = listener_socket((struct sockaddr *)&ss, sl, 64, 0);
+    if (fd < 0) {
+        fprintf(stderr, "kvgated: admin.listen \"%s\": %s\n", g->cfg.admin_listen, strerror(-fd));
+        return fd;
     }
-    int rc = ev_add(l, fd, EPOLLIN, on_accept, NULL);
+    int rc = listener_start(&A.ls, l, fd, on_accept, NULL);
     if (rc < 0) {
-        close(fd);
         fprintf(stderr, "kvgated: admin listener: %s\n", strerror(-rc));
         return rc;
     }
-    A.lfd = fd;
     return 0;
 }
 
@@ -723,9 +713,5 @@ void admin_stop(void)
 {
     while (A.conns)
         conn_close(A.conns);
-    if (A.lfd >= 0) {
-        ev_del(A.l, A.lfd);
-        close(A.lfd);
-    }
-    A.lfd = -1;
+    listener_stop(&A.ls);
 }
