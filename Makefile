@@ -3,6 +3,7 @@
 #   make test       every test tier; ends with "N passed, N failed"
 #   make demo       podsim (and later kvgated) doing real work, figures printed
 #   make deps       install missing Debian packages, mount bpffs
+#   make bench      the serving benchmark (bench-quick, bench-overhead: bench/)
 # V=1 shows full commands. Outputs go to build/ (ignored by git).
 
 .DELETE_ON_ERROR:
@@ -44,7 +45,11 @@ include bench/Makefile.inc
 include bpf/bpf.mk
 
 .PHONY: all deps test unit fuzz demo clean
-all: deps-stamp $(BINS) $(UNIT_BINS) bpf-tests
+all: deps-stamp $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench
+
+# benchmarks (not part of `make test`): make bench, bench-quick, bench-overhead
+include bench/bench.mk
+include bench/overhead/overhead.mk
 
 deps:
 	$(Q)scripts/deps.sh

@@ -1,0 +1,23 @@
+# bench/bench.mk: the serving benchmark (issue 4) as make targets.
+#
+#   make bench         every default scenario (shared-prefix, multi-turn,
+#                      no-sharing, hot-prefix), 4-5 rates each, 6 targets;
+#                      about 13 minutes on a 2-core machine
+#   make bench-quick   shared-prefix at 2 rates, 6 targets; under 3 minutes
+#
+# Results: bench/results/<date>-full or -quick (report.md, summary.json,
+# plots/; raw/ is ignored by git). BENCH_ARGS passes more flags to bench/run,
+# e.g. `make bench BENCH_ARGS="--repeats 3 --out bench/results/x"`.
+#
+# Include it from the top Makefile after its `all:` rule (it uses OUT and the
+# rules that build the three binaries):
+#     include bench/bench.mk
+
+BENCH_ARGS ?=
+BENCH_BINS := $(OUT)/kvgate-podsim $(OUT)/kvgated $(OUT)/loadgen
+
+.PHONY: bench bench-quick
+bench: $(BENCH_BINS)
+	$(Q)bench/run $(BENCH_ARGS)
+bench-quick: $(BENCH_BINS)
+	$(Q)bench/run --quick $(BENCH_ARGS)

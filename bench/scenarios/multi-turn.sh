@@ -1,0 +1,12 @@
+# multi-turn: chat sessions whose history grows turn by turn (x-session-id).
+# Each session has its own 4000-token system prompt; every turn adds a
+# 400-token user message and the 64-token answer the server gave. Turn k+1
+# is due --think-ms after turn k's answer ends. The rate is sessions/s
+# (requests/s = rate x turns).
+SC_DESC="sessions of 4 turns: own 4000-token system prompt, 400-token user turns, 64-token answers, 500 ms think time"
+SC_ARGS=(--workload multi-turn --sessions 100000 --turns 4 --system-len 4000 --question-len 400 --output-len 64 --think-ms 500)
+SC_RATES="4 10 16 22"
+SC_QUICK_RATES="4 16"
+SC_DURATION=10
+SC_SLO=1000,50
+SC_UNIT="sessions/s"
