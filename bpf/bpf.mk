@@ -65,7 +65,7 @@ $(BPF_DIR)/%.skel.h: $(BPF_DIR)/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
 # generated headers must exist before the first compile of their users
-$(OUT)/obj/user/gateway/bpf.o: $(BPF_SKELS) $(BPF_HDRS)
+$(OUT)/obj/user/gateway/bpf.o $(OUT)/obj/user/gateway/splice.o: $(BPF_SKELS) $(BPF_HDRS)
 
 BPF_TEST_DEPS := $(BPF_SKELS) $(BPF_TEST_SKELS) $(BPF_HDRS) tests/harness.h \
                  $(wildcard tests/bpf/*.h)

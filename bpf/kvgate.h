@@ -34,6 +34,11 @@
 #define KVG_MAP_SYN_BUCKETS "kvg_syn_bkt"   /* per-source SYN token buckets */
 #define KVG_MAP_XDP_PROGS "kvg_xdp_progs"   /* tail-call slots */
 #define KVG_PROG_XDP_GUARD "xdp_guard"      /* the XDP entry point (function name) */
+#define KVG_MAP_SOCK "kvg_sock"             /* SOCKHASH: sockets of spliced flows */
+#define KVG_MAP_FLOW_CFG "kvg_flow_cfg"     /* per socket: what kvgated asks (peer, mode) */
+#define KVG_MAP_FLOW_ST "kvg_flow_st"       /* per socket: what the verdict did */
+#define KVG_MAP_SPLICE_STATS "kvg_spl_stats"/* per-reason splice counters */
+#define KVG_PROG_SPLICE "splice_verdict"    /* the sk_skb stream verdict (function name) */
 
 /* Pin layout, the same whether kvgated or `bpftool prog loadall ... pinmaps`
  * made it: <dir>/xdp_guard and <dir>/maps/<map name>. */
@@ -54,6 +59,16 @@
 #ifndef KVG_XDP_PROG_SLOTS
 #define KVG_XDP_PROG_SLOTS 4
 #endif
+#ifndef KVG_FLOWS_MAX
+#define KVG_FLOWS_MAX 65536                 /* sockets in spliced flows (2 per session) */
+#endif
+#ifndef KVG_SPLICE_STATS_MAX
+#define KVG_SPLICE_STATS_MAX 32             /* >= KVG_SPL_REASON_MAX, room to grow */
+#endif
+#ifndef KVG_HEAD_MAX
+#define KVG_HEAD_MAX 8192                   /* request head framed in the kernel, at most */
+#endif
+#define KVG_SPLICE_BUDGET_DEFAULT (4u << 20) /* bytes in flight per direction per flow */
 #ifndef KVG_IP6_EXT_MAX
 #define KVG_IP6_EXT_MAX 6                   /* IPv6 extension headers walked */
 #endif
@@ -199,5 +214,127 @@ _Static_assert(sizeof(struct kvg_bucket) == 16, "struct kvg_bucket is part of th
 enum kvg_xdp_prog_slot {
     KVG_XDP_SLOT_STEER = 0,      /* reserved: bypass steering of new gateway flows */
 };
+
+/* ---- sockmap splice of session flows ----
+ *
+ * A spliced flow is two TCP sockets: a client's HTTP/1.1 keep-alive
+ * connection and kvgated's dedicated connection to the pod the session is
+ * pinned to. Both sit in kvg_sock (SOCKHASH, key = the socket's cookie,
+ * SO_COOKIE / bpf_get_socket_cookie) under the stream verdict, without a
+ * stream parser: the verdict sees each TCP skb once, in order, and frames
+ * HTTP/1.1 requests itself (bpf/splice.bpf.c says why not strparser).
+ *
+ * Two per-socket hashes keyed by the same cookie, one writer each (a
+ * user-space update replaces a hash value whole, which would lose the
+ * verdict's concurrent counter updates):
+ *   kvg_flow_cfg  written by kvgated only: peer, direction, mode, budget
+ *   kvg_flow_st   written by the verdict only (kvgated creates it zeroed
+ *                 before the socket enters kvg_sock, then only reads it)
+ * kvgated changes a flow by writing its cfg with a higher epoch; the client
+ * direction adopts it at the next request boundary (never inside a
+ * request), the pod direction at its next skb. */
+
+enum kvg_flow_dir {
+    KVG_DIR_C2P = 1,     /* client socket: requests to the pod */
+    KVG_DIR_P2C = 2,     /* pod socket: answers to the client */
+};
+
+enum kvg_flow_mode {
+    KVG_MODE_PASS = 0,   /* hand everything up (kvgated serves it on the socket
+                          * path); the client direction keeps framing requests */
+    KVG_MODE_SPLICE = 1, /* redirect to the peer while the pod is fit */
+    KVG_MODE_RAW = 2,    /* hand everything up, no framing (kvgated relays bytes) */
+};
+
+enum kvg_flow_state_v {
+    KVG_FST_PASS = 0,      /* data goes up (mode PASS or RAW) */
+    KVG_FST_SPLICED = 1,   /* data goes to the peer */
+    KVG_FST_HANDED_UP = 2, /* the verdict gave the flow back to kvgated; `cause` says why */
+};
+
+enum kvg_flow_phase {
+    KVG_PH_HEAD = 0,     /* client: the next byte starts a request */
+    KVG_PH_BODY = 1,     /* client: body_left bytes of the request are still to come */
+    KVG_PH_LOST = 2,     /* client: framing lost (a head split over skbs in PASS mode,
+                          * or more pipelined requests in one skb than are framed) */
+};
+
+/* kvg_flow_cfg value (HASH, key __u64 socket cookie). */
+struct kvg_flow_cfg {
+    __u64 peer;          /* cookie of the flow's other socket (its key in kvg_sock) */
+    __u64 peer_base;     /* the peer's tcp bytes_acked at which everything redirected is
+                          * acknowledged, less kvg_flow_st.bytes: kvgated writes (peer's
+                          * bytes_acked + unacknowledged bytes) - st.bytes when it
+                          * splices; in flight = st.bytes - (bytes_acked - peer_base),
+                          * in wrapping u64 arithmetic */
+    __u64 budget;        /* redirected and not yet acknowledged by the peer, at most
+                          * (bytes); more hands the flow up. 0: no budget */
+    __u32 pod_slot;      /* kvg_pods slot of the pod (checked at each request head) */
+    __u32 epoch;         /* kvgated raises it with every change of this entry */
+    __u8 dir;            /* enum kvg_flow_dir */
+    __u8 mode;           /* enum kvg_flow_mode */
+    __u8 pad[6];         /* zero */
+};
+_Static_assert(sizeof(struct kvg_flow_cfg) == 40, "struct kvg_flow_cfg is part of the pinned ABI");
+
+/* kvg_flow_st value (HASH, key __u64 socket cookie). Byte counters run
+ * over the socket's life (kvgated takes differences). */
+struct kvg_flow_st {
+    __u64 bytes;         /* redirected to the peer */
+    __u64 passed;        /* handed up (SK_PASS) */
+    __u64 body_left;     /* client: body bytes of the current request still to come */
+    __u64 max_out;       /* most bytes seen in flight to the peer (redirected, unacked),
+                          * since the last SPLICE epoch was adopted */
+    __u32 epoch;         /* the cfg epoch adopted */
+    __u32 requests;      /* request heads redirected */
+    __u8 state;          /* enum kvg_flow_state_v */
+    __u8 cause;          /* enum kvg_spl_reason of the hand-up (KVG_FST_HANDED_UP) */
+    __u8 mid;            /* the hand-up came inside a request or an answer: kvgated must
+                          * relay the rest as bytes (it cannot route afresh) */
+    __u8 phase;          /* enum kvg_flow_phase (client direction) */
+    __u32 pad;           /* zero */
+};
+_Static_assert(sizeof(struct kvg_flow_st) == 48, "struct kvg_flow_st is part of the pinned ABI");
+
+/* Every outcome of the splice verdict, counted in kvg_spl_stats (key =
+ * reason; value = skbs, bytes). Append only. Hand-up reasons are also
+ * kvg_flow_st.cause values. */
+enum kvg_spl_reason {
+    KVG_SPL_C2P = 0,            /* skb redirected client -> pod */
+    KVG_SPL_P2C = 1,            /* skb redirected pod -> client */
+    KVG_SPL_REQUEST = 2,        /* request head redirected (bytes: head length) */
+    KVG_SPL_PASS = 3,           /* skb handed up: mode PASS / RAW, or a handed-up flow */
+    KVG_SPL_UP_DRAINING = 4,    /* hand-up: the pod is draining */
+    KVG_SPL_UP_UNHEALTHY = 5,   /* hand-up: the pod is unhealthy, down, or gone */
+    KVG_SPL_UP_SATURATED = 6,   /* hand-up: the pod is saturated (or its metrics stale) */
+    KVG_SPL_UP_BUDGET = 7,      /* hand-up: more than the budget in flight to the peer */
+    KVG_SPL_UP_UNPARSABLE = 8,  /* hand-up: not a POST head, head split over skbs or
+                                 * longer than KVG_HEAD_MAX, bad Content-Length */
+    KVG_SPL_UP_UNFRAMED = 9,    /* hand-up: chunked body or Upgrade (no kernel framing) */
+    KVG_SPL_UP_PEER = 10,       /* hand-up: peer socket gone or not established, or the
+                                 * redirect failed */
+    KVG_SPL_UP_USER = 11,       /* hand-up: kvgated switched the flow to RAW */
+    KVG_SPL_NO_FLOW = 12,       /* skb of a socket without cfg / st entries: passed */
+    KVG_SPL_PIPELINED = 13,     /* request head inside an skb that began with the previous
+                                 * request's bytes: goes with them (no per-request check) */
+    KVG_SPL_EMPTY = 14,         /* zero-length skb: dropped, nothing lost */
+    KVG_SPL_REASON_MAX
+};
+_Static_assert(KVG_SPL_REASON_MAX <= KVG_SPLICE_STATS_MAX, "kvg_spl_stats too small");
+
+/* Label values for /metrics, indexed by enum kvg_spl_reason. */
+#define KVG_SPL_REASON_NAMES                                                   \
+    {                                                                          \
+        "c2p", "p2c", "request", "pass", "draining", "unhealthy", "saturated", \
+        "budget", "unparsable", "unframed", "peer", "user", "no_flow",         \
+        "pipelined", "empty",                                                  \
+    }
+
+/* kvg_spl_stats value (PERCPU_ARRAY: one per CPU; user space sums them). */
+struct kvg_spl_stat {
+    __u64 skbs;
+    __u64 bytes;
+};
+_Static_assert(sizeof(struct kvg_spl_stat) == 16, "struct kvg_spl_stat is part of the pinned ABI");
 
 #endif

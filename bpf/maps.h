@@ -3,8 +3,9 @@
  * BTF-style definitions (libbpf), types from kvgate.h, sizes from the
  * overridable macros there. Included by each bpf/<name>.bpf.c; libbpf creates
  * every map an object defines, used or not, so each object gets all of
- * them, and objects share one map through its pin (the sockmap splice will
- * include this file too and see the XDP guard's pod table).
+ * them, and objects share one map through its pin (splice.bpf.c sees the
+ * pod table the XDP guard's object created, through kvgated's reuse of the
+ * pin, or through the fd it hands over before loading).
  *
  * Pinning: kvgated pins every map at <pin dir>/maps/<name> and reuses a
  * compatible pin; `bpftool prog loadall ... pinmaps <dir>/maps` makes the
@@ -20,8 +21,8 @@
  *   writer: kvgated's control thread after each snapshot publish
  *           (user/gateway/bpf.c gwbpf_update_pods): every slot, removed
  *           pods zeroed; zeroed again when kvgated stops
- *   reader: the sockmap splice (stops splicing to a pod that is not
- *           healthy), the future bypass steering; operators with bpftool */
+ *   reader: splice_verdict (hands a request up when its pod is not fit),
+ *           the future bypass steering; operators with bpftool */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, KVG_POD_MAX);
@@ -79,5 +80,84 @@ struct {
     __type(key, __u32);
     __type(value, __u32);
 } kvg_xdp_progs SEC(".maps");
+
+/* kvg_sock: the sockets of spliced flows (client and dedicated pod
+ * connection), with splice_verdict attached as their stream verdict.
+ *   key   __u64 socket cookie (SO_COOKIE)
+ *   value socket (fd from user space)
+ *   writer: kvgated's workers (user/gateway/splice.c): a client socket on its
+ *           first eligible exchange, a pod socket when the flow is spliced;
+ *           the kernel removes a socket when it closes
+ *   reader: splice_verdict (bpf_sk_redirect_hash, peer lookups) */
+struct {
+    __uint(type, BPF_MAP_TYPE_SOCKHASH);
+    __uint(max_entries, KVG_FLOWS_MAX);
+    __type(key, __u64);
+    __type(value, __u64);
+} kvg_sock SEC(".maps");
+
+/* kvg_flow_cfg: what kvgated asks of each socket in kvg_sock.
+ *   key   __u64 socket cookie
+ *   value struct kvg_flow_cfg (peer, direction, mode, budget, epoch)
+ *   writer: kvgated's workers only; deleted when the connection closes
+ *   reader: splice_verdict, every skb; operators */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, KVG_FLOWS_MAX);
+    __type(key, __u64);
+    __type(value, struct kvg_flow_cfg);
+} kvg_flow_cfg SEC(".maps");
+
+/* kvg_flow_st: what the verdict did with each socket's bytes.
+ *   key   __u64 socket cookie
+ *   value struct kvg_flow_st (state, hand-up cause, framing, byte counters)
+ *   writer: splice_verdict only (kvgated creates the entry zeroed before the
+ *           socket enters kvg_sock, and deletes it when the connection closes)
+ *   reader: kvgated (hand-ups, half-close accounting); operators */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, KVG_FLOWS_MAX);
+    __type(key, __u64);
+    __type(value, struct kvg_flow_st);
+} kvg_flow_st SEC(".maps");
+
+/* kvg_spl_stats: what the splice verdict did, by reason.
+ *   key   __u32 enum kvg_spl_reason
+ *   value struct kvg_spl_stat (skbs, bytes), one per CPU
+ *   writer: splice_verdict, every skb
+ *   reader: kvgated /metrics (spliced bytes by direction), tests, bpftool */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, KVG_SPLICE_STATS_MAX);
+    __type(key, __u32);
+    __type(value, struct kvg_spl_stat);
+} kvg_spl_stats SEC(".maps");
+
+/* kvg_head_buf: per-CPU scratch for the request head the splice verdict
+ * frames: bpf_skb_load_bytes copies the head here (the stack is too
+ * small), and the scanner's state lives here too, so that the verifier
+ * reads it back as unknown values in each bpf_loop iteration and the
+ * callback converges (state on the stack is tracked exactly, and a new
+ * value per byte makes it walk every iteration: over a million insns).
+ *   key   __u32 0
+ *   value struct kvg_head_buf (scanner state + KVG_HEAD_MAX bytes)
+ *   writer, reader: splice_verdict only */
+struct kvg_head_scan {
+    __u32 n;             /* bytes in b */
+    __u32 hlen;          /* head length, once its end was found */
+    __u64 clen;          /* Content-Length */
+    __s32 cl_m, te_m, up_m; /* how much of each header name the line matched, -1 none */
+    __u8 first_line, line_empty, in_cl, cl_digits, have_cl, bad, unframed, pad;
+};
+struct kvg_head_buf {
+    struct kvg_head_scan h;
+    __u8 b[KVG_HEAD_MAX];
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct kvg_head_buf);
+} kvg_head_buf SEC(".maps");
 
 #endif

@@ -28,6 +28,7 @@
 #include "core/policy.h"
 #include "gateway/gateway.h"
 #include "kvgate.h"
+#include "splice.skel.h"    /* build/bpf/, generated from bpf/splice.bpf.c */
 #include "xdp_guard.skel.h" /* build/bpf/, generated from bpf/xdp_guard.bpf.c */
 
 #ifndef BPF_FS_MAGIC
@@ -44,7 +45,9 @@ _Static_assert(KVG_POD_MAX >= POD_MAX, "the BPF pod table must hold every pod sl
 
 /* The maps kvgated uses, as bpf/maps.h declares them: checked against a
  * pin before reuse and when opening an operator's pins. */
-enum { M_PODS, M_STATS, M_CFG, M_BUCKETS, M_PROGS, M__COUNT };
+enum { M_PODS, M_STATS, M_CFG, M_BUCKETS, M_PROGS,
+       M_SOCK, M_FLOW_CFG, M_FLOW_ST, M_SPL_STATS, M__COUNT };
+#define M_SPLICE_FIRST M_SOCK /* the splice's maps: optional under --bpf-pinned */
 static const struct mapspec {
     const char *name;
     uint32_t type, key, value, max;
@@ -56,6 +59,13 @@ static const struct mapspec {
     [M_BUCKETS] = {KVG_MAP_SYN_BUCKETS, BPF_MAP_TYPE_LRU_HASH, sizeof(struct kvg_src),
                    sizeof(struct kvg_bucket), KVG_SYN_BUCKETS_MAX},
     [M_PROGS] = {KVG_MAP_XDP_PROGS, BPF_MAP_TYPE_PROG_ARRAY, 4, 4, KVG_XDP_PROG_SLOTS},
+    [M_SOCK] = {KVG_MAP_SOCK, BPF_MAP_TYPE_SOCKHASH, 8, 8, KVG_FLOWS_MAX},
+    [M_FLOW_CFG] = {KVG_MAP_FLOW_CFG, BPF_MAP_TYPE_HASH, 8, sizeof(struct kvg_flow_cfg),
+                    KVG_FLOWS_MAX},
+    [M_FLOW_ST] = {KVG_MAP_FLOW_ST, BPF_MAP_TYPE_HASH, 8, sizeof(struct kvg_flow_st),
+                   KVG_FLOWS_MAX},
+    [M_SPL_STATS] = {KVG_MAP_SPLICE_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, 4,
+                     sizeof(struct kvg_spl_stat), KVG_SPLICE_STATS_MAX},
 };
 
 static const char *const REASONS[] = KVG_XDP_REASON_NAMES;
@@ -64,6 +74,10 @@ _Static_assert(sizeof(REASONS) / sizeof(REASONS[0]) == KVG_XDP_REASON_MAX,
 
 struct gwbpf {
     struct xdp_guard_bpf *skel;  /* load mode; NULL when opened from pins */
+    struct splice_bpf *sskel;    /* load mode, when the splice loaded */
+    int splice_ok;               /* kvg_sock has the verdict attached */
+    char splice_why[PATH_MAX + 128]; /* why not, when !splice_ok */
+    int own_splice_prog_fd;      /* pinned mode: ours to close */
     int fd[M__COUNT];
     int prog_fd;                 /* -1: none (pinned mode without the program) */
     int own_prog_fd;             /* pinned mode: ours to close */
@@ -177,6 +191,58 @@ static int lock_dir(struct gwbpf *b, const char *dir, char *why, size_t wl)
     return 0;
 }
 
+/* The splice verdict (bpf/splice.bpf.c): its object shares every map with
+ * the XDP guard's (bpf_map__reuse_fd: the pinned maps when pinning, the
+ * same maps otherwise), is attached to kvg_sock as its stream verdict (no
+ * stream parser: see splice.bpf.c) and pinned at <dir>/splice_verdict. A
+ * failure leaves splice_ok 0 and says why in splice_why. */
+static void load_splice(struct gwbpf *b, const char *dir)
+{
+    char path[PATH_MAX];
+    int rc;
+    const char *step = "open";
+
+    b->sskel = splice_bpf__open();
+    if (!b->sskel) {
+        rc = -errno;
+        goto fail;
+    }
+    struct bpf_map *m;
+    step = "share maps";
+    bpf_object__for_each_map(m, b->sskel->obj) {
+        for (int i = 0; i < M__COUNT; i++)
+            if (!strcmp(bpf_map__name(m), MAPS[i].name) &&
+                (rc = bpf_map__reuse_fd(m, b->fd[i])) < 0)
+                goto fail;
+    }
+    step = "load";
+    if ((rc = splice_bpf__load(b->sskel)) < 0)
+        goto fail;
+    step = "attach";
+    int pfd = bpf_program__fd(b->sskel->progs.splice_verdict);
+    if (bpf_prog_attach(pfd, b->fd[M_SOCK], BPF_SK_SKB_STREAM_VERDICT, 0)) {
+        rc = -errno;
+        goto fail;
+    }
+    if (dir) {
+        step = "pin";
+        snprintf(path, sizeof(path), "%s/" KVG_PROG_SPLICE, dir);
+        if (unlink(path) && errno != ENOENT) {
+            rc = -errno;
+            goto fail;
+        }
+        if ((rc = bpf_program__pin(b->sskel->progs.splice_verdict, path)) < 0)
+            goto fail;
+    }
+    b->splice_ok = 1;
+    return;
+fail:
+    snprintf(b->splice_why, sizeof(b->splice_why), "the splice verdict did not %s: %s", step,
+             strerror(rc < 0 ? -rc : EINVAL));
+    splice_bpf__destroy(b->sskel);
+    b->sskel = NULL;
+}
+
 /* Load mode: skeleton, maps pinned (reused when compatible), program pinned. */
 static int load(struct gwbpf *b, const struct gwbpf_opts *o, char *why, size_t wl)
 {
@@ -267,12 +333,20 @@ static int load(struct gwbpf *b, const struct gwbpf_opts *o, char *why, size_t w
     b->fd[M_CFG] = bpf_map__fd(b->skel->maps.kvg_xdp_cfg);
     b->fd[M_BUCKETS] = bpf_map__fd(b->skel->maps.kvg_syn_bkt);
     b->fd[M_PROGS] = bpf_map__fd(b->skel->maps.kvg_xdp_progs);
+    b->fd[M_SOCK] = bpf_map__fd(b->skel->maps.kvg_sock);
+    b->fd[M_FLOW_CFG] = bpf_map__fd(b->skel->maps.kvg_flow_cfg);
+    b->fd[M_FLOW_ST] = bpf_map__fd(b->skel->maps.kvg_flow_st);
+    b->fd[M_SPL_STATS] = bpf_map__fd(b->skel->maps.kvg_spl_stats);
     b->prog_fd = bpf_program__fd(b->skel->progs.xdp_guard);
+    if (o->no_splice)
+        snprintf(b->splice_why, sizeof(b->splice_why), "turned off (--no-splice)");
+    else
+        load_splice(b, dir); /* optional: the XDP guard and pod table work without it */
     return 0;
 }
 
 /* Pinned mode: what an operator loaded with bpftool. */
-static int open_pinned(struct gwbpf *b, const char *dir, char *why, size_t wl)
+static int open_pinned(struct gwbpf *b, const char *dir, int no_splice, char *why, size_t wl)
 {
     char path[PATH_MAX];
     int rc;
@@ -289,6 +363,11 @@ static int open_pinned(struct gwbpf *b, const char *dir, char *why, size_t wl)
             return rc;
         }
         b->fd[i] = bpf_obj_get(path);
+        if (b->fd[i] < 0 && i >= M_SPLICE_FIRST) { /* an operator without the splice */
+            snprintf(b->splice_why, sizeof(b->splice_why), "no pinned %s (load bpf/splice.bpf.o "
+                     "too: scripts/bpf-load.sh)", path);
+            continue;
+        }
         if (b->fd[i] < 0) {
             rc = -errno;
             say(why, wl, "cannot open pinned map %s: %s", path, strerror(-rc));
@@ -299,6 +378,26 @@ static int open_pinned(struct gwbpf *b, const char *dir, char *why, size_t wl)
     }
     snprintf(path, sizeof(path), "%s/" KVG_PROG_XDP_GUARD, dir);
     b->own_prog_fd = b->prog_fd = bpf_obj_get(path); /* optional: only to attach */
+    /* the operator's splice: its maps and the verdict pinned at
+     * <dir>/splice_verdict, which we attach to their kvg_sock (attaching
+     * again is harmless) */
+    int have = 1;
+    for (int i = M_SPLICE_FIRST; i < M__COUNT; i++)
+        have &= b->fd[i] >= 0;
+    if (have && !no_splice) {
+        snprintf(path, sizeof(path), "%s/" KVG_PROG_SPLICE, dir);
+        b->own_splice_prog_fd = bpf_obj_get(path);
+        if (b->own_splice_prog_fd < 0)
+            snprintf(b->splice_why, sizeof(b->splice_why), "no pinned %s", path);
+        else if (bpf_prog_attach(b->own_splice_prog_fd, b->fd[M_SOCK],
+                                 BPF_SK_SKB_STREAM_VERDICT, 0))
+            snprintf(b->splice_why, sizeof(b->splice_why), "cannot attach %s: %s", path,
+                     strerror(errno));
+        else
+            b->splice_ok = 1;
+    } else if (no_splice) {
+        snprintf(b->splice_why, sizeof(b->splice_why), "turned off (--no-splice)");
+    }
     return 0;
 }
 
@@ -326,7 +425,7 @@ int gwbpf_open(const struct gwbpf_opts *o, struct gwbpf **out, char *why, size_t
     }
     for (int i = 0; i < M__COUNT; i++)
         b->fd[i] = -1;
-    b->prog_fd = b->own_prog_fd = b->lock_fd = -1;
+    b->prog_fd = b->own_prog_fd = b->lock_fd = b->own_splice_prog_fd = -1;
     libbpf_set_print(libbpf_log);
 
     b->ncpus = libbpf_num_possible_cpus();
@@ -342,7 +441,7 @@ int gwbpf_open(const struct gwbpf_opts *o, struct gwbpf **out, char *why, size_t
         goto cleanup;
     }
     if (pinned)
-        rc = open_pinned(b, o->pinned_dir, why, whylen);
+        rc = open_pinned(b, o->pinned_dir, o->no_splice, why, whylen);
     else
         rc = load(b, o, why, whylen);
     if (rc < 0)
@@ -366,6 +465,9 @@ void gwbpf_close(struct gwbpf *b)
     gwbpf_xdp_detach(b);
     if (b->fd[M_PODS] >= 0 && b->shadow_ok)
         gwbpf_clear_pods(b); /* nobody keeps it fresh after us */
+    splice_bpf__destroy(b->sskel); /* the attachment stays with kvg_sock (pinned) */
+    if (b->own_splice_prog_fd >= 0)
+        close(b->own_splice_prog_fd);
     if (b->skel) {
         xdp_guard_bpf__destroy(b->skel); /* closes its fds; pins stay */
     } else {
@@ -605,6 +707,43 @@ int gwbpf_xdp_stats(struct gwbpf *b, struct kvg_xdp_stat *out, unsigned n)
     return 0;
 }
 
+int gwbpf_splice_stats(struct gwbpf *b, struct kvg_spl_stat *out, unsigned n)
+{
+    if (!b || b->fd[M_SPL_STATS] < 0)
+        return -EBADF;
+    /* struct kvg_spl_stat and struct kvg_xdp_stat have one layout */
+    _Static_assert(sizeof(struct kvg_spl_stat) == sizeof(struct kvg_xdp_stat), "percpu scratch");
+    for (unsigned r = 0; r < n; r++) {
+        uint32_t key = r;
+        out[r].skbs = out[r].bytes = 0;
+        if (r >= KVG_SPLICE_STATS_MAX)
+            continue;
+        if (bpf_map_lookup_elem(b->fd[M_SPL_STATS], &key, b->percpu))
+            return -errno;
+        for (int c = 0; c < b->ncpus; c++) {
+            out[r].skbs += b->percpu[c].packets;
+            out[r].bytes += b->percpu[c].bytes;
+        }
+    }
+    return 0;
+}
+
+static const char *const SPL_REASONS[] = KVG_SPL_REASON_NAMES;
+_Static_assert(sizeof(SPL_REASONS) / sizeof(SPL_REASONS[0]) == KVG_SPL_REASON_MAX,
+               "KVG_SPL_REASON_NAMES must name every enum kvg_spl_reason");
+
+const char *gwbpf_splice_reason_name(unsigned reason)
+{
+    return reason < KVG_SPL_REASON_MAX ? SPL_REASONS[reason] : NULL;
+}
+
+int gwbpf_splice_ok(const struct gwbpf *b, const char **why)
+{
+    if (why)
+        *why = b ? b->splice_why : "no BPF fast path";
+    return b && b->splice_ok;
+}
+
 const char *gwbpf_xdp_reason_name(unsigned reason)
 {
     return reason < KVG_XDP_REASON_MAX ? REASONS[reason] : NULL;
@@ -662,4 +801,10 @@ int kvgate_bpf_xdp_stats(struct kvg_xdp_stat *out, unsigned n)
 {
     struct gwbpf *b = atomic_load(&G);
     return b ? gwbpf_xdp_stats(b, out, n) : -ENODEV;
+}
+
+int kvgate_bpf_splice_stats(struct kvg_spl_stat *out, unsigned n)
+{
+    struct gwbpf *b = atomic_load(&G);
+    return b && b->splice_ok ? gwbpf_splice_stats(b, out, n) : -ENODEV;
 }

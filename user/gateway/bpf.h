@@ -45,6 +45,8 @@ struct gwbpf_opts {
     /* The gateway's client port (host order): the guard's compiled default
      * for kvg_xdp_cfg.gw_port (the steering tail call). 0: none. */
     uint16_t gw_port;
+    /* Do not load or attach the splice verdict (--no-splice). */
+    int no_splice;
 };
 
 enum gwbpf_xdp_mode {
@@ -82,6 +84,15 @@ int gwbpf_xdp_stats(struct gwbpf *b, struct kvg_xdp_stat *out, unsigned n);
 /* "pass_tcp", "drop_syn_ratelimit", ... (label values); NULL past the end. */
 const char *gwbpf_xdp_reason_name(unsigned reason);
 
+/* The splice verdict's counters summed over CPUs, as gwbpf_xdp_stats. */
+int gwbpf_splice_stats(struct gwbpf *b, struct kvg_spl_stat *out, unsigned n);
+/* "c2p", "budget", ... (label values); NULL past the end. */
+const char *gwbpf_splice_reason_name(unsigned reason);
+/* 1 when the splice verdict is attached to kvg_sock (the sockmap splice
+ * can run); else 0 and *why (a phrase) says why not. The XDP guard and the
+ * pod table work either way: the splice is optional. */
+int gwbpf_splice_ok(const struct gwbpf *b, const char **why);
+
 /* Map fds for tests and tools (-1 when absent). */
 int gwbpf_map_fd(const struct gwbpf *b, const char *map_name);
 int gwbpf_prog_fd(const struct gwbpf *b);
@@ -100,5 +111,7 @@ int kvgate_bpf_enabled(void);
 void gwbpf_publish(struct gw *g, const struct pod_snapshot *s, uint64_t now_ns);
 /* The global handle's counters, as gwbpf_xdp_stats; -ENODEV without one. */
 int kvgate_bpf_xdp_stats(struct kvg_xdp_stat *out, unsigned n);
+/* The global handle's splice counters; -ENODEV without one or without the splice. */
+int kvgate_bpf_splice_stats(struct kvg_spl_stat *out, unsigned n);
 
 #endif

@@ -56,6 +56,12 @@
  *   limits.connect_timeout_ms to a pod, [1, 600000]                [1000]
  *   limits.first_byte_timeout_ms  pod's first byte, [1, 3600000]   [120000]
  *   limits.max_buffered_bytes per stream, [4096, 1073741824]       [1048576]
+ *   splice.mode        "auto" | "on" | "off": kernel splice of session
+ *                      flows (auto: models whose policy is prefix-aware
+ *                      without shadow or canary)                   ["auto"]
+ *   splice.budget_bytes  in flight per direction per spliced flow,
+ *                      [65536, 1073741824]                          [4194304]
+ *   splice.models      {"<model>": "auto" | "on" | "off"}, at most 32 [{}]
  *
  * Errors name the key path: `pods[2].url: expected "http://host:port", got
  * "ftp://x"`, `policy.overrides.m1.mode: unknown mode "fast" (...)`,
@@ -546,6 +552,68 @@ static int parse_section(struct jp_err *e, const char *path, const cJSON *o,
     return 0;
 }
 
+/* ---- splice ---- */
+
+static int splice_mode_of(struct jp_err *e, const char *path, const cJSON *v, int *out)
+{
+    char q[64];
+    if (!cJSON_IsString(v))
+        return jp_fail(e, path, "expected \"auto\", \"on\" or \"off\"");
+    if (!strcmp(v->valuestring, "auto"))
+        *out = GW_SPLICE_AUTO;
+    else if (!strcmp(v->valuestring, "on"))
+        *out = GW_SPLICE_ON;
+    else if (!strcmp(v->valuestring, "off"))
+        *out = GW_SPLICE_OFF;
+    else
+        return jp_fail(e, path, "unknown mode \"%s\" (auto, on, off)",
+                       jp_shown(v->valuestring, q, sizeof(q)));
+    return 0;
+}
+
+static int parse_splice(struct jp_err *e, const cJSON *o, struct gw_config *c)
+{
+    char kp[JP_PATH_MAX], mp[JP_PATH_MAX];
+    if (jp_obj(e, "splice", o))
+        return -1;
+    for (const cJSON *k = o->child; k; k = k->next) {
+        if (jp_dup_key(e, "splice", o, k))
+            return -1;
+        jp_join(kp, "splice", k->string);
+        const char *ks = k->string ? k->string : "";
+        if (!strcmp(ks, "mode")) {
+            if (splice_mode_of(e, kp, k, &c->splice_mode))
+                return -1;
+        } else if (!strcmp(ks, "budget_bytes")) {
+            double d = 0;
+            if (jp_int(e, kp, k, 65536, 1073741824, &d))
+                return -1;
+            c->splice_budget = (uint64_t)d;
+        } else if (!strcmp(ks, "models")) {
+            if (jp_obj(e, kp, k))
+                return -1;
+            c->nsplice_models = 0;
+            for (const cJSON *m = k->child; m; m = m->next) {
+                if (jp_dup_key(e, kp, k, m))
+                    return -1;
+                jp_join(mp, kp, m->string);
+                if (c->nsplice_models == GW_MAX_OVERRIDES)
+                    return jp_fail(e, kp, "at most %d models", GW_MAX_OVERRIDES);
+                struct gw_splice_model *sm = &c->splice_models[c->nsplice_models];
+                if (!m->string || !m->string[0] || strlen(m->string) >= sizeof(sm->model))
+                    return jp_fail(e, mp, "model names are 1-%zu bytes", sizeof(sm->model) - 1);
+                if (splice_mode_of(e, mp, m, &sm->mode))
+                    return -1;
+                snprintf(sm->model, sizeof(sm->model), "%s", m->string);
+                c->nsplice_models++;
+            }
+        } else {
+            return jp_unknown_key(e, "splice", k);
+        }
+    }
+    return 0;
+}
+
 /* ---- the document ---- */
 
 void gw_config_defaults(struct gw_config *c)
@@ -573,6 +641,8 @@ void gw_config_defaults(struct gw_config *c)
     c->first_byte_timeout_ms = 120000;
     c->max_buffered_bytes = 1 << 20;
     strcpy(c->access_log, "-");
+    c->splice_mode = GW_SPLICE_AUTO;
+    c->splice_budget = 4u << 20; /* = KVG_SPLICE_BUDGET_DEFAULT */
 }
 
 static int parse_admin(struct jp_err *e, const cJSON *o, struct gw_config *c)
@@ -639,6 +709,8 @@ static int parse_root(struct jp_err *e, const cJSON *root, struct gw_config *c)
             rc = parse_section(e, "limits", k, LIMITS_KEYS, c);
         else if (!strcmp(ks, "access_log"))
             rc = jp_str(e, "access_log", k, c->access_log, sizeof(c->access_log), 0);
+        else if (!strcmp(ks, "splice"))
+            rc = parse_splice(e, k, c);
         else
             rc = jp_unknown_key(e, "", k);
         if (rc)

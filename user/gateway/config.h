@@ -23,6 +23,20 @@ struct gw_pod_cfg {
     char models[POD_MAX_MODELS][POD_MODEL_MAX];
 };
 
+/* splice.mode values: when a session's HTTP/1.1 connection is spliced to
+ * its pod in the kernel (user/gateway/splice.c). */
+enum gw_splice_mode {
+    GW_SPLICE_AUTO = 0,  /* where the model's policy pins sessions and nothing needs to
+                          * see each request: mode prefix-aware, no shadow, no canary */
+    GW_SPLICE_ON = 1,
+    GW_SPLICE_OFF = 2,
+};
+
+struct gw_splice_model {
+    char model[POD_MODEL_MAX];
+    int mode;                     /* enum gw_splice_mode */
+};
+
 struct gw_policy_override {
     char model[POD_MODEL_MAX];
     struct policy_cfg policy;
@@ -61,6 +75,11 @@ struct gw_config {
     size_t max_buffered_bytes;    /* 1 MiB: output buffered per stream before backpressure */
     /* access log */
     char access_log[256];         /* path, "-" for stdout, "" off */
+    /* kernel splice of session flows (issue 5) */
+    int splice_mode;              /* enum gw_splice_mode, AUTO */
+    uint64_t splice_budget;       /* bytes in flight per direction per flow, 4 MiB */
+    uint32_t nsplice_models;
+    struct gw_splice_model splice_models[GW_MAX_OVERRIDES];
 };
 
 void gw_config_defaults(struct gw_config *c);

@@ -36,6 +36,7 @@
 #include "gateway/gateway.h"
 
 struct ev_loop;
+struct splice;
 struct cconn;
 struct xreq;
 struct upconn;
@@ -107,6 +108,8 @@ struct cconn {
     int chunked;
     int upgrade;                /* Upgrade: h2c once the body is in */
     struct sbuf h2c_settings;   /* its HTTP2-Settings value (base64url) */
+    /* kernel splice (splice.c): non-NULL once the connection is in kvg_sock */
+    struct splice *sp;
     /* HTTP/2 */
     struct h2srv h2;            /* session; in_ng: inside nghttp2, no mem_send */
     struct xreq *streams;

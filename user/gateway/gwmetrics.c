@@ -13,6 +13,7 @@
 #include "core/podtable.h"
 #include "gateway/bpf.h"
 #include "gateway/gateway.h"
+#include "gateway/splice.h"
 
 #define MAX_MODELS 64
 #define MAX_TENANTS 256
@@ -373,6 +374,8 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
             num(o, (double)xs[i].bytes);
         }
     }
+
+    splice_metrics_render(o); /* the sockmap splice (splice.c) */
 
     if (!s)
         return;

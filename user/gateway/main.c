@@ -19,6 +19,7 @@
 #include "gateway/control.h"
 #include "gateway/gateway.h"
 #include "gateway/gwmetrics.h"
+#include "gateway/splice.h"
 #include "gateway/worker.h"
 
 static const char USAGE[] =
@@ -31,6 +32,7 @@ static const char USAGE[] =
     "  --workers N          worker threads (0 = one per core)\n"
     "  --access-log PATH    JSON-lines access log (\"-\" = stdout)\n"
     "  --no-bpf             no kernel fast path (socket path only)\n"
+    "  --no-splice          no sockmap splice of session flows (pod table and XDP guard stay)\n"
     "  --bpf-pinned DIR     use the BPF maps and XDP guard an operator loaded under DIR\n"
     "                       (scripts/bpf-load.sh) instead of loading them\n"
     "  --xdp-iface IF       attach the XDP guard to interface IF\n"
@@ -45,14 +47,14 @@ int main(int argc, char **argv)
         {"access-log", 1, 0, 'L'}, {"help", 0, 0, 'h'},
         /* issue 5: the BPF fast path */
         {"no-bpf", 0, 0, 'B'}, {"bpf-pinned", 1, 0, 'D'}, {"xdp-iface", 1, 0, 'X'},
-        {"xdp-mode", 1, 0, 'M'}, {0, 0, 0, 0},
+        {"xdp-mode", 1, 0, 'M'}, {"no-splice", 0, 0, 'S'}, {0, 0, 0, 0},
     };
     static struct gw g; /* large (pod config array): not on the stack */
     char err[512];
     const char *config = NULL, *listen = NULL, *admin = NULL, *policy = NULL, *alog = NULL;
     const char *pods[POD_MAX];
     int npods = 0, workers = -1, c;
-    int no_bpf = 0;
+    int no_bpf = 0, no_splice = 0;
     const char *bpf_pinned = NULL, *xdp_iface = NULL;
     enum gwbpf_xdp_mode xdp_mode = GWBPF_XDP_AUTO;
 
@@ -81,6 +83,7 @@ int main(int argc, char **argv)
         }
         case 'L': alog = optarg; break;
         case 'B': no_bpf = 1; break;
+        case 'S': no_splice = 1; break;
         case 'D': bpf_pinned = optarg; break;
         case 'X': xdp_iface = optarg; break;
         case 'M':
@@ -116,6 +119,8 @@ int main(int argc, char **argv)
         snprintf(g.cfg.access_log, sizeof(g.cfg.access_log), "%s", alog);
     if (workers >= 0)
         g.cfg.workers = (uint32_t)workers;
+    if (no_splice)
+        g.cfg.splice_mode = GW_SPLICE_OFF;
     if (policy && policy_mode_parse(policy, &g.cfg.policy.mode)) {
         fprintf(stderr, "kvgated: --policy: unknown mode '%s' (prefix-aware, least-request, "
                         "round-robin, random)\n", policy);
@@ -181,7 +186,8 @@ int main(int argc, char **argv)
     if (!no_bpf) {
         const char *port = strrchr(g.cfg.listen, ':');
         struct gwbpf_opts bo = {.pin_dir = KVG_PIN_DIR_DEFAULT, .pinned_dir = bpf_pinned,
-                                .gw_port = port ? (uint16_t)atoi(port + 1) : 0};
+                                .gw_port = port ? (uint16_t)atoi(port + 1) : 0,
+                                .no_splice = g.cfg.splice_mode == GW_SPLICE_OFF};
         if (gwbpf_open(&bo, &bpf, err, sizeof(err)) < 0) {
             fprintf(stderr, "kvgated: BPF fast path off: %s; serving on the socket path\n", err);
         } else {
@@ -189,6 +195,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "kvgated: BPF fast path on: pod table and XDP guard %s %s\n",
                     bpf_pinned ? "opened from" : "pinned under",
                     bpf_pinned ? bpf_pinned : KVG_PIN_DIR_DEFAULT);
+            const char *swhy = NULL;
+            if (gwbpf_splice_ok(bpf, &swhy))
+                fprintf(stderr, "kvgated: sockmap splice of session flows on (mode %s, budget %llu "
+                                "bytes per flow and direction)\n",
+                        g.cfg.splice_mode == GW_SPLICE_ON ? "on" : "auto",
+                        (unsigned long long)g.cfg.splice_budget);
+            else
+                fprintf(stderr, "kvgated: sockmap splice off: %s\n", swhy);
             if (xdp_iface && gwbpf_xdp_attach(bpf, xdp_iface, xdp_mode, err, sizeof(err)) < 0)
                 fprintf(stderr, "kvgated: XDP guard not attached: %s\n", err);
             else if (xdp_iface)
@@ -199,6 +213,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "kvgated: --no-bpf: ignoring --xdp-iface and --bpf-pinned\n");
     }
 
+    splice_init(&g, bpf); /* off without the BPF handle */
     int rc = control_start(&g);
     if (rc == 0)
         rc = workers_start(&g, nw);

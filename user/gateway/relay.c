@@ -23,6 +23,7 @@
 #include "common/ev.h"
 #include "gateway/dataplane.h"
 #include "gateway/gwmetrics.h"
+#include "gateway/splice.h"
 
 static const char MIDSTREAM_EVENT[] =
     "data: {\"error\":{\"message\":\"upstream pod failed mid-stream\","
@@ -711,7 +712,7 @@ void relay_up_end(struct xreq *x)
     }
     struct upconn *u = x->up;
     x->up = NULL;
-    if (u)
+    if (u && !splice_hold(x, u)) /* a session's conn may be kept for the kernel splice */
         up_done(u);
     x->up_paused = 0;
     x_account(x);

@@ -28,6 +28,7 @@
 #include "common/httpstatus.h"
 #include "gateway/dataplane.h"
 #include "gateway/gwmetrics.h"
+#include "gateway/splice.h"
 
 static struct worker *g_workers;
 static uint32_t g_nworkers;
@@ -141,6 +142,7 @@ void cconn_fail(struct cconn *c)
     c->timer = c->kick_timer = 0;
     DLIST_REMOVE(w->conns, c, prev, next);
     atomic_fetch_sub(&w->g->conns, 1);
+    splice_conn_gone(c); /* its pod connection and map entries, if spliced */
     if (c->cur) {
         struct xreq *x = c->cur;
         x_abort_client(x);
@@ -172,6 +174,8 @@ void cconn_flush(struct cconn *c)
     if (c->proto == CP_H1 && c->cur && c->cur->up_paused)
         x_client_drained(c->cur);
     netconn_update_events(&c->nc); /* EPOLLOUT while output is left */
+    if (c->sp)
+        splice_client_idle(c); /* the answer is out: splice a held session flow */
 }
 
 /* ---- client input (netconn callbacks) ---- */
@@ -213,6 +217,8 @@ static const struct netconn_ops cconn_ops = { conn_input, conn_fail_cb, h1_waiti
 static void conn_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
 {
     struct cconn *c = arg;
+    if (c->sp && splice_client_io(c, ev))
+        return; /* spliced: the kernel moves its bytes, splice.c watches it */
     if (ev & EPOLLOUT)
         cconn_flush(c);
     netconn_read(&c->nc, ev);
