@@ -48,6 +48,7 @@ TEST(defaults)
     CHECK_EQ(cfg.policy.stale_ms, 200);
     CHECK_NEAR(cfg.policy.bounded_load, 1.25, 0);
     CHECK_NEAR(cfg.policy.bounded_floor, 8, 0);
+    CHECK_NEAR(cfg.policy.bounded_session, 2, 0);
     CHECK_EQ(cfg.noverrides, 0);
     CHECK_EQ(cfg.block_bytes, 64);
     CHECK_EQ(cfg.max_blocks, 256);
@@ -85,7 +86,7 @@ static const char FULL[] =
     "\"canary_percent\":25,\n"
     "   \"weights\":{\"prefix\":4,\"queue\":1.5,\"kv\":0,\"lora\":2,\"session\":0.5},"
     "\"queue_saturation\":7,\"kv_saturation\":0.9,\n"
-    "   \"stale_ms\":300,\"bounded_load\":0,\"bounded_floor\":2,\n"
+    "   \"stale_ms\":300,\"bounded_load\":0,\"bounded_floor\":2,\"bounded_session\":3,\n"
     "   \"overrides\":{\"m1\":{\"mode\":\"round-robin\",\"weights\":{\"kv\":5}},"
     "\"org/big-model\":{\"stale_ms\":1000}}},\n"
     " \"fingerprint\":{\"block_bytes\":128,\"max_blocks\":512},\n"
@@ -135,6 +136,7 @@ TEST(full_config)
     CHECK_EQ(cfg.policy.stale_ms, 300);
     CHECK_NEAR(cfg.policy.bounded_load, 0, 0);
     CHECK_NEAR(cfg.policy.bounded_floor, 2, 0);
+    CHECK_NEAR(cfg.policy.bounded_session, 3, 0);
     CHECK_EQ(cfg.noverrides, 2);
     CHECK_EQ(cfg.block_bytes, 128);
     CHECK_EQ(cfg.max_blocks, 512);

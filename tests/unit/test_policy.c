@@ -108,6 +108,32 @@ TEST(saturated_warm_pod_loses_to_idle_cold_pod)
     snapshot_put(s);
 }
 
+TEST(a_sessions_own_pod_saturates_later)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c); /* queue 5; session pods x 2 / 1.25 = 8 */
+    reset();
+    struct pod_snapshot *s = fleet(2);
+    match[0] = 20;
+    s->pods[0].waiting = 7;
+    struct route_input in = {.model = "llama", .nkeys = 20, .match = match, .session_slot = -1,
+                             .rand = 7, .now_ns = NOW, .exclude_slot = UINT32_MAX};
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 1); /* 7 >= 5: saturated for a request without a session */
+    in.session_slot = 0;
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 0); /* 7 < 8 for the session whose history it holds */
+    s->pods[0].waiting = 8;
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 1);
+    s->pods[0].waiting = 0;
+    s->pods[0].kv_usage = 0.9; /* KV saturation is not relaxed */
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 1);
+    snapshot_put(s);
+}
+
 TEST(gateway_inflight_raises_the_queue_estimate)
 {
     struct policy_cfg c;
@@ -171,6 +197,44 @@ TEST(bounded_load_stops_a_hot_prefix_piling_up)
     CHECK(pick(&c, s, "llama", 30, 5, &d) != 0);
     c.bounded_load = 0;
     CHECK_EQ(pick(&c, s, "llama", 30, 5, &d), 0);
+    snapshot_put(s);
+}
+
+TEST(bounded_load_is_looser_for_a_sessions_own_pod)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    c.queue_sat = 1000;
+    reset();
+    struct pod_snapshot *s = fleet(4);
+    match[0] = 30;
+    for (int i = 1; i < 4; i++)
+        atomic_store(&cnt.inflight[i], 10);
+    atomic_store(&cnt.inflight[0], 16); /* 17 > 1.25 x 47/4 = 14.7, <= 2 x 47/4 = 23.5 */
+    struct route_input in = {.model = "llama", .nkeys = 30, .match = match, .session_slot = 0,
+                             .rand = 5, .now_ns = NOW, .exclude_slot = UINT32_MAX};
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 0);
+    CHECK_EQ(d.bounded, 0);
+    /* another pod's session does not loosen pod 0's bound */
+    in.session_slot = 1;
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK(d.idx != 0);
+    CHECK_EQ(d.bounded, 1);
+    /* past 2 x the mean even the session's pod is skipped */
+    in.session_slot = 0;
+    atomic_store(&cnt.inflight[0], 25); /* 26 <= 2 x 56/4 = 28 */
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 0);
+    atomic_store(&cnt.inflight[0], 40); /* 41 > 2 x 71/4 = 35.5 */
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK(d.idx != 0);
+    /* bounded_session below bounded_load: the plain bound */
+    c.bounded_session = 0;
+    atomic_store(&cnt.inflight[0], 16);
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK(d.idx != 0);
     snapshot_put(s);
 }
 
@@ -301,9 +365,11 @@ int main(void)
     RUN(prefix_match_wins_when_load_is_equal);
     RUN(filters_model_adapter_health);
     RUN(saturated_warm_pod_loses_to_idle_cold_pod);
+    RUN(a_sessions_own_pod_saturates_later);
     RUN(gateway_inflight_raises_the_queue_estimate);
     RUN(stale_metrics_count_as_saturated_then_degraded);
     RUN(bounded_load_stops_a_hot_prefix_piling_up);
+    RUN(bounded_load_is_looser_for_a_sessions_own_pod);
     RUN(ties_are_broken_at_random);
     RUN(simple_modes);
     RUN(shadow_routes_by_baseline_and_records_the_pick);

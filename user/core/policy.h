@@ -38,6 +38,11 @@ struct policy_cfg {
     uint32_t stale_ms;          /* metrics older than this: saturated (200) */
     double bounded_load;        /* a pod takes at most c x mean in-flight ... (1.25); 0 off */
     double bounded_floor;       /* ... but is never limited below this many (8) */
+    double bounded_session;     /* the pod a request's session (x-session-id) last
+                                 * used takes up to this x mean in-flight (2.0),
+                                 * and is saturated only at queue_sat x
+                                 * bounded_session / bounded_load waiting;
+                                 * below bounded_load: no difference */
 };
 
 void policy_defaults(struct policy_cfg *c);

@@ -178,27 +178,83 @@ void pidx_insert(struct prefix_index *x, uint32_t pod, const uint64_t *keys,
     pthread_mutex_unlock(&x->mu);
 }
 
+/* What one probe of key k saw among the pods that hold block 0: how many
+ * hold key k and a signature of which (equal sets give equal counts and
+ * signatures). */
+struct probe {
+    uint32_t count;
+    uint64_t sig;
+};
+
+static struct probe probe(const struct prefix_index *x, const uint64_t *keys,
+                          size_t k, uint16_t *match)
+{
+    struct probe r = {0, 0};
+    for (uint32_t i = x->buckets[bucket(x, keys[k])]; i != NIL; i = x->e[i].hnext) {
+        const struct entry *en = &x->e[i];
+        if (en->key != keys[k] || !match[en->pod])
+            continue;
+        if (match[en->pod] < k + 1)
+            match[en->pod] = (uint16_t)(k + 1);
+        r.count++;
+        r.sig ^= ((uint64_t)en->pod + 1) * 0x9E3779B97F4A7C15ull;
+    }
+    return r;
+}
+
+/* Refines (lo, hi): both probed; a pod whose match ends strictly between
+ * them makes their sets differ, so only such intervals are split. */
+static void refine(const struct prefix_index *x, const uint64_t *keys,
+                   size_t lo, size_t hi, struct probe plo, struct probe phi,
+                   uint16_t *match)
+{
+    while (hi - lo > 1 && (plo.count != phi.count || plo.sig != phi.sig)) {
+        size_t mid = lo + (hi - lo) / 2;
+        struct probe pm = probe(x, keys, mid, match);
+        refine(x, keys, lo, mid, plo, pm, match);
+        lo = mid;
+        plo = pm;
+    }
+}
+
+/* Every pod's holdings are prefix-closed: pidx_insert credits whole chains
+ * (block k's key encodes blocks 0..k) and touches block j after block k for
+ * j < k, so LRU eviction, capacity shrink and pool recycling all drop a
+ * chain's tail before its head. The pods holding key k therefore shrink as
+ * k grows, and each pod's match is found by bisection where that set
+ * changes: O(d log n) probes for d distinct match lengths (typically 1-3)
+ * instead of one probe per matched block, each probe a cache miss or two
+ * in an index of millions of entries. Pods must hold block 0 to match at
+ * all (a hole there is caught; a hole inside a chain, which the insert
+ * order above rules out, would be bridged). match[p] doubles as the
+ * "holds block 0" mark while probing. */
 uint32_t pidx_lookup(struct prefix_index *x, const uint64_t *keys, size_t n,
                      uint16_t *match)
 {
     memset(match, 0, x->max_pods * sizeof(*match));
-    uint32_t best = 0;
+    if (n > UINT16_MAX)
+        n = UINT16_MAX;
+    if (n == 0)
+        return 0;
     pthread_mutex_lock(&x->mu);
-    /* block k extends a pod's match only if the pod held blocks 0..k-1 */
-    for (size_t k = 0; k < n && k < UINT16_MAX; k++) {
-        int extended = 0;
-        for (uint32_t i = x->buckets[bucket(x, keys[k])]; i != NIL; i = x->e[i].hnext) {
-            struct entry *en = &x->e[i];
-            if (en->key == keys[k] && match[en->pod] == k) {
-                match[en->pod] = (uint16_t)(k + 1);
-                extended = 1;
-            }
+    struct probe p0 = {0, 0};
+    for (uint32_t i = x->buckets[bucket(x, keys[0])]; i != NIL; i = x->e[i].hnext) {
+        const struct entry *en = &x->e[i];
+        if (en->key == keys[0] && !match[en->pod]) {
+            match[en->pod] = 1;
+            p0.count++;
+            p0.sig ^= ((uint64_t)en->pod + 1) * 0x9E3779B97F4A7C15ull;
         }
-        if (!extended)
-            break;
-        best = (uint32_t)k + 1;
+    }
+    if (p0.count && n > 1) {
+        struct probe pn = probe(x, keys, n - 1, match);
+        refine(x, keys, 0, n - 1, p0, pn, match);
     }
     pthread_mutex_unlock(&x->mu);
+    uint32_t best = 0;
+    for (uint32_t p = 0; p < x->max_pods; p++)
+        if (match[p] > best)
+            best = match[p];
     return best;
 }
 

@@ -32,6 +32,7 @@
  *     stale_ms           metrics older: saturated, [1, 3600000] [200]
  *     bounded_load       0 (off) or >= 1: at most this x mean in-flight [1.25]
  *     bounded_floor      ... but never limited below this, >= 0 [8]
+ *     bounded_session    a session's own pod: up to this x mean, >= 0 [2.0]
  *     overrides          {"<model>": {same keys but overrides}}, at most 32;
  *                        an override inherits what it does not set from
  *                        the global policy                       [{}]
@@ -354,6 +355,8 @@ static int parse_policy_keys(struct jp_err *e, const char *path, const cJSON *o,
                 rc = jp_fail(e, kp, "expected 0 (off) or a number >= 1");
         } else if (!strcmp(ks, "bounded_floor"))
             rc = jp_num(e, kp, k, 0, 0, INFINITY, &p->bounded_floor);
+        else if (!strcmp(ks, "bounded_session"))
+            rc = jp_num(e, kp, k, 0, 0, INFINITY, &p->bounded_session);
         else if (!strcmp(ks, "overrides") && overrides) {
             *overrides = k;
             rc = 0;
@@ -441,6 +444,8 @@ static int policy_keys_json(cJSON *o, const struct policy_cfg *p,
         ok &= !!cJSON_AddNumberToObject(o, "bounded_load", p->bounded_load);
     if (DIFF(bounded_floor))
         ok &= !!cJSON_AddNumberToObject(o, "bounded_floor", p->bounded_floor);
+    if (DIFF(bounded_session))
+        ok &= !!cJSON_AddNumberToObject(o, "bounded_session", p->bounded_session);
 #undef DIFF
     return ok ? 0 : -ENOMEM;
 }
