@@ -11,6 +11,9 @@
 # The commands it runs, in order (DIR = /sys/fs/bpf/kvgate by default):
 #   mount -t bpf bpf /sys/fs/bpf                       # only when not mounted
 #   bpftool prog loadall build/bpf/xdp_guard.bpf.o DIR pinmaps DIR/maps
+#   bpftool prog load build/bpf/splice.bpf.o DIR/splice_verdict \
+#       map name kvg_pods pinned DIR/maps/kvg_pods ...     # every map it shares
+#   bpftool prog attach pinned DIR/splice_verdict stream_verdict pinned DIR/maps/kvg_sock
 #   ip link set dev IF xdpdrv pinned DIR/xdp_guard     # native; xdpgeneric for generic
 #   bpftool map dump pinned DIR/maps/kvg_pods          # show: the pod table, etc.
 # --netns NS runs the `ip link` step as `nsenter --net=/run/netns/NS ip ...`:
@@ -67,6 +70,19 @@ if [ $cmd = load ]; then
     mkdir -p "$dir"
     bpftool prog loadall "$obj" "$dir" pinmaps "$dir/maps"
     echo "bpf-load: loaded $obj; program $dir/xdp_guard, maps $dir/maps/"
+    # the sockmap splice: the verdict, sharing the maps just pinned, attached
+    # to kvg_sock (kvgated --bpf-pinned splices only when it finds it)
+    sobj=$(dirname "$obj")/splice.bpf.o
+    if [ -f "$sobj" ]; then
+        maps=()
+        for m in kvg_pods kvg_xdp_stats kvg_xdp_cfg kvg_syn_bkt kvg_xdp_progs kvg_sock \
+                 kvg_flow_cfg kvg_flow_st kvg_spl_stats; do
+            maps+=(map name $m pinned "$dir/maps/$m")
+        done
+        bpftool prog load "$sobj" "$dir/splice_verdict" "${maps[@]}"
+        bpftool prog attach pinned "$dir/splice_verdict" stream_verdict pinned "$dir/maps/kvg_sock"
+        echo "bpf-load: loaded $sobj; program $dir/splice_verdict attached to $dir/maps/kvg_sock"
+    fi
 else
     [ -n "$iface" ] || die "attach: --iface IF"
     [ -e "$dir/xdp_guard" ] || die "nothing loaded at $dir"

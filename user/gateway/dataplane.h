@@ -183,6 +183,7 @@ struct xreq {
     int sse_at_boundary;        /* everything relayed ended an event */
     struct sbuf hold;           /* SSE bytes of an event not yet complete */
     int up_paused;
+    int last_body;              /* h1: the answer's last body bytes are being relayed */
     /* h2 body queue, drained by the data provider */
     struct sbuf h2out;
     size_t h2off;

@@ -392,6 +392,7 @@ static void x_route_and_go(struct xreq *x)
     }
     r->t_routed = now_ns();
     x->fresh_tried = 0;
+    splice_prepare(x); /* a session's connection enters kvg_sock (PASS) */
     if (up_start(x, 0) < 0)
         x_local(x, 502, "BadGatewayError", "upstream pod failed: out of memory",
                 "upstream_failed");
@@ -696,7 +697,8 @@ void relay_up_body(struct xreq *x, const char *p, size_t n)
     } else {
         sink_body(x, p, n);
     }
-    cconn_flush(x->c);
+    if (!x->last_body) /* else relay_up_end flushes, after splice_hold */
+        cconn_flush(x->c);
     if (!x->dead && !x->done)
         x_backpressure(x);
 }

@@ -70,6 +70,7 @@ struct splice {
     int c_in_map, p_in_map;
     uint32_t epoch_c, epoch_p;
     uint64_t base_c2p, base_p2c;/* cfg.peer_base written for the client / the pod */
+    int settled;                /* SPLICED and kvgated's last answer bytes are out */
     int c_eof, p_eof;           /* read side ended */
     int c_shut, p_shut;         /* we shut its write side */
     uint64_t timer;
@@ -223,6 +224,7 @@ static void map_out(uint64_t ck, int sock_too)
 /* ---- lifetime ---- */
 
 static void timer_cb(struct ev_loop *l, void *arg);
+static void pod_io(struct ev_loop *l, int fd, uint32_t ev, void *arg);
 
 static void arm(struct splice *sp, uint64_t in_ns)
 {
@@ -279,86 +281,69 @@ static void teardown(struct splice *sp, unsigned cause)
     cconn_fail(c); /* -> splice_conn_gone */
 }
 
-static void pod_io(struct ev_loop *l, int fd, uint32_t ev, void *arg);
+/* ---- entering the map, holding, splicing ---- */
 
-/* ---- HELD: keep the exchange's upstream conn ---- */
-
-int splice_hold(struct xreq *x, struct upconn *u)
+static int eligible(struct xreq *x)
 {
     struct cconn *c = x->c;
-    struct worker *w = x->w;
-    if (!g_on || x->sid || c->proto != CP_H1 || !x->keep_alive || !x->r.session[0] ||
-        x->r.status < 200 || x->r.status > 299 || c->nc.dead || c->nc.closing ||
-        c->nc.in.len || w->stopping || !u->resp_ka || !u->req_sent || u->wr_failed ||
-        u->in.len || u->framing == UF_CLOSE || u->dead || u->fd < 0)
-        return 0;
-    if (c->sp && c->sp->state != SP_NONE && c->sp->state != SP_HELD)
-        return 0;
-    if (!splice_enabled_for(w->g, x->r.model))
-        return 0;
-    struct splice *sp = c->sp;
-    if (!sp) {
-        /* The client socket enters kvg_sock now, in PASS mode: the client
-         * waits for this answer, so nothing of it is unread (checked) and
-         * the verdict sees its next request from its first byte. */
-        uint64_t ck;
-        if (inq(c->nc.fd) != 0 || cookie(c->nc.fd, &ck) < 0)
-            return 0;
-        sp = calloc(1, sizeof(*sp));
-        if (!sp)
-            return 0;
-        sp->c = c;
-        sp->ck_c = ck;
-        sbuf_init(&sp->c2p);
-        sbuf_init(&sp->p2c);
-        struct kvg_flow_cfg cfg = {.dir = KVG_DIR_C2P, .mode = KVG_MODE_PASS, .epoch = 1};
-        if (map_in(c->nc.fd, ck, &cfg) < 0) {
-            free(sp);
-            return 0;
-        }
-        sp->epoch_c = 1;
-        sp->c_in_map = 1;
-        c->sp = sp;
-    }
-    if (sp->up) /* an older held conn: this exchange used another one */
-        drop_pod(sp);
-    /* take u: no exchange owns it, no pool holds it, pod_io watches it */
-    ev_timer_cancel(w->l, u->timer);
-    u->timer = 0;
-    u->x = NULL;
-    ev_del(w->l, u->fd);
-    if (ev_add(w->l, u->fd, EPOLLIN | EPOLLRDHUP, pod_io, sp) < 0) {
-        up_kill(u);
-        sp->state = SP_NONE;
-        return 1; /* u is gone either way */
-    }
-    sp->up = u;
-    sp->slot = x->up_slot;
-    sp->state = SP_HELD;
-    return 1;
+    return g_on && !x->sid && c->proto == CP_H1 && x->keep_alive && x->r.session[0] &&
+           !c->nc.dead && !c->nc.closing && !c->nc.in.len && !x->w->stopping &&
+           (!c->sp || c->sp->state == SP_NONE) && splice_enabled_for(x->w->g, x->r.model);
 }
 
-/* ---- SPLICED ---- */
-
-static void unsplice_to_socket_path(struct splice *sp, unsigned cause);
-
-void splice_client_idle(struct cconn *c)
+/* The client socket enters kvg_sock in PASS mode: its bytes still come up
+ * to kvgated, but the verdict frames its requests from the next byte on.
+ * Done while the client waits for an answer (nothing of it unread:
+ * checked), so that byte is the first of its next request. */
+static struct splice *enter_map(struct cconn *c)
 {
-    struct splice *sp = c->sp;
-    if (!sp || sp->state != SP_HELD || c->nc.dead || c->nc.closing || c->cur ||
-        c->h1st != H1_HEAD || c->nc.in.len || netconn_pending(&c->nc) || c->proto != CP_H1)
-        return;
+    uint64_t ck;
+    if (c->sp)
+        return c->sp;
+    if (inq(c->nc.fd) != 0 || cookie(c->nc.fd, &ck) < 0)
+        return NULL;
+    struct splice *sp = calloc(1, sizeof(*sp));
+    if (!sp)
+        return NULL;
+    sp->c = c;
+    sp->ck_c = ck;
+    sbuf_init(&sp->c2p);
+    sbuf_init(&sp->p2c);
+    struct kvg_flow_cfg cfg = {.dir = KVG_DIR_C2P, .mode = KVG_MODE_PASS, .epoch = 1};
+    if (map_in(c->nc.fd, ck, &cfg) < 0) {
+        free(sp);
+        return NULL;
+    }
+    sp->epoch_c = 1;
+    sp->c_in_map = 1;
+    c->sp = sp;
+    return sp;
+}
+
+void splice_prepare(struct xreq *x)
+{
+    if (eligible(x))
+        enter_map(x->c);
+}
+
+/* Both sockets spliced: the pod socket enters kvg_sock, the client's cfg
+ * goes to SPLICE (adopted by the verdict at the next request head). Done
+ * when the pod's answer is complete but before its last bytes reach the
+ * client (relay.c holds them back): a client that sends its next request
+ * the moment it has the answer still finds the splice in place. 0 or -1
+ * (nothing changed but the pod conn dropped). */
+static int activate(struct splice *sp)
+{
+    struct cconn *c = sp->c;
     struct upconn *u = sp->up;
     uint64_t taken_c, taken_p, ck_p;
     struct kvg_flow_st stc;
-    if (!u || inq(u->fd) != 0 || cookie(u->fd, &ck_p) < 0 ||
+    if (inq(c->nc.fd) != 0 || inq(u->fd) != 0 || cookie(u->fd, &ck_p) < 0 ||
         tcp_counts(c->nc.fd, NULL, &taken_c) < 0 || tcp_counts(u->fd, NULL, &taken_p) < 0 ||
-        st_get(sp->ck_c, &stc) < 0) {
-        drop_pod(sp);
-        sp->state = SP_NONE;
-        return;
-    }
-    /* pod -> client: the pod socket's own counter starts at 0 */
+        st_get(sp->ck_c, &stc) < 0)
+        return -1; /* bytes already came up, or a socket call failed */
+    /* pod -> client: the pod socket's counter starts at 0; the base is
+     * written again once kvgated's own last bytes to the client are out */
     sp->ck_p = ck_p;
     sp->epoch_p = 1;
     sp->base_p2c = taken_c;
@@ -367,9 +352,7 @@ void splice_client_idle(struct cconn *c)
                               .mode = KVG_MODE_SPLICE};
     if (map_in(u->fd, ck_p, &pc) < 0) {
         count_unsplice(UC_ERROR);
-        drop_pod(sp);
-        sp->state = SP_NONE;
-        return;
+        return -1;
     }
     sp->p_in_map = 1;
     /* client -> pod: in flight = client bytes - (pod acked - base) */
@@ -379,17 +362,72 @@ void splice_client_idle(struct cconn *c)
                               .dir = KVG_DIR_C2P, .mode = KVG_MODE_SPLICE};
     if (cfg_put(sp->ck_c, &cc, BPF_EXIST) < 0) {
         count_unsplice(UC_ERROR);
-        drop_pod(sp);
-        sp->state = SP_NONE;
-        return;
+        return -1;
     }
     sp->epoch_c = cc.epoch;
     sp->state = SP_SPLICED;
+    sp->settled = 0;
     sp->c_eof = sp->p_eof = sp->c_shut = sp->p_shut = 0;
     sp->wait_since = 0;
     sp->idle_mark = UINT64_MAX;
     atomic_fetch_add(&g_active, 1);
     atomic_fetch_add(&g_total, 1);
+    return 0;
+}
+
+int splice_hold(struct xreq *x, struct upconn *u)
+{
+    struct cconn *c = x->c;
+    struct worker *w = x->w;
+    if (x->r.status < 200 || x->r.status > 299 || !u->resp_ka || !u->req_sent ||
+        u->wr_failed || u->in.len || u->framing == UF_CLOSE || u->dead || u->fd < 0 ||
+        !eligible(x))
+        return 0;
+    struct splice *sp = enter_map(c); /* normally done at dispatch already */
+    if (!sp)
+        return 0;
+    /* take u: no exchange owns it, no pool holds it, pod_io watches it */
+    ev_timer_cancel(w->l, u->timer);
+    u->timer = 0;
+    u->x = NULL;
+    ev_del(w->l, u->fd);
+    if (ev_add(w->l, u->fd, EPOLLIN | EPOLLRDHUP, pod_io, sp) < 0) {
+        up_kill(u);
+        return 1; /* u is gone either way */
+    }
+    sp->up = u;
+    sp->slot = x->up_slot;
+    sp->state = SP_HELD;
+    if (activate(sp) < 0) {
+        drop_pod(sp);
+        sp->state = SP_NONE;
+    }
+    return 1;
+}
+
+/* ---- SPLICED ---- */
+
+static void unsplice_to_socket_path(struct splice *sp, unsigned cause);
+
+/* After each flush of the client: once kvgated's last bytes of the answer
+ * are out, the flow is settled (the pod's base is final, kvgated stops
+ * watching output, idleness is judged from the verdict's counters). */
+void splice_client_idle(struct cconn *c)
+{
+    struct splice *sp = c->sp;
+    if (!sp || sp->state != SP_SPLICED || sp->settled || c->nc.dead || c->cur ||
+        netconn_pending(&c->nc))
+        return;
+    uint64_t taken_c;
+    struct kvg_flow_st stp;
+    if (tcp_counts(c->nc.fd, NULL, &taken_c) == 0 && st_get(sp->ck_p, &stp) == 0) {
+        sp->base_p2c = taken_c - stp.bytes;
+        struct kvg_flow_cfg pc = {.peer = sp->ck_c, .peer_base = sp->base_p2c,
+                                  .budget = g_budget, .pod_slot = sp->slot, .epoch = sp->epoch_p,
+                                  .dir = KVG_DIR_P2C, .mode = KVG_MODE_SPLICE};
+        cfg_put(sp->ck_p, &pc, BPF_EXIST); /* the pod is idle: no verdict runs on it */
+    }
+    sp->settled = 1;
     cconn_set_timer(c, CT_NONE); /* idleness is judged from the verdict's counters */
     ev_mod(c->w->l, c->nc.fd, EPOLLIN | EPOLLRDHUP);
     uint32_t ms = c->w->g->cfg.idle_timeout_ms ? c->w->g->cfg.idle_timeout_ms : 60000;
@@ -672,6 +710,11 @@ int splice_client_io(struct cconn *c, uint32_t ev)
     }
     if (sp->state != SP_SPLICED)
         return 0;
+    if ((ev & EPOLLOUT) && !sp->settled) {
+        cconn_flush(c); /* the rest of the last relayed answer; settles when out */
+        if (c->nc.dead || c->sp != sp)
+            return 1;
+    }
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         spliced_event(sp, 1, ev);
     return 1;

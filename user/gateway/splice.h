@@ -40,12 +40,16 @@ void splice_init(struct gw *g, struct gwbpf *b);
 /* 1 when connections of `model` may be spliced (config, policy, BPF). */
 int splice_enabled_for(struct gw *g, const char *model);
 
+/* relay.c, when a request was routed: a session's HTTP/1.1 connection
+ * enters kvg_sock (PASS mode) while its client waits for the answer. */
+void splice_prepare(struct xreq *x);
 /* relay.c, as an HTTP/1.1 exchange ends with its upstream conn u: 1 when
  * splice.c keeps u as the connection's dedicated pod conn (the caller then
- * must not pool it), 0 to pool it as usual. */
+ * must not pool it) and splices the flow, 0 to pool it as usual. Called
+ * before the answer's last bytes are flushed to the client. */
 int splice_hold(struct xreq *x, struct upconn *u);
-/* worker.c, after flushing c: splices a held flow once the client is
- * idle (answer out, nothing read ahead). */
+/* worker.c, after flushing c: settles a new splice once the answer's
+ * last bytes are out. */
 void splice_client_idle(struct cconn *c);
 /* worker.c, the client socket's events: 1 when splice.c handled them
  * (the flow is spliced or relayed as bytes), 0 for the normal path. */

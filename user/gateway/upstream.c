@@ -387,6 +387,9 @@ static int up_parse(struct upconn *u)
     case UF_CLEN: {
         size_t n = u->in.len < u->clen_left ? u->in.len : (size_t)u->clen_left;
         if (n) {
+            /* HTTP/1.1: the last bytes reach the client with relay_up_end's
+             * flush, after splice.c had its chance to splice the flow */
+            x->last_body = !x->sid && n == u->clen_left;
             relay_up_body(x, u->in.data, n);
             if (u->dead || u->x != x)
                 return -1;

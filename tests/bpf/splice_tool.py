@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""splice_tool: the client and the byte-counting pod of tests/bpf/test_splice.sh.
+
+  splice_tool.py countpod PORT
+      a model-server stand-in (HTTP/1.1 keep-alive, one thread per
+      connection): GET /health, /v1/models (model "countpod"), /metrics
+      (vLLM names, idle pod); POST /v1/completions answers
+      {"bytes": N, "sha256": H} for the body it read, whatever it is.
+      POST /admin/stall {"after": N} makes the next body read stop after N
+      bytes until POST /admin/release.
+  splice_tool.py session PORT SESSION STEPS...
+      one keep-alive connection; each step prints one JSON line:
+        req:MODEL:PROMPT_BYTES:STREAM[:MAX_TOKENS]  a completion request
+        upload:BYTES[:shut]  POST a BYTES-long body (shut: shutdown(SHUT_WR)
+                             right after it), read the answer
+        post:URL:JSON        an HTTP POST on another connection (admin API)
+        sleep:SECONDS
+  splice_tool.py direct PORT MODEL PROMPT_BYTES STREAM MAX_TOKENS
+      one request straight to a pod (the unspliced reference), one JSON line.
+"""
+import hashlib
+import json
+import socket
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def prompt_of(n):
+    words = "the quick brown fox jumps over the lazy dog ".encode()
+    return (words * (n // len(words) + 1))[:n].decode()
+
+
+# ---- the client ----
+
+class Conn:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def fill(self):
+        d = self.s.recv(1 << 20)
+        if not d:
+            raise EOFError("connection closed")
+        self.buf += d
+
+    def take(self, n):
+        while len(self.buf) < n:
+            self.fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            self.fill()
+        out, self.buf = self.buf.split(b"\r\n", 1)
+        return out
+
+    def response(self):
+        """(status, headers dict lower-case, body bytes)"""
+        while b"\r\n\r\n" not in self.buf:
+            self.fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        hdrs = {}
+        for l in lines[1:]:
+            k, v = l.split(":", 1)
+            hdrs[k.strip().lower()] = v.strip()
+        if "content-length" in hdrs:
+            return status, hdrs, self.take(int(hdrs["content-length"]))
+        if hdrs.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                sz = int(self.line().split(b";")[0], 16)
+                if sz == 0:
+                    while self.line() != b"":
+                        pass
+                    return status, hdrs, body
+                body += self.take(sz)
+                self.take(2)
+        while True:  # until close
+            try:
+                self.fill()
+            except EOFError:
+                body, self.buf = self.buf, b""
+                return status, hdrs, body
+
+
+def sse_texts(body):
+    """the text of each data event (completions and chat), in order"""
+    out = []
+    for ev in body.decode().split("\n\n"):
+        for line in ev.split("\n"):
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            j = json.loads(line[6:])
+            for c in j.get("choices", []):
+                t = c.get("text")
+                if t is None:
+                    t = (c.get("delta") or {}).get("content")
+                if t:
+                    out.append(t)
+    return out
+
+
+def summary(status, hdrs, body, stream):
+    r = {"status": status, "dest": hdrs.get("x-gateway-destination-endpoint", ""),
+         "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    try:
+        if stream:
+            r["tokens"] = sse_texts(body)
+        else:
+            j = json.loads(body)
+            r["json"] = j
+            if "choices" in j:
+                r["tokens"] = [j["choices"][0].get("text") or
+                               (j["choices"][0].get("message") or {}).get("content")]
+    except Exception as e:  # an answer we cannot parse is reported, not fatal
+        r["parse_error"] = str(e)
+    return r
+
+
+def request_bytes(model, nbytes, stream, max_tokens, session):
+    body = json.dumps({"model": model, "prompt": prompt_of(nbytes), "max_tokens": max_tokens,
+                       "stream": stream, "seed": 7, "ignore_eos": True}).encode()
+    head = ("POST /v1/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
+            + (f"x-session-id: {session}\r\n" if session else "")
+            + f"content-length: {len(body)}\r\n\r\n").encode()
+    return head + body
+
+
+def session(port, sess, steps):
+    c = Conn(port)
+    for st in steps:
+        kind, _, arg = st.partition(":")
+        t0 = time.time()
+        if kind == "req":
+            a = arg.split(":")
+            model, n, stream = a[0], int(a[1]), a[2] == "1"
+            mt = int(a[3]) if len(a) > 3 else 8
+            c.s.sendall(request_bytes(model, n, stream, mt, sess))
+            r = summary(*c.response(), stream)
+        elif kind == "upload":
+            a = arg.split(":")
+            n = int(a[0])
+            head = ("POST /v1/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
+                    f"x-session-id: {sess}\r\ncontent-length: {n}\r\n\r\n").encode()
+            # a valid completion body of exactly n bytes (kvgated relays only
+            # what it can route; the count pod does not care)
+            pre = b'{"model":"countpod","max_tokens":1,"prompt":"'
+            post = b'"}'
+            assert n >= len(pre) + len(post)
+            h = hashlib.sha256()
+            c.s.sendall(head + pre)
+            h.update(pre)
+            chunk = (b"0123456789abcdef" * 65536)  # 1 MiB
+            left = n - len(pre) - len(post)
+            while left:
+                p = chunk[:min(left, len(chunk))]
+                c.s.sendall(p)
+                h.update(p)
+                left -= len(p)
+            c.s.sendall(post)
+            h.update(post)
+            if len(a) > 1 and a[1] == "shut":
+                c.s.shutdown(socket.SHUT_WR)
+            r = summary(*c.response(), False)
+            r["sent_sha256"] = h.hexdigest()
+        elif kind == "post":
+            url, _, js = arg.partition("|")
+            q = urllib.request.Request(url, data=js.encode(), method="POST")
+            try:
+                with urllib.request.urlopen(q, timeout=5) as resp:
+                    r = {"status": resp.status}
+            except urllib.error.HTTPError as e:
+                r = {"status": e.code}
+        elif kind == "sleep":
+            time.sleep(float(arg))
+            r = {}
+        else:
+            raise SystemExit(f"unknown step {st}")
+        r["step"] = st[:60]
+        r["secs"] = round(time.time() - t0, 3)
+        print(json.dumps(r), flush=True)
+
+
+def direct(port, model, n, stream, mt):
+    c = Conn(port)
+    c.s.sendall(request_bytes(model, n, stream, mt, None))
+    print(json.dumps(summary(*c.response(), stream)))
+
+
+# ---- the counting pod ----
+
+STALL = {"after": None}
+RELEASE = threading.Event()
+
+
+class Pod(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def send(self, code, body, ctype="application/json"):
+        self.send_response(code)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/health":
+            self.send(200, b"{}")
+        elif self.path == "/v1/models":
+            self.send(200, b'{"object":"list","data":[{"id":"countpod","object":"model"}]}')
+        elif self.path == "/metrics":
+            m = ('vllm:num_requests_running{model_name="countpod"} 0\n'
+                 'vllm:num_requests_waiting{model_name="countpod"} 0\n'
+                 'vllm:kv_cache_usage_perc{model_name="countpod"} 0\n'
+                 'vllm:cache_config_info{block_size="16",num_gpu_blocks="1000"} 1\n')
+            self.send(200, m.encode(), "text/plain")
+        else:
+            self.send(404, b"{}")
+
+    def do_POST(self):
+        n = int(self.headers.get("content-length", "0"))
+        if self.path == "/admin/stall":
+            STALL["after"] = json.loads(self.rfile.read(n) or b"{}").get("after", 0)
+            RELEASE.clear()
+            return self.send(200, b"{}")
+        if self.path == "/admin/release":
+            self.rfile.read(n)
+            STALL["after"] = None
+            RELEASE.set()
+            return self.send(200, b"{}")
+        h = hashlib.sha256()
+        got = 0
+        stall_at = STALL["after"]
+        while got < n:
+            if stall_at is not None and got >= stall_at:
+                RELEASE.wait()
+                stall_at = None
+            want = min(n - got, 1 << 16)
+            if stall_at is not None:
+                want = min(want, max(1, stall_at - got))
+            d = self.rfile.read(want)
+            if not d:
+                break
+            h.update(d)
+            got += len(d)
+        self.send(200, json.dumps({"bytes": got, "sha256": h.hexdigest()}).encode())
+
+
+def countpod(port):
+    ThreadingHTTPServer.daemon_threads = True
+    srv = ThreadingHTTPServer(("127.0.0.1", port), Pod)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "countpod":
+        countpod(int(sys.argv[2]))
+    elif cmd == "session":
+        session(int(sys.argv[2]), sys.argv[3], sys.argv[4:])
+    elif cmd == "direct":
+        direct(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1",
+               int(sys.argv[6]))
+    else:
+        raise SystemExit(__doc__)

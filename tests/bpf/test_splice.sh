@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# The sockmap splice of session flows (bpf/splice.bpf.c, user/gateway/splice.c)
+# on real sockets. kvgated, kvgate-podsim and a byte-counting pod
+# (splice_tool.py countpod) run in a private network and mount namespace
+# (own loopback, own bpffs). What it shows:
+#   - a session's later requests are spliced: answered straight by the pod
+#     (no x-gateway-destination-endpoint), byte for byte what the pod says
+#     directly, and kvgated's request counter does not move while the
+#     kernel's spliced-bytes counter does; a 64 MB upload through the splice
+#     moves kvgated's read bytes (/proc/PID/io rchar) by a small fraction;
+#   - a spliced streaming answer is token for token the relayed one and the
+#     pod's own;
+#   - draining the pod hands the next request to kvgated, which routes it
+#     to the other pod: the client sees 200, the cause is counted;
+#   - a stalled pod: the verdict stops at the budget (in flight <= budget +
+#     one skb), kvgated relays with bounded buffers, TCP memory stays far
+#     below the upload, and the upload completes whole once the pod reads;
+#   - a 100 MB upload followed at once by shutdown(SHUT_WR) arrives whole;
+#   - afterwards no flow entry, no spliced flow and no extra fd remain;
+#     --no-splice serves the same session on the socket path.
+# Skipped (77) without root, bpftool, jq, unshare, python3 or the binaries.
+. "$(dirname "$0")/../e2e/lib.sh"
+[ "$(id -u)" = 0 ] || skip_all "needs root (BPF, namespaces)"
+for c in bpftool jq unshare curl ip; do command -v $c >/dev/null || skip_all "$c not installed"; done
+[ -x $PY ] || skip_all "$PY not installed"
+[ -x build/kvgated ] && [ -x build/kvgate-podsim ] || skip_all "build/kvgated, build/kvgate-podsim not built"
+if [ -z "${KVG_SPLICE_INNER:-}" ]; then
+    trap - EXIT
+    rm -rf "$E2E_TMP"
+    KVG_SPLICE_INNER=1 exec unshare -m -n --propagation private "$0" "$@"
+fi
+ip link set lo up || setup_failed "loopback in the test's network namespace"
+mount -t bpf bpf /sys/fs/bpf || skip_all "cannot mount bpffs"
+PIN=/sys/fs/bpf/kvgate
+splice_cleanup() {
+    e2e_cleanup # kills kvgated, podsim, the count pod (E2E_PIDS)
+    rm -rf $PIN
+    umount /sys/fs/bpf 2>/dev/null
+}
+trap splice_cleanup EXIT
+TOOL="$PY tests/bpf/splice_tool.py"
+MODEL=meta-llama/Llama-3.1-8B-Instruct
+
+start_podsim --pods 2 --time-scale 0.05 || setup_failed "kvgate-podsim"
+CP=$(free_port_range 1)
+$TOOL countpod $CP >"$E2E_TMP/countpod.log" 2>&1 &
+E2E_PIDS+=($!)
+wait_http "http://127.0.0.1:$CP/health" 2>/dev/null || setup_failed "count pod"
+
+# kvgated: 2 podsim pods + the count pod, splice on, budget 1 MiB
+BUDGET=1048576
+cat >"$E2E_TMP/kvgated.json" <<EOF
+{"splice": {"mode": "on", "budget_bytes": $BUDGET}}
+EOF
+start_kvgated() { # extra flags; sets GW_PORT GW_ADMIN GW_PID
+    local try i
+    for try in 1 2 3; do
+        GW_PORT=$(free_port_range 2); GW_ADMIN=$((GW_PORT + 1))
+        build/kvgated --config "$E2E_TMP/kvgated.json" --workers 1 --listen 127.0.0.1:$GW_PORT \
+            --admin 127.0.0.1:$GW_ADMIN --access-log "$E2E_TMP/access.log" \
+            --pod http://127.0.0.1:$PODSIM_PORT --pod http://127.0.0.1:$((PODSIM_PORT + 1)) \
+            --pod http://127.0.0.1:$CP "$@" >"$E2E_TMP/kvgated.log" 2>&1 &
+        GW_PID=$!
+        E2E_PIDS+=($GW_PID)
+        wait_http "http://127.0.0.1:$GW_PORT/health" 2>/dev/null && kill -0 $GW_PID 2>/dev/null && break
+        kill $GW_PID 2>/dev/null
+        [ $try = 3 ] && return 1
+    done
+    for i in $(seq 1 50); do
+        [ "$(curl -s http://127.0.0.1:$GW_ADMIN/admin/pods | jq '[.[] | select(.healthy)] | length')" = 3 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+start_kvgated || setup_failed "kvgated: $(cat $E2E_TMP/kvgated.log)"
+grep -q "sockmap splice of session flows on" "$E2E_TMP/kvgated.log" || setup_failed "splice not on: $(cat $E2E_TMP/kvgated.log)"
+FD0=$(ls /proc/$GW_PID/fd | wc -l)
+
+m() { metric_value "$1"; }
+requests() { curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_requests_total/ {s += $2} END {print s + 0}'; }
+# bytes kvgated's worker thread read (the data path; scrapes run on the control thread)
+rchar() {
+    local t
+    for t in /proc/$GW_PID/task/*; do
+        [ "$(cat $t/comm)" = kvgate-w0 ] && awk '/^rchar/ {print $2}' $t/io && return
+    done
+    echo 0
+}
+stat_of() { # reason -> bytes summed over CPUs
+    bpftool map dump pinned $PIN/maps/kvg_spl_stats -j |
+        jq --argjson k "$1" '[.[] | .formatted | select(.key == $k) | .values[].value.bytes] | add'
+}
+J() { jq -c "$@"; }
+
+# ---- 1. intact, and kvgated reads none of it ----
+R0=$(requests); C2P0=$(m 'kvgate_spliced_bytes_total{direction="client_to_pod"}')
+$TOOL session $GW_PORT s1 req:$MODEL:20000:0:16 req:$MODEL:20000:0:16 req:$MODEL:20000:1:16 \
+    req:$MODEL:20000:0:16 req:$MODEL:20000:1:16 >"$E2E_TMP/s1.jsonl" 2>&1
+$TOOL direct $PODSIM_PORT $MODEL 20000 0 16 >"$E2E_TMP/d0.json"
+$TOOL direct $PODSIM_PORT $MODEL 20000 1 16 >"$E2E_TMP/d1.json"
+check "session s1: 5 answers, all 200" bash -c "[ \$(jq -s '[.[] | select(.status == 200)] | length' $E2E_TMP/s1.jsonl) = 5 ]"
+check "  the first relayed by kvgated, the next 4 straight from the pod (spliced)" bash -c \
+    "[ \"\$(jq -s -c '[.[] | .dest != \"\"]' $E2E_TMP/s1.jsonl)\" = '[true,false,false,false,false]' ]"
+check "  spliced answers = the pod's own, token for token" bash -c \
+    "[ \"\$(jq -s -c '[.[1,3] | .tokens]' $E2E_TMP/s1.jsonl)\" = \"\$(jq -s -c '[.[0].tokens, .[0].tokens]' $E2E_TMP/d0.json)\" ] &&
+     [ \"\$(jq -s -c '[.[2,4] | .tokens]' $E2E_TMP/s1.jsonl)\" = \"\$(jq -s -c '[.[0].tokens, .[0].tokens]' $E2E_TMP/d1.json)\" ] &&
+     [ \"\$(jq -s -c '.[0].tokens' $E2E_TMP/s1.jsonl)\" = \"\$(jq -c '.tokens' $E2E_TMP/d0.json)\" ]"
+check "  kvgated counted 1 request; the kernel spliced >= 4 x 20 KB" bash -c \
+    "[ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_requests_total/ {s += \$2} END {print s + 0}') - $R0 )) = 1 ] &&
+     [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk -F' ' '/^kvgate_spliced_bytes_total\\{direction=\"client_to_pod\"/ {print \$2}') - $C2P0 )) -ge 80000 ]"
+check "  spliced flows counted" bash -c "[ \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_spliced_flows_total/ {print \$2}') -ge 1 ]"
+
+# ---- 2. streaming: spliced = relayed = the pod's own ----
+$TOOL session $GW_PORT s2 req:$MODEL:3000:1:48 req:$MODEL:3000:1:48 >"$E2E_TMP/s2.jsonl" 2>&1
+$TOOL direct $PODSIM_PORT $MODEL 3000 1 48 >"$E2E_TMP/d2.json"
+check "streaming: spliced answer = relayed answer = the pod's, 48 tokens" bash -c \
+    "jq -s -e '.[0].dest != \"\" and .[1].dest == \"\" and .[0].tokens == .[1].tokens and (.[0].tokens | length) == 48' $E2E_TMP/s2.jsonl >/dev/null &&
+     [ \"\$(jq -s -c '.[1].tokens' $E2E_TMP/s2.jsonl)\" = \"\$(jq -c .tokens $E2E_TMP/d2.json)\" ]"
+
+# ---- 3. drain: handed up, re-routed, no error ----
+DR0=$(m 'kvgate_unsplices_total{cause="draining"}')
+$TOOL session $GW_PORT s3 req:$MODEL:4000:0:8 >"$E2E_TMP/s3a.jsonl" 2>&1
+# the same session on a new connection sticks to its pod; drain it mid-session
+A=$(jq -r 'select(.dest != "") | .dest' "$E2E_TMP/s3a.jsonl" | head -1)
+$TOOL session $GW_PORT s3 req:$MODEL:4000:0:8 req:$MODEL:4000:0:8 \
+    "post:http://127.0.0.1:$GW_ADMIN/admin/pods/$A/drain|{}" sleep:0.3 \
+    req:$MODEL:4000:0:8 req:$MODEL:4000:0:8 req:$MODEL:4000:0:8 >"$E2E_TMP/s3.jsonl" 2>&1
+curl -s -X POST http://127.0.0.1:$GW_ADMIN/admin/pods/$A/undrain >/dev/null
+check "drain: every answer 200 (the client sees no error)" bash -c \
+    "[ \$(jq -s '[.[] | select(.status == 200)] | length' $E2E_TMP/s3.jsonl) = 6 ]"
+check "  before: spliced to $A; after: routed by kvgated to the other pod" bash -c \
+    "jq -s -e --arg a '$A' '.[0].dest == \$a and .[1].dest == \"\" and .[4].dest != \"\" and .[4].dest != \$a' $E2E_TMP/s3.jsonl >/dev/null"
+check "  counted: kvgate_unsplices_total{cause=\"draining\"} +1" bash -c \
+    "[ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"draining\"/ {print \$2}') - $DR0 )) = 1 ]"
+
+# ---- 4. reads none: kvgated's worker thread reads (rchar) ----
+RC0=$(rchar); C2P0=$(m 'kvgate_spliced_bytes_total{direction="client_to_pod"}')
+P2C0=$(m 'kvgate_spliced_bytes_total{direction="pod_to_client"}')
+steps=(); for i in $(seq 1 20); do steps+=(req:$MODEL:100000:$((i % 2)):16); done
+$TOOL session $GW_PORT s4 "${steps[@]}" >"$E2E_TMP/s4.jsonl" 2>&1
+RC1=$(rchar); C2P1=$(m 'kvgate_spliced_bytes_total{direction="client_to_pod"}')
+P2C1=$(m 'kvgate_spliced_bytes_total{direction="pod_to_client"}')
+echo "   20 x 100 KB: spliced $((C2P1 - C2P0)) bytes to the pod, $((P2C1 - P2C0)) back; the worker thread read $((RC1 - RC0)) bytes"
+check "reads none: 20 answers 200; kvgated's worker read < 1/10 of what the kernel spliced (only the first exchange)" \
+    bash -c "[ \$(jq -s '[.[] | select(.status == 200)] | length' $E2E_TMP/s4.jsonl) = 20 ] &&
+             [ $((RC1 - RC0)) -lt $(( (C2P1 - C2P0) / 10 )) ] && [ $((C2P1 - C2P0)) -ge 1900000 ]"
+
+# ---- 4b. uploads to the counting pod: spliced half-close, and 64 MB ----
+US0=$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total/ {s += $2} END {print s + 0}')
+$TOOL session $GW_PORT s4b upload:1000 upload:200000:shut >"$E2E_TMP/s4b.jsonl" 2>&1
+check "200 KB upload + shutdown(SHUT_WR) within the budget: spliced, whole, FIN passed on" bash -c \
+    "jq -s -e '.[1].status == 200 and .[1].dest == \"\" and .[1].json.bytes == 200000 and .[1].json.sha256 == .[1].sent_sha256' $E2E_TMP/s4b.jsonl >/dev/null"
+RC0=$(rchar)
+$TOOL session $GW_PORT s4c upload:1000 upload:67108864 >"$E2E_TMP/s4c.jsonl" 2>&1
+RC1=$(rchar)
+check "64 MB upload: arrives whole (pod counted every byte, same sha256)" bash -c \
+    "jq -s -e '.[1].status == 200 and .[1].json.bytes == 67108864 and .[1].json.sha256 == .[1].sent_sha256' $E2E_TMP/s4c.jsonl >/dev/null"
+echo "   64 MiB to a pod slower than the client: the worker thread read $((RC1 - RC0)) bytes (budget hand-ups relay the rest)"
+
+# ---- 5. a stalled pod: the budget bounds what the kernel holds ----
+SOCK0=$(awk '/^TCP:/ {print $NF}' /proc/net/sockstat) # pages
+BU0=$(m 'kvgate_unsplices_total{cause="budget"}')
+UP=33554432
+$TOOL session $GW_PORT s5 upload:100 "post:http://127.0.0.1:$CP/admin/stall|{\"after\": 0}" \
+    upload:$UP >"$E2E_TMP/s5.jsonl" 2>&1 &
+S5=$!
+E2E_PIDS+=($S5)
+sleep 1.5
+SOCK1=$(awk '/^TCP:/ {print $NF}' /proc/net/sockstat)
+sleep 1.5
+SOCK2=$(awk '/^TCP:/ {print $NF}' /proc/net/sockstat)
+MAXOUT=$(bpftool map dump pinned $PIN/maps/kvg_flow_st -j | jq '[.[] | .formatted.value.max_out] | max')
+echo "   stalled: most in flight to the pod $MAXOUT bytes (budget $BUDGET); TCP memory $SOCK0 -> $SOCK1 -> $SOCK2 pages"
+ss -tmn >"$E2E_TMP/ss.txt" 2>&1
+check "stall: in flight never above budget + 64 KiB" test "$MAXOUT" -le $((BUDGET + 65536))
+check "  handed up for the budget (kvgated relays with its bounded buffers)" bash -c \
+    "[ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"budget\"/ {print \$2}') - $BU0 )) = 1 ]"
+# what the kernel holds is the sockets' own TCP buffers (bounded by their
+# sizes, with TCP's backpressure: the passed bytes are charged to the
+# client socket's receive memory) plus at most the budget in the psock
+# queue: it stops growing while the client still has most of the upload
+check "  TCP memory stops growing while the client still sends (not the 32 MiB)" bash -c \
+    "[ $(( (SOCK2 - SOCK1) * 4096 )) -lt 1048576 ] && [ $(( (SOCK2 - SOCK0) * 4096 )) -lt $UP ] && kill -0 $S5"
+curl -s -X POST -d '{}' http://127.0.0.1:$CP/admin/release >/dev/null
+wait $S5
+check "  released: the upload arrives whole" bash -c \
+    "jq -s -e '.[2].status == 200 and .[2].json.bytes == $UP and .[2].json.sha256 == .[2].sent_sha256' $E2E_TMP/s5.jsonl >/dev/null"
+
+# ---- 6. 100 MB upload, client shuts its write side right after ----
+$TOOL session $GW_PORT s6 upload:1000 upload:100000000:shut >"$E2E_TMP/s6.jsonl" 2>&1
+check "100 MB upload + early shutdown(SHUT_WR): arrives whole, answer read" bash -c \
+    "jq -s -e '.[1].status == 200 and .[1].json.bytes == 100000000 and .[1].json.sha256 == .[1].sent_sha256' $E2E_TMP/s6.jsonl >/dev/null"
+echo "   spliced c2p bytes so far: $(m 'kvgate_spliced_bytes_total{direction="client_to_pod"}'), unsplices: $(curl -s http://127.0.0.1:$GW_ADMIN/metrics | grep '^kvgate_unsplices_total' | awk '$2 > 0' | tr '\n' ' ')"
+
+# ---- 7. nothing left behind ----
+sleep 0.5
+check "no spliced flow, no flow entry, no extra fd left" bash -c \
+    "[ \"\$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_splice_flows / {print \$2}')\" = 0 ] &&
+     [ \"\$(bpftool map dump pinned $PIN/maps/kvg_flow_cfg -j | jq length)\" = 0 ] &&
+     [ \"\$(bpftool map dump pinned $PIN/maps/kvg_flow_st -j | jq length)\" = 0 ] &&
+     [ \$(ls /proc/$GW_PID/fd | wc -l) -le $FD0 ]"
+kill $GW_PID; wait $GW_PID 2>/dev/null
+cp "$E2E_TMP/kvgated.log" "$E2E_TMP/kvgated-1.log"
+check "kvgated exited cleanly" bash -c "grep -q 'shutting down' $E2E_TMP/kvgated-1.log && \
+    ! grep -qiE 'error|invalid|libbpf' $E2E_TMP/kvgated-1.log"
+
+# ---- 8. --no-splice: the same session on the socket path ----
+start_kvgated --no-splice || setup_failed "kvgated --no-splice"
+$TOOL session $GW_PORT s8 req:$MODEL:2000:0:8 req:$MODEL:2000:1:8 >"$E2E_TMP/s8.jsonl" 2>&1
+check "--no-splice: says so once, every answer relayed by kvgated" bash -c \
+    "grep -q 'sockmap splice off: turned off (--no-splice)' $E2E_TMP/kvgated.log &&
+     jq -s -e 'all(.[]; .status == 200 and .dest != \"\")' $E2E_TMP/s8.jsonl >/dev/null"
+finish
