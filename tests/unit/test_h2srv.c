@@ -43,7 +43,7 @@ static void o_fail(struct netconn *nc)
 
 static void o_input(struct netconn *nc) {}
 
-static const struct netconn_ops ops = { o_input, o_fail, NULL };
+static const struct netconn_ops ops = { .input = o_input, .fail = o_fail };
 
 static void *st_open(void *ud, int32_t id)
 {

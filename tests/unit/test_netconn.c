@@ -47,7 +47,7 @@ static int o_holding(const struct netconn *nc)
     return ((const struct owner *)nc)->hold;
 }
 
-static const struct netconn_ops ops = { o_input, o_fail, o_holding };
+static const struct netconn_ops ops = { .input = o_input, .fail = o_fail, .holding = o_holding };
 
 static void io_cb(struct ev_loop *l, int fd, uint32_t ev, void *arg)
 {

@@ -163,16 +163,44 @@ void netconn_read(struct netconn *nc, uint32_t events)
         }
         if (paused(nc))
             break;
+        size_t droom = 0;
+        char *dp = nc->in.len == 0 && nc->ops->direct ? nc->ops->direct(nc, &droom) : NULL;
+        if (dp && droom) {
+            ssize_t n = read(nc->fd, dp, droom);
+            if (n > 0) {
+                nc->ops->direct_got(nc, (size_t)n);
+                got = 1;
+                if ((size_t)n < droom && !(events & (EPOLLRDHUP | EPOLLHUP)))
+                    break;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            eof = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+            break;
+        }
         if (sbuf_reserve(&nc->in, NETCONN_READ_CHUNK)) {
             nc->ops->fail(nc);
             return;
         }
-        ssize_t n = read(nc->fd, nc->in.data + nc->in.len,
-                         nc->in.cap - nc->in.len - 1);
+        size_t room = nc->in.cap - nc->in.len - 1;
+        ssize_t n = read(nc->fd, nc->in.data + nc->in.len, room);
         if (n > 0) {
             nc->in.len += (size_t)n;
             nc->in.data[nc->in.len] = '\0';
             got = 1;
+            if (nc->ops->direct) {
+                /* let the owner consume now, so that a body behind this
+                 * head is read straight into place, not through nc->in */
+                got = 0;
+                nc->ops->input(nc);
+                if (nc->dead)
+                    return;
+            }
+            if ((size_t)n < room && !(events & (EPOLLRDHUP | EPOLLHUP)))
+                break; /* drained: level-triggered epoll reports more data or EOF
+                        * again, so a read that would say EAGAIN is saved (with
+                        * RDHUP the next read sees the FIN: take it now) */
             continue;
         }
         if (n < 0 && errno == EINTR)

@@ -57,6 +57,12 @@ struct netconn_ops {
     /* Optional: nonzero while the owner is not consuming nc->in (an
      * HTTP/1.1 request in service): reading pauses at NETCONN_IN_PAUSE. */
     int (*holding)(const struct netconn *nc);
+    /* Optional, both or neither: while nc->in is empty, `direct` may name
+     * where the next bytes belong (a request body of known length) and
+     * how many it takes; they are read there, without passing through
+     * nc->in, and reported with `direct_got` before `input` is called. */
+    char *(*direct)(struct netconn *nc, size_t *room);
+    void (*direct_got)(struct netconn *nc, size_t n);
 };
 
 /* Output generated just before it is written (HTTP/2 frames, so that the

@@ -129,6 +129,10 @@ void cconn_kick(struct cconn *c);        /* process buffered input soon */
 
 /* client_h1.c */
 void h1_process(struct cconn *c);
+/* netconn_ops.direct / direct_got: a Content-Length body is read straight
+ * into the exchange's body buffer (one copy fewer per body byte). */
+char *h1_body_direct(struct netconn *nc, size_t *room);
+void h1_body_direct_got(struct netconn *nc, size_t n);
 void h1_timeout(struct cconn *c);        /* CT_REQ fired */
 void h1_resp_head(struct xreq *x, int status, const char *hdrs, size_t hlen,
                   int64_t clen);
@@ -198,6 +202,9 @@ void x_set_method(struct xreq *x, const char *m, size_t n);
 void x_set_path(struct xreq *x, const char *p, size_t n);
 void x_add_header(struct xreq *x, const char *n, size_t nl, const char *v, size_t vl);
 int x_body_feed(struct xreq *x, const char *p, size_t n); /* -E2BIG: 413 */
+/* n body bytes already written at x->body.data + x->body.len (read there
+ * directly): accounted and scanned like x_body_feed's. */
+void x_body_got(struct xreq *x, size_t n);
 void x_dispatch(struct xreq *x);         /* head and body complete */
 void x_local(struct xreq *x, int status, const char *type, const char *msg,
              const char *error_cause);

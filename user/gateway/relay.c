@@ -279,6 +279,17 @@ int x_body_feed(struct xreq *x, const char *p, size_t n)
     return 0;
 }
 
+void x_body_got(struct xreq *x, size_t n)
+{
+    x_classify(x);
+    const char *p = x->body.data + x->body.len;
+    x->body.len += n;
+    x->body.data[x->body.len] = '\0';
+    if (x->scan)
+        gw_scan_feed(x->scan, p, n);
+    x->r.body_bytes += n;
+}
+
 /* ---- the client side, by protocol ---- */
 
 /* Output waiting for the client on x's behalf. h2: the stream's queue only
@@ -581,7 +592,9 @@ int relay_up_head(struct xreq *x, struct upconn *u, int status,
     }
     sink_head(x, status, hb.data, hb.len, cl);
     sbuf_free(&hb);
-    cconn_flush(x->c); /* the client sees the head before the first token */
+    /* not flushed here: up_parse flushes the head alone only when no body
+     * bytes came with it, so a response read in one piece leaves in one
+     * send */
     return x->dead || x->done || u->x != x ? -1 : 0;
 }
 

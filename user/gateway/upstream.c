@@ -300,7 +300,11 @@ static long parse_resp_head(const char *b, size_t len, struct resp_head *rh)
 
 /* ---- I/O ---- */
 
-static void up_write(struct upconn *u)
+/* report: 0 when called from up_start (a reused connection, written at
+ * once instead of after an EPOLLOUT round trip): a write error is not
+ * reported there but left for the event loop, where the next write meets
+ * it again (up_start's callers expect no failure callback inside it). */
+static void up_write(struct upconn *u, int report)
 {
     struct xreq *x = u->x;
     size_t hl = u->head.len, bl = x->body.len, total = hl + bl;
@@ -318,7 +322,7 @@ static void up_write(struct upconn *u)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (errno == EAGAIN || errno == EWOULDBLOCK || !report)
                 return;
             if (u->got_byte) {
                 u->wr_failed = 1; /* the pod answered early: read on */
@@ -380,6 +384,11 @@ static int up_parse(struct upconn *u)
         if (rc < 0 || u->dead || u->x != x)
             return -1;
         sbuf_consume(&u->in, (size_t)hl);
+        if (!u->in.len) { /* the client sees the head before the first token */
+            cconn_flush(x->c);
+            if (u->dead || u->x != x || x->dead || x->done)
+                return -1;
+        }
         if (u->framing == UF_CLEN && u->clen_left == 0)
             u->framing = UF_NONE;
     }
@@ -459,9 +468,11 @@ static void up_read(struct upconn *u, int force)
             up_fail(u, FK_PROTO, "out of memory");
             return;
         }
-        ssize_t n = read(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len - 1);
+        size_t room = u->in.cap - u->in.len - 1;
+        ssize_t n = read(u->fd, u->in.data + u->in.len, room);
         if (n > 0) {
             u->in.len += (size_t)n;
+            int drained = (size_t)n < room && !force;
             if (!u->got_byte) {
                 u->got_byte = 1;
                 ev_timer_cancel(u->w->l, u->timer);
@@ -469,6 +480,11 @@ static void up_read(struct upconn *u, int force)
                 x->r.t_first_byte = ev_now_ns();
             }
             if (up_parse(u) < 0)
+                return;
+            /* A short read emptied the socket: epoll is level-triggered,
+             * so another read would only say EAGAIN (one syscall a
+             * response saved); more data or EOF wakes us again. */
+            if (drained)
                 return;
             continue;
         }
@@ -515,7 +531,7 @@ static void up_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
         ev |= EPOLLOUT;
     }
     if ((ev & EPOLLOUT) && !u->req_sent && !u->wr_failed) {
-        up_write(u);
+        up_write(u, 1);
         if (u->dead || u->x != x)
             return;
     }
@@ -608,7 +624,12 @@ int up_start(struct xreq *x, int fresh_only)
         return -ENOMEM;
     }
     if (u->reused) {
-        up_connected(u); /* write on the next EPOLLOUT */
+        /* an idle keep-alive connection is writable: write now, and wait
+         * for EPOLLOUT only for what the socket did not take */
+        u->state = UP_ACTIVE;
+        arm(u, w->g->cfg.first_byte_timeout_ms);
+        up_write(u, 0);
+        up_events(u);
         return 0;
     }
     int fd = socket(u->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

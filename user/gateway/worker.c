@@ -212,7 +212,8 @@ static int h1_waiting(const struct netconn *nc)
     return c->proto == CP_H1 && c->h1st == H1_WAIT;
 }
 
-static const struct netconn_ops cconn_ops = { conn_input, conn_fail_cb, h1_waiting };
+static const struct netconn_ops cconn_ops = { conn_input, conn_fail_cb, h1_waiting,
+                                              h1_body_direct, h1_body_direct_got };
 
 static void conn_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
 {

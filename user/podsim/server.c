@@ -285,7 +285,8 @@ static int h1_handling(const struct netconn *nc)
     return c->proto == P_H1 && c->st == H1_HANDLING;
 }
 
-static const struct netconn_ops conn_ops = { conn_input, conn_fail_cb, h1_handling };
+static const struct netconn_ops conn_ops = { .input = conn_input, .fail = conn_fail_cb,
+                                             .holding = h1_handling };
 
 static void conn_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
 {
