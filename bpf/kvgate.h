@@ -230,9 +230,10 @@ enum kvg_xdp_prog_slot {
  *   kvg_flow_cfg  written by kvgated only: peer, direction, mode, budget
  *   kvg_flow_st   written by the verdict only (kvgated creates it zeroed
  *                 before the socket enters kvg_sock, then only reads it)
- * kvgated changes a flow by writing its cfg with a higher epoch; the client
- * direction adopts it at the next request boundary (never inside a
- * request), the pod direction at its next skb. */
+ * kvgated changes a flow by writing its cfg with a higher epoch, adopted
+ * with the socket's next skb. It raises a SPLICE epoch on a client socket
+ * only when it has consumed every byte the client sent (an answer just
+ * completed, nothing unread), so that skb starts a request. */
 
 enum kvg_flow_dir {
     KVG_DIR_C2P = 1,     /* client socket: requests to the pod */
@@ -240,8 +241,7 @@ enum kvg_flow_dir {
 };
 
 enum kvg_flow_mode {
-    KVG_MODE_PASS = 0,   /* hand everything up (kvgated serves it on the socket
-                          * path); the client direction keeps framing requests */
+    KVG_MODE_PASS = 0,   /* hand everything up (kvgated serves it on the socket path) */
     KVG_MODE_SPLICE = 1, /* redirect to the peer while the pod is fit */
     KVG_MODE_RAW = 2,    /* hand everything up, no framing (kvgated relays bytes) */
 };
@@ -255,8 +255,9 @@ enum kvg_flow_state_v {
 enum kvg_flow_phase {
     KVG_PH_HEAD = 0,     /* client: the next byte starts a request */
     KVG_PH_BODY = 1,     /* client: body_left bytes of the request are still to come */
-    KVG_PH_LOST = 2,     /* client: framing lost (a head split over skbs in PASS mode,
-                          * or more pipelined requests in one skb than are framed) */
+    KVG_PH_LOST = 2,     /* client: framing lost (a pipelined head split over skbs, or
+                          * more pipelined requests in one skb than are framed): the
+                          * flow was handed up "mid" */
 };
 
 /* kvg_flow_cfg value (HASH, key __u64 socket cookie). */

@@ -296,45 +296,39 @@ static __noinline int parse_head(struct __sk_buff *skb, __u32 off, __u32 len, __
 static __always_inline int client_side(struct __sk_buff *skb, const struct kvg_flow_cfg *cfg,
                                        struct kvg_flow_st *st, __u32 len)
 {
-    /* a new cfg epoch takes effect at a request boundary, never inside one
-     * (RAW: at once, framing is given up) */
-    if (st->epoch != cfg->epoch &&
-        (st->phase == KVG_PH_HEAD || cfg->mode == KVG_MODE_RAW ||
-         (st->phase == KVG_PH_LOST && cfg->mode != KVG_MODE_SPLICE)))
+    /* a new cfg epoch takes effect with this skb. kvgated raises a SPLICE
+     * epoch only when it has consumed every byte the client sent (its
+     * answer is complete, nothing unread), so this skb starts a request */
+    if (st->epoch != cfg->epoch)
         adopt(st, cfg);
-    if (cfg->mode == KVG_MODE_RAW || st->phase == KVG_PH_LOST) {
-        if (st->state == KVG_FST_SPLICED) /* lost with the pod holding part of it */
-            hand_up(st, KVG_SPL_UP_UNPARSABLE, 1);
-        return pass(st, len);
-    }
+    if (st->state != KVG_FST_SPLICED)
+        return pass(st, len); /* PASS, RAW, handed up: kvgated frames what it reads */
 
-    int splicing = st->state == KVG_FST_SPLICED;
     __u32 off = 0;
 
     if (st->phase == KVG_PH_BODY) {
-        if (len <= st->body_left) { /* all body */
+        if (len <= st->body_left) { /* all body of the current request */
             st->body_left -= len;
-            if (splicing && forward(skb, cfg, st, len, 0, KVG_SPL_C2P))
+            if (forward(skb, cfg, st, len, 0, KVG_SPL_C2P))
                 return SK_PASS;
             return pass(st, len);
         }
-        off = (__u32)st->body_left;
+        off = (__u32)st->body_left; /* the next request starts inside this skb */
         st->body_left = 0;
         st->phase = KVG_PH_HEAD;
     }
     int clean = off == 0; /* a request starts at this skb's first byte */
 
-    if (splicing && clean) {
+    if (clean) {
         __u32 why = pod_unfit(cfg->pod_slot);
 
         if (why) {
             hand_up(st, why, 0);
-            splicing = 0;
+            return pass(st, len);
         }
     }
-    /* frame the heads in this skb (also when passing: kvgated may splice
-     * again from the next request boundary, which must be known) */
-    int lost = 0, first = 1;
+    /* frame the heads in this skb */
+    int lost = 0;
 
     for (int k = 0; k < HEADS_PER_SKB; k++) {
         __u32 hlen = 0;
@@ -344,18 +338,15 @@ static __always_inline int client_side(struct __sk_buff *skb, const struct kvg_f
         if (r != H_OK) {
             __u32 why = r == H_UNFRAMED ? KVG_SPL_UP_UNFRAMED : KVG_SPL_UP_UNPARSABLE;
 
-            if (splicing && clean && first) { /* nothing of it went to the pod yet */
+            if (clean && k == 0) { /* nothing of it went to the pod: kvgated serves it */
                 hand_up(st, why, 0);
-                splicing = 0;
+                return pass(st, len);
             }
             lost = 1;
             break;
         }
-        if (splicing) {
-            st->requests++;
-            count(first && clean ? KVG_SPL_REQUEST : KVG_SPL_PIPELINED, hlen);
-        }
-        first = 0;
+        st->requests++;
+        count(clean && k == 0 ? KVG_SPL_REQUEST : KVG_SPL_PIPELINED, hlen);
         __u64 rest = len - off - hlen;
 
         if (clen >= rest) {
@@ -372,19 +363,16 @@ static __always_inline int client_side(struct __sk_buff *skb, const struct kvg_f
             lost = 1; /* more pipelined requests than we frame */
     }
     if (lost) {
+        /* part of this skb already belongs to the pod: send it along, then
+         * give the flow back to kvgated as plain bytes */
         st->phase = KVG_PH_LOST;
-        if (splicing) {
-            /* part of this skb already belongs to the pod: send it along,
-             * then give the flow back to kvgated as plain bytes */
-            int ok = forward(skb, cfg, st, len, 0, KVG_SPL_C2P);
+        int ok = forward(skb, cfg, st, len, 0, KVG_SPL_C2P);
 
-            if (st->state == KVG_FST_SPLICED)
-                hand_up(st, KVG_SPL_UP_UNPARSABLE, 1);
-            return ok ? SK_PASS : pass(st, len);
-        }
-        return pass(st, len);
+        if (st->state == KVG_FST_SPLICED)
+            hand_up(st, KVG_SPL_UP_UNPARSABLE, 1);
+        return ok ? SK_PASS : pass(st, len);
     }
-    if (splicing && forward(skb, cfg, st, len, clean, KVG_SPL_C2P))
+    if (forward(skb, cfg, st, len, clean, KVG_SPL_C2P))
         return SK_PASS;
     return pass(st, len);
 }

@@ -11,6 +11,8 @@
   splice_tool.py session PORT SESSION STEPS...
       one keep-alive connection; each step prints one JSON line:
         req:MODEL:PROMPT_BYTES:STREAM[:MAX_TOKENS]  a completion request
+        chunked:MODEL:PROMPT_BYTES  the same with a chunked body
+        get:PATH                    a GET
         upload:BYTES[:shut]  POST a BYTES-long body (shut: shutdown(SHUT_WR)
                              right after it), read the answer
         post:URL:JSON        an HTTP POST on another connection (admin API)
@@ -144,6 +146,19 @@ def session(port, sess, steps):
             mt = int(a[3]) if len(a) > 3 else 8
             c.s.sendall(request_bytes(model, n, stream, mt, sess))
             r = summary(*c.response(), stream)
+        elif kind == "chunked":  # chunked:MODEL:PROMPT_BYTES, a chunked request body
+            model, n = arg.split(":")[0], int(arg.split(":")[1])
+            body = json.dumps({"model": model, "prompt": prompt_of(n), "max_tokens": 8,
+                               "seed": 7, "ignore_eos": True}).encode()
+            head = ("POST /v1/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
+                    f"x-session-id: {sess}\r\ntransfer-encoding: chunked\r\n\r\n").encode()
+            half = len(body) // 2
+            c.s.sendall(head + b"%x\r\n" % half + body[:half] + b"\r\n" +
+                        b"%x\r\n" % (len(body) - half) + body[half:] + b"\r\n0\r\n\r\n")
+            r = summary(*c.response(), False)
+        elif kind == "get":  # get:PATH
+            c.s.sendall(f"GET {arg} HTTP/1.1\r\nHost: gw\r\nx-session-id: {sess}\r\n\r\n".encode())
+            r = summary(*c.response(), False)
         elif kind == "upload":
             a = arg.split(":")
             n = int(a[0])

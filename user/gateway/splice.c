@@ -3,20 +3,22 @@
  *
  * Life of a flow (struct splice, one per client connection, c->sp):
  *
- *   (none) --first eligible exchange ends--> HELD
+ *   (none) --an eligible request is routed--> NONE, in the map
  *       the client socket enters kvg_sock in PASS mode (its bytes still come
- *       up to kvgated, but the verdict frames its requests from now on); the
- *       exchange's upstream conn is kept, idle, watched by pod_io.
- *   HELD --answer flushed, client idle--> SPLICED
+ *       up to kvgated, through the psock)
+ *   --its answer is complete--> SPLICED
+ *       the exchange's upstream conn is kept as the dedicated one, watched
+ *       by pod_io; before the answer's last bytes go out,
  *       the pod socket enters kvg_sock (SPLICE), the client's cfg gets a new
- *       epoch in SPLICE mode: the verdict adopts it at the next request head.
+ *       epoch in SPLICE mode: the verdict adopts it with the next skb, the
+ *       first of the next request (kvgated consumed all the client sent).
  *   SPLICED --client bytes come up at a request boundary--> NONE
  *       (the verdict handed a request up, or the client was quicker than
  *       the splice): the pod socket leaves the map and is closed, the client
  *       cfg goes back to PASS, the bytes are served on the socket path
  *       (routed afresh). The client socket stays in kvg_sock in PASS mode
  *       (deleting a socket from a sockmap drops whatever its psock queued
- *       for us: kernel commit "sk_psock_drop" zaps the ingress queue), and
+ *       for us: sk_psock_drop() purges its ingress queue), and
  *       the next eligible exchange may splice it again.
  *   SPLICED --bytes come up inside a request or answer--> RAW
  *       both cfgs go RAW; kvgated relays both directions as bytes with
@@ -78,7 +80,9 @@ struct splice {
     uint64_t idle_mark;
     /* RAW */
     uint64_t raw_since;
+    uint64_t raw_moved;         /* bytes relayed (idleness) */
     int ordered_c2p, ordered_p2c; /* the kernel's redirected bytes reached TCP */
+    int idle_armed;             /* RAW: the timer watches idleness */
     struct sbuf c2p, p2c;
     size_t c2p_off, p2c_off;
 };
@@ -233,6 +237,12 @@ static void arm(struct splice *sp, uint64_t in_ns)
     sp->timer = ev_timer_at(l, ev_now_ns() + in_ns, timer_cb, sp);
 }
 
+static uint64_t idle_ns(struct cconn *c)
+{
+    uint32_t ms = c->w->g->cfg.idle_timeout_ms ? c->w->g->cfg.idle_timeout_ms : 60000;
+    return (uint64_t)ms * 1000000ull;
+}
+
 static void count_unsplice(unsigned cause)
 {
     if (cause < UC__END)
@@ -327,7 +337,7 @@ void splice_prepare(struct xreq *x)
 }
 
 /* Both sockets spliced: the pod socket enters kvg_sock, the client's cfg
- * goes to SPLICE (adopted by the verdict at the next request head). Done
+ * goes to SPLICE (adopted by the verdict with the client's next skb). Done
  * when the pod's answer is complete but before its last bytes reach the
  * client (relay.c holds them back): a client that sends its next request
  * the moment it has the answer still finds the splice in place. 0 or -1
@@ -588,10 +598,11 @@ static void go_raw(struct splice *sp, unsigned cause)
     sp->epoch_p = pc.epoch;
     sp->raw_since = ev_now_ns();
     sp->ordered_c2p = sp->ordered_p2c = 0;
+    sp->idle_armed = 0;
     raw_pump(sp);
 }
 
-static int raw_read(int fd, struct sbuf *b, size_t cap, int *eof)
+static int raw_read(int fd, struct sbuf *b, size_t cap, int *eof, uint64_t *moved)
 {
     while (b->len < cap) {
         if (sbuf_reserve(b, 65536))
@@ -602,6 +613,7 @@ static int raw_read(int fd, struct sbuf *b, size_t cap, int *eof)
         ssize_t n = read(fd, b->data + b->len, room);
         if (n > 0) {
             b->len += (size_t)n;
+            *moved += (uint64_t)n;
             continue;
         }
         if (n == 0) {
@@ -648,9 +660,9 @@ static void raw_pump(struct splice *sp)
         sp->ordered_c2p = 1;
     if (!sp->ordered_p2c && settled && behind(sp, 0, 0) <= 0)
         sp->ordered_p2c = 1;
-    if (!sp->c_eof && raw_read(cfd, &sp->c2p, cap, &sp->c_eof) < 0)
+    if (!sp->c_eof && raw_read(cfd, &sp->c2p, cap, &sp->c_eof, &sp->raw_moved) < 0)
         goto fail;
-    if (!sp->p_eof && raw_read(pfd, &sp->p2c, cap, &sp->p_eof) < 0)
+    if (!sp->p_eof && raw_read(pfd, &sp->p2c, cap, &sp->p_eof, &sp->raw_moved) < 0)
         goto fail;
     if (sp->ordered_c2p && raw_write(pfd, &sp->c2p, &sp->c2p_off) < 0)
         goto fail;
@@ -676,9 +688,10 @@ static void raw_pump(struct splice *sp)
         if (now - sp->raw_since > WAIT_MAX_NS)
             goto fail;
         arm(sp, WAIT_TICK_NS);
-    } else {
-        ev_timer_cancel(l, sp->timer);
-        sp->timer = 0;
+    } else if (!sp->idle_armed) { /* ordered: from now on the timer judges idleness */
+        sp->idle_armed = 1;
+        sp->idle_mark = sp->raw_moved;
+        arm(sp, idle_ns(c));
     }
     return;
 fail:
@@ -693,8 +706,16 @@ static void timer_cb(struct ev_loop *l, void *arg)
     sp->timer = 0;
     if (sp->state == SP_SPLICED)
         spliced_timer(sp);
-    else if (sp->state == SP_RAW)
+    else if (sp->state == SP_RAW && sp->idle_armed) {
+        if (sp->raw_moved == sp->idle_mark) {
+            teardown(sp, UC_IDLE); /* no byte either way for idle_timeout_ms */
+            return;
+        }
+        sp->idle_mark = sp->raw_moved;
+        arm(sp, idle_ns(sp->c));
+    } else if (sp->state == SP_RAW) {
         raw_pump(sp);
+    }
 }
 
 int splice_client_io(struct cconn *c, uint32_t ev)
