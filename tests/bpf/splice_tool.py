@@ -13,8 +13,10 @@
         req:MODEL:PROMPT_BYTES:STREAM[:MAX_TOKENS]  a completion request
         chunked:MODEL:PROMPT_BYTES  the same with a chunked body
         get:PATH                    a GET
-        upload:BYTES[:shut]  POST a BYTES-long body (shut: shutdown(SHUT_WR)
-                             right after it), read the answer
+        upload:BYTES[:shut|close]  POST a BYTES-long body (shut: shutdown(SHUT_WR)
+                             right after it; close: "connection: close"), read the answer
+        pipe:MODEL:PROMPT_BYTES:N  N requests in one send, then N answers
+        eof                  the server closed the connection
         post:URL:JSON        an HTTP POST on another connection (admin API)
         sleep:SECONDS
   splice_tool.py direct PORT MODEL PROMPT_BYTES STREAM MAX_TOKENS
@@ -159,11 +161,30 @@ def session(port, sess, steps):
         elif kind == "get":  # get:PATH
             c.s.sendall(f"GET {arg} HTTP/1.1\r\nHost: gw\r\nx-session-id: {sess}\r\n\r\n".encode())
             r = summary(*c.response(), False)
+        elif kind == "pipe":  # pipe:MODEL:PROMPT_BYTES:N, N requests in one send
+            a = arg.split(":")
+            model, nb, k = a[0], int(a[1]), int(a[2])
+            c.s.sendall(b"".join(request_bytes(model, nb + i, False, 8, sess) for i in range(k)))
+            rs = [summary(*c.response(), False) for _ in range(k)]
+            r = {"status": [x["status"] for x in rs], "dest": [x["dest"] for x in rs],
+                 "tokens": [x.get("tokens") for x in rs]}
+        elif kind == "eof":  # the server closed: the next read is the end
+            c.s.settimeout(5)
+            try:
+                if not c.buf:
+                    c.fill()
+                r = {"eof": False}
+            except EOFError:
+                r = {"eof": True}
+            except socket.timeout:
+                r = {"eof": False, "timeout": True}
         elif kind == "upload":
             a = arg.split(":")
             n = int(a[0])
+            close = len(a) > 1 and a[1] == "close"
             head = ("POST /v1/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
-                    f"x-session-id: {sess}\r\ncontent-length: {n}\r\n\r\n").encode()
+                    + ("connection: close\r\n" if close else "")
+                    + f"x-session-id: {sess}\r\ncontent-length: {n}\r\n\r\n").encode()
             # a valid completion body of exactly n bytes (kvgated relays only
             # what it can route; the count pod does not care)
             pre = b'{"model":"countpod","max_tokens":1,"prompt":"'

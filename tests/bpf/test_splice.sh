@@ -154,6 +154,18 @@ check "  spliced again after each (no destination header), causes unframed / unp
      [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"unframed\"/ {print \$2}') - $UF0 )) = 1 ] &&
      [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"unparsable\"/ {print \$2}') - $UP0 )) = 1 ]"
 
+# ---- 3c. pipelined requests in one skb; the pod closing its connection ----
+$TOOL session $GW_PORT s3c req:$MODEL:2000:0:8 pipe:$MODEL:2000:3 req:$MODEL:2000:0:8 >"$E2E_TMP/s3c.jsonl" 2>&1
+$TOOL direct $PODSIM_PORT $MODEL 2001 0 8 >"$E2E_TMP/d3c.json"
+check "3 pipelined requests on a spliced connection: 3 answers in order, the pod's own" bash -c \
+    "jq -s -e '.[1].status == [200,200,200] and .[1].dest == [\"\",\"\",\"\"] and .[2].status == 200' $E2E_TMP/s3c.jsonl >/dev/null &&
+     [ \"\$(jq -s -c '.[1].tokens[1]' $E2E_TMP/s3c.jsonl)\" = \"\$(jq -c .tokens $E2E_TMP/d3c.json)\" ]"
+$TOOL session $GW_PORT s3d upload:1000 upload:5000:close eof >"$E2E_TMP/s3d.jsonl" 2>&1
+sleep 0.3
+check "the pod closes a spliced connection: answer whole, then the client sees the close; nothing left" bash -c \
+    "jq -s -e '.[1].status == 200 and .[1].dest == \"\" and .[1].json.bytes == 5000 and .[2].eof == true' $E2E_TMP/s3d.jsonl >/dev/null &&
+     [ \"\$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_splice_flows / {print \$2}')\" = 0 ]"
+
 # ---- 4. reads none: kvgated's worker thread reads (rchar) ----
 RC0=$(rchar); C2P0=$(m 'kvgate_spliced_bytes_total{direction="client_to_pod"}')
 P2C0=$(m 'kvgate_spliced_bytes_total{direction="pod_to_client"}')
