@@ -5,8 +5,9 @@
  * counters summed over CPUs, pinning under a private directory (pins made,
  * a second opener refused, maps reused with what they hold, an operator's
  * pins opened, an incompatible pin named), the sentences for "not root"
- * and "no bpffs", the process-wide handle, and XDP attach / detach on a
- * veth pair in a network namespace of its own.
+ * and "no bpffs", the process-wide handle, XDP attach / detach on a veth
+ * pair in a network namespace of its own, and the splice verdict loaded
+ * alongside, sharing the maps (or left out with --no-splice).
  *
  * Needs root; exits 77 without BPF. Removes its pin directory
  * (/sys/fs/bpf/kvg-test-<pid>) and its namespace goes with the process. */
@@ -347,6 +348,58 @@ TEST(xdp_attach_detach)
     }
 }
 
+/* The splice verdict loads with the XDP guard (optional, but this kernel
+ * has what it needs), shares its maps (the pod table it checks is the one
+ * gwbpf_update_pods writes), and --no-splice leaves it out with a reason. */
+TEST(splice_loaded_sharing_maps)
+{
+    struct gwbpf *b = NULL;
+    struct gwbpf_opts o = {0};
+    const char *w = NULL;
+    CHECK_EQ(gwbpf_open(&o, &b, why, sizeof(why)), 0);
+    if (!b)
+        return;
+    CHECK_EQ(gwbpf_splice_ok(b, &w), 1);
+    const char *names[] = {KVG_MAP_SOCK, KVG_MAP_FLOW_CFG, KVG_MAP_FLOW_ST,
+                           KVG_MAP_SPLICE_STATS};
+    for (int i = 0; i < 4; i++)
+        CHECK(gwbpf_map_fd(b, names[i]) >= 0);
+    /* the verdict's maps include the guard's kvg_pods and kvg_sock */
+    struct bpf_prog_info pi;
+    uint32_t ids[16], len = sizeof(pi);
+    memset(ids, 0, sizeof(ids)); /* the kernel fills it (valgrind cannot see that) */
+    memset(&pi, 0, sizeof(pi));
+    pi.nr_map_ids = 16;
+    pi.map_ids = (uint64_t)(uintptr_t)ids;
+    CHECK_EQ(bpf_obj_get_info_by_fd(bpf_program__fd(b->sskel->progs.splice_verdict), &pi, &len), 0);
+    int found = 0;
+    const char *shared[] = {KVG_MAP_PODS, KVG_MAP_SOCK};
+    for (int k = 0; k < 2; k++) {
+        struct bpf_map_info mi;
+        uint32_t ml = sizeof(mi);
+        memset(&mi, 0, sizeof(mi));
+        if (bpf_obj_get_info_by_fd(gwbpf_map_fd(b, shared[k]), &mi, &ml))
+            continue;
+        for (uint32_t i = 0; i < pi.nr_map_ids && i < 16; i++)
+            found += ids[i] == mi.id;
+    }
+    CHECK_EQ(found, 2);
+    struct kvg_spl_stat st[KVG_SPL_REASON_MAX];
+    CHECK_EQ(gwbpf_splice_stats(b, st, KVG_SPL_REASON_MAX), 0);
+    CHECK_EQ(st[KVG_SPL_C2P].bytes, 0);
+    CHECK(!strcmp(gwbpf_splice_reason_name(KVG_SPL_UP_BUDGET), "budget"));
+    CHECK(gwbpf_splice_reason_name(KVG_SPL_REASON_MAX) == NULL);
+    gwbpf_close(b);
+
+    o.no_splice = 1;
+    CHECK_EQ(gwbpf_open(&o, &b, why, sizeof(why)), 0);
+    if (!b)
+        return;
+    CHECK_EQ(gwbpf_splice_ok(b, &w), 0);
+    CHECK(strstr(w, "--no-splice") != NULL);
+    gwbpf_close(b);
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -363,6 +416,7 @@ int main(void)
     gwbpf_close(probe);
     RUN(pod_table_written_from_snapshots);
     RUN(xdp_stats_summed);
+    RUN(splice_loaded_sharing_maps);
     if (on_bpffs("/sys/fs/bpf")) {
         snprintf(pindir, sizeof(pindir), "/sys/fs/bpf/kvg-test-%d", (int)getpid());
         atexit(rm_pins);
