@@ -294,8 +294,10 @@ struct kvg_flow_st {
                           * relay the rest as bytes (it cannot route afresh) */
     __u8 phase;          /* enum kvg_flow_phase (client direction) */
     __u32 pad;           /* zero */
+    __u64 last_ns;       /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the last redirect:
+                          * kvgated tells a pod's idle keep-alive close from a failure */
 };
-_Static_assert(sizeof(struct kvg_flow_st) == 48, "struct kvg_flow_st is part of the pinned ABI");
+_Static_assert(sizeof(struct kvg_flow_st) == 56, "struct kvg_flow_st is part of the pinned ABI");
 
 /* Every outcome of the splice verdict, counted in kvg_spl_stats (key =
  * reason; value = skbs, bytes). Append only. Hand-up reasons are also

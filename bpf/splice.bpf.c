@@ -165,6 +165,7 @@ static __always_inline int forward(struct __sk_buff *skb, const struct kvg_flow_
         return 0;
     }
     st->bytes += len;
+    st->last_ns = bpf_ktime_get_ns();
     if (out > 0 && (__u64)out > st->max_out)
         st->max_out = (__u64)out;
     count(reason, len);
@@ -309,6 +310,8 @@ static __always_inline int client_side(struct __sk_buff *skb, const struct kvg_f
     if (st->phase == KVG_PH_BODY) {
         if (len <= st->body_left) { /* all body of the current request */
             st->body_left -= len;
+            if (!st->body_left)
+                st->phase = KVG_PH_HEAD; /* the request is all out */
             if (forward(skb, cfg, st, len, 0, KVG_SPL_C2P))
                 return SK_PASS;
             return pass(st, len);

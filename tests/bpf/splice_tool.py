@@ -7,14 +7,16 @@
       (vLLM names, idle pod); POST /v1/completions answers
       {"bytes": N, "sha256": H} for the body it read, whatever it is.
       POST /admin/stall {"after": N} makes the next body read stop after N
-      bytes until POST /admin/release.
+      bytes until POST /admin/release. A request with "x-idle-close: S"
+      makes its connection close once idle for S seconds.
   splice_tool.py session PORT SESSION STEPS...
       one keep-alive connection; each step prints one JSON line:
         req:MODEL:PROMPT_BYTES:STREAM[:MAX_TOKENS]  a completion request
         chunked:MODEL:PROMPT_BYTES  the same with a chunked body
         get:PATH                    a GET
-        upload:BYTES[:shut|close]  POST a BYTES-long body (shut: shutdown(SHUT_WR)
-                             right after it; close: "connection: close"), read the answer
+        upload:BYTES[:shut|close|idle=S]  POST a BYTES-long body (shut:
+                             shutdown(SHUT_WR) right after it; close: "connection:
+                             close"; idle=S: x-idle-close), read the answer
         pipe:MODEL:PROMPT_BYTES:N  N requests in one send, then N answers
         eof                  the server closed the connection
         post:URL:JSON        an HTTP POST on another connection (admin API)
@@ -182,8 +184,10 @@ def session(port, sess, steps):
             a = arg.split(":")
             n = int(a[0])
             close = len(a) > 1 and a[1] == "close"
+            idle = a[1][5:] if len(a) > 1 and a[1].startswith("idle=") else None
             head = ("POST /v1/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
                     + ("connection: close\r\n" if close else "")
+                    + (f"x-idle-close: {idle}\r\n" if idle else "")
                     + f"x-session-id: {sess}\r\ncontent-length: {n}\r\n\r\n").encode()
             # a valid completion body of exactly n bytes (kvgated relays only
             # what it can route; the count pod does not care)
@@ -242,6 +246,12 @@ class Pod(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
+    idle = None  # per connection: close it when idle this long (vLLM's keep-alive timeout)
+
+    def handle_one_request(self):
+        self.connection.settimeout(self.idle)  # a timeout ends the connection
+        super().handle_one_request()
+
     def send(self, code, body, ctype="application/json"):
         self.send_response(code)
         self.send_header("content-type", ctype)
@@ -274,6 +284,8 @@ class Pod(BaseHTTPRequestHandler):
             STALL["after"] = None
             RELEASE.set()
             return self.send(200, b"{}")
+        if self.headers.get("x-idle-close"):
+            self.idle = float(self.headers["x-idle-close"])
         h = hashlib.sha256()
         got = 0
         stall_at = STALL["after"]

@@ -166,6 +166,13 @@ check "the pod closes a spliced connection: answer whole, then the client sees t
     "jq -s -e '.[1].status == 200 and .[1].dest == \"\" and .[1].json.bytes == 5000 and .[2].eof == true' $E2E_TMP/s3d.jsonl >/dev/null &&
      [ \"\$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_splice_flows / {print \$2}')\" = 0 ]"
 
+PC0=$(m 'kvgate_unsplices_total{cause="pod_closed"}')
+$TOOL session $GW_PORT s3e upload:1000 upload:2000:idle=1.5 sleep:2.8 upload:3000 upload:4000 \
+    >"$E2E_TMP/s3e.jsonl" 2>&1
+check "the pod closes an idle spliced connection (keep-alive timeout): unspliced, the client keeps its connection" bash -c \
+    "jq -s -e '[.[] | select(.status)] | length == 4 and all(.[]; .status == 200) and .[1].dest == \"\" and .[2].dest != \"\" and .[3].dest == \"\"' $E2E_TMP/s3e.jsonl >/dev/null &&
+     [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"pod_closed\"/ {print \$2}') - $PC0 )) = 1 ]"
+
 # ---- 4. reads none: kvgated's worker thread reads (rchar) ----
 RC0=$(rchar); C2P0=$(m 'kvgate_spliced_bytes_total{direction="client_to_pod"}')
 P2C0=$(m 'kvgate_spliced_bytes_total{direction="pod_to_client"}')

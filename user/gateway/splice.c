@@ -60,6 +60,7 @@
 #define WAIT_TICK_NS 1000000ull          /* half-close / ordering waits poll at 1 ms */
 #define WAIT_MAX_NS (60ull * 1000000000) /* ... and give up after a minute */
 #define RAW_SETTLE_NS 2000000ull         /* a verdict still running on the old cfg */
+#define IDLE_CLOSE_NS 1000000000ull      /* a pod quiet this long then closing: idle close */
 
 enum { SP_NONE, SP_HELD, SP_SPLICED, SP_RAW };
 
@@ -562,6 +563,22 @@ static void spliced_event(struct splice *sp, int client, uint32_t ev)
     if (n < 0 || (ev & EPOLLERR)) {
         teardown(sp, client ? UC_CLIENT_CLOSED : UC_POD_CLOSED);
         return;
+    }
+    /* The pod closed. An idle keep-alive close (vLLM's server drops idle
+     * connections after 5 s) is no reason to close the client: if the
+     * client's last request went out before the pod's last bytes, nothing
+     * of a request is under way, and the pod has been quiet for a second,
+     * the flow is unspliced and the client served on the socket path. */
+    if (!client) {
+        struct kvg_flow_st a, b;
+        uint64_t now = ev_now_ns();
+        if (st_get(sp->ck_c, &a) == 0 && st_get(sp->ck_p, &b) == 0 &&
+            a.phase == KVG_PH_HEAD && a.state == KVG_FST_SPLICED && a.last_ns <= b.last_ns &&
+            now > b.last_ns + IDLE_CLOSE_NS && sp->settled) {
+            unsplice_to_socket_path(sp, UC_POD_CLOSED);
+            netconn_update_events(&c->nc);
+            return;
+        }
     }
     /* EOF: pass the FIN on once the other side has acknowledged everything */
     if (client)
