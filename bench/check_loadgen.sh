@@ -158,6 +158,23 @@ t_multi_turn() {
 }
 check "multi-turn: each turn follows its answer + think time, carries the history, hits the cache" t_multi_turn
 
+# --session-conns: a session's turns share one connection, so with two
+# targets round-robin each session stays on one; without it they alternate
+t_session_conns() {
+    local a="--target http://127.0.0.1:$P --target http://127.0.0.1:$((P + 1)) --time-scale 2
+        --workload multi-turn --sessions 6 --turns 3 --think-ms 50 --system-len 256 --question-len 32
+        --output-len 8 --rate 6 --quiet"
+    # shellcheck disable=SC2086
+    $LG $a --session-conns --out "$E2E_TMP/sc.json" >/dev/null 2>&1 &&
+        $LG $a --out "$E2E_TMP/nosc.json" >/dev/null 2>&1 || return 1
+    jq -e '.summary.requests.ok == 18 and
+           ([.requests | group_by(.session)[] | map(.target) | unique | length] | all(. == 1))' \
+        "$E2E_TMP/sc.json" >/dev/null || { jq -c '.requests[] | {session,turn,target}' "$E2E_TMP/sc.json"; return 1; }
+    jq -e '[.requests | group_by(.session)[] | map(.target) | unique | length] | any(. == 2)' \
+        "$E2E_TMP/nosc.json" >/dev/null
+}
+check "--session-conns keeps each session on its connection (and so its target)" t_session_conns
+
 # ---- 4. a target that refuses ----
 t_refused() {
     local dead; dead=$(free_port_range 1)

@@ -5,6 +5,11 @@
  * that finds its reused connection closed by the server before any byte of
  * the answer is resent once on another connection.
  *
+ * --session-conns (multi-turn): a session's turns all go on the connection
+ * its first turn opened, which carries nothing else and is closed when the
+ * session ends, as a chat client per user would do (kvgated's kernel
+ * splice applies to exactly such connections).
+ *
  * Reads go to one scratch buffer; only an incomplete response head is
  * copied into the connection, so idle and streaming connections hold no
  * large buffers. */
@@ -25,7 +30,7 @@
 #define READ_BUF (256u << 10)
 #define READS_PER_EVENT 8
 
-enum { C_CONNECTING, C_BUSY, C_IDLE };
+enum { C_CONNECTING, C_BUSY, C_IDLE, C_HELD };
 
 struct h1_conn {
     int fd;
@@ -40,6 +45,7 @@ struct h1_conn {
     int head_done;
     int got_bytes;    /* any byte of the current response */
     uint32_t served;  /* responses completed on this connection */
+    long held_for;    /* C_HELD: the request (next turn) it waits for */
     struct h1_conn *inext, *iprev; /* idle list */
 };
 
@@ -55,6 +61,7 @@ struct h1_state {
     uint64_t opened;
     uint64_t kick_timer;
     char *rbuf;
+    struct h1_conn **held; /* --session-conns: by request id, its session's connection */
 };
 
 #define ST(run) ((struct h1_state *)(run)->tpd)
@@ -274,6 +281,8 @@ static void conn_close(struct h1_conn *c)
     struct lg_run *run = c->run;
     if (c->state == C_IDLE)
         idle_remove(TG(run, c->t), c);
+    if (c->state == C_HELD)
+        ST(run)->held[c->held_for] = NULL; /* the next turn opens another */
     if (c->req) {
         c->req->conn = NULL;
         c->req = NULL;
@@ -296,7 +305,19 @@ static void h1_submit(struct lg_run *run, struct lg_req *r)
     struct h1_state *s = ST(run);
     struct lg_target *t = &run->targets[r->target];
     struct h1_target *ht = TG(run, t);
-    if (ht->idle) {
+    if (s->held && s->held[r->id]) {
+        struct h1_conn *c = s->held[r->id];
+        s->held[r->id] = NULL;
+        uint16_t k = (uint16_t)(c->t - run->targets); /* the session's target, not the next in turn */
+        if (k != r->target) {
+            run->targets[r->target].dispatched--;
+            c->t->dispatched++;
+            r->target = k;
+        }
+        conn_start(c, r);
+        return;
+    }
+    if (ht->idle && !s->held) {
         struct h1_conn *c = ht->idle;
         idle_remove(ht, c);
         conn_start(c, r);
@@ -352,7 +373,19 @@ static void conn_complete(struct h1_conn *c, int reusable)
     r->conn = NULL;
     c->served++;
     int keep = reusable && c->hr.keep_alive && c->out_off >= c->out.len;
-    lg_run_done(c->run, r, ev_now_ns(), 1);
+    struct lg_run *run = c->run;
+    lg_run_done(run, r, ev_now_ns(), 1);
+    if (ST(run)->held) { /* the connection belongs to r's session */
+        long next = lg_wl_next_turn(run->wl, r->id);
+        if (keep && next >= 0 && run->reqs[next].state != LG_R_DONE) {
+            c->state = C_HELD;
+            c->held_for = next;
+            ST(run)->held[next] = c;
+        } else {
+            conn_close(c); /* the session ended (or cannot go on here) */
+        }
+        return;
+    }
     if (keep)
         conn_free_up(c);
     else
@@ -516,10 +549,13 @@ static int h1_init(struct lg_run *run, char *err, size_t errlen)
         s->tg = calloc(run->ntargets, sizeof(*s->tg));
     if (s)
         s->rbuf = malloc(READ_BUF);
-    if (!s || !s->tg || !s->rbuf) {
+    if (s && run->cfg->session_conns)
+        s->held = calloc(run->nreqs ? run->nreqs : 1, sizeof(*s->held));
+    if (!s || !s->tg || !s->rbuf || (run->cfg->session_conns && !s->held)) {
         if (s) {
             free(s->tg);
             free(s->rbuf);
+            free(s->held);
         }
         free(s);
         snprintf(err, errlen, "out of memory");
@@ -543,8 +579,12 @@ static void h1_fini(struct lg_run *run)
         while (ht->qhead)
             q_remove(ht, ht->qhead);
     }
+    for (size_t i = 0; s->held && i < run->nreqs; i++)
+        if (s->held[i])
+            conn_close(s->held[i]);
     if (s->kick_timer)
         ev_timer_cancel(run->loop, s->kick_timer);
+    free(s->held);
     free(s->tg);
     free(s->rbuf);
     free(s);

@@ -55,6 +55,8 @@ static const char USAGE[] =
     "  --dry-run                describe the workload (size, ideal hit rate) and exit\n"
     "  --transport http1|h2c    HTTP/1.1, or HTTP/2 cleartext by prior knowledge (http1)\n"
     "  --h2-streams N           h2c: concurrent streams per connection (100)\n"
+    "  --session-conns          multi-turn, http1: each session's turns on its own\n"
+    "                           connection, closed when the session ends\n"
     "  -h, --help\n"
     "exit status: 0 run done, 1 bad usage or set-up, 2 no request succeeded\n";
 
@@ -63,7 +65,7 @@ enum {
     O_DURATION, O_REQUESTS, O_SEED, O_WORKLOAD, O_MODEL, O_GROUPS, O_PPG, O_SYSLEN,
     O_QLEN, O_OLEN, O_PLEN, O_SESSIONS, O_TURNS, O_THINK, O_HOT, O_ADAPTERS, O_SKEW,
     O_TRACE, O_TSPEED, O_OUT, O_SUMMARY, O_SLO, O_QUIET, O_DRY, O_TRANSPORT,
-    O_H2STREAMS,
+    O_H2STREAMS, O_SESSCONNS,
 };
 
 static const struct option OPTS[] = {
@@ -85,7 +87,7 @@ static const struct option OPTS[] = {
     { "quiet", 0, 0, O_QUIET },           { "dry-run", 0, 0, O_DRY },
     { "transport", 1, 0, O_TRANSPORT },   { "h2-streams", 1, 0, O_H2STREAMS },
     { "help", 0, 0, 'h' },
-    { 0, 0, 0, 0 },
+    { "session-conns", 0, 0, O_SESSCONNS }, { 0, 0, 0, 0 },
 };
 
 static int num(const char *flag, const char *s, double min, double max, double *out)
@@ -219,6 +221,7 @@ int main(int argc, char **argv)
         case O_DRY: dry = 1; break;
         case O_TRANSPORT: cfg.transport = optarg; break;
         case O_H2STREAMS: bad = u32(name, optarg, 1, &cfg.h2_streams); break;
+        case O_SESSCONNS: cfg.session_conns = 1; break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: fputs(USAGE, stderr); return 1;
         }
@@ -231,6 +234,11 @@ int main(int argc, char **argv)
     }
     if (spec.kind == LG_WL_MULTI_TURN && !groups_set)
         spec.groups = 0; /* one system prompt per session */
+    if (cfg.session_conns && (spec.kind != LG_WL_MULTI_TURN ||
+                              (cfg.transport && strcmp(cfg.transport, "http1") != 0))) {
+        fprintf(stderr, "loadgen: --session-conns: multi-turn over http1 only\n");
+        return 1;
+    }
     if (spec.kind == LG_WL_MULTI_TURN && spec.turns > 1000) {
         fprintf(stderr, "loadgen: --turns: at most 1000\n");
         return 1;

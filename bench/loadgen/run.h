@@ -32,6 +32,7 @@ struct lg_cfg {
     double timeout_s;      /* per request, simulated */
     uint32_t max_conns;
     uint32_t h2_streams;   /* h2c: concurrent streams per connection */
+    int session_conns;     /* http1, multi-turn: one connection per session */
     int quiet;
     double slo_ttft_ms, slo_tpot_ms; /* simulated; <= 0: none */
 };
