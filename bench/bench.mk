@@ -4,6 +4,8 @@
 #                      no-sharing, hot-prefix), 4-5 rates each, 6 targets;
 #                      about 13 minutes on a 2-core machine
 #   make bench-quick   shared-prefix at 2 rates, 6 targets; under 3 minutes
+#   make bench-splice  kvgated with and without the sockmap splice of
+#                      session flows (bench/splice/run; root, bpffs), ~2 min
 #
 # Results: bench/results/<date>-full or -quick (report.md, summary.json,
 # plots/; raw/ is ignored by git). BENCH_ARGS passes more flags to bench/run,
@@ -16,8 +18,10 @@
 BENCH_ARGS ?=
 BENCH_BINS := $(OUT)/kvgate-podsim $(OUT)/kvgated $(OUT)/loadgen
 
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick bench-splice
 bench: $(BENCH_BINS)
 	$(Q)bench/run $(BENCH_ARGS)
 bench-quick: $(BENCH_BINS)
 	$(Q)bench/run --quick $(BENCH_ARGS)
+bench-splice: $(BENCH_BINS)
+	$(Q)bench/splice/run $(BENCH_ARGS)
