@@ -283,7 +283,10 @@ _Static_assert(sizeof(struct kvg_flow_cfg) == 40, "struct kvg_flow_cfg is part o
 struct kvg_flow_st {
     __u64 bytes;         /* redirected to the peer */
     __u64 passed;        /* handed up (SK_PASS) */
-    __u64 body_left;     /* client: body bytes of the current request still to come */
+    __u64 body_left;     /* client: body bytes of the current request still to come;
+                          * after a hand-up inside a body (phase BODY), those bytes
+                          * counting the handed-up skb: what kvgated relays before it
+                          * splices again */
     __u64 max_out;       /* most bytes seen in flight to the peer (redirected, unacked),
                           * since the last SPLICE epoch was adopted */
     __u32 epoch;         /* the cfg epoch adopted */

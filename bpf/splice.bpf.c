@@ -314,6 +314,11 @@ static __always_inline int client_side(struct __sk_buff *skb, const struct kvg_f
                 st->phase = KVG_PH_HEAD; /* the request is all out */
             if (forward(skb, cfg, st, len, 0, KVG_SPL_C2P))
                 return SK_PASS;
+            /* handed up inside a body: body_left then counts the bytes of
+             * it still to come, this skb included (framing stops here), so
+             * that kvgated can relay exactly the rest and splice again */
+            st->body_left += len;
+            st->phase = KVG_PH_BODY;
             return pass(st, len);
         }
         off = (__u32)st->body_left; /* the next request starts inside this skb */

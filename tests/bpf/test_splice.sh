@@ -191,11 +191,14 @@ $TOOL session $GW_PORT s4b upload:1000 upload:200000:shut >"$E2E_TMP/s4b.jsonl" 
 check "200 KB upload + shutdown(SHUT_WR) within the budget: spliced, whole, FIN passed on" bash -c \
     "jq -s -e '.[1].status == 200 and .[1].dest == \"\" and .[1].json.bytes == 200000 and .[1].json.sha256 == .[1].sent_sha256' $E2E_TMP/s4b.jsonl >/dev/null"
 RC0=$(rchar)
-$TOOL session $GW_PORT s4c upload:1000 upload:67108864 >"$E2E_TMP/s4c.jsonl" 2>&1
+BU0=$(m 'kvgate_unsplices_total{cause="budget"}'); SC0=$(m 'kvgate_spliced_bytes_total{direction="client_to_pod"}')
+$TOOL session $GW_PORT s4c upload:1000 upload:67108864 upload:3000 >"$E2E_TMP/s4c.jsonl" 2>&1
 RC1=$(rchar)
 check "64 MB upload: arrives whole (pod counted every byte, same sha256)" bash -c \
     "jq -s -e '.[1].status == 200 and .[1].json.bytes == 67108864 and .[1].json.sha256 == .[1].sent_sha256' $E2E_TMP/s4c.jsonl >/dev/null"
-echo "   64 MiB to a pod slower than the client: the worker thread read $((RC1 - RC0)) bytes (budget hand-ups relay the rest)"
+echo "   64 MiB to a pod slower than the client: $(( $(m 'kvgate_spliced_bytes_total{direction="client_to_pod"}') - SC0 )) bytes spliced, the worker thread read $((RC1 - RC0)), budget hand-ups $(( $(m 'kvgate_unsplices_total{cause="budget"}') - BU0 ))"
+check "  after a budget hand-up inside the body, the rest is relayed and the next request spliced again" bash -c \
+    "jq -s -e '.[2].status == 200 and .[2].dest == \"\" and .[2].json.bytes == 3000' $E2E_TMP/s4c.jsonl >/dev/null"
 
 # ---- 5. a stalled pod: the budget bounds what the kernel holds ----
 SOCK0=$(awk '/^TCP:/ {print $NF}' /proc/net/sockstat) # pages

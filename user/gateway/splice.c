@@ -20,7 +20,12 @@
  *       (deleting a socket from a sockmap drops whatever its psock queued
  *       for us: sk_psock_drop() purges its ingress queue), and
  *       the next eligible exchange may splice it again.
- *   SPLICED --bytes come up inside a request or answer--> RAW
+ *   SPLICED --over the budget inside a request body--> BODY
+ *       kvgated relays exactly the rest of that body to the pod (bounded
+ *       buffer, after the kernel's redirected bytes reached the pod's TCP),
+ *       the answer stays spliced; then SPLICED again (a new SPLICE epoch).
+ *   SPLICED / BODY --bytes come up otherwise inside a request or answer,
+ *       or more than the body (pipelining), or an EOF in BODY--> RAW
  *       both cfgs go RAW; kvgated relays both directions as bytes with
  *       bounded buffers, after the kernel's redirected bytes reached the
  *       destination's TCP (so nothing is re-ordered), to the end.
@@ -62,7 +67,7 @@
 #define RAW_SETTLE_NS 2000000ull         /* a verdict still running on the old cfg */
 #define IDLE_CLOSE_NS 1000000000ull      /* a pod quiet this long then closing: idle close */
 
-enum { SP_NONE, SP_HELD, SP_SPLICED, SP_RAW };
+enum { SP_NONE, SP_HELD, SP_SPLICED, SP_BODY, SP_RAW };
 
 struct splice {
     struct cconn *c;
@@ -82,6 +87,7 @@ struct splice {
     /* RAW */
     uint64_t raw_since;
     uint64_t raw_moved;         /* bytes relayed (idleness) */
+    uint64_t body_left;         /* BODY: request bytes still to relay to the pod */
     int ordered_c2p, ordered_p2c; /* the kernel's redirected bytes reached TCP */
     int idle_armed;             /* RAW: the timer watches idleness */
     struct sbuf c2p, p2c;
@@ -267,7 +273,7 @@ void splice_conn_gone(struct cconn *c)
     if (!sp)
         return;
     c->sp = NULL;
-    if (sp->state == SP_SPLICED) {
+    if (sp->state == SP_SPLICED || sp->state == SP_BODY) {
         atomic_fetch_sub(&g_active, 1);
         count_unsplice(c->w->stopping ? UC_SHUTDOWN : UC_CLIENT_CLOSED);
     }
@@ -284,7 +290,7 @@ void splice_conn_gone(struct cconn *c)
 static void teardown(struct splice *sp, unsigned cause)
 {
     struct cconn *c = sp->c;
-    if (sp->state == SP_SPLICED) {
+    if (sp->state == SP_SPLICED || sp->state == SP_BODY) {
         atomic_fetch_sub(&g_active, 1);
         count_unsplice(cause);
         sp->state = SP_NONE; /* counted once */
@@ -477,6 +483,7 @@ static int64_t behind(struct splice *sp, int c2p, int ack)
 }
 
 static void go_raw(struct splice *sp, unsigned cause);
+static void go_body(struct splice *sp, uint64_t body_left);
 
 /* 1 while a half-close waits for acknowledgements. */
 static int half_close_step(struct splice *sp)
@@ -548,6 +555,10 @@ static void spliced_event(struct splice *sp, int client, uint32_t ev)
             unsplice_to_socket_path(sp, UC_CLIENT_DATA);
         } else if (client && st.state == KVG_FST_HANDED_UP && !st.mid) {
             unsplice_to_socket_path(sp, st.cause); /* draining, unhealthy, ... */
+        } else if (client && st.state == KVG_FST_HANDED_UP && st.cause == KVG_SPL_UP_BUDGET &&
+                   st.phase == KVG_PH_BODY && st.body_left) {
+            go_body(sp, st.body_left);
+            return;
         } else {
             go_raw(sp, st.state == KVG_FST_HANDED_UP ? st.cause : KVG_SPL_UP_PEER);
             return;
@@ -572,9 +583,10 @@ static void spliced_event(struct splice *sp, int client, uint32_t ev)
     if (!client) {
         struct kvg_flow_st a, b;
         uint64_t now = ev_now_ns();
-        if (st_get(sp->ck_c, &a) == 0 && st_get(sp->ck_p, &b) == 0 &&
-            a.phase == KVG_PH_HEAD && a.state == KVG_FST_SPLICED && a.last_ns <= b.last_ns &&
-            now > b.last_ns + IDLE_CLOSE_NS && sp->settled) {
+        if (st_get(sp->ck_c, &a) == 0 && st_get(sp->ck_p, &b) == 0 && sp->settled &&
+            now > b.last_ns + IDLE_CLOSE_NS &&
+            (a.epoch != sp->epoch_c || /* the client sent nothing since the splice */
+             (a.phase == KVG_PH_HEAD && a.state == KVG_FST_SPLICED && a.last_ns <= b.last_ns))) {
             unsplice_to_socket_path(sp, UC_POD_CLOSED);
             netconn_update_events(&c->nc);
             return;
@@ -596,9 +608,10 @@ static void raw_pump(struct splice *sp);
 
 static void go_raw(struct splice *sp, unsigned cause)
 {
-    if (sp->state == SP_SPLICED) {
+    if (sp->state == SP_SPLICED || sp->state == SP_BODY) {
         atomic_fetch_sub(&g_active, 1);
-        count_unsplice(cause);
+        if (sp->state == SP_SPLICED)
+            count_unsplice(cause); /* BODY counted its budget hand-up already */
     }
     sp->state = SP_RAW;
     struct kvg_flow_cfg cc = {.peer = sp->ck_p, .peer_base = sp->base_c2p, .dir = KVG_DIR_C2P,
@@ -715,6 +728,101 @@ fail:
     teardown(sp, UC_ERROR);
 }
 
+/* ---- BODY: the rest of one request body relayed, the answer spliced ---- */
+
+static void body_pump(struct splice *sp);
+
+static void go_body(struct splice *sp, uint64_t body_left)
+{
+    count_unsplice(KVG_SPL_UP_BUDGET); /* the flow stays counted as spliced */
+    sp->state = SP_BODY;
+    sp->body_left = body_left;
+    sp->raw_since = ev_now_ns();
+    sp->ordered_c2p = 0;
+    body_pump(sp);
+}
+
+/* Back to SPLICED once the body is all at the pod: the client's cfg gets
+ * a new SPLICE epoch, its base counting what kvgated wrote. */
+static void body_done(struct splice *sp)
+{
+    struct cconn *c = sp->c;
+    struct kvg_flow_st st;
+    uint64_t taken_p;
+    if (inq(c->nc.fd) != 0) { /* more than the body: a pipelined request */
+        go_raw(sp, KVG_SPL_PIPELINED);
+        return;
+    }
+    if (st_get(sp->ck_c, &st) < 0 || tcp_counts(sp->up->fd, NULL, &taken_p) < 0) {
+        teardown(sp, UC_ERROR);
+        return;
+    }
+    sp->base_c2p = taken_p - st.bytes;
+    struct kvg_flow_cfg cc = {.peer = sp->ck_p, .peer_base = sp->base_c2p, .budget = g_budget,
+                              .pod_slot = sp->slot, .epoch = sp->epoch_c + 1,
+                              .dir = KVG_DIR_C2P, .mode = KVG_MODE_SPLICE};
+    if (cfg_put(sp->ck_c, &cc, BPF_EXIST) < 0) {
+        teardown(sp, UC_ERROR);
+        return;
+    }
+    sp->epoch_c = cc.epoch;
+    sp->state = SP_SPLICED;
+    sbuf_free(&sp->c2p);
+    sp->c2p_off = 0;
+    ev_mod(c->w->l, c->nc.fd, EPOLLIN | EPOLLRDHUP);
+    ev_mod(c->w->l, sp->up->fd, EPOLLIN | EPOLLRDHUP);
+    sp->idle_mark = UINT64_MAX;
+    arm(sp, idle_ns(c));
+}
+
+static void body_pump(struct splice *sp)
+{
+    struct cconn *c = sp->c;
+    struct ev_loop *l = c->w->l;
+    int cfd = c->nc.fd, pfd = sp->up->fd;
+    size_t cap = c->w->g->cfg.max_buffered_bytes ? c->w->g->cfg.max_buffered_bytes : (1u << 20);
+    uint64_t now = ev_now_ns();
+    if (!sp->ordered_c2p && now - sp->raw_since >= RAW_SETTLE_NS && behind(sp, 1, 0) <= 0)
+        sp->ordered_c2p = 1;
+    /* read at most the body's rest: what follows is the next request's */
+    size_t room = sp->c2p.len < cap ? cap - sp->c2p.len : 0;
+    if (room > sp->body_left)
+        room = (size_t)sp->body_left;
+    if (room) {
+        int eof = 0;
+        uint64_t before = sp->raw_moved;
+        if (raw_read(cfd, &sp->c2p, sp->c2p.len + room, &eof, &sp->raw_moved) < 0) {
+            teardown(sp, UC_ERROR);
+            return;
+        }
+        sp->body_left -= sp->raw_moved - before;
+        if (eof) { /* a half-close in the middle: the plain relay handles it */
+            sp->c_eof = 1;
+            go_raw(sp, UC_CLIENT_CLOSED);
+            return;
+        }
+    }
+    if (sp->ordered_c2p && raw_write(pfd, &sp->c2p, &sp->c2p_off) < 0) {
+        teardown(sp, UC_POD_CLOSED);
+        return;
+    }
+    if (sp->ordered_c2p && !sp->body_left && !sp->c2p.len) {
+        body_done(sp);
+        return;
+    }
+    ev_mod(l, cfd, sp->body_left && sp->c2p.len < cap ? EPOLLIN | EPOLLRDHUP : 0);
+    ev_mod(l, pfd, EPOLLIN | EPOLLRDHUP | (sp->c2p.len && sp->ordered_c2p ? EPOLLOUT : 0));
+    if (!sp->ordered_c2p) {
+        if (now - sp->raw_since > WAIT_MAX_NS) {
+            teardown(sp, UC_ERROR);
+            return;
+        }
+        arm(sp, WAIT_TICK_NS);
+    } else {
+        arm(sp, idle_ns(c)); /* a body that stops coming: idle timeout */
+    }
+}
+
 /* ---- events ---- */
 
 static void timer_cb(struct ev_loop *l, void *arg)
@@ -723,6 +831,10 @@ static void timer_cb(struct ev_loop *l, void *arg)
     sp->timer = 0;
     if (sp->state == SP_SPLICED)
         spliced_timer(sp);
+    else if (sp->state == SP_BODY && sp->ordered_c2p)
+        teardown(sp, UC_IDLE); /* the rest of the body never came */
+    else if (sp->state == SP_BODY)
+        body_pump(sp);
     else if (sp->state == SP_RAW && sp->idle_armed) {
         if (sp->raw_moved == sp->idle_mark) {
             teardown(sp, UC_IDLE); /* no byte either way for idle_timeout_ms */
@@ -738,6 +850,13 @@ static void timer_cb(struct ev_loop *l, void *arg)
 int splice_client_io(struct cconn *c, uint32_t ev)
 {
     struct splice *sp = c->sp;
+    if (sp->state == SP_BODY) {
+        if (ev & EPOLLERR)
+            teardown(sp, UC_CLIENT_CLOSED);
+        else
+            body_pump(sp);
+        return 1;
+    }
     if (sp->state == SP_RAW) {
         if (ev & EPOLLERR) {
             teardown(sp, UC_CLIENT_CLOSED);
@@ -772,6 +891,22 @@ static void pod_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
             return;
         }
         raw_pump(sp);
+        return;
+    }
+    if (sp->state == SP_BODY) {
+        if (ev & EPOLLERR) {
+            teardown(sp, UC_POD_CLOSED);
+            return;
+        }
+        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
+            /* the pod's answer came up (its budget) or the pod closed:
+             * everything as plain bytes from here */
+            struct kvg_flow_st st;
+            go_raw(sp, st_get(sp->ck_p, &st) == 0 && st.state == KVG_FST_HANDED_UP
+                           ? st.cause : UC_POD_CLOSED);
+            return;
+        }
+        body_pump(sp);
         return;
     }
     if (sp->state == SP_SPLICED)

@@ -12,10 +12,13 @@
  *     unhealthy, saturated, unparsable, budget at a request head): the
  *     flow is unspliced (the pod connection closed) and the request is
  *     served on the socket path like any other (routed afresh);
- *   - bytes handed up inside a request or an answer (budget, framing lost,
- *     peer gone): kvgated relays the rest of the connection as plain bytes
- *     with its bounded buffers (TCP backpressure again), never re-ordering
- *     what the kernel already redirected;
+ *   - a request body over the budget: kvgated relays the rest of that
+ *     body with its bounded buffers (TCP backpressure again), the answer
+ *     stays spliced, and the next request is spliced again;
+ *   - bytes handed up elsewhere inside a request or an answer (framing
+ *     lost, peer gone, the answer over the budget): kvgated relays the
+ *     rest of the connection as plain bytes; neither ever re-orders what
+ *     the kernel already redirected;
  *   - a half-close: the FIN is passed on only once the other socket's TCP
  *     acknowledged every redirected byte; a close tears both down.
  * All of it runs on the worker that owns the client connection.
