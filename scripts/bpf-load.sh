@@ -15,7 +15,8 @@
 #       map name kvg_pods pinned DIR/maps/kvg_pods ...     # every map it shares
 #   bpftool prog attach pinned DIR/splice_verdict stream_verdict pinned DIR/maps/kvg_sock
 #   ip link set dev IF xdpdrv pinned DIR/xdp_guard     # native; xdpgeneric for generic
-#   bpftool map dump pinned DIR/maps/kvg_pods          # show: the pod table, etc.
+#   bpftool map dump pinned DIR/maps/kvg_pods          # show: the pod table, the
+#                                                      # splice's counters and flows, etc.
 # --netns NS runs the `ip link` step as `nsenter --net=/run/netns/NS ip ...`:
 # `ip -n NS` / `ip netns exec NS` remount /sys, and the bpffs under it with
 # the pins would not be there.
@@ -55,6 +56,15 @@ if [ $cmd = show ]; then
     bpftool map dump pinned "$dir/maps/kvg_syn_bkt" -j | jq -c '.[] | .formatted | select(.value.dropped > 0)'
     echo "== pod table (kvg_pods, slots in use)"
     bpftool map dump pinned "$dir/maps/kvg_pods" -j | jq -c '.[] | .formatted | select(.value.flags != 0)'
+    if [ -e "$dir/maps/kvg_spl_stats" ]; then
+        echo "== sockmap splice (program $dir/splice_verdict; kvg_spl_stats, all CPUs)"
+        names=$(sed -n '/#define KVG_SPL_REASON_NAMES/,/^ *}/p' "$root/bpf/kvgate.h" | grep -o '"[a-z0-9_]*"' | tr -d '"' | jq -R . | jq -sc .)
+        bpftool map dump pinned "$dir/maps/kvg_spl_stats" -j | jq -r --argjson n "$names" \
+            '.[] | .formatted | select(.key < ($n|length)) |
+             "\(.key)\t\($n[.key])\t\([.values[].value.skbs]|add) skbs\t\([.values[].value.bytes]|add) bytes"'
+        echo "== spliced sockets now (kvg_flow_st: state 1 spliced, 2 handed up)"
+        bpftool map dump pinned "$dir/maps/kvg_flow_st" -j | jq -c '.[] | .formatted'
+    fi
     exit 0
 fi
 

@@ -487,9 +487,36 @@ TEST(policy_json_round_trip)
     cJSON_Delete(o);
 }
 
+/* splice: mode, budget, per-model modes, and their errors */
+TEST(splice_keys)
+{
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_EQ(cfg.splice_mode, GW_SPLICE_AUTO);
+    CHECK_EQ(cfg.splice_budget, 4u << 20);
+    CHECK_EQ(cfg.nsplice_models, 0);
+    CHECK_EQ(parse("{\"splice\": {\"mode\": \"on\", \"budget_bytes\": 65536,"
+                   " \"models\": {\"a\": \"off\", \"org/b\": \"auto\"}}}"), 0);
+    CHECK_EQ(cfg.splice_mode, GW_SPLICE_ON);
+    CHECK_EQ(cfg.splice_budget, 65536);
+    CHECK_EQ(cfg.nsplice_models, 2);
+    CHECK_STR(cfg.splice_models[0].model, "a");
+    CHECK_EQ(cfg.splice_models[0].mode, GW_SPLICE_OFF);
+    CHECK_STR(cfg.splice_models[1].model, "org/b");
+    CHECK_EQ(cfg.splice_models[1].mode, GW_SPLICE_AUTO);
+    CHECK_ERR("{\"splice\": {\"mode\": \"fast\"}}",
+              "splice.mode: unknown mode \"fast\" (auto, on, off)");
+    CHECK_ERR("{\"splice\": {\"mode\": true}}", "splice.mode: expected \"auto\", \"on\" or \"off\"");
+    CHECK_EQ(parse("{\"splice\": {\"budget_bytes\": 1000}}"), -1);
+    CHECK(strstr(err, "splice.budget_bytes") != NULL);
+    CHECK_ERR("{\"splice\": {\"budget\": 1}}", "splice: unknown key \"budget\"");
+    CHECK_EQ(parse("{\"splice\": {\"models\": {\"m\": \"maybe\"}}}"), -1);
+    CHECK(strstr(err, "splice.models.m: unknown mode") != NULL);
+}
+
 int main(void)
 {
     RUN(defaults);
+    RUN(splice_keys);
     RUN(full_config);
     RUN(overrides);
     RUN(syntax_errors);
