@@ -264,6 +264,7 @@ void up_kill(struct upconn *u);
 /* Exchange finished: back to the pool when the conn can carry another
  * request, else closed. Detaches from x. */
 void up_done(struct upconn *u);
+void up_repool(struct upconn *u);       /* splice.c: its kept conn, pooled again */
 void up_pause(struct upconn *u);
 void up_resume(struct upconn *u);
 void up_free(struct upconn *u);          /* reaper only */

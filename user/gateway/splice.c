@@ -97,7 +97,7 @@ struct splice {
 /* ---- process-wide state ---- */
 
 static int g_on;                 /* splice verdict attached, not turned off */
-static int fd_sock = -1, fd_cfg = -1, fd_st = -1;
+static int fd_sock = -1, fd_cfg = -1, fd_st = -1, fd_pods = -1;
 static uint64_t g_budget = KVG_SPLICE_BUDGET_DEFAULT;
 
 /* unsplice causes: the verdict's hand-up reasons, then kvgated's own */
@@ -132,6 +132,7 @@ void splice_init(struct gw *g, struct gwbpf *b)
     fd_sock = gwbpf_map_fd(b, KVG_MAP_SOCK);
     fd_cfg = gwbpf_map_fd(b, KVG_MAP_FLOW_CFG);
     fd_st = gwbpf_map_fd(b, KVG_MAP_FLOW_ST);
+    fd_pods = gwbpf_map_fd(b, KVG_MAP_PODS);
     g_budget = g->cfg.splice_budget;
     g_on = fd_sock >= 0 && fd_cfg >= 0 && fd_st >= 0;
 }
@@ -254,6 +255,19 @@ static void count_unsplice(unsigned cause)
 {
     if (cause < UC__END)
         atomic_fetch_add(&g_unsplices[cause], 1);
+}
+
+/* The pod conn leaves the map and goes back to the pool (idle, clean:
+ * at a request boundary nothing of the flow is under way on it). */
+static void repool_pod(struct splice *sp)
+{
+    if (!sp->up)
+        return;
+    if (sp->p_in_map)
+        map_out(sp->ck_p, 1); /* a normal TCP socket again */
+    sp->p_in_map = 0;
+    up_repool(sp->up);
+    sp->up = NULL;
 }
 
 static void drop_pod(struct splice *sp)
@@ -400,6 +414,15 @@ int splice_hold(struct xreq *x, struct upconn *u)
         u->wr_failed || u->in.len || u->framing == UF_CLOSE || u->dead || u->fd < 0 ||
         !eligible(x))
         return 0;
+    /* a pod the verdict would hand the next request up from anyway (say,
+     * saturated under load): no splice, no conn churn */
+    struct kvg_pod kp;
+    uint32_t slot = x->up_slot;
+    if (fd_pods < 0 || bpf_map_lookup_elem(fd_pods, &slot, &kp) ||
+        (kp.flags & (KVG_POD_F_PRESENT | KVG_POD_F_HEALTHY)) !=
+            (KVG_POD_F_PRESENT | KVG_POD_F_HEALTHY) ||
+        (kp.flags & (KVG_POD_F_DRAINING | KVG_POD_F_DOWN | KVG_POD_F_SATURATED)))
+        return 0;
     struct splice *sp = enter_map(c); /* normally done at dispatch already */
     if (!sp)
         return 0;
@@ -463,7 +486,10 @@ static void unsplice_to_socket_path(struct splice *sp, unsigned cause)
     struct kvg_flow_cfg cc = {.dir = KVG_DIR_C2P, .mode = KVG_MODE_PASS, .epoch = sp->epoch_c + 1};
     if (cfg_put(sp->ck_c, &cc, BPF_EXIST) == 0)
         sp->epoch_c = cc.epoch;
-    drop_pod(sp);
+    if (cause == UC_POD_CLOSED || cause == KVG_SPL_UP_PEER)
+        drop_pod(sp);
+    else
+        repool_pod(sp); /* a saturated pod's conn serves the socket path on */
     ev_timer_cancel(c->w->l, sp->timer);
     sp->timer = 0;
     sp->state = SP_NONE;

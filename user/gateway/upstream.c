@@ -543,6 +543,20 @@ static void up_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
     up_events(u);
 }
 
+/* A conn splice.c kept as a session's dedicated one, idle and out of the
+ * sockmap again: back to up_io and the pool. */
+void up_repool(struct upconn *u)
+{
+    struct worker *w = u->w;
+    ev_del(w->l, u->fd);
+    if (ev_add(w->l, u->fd, EPOLLIN | EPOLLRDHUP, up_io, u) < 0) {
+        up_kill(u);
+        return;
+    }
+    u->x = NULL;
+    up_done(u); /* pooled, or closed when it cannot carry another request */
+}
+
 /* ---- start ---- */
 
 static int build_head(struct upconn *u, struct xreq *x)
