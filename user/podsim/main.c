@@ -43,6 +43,8 @@ static const char USAGE[] =
     "  --close-after N          fault: close each response after N tokens\n"
     "  --slowdown F             fault: multiply step time by F (>= 1)\n"
     "  --seed N                 fault RNG seed (1)\n"
+    "  --keep-alive-timeout S   close an HTTP/1.1 connection idle S wall seconds, as\n"
+    "                           vLLM (uvicorn) does; 0 = never (5)\n"
     "  -h, --help\n";
 
 static int parse_u32(const char *flag, const char *s, uint32_t *out, uint32_t min)
@@ -99,7 +101,7 @@ enum {
     O_PODS = 256, O_BASE_PORT, O_HOST, O_MODEL, O_PROFILE, O_KV_BLOCKS, O_MAX_SEQS,
     O_MAX_BATCHED, O_MAX_LEN, O_SCALE, O_LORA, O_POD_LORA, O_MAX_LORAS, O_LORA_MS,
     O_OUT_MEAN, O_KV_EVENTS, O_ADMIN, O_LEGACY, O_FAIL, O_REFUSE, O_STALL, O_DROP,
-    O_CLOSE_AFTER, O_SLOWDOWN, O_SEED,
+    O_CLOSE_AFTER, O_SLOWDOWN, O_SEED, O_KEEPALIVE,
 };
 
 int main(int argc, char **argv)
@@ -116,7 +118,8 @@ int main(int argc, char **argv)
         {"fail-rate", 1, 0, O_FAIL}, {"refuse", 0, 0, O_REFUSE},
         {"stall-metrics", 0, 0, O_STALL}, {"drop-metrics", 0, 0, O_DROP},
         {"close-after", 1, 0, O_CLOSE_AFTER}, {"slowdown", 1, 0, O_SLOWDOWN},
-        {"seed", 1, 0, O_SEED}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+        {"seed", 1, 0, O_SEED}, {"keep-alive-timeout", 1, 0, O_KEEPALIVE},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0},
     };
     uint32_t npods = 1, base_port = 8000, max_len = 32768, admin_port = 0, seed = 1;
     uint32_t out_mean = 128;
@@ -124,7 +127,7 @@ int main(int argc, char **argv)
     const char *lora = NULL, *kv_events = NULL;
     const char *pod_lora[64] = {0};
     int npod_lora = 0, legacy = 0;
-    double scale = 1.0;
+    double scale = 1.0, keepalive_s = 5.0;
     struct engine_cfg ecfg = {.lora_load_ms = 20.0};
     struct faults f0 = {.slowdown = 1.0};
 
@@ -133,6 +136,9 @@ int main(int argc, char **argv)
         int bad = 0;
         switch (c) {
         case O_PODS: bad = parse_u32("--pods", optarg, &npods, 1); break;
+        case O_KEEPALIVE:
+            bad = parse_double("--keep-alive-timeout", optarg, &keepalive_s, 0, 86400);
+            break;
         case O_BASE_PORT: bad = parse_u32("--base-port", optarg, &base_port, 1); break;
         case O_HOST: host = optarg; break;
         case O_MODEL: model = optarg; break;
@@ -258,7 +264,8 @@ int main(int argc, char **argv)
             p->eng.kv.obs = (struct kv_observer){p->kvb, kvev_stored, kvev_removed, kvev_cleared};
         }
         struct server_cfg scfg = {.bind_addr = host, .port = p->port, .max_body = 32u << 20,
-                                  .max_head = 64u << 10, .handler = api_handle, .ctx = p};
+                                  .max_head = 64u << 10, .handler = api_handle, .ctx = p,
+                                  .keepalive_ms = (uint32_t)(keepalive_s * 1000 + 0.5)};
         p->srv = server_start(loop, &scfg);
         if (!p->srv) {
             fprintf(stderr, "kvgate-podsim: pod %u: cannot listen on %s:%d: %s\n", i, host,

@@ -222,6 +222,26 @@ void srv_conn_release(struct conn *c)
         netconn_update_events(&c->nc);
 }
 
+static void idle_cb(struct ev_loop *l, void *arg)
+{
+    struct conn *c = arg;
+    c->idle_timer = 0;
+    /* as uvicorn: an HTTP/1.1 connection with no request open for the
+     * keep-alive timeout is closed (a client must notice and reconnect) */
+    if (!c->nc.dead && !c->active && !c->nc.in.len && c->proto != P_H2 &&
+        (c->proto == P_DETECT || c->st == H1_HEAD))
+        srv_conn_fail(c);
+}
+
+void srv_conn_idle(struct conn *c)
+{
+    ev_timer_cancel(c->s->l, c->idle_timer);
+    c->idle_timer = 0;
+    if (c->s->cfg.keepalive_ms && !c->nc.dead && !c->nc.closing)
+        c->idle_timer = ev_timer_at(c->s->l, ev_now_ns() + c->s->cfg.keepalive_ms * 1000000ull,
+                                    idle_cb, c);
+}
+
 void srv_conn_fail(struct conn *c)
 {
     if (c->nc.dead)
@@ -230,6 +250,8 @@ void srv_conn_fail(struct conn *c)
     netconn_close(&c->nc);
     ev_timer_cancel(s->l, c->resume_timer);
     c->resume_timer = 0;
+    ev_timer_cancel(s->l, c->idle_timer);
+    c->idle_timer = 0;
     DLIST_REMOVE(s->conns, c, prev, next);
     s->nconns--;
     if (c->active) {
@@ -253,6 +275,10 @@ void srv_conn_flush(struct conn *c)
 static void conn_input(struct netconn *nc)
 {
     struct conn *c = conn_of(nc);
+    if (c->idle_timer) { /* a request is arriving */
+        ev_timer_cancel(c->s->l, c->idle_timer);
+        c->idle_timer = 0;
+    }
     if (c->proto == P_DETECT) {
         int k = h2srv_sniff(c->nc.in.data, c->nc.in.len);
         if (k == H2SRV_MORE)
@@ -420,6 +446,7 @@ static void on_accept(struct listener *ls, int fd,
     }
     DLIST_PUSH(s->conns, c, prev, next);
     s->nconns++;
+    srv_conn_idle(c);
 }
 
 static int listen_open(struct server *s)

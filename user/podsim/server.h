@@ -41,6 +41,8 @@ struct server_cfg {
     size_t max_head;        /* 431 above this (default 64 KiB) */
     server_handler handler;
     void *ctx;
+    uint32_t keepalive_ms;  /* HTTP/1.1: close a connection idle this long (wall);
+                             * 0 = never. vLLM (uvicorn) closes after 5 s */
 };
 
 struct server;

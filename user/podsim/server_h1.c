@@ -220,5 +220,7 @@ void srv_h1_resp_end(struct http_resp *r, int abort)
     if (!c->nc.dead && c->busy == 1 && c->st == H1_HEAD && !c->nc.closing &&
         c->nc.in.len && !c->resume_timer)
         c->resume_timer = ev_timer_at(c->s->l, ev_now_ns(), resume_cb, c);
+    else if (!c->nc.dead && c->st == H1_HEAD && !c->nc.in.len)
+        srv_conn_idle(c);
 }
 

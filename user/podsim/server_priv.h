@@ -90,6 +90,7 @@ struct conn {
     struct conn *prev, *next;
     int proto, busy;
     uint64_t resume_timer; /* h1: parse pipelined input after a resp_end */
+    uint64_t idle_timer;   /* h1: keep-alive timeout while no request is open */
     /* h1 (server_h1.c) */
     int st;
     size_t head_len;
@@ -119,6 +120,9 @@ struct server {
     size_t nconns;
     struct http_resp *pending, *zombies;
 };
+
+/* h1, no request open: (re)arms the keep-alive timeout (server.c). */
+void srv_conn_idle(struct conn *c);
 
 /* ---- server.c: request copies ---- */
 
