@@ -47,21 +47,24 @@ if [ $cmd = show ]; then
     bpftool net show | sed -n '/^xdp:/,/^tc:/p' | grep -v '^tc:' || true
     echo "== limits (kvg_xdp_cfg; version 0 = the program's compiled defaults)"
     bpftool map lookup pinned "$dir/maps/kvg_xdp_cfg" key 0 0 0 0 -j | jq -c '.formatted.value'
+    # reasons MAP NAMES_MACRO UNIT: a per-CPU counter map, summed over CPUs,
+    # each key named from bpf/kvgate.h
+    reasons() {
+        local names
+        names=$(sed -n "/#define $2/,/^ *}/p" "$root/bpf/kvgate.h" | grep -o '"[a-z0-9_]*"' | tr -d '"' | jq -R . | jq -sc .)
+        bpftool map dump pinned "$dir/maps/$1" -j | jq -r --argjson n "$names" --arg u "$3" \
+            '.[] | .formatted | select(.key < ($n|length)) |
+             "\(.key)\t\($n[.key])\t\([.values[].value[$u]]|add) \($u)\t\([.values[].value.bytes]|add) bytes"'
+    }
     echo "== counters (kvg_xdp_stats, all CPUs)"
-    names=$(sed -n '/#define KVG_XDP_REASON_NAMES/,/^ *}/p' "$root/bpf/kvgate.h" | grep -o '"[a-z0-9_]*"' | tr -d '"' | jq -R . | jq -sc .)
-    bpftool map dump pinned "$dir/maps/kvg_xdp_stats" -j | jq -r --argjson n "$names" \
-        '.[] | .formatted | select(.key < ($n|length)) |
-         "\(.key)\t\($n[.key])\t\([.values[].value.packets]|add) packets\t\([.values[].value.bytes]|add) bytes"'
+    reasons kvg_xdp_stats KVG_XDP_REASON_NAMES packets
     echo "== sources being limited (kvg_syn_bkt, dropped > 0)"
     bpftool map dump pinned "$dir/maps/kvg_syn_bkt" -j | jq -c '.[] | .formatted | select(.value.dropped > 0)'
     echo "== pod table (kvg_pods, slots in use)"
     bpftool map dump pinned "$dir/maps/kvg_pods" -j | jq -c '.[] | .formatted | select(.value.flags != 0)'
     if [ -e "$dir/maps/kvg_spl_stats" ]; then
         echo "== sockmap splice (program $dir/splice_verdict; kvg_spl_stats, all CPUs)"
-        names=$(sed -n '/#define KVG_SPL_REASON_NAMES/,/^ *}/p' "$root/bpf/kvgate.h" | grep -o '"[a-z0-9_]*"' | tr -d '"' | jq -R . | jq -sc .)
-        bpftool map dump pinned "$dir/maps/kvg_spl_stats" -j | jq -r --argjson n "$names" \
-            '.[] | .formatted | select(.key < ($n|length)) |
-             "\(.key)\t\($n[.key])\t\([.values[].value.skbs]|add) skbs\t\([.values[].value.bytes]|add) bytes"'
+        reasons kvg_spl_stats KVG_SPL_REASON_NAMES skbs
         echo "== spliced sockets now (kvg_flow_st: state 1 spliced, 2 handed up)"
         bpftool map dump pinned "$dir/maps/kvg_flow_st" -j | jq -c '.[] | .formatted'
     fi

@@ -19,13 +19,7 @@
 [ "$(id -u)" = 0 ] || skip_all "needs root (BPF, namespaces)"
 for c in bpftool jq unshare curl ip; do command -v $c >/dev/null || skip_all "$c not installed"; done
 [ -x build/kvgated ] && [ -x build/kvgate-podsim ] || skip_all "build/kvgated, build/kvgate-podsim not built"
-if [ -z "${KVG_PODMAP_INNER:-}" ]; then
-    trap - EXIT
-    rm -rf "$E2E_TMP"
-    KVG_PODMAP_INNER=1 exec unshare -m -n --propagation private "$0" "$@"
-fi
-ip link set lo up || setup_failed "loopback in the test's network namespace"
-mount -t bpf bpf /sys/fs/bpf || skip_all "cannot mount bpffs"
+private_bpffs --net "$0" "$@"
 PIN=/sys/fs/bpf/kvgate
 podmap_cleanup() {
     e2e_cleanup # kills kvgated and podsim

@@ -25,13 +25,7 @@
 for c in bpftool jq unshare curl ip; do command -v $c >/dev/null || skip_all "$c not installed"; done
 [ -x $PY ] || skip_all "$PY not installed"
 [ -x build/kvgated ] && [ -x build/kvgate-podsim ] || skip_all "build/kvgated, build/kvgate-podsim not built"
-if [ -z "${KVG_SPLICE_INNER:-}" ]; then
-    trap - EXIT
-    rm -rf "$E2E_TMP"
-    KVG_SPLICE_INNER=1 exec unshare -m -n --propagation private "$0" "$@"
-fi
-ip link set lo up || setup_failed "loopback in the test's network namespace"
-mount -t bpf bpf /sys/fs/bpf || skip_all "cannot mount bpffs"
+private_bpffs --net "$0" "$@"
 # TCP buffers of this namespace's sockets at most 1 MiB each (per-netns
 # sysctls): what the kernel may hold per socket is then known, and the
 # stalled-pod check below can tell the budget's bound from TCP's own

@@ -22,13 +22,7 @@ for c in bpftool jq nsenter unshare curl ip; do
 done
 GEN=build/tests/bpf/xdp_livegen
 [ -f build/bpf/xdp_guard.bpf.o ] && [ -x $GEN ] || skip_all "not built (make bpf bpf-tests)"
-# a private mount namespace with a bpffs of our own
-if [ -z "${KVG_XDP_LIVE_INNER:-}" ]; then
-    trap - EXIT
-    rm -rf "$E2E_TMP"
-    KVG_XDP_LIVE_INNER=1 exec unshare -m --propagation private "$0" "$@"
-fi
-mount -t bpf bpf /sys/fs/bpf || skip_all "cannot mount bpffs"
+private_bpffs "$0" "$@" # a private mount namespace with a bpffs of our own
 
 NA=kvg-xdp-$$-a NB=kvg-xdp-$$-b VA=kvga$$ VB=kvgb$$
 PIN=/sys/fs/bpf/kvg-live-$$

@@ -43,6 +43,26 @@ skip_all() { echo "skipped: $*"; exit 77; }
 # A set-up step failed: that is a failure, not an empty run.
 setup_failed() { echo "FAIL set-up: $*"; E2E_FAIL=$((E2E_FAIL + 1)); finish; }
 
+# private_bpffs [--net] SCRIPT ARGS...: the BPF tests' preamble. Re-runs the
+# script (once) in a mount namespace of its own, with --net also a network
+# namespace of its own (loopback up), and mounts a bpffs there, so nothing
+# it pins or attaches is seen outside or outlives it. Call it as
+# `private_bpffs [--net] "$0" "$@"` after the skip checks.
+private_bpffs() {
+    local net=()
+    [ "$1" = --net ] && { net=(-n); shift; }
+    if [ -z "${KVG_BPF_PRIVATE:-}" ]; then
+        trap - EXIT
+        rm -rf "$E2E_TMP"
+        KVG_BPF_PRIVATE=1 exec unshare -m "${net[@]}" --propagation private "$@"
+    fi
+    unset KVG_BPF_PRIVATE # a script it starts makes its own
+    if [ ${#net[@]} -gt 0 ]; then
+        ip link set lo up || setup_failed "loopback in the test's network namespace"
+    fi
+    mount -t bpf bpf /sys/fs/bpf || skip_all "cannot mount bpffs"
+}
+
 # start_podsim [flags...]: PODSIM_PORT = first pod's port, PODSIM_ADMIN = admin port
 start_podsim() {
     local npods=1 a
