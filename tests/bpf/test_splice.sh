@@ -95,6 +95,7 @@ J() { jq -c "$@"; }
 
 # ---- 1. intact, and kvgated reads none of it ----
 R0=$(requests); C2P0=$(m 'kvgate_spliced_bytes_total{direction="client_to_pod"}')
+SR0=$(m 'kvgate_spliced_requests_total')
 $TOOL session $GW_PORT s1 req:$MODEL:20000:0:16 req:$MODEL:20000:0:16 req:$MODEL:20000:1:16 \
     req:$MODEL:20000:0:16 req:$MODEL:20000:1:16 >"$E2E_TMP/s1.jsonl" 2>&1
 $TOOL direct $PODSIM_PORT $MODEL 20000 0 16 >"$E2E_TMP/d0.json"
@@ -110,6 +111,8 @@ check "  kvgated counted 1 request; the kernel spliced >= 4 x 20 KB" bash -c \
     "[ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_requests_total/ {s += \$2} END {print s + 0}') - $R0 )) = 1 ] &&
      [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk -F' ' '/^kvgate_spliced_bytes_total\\{direction=\"client_to_pod\"/ {print \$2}') - $C2P0 )) -ge 80000 ]"
 check "  spliced flows counted" bash -c "[ \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_spliced_flows_total/ {print \$2}') -ge 1 ]"
+check "  the 4 spliced requests counted in kvgate_spliced_requests_total" bash -c \
+    "[ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_spliced_requests_total / {print \$2}') - $SR0 )) = 4 ]"
 
 # ---- 2. streaming: spliced = relayed = the pod's own ----
 $TOOL session $GW_PORT s2 req:$MODEL:3000:1:48 req:$MODEL:3000:1:48 >"$E2E_TMP/s2.jsonl" 2>&1

@@ -961,6 +961,13 @@ void splice_metrics_render(struct sbuf *o)
                 (unsigned long long)st[KVG_SPL_C2P].bytes);
     sbuf_printf(o, "kvgate_spliced_bytes_total{direction=\"pod_to_client\"} %llu\n",
                 (unsigned long long)st[KVG_SPL_P2C].bytes);
+    /* the requests kvgated never saw: with kvgate_requests_total, every
+     * request the gateway carried (they have no model, pod or status
+     * labels: the kernel framed them but did not read them further) */
+    head(o, "kvgate_spliced_requests_total", "counter",
+         "Requests the kernel sent to their pod on a spliced flow (not in kvgate_requests_total).");
+    sbuf_printf(o, "kvgate_spliced_requests_total %llu\n",
+                (unsigned long long)(st[KVG_SPL_REQUEST].skbs + st[KVG_SPL_PIPELINED].skbs));
     head(o, "kvgate_unsplices_total", "counter",
          "Spliced flows given back to kvgated or ended, by cause.");
     for (unsigned i = KVG_SPL_UP_DRAINING; i < UC__END; i++) {
