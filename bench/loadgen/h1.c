@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "httpresp.h"
+#include "reqq.h"
 #include "run.h"
 #include "stream.h"
 
@@ -51,8 +52,7 @@ struct h1_conn {
 
 struct h1_target {
     struct h1_conn *idle; /* LIFO */
-    struct lg_req *qhead, *qtail;
-    size_t nqueued;
+    struct lg_reqq q;      /* requests waiting for a connection */
 };
 
 struct h1_state {
@@ -71,33 +71,7 @@ static void conn_close(struct h1_conn *c);
 static void conn_io(struct ev_loop *l, int fd, uint32_t events, void *arg);
 static void h1_submit(struct lg_run *run, struct lg_req *r);
 
-/* ---- queues ---- */
-
-static void q_push(struct h1_target *ht, struct lg_req *r)
-{
-    r->qnext = NULL;
-    r->qprev = ht->qtail;
-    if (ht->qtail)
-        ht->qtail->qnext = r;
-    else
-        ht->qhead = r;
-    ht->qtail = r;
-    ht->nqueued++;
-}
-
-static void q_remove(struct h1_target *ht, struct lg_req *r)
-{
-    if (r->qprev)
-        r->qprev->qnext = r->qnext;
-    else
-        ht->qhead = r->qnext;
-    if (r->qnext)
-        r->qnext->qprev = r->qprev;
-    else
-        ht->qtail = r->qprev;
-    r->qnext = r->qprev = NULL;
-    ht->nqueued--;
-}
+/* ---- idle connections (queues: reqq.h) ---- */
 
 static void idle_push(struct h1_target *ht, struct h1_conn *c)
 {
@@ -199,9 +173,9 @@ static void conn_free_up(struct h1_conn *c)
 {
     struct h1_target *ht = TG(c->run, c->t);
     c->req = NULL;
-    if (ht->qhead) {
-        struct lg_req *r = ht->qhead;
-        q_remove(ht, r);
+    if (ht->q.head) {
+        struct lg_req *r = ht->q.head;
+        lg_reqq_remove(&ht->q, r);
         conn_start(c, r);
     } else {
         idle_push(ht, c);
@@ -259,10 +233,10 @@ static void on_kick(struct ev_loop *l, void *arg)
         progress = 0;
         for (size_t k = 0; k < run->ntargets && s->nconns < run->cfg->max_conns; k++) {
             struct h1_target *ht = TG(run, &run->targets[k]);
-            if (!ht->qhead)
+            if (!ht->q.head)
                 continue;
-            struct lg_req *r = ht->qhead;
-            q_remove(ht, r);
+            struct lg_req *r = ht->q.head;
+            lg_reqq_remove(&ht->q, r);
             h1_submit(run, r);
             progress = 1;
         }
@@ -294,7 +268,7 @@ static void conn_close(struct h1_conn *c)
     ST(run)->nconns--;
     free(c);
     for (size_t k = 0; k < run->ntargets; k++)
-        if (TG(run, &run->targets[k])->qhead) {
+        if (TG(run, &run->targets[k])->q.head) {
             kick(run);
             break;
         }
@@ -334,7 +308,7 @@ static void h1_submit(struct lg_run *run, struct lg_req *r)
         }
     }
     if (s->nconns >= run->cfg->max_conns) {
-        q_push(ht, r);
+        lg_reqq_push(&ht->q, r, 0);
         return;
     }
     int rc = conn_open(run, t, r);
@@ -356,9 +330,9 @@ static void h1_cancel(struct lg_run *run, struct lg_req *r)
         return;
     }
     struct h1_target *ht = TG(run, &run->targets[r->target]);
-    for (struct lg_req *q = ht->qhead; q; q = q->qnext)
+    for (struct lg_req *q = ht->q.head; q; q = q->qnext)
         if (q == r) {
-            q_remove(ht, r);
+            lg_reqq_remove(&ht->q, r);
             break;
         }
 }
@@ -576,8 +550,8 @@ static void h1_fini(struct lg_run *run)
         struct h1_target *ht = &s->tg[k];
         while (ht->idle)
             conn_close(ht->idle);
-        while (ht->qhead)
-            q_remove(ht, ht->qhead);
+        while (ht->q.head)
+            lg_reqq_remove(&ht->q, ht->q.head);
     }
     for (size_t i = 0; s->held && i < run->nreqs; i++)
         if (s->held[i])
@@ -597,7 +571,7 @@ static void h1_gauges(struct lg_run *run, size_t *conns, size_t *queued)
     *conns = s->nconns;
     *queued = 0;
     for (size_t k = 0; k < run->ntargets; k++)
-        *queued += s->tg[k].nqueued;
+        *queued += s->tg[k].q.n;
 }
 
 const struct lg_transport lg_h1_transport = {

@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "reqq.h"
 #include "run.h"
 #include "stream.h"
 
@@ -89,8 +90,7 @@ struct h2_conn {
 
 struct h2_target {
     struct h2_conn *conns; /* newest first */
-    struct lg_req *qhead, *qtail;
-    size_t nqueued;
+    struct lg_reqq q;      /* requests waiting for a connection */
 };
 
 struct h2_state {
@@ -109,48 +109,12 @@ static int conn_flush(struct h2_conn *c);
 static void conn_io(struct ev_loop *l, int fd, uint32_t events, void *arg);
 static void kick(struct lg_run *run);
 
-/* ---- queues ---- */
-
-static void q_push(struct h2_target *ht, struct lg_req *r, int front)
-{
-    if (front) {
-        r->qprev = NULL;
-        r->qnext = ht->qhead;
-        if (ht->qhead)
-            ht->qhead->qprev = r;
-        else
-            ht->qtail = r;
-        ht->qhead = r;
-    } else {
-        r->qnext = NULL;
-        r->qprev = ht->qtail;
-        if (ht->qtail)
-            ht->qtail->qnext = r;
-        else
-            ht->qhead = r;
-        ht->qtail = r;
-    }
-    ht->nqueued++;
-}
-
-static void q_remove(struct h2_target *ht, struct lg_req *r)
-{
-    if (r->qprev)
-        r->qprev->qnext = r->qnext;
-    else
-        ht->qhead = r->qnext;
-    if (r->qnext)
-        r->qnext->qprev = r->qprev;
-    else
-        ht->qtail = r->qprev;
-    r->qnext = r->qprev = NULL;
-    ht->nqueued--;
-}
+/* ---- queues (reqq.h) ---- */
 
 static int any_queued(struct lg_run *run)
 {
     for (size_t k = 0; k < run->ntargets; k++)
-        if (TG(run, &run->targets[k])->qhead)
+        if (TG(run, &run->targets[k])->q.head)
             return 1;
     return 0;
 }
@@ -202,7 +166,7 @@ static void req_lost(struct lg_run *run, struct lg_req *r, int resend, enum lg_e
     r->conn = NULL;
     if (resend && !r->retried && !run->interrupted) {
         r->retried = 1;
-        q_push(TG(run, &run->targets[r->target]), r, 0);
+        lg_reqq_push(&TG(run, &run->targets[r->target])->q, r, 0);
         kick(run);
         return;
     }
@@ -573,7 +537,7 @@ static int conn_start(struct h2_conn *c, struct lg_req *r)
         free(st);
         if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) {
             c->goaway = 1; /* ids used up: new connections take over */
-            q_push(TG(run, c->t), r, 1);
+            lg_reqq_push(&TG(run, c->t)->q, r, 1);
             kick(run);
         } else {
             lg_req_fail(r, LG_E_BUILD, nghttp2_strerror(id));
@@ -709,11 +673,11 @@ static void on_kick(struct ev_loop *l, void *arg)
     ST(run)->kick_timer = 0;
     for (size_t k = 0; k < run->ntargets; k++) {
         struct h2_target *ht = TG(run, &run->targets[k]);
-        while (ht->qhead) {
-            struct lg_req *r = ht->qhead;
-            q_remove(ht, r);
+        while (ht->q.head) {
+            struct lg_req *r = ht->q.head;
+            lg_reqq_remove(&ht->q, r);
             submit(run, r, 1);
-            if (ht->qhead == r)
+            if (ht->q.head == r)
                 break; /* still no room: it keeps its place */
         }
     }
@@ -747,7 +711,7 @@ static void submit(struct lg_run *run, struct lg_req *r, int front)
                 }
     }
     if (!c && s->nconns >= run->cfg->max_conns) {
-        q_push(ht, r, front);
+        lg_reqq_push(&ht->q, r, front);
         return;
     }
     if (!c) {
@@ -792,9 +756,9 @@ static void h2_cancel(struct lg_run *run, struct lg_req *r)
         return;
     }
     struct h2_target *ht = TG(run, &run->targets[r->target]);
-    for (struct lg_req *q = ht->qhead; q; q = q->qnext)
+    for (struct lg_req *q = ht->q.head; q; q = q->qnext)
         if (q == r) {
-            q_remove(ht, r);
+            lg_reqq_remove(&ht->q, r);
             break;
         }
 }
@@ -832,8 +796,8 @@ static void h2_fini(struct lg_run *run)
         return;
     for (size_t k = 0; s->tg && k < run->ntargets; k++) {
         struct h2_target *ht = &s->tg[k];
-        while (ht->qhead)
-            q_remove(ht, ht->qhead);
+        while (ht->q.head)
+            lg_reqq_remove(&ht->q, ht->q.head);
         while (ht->conns) {
             for (struct h2_stream *st = ht->conns->streams; st; st = st->next)
                 if (st->r) { /* every request is over by now; be safe */
@@ -859,7 +823,7 @@ static void h2_gauges(struct lg_run *run, size_t *conns, size_t *queued)
     *conns = s->nconns;
     *queued = 0;
     for (size_t k = 0; k < run->ntargets; k++)
-        *queued += s->tg[k].nqueued;
+        *queued += s->tg[k].q.n;
 }
 
 const struct lg_transport lg_h2c_transport = {
