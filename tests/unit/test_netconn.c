@@ -142,6 +142,66 @@ TEST(read_hands_input_over)
     close_pair(&o);
 }
 
+/* netconn_ops.direct: an owner that knows where the next bytes belong (a
+ * body of known length) gets them there, not through nc->in. */
+struct downer {
+    struct owner o;       /* first */
+    char dbuf[32];
+    size_t dwant, dgot;
+    int dinputs;
+    size_t dseen;
+};
+
+static void d_input(struct netconn *nc)
+{
+    struct downer *d = (struct downer *)nc;
+    d->dinputs++;
+    d->dseen = nc->in.len;
+    if (nc->in.len == 4 && !memcmp(nc->in.data, "HEAD", 4))
+        d->dwant = 10; /* "the head announced a 10-byte body" */
+    sbuf_reset(&nc->in);
+}
+
+static char *d_direct(struct netconn *nc, size_t *room)
+{
+    struct downer *d = (struct downer *)nc;
+    if (!d->dwant)
+        return NULL;
+    *room = d->dwant;
+    return d->dbuf + d->dgot;
+}
+
+static void d_got(struct netconn *nc, size_t n)
+{
+    struct downer *d = (struct downer *)nc;
+    d->dgot += n;
+    d->dwant -= n;
+}
+
+static const struct netconn_ops dops = { .input = d_input, .fail = o_fail,
+                                         .direct = d_direct, .direct_got = d_got };
+
+TEST(direct_reads_go_straight_to_the_owner)
+{
+    struct downer d;
+    memset(&d, 0, sizeof(d));
+    open_pair(&d.o);
+    d.o.nc.ops = &dops;
+    CHECK_EQ(write(d.o.peer, "HEAD", 4), 4);
+    netconn_read(&d.o.nc, EPOLLIN);
+    CHECK_EQ(d.dinputs, 1); /* the head went through nc->in */
+    CHECK_EQ(d.dseen, 4);
+    CHECK_EQ(d.dwant, 10);
+    CHECK_EQ(write(d.o.peer, "0123456789REST", 14), 14);
+    netconn_read(&d.o.nc, EPOLLIN);
+    CHECK_EQ(d.dgot, 10); /* exactly the body, in the owner's buffer */
+    CHECK(!memcmp(d.dbuf, "0123456789", 10));
+    CHECK_EQ(d.dinputs, 2); /* then the rest, through nc->in again */
+    CHECK_EQ(d.dseen, 4);
+    CHECK_EQ(d.o.fails, 0);
+    close_pair(&d.o);
+}
+
 TEST(eof_fails_but_serves_what_came_with_it)
 {
     struct owner o;
@@ -348,6 +408,7 @@ int main(void)
     g_l = ev_new();
     RUN(read_hands_input_over);
     RUN(eof_fails_but_serves_what_came_with_it);
+    RUN(direct_reads_go_straight_to_the_owner);
     RUN(hup_while_paused_fails);
     RUN(holding_pauses_reading);
     RUN(flush_partial_then_rest);
