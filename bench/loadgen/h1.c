@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "httpresp.h"
+#include "common/dlist.h"
 #include "reqq.h"
 #include "run.h"
 #include "stream.h"
@@ -76,22 +77,12 @@ static void h1_submit(struct lg_run *run, struct lg_req *r);
 static void idle_push(struct h1_target *ht, struct h1_conn *c)
 {
     c->state = C_IDLE;
-    c->iprev = NULL;
-    c->inext = ht->idle;
-    if (ht->idle)
-        ht->idle->iprev = c;
-    ht->idle = c;
+    DLIST_PUSH(ht->idle, c, iprev, inext);
 }
 
 static void idle_remove(struct h1_target *ht, struct h1_conn *c)
 {
-    if (c->iprev)
-        c->iprev->inext = c->inext;
-    else
-        ht->idle = c->inext;
-    if (c->inext)
-        c->inext->iprev = c->iprev;
-    c->inext = c->iprev = NULL;
+    DLIST_REMOVE(ht->idle, c, iprev, inext);
 }
 
 /* ---- sending ---- */

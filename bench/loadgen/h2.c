@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/dlist.h"
 #include "reqq.h"
 #include "run.h"
 #include "stream.h"
@@ -137,12 +138,7 @@ static void stream_free(struct h2_stream *st)
     struct h2_conn *c = st->c;
     if (st->slot)
         c->nstreams--;
-    if (st->prev)
-        st->prev->next = st->next;
-    else
-        c->streams = st->next;
-    if (st->next)
-        st->next->prev = st->prev;
+    DLIST_REMOVE(c->streams, st, prev, next);
     free(st->body);
     free(st);
 }
@@ -408,13 +404,7 @@ static void conn_close(struct h2_conn *c, enum lg_err kind, const char *why)
     struct lg_run *run = c->run;
     struct h2_state *s = ST(run);
     struct h2_target *ht = TG(run, c->t);
-    /* unlink first: resends must not pick c */
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        ht->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    DLIST_REMOVE(ht->conns, c, prev, next); /* first: resends must not pick c */
     if (kind == LG_E_CLOSED && c->sent_goaway && c->sent_goaway_code != NGHTTP2_NO_ERROR)
         kind = LG_E_PROTOCOL;
     while (c->streams) {
@@ -548,10 +538,7 @@ static int conn_start(struct h2_conn *c, struct lg_req *r)
     st->id = id;
     st->slot = 1;
     c->nstreams++;
-    st->next = c->streams;
-    if (c->streams)
-        c->streams->prev = st;
-    c->streams = st;
+    DLIST_PUSH(c->streams, st, prev, next);
     r->conn = st;
     return 0;
 }
@@ -593,10 +580,7 @@ static struct h2_conn *conn_open(struct lg_run *run, struct lg_target *t, int *e
         goto fail;
     }
     struct h2_target *ht = TG(run, t);
-    c->next = ht->conns;
-    if (ht->conns)
-        ht->conns->prev = c;
-    ht->conns = c;
+    DLIST_PUSH(ht->conns, c, prev, next);
     s->nconns++;
     return c;
 fail:
