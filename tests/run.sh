@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test tier and sums their "N passed, N failed" lines.
-#   tests/run.sh            unit, fuzz (brief), e2e, bpf
-#   tests/run.sh unit|fuzz|e2e|bpf [name-filter]
+#   tests/run.sh            unit, fuzz (brief), e2e, hostile, bpf
+#   tests/run.sh unit|fuzz|e2e|hostile|bpf [name-filter]
 # Each test program prints its own summary line; exit code 77 means skipped
 # (the reason is printed by the test). A program that crashes or prints no
 # summary counts as one failure.
 set -u
 cd "$(dirname "$0")/.."
-tiers=${1:-"unit fuzz e2e bpf"}
+tiers=${1:-"unit fuzz e2e hostile bpf"}
 filter=${2:-}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 total_pass=0 total_fail=0 total_skip=0
@@ -62,6 +62,13 @@ for tier in $tiers; do
         for t in tests/e2e/*.sh; do
             [ -x "$t" ] || continue
             n=$(basename "$t" .sh)
+            [ -n "$filter" ] && [[ $n != *$filter* ]] && continue
+            run_one "$n" "$t"
+        done ;;
+    hostile) # kvgated under hostile clients and failing pods (issue 9)
+        for t in tests/hostile/*.sh; do
+            [ -x "$t" ] || continue
+            n=hostile_$(basename "$t" .sh)
             [ -n "$filter" ] && [[ $n != *$filter* ]] && continue
             run_one "$n" "$t"
         done ;;

@@ -2,7 +2,7 @@
 # Real clients through kvgated: curl (HTTP/1.1 and Upgrade: h2c), nghttp
 # and h2load (h2c prior knowledge), the openai npm SDK; limits.
 . "$(dirname "$0")/lib.sh"
-[ -x build/kvgated ] || skip_all "build/kvgated not built"
+[ -x $BUILD/kvgated ] || skip_all "$BUILD/kvgated not built"
 start_podsim --pods 2 --time-scale 0.2 || setup_failed "$(basename "$0") could not start its servers"
 start_gateway --workers 2 || setup_failed "$(basename "$0") could not start its servers"
 G=$GW_PORT

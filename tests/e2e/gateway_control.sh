@@ -3,8 +3,8 @@
 # adapter discovery, stale and refusing pods, admin API (token, add, drain,
 # delete, policy errors naming the key, kill switch), SIGHUP and reload.
 . "$(dirname "$0")/lib.sh"
-[ -x build/kvgated ] || skip_all "build/kvgated not built"
-KV=build/kvgated; PS=build/kvgate-podsim
+[ -x $BUILD/kvgated ] || skip_all "$BUILD/kvgated not built"
+KV=$BUILD/kvgated; PS=$BUILD/kvgate-podsim
 P=$(free_port_range 22); PA=$((P+10)); GL=$((P+20)); GA=$((P+21))
 d=$E2E_TMP
 ok() { if eval "$2" >/dev/null 2>&1; then E2E_PASS=$((E2E_PASS+1)); echo "ok   $1"; else E2E_FAIL=$((E2E_FAIL+1)); echo "FAIL $1"; fi; }

@@ -6,7 +6,7 @@
 # marked unhealthy. The timeout here is 0.3 s and the probes run every
 # 0.7 s, so every probe and every request finds its old connection closed.
 . "$(dirname "$0")/lib.sh"
-[ -x build/kvgated ] || skip_all "build/kvgated not built"
+[ -x $BUILD/kvgated ] || skip_all "$BUILD/kvgated not built"
 PODSIM_N=2
 start_podsim --pods 2 --keep-alive-timeout 0.3 || setup_failed "podsim did not start"
 P=$PODSIM_PORT

@@ -2,8 +2,8 @@
 # kvgated routing against 4 simulated pods: prefix affinity, spread, LoRA,
 # saturation, stale metrics, degraded mode, failures, kill switch, shadow.
 . "$(dirname "$0")/lib.sh"
-[ -x build/kvgated ] || skip_all "build/kvgated not built"
-[ -x build/kvgate-podsim ] || skip_all "build/kvgate-podsim not built"
+[ -x $BUILD/kvgated ] || skip_all "$BUILD/kvgated not built"
+[ -x $BUILD/kvgate-podsim ] || skip_all "$BUILD/kvgate-podsim not built"
 start_podsim --pods 4 --time-scale 0.2 --max-num-seqs 4 --pod-lora 2=sql-lora || setup_failed "$(basename "$0") could not start its servers"
 start_gateway --workers 2 || setup_failed "$(basename "$0") could not start its servers"
 G=$GW_PORT A=$GW_ADMIN PA=$PODSIM_ADMIN

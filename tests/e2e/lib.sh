@@ -8,6 +8,9 @@
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 . scripts/lib.sh
+# The binaries under test: build/ by default; tests/run.sh sets KVG_BUILD to
+# run the same tiers against the sanitizer build (build-asan/).
+BUILD=${KVG_BUILD:-build}
 
 E2E_PASS=0 E2E_FAIL=0
 E2E_PIDS=()
@@ -73,7 +76,7 @@ start_podsim() {
     for try in 1 2 3; do # another process may take a port between check and bind
         PODSIM_PORT=$(free_port_range $((npods + 1)))
         PODSIM_ADMIN=$((PODSIM_PORT + npods))
-        build/kvgate-podsim --base-port "$PODSIM_PORT" --admin-port "$PODSIM_ADMIN" "$@" \
+        $BUILD/kvgate-podsim --base-port "$PODSIM_PORT" --admin-port "$PODSIM_ADMIN" "$@" \
             >"$E2E_TMP/podsim.log" 2>&1 &
         PODSIM_PID=$!
         E2E_PIDS+=($PODSIM_PID)
@@ -106,7 +109,7 @@ start_gateway() {
         GW_ADMIN=$((GW_PORT + 1))
         # --no-bpf unless GW_BPF=1: the e2e tiers test the socket path and
         # leave no pins; tests/bpf/ covers the fast path in its own bpffs
-        ${KVGATED_WRAP:-} build/kvgated $([ "${GW_BPF:-0}" = 1 ] || echo --no-bpf) --listen "127.0.0.1:$GW_PORT" --admin "127.0.0.1:$GW_ADMIN" \
+        ${KVGATED_WRAP:-} $BUILD/kvgated $([ "${GW_BPF:-0}" = 1 ] || echo --no-bpf) --listen "127.0.0.1:$GW_PORT" --admin "127.0.0.1:$GW_ADMIN" \
             --access-log "$GW_LOG" "${pods[@]}" "$@" >"$E2E_TMP/kvgated.log" 2>&1 &
         GW_PID=$!
         E2E_PIDS+=($GW_PID)

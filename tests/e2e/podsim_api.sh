@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kvgate-podsim's OpenAI API with curl: framing, usage, errors, LoRA, cache.
 . "$(dirname "$0")/lib.sh"
-[ -x build/kvgate-podsim ] || skip_all "build/kvgate-podsim not built"
+[ -x $BUILD/kvgate-podsim ] || skip_all "$BUILD/kvgate-podsim not built"
 start_podsim --pods 2 --lora sql-lora,chat-lora --time-scale 0.5 || setup_failed "$(basename "$0") could not start its servers"
 P=$PODSIM_PORT
 M=meta-llama/Llama-3.1-8B-Instruct

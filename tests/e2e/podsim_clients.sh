@@ -2,7 +2,7 @@
 # kvgate-podsim with real clients: nghttp (h2c), the openai npm SDK, 200
 # concurrent streams over 8 pods in one process, promtool on /metrics.
 . "$(dirname "$0")/lib.sh"
-[ -x build/kvgate-podsim ] || skip_all "build/kvgate-podsim not built"
+[ -x $BUILD/kvgate-podsim ] || skip_all "$BUILD/kvgate-podsim not built"
 start_podsim --pods 8 --time-scale 0.5 || setup_failed "$(basename "$0") could not start its servers"
 P=$PODSIM_PORT
 M=meta-llama/Llama-3.1-8B-Instruct

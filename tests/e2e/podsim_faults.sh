@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kvgate-podsim's fault injection (flags and admin API) and KV events.
 . "$(dirname "$0")/lib.sh"
-[ -x build/kvgate-podsim ] || skip_all "build/kvgate-podsim not built"
+[ -x $BUILD/kvgate-podsim ] || skip_all "$BUILD/kvgate-podsim not built"
 KVP=$(free_port_range 1)
 start_podsim --pods 2 --time-scale 0.5 --kv-events "tcp://127.0.0.1:$KVP" || setup_failed "$(basename "$0") could not start its servers"
 P=$PODSIM_PORT A=$PODSIM_ADMIN
