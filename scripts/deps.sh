@@ -21,6 +21,7 @@ PKGS=(
   curl jq           # end-to-end tests
   prometheus        # promtool: validates our Prometheus exposition
   python3-zmq python3-msgpack  # a real KV-event consumer in tests
+  python3-hpack     # HPACK for the raw HTTP/2 frames of the hostile tier
   nginx haproxy wrk gnuplot-nox  # benchmark baselines and plots
 )
 

@@ -101,8 +101,9 @@ jq_true() { jq -e "$2" <<<"$1" >/dev/null || { echo "jq '$2' false on: ${1:0:600
 # start_gateway [kvgated flags...]: pods are PODSIM_PORT.. (PODSIM_N of them)
 # unless flags name others. Sets GW_PORT, GW_ADMIN, GW_LOG (access log).
 start_gateway() {
-    local pods=() i try
+    local pods=() i try a want=${PODSIM_N:-0}
     for ((i = 0; i < ${PODSIM_N:-0}; i++)); do pods+=(--pod "http://127.0.0.1:$((PODSIM_PORT + i))"); done
+    for a in "$@"; do [ "$a" = --pod ] && want=$((want + 1)); done # pods of the caller's own
     GW_LOG="$E2E_TMP/access.log"
     for try in 1 2 3; do
         GW_PORT=$(free_port_range 2)
@@ -119,7 +120,7 @@ start_gateway() {
     done
     # serving once every pod passed a health check and its models are known
     for i in $(seq 1 50); do
-        [ "$(curl -s "http://127.0.0.1:$GW_ADMIN/admin/pods" | jq '[.[] | select(.healthy)] | length' 2>/dev/null)" = "${PODSIM_N:-0}" ] && return 0
+        [ "$(curl -s "http://127.0.0.1:$GW_ADMIN/admin/pods" | jq '[.[] | select(.healthy)] | length' 2>/dev/null)" = "$want" ] && return 0
         sleep 0.1
     done
     echo "pods not healthy at the gateway:"; curl -s "http://127.0.0.1:$GW_ADMIN/admin/pods"; return 1

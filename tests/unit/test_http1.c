@@ -310,6 +310,102 @@ TEST(chunked_incomplete_and_done)
     CHECK_EQ(http1_chunked_decode(&d, "f", 1, out, &n), -1);
 }
 
+/* ---- response heads (a pod's answer) ---- */
+
+struct resp_case {
+    const char *what;
+    const char *in;
+    int rc;            /* OK: complete with head_len == strlen(in) */
+    int status;
+    int64_t cl;
+    int chunked, until_close, keep_alive;
+};
+
+static const struct resp_case resps[] = {
+    { "200 with CL", "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", OK, 200, 5, 0, 0, 1 },
+    { "chunked SSE", "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n", OK, 200, -1, 1, 0, 1 },
+    { "no framing: until close", "HTTP/1.1 200 OK\r\n\r\n", OK, 200, -1, 0, 1, 0 },
+    { "empty reason", "HTTP/1.1 204 \r\n\r\n", OK, 204, -1, 0, 1, 0 },
+    { "no reason, no SP", "HTTP/1.1 500\r\ncontent-length: 0\r\n\r\n", OK, 500, 0, 0, 0, 1 },
+    { "close", "HTTP/1.1 200 OK\r\nConnection: close\r\ncontent-length: 1\r\n\r\n", OK, 200, 1, 0, 0, 0 },
+    { "1.0 keep-alive", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\ncontent-length: 1\r\n\r\n", OK, 200, 1, 0, 0, 1 },
+    { "1.0 default close", "HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n", OK, 200, 1, 0, 0, 0 },
+    { "TE overrides CL, no reuse", "HTTP/1.1 200 OK\r\ncontent-length: 9\r\ntransfer-encoding: chunked\r\n\r\n", OK, 200, -1, 1, 0, 0 },
+    { "TE not chunked: until close", "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n", OK, 200, -1, 0, 1, 0 },
+    { "obs-text value", "HTTP/1.1 200 OK\r\nx: caf\xc3\xa9\r\ncontent-length: 0\r\n\r\n", OK, 200, 0, 0, 0, 1 },
+    { "100 continue", "HTTP/1.1 100 Continue\r\n\r\n", OK, 100, -1, 0, 1, 0 },
+    { "incomplete", "HTTP/1.1 200 OK\r\ncontent-len", HTTP1_INCOMPLETE, 0, 0, 0, 0, 0 },
+    { "incomplete status", "HTTP/1.", HTTP1_INCOMPLETE, 0, 0, 0, 0, 0 },
+    /* a pod's bytes that must never reach a client */
+    { "bare CR in value", "HTTP/1.1 200 OK\r\nx-evil: a\rInjected: 1\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "bare LF ends a line", "HTTP/1.1 200 OK\r\nx-evil: a\nInjected: 1\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "LF-only lines", "HTTP/1.1 200 OK\ncontent-length: 0\n\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "NUL in value", "HTTP/1.1 200 OK\r\nx: a\0b\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "control byte", "HTTP/1.1 200 OK\r\nx: a\x01" "b\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "DEL in value", "HTTP/1.1 200 OK\r\nx: a\x7f\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "space in name", "HTTP/1.1 200 OK\r\nx evil: 1\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "space before colon", "HTTP/1.1 200 OK\r\ncontent-length : 5\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "obs-fold", "HTTP/1.1 200 OK\r\nx: a\r\n b\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "CR in reason", "HTTP/1.1 200 O\rK\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "two CLs", "HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "CL junk", "HTTP/1.1 200 OK\r\ncontent-length: 1x\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "status 2 digits", "HTTP/1.1 20 OK\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "status below 100", "HTTP/1.1 099 X\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "HTTP/2 status line", "HTTP/2 200\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "HTTP/1.2", "HTTP/1.2 200 OK\r\n\r\n", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+    { "junk", "<html>", HTTP1_ERR_BAD, 0, 0, 0, 0, 0 },
+};
+
+TEST(response_table)
+{
+    for (size_t i = 0; i < sizeof(resps) / sizeof(resps[0]); i++) {
+        const struct resp_case *t = &resps[i];
+        size_t n = strlen(t->in);
+        if (strstr(t->what, "NUL"))
+            n = 27; /* the literal holds a NUL */
+        struct http1_response r;
+        int rc = http1_parse_response(t->in, n, MAXH, &r);
+        if (t->rc == OK) {
+            CHECK_EQ(rc, (int)n);
+            if (rc != (int)n) {
+                fprintf(stderr, "    case: %s\n", t->what);
+                continue;
+            }
+            CHECK_EQ(r.status, t->status);
+            CHECK_EQ(r.content_length, t->cl);
+            CHECK_EQ(r.chunked, t->chunked);
+            CHECK_EQ(r.until_close, t->until_close);
+            CHECK_EQ(r.keep_alive, t->keep_alive);
+        } else {
+            CHECK_EQ(rc, t->rc);
+            if (rc != t->rc)
+                fprintf(stderr, "    case: %s\n", t->what);
+        }
+    }
+}
+
+TEST(response_every_split_point)
+{
+    /* every prefix of a valid head is INCOMPLETE, never an error */
+    const char *in = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                     "transfer-encoding: chunked\r\nx-a: b\r\n\r\n";
+    struct http1_response r;
+    for (size_t k = 0; k < strlen(in); k++)
+        CHECK_EQ(http1_parse_response(in, k, MAXH, &r), HTTP1_INCOMPLETE);
+    CHECK_EQ(http1_parse_response(in, strlen(in), MAXH, &r), (int)strlen(in));
+    CHECK_EQ(r.nheaders, 3);
+    /* over max_head without an end: too large */
+    CHECK_EQ(http1_parse_response(in, 20, 20, &r), HTTP1_ERR_TOO_LARGE);
+}
+
+TEST(has_token)
+{
+    CHECK(http1_has_token("keep-alive, X-Secret", 20, "x-secret"));
+    CHECK(!http1_has_token("keep-alive, X-Secrets", 21, "x-secret"));
+    CHECK(http1_has_token(" a ,b", 5, "B"));
+    CHECK(!http1_has_token("", 0, "a"));
+}
+
 int main(void)
 {
     RUN(head_table);
@@ -318,5 +414,8 @@ int main(void)
     RUN(too_large);
     RUN(chunked_table);
     RUN(chunked_incomplete_and_done);
+    RUN(response_table);
+    RUN(response_every_split_point);
+    RUN(has_token);
     return harness_done();
 }

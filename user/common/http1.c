@@ -72,6 +72,11 @@ static int each_token(const char *v, size_t n,
     return 0;
 }
 
+static int tok_eq(const char *t, size_t n, void *arg)
+{
+    return ieq(t, n, *(const char **)arg);
+}
+
 /* ---- request head ---- */
 
 /* Scanner result codes local to this file. */
@@ -162,8 +167,10 @@ static int parse_request_line(struct scan *s, struct http1_request *req)
     return expect_crlf(s);
 }
 
-/* One header line, or the blank line ending the head (*end = 1). */
-static int parse_header_line(struct scan *s, struct http1_request *req, int *end)
+/* One header line into hs[*nh] (at most max), or the blank line ending the
+ * head (*end = 1). */
+static int parse_header_line(struct scan *s, struct http1_header *hs, size_t *nh,
+                             size_t max, int *end)
 {
     if (s->i >= s->n)
         return NEED_MORE;
@@ -186,9 +193,9 @@ static int parse_header_line(struct scan *s, struct http1_request *req, int *end
      * "Content-Length : 5" is a classic smuggling vector. */
     if (s->p[s->i] != ':' || s->i == st)
         return HTTP1_ERR_BAD;
-    if (req->nheaders >= HTTP1_MAX_HEADERS)
+    if (*nh >= max)
         return HTTP1_ERR_TOO_LARGE;
-    struct http1_header *h = &req->headers[req->nheaders];
+    struct http1_header *h = &hs[*nh];
     h->name = s->p + st;
     h->name_len = s->i - st;
     s->i++;
@@ -208,7 +215,7 @@ static int parse_header_line(struct scan *s, struct http1_request *req, int *end
         return rc;
     h->value = s->p + st;
     h->value_len = e - st;
-    req->nheaders++;
+    (*nh)++;
     return 0;
 }
 
@@ -322,7 +329,7 @@ int http1_parse_request(const char *buf, size_t len, size_t max_head,
         rc = parse_request_line(&s, req);
     int end = 0;
     while (rc == 0 && !end)
-        rc = parse_header_line(&s, req, &end);
+        rc = parse_header_line(&s, req->headers, &req->nheaders, HTTP1_MAX_HEADERS, &end);
     if (rc == NEED_MORE)
         /* The window is full and the head has not ended: it is too big. */
         return len >= max_head ? HTTP1_ERR_TOO_LARGE : HTTP1_INCOMPLETE;
@@ -335,6 +342,113 @@ int http1_parse_request(const char *buf, size_t len, size_t max_head,
         return HTTP1_ERR_TOO_LARGE; /* the return type is int */
     req->head_len = s.i;
     return (int)s.i;
+}
+
+/* ---- response head (what a pod sends back) ----
+ *
+ * The same strictness as requests, for the same reason in the other
+ * direction: kvgated re-frames every field it relays (HTTP/1.1 lines or
+ * HTTP/2 HEADERS), so a byte that could end a line early (bare CR or LF),
+ * a NUL or another control byte in a value, or a name outside tchar would
+ * reach the client as response splitting or make nghttp2 end the whole
+ * client connection. Such a head is malformed: the pod failed. */
+
+static int parse_status_line(struct scan *s, struct http1_response *resp)
+{
+    static const char pfx[] = "HTTP/1.";
+    for (size_t k = 0; k < 7; k++, s->i++) {
+        if (s->i >= s->n)
+            return NEED_MORE;
+        if (s->p[s->i] != pfx[k])
+            return HTTP1_ERR_BAD;
+    }
+    /* DIGIT SP 3DIGIT SP reason-phrase CRLF; the reason may be empty and
+     * some servers omit the SP before an empty one */
+    for (size_t k = 0; k < 5; k++, s->i++) {
+        if (s->i >= s->n)
+            return NEED_MORE;
+        char c = s->p[s->i];
+        if (k == 0 ? (c != '0' && c != '1') : k == 1 ? c != ' ' : (c < '0' || c > '9'))
+            return HTTP1_ERR_BAD;
+    }
+    const char *d = s->p + s->i - 5;
+    resp->minor = d[0] - '0';
+    resp->status = (d[2] - '0') * 100 + (d[3] - '0') * 10 + (d[4] - '0');
+    if (resp->status < 100)
+        return HTTP1_ERR_BAD;
+    if (s->i >= s->n)
+        return NEED_MORE;
+    if (s->p[s->i] == ' ') {
+        s->i++;
+        while (s->i < s->n && is_value_char((unsigned char)s->p[s->i]))
+            s->i++;
+    }
+    return expect_crlf(s); /* also rejects a bare CR/LF or a control byte */
+}
+
+int http1_parse_response(const char *buf, size_t len, size_t max_head,
+                         struct http1_response *resp)
+{
+    memset(resp, 0, offsetof(struct http1_response, headers));
+    resp->content_length = -1;
+    struct scan s = { .p = buf, .n = len < max_head ? len : max_head, .i = 0 };
+    int rc = parse_status_line(&s, resp);
+    int end = 0;
+    while (rc == 0 && !end)
+        rc = parse_header_line(&s, resp->headers, &resp->nheaders, HTTP1_MAX_HEADERS, &end);
+    if (rc == NEED_MORE)
+        return len >= max_head ? HTTP1_ERR_TOO_LARGE : HTTP1_INCOMPLETE;
+    if (rc < 0)
+        return rc;
+    int have_te = 0, conn_ka = 0;
+    struct te_state te = { 0 };
+    for (size_t k = 0; k < resp->nheaders; k++) {
+        const struct http1_header *h = &resp->headers[k];
+        if (ieq(h->name, h->name_len, "content-length")) {
+            int64_t v = 0;
+            if (h->value_len == 0)
+                return HTTP1_ERR_BAD;
+            for (size_t j = 0; j < h->value_len; j++) {
+                char c = h->value[j];
+                if (c < '0' || c > '9' || v > (INT64_MAX - (c - '0')) / 10)
+                    return HTTP1_ERR_BAD;
+                v = v * 10 + (c - '0');
+            }
+            if (resp->content_length >= 0 && v != resp->content_length)
+                return HTTP1_ERR_BAD;
+            resp->content_length = v;
+        } else if (ieq(h->name, h->name_len, "transfer-encoding")) {
+            have_te = 1;
+            each_token(h->value, h->value_len, te_token, &te);
+        } else if (ieq(h->name, h->name_len, "connection")) {
+            each_token(h->value, h->value_len, conn_token, &conn_ka);
+        }
+    }
+    resp->keep_alive = resp->minor >= 1 ? conn_ka != -1 : conn_ka == 1;
+    if (have_te) {
+        if (te.bad)
+            return HTTP1_ERR_BAD;
+        /* RFC 9112 6.3: chunked last frames the body; any other coding
+         * last means "until close"; either way Transfer-Encoding overrides
+         * Content-Length, and such a connection is not reused */
+        resp->chunked = te.last_chunked;
+        resp->until_close = !te.last_chunked;
+        if (resp->content_length >= 0 || resp->until_close)
+            resp->keep_alive = 0;
+        resp->content_length = -1;
+    } else if (resp->content_length < 0) {
+        resp->until_close = 1;
+        resp->keep_alive = 0;
+    }
+    if (s.i > (size_t)INT32_MAX)
+        return HTTP1_ERR_TOO_LARGE;
+    resp->head_len = s.i;
+    return (int)s.i;
+}
+
+int http1_has_token(const char *v, size_t n, const char *tok)
+{
+    return each_token(v, n, tok_eq, &tok);
 }
 
 const struct http1_header *http1_find(const struct http1_request *req,

@@ -48,6 +48,33 @@ enum {
 int http1_parse_request(const char *buf, size_t len, size_t max_head,
                         struct http1_request *req);
 
+/* A response head (a pod's answer to kvgated). */
+struct http1_response {
+    int status;         /* 100..999 */
+    int minor;          /* HTTP/1.<minor> */
+    int64_t content_length; /* -1 when absent or overridden by Transfer-Encoding */
+    int chunked;        /* Transfer-Encoding ends in chunked */
+    int until_close;    /* no framing: the body ends when the connection does */
+    int keep_alive;     /* the connection may carry another request */
+    size_t head_len;
+    size_t nheaders;
+    struct http1_header headers[HTTP1_MAX_HEADERS];
+};
+
+/* Parses a response head in buf[0..len) with the request parser's
+ * strictness: CRLF lines, tchar names, no control byte (but HTAB) in a
+ * value or the reason phrase, no obs-fold, Content-Length digits only and
+ * repeated only with the same value. Returns HTTP1_INCOMPLETE, the head
+ * length, HTTP1_ERR_BAD or HTTP1_ERR_TOO_LARGE (over max_head or more than
+ * HTTP1_MAX_HEADERS fields). 1xx heads parse like any other. Whether the
+ * status carries a body (HEAD, 204, 304) is the caller's to judge. */
+int http1_parse_response(const char *buf, size_t len, size_t max_head,
+                         struct http1_response *resp);
+
+/* Does the comma-separated list v[0..n) hold token tok (case-insensitive,
+ * OWS trimmed)? For Connection and similar list fields. */
+int http1_has_token(const char *v, size_t n, const char *tok);
+
 /* Case-insensitive header lookup; NULL if absent. */
 const struct http1_header *http1_find(const struct http1_request *req,
                                       const char *name);

@@ -258,6 +258,10 @@ void h1_resp_head(struct xreq *x, int status, const char *hdrs, size_t hlen,
     sbuf_append(o, hdrs, hlen);
     if (bodyless) {
         /* no framing */
+    } else if (x->is_head) {
+        /* the length GET would have (RFC 9110 9.3.2), never a body */
+        if (clen >= 0)
+            sbuf_printf(o, "content-length: %lld\r\n", (long long)clen);
     } else if (clen >= 0) {
         sbuf_printf(o, "content-length: %lld\r\n", (long long)clen);
     } else if (x->minor >= 1) {
@@ -276,6 +280,8 @@ void h1_resp_head(struct xreq *x, int status, const char *hdrs, size_t hlen,
 void h1_resp_body(struct xreq *x, const char *p, size_t n)
 {
     struct sbuf *o = &x->c->nc.out;
+    if (x->is_head)
+        return; /* a HEAD answer ends with its head */
     if (x->resp_chunked)
         sbuf_printf(o, "%zx\r\n", n);
     sbuf_append(o, p, n);

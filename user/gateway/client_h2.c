@@ -288,7 +288,7 @@ void h2_resp_head(struct xreq *x, int status, const char *hdrs, size_t hlen,
         p = eol ? eol + 1 : end;
     }
 #undef NV
-    int bodyless = status < 200 || status == 204 || status == 304;
+    int bodyless = status < 200 || status == 204 || status == 304 || x->is_head;
     nghttp2_data_provider prd = { .source.ptr = x, .read_callback = read_cb };
     int rv = nghttp2_submit_response(c->h2.ng, x->sid, nva, n, bodyless ? NULL : &prd);
     free(nva);

@@ -166,9 +166,12 @@ struct xreq {
     int64_t req_clen;           /* h2: announced content-length, -1 none */
     int minor, keep_alive;      /* HTTP/1.1 client */
     char method[16];
+    int is_head;                /* HEAD: every answer goes without a body */
     struct sbuf path;           /* request-target as received */
     struct sbuf fwd;            /* end-to-end headers to forward, "n: v\r\n" */
     struct sbuf xff;            /* client's x-forwarded-for, if any */
+    struct sbuf conn_opts;      /* client's Connection values: the fields they name
+                                 * are not forwarded (RFC 9110 7.6.1) */
     struct sbuf ctype;          /* client's content-type, if any */
     struct sbuf body;           /* decoded request body, forwarded as is */
     struct gw_scan *scan;

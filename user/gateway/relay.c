@@ -72,6 +72,17 @@ static int hop_by_hop(const char *n, size_t nl)
     return lc_prefix(n, nl, "proxy-");
 }
 
+/* Is field name n[0..nl) a token of the Connection list in opts? */
+static int named_in(const struct sbuf *opts, const char *n, size_t nl)
+{
+    char name[128];
+    if (nl >= sizeof(name))
+        return 0; /* no Connection option is that long */
+    memcpy(name, n, nl);
+    name[nl] = '\0';
+    return http1_has_token(opts->data, opts->len, name);
+}
+
 static void copy_trunc(char *dst, size_t cap, const char *v, size_t vl)
 {
     if (vl >= cap)
@@ -104,6 +115,7 @@ struct xreq *x_new(struct cconn *c, int32_t sid)
     sbuf_init(&x->path);
     sbuf_init(&x->fwd);
     sbuf_init(&x->xff);
+    sbuf_init(&x->conn_opts);
     sbuf_init(&x->ctype);
     sbuf_init(&x->body);
     sbuf_init(&x->hold);
@@ -118,6 +130,7 @@ void x_free(struct xreq *x)
     sbuf_free(&x->path);
     sbuf_free(&x->fwd);
     sbuf_free(&x->xff);
+    sbuf_free(&x->conn_opts);
     sbuf_free(&x->ctype);
     sbuf_free(&x->body);
     sbuf_free(&x->hold);
@@ -196,6 +209,7 @@ void x_abort_client(struct xreq *x)
 void x_set_method(struct xreq *x, const char *m, size_t n)
 {
     copy_trunc(x->method, sizeof(x->method), m, n);
+    x->is_head = n == 4 && memcmp(m, "HEAD", 4) == 0;
 }
 
 void x_set_path(struct xreq *x, const char *p, size_t n)
@@ -228,6 +242,11 @@ void x_add_header(struct xreq *x, const char *n, size_t nl, const char *v, size_
         return;
     } else if (lc_eq(n, nl, "expect")) {
         return; /* answered by the gateway (100-continue) */
+    } else if (lc_eq(n, nl, "connection")) {
+        if (x->conn_opts.len)
+            sbuf_puts(&x->conn_opts, ",");
+        sbuf_append(&x->conn_opts, v, vl);
+        return;
     }
     if (hop_by_hop(n, nl))
         return;
@@ -235,6 +254,29 @@ void x_add_header(struct xreq *x, const char *n, size_t nl, const char *v, size_
     sbuf_puts(&x->fwd, ": ");
     sbuf_append(&x->fwd, v, vl);
     sbuf_puts(&x->fwd, "\r\n");
+}
+
+/* Removes from x->fwd the fields the client's Connection header named
+ * (RFC 9110 7.6.1: they are for this hop only). Called once the head is
+ * complete, since Connection may come after the fields it names. */
+static void drop_connection_named(struct xreq *x)
+{
+    if (!x->conn_opts.len || !x->fwd.len)
+        return;
+    char *d = x->fwd.data;
+    size_t r = 0, w = 0, n = x->fwd.len;
+    while (r < n) { /* lines "name: value\r\n" */
+        const char *eol = memchr(d + r, '\n', n - r);
+        size_t le = eol ? (size_t)(eol - d) + 1 : n;
+        const char *colon = memchr(d + r, ':', le - r);
+        if (!colon || !named_in(&x->conn_opts, d + r, (size_t)(colon - (d + r)))) {
+            memmove(d + w, d + r, le - r);
+            w += le - r;
+        }
+        r = le;
+    }
+    x->fwd.len = w;
+    d[w] = '\0';
 }
 
 static int path_is(const struct xreq *x, const char *p)
@@ -251,7 +293,8 @@ static void x_classify(struct xreq *x)
     if (x->classified)
         return;
     x->classified = 1;
-    int post = strcmp(x->method, "POST") == 0, get = strcmp(x->method, "GET") == 0;
+    int post = strcmp(x->method, "POST") == 0;
+    int get = strcmp(x->method, "GET") == 0 || x->is_head; /* HEAD wherever GET */
     if (path_is(x, "/v1/chat/completions") || path_is(x, "/v1/completions"))
         x->kind = post ? XK_ROUTED : XK_BADMETHOD;
     else if (path_is(x, "/v1/models"))
@@ -262,6 +305,7 @@ static void x_classify(struct xreq *x)
         x->kind = XK_NOTFOUND;
     if (x->kind == XK_ROUTED)
         x->scan = gw_scan_new(x->w->g); /* NULL: answered 500 at dispatch */
+    drop_connection_named(x);
 }
 
 int x_body_feed(struct xreq *x, const char *p, size_t n)
@@ -353,7 +397,8 @@ void x_local_body(struct xreq *x, int status, const char *ctype, const char *bod
         sbuf_puts(&h, extra_hdrs);
     sink_head(x, status, h.data ? h.data : "", h.len, (int64_t)len);
     sbuf_free(&h);
-    sink_body(x, body, len);
+    if (!x->is_head)
+        sink_body(x, body, len);
     x_account(x); /* before sink_end: HTTP/1.1 frees x there */
     sink_end(x, 0);
 }
@@ -445,7 +490,7 @@ void x_dispatch(struct xreq *x)
         const char *allow = path_is(x, "/v1/chat/completions") ||
                                     path_is(x, "/v1/completions")
                                 ? "allow: POST\r\n"
-                                : "allow: GET\r\n";
+                                : "allow: GET, HEAD\r\n";
         x_local_body(x, 405, "application/json", b.data ? b.data : "", b.len, allow);
         sbuf_free(&b);
         break;
@@ -520,7 +565,10 @@ void relay_up_fail(struct xreq *x, int kind, int reused, const char *cause)
     }
     if (kind == FK_CONNECT || kind == FK_CONNECT_TIMEOUT)
         gw_pod_failed(g, slot);
-    int retriable = kind == FK_CONNECT || kind == FK_CONNECT_TIMEOUT || kind == FK_RESET;
+    /* a malformed head (FK_PROTO) is the pod failing like a reset: nothing
+     * of it reached the client */
+    int retriable = kind == FK_CONNECT || kind == FK_CONNECT_TIMEOUT || kind == FK_RESET ||
+                    kind == FK_PROTO;
     if (retriable && x->r.retries == 0 && x_route_again(x, slot, retry_metric(kind))) {
         if (up_start(x, 0) == 0)
             return;
@@ -559,11 +607,19 @@ int relay_up_head(struct xreq *x, struct upconn *u, int status,
                     "upstream_failed");
         return -1;
     }
-    struct sbuf hb;
+    struct sbuf hb, conn;
     sbuf_init(&hb);
+    sbuf_init(&conn); /* the pod's Connection values: the fields they name stay here */
+    for (size_t i = 0; i < nh; i++)
+        if (lc_eq(h[i].name, h[i].name_len, "connection")) {
+            sbuf_append(&conn, h[i].value, h[i].value_len);
+            sbuf_puts(&conn, ",");
+        }
     for (size_t i = 0; i < nh; i++) {
         const struct http1_header *f = &h[i];
         if (hop_by_hop(f->name, f->name_len))
+            continue;
+        if (conn.len && named_in(&conn, f->name, f->name_len))
             continue;
         if (lc_eq(f->name, f->name_len, "content-type") &&
             ci_prefix(f->value, f->value_len, "text/event-stream"))
@@ -579,6 +635,7 @@ int relay_up_head(struct xreq *x, struct upconn *u, int status,
         sbuf_append(&hb, f->value, f->value_len);
         sbuf_puts(&hb, "\r\n");
     }
+    sbuf_free(&conn);
     sbuf_printf(&hb, "x-gateway-destination-endpoint: %s\r\n", x->dest);
     int bodyless = status < 200 || status == 204 || status == 304;
     int64_t cl = has_body ? clen : (bodyless ? -1 : 0);

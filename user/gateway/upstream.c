@@ -24,8 +24,6 @@
 #include "common/ev.h"
 #include "gateway/dataplane.h"
 
-#define UP_MAX_HEADERS 100
-
 void addr_to_text(const struct sockaddr_storage *a, char *out, size_t len, int with_port)
 {
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -207,97 +205,6 @@ static void defer_fail(struct upconn *u, int kind, const char *cause)
     u->timer = ev_timer_at(u->w->l, ev_now_ns(), up_timer_cb, u);
 }
 
-/* ---- response head ---- */
-
-struct resp_head {
-    int status, minor;
-    int64_t clen;
-    int chunked, conn_close, conn_ka;
-    size_t nh;
-    struct http1_header h[UP_MAX_HEADERS]; /* last: not cleared */
-};
-
-static int ci_eq(const char *a, size_t n, const char *lit)
-{
-    return strlen(lit) == n && strncasecmp(a, lit, n) == 0;
-}
-
-static int ci_has_token(const char *v, size_t n, const char *tok)
-{
-    size_t tl = strlen(tok);
-    for (size_t i = 0; i + tl <= n; i++)
-        if (strncasecmp(v + i, tok, tl) == 0 && (i == 0 || v[i - 1] == ',' ||
-                                                 v[i - 1] == ' ') &&
-            (i + tl == n || v[i + tl] == ',' || v[i + tl] == ' ' || v[i + tl] == ';'))
-            return 1;
-    return 0;
-}
-
-/* Head length (> 0), 0 incomplete, -1 malformed. Lines end in CRLF (a bare
- * LF is tolerated). */
-static long parse_resp_head(const char *b, size_t len, struct resp_head *rh)
-{
-    memset(rh, 0, offsetof(struct resp_head, h));
-    rh->clen = -1;
-    size_t i = 0, line = 0;
-    int first = 1;
-    for (;;) {
-        const char *nl = memchr(b + i, '\n', len - i);
-        if (!nl)
-            return 0;
-        size_t e = (size_t)(nl - b);
-        size_t le = e > i && b[e - 1] == '\r' ? e - 1 : e;
-        line = i;
-        i = e + 1;
-        const char *p = b + line;
-        size_t n = le - line;
-        if (first) {
-            /* HTTP/1.x SP 3DIGIT [SP reason] */
-            if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ' ||
-                p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' ||
-                p[11] < '0' || p[11] > '9' || (n > 12 && p[12] != ' '))
-                return -1;
-            rh->minor = p[7] == '1' ? 1 : 0;
-            rh->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-            first = 0;
-            continue;
-        }
-        if (n == 0)
-            return (long)i; /* blank line: end of head */
-        const char *colon = memchr(p, ':', n);
-        if (!colon || colon == p || p[0] == ' ' || p[0] == '\t')
-            return -1;
-        size_t nlen = (size_t)(colon - p);
-        const char *v = colon + 1, *ve = p + n;
-        while (v < ve && (*v == ' ' || *v == '\t'))
-            v++;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-            ve--;
-        size_t vl = (size_t)(ve - v);
-        if (ci_eq(p, nlen, "content-length")) {
-            int64_t cl = 0;
-            if (vl == 0)
-                return -1;
-            for (size_t k = 0; k < vl; k++) {
-                if (v[k] < '0' || v[k] > '9' || cl > (INT64_MAX - 9) / 10)
-                    return -1;
-                cl = cl * 10 + (v[k] - '0');
-            }
-            if (rh->clen >= 0 && rh->clen != cl)
-                return -1;
-            rh->clen = cl;
-        } else if (ci_eq(p, nlen, "transfer-encoding")) {
-            rh->chunked = ci_has_token(v, vl, "chunked");
-        } else if (ci_eq(p, nlen, "connection")) {
-            rh->conn_close |= ci_has_token(v, vl, "close");
-            rh->conn_ka |= ci_has_token(v, vl, "keep-alive");
-        }
-        if (rh->nh >= UP_MAX_HEADERS)
-            return -1;
-        rh->h[rh->nh++] = (struct http1_header){ p, nlen, v, vl };
-    }
-}
-
 /* ---- I/O ---- */
 
 /* report: 0 when called from up_start (a reused connection, written at
@@ -345,18 +252,14 @@ static int up_parse(struct upconn *u)
     struct xreq *x = u->x;
     struct gw *g = u->w->g;
     while (!u->head_done) {
-        struct resp_head rh;
-        long hl = parse_resp_head(u->in.data, u->in.len, &rh);
-        if (hl == 0) {
-            size_t max = g->cfg.max_header_bytes ? g->cfg.max_header_bytes : 65536;
-            if (u->in.len > max) {
-                up_fail(u, FK_PROTO, "response head too large");
-                return -1;
-            }
+        struct http1_response rh;
+        size_t max = g->cfg.max_header_bytes ? g->cfg.max_header_bytes : 65536;
+        int hl = http1_parse_response(u->in.data, u->in.len, max, &rh);
+        if (hl == HTTP1_INCOMPLETE)
             return 0;
-        }
         if (hl < 0) {
-            up_fail(u, FK_PROTO, "malformed response");
+            up_fail(u, FK_PROTO, hl == HTTP1_ERR_TOO_LARGE ? "response head too large"
+                                                            : "malformed response head");
             return -1;
         }
         if (rh.status < 200 && rh.status != 101) { /* 100 Continue & co */
@@ -370,17 +273,15 @@ static int up_parse(struct upconn *u)
         int has_body = !(rh.status == 204 || rh.status == 304);
         u->framing = !has_body ? UF_NONE
                      : rh.chunked ? UF_CHUNKED
-                     : rh.clen >= 0 ? UF_CLEN
-                                    : UF_CLOSE;
-        u->clen_left = rh.clen > 0 ? (uint64_t)rh.clen : 0;
-        u->resp_ka = rh.minor >= 1 ? !rh.conn_close : rh.conn_ka && !rh.conn_close;
-        if (rh.chunked && rh.clen >= 0)
-            u->resp_ka = 0; /* both: chunked wins, but do not trust the conn */
+                     : rh.until_close ? UF_CLOSE
+                                      : UF_CLEN;
+        u->clen_left = rh.content_length > 0 ? (uint64_t)rh.content_length : 0;
+        u->resp_ka = rh.keep_alive;
         memset(&u->ck, 0, sizeof(u->ck));
         u->head_done = 1;
-        int64_t clen = u->framing == UF_CLEN ? rh.clen : -1;
+        int64_t clen = u->framing == UF_CLEN ? rh.content_length : -1;
         /* Header pointers are into u->in, which stays put until consumed. */
-        int rc = relay_up_head(x, u, rh.status, rh.h, rh.nh, clen, has_body);
+        int rc = relay_up_head(x, u, rh.status, rh.headers, rh.nheaders, clen, has_body);
         if (rc < 0 || u->dead || u->x != x)
             return -1;
         sbuf_consume(&u->in, (size_t)hl);
