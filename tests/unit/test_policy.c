@@ -336,6 +336,75 @@ TEST(retry_excludes_the_failed_pod)
     snapshot_put(s);
 }
 
+TEST(failed_pods_are_left_out_unless_none_would_remain)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    reset();
+    struct pod_snapshot *s = fleet(3);
+    match[0] = 20; /* pod 0 would win on its prefix */
+    atomic_store(&cnt.ejected_until_ns[0], NOW + 1);
+    for (uint64_t r = 0; r < 20; r++) {
+        CHECK(pick(&c, s, "llama", 20, r, &d) != 0);
+        CHECK_EQ(d.ejected, 1);
+        CHECK_EQ(d.fail_open, 0);
+    }
+    atomic_store(&cnt.ejected_until_ns[0], NOW); /* expired */
+    CHECK_EQ(pick(&c, s, "llama", 20, 1, &d), 0);
+    CHECK_EQ(d.ejected, 0);
+    /* a connect failure's down mark and ejections alike: every pod out */
+    atomic_store(&cnt.ejected_until_ns[0], NOW + 1);
+    atomic_store(&cnt.ejected_until_ns[1], NOW + 1);
+    atomic_store(&cnt.down_until_ns[2], NOW + 1);
+    CHECK_EQ(pick(&c, s, "llama", 20, 1, &d), 0); /* fail open: all kept, prefix wins */
+    CHECK_EQ(d.status, ROUTE_OK);
+    CHECK_EQ(d.fail_open, 1);
+    CHECK_EQ(d.candidates, 3);
+    /* a health check that fails is not failed open: unhealthy stays out */
+    s->pods[0].healthy = 0;
+    s->pods[1].healthy = 0;
+    s->pods[2].healthy = 0;
+    pick(&c, s, "llama", 20, 1, &d);
+    CHECK_EQ(d.status, ROUTE_NO_POD);
+    snapshot_put(s);
+}
+
+TEST(a_retry_avoids_pods_that_just_failed)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    reset();
+    struct pod_snapshot *s = fleet(3);
+    atomic_store(&cnt.last_fail_ns[1], NOW - 1000);
+    struct route_input in = {.model = "llama", .nkeys = 0, .match = match, .session_slot = -1,
+                             .now_ns = NOW, .exclude_slot = 0,
+                             .avoid_failed_since_ns = NOW - 5000};
+    for (uint64_t r = 0; r < 20; r++) {
+        in.rand = r;
+        policy_pick(&c, s, &cnt, &st, &in, &d);
+        CHECK_EQ(d.idx, 2); /* 0 is the one it left, 1 failed 1 us ago */
+    }
+    in.avoid_failed_since_ns = NOW - 500; /* 1 failed before that: allowed again */
+    int seen1 = 0;
+    for (uint64_t r = 0; r < 40; r++) {
+        in.rand = r * 7919;
+        policy_pick(&c, s, &cnt, &st, &in, &d);
+        seen1 |= d.idx == 1;
+        CHECK(d.idx != 0);
+    }
+    CHECK(seen1);
+    /* the only other pod failed recently: still tried (fail open) */
+    atomic_store(&cnt.last_fail_ns[2], NOW - 100);
+    in.avoid_failed_since_ns = NOW - 5000;
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.status, ROUTE_OK);
+    CHECK_EQ(d.fail_open, 1);
+    CHECK(d.idx == 1 || d.idx == 2);
+    snapshot_put(s);
+}
+
 TEST(session_affinity_and_lora_affinity)
 {
     struct policy_cfg c;
@@ -376,5 +445,7 @@ int main(void)
     RUN(canary_share);
     RUN(retry_excludes_the_failed_pod);
     RUN(session_affinity_and_lora_affinity);
+    RUN(failed_pods_are_left_out_unless_none_would_remain);
+    RUN(a_retry_avoids_pods_that_just_failed);
     return harness_done();
 }

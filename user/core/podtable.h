@@ -53,7 +53,11 @@ struct pod_snapshot {
 /* Serving counters shared by workers and the control thread, by slot. */
 struct pod_counters {
     atomic_uint inflight[POD_MAX];          /* requests at the pod now */
-    atomic_uint_fast64_t down_until_ns[POD_MAX]; /* data path saw it fail */
+    atomic_uint_fast64_t down_until_ns[POD_MAX]; /* data path saw it fail to connect */
+    /* passive outlier detection (core/outlier.c) */
+    atomic_uint_fast64_t ejected_until_ns[POD_MAX]; /* ejected until then */
+    atomic_uint_fast64_t last_fail_ns[POD_MAX];     /* its last failed attempt */
+    atomic_uint_fast64_t ejections[POD_MAX];        /* times ejected (a counter) */
 };
 
 struct pod_snapshot *snapshot_new(uint32_t npods);

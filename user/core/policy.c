@@ -53,6 +53,7 @@ struct cand {
     uint32_t slot, inflight;
     double est_waiting;
     uint8_t fresh, sat, adapter_hot;
+    uint8_t out; /* down, ejected, or (a retry) just failed */
 };
 
 /* Queue estimate: the scraped queue, or more if the gateway has sent more
@@ -203,10 +204,14 @@ void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
         if (!kind)
             continue;
         serving++;
-        if (!p->healthy || p->draining || p->slot == in->exclude_slot ||
-            atomic_load_explicit(&cnt->down_until_ns[p->slot], memory_order_relaxed) > in->now_ns)
+        if (!p->healthy || p->draining || p->slot == in->exclude_slot)
             continue;
         struct cand *x = &c[n++];
+        x->out = atomic_load_explicit(&cnt->down_until_ns[p->slot], memory_order_relaxed) > in->now_ns ||
+                 atomic_load_explicit(&cnt->ejected_until_ns[p->slot], memory_order_relaxed) > in->now_ns ||
+                 (in->avoid_failed_since_ns &&
+                  atomic_load_explicit(&cnt->last_fail_ns[p->slot], memory_order_relaxed) >=
+                      in->avoid_failed_since_ns);
         x->idx = (int)i;
         x->slot = p->slot;
         x->inflight = atomic_load_explicit(&cnt->inflight[p->slot], memory_order_relaxed);
@@ -225,6 +230,24 @@ void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
         x->sat = !x->fresh || x->est_waiting >= qsat || p->kv_usage >= cfg->kv_sat;
         x->adapter_hot = kind == 2 && aidx >= 0 && aidx < 64 && (p->running_loras >> aidx & 1);
         out->stale += !x->fresh;
+    }
+    /* leave out the pods the data path saw fail, unless that leaves none */
+    int nin = 0;
+    for (int i = 0; i < n; i++)
+        nin += !c[i].out;
+    if (nin == 0 && n > 0) {
+        out->fail_open = 1;
+        out->ejected = (uint32_t)n;
+    } else if (nin < n) {
+        int k = 0;
+        out->stale = 0;
+        for (int i = 0; i < n; i++)
+            if (!c[i].out) {
+                c[k++] = c[i];
+                out->stale += !c[i].fresh;
+            }
+        out->ejected = (uint32_t)(n - nin);
+        n = k;
     }
     out->candidates = (uint32_t)n;
     if (n == 0) {

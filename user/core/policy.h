@@ -8,6 +8,11 @@
  * by the baseline, report what prefix-aware would have picked) and canary
  * (a percentage of requests prefix-aware, the rest by the baseline).
  *
+ * Pods the data path saw fail (a connect failure's down mark, an outlier
+ * ejection, or, for a retry, any failure in the last seconds) are left out
+ * only while other candidates remain: when none would remain, all are kept
+ * (fail open), since those pods still pass their health checks.
+ *
  * Metrics older than stale_ms make a pod count as saturated; when no
  * candidate has fresh metrics the decision is "degraded": the gateway's own
  * in-flight counts replace the scraped queue, prefix affinity still counts,
@@ -76,6 +81,8 @@ struct route_input {
     uint64_t rand;          /* random bits for tie-breaks, canary, random */
     uint64_t now_ns;
     uint32_t exclude_slot;  /* a retry avoids the pod that failed; UINT32_MAX none */
+    uint64_t avoid_failed_since_ns; /* a retry also avoids pods that failed at or
+                                     * after this (core/outlier.h); 0: none */
 };
 
 struct route_decision {
@@ -87,6 +94,10 @@ struct route_decision {
     uint8_t degraded;       /* no candidate had fresh metrics */
     uint8_t all_saturated;  /* the saturation filter let everyone through */
     uint8_t bounded;        /* the bounded-load guard removed a pod */
+    uint8_t fail_open;      /* every candidate was ejected, marked down or had just
+                             * failed: they were all kept (the model is never left
+                             * without a pod while its pods pass health checks) */
+    uint32_t ejected;       /* candidates left out as ejected / down / just failed */
     uint32_t candidates;
     uint32_t stale;         /* candidates with stale metrics */
     uint32_t prefix_blocks; /* chosen pod's match */

@@ -81,6 +81,8 @@ void accesslog_write(struct accesslog *a, const struct gw_request *r)
     if (r->session[0])
         str(&b, "session", r->session);
     sbuf_printf(&b, ",\"status\":%d,\"stream\":%s", r->status, r->stream ? "true" : "false");
+    if (r->outcome)
+        str(&b, "outcome", r->outcome);
     if (r->d.idx >= 0 && r->pod.name[0]) {
         str(&b, "pod", r->pod.name);
         str(&b, "mode", policy_mode_name(r->d.mode));
@@ -91,6 +93,8 @@ void accesslog_write(struct accesslog *a, const struct gw_request *r)
             sbuf_puts(&b, ",\"degraded\":true");
         if (r->d.all_saturated)
             sbuf_puts(&b, ",\"all_saturated\":true");
+        if (r->d.ejected)
+            sbuf_printf(&b, ",\"ejected\":%u", r->d.ejected); /* candidates left out */
         if (r->d.shadow_idx >= 0)
             sbuf_printf(&b, ",\"shadow_agrees\":%s", r->d.shadow_idx == r->d.idx ? "true" : "false");
     }

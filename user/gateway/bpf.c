@@ -529,8 +529,9 @@ static void fill_pod(struct kvg_pod *k, const struct pod_info *in, const struct 
         f |= KVG_POD_F_METRICS_FRESH;
     if (!fresh || in->waiting >= pol->queue_sat || in->kv_usage >= pol->kv_sat)
         f |= KVG_POD_F_SATURATED;
-    if (c && atomic_load_explicit(&c->down_until_ns[in->slot], memory_order_relaxed) > now_ns)
-        f |= KVG_POD_F_DOWN;
+    if (c && (atomic_load_explicit(&c->down_until_ns[in->slot], memory_order_relaxed) > now_ns ||
+              atomic_load_explicit(&c->ejected_until_ns[in->slot], memory_order_relaxed) > now_ns))
+        f |= KVG_POD_F_DOWN; /* the splice hands its next request up to kvgated */
     k->flags = f;
 }
 

@@ -57,6 +57,27 @@
  *   limits.connect_timeout_ms to a pod, [1, 600000]                [1000]
  *   limits.first_byte_timeout_ms  pod's first byte, [1, 3600000]   [120000]
  *   limits.max_buffered_bytes per stream, [4096, 1073741824]       [1048576]
+ *   limits.max_buffered_total_bytes  request bodies held, all
+ *                             connections; past it 503, [65536, 2^40] [1073741824]
+ *   limits.stream_idle_timeout_ms  an answer under way with no byte
+ *                             from its pod, [1, 3600000]           [60000]
+ *   limits.send_timeout_ms    a client taking none of its answer,
+ *                             [1, 3600000]                         [60000]
+ *   limits.drain_timeout_ms   SIGTERM: in-flight requests finish
+ *                             within it, [0, 3600000]              [30000]
+ *   outlier.consecutive_failures  failures in a row that eject a pod,
+ *                             0 = off, [0, 1000000]                [5]
+ *   outlier.failure_ratio     failure share over a window that ejects,
+ *                             0 = off, [0, 1]                      [0.5]
+ *   outlier.min_requests      ... once the window saw this many    [10]
+ *   outlier.window_ms         [1, 3600000]                         [10000]
+ *   outlier.base_ejection_ms  first ejection, doubled on repeats   [5000]
+ *   outlier.max_ejection_ms   longest ejection                     [300000]
+ *   retry.budget_percent      retries on another pod per 100 requests,
+ *                             [0, 100]                             [20]
+ *   retry.min_per_second      retries always allowed per second    [5]
+ *   retry.avoid_failed_ms     a retry avoids pods that failed this
+ *                             recently, 0 = only the one it left   [10000]
  *   splice.mode        "auto" | "on" | "off": kernel splice of session
  *                      flows (auto: models whose policy is prefix-aware
  *                      without shadow or canary)                   ["auto"]
@@ -482,7 +503,7 @@ const struct policy_cfg *gw_policy_for(const struct gw_config *c, const char *mo
 
 /* ---- numeric sections (fingerprint, index, scrape, limits) ---- */
 
-enum { K_U32, K_U64, K_SIZE, K_POSNUM };
+enum { K_U32, K_U64, K_SIZE, K_POSNUM, K_NUM /* a number >= lo */ };
 
 struct key_spec {
     const char *name;
@@ -519,6 +540,25 @@ static const struct key_spec LIMITS_KEYS[] = {
     {"connect_timeout_ms", K_U32, 1, 600000, CFG_OFF(connect_timeout_ms)},
     {"first_byte_timeout_ms", K_U32, 1, 3600000, CFG_OFF(first_byte_timeout_ms)},
     {"max_buffered_bytes", K_SIZE, 4096, 1073741824, CFG_OFF(max_buffered_bytes)},
+    {"max_buffered_total_bytes", K_U64, 65536, 1099511627776.0, CFG_OFF(max_buffered_total_bytes)},
+    {"stream_idle_timeout_ms", K_U32, 1, 3600000, CFG_OFF(stream_idle_timeout_ms)},
+    {"send_timeout_ms", K_U32, 1, 3600000, CFG_OFF(send_timeout_ms)},
+    {"drain_timeout_ms", K_U32, 0, 3600000, CFG_OFF(drain_timeout_ms)},
+    {NULL, 0, 0, 0, 0},
+};
+static const struct key_spec OUTLIER_KEYS[] = {
+    {"consecutive_failures", K_U32, 0, 1000000, CFG_OFF(outlier.consecutive)},
+    {"failure_ratio", K_NUM, 0, 1, CFG_OFF(outlier.ratio)},
+    {"min_requests", K_U32, 1, 1000000, CFG_OFF(outlier.min_requests)},
+    {"window_ms", K_U32, 1, 3600000, CFG_OFF(outlier.window_ms)},
+    {"base_ejection_ms", K_U32, 1, 3600000, CFG_OFF(outlier.base_ms)},
+    {"max_ejection_ms", K_U32, 1, 86400000, CFG_OFF(outlier.max_ms)},
+    {NULL, 0, 0, 0, 0},
+};
+static const struct key_spec RETRY_KEYS[] = {
+    {"budget_percent", K_NUM, 0, 100, CFG_OFF(outlier.budget_percent)},
+    {"min_per_second", K_NUM, 0, 1000000, CFG_OFF(outlier.min_per_second)},
+    {"avoid_failed_ms", K_U32, 0, 3600000, CFG_OFF(outlier.recent_ms)},
     {NULL, 0, 0, 0, 0},
 };
 
@@ -539,8 +579,8 @@ static int parse_section(struct jp_err *e, const char *path, const cJSON *o,
             return jp_unknown_key(e, path, k);
         char *dst = (char *)c + s->off;
         double d = 0;
-        if (s->kind == K_POSNUM) {
-            if (jp_num(e, kp, k, s->lo, 1, s->hi, &d))
+        if (s->kind == K_POSNUM || s->kind == K_NUM) {
+            if (jp_num(e, kp, k, s->lo, s->kind == K_POSNUM, s->hi, &d))
                 return -1;
             *(double *)dst = d;
             continue;
@@ -645,6 +685,11 @@ void gw_config_defaults(struct gw_config *c)
     c->connect_timeout_ms = 1000;
     c->first_byte_timeout_ms = 120000;
     c->max_buffered_bytes = 1 << 20;
+    c->max_buffered_total_bytes = 1ull << 30;
+    c->stream_idle_timeout_ms = 60000;
+    c->send_timeout_ms = 60000;
+    c->drain_timeout_ms = 30000;
+    outlier_defaults(&c->outlier);
     strcpy(c->access_log, "-");
     c->splice_mode = GW_SPLICE_AUTO;
     c->splice_budget = 4u << 20; /* = KVG_SPLICE_BUDGET_DEFAULT */
@@ -712,6 +757,10 @@ static int parse_root(struct jp_err *e, const cJSON *root, struct gw_config *c)
             rc = parse_section(e, "scrape", k, SCRAPE_KEYS, c);
         else if (!strcmp(ks, "limits"))
             rc = parse_section(e, "limits", k, LIMITS_KEYS, c);
+        else if (!strcmp(ks, "outlier"))
+            rc = parse_section(e, "outlier", k, OUTLIER_KEYS, c);
+        else if (!strcmp(ks, "retry"))
+            rc = parse_section(e, "retry", k, RETRY_KEYS, c);
         else if (!strcmp(ks, "access_log"))
             rc = jp_str(e, "access_log", k, c->access_log, sizeof(c->access_log), 0);
         else if (!strcmp(ks, "splice"))

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/outlier.h"
 #include "core/podtable.h"
 #include "core/policy.h"
 
@@ -73,6 +74,12 @@ struct gw_config {
     uint32_t connect_timeout_ms;  /* 1000 */
     uint32_t first_byte_timeout_ms; /* 120000: pod's first response byte */
     size_t max_buffered_bytes;    /* 1 MiB: output buffered per stream before backpressure */
+    uint64_t max_buffered_total_bytes; /* 1 GiB: request bodies buffered, all connections */
+    uint32_t stream_idle_timeout_ms;/* 60000: a started answer with no byte from its pod */
+    uint32_t send_timeout_ms;     /* 60000: a client that takes none of its answer */
+    uint32_t drain_timeout_ms;    /* 30000: SIGTERM: in-flight streams finish within this */
+    /* passive outlier detection and the retry budget (core/outlier.h) */
+    struct outlier_cfg outlier;
     /* access log */
     char access_log[256];         /* path, "-" for stdout, "" off */
     /* kernel splice of session flows (issue 5) */

@@ -223,6 +223,7 @@ int ctl_add_pod(const struct gw_pod_cfg *pc, char *err, size_t errlen)
         hget_target(hs[i], &ss, sl, hostport);
     }
     atomic_store(&C.g->counters.down_until_ns[slot], 0);
+    outlier_reset(&C.g->outlier, &C.g->counters, slot); /* the slot's history was another pod's */
     if (C.g->pidx) {
         pidx_purge_pod(C.g->pidx, slot);
         pidx_set_capacity(C.g->pidx, slot, default_capacity());

@@ -214,13 +214,21 @@ void x_local(struct xreq *x, int status, const char *type, const char *msg,
 void x_local_body(struct xreq *x, int status, const char *ctype,
                   const char *body, size_t len, const char *extra_hdrs);
 void x_abort_client(struct xreq *x);     /* the client went away */
+/* The answer began and cannot be completed (cause for the log): an SSE
+ * stream gets one error event in OpenAI's format and [DONE], anything
+ * else is cut. Accounts x. */
+void x_end_with_error(struct xreq *x, const char *cause, int code, const char *type,
+                      const char *msg);
 void x_account(struct xreq *x);          /* exactly once per xreq */
 void x_client_drained(struct xreq *x);   /* output fell: resume upstream */
 size_t x_pending(const struct xreq *x);
 void error_json(struct sbuf *b, int code, const char *type, const char *msg);
 
 /* upstream -> relay */
-enum { FK_CONNECT, FK_CONNECT_TIMEOUT, FK_RESET, FK_FB_TIMEOUT, FK_PROTO };
+enum { FK_CONNECT, FK_CONNECT_TIMEOUT, FK_RESET, FK_FB_TIMEOUT, FK_PROTO,
+       FK_STREAM_IDLE, /* the answer began, then no byte for stream_idle_timeout_ms */
+       FK_LOCAL,       /* the gateway's own resources (fds, ports): not the pod's fault */
+};
 /* The response head arrived; 0 to go on with the body, -1 when the relay
  * took the upconn away (retry on 5xx). */
 int relay_up_head(struct xreq *x, struct upconn *u, int status,

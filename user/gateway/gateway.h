@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/outlier.h"
 #include "core/podtable.h"
 #include "core/policy.h"
 #include "gateway/config.h"
@@ -39,6 +40,7 @@ struct gw {
     struct gw_metrics *metrics;
     struct accesslog *alog;
     struct pod_counters counters;
+    struct outlier outlier;          /* ejections and the retry budget */
     struct policy_state pstate;
     pthread_mutex_t policy_mu;       /* guards policies (copied per request) */
     struct gw_policies policies;
@@ -82,6 +84,9 @@ struct gw_request {
     uint32_t events;             /* SSE data events relayed */
     int status;                  /* HTTP status sent to the client */
     const char *error;           /* short cause when it failed */
+    const char *outcome;         /* how it ended (gw_request_done sets it): ok,
+                                  * rejected, pod_error, client_abort, timeout,
+                                  * shutdown */
     uint64_t bytes_out;
 };
 
@@ -92,9 +97,16 @@ struct gw_request {
 enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_slot);
 /* Undoes gw_route's in-flight count (once; safe to call twice). */
 void gw_route_release(struct gw *g, struct gw_request *r);
-/* The data path saw the pod fail (connect refused, reset before a byte):
- * keep it out of routing until the control thread's next health check. */
+/* The data path could not connect to the pod (refused, timed out): keep
+ * it out of routing until the control thread's next health check passes
+ * (at most 5 s), unless that leaves its model without a pod. */
 void gw_pod_failed(struct gw *g, uint32_t slot);
+/* One attempt at the pod ended: ok, or the pod failed it (5xx, reset,
+ * malformed or cut answer, timeout). Feeds outlier detection. */
+void gw_attempt_done(struct gw *g, uint32_t slot, int ok);
+/* May this request be retried on another pod? Takes one from the retry
+ * budget (1), or counts the refusal (0). */
+int gw_retry_allowed(struct gw *g);
 /* Request finished (any outcome): metrics and access log. */
 void gw_request_done(struct gw *g, struct gw_request *r);
 

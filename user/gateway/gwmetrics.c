@@ -36,6 +36,7 @@ struct mt_series {
 struct req_series {
     char model[128], pod[POD_NAME_MAX];
     int status;
+    const char *outcome; /* static text (gw_request.outcome) */
     uint64_t n;
 };
 
@@ -143,16 +144,18 @@ void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
     const char *tenant = bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant);
     const char *pod = r->d.idx >= 0 && r->pod.name[0] ? r->pod.name : "none";
 
+    const char *outcome = r->outcome ? r->outcome : "ok";
     struct req_series *rs = NULL;
     for (uint32_t i = 0; i < m->nreq && !rs; i++)
         if (m->req[i].status == r->status && !strcmp(m->req[i].model, model) &&
-            !strcmp(m->req[i].pod, pod))
+            !strcmp(m->req[i].pod, pod) && !strcmp(m->req[i].outcome, outcome))
             rs = &m->req[i];
     if (!rs && m->nreq < MAX_REQ) {
         rs = &m->req[m->nreq++];
         snprintf(rs->model, sizeof(rs->model), "%s", model);
         snprintf(rs->pod, sizeof(rs->pod), "%s", pod);
         rs->status = r->status;
+        rs->outcome = outcome;
     }
     if (rs)
         rs->n++;
@@ -297,7 +300,9 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
                        const struct pod_counters *c, uint64_t now_ns, struct sbuf *o)
 {
     pthread_mutex_lock(&m->mu);
-    head(o, "kvgate_requests_total", "counter", "Requests answered, by model, pod and HTTP status.");
+    head(o, "kvgate_requests_total", "counter",
+         "Requests answered, by model, pod, HTTP status and outcome (ok, rejected, pod_error, "
+         "client_abort, timeout, shutdown).");
     for (uint32_t i = 0; i < m->nreq; i++) {
         char st[16];
         snprintf(st, sizeof(st), "%d", m->req[i].status);
@@ -305,6 +310,7 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
         lbl(o, "model", m->req[i].model, 1);
         lbl(o, "pod", m->req[i].pod, 0);
         lbl(o, "status", st, 0);
+        lbl(o, "outcome", m->req[i].outcome, 0);
         sbuf_puts(o, "}");
         num(o, (double)m->req[i].n);
     }
@@ -389,10 +395,12 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
         {"kvgate_pod_kv_usage", "KV-cache usage of the pod, 0..1 (scraped)."},
         {"kvgate_pod_metrics_age_seconds", "Age of the pod's last good scrape (+Inf: never)."},
         {"kvgate_pod_inflight", "Requests the gateway has in flight at the pod."},
-        {"kvgate_pod_failed", "1 while the data path keeps the pod out after a failure."},
+        {"kvgate_pod_failed", "1 while the data path keeps the pod out after a failed connect."},
+        {"kvgate_pod_ejected", "1 while the pod is ejected by outlier detection (its answers failed)."},
+        {"kvgate_pod_ejections_total", "Times outlier detection ejected the pod."},
     };
     for (size_t k = 0; k < sizeof(G) / sizeof(G[0]); k++) {
-        head(o, G[k].name, "gauge", G[k].help);
+        head(o, G[k].name, k == 9 ? "counter" : "gauge", G[k].help);
         for (uint32_t i = 0; i < s->npods; i++) {
             const struct pod_info *p = &s->pods[i];
             double v = 0;
@@ -405,6 +413,8 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
             case 5: v = p->metrics_ok ? secs(p->scraped_ns, now_ns > p->scraped_ns ? now_ns : p->scraped_ns) : INFINITY; break;
             case 6: v = atomic_load(&c->inflight[p->slot]); break;
             case 7: v = atomic_load(&c->down_until_ns[p->slot]) > now_ns; break;
+            case 8: v = atomic_load(&c->ejected_until_ns[p->slot]) > now_ns; break;
+            case 9: v = (double)atomic_load(&c->ejections[p->slot]); break;
             }
             sbuf_printf(o, "%s{", G[k].name);
             lbl(o, "pod", p->name, 1);

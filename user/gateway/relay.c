@@ -25,11 +25,6 @@
 #include "gateway/gwmetrics.h"
 #include "gateway/splice.h"
 
-static const char MIDSTREAM_EVENT[] =
-    "data: {\"error\":{\"message\":\"upstream pod failed mid-stream\","
-    "\"type\":\"BadGatewayError\",\"param\":null,\"code\":502}}\n\n"
-    "data: [DONE]\n\n";
-
 /* ---- small helpers ---- */
 
 void error_json(struct sbuf *b, int code, const char *type, const char *msg)
@@ -512,12 +507,15 @@ static const char *retry_metric(int kind)
     }
 }
 
-/* Routes x once more, avoiding failed_slot (x->r.retries becomes 1). 1
- * when another pod was chosen (the retry is counted), 0 when none is left:
- * x is unrouted then. */
+/* Routes x once more, avoiding failed_slot and every pod that failed in
+ * the last retry.avoid_failed_ms (x->r.retries becomes 1), within the
+ * retry budget. 1 when another pod was chosen (the retry is counted), 0
+ * when none is left or the budget is spent: x is unrouted then. */
 static int x_route_again(struct xreq *x, uint32_t failed_slot, const char *metric)
 {
     struct gw *g = x->w->g;
+    if (x->r.retries || !gw_retry_allowed(g))
+        return 0;
     gw_route_release(g, &x->r);
     x->r.retries = 1;
     if (gw_route(g, &x->r, failed_slot) != ROUTE_OK)
@@ -529,16 +527,30 @@ static int x_route_again(struct xreq *x, uint32_t failed_slot, const char *metri
     return 1;
 }
 
-static void x_midstream_fail(struct xreq *x)
+/* The answer began and cannot be completed: the client's stream ends
+ * with one error event and [DONE] where SSE can carry it, else it is cut
+ * (RST_STREAM, or the HTTP/1.1 connection closed). */
+void x_end_with_error(struct xreq *x, const char *cause, int code, const char *type,
+                      const char *msg)
 {
-    struct gw *g = x->w->g;
-    gw_pod_failed(g, x->up_slot);
-    x->r.error = "upstream_midstream";
+    if (x->done || x->dead)
+        return;
+    x->r.error = cause;
+    if (x->up) { /* the pod's request is aborted with its connection */
+        struct upconn *u = x->up;
+        x->up = NULL;
+        u->x = NULL;
+        up_kill(u);
+    }
     if (x->sse && x->resp_clen < 0) {
+        struct sbuf ev;
+        sbuf_init(&ev);
+        sbuf_puts(&ev, x->sse_at_boundary ? "data: " : "\n\ndata: ");
+        error_json(&ev, code, type, msg);
+        sbuf_puts(&ev, "\n\ndata: [DONE]\n\n");
         sbuf_reset(&x->hold); /* a partial event is dropped, never relayed */
-        if (!x->sse_at_boundary)
-            sink_body(x, "\n\n", 2);
-        sink_body(x, MIDSTREAM_EVENT, sizeof(MIDSTREAM_EVENT) - 1);
+        sink_body(x, ev.data ? ev.data : "", ev.len);
+        sbuf_free(&ev);
         x_account(x);
         sink_end(x, 0);
     } else {
@@ -547,15 +559,42 @@ static void x_midstream_fail(struct xreq *x)
     }
 }
 
+/* The pod failed after the answer began. It feeds outlier detection; it
+ * is not marked down (it may serve short answers well, and health checks
+ * still pass). */
+static void x_midstream_fail(struct xreq *x, int kind)
+{
+    gw_attempt_done(x->w->g, x->up_slot, 0);
+    if (kind == FK_STREAM_IDLE)
+        x_end_with_error(x, "stream_idle_timeout", 504, "GatewayTimeoutError",
+                         "upstream pod sent nothing for stream_idle_timeout_ms");
+    else
+        x_end_with_error(x, "upstream_midstream", 502, "BadGatewayError",
+                         "upstream pod failed mid-stream");
+}
+
 void relay_up_fail(struct xreq *x, int kind, int reused, const char *cause)
 {
     if (x->done || x->dead)
         return;
-    if (x->resp_started) {
-        x_midstream_fail(x);
+    struct gw *g = x->w->g;
+    if (kind == FK_LOCAL) {
+        /* out of file descriptors or local ports: no pod is to blame, and
+         * another pod would fail the same way */
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the gateway is out of resources (%s); try again",
+                 cause ? cause : "local error");
+        if (x->resp_started) {
+            x_end_with_error(x, "local_error", 503, "ServiceUnavailableError", msg);
+            return;
+        }
+        x_local(x, 503, "ServiceUnavailableError", msg, "local_error");
         return;
     }
-    struct gw *g = x->w->g;
+    if (x->resp_started) {
+        x_midstream_fail(x, kind);
+        return;
+    }
     uint32_t slot = x->up_slot;
     if (kind == FK_RESET && reused && !x->fresh_tried) {
         x->fresh_tried = 1; /* the pod probably closed an idle conn */
@@ -565,11 +604,13 @@ void relay_up_fail(struct xreq *x, int kind, int reused, const char *cause)
     }
     if (kind == FK_CONNECT || kind == FK_CONNECT_TIMEOUT)
         gw_pod_failed(g, slot);
+    gw_attempt_done(g, slot, 0);
     /* a malformed head (FK_PROTO) is the pod failing like a reset: nothing
-     * of it reached the client */
+     * of it reached the client. A first-byte timeout is not retried: the
+     * pod may well be working on it. */
     int retriable = kind == FK_CONNECT || kind == FK_CONNECT_TIMEOUT || kind == FK_RESET ||
                     kind == FK_PROTO;
-    if (retriable && x->r.retries == 0 && x_route_again(x, slot, retry_metric(kind))) {
+    if (retriable && x_route_again(x, slot, retry_metric(kind))) {
         if (up_start(x, 0) == 0)
             return;
         cause = "out of memory";
@@ -598,7 +639,9 @@ int relay_up_head(struct xreq *x, struct upconn *u, int status,
 {
     /* A 5xx before anything reached the client: another pod, if there is
      * one; else this answer is relayed as is. */
-    if (status >= 500 && x->r.retries == 0 && x_route_again(x, u->slot, "5xx")) {
+    if (status >= 500) /* a failed attempt; success is counted at the answer's end */
+        gw_attempt_done(x->w->g, u->slot, 0);
+    if (status >= 500 && x_route_again(x, u->slot, "5xx")) {
         x->up = NULL;
         u->x = NULL;
         up_kill(u);
@@ -782,6 +825,8 @@ void relay_up_end(struct xreq *x)
         sink_body(x, x->hold.data, x->hold.len);
         sbuf_reset(&x->hold);
     }
+    if (x->r.status < 500) /* a 4xx is the client's doing, not the pod's */
+        gw_attempt_done(x->w->g, x->up_slot, 1);
     struct upconn *u = x->up;
     x->up = NULL;
     if (u && !splice_hold(x, u)) /* a session's conn may be kept for the kernel splice */

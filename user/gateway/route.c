@@ -135,6 +135,10 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
         .session_slot = session_slot, .rand = gw_rand(g), .now_ns = r->t_decide,
         .exclude_slot = exclude_slot,
     };
+    if (exclude_slot == UINT32_MAX) /* a first attempt: the retry budget grows */
+        retry_budget_deposit(&g->outlier);
+    else if (g->outlier.cfg.recent_ms) /* a retry avoids every pod that just failed */
+        in.avoid_failed_since_ns = r->t_decide - (uint64_t)g->outlier.cfg.recent_ms * 1000000ull;
     policy_pick(&cfg, s, &g->counters, &g->pstate, &in, &r->d);
     if (r->d.status != ROUTE_OK) {
         snapshot_put(s);
@@ -156,7 +160,9 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
         pidx_insert(g->pidx, r->pod.slot, r->keys, r->nkeys);
     if (sh)
         session_put(g->sessions, sh, r->pod.slot);
-    if (r->d.degraded)
+    if (r->d.fail_open)
+        r->fallback = "fail_open";
+    else if (r->d.degraded)
         r->fallback = "degraded";
     else if (r->d.all_saturated)
         r->fallback = "all_saturated";
@@ -182,6 +188,39 @@ void gw_pod_failed(struct gw *g, uint32_t slot)
         atomic_store(&g->counters.down_until_ns[slot], ev_now_ns() + POD_DOWN_NS);
 }
 
+void gw_attempt_done(struct gw *g, uint32_t slot, int ok)
+{
+    /* an ejection shows as kvgate_pod_ejected / kvgate_pod_ejections_total */
+    outlier_record(&g->outlier, &g->counters, slot, ok, ev_now_ns());
+}
+
+int gw_retry_allowed(struct gw *g)
+{
+    if (retry_budget_take(&g->outlier, ev_now_ns()))
+        return 1;
+    gw_metrics_limit(g->metrics, "retry_budget");
+    return 0;
+}
+
+/* How a request ended, from the gateway's side (the status says what the
+ * client got): one label value for kvgate_requests_total and the log. */
+static const char *outcome_of(const struct gw_request *r)
+{
+    const char *e = r->error;
+    if (!e)
+        return r->status >= 500 && r->d.idx >= 0 ? "pod_error" : "ok";
+    if (!strcmp(e, "client_closed"))
+        return "client_abort";
+    if (!strcmp(e, "shutdown"))
+        return "shutdown";
+    if (!strcmp(e, "upstream_timeout") || !strcmp(e, "stream_idle_timeout") ||
+        !strcmp(e, "send_timeout") || !strcmp(e, "header_timeout"))
+        return "timeout";
+    if (!strncmp(e, "upstream_", 9))
+        return "pod_error";
+    return "rejected"; /* answered by the gateway itself: 4xx, no pod, a local limit */
+}
+
 void gw_request_event(struct gw *g, struct gw_request *r, uint64_t now_ns)
 {
     if (r->t_prev_event && now_ns >= r->t_prev_event)
@@ -193,6 +232,7 @@ void gw_request_done(struct gw *g, struct gw_request *r)
 {
     if (!r->t_end)
         r->t_end = ev_now_ns();
+    r->outcome = outcome_of(r);
     gw_metrics_request(g->metrics, r);
     accesslog_write(g->alog, r);
 }
