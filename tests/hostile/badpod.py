@@ -21,6 +21,8 @@ the first "MODE:<name>" in its body (the prompt text), default "ok":
   stall1     the SSE head and one event, then nothing, the connection open
   status500  500 with a JSON error body
   slow=S     the stream, one event every S seconds (20 events)
+  flood      events as fast as the socket takes them, up to 256 MiB; "flood_aborted"
+             is counted when the gateway closes the connection first
 
 Every request is counted per mode; GET /stats answers the counts as JSON.
 """
@@ -101,6 +103,16 @@ def post(conn, path, headers, body):
         except OSError:
             pass
         return False
+    elif mode == "flood":
+        try:
+            conn.sendall(SSE_HEAD)
+            ev = chunk(event(0) * 64)
+            for _ in range((256 << 20) // len(ev)):
+                conn.sendall(ev)
+            conn.sendall(chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        except OSError:
+            count("flood_aborted")
+            return False
     elif mode.startswith("slow="):
         stream(conn, 20, float(mode[5:]))
     elif streaming:

@@ -85,6 +85,7 @@ void netconn_flush(struct netconn *nc)
         nc->ops->fail(nc);
         return;
     }
+    int was_idle = netconn_pending(nc) == 0;
     for (;;) {
         if (nc->src && nc->src->fill(nc->src_self, nc) < 0) {
             nc->ops->fail(nc);
@@ -105,6 +106,8 @@ void netconn_flush(struct netconn *nc)
             return;
         }
         nc->out_off += (size_t)n;
+        if (n > 0)
+            was_idle = 1; /* progress: the stall clock restarts */
         if (nc->out_off == nc->out.len) {
             sbuf_reset(&nc->out);
             nc->out_off = 0;
@@ -117,6 +120,8 @@ void netconn_flush(struct netconn *nc)
         nc->out_off = 0;
     }
     size_t pending = netconn_pending(nc);
+    if (pending && was_idle)
+        nc->out_progress_ns = ev_now_ns();
     if (pending > NETCONN_OUT_HARD || nc->out.oom) {
         nc->ops->fail(nc); /* peer not reading, or bytes were dropped */
         return;

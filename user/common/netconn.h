@@ -86,6 +86,8 @@ struct netconn {
     int rd_eof;            /* peer half-closed while we still flush */
     struct sbuf in, out;
     size_t out_off;        /* bytes of `out` already sent */
+    uint64_t out_progress_ns; /* last time the socket took output, or output
+                               * began waiting (the owner's send timeout) */
     uint64_t linger_timer;
     const struct netconn_source *src; /* NULL: `out` is all there is */
     void *src_self;

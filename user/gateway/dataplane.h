@@ -99,6 +99,7 @@ struct cconn {
     uint64_t timer;             /* CT_REQ: head+body deadline; CT_IDLE */
     int timer_kind;
     uint64_t kick_timer;
+    uint64_t send_timer;        /* output waiting: limits.send_timeout_ms */
     uint64_t t_first;           /* first byte of the request being read */
     /* HTTP/1.1 */
     int h1st;
@@ -190,6 +191,7 @@ struct xreq {
     int sse_at_boundary;        /* everything relayed ended an event */
     struct sbuf hold;           /* SSE bytes of an event not yet complete */
     int up_paused;
+    uint64_t stall_timer;       /* paused for the client: limits.send_timeout_ms */
     int last_body;              /* h1: the answer's last body bytes are being relayed */
     /* h2 body queue, drained by the data provider */
     struct sbuf h2out;
@@ -262,6 +264,7 @@ struct upconn {
     int req_sent, wr_failed;
     struct sbuf in;               /* response bytes not yet processed */
     int got_byte, head_done, resp_ka, framing;
+    uint64_t rx_ns;               /* last response bytes (stream_idle_timeout_ms) */
     uint64_t clen_left;
     struct http1_chunked ck;
 };

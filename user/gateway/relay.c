@@ -143,7 +143,8 @@ void x_kill(struct xreq *x)
     struct worker *w = x->w;
     x->dead = 1;
     ev_timer_cancel(w->l, x->timer);
-    x->timer = 0;
+    ev_timer_cancel(w->l, x->stall_timer);
+    x->timer = x->stall_timer = 0;
     if (x->up) { /* not expected: finishing and aborting detach it */
         struct upconn *u = x->up;
         x->up = NULL;
@@ -581,6 +582,7 @@ void relay_up_fail(struct xreq *x, int kind, int reused, const char *cause)
     if (kind == FK_LOCAL) {
         /* out of file descriptors or local ports: no pod is to blame, and
          * another pod would fail the same way */
+        gw_metrics_limit(g->metrics, "local_resources");
         char msg[160];
         snprintf(msg, sizeof(msg), "the gateway is out of resources (%s); try again",
                  cause ? cause : "local error");
@@ -615,9 +617,10 @@ void relay_up_fail(struct xreq *x, int kind, int reused, const char *cause)
             return;
         cause = "out of memory";
     }
-    if (kind == FK_FB_TIMEOUT) {
+    if (kind == FK_FB_TIMEOUT || kind == FK_STREAM_IDLE) {
         x_local(x, 504, "GatewayTimeoutError",
-                "upstream pod did not answer within first_byte_timeout_ms",
+                kind == FK_FB_TIMEOUT ? "upstream pod did not answer within first_byte_timeout_ms"
+                                      : "upstream pod stopped sending its answer's head",
                 "upstream_timeout");
         return;
     }
@@ -778,12 +781,45 @@ static void sse_relay(struct xreq *x)
     }
 }
 
+/* The stream's client did not take its output down to max_buffered_bytes
+ * / 2 within send_timeout_ms (an HTTP/2 client can hold one stream's
+ * window shut while it reads the others): the stream is dropped, its pod
+ * request aborted if it still runs, so it holds no pod slot and, even
+ * when the pod has finished, no buffer. */
+static void x_stall_cb(struct ev_loop *l, void *arg)
+{
+    struct xreq *x = arg;
+    x->stall_timer = 0;
+    if (x->dead || x_pending(x) <= x->w->g->cfg.max_buffered_bytes / 2)
+        return;
+    struct cconn *c = x->c;
+    gw_metrics_limit(x->w->g->metrics, "send_timeout");
+    if (!x->done) {
+        x->r.error = "send_timeout";
+        if (x->up) {
+            struct upconn *u = x->up;
+            x->up = NULL;
+            u->x = NULL;
+            up_kill(u);
+        }
+        x_account(x);
+    }
+    if (x->sid) {
+        sink_end(x, 1); /* RST_STREAM: the connection's other streams go on */
+    } else {
+        cconn_fail(c); /* HTTP/1.1: the rest of the answer can never be framed */
+    }
+}
+
 static void x_backpressure(struct xreq *x)
 {
     size_t max = x->w->g->cfg.max_buffered_bytes;
     if (x->up && !x->up_paused && max && x_pending(x) > max) {
         x->up_paused = 1;
         up_pause(x->up);
+        uint32_t ms = x->w->g->cfg.send_timeout_ms;
+        if (ms && !x->stall_timer)
+            x->stall_timer = ev_timer_at(x->w->l, now_ns() + ms * 1000000ull, x_stall_cb, x);
     }
 }
 
@@ -792,6 +828,8 @@ void x_client_drained(struct xreq *x)
     size_t max = x->w->g->cfg.max_buffered_bytes;
     if (x->up_paused && x_pending(x) <= max / 2) {
         x->up_paused = 0;
+        ev_timer_cancel(x->w->l, x->stall_timer);
+        x->stall_timer = 0;
         if (x->up)
             up_resume(x->up);
     }

@@ -55,8 +55,37 @@ static const char *err_text(int err)
     case ENETUNREACH: return "network unreachable";
     case EPIPE: return "connection closed";
     case EMFILE: case ENFILE: return "out of file descriptors";
+    case EADDRNOTAVAIL: case EAGAIN: return "out of local ports";
+    case ENOBUFS: case ENOMEM: return "out of kernel memory";
     default: return "connection error";
     }
+}
+
+/* Errors that say the gateway itself ran out of something (descriptors,
+ * local ports, memory): no pod is to blame. */
+static int local_error(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ||
+           err == EADDRNOTAVAIL || err == EAGAIN;
+}
+
+/* Pod connections: no Nagle; keep-alive probes find a pod that vanished
+ * while a long prefill (or an idle pooled conn) sends nothing; unacked
+ * data gives up after TCP_USER_TIMEOUT. */
+#define UP_KEEPIDLE_S 30
+#define UP_KEEPINTVL_S 10
+#define UP_KEEPCNT 3
+#define UP_USER_TIMEOUT_MS 30000
+static void tune_socket(int fd)
+{
+    int one = 1, idle = UP_KEEPIDLE_S, intvl = UP_KEEPINTVL_S, cnt = UP_KEEPCNT;
+    unsigned ut = UP_USER_TIMEOUT_MS;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
 }
 
 /* ---- pool ---- */
@@ -136,6 +165,7 @@ void up_pause(struct upconn *u)
 void up_resume(struct upconn *u)
 {
     u->paused = 0;
+    u->rx_ns = ev_now_ns(); /* the pod's idle clock restarts */
     up_events(u);
 }
 
@@ -179,12 +209,24 @@ static void up_timer_cb(struct ev_loop *l, void *arg)
 {
     struct upconn *u = arg;
     u->timer = 0;
-    if (u->fail_cause) /* deferred synchronous connect error */
+    if (u->fail_cause) { /* deferred synchronous connect error */
         up_fail(u, u->fail_kind, u->fail_cause);
-    else if (u->state == UP_CONNECTING)
+    } else if (u->state == UP_CONNECTING) {
         up_fail(u, FK_CONNECT_TIMEOUT, "connect timeout");
-    else if (u->state == UP_ACTIVE && !u->got_byte)
+    } else if (u->state == UP_ACTIVE && !u->got_byte) {
         up_fail(u, FK_FB_TIMEOUT, "no response in time");
+    } else if (u->state == UP_ACTIVE) {
+        /* the answer is under way: the pod must keep sending, except
+         * while we stopped reading it for a slow client */
+        uint64_t limit = (uint64_t)u->w->g->cfg.stream_idle_timeout_ms * 1000000ull;
+        uint64_t now = ev_now_ns();
+        if (u->paused)
+            u->rx_ns = now;
+        if (now - u->rx_ns >= limit)
+            up_fail(u, FK_STREAM_IDLE, "no bytes from the pod within stream_idle_timeout_ms");
+        else
+            u->timer = ev_timer_at(l, u->rx_ns + limit, up_timer_cb, u);
+    }
 }
 
 static void arm(struct upconn *u, uint32_t ms)
@@ -374,11 +416,11 @@ static void up_read(struct upconn *u, int force)
         if (n > 0) {
             u->in.len += (size_t)n;
             int drained = (size_t)n < room && !force;
-            if (!u->got_byte) {
+            u->rx_ns = ev_now_ns();
+            if (!u->got_byte) { /* first-byte timeout off, stream idle timeout on */
                 u->got_byte = 1;
-                ev_timer_cancel(u->w->l, u->timer);
-                u->timer = 0;
-                x->r.t_first_byte = ev_now_ns();
+                x->r.t_first_byte = u->rx_ns;
+                arm(u, u->w->g->cfg.stream_idle_timeout_ms);
             }
             if (up_parse(u) < 0)
                 return;
@@ -549,16 +591,15 @@ int up_start(struct xreq *x, int fresh_only)
     }
     int fd = socket(u->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        defer_fail(u, FK_CONNECT, err_text(errno));
+        defer_fail(u, local_error(errno) ? FK_LOCAL : FK_CONNECT, err_text(errno));
         return 0;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    tune_socket(fd);
     int rc = connect(fd, (struct sockaddr *)&u->addr, u->addrlen);
     int err = rc < 0 ? errno : 0;
     if (rc < 0 && err != EINPROGRESS) {
         close(fd);
-        defer_fail(u, FK_CONNECT, err_text(err));
+        defer_fail(u, local_error(err) ? FK_LOCAL : FK_CONNECT, err_text(err));
         return 0;
     }
     if (ev_add(w->l, fd, EPOLLOUT, up_io, u) < 0) {

@@ -131,6 +131,38 @@ void cconn_kick(struct cconn *c)
         c->kick_timer = ev_timer_at(c->w->l, ev_now_ns(), kick_cb, c);
 }
 
+/* A client whose socket took none of its output for send_timeout_ms is
+ * dropped with whatever it has in flight (the pods' requests aborted): it
+ * would otherwise hold its streams, their pod slots and our buffers. */
+static void send_timer_cb(struct ev_loop *l, void *arg)
+{
+    struct cconn *c = arg;
+    c->send_timer = 0;
+    if (c->nc.dead || !netconn_pending(&c->nc))
+        return;
+    uint64_t limit = (uint64_t)c->w->g->cfg.send_timeout_ms * 1000000ull;
+    uint64_t now = ev_now_ns();
+    if (now - c->nc.out_progress_ns < limit) {
+        c->send_timer = ev_timer_at(l, c->nc.out_progress_ns + limit, send_timer_cb, c);
+        return;
+    }
+    gw_metrics_limit(c->w->g->metrics, "send_timeout");
+    if (c->cur && !c->cur->r.error)
+        c->cur->r.error = "send_timeout";
+    for (struct xreq *x = c->streams; x; x = x->next)
+        if (!x->r.error)
+            x->r.error = "send_timeout";
+    cconn_fail(c);
+}
+
+static void watch_send(struct cconn *c)
+{
+    uint32_t ms = c->w->g->cfg.send_timeout_ms;
+    if (!c->send_timer && ms && netconn_pending(&c->nc))
+        c->send_timer = ev_timer_at(c->w->l, c->nc.out_progress_ns + ms * 1000000ull,
+                                    send_timer_cb, c);
+}
+
 void cconn_fail(struct cconn *c)
 {
     if (c->nc.dead)
@@ -139,7 +171,8 @@ void cconn_fail(struct cconn *c)
     netconn_close(&c->nc);
     ev_timer_cancel(w->l, c->timer);
     ev_timer_cancel(w->l, c->kick_timer);
-    c->timer = c->kick_timer = 0;
+    ev_timer_cancel(w->l, c->send_timer);
+    c->timer = c->kick_timer = c->send_timer = 0;
     DLIST_REMOVE(w->conns, c, prev, next);
     atomic_fetch_sub(&w->g->conns, 1);
     splice_conn_gone(c); /* its pod connection and map entries, if spliced */
@@ -174,6 +207,7 @@ void cconn_flush(struct cconn *c)
     if (c->proto == CP_H1 && c->cur && c->cur->up_paused)
         x_client_drained(c->cur);
     netconn_update_events(&c->nc); /* EPOLLOUT while output is left */
+    watch_send(c);
     if (c->sp)
         splice_client_idle(c); /* the answer is out: splice a held session flow */
 }
