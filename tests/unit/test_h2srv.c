@@ -110,7 +110,7 @@ static void st_close(void *ud, void *st, uint32_t err)
 }
 
 static const struct h2srv_callbacks cbs = {
-    st_open, st_header, st_data, st_head, st_request, st_close,
+    st_open, st_header, st_data, st_head, st_request, st_close, NULL,
 };
 
 static const struct h2srv_settings settings = {

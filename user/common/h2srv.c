@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/ev.h"
 #include "common/netconn.h"
 #include "common/sbuf.h"
 
@@ -122,6 +123,37 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
     return h->nc->dead ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
 
+/* Every frame header: the abuse limits that do not wait for a whole frame. */
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *ud)
+{
+    struct h2srv *h = ud;
+    const char *which = NULL;
+    if (hd->type == NGHTTP2_RST_STREAM) {
+        uint64_t now = ev_now_ns();
+        h->reset_tokens += (double)(now - h->reset_ns) / 1e9 * h->reset_rate;
+        if (h->reset_tokens > h->reset_burst)
+            h->reset_tokens = h->reset_burst;
+        h->reset_ns = now;
+        if (h->reset_tokens >= 1)
+            h->reset_tokens -= 1;
+        else
+            which = "h2_reset_flood";
+    } else if (hd->type == NGHTTP2_HEADERS) {
+        h->continuations = 0;
+    } else if (hd->type == NGHTTP2_CONTINUATION && ++h->continuations > h->max_continuations) {
+        which = "h2_continuation_flood";
+    }
+    if (!which)
+        return 0;
+    if (!h->calmed) {
+        h->calmed = 1;
+        nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
+        if (h->cb->limit)
+            h->cb->limit(h->ud, which);
+    }
+    return NGHTTP2_ERR_CALLBACK_FAILURE; /* stop reading: h2srv_recv fails */
+}
+
 static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, void *ud)
 {
     struct h2srv *h = ud;
@@ -148,11 +180,29 @@ int h2srv_init(struct h2srv *h, struct netconn *nc,
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
+    /* Set explicitly, whatever this nghttp2's defaults are: */
+    nghttp2_option *opt;
+    if (nghttp2_option_new(&opt)) {
+        nghttp2_session_callbacks_del(cbs);
+        return -ENOMEM;
+    }
+    nghttp2_option_set_no_auto_window_update(opt, set->manual_window != 0);
+    nghttp2_option_set_max_outbound_ack(opt, 1000);        /* PING / SETTINGS floods */
+    nghttp2_option_set_max_settings(opt, 32);              /* entries per SETTINGS */
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    nghttp2_option_set_max_send_header_block_length(opt, 64u << 10);
     nghttp2_session *ng;
-    int rv = nghttp2_session_server_new(&ng, cbs, h);
+    int rv = nghttp2_session_server_new2(&ng, cbs, h, opt);
+    nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     if (rv)
         return -ENOMEM;
+    h->reset_rate = set->reset_rate > 0 ? set->reset_rate : 50;
+    h->reset_burst = set->reset_burst > 0 ? set->reset_burst : 200;
+    h->reset_tokens = h->reset_burst;
+    h->reset_ns = ev_now_ns();
+    h->max_continuations = set->max_continuations ? set->max_continuations : 16;
     nghttp2_settings_entry iv[] = {
         { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, set->max_streams },
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1u << 20 },
@@ -176,6 +226,15 @@ void h2srv_free(struct h2srv *h)
     h->ng = NULL;
     if (h->nc->src_self == h)
         netconn_set_source(h->nc, NULL, NULL);
+}
+
+void h2srv_consume(struct h2srv *h, int32_t id, size_t n)
+{
+    if (!h->ng || !n)
+        return;
+    /* a stream nghttp2 already closed: only the connection's window */
+    if (nghttp2_session_consume(h->ng, id, n) != 0)
+        nghttp2_session_consume_connection(h->ng, n);
 }
 
 int h2srv_recv(struct h2srv *h)

@@ -33,6 +33,12 @@ struct h2srv {
     void *ud;             /* the owner's, passed to every callback */
     size_t out_soft;      /* serialise frames while less waits in nc->out */
     int in_ng;            /* inside nghttp2: no mem_send, no flush */
+    /* abuse limits (h2srv_settings), enforced here so that they do not
+     * depend on what a distribution patched into its nghttp2 */
+    double reset_rate, reset_burst, reset_tokens;
+    uint64_t reset_ns;    /* last refill */
+    uint32_t max_continuations, continuations;
+    int calmed;           /* GOAWAY ENHANCE_YOUR_CALM sent: the owner closes */
 };
 
 /* Where the first bytes of a connection stand against the 24-byte client
@@ -67,12 +73,27 @@ struct h2srv_callbacks {
     /* nghttp2 closed the stream (err: its RST_STREAM code, 0 for a clean
      * end); st is no longer reachable from the session. */
     void (*close)(void *ud, void *st, uint32_t err);
+    /* Optional: the peer crossed an abuse limit ("h2_reset_flood",
+     * "h2_continuation_flood"); the session has queued GOAWAY
+     * ENHANCE_YOUR_CALM and h2srv_recv fails. */
+    void (*limit)(void *ud, const char *which);
 };
 
 struct h2srv_settings {
     uint32_t max_streams;     /* SETTINGS_MAX_CONCURRENT_STREAMS */
-    uint32_t max_header_list; /* SETTINGS_MAX_HEADER_LIST_SIZE */
+    uint32_t max_header_list; /* SETTINGS_MAX_HEADER_LIST_SIZE (advertised; the
+                               * owner bounds what it keeps of decoded headers) */
     size_t out_soft;          /* frames waiting in nc->out, at most */
+    /* RST_STREAM from the peer: a token bucket of reset_burst refilled at
+     * reset_rate a second; past it GOAWAY ENHANCE_YOUR_CALM (rapid reset,
+     * CVE-2023-44487). 0: the defaults (burst 200, 50/s). */
+    double reset_rate, reset_burst;
+    /* CONTINUATION frames per header block, at most (0: 16) */
+    uint32_t max_continuations;
+    /* Nonzero: no automatic WINDOW_UPDATE; the owner calls h2srv_consume
+     * for every DATA byte it took in or threw away (flow control follows
+     * what it can buffer). */
+    int manual_window;
 };
 
 /* Creates the server session on nc, queues our SETTINGS (with a 1 MiB
@@ -84,6 +105,10 @@ int h2srv_init(struct h2srv *h, struct netconn *nc,
 /* Frees the session (nghttp2 calls no callbacks from here) and detaches it
  * from the connection. */
 void h2srv_free(struct h2srv *h);
+
+/* manual_window: n bytes of stream id's DATA were taken in or thrown away;
+ * the window may open again by that much (the connection's too). */
+void h2srv_consume(struct h2srv *h, int32_t id, size_t n);
 
 /* Feeds nc->in to the session and consumes what it took. The callbacks may
  * kill the connection. 0, or -1 on a protocol error (nghttp2 may have

@@ -85,6 +85,13 @@ static int h1_begin(struct cconn *c, const struct http1_request *hr)
         x_local(x, 413, "BadRequestError", "request body too large", "body_too_large");
         return -1;
     }
+    if (c->body_left && x_charge(x, c->body_left)) {
+        gw_metrics_limit(g->metrics, "buffered_total");
+        x->keep_alive = 0; /* the body is not read */
+        x_local(x, 503, "ServiceUnavailableError",
+                "the gateway is holding too many request bodies; try again", "buffered_total");
+        return -1;
+    }
     /* Bodies up to 1 MiB (a 220 KB prompt) get their announced length at
      * once: growing by doubling copied the body again (~190 KB of memmove
      * for 220 KB). Above that, grow with what arrives: an announced length
@@ -160,6 +167,13 @@ static int h1_body(struct cconn *c)
         gw_metrics_limit(g->metrics, "body_too_large");
         x->keep_alive = 0;
         x_local(x, 413, "BadRequestError", "request body too large", "body_too_large");
+        return -1;
+    }
+    if (rc == -ENOSPC) {
+        gw_metrics_limit(g->metrics, "buffered_total");
+        x->keep_alive = 0;
+        x_local(x, 503, "ServiceUnavailableError",
+                "the gateway is holding too many request bodies; try again", "buffered_total");
         return -1;
     }
     if (rc < 0) {

@@ -11,8 +11,10 @@
  * nghttp2_session_mem_send from inside its callbacks, and dispatch runs
  * inside them (st_request): c->h2.in_ng marks those sections and
  * cconn_flush() skips frame generation there; h2_process flushes after
- * h2srv_recv returns. Request bodies use nghttp2's automatic
- * WINDOW_UPDATEs: data is consumed as it is buffered. */
+ * h2srv_recv returns, and dispatches the requests completed in that read
+ * then (a stream reset in the same read is never dispatched). Flow control
+ * is manual: DATA is given back to the windows as it is buffered (or
+ * thrown away), and buffering is bounded per connection and in all. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +69,15 @@ static int st_header(void *ud, void *st, const char *n, size_t nl,
                      const char *v, size_t vl)
 {
     struct xreq *x = st;
+    struct cconn *c = ud;
+    /* what HPACK decodes is bounded by what we keep, not by the wire: a
+     * few bytes of indexed references can name a 4 KB table entry again
+     * and again (RFC 9113 10.5.1 counts 32 bytes a field on top) */
+    x->hdr_bytes += nl + vl + 32;
+    if (x->hdr_bytes > c->w->g->cfg.max_header_bytes) {
+        x->hdr_overflow = 1;
+        return 0; /* kept nothing more; answered 431 once the head is in */
+    }
     if (nl == 7 && memcmp(n, ":method", 7) == 0)
         x_set_method(x, v, vl);
     else if (nl == 5 && memcmp(n, ":path", 5) == 0)
@@ -83,28 +94,54 @@ static void stream_413(struct cconn *c, struct xreq *x)
     sbuf_free(&x->body);
 }
 
-static int st_data(void *ud, void *st, const char *p, size_t n)
+static void stream_431(struct cconn *c, struct xreq *x)
 {
-    struct xreq *x = st;
-    if (x->dispatched || x->done)
-        return 0; /* already answered (413, 408): discard */
-    int rc = x_body_feed(x, p, n);
-    if (rc == -E2BIG)
-        stream_413(ud, x);
-    return rc < 0 && rc != -E2BIG ? -1 : 0;
+    gw_metrics_limit(c->w->g->metrics, "header_too_large");
+    x_local(x, 431, "BadRequestError", "request header too large", "header_too_large");
 }
 
-/* The head is in, a body follows: refuse early when the announced length
- * is already too large. */
+/* Flow control follows what we buffer: every DATA byte is given back to
+ * the window once it is in a request body, or thrown away (a stream
+ * already answered). A body that would take the connection past its
+ * share, or the gateway past limits.max_buffered_total_bytes, is answered
+ * 503 instead of buffered (x_body_feed says which). */
+static int st_data(void *ud, void *st, const char *p, size_t n)
+{
+    struct cconn *c = ud;
+    struct xreq *x = st;
+    int rc = 0;
+    if (!x->dispatched && !x->done) {
+        rc = x_body_feed(x, p, n);
+        if (rc == -E2BIG) {
+            stream_413(c, x);
+        } else if (rc == -ENOSPC) {
+            gw_metrics_limit(c->w->g->metrics, "buffered_total");
+            x_local(x, 503, "ServiceUnavailableError",
+                    "the gateway is holding too many request bodies; try again", "buffered_total");
+            sbuf_free(&x->body);
+        }
+    }
+    h2srv_consume(&c->h2, x->sid, n);
+    return rc < 0 && rc != -E2BIG && rc != -ENOSPC ? -1 : 0;
+}
+
+/* The head is in, a body follows: refuse early when the head was too large
+ * or the announced length is. */
 static void st_head(void *ud, void *st)
 {
     struct cconn *c = ud;
     struct xreq *x = st;
-    if (!x->dispatched && !x->done && x->req_clen >= 0 &&
-        (uint64_t)x->req_clen > c->w->g->cfg.max_body_bytes)
+    if (x->dispatched || x->done)
+        return;
+    if (x->hdr_overflow)
+        stream_431(c, x);
+    else if (x->req_clen >= 0 && (uint64_t)x->req_clen > c->w->g->cfg.max_body_bytes)
         stream_413(c, x);
 }
 
+/* The request is complete. It is dispatched once nghttp2 has handed over
+ * everything it read (h2_process): a stream the client resets in the same
+ * read (rapid reset) is gone by then and never costs a pod connection. */
 static int st_request(void *ud, void *st)
 {
     struct cconn *c = ud;
@@ -114,8 +151,19 @@ static int st_request(void *ud, void *st)
     ev_timer_cancel(c->w->l, x->timer);
     x->timer = 0;
     x->r.t_body = ev_now_ns();
-    x_dispatch(x);
+    if (x->hdr_overflow) {
+        stream_431(c, x);
+        return 0;
+    }
+    x->ready = 1;
+    c->nready++;
     return 0;
+}
+
+static void st_limit(void *ud, const char *which)
+{
+    struct cconn *c = ud;
+    gw_metrics_limit(c->w->g->metrics, which);
 }
 
 static void st_close(void *ud, void *st, uint32_t err)
@@ -127,7 +175,7 @@ static void st_close(void *ud, void *st, uint32_t err)
 }
 
 static const struct h2srv_callbacks h2_callbacks = {
-    st_open, st_header, st_data, st_head, st_request, st_close,
+    st_open, st_header, st_data, st_head, st_request, st_close, st_limit,
 };
 
 /* ---- session ---- */
@@ -170,6 +218,7 @@ int h2_start(struct cconn *c, struct xreq *upgraded, const char *settings_b64,
         .max_streams = DP_H2_MAX_STREAMS,
         .max_header_list = g->cfg.max_header_bytes ? g->cfg.max_header_bytes : 65536,
         .out_soft = DP_H2_OUT_SOFT,
+        .manual_window = 1,
     };
     int err = h2srv_init(&c->h2, &c->nc, &h2_callbacks, c, &set);
     if (err)
@@ -204,9 +253,30 @@ void h2_idle_timeout(struct cconn *c)
         c->nc.closing = 1;
 }
 
+/* Dispatches the streams completed in the last read that are still there. */
+static void dispatch_ready(struct cconn *c)
+{
+    while (c->nready && !c->nc.dead) {
+        struct xreq *x = c->streams;
+        while (x && !x->ready)
+            x = x->next;
+        if (!x) {
+            c->nready = 0;
+            break;
+        }
+        x->ready = 0;
+        c->nready--;
+        x_dispatch(x); /* may end x (a local answer): the list is walked afresh */
+    }
+}
+
 void h2_process(struct cconn *c)
 {
     int rc = h2srv_recv(&c->h2);
+    if (c->nc.dead)
+        return;
+    if (rc == 0)
+        dispatch_ready(c);
     if (c->nc.dead)
         return;
     cconn_flush(c); /* on an error too: nghttp2 may have queued a GOAWAY */

@@ -115,6 +115,8 @@ struct cconn {
     struct h2srv h2;            /* session; in_ng: inside nghttp2, no mem_send */
     struct xreq *streams;
     uint32_t nstreams;
+    uint32_t nready;            /* streams complete, dispatched after the read */
+    uint64_t body_bytes;        /* request bodies buffered on this connection */
 };
 
 static inline struct cconn *cconn_of(struct netconn *nc)
@@ -164,6 +166,10 @@ struct xreq {
     int kind;
     int classified;             /* kind decided (needs method and path) */
     int dead, done, dispatched;
+    int ready;                  /* h2: complete, to dispatch after this read */
+    uint64_t charged;           /* body bytes counted against the buffering limits */
+    size_t hdr_bytes;           /* h2: decoded header bytes (RFC 9113 sizes) */
+    int hdr_overflow;           /* h2: more than limits.max_header_bytes: 431 */
     int64_t req_clen;           /* h2: announced content-length, -1 none */
     int minor, keep_alive;      /* HTTP/1.1 client */
     char method[16];
@@ -206,7 +212,11 @@ void x_free(struct xreq *x);             /* reaper only */
 void x_set_method(struct xreq *x, const char *m, size_t n);
 void x_set_path(struct xreq *x, const char *p, size_t n);
 void x_add_header(struct xreq *x, const char *n, size_t nl, const char *v, size_t vl);
-int x_body_feed(struct xreq *x, const char *p, size_t n); /* -E2BIG: 413 */
+/* -E2BIG: over max_body_bytes (413); -ENOSPC: over the buffering limits (503) */
+int x_body_feed(struct xreq *x, const char *p, size_t n);
+/* Charges n body bytes announced up front (Content-Length) to the
+ * buffering limits: 0 or -ENOSPC. */
+int x_charge(struct xreq *x, uint64_t n);
 /* n body bytes already written at x->body.data + x->body.len (read there
  * directly): accounted and scanned like x_body_feed's. */
 void x_body_got(struct xreq *x, size_t n);

@@ -45,6 +45,8 @@ struct gw {
     pthread_mutex_t policy_mu;       /* guards policies (copied per request) */
     struct gw_policies policies;
     atomic_uint conns;               /* open client connections, all workers */
+    atomic_uint_fast64_t body_bytes; /* request bodies buffered, all workers
+                                      * (limits.max_buffered_total_bytes) */
     atomic_int stopping;
     atomic_uint_fast64_t rng;        /* seed source for per-request randomness */
 };

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,7 @@ struct gw_metrics {
     uint32_t ntenants;
     uint64_t decisions[4][REASON__COUNT];
     uint64_t shadow_agree, shadow_disagree;
+    atomic_uint_fast64_t pod_connects;
     struct hist ratio, decision, added;
 };
 
@@ -214,6 +216,11 @@ void gw_metrics_retry(struct gw_metrics *m, const char *cause)
     pthread_mutex_unlock(&m->mu);
 }
 
+void gw_metrics_pod_connect(struct gw_metrics *m)
+{
+    atomic_fetch_add_explicit(&m->pod_connects, 1, memory_order_relaxed);
+}
+
 void gw_metrics_limit(struct gw_metrics *m, const char *which)
 {
     pthread_mutex_lock(&m->mu);
@@ -334,6 +341,10 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
               "Connections or requests refused by a limit.", "limit", NULL);
     named_out(o, m, "scrape", "kvgate_scrapes_total", "Metric scrapes of pods, by result.",
               "pod", "result");
+    head(o, "kvgate_pod_connections_opened_total", "counter",
+         "Connections the data path opened to pods (requests on pooled ones open none).");
+    sbuf_puts(o, "kvgate_pod_connections_opened_total");
+    num(o, (double)atomic_load(&m->pod_connects));
     head(o, "kvgate_shadow_decisions_total", "counter",
          "Shadow mode: whether the shadow policy agreed with the baseline's pick.");
     sbuf_puts(o, "kvgate_shadow_decisions_total{agree=\"true\"}");

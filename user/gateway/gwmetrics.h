@@ -27,6 +27,8 @@ void gw_metrics_itl(struct gw_metrics *m, const struct gw_request *r, double sec
 void gw_metrics_scrape(struct gw_metrics *m, const char *pod, const char *cause);
 /* A retry on another pod, by cause ("connect", "reset", "5xx", "timeout"). */
 void gw_metrics_retry(struct gw_metrics *m, const char *cause);
+/* The data path opened a connection to a pod (not one from the pool). */
+void gw_metrics_pod_connect(struct gw_metrics *m);
 /* Connections refused by a limit ("max_connections", "header_timeout",
  * "idle_timeout", "header_too_large", "body_too_large"). */
 void gw_metrics_limit(struct gw_metrics *m, const char *which);

@@ -135,6 +135,39 @@ void x_free(struct xreq *x)
     free(x);
 }
 
+/* ---- request bodies: what they hold counts against two limits ---- */
+
+/* n more body bytes: within the connection's share (2 x max_body_bytes)
+ * and limits.max_buffered_total_bytes for the whole gateway? 0, or
+ * -ENOSPC (nothing charged). */
+int x_charge(struct xreq *x, uint64_t n)
+{
+    struct gw *g = x->w->g;
+    struct cconn *c = x->c;
+    if (c->body_bytes + n > 2 * g->cfg.max_body_bytes)
+        return -ENOSPC;
+    uint64_t before = atomic_fetch_add(&g->body_bytes, n);
+    if (g->cfg.max_buffered_total_bytes && before + n > g->cfg.max_buffered_total_bytes) {
+        atomic_fetch_sub(&g->body_bytes, n);
+        return -ENOSPC;
+    }
+    c->body_bytes += n;
+    x->charged += n;
+    return 0;
+}
+
+/* The body is no longer needed (the exchange ended, or the pod took all of
+ * it and answered, so no retry can come): its memory and its charge go. */
+static void x_body_drop(struct xreq *x)
+{
+    if (x->charged) {
+        atomic_fetch_sub(&x->w->g->body_bytes, x->charged);
+        x->c->body_bytes -= x->charged;
+        x->charged = 0;
+    }
+    sbuf_free(&x->body);
+}
+
 void x_kill(struct xreq *x)
 {
     if (x->dead)
@@ -142,6 +175,7 @@ void x_kill(struct xreq *x)
     struct cconn *c = x->c;
     struct worker *w = x->w;
     x->dead = 1;
+    x_body_drop(x);
     ev_timer_cancel(w->l, x->timer);
     ev_timer_cancel(w->l, x->stall_timer);
     x->timer = x->stall_timer = 0;
@@ -311,6 +345,8 @@ int x_body_feed(struct xreq *x, const char *p, size_t n)
         return 0;
     if (x->body.len + n > x->w->g->cfg.max_body_bytes)
         return -E2BIG;
+    if (x->body.len + n > x->charged && x_charge(x, x->body.len + n - x->charged))
+        return -ENOSPC;
     if (sbuf_append(&x->body, p, n))
         return -ENOMEM;
     if (x->scan)
@@ -695,6 +731,8 @@ int relay_up_head(struct xreq *x, struct upconn *u, int status,
     }
     sink_head(x, status, hb.data, hb.len, cl);
     sbuf_free(&hb);
+    if (u->req_sent)
+        x_body_drop(x); /* no retry from here: the body need not wait for the answer's end */
     /* not flushed here: up_parse flushes the head alone only when no body
      * bytes came with it, so a response read in one piece leaves in one
      * send */

@@ -23,6 +23,7 @@
 #include "common/dlist.h"
 #include "common/ev.h"
 #include "gateway/dataplane.h"
+#include "gateway/gwmetrics.h"
 
 void addr_to_text(const struct sockaddr_storage *a, char *out, size_t len, int with_port)
 {
@@ -595,6 +596,7 @@ int up_start(struct xreq *x, int fresh_only)
         return 0;
     }
     tune_socket(fd);
+    gw_metrics_pod_connect(w->g->metrics);
     int rc = connect(fd, (struct sockaddr *)&u->addr, u->addrlen);
     int err = rc < 0 ? errno : 0;
     if (rc < 0 && err != EINPROGRESS) {

@@ -225,7 +225,7 @@ static void st_close(void *ud, void *stp, uint32_t err)
 /* ---- session ---- */
 
 static const struct h2srv_callbacks h2_callbacks = {
-    st_open, st_header, st_data, st_head, st_request, st_close,
+    st_open, st_header, st_data, st_head, st_request, st_close, NULL,
 };
 
 int srv_h2_init(struct conn *c)
