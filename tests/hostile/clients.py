@@ -27,7 +27,7 @@ def chat(model, text, stream=True):
 
 def h1raw(port, path):
     data = open(path, "rb").read()
-    s = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
+    s = socket.create_connection(("127.0.0.1", int(port)), timeout=float(__import__("os").environ.get("H1RAW_TIMEOUT", "5")))
     s.sendall(data)
     out = b""
     try:

@@ -64,8 +64,13 @@ class Conn:
         self.ended = set()      # sids that got END_STREAM
         self.s.sendall(PREFACE + frame(SETTINGS, 0, 0, settings))
 
-    def send(self, data):
-        self.s.sendall(data)
+    def send(self, data, quiet=False):
+        try:
+            self.s.sendall(data)
+        except OSError:
+            if not quiet:
+                raise
+            self.closed = True
 
     def request(self, sid, method, path, body=None, extra=(), end=True):
         blk = request_block(method, path, list(extra) + ([("content-type", "application/json")] if body is not None else []))
@@ -103,9 +108,9 @@ class Conn:
                 break
             ftype, flags, sid, p = f
             if ftype == SETTINGS and not flags & ACK:
-                self.send(frame(SETTINGS, ACK, 0))
+                self.send(frame(SETTINGS, ACK, 0), quiet=True)
             elif ftype == PING and not flags & ACK:
-                self.send(frame(PING, ACK, 0, p))
+                self.send(frame(PING, ACK, 0, p), quiet=True)
             elif ftype == HEADERS:
                 hdrs = self.dec.decode(p)
                 self.headers.setdefault(sid, []).extend(hdrs)
@@ -118,7 +123,7 @@ class Conn:
                 self.body[sid] = self.body.get(sid, b"") + p
                 if p:  # keep the windows open
                     inc = struct.pack(">I", len(p))
-                    self.send(frame(WINDOW_UPDATE, 0, 0, inc) + frame(WINDOW_UPDATE, 0, sid, inc))
+                    self.send(frame(WINDOW_UPDATE, 0, 0, inc) + frame(WINDOW_UPDATE, 0, sid, inc), quiet=True)
                 if flags & END_STREAM:
                     self.ended.add(sid)
             elif ftype == RST_STREAM:

@@ -268,6 +268,8 @@ void h1_resp_head(struct xreq *x, int status, const char *hdrs, size_t hlen,
     struct sbuf *o = &c->nc.out;
     int bodyless = status < 200 || status == 204 || status == 304;
     x->resp_chunked = 0;
+    if (c->w->draining)
+        x->keep_alive = 0; /* graceful drain: the client reconnects elsewhere */
     http1_status_line(o, status);
     sbuf_append(o, hdrs, hlen);
     if (bodyless) {
@@ -308,7 +310,11 @@ void h1_resp_end(struct xreq *x, int abort)
     struct cconn *c = x->c;
     if (!abort && x->resp_chunked)
         sbuf_puts(&c->nc.out, "0\r\n\r\n");
-    int keep = x->keep_alive && !abort && !c->nc.dead;
+    /* draining: an answer whose head promised keep-alive still serves the
+     * requests already pipelined behind it (their answers say close);
+     * without any, the connection closes now */
+    int keep = x->keep_alive && !abort && !c->nc.dead &&
+               !(c->w->draining && !c->nc.in.len);
     x_kill(x); /* c->cur = NULL */
     if (c->nc.dead)
         return;

@@ -24,6 +24,7 @@
 
 #include <nghttp2/nghttp2.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -79,6 +80,11 @@ struct worker {
     struct upconn *dead_ups;
     uint64_t reap_timer;
     int stopping;
+    /* graceful drain (worker.c): started by workers_drain via drain_efd */
+    int draining;
+    int drain_efd;
+    uint64_t drain_timer, drain_deadline_ns;
+    atomic_int drained;         /* no connection left (read by main) */
 };
 
 void w_reap_later(struct worker *w);

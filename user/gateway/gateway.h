@@ -48,6 +48,7 @@ struct gw {
     atomic_uint_fast64_t body_bytes; /* request bodies buffered, all workers
                                       * (limits.max_buffered_total_bytes) */
     atomic_int stopping;
+    atomic_int draining;             /* SIGTERM: finishing in-flight requests */
     atomic_uint_fast64_t rng;        /* seed source for per-request randomness */
 };
 

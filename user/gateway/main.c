@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "common/ev.h"
 #include "core/prefix_index.h"
 #include "core/session.h"
 #include "gateway/accesslog.h"
@@ -228,7 +230,21 @@ int main(int argc, char **argv)
             g.cfg.listen, nw, g.cfg.admin_listen, g.cfg.npods,
             policy_mode_name(g.cfg.policy.mode));
 
+    /* SIGTERM / SIGINT: a graceful drain (worker.h: workers_drain) until
+     * every connection is done or limits.drain_timeout_ms passed (then the
+     * workers end what is left, and a moment later we stop); a second one
+     * stops at once. */
+    int draining = 0;
+    uint64_t give_up_ns = 0;
     for (;;) {
+        struct pollfd pfd = {.fd = sfd, .events = POLLIN};
+        int pr = poll(&pfd, 1, draining ? 50 : -1);
+        if (pr < 0 && errno != EINTR)
+            break;
+        if (draining && (workers_drained() || ev_now_ns() > give_up_ns))
+            break;
+        if (pr <= 0)
+            continue;
         struct signalfd_siginfo si;
         if (read(sfd, &si, sizeof(si)) != sizeof(si)) {
             if (errno == EINTR)
@@ -240,7 +256,18 @@ int main(int argc, char **argv)
             control_request_reload();
             continue;
         }
-        break;
+        if (draining) {
+            fprintf(stderr, "kvgated: second signal: stopping now\n");
+            break;
+        }
+        draining = 1;
+        atomic_store(&g.draining, 1);
+        /* the workers cut what is left at the deadline; one more second
+         * lets those last answers go out */
+        give_up_ns = ev_now_ns() + (uint64_t)g.cfg.drain_timeout_ms * 1000000ull + 1000000000ull;
+        fprintf(stderr, "kvgated: %s: draining (up to %u ms; a second signal stops at once)\n",
+                strsignal((int)si.ssi_signo), g.cfg.drain_timeout_ms);
+        workers_drain();
     }
     fprintf(stderr, "kvgated: shutting down\n");
     atomic_store(&g.stopping, 1);

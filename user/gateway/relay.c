@@ -499,8 +499,12 @@ void x_dispatch(struct xreq *x)
         x_route_and_go(x);
         break;
     case XK_HEALTH: {
-        static const char ok[] = "{\"status\":\"ok\"}";
-        x_local_body(x, 200, "application/json", ok, sizeof(ok) - 1, NULL);
+        /* draining: 503, so a load balancer stops sending here */
+        static const char ok[] = "{\"status\":\"ok\"}", dr[] = "{\"status\":\"draining\"}";
+        if (x->w->draining)
+            x_local_body(x, 503, "application/json", dr, sizeof(dr) - 1, NULL);
+        else
+            x_local_body(x, 200, "application/json", ok, sizeof(ok) - 1, NULL);
         break;
     }
     case XK_MODELS: {

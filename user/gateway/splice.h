@@ -61,6 +61,10 @@ int splice_client_io(struct cconn *c, uint32_t events);
  * pod conn, deletes the map entries, frees c->sp. */
 void splice_conn_gone(struct cconn *c);
 
+/* worker.c, graceful drain (called again every tick until the connection
+ * ends): the spliced answer under way finishes, then the flow ends. */
+void splice_drain(struct cconn *c);
+
 /* /metrics: kvgate_splice_flows, kvgate_spliced_flows_total,
  * kvgate_spliced_bytes_total{direction}, kvgate_unsplices_total{cause}. */
 void splice_metrics_render(struct sbuf *o);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -311,6 +312,122 @@ static void on_accept(struct listener *ls, int fd,
     cconn_set_timer(c, CT_REQ); /* slowloris: the first request's deadline */
 }
 
+/* ---- graceful drain ---- */
+
+#define DRAIN_TICK_NS 50000000ull /* how often a draining worker looks again */
+
+/* At the deadline: every request still under way ends now, its client told
+ * why (an SSE error event and [DONE] where its answer already began). */
+static void drain_cut(struct worker *w)
+{
+    for (struct cconn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->cur && !c->cur->done) {
+            struct xreq *x = c->cur;
+            x->keep_alive = 0;
+            if (x->resp_started)
+                x_end_with_error(x, "shutdown", 503, "ServiceUnavailableError",
+                                 "the gateway is shutting down");
+            else
+                x_local(x, 503, "ServiceUnavailableError", "the gateway is shutting down",
+                        "shutdown");
+        }
+        for (struct xreq *x = c->streams; x && !c->nc.dead; x = x->next) {
+            if (x->done)
+                continue;
+            if (x->resp_started)
+                x_end_with_error(x, "shutdown", 503, "ServiceUnavailableError",
+                                 "the gateway is shutting down");
+            else
+                x_local(x, 503, "ServiceUnavailableError", "the gateway is shutting down",
+                        "shutdown");
+        }
+        if (!c->nc.dead) {
+            c->nc.closing = 1;
+            cconn_flush(c);
+        }
+    }
+}
+
+/* At the drain's start: a connection with nothing under way closes now;
+ * the others close after what they carry: h2 by GOAWAY (new streams are
+ * refused; the session ends once its streams are done), h1 by
+ * `connection: close` on its answer (h1_resp_head). */
+static void drain_conn(struct cconn *c)
+{
+    if (c->nc.dead || c->nc.closing)
+        return;
+    if (c->sp) {
+        splice_drain(c); /* the spliced answer under way finishes, then it ends */
+        return;
+    }
+    if (c->proto == CP_H2) {
+        nghttp2_submit_goaway(c->h2.ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(c->h2.ng),
+                              NGHTTP2_NO_ERROR, NULL, 0);
+        cconn_flush(c);
+        return;
+    }
+    if (c->cur) {
+        if (!c->cur->resp_started)
+            c->cur->keep_alive = 0; /* its head will say close */
+    } else if (!c->nc.in.len) { /* between requests (or none yet) */
+        c->nc.closing = 1;
+        cconn_flush(c);
+    }
+}
+
+static void drain_tick(struct ev_loop *l, void *arg)
+{
+    struct worker *w = arg;
+    w->drain_timer = 0;
+    if (w->conns && ev_now_ns() >= w->drain_deadline_ns) {
+        drain_cut(w);
+        w->drain_deadline_ns = UINT64_MAX; /* once */
+    }
+    if (!w->conns) {
+        atomic_store(&w->drained, 1);
+        return;
+    }
+    w->drain_timer = ev_timer_at(l, ev_now_ns() + DRAIN_TICK_NS, drain_tick, w);
+}
+
+static void drain_start(struct ev_loop *l, int fd, uint32_t events, void *arg)
+{
+    struct worker *w = arg;
+    uint64_t v;
+    ssize_t n = read(fd, &v, sizeof(v));
+    (void)n;
+    if (w->draining)
+        return;
+    w->draining = 1;
+    ev_del(l, fd);
+    listener_stop(&w->ls); /* new connections go to the replicas behind the LB */
+    w->drain_deadline_ns = ev_now_ns() + (uint64_t)w->g->cfg.drain_timeout_ms * 1000000ull;
+    for (struct cconn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        drain_conn(c);
+    }
+    drain_tick(l, w);
+}
+
+void workers_drain(void)
+{
+    for (uint32_t i = 0; i < g_nworkers; i++) {
+        uint64_t one = 1;
+        ssize_t n = write(g_workers[i].drain_efd, &one, sizeof(one));
+        (void)n;
+    }
+}
+
+int workers_drained(void)
+{
+    for (uint32_t i = 0; i < g_nworkers; i++)
+        if (g_workers[i].thread_started && !atomic_load(&g_workers[i].drained))
+            return 0;
+    return 1;
+}
+
 /* ---- listeners, threads ---- */
 
 /* "host:port", "[v6]:port", ":port" -> host (empty = any) and port. */
@@ -356,7 +473,8 @@ static void worker_teardown(struct worker *w)
         cconn_fail(w->conns);
     up_pool_close_all(w);
     ev_timer_cancel(w->l, w->reap_timer);
-    w->reap_timer = 0;
+    ev_timer_cancel(w->l, w->drain_timer);
+    w->reap_timer = w->drain_timer = 0;
     reap_now(w);
 }
 
@@ -376,6 +494,8 @@ static void free_workers(void)
     for (uint32_t i = 0; i < g_nworkers; i++) {
         struct worker *w = &g_workers[i];
         listener_stop(&w->ls); /* only when its thread never ran */
+        if (w->drain_efd > 0)
+            close(w->drain_efd);
         if (w->l)
             ev_free(w->l);
     }
@@ -424,6 +544,11 @@ int workers_start(struct gw *g, uint32_t n)
         w->l = ev_new();
         if (!w->l) {
             rc = -ENOMEM;
+            break;
+        }
+        w->drain_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->drain_efd < 0 || ev_add(w->l, w->drain_efd, EPOLLIN, drain_start, w) < 0) {
+            rc = -errno;
             break;
         }
         int fd = listener_socket((struct sockaddr *)&sa, salen, 4096,

@@ -11,6 +11,14 @@ struct gw;
 /* Binds every worker's listener, then starts the threads. 0, or -errno with
  * a sentence on stderr naming cfg key "listen". */
 int workers_start(struct gw *g, uint32_t nworkers);
+/* Graceful drain (SIGTERM), asynchronous: every worker closes its
+ * listener, closes idle connections, sends GOAWAY on HTTP/2 and
+ * `connection: close` on HTTP/1.1, and lets in-flight requests finish;
+ * at limits.drain_timeout_ms what is left ends with the SSE error event
+ * and [DONE] (or a 503). Callable from any thread, once. */
+void workers_drain(void);
+/* 1 once every worker has no connection left (the drain is done). */
+int workers_drained(void);
 /* Stops accepting, closes connections, joins the threads. */
 void workers_stop(void);
 
