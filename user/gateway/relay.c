@@ -24,6 +24,7 @@
 #include "gateway/dataplane.h"
 #include "gateway/gwmetrics.h"
 #include "gateway/splice.h"
+#include "gateway/sse.h"
 
 /* ---- small helpers ---- */
 
@@ -743,48 +744,16 @@ int relay_up_head(struct xreq *x, struct upconn *u, int status,
     return x->dead || x->done || u->x != x ? -1 : 0;
 }
 
-/* Skips spaces after a key and says whether a non-empty string follows. */
-static int nonempty_string_after(const char *p, const char *end)
+/* One complete SSE event (without its blank line): counted, and timed
+ * when it carries generated text. */
+static void sse_event(void *arg, const char *e, size_t n)
 {
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    return p + 1 < end && p[0] == '"' && p[1] != '"';
-}
-
-static int has_content(const char *e, size_t n)
-{
-    static const char *const keys[] = { "\"content\":", "\"text\":", NULL };
-    const char *end = e + n;
-    for (int k = 0; keys[k]; k++) {
-        size_t kl = strlen(keys[k]);
-        const char *p = e;
-        while ((p = memmem(p, (size_t)(end - p), keys[k], kl))) {
-            p += kl;
-            if (nonempty_string_after(p, end))
-                return 1;
-        }
-    }
-    return 0;
-}
-
-/* One complete SSE event (without its blank line). */
-static void sse_event(struct xreq *x, const char *e, size_t n)
-{
-    const char *p = e, *end = e + n;
-    int data = 0;
-    while (p < end) { /* any line starting with "data:" */
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        if (le - p >= 5 && memcmp(p, "data:", 5) == 0) {
-            data = 1;
-            break;
-        }
-        p = nl ? nl + 1 : end;
-    }
-    if (!data)
+    struct xreq *x = arg;
+    enum sse_kind k = sse_kind(e, n);
+    if (k == SSE_NO_DATA)
         return;
     x->r.events++;
-    if (!has_content(e, n))
+    if (k != SSE_CONTENT)
         return;
     uint64_t t = now_ns();
     if (!x->r.t_first_token)
@@ -798,19 +767,8 @@ static void sse_event(struct xreq *x, const char *e, size_t n)
 static void sse_relay(struct xreq *x)
 {
     const char *d = x->hold.data;
-    size_t len = x->hold.len, start = 0, done = 0;
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (d[i] != '\n')
-            continue;
-        size_t j = i + 1;
-        if (d[j] == '\r' && j + 1 < len)
-            j++;
-        if (d[j] != '\n')
-            continue;
-        sse_event(x, d + start, i - start);
-        start = done = j + 1;
-        i = j;
-    }
+    size_t len = x->hold.len;
+    size_t done = sse_split(d, len, sse_event, x);
     if (done == 0 && len > DP_SSE_HOLD_MAX) {
         done = len; /* not SSE after all, or a giant event: pass it on */
         x->sse_at_boundary = 0;
