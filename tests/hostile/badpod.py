@@ -21,6 +21,7 @@ the first "MODE:<name>" in its body (the prompt text), default "ok":
   stall1     the SSE head and one event, then nothing, the connection open
   status500  500 with a JSON error body
   slow=S     the stream, one event every S seconds (20 events)
+  trickle    a status line, then one byte of a header every 0.5 s, for ever
   flood      events as fast as the socket takes them, up to 256 MiB; "flood_aborted"
              is counted when the gateway closes the connection first
 
@@ -102,6 +103,15 @@ def post(conn, path, headers, body):
                 pass
         except OSError:
             pass
+        return False
+    elif mode == "trickle":
+        try:
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while True:
+                conn.sendall(b"x")
+                time.sleep(0.5)
+        except OSError:
+            count("trickle_aborted")
         return False
     elif mode == "flood":
         try:

@@ -15,7 +15,8 @@ E2E_PIDS+=($!)
 wait_http "http://127.0.0.1:$BP/health" 2>/dev/null || setup_failed "badpod"
 # 1. the bad pod alone: nothing to retry on
 PODSIM_N=0
-start_gateway --pod http://127.0.0.1:$BP --workers 1 || setup_failed "kvgated"
+echo '{"limits": {"first_byte_timeout_ms": 1500}}' >"$E2E_TMP/gw.json"
+start_gateway --config "$E2E_TMP/gw.json" --pod http://127.0.0.1:$BP --workers 1 || setup_failed "kvgated"
 G=$GW_PORT
 body() { printf '{"model":"%s","messages":[{"role":"user","content":"%s"}],"max_tokens":4}' "$M" "$1"; }
 
@@ -31,6 +32,15 @@ for mode in badcr badlf badnul badname badctl; do
 done
 check "h2: a bad pod head ends its stream with 502, the connection's other stream finishes" \
     $PY tests/hostile/clients.py h2mixed $G $M
+t_trickle() { # a head that never ends, one byte at a time: 504 at first_byte_timeout_ms
+    local t0=$(date +%s%N)
+    curl -s -o "$E2E_TMP/b" -w '%{http_code}' --max-time 10 -H 'content-type: application/json' \
+        -d "$(body MODE:trickle)" "http://127.0.0.1:$G/v1/chat/completions" >"$E2E_TMP/st"
+    local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    echo "status $(cat $E2E_TMP/st) after $ms ms"; cat "$E2E_TMP/b"
+    [ "$(cat $E2E_TMP/st)" = 504 ] && [ $ms -lt 4000 ]
+}
+check "a pod trickling its head byte by byte: 504 at first_byte_timeout_ms (1.5 s), not held for ever" t_trickle
 check "kvgated still serves after them" bash -c "curl -sf http://127.0.0.1:$G/health >/dev/null"
 
 t_conn_named() { # the client's Connection-named field is not forwarded, others are

@@ -55,7 +55,7 @@
  *   limits.header_timeout_ms  whole head + body, [1, 3600000]      [10000]
  *   limits.idle_timeout_ms    keep-alive idle, [1, 3600000]        [60000]
  *   limits.connect_timeout_ms to a pod, [1, 600000]                [1000]
- *   limits.first_byte_timeout_ms  pod's first byte, [1, 3600000]   [120000]
+ *   limits.first_byte_timeout_ms  pod's whole response head, [1, 3600000] [120000]
  *   limits.max_buffered_bytes per stream, [4096, 1073741824]       [1048576]
  *   limits.max_buffered_total_bytes  request bodies held, all
  *                             connections; past it 503, [65536, 2^40] [1073741824]

@@ -214,8 +214,10 @@ static void up_timer_cb(struct ev_loop *l, void *arg)
         up_fail(u, u->fail_kind, u->fail_cause);
     } else if (u->state == UP_CONNECTING) {
         up_fail(u, FK_CONNECT_TIMEOUT, "connect timeout");
-    } else if (u->state == UP_ACTIVE && !u->got_byte) {
-        up_fail(u, FK_FB_TIMEOUT, "no response in time");
+    } else if (u->state == UP_ACTIVE && !u->head_done) {
+        /* the whole head, not only its first byte: a pod trickling a
+         * head must not hold the request for ever */
+        up_fail(u, FK_FB_TIMEOUT, "no response head in time");
     } else if (u->state == UP_ACTIVE) {
         /* the answer is under way: the pod must keep sending, except
          * while we stopped reading it for a slow client */
@@ -418,13 +420,15 @@ static void up_read(struct upconn *u, int force)
             u->in.len += (size_t)n;
             int drained = (size_t)n < room && !force;
             u->rx_ns = ev_now_ns();
-            if (!u->got_byte) { /* first-byte timeout off, stream idle timeout on */
+            int had_head = u->head_done;
+            if (!u->got_byte) {
                 u->got_byte = 1;
                 x->r.t_first_byte = u->rx_ns;
-                arm(u, u->w->g->cfg.stream_idle_timeout_ms);
             }
             if (up_parse(u) < 0)
                 return;
+            if (u->head_done && !had_head) /* head timeout off, stream idle timeout on */
+                arm(u, u->w->g->cfg.stream_idle_timeout_ms);
             /* A short read emptied the socket: epoll is level-triggered,
              * so another read would only say EAGAIN (one syscall a
              * response saved); more data or EOF wakes us again. */
