@@ -38,6 +38,13 @@ check "  resetting faster than the budget: GOAWAY ENHANCE_YOUR_CALM, connection 
 check "  counted (limit=\"h2_reset_flood\"), and the gateway still serves" bash -c \
     "[ \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_limit_rejections_total\\{limit=\"h2_reset_flood\"\\}/ {print \$NF + 0}') -ge 1 ] &&
      curl -sf -H 'content-type: application/json' -d '{\"model\":\"$M\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":2}' http://127.0.0.1:$GW_PORT/v1/chat/completions >/dev/null"
+
+# ---- CONTINUATION flood ----
+$A continuation $GW_PORT 6 >"$E2E_TMP/cont1" 2>&1
+$A continuation $GW_PORT 200 >"$E2E_TMP/cont2" 2>&1
+cat "$E2E_TMP/cont1" "$E2E_TMP/cont2"
+check "a header block in 6 CONTINUATION frames is served" jq -e '.status == 200' "$E2E_TMP/cont1"
+check "  one in 200: GOAWAY (at most 8 a block; ENHANCE_YOUR_CALM, or nghttp2's own error)" jq -e '.goaway[1] == 11 or .goaway[1] == 1' "$E2E_TMP/cont2"
 kill $GW_PID; wait $GW_PID 2>/dev/null
 
 # ---- bodies: per connection and in all ----

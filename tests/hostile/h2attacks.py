@@ -6,6 +6,8 @@
         (16 MB decoded); then one normal request on the same connection
   h2attacks.py rapid_reset PORT MODEL STREAMS  HEADERS + DATA + RST_STREAM per
         stream, 10 streams per send
+  h2attacks.py continuation PORT N   one header block in a HEADERS frame and N
+        CONTINUATION frames of a few bytes each
   h2attacks.py hold PORT MODEL BYTES SID...    streams that send BYTES of body and
         never end; prints what each got, keeps the connection open for 3 s
 Each prints one JSON line.
@@ -71,6 +73,22 @@ def rapid_reset(port, model, streams):
             break
     c.pump(1, until=lambda c: c.closed)
     print(json.dumps({"sent": sent, "goaway": c.goaway, "closed": c.closed}))
+
+
+def continuation(port, n):
+    c = h2raw.Conn(int(port))
+    c.pump(0.3)
+    blk = h2raw.request_block("GET", "/health")
+    n = int(n)
+    try:
+        c.send(frame(HEADERS, END_STREAM, 1, blk))
+        for i in range(n):
+            last = i == n - 1
+            c.send(frame(h2raw.CONT, END_HEADERS if last else 0, 1, h2raw.literal("x-c%d" % i, "v")))
+    except OSError:
+        pass
+    c.pump(3, until=lambda c: c.goaway or 1 in c.ended)
+    print(json.dumps({"goaway": c.goaway, "status": c.status.get(1)}))
 
 
 def hold(port, model, nbytes, *sids):

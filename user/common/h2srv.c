@@ -202,7 +202,7 @@ int h2srv_init(struct h2srv *h, struct netconn *nc,
     h->reset_burst = set->reset_burst > 0 ? set->reset_burst : 200;
     h->reset_tokens = h->reset_burst;
     h->reset_ns = ev_now_ns();
-    h->max_continuations = set->max_continuations ? set->max_continuations : 16;
+    h->max_continuations = set->max_continuations ? set->max_continuations : 8;
     nghttp2_settings_entry iv[] = {
         { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, set->max_streams },
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1u << 20 },

@@ -88,7 +88,7 @@ struct h2srv_settings {
      * reset_rate a second; past it GOAWAY ENHANCE_YOUR_CALM (rapid reset,
      * CVE-2023-44487). 0: the defaults (burst 200, 50/s). */
     double reset_rate, reset_burst;
-    /* CONTINUATION frames per header block, at most (0: 16) */
+    /* CONTINUATION frames per header block, at most (0: 8, as nghttp2 1.61) */
     uint32_t max_continuations;
     /* Nonzero: no automatic WINDOW_UPDATE; the owner calls h2srv_consume
      * for every DATA byte it took in or threw away (flow control follows

@@ -279,9 +279,17 @@ void h2_process(struct cconn *c)
         dispatch_ready(c);
     if (c->nc.dead)
         return;
-    cconn_flush(c); /* on an error too: nghttp2 may have queued a GOAWAY */
-    if (rc < 0)
-        cconn_fail(c);
+    if (rc < 0) {
+        /* a protocol error or an abuse limit: GOAWAY (nghttp2's own, or
+         * PROTOCOL_ERROR where it queued none) goes out before the close
+         * (lingering: what the client still sends is read and dropped, so
+         * no RST eats the GOAWAY) */
+        if (!c->h2.calmed)
+            gw_metrics_limit(c->w->g->metrics, "h2_protocol_error");
+        nghttp2_session_terminate_session(c->h2.ng, NGHTTP2_PROTOCOL_ERROR);
+        c->nc.closing = 1;
+    }
+    cconn_flush(c);
 }
 
 /* ---- response ---- */
