@@ -113,7 +113,8 @@ struct {
  *   value struct kvg_flow_st (state, hand-up cause, framing, byte counters)
  *   writer: splice_verdict only (kvgated creates the entry zeroed before the
  *           socket enters kvg_sock, and deletes it when the connection closes)
- *   reader: kvgated (hand-ups, half-close accounting); operators */
+ *   reader: kvgated (hand-ups, request / answer counts, half-close
+ *           accounting); operators */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, KVG_FLOWS_MAX);
@@ -133,24 +134,43 @@ struct {
     __type(value, struct kvg_spl_stat);
 } kvg_spl_stats SEC(".maps");
 
-/* kvg_head_buf: per-CPU scratch for the request head the splice verdict
- * frames: bpf_skb_load_bytes copies the head here (the stack is too
- * small), and the scanner's state lives here too, so that the verifier
- * reads it back as unknown values in each bpf_loop iteration and the
- * callback converges (state on the stack is tracked exactly, and a new
- * value per byte makes it walk every iteration: over a million insns).
+/* kvg_head_buf: per-CPU scratch of the splice verdict: the bytes it
+ * parses (bpf_skb_load_bytes copies them here: the stack is too small) and
+ * the parsers' working state, kept here rather than on the stack so that
+ * the verifier reads it back as unknown values in each bpf_loop iteration
+ * and the callbacks converge (state on the stack is tracked exactly, and a
+ * new value per byte makes it walk every iteration: over a million insns).
  *   key   __u32 0
- *   value struct kvg_head_buf (scanner state + KVG_HEAD_MAX bytes)
+ *   value struct kvg_head_buf (parser state + KVG_HEAD_MAX bytes)
  *   writer, reader: splice_verdict only */
-struct kvg_head_scan {
-    __u32 n;             /* bytes in b */
-    __u32 hlen;          /* head length, once its end was found */
-    __u64 clen;          /* Content-Length */
-    __s32 cl_m, te_m, up_m; /* how much of each header name the line matched, -1 none */
-    __u8 first_line, line_empty, in_cl, cl_digits, have_cl, bad, unframed, pad;
+struct kvg_head_scan {          /* one client request head */
+    __u32 n;                    /* bytes in b */
+    __u32 hlen;                 /* head length, once its end was found */
+    __u64 clen;                 /* Content-Length */
+    __u64 max_body;             /* the flow's cfg.max_body */
+    __u32 why;                  /* the hand-up reason that stopped the scan, 0 none */
+    __u32 fields;               /* header fields so far */
+    __u8 st;                    /* enum req_state (splice.bpf.c) */
+    __u8 pos;                   /* bytes of "POST " / " HTTP/1.1" matched */
+    __s8 m1, m2;                /* bytes of KVG_SPLICE_PATH1 / 2 matched, -1 no match */
+    __s8 m_cl, m_te, m_up, m_ex, m_co; /* bytes of each header name matched, -1 none */
+    __u8 hv;                    /* value being read: 0 other, 1 content-length, 2 connection */
+    __u8 have_cl, digit, trail; /* a Content-Length seen; a digit / OWS after it in the value */
+    __s8 tok;                   /* connection value: bytes of "close" in this token, -1 none */
+    __u8 close;                 /* "connection: close" */
+    __u8 pad[3];
+};
+struct kvg_ans_scan {           /* the pod's bytes in one skb */
+    __u32 off, len;             /* next byte to parse; the skb's length */
+    __u32 wstart, wlen;         /* the window of the skb copied into b */
+    __s32 start;                /* offset where the answer open now began, -1 before this skb */
+    __s32 bad_start;            /* an invalid answer: where it began (-1: before this skb) */
+    __u32 bad;                  /* an invalid answer was found */
+    __u32 done;                 /* answers completed in this skb */
 };
 struct kvg_head_buf {
     struct kvg_head_scan h;
+    struct kvg_ans_scan a;
     __u8 b[KVG_HEAD_MAX];
 };
 struct {
