@@ -17,7 +17,7 @@
       "x-answer-bytes: N" answers N bytes (with "x-answer-chunked: 1" in
       64 KiB chunks, with an extension and a trailer) and their sha256 in
       x-sha256; with "x-bad-answer: 1" an answer with a field line that has
-      no colon.
+      no colon; "x-answer-delay: S" answers S seconds late.
   splice_tool.py session PORT SESSION STEPS...
       one keep-alive connection; each step prints one JSON line:
         req:MODEL:PROMPT_BYTES:STREAM[:MAX_TOKENS]  a completion request
@@ -406,6 +406,8 @@ class Pod(BaseHTTPRequestHandler):
             got += len(d)
         if FAULTS.get("fail_rate", 0) >= 1:
             return self.send(500, b'{"error":{"message":"countpod: injected failure"}}')
+        if self.headers.get("x-answer-delay"):  # a slow model
+            time.sleep(float(self.headers["x-answer-delay"]))
         if self.headers.get("x-bad-answer"):  # a field line without a colon
             self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nno colon here\r\n\r\n{}")
             return
