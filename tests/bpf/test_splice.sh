@@ -29,7 +29,7 @@
 [ "$(id -u)" = 0 ] || skip_all "needs root (BPF, namespaces)"
 for c in bpftool jq unshare curl ip; do command -v $c >/dev/null || skip_all "$c not installed"; done
 [ -x $PY ] || skip_all "$PY not installed"
-[ -x build/kvgated ] && [ -x build/kvgate-podsim ] || skip_all "build/kvgated, build/kvgate-podsim not built"
+[ -x $BUILD/kvgated ] && [ -x $BUILD/kvgate-podsim ] || skip_all "$BUILD/kvgated, $BUILD/kvgate-podsim not built"
 private_bpffs --net "$0" "$@"
 # TCP buffers of this namespace's sockets at most 1 MiB each (per-netns
 # sysctls): what the kernel may hold per socket is then known, and the
@@ -63,7 +63,7 @@ start_kvgated() { # extra flags; sets GW_PORT GW_ADMIN GW_PID
     local try i
     for try in 1 2 3; do
         GW_PORT=$(free_port_range 2); GW_ADMIN=$((GW_PORT + 1))
-        ${KVGATED_WRAP:-} build/kvgated --config "$E2E_TMP/kvgated.json" --workers 1 --listen 127.0.0.1:$GW_PORT \
+        ${KVGATED_WRAP:-} $BUILD/kvgated --config "$E2E_TMP/kvgated.json" --workers 1 --listen 127.0.0.1:$GW_PORT \
             --admin 127.0.0.1:$GW_ADMIN --access-log "$E2E_TMP/access.log" \
             --pod http://127.0.0.1:$PODSIM_PORT --pod http://127.0.0.1:$((PODSIM_PORT + 1)) \
             --pod http://127.0.0.1:$CP "$@" >"$E2E_TMP/kvgated.log" 2>&1 &
