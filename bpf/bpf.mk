@@ -64,6 +64,9 @@ $(BPF_DIR)/%.skel.h: $(BPF_DIR)/%.bpf.o
 	$(call msg,SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
+# the fuzz target of the verdict's framing runs these headers in user space
+$(OUT)/fuzz/fuzz_splice: $(BPF_HDRS)
+
 # generated headers must exist before the first compile of their users
 $(OUT)/obj/user/gateway/bpf.o $(OUT)/obj/user/gateway/splice.o: $(BPF_SKELS) $(BPF_HDRS)
 

@@ -187,6 +187,112 @@ static __always_inline __u32 forward(struct __sk_buff *skb, const struct kvg_flo
     return 0;
 }
 
+/* ---- the framing's glue: bytes out of the skb, loops ---- */
+
+#define WIN 256 /* answer bytes copied out of the skb at a time */
+_Static_assert(WIN <= KVG_HEAD_MAX && (WIN & (WIN - 1)) == 0, "the window lives in kvg_head_buf.b");
+
+/* One bpf_loop iteration per head byte (an unrolled loop over the bytes
+ * multiplies the verifier's states past its limit). */
+static long req_step(__u32 i, void *arg)
+{
+    __u32 zero = 0;
+    struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
+
+    if (!buf || i >= buf->h.n)
+        return 1;
+    i &= KVG_HEAD_MAX - 1;
+    return req_byte(&buf->h, i, buf->b[i]);
+}
+
+/* Frames the request head that starts at off: 0 when it is complete in
+ * this skb and eligible (kvg_head_buf.h then holds hlen, clen, close), else
+ * the hand-up reason. Global: the verifier checks it once, not once per
+ * head of the caller's loop. */
+__noinline int parse_head(struct __sk_buff *skb, __u32 off, __u32 len, __u32 max_head,
+                          __u64 max_body)
+{
+    __u32 zero = 0;
+    struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
+
+    if (!buf || off >= len)
+        return KVG_SPL_UP_UNPARSABLE;
+    if (!max_head || max_head > KVG_HEAD_MAX)
+        max_head = KVG_HEAD_MAX;
+    __u32 n = len - off;
+
+    if (n > max_head)
+        n = max_head;
+    if (n < 1 || n > KVG_HEAD_MAX)
+        return KVG_SPL_UP_UNPARSABLE;
+    if (bpf_skb_load_bytes(skb, off, buf->b, n) < 0)
+        return KVG_SPL_UP_UNPARSABLE;
+
+    struct kvg_head_scan *h = &buf->h;
+
+    __builtin_memset(h, 0, sizeof(*h));
+    h->n = n;
+    h->max_body = max_body;
+    bpf_loop(n, req_step, NULL, 0);
+    return req_verdict(h, n, max_head);
+}
+
+struct ans_ctx {
+    struct __sk_buff *skb;
+    struct kvg_flow_st *st;
+};
+
+/* One bpf_loop iteration: a run of body bytes skipped at once, or one
+ * byte of a head or chunk line (copied out WIN bytes at a time). */
+static long ans_step(__u32 i, void *arg)
+{
+    struct ans_ctx *x = arg;
+    struct kvg_flow_st *st = x->st;
+    __u32 zero = 0;
+    struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
+
+    if (!buf || !st)
+        return 1;
+    struct kvg_ans_scan *a = &buf->a;
+    __u32 off = a->off, len = a->len;
+    __u8 p = st->phase;
+
+    if (off >= len || p == KVG_AN_BAD)
+        return 1;
+    if (ans_data(a, st))
+        return 0;
+    if (off < a->wstart || off - a->wstart >= a->wlen) {
+        __u32 n = len - off;
+
+        if (n > WIN)
+            n = WIN;
+        if (n < 1 || bpf_skb_load_bytes(x->skb, off, buf->b, n) < 0)
+            return ans_bad(a, st);
+        a->wstart = off;
+        a->wlen = n;
+    }
+    __u8 c = buf->b[(off - a->wstart) & (WIN - 1)];
+
+    a->off = off + 1;
+    return ans_byte(a, st, off, c);
+}
+
+/* Frames the pod's bytes in this skb (kvg_head_buf.a says what happened). */
+static __noinline void frame_answers(struct __sk_buff *skb, struct kvg_flow_st *st, __u32 len)
+{
+    __u32 zero = 0;
+    struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
+    struct ans_ctx x = {.skb = skb, .st = st};
+
+    if (!buf)
+        return;
+    __builtin_memset(&buf->a, 0, sizeof(buf->a));
+    buf->a.len = len;
+    buf->a.start = -1;
+    buf->a.bad_start = -1;
+    bpf_loop(len, ans_step, &x, 0);
+}
+
 /* ---- the two directions ---- */
 
 static __always_inline int client_side(struct __sk_buff *skb, const struct kvg_flow_cfg *cfg,

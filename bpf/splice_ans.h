@@ -1,12 +1,10 @@
 /* splice_ans.h: the pod direction's answer framing of the splice verdict
  * (bpf/splice.bpf.c): status line, fields, Content-Length or chunked body
  * or a body that ends with the pod's close, answers counted, invalid ones
- * stopped. Included once by splice.bpf.c, after splice_http.h. */
+ * stopped. The byte machine only: splice.bpf.c feeds it from the skb
+ * (tests/fuzz/fuzz_splice.c from a buffer). Included after splice_http.h. */
 #ifndef KVGATE_BPF_SPLICE_ANS_H
 #define KVGATE_BPF_SPLICE_ANS_H
-
-#define WIN 256 /* answer bytes copied out of the skb at a time */
-_Static_assert(WIN <= KVG_HEAD_MAX && (WIN & (WIN - 1)) == 0, "the window lives in kvg_head_buf.b");
 
 /* An answer is complete. It is counted in st->requests only once the skb
  * was redirected or passed (pod_side): a reader that sees the count also
@@ -58,11 +56,11 @@ static __always_inline int ans_head_done(struct kvg_ans_scan *a, struct kvg_flow
     return 0;
 }
 
-static __always_inline int hexval(__u8 c)
+static __always_inline int spl_hexval(__u8 c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
-    c = lower(c);
+    c = spl_lower(c);
     if (c >= 'a' && c <= 'f')
         return c - 'a' + 10;
     return -1;
@@ -73,7 +71,7 @@ static __always_inline int ans_value(struct kvg_ans_scan *a, struct kvg_flow_st 
 {
     int ows = c == ' ' || c == '\t';
 
-    if (!is_value_char(c))
+    if (!spl_is_value_char(c))
         return ans_bad(a, st);
     if (st->hv == 1) { /* content-length */
         if (ows) {
@@ -93,7 +91,7 @@ static __always_inline int ans_value(struct kvg_ans_scan *a, struct kvg_flow_st 
             return 0;
         }
         if ((st->flags & KVG_ST_F_TRAIL) || st->pos >= CHUNKED_LEN ||
-            CHUNKED_TOK[st->pos] != lower(c))
+            CHUNKED_TOK[st->pos] != spl_lower(c))
             return ans_bad(a, st);
         st->pos++;
     } else if (st->hv == 3) { /* connection: a "close" token? */
@@ -101,7 +99,7 @@ static __always_inline int ans_value(struct kvg_ans_scan *a, struct kvg_flow_st 
 
         if (c == ',' && (tok == CLOSE_LEN || tok == CLOSE_LEN + 1))
             st->flags |= KVG_ST_F_CLOSE;
-        st->pos = (__u8)close_step(tok, c);
+        st->pos = (__u8)spl_close_step(tok, c);
     }
     return 0;
 }
@@ -146,7 +144,7 @@ static __always_inline int ans_byte(struct kvg_ans_scan *a, struct kvg_flow_st *
     if (p == KVG_AN_REASON) {
         if (c == '\r')
             st->phase = KVG_AN_STATUS_LF;
-        else if (!is_value_char(c))
+        else if (!spl_is_value_char(c))
             return ans_bad(a, st);
         return 0;
     }
@@ -161,19 +159,19 @@ static __always_inline int ans_byte(struct kvg_ans_scan *a, struct kvg_flow_st *
             st->phase = KVG_AN_END_LF;
             return 0;
         }
-        if (!is_tchar(c))
+        if (!spl_is_tchar(c))
             return ans_bad(a, st);
         st->m_cl = st->m_te = st->m_co = 0;
         st->phase = p = KVG_AN_NAME;
     }
     if (p == KVG_AN_NAME) {
-        __u8 lc = lower(c);
+        __u8 lc = spl_lower(c);
 
-        if (c != ':' && !is_tchar(c))
+        if (c != ':' && !spl_is_tchar(c))
             return ans_bad(a, st);
-        st->m_cl = name_step(st->m_cl, lc, CL_NAME, CL_LEN);
-        st->m_te = name_step(st->m_te, lc, TE_NAME, TE_LEN);
-        st->m_co = name_step(st->m_co, lc, CO_NAME, CO_LEN);
+        st->m_cl = spl_name_step(st->m_cl, lc, CL_NAME, CL_LEN);
+        st->m_te = spl_name_step(st->m_te, lc, TE_NAME, TE_LEN);
+        st->m_co = spl_name_step(st->m_co, lc, CO_NAME, CO_LEN);
         if (c != ':')
             return 0;
         st->hv = 0;
@@ -222,7 +220,7 @@ static __always_inline int ans_byte(struct kvg_ans_scan *a, struct kvg_flow_st *
         return ans_head_done(a, st);
     }
     if (p == KVG_AN_CSIZE0 || p == KVG_AN_CSIZE) {
-        int v = hexval(c);
+        int v = spl_hexval(c);
 
         if (v >= 0) {
             if (st->body_left > (1ull << 56))
@@ -243,7 +241,7 @@ static __always_inline int ans_byte(struct kvg_ans_scan *a, struct kvg_flow_st *
     if (p == KVG_AN_CEXT) {
         if (c == '\r')
             st->phase = KVG_AN_CSIZE_LF;
-        else if (!is_value_char(c))
+        else if (!spl_is_value_char(c))
             return ans_bad(a, st);
         return 0;
     }
@@ -277,7 +275,7 @@ static __always_inline int ans_byte(struct kvg_ans_scan *a, struct kvg_flow_st *
     if (p == KVG_AN_TLINE) {
         if (c == '\r')
             st->phase = KVG_AN_TLF;
-        else if (!is_value_char(c))
+        else if (!spl_is_value_char(c))
             return ans_bad(a, st);
         return 0;
     }
@@ -296,77 +294,32 @@ static __always_inline int ans_byte(struct kvg_ans_scan *a, struct kvg_flow_st *
     return ans_bad(a, st); /* BODY / CDATA / CLOSE never get here; BAD stays */
 }
 
-struct ans_ctx {
-    struct __sk_buff *skb;
-    struct kvg_flow_st *st;
-};
-
-/* One bpf_loop iteration: a run of body bytes skipped at once, or one
- * byte of a head or chunk line (copied out WIN bytes at a time). */
-static long ans_step(__u32 i, void *arg)
+/* A run of body bytes (Content-Length body, chunk data, a body up to the
+ * close) skipped at once: 1 when the phase is one of those (a->off moved),
+ * 0 when the next byte is the byte machine's (ans_byte). */
+static __always_inline int ans_data(struct kvg_ans_scan *a, struct kvg_flow_st *st)
 {
-    struct ans_ctx *x = arg;
-    struct kvg_flow_st *st = x->st;
-    __u32 zero = 0;
-    struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
-
-    if (!buf || !st)
-        return 1;
-    struct kvg_ans_scan *a = &buf->a;
-    __u32 off = a->off, len = a->len;
     __u8 p = st->phase;
 
-    if (off >= len || p == KVG_AN_BAD)
-        return 1;
     if (p == KVG_AN_CLOSE) {
-        a->off = len;
+        a->off = a->len;
         return 1;
     }
-    if (p == KVG_AN_BODY || p == KVG_AN_CDATA) {
-        __u64 n = len - off;
-
-        if (n > st->body_left)
-            n = st->body_left;
-        a->off = off + (__u32)n;
-        st->body_left -= n;
-        if (!st->body_left) {
-            if (p == KVG_AN_BODY)
-                ans_done(a, st);
-            else
-                st->phase = KVG_AN_CDATA_CR;
-        }
+    if (p != KVG_AN_BODY && p != KVG_AN_CDATA)
         return 0;
+    __u64 n = a->len - a->off;
+
+    if (n > st->body_left)
+        n = st->body_left;
+    a->off += (__u32)n;
+    st->body_left -= n;
+    if (!st->body_left) {
+        if (p == KVG_AN_BODY)
+            ans_done(a, st);
+        else
+            st->phase = KVG_AN_CDATA_CR;
     }
-    if (off < a->wstart || off - a->wstart >= a->wlen) {
-        __u32 n = len - off;
-
-        if (n > WIN)
-            n = WIN;
-        if (n < 1 || bpf_skb_load_bytes(x->skb, off, buf->b, n) < 0)
-            return ans_bad(a, st);
-        a->wstart = off;
-        a->wlen = n;
-    }
-    __u8 c = buf->b[(off - a->wstart) & (WIN - 1)];
-
-    a->off = off + 1;
-    return ans_byte(a, st, off, c);
-}
-
-/* Frames the pod's bytes in this skb (kvg_head_buf.a says what happened). */
-static __noinline void frame_answers(struct __sk_buff *skb, struct kvg_flow_st *st, __u32 len)
-{
-    __u32 zero = 0;
-    struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
-    struct ans_ctx x = {.skb = skb, .st = st};
-
-    if (!buf)
-        return;
-    __builtin_memset(&buf->a, 0, sizeof(buf->a));
-    buf->a.len = len;
-    buf->a.start = -1;
-    buf->a.bad_start = -1;
-    bpf_loop(len, ans_step, &x, 0);
+    return 1;
 }
 
 #endif

@@ -1,6 +1,7 @@
 /* splice_http.h: byte classes and the names and tokens the splice verdict
  * (bpf/splice.bpf.c) matches in HTTP/1.1 heads of both directions; part of
- * the verdict, included once by splice.bpf.c (after kvgate.h, maps.h). */
+ * the verdict, included once by splice.bpf.c (after kvgate.h, maps.h), and
+ * by tests/fuzz/fuzz_splice.c. */
 #ifndef KVGATE_BPF_SPLICE_HTTP_H
 #define KVGATE_BPF_SPLICE_HTTP_H
 
@@ -37,7 +38,7 @@ _Static_assert(PATH1_LEN < 24 && PATH2_LEN < 24, "inference paths fit PATH1 / PA
 #define TCHAR_LO 0x03ff6cfa00000000ull
 #define TCHAR_HI 0x57ffffffc7fffffeull
 
-static __always_inline int is_tchar(__u8 c)
+static __always_inline int spl_is_tchar(__u8 c)
 {
     if (c < 64)
         return (TCHAR_LO >> c) & 1;
@@ -47,17 +48,17 @@ static __always_inline int is_tchar(__u8 c)
 }
 
 /* field-vchar / SP / HTAB, obs-text allowed (as user/common/http1.c) */
-static __always_inline int is_value_char(__u8 c)
+static __always_inline int spl_is_value_char(__u8 c)
 {
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-static __always_inline __u8 lower(__u8 c)
+static __always_inline __u8 spl_lower(__u8 c)
 {
     return c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
-static __always_inline __s8 name_step(__s8 m, __u8 lc, const volatile char *name, __s8 len)
+static __always_inline __s8 spl_name_step(__s8 m, __u8 lc, const volatile char *name, __s8 len)
 {
     if (m < 0 || m >= len)
         return -1;
@@ -66,7 +67,7 @@ static __always_inline __s8 name_step(__s8 m, __u8 lc, const volatile char *name
 
 /* A "connection" value's token matcher for "close": tok counts the token's
  * bytes matched (0 at a token's start, 6: "close" and trailing OWS, -1 no). */
-static __always_inline __s8 close_step(__s8 tok, __u8 c)
+static __always_inline __s8 spl_close_step(__s8 tok, __u8 c)
 {
     if (c == ',')
         return 0;
@@ -74,7 +75,7 @@ static __always_inline __s8 close_step(__s8 tok, __u8 c)
         return tok == CLOSE_LEN || tok == CLOSE_LEN + 1 ? CLOSE_LEN + 1 : tok == 0 ? 0 : -1;
     if (tok < 0 || tok >= CLOSE_LEN)
         return -1;
-    return CLOSE_TOK[tok] == lower(c) ? tok + 1 : -1;
+    return CLOSE_TOK[tok] == spl_lower(c) ? tok + 1 : -1;
 }
 
 #endif

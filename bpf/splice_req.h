@@ -1,7 +1,8 @@
 /* splice_req.h: the client direction's request-head framing of the splice
  * verdict (bpf/splice.bpf.c): what may go to a pod is exactly what kvgated
- * would forward (kvgate.h, KVG_SPLICE_PATHS). Included once by
- * splice.bpf.c, after splice_http.h. */
+ * would forward (kvgate.h, KVG_SPLICE_PATHS). The byte machine only:
+ * splice.bpf.c feeds it from the skb (tests/fuzz/fuzz_splice.c from a
+ * buffer). Included after splice_http.h. */
 #ifndef KVGATE_BPF_SPLICE_REQ_H
 #define KVGATE_BPF_SPLICE_REQ_H
 
@@ -19,7 +20,7 @@ static __always_inline int req_stop(struct kvg_head_scan *h, __u32 why)
 /* A value byte of a request field (not CR). 1 stops the scan. */
 static __always_inline int req_value(struct kvg_head_scan *h, __u8 c)
 {
-    if (!is_value_char(c))
+    if (!spl_is_value_char(c))
         return req_stop(h, KVG_SPL_UP_UNPARSABLE); /* NUL, bare LF, CTL */
     if (h->hv == 1) { /* content-length: digits, then OWS only */
         if (c == ' ' || c == '\t') {
@@ -35,7 +36,7 @@ static __always_inline int req_value(struct kvg_head_scan *h, __u8 c)
     } else if (h->hv == 2) { /* connection: a "close" token? */
         if (c == ',' && (h->tok == CLOSE_LEN || h->tok == CLOSE_LEN + 1))
             h->close = 1;
-        h->tok = close_step(h->tok, c);
+        h->tok = spl_close_step(h->tok, c);
     }
     return 0;
 }
@@ -47,7 +48,7 @@ static __always_inline int req_byte(struct kvg_head_scan *h, __u32 i, __u8 c)
 
     if (s == RQ_METHOD) {
         if (h->pos >= METHOD_LEN || METHOD[h->pos] != c)
-            return req_stop(h, is_tchar(c) || c == ' ' ? KVG_SPL_UP_FILTERED
+            return req_stop(h, spl_is_tchar(c) || c == ' ' ? KVG_SPL_UP_FILTERED
                                                        : KVG_SPL_UP_UNPARSABLE);
         if (++h->pos == METHOD_LEN) {
             h->st = RQ_PATH;
@@ -75,8 +76,8 @@ static __always_inline int req_byte(struct kvg_head_scan *h, __u32 i, __u8 c)
             h->st = RQ_QUERY;
             return 0;
         }
-        h->m1 = name_step(h->m1, c, PATH1, PATH1_LEN);
-        h->m2 = name_step(h->m2, c, PATH2, PATH2_LEN);
+        h->m1 = spl_name_step(h->m1, c, PATH1, PATH1_LEN);
+        h->m2 = spl_name_step(h->m2, c, PATH2, PATH2_LEN);
         if (h->m1 < 0 && h->m2 < 0)
             return req_stop(h, KVG_SPL_UP_FILTERED); /* kvgated: 404 */
         return 0;
@@ -94,7 +95,7 @@ static __always_inline int req_byte(struct kvg_head_scan *h, __u32 i, __u8 c)
             h->st = RQ_END_LF;
             return 0;
         }
-        if (!is_tchar(c)) /* obs-fold, a bare LF, junk */
+        if (!spl_is_tchar(c)) /* obs-fold, a bare LF, junk */
             return req_stop(h, KVG_SPL_UP_UNPARSABLE);
         if (++h->fields > KVG_REQ_FIELDS_MAX)
             return req_stop(h, KVG_SPL_UP_UNPARSABLE); /* kvgated: 431 */
@@ -104,15 +105,15 @@ static __always_inline int req_byte(struct kvg_head_scan *h, __u32 i, __u8 c)
         s = RQ_NAME;
     }
     if (s == RQ_NAME) {
-        __u8 lc = lower(c);
+        __u8 lc = spl_lower(c);
 
-        if (c != ':' && !is_tchar(c)) /* "Content-Length : 5": a smuggling classic */
+        if (c != ':' && !spl_is_tchar(c)) /* "Content-Length : 5": a smuggling classic */
             return req_stop(h, KVG_SPL_UP_UNPARSABLE);
-        h->m_cl = name_step(h->m_cl, lc, CL_NAME, CL_LEN);
-        h->m_te = name_step(h->m_te, lc, TE_NAME, TE_LEN);
-        h->m_up = name_step(h->m_up, lc, UP_NAME, UP_LEN);
-        h->m_ex = name_step(h->m_ex, lc, EX_NAME, EX_LEN);
-        h->m_co = name_step(h->m_co, lc, CO_NAME, CO_LEN);
+        h->m_cl = spl_name_step(h->m_cl, lc, CL_NAME, CL_LEN);
+        h->m_te = spl_name_step(h->m_te, lc, TE_NAME, TE_LEN);
+        h->m_up = spl_name_step(h->m_up, lc, UP_NAME, UP_LEN);
+        h->m_ex = spl_name_step(h->m_ex, lc, EX_NAME, EX_LEN);
+        h->m_co = spl_name_step(h->m_co, lc, CO_NAME, CO_LEN);
         if (c != ':')
             return 0;
         h->hv = 0;
@@ -161,52 +162,14 @@ static __always_inline int req_byte(struct kvg_head_scan *h, __u32 i, __u8 c)
     return 1;
 }
 
-/* One bpf_loop iteration per head byte (an unrolled loop over the bytes
- * multiplies the verifier's states past its limit). */
-static long req_step(__u32 i, void *arg)
+/* The verdict on a head scanned over n bytes (at most max_head): 0 when it
+ * is complete and eligible, else the hand-up reason. */
+static __always_inline __u32 req_verdict(const struct kvg_head_scan *h, __u32 n, __u32 max_head)
 {
-    __u32 zero = 0;
-    struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
-
-    if (!buf || i >= buf->h.n)
-        return 1;
-    i &= KVG_HEAD_MAX - 1;
-    return req_byte(&buf->h, i, buf->b[i]);
-}
-
-/* Frames the request head that starts at off: 0 when it is complete in
- * this skb and eligible (kvg_head_buf.h then holds hlen, clen, close), else
- * the hand-up reason. Global: the verifier checks it once, not once per
- * head of the caller's loop. */
-__noinline int parse_head(struct __sk_buff *skb, __u32 off, __u32 len, __u32 max_head,
-                          __u64 max_body)
-{
-    __u32 zero = 0;
-    struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
-
-    if (!buf || off >= len)
-        return KVG_SPL_UP_UNPARSABLE;
-    if (!max_head || max_head > KVG_HEAD_MAX)
-        max_head = KVG_HEAD_MAX;
-    __u32 n = len - off;
-
-    if (n > max_head)
-        n = max_head;
-    if (n < 1 || n > KVG_HEAD_MAX)
-        return KVG_SPL_UP_UNPARSABLE;
-    if (bpf_skb_load_bytes(skb, off, buf->b, n) < 0)
-        return KVG_SPL_UP_UNPARSABLE;
-
-    struct kvg_head_scan *h = &buf->h;
-
-    __builtin_memset(h, 0, sizeof(*h));
-    h->n = n;
-    h->max_body = max_body;
-    bpf_loop(n, req_step, NULL, 0);
     if (h->why)
         return h->why;
     if (!h->hlen) /* longer than kvgated takes (431), or it goes on in the next skb */
-        return n == max_head ? KVG_SPL_UP_UNPARSABLE : KVG_SPL_UP_INCOMPLETE;
+        return n >= max_head ? KVG_SPL_UP_UNPARSABLE : KVG_SPL_UP_INCOMPLETE;
     if (!h->have_cl)
         return KVG_SPL_UP_UNFRAMED;
     return 0;
