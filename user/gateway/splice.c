@@ -459,10 +459,12 @@ static void pod_eof(struct splice *sp, int reset)
     /* an idle keep-alive close (vLLM's server drops idle connections after
      * 5 s): every request answered, nobody said close: the client keeps
      * its connection */
-    int idle = sp->settled && !sp->c_eof && answered(sp, &stc, &stp) &&
-               !((stc.flags | stp.flags) & KVG_ST_F_CLOSE) &&
-               (sp->cdir == CD_HELD || (sp->cdir == CD_KERNEL && stc.phase == KVG_PH_HEAD &&
-                                        stc.state == KVG_FST_SPLICED));
+    int boundary = sp->cdir == CD_HELD ||
+                   (sp->cdir == CD_KERNEL && (stc.epoch != sp->cc.epoch || /* not adopted yet:
+                                                                   * kvgated writes at one */
+                                              (stc.phase == KVG_PH_HEAD && !stc.mid)));
+    int idle = sp->settled && !sp->c_eof && boundary && answered(sp, &stc, &stp) &&
+               !((stc.flags | stp.flags) & KVG_ST_F_CLOSE);
     if (idle) {
         if (sp->cdir == CD_KERNEL)
             to_held(sp, UC_POD_CLOSED, 0); /* the quiet wait serves the client on */
