@@ -415,6 +415,10 @@ enum kvg_spl_reason {
     KVG_SPL_UP_BAD_ANSWER = 19, /* hand-up (pod): an answer with invalid syntax or framing */
     KVG_SPL_UP_GW_DRAIN = 20,   /* hand-up: kvgated is draining (cfg KVG_CFG_F_DRAIN) */
     KVG_SPL_ANSWER = 21,        /* a pod's answer framed to its end (skbs: answers) */
+    KVG_SPL_UP_CONTENDED = 22,  /* hand-up: the verdict's per-CPU scratch was taken over by
+                                 * another run twice (it ran preemptible, in process
+                                 * context): a request goes to kvgated, an answer's framing
+                                 * is lost (the connection ends) */
     KVG_SPL_REASON_MAX
 };
 _Static_assert(KVG_SPL_REASON_MAX <= KVG_SPLICE_STATS_MAX, "kvg_spl_stats too small");
@@ -425,7 +429,7 @@ _Static_assert(KVG_SPL_REASON_MAX <= KVG_SPLICE_STATS_MAX, "kvg_spl_stats too sm
         "c2p", "p2c", "request", "pass", "draining", "unhealthy", "saturated", \
         "budget", "unparsable", "unframed", "peer", "user", "no_flow",         \
         "pipelined", "empty", "filtered", "too_large", "incomplete",           \
-        "too_many", "bad_answer", "gw_draining", "answer",                     \
+        "too_many", "bad_answer", "gw_draining", "answer", "contended",        \
     }
 
 /* kvg_spl_stats value (PERCPU_ARRAY: one per CPU; user space sums them). */

@@ -141,10 +141,16 @@ struct {
  * the verifier reads it back as unknown values in each bpf_loop iteration
  * and the callbacks converge (state on the stack is tracked exactly, and a
  * new value per byte makes it walk every iteration: over a million insns).
+ * Per-CPU is not exclusive here: see `owner`.
  *   key   __u32 0
  *   value struct kvg_head_buf (parser state, splice_scan.h, + KVG_HEAD_MAX bytes)
  *   writer, reader: splice_verdict only */
 struct kvg_head_buf {
+    __u64 owner;                /* cookie of the socket whose verdict run uses it now: the
+                                 * verdict can run in process context (TCP's backlog in
+                                 * release_sock), preemptible and with BHs on, so another
+                                 * run on this CPU may take the scratch over; a run checks
+                                 * it still owns it before trusting what it parsed */
     struct kvg_head_scan h;
     struct kvg_ans_scan a;
     __u8 b[KVG_HEAD_MAX];

@@ -199,24 +199,26 @@ static long req_step(__u32 i, void *arg)
     __u32 zero = 0;
     struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
 
-    if (!buf || i >= buf->h.n)
-        return 1;
+    if (!buf || i >= buf->h.n || buf->owner != *(__u64 *)arg)
+        return 1; /* done, or another run took the scratch over */
     i &= KVG_HEAD_MAX - 1;
     return req_byte(&buf->h, i, buf->b[i]);
 }
 
 /* Frames the request head that starts at off: 0 when it is complete in
- * this skb and eligible (kvg_head_buf.h then holds hlen, clen, close), else
- * the hand-up reason. Global: the verifier checks it once, not once per
- * head of the caller's loop. */
+ * this skb and eligible (kvg_head_buf.h then holds hlen, clen, close, valid
+ * while kvg_head_buf.owner is still ck), else the hand-up reason. Global:
+ * the verifier checks it once, not once per head of the caller's loop. */
 __noinline int parse_head(struct __sk_buff *skb, __u32 off, __u32 len, __u32 max_head,
                           __u64 max_body)
 {
     __u32 zero = 0;
     struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
+    __u64 ck = bpf_get_socket_cookie(skb); /* this run's mark on the scratch */
 
     if (!buf || off >= len)
         return KVG_SPL_UP_UNPARSABLE;
+    buf->owner = ck;
     if (!max_head || max_head > KVG_HEAD_MAX)
         max_head = KVG_HEAD_MAX;
     __u32 n = len - off;
@@ -233,13 +235,53 @@ __noinline int parse_head(struct __sk_buff *skb, __u32 off, __u32 len, __u32 max
     __builtin_memset(h, 0, sizeof(*h));
     h->n = n;
     h->max_body = max_body;
-    bpf_loop(n, req_step, NULL, 0);
+    bpf_loop(n, req_step, &ck, 0);
     return req_verdict(h, n, max_head);
+}
+
+/* parse_head with its results copied out while the scratch is still this
+ * run's (retried once when another run took it over). */
+static __always_inline __u32 head_at(struct __sk_buff *skb, const struct kvg_flow_cfg *cfg,
+                                     __u32 off, __u32 len, __u64 ck, __u32 *hlen, __u64 *clen,
+                                     __u32 *close)
+{
+    __u32 zero = 0;
+
+    for (int t = 0; t < 2; t++) {
+        __u32 why = parse_head(skb, off, len, cfg->max_head, cfg->max_body);
+        struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
+
+        if (!buf)
+            return KVG_SPL_UP_UNPARSABLE;
+        *hlen = buf->h.hlen;
+        *clen = buf->h.clen;
+        *close = buf->h.close;
+        if (buf->owner == ck)
+            return why;
+    }
+    return KVG_SPL_UP_CONTENDED;
 }
 
 struct ans_ctx {
     struct __sk_buff *skb;
     struct kvg_flow_st *st;
+    __u64 ck;
+};
+
+/* what frame_answers found in one skb */
+struct ans_out {
+    __u32 done;       /* answers completed */
+    __s32 start;      /* where the answer open now began, -1 before this skb */
+    __s32 bad_start;  /* where an invalid one began, -1 before this skb */
+};
+
+/* the socket's answer parser state, to start an skb over with */
+struct ans_snap {
+    __u64 body_left;
+    __u32 head_bytes;
+    __u16 status;
+    __u8 phase, flags, hv, pos;
+    __s8 m_cl, m_te, m_co;
 };
 
 /* One bpf_loop iteration: a run of body bytes skipped at once, or one
@@ -251,8 +293,8 @@ static long ans_step(__u32 i, void *arg)
     __u32 zero = 0;
     struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
 
-    if (!buf || !st)
-        return 1;
+    if (!buf || !st || buf->owner != x->ck)
+        return 1; /* another run took the scratch over */
     struct kvg_ans_scan *a = &buf->a;
     __u32 off = a->off, len = a->len;
     __u8 p = st->phase;
@@ -277,26 +319,57 @@ static long ans_step(__u32 i, void *arg)
     return ans_byte(a, st, off, c);
 }
 
-/* Frames the pod's bytes in this skb (kvg_head_buf.a says what happened). */
-static __noinline void frame_answers(struct __sk_buff *skb, struct kvg_flow_st *st, __u32 len)
+/* Frames the pod's bytes in this skb: 0, or -1 when the scratch was taken
+ * over twice (st's framing is then lost: phase BAD). */
+static __noinline int frame_answers(struct __sk_buff *skb, struct kvg_flow_st *st, __u32 len,
+                                    __u64 ck, struct ans_out *out)
 {
     __u32 zero = 0;
-    struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
-    struct ans_ctx x = {.skb = skb, .st = st};
+    struct ans_ctx x = {.skb = skb, .st = st, .ck = ck};
+    struct ans_snap s = {.body_left = st->body_left, .head_bytes = st->head_bytes,
+                         .status = st->status, .phase = st->phase, .flags = st->flags,
+                         .hv = st->hv, .pos = st->pos, .m_cl = st->m_cl, .m_te = st->m_te,
+                         .m_co = st->m_co};
 
-    if (!buf)
-        return;
-    __builtin_memset(&buf->a, 0, sizeof(buf->a));
-    buf->a.len = len;
-    buf->a.start = -1;
-    buf->a.bad_start = -1;
-    bpf_loop(len, ans_step, &x, 0);
+    for (int t = 0; t < 2; t++) {
+        struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
+
+        if (!buf)
+            break;
+        if (t) { /* start the skb over from the state it found */
+            st->body_left = s.body_left;
+            st->head_bytes = s.head_bytes;
+            st->status = s.status;
+            st->phase = s.phase;
+            st->flags = s.flags;
+            st->hv = s.hv;
+            st->pos = s.pos;
+            st->m_cl = s.m_cl;
+            st->m_te = s.m_te;
+            st->m_co = s.m_co;
+        }
+        buf->owner = ck;
+        __builtin_memset(&buf->a, 0, sizeof(buf->a));
+        buf->a.len = len;
+        buf->a.start = -1;
+        buf->a.bad_start = -1;
+        bpf_loop(len, ans_step, &x, 0);
+        out->done = buf->a.done;
+        out->start = buf->a.start;
+        out->bad_start = buf->a.bad_start;
+        if (buf->owner == ck)
+            return 0;
+    }
+    out->done = 0;
+    out->start = out->bad_start = -1;
+    st->phase = KVG_AN_BAD;
+    return -1;
 }
 
 /* ---- the two directions ---- */
 
 static __always_inline int client_side(struct __sk_buff *skb, const struct kvg_flow_cfg *cfg,
-                                       struct kvg_flow_st *st, __u32 len)
+                                       struct kvg_flow_st *st, __u32 len, __u64 ck)
 {
     if (st->epoch != cfg->epoch)
         adopt(st, cfg);
@@ -326,19 +399,19 @@ static __always_inline int client_side(struct __sk_buff *skb, const struct kvg_f
 
     why = (cfg->flags & KVG_CFG_F_DRAIN) ? KVG_SPL_UP_GW_DRAIN : pod_unfit(cfg->pod_slot);
     for (int k = 0; k < KVG_HEADS_PER_SKB && !why; k++) {
-        __u32 zero = 0;
+        __u32 hlen = 0, cl = 0;
+        __u64 clen = 0;
 
-        why = parse_head(skb, off, len, cfg->max_head, cfg->max_body);
-        struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
-
-        if (!buf && !why)
-            why = KVG_SPL_UP_UNPARSABLE;
+        why = head_at(skb, cfg, off, len, ck, &hlen, &clen, &cl);
         if (why)
             break;
-        __u32 hlen = buf->h.hlen;
-        __u64 clen = buf->h.clen, rest = len - off - hlen;
+        if (hlen > len - off) { /* cannot happen: the head is within the skb */
+            why = KVG_SPL_UP_UNPARSABLE;
+            break;
+        }
+        __u64 rest = len - off - hlen;
 
-        close |= buf->h.close;
+        close |= cl;
         if (!n)
             first = hlen;
         n++;
@@ -372,33 +445,26 @@ static __always_inline int client_side(struct __sk_buff *skb, const struct kvg_f
 }
 
 static __always_inline int pod_side(struct __sk_buff *skb, const struct kvg_flow_cfg *cfg,
-                                    struct kvg_flow_st *st, __u32 len)
+                                    struct kvg_flow_st *st, __u32 len, __u64 ck)
 {
-    __u32 zero = 0;
     __u64 passed0 = st->passed;
     int was_bad = st->phase == KVG_AN_BAD;
+    struct ans_out o = {.start = -1, .bad_start = -1};
+    __u32 why = 0;
 
     if (st->epoch != cfg->epoch)
         adopt(st, cfg);
-    frame_answers(skb, st, len); /* in every mode: kvgated counts on it */
-    struct kvg_head_buf *buf = bpf_map_lookup_elem(&kvg_head_buf, &zero);
-
-    if (!buf) { /* cannot happen (a per-CPU array of one) */
-        if (st->state == KVG_FST_SPLICED)
-            hand_up(st, KVG_SPL_UP_BAD_ANSWER, 1);
-        st->phase = KVG_AN_BAD;
-        return pass(st, len);
-    }
-    struct kvg_ans_scan *a = &buf->a;
-    __u32 why = 0;
-
-    if (a->done)
-        count_n(KVG_SPL_ANSWER, a->done, 0);
+    /* in every mode: kvgated counts on it */
+    if (frame_answers(skb, st, len, ck, &o) < 0)
+        why = KVG_SPL_UP_CONTENDED;
+    if (o.done)
+        count_n(KVG_SPL_ANSWER, o.done, 0);
     if (st->phase == KVG_AN_BAD) {
-        why = KVG_SPL_UP_BAD_ANSWER;
+        if (!why)
+            why = KVG_SPL_UP_BAD_ANSWER;
         if (!was_bad) { /* where the invalid answer began, on the handed-up count */
-            if (a->bad_start >= 0) {
-                st->bad_pos = passed0 + (__u32)a->bad_start;
+            if (o.bad_start >= 0) {
+                st->bad_pos = passed0 + (__u32)o.bad_start;
                 st->flags &= ~KVG_ST_F_BAD_SENT;
             } else if (st->flags & KVG_ST_F_SENT) {
                 st->bad_pos = passed0;
@@ -413,12 +479,12 @@ static __always_inline int pod_side(struct __sk_buff *skb, const struct kvg_flow
     }
     int sent = st->state == KVG_FST_SPLICED && !why;
 
-    st->requests += a->done; /* after st->bytes: see ans_done */
+    st->requests += o.done; /* after st->bytes: see ans_done */
 
     /* the answer open at the skb's end: did any of it reach the client? */
     if (st->phase != KVG_AN_IDLE && st->phase != KVG_AN_BAD) {
-        if (a->start >= 0) {
-            st->ans_pos = passed0 + (__u32)a->start;
+        if (o.start >= 0) {
+            st->ans_pos = passed0 + (__u32)o.start;
             if (sent)
                 st->flags |= KVG_ST_F_SENT;
             else
@@ -431,6 +497,8 @@ static __always_inline int pod_side(struct __sk_buff *skb, const struct kvg_flow
         return SK_PASS;
     if (why && st->state == KVG_FST_SPLICED)
         hand_up(st, why, 1);
+    else if (why == KVG_SPL_UP_CONTENDED)
+        count(why, 0);
     return pass(st, len);
 }
 
@@ -451,8 +519,8 @@ int splice_verdict(struct __sk_buff *skb)
         return SK_DROP;
     }
     if (cfg->dir == KVG_DIR_P2C)
-        return pod_side(skb, cfg, st, len);
-    return client_side(skb, cfg, st, len);
+        return pod_side(skb, cfg, st, len, ck);
+    return client_side(skb, cfg, st, len, ck);
 }
 
 char LICENSE[] SEC("license") = "GPL";

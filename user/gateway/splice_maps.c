@@ -49,7 +49,7 @@ static const unsigned HANDUPS[] = {
     KVG_SPL_UP_DRAINING, KVG_SPL_UP_UNHEALTHY, KVG_SPL_UP_SATURATED, KVG_SPL_UP_BUDGET,
     KVG_SPL_UP_UNPARSABLE, KVG_SPL_UP_UNFRAMED, KVG_SPL_UP_PEER, KVG_SPL_UP_FILTERED,
     KVG_SPL_UP_TOO_LARGE, KVG_SPL_UP_INCOMPLETE, KVG_SPL_UP_TOO_MANY, KVG_SPL_UP_BAD_ANSWER,
-    KVG_SPL_UP_GW_DRAIN,
+    KVG_SPL_UP_GW_DRAIN, KVG_SPL_UP_CONTENDED,
 };
 static atomic_uint_fast64_t g_unsplices[UC__END];
 static atomic_uint_fast64_t g_relayed[2]; /* [1] client -> pod, [0] pod -> client */
