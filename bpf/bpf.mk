@@ -21,7 +21,7 @@ BPF_ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/;s/ppc64le
 BPF_CFLAGS   ?= -O2 -g -Wall -Wno-unused-function
 BPF_CFLAGS   += -target bpf -mcpu=v3 -D__TARGET_ARCH_$(BPF_ARCH) -I$(BPF_DIR) -Ibpf
 BPF_LDLIBS   := -lbpf -lelf -lz
-BPF_HDRS     := bpf/kvgate.h bpf/maps.h
+BPF_HDRS     := bpf/kvgate.h bpf/maps.h $(wildcard bpf/splice_*.h)
 
 BPF_SRCS     := $(wildcard bpf/*.bpf.c)
 BPF_OBJS     := $(BPF_SRCS:bpf/%.bpf.c=$(BPF_DIR)/%.bpf.o)
@@ -63,6 +63,9 @@ $(BPF_DIR)/tests/%.bpf.o: tests/bpf/%.bpf.c $(BPF_HDRS) $(BPF_DIR)/vmlinux.h
 $(BPF_DIR)/%.skel.h: $(BPF_DIR)/%.bpf.o
 	$(call msg,SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+# the fuzz target of the verdict's framing runs these headers in user space
+$(OUT)/fuzz/fuzz_splice: $(BPF_HDRS)
 
 # generated headers must exist before the first compile of their users
 $(OUT)/obj/user/gateway/bpf.o $(OUT)/obj/user/gateway/splice.o: $(BPF_SKELS) $(BPF_HDRS)

@@ -221,19 +221,23 @@ enum kvg_xdp_prog_slot {
  * connection and kvgated's dedicated connection to the pod the session is
  * pinned to. Both sit in kvg_sock (SOCKHASH, key = the socket's cookie,
  * SO_COOKIE / bpf_get_socket_cookie) under the stream verdict, without a
- * stream parser: the verdict sees each TCP skb once, in order, and frames
- * HTTP/1.1 requests itself (bpf/splice.bpf.c says why not strparser).
+ * stream parser: the verdict sees each TCP skb once, in order, frames the
+ * client's HTTP/1.1 requests and the pod's answers itself
+ * (bpf/splice.bpf.c says why not strparser), and sends a request to the
+ * pod only if kvgated itself would (KVG_SPLICE_PATHS, below).
  *
  * Two per-socket hashes keyed by the same cookie, one writer each (a
  * user-space update replaces a hash value whole, which would lose the
  * verdict's concurrent counter updates):
- *   kvg_flow_cfg  written by kvgated only: peer, direction, mode, budget
+ *   kvg_flow_cfg  written by kvgated only: peer, direction, mode, limits
  *   kvg_flow_st   written by the verdict only (kvgated creates it zeroed
  *                 before the socket enters kvg_sock, then only reads it)
- * kvgated changes a flow by writing its cfg with a higher epoch, adopted
- * with the socket's next skb. It raises a SPLICE epoch on a client socket
- * only when it has consumed every byte the client sent (an answer just
- * completed, nothing unread), so that skb starts a request. */
+ * kvgated changes a flow's mode by writing its cfg with a higher epoch,
+ * adopted with the socket's next skb; a SPLICE epoch only once kvgated
+ * has read every byte the socket handed up (st.passed <= cfg.passed_mark),
+ * so that no byte is redirected ahead of one kvgated still has to read.
+ * cfg.flags and the limits take effect without an epoch (they are read at
+ * each request head; a new epoch would reset the client's framing). */
 
 enum kvg_flow_dir {
     KVG_DIR_C2P = 1,     /* client socket: requests to the pod */
@@ -241,23 +245,66 @@ enum kvg_flow_dir {
 };
 
 enum kvg_flow_mode {
-    KVG_MODE_PASS = 0,   /* hand everything up (kvgated serves it on the socket path) */
-    KVG_MODE_SPLICE = 1, /* redirect to the peer while the pod is fit */
-    KVG_MODE_RAW = 2,    /* hand everything up, no framing (kvgated relays bytes) */
+    KVG_MODE_PASS = 0,   /* hand everything up (kvgated reads it); pod: answers still framed */
+    KVG_MODE_SPLICE = 1, /* redirect to the peer what the verdict lets through */
+    /* 2 was RAW (client bytes relayed unparsed by kvgated): gone, never reuse */
+};
+
+enum kvg_flow_cfg_flags {
+    KVG_CFG_F_DRAIN = 1u << 0, /* client: kvgated is draining: hand the next request head up */
 };
 
 enum kvg_flow_state_v {
-    KVG_FST_PASS = 0,      /* data goes up (mode PASS or RAW) */
+    KVG_FST_PASS = 0,      /* data goes up (mode PASS) */
     KVG_FST_SPLICED = 1,   /* data goes to the peer */
     KVG_FST_HANDED_UP = 2, /* the verdict gave the flow back to kvgated; `cause` says why */
 };
 
+/* kvg_flow_st.phase of a client socket */
 enum kvg_flow_phase {
-    KVG_PH_HEAD = 0,     /* client: the next byte starts a request */
-    KVG_PH_BODY = 1,     /* client: body_left bytes of the request are still to come */
-    KVG_PH_LOST = 2,     /* client: framing lost (a pipelined head split over skbs, or
-                          * more pipelined requests in one skb than are framed): the
-                          * flow was handed up "mid" */
+    KVG_PH_HEAD = 0,     /* the next byte starts a request */
+    KVG_PH_BODY = 1,     /* body_left bytes of the current request are still to come */
+    /* 2 was LOST (framing lost, the flow relayed raw): gone */
+};
+
+/* kvg_flow_st.phase of a pod socket: where the answer parser stands */
+enum kvg_ans_phase {
+    KVG_AN_IDLE = 0,     /* between answers: the next byte starts a status line */
+    KVG_AN_STATUS,       /* in "HTTP/1.1 NNN" (pos: bytes seen) */
+    KVG_AN_REASON,       /* reason phrase, up to CR */
+    KVG_AN_STATUS_LF,
+    KVG_AN_LINE,         /* start of a header line, or the CR of the blank line */
+    KVG_AN_NAME,
+    KVG_AN_OWS,          /* after the colon */
+    KVG_AN_VALUE,
+    KVG_AN_LF,           /* CR seen at the end of a header line */
+    KVG_AN_END_LF,       /* CR of the blank line seen */
+    KVG_AN_BODY,         /* Content-Length body: body_left bytes to come */
+    KVG_AN_CSIZE0,       /* chunk-size line, no digit yet */
+    KVG_AN_CSIZE,        /* chunk-size digits */
+    KVG_AN_CEXT,         /* chunk extension, up to CR */
+    KVG_AN_CSIZE_LF,
+    KVG_AN_CDATA,        /* chunk data: body_left bytes to come */
+    KVG_AN_CDATA_CR,
+    KVG_AN_CDATA_LF,
+    KVG_AN_TRAILER,      /* start of a trailer line, or the CR of the last one */
+    KVG_AN_TLINE,
+    KVG_AN_TLF,
+    KVG_AN_FINAL_LF,
+    KVG_AN_CLOSE,        /* a body delimited by the pod's close: everything to the end */
+    KVG_AN_BAD,          /* invalid answer: framing stopped (bad_pos says where) */
+};
+
+/* kvg_flow_st.flags */
+enum kvg_flow_st_flags {
+    KVG_ST_F_CLOSE = 1u << 0,   /* client: a request said "connection: close"; pod: an answer
+                                 * did: the pod's close ends the client connection too */
+    KVG_ST_F_HAVE_CL = 1u << 1, /* pod: the open answer has a Content-Length */
+    KVG_ST_F_CHUNKED = 1u << 2, /* pod: ... Transfer-Encoding: chunked */
+    KVG_ST_F_DIGIT = 1u << 3,   /* pod: a digit seen in the value being read */
+    KVG_ST_F_TRAIL = 1u << 4,   /* pod: OWS after a value's token (only more OWS may follow) */
+    KVG_ST_F_SENT = 1u << 5,    /* pod: bytes of the open answer were redirected to the client */
+    KVG_ST_F_BAD_SENT = 1u << 6,/* pod: bytes of the invalid answer had reached the client */
 };
 
 /* kvg_flow_cfg value (HASH, key __u64 socket cookie). */
@@ -270,37 +317,72 @@ struct kvg_flow_cfg {
                           * in wrapping u64 arithmetic */
     __u64 budget;        /* redirected and not yet acknowledged by the peer, at most
                           * (bytes); more hands the flow up. 0: no budget */
+    __u64 max_body;      /* client: a Content-Length above this is handed up (kvgated's
+                          * limits.max_body_bytes: it answers 413) */
+    __u64 passed_mark;   /* bytes kvgated has read of what this socket handed up (since
+                          * it entered kvg_sock): a SPLICE epoch is adopted only while
+                          * st.passed <= passed_mark */
     __u32 pod_slot;      /* kvg_pods slot of the pod (checked at each request head) */
-    __u32 epoch;         /* kvgated raises it with every change of this entry */
+    __u32 epoch;         /* kvgated raises it with every change of mode */
+    __u32 max_head;      /* client: a request head longer than this is handed up
+                          * (kvgated's limits.max_header_bytes: 431); at most KVG_HEAD_MAX */
     __u8 dir;            /* enum kvg_flow_dir */
     __u8 mode;           /* enum kvg_flow_mode */
-    __u8 pad[6];         /* zero */
+    __u8 flags;          /* enum kvg_flow_cfg_flags */
+    __u8 pad;            /* zero */
+    __u32 reserved[2];   /* zero */
 };
-_Static_assert(sizeof(struct kvg_flow_cfg) == 40, "struct kvg_flow_cfg is part of the pinned ABI");
+_Static_assert(sizeof(struct kvg_flow_cfg) == 64, "struct kvg_flow_cfg is part of the pinned ABI");
 
 /* kvg_flow_st value (HASH, key __u64 socket cookie). Byte counters run
- * over the socket's life (kvgated takes differences). */
+ * over the socket's life in kvg_sock (kvgated takes differences). */
 struct kvg_flow_st {
     __u64 bytes;         /* redirected to the peer */
-    __u64 passed;        /* handed up (SK_PASS) */
+    __u64 passed;        /* handed up (SK_PASS): what kvgated reads from the socket */
     __u64 body_left;     /* client: body bytes of the current request still to come;
-                          * after a hand-up inside a body (phase BODY), those bytes
-                          * counting the handed-up skb: what kvgated relays before it
-                          * splices again */
+                          * after a hand-up, the body bytes kvgated must relay to the
+                          * pod first (the handed-up skb began with them): 0 when the
+                          * hand-up came at a request boundary. Pod: bytes left of the
+                          * open Content-Length body or chunk */
     __u64 max_out;       /* most bytes seen in flight to the peer (redirected, unacked),
                           * since the last SPLICE epoch was adopted */
+    __u64 last_ns;       /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the last redirect */
+    __u64 bad_pos;       /* pod, phase BAD: handed-up bytes (the `passed` count) before
+                          * the invalid answer: kvgated relays those, not the rest */
+    __u64 ans_pos;       /* pod: the `passed` count where the open answer began, when it
+                          * began in a handed-up skb */
     __u32 epoch;         /* the cfg epoch adopted */
-    __u32 requests;      /* request heads redirected */
+    __u32 requests;      /* client: requests redirected (heads); pod: answers completed
+                          * (final status, whole body) */
     __u8 state;          /* enum kvg_flow_state_v */
     __u8 cause;          /* enum kvg_spl_reason of the hand-up (KVG_FST_HANDED_UP) */
-    __u8 mid;            /* the hand-up came inside a request or an answer: kvgated must
-                          * relay the rest as bytes (it cannot route afresh) */
-    __u8 phase;          /* enum kvg_flow_phase (client direction) */
-    __u32 pad;           /* zero */
-    __u64 last_ns;       /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the last redirect:
-                          * kvgated tells a pod's idle keep-alive close from a failure */
+    __u8 mid;            /* the hand-up came inside a request body (client) or an answer
+                          * (pod): body_left / the pod's framing say what is owed */
+    __u8 phase;          /* client: enum kvg_flow_phase; pod: enum kvg_ans_phase */
+    __u8 flags;          /* enum kvg_flow_st_flags */
+    __u8 hv;             /* pod: which value is being read (0 other, 1 content-length,
+                          * 2 transfer-encoding, 3 connection) */
+    __u8 pos;            /* pod: bytes of the status line / of a value token matched */
+    __s8 m_cl, m_te, m_co; /* pod: header-name bytes matched, -1 no match */
+    __u16 status;        /* pod: status code of the open answer */
+    __u32 head_bytes;    /* pod: bytes of the open answer's head (at most KVG_ANS_HEAD_MAX) */
 };
-_Static_assert(sizeof(struct kvg_flow_st) == 56, "struct kvg_flow_st is part of the pinned ABI");
+_Static_assert(sizeof(struct kvg_flow_st) == 80, "struct kvg_flow_st is part of the pinned ABI");
+
+/* What the verdict lets a client send to a pod: exactly what kvgated would
+ * forward (user/gateway/relay.c x_classify XK_ROUTED, client_h1.c's
+ * limits, user/common/http1.c's syntax): method POST; target one of these
+ * paths, optionally followed by "?query"; HTTP/1.1; one Content-Length of
+ * digits, <= cfg.max_body; no Transfer-Encoding, Upgrade or Expect; header
+ * names of tchars followed at once by ':', values without CTLs but HTAB;
+ * CRLF line ends, no obs-fold; at most KVG_REQ_FIELDS_MAX fields; the head
+ * within cfg.max_head and within its skb. Anything else is handed up at a
+ * request boundary, and kvgated answers it as on its socket path. */
+#define KVG_SPLICE_PATH1 "/v1/chat/completions"
+#define KVG_SPLICE_PATH2 "/v1/completions"
+#define KVG_REQ_FIELDS_MAX 64               /* = HTTP1_MAX_HEADERS (user/common/http1.h) */
+#define KVG_ANS_HEAD_MAX 65536              /* a pod's answer head, at most */
+#define KVG_HEADS_PER_SKB 16                /* request heads framed in one skb, at most */
 
 /* Every outcome of the splice verdict, counted in kvg_spl_stats (key =
  * reason; value = skbs, bytes). Append only. Hand-up reasons are also
@@ -308,22 +390,35 @@ _Static_assert(sizeof(struct kvg_flow_st) == 56, "struct kvg_flow_st is part of 
 enum kvg_spl_reason {
     KVG_SPL_C2P = 0,            /* skb redirected client -> pod */
     KVG_SPL_P2C = 1,            /* skb redirected pod -> client */
-    KVG_SPL_REQUEST = 2,        /* request head redirected (bytes: head length) */
-    KVG_SPL_PASS = 3,           /* skb handed up: mode PASS / RAW, or a handed-up flow */
+    KVG_SPL_REQUEST = 2,        /* request head redirected at an skb's start (bytes: head) */
+    KVG_SPL_PASS = 3,           /* skb handed up: mode PASS, or a handed-up flow */
     KVG_SPL_UP_DRAINING = 4,    /* hand-up: the pod is draining */
     KVG_SPL_UP_UNHEALTHY = 5,   /* hand-up: the pod is unhealthy, down, or gone */
     KVG_SPL_UP_SATURATED = 6,   /* hand-up: the pod is saturated (or its metrics stale) */
     KVG_SPL_UP_BUDGET = 7,      /* hand-up: more than the budget in flight to the peer */
-    KVG_SPL_UP_UNPARSABLE = 8,  /* hand-up: not a POST head, head split over skbs or
-                                 * longer than KVG_HEAD_MAX, bad Content-Length */
-    KVG_SPL_UP_UNFRAMED = 9,    /* hand-up: chunked body or Upgrade (no kernel framing) */
+    KVG_SPL_UP_UNPARSABLE = 8,  /* hand-up: a malformed head (kvgated: 400), more fields than
+                                 * KVG_REQ_FIELDS_MAX or a head over max_head (431) */
+    KVG_SPL_UP_UNFRAMED = 9,    /* hand-up: Transfer-Encoding, Upgrade, Expect, no or a
+                                 * second Content-Length (kvgated frames it) */
     KVG_SPL_UP_PEER = 10,       /* hand-up: peer socket gone or not established, or the
                                  * redirect failed */
-    KVG_SPL_UP_USER = 11,       /* hand-up: kvgated switched the flow to RAW */
+    KVG_SPL_UP_USER = 11,       /* retired (kvgated switching a flow to RAW) */
     KVG_SPL_NO_FLOW = 12,       /* skb of a socket without cfg / st entries: passed */
-    KVG_SPL_PIPELINED = 13,     /* request head inside an skb that began with the previous
-                                 * request's bytes: goes with them (no per-request check) */
+    KVG_SPL_PIPELINED = 13,     /* request head redirected inside an skb (after another
+                                 * request's bytes), filtered like the first */
     KVG_SPL_EMPTY = 14,         /* zero-length skb: dropped, nothing lost */
+    KVG_SPL_UP_FILTERED = 15,   /* hand-up: method, path or version not the pod's business
+                                 * (kvgated: 404, 405, or serves it itself) */
+    KVG_SPL_UP_TOO_LARGE = 16,  /* hand-up: Content-Length over limits.max_body_bytes (413) */
+    KVG_SPL_UP_INCOMPLETE = 17, /* hand-up: a head that continues into the next skb */
+    KVG_SPL_UP_TOO_MANY = 18,   /* hand-up: more heads in one skb than KVG_HEADS_PER_SKB */
+    KVG_SPL_UP_BAD_ANSWER = 19, /* hand-up (pod): an answer with invalid syntax or framing */
+    KVG_SPL_UP_GW_DRAIN = 20,   /* hand-up: kvgated is draining (cfg KVG_CFG_F_DRAIN) */
+    KVG_SPL_ANSWER = 21,        /* a pod's answer framed to its end (skbs: answers) */
+    KVG_SPL_UP_CONTENDED = 22,  /* hand-up: the verdict's per-CPU scratch was taken over by
+                                 * another run twice (it ran preemptible, in process
+                                 * context): a request goes to kvgated, an answer's framing
+                                 * is lost (the connection ends) */
     KVG_SPL_REASON_MAX
 };
 _Static_assert(KVG_SPL_REASON_MAX <= KVG_SPLICE_STATS_MAX, "kvg_spl_stats too small");
@@ -333,7 +428,8 @@ _Static_assert(KVG_SPL_REASON_MAX <= KVG_SPLICE_STATS_MAX, "kvg_spl_stats too sm
     {                                                                          \
         "c2p", "p2c", "request", "pass", "draining", "unhealthy", "saturated", \
         "budget", "unparsable", "unframed", "peer", "user", "no_flow",         \
-        "pipelined", "empty",                                                  \
+        "pipelined", "empty", "filtered", "too_large", "incomplete",           \
+        "too_many", "bad_answer", "gw_draining", "answer", "contended",        \
     }
 
 /* kvg_spl_stats value (PERCPU_ARRAY: one per CPU; user space sums them). */

@@ -14,6 +14,7 @@
 #define KVGATE_BPF_MAPS_H
 
 #include "kvgate.h"
+#include "splice_scan.h"
 
 /* kvg_pods: the live pod table.
  *   key   __u32 pod slot (< KVG_POD_MAX, the slot of struct pod_info)
@@ -113,7 +114,8 @@ struct {
  *   value struct kvg_flow_st (state, hand-up cause, framing, byte counters)
  *   writer: splice_verdict only (kvgated creates the entry zeroed before the
  *           socket enters kvg_sock, and deletes it when the connection closes)
- *   reader: kvgated (hand-ups, half-close accounting); operators */
+ *   reader: kvgated (hand-ups, request / answer counts, half-close
+ *           accounting); operators */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, KVG_FLOWS_MAX);
@@ -133,24 +135,24 @@ struct {
     __type(value, struct kvg_spl_stat);
 } kvg_spl_stats SEC(".maps");
 
-/* kvg_head_buf: per-CPU scratch for the request head the splice verdict
- * frames: bpf_skb_load_bytes copies the head here (the stack is too
- * small), and the scanner's state lives here too, so that the verifier
- * reads it back as unknown values in each bpf_loop iteration and the
- * callback converges (state on the stack is tracked exactly, and a new
- * value per byte makes it walk every iteration: over a million insns).
+/* kvg_head_buf: per-CPU scratch of the splice verdict: the bytes it
+ * parses (bpf_skb_load_bytes copies them here: the stack is too small) and
+ * the parsers' working state, kept here rather than on the stack so that
+ * the verifier reads it back as unknown values in each bpf_loop iteration
+ * and the callbacks converge (state on the stack is tracked exactly, and a
+ * new value per byte makes it walk every iteration: over a million insns).
+ * Per-CPU is not exclusive here: see `owner`.
  *   key   __u32 0
- *   value struct kvg_head_buf (scanner state + KVG_HEAD_MAX bytes)
+ *   value struct kvg_head_buf (parser state, splice_scan.h, + KVG_HEAD_MAX bytes)
  *   writer, reader: splice_verdict only */
-struct kvg_head_scan {
-    __u32 n;             /* bytes in b */
-    __u32 hlen;          /* head length, once its end was found */
-    __u64 clen;          /* Content-Length */
-    __s32 cl_m, te_m, up_m; /* how much of each header name the line matched, -1 none */
-    __u8 first_line, line_empty, in_cl, cl_digits, have_cl, bad, unframed, pad;
-};
 struct kvg_head_buf {
+    __u64 owner;                /* cookie of the socket whose verdict run uses it now: the
+                                 * verdict can run in process context (TCP's backlog in
+                                 * release_sock), preemptible and with BHs on, so another
+                                 * run on this CPU may take the scratch over; a run checks
+                                 * it still owns it before trusting what it parsed */
     struct kvg_head_scan h;
+    struct kvg_ans_scan a;
     __u8 b[KVG_HEAD_MAX];
 };
 struct {

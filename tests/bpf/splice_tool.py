@@ -8,7 +8,16 @@
       {"bytes": N, "sha256": H} for the body it read, whatever it is.
       POST /admin/stall {"after": N} makes the next body read stop after N
       bytes until POST /admin/release. A request with "x-idle-close: S"
-      makes its connection close once idle for S seconds.
+      makes its connection close once idle for S seconds. It records the
+      method and target of every request with an x-session-id header (the
+      test clients' requests, not kvgated's probes) and of every request
+      it could not parse ("BAD <request line>"): GET /admin/seen lists them. POST /admin/faults {"fail_rate": F}
+      makes completions answer 500 while F >= 1 (a pod's admin endpoint
+      that must never be reached through the gateway). A completion with
+      "x-answer-bytes: N" answers N bytes (with "x-answer-chunked: 1" in
+      64 KiB chunks, with an extension and a trailer) and their sha256 in
+      x-sha256; with "x-bad-answer: 1" an answer with a field line that has
+      no colon; "x-answer-delay: S" answers S seconds late.
   splice_tool.py session PORT SESSION STEPS...
       one keep-alive connection; each step prints one JSON line:
         req:MODEL:PROMPT_BYTES:STREAM[:MAX_TOKENS]  a completion request
@@ -18,6 +27,16 @@
                              shutdown(SHUT_WR) right after it; close: "connection:
                              close"; idle=S: x-idle-close), read the answer
         pipe:MODEL:PROMPT_BYTES:N  N requests in one send, then N answers
+        send:EXPR            sends what the Python expression EXPR makes: bytes,
+                             or a list of bytes (each its own send, TCP_NODELAY)
+                             and floats (a pause of that many seconds); helpers:
+                             req(METHOD, PATH, body=b"" or N, headers=[...],
+                             version="HTTP/1.1", cl=True, session=True),
+                             body(N) (a count-pod body of N bytes), S (the session)
+        read:N               reads N answers: {"status": [...], "dest": [...],
+                             "json": [...], "bytes": [...], "sha_ok": [...]}
+                             ("eof" when the connection ended first)
+        run:SHELL            runs a shell command, prints its output as "out"
         eof                  the server closed the connection
         post:URL:JSON        an HTTP POST on another connection (admin API)
         sleep:SECONDS
@@ -66,7 +85,13 @@ class Conn:
         return out
 
     def response(self):
-        """(status, headers dict lower-case, body bytes)"""
+        """(status, headers dict lower-case, body bytes); 1xx answers skipped"""
+        while True:
+            r = self.response1()
+            if r[0] >= 200:
+                return r
+
+    def response1(self):
         while b"\r\n\r\n" not in self.buf:
             self.fill()
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
@@ -76,6 +101,8 @@ class Conn:
         for l in lines[1:]:
             k, v = l.split(":", 1)
             hdrs[k.strip().lower()] = v.strip()
+        if status < 200:
+            return status, hdrs, b""
         if "content-length" in hdrs:
             return status, hdrs, self.take(int(hdrs["content-length"]))
         if hdrs.get("transfer-encoding", "").lower() == "chunked":
@@ -139,6 +166,28 @@ def request_bytes(model, nbytes, stream, max_tokens, session):
     return head + body
 
 
+def cbody(n):
+    """a valid completion body for the count pod, exactly n bytes"""
+    pre = b'{"model":"countpod","max_tokens":1,"prompt":"'
+    post = b'"}'
+    assert n >= len(pre) + len(post)
+    return pre + (b"0123456789abcdef" * (n // 16 + 1))[:n - len(pre) - len(post)] + post
+
+
+def req(method="POST", path="/v1/completions", body_=b"", headers=(), version="HTTP/1.1",
+        cl=True, session=True, sess=None):
+    if isinstance(body_, int):
+        body_ = cbody(body_)
+    h = f"{method} {path} {version}\r\nHost: gw\r\ncontent-type: application/json\r\n"
+    if session and sess:
+        h += f"x-session-id: {sess}\r\n"
+    for x in headers:
+        h += x + "\r\n"
+    if cl:
+        h += f"content-length: {len(body_)}\r\n"
+    return h.encode() + b"\r\n" + body_
+
+
 def session(port, sess, steps):
     c = Conn(port)
     for st in steps:
@@ -170,6 +219,37 @@ def session(port, sess, steps):
             rs = [summary(*c.response(), False) for _ in range(k)]
             r = {"status": [x["status"] for x in rs], "dest": [x["dest"] for x in rs],
                  "tokens": [x.get("tokens") for x in rs]}
+        elif kind == "send":  # send:EXPR, see the top
+            env = {"S": sess, "body": cbody,
+                   "req": lambda *a, **k: req(*a, **dict(k, sess=sess))}
+            parts = eval(arg, env)  # the test's own expressions
+            for p in parts if isinstance(parts, list) else [parts]:
+                if isinstance(p, (int, float)):
+                    time.sleep(p)
+                else:
+                    c.s.sendall(p)
+            r = {"sent": True}
+        elif kind == "read":  # read:N answers
+            r = {"status": [], "dest": [], "json": [], "bytes": [], "sha_ok": []}
+            c.s.settimeout(20)
+            try:
+                for _ in range(int(arg)):
+                    sc, hd, bd = c.response()
+                    r["status"].append(sc)
+                    r["dest"].append(hd.get("x-gateway-destination-endpoint", ""))
+                    r["bytes"].append(len(bd))
+                    if "x-sha256" in hd:  # the count pod's big answers say what they sent
+                        r["sha_ok"].append(hashlib.sha256(bd).hexdigest() == hd["x-sha256"])
+                    try:
+                        r["json"].append(json.loads(bd))
+                    except Exception:
+                        r["json"].append(None)
+            except (EOFError, socket.timeout, OSError, ValueError) as e:
+                r["eof"] = True
+                r["error"] = str(e)
+        elif kind == "run":  # run:SHELL
+            import subprocess
+            r = {"out": subprocess.run(arg, shell=True, capture_output=True, text=True).stdout.strip()}
         elif kind == "eof":  # the server closed: the next read is the end
             c.s.settimeout(5)
             try:
@@ -238,6 +318,8 @@ def direct(port, model, n, stream, mt):
 
 STALL = {"after": None}
 RELEASE = threading.Event()
+SEEN = []  # "METHOD TARGET" of every request read (list.append is atomic)
+FAULTS = {"fail_rate": 0}
 
 
 class Pod(BaseHTTPRequestHandler):
@@ -252,6 +334,20 @@ class Pod(BaseHTTPRequestHandler):
         self.connection.settimeout(self.idle)  # a timeout ends the connection
         super().handle_one_request()
 
+    def parse_request(self):
+        ok = super().parse_request()
+        # the test's clients send x-session-id; kvgated's probes do not
+        if not ok:
+            SEEN.append("BAD " + repr(self.requestline)[1:-1])
+        elif self.headers.get("x-session-id"):
+            SEEN.append(f"{self.command} {self.path}")
+        return ok
+
+    def __getattr__(self, name):  # do_PUT, do_DELETE, ...: answered (and recorded)
+        if name.startswith("do_"):
+            return lambda: self.send(405, b"{}")
+        raise AttributeError(name)
+
     def send(self, code, body, ctype="application/json"):
         self.send_response(code)
         self.send_header("content-type", ctype)
@@ -262,6 +358,10 @@ class Pod(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/health":
             self.send(200, b"{}")
+        elif self.path == "/admin/seen":
+            self.send(200, json.dumps(SEEN).encode())
+        elif self.path == "/admin/faults":
+            self.send(200, json.dumps(FAULTS).encode())
         elif self.path == "/v1/models":
             self.send(200, b'{"object":"list","data":[{"id":"countpod","object":"model"}]}')
         elif self.path == "/metrics":
@@ -284,6 +384,9 @@ class Pod(BaseHTTPRequestHandler):
             STALL["after"] = None
             RELEASE.set()
             return self.send(200, b"{}")
+        if self.path == "/admin/faults":
+            FAULTS.update(json.loads(self.rfile.read(n) or b"{}"))
+            return self.send(200, json.dumps(FAULTS).encode())
         if self.headers.get("x-idle-close"):
             self.idle = float(self.headers["x-idle-close"])
         h = hashlib.sha256()
@@ -301,7 +404,34 @@ class Pod(BaseHTTPRequestHandler):
                 break
             h.update(d)
             got += len(d)
+        if FAULTS.get("fail_rate", 0) >= 1:
+            return self.send(500, b'{"error":{"message":"countpod: injected failure"}}')
+        if self.headers.get("x-answer-delay"):  # a slow model
+            time.sleep(float(self.headers["x-answer-delay"]))
+        if self.headers.get("x-bad-answer"):  # a field line without a colon
+            self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nno colon here\r\n\r\n{}")
+            return
+        if self.headers.get("x-answer-bytes"):  # a big answer (chunked: in 64 KiB chunks)
+            return self.big_answer(int(self.headers["x-answer-bytes"]),
+                                   self.headers.get("x-answer-chunked") == "1")
         self.send(200, json.dumps({"bytes": got, "sha256": h.hexdigest()}).encode())
+
+    def big_answer(self, n, chunked):
+        body = (b"answer bytes 0123456789abcdef\n" * (n // 30 + 1))[:n]
+        self.send_response(200)
+        self.send_header("content-type", "application/octet-stream")
+        self.send_header("x-sha256", hashlib.sha256(body).hexdigest())
+        if not chunked:
+            self.send_header("content-length", str(n))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for i in range(0, n, 65536):
+            part = body[i:i + 65536]
+            self.wfile.write(b"%x;ext=1\r\n" % len(part) + part + b"\r\n")
+        self.wfile.write(b"0\r\nx-trailer: 1\r\n\r\n")
 
 
 def countpod(port):

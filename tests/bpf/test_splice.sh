@@ -16,6 +16,11 @@
 #     one skb), kvgated relays with bounded buffers, TCP memory stays far
 #     below the upload, and the upload completes whole once the pod reads;
 #   - a 100 MB upload followed at once by shutdown(SHUT_WR) arrives whole;
+#   - the pod's answers are framed by the verdict (chunked, with extensions
+#     and a trailer, counted in kvgate_spliced_answers_total); one over the
+#     budget is relayed by kvgated, then the flow splices again; a request
+#     handed up while an answer is under way is answered after it; an
+#     invalid answer becomes a 502;
 #   - afterwards no flow entry, no spliced flow and no extra fd remain;
 #     --no-splice serves the same session on the socket path.
 # Skipped (77) without root, bpftool, jq, unshare, python3 or the binaries.
@@ -24,7 +29,7 @@
 [ "$(id -u)" = 0 ] || skip_all "needs root (BPF, namespaces)"
 for c in bpftool jq unshare curl ip; do command -v $c >/dev/null || skip_all "$c not installed"; done
 [ -x $PY ] || skip_all "$PY not installed"
-[ -x build/kvgated ] && [ -x build/kvgate-podsim ] || skip_all "build/kvgated, build/kvgate-podsim not built"
+[ -x $BUILD/kvgated ] && [ -x $BUILD/kvgate-podsim ] || skip_all "$BUILD/kvgated, $BUILD/kvgate-podsim not built"
 private_bpffs --net "$0" "$@"
 # TCP buffers of this namespace's sockets at most 1 MiB each (per-netns
 # sysctls): what the kernel may hold per socket is then known, and the
@@ -48,16 +53,17 @@ $TOOL countpod $CP >"$E2E_TMP/countpod.log" 2>&1 &
 E2E_PIDS+=($!)
 wait_http "http://127.0.0.1:$CP/health" 2>/dev/null || setup_failed "count pod"
 
-# kvgated: 2 podsim pods + the count pod, splice on, budget 1 MiB
+# kvgated: 2 podsim pods + the count pod, splice on, budget 1 MiB; bodies
+# up to 128 MiB (the uploads below; the kernel enforces the limit too)
 BUDGET=1048576
 cat >"$E2E_TMP/kvgated.json" <<EOF
-{"splice": {"mode": "on", "budget_bytes": $BUDGET}}
+{"splice": {"mode": "on", "budget_bytes": $BUDGET}, "limits": {"max_body_bytes": 134217728}}
 EOF
 start_kvgated() { # extra flags; sets GW_PORT GW_ADMIN GW_PID
     local try i
     for try in 1 2 3; do
         GW_PORT=$(free_port_range 2); GW_ADMIN=$((GW_PORT + 1))
-        ${KVGATED_WRAP:-} build/kvgated --config "$E2E_TMP/kvgated.json" --workers 1 --listen 127.0.0.1:$GW_PORT \
+        ${KVGATED_WRAP:-} $BUILD/kvgated --config "$E2E_TMP/kvgated.json" --workers 1 --listen 127.0.0.1:$GW_PORT \
             --admin 127.0.0.1:$GW_ADMIN --access-log "$E2E_TMP/access.log" \
             --pod http://127.0.0.1:$PODSIM_PORT --pod http://127.0.0.1:$((PODSIM_PORT + 1)) \
             --pod http://127.0.0.1:$CP "$@" >"$E2E_TMP/kvgated.log" 2>&1 &
@@ -138,7 +144,7 @@ check "  counted: kvgate_unsplices_total{cause=\"draining\"} +1" bash -c \
     "[ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"draining\"/ {print \$2}') - $DR0 )) = 1 ]"
 
 # ---- 3b. what the verdict does not frame goes up, the flow splices again ----
-UF0=$(m 'kvgate_unsplices_total{cause="unframed"}'); UP0=$(m 'kvgate_unsplices_total{cause="unparsable"}')
+UF0=$(m 'kvgate_unsplices_total{cause="unframed"}'); UP0=$(m 'kvgate_unsplices_total{cause="filtered"}')
 $TOOL session $GW_PORT s3b req:$MODEL:2000:0:8 req:$MODEL:2000:0:8 chunked:$MODEL:2000 \
     req:$MODEL:2000:0:8 get:/v1/models req:$MODEL:2000:0:8 req:$MODEL:2000:0:8 >"$E2E_TMP/s3b.jsonl" 2>&1
 check "chunked body and a GET on a spliced connection: handed up, answered by kvgated (200)" bash -c \
@@ -146,10 +152,10 @@ check "chunked body and a GET on a spliced connection: handed up, answered by kv
 # after the chunked exchange (routed: its upstream conn is kept) the next
 # request is spliced at once; after the local GET answer one routed
 # exchange comes first
-check "  spliced again after each (no destination header), causes unframed / unparsable counted" bash -c \
+check "  spliced again after each (no destination header), causes unframed / filtered counted" bash -c \
     "jq -s -e '.[1].dest == \"\" and .[3].dest == \"\" and .[5].dest != \"\" and .[6].dest == \"\"' $E2E_TMP/s3b.jsonl >/dev/null &&
      [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"unframed\"/ {print \$2}') - $UF0 )) = 1 ] &&
-     [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"unparsable\"/ {print \$2}') - $UP0 )) = 1 ]"
+     [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"filtered\"/ {print \$2}') - $UP0 )) = 1 ]"
 
 # ---- 3c. pipelined requests in one skb; the pod closing its connection ----
 $TOOL session $GW_PORT s3c req:$MODEL:2000:0:8 pipe:$MODEL:2000:3 req:$MODEL:2000:0:8 >"$E2E_TMP/s3c.jsonl" 2>&1
@@ -169,6 +175,45 @@ $TOOL session $GW_PORT s3e upload:1000 upload:2000:idle=1.5 sleep:2.8 upload:300
 check "the pod closes an idle spliced connection (keep-alive timeout): unspliced, the client keeps its connection" bash -c \
     "jq -s -e '[.[] | select(.status)] | length == 4 and all(.[]; .status == 200) and .[1].dest == \"\" and .[2].dest != \"\" and .[3].dest == \"\"' $E2E_TMP/s3e.jsonl >/dev/null &&
      [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"pod_closed\"/ {print \$2}') - $PC0 )) = 1 ]"
+
+# ---- 3f. the pod's answers: framed by the verdict, relayed when over the budget ----
+AN0=$(m 'kvgate_spliced_answers_total')
+$TOOL session $GW_PORT s3f upload:1000 upload:1001 \
+    'send:req("POST", "/v1/completions", 300, headers=["x-answer-bytes: 300000", "x-answer-chunked: 1"])' read:1 \
+    upload:1002 >"$E2E_TMP/s3f.jsonl" 2>&1
+check "a chunked answer (extensions, a trailer) on a spliced connection: whole; the next request spliced too" bash -c \
+    "jq -s -e '.[1].dest == \"\" and .[3].status == [200] and .[3].bytes == [300000] and .[3].sha_ok == [true] and
+               .[3].dest == [\"\"] and .[4].status == 200 and .[4].dest == \"\"' $E2E_TMP/s3f.jsonl >/dev/null &&
+     [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_spliced_answers_total / {print \$2}') - $AN0 )) = 3 ]"
+BU0=$(m 'kvgate_unsplices_total{cause="budget"}'); RP0=$(m 'kvgate_splice_relayed_bytes_total{direction="pod_to_client"}')
+$TOOL session $GW_PORT s3g upload:1000 upload:1001 \
+    'send:req("POST", "/v1/completions", 300, headers=["x-answer-bytes: 12000000"])' sleep:1 read:1 \
+    upload:1002 >"$E2E_TMP/s3g.jsonl" 2>&1
+check "a 12 MB answer to a client that waits 1 s before reading: over the budget, relayed whole, then spliced again" bash -c \
+    "jq -s -e '.[4].status == [200] and .[4].bytes == [12000000] and .[4].sha_ok == [true] and
+               .[5].status == 200 and .[5].dest == \"\"' $E2E_TMP/s3g.jsonl >/dev/null &&
+     [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"budget\"/ {print \$2}') - $BU0 )) -ge 1 ] &&
+     [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_splice_relayed_bytes_total\\{direction=\"pod_to_client\"/ {print \$2}') - $RP0 )) -gt 0 ]"
+# a request the kernel hands up while a long answer is under way waits for it
+$TOOL session $GW_PORT s3h upload:1000 upload:1001 \
+    'send:[req("POST", "/v1/completions", 300, headers=["x-answer-bytes: 8000000"]), 0.05, req("GET", "/v1/models", cl=False)]' \
+    sleep:0.5 read:2 upload:1002 >"$E2E_TMP/s3h.jsonl" 2>&1
+KVLIST="([.json[1].data[].id] | index(\"$MODEL\") != null)" # kvgated's list, not the count pod's
+check "a GET sent while a spliced 8 MB answer is under way: the answer whole first, then kvgated's model list" bash -c \
+    "jq -s -e '.[4].status == [200, 200] and .[4].bytes[0] == 8000000 and .[4].sha_ok == [true] and
+               (.[4] | $KVLIST) and .[5].status == 200' $E2E_TMP/s3h.jsonl >/dev/null"
+$TOOL session $GW_PORT s3h2 upload:1000 upload:1001 \
+    'send:[req("POST", "/v1/completions", 300, headers=["x-answer-bytes: 300000", "x-answer-delay: 0.4"]), 0.05, req("GET", "/v1/models", cl=False)]' \
+    read:2 upload:1002 >"$E2E_TMP/s3h2.jsonl" 2>&1
+check "  ... and one sent before the pod's answer began: still answered after it" bash -c \
+    "jq -s -e '.[3].status == [200, 200] and .[3].bytes[0] == 300000 and .[3].sha_ok == [true] and
+               (.[3] | $KVLIST) and .[4].status == 200' $E2E_TMP/s3h2.jsonl >/dev/null"
+BA0=$(m 'kvgate_unsplices_total{cause="bad_answer"}')
+$TOOL session $GW_PORT s3i upload:1000 upload:1001 \
+    'send:req("POST", "/v1/completions", 300, headers=["x-bad-answer: 1"])' read:1 eof >"$E2E_TMP/s3i.jsonl" 2>&1
+check "an invalid answer from the pod (a field line without a colon): 502 from kvgated in its place, then close" bash -c \
+    "jq -s -e '.[3].status == [502] and (.[3].json[0].error.message | type == \"string\") and .[4].eof == true' $E2E_TMP/s3i.jsonl >/dev/null &&
+     [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"bad_answer\"/ {print \$2}') - $BA0 )) = 1 ]"
 
 # ---- 4. reads none: kvgated's worker thread reads (rchar) ----
 RC0=$(rchar); C2P0=$(m 'kvgate_spliced_bytes_total{direction="client_to_pod"}')

@@ -159,8 +159,10 @@ void netconn_read(struct netconn *nc, uint32_t events)
         if (nc->closing || nc->shut) { /* discard whatever the peer sends */
             char tmp[NETCONN_READ_CHUNK];
             ssize_t n = read(nc->fd, tmp, sizeof(tmp));
-            if (n > 0)
+            if (n > 0) {
+                nc->rd_bytes += (uint64_t)n;
                 continue;
+            }
             if (n < 0 && errno == EINTR)
                 continue;
             eof = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
@@ -173,6 +175,7 @@ void netconn_read(struct netconn *nc, uint32_t events)
         if (dp && droom) {
             ssize_t n = read(nc->fd, dp, droom);
             if (n > 0) {
+                nc->rd_bytes += (uint64_t)n;
                 nc->ops->direct_got(nc, (size_t)n);
                 got = 1;
                 if ((size_t)n < droom && !(events & (EPOLLRDHUP | EPOLLHUP)))
@@ -191,6 +194,7 @@ void netconn_read(struct netconn *nc, uint32_t events)
         size_t room = nc->in.cap - nc->in.len - 1;
         ssize_t n = read(nc->fd, nc->in.data + nc->in.len, room);
         if (n > 0) {
+            nc->rd_bytes += (uint64_t)n;
             nc->in.len += (size_t)n;
             nc->in.data[nc->in.len] = '\0';
             got = 1;

@@ -84,6 +84,7 @@ struct netconn {
     int closing;           /* close once `out` is flushed (owner sets it) */
     int shut;              /* shutdown(WR) done, lingering */
     int rd_eof;            /* peer half-closed while we still flush */
+    uint64_t rd_bytes;     /* bytes read from fd, ever (kvgated's splice: what it consumed) */
     struct sbuf in, out;
     size_t out_off;        /* bytes of `out` already sent */
     uint64_t out_progress_ns; /* last time the socket took output, or output

@@ -1,27 +1,35 @@
 /* splice: kvgated's side of the kernel splice of session flows (issue 5;
- * the verdict is bpf/splice.bpf.c, the maps bpf/kvgate.h).
+ * the verdict is bpf/splice.bpf.c, the maps bpf/kvgate.h; the state
+ * machine splice.c, its map plumbing splice_maps.c, its byte pumps
+ * splice_pump.c, what they share splice_priv.h).
  *
  * A client's HTTP/1.1 keep-alive connection whose request carried
  * x-session-id (pinned to a pod by the session table) keeps the upstream
  * connection of its first complete exchange as a dedicated one. Once the
  * answer is out and the client is idle, both sockets go into kvg_sock and
  * the kernel moves later requests and answers between them; kvgated reads
- * none of those bytes. It watches both sockets for what the kernel hands
- * up:
- *   - a request the verdict would not send to the pod (draining,
- *     unhealthy, saturated, unparsable, budget at a request head): the
- *     flow is unspliced (the pod connection closed) and the request is
- *     served on the socket path like any other (routed afresh);
- *   - a request body over the budget: kvgated relays the rest of that
- *     body with its bounded buffers (TCP backpressure again), the answer
- *     stays spliced, and the next request is spliced again;
- *   - bytes handed up elsewhere inside a request or an answer (framing
- *     lost, peer gone, the answer over the budget): kvgated relays the
- *     rest of the connection as plain bytes; neither ever re-orders what
- *     the kernel already redirected;
+ * none of those bytes. The kernel sends the pod only requests kvgated
+ * itself would send it (POST to an inference path, Content-Length framed,
+ * within limits.max_body_bytes and limits.max_header_bytes, valid field
+ * syntax); it hands everything else up, and kvgated then:
+ *   - at a request boundary: holds those bytes until the pod has answered
+ *     every request the kernel sent it (the verdict frames the pod's
+ *     answers too) and the answers are out, then takes the connection back
+ *     to its socket path, which answers them as always (404, 405, 413,
+ *     400, 431, or routes them afresh); the pod conn goes back to the pool;
+ *   - inside a request body (budget, or an ineligible request behind the
+ *     body in the same skb): relays exactly the rest of that body to the
+ *     pod with its bounded buffers (TCP backpressure again), then splices
+ *     again or holds as above;
+ *   - the pod's answers over the budget (or an invalid one): relays them
+ *     as the verdict frames them, splices again once the pod is quiet; an
+ *     invalid answer ends the connection (502 when none of it went out);
  *   - a half-close: the FIN is passed on only once the other socket's TCP
- *     acknowledged every redirected byte; a close tears both down.
- * All of it runs on the worker that owns the client connection.
+ *     acknowledged every redirected byte; a pod's idle keep-alive close
+ *     leaves the client its connection.
+ * kvgated never relays a client byte the verdict did not frame as part of
+ * an eligible request. All of it runs on the worker that owns the client
+ * connection.
  *
  * Functions return nothing the caller must act on unless said; teardown of
  * the client goes through cconn_fail. */
@@ -60,13 +68,23 @@ int splice_client_io(struct cconn *c, uint32_t events);
 /* worker.c cconn_fail: the client connection is going away; closes the
  * pod conn, deletes the map entries, frees c->sp. */
 void splice_conn_gone(struct cconn *c);
-
-/* worker.c, graceful drain (called again every tick until the connection
- * ends): the spliced answer under way finishes, then the flow ends. */
+/* Graceful drain (kvgated stopping): call once for each connection with
+ * c->sp when draining starts (it does nothing for a connection that is not
+ * spliced now). From then on the kernel hands the client's next request
+ * head up instead of sending it (kvgated's socket path serves it; answer
+ * it with "connection: close" while draining); the spliced answer under
+ * way finishes; then the flow leaves the kernel, and splice.c closes the
+ * client connection itself (gracefully: FIN once its output is out) unless
+ * a handed-up request is being served, which ends as the socket path ends
+ * it. The connection's cconn_fail (at drain_timeout_ms) cuts whatever is
+ * left, counted as kvgate_unsplices_total{cause="shutdown"} when
+ * w->stopping is set. */
 void splice_drain(struct cconn *c);
 
 /* /metrics: kvgate_splice_flows, kvgate_spliced_flows_total,
- * kvgate_spliced_bytes_total{direction}, kvgate_unsplices_total{cause}. */
+ * kvgate_spliced_bytes_total{direction}, kvgate_splice_relayed_bytes_total
+ * {direction}, kvgate_spliced_requests_total, kvgate_spliced_answers_total,
+ * kvgate_unsplices_total{cause}. */
 void splice_metrics_render(struct sbuf *o);
 
 #endif
