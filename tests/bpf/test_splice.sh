@@ -289,7 +289,17 @@ check "no spliced flow, no flow entry, no extra fd left" bash -c \
      [ \"\$(bpftool map dump pinned $PIN/maps/kvg_flow_cfg -j | jq length)\" = 0 ] &&
      [ \"\$(bpftool map dump pinned $PIN/maps/kvg_flow_st -j | jq length)\" = 0 ] &&
      [ \$(ls /proc/$GW_PID/fd | wc -l) -le $FD0 ]"
-kill $GW_PID; wait $GW_PID 2>/dev/null
+# ---- 7b. SIGTERM while a spliced answer streams: it finishes, then the flow ends ----
+$TOOL session $GW_PORT s7 req:$MODEL:2000:1:8 req:$MODEL:2000:1:12000 eof >"$E2E_TMP/s7.jsonl" 2>&1 &
+S7=$!
+sleep 1.5 # the second answer, spliced, is under way (12,000 tokens take ~4.5 s)
+T0=$(date +%s%N); kill -TERM $GW_PID
+wait $S7; wait $GW_PID; T1=$(date +%s%N)
+echo "   kvgated exited $(( (T1 - T0) / 1000000 )) ms after SIGTERM (drain_timeout_ms 30000)"
+check "SIGTERM during a spliced stream: the answer completes (12,000 tokens), then the connection ends" \
+    jq -s -e '.[1].status == 200 and .[1].dest == "" and (.[1].tokens | length) == 12000 and .[2].eof == true' \
+    "$E2E_TMP/s7.jsonl"
+check "  and kvgated exits once it has, not at the drain deadline" test $(( (T1 - T0) / 1000000 )) -lt 15000
 cp "$E2E_TMP/kvgated.log" "$E2E_TMP/kvgated-1.log"
 check "kvgated exited cleanly" bash -c "grep -q 'shutting down' $E2E_TMP/kvgated-1.log && \
     ! grep -qiE 'error|invalid|libbpf|definitely lost|uninitialised' $E2E_TMP/kvgated-1.log"
