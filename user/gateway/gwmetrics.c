@@ -1,6 +1,7 @@
 /* gwmetrics: kvgated's own metrics. See gwmetrics.h. */
 #include "gateway/gwmetrics.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stddef.h>
 #include <pthread.h>
@@ -218,6 +219,29 @@ void gw_metrics_limit(struct gw_metrics *m, const char *which)
     pthread_mutex_unlock(&m->mu);
 }
 
+int gw_errno_is_local(int err)
+{
+    if (err < 0)
+        err = -err;
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ||
+           err == EADDRNOTAVAIL || err == EAGAIN;
+}
+
+void gw_metrics_local_error(struct gw_metrics *m, const char *where, int err)
+{
+    if (err < 0)
+        err = -err;
+    const char *name = strerrorname_np(err);
+    char num[16];
+    if (!name) {
+        snprintf(num, sizeof(num), "%d", err);
+        name = num;
+    }
+    pthread_mutex_lock(&m->mu);
+    named_inc(m, "local", where, name);
+    pthread_mutex_unlock(&m->mu);
+}
+
 /* ---- rendering ---- */
 
 static void head(struct sbuf *o, const char *name, const char *type, const char *help)
@@ -328,6 +352,10 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
               "Connections or requests refused by a limit.", "limit", NULL);
     named_out(o, m, "scrape", "kvgate_scrapes_total", "Metric scrapes of pods, by result.",
               "pod", "result");
+    named_out(o, m, "local", "kvgate_local_errors_total",
+              "Failures of this host's own resources (descriptors, memory, local ports), "
+              "by where they happened and errno; no pod is blamed for them.",
+              "where", "errno");
     head(o, "kvgate_shadow_decisions_total", "counter",
          "Shadow mode: whether the shadow policy agreed with the baseline's pick.");
     sbuf_puts(o, "kvgate_shadow_decisions_total{agree=\"true\"}");

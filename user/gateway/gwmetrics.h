@@ -31,6 +31,18 @@ void gw_metrics_retry(struct gw_metrics *m, const char *cause);
  * "idle_timeout", "header_too_large", "body_too_large"). */
 void gw_metrics_limit(struct gw_metrics *m, const char *which);
 
+/* A failure that is this host's own, not a pod's: socket(), connect() or
+ * accept() refused for want of descriptors, memory or local ports. Counted
+ * as kvgate_local_errors_total{where,errno} (errno by name, "EMFILE");
+ * whoever sees one must not mark a pod down or unhealthy for it.
+ * where: "scrape", "health", "models" (the control thread's probes),
+ * "upstream" (the data path's pod connects). err: errno, either sign. */
+void gw_metrics_local_error(struct gw_metrics *m, const char *where, int err);
+/* 1 if err (either sign) is a local resource error: EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM, EADDRNOTAVAIL (no free local port), EAGAIN from
+ * connect() on a full port range. */
+int gw_errno_is_local(int err);
+
 /* Appends the whole page. Per-pod gauges come from the snapshot and the
  * shared counters; now_ns gives the metrics age. */
 void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
