@@ -513,9 +513,48 @@ TEST(splice_keys)
     CHECK(strstr(err, "splice.models.m: unknown mode") != NULL);
 }
 
+/* issue 9: a non-loopback admin listener needs a token or admin.insecure */
+TEST(admin_exposure)
+{
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_EQ(cfg.admin_insecure, 0);
+    CHECK_EQ(gw_config_check_admin(&cfg, NULL, err, sizeof(err)), 0); /* 127.0.0.1 */
+    static const char *open_addrs[] = {"0.0.0.0:9090", ":9090", "10.1.2.3:9090", "[::]:9090",
+                                       "admin.example.com:9090"};
+    for (size_t i = 0; i < sizeof(open_addrs) / sizeof(open_addrs[0]); i++) {
+        char j[160];
+        snprintf(j, sizeof(j), "{\"admin\":{\"listen\":\"%s\"}}", open_addrs[i]);
+        CHECK_EQ(parse(j), 0);
+        err[0] = 0;
+        CHECK_EQ(gw_config_check_admin(&cfg, NULL, err, sizeof(err)), -1);
+        CHECK(strstr(err, "admin.token") && strstr(err, "admin.insecure"));
+        CHECK(strstr(err, open_addrs[i]) != NULL);
+    }
+    static const char *loop_addrs[] = {"127.0.0.1:9090", "127.3.4.5:1", "[::1]:9090",
+                                       "localhost:9090", "[::ffff:127.0.0.1]:9090"};
+    for (size_t i = 0; i < sizeof(loop_addrs) / sizeof(loop_addrs[0]); i++) {
+        char j[160];
+        snprintf(j, sizeof(j), "{\"admin\":{\"listen\":\"%s\"}}", loop_addrs[i]);
+        CHECK_EQ(parse(j), 0);
+        CHECK_EQ(gw_config_check_admin(&cfg, NULL, err, sizeof(err)), 0);
+    }
+    CHECK_EQ(parse("{\"admin\":{\"listen\":\"0.0.0.0:9090\",\"token\":\"t\"}}"), 0);
+    CHECK_EQ(gw_config_check_admin(&cfg, NULL, err, sizeof(err)), 0);
+    CHECK_EQ(parse("{\"admin\":{\"listen\":\"0.0.0.0:9090\",\"insecure\":true}}"), 0);
+    CHECK_EQ(cfg.admin_insecure, 1);
+    CHECK_EQ(gw_config_check_admin(&cfg, NULL, err, sizeof(err)), 0);
+    CHECK_EQ(parse("{\"admin\":{\"listen\":\"\"}}"), 0); /* off */
+    CHECK_EQ(gw_config_check_admin(&cfg, NULL, err, sizeof(err)), 0);
+    /* a reload checks the new token against the address in use */
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_EQ(gw_config_check_admin(&cfg, "0.0.0.0:9090", err, sizeof(err)), -1);
+    CHECK_ERR("{\"admin\":{\"insecure\":1}}", "admin.insecure: expected true or false");
+}
+
 int main(void)
 {
     RUN(defaults);
+    RUN(admin_exposure);
     RUN(splice_keys);
     RUN(full_config);
     RUN(overrides);

@@ -7,6 +7,8 @@
  *   workers           worker threads, 0 = one per core, <= 64 [0]
  *   admin.listen      "host:port" of the admin API, "" = off   ["127.0.0.1:9090"]
  *   admin.token       bearer token required under /admin/, "" = none [""]
+ *   admin.insecure    allow a non-loopback admin.listen without a token:
+ *                     refused otherwise (gw_config_check_admin)  [false]
  *   access_log        file path, "-" = stdout, "" = off        ["-"]
  *   pods              array (at most 512) of:
  *     url             required, "http://host:port" (optional trailing "/");
@@ -71,8 +73,10 @@
  * policy.overrides["org/model"] in paths. */
 #include "gateway/config.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -663,6 +667,9 @@ static int parse_admin(struct jp_err *e, const cJSON *o, struct gw_config *c)
         if (!strcmp(ks, "listen")) {
             if (want_listen(e, kp, k, c->admin_listen, sizeof(c->admin_listen), 1))
                 return -1;
+        } else if (!strcmp(ks, "insecure")) {
+            if (jp_bool(e, kp, k, &c->admin_insecure))
+                return -1;
         } else if (!strcmp(ks, "token")) {
             if (jp_str(e, kp, k, c->admin_token, sizeof(c->admin_token), 0))
                 return -1;
@@ -674,6 +681,42 @@ static int parse_admin(struct jp_err *e, const cJSON *o, struct gw_config *c)
         }
     }
     return 0;
+}
+
+/* host (brackets stripped) is a loopback address: 127.0.0.0/8, ::1,
+ * ::ffff:127.x.y.z, or "localhost". */
+static int is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (!strcmp(host, "localhost"))
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) ||
+               (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return 0;
+}
+
+int gw_config_check_admin(const struct gw_config *c, const char *admin_listen, char *err,
+                          size_t errlen)
+{
+    const char *spec = admin_listen ? admin_listen : c->admin_listen;
+    char host[64];
+    uint16_t port;
+    const char *why = NULL;
+    if (!spec[0] || c->admin_token[0] || c->admin_insecure)
+        return 0; /* off, guarded, or accepted as open */
+    if (!hostport_split(spec, strlen(spec), 1, host, sizeof(host), &port, &why) && host[0] &&
+        is_loopback(host))
+        return 0;
+    snprintf(err, errlen,
+             "admin.listen \"%.100s\" is not a loopback address and admin.token is empty: "
+             "anyone who reaches it could change routing and pods; set admin.token, or "
+             "admin.insecure: true to serve it open anyway",
+             spec);
+    return -1;
 }
 
 static int parse_root(struct jp_err *e, const cJSON *root, struct gw_config *c)

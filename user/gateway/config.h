@@ -46,6 +46,7 @@ struct gw_config {
     char listen[128];             /* "0.0.0.0:8080" */
     char admin_listen[128];       /* "127.0.0.1:9090" */
     char admin_token[128];        /* bearer token for /admin (empty = none) */
+    int admin_insecure;           /* allow a non-loopback admin.listen without a token */
     uint32_t workers;             /* 0 = number of cores */
     uint32_t npods;
     struct gw_pod_cfg pods[POD_MAX];
@@ -90,6 +91,14 @@ int gw_config_load(const char *path, struct gw_config *c, char *err, size_t errl
 /* Parses JSON text (same rules). */
 int gw_config_parse(const char *json, size_t len, struct gw_config *c, char *err,
                     size_t errlen);
+
+/* The admin API on a non-loopback address (admin_listen; "" = c's) with
+ * no admin.token is refused unless admin.insecure is true: anyone who
+ * reaches it could reroute every request. 0, or -1 with a sentence naming
+ * both keys. Host names other than "localhost" count as non-loopback (no
+ * DNS here: reloads call it on the control thread). */
+int gw_config_check_admin(const struct gw_config *c, const char *admin_listen, char *err,
+                          size_t errlen);
 
 /* "http://host:port" -> pod entry (flags and admin API). 0 or -1 + err. */
 int gw_pod_from_url(const char *url, struct gw_pod_cfg *p, char *err, size_t errlen);

@@ -359,7 +359,8 @@ int ctl_reload(char *err, size_t errlen)
         return -1;
     }
     gw_config_defaults(nc);
-    if (gw_config_load(C.g->config_path, nc, err, errlen)) {
+    if (gw_config_load(C.g->config_path, nc, err, errlen) ||
+        gw_config_check_admin(nc, C.g->cfg.admin_listen, err, errlen)) {
         free(nc);
         return -1;
     }
@@ -416,6 +417,8 @@ int ctl_reload(char *err, size_t errlen)
     np.noverrides = nc->noverrides;
     memcpy(np.overrides, nc->overrides, sizeof(np.overrides));
     ctl_set_policies(&np);
+    /* the admin token applies at once (the listener itself stays) */
+    admin_set_token(nc->admin_token);
     /* what the workers and the index were built with stays until a restart
      * (flags given at start also override these) */
     const struct gw_config *o = &C.g->cfg;
@@ -425,8 +428,7 @@ int ctl_reload(char *err, size_t errlen)
         snprintf(keep + strlen(keep), sizeof(keep) - strlen(keep), "%s%s",     \
                  keep[0] ? ", " : "", name)
     KEEP(strcmp(nc->listen, o->listen), "listen");
-    KEEP(strcmp(nc->admin_listen, o->admin_listen) || strcmp(nc->admin_token, o->admin_token),
-         "admin");
+    KEEP(strcmp(nc->admin_listen, o->admin_listen), "admin.listen");
     KEEP(nc->workers != o->workers, "workers");
     KEEP(nc->block_bytes != o->block_bytes || nc->max_blocks != o->max_blocks, "fingerprint");
     KEEP(nc->index_max_entries != o->index_max_entries ||

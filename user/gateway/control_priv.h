@@ -8,7 +8,8 @@
  *              requests from other threads
  *   probe.c    the periodic /metrics, /health, /v1/models probes
  *   scrape.c   the non-blocking HTTP/1.1 GET client (scrape.h)
- *   admin.c    the admin listener, served on the control thread's loop */
+ *   admin.c    the admin listener, served on the control thread's loop
+ *              (admin_api.c: its endpoints; admin_priv.h) */
 #ifndef KVGATE_GATEWAY_CONTROL_PRIV_H
 #define KVGATE_GATEWAY_CONTROL_PRIV_H
 
@@ -92,5 +93,8 @@ int ctl_killswitch_on(void);
  * sentence on stderr. */
 int admin_start(struct gw *g, struct ev_loop *l);
 void admin_stop(void);
+/* The bearer token /admin/ requires from now on ("" = none); reloads call
+ * it. */
+void admin_set_token(const char *token);
 
 #endif

@@ -137,6 +137,10 @@ int main(int argc, char **argv)
         }
         g.cfg.npods++;
     }
+    if (gw_config_check_admin(&g.cfg, NULL, err, sizeof(err))) {
+        fprintf(stderr, "kvgated: %s\n", err);
+        return 2;
+    }
     if (g.cfg.npods == 0)
         fprintf(stderr, "kvgated: no pods configured yet (add with --pod, the config file, "
                         "or POST /admin/pods); requests get 503 until then\n");
