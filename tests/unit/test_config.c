@@ -551,10 +551,22 @@ TEST(admin_exposure)
     CHECK_ERR("{\"admin\":{\"insecure\":1}}", "admin.insecure: expected true or false");
 }
 
+TEST(metrics_keys)
+{
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_EQ(cfg.tenant_from_user, 0);
+    CHECK_EQ(parse("{\"metrics\":{\"tenant_from_user\":true}}"), 0);
+    CHECK_EQ(cfg.tenant_from_user, 1);
+    CHECK_ERR("{\"metrics\":{\"tenant_from_user\":\"yes\"}}",
+              "metrics.tenant_from_user: expected true or false");
+    CHECK_ERR("{\"metrics\":{\"tenants\":1}}", "metrics: unknown key \"tenants\"");
+}
+
 int main(void)
 {
     RUN(defaults);
     RUN(admin_exposure);
+    RUN(metrics_keys);
     RUN(splice_keys);
     RUN(full_config);
     RUN(overrides);

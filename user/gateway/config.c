@@ -59,6 +59,10 @@
  *   limits.connect_timeout_ms to a pod, [1, 600000]                [1000]
  *   limits.first_byte_timeout_ms  pod's first byte, [1, 3600000]   [120000]
  *   limits.max_buffered_bytes per stream, [4096, 1073741824]       [1048576]
+ *   metrics.tenant_from_user  the body's "user" names the tenant when no
+ *                      x-gateway-inference-fairness-id /
+ *                      x-llm-d-inference-fairness-id header does (it
+ *                      lands in /metrics labels and the access log) [false]
  *   splice.mode        "auto" | "on" | "off": kernel splice of session
  *                      flows (auto: models whose policy is prefix-aware
  *                      without shadow or canary)                   ["auto"]
@@ -719,6 +723,25 @@ int gw_config_check_admin(const struct gw_config *c, const char *admin_listen, c
     return -1;
 }
 
+static int parse_metrics(struct jp_err *e, const cJSON *o, struct gw_config *c)
+{
+    char kp[JP_PATH_MAX];
+    if (jp_obj(e, "metrics", o))
+        return -1;
+    for (const cJSON *k = o->child; k; k = k->next) {
+        if (jp_dup_key(e, "metrics", o, k))
+            return -1;
+        jp_join(kp, "metrics", k->string);
+        if (k->string && !strcmp(k->string, "tenant_from_user")) {
+            if (jp_bool(e, kp, k, &c->tenant_from_user))
+                return -1;
+        } else {
+            return jp_unknown_key(e, "metrics", k);
+        }
+    }
+    return 0;
+}
+
 static int parse_root(struct jp_err *e, const cJSON *root, struct gw_config *c)
 {
     if (!cJSON_IsObject(root))
@@ -759,6 +782,8 @@ static int parse_root(struct jp_err *e, const cJSON *root, struct gw_config *c)
             rc = jp_str(e, "access_log", k, c->access_log, sizeof(c->access_log), 0);
         else if (!strcmp(ks, "splice"))
             rc = parse_splice(e, k, c);
+        else if (!strcmp(ks, "metrics"))
+            rc = parse_metrics(e, k, c);
         else
             rc = jp_unknown_key(e, "", k);
         if (rc)

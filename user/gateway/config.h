@@ -74,6 +74,8 @@ struct gw_config {
     uint32_t connect_timeout_ms;  /* 1000 */
     uint32_t first_byte_timeout_ms; /* 120000: pod's first response byte */
     size_t max_buffered_bytes;    /* 1 MiB: output buffered per stream before backpressure */
+    /* metrics */
+    int tenant_from_user;         /* tenant label from the body's "user" (off) */
     /* access log */
     char access_log[256];         /* path, "-" for stdout, "" off */
     /* kernel splice of session flows (issue 5) */

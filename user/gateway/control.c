@@ -46,6 +46,7 @@
 #include "gateway/bpf.h" /* issue 5: the BPF pod table mirrors each snapshot */
 #include "gateway/control_priv.h"
 #include "gateway/gateway.h"
+#include "gateway/gwmetrics.h"
 #include "gateway/hostport.h"
 #include "gateway/scrape.h"
 
@@ -125,6 +126,8 @@ static void on_publish(struct ev_loop *l, void *arg)
             s->pods[n++] = C.pods[i]->info;
     s->npods = n;
     snapshot_publish(s);
+    if (C.g->metrics) /* model labels: only what the pods serve */
+        gw_metrics_served(C.g->metrics, s);
     /* issue 5: write the BPF pod table (kvg_pods) from this snapshot; a no-op
      * without the fast path. s stays valid: only this thread publishes, and
      * the current snapshot holds a reference until the next publish. */
@@ -419,6 +422,7 @@ int ctl_reload(char *err, size_t errlen)
     ctl_set_policies(&np);
     /* the admin token applies at once (the listener itself stays) */
     admin_set_token(nc->admin_token);
+    gw_set_tenant_from_user(nc->tenant_from_user);
     /* what the workers and the index were built with stays until a restart
      * (flags given at start also override these) */
     const struct gw_config *o = &C.g->cfg;

@@ -159,6 +159,7 @@ int main(int argc, char **argv)
     g.pidx = pidx_new(POD_MAX, g.cfg.index_max_entries, def_blocks);
     g.sessions = session_new(1u << 16);
     g.metrics = gw_metrics_new();
+    gw_set_tenant_from_user(g.cfg.tenant_from_user);
     atomic_store(&g.rng, (uint64_t)getpid() * 0x9E3779B97F4A7C15ull);
     if (!g.pidx || !g.sessions || !g.metrics) {
         fprintf(stderr, "kvgated: out of memory (index.max_entries %u)\n", g.cfg.index_max_entries);

@@ -209,7 +209,10 @@ void x_add_header(struct xreq *x, const char *n, size_t nl, const char *v, size_
     if (lc_eq(n, nl, "x-session-id")) {
         copy_trunc(x->r.session, sizeof(x->r.session), v, vl);
     } else if (lc_eq(n, nl, "x-gateway-inference-fairness-id")) {
-        copy_trunc(x->r.tenant, sizeof(x->r.tenant), v, vl);
+        copy_trunc(x->r.tenant, sizeof(x->r.tenant), v, vl); /* wins over llm-d's */
+    } else if (lc_eq(n, nl, "x-llm-d-inference-fairness-id")) {
+        if (!x->r.tenant[0]) /* llm-d's newer name for the same header */
+            copy_trunc(x->r.tenant, sizeof(x->r.tenant), v, vl);
     } else if (lc_eq(n, nl, "content-type")) {
         sbuf_reset(&x->ctype);
         sbuf_append(&x->ctype, v, vl);
