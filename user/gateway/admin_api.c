@@ -96,8 +96,9 @@ static void pods_json(struct sbuf *o, uint64_t now)
                 sbuf_json_escape(o, in->adapters[a], strlen(in->adapters[a]));
                 sbuf_puts(o, "\"");
             }
-        sbuf_printf(o, "],\"cache_tokens\":%u,\"index_blocks\":%u}", in->cache_tokens,
-                    g->pidx ? pidx_pod_blocks(g->pidx, in->slot) : 0);
+        sbuf_printf(o, "],\"cache_tokens\":%u,\"index_blocks\":%u,\"index_limit\":%u}",
+                    in->cache_tokens, g->pidx ? pidx_pod_blocks(g->pidx, in->slot) : 0,
+                    g->pidx ? pidx_pod_limit(g->pidx, in->slot) : 0);
     }
     sbuf_puts(o, "]");
 }

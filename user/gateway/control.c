@@ -254,8 +254,8 @@ int ctl_remove_pod(const char *name)
     uint32_t slot = p->info.slot;
     C.pods[slot] = NULL;
     C.npods--;
-    if (C.g->pidx)
-        pidx_purge_pod(C.g->pidx, slot);
+    if (C.g->pidx) /* its entries go, its fair share back to the others */
+        pidx_remove_pod(C.g->pidx, slot);
     free_pod(p);
     ctl_mark_dirty();
     return 0;
