@@ -10,6 +10,8 @@
  *   admin.insecure    allow a non-loopback admin.listen without a token:
  *                     refused otherwise (gw_config_check_admin)  [false]
  *   access_log        file path, "-" = stdout, "" = off        ["-"]
+ *   access_log_buffer_bytes  lines queued for the log's writer thread;
+ *                     full: lines dropped and counted, [4096, 1073741824] [1048576]
  *   pods              array (at most 512) of:
  *     url             required, "http://host:port" (optional trailing "/");
  *                     host: IPv4, [IPv6], "localhost" or a DNS name resolved
@@ -654,6 +656,7 @@ void gw_config_defaults(struct gw_config *c)
     c->first_byte_timeout_ms = 120000;
     c->max_buffered_bytes = 1 << 20;
     strcpy(c->access_log, "-");
+    c->access_log_buffer = 1u << 20; /* = ACCESSLOG_BUFFER_DEFAULT */
     c->splice_mode = GW_SPLICE_AUTO;
     c->splice_budget = 4u << 20; /* = KVG_SPLICE_BUDGET_DEFAULT */
 }
@@ -780,6 +783,11 @@ static int parse_root(struct jp_err *e, const cJSON *root, struct gw_config *c)
             rc = parse_section(e, "limits", k, LIMITS_KEYS, c);
         else if (!strcmp(ks, "access_log"))
             rc = jp_str(e, "access_log", k, c->access_log, sizeof(c->access_log), 0);
+        else if (!strcmp(ks, "access_log_buffer_bytes")) {
+            double d = 0;
+            rc = jp_int(e, "access_log_buffer_bytes", k, 4096, 1073741824, &d);
+            c->access_log_buffer = (size_t)d;
+        }
         else if (!strcmp(ks, "splice"))
             rc = parse_splice(e, k, c);
         else if (!strcmp(ks, "metrics"))

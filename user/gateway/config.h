@@ -78,6 +78,7 @@ struct gw_config {
     int tenant_from_user;         /* tenant label from the body's "user" (off) */
     /* access log */
     char access_log[256];         /* path, "-" for stdout, "" off */
+    size_t access_log_buffer;     /* 1 MiB: lines queued for the log's writer thread */
     /* kernel splice of session flows (issue 5) */
     int splice_mode;              /* enum gw_splice_mode, AUTO */
     uint64_t splice_budget;       /* bytes in flight per direction per flow, 4 MiB */

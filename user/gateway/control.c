@@ -447,7 +447,8 @@ int ctl_reload(char *err, size_t errlen)
              nc->first_byte_timeout_ms != o->first_byte_timeout_ms ||
              nc->max_buffered_bytes != o->max_buffered_bytes,
          "limits");
-    KEEP(strcmp(nc->access_log, o->access_log), "access_log");
+    KEEP(strcmp(nc->access_log, o->access_log) || nc->access_log_buffer != o->access_log_buffer,
+         "access_log");
 #undef KEEP
     if (keep[0])
         fprintf(stderr, "kvgated: reload: pods, policy and scrape applied; %s keep their "

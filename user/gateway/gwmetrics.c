@@ -15,6 +15,7 @@
 #include "common/promtext.h"
 #include "common/sbuf.h"
 #include "core/podtable.h"
+#include "gateway/accesslog.h"
 #include "gateway/bpf.h"
 #include "gateway/gateway.h"
 #include "gateway/splice.h"
@@ -508,6 +509,7 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
     }
 
     splice_metrics_render(o); /* the sockmap splice (splice.c) */
+    accesslog_metrics_render(o); /* lines the log's reader did not take */
 
     if (!s)
         return;

@@ -166,7 +166,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (g.cfg.access_log[0]) {
-        g.alog = accesslog_open(g.cfg.access_log);
+        g.alog = accesslog_open(g.cfg.access_log, g.cfg.access_log_buffer);
         if (!g.alog) {
             fprintf(stderr, "kvgated: access_log: cannot open '%s': %s\n", g.cfg.access_log,
                     strerror(errno));
