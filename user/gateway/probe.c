@@ -11,7 +11,12 @@
  *               when a running adapter is not known yet
  *
  * Each scrape outcome is counted with gw_metrics_scrape (cause "timeout",
- * "connect", "http" or "parse"). */
+ * "connect", "http", "parse" or "local").
+ *
+ * A probe that fails for a reason of this host's own (out of descriptors,
+ * memory or local ports: gw_errno_is_local) says nothing about the pod: it
+ * is counted in kvgate_local_errors_total{where="scrape"|"health"|"models"}
+ * and never counts towards marking the pod unhealthy. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <string.h>
@@ -55,7 +60,18 @@ static const char *fail_cause(const struct hget *h, int err)
 {
     if (err == -ETIMEDOUT)
         return "timeout";
+    if (gw_errno_is_local(err))
+        return "local";
     return h->connect_failed ? "connect" : "http";
+}
+
+/* A failure of this host's own: counted, and the pod is not blamed. */
+static int local_failure(const char *where, int err)
+{
+    if (!err || !gw_errno_is_local(err))
+        return 0;
+    gw_metrics_local_error(ctl_gw()->metrics, where, err);
+    return 1;
 }
 
 /* running_loras "a,b" -> bits over adapters[]; 1 if a name is unknown */
@@ -88,6 +104,8 @@ static void on_metrics(struct hget *h, int err, int status, const char *body, si
     struct gw *g = ctl_gw();
     if (err || status != 200) {
         gw_metrics_scrape(g->metrics, p->info.name, err ? fail_cause(h, err) : "http");
+        if (local_failure("scrape", err))
+            return;
         if (err == -ECONNREFUSED)
             set_healthy(p, 0);
         return;
@@ -128,9 +146,13 @@ static void on_metrics(struct hget *h, int err, int status, const char *body, si
 
 static void probe_metrics(struct cpod *p)
 {
-    if (!hget_busy(&p->mc) &&
-        hget_get(&p->mc, "/metrics", ctl_cfg()->scrape_timeout_ms, on_metrics, p) != 0)
-        gw_metrics_scrape(ctl_gw()->metrics, p->info.name, "connect");
+    if (hget_busy(&p->mc))
+        return;
+    int rc = hget_get(&p->mc, "/metrics", ctl_cfg()->scrape_timeout_ms, on_metrics, p);
+    if (rc) {
+        gw_metrics_scrape(ctl_gw()->metrics, p->info.name, fail_cause(&p->mc, rc));
+        local_failure("scrape", rc);
+    }
 }
 
 static void on_health(struct hget *h, int err, int status, const char *body, size_t len,
@@ -146,6 +168,8 @@ static void on_health(struct hget *h, int err, int status, const char *body, siz
         }
         return;
     }
+    if (local_failure("health", err))
+        return; /* says nothing about the pod */
     if (p->health_fails < UINT32_MAX)
         p->health_fails++;
     if (err == -ECONNREFUSED || p->health_fails >= 2)
@@ -155,7 +179,8 @@ static void on_health(struct hget *h, int err, int status, const char *body, siz
 static void probe_health(struct cpod *p)
 {
     if (!hget_busy(&p->hc))
-        hget_get(&p->hc, "/health", ctl_cfg()->scrape_timeout_ms, on_health, p);
+        local_failure("health",
+                      hget_get(&p->hc, "/health", ctl_cfg()->scrape_timeout_ms, on_health, p));
 }
 
 static int in_list(const char (*list)[POD_MODEL_MAX], uint32_t n, const char *s)
@@ -172,6 +197,7 @@ static void on_models(struct hget *h, int err, int status, const char *body, siz
                       void *arg)
 {
     struct cpod *p = arg;
+    local_failure("models", err);
     if (err || status != 200)
         return; /* keep what we had */
     cJSON *root = cJSON_ParseWithLength(body, len);
@@ -236,7 +262,8 @@ void probe_models(struct cpod *p)
     if (hget_busy(&p->vc))
         return;
     p->models_at = ev_now_ns();
-    hget_get(&p->vc, "/v1/models", ctl_cfg()->scrape_timeout_ms, on_models, p);
+    local_failure("models",
+                  hget_get(&p->vc, "/v1/models", ctl_cfg()->scrape_timeout_ms, on_models, p));
 }
 
 /* ---- periodic ticks ---- */

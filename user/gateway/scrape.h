@@ -28,7 +28,9 @@ struct hget;
  * the callback returns), or -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET (closed
  * before a whole response), -EPROTO (not HTTP/1.x), -EMSGSIZE (too large),
  * another -errno from connect / read / write. h->connect_failed tells a
- * failure to connect from a later one. The callback may start the next
+ * failure to connect from a later one. A failure of socket() or connect()
+ * for want of local resources (EMFILE, EADDRNOTAVAIL...: gw_errno_is_local)
+ * comes back as that errno; callers must not blame the pod for it. The callback may start the next
  * request on h; it must not free h. */
 typedef void (*hget_cb)(struct hget *h, int err, int status, const char *body,
                         size_t len, void *arg);
