@@ -562,8 +562,25 @@ TEST(metrics_keys)
     CHECK_ERR("{\"metrics\":{\"tenants\":1}}", "metrics: unknown key \"tenants\"");
 }
 
+/* issue 9: bounds on what pods send and on the access log's queue */
+TEST(scrape_and_log_bounds)
+{
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_EQ(cfg.scrape_max_page, 4u << 20);
+    CHECK_EQ(cfg.access_log_buffer, 1u << 20);
+    CHECK_EQ(parse("{\"scrape\":{\"max_page_bytes\":1048576},"
+                   "\"access_log_buffer_bytes\":65536}"), 0);
+    CHECK_EQ(cfg.scrape_max_page, 1u << 20);
+    CHECK_EQ(cfg.access_log_buffer, 65536);
+    CHECK_EQ(parse("{\"scrape\":{\"max_page_bytes\":33554432}}"), -1);
+    CHECK(strstr(err, "scrape.max_page_bytes") != NULL);
+    CHECK_EQ(parse("{\"access_log_buffer_bytes\":100}"), -1);
+    CHECK(strstr(err, "access_log_buffer_bytes") != NULL);
+}
+
 int main(void)
 {
+    RUN(scrape_and_log_bounds);
     RUN(defaults);
     RUN(admin_exposure);
     RUN(metrics_keys);

@@ -53,6 +53,8 @@
  *   scrape.health_interval_ms /health period, [1, 3600000]         [1000]
  *   scrape.models_interval_ms /v1/models period, 0 = only at start and
  *                             when a pod recovers, [0, 86400000]   [5000]
+ *   scrape.max_page_bytes     a pod's /metrics or /v1/models body past
+ *                             this fails (too_large), [65536, 16777216] [4194304]
  *   limits.max_header_bytes   [1024, 1048576]                      [65536]
  *   limits.max_body_bytes     [1024, 1073741824]                   [33554432]
  *   limits.max_connections    all workers, [1, 1000000]            [10000]
@@ -518,6 +520,7 @@ static const struct key_spec SCRAPE_KEYS[] = {
     {"timeout_ms", K_U32, 1, 600000, CFG_OFF(scrape_timeout_ms)},
     {"health_interval_ms", K_U32, 1, 3600000, CFG_OFF(health_ms)},
     {"models_interval_ms", K_U32, 0, 86400000, CFG_OFF(models_ms)},
+    {"max_page_bytes", K_SIZE, 65536, 16777216, CFG_OFF(scrape_max_page)},
     {NULL, 0, 0, 0, 0},
 };
 static const struct key_spec LIMITS_KEYS[] = {
@@ -647,6 +650,7 @@ void gw_config_defaults(struct gw_config *c)
     c->scrape_timeout_ms = 1000;
     c->health_ms = 1000;
     c->models_ms = 5000;
+    c->scrape_max_page = 4u << 20;
     c->max_header_bytes = 65536;
     c->max_body_bytes = 32ull << 20;
     c->max_connections = 10000;

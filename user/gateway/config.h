@@ -65,6 +65,7 @@ struct gw_config {
     uint32_t scrape_timeout_ms;   /* 1000 */
     uint32_t health_ms;           /* 1000 */
     uint32_t models_ms;           /* 5000: /v1/models refresh */
+    size_t scrape_max_page;       /* 4 MiB: a /metrics or /v1/models body past it fails */
     /* limits */
     uint32_t max_header_bytes;    /* 65536 */
     uint64_t max_body_bytes;      /* 32 MiB */

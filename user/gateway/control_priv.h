@@ -49,6 +49,8 @@ struct cpod {
     struct hget mc, hc, vc;      /* probe connections: /metrics, /health, /v1/models */
     uint32_t health_fails;       /* failed health checks in a row */
     uint64_t models_at;          /* last /v1/models request (ev_now_ns) */
+    uint64_t scrape_cost_ns;     /* reading + parsing its last /metrics page */
+    int64_t scrape_credit_ns;    /* parse budget: scraped while >= 0 (probe.c) */
 };
 
 struct gw *ctl_gw(void);
