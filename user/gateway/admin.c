@@ -297,6 +297,8 @@ void adm_process(struct aconn *c)
         if (!rq.keep_alive)
             c->close_after = 1;
         adm_handle(c, &rq, c->in.data + rc, blen);
+        if (c->pending)
+            c->since = ev_now_ns(); /* the late answer's deadline runs from here */
         sbuf_consume(&c->in, (size_t)rc + blen);
         c->continued = 0;
         c->req_t0 = 0; /* the next request's clock starts with its own bytes */

@@ -5,7 +5,10 @@
  *   GET    /health                      200 {"status":"ok"}
  *   GET    /admin/pods                  the pod table (JSON array)
  *   POST   /admin/pods                  add {"url","name","engine","models"}:
- *                                       201, 400 (key path), 409 exists / full
+ *                                       201, 400 (key path, cannot resolve),
+ *                                       409 exists / full. A host name is
+ *                                       resolved on the resolver thread; the
+ *                                       answer waits for it, the loop does not
  *   DELETE /admin/pods/<name>           remove: 200, 404
  *   POST   /admin/pods/<name>/drain     no new requests: 200, 404
  *   POST   /admin/pods/<name>/undrain   200, 404
@@ -25,7 +28,10 @@
  *                                       their mode, shadow and canary back.
  *                                       While on, PUT /admin/policy and
  *                                       reloads change what comes back
- *   POST   /admin/reload                re-read the config file: 200, 400
+ *   POST   /admin/reload                re-read the config file: 200
+ *                                       {"reloaded":true,"resolving":[names of
+ *                                       pods added once their host resolves]},
+ *                                       400
  *
  * With admin.token set, everything under /admin/ needs the bearer token
  * (401 otherwise; admin.c checks it); /metrics and /health stay open.
@@ -133,6 +139,36 @@ static void h_pods_get(struct aconn *c)
     sbuf_free(&b);
 }
 
+static void answer_added(struct aconn *c, int rc, const char *name, const char *err)
+{
+    if (rc) {
+        adm_respond_error(c,
+                          rc == -EEXIST || rc == -ENOSPC || rc == -ECANCELED ? 409
+                          : rc == -ENOMEM                                    ? 500
+                                                                             : 400,
+                          err, NULL);
+        return;
+    }
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_puts(&b, "{\"added\":\"");
+    sbuf_json_escape(&b, name, strlen(name));
+    sbuf_puts(&b, "\"}");
+    adm_respond_json(c, 201, &b);
+    sbuf_free(&b);
+}
+
+/* A pod named by a host name was added (or not) after the resolver thread
+ * looked it up: the POST that asked gets its answer now, if still there. */
+static void on_added(uint64_t cookie, int rc, const char *err)
+{
+    struct aconn *c = adm_find(cookie);
+    if (!c)
+        return; /* the client left; the pod was added all the same */
+    answer_added(c, rc, c->pending_name, err);
+    adm_finish(c);
+}
+
 static void h_pods_post(struct aconn *c, const char *body, size_t len)
 {
     cJSON *o = body_object(c, body, len);
@@ -146,19 +182,13 @@ static void h_pods_post(struct aconn *c, const char *body, size_t len)
         adm_respond_error(c, 400, err, NULL);
         return;
     }
-    rc = ctl_add_pod(&p, err, sizeof(err));
-    if (rc) {
-        adm_respond_error(c, rc == -EEXIST || rc == -ENOSPC ? 409 : rc == -ENOMEM ? 500 : 400, err,
-                      NULL);
+    rc = ctl_add_pod(&p, err, sizeof(err), on_added, c->id);
+    if (rc == -EINPROGRESS) { /* its host is a name: answered when it resolves */
+        snprintf(c->pending_name, sizeof(c->pending_name), "%s", p.name);
+        c->pending = 1;
         return;
     }
-    struct sbuf b;
-    sbuf_init(&b);
-    sbuf_puts(&b, "{\"added\":\"");
-    sbuf_json_escape(&b, p.name, strlen(p.name));
-    sbuf_puts(&b, "\"}");
-    adm_respond_json(c, 201, &b);
-    sbuf_free(&b);
+    answer_added(c, rc, p.name, err);
 }
 
 static void h_pod_action(struct aconn *c, const char *name, const char *action)
@@ -286,7 +316,9 @@ static void h_reload(struct aconn *c)
     }
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_puts(&b, "{\"reloaded\":true}");
+    sbuf_puts(&b, "{\"reloaded\":true,\"resolving\":"); /* pods added when their name resolves */
+    ctl_resolving_json(&b);
+    sbuf_puts(&b, "}");
     adm_respond_json(c, 200, &b);
     sbuf_free(&b);
 }

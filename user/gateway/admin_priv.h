@@ -27,6 +27,7 @@ struct aconn {
     size_t out_off;
     int close_after, continued;
     int pending;                 /* its answer comes later (adm_finish) */
+    char pending_name[64];       /* the pod a pending POST /admin/pods adds */
     uint64_t since;              /* its current wait began (eviction order) */
     uint64_t req_t0;             /* first byte of the request being read; 0: none */
     uint64_t timer, timer_at;

@@ -14,8 +14,9 @@
  *                     full: lines dropped and counted, [4096, 1073741824] [1048576]
  *   pods              array (at most 512) of:
  *     url             required, "http://host:port" (optional trailing "/");
- *                     host: IPv4, [IPv6], "localhost" or a DNS name resolved
- *                     at load (IPv4 preferred)
+ *                     host: IPv4, [IPv6], "localhost" or a DNS name (IPv4
+ *                     preferred), resolved when the pod is added: at start
+ *                     before serving, at run time on the resolver thread
  *     name            unique, 1-63 bytes of printable ASCII, none of
  *                     space / " \ % ? #                        ["host:port"]
  *     engine          "vllm" | "sglang" | "trtllm"             ["vllm"]
@@ -231,10 +232,8 @@ int gwc_pod_parse(const cJSON *o, const char *path, struct gw_pod_cfg *p, char *
     char why[256];
     if (gw_pod_from_url(url->valuestring, p, why, sizeof(why)))
         return jp_fail(&e, kp, "%s", why);
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    if (hostport_resolve(p->host, p->port, &ss, &sl, why, sizeof(why)))
-        return jp_fail(&e, kp, "%s", why);
+    /* no DNS here: reloads and the admin API parse on the control thread;
+     * names are resolved when the pod is added (control.c) */
     if (name[0])
         memcpy(p->name, name, sizeof(name));
     p->engine = engine;
