@@ -337,7 +337,7 @@ static void h_metrics(struct aconn *c)
     sbuf_free(&b);
 }
 
-static int hexval(char ch)
+static int pct_hexval(char ch)
 {
     return ch >= '0' && ch <= '9'   ? ch - '0'
            : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
@@ -354,7 +354,7 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
         if (ch == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = pct_hexval(s[i + 1]), lo = pct_hexval(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             ch = (char)(hi << 4 | lo);
