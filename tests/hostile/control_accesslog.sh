@@ -3,7 +3,8 @@
 # The log is a FIFO whose reader stalls: 6000 requests are all answered
 # (none blocked), /health answers, kvgate_access_log_dropped_total counts
 # the lines that did not fit; when the reader resumes, new lines flow
-# again, and every line that arrived is whole JSON.
+# again, and every line that arrived is whole JSON. SIGTERM still ends
+# kvgated cleanly (the log's thread takes no signals).
 . "$(dirname "$0")/../e2e/lib.sh"
 [ -x $BUILD/kvgated ] || skip_all "$BUILD/kvgated not built"
 d=$E2E_TMP
@@ -39,4 +40,7 @@ n = 0
 for l in open('$d/lines'):
     json.loads(l); n += 1
 print(n, 'lines'); sys.exit(0 if n > 20 else 1)"
+kill $GW_PID; wait $GW_PID; rc=$?
+check "SIGTERM: kvgated exits 0, saying so (exit $rc)" \
+    bash -c "[ $rc = 0 ] && grep -q 'shutting down' $E2E_TMP/kvgated.log"
 finish

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,7 +157,12 @@ struct accesslog *accesslog_open(const char *path, size_t buffer_bytes)
     }
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
+    /* the thread takes no signals: main reads them from a signalfd */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     int rc = pthread_create(&a->th, NULL, writer, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {
         pthread_cond_destroy(&a->cv);
         pthread_mutex_destroy(&a->mu);

@@ -161,6 +161,14 @@ static void on_deadline(struct ev_loop *l, void *arg)
     conn_close(c);
 }
 
+/* Reading pauses while a late answer is due and the buffer behind it is
+ * full (level-triggered EPOLLIN would spin); writing while output waits. */
+static uint32_t want_events(const struct aconn *c, int out_waiting)
+{
+    int paused = c->pending && c->in.len > ADMIN_MAX_HEAD + ADMIN_MAX_BODY + 4096;
+    return (paused ? 0 : EPOLLIN) | (out_waiting ? EPOLLOUT : 0);
+}
+
 /* Sends what is queued. 0, or -1 when c was closed. */
 static int conn_flush(struct aconn *c)
 {
@@ -171,7 +179,7 @@ static int conn_flush(struct aconn *c)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN) {
-                ev_mod(A.l, c->fd, EPOLLIN | EPOLLOUT);
+                ev_mod(A.l, c->fd, want_events(c, 1));
                 return 0;
             }
             conn_close(c);
@@ -186,7 +194,7 @@ static int conn_flush(struct aconn *c)
         return -1;
     }
     c->since = ev_now_ns(); /* waiting for the client again */
-    ev_mod(A.l, c->fd, EPOLLIN);
+    ev_mod(A.l, c->fd, want_events(c, 0));
     return 0;
 }
 
@@ -338,6 +346,8 @@ void adm_finish(struct aconn *c)
 {
     c->pending = 0;
     c->since = ev_now_ns();
+    if (c->fd >= 0)
+        ev_mod(A.l, c->fd, EPOLLIN); /* reading may have paused meanwhile */
     adm_process(c);
     start_clock(c);
     if (c->fd >= 0)
@@ -372,6 +382,11 @@ static void on_conn(struct ev_loop *l, int fd, uint32_t events, void *arg)
         }
         adm_process(c);
         start_clock(c);
+        if (!want_events(c, 0)) { /* paused until the late answer */
+            ev_mod(l, fd, c->out.len ? EPOLLOUT : 0);
+            conn_arm(c);
+            return;
+        }
     }
     conn_done(c);
 }

@@ -369,6 +369,11 @@ static void free_pod(struct cpod *p)
 int ctl_remove_pod(const char *name)
 {
     struct cpod *p = find_pod(name);
+    struct pending *q = p ? NULL : find_pending(name);
+    if (q) { /* not there yet: it will not be */
+        q->cancelled = 1;
+        return 0;
+    }
     if (!p)
         return -ENOENT;
     uint32_t slot = p->info.slot;

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,7 +135,12 @@ int resolver_start(struct ev_loop *l)
     R.stopping = R.exited = 0;
     uintptr_t gen = ++R.gen;
     pthread_mutex_unlock(&R.mu);
+    /* the thread takes no signals: main reads them from a signalfd */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     rc = -pthread_create(&R.th, NULL, thread_main, (void *)gen);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc < 0) {
         ev_del(l, R.efd);
         goto fail;
