@@ -7,6 +7,7 @@
  * for hostport.c): the fuzzer must not wait on DNS. Seeds: tests/fuzz/corpus/config/. */
 #define HOSTPORT_NO_DNS 1
 #include "gateway/config.c"
+#include "gateway/config_policy.c"
 #include "gateway/hostport.c"
 #include "gateway/jsonpath.c"
 #include "core/policy.c"

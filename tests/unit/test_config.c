@@ -1,6 +1,7 @@
 /* Unit tests for user/gateway/config.c: defaults, a full config, every class
  * of error with its key path, overrides, URLs, the policy JSON round trip. */
 #include "gateway/config.c"
+#include "gateway/config_policy.c"
 #include "gateway/hostport.c"
 #include "gateway/jsonpath.c"
 

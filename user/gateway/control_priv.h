@@ -2,8 +2,9 @@
  * control plane. Not for the data path (workers read snapshots, gateway.h).
  *
  *   config.c   JSON -> gw_config; also the pieces the admin API reuses
- *              (one pod object, one policy object, policy -> JSON), on
- *              jsonpath.c (typed reads, key-path errors) and hostport.c
+ *              (one pod object; config_policy.c: one policy object,
+ *              policy -> JSON), on jsonpath.c (typed reads, key-path
+ *              errors) and hostport.c
  *   control.c  the control thread: pod table, snapshots, reload, requests
  *              from other threads (control_policy.c: policies, kill switch;
  *              resolver.c: host names, off the thread)
