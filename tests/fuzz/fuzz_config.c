@@ -1,10 +1,13 @@
 /* libFuzzer target for user/gateway/config.c: gw_config_parse on arbitrary
  * bytes must not crash, leak or read out of bounds; a config that parses
  * must survive the policy JSON round trip (render, parse again, same
- * values). Host names are not looked up (HOSTPORT_NO_DNS): the fuzzer must
- * not wait on DNS. Seeds: tests/fuzz/corpus/config/. */
+ * values); a config that parses passes or fails the admin exposure check
+ * with a sentence naming admin.token and admin.insecure. Host names are
+ * not looked up (config.c never resolves them now; HOSTPORT_NO_DNS stays
+ * for hostport.c): the fuzzer must not wait on DNS. Seeds: tests/fuzz/corpus/config/. */
 #define HOSTPORT_NO_DNS 1
 #include "gateway/config.c"
+#include "gateway/config_policy.c"
 #include "gateway/hostport.c"
 #include "gateway/jsonpath.c"
 #include "core/policy.c"
@@ -31,6 +34,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             cJSON_Delete(j);
         }
+        /* the admin exposure check, on the config's own address and on
+         * another (a reload) */
+        err[0] = 0;
+        if (gw_config_check_admin(&c, NULL, err, sizeof(err)) != 0 &&
+            (!strstr(err, "admin.token") || !strstr(err, "admin.insecure")))
+            abort();
+        if (gw_config_check_admin(&c, "0.0.0.0:1", err, sizeof(err)) != 0 &&
+            (c.admin_token[0] || c.admin_insecure))
+            abort();
     } else if (!err[0] || strlen(err) >= sizeof(err)) {
         abort(); /* every failure says why */
     }

@@ -40,8 +40,8 @@ t_no_pod_blamed() {
          awk '/^kvgate_pod_(failed|ejected|ejections_total)\{/ {s += $NF} END {print s + 0}')" = 0 ]
 }
 check "  no pod marked down or ejected for it" t_no_pod_blamed
-check "  counted as a local error" bash -c \
-    "[ \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_limit_rejections_total\\{limit=\"local_resources\"\\}/ {print \$NF + 0}') -ge 1 ]"
+check "  counted as a local error: kvgate_local_errors_total{where=\"upstream\",errno=\"EMFILE\"}" bash -c \
+    "[ \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_local_errors_total\\{where=\"upstream\",errno=\"EMFILE\"\\}/ {print \$NF + 0}') -ge 1 ]"
 t_back() {
     local st
     st=$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' -d "$body" \

@@ -1,6 +1,7 @@
 /* Unit tests for user/gateway/config.c: defaults, a full config, every class
  * of error with its key path, overrides, URLs, the policy JSON round trip. */
 #include "gateway/config.c"
+#include "gateway/config_policy.c"
 #include "gateway/hostport.c"
 #include "gateway/jsonpath.c"
 
@@ -513,9 +514,77 @@ TEST(splice_keys)
     CHECK(strstr(err, "splice.models.m: unknown mode") != NULL);
 }
 
+/* issue 9: a non-loopback admin listener needs a token or admin.insecure */
+TEST(admin_exposure)
+{
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_EQ(cfg.admin_insecure, 0);
+    CHECK_EQ(gw_config_check_admin(&cfg, NULL, err, sizeof(err)), 0); /* 127.0.0.1 */
+    static const char *open_addrs[] = {"0.0.0.0:9090", ":9090", "10.1.2.3:9090", "[::]:9090",
+                                       "admin.example.com:9090"};
+    for (size_t i = 0; i < sizeof(open_addrs) / sizeof(open_addrs[0]); i++) {
+        char j[160];
+        snprintf(j, sizeof(j), "{\"admin\":{\"listen\":\"%s\"}}", open_addrs[i]);
+        CHECK_EQ(parse(j), 0);
+        err[0] = 0;
+        CHECK_EQ(gw_config_check_admin(&cfg, NULL, err, sizeof(err)), -1);
+        CHECK(strstr(err, "admin.token") && strstr(err, "admin.insecure"));
+        CHECK(strstr(err, open_addrs[i]) != NULL);
+    }
+    static const char *loop_addrs[] = {"127.0.0.1:9090", "127.3.4.5:1", "[::1]:9090",
+                                       "localhost:9090", "[::ffff:127.0.0.1]:9090"};
+    for (size_t i = 0; i < sizeof(loop_addrs) / sizeof(loop_addrs[0]); i++) {
+        char j[160];
+        snprintf(j, sizeof(j), "{\"admin\":{\"listen\":\"%s\"}}", loop_addrs[i]);
+        CHECK_EQ(parse(j), 0);
+        CHECK_EQ(gw_config_check_admin(&cfg, NULL, err, sizeof(err)), 0);
+    }
+    CHECK_EQ(parse("{\"admin\":{\"listen\":\"0.0.0.0:9090\",\"token\":\"t\"}}"), 0);
+    CHECK_EQ(gw_config_check_admin(&cfg, NULL, err, sizeof(err)), 0);
+    CHECK_EQ(parse("{\"admin\":{\"listen\":\"0.0.0.0:9090\",\"insecure\":true}}"), 0);
+    CHECK_EQ(cfg.admin_insecure, 1);
+    CHECK_EQ(gw_config_check_admin(&cfg, NULL, err, sizeof(err)), 0);
+    CHECK_EQ(parse("{\"admin\":{\"listen\":\"\"}}"), 0); /* off */
+    CHECK_EQ(gw_config_check_admin(&cfg, NULL, err, sizeof(err)), 0);
+    /* a reload checks the new token against the address in use */
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_EQ(gw_config_check_admin(&cfg, "0.0.0.0:9090", err, sizeof(err)), -1);
+    CHECK_ERR("{\"admin\":{\"insecure\":1}}", "admin.insecure: expected true or false");
+}
+
+TEST(metrics_keys)
+{
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_EQ(cfg.tenant_from_user, 0);
+    CHECK_EQ(parse("{\"metrics\":{\"tenant_from_user\":true}}"), 0);
+    CHECK_EQ(cfg.tenant_from_user, 1);
+    CHECK_ERR("{\"metrics\":{\"tenant_from_user\":\"yes\"}}",
+              "metrics.tenant_from_user: expected true or false");
+    CHECK_ERR("{\"metrics\":{\"tenants\":1}}", "metrics: unknown key \"tenants\"");
+}
+
+/* issue 9: bounds on what pods send and on the access log's queue */
+TEST(scrape_and_log_bounds)
+{
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_EQ(cfg.scrape_max_page, 4u << 20);
+    CHECK_EQ(cfg.access_log_buffer, 1u << 20);
+    CHECK_EQ(parse("{\"scrape\":{\"max_page_bytes\":1048576},"
+                   "\"access_log_buffer_bytes\":65536}"), 0);
+    CHECK_EQ(cfg.scrape_max_page, 1u << 20);
+    CHECK_EQ(cfg.access_log_buffer, 65536);
+    CHECK_EQ(parse("{\"scrape\":{\"max_page_bytes\":33554432}}"), -1);
+    CHECK(strstr(err, "scrape.max_page_bytes") != NULL);
+    CHECK_EQ(parse("{\"access_log_buffer_bytes\":100}"), -1);
+    CHECK(strstr(err, "access_log_buffer_bytes") != NULL);
+}
+
 int main(void)
 {
+    RUN(scrape_and_log_bounds);
     RUN(defaults);
+    RUN(admin_exposure);
+    RUN(metrics_keys);
     RUN(splice_keys);
     RUN(full_config);
     RUN(overrides);

@@ -1,6 +1,8 @@
-/* Unit tests for user/core/prefix_index.c. */
+/* Unit tests for user/core/prefix_index.c. The .c is included to walk the
+ * bucket chains (issue 9: hashing seeded per process) . */
+#include "core/prefix_index.c"
+
 #include "harness.h"
-#include "core/prefix_index.h"
 
 /* Block i of chain `chain`: distinct (chain, i) give distinct keys (a
  * splitmix64 finaliser of a unique input), like fingerprint keys. */
@@ -100,16 +102,99 @@ TEST(shared_pool_bounded_and_purge)
     uint16_t m[4];
     keys(a, 1, 8); keys(b, 2, 8);
     pidx_insert(x, 0, a, 8);
-    pidx_insert(x, 1, b, 8); /* pool of 10: pod 1 recycles its own */
-    CHECK(pidx_pod_blocks(x, 0) + pidx_pod_blocks(x, 1) <= 10);
+    CHECK_EQ(pidx_pod_blocks(x, 0), 8); /* alone: the whole pool is its share */
+    pidx_insert(x, 1, b, 8); /* two pods wanting 100 each share 10: 5 each */
+    CHECK_EQ(pidx_pod_blocks(x, 0), 5);
+    CHECK_EQ(pidx_pod_blocks(x, 1), 5);
+    CHECK_EQ(pidx_pod_limit(x, 0), 5);
     pidx_lookup(x, a, 8, m);
-    CHECK_EQ(m[0], 8); /* pod 0 untouched by pod 1's pressure */
+    CHECK_EQ(m[0], 5); /* the chain's head survived, its tail went */
     pidx_purge_pod(x, 0);
     CHECK_EQ(pidx_pod_blocks(x, 0), 0);
     CHECK_EQ(pidx_lookup(x, a, 8, m), 0);
-    pidx_insert(x, 2, a, 8);
+    pidx_insert(x, 2, a, 8); /* three pods now: 3 each */
     pidx_lookup(x, a, 8, m);
-    CHECK_EQ(m[2], 8);
+    CHECK_EQ(m[2], 3);
+    pidx_remove_pod(x, 0); /* gone: its share goes back to the others */
+    pidx_insert(x, 2, a, 8);
+    CHECK_EQ(pidx_pod_limit(x, 2), 5);
+    pidx_lookup(x, a, 8, m);
+    CHECK_EQ(m[2], 5);
+    pidx_free(x);
+}
+
+/* issue 9: a pod announcing 4e9 blocks (scraped num_gpu_blocks) may not
+ * take the whole shared pool: pods that need less than an equal split keep
+ * their capacity, the big one gets what is left. */
+TEST(one_pod_cannot_starve_the_others)
+{
+    struct prefix_index *x = pidx_new(8, 1024, 100);
+    static uint64_t big[2000], small[100];
+    uint16_t m[8];
+    keys(big, 1, 2000);
+    pidx_set_capacity(x, 0, 4000000000u);
+    for (int i = 0; i < 2000; i += 100)
+        pidx_insert(x, 0, big + i, 100);
+    CHECK_EQ(pidx_pod_blocks(x, 0), 1024); /* alone, it may use all of it */
+    for (int p = 1; p <= 3; p++) {
+        keys(small, 100 + p, 100);
+        pidx_set_capacity(x, (uint32_t)p, 100);
+        pidx_insert(x, (uint32_t)p, small, 100);
+    }
+    for (int p = 1; p <= 3; p++) {
+        CHECK_EQ(pidx_pod_blocks(x, (uint32_t)p), 100);
+        keys(small, 100 + p, 100);
+        pidx_lookup(x, small, 100, m);
+        CHECK_EQ(m[p], 100);
+    }
+    CHECK_EQ(pidx_pod_limit(x, 0), 1024 - 300);
+    CHECK_EQ(pidx_pod_blocks(x, 0), 1024 - 300);
+    /* more small pods than the pool holds: an equal split */
+    for (int p = 4; p < 8; p++)
+        pidx_set_capacity(x, (uint32_t)p, 1000);
+    for (int p = 0; p < 8; p++)
+        CHECK_EQ(pidx_pod_limit(x, (uint32_t)p), p >= 1 && p <= 3 ? 100 : (1024 - 300) / 5);
+    pidx_free(x);
+}
+
+/* issue 9: bucket hashing is seeded per index (per process), so keys an
+ * attacker computed offline to share a bucket do not: 2048 keys that all
+ * fell into bucket 0 under the old fixed fold (key ^ key >> 29) & mask. */
+static uint32_t longest_chain(const struct prefix_index *x)
+{
+    uint32_t best = 0;
+    for (uint32_t b = 0; b <= x->mask; b++) {
+        uint32_t n = 0;
+        for (uint32_t i = x->buckets[b]; i != NIL; i = x->e[i].hnext)
+            n++;
+        if (n > best)
+            best = n;
+    }
+    return best;
+}
+
+TEST(bucket_hashing_is_seeded)
+{
+    struct prefix_index *x = pidx_new(1, 4096, 4096);
+    static uint64_t k[2048];
+    for (uint32_t i = 0; i < 2048; i++) {
+        k[i] = (uint64_t)(i + 1) << 41; /* bits 0-11 and 29-40 clear */
+        uint64_t f = k[i] ^ k[i] >> 29;
+        CHECK_EQ(f & 4095, 0);          /* the crafted collision */
+    }
+    for (uint32_t i = 0; i < 2048; i += 64)
+        pidx_insert(x, 0, k + i, 64);
+    CHECK_EQ(pidx_pod_blocks(x, 0), 2048);
+    uint32_t chain = longest_chain(x);
+    printf("  longest bucket chain for 2048 crafted keys: %u\n", chain);
+    CHECK(chain <= 16);
+    /* two indexes (two processes) hash differently */
+    struct prefix_index *y = pidx_new(1, 4096, 4096);
+    int differ = 0;
+    for (uint32_t i = 0; i < 64; i++)
+        differ += bucket(x, k[i]) != bucket(y, k[i]);
+    CHECK(differ > 32);
+    pidx_free(y);
     pidx_free(x);
 }
 
@@ -222,6 +307,8 @@ int main(void)
     RUN(lru_capacity_evicts_oldest_chain_tail_first);
     RUN(reinsert_refreshes_recency);
     RUN(shared_pool_bounded_and_purge);
+    RUN(one_pod_cannot_starve_the_others);
+    RUN(bucket_hashing_is_seeded);
     RUN(bad_arguments);
     RUN(bisecting_lookup_matches_a_linear_model);
     return harness_done();

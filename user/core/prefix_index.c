@@ -6,6 +6,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+#include <time.h>
+#include <xxhash.h>
 
 #define NIL UINT32_MAX
 
@@ -18,6 +22,7 @@ struct entry {
 
 struct pod_lru {
     uint32_t head, tail, count, capacity;
+    uint8_t active;       /* counts in the fair shares */
 };
 
 struct prefix_index {
@@ -27,13 +32,34 @@ struct prefix_index {
     uint32_t free_head;
     uint32_t *buckets;
     uint32_t mask;
+    uint64_t seed;        /* bucket hashing key, random per index */
+    uint32_t level;       /* fair-share cap of the larger pods (UINT32_MAX: none) */
     struct pod_lru *pods;
 };
 
+/* Keys are public (anyone can fingerprint a prompt), so the bucket is a
+ * keyed hash of the key: without the seed, nobody can aim at a bucket. */
 static uint32_t bucket(const struct prefix_index *x, uint64_t key)
 {
-    key ^= key >> 29; /* keys are XXH3 outputs: fold, then mask */
-    return (uint32_t)key & x->mask;
+    return (uint32_t)XXH3_64bits_withSeed(&key, sizeof(key), x->seed) & x->mask;
+}
+
+static uint64_t random_seed(const void *salt)
+{
+    uint64_t s = 0;
+    if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
+        /* no entropy yet (early boot): time and addresses, still per process */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        s = XXH3_64bits_withSeed(&ts, sizeof(ts), (uint64_t)(uintptr_t)salt ^ (uint64_t)getpid());
+    }
+    return s;
+}
+
+static uint32_t pod_limit(const struct prefix_index *x, uint32_t pod)
+{
+    uint32_t c = x->pods[pod].capacity;
+    return c < x->level ? c : x->level;
 }
 
 struct prefix_index *pidx_new(uint32_t max_pods, uint32_t max_entries,
@@ -66,7 +92,9 @@ struct prefix_index *pidx_new(uint32_t max_pods, uint32_t max_entries,
         x->e[i].hnext = i + 1 < max_entries ? i + 1 : NIL;
     x->free_head = 0;
     for (uint32_t p = 0; p < max_pods; p++)
-        x->pods[p] = (struct pod_lru){NIL, NIL, 0, default_capacity};
+        x->pods[p] = (struct pod_lru){NIL, NIL, 0, default_capacity, 0};
+    x->seed = random_seed(x);
+    x->level = UINT32_MAX;
     return x;
 }
 
@@ -133,14 +161,59 @@ static void shrink(struct prefix_index *x, uint32_t pod, uint32_t to)
         release(x, x->pods[pod].tail);
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Max-min fair shares of the pool among the active pods (water filling):
+ * walking the capacities upwards, a pod that fits in an equal split of
+ * what is left keeps its capacity; the first that does not sets the level
+ * every larger pod is capped at. Then every pod over its new limit is
+ * trimmed (tail first, as any eviction). Runs when a pod joins, leaves or
+ * changes capacity: O(n log n) in the active pods. */
+static void reshare(struct prefix_index *x)
+{
+    uint32_t caps[PIDX_MAX_PODS], n = 0;
+    for (uint32_t p = 0; p < x->max_pods; p++)
+        if (x->pods[p].active)
+            caps[n++] = x->pods[p].capacity;
+    qsort(caps, n, sizeof(caps[0]), cmp_u32);
+    uint64_t left = x->max_entries;
+    x->level = UINT32_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t share = left / (n - i);
+        if (caps[i] > share) {
+            x->level = (uint32_t)share;
+            break;
+        }
+        left -= caps[i];
+    }
+    for (uint32_t p = 0; p < x->max_pods; p++)
+        if (x->pods[p].active)
+            shrink(x, p, pod_limit(x, p));
+}
+
 void pidx_set_capacity(struct prefix_index *x, uint32_t pod, uint32_t blocks)
 {
     if (pod >= x->max_pods)
         return;
     pthread_mutex_lock(&x->mu);
     x->pods[pod].capacity = blocks;
-    shrink(x, pod, blocks);
+    x->pods[pod].active = 1;
+    reshare(x);
     pthread_mutex_unlock(&x->mu);
+}
+
+uint32_t pidx_pod_limit(struct prefix_index *x, uint32_t pod)
+{
+    if (pod >= x->max_pods)
+        return 0;
+    pthread_mutex_lock(&x->mu);
+    uint32_t n = pod_limit(x, pod);
+    pthread_mutex_unlock(&x->mu);
+    return n;
 }
 
 void pidx_insert(struct prefix_index *x, uint32_t pod, const uint64_t *keys,
@@ -149,6 +222,15 @@ void pidx_insert(struct prefix_index *x, uint32_t pod, const uint64_t *keys,
     if (pod >= x->max_pods || x->pods[pod].capacity == 0)
         return;
     pthread_mutex_lock(&x->mu);
+    if (!x->pods[pod].active) {
+        x->pods[pod].active = 1;
+        reshare(x);
+    }
+    uint32_t limit = pod_limit(x, pod);
+    if (limit == 0) {
+        pthread_mutex_unlock(&x->mu);
+        return;
+    }
     /* tail first, so the chain's head ends up most recently used */
     for (size_t k = n; k-- > 0;) {
         uint32_t i = find(x, keys[k], pod);
@@ -157,10 +239,11 @@ void pidx_insert(struct prefix_index *x, uint32_t pod, const uint64_t *keys,
             lru_push_head(x, i);
             continue;
         }
-        if (x->pods[pod].count >= x->pods[pod].capacity)
+        if (x->pods[pod].count >= limit)
             release(x, x->pods[pod].tail);
         if (x->free_head == NIL) {
-            /* the shared pool is full: this pod recycles its own oldest */
+            /* the shared pool is full (fair shares round down, so only
+             * if a share is 0): this pod recycles its own oldest */
             if (x->pods[pod].tail == NIL)
                 break;
             release(x, x->pods[pod].tail);
@@ -264,6 +347,19 @@ void pidx_purge_pod(struct prefix_index *x, uint32_t pod)
         return;
     pthread_mutex_lock(&x->mu);
     shrink(x, pod, 0);
+    pthread_mutex_unlock(&x->mu);
+}
+
+void pidx_remove_pod(struct prefix_index *x, uint32_t pod)
+{
+    if (pod >= x->max_pods)
+        return;
+    pthread_mutex_lock(&x->mu);
+    shrink(x, pod, 0);
+    if (x->pods[pod].active) {
+        x->pods[pod].active = 0;
+        reshare(x);
+    }
     pthread_mutex_unlock(&x->mu);
 }
 

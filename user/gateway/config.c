@@ -7,11 +7,16 @@
  *   workers           worker threads, 0 = one per core, <= 64 [0]
  *   admin.listen      "host:port" of the admin API, "" = off   ["127.0.0.1:9090"]
  *   admin.token       bearer token required under /admin/, "" = none [""]
+ *   admin.insecure    allow a non-loopback admin.listen without a token:
+ *                     refused otherwise (gw_config_check_admin)  [false]
  *   access_log        file path, "-" = stdout, "" = off        ["-"]
+ *   access_log_buffer_bytes  lines queued for the log's writer thread;
+ *                     full: lines dropped and counted, [4096, 1073741824] [1048576]
  *   pods              array (at most 512) of:
  *     url             required, "http://host:port" (optional trailing "/");
- *                     host: IPv4, [IPv6], "localhost" or a DNS name resolved
- *                     at load (IPv4 preferred)
+ *                     host: IPv4, [IPv6], "localhost" or a DNS name (IPv4
+ *                     preferred), resolved when the pod is added: at start
+ *                     before serving, at run time on the resolver thread
  *     name            unique, 1-63 bytes of printable ASCII, none of
  *                     space / " \ % ? #                        ["host:port"]
  *     engine          "vllm" | "sglang" | "trtllm"             ["vllm"]
@@ -49,6 +54,8 @@
  *   scrape.health_interval_ms /health period, [1, 3600000]         [1000]
  *   scrape.models_interval_ms /v1/models period, 0 = only at start and
  *                             when a pod recovers, [0, 86400000]   [5000]
+ *   scrape.max_page_bytes     a pod's /metrics or /v1/models body past
+ *                             this fails (too_large), [65536, 16777216] [4194304]
  *   limits.max_header_bytes   [1024, 1048576]                      [65536]
  *   limits.max_body_bytes     [1024, 1073741824]                   [33554432]
  *   limits.max_connections    all workers, [1, 1000000]            [10000]
@@ -78,6 +85,10 @@
  *   retry.min_per_second      retries always allowed per second    [5]
  *   retry.avoid_failed_ms     a retry avoids pods that failed this
  *                             recently, 0 = only the one it left   [10000]
+ *   metrics.tenant_from_user  the body's "user" names the tenant when no
+ *                      x-gateway-inference-fairness-id /
+ *                      x-llm-d-inference-fairness-id header does (it
+ *                      lands in /metrics labels and the access log) [false]
  *   splice.mode        "auto" | "on" | "off": kernel splice of session
  *                      flows (auto: models whose policy is prefix-aware
  *                      without shadow or canary)                   ["auto"]
@@ -92,8 +103,10 @@
  * policy.overrides["org/model"] in paths. */
 #include "gateway/config.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,10 +253,8 @@ int gwc_pod_parse(const cJSON *o, const char *path, struct gw_pod_cfg *p, char *
     char why[256];
     if (gw_pod_from_url(url->valuestring, p, why, sizeof(why)))
         return jp_fail(&e, kp, "%s", why);
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    if (hostport_resolve(p->host, p->port, &ss, &sl, why, sizeof(why)))
-        return jp_fail(&e, kp, "%s", why);
+    /* no DNS here: reloads and the admin API parse on the control thread;
+     * names are resolved when the pod is added (control.c) */
     if (name[0])
         memcpy(p->name, name, sizeof(name));
     p->engine = engine;
@@ -300,199 +311,6 @@ static int parse_pods(struct jp_err *e, const cJSON *arr, struct gw_config *c)
     return 0;
 }
 
-/* ---- policy ---- */
-
-static int want_mode(struct jp_err *e, const char *path, const cJSON *v,
-                     enum policy_mode *m)
-{
-    static const char modes[] = "prefix-aware, least-request, round-robin, random";
-    char q[96];
-    if (!cJSON_IsString(v) || !v->valuestring)
-        return jp_fail(e, path, "expected a string (%s)", modes);
-    if (policy_mode_parse(v->valuestring, m))
-        return jp_fail(e, path, "unknown mode \"%s\" (%s)", jp_shown(v->valuestring, q, sizeof(q)),
-                   modes);
-    return 0;
-}
-
-static int parse_weights(struct jp_err *e, const char *path, const cJSON *o,
-                         struct policy_cfg *p)
-{
-    char kp[JP_PATH_MAX];
-    if (jp_obj(e, path, o))
-        return -1;
-    for (const cJSON *k = o->child; k; k = k->next) {
-        if (jp_dup_key(e, path, o, k))
-            return -1;
-        jp_join(kp, path, k->string);
-        const char *ks = k->string ? k->string : "";
-        double *dst = !strcmp(ks, "prefix")    ? &p->w_prefix
-                      : !strcmp(ks, "queue")   ? &p->w_queue
-                      : !strcmp(ks, "kv")      ? &p->w_kv
-                      : !strcmp(ks, "lora")    ? &p->w_lora
-                      : !strcmp(ks, "session") ? &p->w_session
-                                               : NULL;
-        if (!dst)
-            return jp_unknown_key(e, path, k);
-        if (jp_num(e, kp, k, 0, 0, INFINITY, dst))
-            return -1;
-    }
-    return 0;
-}
-
-/* The keys of one policy object over *p. *overrides gets the "overrides"
- * member when allowed (NULL: an override, where that key is unknown). */
-static int parse_policy_keys(struct jp_err *e, const char *path, const cJSON *o,
-                             struct policy_cfg *p, const cJSON **overrides)
-{
-    char kp[JP_PATH_MAX];
-    if (jp_obj(e, path, o))
-        return -1;
-    for (const cJSON *k = o->child; k; k = k->next) {
-        if (jp_dup_key(e, path, o, k))
-            return -1;
-        jp_join(kp, path, k->string);
-        const char *ks = k->string ? k->string : "";
-        int rc;
-        if (!strcmp(ks, "mode"))
-            rc = want_mode(e, kp, k, &p->mode);
-        else if (!strcmp(ks, "baseline"))
-            rc = want_mode(e, kp, k, &p->baseline);
-        else if (!strcmp(ks, "shadow"))
-            rc = jp_bool(e, kp, k, &p->shadow);
-        else if (!strcmp(ks, "canary_percent"))
-            rc = jp_num(e, kp, k, 0, 0, 100, &p->canary_pct);
-        else if (!strcmp(ks, "weights"))
-            rc = parse_weights(e, kp, k, p);
-        else if (!strcmp(ks, "queue_saturation"))
-            rc = jp_num(e, kp, k, 0, 1, INFINITY, &p->queue_sat);
-        else if (!strcmp(ks, "kv_saturation"))
-            rc = jp_num(e, kp, k, 0, 1, INFINITY, &p->kv_sat);
-        else if (!strcmp(ks, "stale_ms"))
-            rc = jp_u32(e, kp, k, 1, 3600000, &p->stale_ms);
-        else if (!strcmp(ks, "bounded_load")) {
-            rc = jp_num(e, kp, k, 0, 0, INFINITY, &p->bounded_load);
-            if (!rc && p->bounded_load > 0 && p->bounded_load < 1)
-                rc = jp_fail(e, kp, "expected 0 (off) or a number >= 1");
-        } else if (!strcmp(ks, "bounded_floor"))
-            rc = jp_num(e, kp, k, 0, 0, INFINITY, &p->bounded_floor);
-        else if (!strcmp(ks, "bounded_session"))
-            rc = jp_num(e, kp, k, 0, 0, INFINITY, &p->bounded_session);
-        else if (!strcmp(ks, "overrides") && overrides) {
-            *overrides = k;
-            rc = 0;
-        } else
-            rc = jp_unknown_key(e, path, k);
-        if (rc)
-            return -1;
-    }
-    return 0;
-}
-
-int gwc_policies_parse(const cJSON *o, const char *path, struct gw_policies *out,
-                       char *err, size_t errlen)
-{
-    struct jp_err e = {err, errlen};
-    char kp[JP_PATH_MAX], mp[JP_PATH_MAX];
-    const cJSON *ov = NULL;
-    memset(out, 0, sizeof(*out));
-    policy_defaults(&out->global);
-    if (!o)
-        return 0;
-    /* global keys first, whatever the order: overrides inherit from them */
-    if (parse_policy_keys(&e, path, o, &out->global, &ov))
-        return -1;
-    if (!ov)
-        return 0;
-    jp_join(kp, path, "overrides");
-    if (!cJSON_IsObject(ov))
-        return jp_fail(&e, kp, "expected an object keyed by model name");
-    for (const cJSON *m = ov->child; m; m = m->next) {
-        if (jp_dup_key(&e, kp, ov, m))
-            return -1;
-        jp_join(mp, kp, m->string);
-        size_t n = m->string ? strlen(m->string) : 0;
-        if (n == 0 || n >= POD_MODEL_MAX)
-            return jp_fail(&e, mp, "a model name is 1 to %d bytes", POD_MODEL_MAX - 1);
-        if (out->noverrides >= GW_MAX_OVERRIDES)
-            return jp_fail(&e, kp, "at most %d overrides", GW_MAX_OVERRIDES);
-        struct gw_policy_override *x = &out->overrides[out->noverrides];
-        memcpy(x->model, m->string, n + 1);
-        x->policy = out->global;
-        if (parse_policy_keys(&e, mp, m, &x->policy, NULL))
-            return -1;
-        out->noverrides++;
-    }
-    return 0;
-}
-
-/* Adds the keys of p that differ from base (all of them when base is NULL). */
-static int policy_keys_json(cJSON *o, const struct policy_cfg *p,
-                            const struct policy_cfg *base)
-{
-#define DIFF(f) (!base || p->f != base->f)
-    int ok = 1;
-    if (DIFF(mode))
-        ok &= !!cJSON_AddStringToObject(o, "mode", policy_mode_name(p->mode));
-    if (DIFF(baseline))
-        ok &= !!cJSON_AddStringToObject(o, "baseline", policy_mode_name(p->baseline));
-    if (DIFF(shadow))
-        ok &= !!cJSON_AddBoolToObject(o, "shadow", p->shadow);
-    if (DIFF(canary_pct))
-        ok &= !!cJSON_AddNumberToObject(o, "canary_percent", p->canary_pct);
-    if (DIFF(w_prefix) || DIFF(w_queue) || DIFF(w_kv) || DIFF(w_lora) ||
-        DIFF(w_session)) {
-        cJSON *w = cJSON_AddObjectToObject(o, "weights");
-        ok &= !!w;
-        if (w && DIFF(w_prefix))
-            ok &= !!cJSON_AddNumberToObject(w, "prefix", p->w_prefix);
-        if (w && DIFF(w_queue))
-            ok &= !!cJSON_AddNumberToObject(w, "queue", p->w_queue);
-        if (w && DIFF(w_kv))
-            ok &= !!cJSON_AddNumberToObject(w, "kv", p->w_kv);
-        if (w && DIFF(w_lora))
-            ok &= !!cJSON_AddNumberToObject(w, "lora", p->w_lora);
-        if (w && DIFF(w_session))
-            ok &= !!cJSON_AddNumberToObject(w, "session", p->w_session);
-    }
-    if (DIFF(queue_sat))
-        ok &= !!cJSON_AddNumberToObject(o, "queue_saturation", p->queue_sat);
-    if (DIFF(kv_sat))
-        ok &= !!cJSON_AddNumberToObject(o, "kv_saturation", p->kv_sat);
-    if (DIFF(stale_ms))
-        ok &= !!cJSON_AddNumberToObject(o, "stale_ms", p->stale_ms);
-    if (DIFF(bounded_load))
-        ok &= !!cJSON_AddNumberToObject(o, "bounded_load", p->bounded_load);
-    if (DIFF(bounded_floor))
-        ok &= !!cJSON_AddNumberToObject(o, "bounded_floor", p->bounded_floor);
-    if (DIFF(bounded_session))
-        ok &= !!cJSON_AddNumberToObject(o, "bounded_session", p->bounded_session);
-#undef DIFF
-    return ok ? 0 : -ENOMEM;
-}
-
-cJSON *gwc_policies_json(const struct gw_policies *p)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (!o || policy_keys_json(o, &p->global, NULL))
-        goto fail;
-    cJSON *ov = cJSON_AddObjectToObject(o, "overrides");
-    if (!ov)
-        goto fail;
-    for (uint32_t i = 0; i < p->noverrides && i < GW_MAX_OVERRIDES; i++) {
-        cJSON *m = cJSON_CreateObject();
-        if (!m)
-            goto fail;
-        cJSON_AddItemToObject(ov, p->overrides[i].model, m);
-        if (policy_keys_json(m, &p->overrides[i].policy, &p->global))
-            goto fail;
-    }
-    return o;
-fail:
-    cJSON_Delete(o);
-    return NULL;
-}
-
 const struct policy_cfg *gw_policy_for(const struct gw_config *c, const char *model)
 {
     for (uint32_t i = 0; model && i < c->noverrides && i < GW_MAX_OVERRIDES; i++)
@@ -529,6 +347,7 @@ static const struct key_spec SCRAPE_KEYS[] = {
     {"timeout_ms", K_U32, 1, 600000, CFG_OFF(scrape_timeout_ms)},
     {"health_interval_ms", K_U32, 1, 3600000, CFG_OFF(health_ms)},
     {"models_interval_ms", K_U32, 0, 86400000, CFG_OFF(models_ms)},
+    {"max_page_bytes", K_SIZE, 65536, 16777216, CFG_OFF(scrape_max_page)},
     {NULL, 0, 0, 0, 0},
 };
 static const struct key_spec LIMITS_KEYS[] = {
@@ -677,6 +496,7 @@ void gw_config_defaults(struct gw_config *c)
     c->scrape_timeout_ms = 1000;
     c->health_ms = 1000;
     c->models_ms = 5000;
+    c->scrape_max_page = 4u << 20;
     c->max_header_bytes = 65536;
     c->max_body_bytes = 32ull << 20;
     c->max_connections = 10000;
@@ -691,6 +511,7 @@ void gw_config_defaults(struct gw_config *c)
     c->drain_timeout_ms = 30000;
     outlier_defaults(&c->outlier);
     strcpy(c->access_log, "-");
+    c->access_log_buffer = 1u << 20; /* = ACCESSLOG_BUFFER_DEFAULT */
     c->splice_mode = GW_SPLICE_AUTO;
     c->splice_budget = 4u << 20; /* = KVG_SPLICE_BUDGET_DEFAULT */
 }
@@ -708,6 +529,9 @@ static int parse_admin(struct jp_err *e, const cJSON *o, struct gw_config *c)
         if (!strcmp(ks, "listen")) {
             if (want_listen(e, kp, k, c->admin_listen, sizeof(c->admin_listen), 1))
                 return -1;
+        } else if (!strcmp(ks, "insecure")) {
+            if (jp_bool(e, kp, k, &c->admin_insecure))
+                return -1;
         } else if (!strcmp(ks, "token")) {
             if (jp_str(e, kp, k, c->admin_token, sizeof(c->admin_token), 0))
                 return -1;
@@ -716,6 +540,61 @@ static int parse_admin(struct jp_err *e, const cJSON *o, struct gw_config *c)
                     return jp_fail(e, kp, "expected printable ASCII without spaces");
         } else {
             return jp_unknown_key(e, "admin", k);
+        }
+    }
+    return 0;
+}
+
+/* host (brackets stripped) is a loopback address: 127.0.0.0/8, ::1,
+ * ::ffff:127.x.y.z, or "localhost". */
+static int is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (!strcmp(host, "localhost"))
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) ||
+               (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return 0;
+}
+
+int gw_config_check_admin(const struct gw_config *c, const char *admin_listen, char *err,
+                          size_t errlen)
+{
+    const char *spec = admin_listen ? admin_listen : c->admin_listen;
+    char host[64];
+    uint16_t port;
+    const char *why = NULL;
+    if (!spec[0] || c->admin_token[0] || c->admin_insecure)
+        return 0; /* off, guarded, or accepted as open */
+    if (!hostport_split(spec, strlen(spec), 1, host, sizeof(host), &port, &why) && host[0] &&
+        is_loopback(host))
+        return 0;
+    snprintf(err, errlen,
+             "admin.listen \"%.100s\" is not a loopback address and admin.token is empty: "
+             "anyone who reaches it could change routing and pods; set admin.token, or "
+             "admin.insecure: true to serve it open anyway",
+             spec);
+    return -1;
+}
+
+static int parse_metrics(struct jp_err *e, const cJSON *o, struct gw_config *c)
+{
+    char kp[JP_PATH_MAX];
+    if (jp_obj(e, "metrics", o))
+        return -1;
+    for (const cJSON *k = o->child; k; k = k->next) {
+        if (jp_dup_key(e, "metrics", o, k))
+            return -1;
+        jp_join(kp, "metrics", k->string);
+        if (k->string && !strcmp(k->string, "tenant_from_user")) {
+            if (jp_bool(e, kp, k, &c->tenant_from_user))
+                return -1;
+        } else {
+            return jp_unknown_key(e, "metrics", k);
         }
     }
     return 0;
@@ -763,8 +642,15 @@ static int parse_root(struct jp_err *e, const cJSON *root, struct gw_config *c)
             rc = parse_section(e, "retry", k, RETRY_KEYS, c);
         else if (!strcmp(ks, "access_log"))
             rc = jp_str(e, "access_log", k, c->access_log, sizeof(c->access_log), 0);
+        else if (!strcmp(ks, "access_log_buffer_bytes")) {
+            double d = 0;
+            rc = jp_int(e, "access_log_buffer_bytes", k, 4096, 1073741824, &d);
+            c->access_log_buffer = (size_t)d;
+        }
         else if (!strcmp(ks, "splice"))
             rc = parse_splice(e, k, c);
+        else if (!strcmp(ks, "metrics"))
+            rc = parse_metrics(e, k, c);
         else
             rc = jp_unknown_key(e, "", k);
         if (rc)

@@ -47,6 +47,7 @@ struct gw_config {
     char listen[128];             /* "0.0.0.0:8080" */
     char admin_listen[128];       /* "127.0.0.1:9090" */
     char admin_token[128];        /* bearer token for /admin (empty = none) */
+    int admin_insecure;           /* allow a non-loopback admin.listen without a token */
     uint32_t workers;             /* 0 = number of cores */
     uint32_t npods;
     struct gw_pod_cfg pods[POD_MAX];
@@ -65,6 +66,7 @@ struct gw_config {
     uint32_t scrape_timeout_ms;   /* 1000 */
     uint32_t health_ms;           /* 1000 */
     uint32_t models_ms;           /* 5000: /v1/models refresh */
+    size_t scrape_max_page;       /* 4 MiB: a /metrics or /v1/models body past it fails */
     /* limits */
     uint32_t max_header_bytes;    /* 65536 */
     uint64_t max_body_bytes;      /* 32 MiB */
@@ -80,8 +82,11 @@ struct gw_config {
     uint32_t drain_timeout_ms;    /* 30000: SIGTERM: in-flight streams finish within this */
     /* passive outlier detection and the retry budget (core/outlier.h) */
     struct outlier_cfg outlier;
+    /* metrics */
+    int tenant_from_user;         /* tenant label from the body's "user" (off) */
     /* access log */
     char access_log[256];         /* path, "-" for stdout, "" off */
+    size_t access_log_buffer;     /* 1 MiB: lines queued for the log's writer thread */
     /* kernel splice of session flows (issue 5) */
     int splice_mode;              /* enum gw_splice_mode, AUTO */
     uint64_t splice_budget;       /* bytes in flight per direction per flow, 4 MiB */
@@ -97,6 +102,14 @@ int gw_config_load(const char *path, struct gw_config *c, char *err, size_t errl
 /* Parses JSON text (same rules). */
 int gw_config_parse(const char *json, size_t len, struct gw_config *c, char *err,
                     size_t errlen);
+
+/* The admin API on a non-loopback address (admin_listen; "" = c's) with
+ * no admin.token is refused unless admin.insecure is true: anyone who
+ * reaches it could reroute every request. 0, or -1 with a sentence naming
+ * both keys. Host names other than "localhost" count as non-loopback (no
+ * DNS here: reloads call it on the control thread). */
+int gw_config_check_admin(const struct gw_config *c, const char *admin_listen, char *err,
+                          size_t errlen);
 
 /* "http://host:port" -> pod entry (flags and admin API). 0 or -1 + err. */
 int gw_pod_from_url(const char *url, struct gw_pod_cfg *p, char *err, size_t errlen);

@@ -20,6 +20,12 @@
  * New pods start unhealthy; their first probes go out at once, so a pod
  * that answers is routable within a few milliseconds.
  *
+ * No DNS on this thread once it runs (issue 9): a pod whose host is a name
+ * (POST /admin/pods, a reload) waits in `pending` while the resolver
+ * thread (resolver.h) looks it up, and joins the table when the answer
+ * comes back; a reload that drops it meanwhile cancels it. At start-up,
+ * before anything is served, names are resolved in place.
+ *
  * Snapshots: every change marks the table dirty; a timer publishes it at the
  * end of the loop iteration, at most once a millisecond (a snapshot copies
  * every pod_info, ~5 KiB each, and a scrape round makes one change per pod).
@@ -42,16 +48,28 @@
 #include <unistd.h>
 
 #include "common/ev.h"
+#include "common/sbuf.h"
 #include "core/prefix_index.h"
 #include "gateway/bpf.h" /* issue 5: the BPF pod table mirrors each snapshot */
 #include "gateway/control_priv.h"
 #include "gateway/gateway.h"
+#include "gateway/gwmetrics.h"
 #include "gateway/hostport.h"
+#include "gateway/resolver.h"
 #include "gateway/scrape.h"
 
 #define PUBLISH_GAP_NS 1000000ull /* at most one snapshot a millisecond */
 
 enum { OP_ADD, OP_REMOVE, OP_DRAIN, OP_RELOAD };
+
+/* A pod waiting for its host name (resolver.h). */
+struct pending {
+    struct gw_pod_cfg cfg;
+    ctl_added_cb done;
+    uint64_t cookie;
+    int cancelled;               /* a reload dropped it: not added when it resolves */
+    struct pending *next;
+};
 
 struct creq {
     int op;
@@ -73,6 +91,7 @@ static struct ctl {
     struct gw_config cfg;        /* private copy: pods and probe periods */
     struct cpod *pods[POD_MAX];
     uint32_t npods, next_slot;
+    struct pending *pending;     /* pods whose host is resolving */
     uint64_t gen;
     uint64_t pub_timer, last_pub;
     int dirty;
@@ -81,9 +100,6 @@ static struct ctl {
     struct creq *q_head, *q_tail;
     int accepting;
     atomic_int reload_req;
-    /* kill switch: `saved` is the policy set as it would be without it */
-    int ks_on;
-    struct gw_policies ks_saved;
 } C = {.efd = -1, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 struct gw *ctl_gw(void)
@@ -125,6 +141,8 @@ static void on_publish(struct ev_loop *l, void *arg)
             s->pods[n++] = C.pods[i]->info;
     s->npods = n;
     snapshot_publish(s);
+    if (C.g->metrics) /* model labels: only what the pods serve */
+        gw_metrics_served(C.g->metrics, s);
     /* issue 5: write the BPF pod table (kvg_pods) from this snapshot; a no-op
      * without the fast path. s stays valid: only this thread publishes, and
      * the current snapshot holds a reference until the next publish. */
@@ -173,10 +191,10 @@ static void seed_models(struct cpod *p)
         memcpy(p->info.models[p->info.nmodels++], p->cfg.models[i], POD_MODEL_MAX);
 }
 
-int ctl_add_pod(const struct gw_pod_cfg *pc, char *err, size_t errlen)
+/* Whether pc may join the table: a new name, a new address, room. Pods
+ * waiting for their name to resolve count. 0 or -EEXIST / -ENOSPC + err. */
+static int check_new(const struct gw_pod_cfg *pc, char *err, size_t errlen)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl;
     if (find_pod(pc->name)) {
         snprintf(err, errlen, "a pod named \"%s\" exists", pc->name);
         return -EEXIST;
@@ -187,12 +205,29 @@ int ctl_add_pod(const struct gw_pod_cfg *pc, char *err, size_t errlen)
             snprintf(err, errlen, "pod \"%s\" has the same address", C.pods[i]->info.name);
             return -EEXIST;
         }
-    if (C.npods >= POD_MAX) {
+    uint32_t waiting = 0;
+    for (struct pending *q = C.pending; q; q = q->next) {
+        if (q->cancelled)
+            continue;
+        waiting++;
+        if (!strcmp(q->cfg.name, pc->name) ||
+            (!strcmp(q->cfg.host, pc->host) && q->cfg.port == pc->port)) {
+            snprintf(err, errlen, "pod \"%s\" (same name or address) is being added",
+                     q->cfg.name);
+            return -EEXIST;
+        }
+    }
+    if (C.npods + waiting >= POD_MAX) {
         snprintf(err, errlen, "the pod table is full (%d pods)", POD_MAX);
         return -ENOSPC;
     }
-    if (hostport_resolve(pc->host, pc->port, &ss, &sl, err, errlen))
-        return -EINVAL;
+    return 0;
+}
+
+/* Adds pc at the address its host resolved to. 0 or -ENOMEM + err. */
+static int add_resolved(const struct gw_pod_cfg *pc, const struct sockaddr_storage *ss,
+                        socklen_t sl, char *err, size_t errlen)
+{
     struct cpod *p = calloc(1, sizeof(*p));
     if (!p) {
         snprintf(err, errlen, "out of memory");
@@ -210,7 +245,7 @@ int ctl_add_pod(const struct gw_pod_cfg *pc, char *err, size_t errlen)
     memcpy(in->name, pc->name, sizeof(in->name));
     memcpy(in->host, pc->host, sizeof(in->host));
     in->port = pc->port;
-    in->addr = ss;
+    in->addr = *ss;
     in->addrlen = sl;
     in->engine = pc->engine;
     seed_models(p);
@@ -220,7 +255,7 @@ int ctl_add_pod(const struct gw_pod_cfg *pc, char *err, size_t errlen)
     struct hget *hs[3] = {&p->mc, &p->hc, &p->vc};
     for (int i = 0; i < 3; i++) {
         hget_init(hs[i], C.l);
-        hget_target(hs[i], &ss, sl, hostport);
+        hget_target(hs[i], ss, sl, hostport);
     }
     atomic_store(&C.g->counters.down_until_ns[slot], 0);
     outlier_reset(&C.g->outlier, &C.g->counters, slot); /* the slot's history was another pod's */
@@ -236,6 +271,94 @@ int ctl_add_pod(const struct gw_pod_cfg *pc, char *err, size_t errlen)
     return 0;
 }
 
+static void unlink_pending(struct pending *q)
+{
+    for (struct pending **pp = &C.pending; *pp; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            return;
+        }
+}
+
+/* The resolver answered for q (on this thread). */
+static void on_resolved(void *arg, int rc, const struct sockaddr_storage *ss, socklen_t sl,
+                        const char *rerr)
+{
+    struct pending *q = arg;
+    char err[320];
+    int res;
+    unlink_pending(q);
+    if (q->cancelled) {
+        res = -ECANCELED;
+        snprintf(err, sizeof(err), "a reload removed the pod while its host was resolving");
+    } else if (rc) {
+        res = -EINVAL;
+        snprintf(err, sizeof(err), "url: %s", rerr ? rerr : "cannot resolve host");
+    } else if (!(res = check_new(&q->cfg, err, sizeof(err)))) {
+        res = add_resolved(&q->cfg, ss, sl, err, sizeof(err));
+    }
+    if (q->done)
+        q->done(q->cookie, res, err);
+    else if (res && res != -ECANCELED)
+        fprintf(stderr, "kvgated: pod \"%s\" not added: %s\n", q->cfg.name, err);
+    free(q);
+}
+
+int ctl_add_pod(const struct gw_pod_cfg *pc, char *err, size_t errlen, ctl_added_cb done,
+                uint64_t cookie)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int rc = check_new(pc, err, errlen);
+    if (rc)
+        return rc;
+    if (hostport_is_numeric(pc->host) || !C.thread_running) {
+        /* no DNS, or start-up (before serving: a name may block here) */
+        if (hostport_resolve(pc->host, pc->port, &ss, &sl, err, errlen))
+            return -EINVAL;
+        return add_resolved(pc, &ss, sl, err, errlen);
+    }
+    struct pending *q = calloc(1, sizeof(*q));
+    if (!q) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    q->cfg = *pc;
+    q->done = done;
+    q->cookie = cookie;
+    q->next = C.pending;
+    C.pending = q;
+    if ((rc = resolver_submit(pc->host, pc->port, on_resolved, q))) {
+        unlink_pending(q);
+        free(q);
+        snprintf(err, errlen, "cannot resolve host \"%s\": %s", pc->host, strerror(-rc));
+        return rc == -ENOMEM ? rc : -EINVAL;
+    }
+    return -EINPROGRESS;
+}
+
+void ctl_resolving_json(struct sbuf *o)
+{
+    int n = 0;
+    sbuf_puts(o, "[");
+    for (struct pending *q = C.pending; q; q = q->next) {
+        if (q->cancelled)
+            continue;
+        sbuf_puts(o, n++ ? ",\"" : "\"");
+        sbuf_json_escape(o, q->cfg.name, strlen(q->cfg.name));
+        sbuf_puts(o, "\"");
+    }
+    sbuf_puts(o, "]");
+}
+
+static struct pending *find_pending(const char *name)
+{
+    for (struct pending *q = C.pending; q; q = q->next)
+        if (!q->cancelled && !strcmp(q->cfg.name, name))
+            return q;
+    return NULL;
+}
+
 static void free_pod(struct cpod *p)
 {
     hget_free(&p->mc);
@@ -247,13 +370,18 @@ static void free_pod(struct cpod *p)
 int ctl_remove_pod(const char *name)
 {
     struct cpod *p = find_pod(name);
+    struct pending *q = p ? NULL : find_pending(name);
+    if (q) { /* not there yet: it will not be */
+        q->cancelled = 1;
+        return 0;
+    }
     if (!p)
         return -ENOENT;
     uint32_t slot = p->info.slot;
     C.pods[slot] = NULL;
     C.npods--;
-    if (C.g->pidx)
-        pidx_purge_pod(C.g->pidx, slot);
+    if (C.g->pidx) /* its entries go, its fair share back to the others */
+        pidx_remove_pod(C.g->pidx, slot);
     free_pod(p);
     ctl_mark_dirty();
     return 0;
@@ -269,71 +397,6 @@ int ctl_drain_pod(const char *name, int drain)
         ctl_mark_dirty();
     }
     return 0;
-}
-
-/* ---- policies and the kill switch ---- */
-
-static void force_rr(struct policy_cfg *p)
-{
-    p->mode = POLICY_ROUND_ROBIN;
-    p->shadow = 0;
-    p->canary_pct = 100;
-}
-
-static void install(const struct gw_policies *p)
-{
-    pthread_mutex_lock(&C.g->policy_mu);
-    C.g->policies = *p;
-    pthread_mutex_unlock(&C.g->policy_mu);
-}
-
-void ctl_set_policies(const struct gw_policies *p)
-{
-    if (!C.ks_on) {
-        install(p);
-        return;
-    }
-    C.ks_saved = *p; /* restored when the switch goes off */
-    static struct gw_policies forced;
-    forced = *p;
-    force_rr(&forced.global);
-    for (uint32_t i = 0; i < forced.noverrides; i++)
-        force_rr(&forced.overrides[i].policy);
-    install(&forced);
-}
-
-/* The policy set an admin change applies to: without the kill switch's
- * forcing. */
-void ctl_base_policies(struct gw_policies *out)
-{
-    if (C.ks_on) {
-        *out = C.ks_saved;
-        return;
-    }
-    pthread_mutex_lock(&C.g->policy_mu);
-    *out = C.g->policies;
-    pthread_mutex_unlock(&C.g->policy_mu);
-}
-
-void ctl_killswitch(int on)
-{
-    static struct gw_policies base;
-    on = !!on;
-    if (on == C.ks_on)
-        return;
-    if (on) {
-        ctl_base_policies(&base);
-        C.ks_on = 1;
-        ctl_set_policies(&base);
-    } else {
-        C.ks_on = 0;
-        install(&C.ks_saved);
-    }
-}
-
-int ctl_killswitch_on(void)
-{
-    return C.ks_on;
 }
 
 /* ---- reload ---- */
@@ -360,7 +423,8 @@ int ctl_reload(char *err, size_t errlen)
         return -1;
     }
     gw_config_defaults(nc);
-    if (gw_config_load(C.g->config_path, nc, err, errlen)) {
+    if (gw_config_load(C.g->config_path, nc, err, errlen) ||
+        gw_config_check_admin(nc, C.g->cfg.admin_listen, err, errlen)) {
         free(nc);
         return -1;
     }
@@ -377,13 +441,26 @@ int ctl_reload(char *err, size_t errlen)
             nc->pods[j].port != p->cfg.port)
             ctl_remove_pod(p->info.name);
     }
+    /* the same for pods still waiting for their name to resolve */
+    for (struct pending *q = C.pending; q; q = q->next) {
+        uint32_t j = 0;
+        while (j < nc->npods && strcmp(nc->pods[j].name, q->cfg.name))
+            j++;
+        if (j == nc->npods || strcmp(nc->pods[j].host, q->cfg.host) ||
+            nc->pods[j].port != q->cfg.port)
+            q->cancelled = 1;
+    }
     int rc = 0;
     for (uint32_t j = 0; j < nc->npods; j++) {
         const struct gw_pod_cfg *pc = &nc->pods[j];
         struct cpod *p = find_pod(pc->name);
         if (!p) {
             char e[256];
-            int arc = ctl_add_pod(pc, e, sizeof(e));
+            if (find_pending(pc->name))
+                continue; /* on its way */
+            int arc = ctl_add_pod(pc, e, sizeof(e), NULL, 0);
+            if (arc == -EINPROGRESS)
+                continue; /* added when its name resolves (or logged) */
             if (arc && !rc) { /* the rest still applies */
                 snprintf(err, errlen, "pods[%u]: %s", j, e);
                 rc = -1;
@@ -417,6 +494,9 @@ int ctl_reload(char *err, size_t errlen)
     np.noverrides = nc->noverrides;
     memcpy(np.overrides, nc->overrides, sizeof(np.overrides));
     ctl_set_policies(&np);
+    /* the admin token applies at once (the listener itself stays) */
+    admin_set_token(nc->admin_token);
+    gw_set_tenant_from_user(nc->tenant_from_user);
     /* what the workers and the index were built with stays until a restart
      * (flags given at start also override these) */
     const struct gw_config *o = &C.g->cfg;
@@ -426,8 +506,7 @@ int ctl_reload(char *err, size_t errlen)
         snprintf(keep + strlen(keep), sizeof(keep) - strlen(keep), "%s%s",     \
                  keep[0] ? ", " : "", name)
     KEEP(strcmp(nc->listen, o->listen), "listen");
-    KEEP(strcmp(nc->admin_listen, o->admin_listen) || strcmp(nc->admin_token, o->admin_token),
-         "admin");
+    KEEP(strcmp(nc->admin_listen, o->admin_listen), "admin.listen");
     KEEP(nc->workers != o->workers, "workers");
     KEEP(nc->block_bytes != o->block_bytes || nc->max_blocks != o->max_blocks, "fingerprint");
     KEEP(nc->index_max_entries != o->index_max_entries ||
@@ -442,7 +521,8 @@ int ctl_reload(char *err, size_t errlen)
              nc->first_byte_timeout_ms != o->first_byte_timeout_ms ||
              nc->max_buffered_bytes != o->max_buffered_bytes,
          "limits");
-    KEEP(strcmp(nc->access_log, o->access_log), "access_log");
+    KEEP(strcmp(nc->access_log, o->access_log) || nc->access_log_buffer != o->access_log_buffer,
+         "access_log");
 #undef KEEP
     if (keep[0])
         fprintf(stderr, "kvgated: reload: pods, policy and scrape applied; %s keep their "
@@ -458,7 +538,7 @@ static int run_req(struct creq *r)
     switch (r->op) {
     case OP_ADD: {
         char e[256];
-        return ctl_add_pod(&r->pod, e, sizeof(e));
+        return ctl_add_pod(&r->pod, e, sizeof(e), NULL, 0);
     }
     case OP_REMOVE:
         return ctl_remove_pod(r->name);
@@ -584,6 +664,12 @@ static void *thread_main(void *arg)
 static void teardown(void)
 {
     admin_stop();
+    resolver_stop(); /* undelivered answers are dropped: free their pods */
+    while (C.pending) {
+        struct pending *q = C.pending;
+        C.pending = q->next;
+        free(q);
+    }
     for (uint32_t i = 0; i < POD_MAX; i++)
         if (C.pods[i]) {
             free_pod(C.pods[i]);
@@ -606,7 +692,7 @@ int control_start(struct gw *g)
     char err[512];
     int rc;
     C.g = g;
-    C.ks_on = 0;
+    ctl_killswitch_reset();
     memcpy(&C.cfg, &g->cfg, sizeof(C.cfg));
     C.l = ev_new();
     C.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -620,7 +706,7 @@ int control_start(struct gw *g)
         goto fail;
     }
     for (uint32_t i = 0; i < g->cfg.npods; i++) {
-        if ((rc = ctl_add_pod(&g->cfg.pods[i], err, sizeof(err))) < 0) {
+        if ((rc = ctl_add_pod(&g->cfg.pods[i], err, sizeof(err), NULL, 0)) < 0) {
             fprintf(stderr, "kvgated: pods[%u] (%s): %s\n", i, g->cfg.pods[i].name, err);
             goto fail;
         }
@@ -631,6 +717,10 @@ int control_start(struct gw *g)
     on_publish(C.l, NULL);
     if ((rc = admin_start(g, C.l)) < 0)
         goto fail;
+    if ((rc = resolver_start(C.l)) < 0) {
+        fprintf(stderr, "kvgated: resolver thread: %s\n", strerror(-rc));
+        goto fail;
+    }
     probes_arm(C.l);
     pthread_mutex_lock(&C.mu);
     C.accepting = 1;

@@ -19,7 +19,9 @@ int control_start(struct gw *g);
 void control_stop(void);
 
 /* Thread-safe requests from any thread (the admin API runs on the control
- * thread itself). 0 or -errno (-EEXIST, -ENOENT, -ENOSPC). */
+ * thread itself). 0 or -errno (-EEXIST, -ENOENT, -ENOSPC); adding a pod
+ * whose host is a DNS name answers -EINPROGRESS: the resolver thread looks
+ * it up and the pod joins when it resolves (a failure is logged). */
 int control_add_pod(const struct gw_pod_cfg *p);
 int control_remove_pod(const char *name);
 int control_drain_pod(const char *name, int drain);

@@ -2,13 +2,16 @@
  * control plane. Not for the data path (workers read snapshots, gateway.h).
  *
  *   config.c   JSON -> gw_config; also the pieces the admin API reuses
- *              (one pod object, one policy object, policy -> JSON), on
- *              jsonpath.c (typed reads, key-path errors) and hostport.c
- *   control.c  the control thread: pod table, snapshots, reload, policies,
- *              requests from other threads
+ *              (one pod object; config_policy.c: one policy object,
+ *              policy -> JSON), on jsonpath.c (typed reads, key-path
+ *              errors) and hostport.c
+ *   control.c  the control thread: pod table, snapshots, reload, requests
+ *              from other threads (control_policy.c: policies, kill switch;
+ *              resolver.c: host names, off the thread)
  *   probe.c    the periodic /metrics, /health, /v1/models probes
  *   scrape.c   the non-blocking HTTP/1.1 GET client (scrape.h)
- *   admin.c    the admin listener, served on the control thread's loop */
+ *   admin.c    the admin listener, served on the control thread's loop
+ *              (admin_api.c: its endpoints; admin_priv.h) */
 #ifndef KVGATE_GATEWAY_CONTROL_PRIV_H
 #define KVGATE_GATEWAY_CONTROL_PRIV_H
 
@@ -26,8 +29,9 @@ struct sbuf;
 /* ---- config.c ---- */
 
 /* One pod object {"url","name","engine","models"} found at key path `path`
- * ("" for a bare request body). Checks that the host resolves. 0, or -1
- * with err = "<path>.<key>: <what is wrong>". */
+ * ("" for a bare request body). No DNS (the host is checked for syntax;
+ * ctl_add_pod resolves it). 0, or -1 with err = "<path>.<key>: <what is
+ * wrong>". */
 int gwc_pod_parse(const struct cJSON *o, const char *path, struct gw_pod_cfg *p,
                   char *err, size_t errlen);
 /* A "policy" object (NULL: absent) over policy_defaults(); overrides inherit
@@ -48,6 +52,8 @@ struct cpod {
     struct hget mc, hc, vc;      /* probe connections: /metrics, /health, /v1/models */
     uint32_t health_fails;       /* failed health checks in a row */
     uint64_t models_at;          /* last /v1/models request (ev_now_ns) */
+    uint64_t scrape_cost_ns;     /* reading + parsing its last /metrics page */
+    int64_t scrape_credit_ns;    /* parse budget: scraped while >= 0 (probe.c) */
 };
 
 struct gw *ctl_gw(void);
@@ -69,10 +75,22 @@ void probe_now(struct cpod *p);
 /* GET /v1/models now, unless one is in flight. */
 void probe_models(struct cpod *p);
 
-/* ---- control.c: called by admin.c on the control thread ---- */
+/* ---- control.c / control_policy.c: called by admin.c on the control
+ * thread ---- */
 
+/* A pod whose host is a name was added (rc 0) or not (rc < 0, err says
+ * why) once the resolver answered; runs on the control thread. */
+typedef void (*ctl_added_cb)(uint64_t cookie, int rc, const char *err);
+/* Adds a pod: 0, or -errno with err (-EEXIST, -ENOSPC, -EINVAL cannot
+ * resolve, -ENOMEM). A numeric host is added at once; so is a name before
+ * the thread runs (start-up). At run time a name goes to the resolver
+ * thread: -EINPROGRESS, and done(cookie, ...) later (done may be NULL:
+ * then a failure is logged). */
+int ctl_add_pod(const struct gw_pod_cfg *p, char *err, size_t errlen, ctl_added_cb done,
+                uint64_t cookie);
+/* The names of pods waiting for their host to resolve, as a JSON array. */
+void ctl_resolving_json(struct sbuf *out);
 /* Same results as the public control_* calls, run in place. */
-int ctl_add_pod(const struct gw_pod_cfg *p, char *err, size_t errlen);
 int ctl_remove_pod(const char *name);
 int ctl_drain_pod(const char *name, int drain);
 int ctl_reload(char *err, size_t errlen);
@@ -85,6 +103,8 @@ void ctl_base_policies(struct gw_policies *out);
  * shadow, no canary; off = their previous mode, shadow and canary back. */
 void ctl_killswitch(int on);
 int ctl_killswitch_on(void);
+/* Off, without touching the policies (control_start). */
+void ctl_killswitch_reset(void);
 
 /* ---- admin.c ---- */
 
@@ -92,5 +112,8 @@ int ctl_killswitch_on(void);
  * sentence on stderr. */
 int admin_start(struct gw *g, struct ev_loop *l);
 void admin_stop(void);
+/* The bearer token /admin/ requires from now on ("" = none); reloads call
+ * it. */
+void admin_set_token(const char *token);
 
 #endif

@@ -1,17 +1,22 @@
 /* gwmetrics: kvgated's own metrics. See gwmetrics.h. */
 #include "gateway/gwmetrics.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
 
 #include "common/promtext.h"
 #include "common/sbuf.h"
 #include "core/podtable.h"
+#include "gateway/accesslog.h"
 #include "gateway/bpf.h"
 #include "gateway/gateway.h"
 #include "gateway/splice.h"
@@ -21,6 +26,8 @@
 #define MAX_MT 1024    /* (model, tenant) series */
 #define MAX_REQ 4096   /* (model, pod, status) series */
 #define MAX_NAMED 1024 /* small labelled counters */
+#define MAX_SERVED 1024   /* distinct served model / adapter names looked up */
+#define SERVED_SLOTS 2048 /* open addressing, power of two, > 2 x MAX_SERVED */
 
 static const double RATIO_BUCKETS[] = {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99, 1.0};
 static const double DECISION_BUCKETS[] = {1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4,
@@ -47,8 +54,20 @@ struct named {
     uint64_t n;
 };
 
+/* What the pods serve (gw_metrics_served): a hash set of names. */
+struct served {
+    uint32_t n;
+    uint64_t fp;                   /* XXH3 of the snapshot's names, in order */
+    uint16_t slot[SERVED_SLOTS];   /* 0: empty, else index + 1 */
+    char names[MAX_SERVED][POD_MODEL_MAX];
+};
+
 struct gw_metrics {
     pthread_mutex_t mu;
+    /* served[cur] is read under mu; the control thread builds the other
+     * one without it, then flips cur under mu */
+    struct served served[2];
+    int cur, have_served;
     struct mt_series mt[MAX_MT];
     uint32_t nmt;
     struct req_series req[MAX_REQ];
@@ -85,6 +104,82 @@ void gw_metrics_free(struct gw_metrics *m)
     }
 }
 
+static uint32_t served_slot(const char *name, size_t n)
+{
+    return (uint32_t)XXH3_64bits(name, n) & (SERVED_SLOTS - 1);
+}
+
+static int served_has(const struct served *sv, const char *name)
+{
+    size_t n = strlen(name);
+    for (uint32_t i = served_slot(name, n);; i = (i + 1) & (SERVED_SLOTS - 1)) {
+        if (!sv->slot[i])
+            return 0;
+        if (!strcmp(sv->names[sv->slot[i] - 1], name))
+            return 1;
+    }
+}
+
+static void served_add(struct served *sv, const char *name)
+{
+    size_t n = strnlen(name, POD_MODEL_MAX - 1);
+    if (!n || sv->n == MAX_SERVED)
+        return;
+    uint32_t i = served_slot(name, n);
+    for (; sv->slot[i]; i = (i + 1) & (SERVED_SLOTS - 1))
+        if (!strncmp(sv->names[sv->slot[i] - 1], name, POD_MODEL_MAX))
+            return;
+    memcpy(sv->names[sv->n], name, n);
+    sv->names[sv->n][n] = 0;
+    sv->slot[i] = (uint16_t)++sv->n;
+}
+
+void gw_metrics_served(struct gw_metrics *m, const struct pod_snapshot *s)
+{
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    for (uint32_t i = 0; s && i < s->npods; i++) {
+        const struct pod_info *p = &s->pods[i];
+        for (uint32_t k = 0; k < p->nmodels && k < POD_MAX_MODELS; k++)
+            XXH3_64bits_update(&st, p->models[k], strnlen(p->models[k], POD_MODEL_MAX) + 1);
+        for (uint32_t k = 0; k < p->nadapters && k < POD_MAX_ADAPTERS; k++)
+            XXH3_64bits_update(&st, p->adapters[k], strnlen(p->adapters[k], POD_MODEL_MAX) + 1);
+    }
+    uint64_t fp = XXH3_64bits_digest(&st);
+    pthread_mutex_lock(&m->mu);
+    int cur = m->cur, same = m->have_served && m->served[cur].fp == fp;
+    pthread_mutex_unlock(&m->mu);
+    if (same)
+        return;
+    struct served *sv = &m->served[!cur]; /* no reader looks at it */
+    sv->n = 0;
+    sv->fp = fp;
+    memset(sv->slot, 0, sizeof(sv->slot));
+    for (uint32_t i = 0; s && i < s->npods; i++) {
+        const struct pod_info *p = &s->pods[i];
+        for (uint32_t k = 0; k < p->nmodels && k < POD_MAX_MODELS; k++)
+            served_add(sv, p->models[k]);
+        for (uint32_t k = 0; k < p->nadapters && k < POD_MAX_ADAPTERS; k++)
+            served_add(sv, p->adapters[k]);
+    }
+    pthread_mutex_lock(&m->mu);
+    m->cur = !cur;
+    m->have_served = 1;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static atomic_int tenant_from_user;
+
+void gw_set_tenant_from_user(int on)
+{
+    atomic_store_explicit(&tenant_from_user, !!on, memory_order_relaxed);
+}
+
+int gw_tenant_from_user(void)
+{
+    return atomic_load_explicit(&tenant_from_user, memory_order_relaxed);
+}
+
 /* Bounded label sets: the first N distinct values are kept, later ones are
  * counted as "other" so a client cannot blow up the page. */
 static const char *bounded(char (*set)[128], uint32_t *n, uint32_t cap, const char *v)
@@ -98,6 +193,17 @@ static const char *bounded(char (*set)[128], uint32_t *n, uint32_t cap, const ch
         return "other";
     snprintf(set[*n], 128, "%s", v);
     return set[(*n)++];
+}
+
+/* A model's label: its name only while a pod serves it (a client cannot
+ * mint labels with bogus names, nor push real models out), else "other". */
+static const char *model_label(struct gw_metrics *m, const char *model)
+{
+    if (!model[0])
+        return "none";
+    if (!served_has(&m->served[m->cur], model))
+        return "other";
+    return bounded(m->models, &m->nmodels, MAX_MODELS, model);
 }
 
 static struct mt_series *mt_get(struct gw_metrics *m, const char *model, const char *tenant)
@@ -142,7 +248,7 @@ static double secs(uint64_t a, uint64_t b)
 void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
 {
     pthread_mutex_lock(&m->mu);
-    const char *model = bounded(m->models, &m->nmodels, MAX_MODELS, r->model);
+    const char *model = model_label(m, r->model);
     const char *tenant = bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant);
     const char *pod = r->d.idx >= 0 && r->pod.name[0] ? r->pod.name : "none";
 
@@ -193,7 +299,7 @@ void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
 void gw_metrics_itl(struct gw_metrics *m, const struct gw_request *r, double seconds)
 {
     pthread_mutex_lock(&m->mu);
-    const char *model = bounded(m->models, &m->nmodels, MAX_MODELS, r->model);
+    const char *model = model_label(m, r->model);
     const char *tenant = bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant);
     struct mt_series *s = mt_get(m, model, tenant);
     if (s)
@@ -225,6 +331,29 @@ void gw_metrics_limit(struct gw_metrics *m, const char *which)
 {
     pthread_mutex_lock(&m->mu);
     named_inc(m, "limit", which, "");
+    pthread_mutex_unlock(&m->mu);
+}
+
+int gw_errno_is_local(int err)
+{
+    if (err < 0)
+        err = -err;
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ||
+           err == EADDRNOTAVAIL || err == EAGAIN;
+}
+
+void gw_metrics_local_error(struct gw_metrics *m, const char *where, int err)
+{
+    if (err < 0)
+        err = -err;
+    const char *name = strerrorname_np(err);
+    char num[16];
+    if (!name) {
+        snprintf(num, sizeof(num), "%d", err);
+        name = num;
+    }
+    pthread_mutex_lock(&m->mu);
+    named_inc(m, "local", where, name);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -345,6 +474,10 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
          "Connections the data path opened to pods (requests on pooled ones open none).");
     sbuf_puts(o, "kvgate_pod_connections_opened_total");
     num(o, (double)atomic_load(&m->pod_connects));
+    named_out(o, m, "local", "kvgate_local_errors_total",
+              "Failures of this host's own resources (descriptors, memory, local ports), "
+              "by where they happened and errno; no pod is blamed for them.",
+              "where", "errno");
     head(o, "kvgate_shadow_decisions_total", "counter",
          "Shadow mode: whether the shadow policy agreed with the baseline's pick.");
     sbuf_puts(o, "kvgate_shadow_decisions_total{agree=\"true\"}");
@@ -393,6 +526,7 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
     }
 
     splice_metrics_render(o); /* the sockmap splice (splice.c) */
+    accesslog_metrics_render(o); /* lines the log's reader did not take */
 
     if (!s)
         return;

@@ -1,8 +1,12 @@
 /* gwmetrics: kvgated's own Prometheus metrics (what it decided and why,
  * and the latency its clients saw), rendered on the admin listener's
  * GET /metrics. Thread-safe; per-request updates take one short mutex.
- * Label cardinality is bounded: past 64 models or 256 tenants new values
- * are counted under "other". */
+ * Label cardinality is bounded and not the clients' to choose: a model
+ * gets its own label only while a pod in the current snapshot serves it (a
+ * base model or an adapter; gw_metrics_served), at most 64 of them;
+ * everything else, 404s included, is "other". Tenants (from the fairness
+ * headers, or the body's "user" only with metrics.tenant_from_user) are
+ * bounded at 256, then "other". */
 #ifndef KVGATE_GATEWAY_GWMETRICS_H
 #define KVGATE_GATEWAY_GWMETRICS_H
 
@@ -18,6 +22,18 @@ struct sbuf;
 struct gw_metrics *gw_metrics_new(void);
 void gw_metrics_free(struct gw_metrics *m);
 
+/* The models the pods serve now: the model label set's admission list.
+ * Called by the control thread (only) with each snapshot it publishes;
+ * cheap when the names did not change. */
+void gw_metrics_served(struct gw_metrics *m, const struct pod_snapshot *s);
+
+/* metrics.tenant_from_user: whether the body's "user" field may become the
+ * tenant when no fairness header names one (off by default: it is often an
+ * e-mail address, and /metrics is unauthenticated). Process-wide; main
+ * and reloads set it, the data path's body scan reads it. */
+void gw_set_tenant_from_user(int on);
+int gw_tenant_from_user(void);
+
 /* One finished request (called from gw_request_done). */
 void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r);
 /* One inter-token gap seen by the client of r. */
@@ -32,6 +48,18 @@ void gw_metrics_pod_connect(struct gw_metrics *m);
 /* Connections refused by a limit ("max_connections", "header_timeout",
  * "idle_timeout", "header_too_large", "body_too_large"). */
 void gw_metrics_limit(struct gw_metrics *m, const char *which);
+
+/* A failure that is this host's own, not a pod's: socket(), connect() or
+ * accept() refused for want of descriptors, memory or local ports. Counted
+ * as kvgate_local_errors_total{where,errno} (errno by name, "EMFILE");
+ * whoever sees one must not mark a pod down or unhealthy for it.
+ * where: "scrape", "health", "models" (the control thread's probes),
+ * "upstream" (the data path's pod connects). err: errno, either sign. */
+void gw_metrics_local_error(struct gw_metrics *m, const char *where, int err);
+/* 1 if err (either sign) is a local resource error: EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM, EADDRNOTAVAIL (no free local port), EAGAIN from
+ * connect() on a full port range. */
+int gw_errno_is_local(int err);
 
 /* Appends the whole page. Per-pod gauges come from the snapshot and the
  * shared counters; now_ns gives the metrics age. */

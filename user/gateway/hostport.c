@@ -90,6 +90,14 @@ int hostport_split(const char *s, size_t n, int allow_empty, char *host,
     return 0;
 }
 
+int hostport_is_numeric(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    return !strcmp(host, "localhost") || inet_pton(AF_INET, host, &a4) == 1 ||
+           inet_pton(AF_INET6, host, &a6) == 1;
+}
+
 int hostport_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
                      socklen_t *len, char *err, size_t errlen)
 {

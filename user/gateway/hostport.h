@@ -18,8 +18,12 @@ int hostport_split(const char *s, size_t n, int allow_empty_host, char *host,
 
 /* host ("localhost" is 127.0.0.1; numeric IPv4 / IPv6; else getaddrinfo,
  * IPv4 preferred) -> socket address. 0, or -1 with err ("cannot resolve
- * host ..."). Built with HOSTPORT_NO_DNS (fuzzing), names are not looked
+ * host ..."). May block for seconds on DNS: the control thread resolves
+ * names through resolver.h instead. Built with HOSTPORT_NO_DNS (fuzzing), names are not looked
  * up and map to 127.0.0.1. */
+/* 1 if host needs no DNS: "localhost" or a numeric IPv4 / IPv6 address. */
+int hostport_is_numeric(const char *host);
+
 int hostport_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
                      socklen_t *len, char *err, size_t errlen);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -40,6 +41,49 @@ static const char USAGE[] =
     "  --xdp-iface IF       attach the XDP guard to interface IF\n"
     "  --xdp-mode MODE      auto (native, else generic) | native | generic\n"
     "  -h, --help\n";
+
+/* RLIMIT_NOFILE: each client connection may hold a pod connection too,
+ * and every pod has three probe connections; raise the soft limit to what
+ * limits.max_connections needs, and say so plainly when the hard limit
+ * does not allow it (past it, accepts and pod connects fail with EMFILE,
+ * which kvgated counts as local errors, never as pod failures). */
+static void raise_nofile(const struct gw_config *c, uint32_t nworkers)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return;
+    uint64_t pods = c->npods > 64 ? c->npods : 64;
+    uint64_t need = 2ull * c->max_connections + 3 * pods + 64 /* admin */ +
+                    8ull * nworkers /* listeners, loops, wake-ups */ + 64 /* log, BPF, slack */;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return;
+    rlim_t want = (rlim_t)need;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+        want = rl.rlim_max;
+    rlim_t was = rl.rlim_cur;
+    if (want > rl.rlim_cur) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl))
+            rl.rlim_cur = was;
+    }
+    if (rl.rlim_cur < need) {
+        uint64_t fit = rl.rlim_cur > need - 2ull * c->max_connections
+                           ? (rl.rlim_cur - (need - 2ull * c->max_connections)) / 2
+                           : 0;
+        fprintf(stderr,
+                "kvgated: limits.max_connections %u needs about %llu file descriptors, but "
+                "RLIMIT_NOFILE allows %llu (hard limit %llu): past about %llu connections, "
+                "accepts and pod connections will fail with EMFILE; raise the hard limit "
+                "(ulimit -Hn, systemd LimitNOFILE=) or lower limits.max_connections\n",
+                c->max_connections, (unsigned long long)need,
+                (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+                (unsigned long long)fit);
+    } else if (rl.rlim_cur != was) {
+        fprintf(stderr, "kvgated: RLIMIT_NOFILE raised from %llu to %llu for "
+                        "limits.max_connections %u\n",
+                (unsigned long long)was, (unsigned long long)rl.rlim_cur, c->max_connections);
+    }
+}
 
 int main(int argc, char **argv)
 {
@@ -139,6 +183,10 @@ int main(int argc, char **argv)
         }
         g.cfg.npods++;
     }
+    if (gw_config_check_admin(&g.cfg, NULL, err, sizeof(err))) {
+        fprintf(stderr, "kvgated: %s\n", err);
+        return 2;
+    }
     if (g.cfg.npods == 0)
         fprintf(stderr, "kvgated: no pods configured yet (add with --pod, the config file, "
                         "or POST /admin/pods); requests get 503 until then\n");
@@ -146,6 +194,7 @@ int main(int argc, char **argv)
     uint32_t nw = g.cfg.workers ? g.cfg.workers : (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
     if (nw < 1)
         nw = 1;
+    raise_nofile(&g.cfg, nw);
     uint32_t def_blocks = g.cfg.index_default_blocks;
     if (!def_blocks) /* vLLM on an H100 with an 8B model: 27,000 x 16 tokens */
         def_blocks = (uint32_t)(27000.0 * 16 * g.cfg.bytes_per_token / g.cfg.block_bytes);
@@ -158,13 +207,14 @@ int main(int argc, char **argv)
     g.sessions = session_new(1u << 16);
     g.metrics = gw_metrics_new();
     outlier_init(&g.outlier, &g.cfg.outlier);
+    gw_set_tenant_from_user(g.cfg.tenant_from_user);
     atomic_store(&g.rng, (uint64_t)getpid() * 0x9E3779B97F4A7C15ull);
     if (!g.pidx || !g.sessions || !g.metrics) {
         fprintf(stderr, "kvgated: out of memory (index.max_entries %u)\n", g.cfg.index_max_entries);
         return 1;
     }
     if (g.cfg.access_log[0]) {
-        g.alog = accesslog_open(g.cfg.access_log);
+        g.alog = accesslog_open(g.cfg.access_log, g.cfg.access_log_buffer);
         if (!g.alog) {
             fprintf(stderr, "kvgated: access_log: cannot open '%s': %s\n", g.cfg.access_log,
                     strerror(errno));

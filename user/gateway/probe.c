@@ -11,9 +11,25 @@
  *               when a running adapter is not known yet
  *
  * Each scrape outcome is counted with gw_metrics_scrape (cause "timeout",
- * "connect", "http" or "parse"). */
+ * "connect", "http", "parse" or "local").
+ *
+ * Bounded work per pod (issue 9): a /metrics or /v1/models body past
+ * scrape.max_page_bytes fails (cause "too_large": the pod's metrics go
+ * stale, its health is untouched), and reading plus parsing pages may take
+ * at most half of each scrape interval (PARSE_SHARE). When the pods' pages
+ * together need more, each gets a max-min fair share of that budget: pods
+ * whose pages cost less than an equal split are scraped every interval;
+ * the costliest ones run up a debt and are scraped again once it is paid
+ * (counted as result "throttled" meanwhile). So one pod's page cannot
+ * make the others stale.
+ *
+ * A probe that fails for a reason of this host's own (out of descriptors,
+ * memory or local ports: gw_errno_is_local) says nothing about the pod: it
+ * is counted in kvgate_local_errors_total{where="scrape"|"health"|"models"}
+ * and never counts towards marking the pod unhealthy. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/ev.h"
@@ -24,6 +40,8 @@
 #include "gateway/scrape.h"
 
 #define MODELS_RETRY_NS 1000000000ull /* unknown running adapter: refresh after 1 s */
+#define PARSE_SHARE 0.5                /* of each scrape interval, for reading + parsing */
+#define HEALTH_MAX_BODY 65536
 
 static struct {
     struct ev_loop *l;
@@ -55,7 +73,20 @@ static const char *fail_cause(const struct hget *h, int err)
 {
     if (err == -ETIMEDOUT)
         return "timeout";
+    if (err == -EMSGSIZE)
+        return "too_large";
+    if (gw_errno_is_local(err))
+        return "local";
     return h->connect_failed ? "connect" : "http";
+}
+
+/* A failure of this host's own: counted, and the pod is not blamed. */
+static int local_failure(const char *where, int err)
+{
+    if (!err || !gw_errno_is_local(err))
+        return 0;
+    gw_metrics_local_error(ctl_gw()->metrics, where, err);
+    return 1;
 }
 
 /* running_loras "a,b" -> bits over adapters[]; 1 if a name is unknown */
@@ -86,14 +117,24 @@ static void on_metrics(struct hget *h, int err, int status, const char *body, si
 {
     struct cpod *p = arg;
     struct gw *g = ctl_gw();
+    uint64_t t0 = ev_now_ns();
+    /* what this page cost the loop: reading now, parsing below */
+    p->scrape_cost_ns = h->io_ns;
+    p->scrape_credit_ns -= (int64_t)h->io_ns;
     if (err || status != 200) {
         gw_metrics_scrape(g->metrics, p->info.name, err ? fail_cause(h, err) : "http");
+        if (local_failure("scrape", err))
+            return;
         if (err == -ECONNREFUSED)
             set_healthy(p, 0);
         return;
     }
     struct engine_load el;
-    if (engine_load_parse(body, len, kind_of(p->info.engine), NULL, &el) != 0) {
+    int prc = engine_load_parse(body, len, kind_of(p->info.engine), NULL, &el);
+    uint64_t parse_ns = ev_now_ns() - t0;
+    p->scrape_cost_ns += parse_ns;
+    p->scrape_credit_ns -= (int64_t)parse_ns;
+    if (prc != 0) {
         gw_metrics_scrape(g->metrics, p->info.name, "parse");
         return;
     }
@@ -128,9 +169,14 @@ static void on_metrics(struct hget *h, int err, int status, const char *body, si
 
 static void probe_metrics(struct cpod *p)
 {
-    if (!hget_busy(&p->mc) &&
-        hget_get(&p->mc, "/metrics", ctl_cfg()->scrape_timeout_ms, on_metrics, p) != 0)
-        gw_metrics_scrape(ctl_gw()->metrics, p->info.name, "connect");
+    if (hget_busy(&p->mc))
+        return;
+    hget_set_max_body(&p->mc, ctl_cfg()->scrape_max_page);
+    int rc = hget_get(&p->mc, "/metrics", ctl_cfg()->scrape_timeout_ms, on_metrics, p);
+    if (rc) {
+        gw_metrics_scrape(ctl_gw()->metrics, p->info.name, fail_cause(&p->mc, rc));
+        local_failure("scrape", rc);
+    }
 }
 
 static void on_health(struct hget *h, int err, int status, const char *body, size_t len,
@@ -146,6 +192,8 @@ static void on_health(struct hget *h, int err, int status, const char *body, siz
         }
         return;
     }
+    if (local_failure("health", err))
+        return; /* says nothing about the pod */
     if (p->health_fails < UINT32_MAX)
         p->health_fails++;
     if (err == -ECONNREFUSED || p->health_fails >= 2)
@@ -154,8 +202,10 @@ static void on_health(struct hget *h, int err, int status, const char *body, siz
 
 static void probe_health(struct cpod *p)
 {
+    hget_set_max_body(&p->hc, HEALTH_MAX_BODY);
     if (!hget_busy(&p->hc))
-        hget_get(&p->hc, "/health", ctl_cfg()->scrape_timeout_ms, on_health, p);
+        local_failure("health",
+                      hget_get(&p->hc, "/health", ctl_cfg()->scrape_timeout_ms, on_health, p));
 }
 
 static int in_list(const char (*list)[POD_MODEL_MAX], uint32_t n, const char *s)
@@ -172,6 +222,7 @@ static void on_models(struct hget *h, int err, int status, const char *body, siz
                       void *arg)
 {
     struct cpod *p = arg;
+    local_failure("models", err);
     if (err || status != 200)
         return; /* keep what we had */
     cJSON *root = cJSON_ParseWithLength(body, len);
@@ -236,7 +287,9 @@ void probe_models(struct cpod *p)
     if (hget_busy(&p->vc))
         return;
     p->models_at = ev_now_ns();
-    hget_get(&p->vc, "/v1/models", ctl_cfg()->scrape_timeout_ms, on_models, p);
+    hget_set_max_body(&p->vc, ctl_cfg()->scrape_max_page);
+    local_failure("models",
+                  hget_get(&p->vc, "/v1/models", ctl_cfg()->scrape_timeout_ms, on_models, p));
 }
 
 /* ---- periodic ticks ---- */
@@ -250,11 +303,59 @@ static uint64_t next_tick(uint64_t *next, uint32_t period_ms)
     return *next;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The parse budget's water level: the largest per-round share L such that
+ * sum over pods of min(cost, L) fits the budget; UINT64_MAX when every
+ * page fits as it is. */
+static uint64_t parse_level(uint64_t budget)
+{
+    static uint64_t cost[POD_MAX];
+    uint32_t n = 0;
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < POD_MAX; i++)
+        if (ctl_pod(i)) {
+            cost[n] = ctl_pod(i)->scrape_cost_ns;
+            total += cost[n++];
+        }
+    if (total <= budget)
+        return UINT64_MAX;
+    qsort(cost, n, sizeof(cost[0]), cmp_u64);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t share = budget / (n - i);
+        if (cost[i] > share)
+            return share;
+        budget -= cost[i];
+    }
+    return UINT64_MAX;
+}
+
 static void on_scrape_tick(struct ev_loop *l, void *arg)
 {
-    for (uint32_t i = 0; i < POD_MAX; i++)
-        if (ctl_pod(i))
-            probe_metrics(ctl_pod(i));
+    uint64_t budget = (uint64_t)(ctl_cfg()->scrape_ms * 1e6 * PARSE_SHARE);
+    uint64_t level = parse_level(budget);
+    for (uint32_t i = 0; i < POD_MAX; i++) {
+        struct cpod *p = ctl_pod(i);
+        if (!p)
+            continue;
+        /* each round pays `level` off the pod's debt, and a pod cannot save
+         * more than one round's share */
+        if (level == UINT64_MAX)
+            p->scrape_credit_ns = 0;
+        else if (p->scrape_credit_ns + (int64_t)level > (int64_t)level)
+            p->scrape_credit_ns = (int64_t)level;
+        else
+            p->scrape_credit_ns += (int64_t)level;
+        if (p->scrape_credit_ns < 0 && !hget_busy(&p->mc)) {
+            gw_metrics_scrape(ctl_gw()->metrics, p->info.name, "throttled");
+            continue;
+        }
+        probe_metrics(p);
+    }
     T.t_scrape = ev_timer_at(l, next_tick(&T.scrape_next, ctl_cfg()->scrape_ms), on_scrape_tick,
                              NULL);
 }

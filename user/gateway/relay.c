@@ -254,7 +254,10 @@ void x_add_header(struct xreq *x, const char *n, size_t nl, const char *v, size_
     if (lc_eq(n, nl, "x-session-id")) {
         copy_trunc(x->r.session, sizeof(x->r.session), v, vl);
     } else if (lc_eq(n, nl, "x-gateway-inference-fairness-id")) {
-        copy_trunc(x->r.tenant, sizeof(x->r.tenant), v, vl);
+        copy_trunc(x->r.tenant, sizeof(x->r.tenant), v, vl); /* wins over llm-d's */
+    } else if (lc_eq(n, nl, "x-llm-d-inference-fairness-id")) {
+        if (!x->r.tenant[0]) /* llm-d's newer name for the same header */
+            copy_trunc(x->r.tenant, sizeof(x->r.tenant), v, vl);
     } else if (lc_eq(n, nl, "content-type")) {
         sbuf_reset(&x->ctype);
         sbuf_append(&x->ctype, v, vl);
@@ -621,9 +624,9 @@ void relay_up_fail(struct xreq *x, int kind, int reused, const char *cause)
         return;
     struct gw *g = x->w->g;
     if (kind == FK_LOCAL) {
-        /* out of file descriptors or local ports: no pod is to blame, and
+        /* out of file descriptors or local ports (counted where it
+         * happened: kvgate_local_errors_total): no pod is to blame, and
          * another pod would fail the same way */
-        gw_metrics_limit(g->metrics, "local_resources");
         char msg[160];
         snprintf(msg, sizeof(msg), "the gateway is out of resources (%s); try again",
                  cause ? cause : "local error");

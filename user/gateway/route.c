@@ -70,7 +70,7 @@ int gw_scan_finish(struct gw_scan *s, struct gw_request *r, const char **err,
     }
     snprintf(r->model, sizeof(r->model), "%s", bs->model);
     r->stream = bs->stream == 1;
-    if (!r->tenant[0] && bs->has_user)
+    if (!r->tenant[0] && bs->has_user && gw_tenant_from_user()) /* metrics.tenant_from_user */
         snprintf(r->tenant, sizeof(r->tenant), "%.127s", bs->user);
     uint64_t mk = fp_model_key(bs->model, bs->model_len, bs->cache_salt,
                                bs->has_cache_salt ? bs->cache_salt_len : 0);

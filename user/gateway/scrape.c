@@ -30,6 +30,7 @@ void hget_init(struct hget *h, struct ev_loop *l)
     h->l = l;
     h->fd = -1;
     h->clen = -1;
+    h->max_body = HGET_MAX_BODY;
     sbuf_init(&h->out);
     sbuf_init(&h->in);
 }
@@ -65,6 +66,11 @@ void hget_target(struct hget *h, const struct sockaddr_storage *a, socklen_t ale
         h->addrlen = alen;
     }
     snprintf(h->host, sizeof(h->host), "%s", hostport);
+}
+
+void hget_set_max_body(struct hget *h, size_t bytes)
+{
+    h->max_body = bytes && bytes < HGET_MAX_BODY ? bytes : HGET_MAX_BODY;
 }
 
 void hget_close(struct hget *h)
@@ -190,6 +196,7 @@ int hget_get(struct hget *h, const char *path, uint32_t timeout_ms, hget_cb cb,
         return -ENOMEM;
     reset_resp(h);
     h->retried = h->connect_failed = h->pend_err = 0;
+    h->io_ns = 0;
     h->timer = ev_timer_at(h->l, ev_now_ns() + (uint64_t)timeout_ms * 1000000ull,
                            on_timer, h);
     if (!h->timer)
@@ -344,7 +351,7 @@ static int parse(struct hget *h)
             return -EPROTO;
         h->raw_off += (size_t)c;
         h->body_len += outn;
-        if (h->body_len > HGET_MAX_BODY)
+        if (h->body_len > h->max_body)
             return -EMSGSIZE;
         if (!h->ck.done)
             return 0;
@@ -353,8 +360,8 @@ static int parse(struct hget *h)
         return 1;
     }
     if (h->clen >= 0) {
-        if (h->clen > (int64_t)HGET_MAX_BODY)
-            return -EMSGSIZE;
+        if (h->clen > (int64_t)h->max_body)
+            return -EMSGSIZE; /* at the head: no body byte read */
         if (avail < (size_t)h->clen)
             return 0;
         if (avail > (size_t)h->clen)
@@ -364,46 +371,54 @@ static int parse(struct hget *h)
     }
     /* no framing: the body ends when the pod closes */
     h->close_after = 1;
-    return avail > HGET_MAX_BODY ? -EMSGSIZE : 0;
+    return avail > h->max_body ? -EMSGSIZE : 0;
 }
 
-static void do_read(struct hget *h)
+/* Reads what is there; 0: wait for more, else the request ended
+ * (finish() or a retry is due, with *err). */
+static int read_some(struct hget *h, int *err, int *retry)
 {
     for (;;) {
-        if (sbuf_reserve(&h->in, READ_CHUNK)) {
-            finish(h, -ENOMEM);
-            return;
-        }
+        if (sbuf_reserve(&h->in, READ_CHUNK))
+            return *err = -ENOMEM, 1;
         /* keep a spare byte: finish() NUL-terminates the body */
         ssize_t n = recv(h->fd, h->in.data + h->in.len, h->in.cap - h->in.len - 1, 0);
         if (n > 0) {
             h->in.len += (size_t)n;
             int rc = parse(h);
-            if (rc) {
-                finish(h, rc < 0 ? rc : 0);
-                return;
-            }
-            if (h->in.len > (size_t)HGET_MAX_BODY + 2 * HGET_MAX_HEAD) {
-                finish(h, -EMSGSIZE); /* chunk framing overhead gone wild */
-                return;
-            }
+            if (rc)
+                return *err = rc < 0 ? rc : 0, 1;
+            if (h->in.len > h->max_body + 2 * HGET_MAX_HEAD)
+                return *err = -EMSGSIZE, 1; /* chunk framing overhead gone wild */
             continue;
         }
         if (n == 0) {
             if (h->head_done && !h->chunked && h->clen < 0) {
                 h->body_len = h->in.len - h->body_off;
-                finish(h, 0);
-            } else {
-                fail_io(h, -ECONNRESET);
+                return *err = 0, 1;
             }
-            return;
+            return *err = -ECONNRESET, *retry = 1, 1;
         }
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN)
-            fail_io(h, -errno);
-        return;
+            return *err = -errno, *retry = 1, 1;
+        return 0;
     }
+}
+
+static void do_read(struct hget *h)
+{
+    uint64_t t0 = ev_now_ns();
+    int err = 0, retry = 0;
+    int done = read_some(h, &err, &retry);
+    h->io_ns += ev_now_ns() - t0;
+    if (!done)
+        return;
+    if (retry)
+        fail_io(h, err);
+    else
+        finish(h, err);
 }
 
 static void on_io(struct ev_loop *l, int fd, uint32_t events, void *arg)

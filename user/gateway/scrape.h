@@ -6,8 +6,11 @@
  * stalled /metrics never delays a health check. A request on a reused
  * connection that the pod closed while idle is retried once on a fresh one.
  * Responses are framed by Content-Length, chunked encoding or close; bodies
- * are capped at HGET_MAX_BODY. Every request ends with exactly one callback,
- * never from inside hget_get itself. */
+ * are capped per connection (hget_set_max_body, default HGET_MAX_BODY): a
+ * Content-Length over the cap fails at the head, before any body byte is
+ * read; a chunked or unframed body fails as soon as it passes the cap.
+ * Every request ends with exactly one callback, never from inside hget_get
+ * itself. */
 #ifndef KVGATE_GATEWAY_SCRAPE_H
 #define KVGATE_GATEWAY_SCRAPE_H
 
@@ -27,8 +30,12 @@ struct hget;
 /* err: 0 (status and body valid: body[0..len), NUL-terminated, valid until
  * the callback returns), or -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET (closed
  * before a whole response), -EPROTO (not HTTP/1.x), -EMSGSIZE (too large),
- * another -errno from connect / read / write. h->connect_failed tells a
- * failure to connect from a later one. The callback may start the next
+ * another -errno from connect / read / write. h->io_ns is the time the
+ * loop spent reading and framing this response (the caller's parse cost
+ * comes on top). h->connect_failed tells a
+ * failure to connect from a later one. A failure of socket() or connect()
+ * for want of local resources (EMFILE, EADDRNOTAVAIL...: gw_errno_is_local)
+ * comes back as that errno; callers must not blame the pod for it. The callback may start the next
  * request on h; it must not free h. */
 typedef void (*hget_cb)(struct hget *h, int err, int status, const char *body,
                         size_t len, void *arg);
@@ -47,6 +54,8 @@ struct hget {
     uint64_t timer;              /* deadline, or a deferred failure */
     int pend_err;                /* failure to report from the timer */
     int reused, retried, connect_failed;
+    size_t max_body;             /* -EMSGSIZE past this many body bytes */
+    uint64_t io_ns;              /* time spent reading and framing this response */
     hget_cb cb;
     void *arg;
     struct sbuf out;             /* request bytes */
@@ -65,6 +74,8 @@ void hget_init(struct hget *h, struct ev_loop *l);
 /* Sets the pod's address and Host header; a change drops the connection. */
 void hget_target(struct hget *h, const struct sockaddr_storage *a, socklen_t alen,
                  const char *hostport);
+/* Caps response bodies on h (at most HGET_MAX_BODY). */
+void hget_set_max_body(struct hget *h, size_t bytes);
 /* Starts GET path. 0, -EBUSY (a request is in flight), or -ENOMEM. */
 int hget_get(struct hget *h, const char *path, uint32_t timeout_ms, hget_cb cb,
              void *arg);

@@ -62,14 +62,6 @@ static const char *err_text(int err)
     }
 }
 
-/* Errors that say the gateway itself ran out of something (descriptors,
- * local ports, memory): no pod is to blame. */
-static int local_error(int err)
-{
-    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ||
-           err == EADDRNOTAVAIL || err == EAGAIN;
-}
-
 /* Pod connections: no Nagle; keep-alive probes find a pod that vanished
  * while a long prefill (or an idle pooled conn) sends nothing; unacked
  * data gives up after TCP_USER_TIMEOUT. */
@@ -596,7 +588,10 @@ int up_start(struct xreq *x, int fresh_only)
     }
     int fd = socket(u->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        defer_fail(u, local_error(errno) ? FK_LOCAL : FK_CONNECT, err_text(errno));
+        int err = errno;
+        if (gw_errno_is_local(err)) /* the gateway ran out, not the pod */
+            gw_metrics_local_error(w->g->metrics, "upstream", err);
+        defer_fail(u, gw_errno_is_local(err) ? FK_LOCAL : FK_CONNECT, err_text(err));
         return 0;
     }
     tune_socket(fd);
@@ -605,7 +600,9 @@ int up_start(struct xreq *x, int fresh_only)
     int err = rc < 0 ? errno : 0;
     if (rc < 0 && err != EINPROGRESS) {
         close(fd);
-        defer_fail(u, local_error(err) ? FK_LOCAL : FK_CONNECT, err_text(err));
+        if (gw_errno_is_local(err))
+            gw_metrics_local_error(w->g->metrics, "upstream", err);
+        defer_fail(u, gw_errno_is_local(err) ? FK_LOCAL : FK_CONNECT, err_text(err));
         return 0;
     }
     if (ev_add(w->l, fd, EPOLLOUT, up_io, u) < 0) {

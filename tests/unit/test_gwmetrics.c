@@ -1,0 +1,186 @@
+/* Unit tests for user/gateway/gwmetrics.c: kvgated's own metrics page, and
+ * what goes into its labels (issue 9): only models a pod serves get a
+ * model label, tenants are bounded, local resource errors are counted
+ * apart from pods. */
+#include "gateway/gwmetrics.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/sbuf.h"
+#include "core/podtable.h"
+#include "gateway/gateway.h"
+#include "harness.h"
+
+/* The rendered page as a NUL-terminated heap string (caller frees). */
+static char *render(struct gw_metrics *m, const struct pod_snapshot *s)
+{
+    static struct pod_counters c;
+    struct sbuf b;
+    sbuf_init(&b);
+    gw_metrics_render(m, s, &c, 1000000000ull, &b);
+    sbuf_append(&b, "", 1);
+    char *t = strdup(b.data ? b.data : "");
+    sbuf_free(&b);
+    return t;
+}
+
+/* Value of the sample "series value" (series exactly as rendered), or -1. */
+static double sample(const char *page, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *l = page; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, series, n) && l[n] == ' ')
+            return strtod(l + n + 1, NULL);
+    return -1;
+}
+
+/* A snapshot of one pod serving models[] and adapters[] (caller frees). */
+static struct pod_snapshot *snap(const char **models, int nm, const char **ads, int na)
+{
+    struct pod_snapshot *s = calloc(1, sizeof(*s) + sizeof(struct pod_info));
+    s->npods = 1;
+    struct pod_info *p = &s->pods[0];
+    snprintf(p->name, sizeof(p->name), "pod-a");
+    for (int i = 0; i < nm; i++)
+        snprintf(p->models[p->nmodels++], POD_MODEL_MAX, "%s", models[i]);
+    for (int i = 0; i < na; i++)
+        snprintf(p->adapters[p->nadapters++], POD_MODEL_MAX, "%s", ads[i]);
+    return s;
+}
+
+static void request(struct gw_metrics *m, const char *model, const char *tenant, int status)
+{
+    static struct gw_request r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.model, sizeof(r.model), "%s", model);
+    snprintf(r.tenant, sizeof(r.tenant), "%s", tenant);
+    r.d.idx = -1;
+    r.d.shadow_idx = -1;
+    r.status = status;
+    r.t_start = 1;
+    r.t_end = 2;
+    gw_metrics_request(m, &r);
+}
+
+static double req_count(const char *page, const char *model, int status)
+{
+    char series[256];
+    snprintf(series, sizeof(series),
+             "kvgate_requests_total{model=\"%s\",pod=\"none\",status=\"%d\"}", model, status);
+    return sample(page, series);
+}
+
+TEST(bogus_models_get_no_label)
+{
+    struct gw_metrics *m = gw_metrics_new();
+    const char *models[] = {"llama"}, *ads[] = {"sql-lora"};
+    struct pod_snapshot *s = snap(models, 1, ads, 1);
+    gw_metrics_served(m, s);
+    for (int i = 0; i < 200; i++) {
+        char b[32];
+        snprintf(b, sizeof(b), "bogus-%d", i);
+        request(m, b, "", 404);
+    }
+    request(m, "llama", "", 200);
+    request(m, "sql-lora", "", 200);
+    char *p = render(m, s);
+    CHECK(strstr(p, "bogus-") == NULL);
+    CHECK_NEAR(req_count(p, "other", 404), 200, 0);
+    CHECK_NEAR(req_count(p, "llama", 200), 1, 0);    /* not pushed into "other" */
+    CHECK_NEAR(req_count(p, "sql-lora", 200), 1, 0); /* adapters too */
+    free(p);
+    /* a model no pod serves any more: "other" from then on */
+    const char *m2[] = {"mistral"};
+    struct pod_snapshot *s2 = snap(m2, 1, NULL, 0);
+    gw_metrics_served(m, s2);
+    request(m, "llama", "", 200);
+    request(m, "mistral", "", 200);
+    p = render(m, s2);
+    CHECK_NEAR(req_count(p, "other", 200), 1, 0);
+    CHECK_NEAR(req_count(p, "mistral", 200), 1, 0);
+    free(p);
+    free(s);
+    free(s2);
+    gw_metrics_free(m);
+}
+
+TEST(model_and_tenant_sets_bounded)
+{
+    struct gw_metrics *m = gw_metrics_new();
+    static const char *names[100];
+    static char buf[100][16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(buf[i], sizeof(buf[i]), "model-%d", i);
+        names[i] = buf[i];
+    }
+    struct pod_snapshot *s = calloc(1, sizeof(*s) + 13 * sizeof(struct pod_info));
+    s->npods = 13; /* 8 models a pod */
+    for (int i = 0; i < 100; i++)
+        snprintf(s->pods[i / 8].models[s->pods[i / 8].nmodels++], POD_MODEL_MAX, "%s", names[i]);
+    gw_metrics_served(m, s);
+    for (int i = 0; i < 100; i++)
+        request(m, names[i], "", 200);
+    for (int i = 0; i < 300; i++) {
+        char t[32];
+        snprintf(t, sizeof(t), "tenant-%d", i);
+        request(m, "model-0", t, 200);
+    }
+    char *p = render(m, s);
+    CHECK_NEAR(req_count(p, "model-63", 200), 1, 0);
+    CHECK_NEAR(req_count(p, "model-64", 200), -1, 0); /* past 64 served: "other" */
+    CHECK_NEAR(req_count(p, "other", 200), 36, 0);
+    CHECK(strstr(p, "tenant=\"tenant-255\"") != NULL);
+    CHECK(strstr(p, "tenant=\"tenant-256\"") == NULL);
+    CHECK(strstr(p, "tenant=\"other\"") != NULL);
+    free(p);
+    free(s);
+    gw_metrics_free(m);
+}
+
+TEST(tenant_from_user_switch)
+{
+    CHECK_EQ(gw_tenant_from_user(), 0); /* off by default */
+    gw_set_tenant_from_user(1);
+    CHECK_EQ(gw_tenant_from_user(), 1);
+    gw_set_tenant_from_user(0);
+    CHECK_EQ(gw_tenant_from_user(), 0);
+}
+
+TEST(local_errors_by_where_and_errno)
+{
+    struct gw_metrics *m = gw_metrics_new();
+    gw_metrics_local_error(m, "scrape", -EMFILE);
+    gw_metrics_local_error(m, "scrape", EMFILE);
+    gw_metrics_local_error(m, "health", -EADDRNOTAVAIL);
+    char *p = render(m, NULL);
+    CHECK(strstr(p, "# TYPE kvgate_local_errors_total counter") != NULL);
+    CHECK_NEAR(sample(p, "kvgate_local_errors_total{where=\"scrape\",errno=\"EMFILE\"}"), 2, 0);
+    CHECK_NEAR(sample(p, "kvgate_local_errors_total{where=\"health\",errno=\"EADDRNOTAVAIL\"}"),
+               1, 0);
+    free(p);
+    gw_metrics_free(m);
+}
+
+TEST(local_errno_classes)
+{
+    CHECK(gw_errno_is_local(-EMFILE));
+    CHECK(gw_errno_is_local(ENFILE));
+    CHECK(gw_errno_is_local(-EADDRNOTAVAIL));
+    CHECK(gw_errno_is_local(-ENOBUFS));
+    CHECK(!gw_errno_is_local(-ECONNREFUSED));
+    CHECK(!gw_errno_is_local(-ETIMEDOUT));
+    CHECK(!gw_errno_is_local(-ECONNRESET));
+    CHECK(!gw_errno_is_local(-EHOSTUNREACH));
+}
+
+int main(void)
+{
+    RUN(bogus_models_get_no_label);
+    RUN(model_and_tenant_sets_bounded);
+    RUN(tenant_from_user_switch);
+    RUN(local_errors_by_where_and_errno);
+    RUN(local_errno_classes);
+    return harness_done();
+}
