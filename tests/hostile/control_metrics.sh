@@ -31,9 +31,9 @@ bogus=$(grep -c 'model="bogus-model-' $d/page1)
 echo "series naming a bogus model: $bogus"
 check "no series names a bogus model" [ "$bogus" = 0 ]
 check "the 404s count under model=\"other\"" \
-    grep -Eq '^kvgate_requests_total\{model="other",pod="none",status="404"} 100(\.0)?$' $d/page1
+    grep -Eq '^kvgate_requests_total\{model="other",pod="none",status="404",outcome="rejected"} 100(\.0)?$' $d/page1
 check "the real model has its own label" \
-    grep -Eq "^kvgate_requests_total\\{model=\"$M\",.*status=\"200\"} 1(\\.0)?\$" $d/page1
+    grep -Eq "^kvgate_requests_total\\{model=\"$M\",.*status=\"200\",outcome=\"ok\"} 1(\\.0)?\$" $d/page1
 check "the body's user is no tenant label" bash -c "! grep -q 'alice@example.com' $d/page1"
 check "... nor in the access log" bash -c "! grep -q 'alice@example.com' $GW_LOG"
 gw_post $GW_PORT "$(body $M alice@example.com)" -H 'x-gateway-inference-fairness-id: team-a' >/dev/null

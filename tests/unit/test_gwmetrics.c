@@ -68,7 +68,8 @@ static double req_count(const char *page, const char *model, int status)
 {
     char series[256];
     snprintf(series, sizeof(series),
-             "kvgate_requests_total{model=\"%s\",pod=\"none\",status=\"%d\"}", model, status);
+             "kvgate_requests_total{model=\"%s\",pod=\"none\",status=\"%d\",outcome=\"ok\"}", model,
+             status);
     return sample(page, series);
 }
 
