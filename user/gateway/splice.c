@@ -430,6 +430,7 @@ static void finish(struct splice *sp)
 static void bad_answer(struct splice *sp, const struct kvg_flow_st *stp)
 {
     struct cconn *c = sp->c;
+    gw_attempt_done(c->w->g, sp->slot, 0); /* outlier detection sees spliced failures too */
     if (stp->flags & KVG_ST_F_BAD_SENT) {
         sp_teardown(sp, UC_NONE);
         return;
@@ -472,6 +473,8 @@ static void pod_eof(struct splice *sp, int reset)
             sp_schedule(sp);
         return;
     }
+    if (reset || !answered(sp, &stc, &stp)) /* a request left unanswered */
+        gw_attempt_done(sp->c->w->g, sp->slot, 0);
     if (reset) {
         sp_teardown(sp, UC_POD_CLOSED);
         return;
