@@ -1,6 +1,7 @@
 # kvgate top-level build.
 #   make            build everything (after `make deps`)
 #   make test       every test tier; ends with "N passed, N failed"
+#   make fuzz       each libFuzzer target FUZZ_SECONDS (600), corpus kept
 #   make demo       podsim (and later kvgated) doing real work, figures printed
 #   make deps       install missing Debian packages, mount bpffs
 #   make bench      the serving benchmark (bench-quick, bench-overhead: bench/)
@@ -36,15 +37,13 @@ PODSIM_OBJS := $(PODSIM_SRCS:%.c=$(OUT)/obj/%.o)
 
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
-FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_BINS   := $(FUZZ_SRCS:tests/fuzz/%.c=$(OUT)/fuzz/%)
 
 BINS := $(OUT)/kvgate-podsim $(OUT)/kvgated $(OUT)/loadgen
 .DEFAULT_GOAL := all
 include bench/Makefile.inc
 include bpf/bpf.mk
 
-.PHONY: all deps test unit fuzz demo clean
+.PHONY: all deps test unit demo clean
 all: deps-stamp $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench
 
 # benchmarks (not part of `make test`): make bench, bench-quick, bench-overhead
@@ -90,15 +89,10 @@ $(OUT)/tests/%: tests/unit/%.c $(TEST_LIBS) tests/harness.h
 	$(call msg,TEST,$@)
 	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) $< $(TEST_LIBS) -o $@ $(LDLIBS)
 
-# libFuzzer targets (clang), with ASan/UBSan.
-FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -Iuser -Itests
-$(OUT)/fuzz/%: tests/fuzz/%.c $(COMMON_SRCS) $(CORE_SRCS) $(PODSIM_SRCS) $(GATEWAY_SRCS)
-	$(call msg,FUZZ,$@)
-	$(Q)mkdir -p $(@D) && $(CLANG) $(FUZZ_CFLAGS) $< -o $@ $(LDLIBS)
+# libFuzzer targets: tests/fuzz/fuzz.mk (make fuzz, make fuzz-build)
+include tests/fuzz/fuzz.mk
 
-fuzz: $(FUZZ_BINS)
-
-test: all fuzz
+test: all fuzz-build
 	$(Q)tests/run.sh
 
 unit: all

@@ -5,11 +5,13 @@
 # Each test program prints its own summary line; exit code 77 means skipped
 # (the reason is printed by the test). A program that crashes or prints no
 # summary counts as one failure.
+#   fuzz   each build/fuzz/fuzz_* for FUZZ_SECONDS (default 15) from its
+#          kept corpus (tests/fuzz/run_fuzz.sh; `make fuzz` for long runs)
 set -u
 cd "$(dirname "$0")/.."
 tiers=${1:-"unit fuzz e2e hostile bpf"}
 filter=${2:-}
-FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 total_pass=0 total_fail=0 total_skip=0
 log_dir=build/test-logs
 mkdir -p "$log_dir"
@@ -22,6 +24,7 @@ run_one() { # name, command...
     local rc=$?
     local line
     line=$(grep -E '^[A-Za-z]*:? ?[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+    grep -E '^fuzz: ' "$log" | tail -1 | sed 's/^/   /'
     if [ $rc -eq 77 ]; then
         printf '   skipped: %s\n' "$(tail -1 "$log")"
         total_skip=$((total_skip + 1)); return
