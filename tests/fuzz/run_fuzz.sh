@@ -15,7 +15,8 @@
 #
 # A crash, leak, timeout, out-of-memory or sanitizer report fails the
 # target; the input that caused it is left in build/fuzz-artifacts/X/ and
-# the report in build/fuzz-logs/X.log. Reproduce with `BIN ARTIFACT`.
+# the report in build/fuzz-logs/X.log (X.brief.log for a brief run).
+# Reproduce with `BIN ARTIFACT`.
 # tests/fuzz/fuzz_X.dict, when present, is passed as -dict.
 set -u
 cd "$(dirname "$0")/../.."
@@ -42,38 +43,40 @@ stats() {
     echo "execs ${execs:-0}, cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?}"
 }
 
-# run_target BIN SECONDS WORKDIR -> libFuzzer's exit code; log in $LOGS/X.log
+# run_target BIN SECONDS WORKDIR LOG -> libFuzzer's exit code
 run_target() {
-    local bin=$1 secs=$2 work=$3 n
+    local bin=$1 secs=$2 work=$3 log=$4 n
     n=$(name_of "$bin")
     local seeds="tests/fuzz/corpus/$n"
     mkdir -p "$ARTS/$n" "$LOGS" "$work" "$seeds"
     # shellcheck disable=SC2046
     "$bin" "${OPTS[@]}" $(dict_opt "$n") -max_total_time="$secs" \
-        -artifact_prefix="$ARTS/$n/" "$work" "$seeds" >"$LOGS/$n.log" 2>&1
+        -artifact_prefix="$ARTS/$n/" "$work" "$seeds" >"$log" 2>&1
 }
 
-report_failure() { # BIN
-    local n log
+report_failure() { # BIN LOG
+    local n log=$2
     n=$(name_of "$1")
-    log="$LOGS/$n.log"
-    grep -aE '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|    #[0-9]+ )' "$log" | head -25
+    grep -aE '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|    #[0-9]+ )' "$log" |
+        grep -avE 'fuzzer::|__libc_start|in _start |in main \(' | head -25
     grep -a -A1 -E 'Test unit written to' "$log" | head -4
     echo "log: $log; reproduce: $1 <artifact>"
 }
 
 brief() {
-    local bin=$1 secs=${2:-20} n work rc
+    local bin=$1 secs=${2:-20} n work rc t0=$SECONDS
     n=$(name_of "$bin")
     work=$(mktemp -d)
-    run_target "$bin" "$secs" "$work"
+    run_target "$bin" "$secs" "$work" "$LOGS/$n.brief.log"
     rc=$?
     rm -rf "$work"
-    echo "fuzz: $n: $secs s, $(stats "$LOGS/$n.log")"
+    echo "fuzz: $n: $((SECONDS - t0)) s, $(stats "$LOGS/$n.brief.log")"
     if [ $rc -eq 0 ]; then
         echo "1 passed, 0 failed"
     else
-        report_failure "$bin"
+        echo "FAIL $n: $(grep -aE '^SUMMARY|^==[0-9]+==ERROR' "$LOGS/$n.brief.log" | tail -1)"
+        echo "FAIL $n: input in $(ls -t "$ARTS/$n" 2>/dev/null | head -1 | sed "s|^|$ARTS/$n/|")"
+        report_failure "$bin" "$LOGS/$n.brief.log"
         echo "0 passed, 1 failed"
     fi
 }
@@ -108,7 +111,7 @@ long_one() {
     n=$(name_of "$bin")
     before=$(find "tests/fuzz/corpus/$n" -type f 2>/dev/null | wc -l)
     work=$(mktemp -d)
-    run_target "$bin" "$secs" "$work"
+    run_target "$bin" "$secs" "$work" "$LOGS/$n.log"
     rc=$?
     local st
     st=$(stats "$LOGS/$n.log")
@@ -131,7 +134,7 @@ long_one() {
     fi
     printf '%-12s FAIL  %s s, %s, crashes %s (%s)\n' "$n" "$secs" "$st" "$crashes" \
         "$(ls -t "$ARTS/$n" 2>/dev/null | head -1 | sed "s|^|$ARTS/$n/|")"
-    report_failure "$bin" | sed 's/^/    /'
+    report_failure "$bin" "$LOGS/$n.log" | sed 's/^/    /'
     return 1
 }
 
