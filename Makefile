@@ -1,6 +1,9 @@
 # kvgate top-level build.
 #   make            build everything (after `make deps`)
-#   make test       every test tier; ends with "N passed, N failed"
+#   make test       every test tier, the sanitizer build's too; ends with
+#                   "N passed, N failed"
+#   make fuzz       each libFuzzer target FUZZ_SECONDS (600), corpus kept
+#   make asan       build-asan/: binaries and unit tests under ASan + UBSan
 #   make demo       podsim (and later kvgated) doing real work, figures printed
 #   make deps       install missing Debian packages, mount bpffs
 #   make bench      the serving benchmark (bench-quick, bench-overhead: bench/)
@@ -15,6 +18,15 @@ CLANG    ?= clang
 CFLAGS   ?= -O2 -g
 CFLAGS   += -Wall -Wextra -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE \
             -fno-strict-aliasing -MMD -MP -Iuser -Itests
+# SANITIZE=1 (the build-asan/ tree): clang (as the fuzz targets: its UBSan
+# writes its reports where ASAN_OPTIONS=log_path says, gcc's only to
+# stderr), -O1, ASan + UBSan, and a UBSan report is fatal
+# (-fno-sanitize-recover) so that a test sees it as a failure
+ifeq ($(SANITIZE),1)
+CC       := $(CLANG)
+CFLAGS   += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+            -fno-sanitize-recover=all -Wno-string-concatenation
+endif
 LDLIBS   := -lnghttp2 -lcjson -lxxhash -lzmq -lmsgpackc -lm -lpthread
 
 ifeq ($(V),1)
@@ -36,15 +48,13 @@ PODSIM_OBJS := $(PODSIM_SRCS:%.c=$(OUT)/obj/%.o)
 
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
-FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_BINS   := $(FUZZ_SRCS:tests/fuzz/%.c=$(OUT)/fuzz/%)
 
 BINS := $(OUT)/kvgate-podsim $(OUT)/kvgated $(OUT)/loadgen
 .DEFAULT_GOAL := all
 include bench/Makefile.inc
 include bpf/bpf.mk
 
-.PHONY: all deps test unit fuzz demo clean
+.PHONY: all deps test unit demo clean asan sanitize-bins
 all: deps-stamp $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench
 
 # benchmarks (not part of `make test`): make bench, bench-quick, bench-overhead
@@ -90,15 +100,26 @@ $(OUT)/tests/%: tests/unit/%.c $(TEST_LIBS) tests/harness.h
 	$(call msg,TEST,$@)
 	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) $< $(TEST_LIBS) -o $@ $(LDLIBS)
 
-# libFuzzer targets (clang), with ASan/UBSan.
-FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -Iuser -Itests
-$(OUT)/fuzz/%: tests/fuzz/%.c $(COMMON_SRCS) $(CORE_SRCS) $(PODSIM_SRCS) $(GATEWAY_SRCS)
-	$(call msg,FUZZ,$@)
-	$(Q)mkdir -p $(@D) && $(CLANG) $(FUZZ_CFLAGS) $< -o $@ $(LDLIBS)
+# libFuzzer targets: tests/fuzz/fuzz.mk (make fuzz, make fuzz-build)
+include tests/fuzz/fuzz.mk
 
-fuzz: $(FUZZ_BINS)
+# The sanitizer build: the same sources, binaries and unit tests under
+# ASan + UBSan in $(ASAN_OUT)/ (a second make of this file with
+# OUT=$(ASAN_OUT) SANITIZE=1); tests/run.sh tier `asan` runs them.
+ASAN_OUT := build-asan
+asan: all
+	$(Q)$(MAKE) --no-print-directory OUT=$(ASAN_OUT) SANITIZE=1 sanitize-bins
+sanitize-bins: $(OUT)/kvgate-podsim $(OUT)/kvgated $(UNIT_BINS) \
+               $(OUT)/tests/san/canary $(OUT)/tests/san/leak_preload.so
+# tests/san/canary.sh: does the tier see reports on this machine at all
+$(OUT)/tests/san/canary: tests/san/canary.c
+	$(call msg,TEST,$@)
+	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) $< -o $@ -lpthread
+$(OUT)/tests/san/leak_preload.so: tests/san/leak_preload.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CC) -O1 -g -Wall -Wextra -shared -fPIC $< -o $@
 
-test: all fuzz
+test: all fuzz-build asan
 	$(Q)tests/run.sh
 
 unit: all
@@ -108,6 +129,6 @@ demo: all
 	$(Q)scripts/demo.sh
 
 clean:
-	rm -rf $(OUT)
+	rm -rf $(OUT) $(ASAN_OUT)
 
 -include $(shell find $(OUT)/obj $(OUT)/tests -name '*.d' 2>/dev/null)

@@ -11,6 +11,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # The binaries under test: build/ by default; tests/run.sh sets KVG_BUILD to
 # run the same tiers against the sanitizer build (build-asan/).
 BUILD=${KVG_BUILD:-build}
+# Sanitizer runs (tests/run.sh tier asan sets KVG_SAN_DIR): every ASan /
+# LSan / UBSan report of a process started here is written to
+# $KVG_SAN_DIR/report.PID, and finish() stops the processes (SIGTERM: they
+# exit through their shutdown path, so LeakSanitizer runs) and counts each
+# report as a failure.
+if [ -n "${KVG_SAN_DIR:-}" ]; then
+    mkdir -p "$KVG_SAN_DIR"
+    export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$KVG_SAN_DIR/report"
+fi
 
 E2E_PASS=0 E2E_FAIL=0
 E2E_PIDS=()
@@ -35,7 +44,22 @@ check() { # description, command...
     fi
 }
 
+san_check() {
+    [ -n "${KVG_SAN_DIR:-}" ] || return 0
+    local p f
+    for p in "${E2E_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${E2E_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    E2E_PIDS=()
+    for f in "$KVG_SAN_DIR"/report.*; do
+        [ -f "$f" ] || continue
+        E2E_FAIL=$((E2E_FAIL + 1))
+        echo "FAIL sanitizer report $f"
+        grep -E 'ERROR|runtime error|SUMMARY|^    #[0-9]' "$f" | head -12 | sed 's/^/     | /'
+    done
+}
+
 finish() {
+    san_check
     echo "$E2E_PASS passed, $E2E_FAIL failed"
     [ "$E2E_FAIL" -eq 0 ]
     exit $?

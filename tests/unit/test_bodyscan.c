@@ -87,7 +87,7 @@ static int same(const struct res *a, const struct res *b)
            x->prompt_start == y->prompt_start &&
            x->prompt_end == y->prompt_end && x->max_tokens == y->max_tokens &&
            x->max_completion_tokens == y->max_completion_tokens &&
-           a->plen == b->plen && !memcmp(a->pbytes, b->pbytes, a->plen);
+           a->plen == b->plen && (!a->plen || !memcmp(a->pbytes, b->pbytes, a->plen));
 }
 
 /* The prompt bytes delivered are exactly body[start, end). */
@@ -582,7 +582,7 @@ static size_t mutate(char *b, size_t len, size_t cap)
                     n = len - from;
                 if (len + n < cap) {
                     memmove(b + at + n, b + at, len - at);
-                    memcpy(b + at, b + (from >= at ? from + n : from), n);
+                    memmove(b + at, b + (from >= at ? from + n : from), n);
                     len += n;
                 }
             }
