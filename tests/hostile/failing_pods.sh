@@ -5,7 +5,8 @@
 # pods pass health checks (fail open), and every request is counted with how
 # it ended (kvgate_requests_total{outcome}, the access log's "outcome").
 . "$(dirname "$0")/../e2e/lib.sh"
-[ -x $BUILD/kvgated ] && [ -x $BUILD/kvgate-podsim ] && [ -x $BUILD/loadgen ] || skip_all "binaries not built"
+LOADGEN=build/loadgen # the client, not under test: the normal build's
+[ -x $BUILD/kvgated ] && [ -x $BUILD/kvgate-podsim ] && [ -x $LOADGEN ] || skip_all "binaries not built"
 M=meta-llama/Llama-3.1-8B-Instruct
 # two podsim processes of 4 pods each, as an operator would run two nodes
 start_podsim --pods 4 --time-scale 0.5 || setup_failed "podsim A"
@@ -20,7 +21,7 @@ sum() { curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk -v p="$1" 'index($0, p)
 
 # ---- 1. half the pods answer 500 to everything ----
 curl -s -X POST http://127.0.0.1:$B_ADMIN/pods/all/faults -d '{"fail_rate": 1}' >/dev/null
-$BUILD/loadgen --target http://127.0.0.1:$GW_PORT --rate 20 --duration 8 --output-len 16 \
+$LOADGEN --target http://127.0.0.1:$GW_PORT --rate 20 --duration 8 --output-len 16 \
     --time-scale 0.5 --seed 3 --out "$E2E_TMP/lg1.json" --quiet >"$E2E_TMP/lg1.txt" 2>&1
 t_after_first_second() {
     cat "$E2E_TMP/lg1.txt"
@@ -82,7 +83,7 @@ kill $GW_PID; wait $GW_PID 2>/dev/null
 start_gateway "${pods[@]}" --workers 2 || setup_failed "kvgated (3)"
 curl -s -X POST http://127.0.0.1:$B_ADMIN/pods/all/faults -d '{"fail_rate": 1}' >/dev/null
 curl -s -X POST http://127.0.0.1:$A_ADMIN/pods/all/faults -d '{"fail_rate": 1}' >/dev/null
-$BUILD/loadgen --target http://127.0.0.1:$GW_PORT --rate 100 --duration 4 --output-len 4 \
+$LOADGEN --target http://127.0.0.1:$GW_PORT --rate 100 --duration 4 --output-len 4 \
     --time-scale 0.5 --seed 5 --out "$E2E_TMP/lg3.json" --quiet >"$E2E_TMP/lg3.txt" 2>&1
 N3=$(jq '.requests | length' "$E2E_TMP/lg3.json")
 R3=$(sum kvgate_retries_total)
