@@ -25,7 +25,7 @@
 #include "gateway/admin_api.c"
 #include "gateway/config.c"
 #include "gateway/config_policy.c"
-#include "gateway/hostport.c"
+#include "common/netaddr.c"
 #include "gateway/jsonpath.c"
 
 #include <stdio.h>

@@ -8,7 +8,7 @@
 #define HOSTPORT_NO_DNS 1
 #include "gateway/config.c"
 #include "gateway/config_policy.c"
-#include "gateway/hostport.c"
+#include "common/netaddr.c"
 #include "gateway/jsonpath.c"
 #include "core/policy.c"
 #include "core/podtable.c"

@@ -2,7 +2,7 @@
  * of error with its key path, overrides, URLs, the policy JSON round trip. */
 #include "gateway/config.c"
 #include "gateway/config_policy.c"
-#include "gateway/hostport.c"
+#include "common/netaddr.c"
 #include "gateway/jsonpath.c"
 
 #include <cjson/cJSON.h>

@@ -1,6 +1,8 @@
 /* httpstatus: status texts and canned HTTP/1.1 answers. See httpstatus.h. */
 #include "common/httpstatus.h"
 
+#include <string.h>
+
 #include "common/sbuf.h"
 
 const char *http_status_text(int code)
@@ -45,4 +47,29 @@ void http1_closing_response(struct sbuf *out, int code, const char *ctype,
     sbuf_printf(out, "content-type: %s\r\ncontent-length: %zu\r\n"
                      "connection: close\r\n\r\n", ctype, len);
     sbuf_append(out, body ? body : "", len);
+}
+
+const char *http_error_type(int code)
+{
+    switch (code) {
+    case 401: return "AuthenticationError";
+    case 403: return "PermissionDeniedError";
+    case 404: return "NotFoundError";
+    case 405: return "MethodNotAllowedError";
+    case 408: return "RequestTimeoutError";
+    case 409: return "ConflictError";
+    case 422: return "UnprocessableEntityError";
+    case 429: return "RateLimitError";
+    case 502: return "BadGatewayError";
+    case 503: return "ServiceUnavailableError";
+    case 504: return "GatewayTimeoutError";
+    default: return code >= 500 ? "InternalServerError" : "BadRequestError";
+    }
+}
+
+void http_error_json(struct sbuf *out, int code, const char *msg)
+{
+    sbuf_puts(out, "{\"error\":{\"message\":\"");
+    sbuf_json_escape(out, msg, strlen(msg));
+    sbuf_printf(out, "\",\"type\":\"%s\",\"param\":null,\"code\":%d}}", http_error_type(code), code);
 }

@@ -21,4 +21,19 @@ void http1_status_line(struct sbuf *out, int code);
 void http1_closing_response(struct sbuf *out, int code, const char *ctype,
                             const char *body, size_t len);
 
+/* The error type for a status, one vocabulary for every error kvgate
+ * writes (the OpenAI SDK's exception names, as vLLM answers them):
+ * BadRequestError (400, 413, 431), AuthenticationError (401),
+ * PermissionDeniedError (403), NotFoundError (404), MethodNotAllowedError
+ * (405), RequestTimeoutError (408), ConflictError (409),
+ * UnprocessableEntityError (422), RateLimitError (429), InternalServerError
+ * (500), BadGatewayError (502), ServiceUnavailableError (503),
+ * GatewayTimeoutError (504); other 4xx BadRequestError, 5xx
+ * InternalServerError. */
+const char *http_error_type(int code);
+
+/* Appends OpenAI's error object:
+ * {"error":{"message":"<msg, JSON-escaped>","type":"<type>","param":null,"code":<code>}} */
+void http_error_json(struct sbuf *out, int code, const char *msg);
+
 #endif

@@ -37,7 +37,7 @@
 #include "gateway/admin_priv.h"
 #include "gateway/control_priv.h"
 #include "gateway/gwmetrics.h"
-#include "gateway/hostport.h"
+#include "common/netaddr.h"
 
 #define ADMIN_MAX_CONNS 64
 #define ADMIN_MAX_HEAD 16384

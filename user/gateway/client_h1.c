@@ -20,11 +20,11 @@
 
 /* A response without an exchange (the head could not be parsed, or never
  * came): answered and the connection closed. */
-void h1_reject(struct cconn *c, int status, const char *type, const char *msg)
+void h1_reject(struct cconn *c, int status, const char *msg)
 {
     struct sbuf body;
     sbuf_init(&body);
-    error_json(&body, status, type, msg);
+    http_error_json(&body, status, msg);
     http1_closing_response(&c->nc.out, status, "application/json", body.data, body.len);
     sbuf_free(&body);
     c->nc.closing = 1;
@@ -37,10 +37,10 @@ void h1_timeout(struct cconn *c)
     if (c->h1st == H1_BODY && c->cur) {
         struct xreq *x = c->cur;
         x->keep_alive = 0;
-        x_local(x, 408, "RequestTimeoutError", "request not received in time",
+        x_local(x, 408, "request not received in time",
                 "header_timeout");
     } else if (c->h1st == H1_HEAD) {
-        h1_reject(c, 408, "RequestTimeoutError", "request not received in time");
+        h1_reject(c, 408, "request not received in time");
     }
 }
 
@@ -82,14 +82,13 @@ static int h1_begin(struct cconn *c, const struct http1_request *hr)
     if (c->body_left > g->cfg.max_body_bytes) {
         gw_metrics_limit(g->metrics, "body_too_large");
         x->keep_alive = 0;
-        x_local(x, 413, "BadRequestError", "request body too large", "body_too_large");
+        x_local(x, 413, "request body too large", "body_too_large");
         return -1;
     }
     if (c->body_left && x_charge(x, c->body_left)) {
         gw_metrics_limit(g->metrics, "buffered_total");
         x->keep_alive = 0; /* the body is not read */
-        x_local(x, 503, "ServiceUnavailableError",
-                "the gateway is holding too many request bodies; try again", "buffered_total");
+        x_local(x, 503, "the gateway is holding too many request bodies; try again", "buffered_total");
         return -1;
     }
     /* Bodies up to 1 MiB (a 220 KB prompt) get their announced length at
@@ -148,7 +147,7 @@ static int h1_body(struct cconn *c)
                                          c->nc.in.data, &outn);
         if (used < 0) {
             x->keep_alive = 0;
-            x_local(x, 400, "BadRequestError", "malformed chunked body", "bad_request");
+            x_local(x, 400, "malformed chunked body", "bad_request");
             return -1;
         }
         rc = x_body_feed(x, c->nc.in.data, outn);
@@ -166,14 +165,13 @@ static int h1_body(struct cconn *c)
     if (rc == -E2BIG) {
         gw_metrics_limit(g->metrics, "body_too_large");
         x->keep_alive = 0;
-        x_local(x, 413, "BadRequestError", "request body too large", "body_too_large");
+        x_local(x, 413, "request body too large", "body_too_large");
         return -1;
     }
     if (rc == -ENOSPC) {
         gw_metrics_limit(g->metrics, "buffered_total");
         x->keep_alive = 0;
-        x_local(x, 503, "ServiceUnavailableError",
-                "the gateway is holding too many request bodies; try again", "buffered_total");
+        x_local(x, 503, "the gateway is holding too many request bodies; try again", "buffered_total");
         return -1;
     }
     if (rc < 0) {
@@ -228,15 +226,15 @@ void h1_process(struct cconn *c)
                 return;
             if (rc == HTTP1_ERR_TOO_LARGE) {
                 gw_metrics_limit(g->metrics, "header_too_large");
-                h1_reject(c, 431, "BadRequestError", "request header too large");
+                h1_reject(c, 431, "request header too large");
                 return;
             }
             if (rc == HTTP1_ERR_VERSION) {
-                h1_reject(c, 505, "BadRequestError", "HTTP version not supported");
+                h1_reject(c, 505, "HTTP version not supported");
                 return;
             }
             if (rc < 0) {
-                h1_reject(c, 400, "BadRequestError", "malformed HTTP request");
+                h1_reject(c, 400, "malformed HTTP request");
                 return;
             }
             if (h1_begin(c, &hr) < 0)

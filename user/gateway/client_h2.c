@@ -43,7 +43,7 @@ static void stream_timeout(struct ev_loop *l, void *arg)
         return;
     struct cconn *c = x->c;
     gw_metrics_limit(x->w->g->metrics, "header_timeout");
-    x_local(x, 408, "RequestTimeoutError", "request not received in time",
+    x_local(x, 408, "request not received in time",
             "header_timeout");
     if (!c->nc.dead)
         cconn_flush(c);
@@ -90,14 +90,14 @@ static int st_header(void *ud, void *st, const char *n, size_t nl,
 static void stream_413(struct cconn *c, struct xreq *x)
 {
     gw_metrics_limit(c->w->g->metrics, "body_too_large");
-    x_local(x, 413, "BadRequestError", "request body too large", "body_too_large");
+    x_local(x, 413, "request body too large", "body_too_large");
     sbuf_free(&x->body);
 }
 
 static void stream_431(struct cconn *c, struct xreq *x)
 {
     gw_metrics_limit(c->w->g->metrics, "header_too_large");
-    x_local(x, 431, "BadRequestError", "request header too large", "header_too_large");
+    x_local(x, 431, "request header too large", "header_too_large");
 }
 
 /* Flow control follows what we buffer: every DATA byte is given back to
@@ -116,8 +116,7 @@ static int st_data(void *ud, void *st, const char *p, size_t n)
             stream_413(c, x);
         } else if (rc == -ENOSPC) {
             gw_metrics_limit(c->w->g->metrics, "buffered_total");
-            x_local(x, 503, "ServiceUnavailableError",
-                    "the gateway is holding too many request bodies; try again", "buffered_total");
+            x_local(x, 503, "the gateway is holding too many request bodies; try again", "buffered_total");
             sbuf_free(&x->body);
         }
     }

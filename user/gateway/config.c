@@ -114,7 +114,7 @@
 #include <sys/stat.h>
 
 #include "gateway/control_priv.h"
-#include "gateway/hostport.h"
+#include "common/netaddr.h"
 #include "gateway/jsonpath.h"
 
 /* ---- pod URLs and listen addresses ---- */

@@ -54,7 +54,7 @@
 #include "gateway/control_priv.h"
 #include "gateway/gateway.h"
 #include "gateway/gwmetrics.h"
-#include "gateway/hostport.h"
+#include "common/netaddr.h"
 #include "gateway/resolver.h"
 #include "gateway/scrape.h"
 

@@ -147,7 +147,7 @@ void h1_resp_head(struct xreq *x, int status, const char *hdrs, size_t hlen,
                   int64_t clen);
 void h1_resp_body(struct xreq *x, const char *p, size_t n);
 void h1_resp_end(struct xreq *x, int abort);
-void h1_reject(struct cconn *c, int status, const char *type, const char *msg);
+void h1_reject(struct cconn *c, int status, const char *msg);
 
 /* client_h2.c */
 int h2_start(struct cconn *c, struct xreq *upgraded, const char *settings_b64,
@@ -227,7 +227,7 @@ int x_charge(struct xreq *x, uint64_t n);
  * directly): accounted and scanned like x_body_feed's. */
 void x_body_got(struct xreq *x, size_t n);
 void x_dispatch(struct xreq *x);         /* head and body complete */
-void x_local(struct xreq *x, int status, const char *type, const char *msg,
+void x_local(struct xreq *x, int status, const char *msg,
              const char *error_cause);
 void x_local_body(struct xreq *x, int status, const char *ctype,
                   const char *body, size_t len, const char *extra_hdrs);
@@ -235,12 +235,10 @@ void x_abort_client(struct xreq *x);     /* the client went away */
 /* The answer began and cannot be completed (cause for the log): an SSE
  * stream gets one error event in OpenAI's format and [DONE], anything
  * else is cut. Accounts x. */
-void x_end_with_error(struct xreq *x, const char *cause, int code, const char *type,
-                      const char *msg);
+void x_end_with_error(struct xreq *x, const char *cause, int code, const char *msg);
 void x_account(struct xreq *x);          /* exactly once per xreq */
 void x_client_drained(struct xreq *x);   /* output fell: resume upstream */
 size_t x_pending(const struct xreq *x);
-void error_json(struct sbuf *b, int code, const char *type, const char *msg);
 
 /* upstream -> relay */
 enum { FK_CONNECT, FK_CONNECT_TIMEOUT, FK_RESET, FK_FB_TIMEOUT, FK_PROTO,
@@ -299,7 +297,5 @@ void up_pause(struct upconn *u);
 void up_resume(struct upconn *u);
 void up_free(struct upconn *u);          /* reaper only */
 void up_pool_close_all(struct worker *w);
-void addr_to_text(const struct sockaddr_storage *a, char *out, size_t len,
-                  int with_port);
 
 #endif

@@ -21,19 +21,13 @@
 #include <string.h>
 
 #include "common/ev.h"
+#include "common/httpstatus.h"
 #include "gateway/dataplane.h"
 #include "gateway/gwmetrics.h"
 #include "gateway/splice.h"
 #include "gateway/sse.h"
 
 /* ---- small helpers ---- */
-
-void error_json(struct sbuf *b, int code, const char *type, const char *msg)
-{
-    sbuf_puts(b, "{\"error\":{\"message\":\"");
-    sbuf_json_escape(b, msg, strlen(msg));
-    sbuf_printf(b, "\",\"type\":\"%s\",\"param\":null,\"code\":%d}}", type, code);
-}
 
 static int lc_eq(const char *a, size_t n, const char *lit)
 {
@@ -439,12 +433,12 @@ void x_local_body(struct xreq *x, int status, const char *ctype, const char *bod
     sink_end(x, 0);
 }
 
-void x_local(struct xreq *x, int status, const char *type, const char *msg,
+void x_local(struct xreq *x, int status, const char *msg,
              const char *error_cause)
 {
     struct sbuf b;
     sbuf_init(&b);
-    error_json(&b, status, type, msg);
+    http_error_json(&b, status, msg);
     if (error_cause && !x->r.error)
         x->r.error = error_cause;
     x_local_body(x, status, "application/json", b.data ? b.data : "", b.len, NULL);
@@ -458,7 +452,7 @@ static void x_route_and_go(struct xreq *x)
     struct gw *g = x->w->g;
     struct gw_request *r = &x->r;
     if (!x->scan) {
-        x_local(x, 500, "InternalServerError", "out of memory", "internal");
+        x_local(x, 500, "out of memory", "internal");
         return;
     }
     const char *err = NULL;
@@ -466,27 +460,27 @@ static void x_route_and_go(struct xreq *x)
     if (gw_scan_finish(x->scan, r, &err, &off) < 0) {
         char msg[256];
         snprintf(msg, sizeof(msg), "%s at byte %zu", err ? err : "malformed body", off);
-        x_local(x, 400, "BadRequestError", msg, "bad_request");
+        x_local(x, 400, msg, "bad_request");
         return;
     }
     enum route_status st = gw_route(g, r, UINT32_MAX);
     if (st == ROUTE_UNKNOWN_MODEL) {
         char msg[sizeof(r->model) + 64];
         snprintf(msg, sizeof(msg), "The model `%s` does not exist.", r->model);
-        x_local(x, 404, "NotFoundError", msg, "unknown_model");
+        x_local(x, 404, msg, "unknown_model");
         return;
     }
     if (st != ROUTE_OK) {
         char msg[sizeof(r->model) + 64];
         snprintf(msg, sizeof(msg), "no pod can serve model %s now", r->model);
-        x_local(x, 503, "ServiceUnavailableError", msg, "no_pod");
+        x_local(x, 503, msg, "no_pod");
         return;
     }
     r->t_routed = now_ns();
     x->fresh_tried = 0;
     splice_prepare(x); /* a session's connection enters kvg_sock (PASS) */
     if (up_start(x, 0) < 0)
-        x_local(x, 502, "BadGatewayError", "upstream pod failed: out of memory",
+        x_local(x, 502, "upstream pod failed: out of memory",
                 "upstream_failed");
 }
 
@@ -516,7 +510,7 @@ void x_dispatch(struct xreq *x)
         sbuf_init(&b);
         gw_models_json(x->w->g, &b);
         if (b.oom)
-            x_local(x, 500, "InternalServerError", "out of memory", "internal");
+            x_local(x, 500, "out of memory", "internal");
         else
             x_local_body(x, 200, "application/json", b.data ? b.data : "", b.len, NULL);
         sbuf_free(&b);
@@ -525,7 +519,7 @@ void x_dispatch(struct xreq *x)
     case XK_BADMETHOD: {
         struct sbuf b;
         sbuf_init(&b);
-        error_json(&b, 405, "MethodNotAllowedError", "Method Not Allowed");
+        http_error_json(&b, 405, "Method Not Allowed");
         x->r.error = "bad_method";
         const char *allow = path_is(x, "/v1/chat/completions") ||
                                     path_is(x, "/v1/completions")
@@ -536,7 +530,7 @@ void x_dispatch(struct xreq *x)
         break;
     }
     default:
-        x_local(x, 404, "NotFoundError", "Not Found", "not_found");
+        x_local(x, 404, "Not Found", "not_found");
         break;
     }
 }
@@ -575,8 +569,7 @@ static int x_route_again(struct xreq *x, uint32_t failed_slot, const char *metri
 /* The answer began and cannot be completed: the client's stream ends
  * with one error event and [DONE] where SSE can carry it, else it is cut
  * (RST_STREAM, or the HTTP/1.1 connection closed). */
-void x_end_with_error(struct xreq *x, const char *cause, int code, const char *type,
-                      const char *msg)
+void x_end_with_error(struct xreq *x, const char *cause, int code, const char *msg)
 {
     if (x->done || x->dead)
         return;
@@ -591,7 +584,7 @@ void x_end_with_error(struct xreq *x, const char *cause, int code, const char *t
         struct sbuf ev;
         sbuf_init(&ev);
         sbuf_puts(&ev, x->sse_at_boundary ? "data: " : "\n\ndata: ");
-        error_json(&ev, code, type, msg);
+        http_error_json(&ev, code, msg);
         sbuf_puts(&ev, "\n\ndata: [DONE]\n\n");
         sbuf_reset(&x->hold); /* a partial event is dropped, never relayed */
         sink_body(x, ev.data ? ev.data : "", ev.len);
@@ -611,11 +604,9 @@ static void x_midstream_fail(struct xreq *x, int kind)
 {
     gw_attempt_done(x->w->g, x->up_slot, 0);
     if (kind == FK_STREAM_IDLE)
-        x_end_with_error(x, "stream_idle_timeout", 504, "GatewayTimeoutError",
-                         "upstream pod sent nothing for stream_idle_timeout_ms");
+        x_end_with_error(x, "stream_idle_timeout", 504, "upstream pod sent nothing for stream_idle_timeout_ms");
     else
-        x_end_with_error(x, "upstream_midstream", 502, "BadGatewayError",
-                         "upstream pod failed mid-stream");
+        x_end_with_error(x, "upstream_midstream", 502, "upstream pod failed mid-stream");
 }
 
 void relay_up_fail(struct xreq *x, int kind, int reused, const char *cause)
@@ -631,10 +622,10 @@ void relay_up_fail(struct xreq *x, int kind, int reused, const char *cause)
         snprintf(msg, sizeof(msg), "the gateway is out of resources (%s); try again",
                  cause ? cause : "local error");
         if (x->resp_started) {
-            x_end_with_error(x, "local_error", 503, "ServiceUnavailableError", msg);
+            x_end_with_error(x, "local_error", 503, msg);
             return;
         }
-        x_local(x, 503, "ServiceUnavailableError", msg, "local_error");
+        x_local(x, 503, msg, "local_error");
         return;
     }
     if (x->resp_started) {
@@ -662,15 +653,14 @@ void relay_up_fail(struct xreq *x, int kind, int reused, const char *cause)
         cause = "out of memory";
     }
     if (kind == FK_FB_TIMEOUT || kind == FK_STREAM_IDLE) {
-        x_local(x, 504, "GatewayTimeoutError",
-                kind == FK_FB_TIMEOUT ? "upstream pod did not answer within first_byte_timeout_ms"
+        x_local(x, 504, kind == FK_FB_TIMEOUT ? "upstream pod did not answer within first_byte_timeout_ms"
                                       : "upstream pod stopped sending its answer's head",
                 "upstream_timeout");
         return;
     }
     char msg[160];
     snprintf(msg, sizeof(msg), "upstream pod failed: %s", cause ? cause : "error");
-    x_local(x, 502, "BadGatewayError", msg, "upstream_failed");
+    x_local(x, 502, msg, "upstream_failed");
 }
 
 /* ---- relaying the response ---- */
@@ -693,7 +683,7 @@ int relay_up_head(struct xreq *x, struct upconn *u, int status,
         u->x = NULL;
         up_kill(u);
         if (up_start(x, 0) < 0)
-            x_local(x, 502, "BadGatewayError", "upstream pod failed: out of memory",
+            x_local(x, 502, "upstream pod failed: out of memory",
                     "upstream_failed");
         return -1;
     }
@@ -734,7 +724,7 @@ int relay_up_head(struct xreq *x, struct upconn *u, int status,
         x->up = NULL;
         u->x = NULL;
         up_kill(u);
-        x_local(x, 500, "InternalServerError", "out of memory", "internal");
+        x_local(x, 500, "out of memory", "internal");
         return -1;
     }
     sink_head(x, status, hb.data, hb.len, cl);

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "common/ev.h"
-#include "gateway/hostport.h"
+#include "common/netaddr.h"
 
 #define STOP_WAIT_NS 1000000000ull
 

@@ -444,7 +444,7 @@ static void bad_answer(struct splice *sp, const struct kvg_flow_st *stp)
     sp->pdir = PD_KERNEL;
     sp_pump_free(sp);
     ev_mod(c->w->l, c->nc.fd, EPOLLIN | EPOLLRDHUP);
-    h1_reject(c, 502, "BadGatewayError", "the model server sent an invalid answer");
+    h1_reject(c, 502, "the model server sent an invalid answer");
 }
 
 /* The pod closed (or reset) the dedicated connection. */

@@ -22,29 +22,9 @@
 
 #include "common/dlist.h"
 #include "common/ev.h"
+#include "common/netaddr.h"
 #include "gateway/dataplane.h"
 #include "gateway/gwmetrics.h"
-
-void addr_to_text(const struct sockaddr_storage *a, char *out, size_t len, int with_port)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)a;
-        inet_ntop(AF_INET, &s->sin_addr, ip, sizeof(ip));
-        port = ntohs(s->sin_port);
-    } else if (a->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a;
-        inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof(ip));
-        port = ntohs(s->sin6_port);
-    }
-    if (!with_port)
-        snprintf(out, len, "%s", ip);
-    else if (a->ss_family == AF_INET6)
-        snprintf(out, len, "[%s]:%u", ip, port);
-    else
-        snprintf(out, len, "%s:%u", ip, port);
-}
 
 static const char *err_text(int err)
 {
@@ -570,7 +550,7 @@ int up_start(struct xreq *x, int fresh_only)
     x->up = u;
     x->up_slot = pod->slot;
     x->up_paused = 0;
-    addr_to_text(&u->addr, x->dest, sizeof(x->dest), 1);
+    netaddr_text(&u->addr, x->dest, sizeof(x->dest), 1);
     if (build_head(u, x) < 0) {
         x->up = NULL;
         u->x = NULL;
@@ -586,9 +566,10 @@ int up_start(struct xreq *x, int fresh_only)
         up_events(u);
         return 0;
     }
-    int fd = socket(u->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int in_progress = 0;
+    int fd = netaddr_connect(&u->addr, u->addrlen, &in_progress);
     if (fd < 0) {
-        int err = errno;
+        int err = -fd;
         if (gw_errno_is_local(err)) /* the gateway ran out, not the pod */
             gw_metrics_local_error(w->g->metrics, "upstream", err);
         defer_fail(u, gw_errno_is_local(err) ? FK_LOCAL : FK_CONNECT, err_text(err));
@@ -596,22 +577,13 @@ int up_start(struct xreq *x, int fresh_only)
     }
     tune_socket(fd);
     gw_metrics_pod_connect(w->g->metrics);
-    int rc = connect(fd, (struct sockaddr *)&u->addr, u->addrlen);
-    int err = rc < 0 ? errno : 0;
-    if (rc < 0 && err != EINPROGRESS) {
-        close(fd);
-        if (gw_errno_is_local(err))
-            gw_metrics_local_error(w->g->metrics, "upstream", err);
-        defer_fail(u, gw_errno_is_local(err) ? FK_LOCAL : FK_CONNECT, err_text(err));
-        return 0;
-    }
     if (ev_add(w->l, fd, EPOLLOUT, up_io, u) < 0) {
         close(fd);
         defer_fail(u, FK_CONNECT, "out of memory");
         return 0;
     }
     u->fd = fd;
-    if (rc == 0)
+    if (!in_progress)
         up_connected(u);
     else
         arm(u, w->g->cfg.connect_timeout_ms);

@@ -26,6 +26,7 @@
 
 #include "common/dlist.h"
 #include "common/ev.h"
+#include "common/netaddr.h"
 #include "common/httpstatus.h"
 #include "gateway/dataplane.h"
 #include "gateway/gwmetrics.h"
@@ -269,7 +270,7 @@ static void refuse_conn(struct worker *w, int fd)
     struct sbuf body, resp;
     sbuf_init(&body);
     sbuf_init(&resp);
-    error_json(&body, 503, "ServiceUnavailableError", "too many connections");
+    http_error_json(&body, 503, "too many connections");
     http1_closing_response(&resp, 503, "application/json", body.data, body.len);
     ssize_t n = send(fd, resp.data ? resp.data : "", resp.len,
                      MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -300,7 +301,7 @@ static void on_accept(struct listener *ls, int fd,
     }
     c->w = w;
     netconn_init(&c->nc, w->l, fd, &cconn_ops);
-    addr_to_text(sa, c->peer, sizeof(c->peer), 0);
+    netaddr_text(sa, c->peer, sizeof(c->peer), 0);
     if (ev_add(w->l, fd, EPOLLIN | EPOLLRDHUP, conn_io, c) < 0) {
         atomic_fetch_sub(&g->conns, 1);
         close(fd);
@@ -326,20 +327,18 @@ static void drain_cut(struct worker *w)
             struct xreq *x = c->cur;
             x->keep_alive = 0;
             if (x->resp_started)
-                x_end_with_error(x, "shutdown", 503, "ServiceUnavailableError",
-                                 "the gateway is shutting down");
+                x_end_with_error(x, "shutdown", 503, "the gateway is shutting down");
             else
-                x_local(x, 503, "ServiceUnavailableError", "the gateway is shutting down",
+                x_local(x, 503, "the gateway is shutting down",
                         "shutdown");
         }
         for (struct xreq *x = c->streams; x && !c->nc.dead; x = x->next) {
             if (x->done)
                 continue;
             if (x->resp_started)
-                x_end_with_error(x, "shutdown", 503, "ServiceUnavailableError",
-                                 "the gateway is shutting down");
+                x_end_with_error(x, "shutdown", 503, "the gateway is shutting down");
             else
-                x_local(x, 503, "ServiceUnavailableError", "the gateway is shutting down",
+                x_local(x, 503, "the gateway is shutting down",
                         "shutdown");
         }
         if (!c->nc.dead) {
@@ -430,41 +429,6 @@ int workers_drained(void)
 
 /* ---- listeners, threads ---- */
 
-/* "host:port", "[v6]:port", ":port" -> host (empty = any) and port. */
-static int split_listen(const char *s, char *host, size_t hlen, char *port,
-                        size_t plen)
-{
-    const char *colon;
-    if (s[0] == '[') {
-        const char *rb = strchr(s, ']');
-        if (!rb || rb[1] != ':')
-            return -EINVAL;
-        if ((size_t)(rb - s - 1) >= hlen)
-            return -EINVAL;
-        memcpy(host, s + 1, (size_t)(rb - s - 1));
-        host[rb - s - 1] = '\0';
-        colon = rb + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon || (size_t)(colon - s) >= hlen)
-            return -EINVAL;
-        memcpy(host, s, (size_t)(colon - s));
-        host[colon - s] = '\0';
-    }
-    if (!colon[1] || strlen(colon + 1) >= plen)
-        return -EINVAL;
-    long v = 0;
-    for (const char *p = colon + 1; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        v = v * 10 + (*p - '0');
-        if (v > 65535)
-            return -EINVAL;
-    }
-    strcpy(port, colon + 1);
-    return 0;
-}
-
 static void worker_teardown(struct worker *w)
 {
     w->stopping = 1;
@@ -510,27 +474,13 @@ int workers_start(struct gw *g, uint32_t n)
         return -EBUSY;
     if (n == 0)
         n = 1;
-    char host[128], port[16];
-    if (split_listen(g->cfg.listen, host, sizeof(host), port, sizeof(port)) < 0) {
-        fprintf(stderr, "kvgated: listen: expected \"host:port\" or \"[v6addr]:port\", got \"%s\"\n",
-                g->cfg.listen);
-        return -EINVAL;
-    }
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-    struct addrinfo *ai = NULL;
-    int gai = getaddrinfo(host[0] && strcmp(host, "*") ? host : NULL, port, &hints, &ai);
-    if (gai || !ai) {
-        fprintf(stderr, "kvgated: listen: cannot resolve \"%s\": %s\n", g->cfg.listen,
-                gai ? gai_strerror(gai) : "no address");
-        if (ai)
-            freeaddrinfo(ai);
-        return -EINVAL;
-    }
     struct sockaddr_storage sa;
-    socklen_t salen = ai->ai_addrlen <= sizeof(sa) ? ai->ai_addrlen : sizeof(sa);
-    memcpy(&sa, ai->ai_addr, salen);
-    freeaddrinfo(ai);
+    socklen_t salen;
+    char err[256];
+    if (netaddr_listen_addr(g->cfg.listen, &sa, &salen, err, sizeof(err)) < 0) {
+        fprintf(stderr, "kvgated: listen: %s\n", err);
+        return -EINVAL;
+    }
 
     g_workers = calloc(n, sizeof(*g_workers));
     if (!g_workers)

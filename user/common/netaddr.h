@@ -1,10 +1,11 @@
-/* hostport: "host:port" text and addresses, for pod URLs and listeners.
+/* netaddr: addresses, the one module for them: "host:port" text (pod URLs,
+ * listeners), resolving, an address as text, and a non-blocking connect.
  *
  * Hosts: numeric IPv4, IPv6 in brackets ("[::1]:8000"), or a DNS name
  * (labels of [A-Za-z0-9-], 1-63 bytes, no '-' at either end). Ports
  * 1-65535, decimal digits only. */
-#ifndef KVGATE_GATEWAY_HOSTPORT_H
-#define KVGATE_GATEWAY_HOSTPORT_H
+#ifndef KVGATE_COMMON_NETADDR_H
+#define KVGATE_COMMON_NETADDR_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -26,5 +27,19 @@ int hostport_is_numeric(const char *host);
 
 int hostport_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
                      socklen_t *len, char *err, size_t errlen);
+
+/* "ip" or, with_port, "ip:port" / "[ip6]:port"; "?" for another family. */
+void netaddr_text(const struct sockaddr_storage *a, char *out, size_t len, int with_port);
+
+/* A listener's "host:port" ("[v6]:port", ":port" or "*:port" = any
+ * address) -> socket address, resolving a name if need be (start-up
+ * only). 0, or -1 with err naming what is wrong. */
+int netaddr_listen_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len,
+                        char *err, size_t errlen);
+
+/* A non-blocking TCP socket connecting to a: the fd (>= 0) with
+ * *in_progress set when the connect has not finished yet, or -errno
+ * (nothing left open). */
+int netaddr_connect(const struct sockaddr_storage *a, socklen_t len, int *in_progress);
 
 #endif

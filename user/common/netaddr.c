@@ -1,7 +1,10 @@
-/* hostport: "host:port" text and addresses. See hostport.h. */
-#include "gateway/hostport.h"
+/* netaddr: addresses. See netaddr.h. */
+#include "common/netaddr.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -153,4 +156,67 @@ int hostport_resolve(const char *host, uint16_t port, struct sockaddr_storage *s
     freeaddrinfo(res);
     return 0;
 #endif
+}
+
+void netaddr_text(const struct sockaddr_storage *a, char *out, size_t len, int with_port)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)a;
+        inet_ntop(AF_INET, &s->sin_addr, ip, sizeof(ip));
+        port = ntohs(s->sin_port);
+    } else if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a;
+        inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof(ip));
+        port = ntohs(s->sin6_port);
+    }
+    if (!with_port)
+        snprintf(out, len, "%s", ip);
+    else if (a->ss_family == AF_INET6)
+        snprintf(out, len, "[%s]:%u", ip, port);
+    else
+        snprintf(out, len, "%s:%u", ip, port);
+}
+
+int netaddr_listen_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len,
+                        char *err, size_t errlen)
+{
+    char host[256];
+    uint16_t port;
+    const char *why = NULL;
+    if (!strncmp(s, "*:", 2))
+        s++; /* "*:port": any address */
+    if (hostport_split(s, strlen(s), 1, host, sizeof(host), &port, &why) < 0) {
+        snprintf(err, errlen, "expected \"host:port\" or \"[v6addr]:port\", got \"%s\" (%s)", s,
+                 why ? why : "malformed");
+        return -1;
+    }
+    if (!host[0]) { /* any IPv4 address, as getaddrinfo's passive default */
+        struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+        memset(ss, 0, sizeof(*ss));
+        a4->sin_family = AF_INET;
+        a4->sin_addr.s_addr = htonl(INADDR_ANY);
+        a4->sin_port = htons(port);
+        *len = sizeof(*a4);
+        return 0;
+    }
+    return hostport_resolve(host, port, ss, len, err, errlen);
+}
+
+int netaddr_connect(const struct sockaddr_storage *a, socklen_t len, int *in_progress)
+{
+    int fd = socket(a->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    *in_progress = 0;
+    if (connect(fd, (const struct sockaddr *)a, len) < 0) {
+        int e = errno;
+        if (e != EINPROGRESS) {
+            close(fd);
+            return -e;
+        }
+        *in_progress = 1;
+    }
+    return fd;
 }
