@@ -228,12 +228,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct worker w;
     memset(&w, 0, sizeof(w));
-    w.g = &g_gw;
-    w.l = ev_new();
     w.ls.arg = &w;
-    w.ls.fd = -1;
     int sv[2];
-    if (!w.l || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+    if (worker_init(&w, &g_gw, 0) < 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         abort();
     struct sockaddr_storage sa;
     memset(&sa, 0, sizeof(sa));
@@ -247,27 +245,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t piece = (fl >> 4) & 7 ? (size_t)1 << (((fl >> 4) & 7) + 1) : mlen;
     for (size_t off = 0; off < mlen && !gone; off += piece) {
         size_t k = mlen - off < piece ? mlen - off : piece;
-        send_all(w.l, sv[1], msg + off, k, &gone);
+        send_all(w.wc.l, sv[1], msg + off, k, &gone);
     }
-    run_until_quiet(w.l, sv[1], &gone);
+    run_until_quiet(w.wc.l, sv[1], &gone);
     if ((fl & F_FIN) && !gone) {
         shutdown(sv[1], SHUT_WR);
-        run_until_quiet(w.l, sv[1], &gone);
+        run_until_quiet(w.wc.l, sv[1], &gone);
     }
     if (fl & F_TIMEOUTS) {
         /* the 1 ms deadlines, and those armed when they fire */
         for (int i = 0; i < 2; i++) {
             struct timespec ts = { 0, 2 * 1000 * 1000 };
             nanosleep(&ts, NULL);
-            run_until_quiet(w.l, sv[1], &gone);
+            run_until_quiet(w.wc.l, sv[1], &gone);
         }
     }
 
     worker_teardown(&w); /* as at shutdown: every connection failed, reaped */
-    if (w.conns || w.dead_conns || w.dead_xs || w.dead_ups ||
-        atomic_load(&g_gw.conns) != 0)
+    if (w.wc.conns || w.wc.gy.head || atomic_load(&g_gw.conns) != 0 ||
+        atomic_load(&g_gw.body_bytes) != 0)
         abort(); /* teardown left something behind */
-    ev_free(w.l);
+    worker_free(&w);
     close(sv[1]);
     free(msg);
     return 0;

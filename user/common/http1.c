@@ -446,6 +446,11 @@ int http1_parse_response(const char *buf, size_t len, size_t max_head,
     return (int)s.i;
 }
 
+int http1_name_eq(const char *name, size_t n, const char *lit)
+{
+    return ieq(name, n, lit);
+}
+
 int http1_has_token(const char *v, size_t n, const char *tok)
 {
     return each_token(v, n, tok_eq, &tok);

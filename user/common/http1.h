@@ -71,6 +71,10 @@ struct http1_response {
 int http1_parse_response(const char *buf, size_t len, size_t max_head,
                          struct http1_response *resp);
 
+/* Is name[0..n) the field name lit (ASCII case-insensitive, lit lower-case
+ * or not)? */
+int http1_name_eq(const char *name, size_t n, const char *lit);
+
 /* Does the comma-separated list v[0..n) hold token tok (case-insensitive,
  * OWS trimmed)? For Connection and similar list fields. */
 int http1_has_token(const char *v, size_t n, const char *tok);

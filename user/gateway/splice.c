@@ -3,7 +3,7 @@
  * bpf/splice.bpf.c, the per-direction states in splice_priv.h, the map
  * plumbing in splice_maps.c, kvgated's own byte pumps in splice_pump.c.
  *
- * Life of a flow (struct splice, one per client connection, c->sp):
+ * Life of a flow (struct splice, one per client connection, SP(c)):
  *
  *   (none) --an eligible request is routed--> in the map, not on
  *       the client socket enters kvg_sock in PASS mode (its bytes still come
@@ -53,10 +53,14 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <unistd.h>
+
 #include <bpf/bpf.h>
 
 #include "common/ev.h"
-#include "gateway/dataplane.h"
+#include "gateway/client_h1.h"
+#include "gateway/conn.h"
+#include "gateway/upstream.h"
 #include "gateway/splice_priv.h"
 
 static void timer_cb(struct ev_loop *l, void *arg);
@@ -65,7 +69,7 @@ static void finish(struct splice *sp);
 
 static uint64_t idle_ns(struct cconn *c)
 {
-    uint32_t ms = c->w->g->cfg.idle_timeout_ms ? c->w->g->cfg.idle_timeout_ms : 60000;
+    uint32_t ms = c->wc->g->cfg.idle_timeout_ms ? c->wc->g->cfg.idle_timeout_ms : 60000;
     return (uint64_t)ms * 1000000ull;
 }
 
@@ -87,36 +91,41 @@ static void unspliced(struct splice *sp, unsigned cause)
  * flow is quiet, nothing of an exchange is under way on it). */
 static void repool_pod(struct splice *sp)
 {
-    if (!sp->up)
+    if (sp->pfd < 0)
         return;
     if (sp->p_in_map)
         sp_map_out(sp->ck_p, 1); /* a normal TCP socket again */
     sp->p_in_map = 0;
+    if (sp->p_watched)
+        ev_del(sp->c->wc->l, sp->pfd);
     sp->p_watched = 0;
-    up_repool(sp->up); /* on the loop again, under upstream.c */
-    sp->up = NULL;
+    up_adopt_fd(sp->c->wc->ups, sp->slot, &sp->paddr, sp->paddrlen, sp->pfd);
+    sp->pfd = -1;
 }
 
 static void drop_pod(struct splice *sp)
 {
-    if (!sp->up)
+    if (sp->pfd < 0)
         return;
     if (sp->p_in_map)
         sp_map_out(sp->ck_p, 1);
     sp->p_in_map = 0;
+    if (sp->p_watched)
+        ev_del(sp->c->wc->l, sp->pfd);
     sp->p_watched = 0;
-    up_kill(sp->up); /* closes the fd: the kernel also drops it from kvg_sock */
-    sp->up = NULL;
+    close(sp->pfd); /* the kernel also drops it from kvg_sock */
+    sp->pfd = -1;
 }
 
-void splice_conn_gone(struct cconn *c)
+/* The connection is torn down (conn.c calls the layer's gone first). */
+static void splice_conn_gone(struct cconn *c)
 {
-    struct splice *sp = c->sp;
+    struct splice *sp = SP(c);
     if (!sp)
         return;
-    c->sp = NULL;
-    unspliced(sp, c->w->stopping ? UC_SHUTDOWN : UC_CLIENT_CLOSED);
-    ev_timer_cancel(c->w->l, sp->timer);
+    c->layer = NULL;
+    unspliced(sp, c->wc->stopping ? UC_SHUTDOWN : UC_CLIENT_CLOSED);
+    ev_timer_cancel(c->wc->l, sp->timer);
     drop_pod(sp);
     if (sp->c_in_map)
         sp_map_out(sp->ck_c, 0); /* the socket leaves kvg_sock when cconn_fail closes it */
@@ -135,11 +144,13 @@ void sp_teardown(struct splice *sp, unsigned cause)
 
 static int eligible(struct xreq *x)
 {
-    struct cconn *c = x->c;
-    return sp_on && !x->sid && c->proto == CP_H1 && x->keep_alive && x->r.session[0] &&
-           !c->nc.dead && !c->nc.closing && !c->nc.in.len && !x->w->stopping &&
-           (!c->sp || !c->sp->on) && splice_enabled_for(x->w->g, x->r.model);
+    struct cconn *c = cconn_of_x(x);
+    return sp_on && h1_is(c) && x->keep_alive && x->r.session[0] && !c->nc.dead &&
+           !c->nc.closing && !c->nc.in.len && !c->wc->stopping && !c->wc->draining &&
+           (!SP(c) || !SP(c)->on) && splice_enabled_for(c->wc->g, x->r.model);
 }
+
+static const struct cconn_ops splice_conn_ops;
 
 /* The client socket enters kvg_sock in PASS mode: its bytes still come
  * up to kvgated. Done while the client waits for an answer (nothing
@@ -147,8 +158,8 @@ static int eligible(struct xreq *x)
 static struct splice *enter_map(struct cconn *c)
 {
     uint64_t ck;
-    if (c->sp)
-        return c->sp;
+    if (SP(c))
+        return SP(c);
     if (sp_inq(c->nc.fd) != 0 || sp_cookie(c->nc.fd, &ck) < 0)
         return NULL;
     struct splice *sp = calloc(1, sizeof(*sp));
@@ -165,14 +176,15 @@ static struct splice *enter_map(struct cconn *c)
         return NULL;
     }
     sp->c_in_map = 1;
-    c->sp = sp;
+    sp->pfd = -1;
+    cconn_push_ops(c, &splice_conn_ops, sp); /* the layer sees the socket first */
     return sp;
 }
 
-void splice_prepare(struct xreq *x)
+static void splice_prepare(struct xreq *x)
 {
     if (eligible(x))
-        enter_map(x->c);
+        enter_map(cconn_of_x(x));
 }
 
 /* Both sockets spliced: the pod socket enters kvg_sock (PASS until
@@ -183,11 +195,10 @@ void splice_prepare(struct xreq *x)
 static int activate(struct splice *sp)
 {
     struct cconn *c = sp->c;
-    struct upconn *u = sp->up;
     uint64_t taken_c, taken_p, ck_p;
     struct kvg_flow_st stc;
-    if (sp_inq(u->fd) != 0 || sp_cookie(u->fd, &ck_p) < 0 ||
-        sp_tcp_counts(c->nc.fd, NULL, &taken_c) < 0 || sp_tcp_counts(u->fd, NULL, &taken_p) < 0 ||
+    if (sp_inq(sp->pfd) != 0 || sp_cookie(sp->pfd, &ck_p) < 0 ||
+        sp_tcp_counts(c->nc.fd, NULL, &taken_c) < 0 || sp_tcp_counts(sp->pfd, NULL, &taken_p) < 0 ||
         sp_st_get(sp->ck_c, &stc) < 0)
         return -1;
     if (sp_consumed(sp) < stc.passed)
@@ -197,7 +208,7 @@ static int activate(struct splice *sp)
     sp->req_base = stc.requests;
     memset(&sp->pc, 0, sizeof(sp->pc));
     sp_cfg_pod(sp, KVG_MODE_PASS, taken_c); /* SPLICE once settled */
-    if (sp_map_in(u->fd, ck_p, &sp->pc) < 0) {
+    if (sp_map_in(sp->pfd, ck_p, &sp->pc) < 0) {
         sp_count_unsplice(UC_ERROR);
         return -1;
     }
@@ -223,13 +234,13 @@ static int activate(struct splice *sp)
     return 0;
 }
 
-int splice_hold(struct xreq *x, struct upconn *u)
+/* relay's layer hook: the answer is complete on u, before its last bytes
+ * reach the client. 1 when the splice took u's socket over as the
+ * session's dedicated pod conn (and splices the flow), 0 to pool u. */
+static int splice_hold(struct xreq *x, struct upconn *u)
 {
-    struct cconn *c = x->c;
-    struct worker *w = x->w;
-    if (x->r.status < 200 || x->r.status > 299 || !u->resp_ka || !u->req_sent ||
-        u->wr_failed || u->in.len || u->framing == UF_CLOSE || u->dead || u->fd < 0 ||
-        !eligible(x))
+    struct cconn *c = cconn_of_x(x);
+    if (x->r.status < 200 || x->r.status > 299 || !up_reusable(u) || !eligible(x))
         return 0;
     /* a pod the verdict would hand the next request up from anyway (say,
      * saturated under load): no splice, no conn churn */
@@ -243,18 +254,17 @@ int splice_hold(struct xreq *x, struct upconn *u)
     struct splice *sp = enter_map(c); /* normally done at dispatch already */
     if (!sp)
         return 0;
-    /* take u: no exchange owns it, no pool holds it, pod_io watches it */
-    ev_timer_cancel(w->l, u->timer);
-    u->timer = 0;
-    u->x = NULL;
-    ev_del(w->l, u->fd);
-    if (ev_add(w->l, u->fd, EPOLLIN | EPOLLRDHUP, pod_io, sp) < 0) {
-        up_kill(u);
+    /* take u's socket: no exchange owns it, no pool holds it, pod_io watches it */
+    sp->paddr = x->r.pod.addr;
+    sp->paddrlen = x->r.pod.addrlen;
+    int fd = up_detach_fd(u);
+    if (ev_add(c->wc->l, fd, EPOLLIN | EPOLLRDHUP, pod_io, sp) < 0) {
+        close(fd);
         return 1; /* u is gone either way */
     }
-    sp->up = u;
+    sp->pfd = fd;
     sp->p_watched = 1;
-    sp->slot = x->up_slot;
+    sp->slot = slot;
     if (activate(sp) < 0)
         drop_pod(sp);
     return 1;
@@ -263,10 +273,10 @@ int splice_hold(struct xreq *x, struct upconn *u)
 /* After each flush of the client: once kvgated's last bytes of the answer
  * are out, the flow is settled: the pod's answers may now go straight to
  * the client, and idleness is judged from the verdict's counters. */
-void splice_client_idle(struct cconn *c)
+static void splice_client_idle(struct cconn *c)
 {
-    struct splice *sp = c->sp;
-    if (!sp || !sp->on || sp->settled || c->nc.dead || c->cur || netconn_pending(&c->nc))
+    struct splice *sp = SP(c);
+    if (!sp || !sp->on || sp->settled || c->nc.dead || !h1_idle(c) || netconn_pending(&c->nc))
         return;
     sp->settled = 1;
     struct kvg_flow_st st;
@@ -357,7 +367,7 @@ void sp_body_done(struct splice *sp)
 {
     struct kvg_flow_st st;
     uint64_t taken_p;
-    if (sp_st_get(sp->ck_c, &st) < 0 || sp_tcp_counts(sp->up->fd, NULL, &taken_p) < 0) {
+    if (sp_st_get(sp->ck_c, &st) < 0 || sp_tcp_counts(sp->pfd, NULL, &taken_p) < 0) {
         sp_teardown(sp, UC_ERROR);
         return;
     }
@@ -404,7 +414,7 @@ static void finish(struct splice *sp)
         repool_pod(sp); /* a drained or saturated pod's conn serves the socket path on */
     else
         drop_pod(sp);
-    ev_timer_cancel(c->w->l, sp->timer);
+    ev_timer_cancel(c->wc->l, sp->timer);
     sp->timer = 0;
     sp->on = 0;
     sp->cdir = CD_KERNEL;
@@ -413,11 +423,11 @@ static void finish(struct splice *sp)
     int draining = sp->draining;
     sp->draining = 0;
     cconn_set_timer(c, CT_IDLE); /* a held request's first byte makes it CT_REQ */
-    ev_mod(c->w->l, c->nc.fd, EPOLLIN | EPOLLRDHUP);
+    ev_mod(c->wc->l, c->nc.fd, EPOLLIN | EPOLLRDHUP);
     netconn_read(&c->nc, EPOLLIN); /* may splice the connection again, or end it */
     if (c->nc.dead)
         return;
-    if (draining && !c->cur && !c->nc.in.len && c->h1st == H1_HEAD) {
+    if (draining && h1_idle(c) && !c->nc.in.len) {
         c->nc.closing = 1; /* nothing held: the connection ends here */
         cconn_flush(c);
         return;
@@ -430,20 +440,20 @@ static void finish(struct splice *sp)
 static void bad_answer(struct splice *sp, const struct kvg_flow_st *stp)
 {
     struct cconn *c = sp->c;
-    gw_attempt_done(c->w->g, sp->slot, 0); /* outlier detection sees spliced failures too */
+    gw_attempt_done(c->wc->g, sp->slot, 0); /* outlier detection sees spliced failures too */
     if (stp->flags & KVG_ST_F_BAD_SENT) {
         sp_teardown(sp, UC_NONE);
         return;
     }
     unspliced(sp, UC_NONE);
     drop_pod(sp);
-    ev_timer_cancel(c->w->l, sp->timer);
+    ev_timer_cancel(c->wc->l, sp->timer);
     sp->timer = 0;
     sp->on = 0;
     sp->cdir = CD_KERNEL;
     sp->pdir = PD_KERNEL;
     sp_pump_free(sp);
-    ev_mod(c->w->l, c->nc.fd, EPOLLIN | EPOLLRDHUP);
+    ev_mod(c->wc->l, c->nc.fd, EPOLLIN | EPOLLRDHUP);
     h1_reject(c, 502, "the model server sent an invalid answer");
 }
 
@@ -474,7 +484,7 @@ static void pod_eof(struct splice *sp, int reset)
         return;
     }
     if (reset || !answered(sp, &stc, &stp)) /* a request left unanswered */
-        gw_attempt_done(sp->c->w->g, sp->slot, 0);
+        gw_attempt_done(sp->c->wc->g, sp->slot, 0);
     if (reset) {
         sp_teardown(sp, UC_POD_CLOSED);
         return;
@@ -564,7 +574,7 @@ static void client_event(struct splice *sp, uint32_t ev)
 static void pod_event(struct splice *sp, uint32_t ev)
 {
     char b;
-    ssize_t n = recv(sp->up->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv(sp->pfd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0) {
         struct kvg_flow_st st;
         if (sp_st_get(sp->ck_p, &st) < 0)
@@ -582,9 +592,9 @@ static void pod_event(struct splice *sp, uint32_t ev)
     pod_eof(sp, n < 0 || (ev & EPOLLERR));
 }
 
-int splice_client_io(struct cconn *c, uint32_t ev)
+static int splice_client_io(struct cconn *c, uint32_t ev)
 {
-    struct splice *sp = c->sp;
+    struct splice *sp = SP(c);
     if (!sp->on)
         return 0;
     if (ev & EPOLLERR) {
@@ -597,12 +607,12 @@ int splice_client_io(struct cconn *c, uint32_t ev)
     }
     if ((ev & EPOLLOUT) && !sp->settled) {
         cconn_flush(c); /* the rest of the last relayed answer; settles when out */
-        if (c->nc.dead || c->sp != sp || !sp->on)
+        if (c->nc.dead || SP(c) != sp || !sp->on)
             return 1;
     }
     if (sp->cdir == CD_KERNEL && !sp->c_eof && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))) {
         client_event(sp, ev);
-        if (c->nc.dead || c->sp != sp || !sp->on)
+        if (c->nc.dead || SP(c) != sp || !sp->on)
             return 1;
     }
     sp_pump(sp);
@@ -619,7 +629,7 @@ static void pod_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
         return;
     if (sp->pdir == PD_KERNEL) {
         pod_event(sp, ev);
-        if (c->sp != sp || !sp->on)
+        if (SP(c) != sp || !sp->on)
             return;
     } else if (ev & EPOLLERR) {
         sp_teardown(sp, UC_POD_CLOSED);
@@ -634,8 +644,8 @@ static void pod_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
 static int half_close_step(struct splice *sp)
 {
     struct cconn *c = sp->c;
-    if (sp->c_eof && !sp->p_shut && sp->up && sp->cdir == CD_KERNEL && sp_behind(sp, 1, 1) <= 0) {
-        shutdown(sp->up->fd, SHUT_WR);
+    if (sp->c_eof && !sp->p_shut && sp->pfd >= 0 && sp->cdir == CD_KERNEL && sp_behind(sp, 1, 1) <= 0) {
+        shutdown(sp->pfd, SHUT_WR);
         sp->p_shut = 1;
     }
     if (sp->ending && !sp->c_shut &&
@@ -649,7 +659,7 @@ static int half_close_step(struct splice *sp)
 
 void sp_schedule(struct splice *sp)
 {
-    struct ev_loop *l = sp->c->w->l;
+    struct ev_loop *l = sp->c->wc->l;
     uint64_t now = ev_now_ns(), at = sp->idle_at;
     int fast = (sp->cdir == CD_BODY && !sp->ordered_c2p) ||
                (sp->pdir == PD_RELAY && !sp->ordered_p2c) ||
@@ -674,7 +684,7 @@ static void tick(struct splice *sp)
             return;
         }
         sp_pump(sp);
-        if (c->sp != sp || !sp->on)
+        if (SP(c) != sp || !sp->on)
             return;
     }
     if (sp->c_eof || sp->p_eof) {
@@ -735,9 +745,9 @@ static void timer_cb(struct ev_loop *l, void *arg)
 
 /* ---- graceful drain ---- */
 
-void splice_drain(struct cconn *c)
+static void splice_drain(struct cconn *c)
 {
-    struct splice *sp = c->sp;
+    struct splice *sp = SP(c);
     if (!sp || !sp->on || sp->draining)
         return;
     sp->draining = 1;
@@ -749,3 +759,67 @@ void splice_drain(struct cconn *c)
     }
     sp_schedule(sp);
 }
+
+/* ---- the layer (conn.h): in front of the HTTP/1.1 protocol ---- */
+
+static void l_input(struct cconn *c)
+{
+    c->under->input(c);
+}
+
+static void l_timeout(struct cconn *c, int kind)
+{
+    c->under->timeout(c, kind);
+}
+
+static void l_flushed(struct cconn *c)
+{
+    if (c->under->flushed)
+        c->under->flushed(c);
+    if (!c->nc.dead && SP(c))
+        splice_client_idle(c); /* the answer is out: splice a held session flow */
+}
+
+/* Drain: a flow under way finishes its answer, then ends (splice_drain);
+ * a connection not spliced now drains as its protocol does; at the
+ * deadline what is left ends. */
+static void l_drain(struct cconn *c, int cut)
+{
+    struct splice *sp = SP(c);
+    if (sp && sp->on) {
+        if (cut)
+            sp_teardown(sp, UC_SHUTDOWN);
+        else
+            splice_drain(c);
+        return;
+    }
+    c->under->drain(c, cut);
+}
+
+static int l_io(struct cconn *c, uint32_t ev)
+{
+    return SP(c) ? splice_client_io(c, ev) : 0;
+}
+
+static int l_holding(const struct cconn *c)
+{
+    return c->under->holding && c->under->holding(c);
+}
+
+static char *l_direct(struct cconn *c, size_t *room)
+{
+    return c->under->direct ? c->under->direct(c, room) : NULL;
+}
+
+static void l_direct_got(struct cconn *c, size_t n)
+{
+    c->under->direct_got(c, n);
+}
+
+static const struct cconn_ops splice_conn_ops = {
+    .input = l_input, .timeout = l_timeout, .flushed = l_flushed, .drain = l_drain,
+    .gone = splice_conn_gone, .io = l_io, .holding = l_holding, .direct = l_direct,
+    .direct_got = l_direct_got,
+};
+
+const struct xlayer splice_layer = { splice_prepare, splice_hold };

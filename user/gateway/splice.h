@@ -41,8 +41,6 @@
 struct gw;
 struct gwbpf;
 struct cconn;
-struct xreq;
-struct upconn;
 struct sbuf;
 
 /* main.c, after the BPF handle is set (or not): splicing needs b with the
@@ -51,35 +49,11 @@ void splice_init(struct gw *g, struct gwbpf *b);
 /* 1 when connections of `model` may be spliced (config, policy, BPF). */
 int splice_enabled_for(struct gw *g, const char *model);
 
-/* relay.c, when a request was routed: a session's HTTP/1.1 connection
- * enters kvg_sock (PASS mode) while its client waits for the answer. */
-void splice_prepare(struct xreq *x);
-/* relay.c, as an HTTP/1.1 exchange ends with its upstream conn u: 1 when
- * splice.c keeps u as the connection's dedicated pod conn (the caller then
- * must not pool it) and splices the flow, 0 to pool it as usual. Called
- * before the answer's last bytes are flushed to the client. */
-int splice_hold(struct xreq *x, struct upconn *u);
-/* worker.c, after flushing c: settles a new splice once the answer's
- * last bytes are out. */
-void splice_client_idle(struct cconn *c);
-/* worker.c, the client socket's events: 1 when splice.c handled them
- * (the flow is spliced or relayed as bytes), 0 for the normal path. */
-int splice_client_io(struct cconn *c, uint32_t events);
-/* worker.c cconn_fail: the client connection is going away; closes the
- * pod conn, deletes the map entries, frees c->sp. */
-void splice_conn_gone(struct cconn *c);
-/* Graceful drain (kvgated stopping): call once for each connection with
- * c->sp when draining starts (it does nothing for a connection that is not
- * spliced now). From then on the kernel hands the client's next request
- * head up instead of sending it (kvgated's socket path serves it; answer
- * it with "connection: close" while draining); the spliced answer under
- * way finishes; then the flow leaves the kernel, and splice.c closes the
- * client connection itself (gracefully: FIN once its output is out) unless
- * a handed-up request is being served, which ends as the socket path ends
- * it. The connection's cconn_fail (at drain_timeout_ms) cuts whatever is
- * left, counted as kvgate_unsplices_total{cause="shutdown"} when
- * w->stopping is set. */
-void splice_drain(struct cconn *c);
+/* Everything else reaches the splice through hooks: relay's layer
+ * (exchange.h: a request routed, an answer complete) and the client
+ * connection's ops while the splice stands in front of its HTTP/1.1
+ * protocol (conn.h: the socket's events, flushes, the graceful drain --
+ * the answer under way finishes, then the flow ends -- and teardown). */
 
 /* /metrics: kvgate_splice_flows, kvgate_spliced_flows_total,
  * kvgate_spliced_bytes_total{direction}, kvgate_splice_relayed_bytes_total

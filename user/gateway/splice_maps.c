@@ -12,9 +12,13 @@
 
 #include <bpf/bpf.h>
 
+#include "common/http1.h"
 #include "common/sbuf.h"
 #include "gateway/bpf.h"
-#include "gateway/dataplane.h"
+#include "gateway/client_h1.h"
+#include "gateway/conn.h"
+#include "gateway/exchange.h"
+#include "gateway/upstream.h"
 #include "gateway/splice.h"
 #include "gateway/splice_priv.h"
 
@@ -147,6 +151,7 @@ void splice_init(struct gw *g, struct gwbpf *b)
     g_max_head = g->cfg.max_header_bytes < KVG_HEAD_MAX ? (uint32_t)g->cfg.max_header_bytes
                                                         : KVG_HEAD_MAX;
     sp_on = fd_sock >= 0 && fd_cfg >= 0 && fd_st >= 0;
+    relay_set_layer(sp_on ? &splice_layer : NULL);
 }
 
 int splice_enabled_for(struct gw *g, const char *model)
@@ -292,7 +297,7 @@ int64_t sp_behind(struct splice *sp, int c2p, int ack)
 {
     struct kvg_flow_st st;
     uint64_t acked, taken;
-    int fd = c2p ? sp->up->fd : sp->c->nc.fd;
+    int fd = c2p ? sp->pfd : sp->c->nc.fd;
     if (sp_st_get(c2p ? sp->ck_c : sp->ck_p, &st) < 0 || sp_tcp_counts(fd, &acked, &taken) < 0)
         return -1; /* cannot tell: the socket is gone, nothing to wait for */
     uint64_t base = c2p ? sp->cc.peer_base : sp->pc.peer_base;

@@ -2,7 +2,7 @@
  * plumbing) and splice_pump.c (kvgated's bounded byte pumps) share. Not
  * included outside those three; splice.h is the rest of kvgated's view.
  *
- * A flow (struct splice, one per client connection, c->sp) has one state
+ * A flow (struct splice, one per client connection, SP(c)) has one state
  * per direction while `on` (both sockets in kvg_sock, the pod conn
  * dedicated to the client):
  *   client -> pod   CD_KERNEL  the verdict frames requests and sends the
@@ -29,11 +29,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include "common/sbuf.h"
 #include "kvgate.h"
 
 struct cconn;
 struct upconn;
+
+/* The flow of c: the splice is the only layer (conn.h) there is. */
+#define SP(c) ((struct splice *)(c)->layer)
 
 #define SP_TICK_NS 1000000ull            /* ordering / half-close waits poll at 1 ms */
 #define SP_QUIET_TICK_MAX_NS 16000000ull /* the quiet wait backs off to 16 ms */
@@ -46,7 +51,9 @@ enum { PD_KERNEL, PD_RELAY };
 
 struct splice {
     struct cconn *c;
-    struct upconn *up;          /* the dedicated pod conn, while on */
+    int pfd;                    /* the dedicated pod conn's socket, while on (-1: none) */
+    struct sockaddr_storage paddr; /* its pod, to hand it back to the pool */
+    socklen_t paddrlen;
     int on;                     /* a flow: the client's requests go through the verdict */
     int spliced;                /* counted in kvgate_splice_flows */
     int cdir, pdir;             /* CD_*, PD_* */
@@ -81,6 +88,10 @@ struct splice {
     struct sbuf c2p, p2c;
     size_t c2p_off, p2c_off;
 };
+
+/* ---- splice.c ---- */
+
+extern const struct xlayer splice_layer; /* relay's hooks (exchange.h) */
 
 /* ---- splice_maps.c: maps, sockets, counters ---- */
 
@@ -120,7 +131,7 @@ int64_t sp_behind(struct splice *sp, int c2p, int ack);
 /* ---- splice_pump.c: kvgated's own bytes on a flow ---- */
 
 /* Moves what CD_BODY / PD_RELAY have to move, then lets splice.c go on
- * (sp_body_done, sp_relay_idle). May free sp (check c->sp after). */
+ * (sp_body_done, sp_relay_idle). May free sp (check SP(c) after). */
 void sp_pump(struct splice *sp);
 /* The socket events the flow's state needs (both sockets). */
 void sp_set_events(struct splice *sp);

@@ -16,12 +16,14 @@
 #include <unistd.h>
 
 #include "common/ev.h"
-#include "gateway/dataplane.h"
+#include "gateway/client_h1.h"
+#include "gateway/conn.h"
+#include "gateway/upstream.h"
 #include "gateway/splice_priv.h"
 
 static size_t cap_of(const struct splice *sp)
 {
-    size_t cap = sp->c->w->g->cfg.max_buffered_bytes;
+    size_t cap = sp->c->wc->g->cfg.max_buffered_bytes;
     return cap ? cap : (1u << 20);
 }
 
@@ -98,7 +100,7 @@ static int body_pump(struct splice *sp, uint64_t now)
     }
     if (sp->ordered_c2p) {
         uint64_t put = 0;
-        int rc = wr(sp->up->fd, &sp->c2p, &sp->c2p_off, &put);
+        int rc = wr(sp->pfd, &sp->c2p, &sp->c2p_off, &put);
         sp_count_relayed(1, put);
         if (rc < 0) {
             sp_teardown(sp, UC_POD_CLOSED);
@@ -106,7 +108,7 @@ static int body_pump(struct splice *sp, uint64_t now)
         }
         if (!sp->body_left && !sp->c2p.len) {
             sp_body_done(sp);
-            return c->sp == sp && sp->on ? 0 : -1;
+            return SP(c) == sp && sp->on ? 0 : -1;
         }
     }
     return 0;
@@ -132,7 +134,7 @@ static int relay_pump(struct splice *sp, uint64_t now)
     }
     if (want && !sp->p_eof) {
         uint64_t got = 0;
-        if (rd(sp->up->fd, &sp->p2c, want, &sp->p_eof, &got) < 0) {
+        if (rd(sp->pfd, &sp->p2c, want, &sp->p_eof, &got) < 0) {
             sp_teardown(sp, UC_POD_CLOSED);
             return -1;
         }
@@ -162,7 +164,7 @@ static int relay_pump(struct splice *sp, uint64_t now)
     }
     if (!sp->p2c.len) {
         sp_relay_idle(sp, &st);
-        return c->sp == sp && sp->on ? 0 : -1;
+        return SP(c) == sp && sp->on ? 0 : -1;
     }
     return 0;
 }
@@ -175,7 +177,7 @@ void sp_pump(struct splice *sp)
         return;
     if (sp->pdir == PD_RELAY && relay_pump(sp, now) < 0)
         return;
-    if (c->sp == sp && sp->on) {
+    if (SP(c) == sp && sp->on) {
         sp_set_events(sp);
         sp_schedule(sp);
     }
@@ -184,7 +186,7 @@ void sp_pump(struct splice *sp)
 void sp_set_events(struct splice *sp)
 {
     struct cconn *c = sp->c;
-    struct ev_loop *l = c->w->l;
+    struct ev_loop *l = c->wc->l;
     size_t cap = cap_of(sp);
     uint32_t ce = 0, pe = 0;
     if (!sp->settled && netconn_pending(&c->nc))
@@ -197,19 +199,19 @@ void sp_set_events(struct splice *sp)
     ev_mod(l, c->nc.fd, ce);
     if (sp->p_eof)
         sp_unwatch_pod(sp); /* level-triggered EOF would fire on and on */
-    if (!sp->up || !sp->p_watched)
+    if (sp->pfd < 0 || !sp->p_watched)
         return;
     if (sp->pdir == PD_KERNEL || (sp->p2c.len < cap && !sp->p_stop))
         pe |= EPOLLIN | EPOLLRDHUP;
     if (sp->cdir == CD_BODY && sp->ordered_c2p && sp->c2p.len)
         pe |= EPOLLOUT;
-    ev_mod(l, sp->up->fd, pe);
+    ev_mod(l, sp->pfd, pe);
 }
 
 void sp_unwatch_pod(struct splice *sp)
 {
-    if (sp->up && sp->p_watched)
-        ev_del(sp->c->w->l, sp->up->fd);
+    if (sp->pfd >= 0 && sp->p_watched)
+        ev_del(sp->c->wc->l, sp->pfd);
     sp->p_watched = 0;
 }
 

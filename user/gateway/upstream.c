@@ -1,18 +1,9 @@
-/* upstream: HTTP/1.1 connections from a worker to pods, with a keep-alive
- * pool per pod slot (idle conns are watched: a pod closing one drops it).
- *
- * One request per conn at a time: connect (non-blocking, connect_timeout_ms)
- * or reuse, write the re-framed request (head + buffered body, writev),
- * parse the response head (status line, headers, framing: Content-Length,
- * chunked or until close), then hand decoded body bytes to the relay as
- * they arrive. first_byte_timeout_ms runs until the first response byte.
- * Failures are reported once through relay_up_fail() after the conn was
- * detached and killed, so the relay can retry with a clean slate. */
-#include <arpa/inet.h>
+/* upstream: HTTP/1.1 connections from a worker to pods. See upstream.h. */
+#include "gateway/upstream.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -22,9 +13,55 @@
 
 #include "common/dlist.h"
 #include "common/ev.h"
+#include "common/http1.h"
 #include "common/netaddr.h"
-#include "gateway/dataplane.h"
+#include "common/sbuf.h"
+#include "gateway/gateway.h"
+#include "gateway/graveyard.h"
 #include "gateway/gwmetrics.h"
+
+#define UP_IDLE_MAX 64       /* idle keep-alive conns per pod per worker */
+#define UP_READ_CHUNK 16384
+
+enum { UP_CONNECTING, UP_ACTIVE, UP_IDLE };
+enum { UF_NONE, UF_CLEN, UF_CHUNKED, UF_CLOSE };
+
+struct upool {
+    struct upconn *head;
+    uint32_t n;
+};
+
+struct upstream {
+    struct ev_loop *l;
+    struct gw *g;
+    struct graveyard *gy;
+    int no_pool;
+    struct upool pools[POD_MAX];
+};
+
+struct upconn {
+    struct upstream *us;
+    int fd;
+    uint32_t slot;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    struct upconn *pprev, *pnext; /* pool, while idle */
+    struct grave grave;
+    const struct up_events *ev;   /* the owner's, while active */
+    void *owner;
+    int state, dead, reused, paused;
+    uint64_t timer;               /* connect / head / idle / deferred failure */
+    int fail_kind;                /* deferred failure (sync connect error) */
+    const char *fail_cause;
+    struct up_request rq;
+    size_t sent;                  /* bytes of head + body written */
+    int req_sent, wr_failed;
+    struct sbuf in;               /* response bytes not yet processed */
+    int got_byte, head_done, resp_ka, framing;
+    uint64_t rx_ns;               /* last response bytes */
+    uint64_t clen_left;
+    struct http1_chunked ck;
+};
 
 static const char *err_text(int err)
 {
@@ -61,60 +98,103 @@ static void tune_socket(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
 }
 
+/* ---- the per-worker state ---- */
+
+struct upstream *up_new(struct ev_loop *l, struct gw *g, struct graveyard *gy)
+{
+    struct upstream *us = calloc(1, sizeof(*us));
+    if (us) {
+        us->l = l;
+        us->g = g;
+        us->gy = gy;
+    }
+    return us;
+}
+
+void up_close_idle(struct upstream *us)
+{
+    for (uint32_t s = 0; s < POD_MAX; s++)
+        while (us->pools[s].head)
+            up_kill(us->pools[s].head);
+}
+
+void up_stop_pooling(struct upstream *us)
+{
+    us->no_pool = 1;
+}
+
+void up_free(struct upstream *us)
+{
+    free(us);
+}
+
+uint32_t up_slot(const struct upconn *u)
+{
+    return u->slot;
+}
+
+int up_fd(const struct upconn *u)
+{
+    return u->fd;
+}
+
 /* ---- pool ---- */
 
 static void pool_unlink(struct upconn *u)
 {
-    struct upool *p = &u->w->pools[u->slot];
+    struct upool *p = &u->us->pools[u->slot];
     DLIST_REMOVE(p->head, u, pprev, pnext);
     p->n--;
 }
 
 static void pool_push(struct upconn *u)
 {
-    struct upool *p = &u->w->pools[u->slot];
+    struct upool *p = &u->us->pools[u->slot];
     DLIST_PUSH(p->head, u, pprev, pnext);
     p->n++;
 }
 
-void up_free(struct upconn *u)
+static void destroy(struct grave *g)
 {
-    sbuf_free(&u->head);
+    struct upconn *u = GRAVE_OWNER(g, struct upconn, grave);
     sbuf_free(&u->in);
     free(u);
 }
 
-void up_kill(struct upconn *u)
+/* Unlinks and closes u; it is freed after the current callback. */
+static void bury(struct upconn *u, int close_fd)
 {
     if (u->dead)
         return;
-    struct worker *w = u->w;
     u->dead = 1;
     if (u->state == UP_IDLE)
         pool_unlink(u);
     if (u->fd >= 0) {
-        ev_del(w->l, u->fd);
-        close(u->fd);
+        ev_del(u->us->l, u->fd);
+        if (close_fd)
+            close(u->fd);
         u->fd = -1;
     }
-    ev_timer_cancel(w->l, u->timer);
+    ev_timer_cancel(u->us->l, u->timer);
     u->timer = 0;
-    if (u->x && u->x->up == u)
-        u->x->up = NULL;
-    u->x = NULL;
-    u->gnext = w->dead_ups;
-    w->dead_ups = u;
-    w_reap_later(w);
+    u->ev = NULL;
+    u->owner = NULL;
+    gy_bury(u->us->gy, &u->grave, destroy);
 }
 
-void up_pool_close_all(struct worker *w)
+void up_kill(struct upconn *u)
 {
-    for (uint32_t s = 0; s < POD_MAX; s++)
-        while (w->pools[s].head)
-            up_kill(w->pools[s].head);
+    bury(u, 1);
 }
 
-static void up_events(struct upconn *u)
+int up_detach_fd(struct upconn *u)
+{
+    int fd = u->fd;
+    bury(u, 0);
+    return fd;
+}
+
+static void set_events(struct upconn *u)
 {
     if (u->dead || u->fd < 0)
         return;
@@ -126,54 +206,55 @@ static void up_events(struct upconn *u)
     else
         m = (u->paused ? 0 : EPOLLIN | EPOLLRDHUP) |
             (!u->req_sent && !u->wr_failed ? EPOLLOUT : 0);
-    ev_mod(u->w->l, u->fd, m);
+    ev_mod(u->us->l, u->fd, m);
 }
 
 void up_pause(struct upconn *u)
 {
     u->paused = 1;
-    up_events(u);
+    set_events(u);
 }
 
 void up_resume(struct upconn *u)
 {
     u->paused = 0;
     u->rx_ns = ev_now_ns(); /* the pod's idle clock restarts */
-    up_events(u);
+    set_events(u);
 }
 
-/* Detaches u from its exchange, kills it, reports the failure. */
+/* Kills u, then tells its owner (once). */
 static void up_fail(struct upconn *u, int kind, const char *cause)
 {
-    struct xreq *x = u->x;
+    const struct up_events *ev = u->ev;
+    void *owner = u->owner;
     int reused = u->reused;
-    if (x)
-        x->up = NULL;
-    u->x = NULL;
     up_kill(u);
-    if (x)
-        relay_up_fail(x, kind, reused, cause);
+    if (ev)
+        ev->fail(owner, kind, reused, cause);
 }
 
-void up_done(struct upconn *u)
+int up_reusable(const struct upconn *u)
 {
-    struct worker *w = u->w;
-    if (u->x && u->x->up == u)
-        u->x->up = NULL;
-    u->x = NULL;
-    if (!u->resp_ka || !u->req_sent || u->wr_failed || u->in.len ||
-        u->framing == UF_CLOSE || w->stopping || u->dead ||
-        w->pools[u->slot].n >= DP_UP_IDLE_MAX) {
+    return u->resp_ka && u->req_sent && !u->wr_failed && !u->in.len &&
+           u->framing != UF_CLOSE && !u->dead && u->fd >= 0;
+}
+
+void up_release(struct upconn *u)
+{
+    struct upstream *us = u->us;
+    u->ev = NULL;
+    u->owner = NULL;
+    if (!up_reusable(u) || us->no_pool || us->pools[u->slot].n >= UP_IDLE_MAX) {
         up_kill(u);
         return;
     }
-    ev_timer_cancel(w->l, u->timer);
+    ev_timer_cancel(us->l, u->timer);
     u->timer = 0;
     u->state = UP_IDLE;
     u->paused = 0;
     sbuf_reset(&u->in);
     pool_push(u);
-    up_events(u);
+    set_events(u);
 }
 
 /* ---- timers ---- */
@@ -193,7 +274,7 @@ static void up_timer_cb(struct ev_loop *l, void *arg)
     } else if (u->state == UP_ACTIVE) {
         /* the answer is under way: the pod must keep sending, except
          * while we stopped reading it for a slow client */
-        uint64_t limit = (uint64_t)u->w->g->cfg.stream_idle_timeout_ms * 1000000ull;
+        uint64_t limit = (uint64_t)u->us->g->cfg.stream_idle_timeout_ms * 1000000ull;
         uint64_t now = ev_now_ns();
         if (u->paused)
             u->rx_ns = now;
@@ -206,41 +287,46 @@ static void up_timer_cb(struct ev_loop *l, void *arg)
 
 static void arm(struct upconn *u, uint32_t ms)
 {
-    ev_timer_cancel(u->w->l, u->timer);
-    u->timer = ms ? ev_timer_at(u->w->l, ev_now_ns() + (uint64_t)ms * 1000000ull,
+    ev_timer_cancel(u->us->l, u->timer);
+    u->timer = ms ? ev_timer_at(u->us->l, ev_now_ns() + (uint64_t)ms * 1000000ull,
                                 up_timer_cb, u)
                   : 0;
 }
 
 /* Reports a connect error from the event loop, not from inside up_start,
- * so the retry logic never runs nested in the caller. */
+ * so the owner's retry logic never runs nested in its own call. */
 static void defer_fail(struct upconn *u, int kind, const char *cause)
 {
     u->fail_kind = kind;
     u->fail_cause = cause;
-    ev_timer_cancel(u->w->l, u->timer);
-    u->timer = ev_timer_at(u->w->l, ev_now_ns(), up_timer_cb, u);
+    ev_timer_cancel(u->us->l, u->timer);
+    u->timer = ev_timer_at(u->us->l, ev_now_ns(), up_timer_cb, u);
 }
 
 /* ---- I/O ---- */
 
+/* Gone from its owner since `owner` was read? */
+static int lost(const struct upconn *u, const void *owner)
+{
+    return u->dead || u->owner != owner;
+}
+
 /* report: 0 when called from up_start (a reused connection, written at
  * once instead of after an EPOLLOUT round trip): a write error is not
  * reported there but left for the event loop, where the next write meets
- * it again (up_start's callers expect no failure callback inside it). */
+ * it again (up_start's callers expect no event inside it). */
 static void up_write(struct upconn *u, int report)
 {
-    struct xreq *x = u->x;
-    size_t hl = u->head.len, bl = x->body.len, total = hl + bl;
+    size_t hl = u->rq.head_len, bl = u->rq.body_len, total = hl + bl;
     while (u->sent < total) {
         struct iovec iov[2];
         int n = 0;
         if (u->sent < hl) {
-            iov[n++] = (struct iovec){ u->head.data + u->sent, hl - u->sent };
+            iov[n++] = (struct iovec){ (char *)u->rq.head + u->sent, hl - u->sent };
             if (bl)
-                iov[n++] = (struct iovec){ x->body.data, bl };
+                iov[n++] = (struct iovec){ (char *)u->rq.body, bl };
         } else {
-            iov[n++] = (struct iovec){ x->body.data + (u->sent - hl), total - u->sent };
+            iov[n++] = (struct iovec){ (char *)u->rq.body + (u->sent - hl), total - u->sent };
         }
         ssize_t w = writev(u->fd, iov, n);
         if (w < 0) {
@@ -250,7 +336,7 @@ static void up_write(struct upconn *u, int report)
                 return;
             if (u->got_byte) {
                 u->wr_failed = 1; /* the pod answered early: read on */
-                up_events(u);
+                set_events(u);
                 return;
             }
             up_fail(u, FK_RESET, err_text(errno));
@@ -259,16 +345,18 @@ static void up_write(struct upconn *u, int report)
         u->sent += (size_t)w;
     }
     u->req_sent = 1;
-    x->r.t_upstream_sent = ev_now_ns();
-    up_events(u);
+    u->rq = (struct up_request){ 0 }; /* the owner's buffers are its own again */
+    set_events(u);
+    if (u->ev && report >= 0)
+        u->ev->sent(u->owner);
 }
 
-/* Processes u->in. 0 to keep reading, -1 when u no longer belongs to x. */
-static int up_parse(struct upconn *u)
+/* The answer's head, once complete: 1 on, 0 incomplete, -1 u is lost. */
+static int parse_head(struct upconn *u)
 {
-    struct xreq *x = u->x;
-    struct gw *g = u->w->g;
-    while (!u->head_done) {
+    void *owner = u->owner;
+    struct gw *g = u->us->g;
+    for (;;) {
         struct http1_response rh;
         size_t max = g->cfg.max_header_bytes ? g->cfg.max_header_bytes : 65536;
         int hl = http1_parse_response(u->in.data, u->in.len, max, &rh);
@@ -293,32 +381,36 @@ static int up_parse(struct upconn *u)
                      : rh.until_close ? UF_CLOSE
                                       : UF_CLEN;
         u->clen_left = rh.content_length > 0 ? (uint64_t)rh.content_length : 0;
+        if (u->framing == UF_CLEN && u->clen_left == 0)
+            u->framing = UF_NONE;
         u->resp_ka = rh.keep_alive;
         memset(&u->ck, 0, sizeof(u->ck));
         u->head_done = 1;
-        int64_t clen = u->framing == UF_CLEN ? rh.content_length : -1;
-        /* Header pointers are into u->in, which stays put until consumed. */
-        int rc = relay_up_head(x, u, rh.status, rh.headers, rh.nheaders, clen, has_body);
-        if (rc < 0 || u->dead || u->x != x)
+        /* header pointers are into u->in, which stays put until consumed */
+        u->ev->head(owner, u, &rh, has_body, u->in.len > (size_t)hl);
+        if (lost(u, owner))
             return -1;
         sbuf_consume(&u->in, (size_t)hl);
-        if (!u->in.len) { /* the client sees the head before the first token */
-            cconn_flush(x->c);
-            if (u->dead || u->x != x || x->dead || x->done)
-                return -1;
-        }
-        if (u->framing == UF_CLEN && u->clen_left == 0)
-            u->framing = UF_NONE;
+        return 1;
+    }
+}
+
+/* Processes u->in. 0 to keep reading, -1 when u no longer belongs to its
+ * owner (the answer ended, or failed). */
+static int up_parse(struct upconn *u)
+{
+    void *owner = u->owner;
+    if (!u->head_done) {
+        int rc = parse_head(u);
+        if (rc <= 0)
+            return rc;
     }
     switch (u->framing) {
     case UF_CLEN: {
         size_t n = u->in.len < u->clen_left ? u->in.len : (size_t)u->clen_left;
         if (n) {
-            /* HTTP/1.1: the last bytes reach the client with relay_up_end's
-             * flush, after splice.c had its chance to splice the flow */
-            x->last_body = !x->sid && n == u->clen_left;
-            relay_up_body(x, u->in.data, n);
-            if (u->dead || u->x != x)
+            u->ev->body(owner, u->in.data, n, n == u->clen_left);
+            if (lost(u, owner))
                 return -1;
             sbuf_consume(&u->in, n);
             u->clen_left -= n;
@@ -337,8 +429,8 @@ static int up_parse(struct upconn *u)
             return -1;
         }
         if (outn) {
-            relay_up_body(x, u->in.data, outn);
-            if (u->dead || u->x != x)
+            u->ev->body(owner, u->in.data, outn, u->ck.done);
+            if (lost(u, owner))
                 return -1;
         }
         sbuf_consume(&u->in, (size_t)used);
@@ -348,8 +440,8 @@ static int up_parse(struct upconn *u)
     }
     case UF_CLOSE:
         if (u->in.len) {
-            relay_up_body(x, u->in.data, u->in.len);
-            if (u->dead || u->x != x)
+            u->ev->body(owner, u->in.data, u->in.len, 0);
+            if (lost(u, owner))
                 return -1;
             sbuf_reset(&u->in);
         }
@@ -357,20 +449,19 @@ static int up_parse(struct upconn *u)
     default:
         break;
     }
-    relay_up_end(x); /* up_done: pooled or killed (extra bytes: killed) */
+    u->ev->end(owner, u); /* the owner releases, detaches or kills u */
     return -1;
 }
 
 static void up_eof(struct upconn *u, int err)
 {
-    struct xreq *x = u->x;
     if (!u->got_byte) {
         up_fail(u, FK_RESET, err ? err_text(err) : "connection closed");
     } else if (!u->head_done) {
         up_fail(u, FK_PROTO, "truncated response head");
     } else if (u->framing == UF_CLOSE) {
         u->resp_ka = 0;
-        relay_up_end(x);
+        u->ev->end(u->owner, u);
     } else {
         up_fail(u, FK_RESET, "connection closed mid-body");
     }
@@ -378,11 +469,11 @@ static void up_eof(struct upconn *u, int err)
 
 static void up_read(struct upconn *u, int force)
 {
-    struct xreq *x = u->x;
+    void *owner = u->owner;
     for (int iter = 0; iter < 16; iter++) {
         if (u->paused && !force)
             return;
-        if (sbuf_reserve(&u->in, DP_READ_CHUNK)) {
+        if (sbuf_reserve(&u->in, UP_READ_CHUNK)) {
             up_fail(u, FK_PROTO, "out of memory");
             return;
         }
@@ -395,12 +486,12 @@ static void up_read(struct upconn *u, int force)
             int had_head = u->head_done;
             if (!u->got_byte) {
                 u->got_byte = 1;
-                x->r.t_first_byte = u->rx_ns;
+                u->ev->first_byte(owner);
             }
             if (up_parse(u) < 0)
                 return;
-            if (u->head_done && !had_head) /* head timeout off, stream idle timeout on */
-                arm(u, u->w->g->cfg.stream_idle_timeout_ms);
+            if (u->head_done && !had_head) /* head deadline off, idle deadline on */
+                arm(u, u->us->g->cfg.stream_idle_timeout_ms);
             /* A short read emptied the socket: epoll is level-triggered,
              * so another read would only say EAGAIN (one syscall a
              * response saved); more data or EOF wakes us again. */
@@ -420,22 +511,18 @@ static void up_read(struct upconn *u, int force)
 static void up_connected(struct upconn *u)
 {
     u->state = UP_ACTIVE;
-    arm(u, u->w->g->cfg.first_byte_timeout_ms);
-    up_events(u);
+    arm(u, u->us->g->cfg.first_byte_timeout_ms);
+    set_events(u);
 }
 
 static void up_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
 {
     struct upconn *u = arg;
-    if (u->state == UP_IDLE) { /* the pod closed it, or sent junk */
+    if (u->state == UP_IDLE || !u->ev) { /* idle: the pod closed it, or sent junk */
         up_kill(u);
         return;
     }
-    struct xreq *x = u->x;
-    if (!x) { /* cannot happen: active conns have an owner */
-        up_kill(u);
-        return;
-    }
+    void *owner = u->owner;
     if (u->state == UP_CONNECTING) {
         int err = 0;
         socklen_t el = sizeof(err);
@@ -452,63 +539,53 @@ static void up_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
     }
     if ((ev & EPOLLOUT) && !u->req_sent && !u->wr_failed) {
         up_write(u, 1);
-        if (u->dead || u->x != x)
+        if (lost(u, owner))
             return;
     }
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         up_read(u, (ev & (EPOLLHUP | EPOLLERR)) != 0);
-        if (u->dead || u->x != x)
+        if (lost(u, owner))
             return;
     }
-    up_events(u);
-}
-
-/* A conn splice.c kept as a session's dedicated one, idle and out of the
- * sockmap again: back to up_io and the pool. */
-void up_repool(struct upconn *u)
-{
-    struct worker *w = u->w;
-    ev_del(w->l, u->fd);
-    if (ev_add(w->l, u->fd, EPOLLIN | EPOLLRDHUP, up_io, u) < 0) {
-        up_kill(u);
-        return;
-    }
-    u->x = NULL;
-    up_done(u); /* pooled, or closed when it cannot carry another request */
+    set_events(u);
 }
 
 /* ---- start ---- */
 
-static int build_head(struct upconn *u, struct xreq *x)
+static struct upconn *conn_new(struct upstream *us, uint32_t slot,
+                               const struct sockaddr_storage *a, socklen_t alen)
 {
-    const struct pod_target *p = &x->r.pod;
-    struct sbuf *h = &u->head;
-    sbuf_reset(h);
-    sbuf_printf(h, "%s ", x->method[0] ? x->method : "POST");
-    sbuf_append(h, x->path.data ? x->path.data : "/", x->path.data ? x->path.len : 1);
-    if (strchr(p->host, ':'))
-        sbuf_printf(h, " HTTP/1.1\r\nHost: [%s]:%u\r\n", p->host, p->port);
-    else
-        sbuf_printf(h, " HTTP/1.1\r\nHost: %s:%u\r\n", p->host, p->port);
-    sbuf_puts(h, "Content-Type: ");
-    if (x->ctype.len)
-        sbuf_append(h, x->ctype.data, x->ctype.len);
-    else
-        sbuf_puts(h, "application/json");
-    sbuf_printf(h, "\r\nContent-Length: %zu\r\n", x->body.len);
-    sbuf_append(h, x->fwd.data ? x->fwd.data : "", x->fwd.len);
-    sbuf_puts(h, "X-Forwarded-For: ");
-    if (x->xff.len) {
-        sbuf_append(h, x->xff.data, x->xff.len);
-        sbuf_puts(h, ", ");
-    }
-    sbuf_printf(h, "%s\r\n\r\n", x->c->peer);
-    return h->oom ? -ENOMEM : 0;
+    struct upconn *u = calloc(1, sizeof(*u));
+    if (!u)
+        return NULL;
+    u->us = us;
+    u->fd = -1;
+    u->slot = slot;
+    u->addr = *a;
+    u->addrlen = alen;
+    u->state = UP_CONNECTING;
+    sbuf_init(&u->in);
+    return u;
 }
 
-static struct upconn *pool_take(struct worker *w, const struct pod_target *pod)
+void up_adopt_fd(struct upstream *us, uint32_t slot, const struct sockaddr_storage *a,
+                 socklen_t alen, int fd)
 {
-    struct upool *p = &w->pools[pod->slot];
+    struct upconn *u = slot < POD_MAX ? conn_new(us, slot, a, alen) : NULL;
+    if (!u || ev_add(us->l, fd, EPOLLIN | EPOLLRDHUP, up_io, u) < 0) {
+        close(fd);
+        free(u);
+        return;
+    }
+    u->fd = fd;
+    u->state = UP_ACTIVE;
+    u->req_sent = u->resp_ka = 1; /* idle between requests */
+    up_release(u);                /* pooled, or closed when it cannot be */
+}
+
+static struct upconn *pool_take(struct upstream *us, const struct pod_target *pod)
+{
+    struct upool *p = &us->pools[pod->slot];
     while (p->head) {
         struct upconn *u = p->head;
         pool_unlink(u);
@@ -520,64 +597,22 @@ static struct upconn *pool_take(struct worker *w, const struct pod_target *pod)
     return NULL;
 }
 
-int up_start(struct xreq *x, int fresh_only)
+/* A new connection's connect: 0 (under way or failed, reported later). */
+static int connect_new(struct upconn *u)
 {
-    struct worker *w = x->w;
-    const struct pod_target *pod = &x->r.pod;
-    if (pod->slot >= POD_MAX)
-        return -EINVAL;
-    struct upconn *u = fresh_only ? NULL : pool_take(w, pod);
-    if (u) {
-        u->reused = 1;
-    } else {
-        u = calloc(1, sizeof(*u));
-        if (!u)
-            return -ENOMEM;
-        u->w = w;
-        u->fd = -1;
-        u->slot = pod->slot;
-        u->addr = pod->addr;
-        u->addrlen = pod->addrlen;
-        u->state = UP_CONNECTING;
-        sbuf_init(&u->head);
-        sbuf_init(&u->in);
-    }
-    u->x = x;
-    u->sent = 0;
-    u->req_sent = u->wr_failed = u->got_byte = u->head_done = 0;
-    u->paused = 0;
-    u->framing = UF_NONE;
-    x->up = u;
-    x->up_slot = pod->slot;
-    x->up_paused = 0;
-    netaddr_text(&u->addr, x->dest, sizeof(x->dest), 1);
-    if (build_head(u, x) < 0) {
-        x->up = NULL;
-        u->x = NULL;
-        up_kill(u);
-        return -ENOMEM;
-    }
-    if (u->reused) {
-        /* an idle keep-alive connection is writable: write now, and wait
-         * for EPOLLOUT only for what the socket did not take */
-        u->state = UP_ACTIVE;
-        arm(u, w->g->cfg.first_byte_timeout_ms);
-        up_write(u, 0);
-        up_events(u);
-        return 0;
-    }
+    struct upstream *us = u->us;
     int in_progress = 0;
     int fd = netaddr_connect(&u->addr, u->addrlen, &in_progress);
     if (fd < 0) {
         int err = -fd;
         if (gw_errno_is_local(err)) /* the gateway ran out, not the pod */
-            gw_metrics_local_error(w->g->metrics, "upstream", err);
+            gw_metrics_local_error(us->g->metrics, "upstream", err);
         defer_fail(u, gw_errno_is_local(err) ? FK_LOCAL : FK_CONNECT, err_text(err));
         return 0;
     }
     tune_socket(fd);
-    gw_metrics_pod_connect(w->g->metrics);
-    if (ev_add(w->l, fd, EPOLLOUT, up_io, u) < 0) {
+    gw_metrics_pod_connect(us->g->metrics);
+    if (ev_add(us->l, fd, EPOLLOUT, up_io, u) < 0) {
         close(fd);
         defer_fail(u, FK_CONNECT, "out of memory");
         return 0;
@@ -586,6 +621,40 @@ int up_start(struct xreq *x, int fresh_only)
     if (!in_progress)
         up_connected(u);
     else
-        arm(u, w->g->cfg.connect_timeout_ms);
+        arm(u, us->g->cfg.connect_timeout_ms);
+    return 0;
+}
+
+int up_start(struct upstream *us, const struct pod_target *pod, int fresh_only,
+             const struct up_request *rq, const struct up_events *ev, void *owner,
+             struct upconn **out)
+{
+    if (pod->slot >= POD_MAX)
+        return -EINVAL;
+    struct upconn *u = fresh_only ? NULL : pool_take(us, pod);
+    if (u) {
+        u->reused = 1;
+    } else {
+        u = conn_new(us, pod->slot, &pod->addr, pod->addrlen);
+        if (!u)
+            return -ENOMEM;
+    }
+    u->ev = ev;
+    u->owner = owner;
+    u->rq = *rq;
+    u->sent = 0;
+    u->req_sent = u->wr_failed = u->got_byte = u->head_done = 0;
+    u->paused = 0;
+    u->framing = UF_NONE;
+    *out = u;
+    if (!u->reused)
+        return connect_new(u);
+    /* an idle keep-alive connection is writable: write now, and wait for
+     * EPOLLOUT only for what the socket did not take (no event from in
+     * here: `sent` is told from the loop) */
+    u->state = UP_ACTIVE;
+    arm(u, us->g->cfg.first_byte_timeout_ms);
+    up_write(u, 0);
+    set_events(u);
     return 0;
 }
