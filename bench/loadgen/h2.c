@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "common/dlist.h"
+#include "common/http1.h"
 #include "reqq.h"
 #include "run.h"
 #include "stream.h"
@@ -214,11 +215,6 @@ static ssize_t cb_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
     return (ssize_t)n;
 }
 
-static int lower(int ch)
-{
-    return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch;
-}
-
 static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
                      size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
 {
@@ -232,11 +228,7 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
         st->status = vlen == 3 ? (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0')
                                : 0;
     } else if (nlen == 12 && !memcmp(name, "content-type", 12)) {
-        static const char es[] = "text/event-stream";
-        size_t k = 0;
-        while (k < vlen && k < sizeof(es) - 1 && lower(value[k]) == es[k])
-            k++;
-        st->event_stream = k == sizeof(es) - 1;
+        st->event_stream = http1_media_type_is((const char *)value, vlen, "text/event-stream");
     } else if (nlen == 30 && !memcmp(name, "x-gateway-destination-endpoint", 30)) {
         st->dest_len = vlen < sizeof(st->dest) - 1 ? vlen : sizeof(st->dest) - 1;
         memcpy(st->dest, value, st->dest_len);

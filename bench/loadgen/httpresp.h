@@ -1,6 +1,8 @@
-/* httpresp: incremental HTTP/1.x response-head parser and body framing
- * (no I/O, no allocation). The request side lives in user/common/http1.h;
- * this is its client-side counterpart for the load generator.
+/* httpresp: HTTP/1.x response heads and body framing for the load
+ * generator (no I/O). The head is parsed by common/http1.h's
+ * http1_parse_response (kvgated's parser of pods' answers: one set of
+ * framing rules), with bare LF line ends tolerated; a head with bare LFs
+ * is copied once to parse it.
  *
  * Feed the bytes received so far to lg_hresp_head until it returns the head
  * length; then hand every later byte to lg_hresp_body, which removes the
@@ -29,7 +31,7 @@ struct lg_hresp {
     int minor;
     int keep_alive;
     int event_stream;           /* content-type: text/event-stream */
-    int64_t content_length;     /* -1 when absent */
+    int64_t content_length;     /* -1 when absent or overridden by Transfer-Encoding */
     enum lg_body_mode mode;
     char dest[LG_HRESP_DEST_MAX]; /* x-gateway-destination-endpoint */
     size_t dest_len;
@@ -47,7 +49,8 @@ enum {
 };
 
 /* Parses a response head in buf[0..len). Returns LG_HRESP_INCOMPLETE, the
- * head length (> 0, and h is filled in), or LG_HRESP_BAD / _TOO_LARGE.
+ * head length (> 0, and h is filled in), or LG_HRESP_BAD / _TOO_LARGE
+ * (over LG_HRESP_MAX_HEAD, or more than HTTP1_MAX_HEADERS fields).
  * A 1xx head (other than 101) is complete with mode NONE: the caller skips
  * it and parses the next head. */
 int lg_hresp_head(struct lg_hresp *h, const char *buf, size_t len);

@@ -406,6 +406,35 @@ TEST(has_token)
     CHECK(!http1_has_token("", 0, "a"));
 }
 
+TEST(name_eq)
+{
+    CHECK(http1_name_eq("Content-Length", 14, "content-length"));
+    CHECK(http1_name_eq("content-length", 14, "Content-Length"));
+    CHECK(!http1_name_eq("content-lengthX", 15, "content-length"));
+    CHECK(!http1_name_eq("content-lengt", 13, "content-length"));
+    CHECK(!http1_name_eq("content_length", 14, "content-length"));
+    CHECK(http1_name_eq("", 0, ""));
+    /* only ASCII letters fold: '@' (0x40) is not '`' (0x60) */
+    CHECK(!http1_name_eq("@", 1, "`"));
+    /* the length rules, not a NUL: a name inside a larger buffer */
+    CHECK(http1_name_eq("hostname", 4, "HOST"));
+}
+
+TEST(media_type_is)
+{
+    static const char es[] = "text/event-stream";
+    CHECK(http1_media_type_is("text/event-stream", 17, es));
+    CHECK(http1_media_type_is("Text/Event-Stream; charset=utf-8", 32, es));
+    CHECK(http1_media_type_is("text/event-stream;charset=utf-8", 31, es));
+    CHECK(http1_media_type_is(" text/event-stream ", 19, es));
+    CHECK(!http1_media_type_is("text/event-streams", 18, es));
+    CHECK(!http1_media_type_is("text/event", 10, es));
+    CHECK(!http1_media_type_is("application/json", 16, es));
+    CHECK(!http1_media_type_is("", 0, es));
+    /* the length bounds the value: what follows in the buffer is not read */
+    CHECK(http1_media_type_is("text/event-streamXYZ", 17, es));
+}
+
 int main(void)
 {
     RUN(head_table);
@@ -417,5 +446,7 @@ int main(void)
     RUN(response_table);
     RUN(response_every_split_point);
     RUN(has_token);
+    RUN(name_eq);
+    RUN(media_type_is);
     return harness_done();
 }

@@ -40,10 +40,29 @@ TEST(closing_response)
     sbuf_free(&b);
 }
 
+TEST(error_json)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    http_error_json(&b, 404, "no \"m\"");
+    CHECK_STR(b.data, "{\"error\":{\"message\":\"no \\\"m\\\"\",\"type\":\"NotFoundError\","
+                      "\"param\":null,\"code\":404}}");
+    sbuf_reset(&b);
+    http_error_json_param(&b, 400, "max_tokens", "max_tokens: bad");
+    CHECK_STR(b.data, "{\"error\":{\"message\":\"max_tokens: bad\",\"type\":\"BadRequestError\","
+                      "\"param\":\"max_tokens\",\"code\":400}}");
+    sbuf_reset(&b);
+    http_error_json_param(&b, 503, NULL, "x");
+    CHECK_STR(b.data, "{\"error\":{\"message\":\"x\",\"type\":\"ServiceUnavailableError\","
+                      "\"param\":null,\"code\":503}}");
+    sbuf_free(&b);
+}
+
 int main(void)
 {
     RUN(status_texts);
     RUN(status_line);
     RUN(closing_response);
+    RUN(error_json);
     return harness_done();
 }

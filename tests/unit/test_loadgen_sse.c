@@ -396,6 +396,49 @@ TEST(response_heads)
     CHECK(lg_hresp_head(&h, te, strlen(te)) > 0 && h.mode == LG_BODY_CHUNKED);
 }
 
+/* The head parser is common/http1's http1_parse_response: kvgated's rules
+ * for what frames a body and what is malformed, loadgen's tolerance of
+ * bare LF line ends kept. */
+TEST(response_heads_shared_rules)
+{
+    struct lg_hresp h;
+    /* response splitting: a control byte in a value, a name outside tchar */
+    const char ctl[] = "HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n";
+    CHECK_EQ(lg_hresp_head(&h, ctl, sizeof(ctl) - 1), LG_HRESP_BAD);
+    const char nm[] = "HTTP/1.1 200 OK\r\nX(A): 1\r\nContent-Length: 0\r\n\r\n";
+    CHECK_EQ(lg_hresp_head(&h, nm, sizeof(nm) - 1), LG_HRESP_BAD);
+    /* chunked twice is ambiguous framing */
+    const char cc[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n";
+    CHECK_EQ(lg_hresp_head(&h, cc, sizeof(cc) - 1), LG_HRESP_BAD);
+    /* Transfer-Encoding over Content-Length: framed by chunks, and the
+     * connection is not reused */
+    const char te[] = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n";
+    CHECK(lg_hresp_head(&h, te, sizeof(te) - 1) > 0 && h.mode == LG_BODY_CHUNKED && !h.keep_alive);
+    /* a coding other than chunked last: until close */
+    const char gz[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n";
+    CHECK(lg_hresp_head(&h, gz, sizeof(gz) - 1) > 0 && h.mode == LG_BODY_CLOSE && !h.keep_alive);
+    /* the media type, not a prefix of it */
+    const char es[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-streams\r\n"
+                      "Content-Length: 0\r\n\r\n";
+    CHECK(lg_hresp_head(&h, es, sizeof(es) - 1) > 0 && !h.event_stream);
+    const char es2[] = "HTTP/1.1 200 OK\r\ncontent-type: Text/Event-Stream; charset=utf-8\r\n"
+                       "X-Gateway-Destination-Endpoint:  10.0.0.5:8000 \r\n"
+                       "Transfer-Encoding: chunked\r\n\r\n";
+    CHECK(lg_hresp_head(&h, es2, sizeof(es2) - 1) > 0 && h.event_stream && h.keep_alive);
+    CHECK(h.dest_len == 13 && !strcmp(h.dest, "10.0.0.5:8000"));
+    /* bare LF heads, split anywhere: incomplete until the blank line */
+    const char lf[] = "HTTP/1.1 200 OK\nContent-Length: 2\nX-Gateway-Destination-Endpoint: p:1\n\nok";
+    for (size_t n = 0; n < sizeof(lf) - 3; n++)
+        CHECK_EQ(lg_hresp_head(&h, lf, n), LG_HRESP_INCOMPLETE);
+    CHECK_EQ(lg_hresp_head(&h, lf, sizeof(lf) - 1), (int)sizeof(lf) - 3);
+    CHECK(h.mode == LG_BODY_LENGTH && h.left == 2 && h.keep_alive && !strcmp(h.dest, "p:1"));
+    /* 204 without framing keeps the connection (no body to delimit) */
+    const char nc[] = "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+    CHECK(lg_hresp_head(&h, nc, sizeof(nc) - 1) > 0 && h.done && !h.keep_alive);
+    const char k10[] = "HTTP/1.0 304 Not Modified\r\nConnection: keep-alive\r\n\r\n";
+    CHECK(lg_hresp_head(&h, k10, sizeof(k10) - 1) > 0 && h.done && h.keep_alive);
+}
+
 /* ---- percentiles ---- */
 
 TEST(percentiles_linear_interpolation)
@@ -461,6 +504,7 @@ int main(void)
     RUN(stream_chunk_boundary_inside_data_keyword);
     RUN(stream_errors_and_incomplete);
     RUN(response_heads);
+    RUN(response_heads_shared_rules);
     RUN(percentiles_linear_interpolation);
     RUN(request_metrics_in_simulated_ms);
     return harness_done();

@@ -1,8 +1,9 @@
-/* Unit tests for user/podsim/metrics.c: number formatting, histogram
- * bucketing, and the rendered /metrics page (names, labels, escaping,
- * cumulative buckets), checked by promtool when it is installed.
+/* Unit tests for user/podsim/metrics.c: the rendered /metrics page in
+ * vLLM's names (labels, escaping, counters' _total and _created, cumulative
+ * buckets), checked by promtool when it is installed. Numbers, histograms
+ * and the text writers are common/promtext.c's (test_promtext.c).
  *
- * metrics.c is included to reach fmt_num(); kv_usage() comes from kvcache.c
+ * metrics.c is included to reach its statics; kv_usage() comes from kvcache.c
  * (libpodsim.a), so the pod's KV numbers are set through kv.nblocks and
  * kv.nfree. */
 #include "podsim/metrics.c"
@@ -91,74 +92,6 @@ static int count_lines(const char *text, const char *prefix)
         sample((text), (series), _v, sizeof(_v));                             \
         CHECK_STR(_v, (want));                                                \
     } while (0)
-
-/* ---- number formatting ---- */
-
-TEST(numbers_like_prometheus_client)
-{
-    static const struct {
-        double v;
-        const char *want;
-    } cases[] = {
-        {0.0, "0.0"},          {3.0, "3.0"},
-        {0.001, "0.001"},      {0.25, "0.25"},
-        {1.0, "1.0"},          {10.0, "10.0"},
-        {2560.0, "2560.0"},    {7680.0, "7680.0"},
-        {0.1 + 0.2, "0.30000000000000004"},
-        {1e-5, "1e-05"},       {0.0001, "0.0001"},
-        {123456.0, "123456.0"}, {999999.5, "999999.5"},
-        {1234567.0, "1.234567e+06"}, {1000000.0, "1e+06"},
-        {1712345678.5, "1.7123456785e+09"},
-        /* Python's "e+0" + str(n) quirk once the exponent has two digits */
-        {12345678901.0, "1.2345678901e+010"},
-        {1e16, "1e+16"},       {1.5e300, "1.5e+300"},
-        {-2.5, "-2.5"},        {-1234567.0, "-1234567.0"},
-        {INFINITY, "+Inf"},    {-INFINITY, "-Inf"},
-        {NAN, "NaN"},
-    };
-    char buf[PROM_NUM_MAX];
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        prom_fmt_num(buf, cases[i].v);
-        CHECK_STR(buf, cases[i].want);
-    }
-}
-
-/* ---- histograms ---- */
-
-TEST(hist_bucket_edges)
-{
-    struct hist h;
-    hist_init(&h, VLLM_TTFT_BUCKETS, VLLM_TTFT_NBUCKETS);
-    CHECK_EQ(h.nbounds, 22);
-    CHECK_EQ(VLLM_ITL_NBUCKETS, 19);
-    CHECK_EQ(VLLM_E2E_NBUCKETS, 21);
-
-    hist_observe(&h, 0.001);   /* equal to the first bound: bucket 0 */
-    hist_observe(&h, 0.0);     /* bucket 0 */
-    hist_observe(&h, -1.0);    /* below everything: bucket 0 */
-    hist_observe(&h, 0.0011);  /* just above: bucket 1 (0.005) */
-    hist_observe(&h, 1.0);     /* equal to 1.0: bucket 11 */
-    hist_observe(&h, 2560.0);  /* the last bound: bucket 21 */
-    hist_observe(&h, 2560.01); /* +Inf: bucket 22 */
-    hist_observe(&h, NAN);     /* ignored */
-    CHECK_EQ(h.counts[0], 3);
-    CHECK_EQ(h.counts[1], 1);
-    CHECK_EQ(h.counts[11], 1);
-    CHECK_EQ(h.counts[21], 1);
-    CHECK_EQ(h.counts[22], 1);
-    CHECK_EQ(h.count, 7);
-    CHECK_NEAR(h.sum, 0.001 + 0.0 - 1.0 + 0.0011 + 1.0 + 2560.0 + 2560.01,
-               1e-9);
-
-    /* every bound lands in its own bucket */
-    struct hist e;
-    hist_init(&e, VLLM_E2E_BUCKETS, VLLM_E2E_NBUCKETS);
-    for (int i = 0; i < VLLM_E2E_NBUCKETS; i++)
-        hist_observe(&e, VLLM_E2E_BUCKETS[i]);
-    for (int i = 0; i < VLLM_E2E_NBUCKETS; i++)
-        CHECK_EQ(e.counts[i], 1);
-    CHECK_EQ(e.counts[VLLM_E2E_NBUCKETS], 0);
-}
 
 /* ---- the page ---- */
 
@@ -502,8 +435,6 @@ TEST(render_reports_oom)
 
 int main(void)
 {
-    RUN(numbers_like_prometheus_client);
-    RUN(hist_bucket_edges);
     RUN(gauges_and_info);
     RUN(label_escaping);
     RUN(counters_total_and_created);

@@ -446,14 +446,25 @@ int http1_parse_response(const char *buf, size_t len, size_t max_head,
     return (int)s.i;
 }
 
-int http1_name_eq(const char *name, size_t n, const char *lit)
-{
-    return ieq(name, n, lit);
-}
-
 int http1_has_token(const char *v, size_t n, const char *tok)
 {
     return each_token(v, n, tok_eq, &tok);
+}
+
+int http1_name_eq(const char *name, size_t len, const char *lit)
+{
+    return ieq(name, len, lit);
+}
+
+int http1_media_type_is(const char *v, size_t n, const char *type)
+{
+    size_t k = 0;
+    while (k < n && (v[k] == ' ' || v[k] == '\t'))
+        k++;
+    size_t s = k;
+    while (k < n && v[k] != ';' && v[k] != ' ' && v[k] != '\t')
+        k++;
+    return ieq(v + s, k - s, type);
 }
 
 const struct http1_header *http1_find(const struct http1_request *req,

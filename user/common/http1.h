@@ -71,13 +71,19 @@ struct http1_response {
 int http1_parse_response(const char *buf, size_t len, size_t max_head,
                          struct http1_response *resp);
 
-/* Is name[0..n) the field name lit (ASCII case-insensitive, lit lower-case
- * or not)? */
-int http1_name_eq(const char *name, size_t n, const char *lit);
-
 /* Does the comma-separated list v[0..n) hold token tok (case-insensitive,
  * OWS trimmed)? For Connection and similar list fields. */
 int http1_has_token(const char *v, size_t n, const char *tok);
+
+/* Is name[0..len) the NUL-terminated lit, ASCII case ignored? Header
+ * names, tokens: the one case-insensitive compare of the tree. */
+int http1_name_eq(const char *name, size_t len, const char *lit);
+
+/* Is the media type of a Content-Type value v[0..n) `type` (case
+ * ignored, parameters after ';' and OWS ignored)?
+ * "Text/Event-Stream; charset=utf-8" is "text/event-stream";
+ * "text/event-streams" is not. */
+int http1_media_type_is(const char *v, size_t n, const char *type);
 
 /* Case-insensitive header lookup; NULL if absent. */
 const struct http1_header *http1_find(const struct http1_request *req,

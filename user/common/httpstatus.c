@@ -69,7 +69,20 @@ const char *http_error_type(int code)
 
 void http_error_json(struct sbuf *out, int code, const char *msg)
 {
+    http_error_json_param(out, code, NULL, msg);
+}
+
+void http_error_json_param(struct sbuf *out, int code, const char *param, const char *msg)
+{
     sbuf_puts(out, "{\"error\":{\"message\":\"");
     sbuf_json_escape(out, msg, strlen(msg));
-    sbuf_printf(out, "\",\"type\":\"%s\",\"param\":null,\"code\":%d}}", http_error_type(code), code);
+    sbuf_printf(out, "\",\"type\":\"%s\",\"param\":", http_error_type(code));
+    if (param) {
+        sbuf_puts(out, "\"");
+        sbuf_json_escape(out, param, strlen(param));
+        sbuf_puts(out, "\"");
+    } else {
+        sbuf_puts(out, "null");
+    }
+    sbuf_printf(out, ",\"code\":%d}}", code);
 }

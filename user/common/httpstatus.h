@@ -35,5 +35,8 @@ const char *http_error_type(int code);
 /* Appends OpenAI's error object:
  * {"error":{"message":"<msg, JSON-escaped>","type":"<type>","param":null,"code":<code>}} */
 void http_error_json(struct sbuf *out, int code, const char *msg);
+/* The same, naming the request field at fault: "param":"<param>" (NULL:
+ * null), as vLLM does for a missing or mistyped field. */
+void http_error_json_param(struct sbuf *out, int code, const char *param, const char *msg);
 
 #endif

@@ -198,3 +198,53 @@ void prom_label_value(struct sbuf *out, const char *s)
     sbuf_append(out, run, (size_t)(s - run));
 }
 
+
+/* ---- writers ---- */
+
+void prom_head(struct sbuf *out, const char *name, const char *type, const char *help)
+{
+    sbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void prom_label(struct sbuf *out, const char *key, const char *value, int first)
+{
+    sbuf_printf(out, "%s%s=\"", first ? "" : ",", key);
+    prom_label_value(out, value);
+    sbuf_puts(out, "\"");
+}
+
+void prom_value(struct sbuf *out, double v)
+{
+    char num[PROM_NUM_MAX];
+    prom_fmt_num(num, v);
+    sbuf_printf(out, " %s\n", num);
+}
+
+void prom_hist(struct sbuf *out, const char *name, const char *labels, const struct hist *h)
+{
+    char le[PROM_NUM_MAX];
+    const char *sep = labels[0] ? "," : "";
+    uint64_t acc = 0;
+    int nb = h->nbounds;
+    if (nb < 0 || nb > HIST_MAX_BUCKETS || !h->bounds)
+        nb = 0; /* never initialised: only +Inf */
+    for (int i = 0; i <= nb; i++) {
+        acc += h->counts[i];
+        if (i < nb)
+            prom_fmt_num(le, h->bounds[i]);
+        else
+            strcpy(le, "+Inf");
+        sbuf_printf(out, "%s_bucket{%s%sle=\"%s\"}", name, labels, sep, le);
+        prom_value(out, (double)acc);
+    }
+    if (labels[0])
+        sbuf_printf(out, "%s_count{%s}", name, labels);
+    else
+        sbuf_printf(out, "%s_count", name);
+    prom_value(out, (double)acc);
+    if (labels[0])
+        sbuf_printf(out, "%s_sum{%s}", name, labels);
+    else
+        sbuf_printf(out, "%s_sum", name);
+    prom_value(out, h->sum);
+}

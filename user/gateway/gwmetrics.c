@@ -359,75 +359,34 @@ void gw_metrics_local_error(struct gw_metrics *m, const char *where, int err)
 
 /* ---- rendering ---- */
 
-static void head(struct sbuf *o, const char *name, const char *type, const char *help)
-{
-    sbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void num(struct sbuf *o, double v)
-{
-    char b[PROM_NUM_MAX];
-    prom_fmt_num(b, v);
-    sbuf_printf(o, " %s\n", b);
-}
-
-static void lbl(struct sbuf *o, const char *k, const char *v, int first)
-{
-    sbuf_printf(o, "%s%s=\"", first ? "" : ",", k);
-    prom_label_value(o, v);
-    sbuf_puts(o, "\"");
-}
-
-static void hist_out(struct sbuf *o, const char *name, const struct hist *h,
-                     const char *labels /* "" or `a="b",` */)
-{
-    uint64_t cum = 0;
-    char b[PROM_NUM_MAX];
-    for (int i = 0; i <= h->nbounds; i++) {
-        cum += h->counts[i];
-        if (i < h->nbounds)
-            prom_fmt_num(b, h->bounds[i]);
-        else
-            strcpy(b, "+Inf");
-        sbuf_printf(o, "%s_bucket{%sle=\"%s\"}", name, labels, b);
-        num(o, (double)cum);
-    }
-    size_t l = strlen(labels);
-    sbuf_printf(o, "%s_sum{%.*s}", name, (int)(l ? l - 1 : 0), labels);
-    num(o, h->sum);
-    sbuf_printf(o, "%s_count{%.*s}", name, (int)(l ? l - 1 : 0), labels);
-    num(o, (double)h->count);
-}
-
 static void named_out(struct sbuf *o, const struct gw_metrics *m, const char *family,
                       const char *name, const char *help, const char *la, const char *lb)
 {
-    head(o, name, "counter", help);
+    prom_head(o, name, "counter", help);
     for (uint32_t i = 0; i < m->nnamed; i++) {
         const struct named *x = &m->named[i];
         if (strcmp(x->family, family))
             continue;
         sbuf_printf(o, "%s{", name);
-        lbl(o, la, x->a, 1);
+        prom_label(o, la, x->a, 1);
         if (lb)
-            lbl(o, lb, x->b, 0);
+            prom_label(o, lb, x->b, 0);
         sbuf_puts(o, "}");
-        num(o, (double)x->n);
+        prom_value(o, (double)x->n);
     }
 }
 
 static void mt_hist_out(struct sbuf *o, const struct gw_metrics *m, const char *name,
                         const char *help, size_t off)
 {
-    head(o, name, "histogram", help);
+    prom_head(o, name, "histogram", help);
     for (uint32_t i = 0; i < m->nmt; i++) {
         struct sbuf l;
         sbuf_init(&l);
-        lbl(&l, "model", m->mt[i].model, 1);
-        lbl(&l, "tenant", m->mt[i].tenant, 0);
-        sbuf_puts(&l, ",");
+        prom_label(&l, "model", m->mt[i].model, 1);
+        prom_label(&l, "tenant", m->mt[i].tenant, 0);
         sbuf_append(&l, "", 1);
-        hist_out(o, name, (const struct hist *)((const char *)&m->mt[i] + off), l.data);
+        prom_hist(o, name, l.oom ? "" : l.data, (const struct hist *)((const char *)&m->mt[i] + off));
         sbuf_free(&l);
     }
 }
@@ -436,30 +395,30 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
                        const struct pod_counters *c, uint64_t now_ns, struct sbuf *o)
 {
     pthread_mutex_lock(&m->mu);
-    head(o, "kvgate_requests_total", "counter",
+    prom_head(o, "kvgate_requests_total", "counter",
          "Requests answered, by model, pod, HTTP status and outcome (ok, rejected, pod_error, "
          "client_abort, timeout, shutdown).");
     for (uint32_t i = 0; i < m->nreq; i++) {
         char st[16];
         snprintf(st, sizeof(st), "%d", m->req[i].status);
         sbuf_puts(o, "kvgate_requests_total{");
-        lbl(o, "model", m->req[i].model, 1);
-        lbl(o, "pod", m->req[i].pod, 0);
-        lbl(o, "status", st, 0);
-        lbl(o, "outcome", m->req[i].outcome, 0);
+        prom_label(o, "model", m->req[i].model, 1);
+        prom_label(o, "pod", m->req[i].pod, 0);
+        prom_label(o, "status", st, 0);
+        prom_label(o, "outcome", m->req[i].outcome, 0);
         sbuf_puts(o, "}");
-        num(o, (double)m->req[i].n);
+        prom_value(o, (double)m->req[i].n);
     }
-    head(o, "kvgate_decisions_total", "counter", "Routing decisions, by mode and the reason the pod won.");
+    prom_head(o, "kvgate_decisions_total", "counter", "Routing decisions, by mode and the reason the pod won.");
     for (int md = 0; md < 4; md++)
         for (int r = 0; r < REASON__COUNT; r++) {
             if (!m->decisions[md][r])
                 continue;
             sbuf_puts(o, "kvgate_decisions_total{");
-            lbl(o, "mode", policy_mode_name((enum policy_mode)md), 1);
-            lbl(o, "reason", route_reason_name((enum route_reason)r), 0);
+            prom_label(o, "mode", policy_mode_name((enum policy_mode)md), 1);
+            prom_label(o, "reason", route_reason_name((enum route_reason)r), 0);
             sbuf_puts(o, "}");
-            num(o, (double)m->decisions[md][r]);
+            prom_value(o, (double)m->decisions[md][r]);
         }
     named_out(o, m, "fallback", "kvgate_fallbacks_total",
               "Decisions off the happy path: stale_metrics, all_saturated, degraded, bounded_load, retry.",
@@ -470,28 +429,28 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
               "Connections or requests refused by a limit.", "limit", NULL);
     named_out(o, m, "scrape", "kvgate_scrapes_total", "Metric scrapes of pods, by result.",
               "pod", "result");
-    head(o, "kvgate_pod_connections_opened_total", "counter",
+    prom_head(o, "kvgate_pod_connections_opened_total", "counter",
          "Connections the data path opened to pods (requests on pooled ones open none).");
     sbuf_puts(o, "kvgate_pod_connections_opened_total");
-    num(o, (double)atomic_load(&m->pod_connects));
+    prom_value(o, (double)atomic_load(&m->pod_connects));
     named_out(o, m, "local", "kvgate_local_errors_total",
               "Failures of this host's own resources (descriptors, memory, local ports), "
               "by where they happened and errno; no pod is blamed for them.",
               "where", "errno");
-    head(o, "kvgate_shadow_decisions_total", "counter",
+    prom_head(o, "kvgate_shadow_decisions_total", "counter",
          "Shadow mode: whether the shadow policy agreed with the baseline's pick.");
     sbuf_puts(o, "kvgate_shadow_decisions_total{agree=\"true\"}");
-    num(o, (double)m->shadow_agree);
+    prom_value(o, (double)m->shadow_agree);
     sbuf_puts(o, "kvgate_shadow_decisions_total{agree=\"false\"}");
-    num(o, (double)m->shadow_disagree);
-    head(o, "kvgate_prefix_match_ratio", "histogram",
+    prom_value(o, (double)m->shadow_disagree);
+    prom_head(o, "kvgate_prefix_match_ratio", "histogram",
          "Share of the request's prefix blocks the chosen pod was believed to hold.");
-    hist_out(o, "kvgate_prefix_match_ratio", &m->ratio, "");
-    head(o, "kvgate_decision_seconds", "histogram", "Time to pick a pod.");
-    hist_out(o, "kvgate_decision_seconds", &m->decision, "");
-    head(o, "kvgate_gateway_added_seconds", "histogram",
+    prom_hist(o, "kvgate_prefix_match_ratio", "", &m->ratio);
+    prom_head(o, "kvgate_decision_seconds", "histogram", "Time to pick a pod.");
+    prom_hist(o, "kvgate_decision_seconds", "", &m->decision);
+    prom_head(o, "kvgate_gateway_added_seconds", "histogram",
          "From the end of the request body to the request written to the pod.");
-    hist_out(o, "kvgate_gateway_added_seconds", &m->added, "");
+    prom_hist(o, "kvgate_gateway_added_seconds", "", &m->added);
     mt_hist_out(o, m, "kvgate_time_to_first_token_seconds",
                 "Time to first token as the client saw it, by model and tenant.",
                 offsetof(struct mt_series, ttft));
@@ -504,24 +463,24 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
     pthread_mutex_unlock(&m->mu);
 
     /* the kernel fast path (bpf.c): on or off, and the XDP guard's verdicts */
-    head(o, "kvgate_bpf_enabled", "gauge", "1 if the BPF fast path (pod table, XDP guard) is loaded.");
+    prom_head(o, "kvgate_bpf_enabled", "gauge", "1 if the BPF fast path (pod table, XDP guard) is loaded.");
     sbuf_puts(o, "kvgate_bpf_enabled");
-    num(o, kvgate_bpf_enabled());
+    prom_value(o, kvgate_bpf_enabled());
     struct kvg_xdp_stat xs[KVG_XDP_REASON_MAX];
     if (kvgate_bpf_enabled() && kvgate_bpf_xdp_stats(xs, KVG_XDP_REASON_MAX) >= 0) {
-        head(o, "kvgate_xdp_packets_total", "counter", "Packets seen by the XDP guard, by verdict reason.");
+        prom_head(o, "kvgate_xdp_packets_total", "counter", "Packets seen by the XDP guard, by verdict reason.");
         for (unsigned i = 0; i < KVG_XDP_REASON_MAX; i++) {
             sbuf_puts(o, "kvgate_xdp_packets_total{");
-            lbl(o, "reason", gwbpf_xdp_reason_name(i), 1);
+            prom_label(o, "reason", gwbpf_xdp_reason_name(i), 1);
             sbuf_puts(o, "}");
-            num(o, (double)xs[i].packets);
+            prom_value(o, (double)xs[i].packets);
         }
-        head(o, "kvgate_xdp_bytes_total", "counter", "Bytes seen by the XDP guard, by verdict reason.");
+        prom_head(o, "kvgate_xdp_bytes_total", "counter", "Bytes seen by the XDP guard, by verdict reason.");
         for (unsigned i = 0; i < KVG_XDP_REASON_MAX; i++) {
             sbuf_puts(o, "kvgate_xdp_bytes_total{");
-            lbl(o, "reason", gwbpf_xdp_reason_name(i), 1);
+            prom_label(o, "reason", gwbpf_xdp_reason_name(i), 1);
             sbuf_puts(o, "}");
-            num(o, (double)xs[i].bytes);
+            prom_value(o, (double)xs[i].bytes);
         }
     }
 
@@ -545,7 +504,7 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
         {"kvgate_pod_ejections_total", "Times outlier detection ejected the pod."},
     };
     for (size_t k = 0; k < sizeof(G) / sizeof(G[0]); k++) {
-        head(o, G[k].name, k == 9 ? "counter" : "gauge", G[k].help);
+        prom_head(o, G[k].name, k == 9 ? "counter" : "gauge", G[k].help);
         for (uint32_t i = 0; i < s->npods; i++) {
             const struct pod_info *p = &s->pods[i];
             double v = 0;
@@ -562,9 +521,9 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
             case 9: v = (double)atomic_load(&c->ejections[p->slot]); break;
             }
             sbuf_printf(o, "%s{", G[k].name);
-            lbl(o, "pod", p->name, 1);
+            prom_label(o, "pod", p->name, 1);
             sbuf_puts(o, "}");
-            num(o, v);
+            prom_value(o, v);
         }
     }
 }

@@ -305,8 +305,8 @@ static int relay_fields(struct xreq *x, const struct http1_response *h, struct s
             (conn.len && x_named_in(&conn, f->name, f->name_len)) ||
             http1_name_eq(f->name, f->name_len, "x-gateway-destination-endpoint"))
             continue;
-        if (http1_name_eq(f->name, f->name_len, "content-type") && f->value_len >= 17 &&
-            http1_name_eq(f->value, 17, "text/event-stream"))
+        if (http1_name_eq(f->name, f->name_len, "content-type") &&
+            http1_media_type_is(f->value, f->value_len, "text/event-stream"))
             x->sse = 1;
         size_t at = hb->len;
         sbuf_append(hb, f->name, f->name_len);

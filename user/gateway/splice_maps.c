@@ -13,6 +13,7 @@
 #include <bpf/bpf.h>
 
 #include "common/http1.h"
+#include "common/promtext.h"
 #include "common/sbuf.h"
 #include "gateway/bpf.h"
 #include "gateway/client_h1.h"
@@ -87,27 +88,22 @@ static const char *cause_name(unsigned c)
     return "other";
 }
 
-static void head(struct sbuf *o, const char *name, const char *type, const char *help)
-{
-    sbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 void splice_metrics_render(struct sbuf *o)
 {
-    head(o, "kvgate_splice_flows", "gauge", "Session flows spliced in the kernel now.");
+    prom_head(o, "kvgate_splice_flows", "gauge", "Session flows spliced in the kernel now.");
     sbuf_printf(o, "kvgate_splice_flows %lld\n", (long long)atomic_load(&g_active));
-    head(o, "kvgate_spliced_flows_total", "counter", "Session flows spliced in the kernel.");
+    prom_head(o, "kvgate_spliced_flows_total", "counter", "Session flows spliced in the kernel.");
     sbuf_printf(o, "kvgate_spliced_flows_total %llu\n", (unsigned long long)atomic_load(&g_total));
     struct kvg_spl_stat st[KVG_SPL_REASON_MAX];
     memset(st, 0, sizeof(st));
     kvgate_bpf_splice_stats(st, KVG_SPL_REASON_MAX); /* zeros without the splice */
-    head(o, "kvgate_spliced_bytes_total", "counter",
+    prom_head(o, "kvgate_spliced_bytes_total", "counter",
          "Bytes the kernel moved between spliced sockets (kvgated never read them).");
     sbuf_printf(o, "kvgate_spliced_bytes_total{direction=\"client_to_pod\"} %llu\n",
                 (unsigned long long)st[KVG_SPL_C2P].bytes);
     sbuf_printf(o, "kvgate_spliced_bytes_total{direction=\"pod_to_client\"} %llu\n",
                 (unsigned long long)st[KVG_SPL_P2C].bytes);
-    head(o, "kvgate_splice_relayed_bytes_total", "counter",
+    prom_head(o, "kvgate_splice_relayed_bytes_total", "counter",
          "Bytes kvgated relayed itself on spliced flows after a hand-up (client_to_pod: the "
          "rest of a request body the kernel framed; never unframed client bytes).");
     sbuf_printf(o, "kvgate_splice_relayed_bytes_total{direction=\"client_to_pod\"} %llu\n",
@@ -117,15 +113,15 @@ void splice_metrics_render(struct sbuf *o)
     /* the requests kvgated never saw: with kvgate_requests_total, every
      * request the gateway carried (they have no model, pod or status
      * labels: the kernel framed them but did not read them further) */
-    head(o, "kvgate_spliced_requests_total", "counter",
+    prom_head(o, "kvgate_spliced_requests_total", "counter",
          "Requests the kernel sent to their pod on a spliced flow (not in kvgate_requests_total).");
     sbuf_printf(o, "kvgate_spliced_requests_total %llu\n",
                 (unsigned long long)(st[KVG_SPL_REQUEST].skbs + st[KVG_SPL_PIPELINED].skbs));
-    head(o, "kvgate_spliced_answers_total", "counter",
+    prom_head(o, "kvgate_spliced_answers_total", "counter",
          "Answers the kernel framed to their end on spliced flows (redirected or handed up).");
     sbuf_printf(o, "kvgate_spliced_answers_total %llu\n",
                 (unsigned long long)st[KVG_SPL_ANSWER].skbs);
-    head(o, "kvgate_unsplices_total", "counter",
+    prom_head(o, "kvgate_unsplices_total", "counter",
          "Spliced flows handed back to kvgated or ended, by cause.");
     for (size_t i = 0; i < sizeof(HANDUPS) / sizeof(HANDUPS[0]); i++)
         sbuf_printf(o, "kvgate_unsplices_total{cause=\"%s\"} %llu\n", cause_name(HANDUPS[i]),

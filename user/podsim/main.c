@@ -1,5 +1,7 @@
 /* kvgate-podsim: one process, N simulated vLLM pods on one event loop.
- * Flags are documented in README.md and by --help. */
+ * Flags are documented in README.md and by --help. main() is three steps:
+ * parse_flags (struct opts), assemble (loop, pods, listeners, admin), run
+ * (until SIGINT / SIGTERM); teardown frees whatever assembly made. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/ev.h"
+#include "common/log.h"
 #include "podsim/api.h"
 #include "podsim/kvevents.h"
 #include "podsim/pod.h"
@@ -53,7 +56,7 @@ static int parse_u32(const char *flag, const char *s, uint32_t *out, uint32_t mi
     errno = 0;
     unsigned long v = strtoul(s, &end, 10);
     if (errno || *end || end == s || v < min || v > UINT32_MAX) {
-        fprintf(stderr, "kvgate-podsim: %s: expected an integer >= %u, got '%s'\n", flag, min, s);
+        LOG_ERR("%s: expected an integer >= %u, got '%s'", flag, min, s);
         return -1;
     }
     *out = (uint32_t)v;
@@ -66,36 +69,24 @@ static int parse_double(const char *flag, const char *s, double *out, double min
     errno = 0;
     double v = strtod(s, &end);
     if (errno || *end || end == s || v < min || v > max) {
-        fprintf(stderr, "kvgate-podsim: %s: expected a number in [%g, %g], got '%s'\n", flag,
-                min, max, s);
+        LOG_ERR("%s: expected a number in [%g, %g], got '%s'", flag, min, max, s);
         return -1;
     }
     *out = v;
     return 0;
 }
 
-static int add_loras(struct pod *p, const char *list)
-{
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s", list);
-    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int rc = engine_lora_add(&p->eng, tok);
-        if (rc < 0 && rc != -EEXIST) {
-            fprintf(stderr, "kvgate-podsim: --lora: cannot add adapter '%s': %s\n", tok,
-                    strerror(-rc));
-            return -1;
-        }
-    }
-    return 0;
-}
+/* ---- flags ---- */
 
-static void on_signal(struct ev_loop *l, int fd, uint32_t events, void *arg)
-{
-    struct signalfd_siginfo si;
-    while (read(fd, &si, sizeof(si)) == sizeof(si))
-        ;
-    ev_stop(l);
-}
+struct opts {
+    uint32_t npods, base_port, max_len, admin_port, seed, out_mean;
+    const char *host, *model, *lora, *kv_events;
+    const char *pod_lora[64];
+    int npod_lora, legacy;
+    double scale, keepalive_s;
+    struct engine_cfg ecfg;
+    struct faults f0;
+};
 
 enum {
     O_PODS = 256, O_BASE_PORT, O_HOST, O_MODEL, O_PROFILE, O_KV_BLOCKS, O_MAX_SEQS,
@@ -104,204 +95,261 @@ enum {
     O_CLOSE_AFTER, O_SLOWDOWN, O_SEED, O_KEEPALIVE,
 };
 
-int main(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"pods", 1, 0, O_PODS}, {"base-port", 1, 0, O_BASE_PORT}, {"host", 1, 0, O_HOST},
-        {"model", 1, 0, O_MODEL}, {"profile", 1, 0, O_PROFILE},
-        {"kv-blocks", 1, 0, O_KV_BLOCKS}, {"max-num-seqs", 1, 0, O_MAX_SEQS},
-        {"max-batched-tokens", 1, 0, O_MAX_BATCHED}, {"max-model-len", 1, 0, O_MAX_LEN},
-        {"time-scale", 1, 0, O_SCALE}, {"lora", 1, 0, O_LORA}, {"pod-lora", 1, 0, O_POD_LORA},
-        {"max-loras", 1, 0, O_MAX_LORAS}, {"lora-load-ms", 1, 0, O_LORA_MS},
-        {"output-len-mean", 1, 0, O_OUT_MEAN}, {"kv-events", 1, 0, O_KV_EVENTS},
-        {"admin-port", 1, 0, O_ADMIN}, {"legacy-metrics", 0, 0, O_LEGACY},
-        {"fail-rate", 1, 0, O_FAIL}, {"refuse", 0, 0, O_REFUSE},
-        {"stall-metrics", 0, 0, O_STALL}, {"drop-metrics", 0, 0, O_DROP},
-        {"close-after", 1, 0, O_CLOSE_AFTER}, {"slowdown", 1, 0, O_SLOWDOWN},
-        {"seed", 1, 0, O_SEED}, {"keep-alive-timeout", 1, 0, O_KEEPALIVE},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0},
-    };
-    uint32_t npods = 1, base_port = 8000, max_len = 32768, admin_port = 0, seed = 1;
-    uint32_t out_mean = 128;
-    const char *host = "127.0.0.1", *model = "meta-llama/Llama-3.1-8B-Instruct";
-    const char *lora = NULL, *kv_events = NULL;
-    const char *pod_lora[64] = {0};
-    int npod_lora = 0, legacy = 0;
-    double scale = 1.0, keepalive_s = 5.0;
-    struct engine_cfg ecfg = {.lora_load_ms = 20.0};
-    struct faults f0 = {.slowdown = 1.0};
+static const struct option OPTS[] = {
+    {"pods", 1, 0, O_PODS}, {"base-port", 1, 0, O_BASE_PORT}, {"host", 1, 0, O_HOST},
+    {"model", 1, 0, O_MODEL}, {"profile", 1, 0, O_PROFILE},
+    {"kv-blocks", 1, 0, O_KV_BLOCKS}, {"max-num-seqs", 1, 0, O_MAX_SEQS},
+    {"max-batched-tokens", 1, 0, O_MAX_BATCHED}, {"max-model-len", 1, 0, O_MAX_LEN},
+    {"time-scale", 1, 0, O_SCALE}, {"lora", 1, 0, O_LORA}, {"pod-lora", 1, 0, O_POD_LORA},
+    {"max-loras", 1, 0, O_MAX_LORAS}, {"lora-load-ms", 1, 0, O_LORA_MS},
+    {"output-len-mean", 1, 0, O_OUT_MEAN}, {"kv-events", 1, 0, O_KV_EVENTS},
+    {"admin-port", 1, 0, O_ADMIN}, {"legacy-metrics", 0, 0, O_LEGACY},
+    {"fail-rate", 1, 0, O_FAIL}, {"refuse", 0, 0, O_REFUSE},
+    {"stall-metrics", 0, 0, O_STALL}, {"drop-metrics", 0, 0, O_DROP},
+    {"close-after", 1, 0, O_CLOSE_AFTER}, {"slowdown", 1, 0, O_SLOWDOWN},
+    {"seed", 1, 0, O_SEED}, {"keep-alive-timeout", 1, 0, O_KEEPALIVE},
+    {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+};
 
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case O_PODS: bad = parse_u32("--pods", optarg, &npods, 1); break;
-        case O_KEEPALIVE:
-            bad = parse_double("--keep-alive-timeout", optarg, &keepalive_s, 0, 86400);
-            break;
-        case O_BASE_PORT: bad = parse_u32("--base-port", optarg, &base_port, 1); break;
-        case O_HOST: host = optarg; break;
-        case O_MODEL: model = optarg; break;
-        case O_PROFILE:
-            ecfg.profile = profile_find(optarg);
-            if (!ecfg.profile) {
-                fprintf(stderr, "kvgate-podsim: --profile: unknown '%s' (llama3-8b-h100, "
-                                "llama3-70b-h100-tp4)\n", optarg);
-                return 2;
-            }
-            break;
-        case O_KV_BLOCKS: bad = parse_u32("--kv-blocks", optarg, &ecfg.kv_blocks, 2); break;
-        case O_MAX_SEQS: bad = parse_u32("--max-num-seqs", optarg, &ecfg.max_num_seqs, 1); break;
-        case O_MAX_BATCHED:
-            bad = parse_u32("--max-batched-tokens", optarg, &ecfg.max_batched_tokens, 1);
-            break;
-        case O_MAX_LEN: bad = parse_u32("--max-model-len", optarg, &max_len, 2); break;
-        case O_SCALE: bad = parse_double("--time-scale", optarg, &scale, 1e-3, 1e6); break;
-        case O_LORA: lora = optarg; break;
-        case O_POD_LORA:
-            if (npod_lora == 64 || !strchr(optarg, '=')) {
-                fprintf(stderr, "kvgate-podsim: --pod-lora: expected I=a,b\n");
-                return 2;
-            }
-            pod_lora[npod_lora++] = optarg;
-            break;
-        case O_MAX_LORAS: bad = parse_u32("--max-loras", optarg, &ecfg.max_loras, 1); break;
-        case O_LORA_MS: bad = parse_double("--lora-load-ms", optarg, &ecfg.lora_load_ms, 0, 1e6); break;
-        case O_OUT_MEAN: bad = parse_u32("--output-len-mean", optarg, &out_mean, 1); break;
-        case O_KV_EVENTS: kv_events = optarg; break;
-        case O_ADMIN: bad = parse_u32("--admin-port", optarg, &admin_port, 1); break;
-        case O_LEGACY: legacy = 1; break;
-        case O_FAIL: bad = parse_double("--fail-rate", optarg, &f0.fail_rate, 0, 1); break;
-        case O_REFUSE: f0.refuse = 1; break;
-        case O_STALL: f0.metrics_mode = METRICS_STALL; break;
-        case O_DROP: f0.metrics_mode = METRICS_DROP; break;
-        case O_CLOSE_AFTER: bad = parse_u32("--close-after", optarg, &f0.close_after, 1); break;
-        case O_SLOWDOWN: bad = parse_double("--slowdown", optarg, &f0.slowdown, 1, 1e6); break;
-        case O_SEED: bad = parse_u32("--seed", optarg, &seed, 0); break;
-        case 'h': fputs(USAGE, stdout); return 0;
-        default: fputs(USAGE, stderr); return 2;
+/* The engine's and the faults' flags. 0, or -1 (said why). */
+static int engine_flag(int c, const char *arg, struct opts *o)
+{
+    switch (c) {
+    case O_PROFILE:
+        o->ecfg.profile = profile_find(arg);
+        if (!o->ecfg.profile) {
+            LOG_ERR("--profile: unknown '%s' (llama3-8b-h100, llama3-70b-h100-tp4)", arg);
+            return -1;
         }
-        if (bad)
+        return 0;
+    case O_KV_BLOCKS: return parse_u32("--kv-blocks", arg, &o->ecfg.kv_blocks, 2);
+    case O_MAX_SEQS: return parse_u32("--max-num-seqs", arg, &o->ecfg.max_num_seqs, 1);
+    case O_MAX_BATCHED:
+        return parse_u32("--max-batched-tokens", arg, &o->ecfg.max_batched_tokens, 1);
+    case O_MAX_LORAS: return parse_u32("--max-loras", arg, &o->ecfg.max_loras, 1);
+    case O_LORA_MS: return parse_double("--lora-load-ms", arg, &o->ecfg.lora_load_ms, 0, 1e6);
+    case O_FAIL: return parse_double("--fail-rate", arg, &o->f0.fail_rate, 0, 1);
+    case O_REFUSE: o->f0.refuse = 1; return 0;
+    case O_STALL: o->f0.metrics_mode = METRICS_STALL; return 0;
+    case O_DROP: o->f0.metrics_mode = METRICS_DROP; return 0;
+    case O_CLOSE_AFTER: return parse_u32("--close-after", arg, &o->f0.close_after, 1);
+    case O_SLOWDOWN: return parse_double("--slowdown", arg, &o->f0.slowdown, 1, 1e6);
+    case O_SEED: return parse_u32("--seed", arg, &o->seed, 0);
+    }
+    return -1;
+}
+
+/* One flag. 0, or -1 (said why). */
+static int flag(int c, const char *arg, struct opts *o)
+{
+    switch (c) {
+    case O_PODS: return parse_u32("--pods", arg, &o->npods, 1);
+    case O_KEEPALIVE:
+        return parse_double("--keep-alive-timeout", arg, &o->keepalive_s, 0, 86400);
+    case O_BASE_PORT: return parse_u32("--base-port", arg, &o->base_port, 1);
+    case O_HOST: o->host = arg; return 0;
+    case O_MODEL: o->model = arg; return 0;
+    case O_MAX_LEN: return parse_u32("--max-model-len", arg, &o->max_len, 2);
+    case O_SCALE: return parse_double("--time-scale", arg, &o->scale, 1e-3, 1e6);
+    case O_LORA: o->lora = arg; return 0;
+    case O_POD_LORA:
+        if (o->npod_lora == 64 || !strchr(arg, '=')) {
+            LOG_ERR("--pod-lora: expected I=a,b");
+            return -1;
+        }
+        o->pod_lora[o->npod_lora++] = arg;
+        return 0;
+    case O_OUT_MEAN: return parse_u32("--output-len-mean", arg, &o->out_mean, 1);
+    case O_KV_EVENTS: o->kv_events = arg; return 0;
+    case O_ADMIN: return parse_u32("--admin-port", arg, &o->admin_port, 1);
+    case O_LEGACY: o->legacy = 1; return 0;
+    }
+    return engine_flag(c, arg, o);
+}
+
+/* 0: run; 1: done (--help); 2: bad usage (said why). */
+static int parse_flags(int argc, char **argv, struct opts *o)
+{
+    *o = (struct opts){
+        .npods = 1, .base_port = 8000, .max_len = 32768, .seed = 1, .out_mean = 128,
+        .host = "127.0.0.1", .model = "meta-llama/Llama-3.1-8B-Instruct",
+        .scale = 1.0, .keepalive_s = 5.0,
+        .ecfg = {.lora_load_ms = 20.0}, .f0 = {.slowdown = 1.0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "h", OPTS, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(USAGE, stdout);
+            return 1;
+        }
+        if (c == '?') {
+            fputs(USAGE, stderr);
+            return 2;
+        }
+        if (flag(c, optarg, o))
             return 2;
     }
     if (optind < argc) {
-        fprintf(stderr, "kvgate-podsim: unexpected argument '%s'\n%s", argv[optind], USAGE);
+        LOG_ERR("unexpected argument '%s'", argv[optind]);
+        fputs(USAGE, stderr);
         return 2;
     }
-    if (base_port + npods - 1 > 65535) {
-        fprintf(stderr, "kvgate-podsim: --base-port %u + --pods %u exceeds port 65535\n",
-                base_port, npods);
+    if (o->base_port + o->npods - 1 > 65535) {
+        LOG_ERR("--base-port %u + --pods %u exceeds port 65535", o->base_port, o->npods);
         return 2;
     }
-    api_output_len_mean = out_mean;
+    return 0;
+}
 
+/* ---- assembly ---- */
+
+struct podsim {
+    struct ev_loop *loop;
+    int sfd;                /* SIGINT, SIGTERM */
+    struct pod **pods;
+    uint32_t npods;
+    struct kvev_pub *pub;
+    struct server *admin;
+    struct podsim_admin adm;
+};
+
+static int add_loras(struct pod *p, const char *list)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", list);
+    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int rc = engine_lora_add(&p->eng, tok);
+        if (rc < 0 && rc != -EEXIST) {
+            LOG_ERR("--lora: cannot add adapter '%s': %s", tok, strerror(-rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Pod i's adapters: its --pod-lora, else --lora, else none. */
+static const char *pod_loras(const struct opts *o, uint32_t i)
+{
+    const char *mine = o->lora;
+    char prefix[16];
+    int plen = snprintf(prefix, sizeof(prefix), "%u=", i);
+    for (int k = 0; k < o->npod_lora; k++)
+        if (!strncmp(o->pod_lora[k], prefix, (size_t)plen))
+            mine = o->pod_lora[k] + plen;
+    return mine;
+}
+
+/* Pod i's engine, adapters and KV events (no listener yet). 0 or -1. */
+static int pod_setup(struct podsim *ps, struct pod *p, const struct opts *o, uint32_t i,
+                     uint64_t t0)
+{
+    p->index = (int)i;
+    p->port = (int)(o->base_port + i);
+    snprintf(p->model, sizeof(p->model), "%s", o->model);
+    p->max_model_len = o->max_len;
+    p->time_scale = o->scale;
+    p->legacy_metrics = o->legacy;
+    p->loop = ps->loop;
+    p->t0_ns = t0;
+    p->rng = 0x9E3779B97F4A7C15ull * (o->seed + i + 1);
+    p->faults = o->f0;
+    p->faults.refuse = 0; /* applied once the listener exists */
+    p->eng.slowdown = o->f0.slowdown;
+    uint32_t need = (o->max_len + KV_BLOCK_TOKENS - 1) / KV_BLOCK_TOKENS;
+    if (need > p->eng.kv.nblocks - 1) {
+        LOG_ERR("--max-model-len %u needs %u KV blocks but the cache has %u (--kv-blocks)",
+                o->max_len, need, p->eng.kv.nblocks - 1);
+        return -1;
+    }
+    const char *mine = pod_loras(o, i);
+    if (mine && add_loras(p, mine))
+        return -1;
+    if (ps->pub) {
+        char topic[256];
+        snprintf(topic, sizeof(topic), "kv@%s:%d@%s", o->host, p->port, o->model);
+        p->kvpub = ps->pub;
+        p->kvb = kvev_batch_new(topic, KV_BLOCK_TOKENS);
+        if (!p->kvb)
+            return -1;
+        p->eng.kv.obs = (struct kv_observer){p->kvb, kvev_stored, kvev_removed, kvev_cleared};
+    }
+    return 0;
+}
+
+/* Pod i, listening. 0 or -1 (said why). */
+static int pod_start(struct podsim *ps, const struct opts *o, uint32_t i, uint64_t t0)
+{
+    struct pod *p = calloc(1, sizeof(*p));
+    if (!p || engine_init(&p->eng, &o->ecfg)) {
+        LOG_ERR("out of memory for pod %u", i);
+        free(p);
+        return -1;
+    }
+    ps->pods[i] = p;
+    if (pod_setup(ps, p, o, i, t0))
+        return -1;
+    struct server_cfg scfg = {.bind_addr = o->host, .port = p->port, .max_body = 32u << 20,
+                              .max_head = 64u << 10, .handler = api_handle, .ctx = p,
+                              .keepalive_ms = (uint32_t)(o->keepalive_s * 1000 + 0.5)};
+    p->srv = server_start(ps->loop, &scfg);
+    if (!p->srv) {
+        LOG_ERR("pod %u: cannot listen on %s:%d: %s", i, o->host, p->port, strerror(errno));
+        return -1;
+    }
+    if (o->f0.refuse) {
+        server_set_refuse(p->srv, 1);
+        p->faults.refuse = 1;
+    }
+    return 0;
+}
+
+/* The event loop, signals, KV events, the pods and the admin port. 0, or
+ * -1 (said why; teardown frees what was made). */
+static int assemble(struct podsim *ps, const struct opts *o)
+{
     signal(SIGPIPE, SIG_IGN);
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
     sigprocmask(SIG_BLOCK, &mask, NULL);
-    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-
-    struct ev_loop *loop = ev_new();
-    struct pod **pods = calloc(npods, sizeof(*pods));
-    struct kvev_pub *pub = NULL;
-    struct server *admin = NULL;
-    int rc = 1;
-    if (!loop || !pods || sfd < 0) {
-        perror("kvgate-podsim: setup");
-        return 1;
+    ps->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    ps->loop = ev_new();
+    ps->pods = calloc(o->npods, sizeof(*ps->pods));
+    ps->npods = o->npods;
+    if (!ps->loop || !ps->pods || ps->sfd < 0) {
+        LOG_ERR("setup: %s", strerror(errno));
+        return -1;
     }
-    if (kv_events) {
-        pub = kvev_pub_open(kv_events);
-        if (!pub) {
-            fprintf(stderr, "kvgate-podsim: --kv-events %s: %s\n", kv_events, strerror(errno));
-            goto out;
-        }
+    if (o->kv_events && !(ps->pub = kvev_pub_open(o->kv_events))) {
+        LOG_ERR("--kv-events %s: %s", o->kv_events, strerror(errno));
+        return -1;
     }
     uint64_t t0 = ev_now_ns();
-    for (uint32_t i = 0; i < npods; i++) {
-        struct pod *p = calloc(1, sizeof(*p));
-        if (!p || engine_init(&p->eng, &ecfg)) {
-            fprintf(stderr, "kvgate-podsim: out of memory for pod %u\n", i);
-            free(p);
-            goto out;
-        }
-        pods[i] = p;
-        p->index = (int)i;
-        p->port = (int)(base_port + i);
-        snprintf(p->model, sizeof(p->model), "%s", model);
-        p->max_model_len = max_len;
-        p->time_scale = scale;
-        p->legacy_metrics = legacy;
-        p->loop = loop;
-        p->t0_ns = t0;
-        p->rng = 0x9E3779B97F4A7C15ull * (seed + i + 1);
-        p->faults = f0;
-        p->faults.refuse = 0; /* applied below, once the listener exists */
-        p->eng.slowdown = f0.slowdown;
-        uint32_t need = (max_len + KV_BLOCK_TOKENS - 1) / KV_BLOCK_TOKENS;
-        if (need > p->eng.kv.nblocks - 1) {
-            fprintf(stderr, "kvgate-podsim: --max-model-len %u needs %u KV blocks but the "
-                            "cache has %u (--kv-blocks)\n", max_len, need, p->eng.kv.nblocks - 1);
-            goto out;
-        }
-        const char *mine = lora;
-        char prefix[16];
-        int plen = snprintf(prefix, sizeof(prefix), "%u=", i);
-        for (int k = 0; k < npod_lora; k++)
-            if (!strncmp(pod_lora[k], prefix, (size_t)plen))
-                mine = pod_lora[k] + plen;
-        if (mine && add_loras(p, mine))
-            goto out;
-        if (pub) {
-            char topic[256];
-            snprintf(topic, sizeof(topic), "kv@%s:%d@%s", host, p->port, model);
-            p->kvpub = pub;
-            p->kvb = kvev_batch_new(topic, KV_BLOCK_TOKENS);
-            if (!p->kvb)
-                goto out;
-            p->eng.kv.obs = (struct kv_observer){p->kvb, kvev_stored, kvev_removed, kvev_cleared};
-        }
-        struct server_cfg scfg = {.bind_addr = host, .port = p->port, .max_body = 32u << 20,
-                                  .max_head = 64u << 10, .handler = api_handle, .ctx = p,
-                                  .keepalive_ms = (uint32_t)(keepalive_s * 1000 + 0.5)};
-        p->srv = server_start(loop, &scfg);
-        if (!p->srv) {
-            fprintf(stderr, "kvgate-podsim: pod %u: cannot listen on %s:%d: %s\n", i, host,
-                    p->port, strerror(errno));
-            goto out;
-        }
-        if (f0.refuse) {
-            server_set_refuse(p->srv, 1);
-            p->faults.refuse = 1;
-        }
-    }
-    struct podsim_admin adm = {pods, (int)npods};
-    if (admin_port) {
-        struct server_cfg acfg = {.bind_addr = host, .port = (int)admin_port,
+    for (uint32_t i = 0; i < o->npods; i++)
+        if (pod_start(ps, o, i, t0))
+            return -1;
+    ps->adm = (struct podsim_admin){ps->pods, (int)o->npods};
+    if (o->admin_port) {
+        struct server_cfg acfg = {.bind_addr = o->host, .port = (int)o->admin_port,
                                   .max_body = 1u << 20, .max_head = 64u << 10,
-                                  .handler = api_admin_handle, .ctx = &adm};
-        admin = server_start(loop, &acfg);
-        if (!admin) {
-            fprintf(stderr, "kvgate-podsim: admin: cannot listen on %s:%u: %s\n", host,
-                    admin_port, strerror(errno));
-            goto out;
+                                  .handler = api_admin_handle, .ctx = &ps->adm};
+        ps->admin = server_start(ps->loop, &acfg);
+        if (!ps->admin) {
+            LOG_ERR("admin: cannot listen on %s:%u: %s", o->host, o->admin_port,
+                    strerror(errno));
+            return -1;
         }
     }
-    fprintf(stderr, "kvgate-podsim: %u pod(s) on %s:%u-%u, model %s, profile %s, "
-                    "%u KV blocks, time scale %g%s\n",
-            npods, host, base_port, base_port + npods - 1, model,
-            pods[0]->eng.cfg.profile->name, pods[0]->eng.kv.nblocks, scale,
-            admin ? ", admin on" : "");
-    ev_add(loop, sfd, EPOLLIN, on_signal, NULL);
-    ev_run(loop);
-    rc = 0;
-out:
-    if (admin)
-        server_stop(admin);
-    for (uint32_t i = 0; i < npods; i++) {
-        struct pod *p = pods[i];
+    return 0;
+}
+
+static void teardown(struct podsim *ps)
+{
+    if (ps->admin)
+        server_stop(ps->admin);
+    for (uint32_t i = 0; ps->pods && i < ps->npods; i++) {
+        struct pod *p = ps->pods[i];
         if (!p)
             continue;
         if (p->srv)
@@ -311,10 +359,48 @@ out:
         engine_destroy(&p->eng);
         free(p);
     }
-    free(pods);
-    if (pub)
-        kvev_pub_close(pub);
-    ev_free(loop);
-    close(sfd);
-    return rc;
+    free(ps->pods);
+    if (ps->pub)
+        kvev_pub_close(ps->pub);
+    if (ps->loop)
+        ev_free(ps->loop);
+    if (ps->sfd >= 0)
+        close(ps->sfd);
+}
+
+/* ---- the run loop ---- */
+
+static void on_signal(struct ev_loop *l, int fd, uint32_t events, void *arg)
+{
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof(si)) == sizeof(si))
+        ;
+    ev_stop(l);
+}
+
+/* Serves until SIGINT or SIGTERM. */
+static void run(struct podsim *ps, const struct opts *o)
+{
+    LOG_INFO("%u pod(s) on %s:%u-%u, model %s, profile %s, %u KV blocks, time scale %g%s",
+             o->npods, o->host, o->base_port, o->base_port + o->npods - 1, o->model,
+             ps->pods[0]->eng.cfg.profile->name, ps->pods[0]->eng.kv.nblocks, o->scale,
+             ps->admin ? ", admin on" : "");
+    ev_add(ps->loop, ps->sfd, EPOLLIN, on_signal, NULL);
+    ev_run(ps->loop);
+}
+
+int main(int argc, char **argv)
+{
+    log_init("kvgate-podsim");
+    struct opts o;
+    int rc = parse_flags(argc, argv, &o);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    api_output_len_mean = o.out_mean;
+    struct podsim ps = {.sfd = -1};
+    rc = assemble(&ps, &o);
+    if (rc == 0)
+        run(&ps, &o);
+    teardown(&ps);
+    return rc == 0 ? 0 : 1;
 }

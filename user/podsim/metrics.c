@@ -37,35 +37,35 @@ static double unix_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void put_label(struct sbuf *out, const char *k, const char *v)
-{
-    sbuf_printf(out, ",%s=\"", k);
-    prom_label_value(out, v);
-    sbuf_puts(out, "\"");
-}
-
+/* "# HELP <name><suffix> ..." and its TYPE line. */
 static void put_header(struct sbuf *out, const char *name, const char *suffix,
                        const char *type, const char *help)
 {
-    sbuf_printf(out, "# HELP %s%s %s\n# TYPE %s%s %s\n", name, suffix, help,
-                name, suffix, type);
+    char full[160];
+    snprintf(full, sizeof(full), "%s%s", name, suffix);
+    prom_head(out, full, type, help);
+}
+
+/* The labels every series starts with: engine="0",model_name="<m>". */
+static void put_pod_labels(struct sbuf *out, const struct pod *p)
+{
+    prom_label(out, "engine", "0", 1);
+    prom_label(out, "model_name", p->model, 0);
 }
 
 /* "<name><suffix>{engine="0",model_name="<m>"" - the caller adds any other
- * labels with put_label and closes with put_value. */
+ * labels with prom_label and closes with put_value. */
 static void put_series(struct sbuf *out, const struct pod *p,
                        const char *name, const char *suffix)
 {
-    sbuf_printf(out, "%s%s{engine=\"0\",model_name=\"", name, suffix);
-    prom_label_value(out, p->model);
-    sbuf_puts(out, "\"");
+    sbuf_printf(out, "%s%s{", name, suffix);
+    put_pod_labels(out, p);
 }
 
 static void put_value(struct sbuf *out, double v)
 {
-    char num[PROM_NUM_MAX];
-    prom_fmt_num(num, v);
-    sbuf_printf(out, "} %s\n", num);
+    sbuf_puts(out, "}");
+    prom_value(out, v);
 }
 
 static void put_gauge(struct sbuf *out, const struct pod *p, const char *name,
@@ -135,13 +135,13 @@ static void put_request_success(struct sbuf *out, const struct pod *p)
     put_header(out, name, "_total", "counter", help);
     for (int i = 0; i < nrows; i++) {
         put_series(out, p, name, "_total");
-        put_label(out, "finished_reason", rows[i].reason);
+        prom_label(out, "finished_reason", rows[i].reason, 0);
         put_value(out, (double)rows[i].n);
     }
     put_header(out, name, "_created", "gauge", help);
     for (int i = 0; i < nrows; i++) {
         put_series(out, p, name, "_created");
-        put_label(out, "finished_reason", rows[i].reason);
+        prom_label(out, "finished_reason", rows[i].reason, 0);
         put_value(out, metrics_process_start);
     }
 }
@@ -150,32 +150,18 @@ static void put_histogram(struct sbuf *out, const struct pod *p,
                           const char *name, const char *help,
                           const struct hist *h)
 {
-    char le[PROM_NUM_MAX];
-    uint64_t acc = 0;
-    int nb = h->nbounds;
-
-    if (nb < 0 || nb > HIST_MAX_BUCKETS || !h->bounds)
-        nb = 0; /* never initialised: only +Inf */
+    struct sbuf labels;
+    sbuf_init(&labels);
+    put_pod_labels(&labels, p);
+    sbuf_append(&labels, "", 1); /* NUL-terminated */
+    if (labels.oom)
+        out->oom = 1;
     put_header(out, name, "", "histogram", help);
-    for (int i = 0; i <= nb; i++) {
-        acc += h->counts[i];
-        if (i < nb)
-            prom_fmt_num(le, h->bounds[i]);
-        else
-            strcpy(le, "+Inf");
-        put_series(out, p, name, "_bucket");
-        put_label(out, "le", le);
-        put_value(out, (double)acc);
-    }
-    /* _count is the +Inf bucket, as prometheus_client computes it, so the
-     * two can never disagree on the page. */
-    put_series(out, p, name, "_count");
-    put_value(out, (double)acc);
-    put_series(out, p, name, "_sum");
-    put_value(out, h->sum);
+    prom_hist(out, name, labels.oom ? "" : labels.data, h);
     put_header(out, name, "_created", "gauge", help);
     put_series(out, p, name, "_created");
     put_value(out, metrics_process_start);
+    sbuf_free(&labels);
 }
 
 static void put_cache_config(struct sbuf *out, const struct pod *p)
@@ -187,11 +173,11 @@ static void put_cache_config(struct sbuf *out, const struct pod *p)
                "Information of the LLMEngine CacheConfig");
     put_series(out, p, name, "");
     snprintf(v, sizeof(v), "%d", KV_BLOCK_TOKENS);
-    put_label(out, "block_size", v);
+    prom_label(out, "block_size", v, 0);
     snprintf(v, sizeof(v), "%u", p->eng.kv.nblocks);
-    put_label(out, "num_gpu_blocks", v);
-    put_label(out, "cache_dtype", "auto");
-    put_label(out, "enable_prefix_caching", "True");
+    prom_label(out, "num_gpu_blocks", v, 0);
+    prom_label(out, "cache_dtype", "auto", 0);
+    prom_label(out, "enable_prefix_caching", "True", 0);
     put_value(out, 1.0);
 }
 
@@ -220,9 +206,9 @@ static void put_lora_info(struct sbuf *out, const struct pod *p)
         snprintf(waiting, sizeof(waiting), "%.*s",
                  (int)sizeof(p->lora_info[i].waiting), p->lora_info[i].waiting);
         put_series(out, p, name, "");
-        put_label(out, "max_lora", v);
-        put_label(out, "running_lora_adapters", running);
-        put_label(out, "waiting_lora_adapters", waiting);
+        prom_label(out, "max_lora", v, 0);
+        prom_label(out, "running_lora_adapters", running, 0);
+        prom_label(out, "waiting_lora_adapters", waiting, 0);
         put_value(out, p->lora_info[i].ts);
     }
 }

@@ -6,6 +6,9 @@
  * lingering close) common/netconn.c.
  *
  * Shape: server -> conn -> (h1: one active request | h2: streams) -> resp.
+ * This file names no protocol: a conn's first bytes choose its c->proto
+ * (srv_h1_proto or srv_h2_proto), which parses, times out and tears down;
+ * a resp is written through its r->sink, which the protocol set.
  *
  * Lifetimes, the part that is easy to get wrong:
  *  - A conn is only freed when no code is running on it: every entry point
@@ -25,7 +28,7 @@
  *    inside a resp_* call, so an application may end responses while it
  *    iterates over its own lists.
  *  - nghttp2 forbids nghttp2_session_mem_send from inside its callbacks, and
- *    handlers run inside them: c->h2.in_ng marks those sections and
+ *    handlers run inside them: the protocol's no_flush says so and
  *    srv_conn_flush() skips frame generation there; the caller of
  *    h2srv_recv flushes once it returns. */
 #include "podsim/server_priv.h"
@@ -46,15 +49,7 @@
 #include "common/netconn.h"
 #include "common/sbuf.h"
 
-/* ---- request copies, error bodies ---- */
-
-void srv_error_json(struct sbuf *b, int code, const char *msg)
-{
-    sbuf_puts(b, "{\"error\":{\"message\":\"");
-    sbuf_json_escape(b, msg, strlen(msg));
-    sbuf_printf(b, "\",\"type\":\"BadRequestError\",\"param\":null,\"code\":%d}}",
-                code);
-}
+/* ---- request copies ---- */
 
 void srv_rd_init(struct reqdata *rd)
 {
@@ -151,7 +146,7 @@ static void schedule_reap(struct server *s)
 void srv_resp_gone(struct http_resp *r)
 {
     r->c = NULL;
-    r->st = NULL;
+    r->tx = NULL;
     r->where = R_PENDING;
     list_push(&r->s->pending, r);
     schedule_reap(r->s);
@@ -162,21 +157,22 @@ void srv_resp_gone(struct http_resp *r)
 void srv_resp_done(struct http_resp *r)
 {
     r->c = NULL;
-    r->st = NULL;
+    r->tx = NULL;
     r->completed = 1;
     r->where = R_ZOMBIE;
     list_push(&r->s->zombies, r);
 }
 
-struct http_resp *srv_resp_new(struct conn *c, struct h2stream *st,
-                                  struct reqdata *rd)
+struct http_resp *srv_resp_new(struct conn *c, const struct srv_sink_ops *sink,
+                               void *tx, struct reqdata *rd)
 {
     struct http_resp *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->s = c->s;
     r->c = c;
-    r->st = st;
+    r->sink = sink;
+    r->tx = tx;
     r->rd = *rd; /* take ownership */
     srv_rd_init(rd);
     r->clen = -1;
@@ -187,7 +183,6 @@ struct http_resp *srv_resp_new(struct conn *c, struct h2stream *st,
     q->path = r->rd.p_off >= 0 ? base + r->rd.p_off : "";
     q->body = r->rd.body.data ? r->rd.body.data : "";
     q->body_len = r->rd.body.len;
-    q->h2 = st != NULL;
     q->nheaders = r->rd.nh;
     for (size_t k = 0; k < r->rd.nh; k++) {
         q->hname[k] = base + r->rd.hn[k];
@@ -206,8 +201,8 @@ void srv_dispatch(struct conn *c, struct http_resp *r)
 
 static void conn_free(struct conn *c)
 {
-    srv_h2_conn_free(c);
-    srv_rd_free(&c->rd);
+    if (c->proto)
+        c->proto->free(c);
     netconn_free(&c->nc);
     free(c);
 }
@@ -226,11 +221,16 @@ static void idle_cb(struct ev_loop *l, void *arg)
 {
     struct conn *c = arg;
     c->idle_timer = 0;
-    /* as uvicorn: an HTTP/1.1 connection with no request open for the
-     * keep-alive timeout is closed (a client must notice and reconnect) */
-    if (!c->nc.dead && !c->active && !c->nc.in.len && c->proto != P_H2 &&
-        (c->proto == P_DETECT || c->st == H1_HEAD))
-        srv_conn_fail(c);
+    /* as uvicorn: a connection with no request open for the keep-alive
+     * timeout is closed (a client must notice and reconnect) */
+    if (c->nc.dead)
+        return;
+    if (!c->proto) {
+        if (!c->nc.in.len)
+            srv_conn_fail(c); /* connected, never spoke */
+    } else if (c->proto->timeout) {
+        c->proto->timeout(c);
+    }
 }
 
 void srv_conn_idle(struct conn *c)
@@ -248,29 +248,38 @@ void srv_conn_fail(struct conn *c)
         return;
     struct server *s = c->s;
     netconn_close(&c->nc);
-    ev_timer_cancel(s->l, c->resume_timer);
-    c->resume_timer = 0;
     ev_timer_cancel(s->l, c->idle_timer);
     c->idle_timer = 0;
     DLIST_REMOVE(s->conns, c, prev, next);
     s->nconns--;
-    if (c->active) {
-        srv_resp_gone(c->active);
-        c->active = NULL;
-    }
-    srv_h2_conn_fail(c);
+    if (c->proto)
+        c->proto->fail(c); /* its responses become gone */
     if (c->busy == 0)
         conn_free(c); /* linger timer, server_stop: nothing runs on c */
 }
 
 void srv_conn_flush(struct conn *c)
 {
-    if (c->nc.dead || c->h2.in_ng)
+    if (c->nc.dead || (c->proto && c->proto->no_flush && c->proto->no_flush(c)))
         return; /* inside nghttp2: the mem_recv caller flushes afterwards */
     netconn_flush(&c->nc); /* fails the connection if an append was dropped */
 }
 
 /* ---- input (netconn callbacks) ---- */
+
+/* The first bytes choose the protocol: the HTTP/2 client preface, or
+ * anything else (HTTP/1.1). */
+static int choose_proto(struct conn *c)
+{
+    int k = h2srv_sniff(c->nc.in.data, c->nc.in.len);
+    if (k == H2SRV_MORE)
+        return 0; /* a prefix of the preface: wait */
+    c->proto = k == H2SRV_NOT_H2 ? &srv_h1_proto : &srv_h2_proto;
+    int rc = c->proto->start(c);
+    if (rc < 0)
+        srv_conn_fail(c);
+    return rc;
+}
 
 static void conn_input(struct netconn *nc)
 {
@@ -279,24 +288,9 @@ static void conn_input(struct netconn *nc)
         ev_timer_cancel(c->s->l, c->idle_timer);
         c->idle_timer = 0;
     }
-    if (c->proto == P_DETECT) {
-        int k = h2srv_sniff(c->nc.in.data, c->nc.in.len);
-        if (k == H2SRV_MORE)
-            return; /* a prefix of the preface: wait */
-        if (k == H2SRV_NOT_H2) {
-            c->proto = P_H1;
-        } else {
-            c->proto = P_H2;
-            if (srv_h2_init(c)) {
-                srv_conn_fail(c);
-                return;
-            }
-        }
-    }
-    if (c->proto == P_H1)
-        srv_h1_process(c);
-    else
-        srv_h2_process(c);
+    if (!c->proto && (choose_proto(c) < 0 || !c->proto))
+        return;
+    c->proto->process(c);
 }
 
 static void conn_fail_cb(struct netconn *nc)
@@ -304,15 +298,14 @@ static void conn_fail_cb(struct netconn *nc)
     srv_conn_fail(conn_of(nc));
 }
 
-/* h1: one request in service, pipelined bytes wait */
-static int h1_handling(const struct netconn *nc)
+static int conn_holding(const struct netconn *nc)
 {
     const struct conn *c = conn_of((struct netconn *)nc);
-    return c->proto == P_H1 && c->st == H1_HANDLING;
+    return c->proto && c->proto->holding && c->proto->holding(c);
 }
 
 static const struct netconn_ops conn_ops = { .input = conn_input, .fail = conn_fail_cb,
-                                             .holding = h1_handling };
+                                             .holding = conn_holding };
 
 static void conn_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
 {
@@ -336,10 +329,7 @@ void resp_start(struct http_resp *r, int status, const char *content_type,
         return;
     struct conn *c = r->c;
     c->busy++;
-    if (r->st)
-        srv_h2_resp_start(r, status, content_type, content_length, extra_headers);
-    else
-        srv_h1_resp_start(r, status, content_type, content_length, extra_headers);
+    r->sink->head(r, status, content_type, content_length, extra_headers);
     srv_conn_release(c);
 }
 
@@ -354,14 +344,27 @@ int resp_write(struct http_resp *r, const void *data, size_t len)
     if (r->no_body)
         return 0;
     struct conn *c = r->c;
-    int rc = 0;
     c->busy++;
-    if (r->st)
-        rc = srv_h2_resp_write(r, data, len);
-    else
-        rc = srv_h1_resp_write(r, data, len);
+    int rc = r->sink->body(r, data, len);
     srv_conn_release(c);
     return rc;
+}
+
+/* Ends r through its sink (abort: cut off) and frees it. */
+static void resp_finish(struct http_resp *r, int abort)
+{
+    if (!r->c) {
+        resp_free(r); /* gone: the cancel callback will not be called */
+        return;
+    }
+    struct conn *c = r->c;
+    c->busy++;
+    if (abort)
+        r->sink->abort(r);
+    else
+        r->sink->end(r);
+    resp_free(r);
+    srv_conn_release(c);
 }
 
 void resp_end(struct http_resp *r)
@@ -370,36 +373,18 @@ void resp_end(struct http_resp *r)
         return;
     if (r->c && !r->started)
         resp_start(r, 200, NULL, 0, NULL);
-    if (!r->c) {
-        resp_free(r); /* gone: the cancel callback will not be called */
-        return;
-    }
-    struct conn *c = r->c;
-    c->busy++;
-    if (r->st)
-        srv_h2_resp_end(r, 0);
-    else
-        srv_h1_resp_end(r, 0);
-    resp_free(r);
-    srv_conn_release(c);
+    resp_finish(r, 0);
 }
 
 void resp_abort(struct http_resp *r)
 {
-    if (!r)
-        return;
-    if (!r->c) {
-        resp_free(r);
-        return;
-    }
-    struct conn *c = r->c;
-    c->busy++;
-    if (r->st)
-        srv_h2_resp_end(r, 1);
-    else
-        srv_h1_resp_end(r, 1);
-    resp_free(r);
-    srv_conn_release(c);
+    if (r)
+        resp_finish(r, 1);
+}
+
+size_t resp_pending(const struct http_resp *r)
+{
+    return r && r->c && r->started ? r->sink->pending(r) : 0;
 }
 
 void resp_on_cancel(struct http_resp *r, void (*cb)(void *arg), void *arg)
@@ -438,7 +423,6 @@ static void on_accept(struct listener *ls, int fd,
     }
     c->s = s;
     netconn_init(&c->nc, s->l, fd, &conn_ops);
-    srv_rd_init(&c->rd);
     if (ev_add(s->l, fd, EPOLLIN | EPOLLRDHUP, conn_io, c) < 0) {
         close(fd);
         free(c);
@@ -537,7 +521,7 @@ int server_set_refuse(struct server *s, int refuse)
         listener_stop(&s->ls);
         for (struct conn *c = s->conns, *next; c; c = next) {
             next = c->next;
-            if (!c->active && !c->streams && c->nc.in.len == 0)
+            if (c->nc.in.len == 0 && (!c->proto || c->proto->idle(c)))
                 srv_conn_fail(c);
         }
         return 0;

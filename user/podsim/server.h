@@ -4,6 +4,10 @@
  * whole (up to max_body) before the handler is called; responses are
  * streamed through a writer.
  *
+ * Which protocol carries a request is the server's business: a handler
+ * sees struct http_req (h2 says which, for the record) and writes through
+ * resp_*, the same calls for both.
+ *
  * Lifetime of a writer (struct http_resp):
  *   - the handler gets it in on_request and must finish it with resp_end()
  *     or resp_abort(), now or later (from a timer);
@@ -71,6 +75,11 @@ void resp_end(struct http_resp *r);
  * stream (h2) without finishing the body. Used by the close-after fault. */
 void resp_abort(struct http_resp *r);
 void resp_on_cancel(struct http_resp *r, void (*cb)(void *arg), void *arg);
+/* Bytes written to r that the client has not taken yet (queued in this
+ * process: HTTP/1.1 the connection's output, h2 the stream's unframed
+ * body); 0 before resp_start and once the client is gone. A handler that
+ * wants backpressure waits while it grows. */
+size_t resp_pending(const struct http_resp *r);
 /* Convenience: whole response in one call. */
 void resp_send(struct http_resp *r, int status, const char *content_type,
                const void *body, size_t len);

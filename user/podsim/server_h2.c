@@ -2,14 +2,15 @@
  * nghttp2 (see server_priv.h for the split). Shape: conn -> session ->
  * h2stream -> resp. Each stream buffers its response body in st->out; the
  * data provider (h2_read_cb) drains it and defers when it runs dry, and
- * resp_write / resp_end resume it.
+ * resp_write / resp_end resume it. server.c reaches it through
+ * srv_h2_proto (the connection) and h2_sink (a response).
  *
  * common/h2srv.c moves the bytes and filters nghttp2's callbacks down to
  * the st_* stream callbacks here. nghttp2 forbids
  * nghttp2_session_mem_send from inside its callbacks, and handlers run
- * inside them (st_request): c->h2.in_ng marks those sections and
- * srv_conn_flush() skips frame generation there; srv_h2_process flushes
- * once h2srv_recv returns. */
+ * inside them (st_request): c->h2.sess.in_ng marks those sections
+ * (h2_no_flush) and srv_conn_flush() skips frame generation there;
+ * h2_process flushes once h2srv_recv returns. */
 #include "podsim/server_priv.h"
 
 #include <errno.h>
@@ -20,9 +21,25 @@
 #include <string.h>
 
 #include "common/dlist.h"
+#include "common/http1.h"
+#include "common/httpstatus.h"
 #include "common/sbuf.h"
 
 #define OUT_SOFT (256u << 10)   /* frames waiting in c->nc.out, at most */
+#define OUT_HARD NETCONN_OUT_HARD /* a stream this far behind is reset */
+
+/* One request stream and its response body. */
+struct h2stream {
+    int32_t id;
+    struct h2stream *prev, *next;
+    struct reqdata rd;
+    struct http_resp *resp;
+    struct sbuf out;       /* body bytes the data provider drains */
+    size_t out_off;
+    int eof, responded;
+};
+
+static const struct srv_sink_ops h2_sink;
 
 /* ---- responses: data provider, headers ---- */
 
@@ -97,7 +114,7 @@ static int h2_submit(struct conn *c, struct h2stream *st, int status,
                 "transfer-encoding", "upgrade", "proxy-connection", NULL };
             int drop = 0;
             for (int k = 0; hop[k]; k++)
-                drop |= nl == strlen(hop[k]) && memcmp(line, hop[k], nl) == 0;
+                drop |= http1_name_eq(line, nl, hop[k]);
             if (!drop)
                 NV(line, nl, v, (size_t)(end - v));
         }
@@ -105,7 +122,7 @@ static int h2_submit(struct conn *c, struct h2stream *st, int status,
     }
 #undef NV
     nghttp2_data_provider prd = { .source.ptr = st, .read_callback = h2_read_cb };
-    int rv = nghttp2_submit_response(c->h2.ng, st->id, nva, n, no_body ? NULL : &prd);
+    int rv = nghttp2_submit_response(c->h2.sess.ng, st->id, nva, n, no_body ? NULL : &prd);
     free(nva);
     free(copy);
     return rv == 0 ? 0 : -EIO;
@@ -118,11 +135,11 @@ static void h2_error(struct conn *c, struct h2stream *st, int code, const char *
         return;
     st->responded = 1;
     sbuf_reset(&st->out);
-    srv_error_json(&st->out, code, msg);
+    http_error_json(&st->out, code, msg);
     st->eof = 1;
     if (h2_submit(c, st, code, "application/json", (long long)st->out.len,
                   NULL, 0) < 0)
-        nghttp2_submit_rst_stream(c->h2.ng, NGHTTP2_FLAG_NONE, st->id,
+        nghttp2_submit_rst_stream(c->h2.sess.ng, NGHTTP2_FLAG_NONE, st->id,
                                   NGHTTP2_INTERNAL_ERROR);
 }
 
@@ -144,7 +161,7 @@ static void *st_open(void *ud, int32_t id)
     st->id = id;
     srv_rd_init(&st->rd);
     sbuf_init(&st->out);
-    DLIST_PUSH(c->streams, st, prev, next);
+    DLIST_PUSH(c->h2.streams, st, prev, next);
     return st;
 }
 
@@ -197,9 +214,10 @@ static int st_request(void *ud, void *stp)
     struct h2stream *st = stp;
     if (st->responded)
         return 0;
-    struct http_resp *r = srv_resp_new(c, st, &st->rd);
+    struct http_resp *r = srv_resp_new(c, &h2_sink, st, &st->rd);
     if (!r)
         return -1;
+    r->req.h2 = 1;
     st->responded = 1;
     st->resp = r;
     srv_dispatch(c, r);
@@ -218,17 +236,18 @@ static void st_close(void *ud, void *stp, uint32_t err)
     } else if (r) {
         srv_resp_gone(r); /* reset by the client before resp_end */
     }
-    DLIST_REMOVE(c->streams, st, prev, next);
+    DLIST_REMOVE(c->h2.streams, st, prev, next);
     stream_free(st);
 }
 
-/* ---- session ---- */
+/* ---- the connection (srv_proto) ---- */
 
 static const struct h2srv_callbacks h2_callbacks = {
     st_open, st_header, st_data, st_head, st_request, st_close, NULL,
 };
 
-int srv_h2_init(struct conn *c)
+/* Creates the session and queues the server SETTINGS. 0 or -ENOMEM. */
+static int h2_start(struct conn *c)
 {
     size_t mh = c->s->cfg.max_head;
     struct h2srv_settings set = {
@@ -236,12 +255,13 @@ int srv_h2_init(struct conn *c)
         .max_header_list = mh > UINT32_MAX ? UINT32_MAX : (uint32_t)mh,
         .out_soft = OUT_SOFT,
     };
-    return h2srv_init(&c->h2, &c->nc, &h2_callbacks, c, &set);
+    return h2srv_init(&c->h2.sess, &c->nc, &h2_callbacks, c, &set);
 }
 
-void srv_h2_process(struct conn *c)
+/* Feeds c->nc.in to nghttp2, then flushes. */
+static void h2_process(struct conn *c)
 {
-    int rc = h2srv_recv(&c->h2);
+    int rc = h2srv_recv(&c->h2.sess);
     if (c->nc.dead)
         return;
     srv_conn_flush(c); /* on an error too: nghttp2 may have queued a GOAWAY */
@@ -249,44 +269,68 @@ void srv_h2_process(struct conn *c)
         srv_conn_fail(c);
 }
 
-void srv_h2_conn_fail(struct conn *c)
+static int h2_idle(const struct conn *c)
 {
-    for (struct h2stream *st = c->streams; st; st = st->next)
+    return !c->h2.streams && !c->nc.in.len;
+}
+
+static int h2_no_flush(const struct conn *c)
+{
+    return c->h2.sess.in_ng;
+}
+
+/* c died: every stream's resp becomes gone. */
+static void h2_fail(struct conn *c)
+{
+    for (struct h2stream *st = c->h2.streams; st; st = st->next)
         if (st->resp) {
             srv_resp_gone(st->resp);
             st->resp = NULL;
         }
 }
 
-void srv_h2_conn_free(struct conn *c)
+/* Frees the session and the streams (no callbacks). */
+static void h2_free(struct conn *c)
 {
-    h2srv_free(&c->h2); /* does not call on_stream_close */
-    while (c->streams) {
-        struct h2stream *st = c->streams;
-        c->streams = st->next;
+    h2srv_free(&c->h2.sess); /* does not call on_stream_close */
+    while (c->h2.streams) {
+        struct h2stream *st = c->h2.streams;
+        c->h2.streams = st->next;
         stream_free(st);
     }
 }
 
-/* ---- writer API, h2 side (server.c holds c->busy around these) ---- */
+/* No keep-alive timeout: like uvicorn's h2, an idle session stays. */
+const struct srv_proto srv_h2_proto = {
+    .name = "h2c",
+    .start = h2_start,
+    .process = h2_process,
+    .idle = h2_idle,
+    .no_flush = h2_no_flush,
+    .fail = h2_fail,
+    .free = h2_free,
+};
 
-void srv_h2_resp_start(struct http_resp *r, int status, const char *ctype,
-                       long long clen, const char *extra)
+/* ---- a response (srv_sink_ops) ---- */
+
+static void h2_resp_head(struct http_resp *r, int status, const char *ctype,
+                         long long clen, const char *extra)
 {
     struct conn *c = r->c;
+    struct h2stream *st = r->tx;
     if (status < 200 || status == 204 || status == 304)
         r->no_body = 1;
     r->clen = clen;
-    if (h2_submit(c, r->st, status, ctype, clen, extra, r->no_body) < 0)
-        nghttp2_submit_rst_stream(c->h2.ng, NGHTTP2_FLAG_NONE, r->st->id,
+    if (h2_submit(c, st, status, ctype, clen, extra, r->no_body) < 0)
+        nghttp2_submit_rst_stream(c->h2.sess.ng, NGHTTP2_FLAG_NONE, st->id,
                                   NGHTTP2_INTERNAL_ERROR);
     srv_conn_flush(c);
 }
 
-int srv_h2_resp_write(struct http_resp *r, const void *data, size_t len)
+static int h2_resp_body(struct http_resp *r, const void *data, size_t len)
 {
     struct conn *c = r->c;
-    struct h2stream *st = r->st;
+    struct h2stream *st = r->tx;
     int rc = 0;
     if (r->clen >= 0 && (long long)len > r->clen - r->written) {
         len = (size_t)(r->clen - r->written);
@@ -294,14 +338,14 @@ int srv_h2_resp_write(struct http_resp *r, const void *data, size_t len)
     }
     if (st->out.len - st->out_off + len > OUT_HARD) {
         /* The client stopped reading this stream: reset it. */
-        nghttp2_submit_rst_stream(c->h2.ng, NGHTTP2_FLAG_NONE, st->id,
+        nghttp2_submit_rst_stream(c->h2.sess.ng, NGHTTP2_FLAG_NONE, st->id,
                                   NGHTTP2_INTERNAL_ERROR);
         rc = -EPIPE;
     } else if (len && sbuf_append(&st->out, data, len)) {
         rc = -ENOMEM;
     } else {
         r->written += (long long)len;
-        nghttp2_session_resume_data(c->h2.ng, st->id);
+        nghttp2_session_resume_data(c->h2.sess.ng, st->id);
     }
     srv_conn_flush(c);
     if (!r->c)
@@ -309,17 +353,43 @@ int srv_h2_resp_write(struct http_resp *r, const void *data, size_t len)
     return rc;
 }
 
-void srv_h2_resp_end(struct http_resp *r, int abort)
+/* Ends the stream's body (abort: resets the stream) and detaches r from
+ * it. */
+static void h2_resp_finish(struct http_resp *r, int abort)
 {
     struct conn *c = r->c;
-    struct h2stream *st = r->st;
+    struct h2stream *st = r->tx;
     if (abort) {
-        nghttp2_submit_rst_stream(c->h2.ng, NGHTTP2_FLAG_NONE, st->id,
+        nghttp2_submit_rst_stream(c->h2.sess.ng, NGHTTP2_FLAG_NONE, st->id,
                                   NGHTTP2_INTERNAL_ERROR);
     } else {
         st->eof = 1;
-        nghttp2_session_resume_data(c->h2.ng, st->id);
+        nghttp2_session_resume_data(c->h2.sess.ng, st->id);
     }
     st->resp = NULL; /* from here on nothing reaches r through the stream */
     srv_conn_flush(c);
 }
+
+static void h2_resp_end(struct http_resp *r)
+{
+    h2_resp_finish(r, 0);
+}
+
+static void h2_resp_abort(struct http_resp *r)
+{
+    h2_resp_finish(r, 1);
+}
+
+static size_t h2_resp_pending(const struct http_resp *r)
+{
+    const struct h2stream *st = r->tx;
+    return st->out.len - st->out_off;
+}
+
+static const struct srv_sink_ops h2_sink = {
+    .head = h2_resp_head,
+    .body = h2_resp_body,
+    .end = h2_resp_end,
+    .abort = h2_resp_abort,
+    .pending = h2_resp_pending,
+};
