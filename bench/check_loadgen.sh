@@ -17,7 +17,7 @@
 [ -x build/kvgate-podsim ] || make -s build/kvgate-podsim >/dev/null || skip_all "cannot build build/kvgate-podsim"
 command -v jq >/dev/null || skip_all "jq is needed (scripts/deps.sh installs it)"
 
-# build/loadgen, rebuilt when a source is newer (same command as bench/Makefile.inc)
+# build/loadgen, rebuilt when a source is newer (same command as bench/loadgen/loadgen.mk)
 LG=build/loadgen
 if [ ! -x $LG ] || [ -n "$(find bench/loadgen user/common -newer $LG -name '*.[ch]' 2>/dev/null)" ]; then
     mkdir -p build
