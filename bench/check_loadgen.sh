@@ -23,6 +23,7 @@ if [ ! -x $LG ] || [ -n "$(find bench/loadgen user/common -newer $LG -name '*.[c
     mkdir -p build
     gcc -O2 -g -Wall -Wextra -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE -fno-strict-aliasing \
         -Iuser bench/loadgen/*.c user/common/ev.c user/common/sbuf.c user/common/http1.c \
+        user/common/alloc.c \
         -o $LG -lnghttp2 -lcjson -lxxhash -lm || skip_all "cannot build $LG"
 fi
 

@@ -10,7 +10,7 @@
 
 LOADGEN_SRCS   := $(wildcard bench/loadgen/*.c)
 LOADGEN_HDRS   := $(wildcard bench/loadgen/*.h)
-LOADGEN_COMMON := user/common/ev.c user/common/sbuf.c user/common/http1.c
+LOADGEN_COMMON := user/common/ev.c user/common/sbuf.c user/common/http1.c user/common/alloc.c
 LOADGEN_LDLIBS := -lnghttp2 -lcjson -lxxhash -lm
 
 ifeq ($(origin COMMON_SRCS),undefined)
