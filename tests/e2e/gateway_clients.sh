@@ -57,11 +57,11 @@ t_disconnect() {
     local body='{"model":"'$M'","messages":[{"role":"user","content":"long"}],"max_tokens":2000,"ignore_eos":true,"stream":true}'
     curl -sN -H 'content-type: application/json' -d "$body" "http://127.0.0.1:$G/v1/chat/completions" >/dev/null &
     local cpid=$!
-    wait_until 5 podsim_sum_is running 1
+    wait_until 10 podsim_sum_is running 1
     local before; before=$(podsim_sum running)
     kill $cpid; wait $cpid 2>/dev/null
     local after
-    wait_until 3 podsim_sum_is running 0
+    wait_until 5 podsim_sum_is running 0
     after=$(podsim_sum running)
     echo "running at the pods: $before while streaming, $after after the client left"
     [ "$before" = 1 ] && [ "$after" = 0 ]

@@ -54,7 +54,7 @@ t_requests_across_idle_closes() {
         code=$(cat "$E2E_TMP/status")
         [ "$code" = 200 ] || { echo "request $i: $code $(cat "$E2E_TMP/body")"; return 1; }
         held=$(pod_conns) # the pooled connection that served it among them
-        wait_until 5 closed_by_pod "$held" || return 1
+        wait_until 10 closed_by_pod "$held" || return 1
     done
 }
 check "6 requests, each after its pooled connection was closed by the pod: all 200" t_requests_across_idle_closes
@@ -77,7 +77,7 @@ ok_scrapes_reach() { local n; n=$(ok_scrapes); echo "ok scrapes: $n (want >= $1)
 t_metrics_fresh() {
     # scrapes keep landing although each finds its connection closed: two
     # more rounds (each pod's connection idle 0.7 s > 0.3 s), then fresh
-    wait_until 5 ok_scrapes_reach $(( $(ok_scrapes) + 2 * 2 )) || return 1
+    wait_until 10 ok_scrapes_reach $(( $(ok_scrapes) + 2 * 2 )) || return 1
     curl -s "http://127.0.0.1:$GW_ADMIN/admin/pods" | jq -e 'all(.metrics_age_ms != null and .metrics_age_ms < 1500)' >/dev/null
 }
 check "scrapes keep succeeding on reopened connections" t_metrics_fresh

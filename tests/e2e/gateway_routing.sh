@@ -78,7 +78,7 @@ t_saturated() {
             "http://127.0.0.1:$(port_of "$warm")/v1/completions" &
         flood+=($!)
     done
-    wait_until 5 gw_pod "$warm" '.waiting >= 5' # scraped: saturated
+    wait_until 10 gw_pod "$warm" '.waiting >= 5' # scraped: saturated
     gw_post $G "$(body S q1)" >/dev/null
     local got; got=$(served_by)
     kill "${flood[@]}" 2>/dev/null; wait "${flood[@]}" 2>/dev/null
@@ -91,7 +91,7 @@ t_stale_one() {
     local warm idx got
     gw_post $G "$(body T q0)" >/dev/null; warm=$(served_by); idx=$(pod_index "$warm")
     fault "$idx" '{"metrics":"stall"}'
-    wait_until 5 gw_pod "$warm" '.metrics_age_ms > 200' # > stale_ms
+    wait_until 10 gw_pod "$warm" '.metrics_age_ms > 200' # > stale_ms
     gw_post $G "$(body T q1)" >/dev/null; got=$(served_by)
     fault "$idx" '{"metrics":"ok"}'
     echo "warm $warm stalled; request went to $got"
@@ -101,7 +101,7 @@ check "stalling a pod's /metrics moves traffic off it" t_stale_one
 
 t_degraded() {
     fault all '{"metrics":"stall"}'
-    wait_until 5 gw_pods_all '.metrics_age_ms > 200'
+    wait_until 10 gw_pods_all '.metrics_age_ms > 200'
     local r before; before=$(metric_value 'kvgate_fallbacks_total{cause="degraded"}')
     r=$(gw_post $G "$(body A degraded)")
     local st=$(status) pod=$(served_by)
@@ -172,7 +172,7 @@ t_no_pod() {
     # the adapter's only pod goes away: 503 (known model, no pod now), not 404
     fault 2 '{"refuse":true}'
     local r st
-    wait_until 5 gw_pod "127.0.0.1:$((PODSIM_PORT + 2))" '.healthy | not' # a health check saw it
+    wait_until 10 gw_pod "127.0.0.1:$((PODSIM_PORT + 2))" '.healthy | not' # a health check saw it
     r=$(gw_post $G "$(body N q '{"model":"sql-lora"}')"); st=$(status)
     fault 2 '{"refuse":false}'
     echo "status $st: $r"

@@ -3,7 +3,7 @@
 #   start_podsim --pods 2 ...      # sets PODSIM_PORT, PODSIM_ADMIN; killed on exit
 #   check "what" test-command...   # counts a pass or a failure
 #   finish                         # prints "N passed, N failed", exits
-#   wait_until 5 cmd...            # instead of a sleep: polls until cmd succeeds
+#   wait_until 10 cmd...           # instead of a sleep: polls until cmd succeeds
 # Everything started is killed by PID on exit, even when a check fails.
 # Debugging: E2E_KEEP=1 keeps the logs; KVGATED_WRAP="valgrind -q" wraps kvgated.
 set -u
@@ -197,7 +197,7 @@ start_gateway() {
         [ $try = 3 ] && { cat "$E2E_TMP/kvgated.log"; return 1; }
     done
     # serving once every pod passed a health check and its models are known
-    wait_until 5 gw_pods_healthy "$GW_ADMIN" "$want" && return 0
+    wait_until 10 gw_pods_healthy "$GW_ADMIN" "$want" && return 0
     echo "pods not healthy at the gateway:"; curl -s "http://127.0.0.1:$GW_ADMIN/admin/pods"; return 1
 }
 

@@ -33,11 +33,11 @@ drained() {
     echo "reader got $n bytes (before: $last)"
     [ "$n" -gt 0 ] && [ "$n" = "$last" ] || { last=$n; return 1; }
 }
-wait_until 5 drained
+wait_until 10 drained
 /usr/bin/python3 tests/hostile/control_loadclient.py $GW_PORT 2 20 --timeout 3 \
     --header 'x-session-id: after-resume' >$d/load2.json
 resumed() { [ "$(grep -c '"session":"after-resume"' $d/lines)" = 20 ]; }
-wait_until 5 resumed
+wait_until 10 resumed
 check "after the reader resumes, new lines arrive" \
     [ "$(grep -c '"session":"after-resume"' $d/lines)" = 20 ]
 check "every line that arrived is whole JSON" /usr/bin/python3 -c "

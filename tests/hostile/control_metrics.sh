@@ -55,7 +55,7 @@ cat >$d/cfg.json <<J
 J
 $BUILD/kvgated --no-bpf --config $d/cfg.json >$d/kv2.log 2>&1 &
 KVP=$!; E2E_PIDS+=($KVP)
-wait_http "http://127.0.0.1:$P/health" && wait_until 5 gw_pods_healthy $((P + 1)) 1 &&
+wait_http "http://127.0.0.1:$P/health" && wait_until 10 gw_pods_healthy $((P + 1)) 1 &&
     gw_post $P "$(body $M bob)" >/dev/null
 check "metrics.tenant_from_user: true makes \"user\" the tenant" \
     bash -c "curl -s http://127.0.0.1:$((P + 1))/metrics | grep -q 'tenant=\"bob\"'"

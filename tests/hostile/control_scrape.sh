@@ -44,8 +44,8 @@ J
     GA=$((P + 3))
     wait_http "http://127.0.0.1:$GA/health" || setup_failed "kvgated: $(cat $d/kv-$1.log)"
     # settled: the four pods healthy, both podsim pods scraped
-    wait_until 5 gw_pods_healthy $GA 4
-    wait_until 5 sims_scraped
+    wait_until 10 gw_pods_healthy $GA 4
+    wait_until 10 sims_scraped
     curl -s http://127.0.0.1:$GA/metrics >$d/metrics0-$1
     /usr/bin/python3 tests/hostile/control_adminwatch.py $GA $3 0.05 >$d/watch-$1.json
     curl -s http://127.0.0.1:$GA/metrics >$d/metrics-$1

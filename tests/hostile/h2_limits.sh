@@ -67,7 +67,7 @@ check "one connection holds 2 bodies of 1 MB (its share: 2 x max_body_bytes); a 
 check "another connection: what fits in max_buffered_total_bytes is held, the stream past it gets 503" \
     jq -e '.status["1"] == null and .status["3"] == 503' "$E2E_TMP/holdB"
 t_released() {
-    wait_until 5 server_conns_closed $GW_PORT || return 1
+    wait_until 10 server_conns_closed $GW_PORT || return 1
     curl -s -o /dev/null -w '%{http_code}' --http2-prior-knowledge -H 'content-type: application/json' \
         -d '{"model":"'$M'","messages":[{"role":"user","content":"x"}],"max_tokens":2}' \
         http://127.0.0.1:$GW_PORT/v1/chat/completions >"$E2E_TMP/st"

@@ -30,7 +30,7 @@ pids+=($!)
 wait_until 10 podsim_sum_is inflight 21 # all 21 under way at the pods
 T0=$(date +%s%N)
 kill -TERM $GW_PID
-check "draining: the listener is closed (new connections refused)" wait_until 3 listener_refuses $GW_PORT
+check "draining: the listener is closed (new connections refused)" wait_until 5 listener_refuses $GW_PORT
 for p in "${pids[@]}"; do wait $p; done
 wait $GW_PID; RC=$?
 T1=$(date +%s%N)
@@ -92,7 +92,7 @@ curl -sN --max-time 30 -H 'content-type: application/json' -d "$(req z 5000)" \
 C=$!
 wait_until 10 podsim_sum_is inflight 1 # under way
 # the second signal once the first one's drain has begun (listener closed)
-T0=$(date +%s%N); kill -TERM $GW_PID; wait_until 3 listener_refuses $GW_PORT
+T0=$(date +%s%N); kill -TERM $GW_PID; wait_until 5 listener_refuses $GW_PORT
 kill -TERM $GW_PID; wait $GW_PID; T1=$(date +%s%N)
 wait $C
 echo "   exited $(( (T1 - T0) / 1000000 )) ms after the first SIGTERM"

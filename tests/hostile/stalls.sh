@@ -54,7 +54,7 @@ printf '{"model":"%s","messages":[{"role":"user","content":"a long one"}],"max_t
 printf '{"model":"%s","messages":[{"role":"user","content":"a short one"}],"max_tokens":5,"ignore_eos":true,"stream":true}' "$M" >"$E2E_TMP/short.json"
 t_slow_h2() {
     $PY tests/hostile/clients.py h2stall $GW_PORT "$E2E_TMP/long.json" "$E2E_TMP/short.json" 6 >"$E2E_TMP/st"
-    cat "$E2E_TMP/st"; wait_until 3 running_is 0; echo "pod running: $(running)"
+    cat "$E2E_TMP/st"; wait_until 5 running_is 0; echo "pod running: $(running)"
     jq -e '.reset1 != null and .reset_after_s < 5 and .status3 == 200 and .done3 and .goaway == null' \
         "$E2E_TMP/st" >/dev/null && [ "$(running)" = 0 ]
 }
