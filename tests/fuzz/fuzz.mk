@@ -57,7 +57,8 @@ $(FUZZ_LIBS):
 # The linker's trace (-t -t) names each archive member it pulled in, as
 # "(DIR/libX.a)M.o" (GNU ld) or "DIR/libX.a(M.o)" (lld); the member's object
 # is DIR/obj/user/X/M.o. Each gets an empty rule too (as -MP does), so a
-# source that is removed does not break the next make.
+# source that is removed does not break the next make. A target built
+# without its .link.d (a tree from before it existed) is linked again.
 FUZZ_MEMBERS := sed -nE -e 's@^\((.*)/lib([a-z0-9_]+)\.a\)(.+\.o)$$@\1/obj/user/\2/\3@p' \
                         -e 's@^(.*)/lib([a-z0-9_]+)\.a\((.+\.o)\)$$@\1/obj/user/\2/\3@p'
 
@@ -67,6 +68,9 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c | $(FUZZ_LIBS)
 	    -o $@ $(LDLIBS) -Wl,-t,-t >$@.trace
 	$(Q)objs=$$($(FUZZ_MEMBERS) $@.trace | sort -u) && rm -f $@.trace && \
 	    { echo "$@:" $$objs; for o in $$objs; do echo "$$o:"; done; } >$@.link.d
+FUZZ_UNTRACED := $(foreach b,$(FUZZ_BINS),$(if $(wildcard $(b).link.d),,$(wildcard $(b))))
+.PHONY: fuzz-relink
+$(FUZZ_UNTRACED): fuzz-relink
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)
