@@ -1,11 +1,13 @@
 # kvgate top-level build.
-#   make            build everything (after `make deps`)
-#   make test       every test tier, the sanitizer build's too; ends with
-#                   "N passed, N failed"
+#   make            build everything; installs nothing (on a fresh machine
+#                   run `make deps` first, or `make test` / `make demo`)
+#   make deps       install missing Debian packages (root), mount bpffs
+#   make test       make deps, then every test tier, the sanitizer build's
+#                   too; ends with "N passed, N failed"
+#   make demo       make deps, then podsim and kvgated doing real work,
+#                   figures printed
 #   make fuzz       each libFuzzer target FUZZ_SECONDS (600), corpus kept
 #   make asan       build-asan/: binaries and unit tests under ASan + UBSan
-#   make demo       podsim (and later kvgated) doing real work, figures printed
-#   make deps       install missing Debian packages, mount bpffs
 #   make bench      the serving benchmark (bench-quick, bench-overhead: bench/)
 # V=1 shows full commands. Outputs go to build/ (ignored by git).
 
@@ -51,22 +53,21 @@ UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 
 BINS := $(OUT)/kvgate-podsim $(OUT)/kvgated $(OUT)/loadgen
 .DEFAULT_GOAL := all
-include bench/Makefile.inc
+include bench/loadgen/loadgen.mk
 include bpf/bpf.mk
 
 .PHONY: all deps test unit demo clean asan sanitize-bins
-all: deps-stamp $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench
+all: $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench
 
 # benchmarks (not part of `make test`): make bench, bench-quick, bench-overhead
 include bench/bench.mk
 include bench/overhead/overhead.mk
 
+# The only rule that installs anything. `make test` and `make demo` run it
+# first and build in a second make, so that nothing compiles before the
+# packages are there (with -j, prerequisites would run side by side).
 deps:
 	$(Q)scripts/deps.sh
-# `make` checks deps once per clean tree; `make deps` re-checks.
-deps-stamp: $(OUT)/.deps
-$(OUT)/.deps: scripts/deps.sh
-	$(Q)mkdir -p $(OUT) && scripts/deps.sh && touch $@
 
 $(OUT)/obj/%.o: %.c
 	$(call msg,CC,$<)
@@ -119,13 +120,15 @@ $(OUT)/tests/san/leak_preload.so: tests/san/leak_preload.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D) && $(CC) -O1 -g -Wall -Wextra -shared -fPIC $< -o $@
 
-test: all fuzz-build asan
+test: deps
+	$(Q)$(MAKE) --no-print-directory all fuzz-build asan
 	$(Q)tests/run.sh
 
 unit: all
 	$(Q)tests/run.sh unit
 
-demo: all
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo.sh
 
 clean:

@@ -17,12 +17,13 @@
 [ -x build/kvgate-podsim ] || make -s build/kvgate-podsim >/dev/null || skip_all "cannot build build/kvgate-podsim"
 command -v jq >/dev/null || skip_all "jq is needed (scripts/deps.sh installs it)"
 
-# build/loadgen, rebuilt when a source is newer (same command as bench/Makefile.inc)
+# build/loadgen, rebuilt when a source is newer (same command as bench/loadgen/loadgen.mk)
 LG=build/loadgen
 if [ ! -x $LG ] || [ -n "$(find bench/loadgen user/common -newer $LG -name '*.[ch]' 2>/dev/null)" ]; then
     mkdir -p build
     gcc -O2 -g -Wall -Wextra -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE -fno-strict-aliasing \
         -Iuser bench/loadgen/*.c user/common/ev.c user/common/sbuf.c user/common/http1.c \
+        user/common/alloc.c \
         -o $LG -lnghttp2 -lcjson -lxxhash -lm || skip_all "cannot build $LG"
 fi
 

@@ -9,8 +9,8 @@
 # Exposes BPF_OBJS, BPF_SKELS, BPF_LDLIBS (appended to LDLIBS: libbpf for
 # kvgated and for anything linking libgateway.a), BPF_TEST_BINS.
 # bpf/kvgate.h is the kernel/user contract: every BPF object depends on it,
-# and user objects that include it pick it up through their .d files (and
-# explicitly below), so a change rebuilds both sides.
+# and user objects that include it pick it up through their .d files, so a
+# change rebuilds both sides.
 
 .DELETE_ON_ERROR:
 
@@ -68,7 +68,8 @@ $(BPF_DIR)/%.skel.h: $(BPF_DIR)/%.bpf.o
 $(OUT)/fuzz/fuzz_splice: $(BPF_HDRS)
 
 # generated headers must exist before the first compile of their users
-$(OUT)/obj/user/gateway/bpf.o $(OUT)/obj/user/gateway/splice.o: $(BPF_SKELS) $(BPF_HDRS)
+# (order only: from then on the .d files say who includes what)
+$(OUT)/obj/user/gateway/bpf.o $(OUT)/obj/user/gateway/splice.o: | $(BPF_SKELS)
 
 BPF_TEST_DEPS := $(BPF_SKELS) $(BPF_TEST_SKELS) $(BPF_HDRS) tests/harness.h \
                  $(wildcard tests/bpf/*.h)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package kvgate needs, only when something is missing,
 # and mounts bpffs if it is absent. Idempotent: a second run does nothing.
-# Called by `make deps`, which `make`, `make test` and `make demo` depend on.
+# Called by `make deps`, which `make test` and `make demo` run first; a plain
+# `make` never calls it.
 set -euo pipefail
 
 # package name -> why

@@ -24,9 +24,9 @@ Q ?= @
 
 DECISION_BENCH_SRCS := bench/micro/decision_bench.c user/core/policy.c \
     user/core/prefix_index.c user/core/podtable.c user/core/fingerprint.c \
-    user/core/bodyscan.c
+    user/core/bodyscan.c user/common/alloc.c
 
-$(OUT)/decision_bench: $(DECISION_BENCH_SRCS) $(wildcard user/core/*.h)
+$(OUT)/decision_bench: $(DECISION_BENCH_SRCS) $(wildcard user/core/*.h) user/common/alloc.h
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D) && $(CC) -O2 -g -std=gnu11 -D_GNU_SOURCE -Iuser \
 	    $(DECISION_BENCH_SRCS) -o $@ -lxxhash -lpthread

@@ -57,15 +57,12 @@ t_disconnect() {
     local body='{"model":"'$M'","messages":[{"role":"user","content":"long"}],"max_tokens":2000,"ignore_eos":true,"stream":true}'
     curl -sN -H 'content-type: application/json' -d "$body" "http://127.0.0.1:$G/v1/chat/completions" >/dev/null &
     local cpid=$!
-    sleep 0.5
-    local before; before=$(curl -s "http://127.0.0.1:$PODSIM_ADMIN/pods" | jq '[.[].running] | add')
+    wait_until 10 podsim_sum_is running 1
+    local before; before=$(podsim_sum running)
     kill $cpid; wait $cpid 2>/dev/null
-    local after i
-    for i in $(seq 1 20); do
-        after=$(curl -s "http://127.0.0.1:$PODSIM_ADMIN/pods" | jq '[.[].running] | add')
-        [ "$after" = 0 ] && break
-        sleep 0.1
-    done
+    local after
+    wait_until 5 podsim_sum_is running 0
+    after=$(podsim_sum running)
     echo "running at the pods: $before while streaming, $after after the client left"
     [ "$before" = 1 ] && [ "$after" = 0 ]
 }

@@ -39,13 +39,22 @@ echo '{"scrape": {"interval_ms": 700, "health_interval_ms": 700, "models_interva
 start_gateway --workers 1 --config "$cfg" || setup_failed "kvgated did not start"
 
 body='{"model":"meta-llama/Llama-3.1-8B-Instruct","messages":[{"role":"user","content":"hello there"}],"max_tokens":4}'
+# kvgated's connections to the pods (its side: local address:port)
+pod_conns() { ss -Htn state established "( dport = :$P or dport = :$((P + 1)) )" | awk '{print $3}' | sort; }
+# none of the connections in $1 (a list) is still open on kvgated's side:
+# the pod closed every one of them
+closed_by_pod() {
+    local left; left=$(comm -12 <(printf '%s\n' $1 | sort) <(pod_conns))
+    echo "still open: ${left:-none}"; [ -z "$left" ]
+}
 t_requests_across_idle_closes() {
-    local i code
+    local i code held
     for i in 1 2 3 4 5 6; do
         gw_post "$GW_PORT" "$body" >/dev/null
         code=$(cat "$E2E_TMP/status")
         [ "$code" = 200 ] || { echo "request $i: $code $(cat "$E2E_TMP/body")"; return 1; }
-        sleep 0.5
+        held=$(pod_conns) # the pooled connection that served it among them
+        wait_until 10 closed_by_pod "$held" || return 1
     done
 }
 check "6 requests, each after its pooled connection was closed by the pod: all 200" t_requests_across_idle_closes
@@ -63,9 +72,12 @@ t_no_failure_counted() {
 }
 check "no retry, fallback or 5xx counted, every pod healthy" t_no_failure_counted
 
+ok_scrapes() { curl -s "http://127.0.0.1:$GW_ADMIN/metrics" | awk '/^kvgate_scrapes_total\{.*result="ok"/ { s += $NF } END { print s + 0 }'; }
+ok_scrapes_reach() { local n; n=$(ok_scrapes); echo "ok scrapes: $n (want >= $1)"; [ "$n" -ge "$1" ]; }
 t_metrics_fresh() {
-    # scrapes keep landing although each finds its connection closed
-    sleep 1.6
+    # scrapes keep landing although each finds its connection closed: two
+    # more rounds (each pod's connection idle 0.7 s > 0.3 s), then fresh
+    wait_until 10 ok_scrapes_reach $(( $(ok_scrapes) + 2 * 2 )) || return 1
     curl -s "http://127.0.0.1:$GW_ADMIN/admin/pods" | jq -e 'all(.metrics_age_ms != null and .metrics_age_ms < 1500)' >/dev/null
 }
 check "scrapes keep succeeding on reopened connections" t_metrics_fresh

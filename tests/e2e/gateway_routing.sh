@@ -18,6 +18,16 @@ body() {
 fault() { curl -sf -H 'content-type: application/json' -d "$2" "http://127.0.0.1:$PA/pods/$1/faults" >/dev/null; }
 port_of() { echo "${1##*:}"; }
 pod_index() { echo $(( $(port_of "$1") - PODSIM_PORT )); }
+# the gateway's view of pods, for wait_until: gw_pods_all JQ-CONDITION
+# (every pod), gw_pod ADDRESS JQ-CONDITION (the pod at host:port)
+gw_pods_all() {
+    curl -s "http://127.0.0.1:$A/admin/pods" | jq -c "map({address, waiting, metrics_age_ms, healthy})"
+    curl -s "http://127.0.0.1:$A/admin/pods" | jq -e "all($1)" >/dev/null
+}
+gw_pod() {
+    curl -s "http://127.0.0.1:$A/admin/pods" | jq -c ".[] | select(.address == \"$1\") | {address, waiting, metrics_age_ms, healthy}"
+    curl -s "http://127.0.0.1:$A/admin/pods" | jq -e ".[] | select(.address == \"$1\") | $2" >/dev/null
+}
 
 t_prefix_affinity() {
     local first pod r i
@@ -68,7 +78,7 @@ t_saturated() {
             "http://127.0.0.1:$(port_of "$warm")/v1/completions" &
         flood+=($!)
     done
-    sleep 0.5 # a few scrapes
+    wait_until 10 gw_pod "$warm" '.waiting >= 5' # scraped: saturated
     gw_post $G "$(body S q1)" >/dev/null
     local got; got=$(served_by)
     kill "${flood[@]}" 2>/dev/null; wait "${flood[@]}" 2>/dev/null
@@ -81,7 +91,7 @@ t_stale_one() {
     local warm idx got
     gw_post $G "$(body T q0)" >/dev/null; warm=$(served_by); idx=$(pod_index "$warm")
     fault "$idx" '{"metrics":"stall"}'
-    sleep 0.5 # > stale_ms 200
+    wait_until 10 gw_pod "$warm" '.metrics_age_ms > 200' # > stale_ms
     gw_post $G "$(body T q1)" >/dev/null; got=$(served_by)
     fault "$idx" '{"metrics":"ok"}'
     echo "warm $warm stalled; request went to $got"
@@ -91,7 +101,7 @@ check "stalling a pod's /metrics moves traffic off it" t_stale_one
 
 t_degraded() {
     fault all '{"metrics":"stall"}'
-    sleep 0.5
+    wait_until 10 gw_pods_all '.metrics_age_ms > 200'
     local r before; before=$(metric_value 'kvgate_fallbacks_total{cause="degraded"}')
     r=$(gw_post $G "$(body A degraded)")
     local st=$(status) pod=$(served_by)
@@ -161,12 +171,9 @@ check "a pod refusing connections is retried around" t_refused_retry
 t_no_pod() {
     # the adapter's only pod goes away: 503 (known model, no pod now), not 404
     fault 2 '{"refuse":true}'
-    local r st i
-    for i in $(seq 1 30); do # until a health check has seen it
-        r=$(gw_post $G "$(body N q '{"model":"sql-lora"}')"); st=$(status)
-        [ "$st" = 503 ] && break
-        sleep 0.1
-    done
+    local r st
+    wait_until 10 gw_pod "127.0.0.1:$((PODSIM_PORT + 2))" '.healthy | not' # a health check saw it
+    r=$(gw_post $G "$(body N q '{"model":"sql-lora"}')"); st=$(status)
     fault 2 '{"refuse":false}'
     echo "status $st: $r"
     [ "$st" = 503 ] && jq_true "$r" '.error.code==503 and .error.type=="ServiceUnavailableError"'

@@ -3,6 +3,7 @@
 #   start_podsim --pods 2 ...      # sets PODSIM_PORT, PODSIM_ADMIN; killed on exit
 #   check "what" test-command...   # counts a pass or a failure
 #   finish                         # prints "N passed, N failed", exits
+#   wait_until 10 cmd...           # instead of a sleep: polls until cmd succeeds
 # Everything started is killed by PID on exit, even when a check fails.
 # Debugging: E2E_KEEP=1 keeps the logs; KVGATED_WRAP="valgrind -q" wraps kvgated.
 set -u
@@ -66,6 +67,59 @@ finish() {
 }
 
 skip_all() { echo "skipped: $*"; exit 77; }
+
+# wait_until TIMEOUT CMD...: runs CMD (a command or a shell function, in this
+# shell, its output kept aside) every 0.1 s until it succeeds, TIMEOUT
+# seconds at most (decimals allowed). Returns 0 once CMD succeeded, else 1,
+# saying on stderr what it waited for and CMD's last output. Use it where a
+# test would sleep for something observable to happen: a metric to move, a
+# pod to become healthy, a process to exit, a file to appear. A sleep that
+# IS the test ("send nothing for 4 s") stays a sleep.
+wait_until() {
+    local timeout=$1; shift
+    local out="$E2E_TMP/wait_until.$BASHPID" end
+    end=$(( $(now_us) + $(awk -v t="$timeout" 'BEGIN {printf "%d", t * 1000000}') ))
+    while :; do
+        if "$@" >"$out" 2>&1; then rm -f "$out"; return 0; fi
+        [ "$(now_us)" -ge "$end" ] && break
+        sleep 0.1
+    done
+    echo "timed out after $timeout s waiting for: $*" >&2
+    tail -5 "$out" | sed 's/^/   | /' >&2
+    rm -f "$out"
+    return 1
+}
+now_us() { echo "${EPOCHREALTIME/[.,]/}"; } # wall clock, microseconds
+
+# Conditions for wait_until (each succeeds or fails, printing what it saw):
+# gw_pods_healthy ADMIN-PORT N: exactly N pods healthy at that admin listener
+gw_pods_healthy() {
+    local n; n=$(curl -s --max-time 2 "http://127.0.0.1:$1/admin/pods" | jq '[.[] | select(.healthy)] | length' 2>/dev/null)
+    echo "healthy pods: ${n:-none} (want $2)"; [ "$n" = "$2" ]
+}
+# podsim_sum FIELD: FIELD (running, waiting, inflight) summed over the pods
+# of start_podsim; podsim_sum_is FIELD N: it is N
+podsim_sum() { curl -s --max-time 2 "http://127.0.0.1:$PODSIM_ADMIN/pods" | jq "[.[].$1] | add"; }
+podsim_sum_is() { local v; v=$(podsim_sum "$1"); echo "$1 at the pods: $v (want $2)"; [ "$v" = "$2" ]; }
+# listener_refuses PORT: a connection to 127.0.0.1:PORT is refused
+listener_refuses() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# caught_up PORT: the server listening on PORT has taken every connection
+# made so far and read what they sent (its accept queue is empty and no
+# byte waits unread on the connections it holds)
+caught_up() {
+    local q n unread
+    q=$(ss -Hltn "( sport = :$1 )" | awk '{print $2; exit}')
+    n=$(ss -Htn state established "( sport = :$1 )" | wc -l)
+    unread=$(ss -Htn state established "( sport = :$1 )" | awk '$1 > 0' | wc -l)
+    echo "port $1: accept queue ${q:-?}, $n held, $unread with unread bytes"
+    [ "${q:-1}" = 0 ] && [ "$unread" = 0 ]
+}
+# server_conns_closed PORT: the server on PORT holds no connection open any
+# more (none established, none closed by its peer but not yet by it)
+server_conns_closed() {
+    local n; n=$(ss -Htn state established state close-wait "( sport = :$1 )" | wc -l)
+    echo "connections still open on :$1: $n"; [ "$n" = 0 ]
+}
 
 # A set-up step failed: that is a failure, not an empty run.
 setup_failed() { echo "FAIL set-up: $*"; E2E_FAIL=$((E2E_FAIL + 1)); finish; }
@@ -143,10 +197,7 @@ start_gateway() {
         [ $try = 3 ] && { cat "$E2E_TMP/kvgated.log"; return 1; }
     done
     # serving once every pod passed a health check and its models are known
-    for i in $(seq 1 50); do
-        [ "$(curl -s "http://127.0.0.1:$GW_ADMIN/admin/pods" | jq '[.[] | select(.healthy)] | length' 2>/dev/null)" = "$want" ] && return 0
-        sleep 0.1
-    done
+    wait_until 10 gw_pods_healthy "$GW_ADMIN" "$want" && return 0
     echo "pods not healthy at the gateway:"; curl -s "http://127.0.0.1:$GW_ADMIN/admin/pods"; return 1
 }
 

@@ -9,6 +9,11 @@
 #
 # A target #includes the .c files whose statics it needs (their archive
 # members are then not pulled in) and takes the rest from the archives.
+# It depends on exactly what it links: its source and what that includes
+# (the compiler's .d file), and the archive members the linker pulled in
+# (build/fuzz/fuzz_X.link.d, written from the linker's trace at each link).
+# The archives themselves are only ordered before the first link, so a
+# change in a source that a target does not link rebuilds no target.
 #
 #   make fuzz [FUZZ_SECONDS=600] [FUZZ_JOBS=1] [FUZZ_TARGETS="h2 http1"]
 #       builds every target, runs each for FUZZ_SECONDS from its kept corpus
@@ -39,7 +44,7 @@ $(FUZZ_DIR)/obj/%.o: %.c
 	$(Q)mkdir -p $(@D) && $(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
 # generated headers first (as bpf.mk does for the normal build)
-$(FUZZ_DIR)/obj/user/gateway/bpf.o $(FUZZ_DIR)/obj/user/gateway/splice.o: $(BPF_SKELS) $(BPF_HDRS)
+$(FUZZ_DIR)/obj/user/gateway/bpf.o $(FUZZ_DIR)/obj/user/gateway/splice.o: | $(BPF_SKELS)
 
 $(FUZZ_DIR)/libcommon.a: $(COMMON_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 $(FUZZ_DIR)/libcore.a: $(CORE_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
@@ -49,10 +54,23 @@ $(FUZZ_LIBS):
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBS) $(BPF_SKELS)
+# The linker's trace (-t -t) names each archive member it pulled in, as
+# "(DIR/libX.a)M.o" (GNU ld) or "DIR/libX.a(M.o)" (lld); the member's object
+# is DIR/obj/user/X/M.o. Each gets an empty rule too (as -MP does), so a
+# source that is removed does not break the next make. A target built
+# without its .link.d (a tree from before it existed) is linked again.
+FUZZ_MEMBERS := sed -nE -e 's@^\((.*)/lib([a-z0-9_]+)\.a\)(.+\.o)$$@\1/obj/user/\2/\3@p' \
+                        -e 's@^(.*)/lib([a-z0-9_]+)\.a\((.+\.o)\)$$@\1/obj/user/\2/\3@p'
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c | $(FUZZ_LIBS)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D) && $(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_LIBS) \
-	    -o $@ $(LDLIBS)
+	    -o $@ $(LDLIBS) -Wl,-t,-t >$@.trace
+	$(Q)objs=$$($(FUZZ_MEMBERS) $@.trace | sort -u) && rm -f $@.trace && \
+	    { echo "$@:" $$objs; for o in $$objs; do echo "$$o:"; done; } >$@.link.d
+FUZZ_UNTRACED := $(foreach b,$(FUZZ_BINS),$(if $(wildcard $(b).link.d),,$(wildcard $(b))))
+.PHONY: fuzz-relink
+$(FUZZ_UNTRACED): fuzz-relink
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)

@@ -25,13 +25,19 @@ check "the dropped lines are counted" [ "${dropped%.*}" -gt 0 ]
 cat <&3 >$d/lines & CATP=$!
 E2E_PIDS+=($CATP)
 exec 3>&-
-sleep 0.5
+# the backlog (the ring's lines) has reached the reader: $d/lines grew,
+# then stopped growing
+last=-1
+drained() {
+    local n; n=$(stat -c %s $d/lines)
+    echo "reader got $n bytes (before: $last)"
+    [ "$n" -gt 0 ] && [ "$n" = "$last" ] || { last=$n; return 1; }
+}
+wait_until 10 drained
 /usr/bin/python3 tests/hostile/control_loadclient.py $GW_PORT 2 20 --timeout 3 \
     --header 'x-session-id: after-resume' >$d/load2.json
-for i in $(seq 50); do
-    [ "$(grep -c '"session":"after-resume"' $d/lines)" = 20 ] && break
-    sleep 0.1
-done
+resumed() { [ "$(grep -c '"session":"after-resume"' $d/lines)" = 20 ]; }
+wait_until 10 resumed
 check "after the reader resumes, new lines arrive" \
     [ "$(grep -c '"session":"after-resume"' $d/lines)" = 20 ]
 check "every line that arrived is whole JSON" /usr/bin/python3 -c "

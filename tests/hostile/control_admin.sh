@@ -32,8 +32,8 @@ wait_http "http://127.0.0.1:$GA/health" || setup_failed "kvgated did not start: 
 for n in 64 100; do
     /usr/bin/python3 tests/hostile/control_slowclients.py $GA $n 8 --report $d/slow$n.json >$d/slow$n.out 2>&1 &
     SP=$!; E2E_PIDS+=($SP)
-    for i in $(seq 50); do grep -q open $d/slow$n.out && break; sleep 0.1; done
-    sleep 0.3
+    wait_until 10 grep -q open $d/slow$n.out # all connected
+    wait_until 10 caught_up $GA # kvgated took them all and read their first bytes
     check "$n slowloris conns: GET /metrics answered" [ "$(code http://127.0.0.1:$GA/metrics)" = 200 ]
     check "$n slowloris conns: POST /admin/killswitch answered" \
         [ "$(code -H 'Authorization: Bearer old' -d '{"enabled":false}' http://127.0.0.1:$GA/admin/killswitch)" = 200 ]

@@ -23,8 +23,7 @@ printf 'nameserver 127.0.0.1\noptions timeout:4 attempts:1\n' >$d/resolv.conf
 mount --bind $d/resolv.conf /etc/resolv.conf || skip_all "cannot bind-mount /etc/resolv.conf"
 /usr/bin/python3 tests/hostile/control_slowdns.py --delay 2 >$d/dns.log 2>&1 &
 E2E_PIDS+=($!)
-for i in $(seq 50); do grep -q ready $d/dns.log && break; sleep 0.1; done
-grep -q ready $d/dns.log || setup_failed "DNS server: $(cat $d/dns.log)"
+wait_until 10 grep -q ready $d/dns.log || setup_failed "DNS server: $(cat $d/dns.log)"
 start_podsim --pods 3 || setup_failed "podsim"
 P=$(free_port_range 2); GL=$P; GA=$((P + 1))
 cat >$d/cfg.json <<J
@@ -36,27 +35,30 @@ KVP=$!; E2E_PIDS+=($KVP)
 wait_http "http://127.0.0.1:$GA/health" || setup_failed "kvgated: $(cat $d/kv.log)"
 code() { curl -s -o /dev/null --max-time 1 -w '%{http_code}' "$@"; }
 healthy() { curl -s --max-time 1 http://127.0.0.1:$GA/admin/pods | jq -e ".[] | select(.name == \"$1\") | .healthy" >/dev/null; }
+# a DNS lookup is under way: the resolver's UDP socket is connected to the
+# server (only kvgated resolves names in this namespace)
+resolving() { ss -Hun "( dport = :53 )" | grep -q .; }
 
 t0=$(date +%s%N)
 curl -s -o $d/add1 -w '%{http_code}' --max-time 15 \
     -d "{\"url\":\"http://slow-a.test:$((PODSIM_PORT + 1))\",\"name\":\"viadns\"}" \
     http://127.0.0.1:$GA/admin/pods >$d/add1.code &
 ADD=$!
-sleep 0.3
+wait_until 10 resolving
 check "while a POST /admin/pods resolves: /metrics answers within 1 s" \
     [ "$(code http://127.0.0.1:$GA/metrics)" = 200 ]
 check "... and GET /admin/pods too" [ "$(code http://127.0.0.1:$GA/admin/pods)" = 200 ]
 wait $ADD
 echo "POST with a slow name: $(cat $d/add1.code) after $((($(date +%s%N) - t0) / 1000000)) ms: $(cat $d/add1)"
 check "the POST answers 201 once the name resolves" [ "$(cat $d/add1.code)" = 201 ]
-for i in $(seq 30); do healthy viadns && break; sleep 0.1; done
+wait_until 10 healthy viadns
 check "the pod added by name becomes healthy" healthy viadns
 
 curl -s -o $d/add2 -w '%{http_code}' --max-time 15 \
     -d "{\"url\":\"http://never-b.test:$((PODSIM_PORT + 2))\",\"name\":\"nodns\"}" \
     http://127.0.0.1:$GA/admin/pods >$d/add2.code &
 ADD=$!
-sleep 0.3
+wait_until 10 resolving
 check "while a name never resolves: /metrics answers within 1 s" \
     [ "$(code http://127.0.0.1:$GA/metrics)" = 200 ]
 wait $ADD
@@ -75,7 +77,7 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 echo "reload naming a slow host: $rc after $ms ms: $(cat $d/reload)"
 check "a reload naming a slow host answers 200 within 1 s" [ "$rc" = 200 -a $ms -lt 1000 ]
 check "... and /metrics answers right after" [ "$(code http://127.0.0.1:$GA/metrics)" = 200 ]
-for i in $(seq 60); do healthy viareload && break; sleep 0.1; done
+wait_until 10 healthy viareload
 check "the reloaded pod arrives once its name resolves" healthy viareload
 check "the reload dropped the pod added by POST (the file lists the pods)" \
     bash -c "! curl -s http://127.0.0.1:$GA/admin/pods | grep -q '\"viadns\"'"

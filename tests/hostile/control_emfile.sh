@@ -15,7 +15,7 @@ d=$E2E_TMP
 P=$(free_port_range 3); POD=$P; GL=$((P + 1)); GA=$((P + 2))
 /usr/bin/python3 tests/hostile/control_fakepod.py $POD --http10 >$d/pod.log 2>&1 &
 E2E_PIDS+=($!)
-for i in $(seq 50); do grep -q ready $d/pod.log && break; sleep 0.1; done
+wait_until 10 grep -q ready $d/pod.log
 cat >$d/cfg.json <<J
 {"listen":"127.0.0.1:$GL","workers":1,"access_log":"","admin":{"listen":"127.0.0.1:$GA"},
  "scrape":{"interval_ms":50,"health_interval_ms":100},
@@ -24,16 +24,16 @@ J
 $BUILD/kvgated --no-bpf --config $d/cfg.json >$d/kv.log 2>&1 &
 KVP=$!; E2E_PIDS+=($KVP)
 wait_http "http://127.0.0.1:$GA/health" || setup_failed "kvgated: $(cat $d/kv.log)"
-for i in $(seq 50); do
-    curl -s http://127.0.0.1:$GA/admin/pods | grep -q '"healthy":true' && break
-    sleep 0.1
-done
+wait_until 10 gw_pods_healthy $GA 1
 hard=$(prlimit --pid $KVP --nofile --output HARD --noheadings | tr -d ' ')
 /usr/bin/python3 tests/hostile/control_adminwatch.py $GA 3 >$d/watch.json &
 WP=$!; E2E_PIDS+=($WP)
-sleep 0.3
+# the watcher's kept-alive connection is up and accepted (it needs no new
+# descriptor from kvgated from then on)
+watching() { ss -Htn state established "( dport = :$GA )" | grep -q . && caught_up $GA; }
+wait_until 10 watching
 prlimit --pid $KVP --nofile=3:$hard
-sleep 2
+sleep 2 # EMFILE for 2 s: the test itself
 prlimit --pid $KVP --nofile=$hard:$hard
 wait $WP
 echo "EMFILE for 2 s: $(cat $d/watch.json)"

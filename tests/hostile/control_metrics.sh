@@ -55,13 +55,8 @@ cat >$d/cfg.json <<J
 J
 $BUILD/kvgated --no-bpf --config $d/cfg.json >$d/kv2.log 2>&1 &
 KVP=$!; E2E_PIDS+=($KVP)
-if wait_http "http://127.0.0.1:$P/health"; then
-    for i in $(seq 30); do
-        gw_post $P "$(body $M bob)" >/dev/null
-        [ "$(status)" = 200 ] && break
-        sleep 0.1
-    done
-fi
+wait_http "http://127.0.0.1:$P/health" && wait_until 10 gw_pods_healthy $((P + 1)) 1 &&
+    gw_post $P "$(body $M bob)" >/dev/null
 check "metrics.tenant_from_user: true makes \"user\" the tenant" \
     bash -c "curl -s http://127.0.0.1:$((P + 1))/metrics | grep -q 'tenant=\"bob\"'"
 finish

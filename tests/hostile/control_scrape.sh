@@ -18,6 +18,11 @@ start_podsim --pods 2 || setup_failed "podsim"
 ok_scrapes() { # metrics-page pod
     awk -v k="kvgate_scrapes_total{pod=\"$2\",result=\"ok\"}" 'index($0, k" ")==1 {print int($2); f=1} END{if(!f) print 0}' $1
 }
+both_ready() { grep -q ready $d/big0.log && grep -q ready $d/big1.log; }
+sims_scraped() {
+    jq_true "$(curl -s http://127.0.0.1:$GA/admin/pods)" \
+        '[.[] | select(.name == "sim0" or .name == "sim1") | .metrics_age_ms] | all(. != null)'
+}
 run_case() { # name page-bytes seconds interval-ms
     local P i
     P=$(free_port_range 4)
@@ -25,7 +30,7 @@ run_case() { # name page-bytes seconds interval-ms
     BIG0=$!; E2E_PIDS+=($BIG0)
     /usr/bin/python3 tests/hostile/control_fakepod.py $((P + 1)) --page-bytes $2 --chunked >$d/big1.log 2>&1 &
     BIG1=$!; E2E_PIDS+=($BIG1)
-    for i in $(seq 100); do grep -q ready $d/big0.log && grep -q ready $d/big1.log && break; sleep 0.1; done
+    wait_until 10 both_ready
     cat >$d/cfg.json <<J
 {"listen":"127.0.0.1:$((P + 2))","workers":1,"access_log":"","admin":{"listen":"127.0.0.1:$((P + 3))"},
  "scrape":{"interval_ms":$4},
@@ -38,7 +43,9 @@ J
     KVP=$!; E2E_PIDS+=($KVP)
     GA=$((P + 3))
     wait_http "http://127.0.0.1:$GA/health" || setup_failed "kvgated: $(cat $d/kv-$1.log)"
-    sleep 1
+    # settled: the four pods healthy, both podsim pods scraped
+    wait_until 10 gw_pods_healthy $GA 4
+    wait_until 10 sims_scraped
     curl -s http://127.0.0.1:$GA/metrics >$d/metrics0-$1
     /usr/bin/python3 tests/hostile/control_adminwatch.py $GA $3 0.05 >$d/watch-$1.json
     curl -s http://127.0.0.1:$GA/metrics >$d/metrics-$1

@@ -54,9 +54,11 @@ cat >"$E2E_TMP/gw.json" <<JSON
 {"limits": {"max_body_bytes": 1048576, "max_buffered_total_bytes": 3145728}}
 JSON
 start_gateway --config "$E2E_TMP/gw.json" --workers 1 || setup_failed "kvgated (2)"
-HOLD_SECONDS=4 $A hold $GW_PORT $M 1000000 1 3 5 >"$E2E_TMP/holdA" 2>&1 &
+HOLD_SECONDS=6 $A hold $GW_PORT $M 1000000 1 3 5 >"$E2E_TMP/holdA" 2>&1 &
 HA=$!
-sleep 1.5
+# A has sent its three bodies and printed what it got; it holds its
+# connection (and the two bodies kvgated buffers for it) 6 s more
+wait_until 10 grep -q status "$E2E_TMP/holdA"
 HOLD_SECONDS=0 $A hold $GW_PORT $M 1000000 1 3 >"$E2E_TMP/holdB" 2>&1
 wait $HA
 cat "$E2E_TMP/holdA" "$E2E_TMP/holdB"
@@ -65,7 +67,7 @@ check "one connection holds 2 bodies of 1 MB (its share: 2 x max_body_bytes); a 
 check "another connection: what fits in max_buffered_total_bytes is held, the stream past it gets 503" \
     jq -e '.status["1"] == null and .status["3"] == 503' "$E2E_TMP/holdB"
 t_released() {
-    sleep 0.5
+    wait_until 10 server_conns_closed $GW_PORT || return 1
     curl -s -o /dev/null -w '%{http_code}' --http2-prior-knowledge -H 'content-type: application/json' \
         -d '{"model":"'$M'","messages":[{"role":"user","content":"x"}],"max_tokens":2}' \
         http://127.0.0.1:$GW_PORT/v1/chat/completions >"$E2E_TMP/st"

@@ -27,12 +27,10 @@ printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: g\r\ncontent-type: applicati
     "$(req x 2000 | wc -c)" "$(req x 2000)" >"$E2E_TMP/pipe"
 H1RAW_TIMEOUT=15 $PY tests/hostile/clients.py h1raw $GW_PORT "$E2E_TMP/pipe" >"$E2E_TMP/pipe.out" 2>&1 &
 pids+=($!)
-sleep 0.7
+wait_until 10 podsim_sum_is inflight 21 # all 21 under way at the pods
 T0=$(date +%s%N)
 kill -TERM $GW_PID
-sleep 0.3
-check "draining: the listener is closed (new connections refused)" bash -c \
-    "! curl -s --max-time 2 -o /dev/null http://127.0.0.1:$GW_PORT/health"
+check "draining: the listener is closed (new connections refused)" wait_until 5 listener_refuses $GW_PORT
 for p in "${pids[@]}"; do wait $p; done
 wait $GW_PID; RC=$?
 T1=$(date +%s%N)
@@ -65,7 +63,7 @@ print(json.dumps({"goaway": c.goaway, "done1": c.body.get(1, b"").endswith(b"dat
                   "status3": c.status.get(3)}))
 PYEOF
 H2=$!
-sleep 0.7
+wait_until 10 podsim_sum_is inflight 1 # stream 1 under way
 kill -TERM $GW_PID
 wait $H2; wait $GW_PID
 cat "$E2E_TMP/h2.out"
@@ -78,7 +76,7 @@ start_gateway --workers 1 --config "$E2E_TMP/gw.json" || setup_failed "kvgated (
 curl -sN --max-time 30 -H 'content-type: application/json' -d "$(req y 5000)" \
     "http://127.0.0.1:$GW_PORT/v1/chat/completions" >"$E2E_TMP/cut" &
 C=$!
-sleep 0.5
+wait_until 10 test -s "$E2E_TMP/cut" # streaming
 T0=$(date +%s%N); kill -TERM $GW_PID; wait $C; wait $GW_PID; T1=$(date +%s%N)
 tail -c 300 "$E2E_TMP/cut"; echo "   ended $(( (T1 - T0) / 1000000 )) ms after SIGTERM"
 check "a stream longer than drain_timeout_ms: ends with the shutdown error event and [DONE], ~1 s after SIGTERM" bash -c \
@@ -92,8 +90,10 @@ start_gateway --workers 1 --config "$E2E_TMP/gw.json" || setup_failed "kvgated (
 curl -sN --max-time 30 -H 'content-type: application/json' -d "$(req z 5000)" \
     "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null &
 C=$!
-sleep 0.5
-T0=$(date +%s%N); kill -TERM $GW_PID; sleep 0.3; kill -TERM $GW_PID; wait $GW_PID; T1=$(date +%s%N)
+wait_until 10 podsim_sum_is inflight 1 # under way
+# the second signal once the first one's drain has begun (listener closed)
+T0=$(date +%s%N); kill -TERM $GW_PID; wait_until 5 listener_refuses $GW_PORT
+kill -TERM $GW_PID; wait $GW_PID; T1=$(date +%s%N)
 wait $C
 echo "   exited $(( (T1 - T0) / 1000000 )) ms after the first SIGTERM"
 check "a second SIGTERM stops at once (well before drain_timeout_ms)" test $(( (T1 - T0) / 1000000 )) -lt 3000

@@ -49,11 +49,12 @@ kill $GW_PID; wait $GW_PID 2>/dev/null
 start_podsim --pods 1 --time-scale 0.2 || setup_failed "podsim"
 start_gateway --config "$E2E_TMP/gw.json" --workers 1 || setup_failed "kvgated (2)"
 running() { curl -s http://127.0.0.1:$PODSIM_ADMIN/pods | jq '.[0].running'; }
+running_is() { [ "$(running)" = "$1" ]; }
 printf '{"model":"%s","messages":[{"role":"user","content":"a long one"}],"max_tokens":6000,"ignore_eos":true,"stream":true}' "$M" >"$E2E_TMP/long.json"
 printf '{"model":"%s","messages":[{"role":"user","content":"a short one"}],"max_tokens":5,"ignore_eos":true,"stream":true}' "$M" >"$E2E_TMP/short.json"
 t_slow_h2() {
     $PY tests/hostile/clients.py h2stall $GW_PORT "$E2E_TMP/long.json" "$E2E_TMP/short.json" 6 >"$E2E_TMP/st"
-    cat "$E2E_TMP/st"; sleep 0.3; echo "pod running: $(running)"
+    cat "$E2E_TMP/st"; wait_until 5 running_is 0; echo "pod running: $(running)"
     jq -e '.reset1 != null and .reset_after_s < 5 and .status3 == 200 and .done3 and .goaway == null' \
         "$E2E_TMP/st" >/dev/null && [ "$(running)" = 0 ]
 }

@@ -1,6 +1,8 @@
 /* Unit tests for user/common/ev.c */
 #include "common/ev.h"
+#include "common/alloc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -300,6 +302,128 @@ TEST(stop_before_run_and_rerun)
     ev_free(l);
 }
 
+/* ---- out of memory ---- */
+
+static int open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* ev_new's allocation fails: NULL with ENOMEM, no descriptor left open. */
+TEST(oom_new)
+{
+    int fds = open_fds();
+    long n;
+    for (n = 0; n < 8; n++) {
+        alloc_fail_after(n);
+        errno = 0;
+        struct ev_loop *l = ev_new();
+        if (l) {
+            ev_free(l);
+            break;
+        }
+        CHECK_EQ(errno, ENOMEM);
+        CHECK_EQ(alloc_live(), 0);
+        CHECK_EQ(open_fds(), fds);
+    }
+    CHECK(n > 0 && n < 8);
+    CHECK_EQ(alloc_live(), 0);
+    alloc_unhook();
+}
+
+static void on_byte(struct ev_loop *l, int fd, uint32_t ev, void *arg)
+{
+    char c;
+    if (read(fd, &c, 1) == 1)
+        ++*(int *)arg;
+    ev_stop(l);
+}
+
+/* The fd table cannot grow: ev_add says -ENOMEM and registers nothing; the
+ * fds already registered keep working, and a later ev_add succeeds. */
+TEST(oom_add_leaves_the_loop_working)
+{
+    alloc_fail_never();
+    struct ev_loop *l = ev_new();
+    int a[2], b[2];
+    CHECK_EQ(pipe2(a, O_NONBLOCK), 0);
+    CHECK_EQ(pipe2(b, O_NONBLOCK), 0);
+    int hi = fcntl(b[0], F_DUPFD_CLOEXEC, 700); /* past the first table */
+    CHECK(hi >= 700);
+    int lo_calls = 0, hi_calls = 0;
+    alloc_fail_after(0);
+    CHECK_EQ(ev_add(l, a[0], EPOLLIN, on_byte, &lo_calls), -ENOMEM); /* no table yet */
+    alloc_fail_after(1);
+    CHECK_EQ(ev_add(l, a[0], EPOLLIN, on_byte, &lo_calls), 0);
+    CHECK_EQ(ev_add(l, hi, EPOLLIN, on_byte, &hi_calls), -ENOMEM);
+    CHECK_EQ(ev_del(l, hi), -ENOENT); /* not half-registered */
+    CHECK_EQ(write(a[1], "x", 1), 1);
+    CHECK_EQ(write(b[1], "y", 1), 1);
+    CHECK_EQ(ev_run(l), 0);
+    CHECK_EQ(lo_calls, 1);
+    CHECK_EQ(hi_calls, 0);
+    alloc_fail_never();
+    CHECK_EQ(ev_add(l, hi, EPOLLIN, on_byte, &hi_calls), 0);
+    CHECK_EQ(ev_run(l), 0);
+    CHECK_EQ(hi_calls, 1);
+    ev_del(l, a[0]);
+    ev_del(l, hi);
+    close(hi);
+    close(a[0]); close(a[1]); close(b[0]); close(b[1]);
+    ev_free(l);
+    CHECK_EQ(alloc_live(), 0);
+    alloc_unhook();
+}
+
+/* The timer pool cannot grow (its node array, or its heap): ev_timer_at
+ * returns 0, the timers already armed still fire in order, and once memory
+ * is back new timers work. */
+TEST(oom_timers)
+{
+    alloc_fail_never();
+    struct ev_loop *l = ev_new();
+    struct log log = { .n = 0 };
+    uint64_t now = ev_now_ns();
+    alloc_fail_after(0);
+    CHECK(ev_timer_at(l, now, t_record, &(struct tctx){ .log = &log }) == 0);
+    alloc_fail_after(1); /* nodes grow, the heap does not */
+    CHECK(ev_timer_at(l, now, t_record, &(struct tctx){ .log = &log }) == 0);
+    alloc_fail_never();
+    /* fill the first pool (64 nodes): the last one stops the loop */
+    struct tctx t[64];
+    for (int i = 0; i < 64; i++) {
+        t[i] = (struct tctx){ .log = &log, .tag = i, .stop = i == 63 };
+        CHECK(ev_timer_at(l, now + (uint64_t)(i + 1) * MS / 8, t_record, &t[i]) != 0);
+    }
+    alloc_fail_after(0);
+    struct tctx extra = { .log = &log, .tag = 99 };
+    CHECK(ev_timer_at(l, now, t_record, &extra) == 0); /* the pool is full */
+    alloc_fail_after(1);
+    CHECK(ev_timer_at(l, now, t_record, &extra) == 0);
+    CHECK_EQ(ev_run(l), 0);
+    CHECK_EQ(log.n, 64);
+    int ordered = 1;
+    for (int i = 0; i < 64 && i < log.n; i++)
+        ordered &= log.seq[i] == i;
+    CHECK(ordered);
+    alloc_fail_never();
+    struct tctx last = { .log = &log, .tag = 7, .stop = 1 };
+    log.n = 0;
+    CHECK(ev_timer_at(l, ev_now_ns(), t_record, &last) != 0);
+    CHECK_EQ(ev_run(l), 0);
+    CHECK_EQ(log.n, 1);
+    ev_free(l);
+    CHECK_EQ(alloc_live(), 0);
+    alloc_unhook();
+}
+
 int main(void)
 {
     RUN(timer_ordering);
@@ -309,5 +433,8 @@ int main(void)
     RUN(ev_del_self_inside_callback);
     RUN(add_fd_from_callback_grows_table);
     RUN(stop_before_run_and_rerun);
+    RUN(oom_new);
+    RUN(oom_add_leaves_the_loop_working);
+    RUN(oom_timers);
     return harness_done();
 }

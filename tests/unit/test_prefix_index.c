@@ -1,6 +1,7 @@
 /* Unit tests for user/core/prefix_index.c. The .c is included to walk the
  * bucket chains (issue 9: hashing seeded per process) . */
 #include "core/prefix_index.c"
+#include "common/alloc.h"
 
 #include "harness.h"
 
@@ -300,6 +301,63 @@ TEST(bisecting_lookup_matches_a_linear_model)
     pidx_free(x);
 }
 
+/* Each allocation of pidx_new failed in turn: NULL with ENOMEM and what
+ * was allocated before it freed. Then an index that works. */
+TEST(oom_new_fails_each_allocation_in_turn)
+{
+    long n;
+    for (n = 0; n < 32; n++) {
+        alloc_fail_after(n);
+        errno = 0;
+        struct prefix_index *x = pidx_new(4, 256, 64);
+        if (x) {
+            CHECK_EQ(alloc_failures(), 0);
+            uint64_t keys[3] = {11, 12, 13};
+            uint16_t match[4];
+            pidx_insert(x, 1, keys, 3);
+            CHECK_EQ(pidx_lookup(x, keys, 3, match), 3);
+            pidx_free(x);
+            break;
+        }
+        CHECK_EQ(errno, ENOMEM);
+        CHECK_EQ(alloc_live(), 0);
+    }
+    printf("  pidx_new: %ld allocations, each failed once\n", n);
+    CHECK(n > 1 && n < 32);
+    CHECK_EQ(alloc_live(), 0);
+    /* one allocation failing while those after it succeed */
+    for (long k = 2; k <= n; k++) {
+        alloc_fail_every(k);
+        struct prefix_index *x = pidx_new(4, 256, 64);
+        CHECK(x == NULL);
+        CHECK_EQ(alloc_live(), 0);
+        pidx_free(x);
+    }
+    alloc_unhook();
+}
+
+/* Inserting and looking up never allocate: they work with every
+ * allocation failing. */
+TEST(oom_insert_lookup_do_not_allocate)
+{
+    alloc_fail_never();
+    struct prefix_index *x = pidx_new(4, 256, 64);
+    CHECK(x != NULL);
+    alloc_fail_after(0);
+    uint64_t keys[4] = {21, 22, 23, 24};
+    uint16_t match[4];
+    pidx_set_capacity(x, 2, 100);
+    pidx_insert(x, 2, keys, 4);
+    CHECK_EQ(pidx_lookup(x, keys, 4, match), 4);
+    CHECK_EQ(match[2], 4);
+    pidx_purge_pod(x, 2);
+    CHECK_EQ(pidx_lookup(x, keys, 4, match), 0);
+    CHECK_EQ(alloc_calls(), 0);
+    pidx_free(x);
+    CHECK_EQ(alloc_live(), 0);
+    alloc_unhook();
+}
+
 int main(void)
 {
     RUN(lookup_counts_leading_blocks_per_pod);
@@ -311,5 +369,7 @@ int main(void)
     RUN(bucket_hashing_is_seeded);
     RUN(bad_arguments);
     RUN(bisecting_lookup_matches_a_linear_model);
+    RUN(oom_new_fails_each_allocation_in_turn);
+    RUN(oom_insert_lookup_do_not_allocate);
     return harness_done();
 }

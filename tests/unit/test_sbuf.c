@@ -1,5 +1,6 @@
 /* Unit tests for user/common/sbuf.c */
 #include "common/sbuf.h"
+#include "common/alloc.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -132,6 +133,46 @@ TEST(oom_sticks)
     sbuf_free(&b);
 }
 
+/* Growth that fails: -ENOMEM from every writer, the bytes already there
+ * kept (still NUL-terminated), `oom` sticky until a reset, nothing leaked. */
+TEST(oom_on_growth_keeps_what_was_written)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    alloc_fail_never();
+    CHECK_EQ(sbuf_puts(&b, "head"), 0);
+    alloc_fail_after(0);
+    char big[200];
+    memset(big, 'x', sizeof(big));
+    CHECK_EQ(sbuf_append(&b, big, sizeof(big)), -ENOMEM);
+    CHECK(b.oom);
+    CHECK_EQ(b.len, 4);
+    CHECK_STR(b.data, "head");
+    CHECK_EQ(sbuf_puts(&b, "y"), -ENOMEM); /* fits, but oom sticks */
+    CHECK_EQ(sbuf_printf(&b, "%s", "y"), -ENOMEM);
+    CHECK_EQ(sbuf_json_escape(&b, "y", 1), -ENOMEM);
+    CHECK_STR(b.data, "head");
+    CHECK_EQ(alloc_failures(), 1); /* the later writers did not even try */
+    alloc_fail_never();
+    sbuf_reset(&b);
+    CHECK_EQ(sbuf_printf(&b, "%.*s", 150, big), 0);
+    CHECK_EQ(b.len, 150);
+    sbuf_free(&b);
+    CHECK_EQ(alloc_live(), 0);
+
+    /* each first allocation of each writer, on an empty buffer */
+    alloc_fail_after(0);
+    sbuf_init(&b);
+    CHECK_EQ(sbuf_printf(&b, "%d", 42), -ENOMEM);
+    CHECK(b.data == NULL && b.len == 0 && b.oom);
+    sbuf_init(&b);
+    CHECK_EQ(sbuf_json_escape(&b, "\"q\"", 3), -ENOMEM);
+    CHECK(b.data == NULL && b.len == 0 && b.oom);
+    sbuf_free(&b);
+    CHECK_EQ(alloc_live(), 0);
+    alloc_unhook();
+}
+
 int main(void)
 {
     RUN(init_empty);
@@ -141,5 +182,6 @@ int main(void)
     RUN(json_escape_quotes_utf8);
     RUN(consume);
     RUN(oom_sticks);
+    RUN(oom_on_growth_keeps_what_was_written);
     return harness_done();
 }

@@ -17,6 +17,7 @@
  * ev_stop is safe from a signal handler and from another thread: it sets a
  * flag and writes to an eventfd watched by the loop. */
 #include "common/ev.h"
+#include "common/alloc.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -72,7 +73,7 @@ uint64_t ev_now_ns(void)
 
 struct ev_loop *ev_new(void)
 {
-    struct ev_loop *l = calloc(1, sizeof(*l));
+    struct ev_loop *l = kv_calloc(1, sizeof(*l));
     if (!l)
         return NULL;
     l->free_head = UINT32_MAX;
@@ -93,7 +94,7 @@ fail: {
         close(l->epfd);
     if (l->wakefd >= 0)
         close(l->wakefd);
-    free(l);
+    kv_free(l);
     errno = err;
     return NULL;
 }
@@ -105,10 +106,10 @@ void ev_free(struct ev_loop *l)
         return;
     close(l->epfd);
     close(l->wakefd);
-    free(l->regs);
-    free(l->pool);
-    free(l->heap);
-    free(l);
+    kv_free(l->regs);
+    kv_free(l->pool);
+    kv_free(l->heap);
+    kv_free(l);
 }
 
 /* ---- file descriptors ---- */
@@ -120,7 +121,7 @@ static int reg_grow(struct ev_loop *l, int fd)
     size_t n = l->nregs ? l->nregs : 64;
     while (n <= (size_t)fd)
         n *= 2;
-    struct ev_reg *r = realloc(l->regs, n * sizeof(*r));
+    struct ev_reg *r = kv_realloc(l->regs, n * sizeof(*r));
     if (!r)
         return -ENOMEM;
     memset(r + l->nregs, 0, (n - l->nregs) * sizeof(*r));
@@ -254,11 +255,11 @@ static int pool_grow(struct ev_loop *l)
     uint32_t n = l->npool ? l->npool * 2 : 64;
     if (n > TIMER_MAX_SLOTS)
         n = TIMER_MAX_SLOTS;
-    struct ev_tnode *p = realloc(l->pool, n * sizeof(*p));
+    struct ev_tnode *p = kv_realloc(l->pool, n * sizeof(*p));
     if (!p)
         return -ENOMEM;
     l->pool = p;
-    uint32_t *h = realloc(l->heap, n * sizeof(*h));
+    uint32_t *h = kv_realloc(l->heap, n * sizeof(*h));
     if (!h)
         return -ENOMEM; /* pool is larger now, harmless */
     l->heap = h;

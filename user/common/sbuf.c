@@ -6,6 +6,7 @@
  * append is dropped with -ENOMEM, so builders may append unchecked and test
  * `oom` once at the end. */
 #include "common/sbuf.h"
+#include "common/alloc.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@ void sbuf_init(struct sbuf *b)
 
 void sbuf_free(struct sbuf *b)
 {
-    free(b->data);
+    kv_free(b->data);
     sbuf_init(b);
 }
 
@@ -50,7 +51,7 @@ int sbuf_reserve(struct sbuf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
-    char *p = realloc(b->data, cap);
+    char *p = kv_realloc(b->data, cap);
     if (!p) {
         b->oom = 1;
         return -ENOMEM;

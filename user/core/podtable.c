@@ -1,5 +1,6 @@
 /* podtable: snapshot publication. See podtable.h. */
 #include "core/podtable.h"
+#include "common/alloc.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -10,7 +11,7 @@ static struct pod_snapshot *cur;
 
 struct pod_snapshot *snapshot_new(uint32_t npods)
 {
-    struct pod_snapshot *s = calloc(1, sizeof(*s) + npods * sizeof(s->pods[0]));
+    struct pod_snapshot *s = kv_calloc(1, sizeof(*s) + npods * sizeof(s->pods[0]));
     if (!s)
         return NULL;
     atomic_init(&s->refs, 1);
@@ -33,7 +34,7 @@ struct pod_snapshot *snapshot_get(void)
 void snapshot_put(struct pod_snapshot *s)
 {
     if (s && atomic_fetch_sub(&s->refs, 1) == 1)
-        free(s);
+        kv_free(s);
 }
 
 void snapshot_publish(struct pod_snapshot *s)

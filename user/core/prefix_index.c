@@ -1,6 +1,7 @@
 /* prefix_index: per-pod LRU sets of block keys with one shared hash map.
  * See prefix_index.h. */
 #include "core/prefix_index.h"
+#include "common/alloc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -69,21 +70,21 @@ struct prefix_index *pidx_new(uint32_t max_pods, uint32_t max_entries,
         errno = EINVAL;
         return NULL;
     }
-    struct prefix_index *x = calloc(1, sizeof(*x));
+    struct prefix_index *x = kv_calloc(1, sizeof(*x));
     if (!x)
         return NULL;
+    pthread_mutex_init(&x->mu, NULL); /* first: pidx_free destroys it */
     uint32_t nb = 1;
     while (nb < max_entries && nb < (1u << 30))
         nb <<= 1;
-    x->e = malloc((size_t)max_entries * sizeof(*x->e));
-    x->buckets = malloc((size_t)nb * sizeof(*x->buckets));
-    x->pods = calloc(max_pods, sizeof(*x->pods));
+    x->e = kv_malloc((size_t)max_entries * sizeof(*x->e));
+    x->buckets = kv_malloc((size_t)nb * sizeof(*x->buckets));
+    x->pods = kv_calloc(max_pods, sizeof(*x->pods));
     if (!x->e || !x->buckets || !x->pods) {
         pidx_free(x);
         errno = ENOMEM;
         return NULL;
     }
-    pthread_mutex_init(&x->mu, NULL);
     memset(x->buckets, 0xff, (size_t)nb * sizeof(*x->buckets));
     x->mask = nb - 1;
     x->max_pods = max_pods;
@@ -102,12 +103,11 @@ void pidx_free(struct prefix_index *x)
 {
     if (!x)
         return;
-    if (x->e)
-        pthread_mutex_destroy(&x->mu);
-    free(x->e);
-    free(x->buckets);
-    free(x->pods);
-    free(x);
+    pthread_mutex_destroy(&x->mu);
+    kv_free(x->e);
+    kv_free(x->buckets);
+    kv_free(x->pods);
+    kv_free(x);
 }
 
 static void lru_unlink(struct prefix_index *x, uint32_t i)

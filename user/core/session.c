@@ -1,5 +1,6 @@
 /* session: direct-mapped session -> pod table. See session.h. */
 #include "core/session.h"
+#include "common/alloc.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -21,7 +22,7 @@ struct session_table *session_new(uint32_t nslots)
     uint32_t n = 1;
     while (n < nslots && n < (1u << 24))
         n <<= 1;
-    struct session_table *t = calloc(1, sizeof(*t) + n * sizeof(t->s[0]));
+    struct session_table *t = kv_calloc(1, sizeof(*t) + n * sizeof(t->s[0]));
     if (!t)
         return NULL;
     pthread_mutex_init(&t->mu, NULL);
@@ -33,7 +34,7 @@ void session_free(struct session_table *t)
 {
     if (t) {
         pthread_mutex_destroy(&t->mu);
-        free(t);
+        kv_free(t);
     }
 }
 

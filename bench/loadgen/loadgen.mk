@@ -1,17 +1,16 @@
-# bench/Makefile.inc: the load generator, build/loadgen.
+# bench/loadgen/loadgen.mk: the load generator, build/loadgen.
 #
-# From the top Makefile (after its `all:` rule, so `all` stays the default
-# goal):
-#     include bench/Makefile.inc
-#     BINS += $(OUT)/loadgen
+# From the top Makefile (which lists $(OUT)/loadgen in BINS and sets
+# .DEFAULT_GOAL, since this fragment's first rule is not `all`):
+#     include bench/loadgen/loadgen.mk
 # It then uses the top Makefile's OUT, CC, CFLAGS, Q, msg and its generic
 # $(OUT)/obj/%.o rule. On its own (nothing else is built):
-#     make -f bench/Makefile.inc build/loadgen
+#     make -f bench/loadgen/loadgen.mk build/loadgen
 # Targets: $(OUT)/loadgen, `loadgen`, `check-loadgen` (bench/check_loadgen.sh).
 
 LOADGEN_SRCS   := $(wildcard bench/loadgen/*.c)
 LOADGEN_HDRS   := $(wildcard bench/loadgen/*.h)
-LOADGEN_COMMON := user/common/ev.c user/common/sbuf.c user/common/http1.c
+LOADGEN_COMMON := user/common/ev.c user/common/sbuf.c user/common/http1.c user/common/alloc.c
 LOADGEN_LDLIBS := -lnghttp2 -lcjson -lxxhash -lm
 
 ifeq ($(origin COMMON_SRCS),undefined)
