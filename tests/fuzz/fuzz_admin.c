@@ -24,6 +24,7 @@
 #include "gateway/admin.c"
 #include "gateway/admin_api.c"
 #include "gateway/config.c"
+#include "gateway/config_pod.c"
 #include "gateway/config_policy.c"
 #include "common/netaddr.c"
 #include "gateway/jsonpath.c"

@@ -225,35 +225,6 @@ static void h_policy_get(struct aconn *c)
     cJSON_Delete(j);
 }
 
-/* RFC 7386: objects merge key by key, null deletes, anything else replaces. */
-static int merge_patch(cJSON *dst, const cJSON *patch)
-{
-    for (const cJSON *k = patch->child; k; k = k->next) {
-        if (!k->string)
-            continue;
-        cJSON *d = cJSON_GetObjectItemCaseSensitive(dst, k->string);
-        if (cJSON_IsNull(k)) {
-            cJSON_DeleteItemFromObjectCaseSensitive(dst, k->string);
-        } else if (cJSON_IsObject(k)) {
-            if (!cJSON_IsObject(d)) {
-                cJSON_DeleteItemFromObjectCaseSensitive(dst, k->string);
-                d = cJSON_AddObjectToObject(dst, k->string);
-                if (!d)
-                    return -ENOMEM;
-            }
-            if (merge_patch(d, k))
-                return -ENOMEM;
-        } else {
-            cJSON *v = cJSON_Duplicate(k, 1);
-            if (!v)
-                return -ENOMEM;
-            cJSON_DeleteItemFromObjectCaseSensitive(dst, k->string);
-            cJSON_AddItemToObject(dst, k->string, v);
-        }
-    }
-    return 0;
-}
-
 static void h_policy_put(struct aconn *c, const char *body, size_t len)
 {
     static struct gw_policies cur, np;
@@ -262,18 +233,10 @@ static void h_policy_put(struct aconn *c, const char *body, size_t len)
     if (!patch)
         return;
     ctl_base_policies(&cur);
-    cJSON *doc = gwc_policies_json(&cur);
-    if (!doc || merge_patch(doc, patch)) {
-        cJSON_Delete(doc);
-        cJSON_Delete(patch);
-        adm_respond_error(c, 500, "out of memory", NULL);
-        return;
-    }
+    int rc = gwc_policies_patch(&cur, patch, &np, err, sizeof(err));
     cJSON_Delete(patch);
-    int rc = gwc_policies_parse(doc, "policy", &np, err, sizeof(err));
-    cJSON_Delete(doc);
     if (rc) {
-        adm_respond_error(c, 400, err, NULL);
+        adm_respond_error(c, rc == -ENOMEM ? 500 : 400, err, NULL);
         return;
     }
     ctl_set_policies(&np);

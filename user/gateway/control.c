@@ -489,44 +489,17 @@ int ctl_reload(char *err, size_t errlen)
     memcpy(&C.cfg, nc, sizeof(*nc));
     if (periods && C.l)
         probes_arm(C.l);
-    static struct gw_policies np;
-    np.global = nc->policy;
-    np.noverrides = nc->noverrides;
-    memcpy(np.overrides, nc->overrides, sizeof(np.overrides));
-    ctl_set_policies(&np);
+    ctl_set_policies(&nc->policies);
     /* the admin token applies at once (the listener itself stays) */
     admin_set_token(nc->admin_token);
     gw_set_tenant_from_user(nc->tenant_from_user);
     /* what the workers and the index were built with stays until a restart
-     * (flags given at start also override these) */
-    const struct gw_config *o = &C.g->cfg;
-    char keep[256] = "";
-#define KEEP(cond, name)                                                       \
-    if (cond)                                                                  \
-        snprintf(keep + strlen(keep), sizeof(keep) - strlen(keep), "%s%s",     \
-                 keep[0] ? ", " : "", name)
-    KEEP(strcmp(nc->listen, o->listen), "listen");
-    KEEP(strcmp(nc->admin_listen, o->admin_listen), "admin.listen");
-    KEEP(nc->workers != o->workers, "workers");
-    KEEP(nc->block_bytes != o->block_bytes || nc->max_blocks != o->max_blocks, "fingerprint");
-    KEEP(nc->index_max_entries != o->index_max_entries ||
-             nc->index_default_blocks != o->index_default_blocks ||
-             nc->bytes_per_token != o->bytes_per_token,
-         "index");
-    KEEP(nc->max_header_bytes != o->max_header_bytes || nc->max_body_bytes != o->max_body_bytes ||
-             nc->max_connections != o->max_connections ||
-             nc->header_timeout_ms != o->header_timeout_ms ||
-             nc->idle_timeout_ms != o->idle_timeout_ms ||
-             nc->connect_timeout_ms != o->connect_timeout_ms ||
-             nc->first_byte_timeout_ms != o->first_byte_timeout_ms ||
-             nc->max_buffered_bytes != o->max_buffered_bytes,
-         "limits");
-    KEEP(strcmp(nc->access_log, o->access_log) || nc->access_log_buffer != o->access_log_buffer,
-         "access_log");
-#undef KEEP
-    if (keep[0])
-        fprintf(stderr, "kvgated: reload: pods, policy and scrape applied; %s keep their "
-                        "running values until a restart\n", keep);
+     * (config.c's key table says which keys; flags given at start count as
+     * running values) */
+    char keep[512];
+    if (gw_config_restart_keys(&C.g->cfg, nc, keep, sizeof(keep)) > 0)
+        fprintf(stderr, "kvgated: reload: %s keep their running values until a restart "
+                        "(the rest applied)\n", keep);
     free(nc);
     return rc;
 }

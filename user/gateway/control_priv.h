@@ -1,10 +1,9 @@
 /* control_priv: what config.c, control.c and admin.c share inside kvgated's
  * control plane. Not for the data path (workers read snapshots, gateway.h).
  *
- *   config.c   JSON -> gw_config; also the pieces the admin API reuses
- *              (one pod object; config_policy.c: one policy object,
- *              policy -> JSON), on jsonpath.c (typed reads, key-path
- *              errors) and hostport.c
+ *   config.c   JSON -> gw_config (config.h); the admin API reuses
+ *              config_pod.c (one pod object) and config_policy.c (the
+ *              policy object both ways, a merge patch over it)
  *   control.c  the control thread: pod table, snapshots, reload, requests
  *              from other threads (control_policy.c: policies, kill switch;
  *              resolver.c: host names, off the thread)
@@ -25,23 +24,6 @@
 struct cJSON;
 struct ev_loop;
 struct sbuf;
-
-/* ---- config.c ---- */
-
-/* One pod object {"url","name","engine","models"} found at key path `path`
- * ("" for a bare request body). No DNS (the host is checked for syntax;
- * ctl_add_pod resolves it). 0, or -1 with err = "<path>.<key>: <what is
- * wrong>". */
-int gwc_pod_parse(const struct cJSON *o, const char *path, struct gw_pod_cfg *p,
-                  char *err, size_t errlen);
-/* A "policy" object (NULL: absent) over policy_defaults(); overrides inherit
- * every key they do not set from the global policy. 0 or -1 + err. */
-int gwc_policies_parse(const struct cJSON *o, const char *path,
-                       struct gw_policies *out, char *err, size_t errlen);
-/* The config's "policy" layout: every global key; each override only with
- * the keys where it differs from the global policy. NULL on ENOMEM. */
-struct cJSON *gwc_policies_json(const struct gw_policies *p);
-const char *gwc_engine_name(enum pod_engine e);
 
 /* ---- control.c: the pod table (control thread only) ---- */
 

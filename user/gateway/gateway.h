@@ -25,13 +25,6 @@ struct gw_metrics;
 struct accesslog;
 struct session_table;
 
-/* Routing settings that the admin API and reloads swap at run time. */
-struct gw_policies {
-    struct policy_cfg global;
-    uint32_t noverrides;
-    struct gw_policy_override overrides[GW_MAX_OVERRIDES];
-};
-
 struct gw {
     struct gw_config cfg;            /* as loaded; pods change via control */
     const char *config_path;         /* NULL when started from flags */
@@ -43,7 +36,7 @@ struct gw {
     struct outlier outlier;          /* ejections and the retry budget */
     struct policy_state pstate;
     pthread_mutex_t policy_mu;       /* guards policies (copied per request) */
-    struct gw_policies policies;
+    struct gw_policies policies;     /* in force: the admin API and reloads swap them */
     atomic_uint conns;               /* open client connections, all workers */
     atomic_uint_fast64_t body_bytes; /* request bodies buffered, all workers
                                       * (limits.max_buffered_total_bytes) */

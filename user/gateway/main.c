@@ -167,7 +167,7 @@ int main(int argc, char **argv)
         g.cfg.workers = (uint32_t)workers;
     if (no_splice)
         g.cfg.splice_mode = GW_SPLICE_OFF;
-    if (policy && policy_mode_parse(policy, &g.cfg.policy.mode)) {
+    if (policy && policy_mode_parse(policy, &g.cfg.policies.global.mode)) {
         fprintf(stderr, "kvgated: --policy: unknown mode '%s' (prefix-aware, least-request, "
                         "round-robin, random)\n", policy);
         return 2;
@@ -200,9 +200,7 @@ int main(int argc, char **argv)
         def_blocks = (uint32_t)(27000.0 * 16 * g.cfg.bytes_per_token / g.cfg.block_bytes);
 
     pthread_mutex_init(&g.policy_mu, NULL);
-    g.policies.global = g.cfg.policy;
-    g.policies.noverrides = g.cfg.noverrides;
-    memcpy(g.policies.overrides, g.cfg.overrides, sizeof(g.cfg.overrides));
+    g.policies = g.cfg.policies;
     g.pidx = pidx_new(POD_MAX, g.cfg.index_max_entries, def_blocks);
     g.sessions = session_new(1u << 16);
     g.metrics = gw_metrics_new();
@@ -278,7 +276,7 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "kvgated: listening on %s (%u workers), admin on %s, %u pods, policy %s\n",
             g.cfg.listen, nw, g.cfg.admin_listen, g.cfg.npods,
-            policy_mode_name(g.cfg.policy.mode));
+            policy_mode_name(g.cfg.policies.global.mode));
 
     /* SIGTERM / SIGINT: a graceful drain (worker.h: workers_drain) until
      * every connection is done or limits.drain_timeout_ms passed (then the

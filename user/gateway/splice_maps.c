@@ -166,12 +166,7 @@ int splice_enabled_for(struct gw *g, const char *model)
      * random do not pin sessions to a pod. */
     struct policy_cfg p;
     pthread_mutex_lock(&g->policy_mu);
-    p = g->policies.global;
-    for (uint32_t i = 0; i < g->policies.noverrides; i++)
-        if (!strcmp(g->policies.overrides[i].model, model)) {
-            p = g->policies.overrides[i].policy;
-            break;
-        }
+    p = *gw_policies_for(&g->policies, model);
     pthread_mutex_unlock(&g->policy_mu);
     return p.mode == POLICY_PREFIX_AWARE && !p.shadow && p.canary_pct >= 100;
 }
