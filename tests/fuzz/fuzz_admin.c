@@ -134,6 +134,18 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
     sbuf_puts(out, "# TYPE kvgate_up gauge\nkvgate_up 1\n");
 }
 
+void gwbpf_metrics_render(struct gwbpf *b, struct sbuf *out)
+{
+}
+
+void splice_metrics_render(struct sbuf *out)
+{
+}
+
+void accesslog_metrics_render(struct sbuf *out)
+{
+}
+
 uint32_t pidx_pod_blocks(struct prefix_index *x, uint32_t pod)
 {
     return 0;

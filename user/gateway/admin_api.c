@@ -35,6 +35,10 @@
  *
  * With admin.token set, everything under /admin/ needs the bearer token
  * (401 otherwise; admin.c checks it); /metrics and /health stay open.
+ *
+ * /metrics is composed here from each module's render: kvgated's own
+ * (gwmetrics.c, per-pod gauges included), the kernel fast path's (bpf.c),
+ * the splice's and the access log's.
  * Errors are {"error":{"message","type","param":null,"code"}}. Pod names in
  * paths may be percent-encoded. */
 #include <cjson/cJSON.h>
@@ -49,9 +53,12 @@
 #include "common/sbuf.h"
 #include "core/podtable.h"
 #include "core/prefix_index.h"
+#include "gateway/accesslog.h"
 #include "gateway/admin_priv.h"
+#include "gateway/bpf.h"
 #include "gateway/control_priv.h"
 #include "gateway/gwmetrics.h"
+#include "gateway/splice.h"
 
 /* ---- GET /admin/pods ---- */
 
@@ -286,13 +293,18 @@ static void h_reload(struct aconn *c)
     sbuf_free(&b);
 }
 
+/* The page: each module renders its own families. */
 static void h_metrics(struct aconn *c)
 {
+    struct gw *g = adm_gw();
     struct sbuf b;
     sbuf_init(&b);
     struct pod_snapshot *s = snapshot_get();
-    gw_metrics_render(adm_gw()->metrics, s, &adm_gw()->counters, ev_now_ns(), &b);
+    gw_metrics_render(g->metrics, s, &g->counters, ev_now_ns(), &b);
     snapshot_put(s);
+    gwbpf_metrics_render(g->bpf, &b);
+    splice_metrics_render(&b);
+    accesslog_metrics_render(&b);
     if (b.oom)
         adm_respond_error(c, 500, "out of memory", NULL);
     else

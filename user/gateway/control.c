@@ -124,6 +124,23 @@ const struct gw_config *ctl_cfg(void)
 
 /* ---- snapshots ---- */
 
+/* The BPF pod table from snapshot s (the global policy's thresholds:
+ * per-model overrides do not apply to the map). A write error is said
+ * once, when it differs from the last outcome. */
+static void mirror_bpf(const struct pod_snapshot *s)
+{
+    static int last_err;
+    struct gw *g = C.g;
+    struct policy_cfg pol;
+    pthread_mutex_lock(&g->policy_mu);
+    pol = g->policies.global;
+    pthread_mutex_unlock(&g->policy_mu);
+    int rc = gwbpf_update_pods(g->bpf, s, &g->counters, ev_now_ns(), &pol);
+    if (rc < 0 && rc != last_err)
+        fprintf(stderr, "kvgated: BPF pod table: write failed: %s\n", strerror(-rc));
+    last_err = rc;
+}
+
 static void on_publish(struct ev_loop *l, void *arg)
 {
     C.pub_timer = 0;
@@ -143,10 +160,11 @@ static void on_publish(struct ev_loop *l, void *arg)
     snapshot_publish(s);
     if (C.g->metrics) /* model labels: only what the pods serve */
         gw_metrics_served(C.g->metrics, s);
-    /* issue 5: write the BPF pod table (kvg_pods) from this snapshot; a no-op
-     * without the fast path. s stays valid: only this thread publishes, and
-     * the current snapshot holds a reference until the next publish. */
-    gwbpf_publish(C.g, s, ev_now_ns());
+    /* issue 5: write the BPF pod table (kvg_pods) from this snapshot. s
+     * stays valid: only this thread publishes, and the current snapshot
+     * holds a reference until the next publish. */
+    if (C.g->bpf)
+        mirror_bpf(s);
     C.dirty = 0;
     C.last_pub = ev_now_ns();
 }

@@ -242,7 +242,7 @@ int main(int argc, char **argv)
         if (gwbpf_open(&bo, &bpf, err, sizeof(err)) < 0) {
             fprintf(stderr, "kvgated: BPF fast path off: %s; serving on the socket path\n", err);
         } else {
-            gwbpf_set_global(bpf);
+            g.bpf = bpf;
             fprintf(stderr, "kvgated: BPF fast path on: pod table and XDP guard %s %s\n",
                     bpf_pinned ? "opened from" : "pinned under",
                     bpf_pinned ? bpf_pinned : KVG_PIN_DIR_DEFAULT);
@@ -270,7 +270,6 @@ int main(int argc, char **argv)
         rc = workers_start(&g, nw);
     if (rc) {
         control_stop();
-        gwbpf_set_global(NULL);
         gwbpf_close(bpf);
         return 1;
     }
@@ -321,8 +320,7 @@ int main(int argc, char **argv)
     atomic_store(&g.stopping, 1);
     workers_stop();
     control_stop();
-    gwbpf_set_global(NULL); /* the control thread, its only user, is gone */
-    gwbpf_close(bpf);
+    gwbpf_close(bpf); /* the control thread, its only user, is gone */
     accesslog_close(g.alog);
     gw_metrics_free(g.metrics);
     session_free(g.sessions);
