@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/ev.h"
+#include "common/log.h"
 #include "core/prefix_index.h"
 #include "core/session.h"
 #include "gateway/accesslog.h"
@@ -96,6 +97,7 @@ int main(int argc, char **argv)
         {"xdp-mode", 1, 0, 'M'}, {"no-splice", 0, 0, 'S'}, {0, 0, 0, 0},
     };
     static struct gw g; /* large (pod config array): not on the stack */
+    struct ctl *ctl = NULL;
     char err[512];
     const char *config = NULL, *listen = NULL, *admin = NULL, *policy = NULL, *alog = NULL;
     const char *pods[POD_MAX];
@@ -104,6 +106,7 @@ int main(int argc, char **argv)
     const char *bpf_pinned = NULL, *xdp_iface = NULL;
     enum gwbpf_xdp_mode xdp_mode = GWBPF_XDP_AUTO;
 
+    log_init("kvgated"); /* the prefix of what the control plane says */
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
@@ -265,11 +268,11 @@ int main(int argc, char **argv)
     }
 
     splice_init(&g, bpf); /* off without the BPF handle */
-    int rc = control_start(&g);
+    int rc = control_start(&g, &ctl);
     if (rc == 0)
         rc = workers_start(&g, nw);
     if (rc) {
-        control_stop();
+        control_stop(ctl);
         gwbpf_close(bpf);
         return 1;
     }
@@ -300,7 +303,7 @@ int main(int argc, char **argv)
         }
         if (si.ssi_signo == SIGHUP) {
             fprintf(stderr, "kvgated: SIGHUP: reloading %s\n", config ? config : "(no file)");
-            control_request_reload();
+            control_request_reload(ctl);
             continue;
         }
         if (draining) {
@@ -319,7 +322,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "kvgated: shutting down\n");
     atomic_store(&g.stopping, 1);
     workers_stop();
-    control_stop();
+    control_stop(ctl);
     gwbpf_close(bpf); /* the control thread, its only user, is gone */
     accesslog_close(g.alog);
     gw_metrics_free(g.metrics);
