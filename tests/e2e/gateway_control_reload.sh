@@ -6,7 +6,10 @@
 #     retry.* ... were dropped silently before), in the log and in POST
 #     /admin/reload's answer ("restart_required");
 #   - the admin API answers errors in OpenAI's vocabulary (the type names
-#     the OpenAI SDK raises: AuthenticationError, NotFoundError, ...).
+#     the OpenAI SDK raises: AuthenticationError, NotFoundError, ...);
+#   - --listen and --admin are checked before anything starts (exit 2, a
+#     sentence naming the flag);
+#   - --log-level warn leaves out the start-up notices.
 . "$(dirname "$0")/lib.sh"
 [ -x $BUILD/kvgated ] || skip_all "$BUILD/kvgated not built"
 KV=$BUILD/kvgated
@@ -59,4 +62,26 @@ check "admin 400: BadRequestError" bash -c "
     curl -s -H 'Authorization: Bearer t' -d '{\"url\":\"ftp://x\"}' localhost:$GA/admin/pods |
         jq -e '.error.code == 400 and .error.type == \"BadRequestError\"'"
 
+# flags checked up front
+bad_flag() { # expected text, flags...
+    local want=$1; shift
+    timeout 10 $KV --no-bpf "$@" >$d/bad.out 2>&1
+    local rc=$?
+    [ $rc = 2 ] || { echo "exit $rc, not 2"; cat $d/bad.out; return 1; }
+    grep -q -- "$want" $d/bad.out || { cat $d/bad.out; return 1; }
+}
+check "--listen without a port: exit 2 naming --listen" \
+    bad_flag '--listen: expected "host:port"' --listen nonsense --admin 127.0.0.1:$((GA + 100))
+check "--admin port out of range: exit 2 naming --admin" \
+    bad_flag '--admin: expected "host:port"' --listen 127.0.0.1:$((GA + 100)) --admin localhost:99999
+check "--log-level: unknown level refused" \
+    bad_flag '--log-level: expected' --log-level chatty
+
+# --log-level warn: no notices, still serving
+P2=$(free_port_range 2)
+$KV --no-bpf --log-level warn --listen 127.0.0.1:$P2 --admin 127.0.0.1:$((P2 + 1)) \
+    --pod http://127.0.0.1:$PODSIM_PORT >$d/quiet.log 2>&1 & qp=$!
+E2E_PIDS+=($qp)
+quiet() { wait_http "http://127.0.0.1:$P2/health" && ! grep 'listening on' $d/quiet.log; }
+check "--log-level warn: serving, without the start-up notice" quiet
 finish
