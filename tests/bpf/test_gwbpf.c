@@ -5,7 +5,8 @@
  * counters summed over CPUs, pinning under a private directory (pins made,
  * a second opener refused, maps reused with what they hold, an operator's
  * pins opened, an incompatible pin named), the sentences for "not root"
- * and "no bpffs", the process-wide handle, XDP attach / detach on a veth
+ * and "no bpffs", the /metrics render, the pod fitness the kernel and the
+ * policy share (core/policy.c pod_fitness), XDP attach / detach on a veth
  * pair in a network namespace of its own, and the splice verdict loaded
  * alongside, sharing the maps (or left out with --no-splice).
  *
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "../../user/gateway/bpf.c"
+#include "../../user/gateway/bpf_pods.c"
 
 #include "harness.h"
 #include "fixtures.h"
@@ -145,6 +147,77 @@ TEST(pod_table_written_from_snapshots)
     close(fd);
 }
 
+/* The kernel judges a pod as the policy does: for each pod state (queue,
+ * running, the gateway's in-flight count, KV usage, metrics age) the map's
+ * saturated flag is set exactly when policy_pick leaves the pod out as
+ * saturated for a request of a session pinned to it (the only requests
+ * the splice carries). Pod A (slot 0) holds the request's whole prefix;
+ * pod B (slot 1) is fresh, idle and never saturated, so the policy picks
+ * A unless it judges A saturated. */
+TEST(pod_fitness_as_the_policy_judges)
+{
+    struct gwbpf *b = NULL;
+    struct gwbpf_opts o = {0};
+    CHECK_EQ(gwbpf_open(&o, &b, why, sizeof(why)), 0);
+    if (!b)
+        return;
+    static const double waiting[] = {0, 4, 5, 7, 9, 11}, running[] = {0, 3}, kv[] = {0.1, 0.85};
+    static const uint32_t inflight[] = {0, 6, 12};
+    static const uint64_t age_ms[] = {10, 300};
+    uint64_t now = 100000 * MS;
+    uint16_t match[POD_MAX] = {0};
+    match[0] = 4;
+    struct policy_state st = {0};
+    int cases = 0, disagree = 0;
+    for (size_t w = 0; w < 6; w++)
+        for (size_t r = 0; r < 2; r++)
+            for (size_t f = 0; f < 3; f++)
+                for (size_t k = 0; k < 2; k++)
+                    for (size_t a = 0; a < 2; a++) {
+                        struct pod_snapshot *s = snap(2, 1);
+                        pod4(&s->pods[0], 0, "10.0.0.1", 8000);
+                        pod4(&s->pods[1], 1, "10.0.0.2", 8000);
+                        for (int i = 0; i < 2; i++) {
+                            struct pod_info *p = &s->pods[i];
+                            p->healthy = p->metrics_ok = 1;
+                            p->nmodels = 1;
+                            strcpy(p->models[0], "m");
+                            atomic_store(&CNT.inflight[i], inflight[f]);
+                        }
+                        s->pods[0].waiting = waiting[w];
+                        s->pods[0].running = running[r];
+                        s->pods[0].kv_usage = kv[k];
+                        s->pods[0].scraped_ns = now - age_ms[a] * MS;
+                        s->pods[1].running = 1000;
+                        s->pods[1].kv_usage = 0.5;
+                        s->pods[1].scraped_ns = now;
+                        struct route_input in = {.model = "m", .nkeys = 4, .match = match,
+                                                 .session_slot = 0, .rand = 1, .now_ns = now,
+                                                 .exclude_slot = UINT32_MAX};
+                        struct route_decision d;
+                        policy_pick(&POL, s, &CNT, &st, &in, &d);
+                        int user_sat = d.status != ROUTE_OK || d.idx != 0;
+                        CHECK_EQ(gwbpf_update_pods(b, s, &CNT, now, &POL), 0);
+                        struct kvg_pod kp;
+                        CHECK_EQ(get_pod(b, 0, &kp), 0);
+                        int kern_sat = !!(kp.flags & KVG_POD_F_SATURATED);
+                        cases++;
+                        if (user_sat != kern_sat) {
+                            disagree++;
+                            fprintf(stderr, "  waiting %g running %g inflight %u kv %g age %llu ms:"
+                                    " policy %s, kernel %s\n", waiting[w], running[r], inflight[f],
+                                    kv[k], (unsigned long long)age_ms[a],
+                                    user_sat ? "saturated" : "fit", kern_sat ? "saturated" : "fit");
+                        }
+                        snapshot_put(s);
+                    }
+    printf("  %d pod states, %d judged differently\n", cases, disagree);
+    CHECK_EQ(disagree, 0);
+    atomic_store(&CNT.inflight[0], 0);
+    atomic_store(&CNT.inflight[1], 0);
+    gwbpf_close(b);
+}
+
 TEST(xdp_stats_summed)
 {
     struct gwbpf *b = NULL;
@@ -169,28 +242,30 @@ TEST(xdp_stats_summed)
     CHECK_EQ(st[KVG_XDP_DROP_MALFORMED_IP].packets, 4);
     CHECK_STR(gwbpf_xdp_reason_name(KVG_XDP_DROP_SYN_RATELIMIT), "drop_syn_ratelimit");
     CHECK(gwbpf_xdp_reason_name(KVG_XDP_REASON_MAX) == NULL);
-    /* the process-wide handle */
-    CHECK_EQ(kvgate_bpf_enabled(), 0);
-    CHECK_EQ(kvgate_bpf_xdp_stats(st, 1), -ENODEV);
-    gwbpf_set_global(b);
-    CHECK_EQ(kvgate_bpf_enabled(), 1);
-    CHECK_EQ(kvgate_bpf_xdp_stats(st, KVG_XDP_REASON_MAX), 0);
-    CHECK_EQ(st[KVG_XDP_PASS_TCP].packets, 25);
-    static struct gw g;
-    pthread_mutex_init(&g.policy_mu, NULL);
-    policy_defaults(&g.policies.global);
+    /* the /metrics render: on, with the guard's counters; off without a handle */
+    struct sbuf m;
+    sbuf_init(&m);
+    gwbpf_metrics_render(b, &m);
+    CHECK(m.data && strstr(m.data, "\nkvgate_bpf_enabled 1.0\n"));
+    CHECK(m.data && strstr(m.data, "\nkvgate_xdp_packets_total{reason=\"pass_tcp\"} 25.0\n"));
+    CHECK(m.data && strstr(m.data, "\nkvgate_xdp_packets_total{reason=\"drop_malformed_ip\"} 4.0\n"));
+    sbuf_reset(&m);
+    gwbpf_metrics_render(NULL, &m);
+    CHECK(m.data && strstr(m.data, "\nkvgate_bpf_enabled 0.0\n"));
+    CHECK(m.data && !strstr(m.data, "kvgate_xdp_packets_total"));
+    sbuf_free(&m);
+    /* the gateway's in-flight count goes into the table */
     struct pod_snapshot *s = snap(1, 3);
     pod4(&s->pods[0], 4, "127.0.0.1", 8000);
     s->pods[0].healthy = 1;
-    atomic_store(&g.counters.inflight[4], 11);
-    gwbpf_publish(&g, s, 1);
+    atomic_store(&CNT.inflight[4], 11);
+    CHECK_EQ(gwbpf_update_pods(b, s, &CNT, 1, &POL), 0);
     struct kvg_pod k;
     CHECK_EQ(get_pod(b, 4, &k), 0);
     CHECK_EQ(k.inflight, 11);
     CHECK_EQ(k.flags, KVG_POD_F_PRESENT | KVG_POD_F_HEALTHY | KVG_POD_F_SATURATED);
+    atomic_store(&CNT.inflight[4], 0);
     snapshot_put(s);
-    gwbpf_set_global(NULL);
-    CHECK_EQ(kvgate_bpf_enabled(), 0);
     gwbpf_close(b);
 }
 
@@ -415,6 +490,7 @@ int main(void)
     }
     gwbpf_close(probe);
     RUN(pod_table_written_from_snapshots);
+    RUN(pod_fitness_as_the_policy_judges);
     RUN(xdp_stats_summed);
     RUN(splice_loaded_sharing_maps);
     if (on_bpffs("/sys/fs/bpf")) {

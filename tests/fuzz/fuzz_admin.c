@@ -17,6 +17,7 @@
 #define HOSTPORT_NO_DNS 1
 #include "common/ev.c"
 #include "common/http1.c"
+#include "common/httpstatus.c"
 #include "common/listener.c"
 #include "common/sbuf.c"
 #include "core/podtable.c"
@@ -24,6 +25,7 @@
 #include "gateway/admin.c"
 #include "gateway/admin_api.c"
 #include "gateway/config.c"
+#include "gateway/config_pod.c"
 #include "gateway/config_policy.c"
 #include "common/netaddr.c"
 #include "gateway/jsonpath.c"
@@ -43,63 +45,62 @@
 /* ---- the fake control plane ---- */
 
 static struct gw G;
-static struct cpod *pods[4];
+static struct ctl CTL;          /* only g and pods[] are read */
+static struct admin ADM;
 static int state_changes;       /* anything under /admin/ that changed state */
 static int later;               /* pod adds answer -EINPROGRESS */
 static ctl_added_cb later_cb;
+static void *later_arg;
 static uint64_t later_cookie;
 static int ks;
 
-struct cpod *ctl_pod(uint32_t slot)
+int ctl_add_pod(struct ctl *c, const struct gw_pod_cfg *p, char *err, size_t errlen,
+                ctl_added_cb done, void *arg, uint64_t cookie)
 {
-    return slot < 4 ? pods[slot] : NULL;
-}
-
-int ctl_add_pod(const struct gw_pod_cfg *p, char *err, size_t errlen, ctl_added_cb done,
-                uint64_t cookie)
-{
+    REQUIRE(c == &CTL);
     REQUIRE(p->name[0] && p->host[0] && p->port);
     for (int i = 0; i < 4; i++)
-        if (pods[i] && !strcmp(pods[i]->info.name, p->name)) {
+        if (c->pods[i] && !strcmp(c->pods[i]->info.name, p->name)) {
             snprintf(err, errlen, "a pod named \"%s\" exists", p->name);
             return -EEXIST;
         }
     state_changes++;
     if (later && !later_cb) {
         later_cb = done;
+        later_arg = arg;
         later_cookie = cookie;
         return -EINPROGRESS;
     }
     return 0;
 }
 
-int ctl_remove_pod(const char *name)
+int ctl_remove_pod(struct ctl *c, const char *name)
 {
     REQUIRE(name[0] && !strchr(name, '/'));
     state_changes++;
     return strcmp(name, "p0") ? -ENOENT : 0;
 }
 
-int ctl_drain_pod(const char *name, int drain)
+int ctl_drain_pod(struct ctl *c, const char *name, int drain)
 {
     REQUIRE(name[0] && !strchr(name, '/'));
     state_changes++;
     return strcmp(name, "p0") ? -ENOENT : 0;
 }
 
-int ctl_reload(char *err, size_t errlen)
+int ctl_reload(struct ctl *c, char *err, size_t errlen, char *restart, size_t rlen)
 {
     state_changes++;
     snprintf(err, errlen, "kvgated was started without a config file (--config)");
     return -1;
 }
 
-void ctl_resolving_json(struct sbuf *o)
+void ctl_resolving_json(struct ctl *c, struct sbuf *o)
 {
     sbuf_puts(o, "[]");
 }
 
-void ctl_set_policies(const struct gw_policies *p)
+void ctl_set_policies(struct ctl *c, const struct gw_policies *p)
 {
     state_changes++;
     pthread_mutex_lock(&G.policy_mu);
@@ -107,18 +108,18 @@ void ctl_set_policies(const struct gw_policies *p)
     pthread_mutex_unlock(&G.policy_mu);
 }
 
-void ctl_base_policies(struct gw_policies *out)
+void ctl_base_policies(struct ctl *c, struct gw_policies *out)
 {
     *out = G.policies;
 }
 
-void ctl_killswitch(int on)
+void ctl_killswitch(struct ctl *c, int on)
 {
     state_changes++;
     ks = on;
 }
 
-int ctl_killswitch_on(void)
+int ctl_killswitch_on(const struct ctl *c)
 {
     return ks;
 }
@@ -131,6 +132,18 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
                        const struct pod_counters *c, uint64_t now_ns, struct sbuf *out)
 {
     sbuf_puts(out, "# TYPE kvgate_up gauge\nkvgate_up 1\n");
+}
+
+void gwbpf_metrics_render(struct gwbpf *b, struct sbuf *out)
+{
+}
+
+void splice_metrics_render(struct sbuf *out)
+{
+}
+
+void accesslog_metrics_render(struct sbuf *out)
+{
 }
 
 uint32_t pidx_pod_blocks(struct prefix_index *x, uint32_t pod)
@@ -215,15 +228,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!init) {
         pthread_mutex_init(&G.policy_mu, NULL);
         gw_config_defaults(&G.cfg);
-        G.cfg.admin_listen[0] = 0; /* admin_start: no socket */
         policy_defaults(&G.policies.global);
+        CTL.g = &G;
+        ADM.ctl = &CTL;
         static struct cpod p0;
         snprintf(p0.info.name, sizeof(p0.info.name), "p0");
         snprintf(p0.info.host, sizeof(p0.info.host), "127.0.0.1");
         p0.info.port = 8000;
         p0.info.nmodels = 1;
         snprintf(p0.info.models[0], POD_MODEL_MAX, "m\"odel");
-        pods[0] = &p0;
+        CTL.pods[0] = &p0;
         snapshot_publish(snapshot_new(0));
         init = 1;
     }
@@ -234,8 +248,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t step = 1 + (size_t)((opt >> 1) & 31) * 7;
     later = (opt >> 6) & 1;
     later_cb = NULL;
-    snprintf(G.cfg.admin_token, sizeof(G.cfg.admin_token), "%s", token ? "s3cret" : "");
-    admin_start(&G, NULL);
+    admin_set_token(&ADM, token ? "s3cret" : "");
     G.policies.noverrides = 0;
     policy_defaults(&G.policies.global);
     ks = 0;
@@ -243,12 +256,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct aconn c;
     memset(&c, 0, sizeof(c));
+    c.a = &ADM;
     c.fd = -1;
     c.id = 1;
     sbuf_init(&c.in);
     sbuf_init(&c.out);
-    A.conns = &c; /* late answers find it by id */
-    A.nconns = 1;
+    ADM.conns = &c; /* late answers find it by id */
+    ADM.nconns = 1;
     for (size_t off = 1; off < size; off += step) {
         size_t n = size - off < step ? size - off : step;
         if (c.close_after)
@@ -259,7 +273,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             ctl_added_cb cb = later_cb;
             later_cb = NULL;
             later = 0;
-            cb(later_cookie, 0, "");
+            cb(later_arg, later_cookie, 0, "");
             REQUIRE(!c.pending);
         }
     }
@@ -270,8 +284,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * inputs never carry "s3cret" unless they mean to */
     if (token && !memmem(data, size, "s3cret", 6))
         REQUIRE(state_changes == 0);
-    A.conns = NULL;
-    A.nconns = 0;
+    ADM.conns = NULL;
+    ADM.nconns = 0;
     sbuf_free(&c.in);
     sbuf_free(&c.out);
     return 0;

@@ -1,12 +1,15 @@
-/* libFuzzer target for user/gateway/config.c: gw_config_parse on arbitrary
- * bytes must not crash, leak or read out of bounds; a config that parses
- * must survive the policy JSON round trip (render, parse again, same
- * values); a config that parses passes or fails the admin exposure check
- * with a sentence naming admin.token and admin.insecure. Host names are
+/* libFuzzer target for user/gateway/config.c (and config_pod.c,
+ * config_policy.c): gw_config_parse on arbitrary bytes must not crash,
+ * leak or read out of bounds; a config that parses must survive the policy
+ * JSON round trip (render, parse again, same values); compared with
+ * itself it leaves nothing for a restart, compared with the defaults the
+ * list fits its buffer; a config that parses passes or fails the admin
+ * exposure check with a sentence naming admin.token and admin.insecure. Host names are
  * not looked up (config.c never resolves them now; HOSTPORT_NO_DNS stays
  * for hostport.c): the fuzzer must not wait on DNS. Seeds: tests/fuzz/corpus/config/. */
 #define HOSTPORT_NO_DNS 1
 #include "gateway/config.c"
+#include "gateway/config_pod.c"
 #include "gateway/config_policy.c"
 #include "common/netaddr.c"
 #include "gateway/jsonpath.c"
@@ -19,13 +22,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static struct gw_config c;
+    static struct gw_config c, d;
     static struct gw_policies a, b;
-    char err[512];
+    char err[512], keys[64];
     if (gw_config_parse((const char *)data, size, &c, err, sizeof(err)) == 0) {
-        a.global = c.policy;
-        a.noverrides = c.noverrides;
-        memcpy(a.overrides, c.overrides, sizeof(a.overrides));
+        if (gw_config_restart_keys(&c, &c, keys, sizeof(keys)) != 0 || keys[0])
+            abort();
+        gw_config_defaults(&d);
+        gw_config_restart_keys(&d, &c, keys, sizeof(keys));
+        if (strlen(keys) >= sizeof(keys))
+            abort();
+        a = c.policies;
         cJSON *j = gwc_policies_json(&a);
         if (j) {
             if (gwc_policies_parse(j, "policy", &b, err, sizeof(err)) != 0 ||

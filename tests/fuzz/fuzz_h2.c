@@ -64,7 +64,7 @@ static void init_once(void)
     g_defaults.index_max_entries = 4096; /* no pods: nothing is inserted */
     g_gw.cfg = g_defaults;
     pthread_mutex_init(&g_gw.policy_mu, NULL);
-    g_gw.policies.global = g_gw.cfg.policy;
+    g_gw.policies = g_gw.cfg.policies;
     g_gw.pidx = pidx_new(POD_MAX, g_gw.cfg.index_max_entries, 1024);
     g_gw.sessions = session_new(1u << 10);
     g_gw.metrics = gw_metrics_new();

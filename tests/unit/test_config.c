@@ -1,6 +1,7 @@
 /* Unit tests for user/gateway/config.c: defaults, a full config, every class
  * of error with its key path, overrides, URLs, the policy JSON round trip. */
 #include "gateway/config.c"
+#include "gateway/config_pod.c"
 #include "gateway/config_policy.c"
 #include "common/netaddr.c"
 #include "gateway/jsonpath.c"
@@ -35,22 +36,22 @@ TEST(defaults)
     CHECK_STR(cfg.admin_token, "");
     CHECK_EQ(cfg.workers, 0);
     CHECK_EQ(cfg.npods, 0);
-    CHECK_EQ(cfg.policy.mode, POLICY_PREFIX_AWARE);
-    CHECK_EQ(cfg.policy.baseline, POLICY_ROUND_ROBIN);
-    CHECK_EQ(cfg.policy.shadow, 0);
-    CHECK_NEAR(cfg.policy.canary_pct, 100, 0);
-    CHECK_NEAR(cfg.policy.w_prefix, 3, 0);
-    CHECK_NEAR(cfg.policy.w_queue, 2, 0);
-    CHECK_NEAR(cfg.policy.w_kv, 2, 0);
-    CHECK_NEAR(cfg.policy.w_lora, 1, 0);
-    CHECK_NEAR(cfg.policy.w_session, 1, 0);
-    CHECK_NEAR(cfg.policy.queue_sat, 5, 0);
-    CHECK_NEAR(cfg.policy.kv_sat, 0.8, 0);
-    CHECK_EQ(cfg.policy.stale_ms, 200);
-    CHECK_NEAR(cfg.policy.bounded_load, 1.25, 0);
-    CHECK_NEAR(cfg.policy.bounded_floor, 8, 0);
-    CHECK_NEAR(cfg.policy.bounded_session, 2, 0);
-    CHECK_EQ(cfg.noverrides, 0);
+    CHECK_EQ(cfg.policies.global.mode, POLICY_PREFIX_AWARE);
+    CHECK_EQ(cfg.policies.global.baseline, POLICY_ROUND_ROBIN);
+    CHECK_EQ(cfg.policies.global.shadow, 0);
+    CHECK_NEAR(cfg.policies.global.canary_pct, 100, 0);
+    CHECK_NEAR(cfg.policies.global.w_prefix, 3, 0);
+    CHECK_NEAR(cfg.policies.global.w_queue, 2, 0);
+    CHECK_NEAR(cfg.policies.global.w_kv, 2, 0);
+    CHECK_NEAR(cfg.policies.global.w_lora, 1, 0);
+    CHECK_NEAR(cfg.policies.global.w_session, 1, 0);
+    CHECK_NEAR(cfg.policies.global.queue_sat, 5, 0);
+    CHECK_NEAR(cfg.policies.global.kv_sat, 0.8, 0);
+    CHECK_EQ(cfg.policies.global.stale_ms, 200);
+    CHECK_NEAR(cfg.policies.global.bounded_load, 1.25, 0);
+    CHECK_NEAR(cfg.policies.global.bounded_floor, 8, 0);
+    CHECK_NEAR(cfg.policies.global.bounded_session, 2, 0);
+    CHECK_EQ(cfg.policies.noverrides, 0);
     CHECK_EQ(cfg.block_bytes, 64);
     CHECK_EQ(cfg.max_blocks, 256);
     CHECK_EQ(cfg.index_max_entries, 2000000);
@@ -123,22 +124,22 @@ TEST(full_config)
     CHECK_EQ(cfg.pods[1].nmodels, 0);
     CHECK_STR(cfg.pods[2].name, "localhost:8002");
     CHECK_EQ(cfg.pods[2].engine, POD_ENGINE_TRTLLM);
-    CHECK_EQ(cfg.policy.mode, POLICY_LEAST_REQUEST);
-    CHECK_EQ(cfg.policy.baseline, POLICY_RANDOM);
-    CHECK_EQ(cfg.policy.shadow, 1);
-    CHECK_NEAR(cfg.policy.canary_pct, 25, 0);
-    CHECK_NEAR(cfg.policy.w_prefix, 4, 0);
-    CHECK_NEAR(cfg.policy.w_queue, 1.5, 0);
-    CHECK_NEAR(cfg.policy.w_kv, 0, 0);
-    CHECK_NEAR(cfg.policy.w_lora, 2, 0);
-    CHECK_NEAR(cfg.policy.w_session, 0.5, 0);
-    CHECK_NEAR(cfg.policy.queue_sat, 7, 0);
-    CHECK_NEAR(cfg.policy.kv_sat, 0.9, 0);
-    CHECK_EQ(cfg.policy.stale_ms, 300);
-    CHECK_NEAR(cfg.policy.bounded_load, 0, 0);
-    CHECK_NEAR(cfg.policy.bounded_floor, 2, 0);
-    CHECK_NEAR(cfg.policy.bounded_session, 3, 0);
-    CHECK_EQ(cfg.noverrides, 2);
+    CHECK_EQ(cfg.policies.global.mode, POLICY_LEAST_REQUEST);
+    CHECK_EQ(cfg.policies.global.baseline, POLICY_RANDOM);
+    CHECK_EQ(cfg.policies.global.shadow, 1);
+    CHECK_NEAR(cfg.policies.global.canary_pct, 25, 0);
+    CHECK_NEAR(cfg.policies.global.w_prefix, 4, 0);
+    CHECK_NEAR(cfg.policies.global.w_queue, 1.5, 0);
+    CHECK_NEAR(cfg.policies.global.w_kv, 0, 0);
+    CHECK_NEAR(cfg.policies.global.w_lora, 2, 0);
+    CHECK_NEAR(cfg.policies.global.w_session, 0.5, 0);
+    CHECK_NEAR(cfg.policies.global.queue_sat, 7, 0);
+    CHECK_NEAR(cfg.policies.global.kv_sat, 0.9, 0);
+    CHECK_EQ(cfg.policies.global.stale_ms, 300);
+    CHECK_NEAR(cfg.policies.global.bounded_load, 0, 0);
+    CHECK_NEAR(cfg.policies.global.bounded_floor, 2, 0);
+    CHECK_NEAR(cfg.policies.global.bounded_session, 3, 0);
+    CHECK_EQ(cfg.policies.noverrides, 2);
     CHECK_EQ(cfg.block_bytes, 128);
     CHECK_EQ(cfg.max_blocks, 512);
     CHECK_EQ(cfg.index_max_entries, 100000);
@@ -162,12 +163,12 @@ TEST(full_config)
 TEST(overrides)
 {
     CHECK_EQ(parse(FULL), 0);
-    const struct policy_cfg *m1 = gw_policy_for(&cfg, "m1");
-    const struct policy_cfg *big = gw_policy_for(&cfg, "org/big-model");
-    const struct policy_cfg *other = gw_policy_for(&cfg, "nope");
-    CHECK(other == &cfg.policy);
-    CHECK(gw_policy_for(&cfg, NULL) == &cfg.policy);
-    CHECK(m1 != &cfg.policy && big != &cfg.policy && m1 != big);
+    const struct policy_cfg *m1 = gw_policies_for(&cfg.policies, "m1");
+    const struct policy_cfg *big = gw_policies_for(&cfg.policies, "org/big-model");
+    const struct policy_cfg *other = gw_policies_for(&cfg.policies, "nope");
+    CHECK(other == &cfg.policies.global);
+    CHECK(gw_policies_for(&cfg.policies, NULL) == &cfg.policies.global);
+    CHECK(m1 != &cfg.policies.global && big != &cfg.policies.global && m1 != big);
     /* set keys win, the rest is inherited from the global policy */
     CHECK_EQ(m1->mode, POLICY_ROUND_ROBIN);
     CHECK_NEAR(m1->w_kv, 5, 0);
@@ -179,9 +180,9 @@ TEST(overrides)
     /* inheritance does not depend on key order */
     CHECK_EQ(parse("{\"policy\":{\"overrides\":{\"m\":{\"kv_saturation\":0.5}},"
                    "\"queue_saturation\":9}}"), 0);
-    CHECK_NEAR(gw_policy_for(&cfg, "m")->queue_sat, 9, 0);
-    CHECK_NEAR(gw_policy_for(&cfg, "m")->kv_sat, 0.5, 0);
-    CHECK_NEAR(cfg.policy.kv_sat, 0.8, 0);
+    CHECK_NEAR(gw_policies_for(&cfg.policies, "m")->queue_sat, 9, 0);
+    CHECK_NEAR(gw_policies_for(&cfg.policies, "m")->kv_sat, 0.5, 0);
+    CHECK_NEAR(cfg.policies.global.kv_sat, 0.8, 0);
     /* the override errors */
     CHECK_ERR("{\"policy\":{\"overrides\":{\"m1\":{\"mode\":\"fast\"}}}}",
               "policy.overrides.m1.mode: unknown mode \"fast\" (prefix-aware, "
@@ -456,10 +457,7 @@ TEST(load_file)
 TEST(policy_json_round_trip)
 {
     CHECK_EQ(parse(FULL), 0);
-    struct gw_policies a, b;
-    a.global = cfg.policy;
-    a.noverrides = cfg.noverrides;
-    memcpy(a.overrides, cfg.overrides, sizeof(a.overrides));
+    struct gw_policies a = cfg.policies, b;
     cJSON *j = gwc_policies_json(&a);
     CHECK(j != NULL);
     /* overrides carry only what differs from the global policy */
@@ -579,8 +577,64 @@ TEST(scrape_and_log_bounds)
     CHECK(strstr(err, "access_log_buffer_bytes") != NULL);
 }
 
+/* A reload applies pods, policy, scrape, admin.token / insecure and
+ * metrics; every other key that changed is named as waiting for a restart
+ * (issue 10: splice.*, outlier.*, retry.* and half of limits.* were
+ * dropped without a word). */
+TEST(restart_keys)
+{
+    static struct gw_config a, b;
+    char out[512];
+    CHECK_EQ(gw_config_parse(FULL, strlen(FULL), &a, err, sizeof(err)), 0);
+    b = a;
+    CHECK_EQ(gw_config_restart_keys(&a, &b, out, sizeof(out)), 0);
+    CHECK_STR(out, "");
+    /* live keys only */
+    b.scrape_ms = 7;
+    b.admin_token[0] = 0;
+    b.tenant_from_user = 1;
+    b.npods = 1;
+    b.policies.global.mode = POLICY_RANDOM;
+    CHECK_EQ(gw_config_restart_keys(&a, &b, out, sizeof(out)), 0);
+    /* restart keys, in the table's order */
+    b.splice_mode = GW_SPLICE_OFF;
+    b.send_timeout_ms = 1234;
+    b.outlier.consecutive = 9;
+    b.outlier.budget_percent = 1;
+    snprintf(b.listen, sizeof(b.listen), "127.0.0.1:1");
+    CHECK_EQ(gw_config_restart_keys(&a, &b, out, sizeof(out)), 5);
+    CHECK_STR(out, "listen, limits.send_timeout_ms, outlier.consecutive_failures, "
+                   "retry.budget_percent, splice.mode");
+    /* a per-model splice mode, by content; strings by value */
+    b = a;
+    CHECK_EQ(parse("{\"splice\":{\"models\":{\"m\":\"off\"}}}"), 0);
+    CHECK_EQ(gw_config_restart_keys(&a, &cfg, out, sizeof(out)) >= 1, 1);
+    CHECK(strstr(out, "splice.models") != NULL);
+    memset(b.listen, 'x', sizeof(b.listen));
+    snprintf(b.listen, sizeof(b.listen), "%s", a.listen); /* junk after the NUL */
+    CHECK_EQ(gw_config_restart_keys(&a, &b, out, sizeof(out)), 0);
+    /* a small buffer is never overrun */
+    b.workers = 9;
+    b.max_blocks = 9;
+    char tiny[10];
+    CHECK_EQ(gw_config_restart_keys(&a, &b, tiny, sizeof(tiny)), 2);
+    CHECK(strlen(tiny) < sizeof(tiny));
+}
+
+TEST(listen_check)
+{
+    CHECK_EQ(gw_config_check_listen("127.0.0.1:80", 0, err, sizeof(err)), 0);
+    CHECK_EQ(gw_config_check_listen(":80", 0, err, sizeof(err)), 0);
+    CHECK_EQ(gw_config_check_listen("", 1, err, sizeof(err)), 0);
+    CHECK_EQ(gw_config_check_listen("", 0, err, sizeof(err)), -1);
+    CHECK_EQ(gw_config_check_listen("localhost:99999", 0, err, sizeof(err)), -1);
+    CHECK_STR(err, "expected \"host:port\", got \"localhost:99999\" (port out of range)");
+}
+
 int main(void)
 {
+    RUN(restart_keys);
+    RUN(listen_check);
     RUN(scrape_and_log_bounds);
     RUN(defaults);
     RUN(admin_exposure);

@@ -429,8 +429,64 @@ TEST(session_affinity_and_lora_affinity)
     snapshot_put(s);
 }
 
+/* pod_fitness, the one judgment of a pod's load (the kernel's pod table
+ * uses it too): freshness at the stale_ms edge and for a scrape stamped
+ * after "now", the in-flight estimate, the session relaxation, KV. */
+TEST(pod_fitness_rules)
+{
+    struct policy_cfg cfg;
+    policy_defaults(&cfg);
+    struct pod_info p;
+    memset(&p, 0, sizeof(p));
+    p.metrics_ok = 1;
+    p.scraped_ns = NOW - 200000000ull; /* exactly stale_ms */
+    struct pod_fitness f;
+    pod_fitness(&cfg, &p, 0, NOW, 0, &f);
+    CHECK_EQ(f.fresh, 1);
+    CHECK_EQ(f.saturated, 0);
+    pod_fitness(&cfg, &p, 0, NOW + 1, 0, &f);
+    CHECK_EQ(f.fresh, 0);
+    CHECK_EQ(f.saturated, 1);
+    p.scraped_ns = NOW + 5000000; /* scraped after the caller read its clock */
+    pod_fitness(&cfg, &p, 0, NOW, 0, &f);
+    CHECK_EQ(f.fresh, 1);
+    p.metrics_ok = 0;
+    pod_fitness(&cfg, &p, 0, NOW, 0, &f);
+    CHECK_EQ(f.fresh, 0);
+    CHECK_EQ(f.saturated, 1);
+    p.metrics_ok = 1;
+    p.scraped_ns = NOW;
+    /* queue: scraped 2 waiting + 3 running; 9 in flight at the gateway */
+    p.waiting = 2, p.running = 3;
+    pod_fitness(&cfg, &p, 9, NOW, 0, &f);
+    CHECK_NEAR(f.est_waiting, 6, 0);
+    CHECK_EQ(f.saturated, 1);
+    pod_fitness(&cfg, &p, 4, NOW, 0, &f);
+    CHECK_NEAR(f.est_waiting, 2, 0);
+    CHECK_EQ(f.saturated, 0);
+    /* a session's own pod: saturated at 5 x 2.0 / 1.25 = 8 waiting */
+    p.waiting = 7, p.running = 0;
+    pod_fitness(&cfg, &p, 0, NOW, 0, &f);
+    CHECK_EQ(f.saturated, 1);
+    pod_fitness(&cfg, &p, 0, NOW, 1, &f);
+    CHECK_EQ(f.saturated, 0);
+    p.waiting = 8;
+    pod_fitness(&cfg, &p, 0, NOW, 1, &f);
+    CHECK_EQ(f.saturated, 1);
+    /* no relaxation without the bounded-load guard, nor for KV */
+    p.waiting = 7;
+    cfg.bounded_load = 0;
+    pod_fitness(&cfg, &p, 0, NOW, 1, &f);
+    CHECK_EQ(f.saturated, 1);
+    policy_defaults(&cfg);
+    p.waiting = 0, p.kv_usage = 0.8;
+    pod_fitness(&cfg, &p, 0, NOW, 1, &f);
+    CHECK_EQ(f.saturated, 1);
+}
+
 int main(void)
 {
+    RUN(pod_fitness_rules);
     RUN(prefix_match_wins_when_load_is_equal);
     RUN(filters_model_adapter_health);
     RUN(saturated_warm_pod_loses_to_idle_cold_pod);

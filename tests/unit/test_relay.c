@@ -103,7 +103,7 @@ static void setup_once(void)
     gw_config_defaults(&g.cfg);
     g.cfg.index_max_entries = 4096;
     pthread_mutex_init(&g.policy_mu, NULL);
-    g.policies.global = g.cfg.policy;
+    g.policies = g.cfg.policies;
     g.pidx = pidx_new(POD_MAX, g.cfg.index_max_entries, 1024);
     g.sessions = session_new(1024);
     g.metrics = gw_metrics_new();
@@ -139,8 +139,6 @@ static void reset(void)
     g.cfg.max_buffered_bytes = 1 << 20;
     memset(&g.counters, 0, sizeof(g.counters));
     outlier_init(&g.outlier, &g.cfg.outlier);
-    for (uint64_t now = ev_now_ns(); (void)now, 0;)
-        ;
 }
 
 static struct fx *request(const char *method, const char *path, const char *body)
@@ -322,6 +320,10 @@ TEST(failure_before_the_first_byte_is_retried_elsewhere)
     struct upconn *u1 = &g_ups[0];
     u1->ev->fail(u1->owner, FK_CONNECT, 0, "connection refused");
     CHECK_EQ(g_nups, 2);
+    if (g_nups < 2) {
+        done(f);
+        return;
+    }
     CHECK(g_ups[1].slot != u1->slot); /* another pod */
     CHECK_EQ(f->x.r.retries, 1);
     CHECK_EQ(f->status, 0); /* nothing went to the client */
@@ -357,6 +359,10 @@ TEST(a_5xx_head_is_retried_then_relayed)
     CHECK_EQ(g_ups[0].killed, 1);
     CHECK_EQ(g_nups, 2);
     CHECK_EQ(f->status, 0);
+    if (g_nups < 2) {
+        done(f);
+        return;
+    }
     head(&g_ups[1], "HTTP/1.1 500 Oops\r\ncontent-length: 2\r\n\r\n");
     CHECK_EQ(f->status, 500); /* the retry's answer goes out as is */
     g_ups[1].ev->body(g_ups[1].owner, "{}", 2, 1);

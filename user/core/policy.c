@@ -56,12 +56,22 @@ struct cand {
     uint8_t out; /* down, ejected, or (a retry) just failed */
 };
 
-/* Queue estimate: the scraped queue, or more if the gateway has sent more
- * since the scrape than the pod reported running + waiting. */
-static double est_waiting(const struct pod_info *p, uint32_t inflight)
+void pod_fitness(const struct policy_cfg *cfg, const struct pod_info *p, uint32_t inflight,
+                 uint64_t now_ns, int own_session, struct pod_fitness *out)
 {
+    uint64_t age = now_ns > p->scraped_ns ? now_ns - p->scraped_ns : 0;
     double extra = (double)inflight - p->running;
-    return extra > p->waiting ? extra : p->waiting;
+    out->est_waiting = extra > p->waiting ? extra : p->waiting;
+    out->fresh = p->metrics_ok && age <= (uint64_t)cfg->stale_ms * 1000000ull;
+    /* a session's own pod holds its whole history: a queue that would
+     * send a fresh request elsewhere is worth waiting in longer than
+     * re-paying the history's prefill on another pod (bench/ multi-turn
+     * at 22 sessions/s: hit rate 59% -> 67% of an ideal 71%, output
+     * tokens/s +4%). KV saturation is not relaxed. */
+    double qsat = cfg->queue_sat;
+    if (own_session && cfg->bounded_load > 0 && cfg->bounded_session > cfg->bounded_load)
+        qsat *= cfg->bounded_session / cfg->bounded_load;
+    out->saturated = !out->fresh || out->est_waiting >= qsat || p->kv_usage >= cfg->kv_sat;
 }
 
 static int pick_simple(enum policy_mode m, struct cand *c, int n,
@@ -188,22 +198,22 @@ static int pick_scored(const struct policy_cfg *cfg, const struct pod_snapshot *
     return best;
 }
 
-void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
-                 const struct pod_counters *cnt, struct policy_state *st,
-                 const struct route_input *in, struct route_decision *out)
+/* The candidates: pods serving the model, healthy, not draining, not the
+ * one a retry left; each judged by pod_fitness. Returns how many; *serving
+ * counts the pods serving the model at all. */
+static int gather(const struct policy_cfg *cfg, const struct pod_snapshot *s,
+                  const struct pod_counters *cnt, const struct route_input *in,
+                  struct cand *c, int *serving, struct route_decision *out)
 {
-    struct cand c[POD_MAX];
-    int n = 0, serving = 0;
-    memset(out, 0, sizeof(*out));
-    out->idx = out->shadow_idx = -1;
-
+    int n = 0;
+    *serving = 0;
     for (uint32_t i = 0; i < s->npods && n < POD_MAX; i++) {
         const struct pod_info *p = &s->pods[i];
         int aidx = -1;
         int kind = pod_serves(p, in->model, &aidx);
         if (!kind)
             continue;
-        serving++;
+        ++*serving;
         if (!p->healthy || p->draining || p->slot == in->exclude_slot)
             continue;
         struct cand *x = &c[n++];
@@ -215,22 +225,26 @@ void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
         x->idx = (int)i;
         x->slot = p->slot;
         x->inflight = atomic_load_explicit(&cnt->inflight[p->slot], memory_order_relaxed);
-        x->est_waiting = est_waiting(p, x->inflight);
-        x->fresh = p->metrics_ok &&
-                   in->now_ns - p->scraped_ns <= (uint64_t)cfg->stale_ms * 1000000ull;
-        /* a session's own pod holds its whole history: a queue that would
-         * send a fresh request elsewhere is worth waiting in longer than
-         * re-paying the history's prefill on another pod (bench/ multi-turn
-         * at 22 sessions/s: hit rate 59% -> 67% of an ideal 71%, output
-         * tokens/s +4%). KV saturation is not relaxed. */
-        double qsat = cfg->queue_sat;
-        if ((int)p->slot == in->session_slot && cfg->bounded_load > 0 &&
-            cfg->bounded_session > cfg->bounded_load)
-            qsat *= cfg->bounded_session / cfg->bounded_load;
-        x->sat = !x->fresh || x->est_waiting >= qsat || p->kv_usage >= cfg->kv_sat;
+        struct pod_fitness fit;
+        pod_fitness(cfg, p, x->inflight, in->now_ns, (int)p->slot == in->session_slot, &fit);
+        x->est_waiting = fit.est_waiting;
+        x->fresh = fit.fresh;
+        x->sat = fit.saturated;
         x->adapter_hot = kind == 2 && aidx >= 0 && aidx < 64 && (p->running_loras >> aidx & 1);
         out->stale += !x->fresh;
     }
+    return n;
+}
+
+void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
+                 const struct pod_counters *cnt, struct policy_state *st,
+                 const struct route_input *in, struct route_decision *out)
+{
+    struct cand c[POD_MAX];
+    int serving;
+    memset(out, 0, sizeof(*out));
+    out->idx = out->shadow_idx = -1;
+    int n = gather(cfg, s, cnt, in, c, &serving, out);
     /* leave out the pods the data path saw fail, unless that leaves none */
     int nin = 0;
     for (int i = 0; i < n; i++)

@@ -108,6 +108,24 @@ struct policy_state {
     atomic_uint_fast64_t rr; /* round-robin cursor */
 };
 
+/* How the policy judges one pod's load; the kernel's pod table carries the
+ * same judgment (gateway/bpf_pods.c), so both sides agree on a pod.
+ *   fresh        metrics_ok, and scraped at most stale_ms before now_ns (a
+ *                scrape stamped after now_ns counts as age 0)
+ *   est_waiting  the scraped queue, or more when the gateway has sent more
+ *                since the scrape than the pod reported running + waiting
+ *   saturated    not fresh, est_waiting >= queue_saturation, or KV usage
+ *                >= kv_saturation. For the pod a request's session is
+ *                pinned to (own_session), the queue bound is relaxed to
+ *                queue_saturation x bounded_session / bounded_load (when
+ *                bounded_session > bounded_load > 0); KV is not relaxed. */
+struct pod_fitness {
+    uint8_t fresh, saturated;
+    double est_waiting;
+};
+void pod_fitness(const struct policy_cfg *cfg, const struct pod_info *p, uint32_t inflight,
+                 uint64_t now_ns, int own_session, struct pod_fitness *out);
+
 void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
                  const struct pod_counters *cnt, struct policy_state *st,
                  const struct route_input *in, struct route_decision *out);

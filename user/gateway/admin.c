@@ -1,6 +1,7 @@
 /* admin: kvgated's admin listener (cfg.admin_listen), HTTP/1.1 with
  * keep-alive, served on the control thread's loop (control.c). This file
- * holds the connections; admin_api.c the endpoints (listed there).
+ * holds the connections (struct admin, admin_priv.h); admin_api.c the
+ * endpoints (listed there).
  *
  * A hostile client must not lock the operator out (issue 9):
  *
@@ -32,95 +33,82 @@
 
 #include "common/ev.h"
 #include "common/http1.h"
+#include "common/httpstatus.h"
 #include "common/listener.h"
+#include "common/log.h"
+#include "common/netaddr.h"
 #include "common/sbuf.h"
 #include "gateway/admin_priv.h"
 #include "gateway/control_priv.h"
 #include "gateway/gwmetrics.h"
-#include "common/netaddr.h"
 
 #define ADMIN_MAX_CONNS 64
 #define ADMIN_MAX_HEAD 16384
 #define ADMIN_MAX_BODY (1u << 20)
 #define ADMIN_REQ_NS (5ull * 1000000000ull)   /* a whole request, from its first byte */
 #define ADMIN_IDLE_NS (30ull * 1000000000ull) /* keep-alive idle; an unread answer */
-#define TOKEN_WIN 128                          /* > the longest admin.token (127) */
-
-static struct {
-    struct gw *g;
-    struct ev_loop *l;
-    struct listener ls;   /* stopped while zero */
-    struct aconn *conns;
-    uint32_t nconns;
-    uint64_t next_id;
-    char token[TOKEN_WIN]; /* zero-padded */
-    size_t token_len;
-} A;
-
-struct gw *adm_gw(void)
+static void count_limit(struct admin *a, const char *which)
 {
-    return A.g;
-}
-
-static void count_limit(const char *which)
-{
-    if (A.g && A.g->metrics)
-        gw_metrics_limit(A.g->metrics, which);
+    if (a->ctl && a->ctl->g->metrics)
+        gw_metrics_limit(a->ctl->g->metrics, which);
 }
 
 /* ---- the token ---- */
 
-void admin_set_token(const char *token)
+void admin_set_token(struct admin *a, const char *token)
 {
-    memset(A.token, 0, sizeof(A.token));
+    if (!a)
+        return;
+    memset(a->token, 0, sizeof(a->token));
     size_t n = strlen(token);
-    if (n >= sizeof(A.token))
-        n = sizeof(A.token) - 1; /* config.c caps it at 127 bytes */
-    memcpy(A.token, token, n);
-    A.token_len = n;
+    if (n >= sizeof(a->token))
+        n = sizeof(a->token) - 1; /* config.c caps it at 127 bytes */
+    memcpy(a->token, token, n);
+    a->token_len = n;
 }
 
 /* given[0..glen) == the token, in time independent of both lengths and of
- * where they differ: TOKEN_WIN bytes are always compared, the guess
+ * where they differ: ADMIN_TOKEN_WIN bytes are always compared, the guess
  * zero-padded, and the lengths folded into the result. */
-static int token_equal(const char *given, size_t glen)
+static int token_equal(const struct admin *a, const char *given, size_t glen)
 {
     volatile unsigned char diff = 0;
-    for (size_t i = 0; i < TOKEN_WIN; i++) {
+    for (size_t i = 0; i < ADMIN_TOKEN_WIN; i++) {
         unsigned char g = i < glen ? (unsigned char)given[i] : 0;
-        diff |= (unsigned char)(g ^ (unsigned char)A.token[i]);
+        diff |= (unsigned char)(g ^ (unsigned char)a->token[i]);
     }
-    diff |= (unsigned char)(glen != A.token_len);
-    diff |= (unsigned char)(glen >= TOKEN_WIN);
+    diff |= (unsigned char)(glen != a->token_len);
+    diff |= (unsigned char)(glen >= ADMIN_TOKEN_WIN);
     return diff == 0;
 }
 
-int adm_token_ok(const struct http1_request *rq)
+int adm_token_ok(const struct admin *a, const struct http1_request *rq)
 {
-    if (!A.token_len)
+    if (!a->token_len)
         return 1;
     const struct http1_header *h = http1_find(rq, "authorization");
     if (!h || h->value_len < 7 || strncasecmp(h->value, "Bearer ", 7))
         return 0;
-    return token_equal(h->value + 7, h->value_len - 7);
+    return token_equal(a, h->value + 7, h->value_len - 7);
 }
 
 /* ---- connections ---- */
 
 static void conn_close(struct aconn *c)
 {
+    struct admin *a = c->a;
     if (c->fd >= 0) {
-        ev_del(A.l, c->fd);
+        ev_del(a->l, c->fd);
         close(c->fd);
     }
-    ev_timer_cancel(A.l, c->timer);
+    ev_timer_cancel(a->l, c->timer);
     if (c->prev)
         c->prev->next = c->next;
     else
-        A.conns = c->next;
+        a->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    A.nconns--;
+    a->nconns--;
     sbuf_free(&c->in);
     sbuf_free(&c->out);
     free(c);
@@ -140,9 +128,9 @@ static void conn_arm(struct aconn *c)
         at = c->since + ADMIN_IDLE_NS;   /* keep-alive idle */
     if (c->timer && at == c->timer_at)
         return;
-    ev_timer_cancel(A.l, c->timer);
+    ev_timer_cancel(c->a->l, c->timer);
     c->timer_at = at;
-    c->timer = ev_timer_at(A.l, at, on_deadline, c);
+    c->timer = ev_timer_at(c->a->l, at, on_deadline, c);
 }
 
 static void on_deadline(struct ev_loop *l, void *arg)
@@ -151,7 +139,7 @@ static void on_deadline(struct ev_loop *l, void *arg)
     c->timer = 0;
     if (c->req_t0 && !c->out.len && !c->pending) {
         /* a request that did not arrive whole in time: say so, once */
-        count_limit("admin_request_timeout");
+        count_limit(c->a, "admin_request_timeout");
         c->close_after = 1;
         adm_respond_error(c, 408, "the request did not arrive within 5 s of its first byte",
                           NULL);
@@ -179,7 +167,7 @@ static int conn_flush(struct aconn *c)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN) {
-                ev_mod(A.l, c->fd, want_events(c, 1));
+                ev_mod(c->a->l, c->fd, want_events(c, 1));
                 return 0;
             }
             conn_close(c);
@@ -194,40 +182,18 @@ static int conn_flush(struct aconn *c)
         return -1;
     }
     c->since = ev_now_ns(); /* waiting for the client again */
-    ev_mod(A.l, c->fd, want_events(c, 0));
+    ev_mod(c->a->l, c->fd, want_events(c, 0));
     return 0;
 }
 
 /* ---- answers ---- */
 
-static const char *reason(int code)
-{
-    switch (code) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return code < 500 ? "Bad Request" : "Internal Server Error";
-    }
-}
-
 void adm_respond(struct aconn *c, int code, const char *ctype, const char *body, size_t len,
                  const char *extra)
 {
-    sbuf_printf(&c->out,
-                "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-                code, reason(code), ctype, len, extra ? extra : "",
-                c->close_after ? "Connection: close\r\n" : "");
+    http1_status_line(&c->out, code);
+    sbuf_printf(&c->out, "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", ctype, len,
+                extra ? extra : "", c->close_after ? "Connection: close\r\n" : "");
     sbuf_append(&c->out, body, len);
 }
 
@@ -236,24 +202,16 @@ void adm_respond_json(struct aconn *c, int code, struct sbuf *b)
     if (b->oom) {
         code = 500;
         sbuf_reset(b);
-        sbuf_puts(b, "{\"error\":{\"message\":\"out of memory\",\"type\":\"internal_error\","
-                     "\"param\":null,\"code\":500}}");
+        http_error_json(b, 500, "out of memory");
     }
     adm_respond(c, code, "application/json", b->data ? b->data : "", b->len, NULL);
 }
 
 void adm_respond_error(struct aconn *c, int code, const char *msg, const char *extra)
 {
-    const char *type = code == 401   ? "authentication_error"
-                       : code == 404 ? "not_found_error"
-                       : code == 409 ? "conflict_error"
-                       : code >= 500 ? "internal_error"
-                                     : "invalid_request_error";
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_puts(&b, "{\"error\":{\"message\":\"");
-    sbuf_json_escape(&b, msg, strlen(msg));
-    sbuf_printf(&b, "\",\"type\":\"%s\",\"param\":null,\"code\":%d}}", type, code);
+    http_error_json(&b, code, msg);
     adm_respond(c, code, "application/json", b.data ? b.data : "", b.len, extra);
     sbuf_free(&b);
 }
@@ -334,9 +292,9 @@ static int conn_done(struct aconn *c)
     return 0;
 }
 
-struct aconn *adm_find(uint64_t id)
+struct aconn *adm_find(struct admin *a, uint64_t id)
 {
-    for (struct aconn *c = A.conns; c; c = c->next)
+    for (struct aconn *c = a->conns; c; c = c->next)
         if (c->id == id)
             return c;
     return NULL;
@@ -347,7 +305,7 @@ void adm_finish(struct aconn *c)
     c->pending = 0;
     c->since = ev_now_ns();
     if (c->fd >= 0)
-        ev_mod(A.l, c->fd, EPOLLIN); /* reading may have paused meanwhile */
+        ev_mod(c->a->l, c->fd, EPOLLIN); /* reading may have paused meanwhile */
     adm_process(c);
     start_clock(c);
     if (c->fd >= 0)
@@ -394,10 +352,10 @@ static void on_conn(struct ev_loop *l, int fd, uint32_t events, void *arg)
 /* The table is full: the connection that has waited longest for its
  * client (idle, or its request still arriving) goes; failing that, the
  * oldest. */
-static void evict_one(void)
+static void evict_one(struct admin *a)
 {
     struct aconn *victim = NULL, *oldest = NULL;
-    for (struct aconn *c = A.conns; c; c = c->next) {
+    for (struct aconn *c = a->conns; c; c = c->next) {
         if (!oldest || c->since < oldest->since)
             oldest = c;
         if (!c->out.len && !c->pending && (!victim || c->since < victim->since))
@@ -406,7 +364,7 @@ static void evict_one(void)
     if (!victim)
         victim = oldest;
     if (victim) {
-        count_limit("admin_connections");
+        count_limit(a, "admin_connections");
         conn_close(victim);
     }
 }
@@ -414,69 +372,80 @@ static void evict_one(void)
 static void on_accept(struct listener *ls, int cfd, const struct sockaddr_storage *peer,
                       socklen_t peerlen)
 {
-    struct ev_loop *l = A.l;
-    if (A.nconns >= ADMIN_MAX_CONNS)
-        evict_one();
+    struct admin *a = ls->arg;
+    if (a->nconns >= ADMIN_MAX_CONNS)
+        evict_one(a);
     struct aconn *c = calloc(1, sizeof(*c));
-    if (!c || ev_add(l, cfd, EPOLLIN, on_conn, c) < 0) {
+    if (!c || ev_add(a->l, cfd, EPOLLIN, on_conn, c) < 0) {
         free(c);
         close(cfd);
         return;
     }
+    c->a = a;
     c->fd = cfd;
-    c->id = ++A.next_id;
+    c->id = ++a->next_id;
     c->since = ev_now_ns();
     sbuf_init(&c->in);
     sbuf_init(&c->out);
-    c->next = A.conns;
-    if (A.conns)
-        A.conns->prev = c;
-    A.conns = c;
-    A.nconns++;
+    c->next = a->conns;
+    if (a->conns)
+        a->conns->prev = c;
+    a->conns = c;
+    a->nconns++;
     conn_arm(c);
 }
 
-int admin_start(struct gw *g, struct ev_loop *l)
+/* The listening socket of spec, on a's loop. 0 or -errno (logged). */
+static int listen_on(struct admin *a, const char *spec)
 {
-    const char *spec = g->cfg.admin_listen;
-    A.g = g;
-    A.l = l;
-    admin_set_token(g->cfg.admin_token);
-    if (!spec[0])
-        return 0;
-    char host[64], err[256];
-    uint16_t port;
-    const char *why = NULL;
+    char err[256];
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (hostport_split(spec, strlen(spec), 1, host, sizeof(host), &port, &why)) {
-        fprintf(stderr, "kvgated: admin.listen: expected \"host:port\", got \"%s\" (%s)\n",
-                spec, why);
-        return -EINVAL;
-    }
-    if (!host[0]) /* ":9090": every IPv4 address */
-        strcpy(host, "0.0.0.0");
-    if (hostport_resolve(host, port, &ss, &sl, err, sizeof(err))) {
-        fprintf(stderr, "kvgated: admin.listen \"%s\": %s\n", spec, err);
+    if (netaddr_listen_addr(spec, &ss, &sl, err, sizeof(err))) {
+        LOG_ERR("admin.listen \"%s\": %s", spec, err);
         return -EINVAL;
     }
     /* the shared listener: accept loop with the EMFILE back-off */
     int fd = listener_socket((struct sockaddr *)&ss, sl, 64, 0);
     if (fd < 0) {
-        fprintf(stderr, "kvgated: admin.listen \"%s\": %s\n", g->cfg.admin_listen, strerror(-fd));
+        LOG_ERR("admin.listen \"%s\": %s", spec, strerror(-fd));
         return fd;
     }
-    int rc = listener_start(&A.ls, l, fd, on_accept, NULL);
+    int rc = listener_start(&a->ls, a->l, fd, on_accept, a);
+    if (rc < 0)
+        LOG_ERR("admin listener: %s", strerror(-rc));
+    return rc < 0 ? rc : 0;
+}
+
+int admin_start(struct ctl *ctl, struct admin **out)
+{
+    const char *spec = ctl->cfg.admin_listen;
+    *out = NULL;
+    if (!spec[0])
+        return 0;
+    struct admin *a = calloc(1, sizeof(*a));
+    if (!a) {
+        LOG_ERR("admin listener: out of memory");
+        return -ENOMEM;
+    }
+    a->ctl = ctl;
+    a->l = ctl->l;
+    admin_set_token(a, ctl->cfg.admin_token);
+    int rc = listen_on(a, spec);
     if (rc < 0) {
-        fprintf(stderr, "kvgated: admin listener: %s\n", strerror(-rc));
+        free(a);
         return rc;
     }
+    *out = a;
     return 0;
 }
 
-void admin_stop(void)
+void admin_stop(struct admin *a)
 {
-    while (A.conns)
-        conn_close(A.conns);
-    listener_stop(&A.ls);
+    if (!a)
+        return;
+    while (a->conns)
+        conn_close(a->conns);
+    listener_stop(&a->ls);
+    free(a);
 }

@@ -33,10 +33,19 @@
  *                                       pods added once their host resolves]},
  *                                       400
  *
+ * POST /admin/reload also answers "restart_required": the changed keys that
+ * keep their running value until a restart.
+ *
  * With admin.token set, everything under /admin/ needs the bearer token
  * (401 otherwise; admin.c checks it); /metrics and /health stay open.
- * Errors are {"error":{"message","type","param":null,"code"}}. Pod names in
- * paths may be percent-encoded. */
+ * Errors are OpenAI's {"error":{"message","type","param":null,"code"}},
+ * typed as the OpenAI SDK names its exceptions (AuthenticationError,
+ * NotFoundError, ConflictError, ...). Pod names in paths may be
+ * percent-encoded.
+ *
+ * /metrics is composed here from each module's render: kvgated's own
+ * (gwmetrics.c, per-pod gauges included), the kernel fast path's (bpf.c),
+ * the splice's and the access log's. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <pthread.h>
@@ -49,9 +58,12 @@
 #include "common/sbuf.h"
 #include "core/podtable.h"
 #include "core/prefix_index.h"
+#include "gateway/accesslog.h"
 #include "gateway/admin_priv.h"
+#include "gateway/bpf.h"
 #include "gateway/control_priv.h"
 #include "gateway/gwmetrics.h"
+#include "gateway/splice.h"
 
 /* ---- GET /admin/pods ---- */
 
@@ -66,20 +78,21 @@ static void json_names(struct sbuf *o, const char (*names)[POD_MODEL_MAX], uint3
     sbuf_puts(o, "]");
 }
 
-static void pods_json(struct sbuf *o, uint64_t now)
+static void pods_json(struct ctl *ctl, struct sbuf *o, uint64_t now)
 {
-    struct gw *g = adm_gw();
+    struct gw *g = ctl->g;
+    char addr[POD_NAME_MAX + 8];
     uint32_t n = 0;
     sbuf_puts(o, "[");
     for (uint32_t i = 0; i < POD_MAX; i++) {
-        const struct cpod *p = ctl_pod(i);
+        const struct cpod *p = ctl->pods[i];
         if (!p)
             continue;
         const struct pod_info *in = &p->info;
         sbuf_puts(o, n++ ? ",{\"name\":\"" : "{\"name\":\"");
         sbuf_json_escape(o, in->name, strlen(in->name));
-        sbuf_printf(o, strchr(in->host, ':') ? "\",\"address\":\"[%s]:%u\"" : "\",\"address\":\"%s:%u\"",
-                    in->host, in->port);
+        gw_hostport_text(in->host, in->port, addr, sizeof(addr));
+        sbuf_printf(o, "\",\"address\":\"%s\"", addr);
         sbuf_printf(o, ",\"slot\":%u,\"engine\":\"%s\",\"healthy\":%s,\"draining\":%s",
                     in->slot, gwc_engine_name(in->engine), in->healthy ? "true" : "false",
                     in->draining ? "true" : "false");
@@ -134,7 +147,7 @@ static void h_pods_get(struct aconn *c)
 {
     struct sbuf b;
     sbuf_init(&b);
-    pods_json(&b, ev_now_ns());
+    pods_json(c->a->ctl, &b, ev_now_ns());
     adm_respond_json(c, 200, &b);
     sbuf_free(&b);
 }
@@ -160,9 +173,9 @@ static void answer_added(struct aconn *c, int rc, const char *name, const char *
 
 /* A pod named by a host name was added (or not) after the resolver thread
  * looked it up: the POST that asked gets its answer now, if still there. */
-static void on_added(uint64_t cookie, int rc, const char *err)
+static void on_added(void *arg, uint64_t cookie, int rc, const char *err)
 {
-    struct aconn *c = adm_find(cookie);
+    struct aconn *c = adm_find(arg, cookie);
     if (!c)
         return; /* the client left; the pod was added all the same */
     answer_added(c, rc, c->pending_name, err);
@@ -182,7 +195,7 @@ static void h_pods_post(struct aconn *c, const char *body, size_t len)
         adm_respond_error(c, 400, err, NULL);
         return;
     }
-    rc = ctl_add_pod(&p, err, sizeof(err), on_added, c->id);
+    rc = ctl_add_pod(c->a->ctl, &p, err, sizeof(err), on_added, c->a, c->id);
     if (rc == -EINPROGRESS) { /* its host is a name: answered when it resolves */
         snprintf(c->pending_name, sizeof(c->pending_name), "%s", p.name);
         c->pending = 1;
@@ -193,9 +206,10 @@ static void h_pods_post(struct aconn *c, const char *body, size_t len)
 
 static void h_pod_action(struct aconn *c, const char *name, const char *action)
 {
-    int rc = !strcmp(action, "remove") ? ctl_remove_pod(name)
-             : !strcmp(action, "drain") ? ctl_drain_pod(name, 1)
-                                        : ctl_drain_pod(name, 0);
+    struct ctl *ctl = c->a->ctl;
+    int rc = !strcmp(action, "remove") ? ctl_remove_pod(ctl, name)
+             : !strcmp(action, "drain") ? ctl_drain_pod(ctl, name, 1)
+                                        : ctl_drain_pod(ctl, name, 0);
     if (rc) {
         char msg[160];
         snprintf(msg, sizeof(msg), "no pod named \"%s\"", name);
@@ -217,41 +231,13 @@ static void h_pod_action(struct aconn *c, const char *name, const char *action)
 static void h_policy_get(struct aconn *c)
 {
     static struct gw_policies p;
-    pthread_mutex_lock(&adm_gw()->policy_mu);
-    p = adm_gw()->policies;
-    pthread_mutex_unlock(&adm_gw()->policy_mu);
+    struct gw *g = c->a->ctl->g;
+    pthread_mutex_lock(&g->policy_mu);
+    p = g->policies;
+    pthread_mutex_unlock(&g->policy_mu);
     cJSON *j = gwc_policies_json(&p);
     adm_respond_cjson(c, 200, j);
     cJSON_Delete(j);
-}
-
-/* RFC 7386: objects merge key by key, null deletes, anything else replaces. */
-static int merge_patch(cJSON *dst, const cJSON *patch)
-{
-    for (const cJSON *k = patch->child; k; k = k->next) {
-        if (!k->string)
-            continue;
-        cJSON *d = cJSON_GetObjectItemCaseSensitive(dst, k->string);
-        if (cJSON_IsNull(k)) {
-            cJSON_DeleteItemFromObjectCaseSensitive(dst, k->string);
-        } else if (cJSON_IsObject(k)) {
-            if (!cJSON_IsObject(d)) {
-                cJSON_DeleteItemFromObjectCaseSensitive(dst, k->string);
-                d = cJSON_AddObjectToObject(dst, k->string);
-                if (!d)
-                    return -ENOMEM;
-            }
-            if (merge_patch(d, k))
-                return -ENOMEM;
-        } else {
-            cJSON *v = cJSON_Duplicate(k, 1);
-            if (!v)
-                return -ENOMEM;
-            cJSON_DeleteItemFromObjectCaseSensitive(dst, k->string);
-            cJSON_AddItemToObject(dst, k->string, v);
-        }
-    }
-    return 0;
 }
 
 static void h_policy_put(struct aconn *c, const char *body, size_t len)
@@ -261,22 +247,14 @@ static void h_policy_put(struct aconn *c, const char *body, size_t len)
     cJSON *patch = body_object(c, body, len);
     if (!patch)
         return;
-    ctl_base_policies(&cur);
-    cJSON *doc = gwc_policies_json(&cur);
-    if (!doc || merge_patch(doc, patch)) {
-        cJSON_Delete(doc);
-        cJSON_Delete(patch);
-        adm_respond_error(c, 500, "out of memory", NULL);
-        return;
-    }
+    ctl_base_policies(c->a->ctl, &cur);
+    int rc = gwc_policies_patch(&cur, patch, &np, err, sizeof(err));
     cJSON_Delete(patch);
-    int rc = gwc_policies_parse(doc, "policy", &np, err, sizeof(err));
-    cJSON_Delete(doc);
     if (rc) {
-        adm_respond_error(c, 400, err, NULL);
+        adm_respond_error(c, rc == -ENOMEM ? 500 : 400, err, NULL);
         return;
     }
-    ctl_set_policies(&np);
+    ctl_set_policies(c->a->ctl, &np);
     h_policy_get(c);
 }
 
@@ -294,42 +272,66 @@ static void h_killswitch(struct aconn *c, int post, const char *body, size_t len
             adm_respond_error(c, 400, "expected {\"enabled\": true or false}", NULL);
             return;
         }
-        ctl_killswitch(on);
+        ctl_killswitch(c->a->ctl, on);
     }
     struct sbuf b;
+    struct gw *g = c->a->ctl->g;
     sbuf_init(&b);
-    pthread_mutex_lock(&adm_gw()->policy_mu);
-    enum policy_mode m = adm_gw()->policies.global.mode;
-    pthread_mutex_unlock(&adm_gw()->policy_mu);
-    sbuf_printf(&b, "{\"enabled\":%s,\"mode\":\"%s\"}", ctl_killswitch_on() ? "true" : "false",
+    pthread_mutex_lock(&g->policy_mu);
+    enum policy_mode m = g->policies.global.mode;
+    pthread_mutex_unlock(&g->policy_mu);
+    sbuf_printf(&b, "{\"enabled\":%s,\"mode\":\"%s\"}",
+                ctl_killswitch_on(c->a->ctl) ? "true" : "false",
                 policy_mode_name(m));
     adm_respond_json(c, 200, &b);
     sbuf_free(&b);
 }
 
+/* "a, b" -> ["a","b"] */
+static void json_list(struct sbuf *o, const char *list)
+{
+    sbuf_puts(o, "[");
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        sbuf_puts(o, p == list ? "\"" : ",\"");
+        sbuf_json_escape(o, p, n);
+        sbuf_puts(o, "\"");
+        p += n;
+        p += strspn(p, ", ");
+    }
+    sbuf_puts(o, "]");
+}
+
 static void h_reload(struct aconn *c)
 {
-    char err[512];
-    if (ctl_reload(err, sizeof(err))) {
+    char err[512], restart[512];
+    if (ctl_reload(c->a->ctl, err, sizeof(err), restart, sizeof(restart))) {
         adm_respond_error(c, 400, err, NULL);
         return;
     }
     struct sbuf b;
     sbuf_init(&b);
     sbuf_puts(&b, "{\"reloaded\":true,\"resolving\":"); /* pods added when their name resolves */
-    ctl_resolving_json(&b);
+    ctl_resolving_json(c->a->ctl, &b);
+    sbuf_puts(&b, ",\"restart_required\":");
+    json_list(&b, restart);
     sbuf_puts(&b, "}");
     adm_respond_json(c, 200, &b);
     sbuf_free(&b);
 }
 
+/* The page: each module renders its own families. */
 static void h_metrics(struct aconn *c)
 {
+    struct gw *g = c->a->ctl->g;
     struct sbuf b;
     sbuf_init(&b);
     struct pod_snapshot *s = snapshot_get();
-    gw_metrics_render(adm_gw()->metrics, s, &adm_gw()->counters, ev_now_ns(), &b);
+    gw_metrics_render(g->metrics, s, &g->counters, ev_now_ns(), &b);
     snapshot_put(s);
+    gwbpf_metrics_render(g->bpf, &b);
+    splice_metrics_render(&b);
+    accesslog_metrics_render(&b);
     if (b.oom)
         adm_respond_error(c, 500, "out of memory", NULL);
     else
@@ -370,8 +372,69 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
 
 #define METHOD(m) (mlen == sizeof(m) - 1 && !memcmp(rq->method, m, mlen))
 
+static void not_allowed(struct aconn *c, const char *allow)
+{
+    char h[64];
+    snprintf(h, sizeof(h), "Allow: %s\r\n", allow);
+    adm_respond_error(c, 405, "method not allowed", h);
+}
+
+/* /admin/pods/<name>[/drain|/undrain] */
+static void h_pod_path(struct aconn *c, const struct http1_request *rq, const char *nm)
+{
+    size_t mlen = rq->method_len;
+    const char *slash = strchr(nm, '/');
+    const char *action = slash ? slash + 1 : "remove";
+    char name[POD_NAME_MAX];
+    if (pct_decode(nm, slash ? (size_t)(slash - nm) : strlen(nm), name, sizeof(name)) ||
+        (slash && strcmp(action, "drain") && strcmp(action, "undrain")))
+        adm_respond_error(c, 404, "no such endpoint", NULL);
+    else if (!slash && !METHOD("DELETE"))
+        not_allowed(c, "DELETE");
+    else if (slash && !METHOD("POST"))
+        not_allowed(c, "POST");
+    else
+        h_pod_action(c, name, action);
+}
+
+/* Everything under /admin/ (sub: the rest of the path), token checked. */
+static void h_admin(struct aconn *c, const struct http1_request *rq, const char *sub,
+                    const char *body, size_t blen)
+{
+    size_t mlen = rq->method_len;
+    if (!strcmp(sub, "pods")) {
+        if (METHOD("GET"))
+            h_pods_get(c);
+        else if (METHOD("POST"))
+            h_pods_post(c, body, blen);
+        else
+            not_allowed(c, "GET, POST");
+    } else if (!strncmp(sub, "pods/", 5)) {
+        h_pod_path(c, rq, sub + 5);
+    } else if (!strcmp(sub, "policy")) {
+        if (METHOD("GET"))
+            h_policy_get(c);
+        else if (METHOD("PUT"))
+            h_policy_put(c, body, blen);
+        else
+            not_allowed(c, "GET, PUT");
+    } else if (!strcmp(sub, "killswitch")) {
+        if (METHOD("GET") || METHOD("POST"))
+            h_killswitch(c, METHOD("POST"), body, blen);
+        else
+            not_allowed(c, "GET, POST");
+    } else if (!strcmp(sub, "reload")) {
+        if (METHOD("POST"))
+            h_reload(c);
+        else
+            not_allowed(c, "POST");
+    } else {
+        adm_respond_error(c, 404, "no such endpoint", NULL);
+    }
+}
+
 void adm_handle(struct aconn *c, const struct http1_request *rq, const char *body,
-                   size_t blen)
+                size_t blen)
 {
     size_t mlen = rq->method_len;
     char path[512];
@@ -388,7 +451,7 @@ void adm_handle(struct aconn *c, const struct http1_request *rq, const char *bod
 
     if (!strcmp(path, "/metrics") || !strcmp(path, "/health")) {
         if (!METHOD("GET")) {
-            adm_respond_error(c, 405, "method not allowed", "Allow: GET\r\n");
+            not_allowed(c, "GET");
         } else if (path[1] == 'm') {
             h_metrics(c);
         } else {
@@ -401,52 +464,10 @@ void adm_handle(struct aconn *c, const struct http1_request *rq, const char *bod
         adm_respond_error(c, 404, "no such endpoint", NULL);
         return;
     }
-    if (!adm_token_ok(rq)) {
+    if (!adm_token_ok(c->a, rq)) {
         adm_respond_error(c, 401, "missing or wrong bearer token",
-                      "WWW-Authenticate: Bearer realm=\"kvgated\"\r\n");
+                          "WWW-Authenticate: Bearer realm=\"kvgated\"\r\n");
         return;
     }
-    const char *sub = path + 7;
-    if (!strcmp(sub, "pods")) {
-        if (METHOD("GET"))
-            h_pods_get(c);
-        else if (METHOD("POST"))
-            h_pods_post(c, body, blen);
-        else
-            adm_respond_error(c, 405, "method not allowed", "Allow: GET, POST\r\n");
-    } else if (!strncmp(sub, "pods/", 5)) {
-        const char *nm = sub + 5, *slash = strchr(nm, '/');
-        const char *action = slash ? slash + 1 : "remove";
-        char name[POD_NAME_MAX];
-        if (pct_decode(nm, slash ? (size_t)(slash - nm) : strlen(nm), name, sizeof(name)) ||
-            (slash && strcmp(action, "drain") && strcmp(action, "undrain"))) {
-            adm_respond_error(c, 404, "no such endpoint", NULL);
-        } else if (!slash && !METHOD("DELETE")) {
-            adm_respond_error(c, 405, "method not allowed", "Allow: DELETE\r\n");
-        } else if (slash && !METHOD("POST")) {
-            adm_respond_error(c, 405, "method not allowed", "Allow: POST\r\n");
-        } else {
-            h_pod_action(c, name, action);
-        }
-    } else if (!strcmp(sub, "policy")) {
-        if (METHOD("GET"))
-            h_policy_get(c);
-        else if (METHOD("PUT"))
-            h_policy_put(c, body, blen);
-        else
-            adm_respond_error(c, 405, "method not allowed", "Allow: GET, PUT\r\n");
-    } else if (!strcmp(sub, "killswitch")) {
-        if (METHOD("GET") || METHOD("POST"))
-            h_killswitch(c, METHOD("POST"), body, blen);
-        else
-            adm_respond_error(c, 405, "method not allowed", "Allow: GET, POST\r\n");
-    } else if (!strcmp(sub, "reload")) {
-        if (METHOD("POST"))
-            h_reload(c);
-        else
-            adm_respond_error(c, 405, "method not allowed", "Allow: POST\r\n");
-    } else {
-        adm_respond_error(c, 404, "no such endpoint", NULL);
-    }
+    h_admin(c, rq, path + 7, body, blen);
 }
-

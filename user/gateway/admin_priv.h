@@ -15,12 +15,29 @@
 #include <stdint.h>
 
 #include "common/http1.h"
+#include "common/listener.h"
 #include "common/sbuf.h"
 
+#define ADMIN_TOKEN_WIN 128      /* > the longest admin.token (127) */
+
 struct cJSON;
-struct gw;
+struct ctl;
+struct ev_loop;
+
+/* The admin listener (admin_start in control_priv.h makes it). */
+struct admin {
+    struct ctl *ctl;
+    struct ev_loop *l;
+    struct listener ls;          /* stopped while zero */
+    struct aconn *conns;
+    uint32_t nconns;
+    uint64_t next_id;
+    char token[ADMIN_TOKEN_WIN]; /* zero-padded */
+    size_t token_len;
+};
 
 struct aconn {
+    struct admin *a;
     int fd;                      /* -1: no socket (the fuzz target) */
     uint64_t id;                 /* unique; a late answer finds its conn by it */
     struct sbuf in, out;
@@ -36,22 +53,22 @@ struct aconn {
 
 /* ---- admin.c ---- */
 
-struct gw *adm_gw(void);
 /* Queue an answer on c (sent when the handler returns). */
 void adm_respond(struct aconn *c, int code, const char *ctype, const char *body,
                  size_t len, const char *extra_headers);
-/* {"error":{"message","type","param":null,"code"}} */
+/* OpenAI's error object (common/httpstatus.h: http_error_json), the
+ * type named after the status as the OpenAI SDK names its exceptions. */
 void adm_respond_error(struct aconn *c, int code, const char *msg, const char *extra_headers);
 void adm_respond_json(struct aconn *c, int code, struct sbuf *b);
 void adm_respond_cjson(struct aconn *c, int code, struct cJSON *j);
 /* The bearer token in force (admin.token; reloads swap it) checked in time
  * independent of either length. 1 when no token is set. */
-int adm_token_ok(const struct http1_request *rq);
+int adm_token_ok(const struct admin *a, const struct http1_request *rq);
 /* Serves every complete request in c->in into c->out. */
 void adm_process(struct aconn *c);
 /* A handler that set c->pending answers later: the open connection with
  * this id, or NULL (it went away). */
-struct aconn *adm_find(uint64_t id);
+struct aconn *adm_find(struct admin *a, uint64_t id);
 /* The late answer is in c->out: send it, clear pending, serve what the
  * client sent behind it. */
 void adm_finish(struct aconn *c);

@@ -1,5 +1,7 @@
-/* gateway/bpf: loading the kernel fast path, the BPF pod table, the XDP
- * guard's attachment and counters. See bpf.h; the maps are bpf/maps.h. */
+/* gateway/bpf: loading the kernel fast path (or opening an operator's
+ * pins), the XDP guard's attachment, the counters and their /metrics
+ * render. The pod table mirror is bpf_pods.c. See bpf.h; the maps are
+ * bpf/maps.h. */
 #include "gateway/bpf.h"
 
 #include <errno.h>
@@ -9,7 +11,6 @@
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,9 +25,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "common/log.h"
+#include "common/promtext.h"
+#include "common/sbuf.h"
 #include "core/podtable.h"
-#include "core/policy.h"
-#include "gateway/gateway.h"
+#include "gateway/bpf_priv.h"
 #include "kvgate.h"
 #include "splice.skel.h"    /* build/bpf/, generated from bpf/splice.bpf.c */
 #include "xdp_guard.skel.h" /* build/bpf/, generated from bpf/xdp_guard.bpf.c */
@@ -43,11 +46,8 @@
 
 _Static_assert(KVG_POD_MAX >= POD_MAX, "the BPF pod table must hold every pod slot");
 
-/* The maps kvgated uses, as bpf/maps.h declares them: checked against a
- * pin before reuse and when opening an operator's pins. */
-enum { M_PODS, M_STATS, M_CFG, M_BUCKETS, M_PROGS,
-       M_SOCK, M_FLOW_CFG, M_FLOW_ST, M_SPL_STATS, M__COUNT };
-#define M_SPLICE_FIRST M_SOCK /* the splice's maps: optional under --bpf-pinned */
+/* The maps kvgated uses (enum in bpf_priv.h), as bpf/maps.h declares
+ * them. */
 static const struct mapspec {
     const char *name;
     uint32_t type, key, value, max;
@@ -72,27 +72,6 @@ static const char *const REASONS[] = KVG_XDP_REASON_NAMES;
 _Static_assert(sizeof(REASONS) / sizeof(REASONS[0]) == KVG_XDP_REASON_MAX,
                "KVG_XDP_REASON_NAMES must name every enum kvg_xdp_reason");
 
-struct gwbpf {
-    struct xdp_guard_bpf *skel;  /* load mode; NULL when opened from pins */
-    struct splice_bpf *sskel;    /* load mode, when the splice loaded */
-    int splice_ok;               /* kvg_sock has the verdict attached */
-    char splice_why[PATH_MAX + 128]; /* why not, when !splice_ok */
-    int own_splice_prog_fd;      /* pinned mode: ours to close */
-    int fd[M__COUNT];
-    int prog_fd;                 /* -1: none (pinned mode without the program) */
-    int own_prog_fd;             /* pinned mode: ours to close */
-    int lock_fd;                 /* flock on the pin directory, -1 none */
-    int ncpus;
-    struct kvg_xdp_stat *percpu; /* ncpus values, lookup scratch */
-    int xdp_ifindex;             /* 0: not attached by us */
-    uint32_t xdp_flags;
-    /* what kvg_pods holds (valid once written), and the next write */
-    int shadow_ok;
-    struct kvg_pod shadow[KVG_POD_MAX];
-    struct kvg_pod want[KVG_POD_MAX];
-    uint32_t keys[KVG_POD_MAX];
-    struct kvg_pod vals[KVG_POD_MAX];
-};
 
 static void say(char *why, size_t whylen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -107,21 +86,35 @@ static void say(char *why, size_t whylen, const char *fmt, ...)
 }
 
 /* libbpf's log into ours: warnings and errors always (its lines start with
- * "libbpf: "), debug with KVGATE_BPF_DEBUG=1 (verifier logs of successful
- * loads and the like). `quiet`: a failure we expect and handle (native XDP
- * tried first on a device without it) is not worth a warning. */
+ * "libbpf: "), debug with KVGATE_BPF_DEBUG=1 or at log level debug
+ * (verifier logs of successful loads and the like). `quiet`: a failure we
+ * expect and handle (native XDP tried first on a device without it) is not
+ * worth a warning. */
 static _Atomic int libbpf_quiet;
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
     static int debug = -1;
+    char line[960];
     if (debug < 0) {
         const char *e = getenv("KVGATE_BPF_DEBUG");
         debug = e && *e && *e != '0';
     }
-    if ((level > LIBBPF_WARN || atomic_load(&libbpf_quiet)) && !debug)
+    int warn = level <= LIBBPF_WARN && !atomic_load(&libbpf_quiet);
+    if (!warn && !debug && log_level_now < LOG_LVL_DEBUG)
         return 0;
-    fputs("kvgated: ", stderr);
-    return vfprintf(stderr, fmt, ap);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    if (n < 0)
+        return 0;
+    size_t len = strlen(line);
+    while (len && line[len - 1] == '\n')
+        line[--len] = 0; /* one line per message: log_write ends it */
+    if (warn)
+        LOG_WARN("%s", line);
+    else if (debug)
+        LOG_INFO("%s", line);
+    else
+        LOG_DEBUG("%s", line);
+    return n;
 }
 
 static int have_cap(int cap)
@@ -243,53 +236,96 @@ fail:
     b->sskel = NULL;
 }
 
+/* Load mode's pin directory: on bpffs, <dir> and <dir>/maps made, locked
+ * for this process, and no incompatible pin in it. */
+static int prepare_pins(struct gwbpf *b, const char *dir, char *why, size_t wl)
+{
+    char path[PATH_MAX], parent[PATH_MAX];
+    int rc;
+    snprintf(parent, sizeof(parent), "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent)
+        *slash = 0;
+    if (!on_bpffs(dir) && !on_bpffs(parent)) {
+        say(why, wl, "no bpffs at %s (mount -t bpf bpf %s)", parent, parent);
+        return -ENOENT;
+    }
+    if (mkdir(dir, 0700) && errno != EEXIST) {
+        rc = -errno;
+        say(why, wl, "cannot create %s: %s", dir, strerror(-rc));
+        return rc;
+    }
+    if ((rc = map_path(path, sizeof(path), dir, "")) < 0) {
+        say(why, wl, "pin directory name too long: %s", dir);
+        return rc;
+    }
+    path[strlen(path) - 1] = 0; /* <dir>/maps */
+    if (mkdir(path, 0700) && errno != EEXIST) {
+        rc = -errno;
+        say(why, wl, "cannot create %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    if ((rc = lock_dir(b, dir, why, wl)) < 0)
+        return rc;
+    /* an incompatible pin: say which, rather than libbpf's generic error */
+    for (int i = 0; i < M__COUNT; i++) {
+        map_path(path, sizeof(path), dir, MAPS[i].name);
+        int fd = bpf_obj_get(path);
+        if (fd < 0)
+            continue;
+        rc = check_map(fd, &MAPS[i], path, why, wl);
+        close(fd);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Every map of the skeleton pinned (or reused) under <dir>/maps. */
+static int set_pin_paths(struct gwbpf *b, const char *dir, char *why, size_t wl)
+{
+    char path[PATH_MAX];
+    struct bpf_map *m;
+    bpf_object__for_each_map(m, b->skel->obj) {
+        for (int i = 0; i < M__COUNT; i++) {
+            if (strcmp(bpf_map__name(m), MAPS[i].name))
+                continue;
+            map_path(path, sizeof(path), dir, MAPS[i].name);
+            int rc = bpf_map__set_pin_path(m, path);
+            if (rc < 0) {
+                say(why, wl, "cannot set the pin path %s: %s", path, strerror(-rc));
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The program at <dir>/xdp_guard, replacing an earlier pin. */
+static int pin_prog(struct gwbpf *b, const char *dir, char *why, size_t wl)
+{
+    char path[PATH_MAX];
+    int rc;
+    snprintf(path, sizeof(path), "%s/" KVG_PROG_XDP_GUARD, dir);
+    if (unlink(path) && errno != ENOENT) {
+        rc = -errno;
+        say(why, wl, "cannot replace %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    if ((rc = bpf_program__pin(b->skel->progs.xdp_guard, path)) < 0) {
+        say(why, wl, "cannot pin %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
 /* Load mode: skeleton, maps pinned (reused when compatible), program pinned. */
 static int load(struct gwbpf *b, const struct gwbpf_opts *o, char *why, size_t wl)
 {
     const char *dir = o->pin_dir && *o->pin_dir ? o->pin_dir : NULL;
-    char path[PATH_MAX];
     int rc;
-
-    if (dir) {
-        char parent[PATH_MAX];
-        snprintf(parent, sizeof(parent), "%s", dir);
-        char *slash = strrchr(parent, '/');
-        if (slash && slash != parent)
-            *slash = 0;
-        if (!on_bpffs(dir) && !on_bpffs(parent)) {
-            say(why, wl, "no bpffs at %s (mount -t bpf bpf %s)", parent, parent);
-            return -ENOENT;
-        }
-        if (mkdir(dir, 0700) && errno != EEXIST) {
-            rc = -errno;
-            say(why, wl, "cannot create %s: %s", dir, strerror(-rc));
-            return rc;
-        }
-        if ((rc = map_path(path, sizeof(path), dir, "")) < 0) {
-            say(why, wl, "pin directory name too long: %s", dir);
-            return rc;
-        }
-        path[strlen(path) - 1] = 0; /* <dir>/maps */
-        if (mkdir(path, 0700) && errno != EEXIST) {
-            rc = -errno;
-            say(why, wl, "cannot create %s: %s", path, strerror(-rc));
-            return rc;
-        }
-        if ((rc = lock_dir(b, dir, why, wl)) < 0)
-            return rc;
-        /* an incompatible pin: say which, rather than libbpf's generic error */
-        for (int i = 0; i < M__COUNT; i++) {
-            map_path(path, sizeof(path), dir, MAPS[i].name);
-            int fd = bpf_obj_get(path);
-            if (fd < 0)
-                continue;
-            rc = check_map(fd, &MAPS[i], path, why, wl);
-            close(fd);
-            if (rc < 0)
-                return rc;
-        }
-    }
-
+    if (dir && (rc = prepare_pins(b, dir, why, wl)) < 0)
+        return rc;
     b->skel = xdp_guard_bpf__open();
     if (!b->skel) {
         rc = -errno;
@@ -298,36 +334,14 @@ static int load(struct gwbpf *b, const struct gwbpf_opts *o, char *why, size_t w
     }
     struct kvg_xdp_cfg *def = &b->skel->rodata->kvg_xdp_defaults;
     def->gw_port = htons(o->gw_port);
-    if (dir) {
-        struct bpf_map *m;
-        bpf_object__for_each_map(m, b->skel->obj) {
-            for (int i = 0; i < M__COUNT; i++) {
-                if (strcmp(bpf_map__name(m), MAPS[i].name))
-                    continue;
-                map_path(path, sizeof(path), dir, MAPS[i].name);
-                if ((rc = bpf_map__set_pin_path(m, path)) < 0) {
-                    say(why, wl, "cannot set the pin path %s: %s", path, strerror(-rc));
-                    return rc;
-                }
-            }
-        }
-    }
+    if (dir && (rc = set_pin_paths(b, dir, why, wl)) < 0)
+        return rc;
     if ((rc = xdp_guard_bpf__load(b->skel)) < 0) {
         say(why, wl, "loading the XDP guard failed: %s", strerror(-rc));
         return rc;
     }
-    if (dir) {
-        snprintf(path, sizeof(path), "%s/" KVG_PROG_XDP_GUARD, dir);
-        if (unlink(path) && errno != ENOENT) {
-            rc = -errno;
-            say(why, wl, "cannot replace %s: %s", path, strerror(-rc));
-            return rc;
-        }
-        if ((rc = bpf_program__pin(b->skel->progs.xdp_guard, path)) < 0) {
-            say(why, wl, "cannot pin %s: %s", path, strerror(-rc));
-            return rc;
-        }
-    }
+    if (dir && (rc = pin_prog(b, dir, why, wl)) < 0)
+        return rc;
     b->fd[M_PODS] = bpf_map__fd(b->skel->maps.kvg_pods);
     b->fd[M_STATS] = bpf_map__fd(b->skel->maps.kvg_xdp_stats);
     b->fd[M_CFG] = bpf_map__fd(b->skel->maps.kvg_xdp_cfg);
@@ -463,7 +477,7 @@ void gwbpf_close(struct gwbpf *b)
     if (!b)
         return;
     gwbpf_xdp_detach(b);
-    if (b->fd[M_PODS] >= 0 && b->shadow_ok)
+    if (b->fd[M_PODS] >= 0 && b->pods.shadow_ok)
         gwbpf_clear_pods(b); /* nobody keeps it fresh after us */
     splice_bpf__destroy(b->sskel); /* the attachment stays with kvg_sock (pinned) */
     if (b->own_splice_prog_fd >= 0)
@@ -481,126 +495,6 @@ void gwbpf_close(struct gwbpf *b)
         close(b->lock_fd); /* releases the flock */
     free(b->percpu);
     free(b);
-}
-
-/* ---- pod table ---- */
-
-static uint32_t clamp_u32(double v, double max)
-{
-    if (!(v > 0)) /* also NaN */
-        return 0;
-    if (v >= max)
-        return (uint32_t)max;
-    return (uint32_t)(v + 0.5);
-}
-
-static void fill_pod(struct kvg_pod *k, const struct pod_info *in, const struct pod_counters *c,
-                     uint64_t now_ns, const struct policy_cfg *pol)
-{
-    memset(k, 0, sizeof(*k));
-    if (in->addr.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&in->addr;
-        k->family = KVG_AF_INET;
-        k->addr[0] = a->sin_addr.s_addr;
-        k->port = a->sin_port;
-    } else if (in->addr.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&in->addr;
-        k->family = KVG_AF_INET6;
-        memcpy(k->addr, &a->sin6_addr, sizeof(k->addr));
-        k->port = a->sin6_port;
-    }
-    k->engine = (uint8_t)in->engine;
-    k->waiting = clamp_u32(in->waiting, 4294967295.0);
-    k->running = clamp_u32(in->running, 4294967295.0);
-    k->kv_permille = clamp_u32(in->kv_usage * 1000.0, 1000.0);
-    k->inflight = c ? atomic_load_explicit(&c->inflight[in->slot], memory_order_relaxed) : 0;
-    k->metrics_ns = in->metrics_ok ? in->scraped_ns : 0;
-
-    uint32_t f = KVG_POD_F_PRESENT;
-    int fresh = in->metrics_ok && in->scraped_ns <= now_ns &&
-                now_ns - in->scraped_ns <= (uint64_t)pol->stale_ms * 1000000ull;
-    if (in->healthy)
-        f |= KVG_POD_F_HEALTHY;
-    if (in->draining)
-        f |= KVG_POD_F_DRAINING;
-    if (in->metrics_ok)
-        f |= KVG_POD_F_METRICS_OK;
-    if (fresh)
-        f |= KVG_POD_F_METRICS_FRESH;
-    if (!fresh || in->waiting >= pol->queue_sat || in->kv_usage >= pol->kv_sat)
-        f |= KVG_POD_F_SATURATED;
-    if (c && (atomic_load_explicit(&c->down_until_ns[in->slot], memory_order_relaxed) > now_ns ||
-              atomic_load_explicit(&c->ejected_until_ns[in->slot], memory_order_relaxed) > now_ns))
-        f |= KVG_POD_F_DOWN; /* the splice hands its next request up to kvgated */
-    k->flags = f;
-}
-
-/* Writes n (key, value) pairs: one batch, or one by one where the kernel
- * has no batch update for arrays. */
-static int write_slots(struct gwbpf *b, uint32_t n)
-{
-    if (!n)
-        return 0;
-    uint32_t count = n;
-    DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, bo, .elem_flags = BPF_ANY);
-    if (bpf_map_update_batch(b->fd[M_PODS], b->keys, b->vals, &count, &bo) == 0)
-        return 0;
-    int e = errno;
-    if (e != EINVAL && e != ENOTSUP && e != EOPNOTSUPP && e != ENOTTY)
-        return -e;
-    for (uint32_t i = 0; i < n; i++)
-        if (bpf_map_update_elem(b->fd[M_PODS], &b->keys[i], &b->vals[i], BPF_ANY))
-            return -errno;
-    return 0;
-}
-
-/* Writes the slots of b->want that differ from what the map holds. */
-static int sync_slots(struct gwbpf *b, uint64_t generation)
-{
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < KVG_POD_MAX; i++) {
-        struct kvg_pod *w = &b->want[i];
-        if (b->shadow_ok) {
-            w->generation = b->shadow[i].generation; /* not a change by itself */
-            if (!memcmp(w, &b->shadow[i], sizeof(*w)))
-                continue;
-        }
-        w->generation = w->flags ? generation : 0;
-        b->keys[n] = i;
-        b->vals[n++] = *w;
-    }
-    int rc = write_slots(b, n);
-    if (rc < 0) {
-        b->shadow_ok = 0; /* unknown state: rewrite everything next time */
-        return rc;
-    }
-    memcpy(b->shadow, b->want, sizeof(b->shadow));
-    b->shadow_ok = 1;
-    return 0;
-}
-
-int gwbpf_update_pods(struct gwbpf *b, const struct pod_snapshot *s,
-                      const struct pod_counters *c, uint64_t now_ns,
-                      const struct policy_cfg *pol)
-{
-    if (!b || b->fd[M_PODS] < 0)
-        return -EBADF;
-    memset(b->want, 0, sizeof(b->want));
-    for (uint32_t i = 0; s && i < s->npods; i++) {
-        const struct pod_info *in = &s->pods[i];
-        if (in->slot < KVG_POD_MAX)
-            fill_pod(&b->want[in->slot], in, c, now_ns, pol);
-    }
-    return sync_slots(b, s ? s->generation : 0);
-}
-
-int gwbpf_clear_pods(struct gwbpf *b)
-{
-    if (!b || b->fd[M_PODS] < 0)
-        return -EBADF;
-    memset(b->want, 0, sizeof(b->want));
-    b->shadow_ok = 0; /* write every slot */
-    return sync_slots(b, 0);
 }
 
 /* ---- XDP attachment ---- */
@@ -763,49 +657,36 @@ int gwbpf_prog_fd(const struct gwbpf *b)
     return b ? b->prog_fd : -1;
 }
 
-/* ---- the process-wide handle ---- */
+/* ---- /metrics ---- */
 
-static _Atomic(struct gwbpf *) G;
-
-void gwbpf_set_global(struct gwbpf *b)
+static void counter_head(struct sbuf *o, const char *name, const char *help)
 {
-    atomic_store(&G, b);
+    sbuf_printf(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
 }
 
-struct gwbpf *gwbpf_global(void)
+/* "<name>{reason="<reason>"} <v>", v as prometheus_client prints it */
+static void sample(struct sbuf *o, const char *name, const char *reason, double v)
 {
-    return atomic_load(&G);
+    char num[PROM_NUM_MAX];
+    prom_fmt_num(num, v);
+    if (reason)
+        sbuf_printf(o, "%s{reason=\"%s\"} %s\n", name, reason, num);
+    else
+        sbuf_printf(o, "%s %s\n", name, num);
 }
 
-int kvgate_bpf_enabled(void)
+void gwbpf_metrics_render(struct gwbpf *b, struct sbuf *o)
 {
-    return atomic_load(&G) != NULL;
-}
-
-void gwbpf_publish(struct gw *g, const struct pod_snapshot *s, uint64_t now_ns)
-{
-    static int last_err;
-    struct gwbpf *b = atomic_load(&G);
-    if (!b)
+    struct kvg_xdp_stat xs[KVG_XDP_REASON_MAX];
+    sbuf_puts(o, "# HELP kvgate_bpf_enabled 1 if the BPF fast path (pod table, XDP guard) is "
+                 "loaded.\n# TYPE kvgate_bpf_enabled gauge\n");
+    sample(o, "kvgate_bpf_enabled", NULL, b != NULL);
+    if (!b || gwbpf_xdp_stats(b, xs, KVG_XDP_REASON_MAX) < 0)
         return;
-    struct policy_cfg pol;
-    pthread_mutex_lock(&g->policy_mu);
-    pol = g->policies.global;
-    pthread_mutex_unlock(&g->policy_mu);
-    int rc = gwbpf_update_pods(b, s, &g->counters, now_ns, &pol);
-    if (rc < 0 && rc != last_err)
-        fprintf(stderr, "kvgated: BPF pod table: write failed: %s\n", strerror(-rc));
-    last_err = rc;
-}
-
-int kvgate_bpf_xdp_stats(struct kvg_xdp_stat *out, unsigned n)
-{
-    struct gwbpf *b = atomic_load(&G);
-    return b ? gwbpf_xdp_stats(b, out, n) : -ENODEV;
-}
-
-int kvgate_bpf_splice_stats(struct kvg_spl_stat *out, unsigned n)
-{
-    struct gwbpf *b = atomic_load(&G);
-    return b && b->splice_ok ? gwbpf_splice_stats(b, out, n) : -ENODEV;
+    counter_head(o, "kvgate_xdp_packets_total", "Packets seen by the XDP guard, by verdict reason.");
+    for (unsigned i = 0; i < KVG_XDP_REASON_MAX; i++)
+        sample(o, "kvgate_xdp_packets_total", REASONS[i], (double)xs[i].packets);
+    counter_head(o, "kvgate_xdp_bytes_total", "Bytes seen by the XDP guard, by verdict reason.");
+    for (unsigned i = 0; i < KVG_XDP_REASON_MAX; i++)
+        sample(o, "kvgate_xdp_bytes_total", REASONS[i], (double)xs[i].bytes);
 }

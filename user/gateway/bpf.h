@@ -18,8 +18,13 @@
  *
  * Threads: gwbpf_open / gwbpf_close on the main thread, before the control
  * thread starts and after it stopped; everything else on the control thread
- * (the admin API and /metrics run there too). Functions return 0 or -errno;
- * gwbpf_open and gwbpf_xdp_attach also write one sentence into `why`. */
+ * (the admin API and /metrics run there too). main.c keeps the handle in
+ * struct gw (g->bpf, NULL without the fast path). Functions return 0 or
+ * -errno; gwbpf_open and gwbpf_xdp_attach also write one sentence into
+ * `why`.
+ *
+ *   bpf.c       loading or opening, pins, attachment, counters, /metrics
+ *   bpf_pods.c  the pod table mirror (bpf_priv.h: what they share) */
 #ifndef KVGATE_GATEWAY_BPF_H
 #define KVGATE_GATEWAY_BPF_H
 
@@ -29,10 +34,10 @@
 #include "kvgate.h" /* bpf/kvgate.h: struct kvg_xdp_stat, KVG_XDP_REASON_MAX */
 
 struct gwbpf;
-struct gw;
 struct pod_snapshot;
 struct pod_counters;
 struct policy_cfg;
+struct sbuf;
 
 struct gwbpf_opts {
     /* Load mode: pin under this directory (KVG_PIN_DIR_DEFAULT, on bpffs);
@@ -60,10 +65,12 @@ enum gwbpf_xdp_mode {
 int gwbpf_open(const struct gwbpf_opts *o, struct gwbpf **out, char *why, size_t whylen);
 void gwbpf_close(struct gwbpf *b);
 
-/* Writes every slot of kvg_pods from the snapshot: pods present, the rest
- * zeroed (removed pods). Only slots whose content changed are written, in
- * one batch. Saturation and freshness use pol (queue_sat, kv_sat,
- * stale_ms) at now_ns (CLOCK_MONOTONIC). */
+/* bpf_pods.c: writes every slot of kvg_pods from the snapshot: pods
+ * present, the rest zeroed (removed pods). Only slots whose content
+ * changed are written, in one batch. Freshness and saturation are
+ * core/policy.h's pod_fitness under pol at now_ns (CLOCK_MONOTONIC) with
+ * c's in-flight counts, as the policy judges a session's own pod (the
+ * only flows the splice carries). */
 int gwbpf_update_pods(struct gwbpf *b, const struct pod_snapshot *s,
                       const struct pod_counters *c, uint64_t now_ns,
                       const struct policy_cfg *pol);
@@ -97,21 +104,8 @@ int gwbpf_splice_ok(const struct gwbpf *b, const char **why);
 int gwbpf_map_fd(const struct gwbpf *b, const char *map_name);
 int gwbpf_prog_fd(const struct gwbpf *b);
 
-/* ---- the process-wide handle (kvgated has at most one) ---- */
-
-/* main.c sets it after gwbpf_open, clears it (NULL) before gwbpf_close. */
-void gwbpf_set_global(struct gwbpf *b);
-struct gwbpf *gwbpf_global(void);
-/* 1 when kvgated runs with the fast path (for kvgate_bpf_enabled in /metrics). */
-int kvgate_bpf_enabled(void);
-/* The control thread, after each snapshot publish: gwbpf_update_pods on the
- * global handle with g's counters and global policy (per-model overrides
- * do not apply to the map). No-op without one; a write error goes to
- * stderr when it differs from the previous call's outcome. */
-void gwbpf_publish(struct gw *g, const struct pod_snapshot *s, uint64_t now_ns);
-/* The global handle's counters, as gwbpf_xdp_stats; -ENODEV without one. */
-int kvgate_bpf_xdp_stats(struct kvg_xdp_stat *out, unsigned n);
-/* The global handle's splice counters; -ENODEV without one or without the splice. */
-int kvgate_bpf_splice_stats(struct kvg_spl_stat *out, unsigned n);
+/* /metrics: kvgate_bpf_enabled (0 when b is NULL), and the XDP guard's
+ * kvgate_xdp_packets_total{reason} / kvgate_xdp_bytes_total{reason}. */
+void gwbpf_metrics_render(struct gwbpf *b, struct sbuf *out);
 
 #endif

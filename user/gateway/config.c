@@ -2,6 +2,10 @@
  *
  * The file is one JSON object. Every key is optional; a key that is not
  * listed here is an error, and so is a key given twice. Defaults in [].
+ * A reload (SIGHUP, POST /admin/reload) applies pods, policy, scrape,
+ * admin.token, admin.insecure and metrics at once; every other key keeps
+ * its running value until a restart, and the reload names the ones that
+ * changed (KEYS[].reload below, gw_config_restart_keys).
  *
  *   listen            "host:port" the data-path listener      ["0.0.0.0:8080"]
  *   workers           worker threads, 0 = one per core, <= 64 [0]
@@ -107,311 +111,125 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "gateway/control_priv.h"
 #include "common/netaddr.h"
 #include "gateway/jsonpath.h"
 
-/* ---- pod URLs and listen addresses ---- */
+/* ---- the key table ---- */
 
-int gw_pod_from_url(const char *url, struct gw_pod_cfg *p, char *err, size_t errlen)
-{
-    struct jp_err e = {err, errlen};
-    char q[128];
-    const char *why = NULL;
-    static const char scheme[] = "http://";
-    size_t n = url ? strlen(url) : 0;
-    memset(p, 0, sizeof(*p));
-    if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
-        why = NULL;
-        goto fail;
-    }
-    const char *hp = url + sizeof(scheme) - 1;
-    size_t hn = n - (sizeof(scheme) - 1);
-    if (hn && hp[hn - 1] == '/')
-        hn--; /* one trailing slash, nothing else after the authority */
-    if (memchr(hp, '/', hn) || memchr(hp, '@', hn) || memchr(hp, '?', hn) ||
-        memchr(hp, '#', hn)) {
-        why = "no path, user or query allowed";
-        goto fail;
-    }
-    if (hostport_split(hp, hn, 0, p->host, sizeof(p->host), &p->port, &why))
-        goto fail;
-    int w = strchr(p->host, ':')
-                ? snprintf(p->name, sizeof(p->name), "[%s]:%u", p->host, p->port)
-                : snprintf(p->name, sizeof(p->name), "%s:%u", p->host, p->port);
-    if (w < 0 || (size_t)w >= sizeof(p->name)) {
-        why = "host too long";
-        goto fail;
-    }
-    p->engine = POD_ENGINE_VLLM;
-    return 0;
-fail:
-    memset(p, 0, sizeof(*p));
-    if (why)
-        return jp_fail(&e, NULL, "expected \"http://host:port\", got \"%s\" (%s)",
-                   jp_shown(url, q, sizeof(q)), why);
-    return jp_fail(&e, NULL, "expected \"http://host:port\", got \"%s\"",
-               jp_shown(url, q, sizeof(q)));
-}
+enum key_kind {
+    K_SECTION,       /* an object: its keys are the entries naming it as section */
+    K_U32, K_U64, K_SIZE, /* integers in [lo, hi] */
+    K_POSNUM,        /* a number in (lo, hi] */
+    K_NUM,           /* a number in [lo, hi] */
+    K_BOOL,          /* int */
+    K_STR,           /* char[size], at most size - 1 bytes */
+    K_LISTEN,        /* char[size], "host:port" */
+    K_LISTEN_OFF,    /* ... or "" (off) */
+    K_TOKEN,         /* char[size], printable ASCII without spaces */
+    K_SPLICE_MODE,   /* int, enum gw_splice_mode */
+    K_SPLICE_MODELS, /* {"<model>": mode}: nsplice_models, splice_models[] */
+    K_PODS,          /* config_pod.c */
+    K_POLICY,        /* config_policy.c */
+};
 
-static int want_listen(struct jp_err *e, const char *path, const cJSON *v, char *out,
-                       size_t cap, int allow_off)
+/* What a reload does with a key whose value changed. */
+enum key_reload {
+    RL_LIVE,         /* applied at once (control_reload.c) */
+    RL_RESTART,      /* keeps its running value until a restart, and the reload says so */
+};
+
+struct key_spec {
+    const char *section; /* "" top level */
+    const char *name;
+    enum key_kind kind;
+    double lo, hi;
+    size_t off, size;    /* the field in struct gw_config */
+    enum key_reload reload;
+};
+
+#define F(f) offsetof(struct gw_config, f), sizeof(((struct gw_config *)0)->f)
+#define SECTION(name) {"", name, K_SECTION, 0, 0, 0, 0, RL_LIVE}
+static const struct key_spec KEYS[] = {
+    {"", "listen", K_LISTEN, 0, 0, F(listen), RL_RESTART},
+    {"", "workers", K_U32, 0, 64, F(workers), RL_RESTART},
+    SECTION("admin"),
+    {"admin", "listen", K_LISTEN_OFF, 0, 0, F(admin_listen), RL_RESTART},
+    {"admin", "token", K_TOKEN, 0, 0, F(admin_token), RL_LIVE},
+    {"admin", "insecure", K_BOOL, 0, 0, F(admin_insecure), RL_LIVE},
+    {"", "access_log", K_STR, 0, 0, F(access_log), RL_RESTART},
+    {"", "access_log_buffer_bytes", K_SIZE, 4096, 1073741824, F(access_log_buffer), RL_RESTART},
+    {"", "pods", K_PODS, 0, 0, F(pods), RL_LIVE},
+    {"", "policy", K_POLICY, 0, 0, F(policies), RL_LIVE},
+    SECTION("fingerprint"),
+    {"fingerprint", "block_bytes", K_U32, 16, 4096, F(block_bytes), RL_RESTART},
+    {"fingerprint", "max_blocks", K_U32, 1, 1024, F(max_blocks), RL_RESTART},
+    SECTION("index"),
+    {"index", "max_entries", K_U32, 1024, 268435456, F(index_max_entries), RL_RESTART},
+    {"index", "default_capacity_blocks", K_U32, 0, 268435456, F(index_default_blocks),
+     RL_RESTART},
+    {"index", "bytes_per_token", K_POSNUM, 0, 1024, F(bytes_per_token), RL_RESTART},
+    SECTION("scrape"),
+    {"scrape", "interval_ms", K_U32, 1, 60000, F(scrape_ms), RL_LIVE},
+    {"scrape", "timeout_ms", K_U32, 1, 600000, F(scrape_timeout_ms), RL_LIVE},
+    {"scrape", "health_interval_ms", K_U32, 1, 3600000, F(health_ms), RL_LIVE},
+    {"scrape", "models_interval_ms", K_U32, 0, 86400000, F(models_ms), RL_LIVE},
+    {"scrape", "max_page_bytes", K_SIZE, 65536, 16777216, F(scrape_max_page), RL_LIVE},
+    SECTION("limits"),
+    {"limits", "max_header_bytes", K_U32, 1024, 1048576, F(max_header_bytes), RL_RESTART},
+    {"limits", "max_body_bytes", K_U64, 1024, 1073741824, F(max_body_bytes), RL_RESTART},
+    {"limits", "max_connections", K_U32, 1, 1000000, F(max_connections), RL_RESTART},
+    {"limits", "header_timeout_ms", K_U32, 1, 3600000, F(header_timeout_ms), RL_RESTART},
+    {"limits", "idle_timeout_ms", K_U32, 1, 3600000, F(idle_timeout_ms), RL_RESTART},
+    {"limits", "connect_timeout_ms", K_U32, 1, 600000, F(connect_timeout_ms), RL_RESTART},
+    {"limits", "first_byte_timeout_ms", K_U32, 1, 3600000, F(first_byte_timeout_ms),
+     RL_RESTART},
+    {"limits", "max_buffered_bytes", K_SIZE, 4096, 1073741824, F(max_buffered_bytes),
+     RL_RESTART},
+    {"limits", "max_buffered_total_bytes", K_U64, 65536, 1099511627776.0,
+     F(max_buffered_total_bytes), RL_RESTART},
+    {"limits", "stream_idle_timeout_ms", K_U32, 1, 3600000, F(stream_idle_timeout_ms),
+     RL_RESTART},
+    {"limits", "send_timeout_ms", K_U32, 1, 3600000, F(send_timeout_ms), RL_RESTART},
+    {"limits", "drain_timeout_ms", K_U32, 0, 3600000, F(drain_timeout_ms), RL_RESTART},
+    SECTION("outlier"),
+    {"outlier", "consecutive_failures", K_U32, 0, 1000000, F(outlier.consecutive), RL_RESTART},
+    {"outlier", "failure_ratio", K_NUM, 0, 1, F(outlier.ratio), RL_RESTART},
+    {"outlier", "min_requests", K_U32, 1, 1000000, F(outlier.min_requests), RL_RESTART},
+    {"outlier", "window_ms", K_U32, 1, 3600000, F(outlier.window_ms), RL_RESTART},
+    {"outlier", "base_ejection_ms", K_U32, 1, 3600000, F(outlier.base_ms), RL_RESTART},
+    {"outlier", "max_ejection_ms", K_U32, 1, 86400000, F(outlier.max_ms), RL_RESTART},
+    SECTION("retry"),
+    {"retry", "budget_percent", K_NUM, 0, 100, F(outlier.budget_percent), RL_RESTART},
+    {"retry", "min_per_second", K_NUM, 0, 1000000, F(outlier.min_per_second), RL_RESTART},
+    {"retry", "avoid_failed_ms", K_U32, 0, 3600000, F(outlier.recent_ms), RL_RESTART},
+    SECTION("splice"),
+    {"splice", "mode", K_SPLICE_MODE, 0, 0, F(splice_mode), RL_RESTART},
+    {"splice", "budget_bytes", K_U64, 65536, 1073741824, F(splice_budget), RL_RESTART},
+    {"splice", "models", K_SPLICE_MODELS, 0, 0, F(splice_models), RL_RESTART},
+    SECTION("metrics"),
+    {"metrics", "tenant_from_user", K_BOOL, 0, 0, F(tenant_from_user), RL_LIVE},
+};
+#define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
+
+/* ---- listen addresses ---- */
+
+int gw_config_check_listen(const char *s, int allow_off, char *err, size_t errlen)
 {
     char host[64], q[96];
     uint16_t port;
     const char *why = NULL;
-    if (!cJSON_IsString(v) || !v->valuestring)
-        return jp_fail(e, path, "expected a string \"host:port\"");
-    const char *s = v->valuestring;
     size_t n = strlen(s);
-    if (n == 0 && allow_off) {
-        out[0] = 0;
+    if (n == 0 && allow_off)
         return 0;
-    }
-    if (n >= cap || hostport_split(s, n, 1, host, sizeof(host), &port, &why))
-        return jp_fail(e, path, "expected \"host:port\", got \"%s\" (%s)",
-                   jp_shown(s, q, sizeof(q)), why ? why : "too long");
-    memcpy(out, s, n + 1);
-    return 0;
-}
-
-/* ---- pods ---- */
-
-static const char *ENGINE_NAMES[] = {"vllm", "sglang", "trtllm"};
-
-const char *gwc_engine_name(enum pod_engine e)
-{
-    return (unsigned)e < 3 ? ENGINE_NAMES[e] : "?";
-}
-
-static int want_engine(struct jp_err *e, const char *path, const cJSON *v,
-                       enum pod_engine *out)
-{
-    char q[96];
-    if (!cJSON_IsString(v) || !v->valuestring)
-        return jp_fail(e, path, "expected a string (vllm, sglang, trtllm)");
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(v->valuestring, ENGINE_NAMES[i])) {
-            *out = (enum pod_engine)i;
-            return 0;
-        }
-    return jp_fail(e, path, "unknown engine \"%s\" (vllm, sglang, trtllm)",
-               jp_shown(v->valuestring, q, sizeof(q)));
-}
-
-static int valid_pod_name(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || *s == '/' ||
-            *s == '"' || *s == '\\' || *s == '%' || *s == '?' || *s == '#')
-            return 0;
-    return 1;
-}
-
-int gwc_pod_parse(const cJSON *o, const char *path, struct gw_pod_cfg *p, char *err,
-                  size_t errlen)
-{
-    struct jp_err e = {err, errlen};
-    char kp[JP_PATH_MAX], q[96], name[POD_NAME_MAX] = "";
-    const cJSON *url = NULL, *models = NULL;
-    enum pod_engine engine = POD_ENGINE_VLLM;
-    if (jp_obj(&e, path, o))
+    if (n >= 128 || hostport_split(s, n, 1, host, sizeof(host), &port, &why)) {
+        snprintf(err, errlen, "expected \"host:port\", got \"%s\" (%s)",
+                 jp_shown(s, q, sizeof(q)), why ? why : "too long");
         return -1;
-    for (const cJSON *k = o->child; k; k = k->next) {
-        if (jp_dup_key(&e, path, o, k))
-            return -1;
-        jp_join(kp, path, k->string);
-        const char *ks = k->string ? k->string : "";
-        if (!strcmp(ks, "url")) {
-            url = k;
-        } else if (!strcmp(ks, "name")) {
-            if (jp_str(&e, kp, k, name, sizeof(name), 1))
-                return -1;
-            if (!valid_pod_name(name))
-                return jp_fail(&e, kp, "\"%s\": no spaces, control bytes, or / \" \\ %% ? #",
-                           jp_shown(name, q, sizeof(q)));
-        } else if (!strcmp(ks, "engine")) {
-            if (want_engine(&e, kp, k, &engine))
-                return -1;
-        } else if (!strcmp(ks, "models")) {
-            models = k;
-        } else {
-            return jp_unknown_key(&e, path, k);
-        }
-    }
-    if (!url)
-        return jp_fail(&e, path, "missing key \"url\"");
-    jp_join(kp, path, "url");
-    if (!cJSON_IsString(url) || !url->valuestring)
-        return jp_fail(&e, kp, "expected a string \"http://host:port\"");
-    char why[256];
-    if (gw_pod_from_url(url->valuestring, p, why, sizeof(why)))
-        return jp_fail(&e, kp, "%s", why);
-    /* no DNS here: reloads and the admin API parse on the control thread;
-     * names are resolved when the pod is added (control.c) */
-    if (name[0])
-        memcpy(p->name, name, sizeof(name));
-    p->engine = engine;
-    if (models) {
-        jp_join(kp, path, "models");
-        if (!cJSON_IsArray(models))
-            return jp_fail(&e, kp, "expected an array of model names");
-        uint32_t i = 0;
-        for (const cJSON *m = models->child; m; m = m->next, i++) {
-            char mp[JP_PATH_MAX + 16];
-            snprintf(mp, sizeof(mp), "%s[%u]", kp, i);
-            if (i >= POD_MAX_MODELS)
-                return jp_fail(&e, kp, "at most %d names", POD_MAX_MODELS);
-            if (jp_str(&e, mp, m, p->models[i], POD_MODEL_MAX, 1))
-                return -1;
-            for (uint32_t j = 0; j < i; j++)
-                if (!strcmp(p->models[j], p->models[i]))
-                    return jp_fail(&e, mp, "duplicate name \"%s\"",
-                               jp_shown(p->models[i], q, sizeof(q)));
-        }
-        if (i == 0)
-            return jp_fail(&e, kp, "expected at least one name (or leave \"models\" out)");
-        p->nmodels = i;
-    }
-    return 0;
-}
-
-static int parse_pods(struct jp_err *e, const cJSON *arr, struct gw_config *c)
-{
-    char path[32], q[96];
-    if (!cJSON_IsArray(arr))
-        return jp_fail(e, "pods", "expected an array");
-    uint32_t i = 0;
-    for (const cJSON *o = arr->child; o; o = o->next, i++) {
-        if (i >= POD_MAX)
-            return jp_fail(e, "pods", "at most %d pods", POD_MAX);
-        snprintf(path, sizeof(path), "pods[%u]", i);
-        struct gw_pod_cfg *p = &c->pods[i];
-        if (gwc_pod_parse(o, path, p, e->buf, e->len))
-            return -1;
-        for (uint32_t j = 0; j < i; j++) {
-            if (!strcmp(c->pods[j].name, p->name)) {
-                snprintf(path, sizeof(path), "pods[%u].name", i);
-                return jp_fail(e, path, "duplicate pod name \"%s\" (also pods[%u])",
-                           jp_shown(p->name, q, sizeof(q)), j);
-            }
-            if (!strcmp(c->pods[j].host, p->host) && c->pods[j].port == p->port) {
-                snprintf(path, sizeof(path), "pods[%u].url", i);
-                return jp_fail(e, path, "same address as pods[%u]", j);
-            }
-        }
-    }
-    c->npods = i;
-    return 0;
-}
-
-const struct policy_cfg *gw_policy_for(const struct gw_config *c, const char *model)
-{
-    for (uint32_t i = 0; model && i < c->noverrides && i < GW_MAX_OVERRIDES; i++)
-        if (!strcmp(c->overrides[i].model, model))
-            return &c->overrides[i].policy;
-    return &c->policy;
-}
-
-/* ---- numeric sections (fingerprint, index, scrape, limits) ---- */
-
-enum { K_U32, K_U64, K_SIZE, K_POSNUM, K_NUM /* a number >= lo */ };
-
-struct key_spec {
-    const char *name;
-    int kind;
-    double lo, hi;
-    size_t off;
-};
-
-#define CFG_OFF(f) offsetof(struct gw_config, f)
-static const struct key_spec FINGERPRINT_KEYS[] = {
-    {"block_bytes", K_U32, 16, 4096, CFG_OFF(block_bytes)},
-    {"max_blocks", K_U32, 1, 1024, CFG_OFF(max_blocks)},
-    {NULL, 0, 0, 0, 0},
-};
-static const struct key_spec INDEX_KEYS[] = {
-    {"max_entries", K_U32, 1024, 268435456, CFG_OFF(index_max_entries)},
-    {"default_capacity_blocks", K_U32, 0, 268435456, CFG_OFF(index_default_blocks)},
-    {"bytes_per_token", K_POSNUM, 0, 1024, CFG_OFF(bytes_per_token)},
-    {NULL, 0, 0, 0, 0},
-};
-static const struct key_spec SCRAPE_KEYS[] = {
-    {"interval_ms", K_U32, 1, 60000, CFG_OFF(scrape_ms)},
-    {"timeout_ms", K_U32, 1, 600000, CFG_OFF(scrape_timeout_ms)},
-    {"health_interval_ms", K_U32, 1, 3600000, CFG_OFF(health_ms)},
-    {"models_interval_ms", K_U32, 0, 86400000, CFG_OFF(models_ms)},
-    {"max_page_bytes", K_SIZE, 65536, 16777216, CFG_OFF(scrape_max_page)},
-    {NULL, 0, 0, 0, 0},
-};
-static const struct key_spec LIMITS_KEYS[] = {
-    {"max_header_bytes", K_U32, 1024, 1048576, CFG_OFF(max_header_bytes)},
-    {"max_body_bytes", K_U64, 1024, 1073741824, CFG_OFF(max_body_bytes)},
-    {"max_connections", K_U32, 1, 1000000, CFG_OFF(max_connections)},
-    {"header_timeout_ms", K_U32, 1, 3600000, CFG_OFF(header_timeout_ms)},
-    {"idle_timeout_ms", K_U32, 1, 3600000, CFG_OFF(idle_timeout_ms)},
-    {"connect_timeout_ms", K_U32, 1, 600000, CFG_OFF(connect_timeout_ms)},
-    {"first_byte_timeout_ms", K_U32, 1, 3600000, CFG_OFF(first_byte_timeout_ms)},
-    {"max_buffered_bytes", K_SIZE, 4096, 1073741824, CFG_OFF(max_buffered_bytes)},
-    {"max_buffered_total_bytes", K_U64, 65536, 1099511627776.0, CFG_OFF(max_buffered_total_bytes)},
-    {"stream_idle_timeout_ms", K_U32, 1, 3600000, CFG_OFF(stream_idle_timeout_ms)},
-    {"send_timeout_ms", K_U32, 1, 3600000, CFG_OFF(send_timeout_ms)},
-    {"drain_timeout_ms", K_U32, 0, 3600000, CFG_OFF(drain_timeout_ms)},
-    {NULL, 0, 0, 0, 0},
-};
-static const struct key_spec OUTLIER_KEYS[] = {
-    {"consecutive_failures", K_U32, 0, 1000000, CFG_OFF(outlier.consecutive)},
-    {"failure_ratio", K_NUM, 0, 1, CFG_OFF(outlier.ratio)},
-    {"min_requests", K_U32, 1, 1000000, CFG_OFF(outlier.min_requests)},
-    {"window_ms", K_U32, 1, 3600000, CFG_OFF(outlier.window_ms)},
-    {"base_ejection_ms", K_U32, 1, 3600000, CFG_OFF(outlier.base_ms)},
-    {"max_ejection_ms", K_U32, 1, 86400000, CFG_OFF(outlier.max_ms)},
-    {NULL, 0, 0, 0, 0},
-};
-static const struct key_spec RETRY_KEYS[] = {
-    {"budget_percent", K_NUM, 0, 100, CFG_OFF(outlier.budget_percent)},
-    {"min_per_second", K_NUM, 0, 1000000, CFG_OFF(outlier.min_per_second)},
-    {"avoid_failed_ms", K_U32, 0, 3600000, CFG_OFF(outlier.recent_ms)},
-    {NULL, 0, 0, 0, 0},
-};
-
-static int parse_section(struct jp_err *e, const char *path, const cJSON *o,
-                         const struct key_spec *spec, struct gw_config *c)
-{
-    char kp[JP_PATH_MAX];
-    if (jp_obj(e, path, o))
-        return -1;
-    for (const cJSON *k = o->child; k; k = k->next) {
-        if (jp_dup_key(e, path, o, k))
-            return -1;
-        jp_join(kp, path, k->string);
-        const struct key_spec *s = spec;
-        while (s->name && (!k->string || strcmp(s->name, k->string)))
-            s++;
-        if (!s->name)
-            return jp_unknown_key(e, path, k);
-        char *dst = (char *)c + s->off;
-        double d = 0;
-        if (s->kind == K_POSNUM || s->kind == K_NUM) {
-            if (jp_num(e, kp, k, s->lo, s->kind == K_POSNUM, s->hi, &d))
-                return -1;
-            *(double *)dst = d;
-            continue;
-        }
-        if (jp_int(e, kp, k, s->lo, s->hi, &d))
-            return -1;
-        if (s->kind == K_U32)
-            *(uint32_t *)dst = (uint32_t)d;
-        else if (s->kind == K_U64)
-            *(uint64_t *)dst = (uint64_t)d;
-        else
-            *(size_t *)dst = (size_t)d;
     }
     return 0;
 }
@@ -435,47 +253,161 @@ static int splice_mode_of(struct jp_err *e, const char *path, const cJSON *v, in
     return 0;
 }
 
-static int parse_splice(struct jp_err *e, const cJSON *o, struct gw_config *c)
+static int splice_models(struct jp_err *e, const char *kp, const cJSON *k, struct gw_config *c)
 {
-    char kp[JP_PATH_MAX], mp[JP_PATH_MAX];
-    if (jp_obj(e, "splice", o))
+    char mp[JP_PATH_MAX];
+    if (jp_obj(e, kp, k))
         return -1;
-    for (const cJSON *k = o->child; k; k = k->next) {
-        if (jp_dup_key(e, "splice", o, k))
+    c->nsplice_models = 0;
+    memset(c->splice_models, 0, sizeof(c->splice_models));
+    for (const cJSON *m = k->child; m; m = m->next) {
+        if (jp_dup_key(e, kp, k, m))
             return -1;
-        jp_join(kp, "splice", k->string);
-        const char *ks = k->string ? k->string : "";
-        if (!strcmp(ks, "mode")) {
-            if (splice_mode_of(e, kp, k, &c->splice_mode))
-                return -1;
-        } else if (!strcmp(ks, "budget_bytes")) {
-            double d = 0;
-            if (jp_int(e, kp, k, 65536, 1073741824, &d))
-                return -1;
-            c->splice_budget = (uint64_t)d;
-        } else if (!strcmp(ks, "models")) {
-            if (jp_obj(e, kp, k))
-                return -1;
-            c->nsplice_models = 0;
-            for (const cJSON *m = k->child; m; m = m->next) {
-                if (jp_dup_key(e, kp, k, m))
-                    return -1;
-                jp_join(mp, kp, m->string);
-                if (c->nsplice_models == GW_MAX_OVERRIDES)
-                    return jp_fail(e, kp, "at most %d models", GW_MAX_OVERRIDES);
-                struct gw_splice_model *sm = &c->splice_models[c->nsplice_models];
-                if (!m->string || !m->string[0] || strlen(m->string) >= sizeof(sm->model))
-                    return jp_fail(e, mp, "model names are 1-%zu bytes", sizeof(sm->model) - 1);
-                if (splice_mode_of(e, mp, m, &sm->mode))
-                    return -1;
-                snprintf(sm->model, sizeof(sm->model), "%s", m->string);
-                c->nsplice_models++;
-            }
-        } else {
-            return jp_unknown_key(e, "splice", k);
-        }
+        jp_join(mp, kp, m->string);
+        if (c->nsplice_models == GW_MAX_OVERRIDES)
+            return jp_fail(e, kp, "at most %d models", GW_MAX_OVERRIDES);
+        struct gw_splice_model *sm = &c->splice_models[c->nsplice_models];
+        if (!m->string || !m->string[0] || strlen(m->string) >= sizeof(sm->model))
+            return jp_fail(e, mp, "model names are 1-%zu bytes", sizeof(sm->model) - 1);
+        if (splice_mode_of(e, mp, m, &sm->mode))
+            return -1;
+        snprintf(sm->model, sizeof(sm->model), "%s", m->string);
+        c->nsplice_models++;
     }
     return 0;
+}
+
+/* ---- table-driven parsing ---- */
+
+static int parse_object(struct jp_err *e, const char *section, const cJSON *o,
+                        struct gw_config *c);
+
+static int parse_policy(struct jp_err *e, const cJSON *k, struct gw_config *c)
+{
+    struct gw_policies *p = malloc(sizeof(*p));
+    if (!p)
+        return jp_fail(e, "policy", "out of memory");
+    int rc = gwc_policies_parse(k, "policy", p, e->buf, e->len);
+    if (!rc)
+        c->policies = *p;
+    free(p);
+    return rc;
+}
+
+static int parse_text(struct jp_err *e, const struct key_spec *s, const char *kp,
+                      const cJSON *k, char *dst)
+{
+    char why[256];
+    if (s->kind == K_STR)
+        return jp_str(e, kp, k, dst, s->size, 0);
+    if (s->kind == K_TOKEN) {
+        if (jp_str(e, kp, k, dst, s->size, 0))
+            return -1;
+        for (const char *t = dst; *t; t++)
+            if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f)
+                return jp_fail(e, kp, "expected printable ASCII without spaces");
+        return 0;
+    }
+    /* K_LISTEN, K_LISTEN_OFF */
+    if (!cJSON_IsString(k) || !k->valuestring)
+        return jp_fail(e, kp, "expected a string \"host:port\"");
+    if (gw_config_check_listen(k->valuestring, s->kind == K_LISTEN_OFF, why, sizeof(why)))
+        return jp_fail(e, kp, "%s", why);
+    snprintf(dst, s->size, "%s", k->valuestring); /* fits: checked above */
+    return 0;
+}
+
+/* One key k (path kp) as its spec says, into c. */
+static int parse_value(struct jp_err *e, const struct key_spec *s, const char *kp,
+                       const cJSON *k, struct gw_config *c)
+{
+    char *dst = (char *)c + s->off;
+    double d = 0;
+    switch (s->kind) {
+    case K_SECTION: return parse_object(e, s->name, k, c);
+    case K_PODS: return gwc_pods_parse(k, c, e->buf, e->len);
+    case K_POLICY: return parse_policy(e, k, c);
+    case K_SPLICE_MODE: return splice_mode_of(e, kp, k, (int *)dst);
+    case K_SPLICE_MODELS: return splice_models(e, kp, k, c);
+    case K_BOOL: return jp_bool(e, kp, k, (int *)dst);
+    case K_STR: case K_TOKEN: case K_LISTEN: case K_LISTEN_OFF:
+        return parse_text(e, s, kp, k, dst);
+    case K_POSNUM: case K_NUM:
+        if (jp_num(e, kp, k, s->lo, s->kind == K_POSNUM, s->hi, &d))
+            return -1;
+        *(double *)dst = d;
+        return 0;
+    default:
+        break;
+    }
+    if (jp_int(e, kp, k, s->lo, s->hi, &d))
+        return -1;
+    if (s->kind == K_U32)
+        *(uint32_t *)dst = (uint32_t)d;
+    else if (s->kind == K_U64)
+        *(uint64_t *)dst = (uint64_t)d;
+    else
+        *(size_t *)dst = (size_t)d;
+    return 0;
+}
+
+/* The object o of `section` ("" top level): each key by its spec. */
+static int parse_object(struct jp_err *e, const char *section, const cJSON *o,
+                        struct gw_config *c)
+{
+    char kp[JP_PATH_MAX];
+    if (!section[0] && !cJSON_IsObject(o))
+        return jp_fail(e, NULL, "top level: expected an object");
+    if (jp_obj(e, section, o))
+        return -1;
+    for (const cJSON *k = o->child; k; k = k->next) {
+        if (jp_dup_key(e, section, o, k))
+            return -1;
+        const struct key_spec *s = NULL;
+        for (size_t i = 0; i < NKEYS && !s; i++)
+            if (!strcmp(KEYS[i].section, section) && k->string &&
+                !strcmp(KEYS[i].name, k->string))
+                s = &KEYS[i];
+        if (!s)
+            return jp_unknown_key(e, section, k);
+        jp_join(kp, section, k->string);
+        if (parse_value(e, s, kp, k, c))
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- what a reload leaves for a restart ---- */
+
+static int is_text(enum key_kind k)
+{
+    return k == K_STR || k == K_TOKEN || k == K_LISTEN || k == K_LISTEN_OFF;
+}
+
+int gw_config_restart_keys(const struct gw_config *a, const struct gw_config *b, char *out,
+                           size_t cap)
+{
+    int n = 0;
+    size_t len = 0;
+    if (cap)
+        out[0] = 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key_spec *s = &KEYS[i];
+        if (s->kind == K_SECTION || s->reload != RL_RESTART)
+            continue;
+        const char *x = (const char *)a + s->off, *y = (const char *)b + s->off;
+        int same = is_text(s->kind) ? !strncmp(x, y, s->size) : !memcmp(x, y, s->size);
+        if (s->kind == K_SPLICE_MODELS)
+            same = same && a->nsplice_models == b->nsplice_models;
+        if (same)
+            continue;
+        int w = snprintf(out + len, cap > len ? cap - len : 0, "%s%s%s%s", n ? ", " : "",
+                         s->section, s->section[0] ? "." : "", s->name);
+        if (w > 0 && len + (size_t)w < cap)
+            len += (size_t)w;
+        n++;
+    }
+    return n;
 }
 
 /* ---- the document ---- */
@@ -486,7 +418,7 @@ void gw_config_defaults(struct gw_config *c)
     strcpy(c->listen, "0.0.0.0:8080");
     strcpy(c->admin_listen, "127.0.0.1:9090");
     c->workers = 0;
-    policy_defaults(&c->policy);
+    policy_defaults(&c->policies.global);
     c->block_bytes = 64;
     c->max_blocks = 256;
     c->index_max_entries = 2000000;
@@ -514,35 +446,6 @@ void gw_config_defaults(struct gw_config *c)
     c->access_log_buffer = 1u << 20; /* = ACCESSLOG_BUFFER_DEFAULT */
     c->splice_mode = GW_SPLICE_AUTO;
     c->splice_budget = 4u << 20; /* = KVG_SPLICE_BUDGET_DEFAULT */
-}
-
-static int parse_admin(struct jp_err *e, const cJSON *o, struct gw_config *c)
-{
-    char kp[JP_PATH_MAX];
-    if (jp_obj(e, "admin", o))
-        return -1;
-    for (const cJSON *k = o->child; k; k = k->next) {
-        if (jp_dup_key(e, "admin", o, k))
-            return -1;
-        jp_join(kp, "admin", k->string);
-        const char *ks = k->string ? k->string : "";
-        if (!strcmp(ks, "listen")) {
-            if (want_listen(e, kp, k, c->admin_listen, sizeof(c->admin_listen), 1))
-                return -1;
-        } else if (!strcmp(ks, "insecure")) {
-            if (jp_bool(e, kp, k, &c->admin_insecure))
-                return -1;
-        } else if (!strcmp(ks, "token")) {
-            if (jp_str(e, kp, k, c->admin_token, sizeof(c->admin_token), 0))
-                return -1;
-            for (const char *t = c->admin_token; *t; t++)
-                if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f)
-                    return jp_fail(e, kp, "expected printable ASCII without spaces");
-        } else {
-            return jp_unknown_key(e, "admin", k);
-        }
-    }
-    return 0;
 }
 
 /* host (brackets stripped) is a loopback address: 127.0.0.0/8, ::1,
@@ -581,84 +484,6 @@ int gw_config_check_admin(const struct gw_config *c, const char *admin_listen, c
     return -1;
 }
 
-static int parse_metrics(struct jp_err *e, const cJSON *o, struct gw_config *c)
-{
-    char kp[JP_PATH_MAX];
-    if (jp_obj(e, "metrics", o))
-        return -1;
-    for (const cJSON *k = o->child; k; k = k->next) {
-        if (jp_dup_key(e, "metrics", o, k))
-            return -1;
-        jp_join(kp, "metrics", k->string);
-        if (k->string && !strcmp(k->string, "tenant_from_user")) {
-            if (jp_bool(e, kp, k, &c->tenant_from_user))
-                return -1;
-        } else {
-            return jp_unknown_key(e, "metrics", k);
-        }
-    }
-    return 0;
-}
-
-static int parse_root(struct jp_err *e, const cJSON *root, struct gw_config *c)
-{
-    if (!cJSON_IsObject(root))
-        return jp_fail(e, NULL, "top level: expected an object");
-    for (const cJSON *k = root->child; k; k = k->next) {
-        if (jp_dup_key(e, "", root, k))
-            return -1;
-        const char *ks = k->string ? k->string : "";
-        int rc;
-        if (!strcmp(ks, "listen"))
-            rc = want_listen(e, "listen", k, c->listen, sizeof(c->listen), 0);
-        else if (!strcmp(ks, "workers"))
-            rc = jp_u32(e, "workers", k, 0, 64, &c->workers);
-        else if (!strcmp(ks, "admin"))
-            rc = parse_admin(e, k, c);
-        else if (!strcmp(ks, "pods"))
-            rc = parse_pods(e, k, c);
-        else if (!strcmp(ks, "policy")) {
-            struct gw_policies *p = malloc(sizeof(*p));
-            if (!p)
-                return jp_fail(e, "policy", "out of memory");
-            rc = gwc_policies_parse(k, "policy", p, e->buf, e->len);
-            if (!rc) {
-                c->policy = p->global;
-                c->noverrides = p->noverrides;
-                memcpy(c->overrides, p->overrides, sizeof(c->overrides));
-            }
-            free(p);
-        } else if (!strcmp(ks, "fingerprint"))
-            rc = parse_section(e, "fingerprint", k, FINGERPRINT_KEYS, c);
-        else if (!strcmp(ks, "index"))
-            rc = parse_section(e, "index", k, INDEX_KEYS, c);
-        else if (!strcmp(ks, "scrape"))
-            rc = parse_section(e, "scrape", k, SCRAPE_KEYS, c);
-        else if (!strcmp(ks, "limits"))
-            rc = parse_section(e, "limits", k, LIMITS_KEYS, c);
-        else if (!strcmp(ks, "outlier"))
-            rc = parse_section(e, "outlier", k, OUTLIER_KEYS, c);
-        else if (!strcmp(ks, "retry"))
-            rc = parse_section(e, "retry", k, RETRY_KEYS, c);
-        else if (!strcmp(ks, "access_log"))
-            rc = jp_str(e, "access_log", k, c->access_log, sizeof(c->access_log), 0);
-        else if (!strcmp(ks, "access_log_buffer_bytes")) {
-            double d = 0;
-            rc = jp_int(e, "access_log_buffer_bytes", k, 4096, 1073741824, &d);
-            c->access_log_buffer = (size_t)d;
-        }
-        else if (!strcmp(ks, "splice"))
-            rc = parse_splice(e, k, c);
-        else if (!strcmp(ks, "metrics"))
-            rc = parse_metrics(e, k, c);
-        else
-            rc = jp_unknown_key(e, "", k);
-        if (rc)
-            return -1;
-    }
-    return 0;
-}
-
 /* 1-based line and column (in bytes) of offset off. */
 static void line_col(const char *s, size_t off, unsigned *line, unsigned *col)
 {
@@ -683,20 +508,19 @@ int gw_config_parse(const char *json, size_t len, struct gw_config *c, char *err
     if (err && errlen)
         err[0] = 0;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    size_t off = end && end >= json && end <= json + len ? (size_t)(end - json) : len;
     if (!root) {
-        size_t off = end && end >= json && end <= json + len ? (size_t)(end - json) : len;
         line_col(json, off, &line, &col);
         return jp_fail(&e, NULL, "line %u, column %u: JSON syntax error", line, col);
     }
     /* cJSON stops after the value; anything but white space after it is an
      * error too */
-    size_t off = end && end >= json && end <= json + len ? (size_t)(end - json) : len;
     for (size_t i = off; i < len; i++)
         if (json[i] != ' ' && json[i] != '\t' && json[i] != '\n' && json[i] != '\r') {
             cJSON_Delete(root);
             line_col(json, i, &line, &col);
             return jp_fail(&e, NULL, "line %u, column %u: JSON syntax error "
-                                 "(text after the top-level object)", line, col);
+                                     "(text after the top-level object)", line, col);
         }
     struct gw_config *tmp = malloc(sizeof(*tmp));
     if (!tmp) {
@@ -704,7 +528,7 @@ int gw_config_parse(const char *json, size_t len, struct gw_config *c, char *err
         return jp_fail(&e, NULL, "out of memory");
     }
     gw_config_defaults(tmp);
-    int rc = parse_root(&e, root, tmp);
+    int rc = parse_object(&e, "", root, tmp);
     cJSON_Delete(root);
     if (rc == 0)
         memcpy(c, tmp, sizeof(*c));

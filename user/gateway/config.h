@@ -1,8 +1,14 @@
 /* config: kvgated's configuration, from one JSON file or from flags.
  *
- * Every key is documented in README.md ("kvgated configuration"). Errors
- * name the key path, e.g. `pods[2].url: expected "http://host:port"`.
- * Unknown keys are errors too (a typo must not silently fall back). */
+ * Every key is documented in README.md ("kvgated configuration") and in
+ * config.c's key table, which also says what a reload does with it:
+ * applied at once, or kept until a restart. Errors name the key path,
+ * e.g. `pods[2].url: expected "http://host:port"`. Unknown keys are
+ * errors too (a typo must not silently fall back).
+ *
+ *   config.c         the document: the key table, sections, loading
+ *   config_pod.c     one pod: its URL, its object, the "pods" array
+ *   config_policy.c  the "policy" object (config_policy.h) */
 #ifndef KVGATE_GATEWAY_CONFIG_H
 #define KVGATE_GATEWAY_CONFIG_H
 
@@ -12,8 +18,9 @@
 #include "core/outlier.h"
 #include "core/podtable.h"
 #include "core/policy.h"
+#include "gateway/config_policy.h"
 
-#define GW_MAX_OVERRIDES 32
+struct cJSON;
 
 struct gw_pod_cfg {
     char name[POD_NAME_MAX];      /* default "host:port" */
@@ -38,11 +45,6 @@ struct gw_splice_model {
     int mode;                     /* enum gw_splice_mode */
 };
 
-struct gw_policy_override {
-    char model[POD_MODEL_MAX];
-    struct policy_cfg policy;
-};
-
 struct gw_config {
     char listen[128];             /* "0.0.0.0:8080" */
     char admin_listen[128];       /* "127.0.0.1:9090" */
@@ -51,9 +53,7 @@ struct gw_config {
     uint32_t workers;             /* 0 = number of cores */
     uint32_t npods;
     struct gw_pod_cfg pods[POD_MAX];
-    struct policy_cfg policy;
-    uint32_t noverrides;
-    struct gw_policy_override overrides[GW_MAX_OVERRIDES];
+    struct gw_policies policies;  /* "policy": global and per-model overrides */
     /* fingerprint */
     uint32_t block_bytes;         /* 64 */
     uint32_t max_blocks;          /* 256 */
@@ -110,11 +110,33 @@ int gw_config_parse(const char *json, size_t len, struct gw_config *c, char *err
  * DNS here: reloads call it on the control thread). */
 int gw_config_check_admin(const struct gw_config *c, const char *admin_listen, char *err,
                           size_t errlen);
+/* A listener's "host:port" (allow_off: "" too), as `listen` and
+ * `admin.listen` take it (--listen, --admin). No DNS. 0, or -1 with err =
+ * `expected "host:port", got "..." (why)`. */
+int gw_config_check_listen(const char *spec, int allow_off, char *err, size_t errlen);
+
+/* The keys a reload does not apply (they keep their running value until a
+ * restart: listen, workers, limits.*, splice.*, ...; config.c's key table
+ * says which) whose value differs between the running config and the one
+ * just loaded, as key paths ("splice.mode, limits.send_timeout_ms") in
+ * out. Returns how many. */
+int gw_config_restart_keys(const struct gw_config *running, const struct gw_config *next,
+                           char *out, size_t cap);
+
+/* ---- config_pod.c ---- */
 
 /* "http://host:port" -> pod entry (flags and admin API). 0 or -1 + err. */
 int gw_pod_from_url(const char *url, struct gw_pod_cfg *p, char *err, size_t errlen);
-
-/* Policy for a model: its override, else the global one. */
-const struct policy_cfg *gw_policy_for(const struct gw_config *c, const char *model);
+/* One pod object {"url","name","engine","models"} found at key path `path`
+ * ("" for a bare request body). 0, or -1 with err = "<path>.<key>: <what
+ * is wrong>". */
+int gwc_pod_parse(const struct cJSON *o, const char *path, struct gw_pod_cfg *p,
+                  char *err, size_t errlen);
+/* The "pods" array into c->pods / c->npods (names and addresses unique). */
+int gwc_pods_parse(const struct cJSON *arr, struct gw_config *c, char *err, size_t errlen);
+/* "vllm", "sglang", "trtllm". */
+const char *gwc_engine_name(enum pod_engine e);
+/* "host:port", "[v6]:port" into out. 0, or -1 when it does not fit. */
+int gw_hostport_text(const char *host, uint16_t port, char *out, size_t n);
 
 #endif

@@ -1,15 +1,24 @@
-/* config_policy: the config's "policy" object, parsed and rendered. Used
- * by config.c (the file's "policy" key) and by the admin API (GET / PUT
- * /admin/policy: the policy in force as JSON, a merge patch parsed back).
- * The keys are documented in config.c and README.md. */
+/* config_policy: the config's "policy" object. See config_policy.h. Used
+ * by config.c (the file's "policy" key), the admin API (GET / PUT
+ * /admin/policy: the policy in force as JSON, a merge patch parsed back)
+ * and, for the per-model lookup, by route.c and splice. */
+#include "gateway/config_policy.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "gateway/control_priv.h"
 #include "gateway/jsonpath.h"
+
+const struct policy_cfg *gw_policies_for(const struct gw_policies *p, const char *model)
+{
+    for (uint32_t i = 0; model && i < p->noverrides && i < GW_MAX_OVERRIDES; i++)
+        if (!strcmp(p->overrides[i].model, model))
+            return &p->overrides[i].policy;
+    return &p->global;
+}
 
 static int want_mode(struct jp_err *e, const char *path, const cJSON *v,
                      enum policy_mode *m)
@@ -202,3 +211,46 @@ fail:
     return NULL;
 }
 
+
+/* RFC 7386: objects merge key by key, null deletes, anything else replaces. */
+static int merge_patch(cJSON *dst, const cJSON *patch)
+{
+    for (const cJSON *k = patch->child; k; k = k->next) {
+        if (!k->string)
+            continue;
+        cJSON *d = cJSON_GetObjectItemCaseSensitive(dst, k->string);
+        if (cJSON_IsNull(k)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(dst, k->string);
+        } else if (cJSON_IsObject(k)) {
+            if (!cJSON_IsObject(d)) {
+                cJSON_DeleteItemFromObjectCaseSensitive(dst, k->string);
+                d = cJSON_AddObjectToObject(dst, k->string);
+                if (!d)
+                    return -ENOMEM;
+            }
+            if (merge_patch(d, k))
+                return -ENOMEM;
+        } else {
+            cJSON *v = cJSON_Duplicate(k, 1);
+            if (!v)
+                return -ENOMEM;
+            cJSON_DeleteItemFromObjectCaseSensitive(dst, k->string);
+            cJSON_AddItemToObject(dst, k->string, v);
+        }
+    }
+    return 0;
+}
+
+int gwc_policies_patch(const struct gw_policies *cur, const cJSON *patch,
+                       struct gw_policies *out, char *err, size_t errlen)
+{
+    cJSON *doc = gwc_policies_json(cur);
+    if (!doc || merge_patch(doc, patch)) {
+        cJSON_Delete(doc);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = gwc_policies_parse(doc, "policy", out, err, errlen);
+    cJSON_Delete(doc);
+    return rc ? -EINVAL : 0;
+}

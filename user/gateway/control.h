@@ -3,32 +3,22 @@
  * checks /health, discovers served models and adapters from /v1/models,
  * and publishes an immutable snapshot after each change (podtable.h).
  * Also serves the admin listener (admin.c) and reloads the config on
- * SIGHUP / POST /admin/reload. */
+ * SIGHUP / POST /admin/reload. control_priv.h says which file does what. */
 #ifndef KVGATE_GATEWAY_CONTROL_H
 #define KVGATE_GATEWAY_CONTROL_H
 
-#include "gateway/config.h"
-
 struct gw;
-struct sbuf;
+struct ctl;
 
-/* Publishes the first snapshot (pods from cfg, unhealthy until their first
- * health check passes... see control.c), binds the admin listener, starts
- * the thread. 0, or -errno with a sentence on stderr. */
-int control_start(struct gw *g);
-void control_stop(void);
-
-/* Thread-safe requests from any thread (the admin API runs on the control
- * thread itself). 0 or -errno (-EEXIST, -ENOENT, -ENOSPC); adding a pod
- * whose host is a DNS name answers -EINPROGRESS: the resolver thread looks
- * it up and the pod joins when it resolves (a failure is logged). */
-int control_add_pod(const struct gw_pod_cfg *p);
-int control_remove_pod(const char *name);
-int control_drain_pod(const char *name, int drain);
-/* Re-reads g->config_path: pods added / removed, policies swapped,
- * connections kept. 0, or -1 with err. */
-int control_reload(char *err, size_t errlen);
-/* Asks the control thread to reload at its next wake-up (signal-safe). */
-void control_request_reload(void);
+/* Publishes the first snapshot (pods from g->cfg, unhealthy until their
+ * first health check passes; a host name is resolved here, before
+ * anything is served), binds the admin listener, starts the thread.
+ * 0 and *out, or -errno with a sentence logged. */
+int control_start(struct gw *g, struct ctl **out);
+/* Stops the thread and frees what control_start made (c may be NULL). */
+void control_stop(struct ctl *c);
+/* Asks the control thread to reload g->config_path at its next wake-up
+ * (an atomic store and a write: safe from any thread). */
+void control_request_reload(struct ctl *c);
 
 #endif

@@ -1,22 +1,10 @@
 /* control_policy: the routing policies in force and the kill switch, on
  * the control thread (admin API and reloads). Workers copy g->policies
- * under g->policy_mu for each request. */
+ * under g->policy_mu for each request. See control_priv.h. */
 #include <pthread.h>
 #include <string.h>
 
 #include "gateway/control_priv.h"
-#include "gateway/gateway.h"
-
-/* kill switch: `saved` is the policy set as it would be without it */
-static struct {
-    int on;
-    struct gw_policies saved;
-} K;
-
-void ctl_killswitch_reset(void)
-{
-    K.on = 0;
-}
 
 static void force_rr(struct policy_cfg *p)
 {
@@ -25,59 +13,56 @@ static void force_rr(struct policy_cfg *p)
     p->canary_pct = 100;
 }
 
-static void install(const struct gw_policies *p)
+static void install(struct ctl *c, const struct gw_policies *p)
 {
-    pthread_mutex_lock(&ctl_gw()->policy_mu);
-    ctl_gw()->policies = *p;
-    pthread_mutex_unlock(&ctl_gw()->policy_mu);
+    pthread_mutex_lock(&c->g->policy_mu);
+    c->g->policies = *p;
+    pthread_mutex_unlock(&c->g->policy_mu);
 }
 
-void ctl_set_policies(const struct gw_policies *p)
+void ctl_set_policies(struct ctl *c, const struct gw_policies *p)
 {
-    if (!K.on) {
-        install(p);
+    if (!c->ks_on) {
+        install(c, p);
         return;
     }
-    K.saved = *p; /* restored when the switch goes off */
-    static struct gw_policies forced;
-    forced = *p;
-    force_rr(&forced.global);
-    for (uint32_t i = 0; i < forced.noverrides; i++)
-        force_rr(&forced.overrides[i].policy);
-    install(&forced);
+    if (p != &c->ks_saved)
+        c->ks_saved = *p; /* restored when the switch goes off */
+    struct gw_policies *forced = &c->ks_scratch; /* too big for the stack */
+    *forced = *p;
+    force_rr(&forced->global);
+    for (uint32_t i = 0; i < forced->noverrides; i++)
+        force_rr(&forced->overrides[i].policy);
+    install(c, forced);
 }
 
-/* The policy set an admin change applies to: without the kill switch's
- * forcing. */
-void ctl_base_policies(struct gw_policies *out)
+void ctl_base_policies(struct ctl *c, struct gw_policies *out)
 {
-    if (K.on) {
-        *out = K.saved;
+    if (c->ks_on) {
+        *out = c->ks_saved;
         return;
     }
-    pthread_mutex_lock(&ctl_gw()->policy_mu);
-    *out = ctl_gw()->policies;
-    pthread_mutex_unlock(&ctl_gw()->policy_mu);
+    pthread_mutex_lock(&c->g->policy_mu);
+    *out = c->g->policies;
+    pthread_mutex_unlock(&c->g->policy_mu);
 }
 
-void ctl_killswitch(int on)
+void ctl_killswitch(struct ctl *c, int on)
 {
-    static struct gw_policies base;
     on = !!on;
-    if (on == K.on)
+    if (on == c->ks_on)
         return;
     if (on) {
-        ctl_base_policies(&base);
-        K.on = 1;
-        ctl_set_policies(&base);
+        ctl_base_policies(c, &c->ks_saved);
+        c->ks_on = 1;
+        ctl_set_policies(c, &c->ks_saved);
     } else {
-        K.on = 0;
-        install(&K.saved);
+        c->ks_on = 0;
+        install(c, &c->ks_saved);
     }
 }
 
-int ctl_killswitch_on(void)
+int ctl_killswitch_on(const struct ctl *c)
 {
-    return K.on;
+    return c->ks_on;
 }
-

@@ -1,20 +1,27 @@
-/* control_priv: what config.c, control.c and admin.c share inside kvgated's
- * control plane. Not for the data path (workers read snapshots, gateway.h).
+/* control_priv: what kvgated's control plane shares inside itself. One
+ * struct ctl (control.c makes it) is handed to every part; none keeps a
+ * file-scope singleton. Not for the data path (workers read snapshots,
+ * gateway.h).
  *
- *   config.c   JSON -> gw_config; also the pieces the admin API reuses
- *              (one pod object; config_policy.c: one policy object,
- *              policy -> JSON), on jsonpath.c (typed reads, key-path
- *              errors) and hostport.c
- *   control.c  the control thread: pod table, snapshots, reload, requests
- *              from other threads (control_policy.c: policies, kill switch;
- *              resolver.c: host names, off the thread)
- *   probe.c    the periodic /metrics, /health, /v1/models probes
- *   scrape.c   the non-blocking HTTP/1.1 GET client (scrape.h)
- *   admin.c    the admin listener, served on the control thread's loop
- *              (admin_api.c: its endpoints; admin_priv.h) */
+ *   control.c         the thread: start, stop, the wake-up for SIGHUP
+ *   control_pods.c    the pod table: add (host names through resolver.c),
+ *                     remove, drain, sync with a reloaded config, publish
+ *                     (snapshot, model labels, the BPF pod table)
+ *   control_reload.c  the config file read again
+ *   control_policy.c  the policies in force and the kill switch
+ *   probe.c           the periodic /metrics, /health, /v1/models probes,
+ *                     over scrape.c (the non-blocking HTTP/1.1 GET client)
+ *   admin.c           the admin listener on the thread's loop (admin_api.c:
+ *                     its endpoints; admin_priv.h)
+ *
+ * Everything here runs on the control thread, except control_start /
+ * control_stop (main thread, the thread not running) and the reload
+ * request (control.h). */
 #ifndef KVGATE_GATEWAY_CONTROL_PRIV_H
 #define KVGATE_GATEWAY_CONTROL_PRIV_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,31 +29,15 @@
 #include "gateway/gateway.h"
 #include "gateway/scrape.h"
 
-struct cJSON;
+struct admin;
+struct ctl;
+struct ctl_pending;
 struct ev_loop;
 struct sbuf;
 
-/* ---- config.c ---- */
-
-/* One pod object {"url","name","engine","models"} found at key path `path`
- * ("" for a bare request body). No DNS (the host is checked for syntax;
- * ctl_add_pod resolves it). 0, or -1 with err = "<path>.<key>: <what is
- * wrong>". */
-int gwc_pod_parse(const struct cJSON *o, const char *path, struct gw_pod_cfg *p,
-                  char *err, size_t errlen);
-/* A "policy" object (NULL: absent) over policy_defaults(); overrides inherit
- * every key they do not set from the global policy. 0 or -1 + err. */
-int gwc_policies_parse(const struct cJSON *o, const char *path,
-                       struct gw_policies *out, char *err, size_t errlen);
-/* The config's "policy" layout: every global key; each override only with
- * the keys where it differs from the global policy. NULL on ENOMEM. */
-struct cJSON *gwc_policies_json(const struct gw_policies *p);
-const char *gwc_engine_name(enum pod_engine e);
-
-/* ---- control.c: the pod table (control thread only) ---- */
-
 /* One pod. Allocated on add, freed on remove; its slot is stable. */
 struct cpod {
+    struct ctl *ctl;
     struct pod_info info;        /* what snapshots publish */
     struct gw_pod_cfg cfg;       /* as configured */
     struct hget mc, hc, vc;      /* probe connections: /metrics, /health, /v1/models */
@@ -56,64 +47,106 @@ struct cpod {
     int64_t scrape_credit_ns;    /* parse budget: scraped while >= 0 (probe.c) */
 };
 
-struct gw *ctl_gw(void);
-struct ev_loop *ctl_loop(void);
-struct cpod *ctl_pod(uint32_t slot);   /* NULL: free slot */
-const struct gw_config *ctl_cfg(void); /* probe periods (reloads change them) */
+/* probe.c's timers. */
+struct ctl_probes {
+    uint64_t scrape_next, health_next, models_next;
+    uint64_t t_scrape, t_health, t_models;
+    int armed;
+};
+
+struct ctl {
+    struct gw *g;
+    struct ev_loop *l;
+    struct gw_config cfg;        /* private copy: pods and probe periods (reloads) */
+    /* the pod table (control_pods.c) */
+    struct cpod *pods[POD_MAX];  /* by slot; NULL: free */
+    uint32_t npods, next_slot;
+    struct ctl_pending *pending; /* pods whose host is resolving */
+    uint64_t gen, pub_timer, last_pub;
+    int dirty;
+    int bpf_err;                 /* the BPF pod table's last write result */
+    /* the thread (control.c) */
+    pthread_t th;
+    int running;                 /* serving: a host name goes to the resolver */
+    int efd;                     /* wake-up (reload requests), -1 none */
+    atomic_int reload_req;
+    struct ctl_probes probes;
+    /* the kill switch (control_policy.c): `saved` is the policy set as it
+     * would be without it */
+    int ks_on;
+    struct gw_policies ks_saved, ks_scratch;
+    struct admin *admin;         /* NULL: no admin listener */
+};
+
+/* ---- control_pods.c ---- */
+
 /* The table changed: a snapshot is published at the end of this loop
  * iteration (at most one a millisecond). */
-void ctl_mark_dirty(void);
+void ctl_mark_dirty(struct ctl *c);
+/* Publishes now (the first snapshot, before anything is served). */
+void ctl_publish_now(struct ctl *c);
+/* A pod whose host is a name was added (rc 0) or not (rc < 0, err says
+ * why) once the resolver answered; runs on the control thread. */
+typedef void (*ctl_added_cb)(void *arg, uint64_t cookie, int rc, const char *err);
+/* Adds a pod: 0, or -errno with err (-EEXIST, -ENOSPC, -EINVAL cannot
+ * resolve, -ENOMEM). A numeric host is added at once; so is a name before
+ * the thread runs (start-up). At run time a name goes to the resolver
+ * thread: -EINPROGRESS, and done(arg, cookie, ...) later (done may be
+ * NULL: then a failure is logged). */
+int ctl_add_pod(struct ctl *c, const struct gw_pod_cfg *p, char *err, size_t errlen,
+                ctl_added_cb done, void *arg, uint64_t cookie);
+/* The names of pods waiting for their host to resolve, as a JSON array. */
+void ctl_resolving_json(struct ctl *c, struct sbuf *out);
+/* 0 or -ENOENT. Removing a pod forgets its prefix-index entries and the
+ * sessions pinned to it; one still resolving is not added. */
+int ctl_remove_pod(struct ctl *c, const char *name);
+int ctl_drain_pod(struct ctl *c, const char *name, int drain);
+/* The table to nc's pods: removed pods (and pods whose address changed)
+ * go, new ones are added, engines and model lists updated. 0, or -1 with
+ * err naming the first pod that could not be added (the rest applies). */
+int ctl_pods_sync(struct ctl *c, const struct gw_config *nc, char *err, size_t errlen);
+/* Frees every pod and pending add (the thread stopped). */
+void ctl_pods_free(struct ctl *c);
+
+/* ---- control_reload.c ---- */
+
+/* Re-reads g->config_path: pods added / removed, policies swapped,
+ * connections kept. 0, or -1 with err. restart (may be NULL) gets the
+ * changed keys that keep their running value until a restart
+ * (gw_config_restart_keys), "" when none. */
+int ctl_reload(struct ctl *c, char *err, size_t errlen, char *restart, size_t rlen);
+
+/* ---- control_policy.c ---- */
+
+/* Replaces the routing policies (under g->policy_mu), keeping the kill
+ * switch in force if it is on. */
+void ctl_set_policies(struct ctl *c, const struct gw_policies *p);
+/* The policies an admin change starts from (without the kill switch). */
+void ctl_base_policies(struct ctl *c, struct gw_policies *out);
+/* Kill switch: on = every policy (global and overrides) round-robin, no
+ * shadow, no canary; off = their previous mode, shadow and canary back. */
+void ctl_killswitch(struct ctl *c, int on);
+int ctl_killswitch_on(const struct ctl *c);
 
 /* ---- probe.c ---- */
 
 /* (Re)starts the periodic probes of every pod; the first round goes out at
  * once. */
-void probes_arm(struct ev_loop *l);
-void probes_disarm(void);
+void probes_arm(struct ctl *c);
+void probes_disarm(struct ctl *c);
 /* A new pod: health, models and metrics now. */
 void probe_now(struct cpod *p);
 /* GET /v1/models now, unless one is in flight. */
 void probe_models(struct cpod *p);
 
-/* ---- control.c / control_policy.c: called by admin.c on the control
- * thread ---- */
-
-/* A pod whose host is a name was added (rc 0) or not (rc < 0, err says
- * why) once the resolver answered; runs on the control thread. */
-typedef void (*ctl_added_cb)(uint64_t cookie, int rc, const char *err);
-/* Adds a pod: 0, or -errno with err (-EEXIST, -ENOSPC, -EINVAL cannot
- * resolve, -ENOMEM). A numeric host is added at once; so is a name before
- * the thread runs (start-up). At run time a name goes to the resolver
- * thread: -EINPROGRESS, and done(cookie, ...) later (done may be NULL:
- * then a failure is logged). */
-int ctl_add_pod(const struct gw_pod_cfg *p, char *err, size_t errlen, ctl_added_cb done,
-                uint64_t cookie);
-/* The names of pods waiting for their host to resolve, as a JSON array. */
-void ctl_resolving_json(struct sbuf *out);
-/* Same results as the public control_* calls, run in place. */
-int ctl_remove_pod(const char *name);
-int ctl_drain_pod(const char *name, int drain);
-int ctl_reload(char *err, size_t errlen);
-/* Replaces the routing policies (under g->policy_mu), keeping the kill
- * switch in force if it is on. */
-void ctl_set_policies(const struct gw_policies *p);
-/* The policies an admin change starts from (without the kill switch). */
-void ctl_base_policies(struct gw_policies *out);
-/* Kill switch: on = every policy (global and overrides) round-robin, no
- * shadow, no canary; off = their previous mode, shadow and canary back. */
-void ctl_killswitch(int on);
-int ctl_killswitch_on(void);
-/* Off, without touching the policies (control_start). */
-void ctl_killswitch_reset(void);
-
 /* ---- admin.c ---- */
 
-/* Binds cfg.admin_listen ("" = no admin listener). 0, or -errno with a
- * sentence on stderr. */
-int admin_start(struct gw *g, struct ev_loop *l);
-void admin_stop(void);
+/* Binds c->cfg.admin_listen on c->l (*out NULL: "" = no admin listener).
+ * 0, or -errno with a sentence logged. */
+int admin_start(struct ctl *c, struct admin **out);
+void admin_stop(struct admin *a);
 /* The bearer token /admin/ requires from now on ("" = none); reloads call
- * it. */
-void admin_set_token(const char *token);
+ * it. a may be NULL. */
+void admin_set_token(struct admin *a, const char *token);
 
 #endif

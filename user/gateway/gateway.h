@@ -3,10 +3,10 @@
  *
  * Threads: N workers (worker.c), each an ev_loop with its own SO_REUSEPORT
  * listener, client connections and upstream pools; one control thread
- * (control.c) scraping pods, checking health, discovering models, serving
+ * (control.h) scraping pods, checking health, discovering models, serving
  * the admin API and publishing pod snapshots. Workers never block on the
  * control thread: they read the current snapshot, the prefix index (short
- * mutex), and per-pod atomics. */
+ * mutex), and per-pod atomics. main.c assembles struct gw and owns it. */
 #ifndef KVGATE_GATEWAY_GATEWAY_H
 #define KVGATE_GATEWAY_GATEWAY_H
 
@@ -24,13 +24,7 @@ struct prefix_index;
 struct gw_metrics;
 struct accesslog;
 struct session_table;
-
-/* Routing settings that the admin API and reloads swap at run time. */
-struct gw_policies {
-    struct policy_cfg global;
-    uint32_t noverrides;
-    struct gw_policy_override overrides[GW_MAX_OVERRIDES];
-};
+struct gwbpf;
 
 struct gw {
     struct gw_config cfg;            /* as loaded; pods change via control */
@@ -39,11 +33,12 @@ struct gw {
     struct session_table *sessions;
     struct gw_metrics *metrics;
     struct accesslog *alog;
+    struct gwbpf *bpf;               /* the kernel fast path, NULL when off (bpf.h) */
     struct pod_counters counters;
     struct outlier outlier;          /* ejections and the retry budget */
     struct policy_state pstate;
     pthread_mutex_t policy_mu;       /* guards policies (copied per request) */
-    struct gw_policies policies;
+    struct gw_policies policies;     /* in force: the admin API and reloads swap them */
     atomic_uint conns;               /* open client connections, all workers */
     atomic_uint_fast64_t body_bytes; /* request bodies buffered, all workers
                                       * (limits.max_buffered_total_bytes) */

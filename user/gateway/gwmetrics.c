@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
@@ -16,10 +15,7 @@
 #include "common/promtext.h"
 #include "common/sbuf.h"
 #include "core/podtable.h"
-#include "gateway/accesslog.h"
-#include "gateway/bpf.h"
 #include "gateway/gateway.h"
-#include "gateway/splice.h"
 
 #define MAX_MODELS 64
 #define MAX_TENANTS 256
@@ -391,10 +387,9 @@ static void mt_hist_out(struct sbuf *o, const struct gw_metrics *m, const char *
     }
 }
 
-void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
-                       const struct pod_counters *c, uint64_t now_ns, struct sbuf *o)
+/* Requests and decisions (under m->mu). */
+static void render_decisions(const struct gw_metrics *m, struct sbuf *o)
 {
-    pthread_mutex_lock(&m->mu);
     prom_head(o, "kvgate_requests_total", "counter",
          "Requests answered, by model, pod, HTTP status and outcome (ok, rejected, pod_error, "
          "client_abort, timeout, shutdown).");
@@ -420,6 +415,11 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
             sbuf_puts(o, "}");
             prom_value(o, (double)m->decisions[md][r]);
         }
+}
+
+/* The small labelled counters and the histograms (under m->mu). */
+static void render_counters(const struct gw_metrics *m, struct sbuf *o)
+{
     named_out(o, m, "fallback", "kvgate_fallbacks_total",
               "Decisions off the happy path: stale_metrics, all_saturated, degraded, bounded_load, retry.",
               "cause", NULL);
@@ -460,35 +460,12 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
     mt_hist_out(o, m, "kvgate_e2e_request_latency_seconds",
                 "Whole request latency at the gateway, by model and tenant.",
                 offsetof(struct mt_series, e2e));
-    pthread_mutex_unlock(&m->mu);
+}
 
-    /* the kernel fast path (bpf.c): on or off, and the XDP guard's verdicts */
-    prom_head(o, "kvgate_bpf_enabled", "gauge", "1 if the BPF fast path (pod table, XDP guard) is loaded.");
-    sbuf_puts(o, "kvgate_bpf_enabled");
-    prom_value(o, kvgate_bpf_enabled());
-    struct kvg_xdp_stat xs[KVG_XDP_REASON_MAX];
-    if (kvgate_bpf_enabled() && kvgate_bpf_xdp_stats(xs, KVG_XDP_REASON_MAX) >= 0) {
-        prom_head(o, "kvgate_xdp_packets_total", "counter", "Packets seen by the XDP guard, by verdict reason.");
-        for (unsigned i = 0; i < KVG_XDP_REASON_MAX; i++) {
-            sbuf_puts(o, "kvgate_xdp_packets_total{");
-            prom_label(o, "reason", gwbpf_xdp_reason_name(i), 1);
-            sbuf_puts(o, "}");
-            prom_value(o, (double)xs[i].packets);
-        }
-        prom_head(o, "kvgate_xdp_bytes_total", "counter", "Bytes seen by the XDP guard, by verdict reason.");
-        for (unsigned i = 0; i < KVG_XDP_REASON_MAX; i++) {
-            sbuf_puts(o, "kvgate_xdp_bytes_total{");
-            prom_label(o, "reason", gwbpf_xdp_reason_name(i), 1);
-            sbuf_puts(o, "}");
-            prom_value(o, (double)xs[i].bytes);
-        }
-    }
-
-    splice_metrics_render(o); /* the sockmap splice (splice.c) */
-    accesslog_metrics_render(o); /* lines the log's reader did not take */
-
-    if (!s)
-        return;
+/* Per-pod gauges from the snapshot and the shared counters. */
+static void render_pods(const struct pod_snapshot *s, const struct pod_counters *c,
+                        uint64_t now_ns, struct sbuf *o)
+{
     static const struct {
         const char *name, *help;
     } G[] = {
@@ -526,4 +503,15 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
             prom_value(o, v);
         }
     }
+}
+
+void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
+                       const struct pod_counters *c, uint64_t now_ns, struct sbuf *o)
+{
+    pthread_mutex_lock(&m->mu);
+    render_decisions(m, o);
+    render_counters(m, o);
+    pthread_mutex_unlock(&m->mu);
+    if (s)
+        render_pods(s, c, now_ns, o);
 }

@@ -61,8 +61,10 @@ void gw_metrics_local_error(struct gw_metrics *m, const char *where, int err);
  * connect() on a full port range. */
 int gw_errno_is_local(int err);
 
-/* Appends the whole page. Per-pod gauges come from the snapshot and the
- * shared counters; now_ns gives the metrics age. */
+/* Appends kvgated's own families (this module's counters and histograms,
+ * then per-pod gauges from the snapshot and the shared counters; now_ns
+ * gives the metrics age). The admin API composes the page: this, then the
+ * fast path's, the splice's and the access log's renders. */
 void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
                        const struct pod_counters *c, uint64_t now_ns,
                        struct sbuf *out);

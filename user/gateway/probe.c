@@ -1,5 +1,6 @@
-/* probe: the control thread's periodic probes of every pod (control.c owns
- * the table; scrape.c carries the requests). See control.c for the rules:
+/* probe: the control thread's periodic probes of every pod
+ * (control_pods.c owns the table; scrape.c carries the requests; the
+ * timers live in struct ctl). See control.c for the rules:
  *
  *   /metrics    every scrape.interval_ms unless the last one is in flight;
  *               parsed by the pod's engine; sets load, LoRA bits, cache size
@@ -43,12 +44,6 @@
 #define PARSE_SHARE 0.5                /* of each scrape interval, for reading + parsing */
 #define HEALTH_MAX_BODY 65536
 
-static struct {
-    struct ev_loop *l;
-    uint64_t scrape_next, health_next, models_next;
-    uint64_t t_scrape, t_health, t_models;
-} T;
-
 static void probe_health(struct cpod *p);
 static void probe_metrics(struct cpod *p);
 
@@ -56,7 +51,7 @@ static void set_healthy(struct cpod *p, int v)
 {
     if (p->info.healthy != v) {
         p->info.healthy = (uint8_t)v;
-        ctl_mark_dirty();
+        ctl_mark_dirty(p->ctl);
     }
 }
 
@@ -81,11 +76,11 @@ static const char *fail_cause(const struct hget *h, int err)
 }
 
 /* A failure of this host's own: counted, and the pod is not blamed. */
-static int local_failure(const char *where, int err)
+static int local_failure(struct ctl *c, const char *where, int err)
 {
     if (!err || !gw_errno_is_local(err))
         return 0;
-    gw_metrics_local_error(ctl_gw()->metrics, where, err);
+    gw_metrics_local_error(c->g->metrics, where, err);
     return 1;
 }
 
@@ -116,14 +111,14 @@ static void on_metrics(struct hget *h, int err, int status, const char *body, si
                        void *arg)
 {
     struct cpod *p = arg;
-    struct gw *g = ctl_gw();
+    struct gw *g = p->ctl->g;
     uint64_t t0 = ev_now_ns();
     /* what this page cost the loop: reading now, parsing below */
     p->scrape_cost_ns = h->io_ns;
     p->scrape_credit_ns -= (int64_t)h->io_ns;
     if (err || status != 200) {
         gw_metrics_scrape(g->metrics, p->info.name, err ? fail_cause(h, err) : "http");
-        if (local_failure("scrape", err))
+        if (local_failure(p->ctl, "scrape", err))
             return;
         if (err == -ECONNREFUSED)
             set_healthy(p, 0);
@@ -163,7 +158,7 @@ static void on_metrics(struct hget *h, int err, int status, const char *body, si
     }
     in->scraped_ns = ev_now_ns();
     in->metrics_ok = 1;
-    ctl_mark_dirty();
+    ctl_mark_dirty(p->ctl);
     gw_metrics_scrape(g->metrics, in->name, NULL);
 }
 
@@ -171,11 +166,12 @@ static void probe_metrics(struct cpod *p)
 {
     if (hget_busy(&p->mc))
         return;
-    hget_set_max_body(&p->mc, ctl_cfg()->scrape_max_page);
-    int rc = hget_get(&p->mc, "/metrics", ctl_cfg()->scrape_timeout_ms, on_metrics, p);
+    const struct gw_config *cfg = &p->ctl->cfg;
+    hget_set_max_body(&p->mc, cfg->scrape_max_page);
+    int rc = hget_get(&p->mc, "/metrics", cfg->scrape_timeout_ms, on_metrics, p);
     if (rc) {
-        gw_metrics_scrape(ctl_gw()->metrics, p->info.name, fail_cause(&p->mc, rc));
-        local_failure("scrape", rc);
+        gw_metrics_scrape(p->ctl->g->metrics, p->info.name, fail_cause(&p->mc, rc));
+        local_failure(p->ctl, "scrape", rc);
     }
 }
 
@@ -185,14 +181,14 @@ static void on_health(struct hget *h, int err, int status, const char *body, siz
     struct cpod *p = arg;
     if (!err && status == 200) {
         p->health_fails = 0;
-        atomic_store(&ctl_gw()->counters.down_until_ns[p->info.slot], 0);
+        atomic_store(&p->ctl->g->counters.down_until_ns[p->info.slot], 0);
         if (!p->info.healthy) {
             set_healthy(p, 1);
             probe_models(p); /* it may have restarted with other adapters */
         }
         return;
     }
-    if (local_failure("health", err))
+    if (local_failure(p->ctl, "health", err))
         return; /* says nothing about the pod */
     if (p->health_fails < UINT32_MAX)
         p->health_fails++;
@@ -204,8 +200,8 @@ static void probe_health(struct cpod *p)
 {
     hget_set_max_body(&p->hc, HEALTH_MAX_BODY);
     if (!hget_busy(&p->hc))
-        local_failure("health",
-                      hget_get(&p->hc, "/health", ctl_cfg()->scrape_timeout_ms, on_health, p));
+        local_failure(p->ctl, "health",
+                      hget_get(&p->hc, "/health", p->ctl->cfg.scrape_timeout_ms, on_health, p));
 }
 
 static int in_list(const char (*list)[POD_MODEL_MAX], uint32_t n, const char *s)
@@ -216,27 +212,18 @@ static int in_list(const char (*list)[POD_MODEL_MAX], uint32_t n, const char *s)
     return 0;
 }
 
+/* The lists of a /v1/models answer. */
+struct listed {
+    uint32_t nb, na;
+    char bases[POD_MAX_MODELS][POD_MODEL_MAX], ads[POD_MAX_ADAPTERS][POD_MODEL_MAX];
+};
+
 /* Base models: "parent" null or absent (for SGLang / TRT-LLM also an entry
  * that is its own "root"); adapters: a non-null "parent". */
-static void on_models(struct hget *h, int err, int status, const char *body, size_t len,
-                      void *arg)
+static void classify(const cJSON *data, enum pod_engine engine, struct listed *ls)
 {
-    struct cpod *p = arg;
-    local_failure("models", err);
-    if (err || status != 200)
-        return; /* keep what we had */
-    cJSON *root = cJSON_ParseWithLength(body, len);
-    const cJSON *data = root ? cJSON_GetObjectItemCaseSensitive(root, "data") : NULL;
-    if (!cJSON_IsArray(data)) {
-        cJSON_Delete(root);
-        return;
-    }
-    static struct pod_info ni; /* one at a time; too big for the stack */
-    ni = p->info;
-    ni.nmodels = ni.nadapters = 0;
-    uint32_t nb = 0, na = 0;
-    static char bases[POD_MAX_MODELS][POD_MODEL_MAX], ads[POD_MAX_ADAPTERS][POD_MODEL_MAX];
     const cJSON *m;
+    ls->nb = ls->na = 0;
     cJSON_ArrayForEach(m, data) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
         const cJSON *par = cJSON_GetObjectItemCaseSensitive(m, "parent");
@@ -245,28 +232,54 @@ static void on_models(struct hget *h, int err, int status, const char *body, siz
             strlen(id->valuestring) >= POD_MODEL_MAX)
             continue;
         int adapter = cJSON_IsString(par) && strcmp(par->valuestring, id->valuestring);
-        if (adapter && p->info.engine != POD_ENGINE_VLLM && cJSON_IsString(rt) &&
+        if (adapter && engine != POD_ENGINE_VLLM && cJSON_IsString(rt) &&
             !strcmp(rt->valuestring, id->valuestring))
             adapter = 0;
-        if (adapter && na < POD_MAX_ADAPTERS && !in_list(ads, na, id->valuestring))
-            strcpy(ads[na++], id->valuestring);
-        else if (!adapter && nb < POD_MAX_MODELS && !in_list(bases, nb, id->valuestring))
-            strcpy(bases[nb++], id->valuestring);
+        if (adapter && ls->na < POD_MAX_ADAPTERS && !in_list(ls->ads, ls->na, id->valuestring))
+            strcpy(ls->ads[ls->na++], id->valuestring);
+        else if (!adapter && ls->nb < POD_MAX_MODELS && !in_list(ls->bases, ls->nb, id->valuestring))
+            strcpy(ls->bases[ls->nb++], id->valuestring);
     }
-    cJSON_Delete(root);
-    if (p->cfg.nmodels) { /* the configured names, classified */
+}
+
+/* ni's models and adapters from what the pod listed: the configured names,
+ * classified, or everything it listed. */
+static void served_lists(const struct cpod *p, const struct listed *ls, struct pod_info *ni)
+{
+    ni->nmodels = ni->nadapters = 0;
+    if (p->cfg.nmodels) {
         for (uint32_t i = 0; i < p->cfg.nmodels; i++) {
-            if (in_list(ads, na, p->cfg.models[i]))
-                strcpy(ni.adapters[ni.nadapters++], p->cfg.models[i]);
+            if (in_list(ls->ads, ls->na, p->cfg.models[i]))
+                strcpy(ni->adapters[ni->nadapters++], p->cfg.models[i]);
             else
-                strcpy(ni.models[ni.nmodels++], p->cfg.models[i]);
+                strcpy(ni->models[ni->nmodels++], p->cfg.models[i]);
         }
-    } else {
-        memcpy(ni.models, bases, sizeof(bases[0]) * nb);
-        memcpy(ni.adapters, ads, sizeof(ads[0]) * na);
-        ni.nmodels = nb;
-        ni.nadapters = na;
+        return;
     }
+    memcpy(ni->models, ls->bases, sizeof(ls->bases[0]) * ls->nb);
+    memcpy(ni->adapters, ls->ads, sizeof(ls->ads[0]) * ls->na);
+    ni->nmodels = ls->nb;
+    ni->nadapters = ls->na;
+}
+
+static void on_models(struct hget *h, int err, int status, const char *body, size_t len,
+                      void *arg)
+{
+    struct cpod *p = arg;
+    local_failure(p->ctl, "models", err);
+    if (err || status != 200)
+        return; /* keep what we had */
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    const cJSON *data = root ? cJSON_GetObjectItemCaseSensitive(root, "data") : NULL;
+    if (!cJSON_IsArray(data)) {
+        cJSON_Delete(root);
+        return;
+    }
+    static struct listed ls;   /* one at a time; too big for the stack */
+    static struct pod_info ni;
+    classify(data, p->info.engine, &ls);
+    cJSON_Delete(root);
+    served_lists(p, &ls, &ni);
     int changed = ni.nmodels != p->info.nmodels || ni.nadapters != p->info.nadapters;
     for (uint32_t i = 0; !changed && i < ni.nmodels; i++)
         changed = strcmp(ni.models[i], p->info.models[i]) != 0;
@@ -279,7 +292,7 @@ static void on_models(struct hget *h, int err, int status, const char *body, siz
     memcpy(p->info.models, ni.models, sizeof(ni.models));
     memcpy(p->info.adapters, ni.adapters, sizeof(ni.adapters));
     p->info.running_loras = 0; /* indexes moved; the next scrape sets them */
-    ctl_mark_dirty();
+    ctl_mark_dirty(p->ctl);
 }
 
 void probe_models(struct cpod *p)
@@ -287,9 +300,9 @@ void probe_models(struct cpod *p)
     if (hget_busy(&p->vc))
         return;
     p->models_at = ev_now_ns();
-    hget_set_max_body(&p->vc, ctl_cfg()->scrape_max_page);
-    local_failure("models",
-                  hget_get(&p->vc, "/v1/models", ctl_cfg()->scrape_timeout_ms, on_models, p));
+    hget_set_max_body(&p->vc, p->ctl->cfg.scrape_max_page);
+    local_failure(p->ctl, "models",
+                  hget_get(&p->vc, "/v1/models", p->ctl->cfg.scrape_timeout_ms, on_models, p));
 }
 
 /* ---- periodic ticks ---- */
@@ -312,14 +325,14 @@ static int cmp_u64(const void *a, const void *b)
 /* The parse budget's water level: the largest per-round share L such that
  * sum over pods of min(cost, L) fits the budget; UINT64_MAX when every
  * page fits as it is. */
-static uint64_t parse_level(uint64_t budget)
+static uint64_t parse_level(struct ctl *c, uint64_t budget)
 {
     static uint64_t cost[POD_MAX];
     uint32_t n = 0;
     uint64_t total = 0;
     for (uint32_t i = 0; i < POD_MAX; i++)
-        if (ctl_pod(i)) {
-            cost[n] = ctl_pod(i)->scrape_cost_ns;
+        if (c->pods[i]) {
+            cost[n] = c->pods[i]->scrape_cost_ns;
             total += cost[n++];
         }
     if (total <= budget)
@@ -336,10 +349,11 @@ static uint64_t parse_level(uint64_t budget)
 
 static void on_scrape_tick(struct ev_loop *l, void *arg)
 {
-    uint64_t budget = (uint64_t)(ctl_cfg()->scrape_ms * 1e6 * PARSE_SHARE);
-    uint64_t level = parse_level(budget);
+    struct ctl *c = arg;
+    uint64_t budget = (uint64_t)(c->cfg.scrape_ms * 1e6 * PARSE_SHARE);
+    uint64_t level = parse_level(c, budget);
     for (uint32_t i = 0; i < POD_MAX; i++) {
-        struct cpod *p = ctl_pod(i);
+        struct cpod *p = c->pods[i];
         if (!p)
             continue;
         /* each round pays `level` off the pod's debt, and a pod cannot save
@@ -351,52 +365,57 @@ static void on_scrape_tick(struct ev_loop *l, void *arg)
         else
             p->scrape_credit_ns += (int64_t)level;
         if (p->scrape_credit_ns < 0 && !hget_busy(&p->mc)) {
-            gw_metrics_scrape(ctl_gw()->metrics, p->info.name, "throttled");
+            gw_metrics_scrape(c->g->metrics, p->info.name, "throttled");
             continue;
         }
         probe_metrics(p);
     }
-    T.t_scrape = ev_timer_at(l, next_tick(&T.scrape_next, ctl_cfg()->scrape_ms), on_scrape_tick,
-                             NULL);
+    struct ctl_probes *t = &c->probes;
+    t->t_scrape = ev_timer_at(l, next_tick(&t->scrape_next, c->cfg.scrape_ms), on_scrape_tick, c);
 }
 
 static void on_health_tick(struct ev_loop *l, void *arg)
 {
+    struct ctl *c = arg;
     for (uint32_t i = 0; i < POD_MAX; i++)
-        if (ctl_pod(i))
-            probe_health(ctl_pod(i));
-    T.t_health = ev_timer_at(l, next_tick(&T.health_next, ctl_cfg()->health_ms), on_health_tick,
-                             NULL);
+        if (c->pods[i])
+            probe_health(c->pods[i]);
+    struct ctl_probes *t = &c->probes;
+    t->t_health = ev_timer_at(l, next_tick(&t->health_next, c->cfg.health_ms), on_health_tick, c);
 }
 
 static void on_models_tick(struct ev_loop *l, void *arg)
 {
-    T.t_models = 0;
+    struct ctl *c = arg;
+    struct ctl_probes *t = &c->probes;
+    t->t_models = 0;
     for (uint32_t i = 0; i < POD_MAX; i++)
-        if (ctl_pod(i))
-            probe_models(ctl_pod(i));
-    if (ctl_cfg()->models_ms)
-        T.t_models = ev_timer_at(l, next_tick(&T.models_next, ctl_cfg()->models_ms),
-                                 on_models_tick, NULL);
+        if (c->pods[i])
+            probe_models(c->pods[i]);
+    if (c->cfg.models_ms)
+        t->t_models = ev_timer_at(l, next_tick(&t->models_next, c->cfg.models_ms),
+                                  on_models_tick, c);
 }
 
-void probes_arm(struct ev_loop *l)
+void probes_arm(struct ctl *c)
 {
-    probes_disarm();
-    T.l = l;
-    T.t_scrape = ev_timer_at(l, 0, on_scrape_tick, NULL);
-    T.t_health = ev_timer_at(l, 0, on_health_tick, NULL);
-    T.t_models = ev_timer_at(l, 0, on_models_tick, NULL);
+    probes_disarm(c);
+    struct ctl_probes *t = &c->probes;
+    t->armed = 1;
+    t->t_scrape = ev_timer_at(c->l, 0, on_scrape_tick, c);
+    t->t_health = ev_timer_at(c->l, 0, on_health_tick, c);
+    t->t_models = ev_timer_at(c->l, 0, on_models_tick, c);
 }
 
-void probes_disarm(void)
+void probes_disarm(struct ctl *c)
 {
-    if (T.l) {
-        ev_timer_cancel(T.l, T.t_scrape);
-        ev_timer_cancel(T.l, T.t_health);
-        ev_timer_cancel(T.l, T.t_models);
+    struct ctl_probes *t = &c->probes;
+    if (t->armed && c->l) {
+        ev_timer_cancel(c->l, t->t_scrape);
+        ev_timer_cancel(c->l, t->t_health);
+        ev_timer_cancel(c->l, t->t_models);
     }
-    memset(&T, 0, sizeof(T));
+    memset(t, 0, sizeof(*t));
 }
 
 void probe_now(struct cpod *p)

@@ -95,12 +95,7 @@ uint64_t gw_rand(struct gw *g)
 static void policy_for(struct gw *g, const char *model, struct policy_cfg *out)
 {
     pthread_mutex_lock(&g->policy_mu);
-    *out = g->policies.global;
-    for (uint32_t i = 0; i < g->policies.noverrides; i++)
-        if (!strcmp(g->policies.overrides[i].model, model)) {
-            *out = g->policies.overrides[i].policy;
-            break;
-        }
+    *out = *gw_policies_for(&g->policies, model);
     pthread_mutex_unlock(&g->policy_mu);
 }
 

@@ -1,7 +1,10 @@
 /* scrape: non-blocking HTTP/1.1 GET client. See scrape.h.
  *
  * States: CLOSED -> CONNECTING -> SENDING -> READING -> IDLE (kept alive,
- * watched for EOF) -> SENDING ... Any failure closes the fd. The deadline
+ * watched for EOF) -> SENDING ... Any failure closes the fd. The connect
+ * is common/netaddr's; the response head is read by common/http1's
+ * http1_parse_response, the rules the data path applies to pods' answers
+ * (one set of Content-Length / Transfer-Encoding rules). The deadline
  * timer covers connect, send and the whole response. A failure found while
  * starting (socket(), a synchronous connect error) is reported from a
  * zero-delay timer, so hget_get never calls back into its caller. */
@@ -12,17 +15,18 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/ev.h"
+#include "common/netaddr.h"
 
 #define READ_CHUNK 16384
 
 static void on_io(struct ev_loop *l, int fd, uint32_t events, void *arg);
 static void on_timer(struct ev_loop *l, void *arg);
+static void hget_close(struct hget *h);
 
 void hget_init(struct hget *h, struct ev_loop *l)
 {
@@ -73,7 +77,8 @@ void hget_set_max_body(struct hget *h, size_t bytes)
     h->max_body = bytes && bytes < HGET_MAX_BODY ? bytes : HGET_MAX_BODY;
 }
 
-void hget_close(struct hget *h)
+/* Drops the connection and any request in flight (no callback). */
+static void hget_close(struct hget *h)
 {
     if (h->timer)
         ev_timer_cancel(h->l, h->timer);
@@ -132,20 +137,17 @@ static void finish(struct hget *h, int err)
 
 static int do_connect(struct hget *h)
 {
-    int fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    int in_progress;
+    int fd = netaddr_connect(&h->addr, h->addrlen, &in_progress);
+    if (fd < 0) { /* socket() or a synchronous connect() error (a local one, too:
+                   * the caller tells them apart with gw_errno_is_local) */
+        h->connect_failed = 1;
+        return fd;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     h->fd = fd;
     h->state = HG_CONNECTING;
-    if (connect(fd, (const struct sockaddr *)&h->addr, h->addrlen) < 0 &&
-        errno != EINPROGRESS) {
-        int err = -errno;
-        h->connect_failed = 1;
-        drop_conn(h);
-        return err;
-    }
     /* connected or in progress: writable once the handshake is done */
     int rc = set_events(h, EPOLLOUT);
     if (rc) {
@@ -244,76 +246,23 @@ static void do_send(struct hget *h)
         finish(h, -ENOMEM);
 }
 
-static int hdr_is(const char *n, size_t nl, const char *want)
+/* The response head in `in`, by common/http1.c's rules (the data path's
+ * upstream.c reads pods' answers with the same function): 0 with the
+ * framing set and *head_len, 1 when more bytes are needed, or -EPROTO. */
+static int parse_head(struct hget *h, size_t *head_len)
 {
-    return nl == strlen(want) && strncasecmp(n, want, nl) == 0;
-}
-
-/* Status line and headers of in[0..head_len). 0 or -EPROTO. */
-static int parse_head(struct hget *h, size_t head_len)
-{
-    const char *p = h->in.data;
-    if (head_len < 16 || memcmp(p, "HTTP/1.", 7) || (p[7] != '0' && p[7] != '1') ||
-        p[8] != ' ')
+    struct http1_response r;
+    int rc = http1_parse_response(h->in.data, h->in.len, HGET_MAX_HEAD, &r);
+    if (rc == HTTP1_INCOMPLETE)
+        return 1;
+    if (rc < 0)
         return -EPROTO;
-    int st = 0;
-    for (int i = 9; i < 12; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return -EPROTO;
-        st = st * 10 + (p[i] - '0');
-    }
-    if ((p[12] != ' ' && p[12] != '\r') || st < 100)
-        return -EPROTO;
-    h->status = st;
-    h->close_after = p[7] == '0'; /* HTTP/1.0: no keep-alive assumed */
-    const char *end = p + head_len - 2; /* the final CRLF */
-    const char *line = memchr(p, '\n', head_len) + 1;
-    int have_clen = 0;
-    while (line < end) {
-        const char *eol = memchr(line, '\n', (size_t)(end - line) + 1);
-        if (!eol)
-            return -EPROTO;
-        size_t ll = (size_t)(eol - line);
-        if (ll && line[ll - 1] == '\r')
-            ll--;
-        const char *colon = memchr(line, ':', ll);
-        if (!colon || colon == line)
-            return -EPROTO;
-        size_t nl = (size_t)(colon - line);
-        const char *v = colon + 1, *ve = line + ll;
-        while (v < ve && (*v == ' ' || *v == '\t'))
-            v++;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-            ve--;
-        size_t vl = (size_t)(ve - v);
-        if (hdr_is(line, nl, "content-length")) {
-            int64_t cl = 0;
-            if (vl == 0 || vl > 15)
-                return -EPROTO;
-            for (size_t i = 0; i < vl; i++) {
-                if (v[i] < '0' || v[i] > '9')
-                    return -EPROTO;
-                cl = cl * 10 + (v[i] - '0');
-            }
-            if (have_clen && cl != h->clen)
-                return -EPROTO;
-            have_clen = 1;
-            h->clen = cl;
-        } else if (hdr_is(line, nl, "transfer-encoding")) {
-            h->chunked = vl >= 7 && strncasecmp(ve - 7, "chunked", 7) == 0;
-            if (!h->chunked)
-                return -EPROTO; /* a coding we cannot undo */
-        } else if (hdr_is(line, nl, "connection")) {
-            if (memmem(v, vl, "close", 5) || memmem(v, vl, "Close", 5))
-                h->close_after = 1;
-        }
-        line = eol + 1;
-    }
-    if (h->chunked && have_clen) {
-        h->clen = -1; /* chunked wins; the connection is suspect: close */
-        h->close_after = 1;
-    }
-    if (st == 204 || st == 304) {
+    *head_len = (size_t)rc;
+    h->status = r.status;
+    h->close_after = !r.keep_alive;
+    h->chunked = r.chunked;
+    h->clen = r.content_length; /* -1: chunked, or until the close */
+    if (r.status == 204 || r.status == 304) {
         h->clen = 0;
         h->chunked = 0;
     }
@@ -324,17 +273,12 @@ static int parse_head(struct hget *h, size_t head_len)
 static int parse(struct hget *h)
 {
     while (!h->head_done) {
-        const char *e = memmem(h->in.data, h->in.len, "\r\n\r\n", 4);
-        if (!e)
-            return h->in.len > HGET_MAX_HEAD ? -EPROTO : 0;
-        size_t head_len = (size_t)(e - h->in.data) + 4;
-        int rc = parse_head(h, head_len);
+        size_t head_len = 0;
+        int rc = parse_head(h, &head_len);
         if (rc)
-            return rc;
+            return rc > 0 ? 0 : rc;
         if (h->status < 200) { /* interim answer: skip it */
             sbuf_consume(&h->in, head_len);
-            h->clen = -1;
-            h->chunked = 0;
             continue;
         }
         h->head_done = 1;

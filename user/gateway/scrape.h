@@ -5,7 +5,10 @@
  * one request at a time; the caller keeps one per probe kind so that a
  * stalled /metrics never delays a health check. A request on a reused
  * connection that the pod closed while idle is retried once on a fresh one.
- * Responses are framed by Content-Length, chunked encoding or close; bodies
+ * Response heads are parsed as the data path parses pods' answers
+ * (http1_parse_response: a coding other than chunked last runs to the
+ * close, a head it refuses is -EPROTO). Responses are framed by
+ * Content-Length, chunked encoding or close; bodies
  * are capped per connection (hget_set_max_body, default HGET_MAX_BODY): a
  * Content-Length over the cap fails at the head, before any body byte is
  * read; a chunked or unframed body fails as soon as it passes the cap.
@@ -83,9 +86,8 @@ static inline int hget_busy(const struct hget *h)
 {
     return h->cb != 0;
 }
-/* Drops the connection and any request in flight (no callback). */
-void hget_close(struct hget *h);
-/* hget_close and frees the buffers. */
+/* Drops the connection and any request in flight (no callback), and
+ * frees the buffers. */
 void hget_free(struct hget *h);
 
 #endif

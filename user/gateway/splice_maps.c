@@ -34,6 +34,7 @@ int sp_on;
 int sp_fd_pods = -1;
 uint64_t sp_budget = KVG_SPLICE_BUDGET_DEFAULT;
 static int fd_sock = -1, fd_cfg = -1, fd_st = -1;
+static struct gwbpf *sp_bpf; /* its splice counters, for /metrics; NULL: none */
 static uint64_t g_max_body = 32ull << 20;
 static uint32_t g_max_head = KVG_HEAD_MAX;
 
@@ -96,7 +97,8 @@ void splice_metrics_render(struct sbuf *o)
     sbuf_printf(o, "kvgate_spliced_flows_total %llu\n", (unsigned long long)atomic_load(&g_total));
     struct kvg_spl_stat st[KVG_SPL_REASON_MAX];
     memset(st, 0, sizeof(st));
-    kvgate_bpf_splice_stats(st, KVG_SPL_REASON_MAX); /* zeros without the splice */
+    if (sp_bpf) /* zeros without the splice */
+        gwbpf_splice_stats(sp_bpf, st, KVG_SPL_REASON_MAX);
     prom_head(o, "kvgate_spliced_bytes_total", "counter",
          "Bytes the kernel moved between spliced sockets (kvgated never read them).");
     sbuf_printf(o, "kvgate_spliced_bytes_total{direction=\"client_to_pod\"} %llu\n",
@@ -136,6 +138,7 @@ void splice_metrics_render(struct sbuf *o)
 void splice_init(struct gw *g, struct gwbpf *b)
 {
     sp_on = 0;
+    sp_bpf = b && gwbpf_splice_ok(b, NULL) ? b : NULL;
     if (!b || g->cfg.splice_mode == GW_SPLICE_OFF || !gwbpf_splice_ok(b, NULL))
         return;
     fd_sock = gwbpf_map_fd(b, KVG_MAP_SOCK);
@@ -167,12 +170,7 @@ int splice_enabled_for(struct gw *g, const char *model)
      * random do not pin sessions to a pod. */
     struct policy_cfg p;
     pthread_mutex_lock(&g->policy_mu);
-    p = g->policies.global;
-    for (uint32_t i = 0; i < g->policies.noverrides; i++)
-        if (!strcmp(g->policies.overrides[i].model, model)) {
-            p = g->policies.overrides[i].policy;
-            break;
-        }
+    p = *gw_policies_for(&g->policies, model);
     pthread_mutex_unlock(&g->policy_mu);
     return p.mode == POLICY_PREFIX_AWARE && !p.shadow && p.canary_pct >= 100;
 }

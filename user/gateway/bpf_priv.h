@@ -1,0 +1,55 @@
+/* bpf_priv: the BPF handle, shared by gateway/bpf's two halves:
+ *
+ *   bpf.c       loading (skeleton) or opening (an operator's pins), pins
+ *               and their lock, the splice verdict, the XDP attachment,
+ *               the per-reason counters and their /metrics render
+ *   bpf_pods.c  the pod table mirror: kvg_pods written from each pod
+ *               snapshot, a pod judged as the policy judges it
+ *
+ * Not for anyone else: the rest of kvgated uses bpf.h. */
+#ifndef KVGATE_GATEWAY_BPF_PRIV_H
+#define KVGATE_GATEWAY_BPF_PRIV_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "gateway/bpf.h"
+#include "kvgate.h"
+
+struct xdp_guard_bpf;
+struct splice_bpf;
+
+/* The maps kvgated uses, as bpf/maps.h declares them (bpf.c's MAPS[]
+ * checks them against a pin before reuse and when opening an operator's
+ * pins). */
+enum { M_PODS, M_STATS, M_CFG, M_BUCKETS, M_PROGS,
+       M_SOCK, M_FLOW_CFG, M_FLOW_ST, M_SPL_STATS, M__COUNT };
+#define M_SPLICE_FIRST M_SOCK /* the splice's maps: optional under --bpf-pinned */
+
+/* What kvg_pods holds (valid once written, shadow_ok) and the next write. */
+struct gwbpf_podmap {
+    int shadow_ok;
+    struct kvg_pod shadow[KVG_POD_MAX];
+    struct kvg_pod want[KVG_POD_MAX];
+    uint32_t keys[KVG_POD_MAX];
+    struct kvg_pod vals[KVG_POD_MAX];
+};
+
+struct gwbpf {
+    struct xdp_guard_bpf *skel;  /* load mode; NULL when opened from pins */
+    struct splice_bpf *sskel;    /* load mode, when the splice loaded */
+    int splice_ok;               /* kvg_sock has the verdict attached */
+    char splice_why[PATH_MAX + 128]; /* why not, when !splice_ok */
+    int own_splice_prog_fd;      /* pinned mode: ours to close */
+    int fd[M__COUNT];
+    int prog_fd;                 /* -1: none (pinned mode without the program) */
+    int own_prog_fd;             /* pinned mode: ours to close */
+    int lock_fd;                 /* flock on the pin directory, -1 none */
+    int ncpus;
+    struct kvg_xdp_stat *percpu; /* ncpus values, lookup scratch */
+    int xdp_ifindex;             /* 0: not attached by us */
+    uint32_t xdp_flags;
+    struct gwbpf_podmap pods;    /* bpf_pods.c */
+};
+
+#endif
