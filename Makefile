@@ -48,8 +48,12 @@ GATEWAY_OBJS := $(GATEWAY_SRCS:%.c=$(OUT)/obj/%.o)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(OUT)/obj/%.o)
 PODSIM_OBJS := $(PODSIM_SRCS:%.c=$(OUT)/obj/%.o)
 
-UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
-UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
+# tests/unit/<part>/test_x.c tests user/<part>/ (or bench/loadgen); the
+# binaries stay flat, build/tests/test_x, so names are unique across parts.
+UNIT_DIRS   := $(wildcard tests/unit/*)
+UNIT_SRCS   := $(wildcard $(UNIT_DIRS:%=%/test_*.c))
+UNIT_BINS   := $(addprefix $(OUT)/tests/,$(basename $(notdir $(UNIT_SRCS))))
+vpath test_%.c $(UNIT_DIRS)
 
 BINS := $(OUT)/kvgate-podsim $(OUT)/kvgated $(OUT)/loadgen
 .DEFAULT_GOAL := all
@@ -97,7 +101,7 @@ $(OUT)/kvgated: $(OUT)/obj/user/gateway/main.o $(OUT)/libgateway.a $(OUT)/libcor
 # Unit tests link the libraries; a test may #include the .c it tests to
 # reach statics (the archive member is then not pulled in).
 TEST_LIBS := $(OUT)/libgateway.a $(OUT)/libpodsim.a $(OUT)/libcore.a $(OUT)/libcommon.a
-$(OUT)/tests/%: tests/unit/%.c $(TEST_LIBS) tests/harness.h
+$(OUT)/tests/test_%: test_%.c $(TEST_LIBS) tests/harness.h
 	$(call msg,TEST,$@)
 	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) $< $(TEST_LIBS) -o $@ $(LDLIBS)
 

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/ev.h"
 #include "common/sbuf.h"
 #include "gateway/gateway.h"
@@ -130,13 +131,13 @@ struct accesslog *accesslog_open(const char *path, size_t buffer_bytes)
         errno = 0;
         return NULL;
     }
-    struct accesslog *a = calloc(1, sizeof(*a));
+    struct accesslog *a = kv_calloc(1, sizeof(*a));
     if (!a)
         return NULL;
     a->cap = buffer_bytes ? buffer_bytes : ACCESSLOG_BUFFER_DEFAULT;
-    a->ring = malloc(a->cap);
+    a->ring = kv_malloc(a->cap);
     if (!a->ring) {
-        free(a);
+        kv_free(a);
         errno = ENOMEM;
         return NULL;
     }
@@ -147,8 +148,8 @@ struct accesslog *accesslog_open(const char *path, size_t buffer_bytes)
         a->own = 1;
         if (a->fd < 0) {
             int e = errno;
-            free(a->ring);
-            free(a);
+            kv_free(a->ring);
+            kv_free(a);
             errno = e;
             return NULL;
         }
@@ -168,8 +169,8 @@ struct accesslog *accesslog_open(const char *path, size_t buffer_bytes)
         pthread_mutex_destroy(&a->mu);
         if (a->own)
             close(a->fd);
-        free(a->ring);
-        free(a);
+        kv_free(a->ring);
+        kv_free(a);
         errno = rc;
         return NULL;
     }
@@ -190,8 +191,8 @@ void accesslog_close(struct accesslog *a)
         close(a->fd);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
-    free(a->ring);
-    free(a);
+    kv_free(a->ring);
+    kv_free(a);
 }
 
 void accesslog_line(struct accesslog *a, const char *line, size_t len)

@@ -25,6 +25,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "common/alloc.h"
 #include "common/log.h"
 #include "common/promtext.h"
 #include "common/sbuf.h"
@@ -432,7 +433,7 @@ int gwbpf_open(const struct gwbpf_opts *o, struct gwbpf **out, char *why, size_t
             pinned ? "" : ", CAP_PERFMON and CAP_NET_ADMIN");
         return -EPERM;
     }
-    b = calloc(1, sizeof(*b));
+    b = kv_calloc(1, sizeof(*b));
     if (!b) {
         say(why, whylen, "out of memory");
         return -ENOMEM;
@@ -448,7 +449,7 @@ int gwbpf_open(const struct gwbpf_opts *o, struct gwbpf **out, char *why, size_t
         say(why, whylen, "cannot count the possible CPUs: %s", strerror(-rc));
         goto cleanup;
     }
-    b->percpu = calloc((size_t)b->ncpus, sizeof(*b->percpu));
+    b->percpu = kv_calloc((size_t)b->ncpus, sizeof(*b->percpu));
     if (!b->percpu) {
         rc = -ENOMEM;
         say(why, whylen, "out of memory");
@@ -493,8 +494,8 @@ void gwbpf_close(struct gwbpf *b)
     }
     if (b->lock_fd >= 0)
         close(b->lock_fd); /* releases the flock */
-    free(b->percpu);
-    free(b);
+    kv_free(b->percpu);
+    kv_free(b);
 }
 
 /* ---- XDP attachment ---- */

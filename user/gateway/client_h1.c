@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/ev.h"
 #include "common/http1.h"
 #include "common/httpstatus.h"
@@ -52,7 +53,7 @@ static void h1conn_destroy(struct grave *g)
 {
     struct h1conn *h = GRAVE_OWNER(g, struct h1conn, grave);
     sbuf_free(&h->h2c_settings);
-    free(h);
+    kv_free(h);
 }
 
 static struct h1x *h1x_of(struct xreq *x)
@@ -149,7 +150,7 @@ static void h1x_destroy(struct grave *g)
 {
     struct h1x *hx = GRAVE_OWNER(g, struct h1x, grave);
     x_fini(&hx->x);
-    free(hx);
+    kv_free(hx);
 }
 
 /* The exchange is over: the connection goes on to the next request, or
@@ -203,7 +204,7 @@ static int begin(struct cconn *c, const struct http1_request *hr)
 {
     struct gw *g = c->wc->g;
     struct h1conn *h = H(c);
-    struct h1x *hx = calloc(1, sizeof(*hx));
+    struct h1x *hx = kv_calloc(1, sizeof(*hx));
     if (!hx) {
         cconn_fail(c);
         return -1;
@@ -506,7 +507,7 @@ static const struct cconn_ops h1_ops = {
 
 int h1_attach(struct cconn *c)
 {
-    struct h1conn *h = calloc(1, sizeof(*h));
+    struct h1conn *h = kv_calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
     sbuf_init(&h->h2c_settings);

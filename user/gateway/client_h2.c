@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/dlist.h"
 #include "common/ev.h"
 #include "common/h2srv.h"
@@ -86,7 +87,7 @@ static void h2x_destroy(struct grave *g)
     struct h2x *s = GRAVE_OWNER(g, struct h2x, grave);
     x_fini(&s->x);
     sbuf_free(&s->out);
-    free(s);
+    kv_free(s);
 }
 
 static void link_stream(struct cconn *c, struct h2x *s)
@@ -127,7 +128,7 @@ static void stream_init(struct cconn *c, struct h2x *s, int32_t id)
 
 static struct h2x *stream_new(struct cconn *c, int32_t id)
 {
-    struct h2x *s = calloc(1, sizeof(*s));
+    struct h2x *s = kv_calloc(1, sizeof(*s));
     if (s)
         stream_init(c, s, id);
     return s;
@@ -368,7 +369,7 @@ static void s_head(struct xreq *x, int status, const char *hdrs, size_t hlen, in
     size_t cap = 2;
     for (size_t i = 0; i < hlen; i++)
         cap += hdrs[i] == '\n';
-    nghttp2_nv *nva = calloc(cap, sizeof(*nva));
+    nghttp2_nv *nva = kv_calloc(cap, sizeof(*nva));
     long n = nva ? head_nv(nva, cap, st, lenbuf, status, clen, hdrs, hlen) : -1;
     int bodyless = status < 200 || status == 204 || status == 304 || x->is_head;
     nghttp2_data_provider prd = { .source.ptr = s, .read_callback = read_cb };
@@ -376,7 +377,7 @@ static void s_head(struct xreq *x, int status, const char *hdrs, size_t hlen, in
         nghttp2_submit_response(S(c)->h2.ng, s->id, nva, (size_t)n, bodyless ? NULL : &prd))
         nghttp2_submit_rst_stream(S(c)->h2.ng, NGHTTP2_FLAG_NONE, s->id,
                                   NGHTTP2_INTERNAL_ERROR);
-    free(nva);
+    kv_free(nva);
 }
 
 static void s_body(struct xreq *x, const char *p, size_t n)
@@ -543,7 +544,7 @@ static void h2conn_destroy(struct grave *g)
 {
     struct h2conn *h = GRAVE_OWNER(g, struct h2conn, grave);
     h2srv_free(&h->h2); /* nghttp2_session_del calls no callbacks */
-    free(h);
+    kv_free(h);
 }
 
 static void h2_gone(struct cconn *c)
@@ -596,7 +597,7 @@ static long b64url_decode(const char *in, size_t n, uint8_t *out, size_t cap)
 static int session_new(struct cconn *c, struct h2conn **out)
 {
     struct gw *g = c->wc->g;
-    struct h2conn *h = calloc(1, sizeof(*h));
+    struct h2conn *h = kv_calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
     struct h2srv_settings set = {
@@ -607,7 +608,7 @@ static int session_new(struct cconn *c, struct h2conn **out)
     };
     int err = h2srv_init(&h->h2, &c->nc, &h2_callbacks, c, &set);
     if (err) {
-        free(h);
+        kv_free(h);
         return err;
     }
     *out = h;
@@ -634,13 +635,13 @@ int h2_upgrade(struct cconn *c, struct xreq *x, const char *settings_b64, size_t
         return -EINVAL;
     if (nghttp2_session_upgrade2(h->h2.ng, buf, (size_t)n, 0, NULL)) {
         h2srv_free(&h->h2);
-        free(h);
+        kv_free(h);
         return -EINVAL;
     }
-    struct h2x *s = calloc(1, sizeof(*s));
+    struct h2x *s = kv_calloc(1, sizeof(*s));
     if (!s) {
         h2srv_free(&h->h2);
-        free(h);
+        kv_free(h);
         return -ENOMEM;
     }
     cconn_set_ops(c, &h2_ops, h);

@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/dlist.h"
 #include "common/ev.h"
 #include "gateway/gateway.h"
@@ -135,17 +136,17 @@ static void destroy(struct grave *g)
 {
     struct cconn *c = GRAVE_OWNER(g, struct cconn, grave);
     netconn_free(&c->nc);
-    free(c);
+    kv_free(c);
 }
 
 struct cconn *cconn_new(struct wctx *wc, int fd, const char *peer,
                         const struct cconn_ops *ops)
 {
-    struct cconn *c = calloc(1, sizeof(*c));
+    struct cconn *c = kv_calloc(1, sizeof(*c));
     if (!c || ev_add(wc->l, fd, EPOLLIN | EPOLLRDHUP, cconn_io, c) < 0) {
         atomic_fetch_sub(&wc->g->conns, 1);
         close(fd);
-        free(c);
+        kv_free(c);
         return NULL;
     }
     c->wc = wc;

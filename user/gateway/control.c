@@ -31,6 +31,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/ev.h"
 #include "common/log.h"
 #include "gateway/control_priv.h"
@@ -83,7 +84,7 @@ static void teardown(struct ctl *c)
         ev_free(c->l);
     if (c->efd >= 0)
         close(c->efd);
-    free(c);
+    kv_free(c);
 }
 
 /* The loop, its wake-up, the pods of the config and the first snapshot. */
@@ -124,7 +125,7 @@ static int assemble(struct ctl *c)
 int control_start(struct gw *g, struct ctl **out)
 {
     *out = NULL;
-    struct ctl *c = calloc(1, sizeof(*c));
+    struct ctl *c = kv_calloc(1, sizeof(*c));
     if (!c) {
         LOG_ERR("control thread: out of memory");
         return -ENOMEM;

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/ev.h"
 #include "common/log.h"
 #include "common/netaddr.h"
@@ -200,7 +201,7 @@ static int add_resolved(struct ctl *c, const struct gw_pod_cfg *pc,
 {
     struct gw *g = c->g;
     char hostport[POD_NAME_MAX + 8];
-    struct cpod *p = calloc(1, sizeof(*p));
+    struct cpod *p = kv_calloc(1, sizeof(*p));
     if (!p) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
@@ -268,14 +269,14 @@ static void on_resolved(void *arg, int rc, const struct sockaddr_storage *ss, so
         q->done(q->arg, q->cookie, res, err);
     else if (res && res != -ECANCELED)
         LOG_WARN("pod \"%s\" not added: %s", q->cfg.name, err);
-    free(q);
+    kv_free(q);
 }
 
 /* A name at run time: to the resolver thread. -EINPROGRESS or -errno. */
 static int add_pending(struct ctl *c, const struct gw_pod_cfg *pc, char *err, size_t errlen,
                        ctl_added_cb done, void *arg, uint64_t cookie)
 {
-    struct ctl_pending *q = calloc(1, sizeof(*q));
+    struct ctl_pending *q = kv_calloc(1, sizeof(*q));
     if (!q) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
@@ -286,7 +287,7 @@ static int add_pending(struct ctl *c, const struct gw_pod_cfg *pc, char *err, si
     int rc = resolver_submit(pc->host, pc->port, on_resolved, q);
     if (rc) {
         unlink_pending(c, q);
-        free(q);
+        kv_free(q);
         snprintf(err, errlen, "cannot resolve host \"%s\": %s", pc->host, strerror(-rc));
         return rc == -ENOMEM ? rc : -EINVAL;
     }
@@ -330,7 +331,7 @@ static void free_pod(struct cpod *p)
     hget_free(&p->mc);
     hget_free(&p->hc);
     hget_free(&p->vc);
-    free(p);
+    kv_free(p);
 }
 
 int ctl_remove_pod(struct ctl *c, const char *name)
@@ -449,7 +450,7 @@ void ctl_pods_free(struct ctl *c)
     while (c->pending) {
         struct ctl_pending *q = c->pending;
         c->pending = q->next;
-        free(q);
+        kv_free(q);
     }
     for (uint32_t i = 0; i < POD_MAX; i++)
         if (c->pods[i]) {

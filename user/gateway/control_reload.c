@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/log.h"
 #include "gateway/control_priv.h"
 #include "gateway/gwmetrics.h"
@@ -35,7 +36,7 @@ int ctl_reload(struct ctl *c, char *err, size_t errlen, char *restart, size_t rl
         snprintf(err, errlen, "kvgated was started without a config file (--config)");
         return -1;
     }
-    struct gw_config *nc = malloc(sizeof(*nc));
+    struct gw_config *nc = kv_malloc(sizeof(*nc));
     if (!nc) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -43,7 +44,7 @@ int ctl_reload(struct ctl *c, char *err, size_t errlen, char *restart, size_t rl
     gw_config_defaults(nc);
     if (gw_config_load(c->g->config_path, nc, err, errlen) ||
         gw_config_check_admin(nc, c->g->cfg.admin_listen, err, errlen)) {
-        free(nc);
+        kv_free(nc);
         return -1;
     }
     int rc = ctl_pods_sync(c, nc, err, errlen);
@@ -58,6 +59,6 @@ int ctl_reload(struct ctl *c, char *err, size_t errlen, char *restart, size_t rl
         keep[0] = 0;
     if (restart && rlen)
         snprintf(restart, rlen, "%s", keep);
-    free(nc);
+    kv_free(nc);
     return rc;
 }

@@ -12,6 +12,7 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
+#include "common/alloc.h"
 #include "common/promtext.h"
 #include "common/sbuf.h"
 #include "core/podtable.h"
@@ -82,7 +83,7 @@ struct gw_metrics {
 
 struct gw_metrics *gw_metrics_new(void)
 {
-    struct gw_metrics *m = calloc(1, sizeof(*m));
+    struct gw_metrics *m = kv_calloc(1, sizeof(*m));
     if (!m)
         return NULL;
     pthread_mutex_init(&m->mu, NULL);
@@ -96,7 +97,7 @@ void gw_metrics_free(struct gw_metrics *m)
 {
     if (m) {
         pthread_mutex_destroy(&m->mu);
-        free(m);
+        kv_free(m);
     }
 }
 

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/ev.h"
 #include "common/netaddr.h"
 
@@ -61,7 +62,7 @@ static void free_list(struct job *j)
 {
     while (j) {
         struct job *n = j->next;
-        free(j);
+        kv_free(j);
         j = n;
     }
 }
@@ -83,7 +84,7 @@ static void *thread_main(void *arg)
         j->rc = hostport_resolve(j->host, j->port, &j->ss, &j->len, j->err, sizeof(j->err));
         pthread_mutex_lock(&R.mu);
         if (R.stopping || R.gen != gen) { /* nobody wants it any more */
-            free(j);
+            kv_free(j);
             break;
         }
         push(&R.done, &R.done_tail, j);
@@ -116,7 +117,7 @@ static void on_wake(struct ev_loop *l, int fd, uint32_t events, void *arg)
         if (!j)
             return;
         j->cb(j->arg, j->rc, j->rc ? NULL : &j->ss, j->rc ? 0 : j->len, j->rc ? j->err : NULL);
-        free(j);
+        kv_free(j);
     }
 }
 
@@ -189,7 +190,7 @@ int resolver_submit(const char *host, uint16_t port, resolver_cb cb, void *arg)
 {
     if (!R.running)
         return -ESRCH;
-    struct job *j = calloc(1, sizeof(*j));
+    struct job *j = kv_calloc(1, sizeof(*j));
     if (!j)
         return -ENOMEM;
     snprintf(j->host, sizeof(j->host), "%s", host);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/alloc.h"
 #include "common/ev.h"
 #include "common/sbuf.h"
 #include "core/bodyscan.h"
@@ -29,7 +30,7 @@ struct gw_scan {
 
 struct gw_scan *gw_scan_new(struct gw *g)
 {
-    struct gw_scan *s = malloc(sizeof(*s));
+    struct gw_scan *s = kv_malloc(sizeof(*s));
     if (!s)
         return NULL;
     if (fp_init(&s->fp, g->cfg.block_bytes, g->cfg.max_blocks)) {
@@ -41,7 +42,7 @@ struct gw_scan *gw_scan_new(struct gw *g)
 
 void gw_scan_free(struct gw_scan *s)
 {
-    free(s);
+    kv_free(s);
 }
 
 int gw_scan_feed(struct gw_scan *s, const char *p, size_t n)

@@ -57,6 +57,7 @@
 
 #include <bpf/bpf.h>
 
+#include "common/alloc.h"
 #include "common/ev.h"
 #include "gateway/client_h1.h"
 #include "gateway/conn.h"
@@ -130,7 +131,7 @@ static void splice_conn_gone(struct cconn *c)
     if (sp->c_in_map)
         sp_map_out(sp->ck_c, 0); /* the socket leaves kvg_sock when cconn_fail closes it */
     sp_pump_free(sp);
-    free(sp);
+    kv_free(sp);
 }
 
 /* Ends the connection (both sockets). sp is freed: return at once. */
@@ -162,7 +163,7 @@ static struct splice *enter_map(struct cconn *c)
         return SP(c);
     if (sp_inq(c->nc.fd) != 0 || sp_cookie(c->nc.fd, &ck) < 0)
         return NULL;
-    struct splice *sp = calloc(1, sizeof(*sp));
+    struct splice *sp = kv_calloc(1, sizeof(*sp));
     if (!sp)
         return NULL;
     sp->c = c;
@@ -172,7 +173,7 @@ static struct splice *enter_map(struct cconn *c)
     sbuf_init(&sp->p2c);
     sp_cfg_client(sp, KVG_MODE_PASS, 0);
     if (sp_map_in(c->nc.fd, ck, &sp->cc) < 0) {
-        free(sp);
+        kv_free(sp);
         return NULL;
     }
     sp->c_in_map = 1;

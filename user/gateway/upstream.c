@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/dlist.h"
 #include "common/ev.h"
 #include "common/http1.h"
@@ -102,7 +103,7 @@ static void tune_socket(int fd)
 
 struct upstream *up_new(struct ev_loop *l, struct gw *g, struct graveyard *gy)
 {
-    struct upstream *us = calloc(1, sizeof(*us));
+    struct upstream *us = kv_calloc(1, sizeof(*us));
     if (us) {
         us->l = l;
         us->g = g;
@@ -125,7 +126,7 @@ void up_stop_pooling(struct upstream *us)
 
 void up_free(struct upstream *us)
 {
-    free(us);
+    kv_free(us);
 }
 
 uint32_t up_slot(const struct upconn *u)
@@ -158,7 +159,7 @@ static void destroy(struct grave *g)
 {
     struct upconn *u = GRAVE_OWNER(g, struct upconn, grave);
     sbuf_free(&u->in);
-    free(u);
+    kv_free(u);
 }
 
 /* Unlinks and closes u; it is freed after the current callback. */
@@ -555,7 +556,7 @@ static void up_io(struct ev_loop *l, int fd, uint32_t ev, void *arg)
 static struct upconn *conn_new(struct upstream *us, uint32_t slot,
                                const struct sockaddr_storage *a, socklen_t alen)
 {
-    struct upconn *u = calloc(1, sizeof(*u));
+    struct upconn *u = kv_calloc(1, sizeof(*u));
     if (!u)
         return NULL;
     u->us = us;
@@ -574,7 +575,7 @@ void up_adopt_fd(struct upstream *us, uint32_t slot, const struct sockaddr_stora
     struct upconn *u = slot < POD_MAX ? conn_new(us, slot, a, alen) : NULL;
     if (!u || ev_add(us->l, fd, EPOLLIN | EPOLLRDHUP, up_io, u) < 0) {
         close(fd);
-        free(u);
+        kv_free(u);
         return;
     }
     u->fd = fd;

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/ev.h"
 #include "common/h2srv.h"
 #include "common/httpstatus.h"
@@ -238,7 +239,7 @@ static void free_workers(void)
 {
     for (uint32_t i = 0; i < g_nworkers; i++)
         worker_free(&g_workers[i]);
-    free(g_workers);
+    kv_free(g_workers);
     g_workers = NULL;
     g_nworkers = 0;
 }
@@ -302,7 +303,7 @@ int workers_start(struct gw *g, uint32_t n)
         LOG_ERR("listen: %s", err);
         return -EINVAL;
     }
-    g_workers = calloc(n, sizeof(*g_workers));
+    g_workers = kv_calloc(n, sizeof(*g_workers));
     if (!g_workers)
         return -ENOMEM;
     g_nworkers = n;

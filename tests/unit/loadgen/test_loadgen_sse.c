@@ -6,10 +6,10 @@
 
 #include <stdlib.h>
 
-#include "../../bench/loadgen/httpresp.c"
-#include "../../bench/loadgen/sse.c"
-#include "../../bench/loadgen/stats.c"
-#include "../../bench/loadgen/stream.c"
+#include "../../../bench/loadgen/httpresp.c"
+#include "../../../bench/loadgen/sse.c"
+#include "../../../bench/loadgen/stats.c"
+#include "../../../bench/loadgen/stream.c"
 
 /* A realistic vLLM chat stream: role chunk, 3 tokens, finish, usage, DONE. */
 #define HEAD_ID "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\","

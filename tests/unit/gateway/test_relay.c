@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/ev.h"
 #include "common/http1.h"
 #include "core/prefix_index.h"
@@ -453,6 +454,50 @@ TEST(out_of_memory_starting_an_attempt)
     done(f);
 }
 
+/* Every allocation of a routed exchange's life failed in turn: each time
+ * the exchange still ends one way (answered, or cut), the route is
+ * released, and nothing it allocated is left. */
+TEST(out_of_memory_anywhere_in_an_exchange)
+{
+    int ended_ok = 0, ended_err = 0;
+    for (long n = 0; n < 400; n++) {
+        reset();
+        alloc_fail_never();
+        long base = alloc_live();
+        struct fx *f = request("POST", "/v1/chat/completions", CHAT);
+        alloc_fail_after(n);
+        x_dispatch(&f->x);
+        if (g_nups == 1 && !f->x.done) {
+            struct upconn *u = &g_ups[0];
+            head(u, SSE_HEAD);
+            if (!f->x.done)
+                u->ev->body(u->owner, "data: {\"choices\":[{\"text\":\"a\"}]}\n\n", 37, 1);
+            if (!f->x.done)
+                u->ev->end(u->owner, u);
+        }
+        long failures = alloc_failures();
+        alloc_fail_never();
+        CHECK(f->x.done);                         /* ended, one way or another */
+        CHECK_EQ(f->ended + f->aborted, 1);
+        CHECK_EQ(atomic_load(&g.counters.inflight[0]) + atomic_load(&g.counters.inflight[1]), 0);
+        if (f->status == 200 && f->ended)
+            ended_ok++;
+        else
+            ended_err++;
+        x_kill(&f->x);
+        x_fini(&f->x);
+        sbuf_free(&f->hdrs);
+        sbuf_free(&f->body);
+        CHECK_EQ(alloc_live(), base); /* everything the exchange allocated is back */
+        alloc_unhook();
+        free(f);
+        if (failures == 0)
+            break; /* n allocations were all it needed */
+    }
+    CHECK(ended_ok >= 1);  /* the last round succeeds */
+    CHECK(ended_err >= 3); /* and several failed ones were answered */
+}
+
 int main(void)
 {
     setup_once();
@@ -469,5 +514,6 @@ int main(void)
     RUN(local_resource_errors_blame_no_pod);
     RUN(client_abort_drops_the_attempt);
     RUN(out_of_memory_starting_an_attempt);
+    RUN(out_of_memory_anywhere_in_an_exchange);
     return harness_done();
 }

@@ -12,14 +12,14 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "../../bench/loadgen/h2.c"
-#include "../../bench/loadgen/ideal.c"
-#include "../../bench/loadgen/prompt.c"
-#include "../../bench/loadgen/run.c"
-#include "../../bench/loadgen/schedule.c"
-#include "../../bench/loadgen/sse.c"
-#include "../../bench/loadgen/stream.c"
-#include "../../bench/loadgen/workload.c"
+#include "../../../bench/loadgen/h2.c"
+#include "../../../bench/loadgen/ideal.c"
+#include "../../../bench/loadgen/prompt.c"
+#include "../../../bench/loadgen/run.c"
+#include "../../../bench/loadgen/schedule.c"
+#include "../../../bench/loadgen/sse.c"
+#include "../../../bench/loadgen/stream.c"
+#include "../../../bench/loadgen/workload.c"
 
 /* run.c lists both transports; h1.c is not under test here */
 const struct lg_transport lg_h1_transport = { .name = "http1" };

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../../bench/loadgen/ideal.c"
-#include "../../bench/loadgen/prompt.c"
-#include "../../bench/loadgen/schedule.c"
-#include "../../bench/loadgen/workload.c"
+#include "../../../bench/loadgen/ideal.c"
+#include "../../../bench/loadgen/prompt.c"
+#include "../../../bench/loadgen/schedule.c"
+#include "../../../bench/loadgen/workload.c"
 
 static struct lg_wl_spec base_spec(enum lg_wl_kind kind)
 {

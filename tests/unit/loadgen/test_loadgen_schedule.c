@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-#include "../../bench/loadgen/schedule.c"
+#include "../../../bench/loadgen/schedule.c"
 
 #define N 20000
 
