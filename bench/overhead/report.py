@@ -198,6 +198,10 @@ def summarize(recs, meta):
                         if a and b and a["ok"] and b["ok"] and a["proxy_us_req"]:
                             cr.append(b["proxy_us_req"] / a["proxy_us_req"])
                     row["cpu_vs_nginx"] = med(cr)
+                    if t.startswith("kvgated-w") and any(r["target"] == f"kvgated-base-w{w}" for r in recs):
+                        # OVH_KVGATED_BASE: this build against another, same repeats
+                        row["vs_base"], row["vs_base_min"], row["vs_base_max"] = \
+                            ratio_to(f"kvgated-base-w{w}")
                     row["cpu_vs_nginx_min"] = min(cr) if cr else None
                     row["cpu_vs_nginx_max"] = max(cr) if cr else None
                 row["bottleneck"] = bottleneck(row, w, npods, ncpu) if sat else "-"
@@ -400,6 +404,11 @@ def main():
                 f"| {pus(r)} | {cvn(r)} | {fmt(r['pods_us_req'], 1)} | {r['errors_total']} "
                 f"| {r['bottleneck']} |")
         add("")
+        for r in cell["sat"]:
+            if r.get("vs_base") is not None:
+                add(f"{r['target']} / kvgated-base-w{r['workers']} (OVH_KVGATED_BASE): "
+                    f"{r['vs_base']:.2f}x ({r['vs_base_min']:.2f}-{r['vs_base_max']:.2f}) req/s")
+                add("")
 
     add("## Added latency at a low, paced load")
     add("")

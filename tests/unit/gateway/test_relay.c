@@ -470,8 +470,9 @@ TEST(out_of_memory_anywhere_in_an_exchange)
         if (g_nups == 1 && !f->x.done) {
             struct upconn *u = &g_ups[0];
             head(u, SSE_HEAD);
+            static const char ev[] = "data: {\"choices\":[{\"text\":\"a\"}]}\n\n";
             if (!f->x.done)
-                u->ev->body(u->owner, "data: {\"choices\":[{\"text\":\"a\"}]}\n\n", 37, 1);
+                u->ev->body(u->owner, ev, sizeof(ev) - 1, 1);
             if (!f->x.done)
                 u->ev->end(u->owner, u);
         }
