@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <string.h>
 
-static const char *MODE_NAMES[] = {"prefix-aware", "least-request", "round-robin", "random"};
+#include "core/tokload.h"
+
+static const char *MODE_NAMES[] = {"prefix-aware", "least-request", "round-robin", "random",
+                                   "token-load"};
 static const char *REASON_NAMES[] = {"prefix", "load", "session", "least-request",
                                      "round-robin", "random", "degraded"};
 
@@ -22,12 +25,12 @@ void policy_defaults(struct policy_cfg *c)
 
 const char *policy_mode_name(enum policy_mode m)
 {
-    return (unsigned)m < 4 ? MODE_NAMES[m] : "?";
+    return (unsigned)m < POLICY__COUNT ? MODE_NAMES[m] : "?";
 }
 
 int policy_mode_parse(const char *s, enum policy_mode *m)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < POLICY__COUNT; i++)
         if (!strcmp(s, MODE_NAMES[i])) {
             *m = (enum policy_mode)i;
             return 0;
@@ -96,18 +99,15 @@ static int pick_simple(enum policy_mode m, struct cand *c, int n,
     return best;
 }
 
-/* Prefix-aware over candidates c[0..n); returns the chosen position. */
-static int pick_scored(const struct policy_cfg *cfg, const struct pod_snapshot *s,
-                       struct cand *c, int n, const struct route_input *in,
-                       struct route_decision *out)
+/* The saturation filter, unless it would leave nobody: positions into c
+ * in keep[], returns how many. With no fresh metrics at all the decision is
+ * degraded and nobody is filtered. */
+static int keep_unsaturated(const struct cand *c, int n, struct route_decision *out, int *keep)
 {
-    int nfresh = 0;
+    int nfresh = 0, nk = 0;
     for (int i = 0; i < n; i++)
         nfresh += c[i].fresh;
     out->degraded = nfresh == 0;
-
-    /* saturation filter, unless it would leave nobody */
-    int keep[POD_MAX], nk = 0;
     for (int i = 0; i < n; i++)
         if (out->degraded || !c[i].sat)
             keep[nk++] = i;
@@ -116,6 +116,16 @@ static int pick_scored(const struct policy_cfg *cfg, const struct pod_snapshot *
         for (int i = 0; i < n; i++)
             keep[nk++] = i;
     }
+    return nk;
+}
+
+/* Prefix-aware over candidates c[0..n); returns the chosen position. */
+static int pick_scored(const struct policy_cfg *cfg, const struct pod_snapshot *s,
+                       struct cand *c, int n, const struct route_input *in,
+                       struct route_decision *out)
+{
+    int keep[POD_MAX];
+    int nk = keep_unsaturated(c, n, out, keep);
 
     /* bounded load (consistent hashing with bounded loads): no pod above
      * c x the mean in-flight, counting this request. The floor keeps the
@@ -195,6 +205,63 @@ static int pick_scored(const struct policy_cfg *cfg, const struct pod_snapshot *
         out->reason = REASON_SESSION;
     else
         out->reason = REASON_LOAD;
+    return best;
+}
+
+/* Token-load over candidates c[0..n): the least estimated time to the
+ * first token (see policy.h). Pods with no measured rate yet take the mean
+ * of the measured ones; with none measured every rate is 1 and the
+ * comparison is in tokens alone. Ties: less decode load, then at random. */
+static int pick_token_load(const struct cand *c, int n, const struct route_input *in,
+                           struct route_decision *out)
+{
+    int keep[POD_MAX];
+    int nk = keep_unsaturated(c, n, out, keep);
+    double rsum = 0;
+    int rn = 0;
+    for (int k = 0; in->tl && k < nk; k++) {
+        double r = tokload_rate(in->tl, c[keep[k]].slot);
+        if (r > 0) {
+            rsum += r;
+            rn++;
+        }
+    }
+    double rdef = rn ? rsum / rn : 1.0;
+    int best = -1, ties = 0;
+    double best_eta = 0, best_dec = 0, best_cached = 0, max_cached = 0;
+    for (int k = 0; k < nk; k++) {
+        const struct cand *x = &c[keep[k]];
+        double cached = in->match ? in->match[x->slot] * in->tokens_per_key : 0;
+        if (cached > in->prompt_tokens)
+            cached = in->prompt_tokens;
+        double queued = in->tl ? (double)tokload_prefill(in->tl, x->slot) : 0;
+        double dec = in->tl ? (double)tokload_decode(in->tl, x->slot) : x->inflight;
+        double r = in->tl ? tokload_rate(in->tl, x->slot) : 0;
+        double eta = (queued + in->prompt_tokens - cached) / (r > 0 ? r : rdef);
+        if (cached > max_cached)
+            max_cached = cached;
+        int better = best < 0 || eta < best_eta * (1 - 1e-9) ||
+                     (eta <= best_eta * (1 + 1e-9) && dec < best_dec);
+        int equal = !better && eta <= best_eta * (1 + 1e-9) && dec == best_dec;
+        if (better) {
+            ties = 1;
+        } else if (equal) {
+            ties++; /* reservoir: each equal pod wins with 1/ties */
+            if (mix(in->rand ^ (uint64_t)(k + 1) * 0x9E3779B97F4A7C15ull) % (uint64_t)ties)
+                continue;
+        } else {
+            continue;
+        }
+        best = keep[k];
+        best_eta = eta;
+        best_dec = dec;
+        best_cached = cached;
+    }
+    out->eta_ms = rn ? best_eta * 1000.0 : 0;
+    out->score = -best_eta;
+    out->reason = out->degraded                                 ? REASON_DEGRADED
+                  : best_cached > 0 && best_cached >= max_cached ? REASON_PREFIX
+                                                                 : REASON_LOAD;
     return best;
 }
 
@@ -283,6 +350,8 @@ void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
     int pos;
     if (mode == POLICY_PREFIX_AWARE) {
         pos = pick_scored(cfg, s, c, n, in, out);
+    } else if (mode == POLICY_TOKEN_LOAD) {
+        pos = pick_token_load(c, n, in, out);
     } else {
         pos = pick_simple(mode, c, n, st, in->rand);
         out->reason = mode == POLICY_ROUND_ROBIN ? REASON_ROUND_ROBIN
@@ -293,6 +362,7 @@ void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
         struct route_decision shadow;
         memset(&shadow, 0, sizeof(shadow));
         int sp = cfg->mode == POLICY_PREFIX_AWARE ? pick_scored(cfg, s, c, n, in, &shadow)
+                 : cfg->mode == POLICY_TOKEN_LOAD ? pick_token_load(c, n, in, &shadow)
                                                   : pick_simple(cfg->mode, c, n, st, in->rand);
         out->shadow_idx = c[sp].idx;
     }

@@ -4,6 +4,13 @@
  * not draining; not saturated unless every candidate is; bounded load), then
  * a weighted sum of scorers (prefix match ratio, queue, KV usage, LoRA
  * affinity, session affinity), max score wins, ties broken at random.
+ * Token-load: the same filters up to saturation, then the pod where this
+ * request's first token should come soonest by the gateway's own books in
+ * tokens (core/tokload.h): (uncached prompt tokens queued there + this
+ * request's uncached tokens there) / the pod's measured prefill rate. A
+ * pod holding the prefix keeps the request until its queue costs more
+ * than re-paying the prefill elsewhere, with no weight or threshold to
+ * tune: the measured rates set it.
  * Other modes: least-request, round-robin, random. Wrappers: shadow (route
  * by the baseline, report what prefix-aware would have picked) and canary
  * (a percentage of requests prefix-aware, the rest by the baseline).
@@ -25,11 +32,15 @@
 
 #include "core/podtable.h"
 
+struct tokload;
+
 enum policy_mode {
     POLICY_PREFIX_AWARE,
     POLICY_LEAST_REQUEST,
     POLICY_ROUND_ROBIN,
     POLICY_RANDOM,
+    POLICY_TOKEN_LOAD,
+    POLICY__COUNT
 };
 
 struct policy_cfg {
@@ -52,7 +63,8 @@ struct policy_cfg {
 
 void policy_defaults(struct policy_cfg *c);
 const char *policy_mode_name(enum policy_mode m);
-/* "prefix-aware", "least-request", "round-robin", "random": 0 or -EINVAL */
+/* "prefix-aware", "least-request", "round-robin", "random", "token-load":
+ * 0 or -EINVAL */
 int policy_mode_parse(const char *s, enum policy_mode *m);
 
 enum route_reason {
@@ -78,6 +90,11 @@ struct route_input {
     uint32_t nkeys;         /* fingerprint blocks of the prompt */
     const uint16_t *match;  /* per slot: leading blocks held (prefix index) */
     int session_slot;       /* slot the session last used, -1 none */
+    /* token-load: the prompt in tokens, how many tokens one match unit
+     * covers, and the per-pod books (NULL: the mode ranks by match alone) */
+    uint32_t prompt_tokens;
+    double tokens_per_key;
+    const struct tokload *tl;
     uint64_t rand;          /* random bits for tie-breaks, canary, random */
     uint64_t now_ns;
     uint32_t exclude_slot;  /* a retry avoids the pod that failed; UINT32_MAX none */
@@ -102,6 +119,8 @@ struct route_decision {
     uint32_t stale;         /* candidates with stale metrics */
     uint32_t prefix_blocks; /* chosen pod's match */
     double score;
+    double eta_ms;          /* token-load: the chosen pod's estimated wait for the
+                             * first token (ms; measured rate), 0 otherwise */
 };
 
 struct policy_state {

@@ -104,6 +104,10 @@ static void pods_json(struct ctl *ctl, struct sbuf *o, uint64_t now)
         sbuf_printf(o, ",\"waiting\":%g,\"running\":%g,\"kv_usage\":%g,\"inflight\":%u",
                     in->waiting, in->running, in->kv_usage,
                     atomic_load(&g->counters.inflight[in->slot]));
+        sbuf_printf(o, ",\"prefill_tokens\":%llu,\"decode_tokens\":%llu,\"prefill_rate\":%.0f",
+                    (unsigned long long)tokload_prefill(&g->tl, in->slot),
+                    (unsigned long long)tokload_decode(&g->tl, in->slot),
+                    tokload_rate(&g->tl, in->slot));
         sbuf_puts(o, ",\"models\":");
         json_names(o, in->models, in->nmodels);
         sbuf_puts(o, ",\"adapters\":");
@@ -327,7 +331,7 @@ static void h_metrics(struct aconn *c)
     struct sbuf b;
     sbuf_init(&b);
     struct pod_snapshot *s = snapshot_get();
-    gw_metrics_render(g->metrics, s, &g->counters, ev_now_ns(), &b);
+    gw_metrics_render(g->metrics, s, &g->counters, &g->tl, ev_now_ns(), &b);
     snapshot_put(s);
     gwbpf_metrics_render(g->bpf, &b);
     splice_metrics_render(&b);

@@ -23,7 +23,7 @@ const struct policy_cfg *gw_policies_for(const struct gw_policies *p, const char
 static int want_mode(struct jp_err *e, const char *path, const cJSON *v,
                      enum policy_mode *m)
 {
-    static const char modes[] = "prefix-aware, least-request, round-robin, random";
+    static const char modes[] = "prefix-aware, least-request, round-robin, random, token-load";
     char q[96];
     if (!cJSON_IsString(v) || !v->valuestring)
         return jp_fail(e, path, "expected a string (%s)", modes);

@@ -351,6 +351,7 @@ int ctl_remove_pod(struct ctl *c, const char *name)
         pidx_remove_pod(c->g->pidx, slot);
     if (c->g->sessions) /* a later pod in this slot is not theirs */
         session_forget_slot(c->g->sessions, slot);
+    tokload_forget_rate(&c->g->tl, slot); /* a later pod in this slot is measured afresh */
     free_pod(p);
     ctl_mark_dirty(c);
     return 0;

@@ -18,6 +18,7 @@
 #include "core/outlier.h"
 #include "core/podtable.h"
 #include "core/policy.h"
+#include "core/tokload.h"
 #include "gateway/config.h"
 
 struct prefix_index;
@@ -36,6 +37,7 @@ struct gw {
     struct gwbpf *bpf;               /* the kernel fast path, NULL when off (bpf.h) */
     struct pod_counters counters;
     struct outlier outlier;          /* ejections and the retry budget */
+    struct tokload tl;               /* each pod's load in tokens (core/tokload.h) */
     struct policy_state pstate;
     pthread_mutex_t policy_mu;       /* guards policies (copied per request) */
     struct gw_policies policies;     /* in force: the admin API and reloads swap them */
@@ -68,11 +70,13 @@ struct gw_request {
     uint32_t nkeys;
     uint64_t keys[1024];         /* fingerprint keys (model-keyed) */
     uint64_t body_bytes;
+    uint32_t prompt_tokens;      /* estimated from the prompt's bytes (cfg.bytes_per_token) */
     int h2;                      /* client spoke HTTP/2 */
     /* filled by gw_route */
     struct route_decision d;
     struct pod_target pod;       /* the chosen pod */
     int routed;                  /* inflight counted, must be released */
+    struct tokload_req tlr;      /* its share of the pod's token load */
     int retries;
     const char *fallback;        /* why the decision left the happy path, or NULL */
     /* timing (CLOCK_MONOTONIC ns) and outcome, filled by the worker */
@@ -122,8 +126,14 @@ int gw_scan_finish(struct gw_scan *s, struct gw_request *r, const char **err,
                    size_t *err_offset);
 
 /* One SSE event with content was relayed at now_ns (inter-token latency
- * as the client sees it). */
+ * as the client sees it; the first one ends the request's prefill in the
+ * pod's token load, each later one adds an output token). */
 void gw_request_event(struct gw *g, struct gw_request *r, uint64_t now_ns);
+/* The pod's request was written out (the token load's prefill clock). */
+void gw_request_sent(struct gw *g, struct gw_request *r, uint64_t now_ns);
+/* The answer's head arrived: for a non-streaming request the prefill is
+ * over (its first token is not seen apart; no rate sample is taken). */
+void gw_request_answered(struct gw *g, struct gw_request *r, uint64_t now_ns);
 /* The union of models and adapters the pods serve, as GET /v1/models. */
 struct sbuf;
 void gw_models_json(struct gw *g, struct sbuf *out);

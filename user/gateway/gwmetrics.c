@@ -16,6 +16,7 @@
 #include "common/promtext.h"
 #include "common/sbuf.h"
 #include "core/podtable.h"
+#include "core/tokload.h"
 #include "gateway/gateway.h"
 
 #define MAX_MODELS 64
@@ -465,7 +466,7 @@ static void render_counters(const struct gw_metrics *m, struct sbuf *o)
 
 /* Per-pod gauges from the snapshot and the shared counters. */
 static void render_pods(const struct pod_snapshot *s, const struct pod_counters *c,
-                        uint64_t now_ns, struct sbuf *o)
+                        const struct tokload *tl, uint64_t now_ns, struct sbuf *o)
 {
     static const struct {
         const char *name, *help;
@@ -480,6 +481,9 @@ static void render_pods(const struct pod_snapshot *s, const struct pod_counters 
         {"kvgate_pod_failed", "1 while the data path keeps the pod out after a failed connect."},
         {"kvgate_pod_ejected", "1 while the pod is ejected by outlier detection (its answers failed)."},
         {"kvgate_pod_ejections_total", "Times outlier detection ejected the pod."},
+        {"kvgate_pod_prefill_tokens", "Uncached prompt tokens the gateway sent to the pod that have no first token yet."},
+        {"kvgate_pod_decode_tokens", "Context tokens (prompt + output so far) of the gateway's requests decoding at the pod."},
+        {"kvgate_pod_prefill_rate", "Prefill tokens per second the pod retires, as the gateway measures it (0: not yet measured)."},
     };
     for (size_t k = 0; k < sizeof(G) / sizeof(G[0]); k++) {
         prom_head(o, G[k].name, k == 9 ? "counter" : "gauge", G[k].help);
@@ -497,6 +501,9 @@ static void render_pods(const struct pod_snapshot *s, const struct pod_counters 
             case 7: v = atomic_load(&c->down_until_ns[p->slot]) > now_ns; break;
             case 8: v = atomic_load(&c->ejected_until_ns[p->slot]) > now_ns; break;
             case 9: v = (double)atomic_load(&c->ejections[p->slot]); break;
+            case 10: v = tl ? (double)tokload_prefill(tl, p->slot) : 0; break;
+            case 11: v = tl ? (double)tokload_decode(tl, p->slot) : 0; break;
+            case 12: v = tl ? tokload_rate(tl, p->slot) : 0; break;
             }
             sbuf_printf(o, "%s{", G[k].name);
             prom_label(o, "pod", p->name, 1);
@@ -507,12 +514,13 @@ static void render_pods(const struct pod_snapshot *s, const struct pod_counters 
 }
 
 void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
-                       const struct pod_counters *c, uint64_t now_ns, struct sbuf *o)
+                       const struct pod_counters *c, const struct tokload *tl,
+                       uint64_t now_ns, struct sbuf *o)
 {
     pthread_mutex_lock(&m->mu);
     render_decisions(m, o);
     render_counters(m, o);
     pthread_mutex_unlock(&m->mu);
     if (s)
-        render_pods(s, c, now_ns, o);
+        render_pods(s, c, tl, now_ns, o);
 }

@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+struct tokload;
+
 struct gw;
 struct gw_request;
 struct gw_metrics;
@@ -66,7 +68,7 @@ int gw_errno_is_local(int err);
  * gives the metrics age). The admin API composes the page: this, then the
  * fast path's, the splice's and the access log's renders. */
 void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
-                       const struct pod_counters *c, uint64_t now_ns,
-                       struct sbuf *out);
+                       const struct pod_counters *c, const struct tokload *tl,
+                       uint64_t now_ns, struct sbuf *out);
 
 #endif

@@ -37,7 +37,7 @@ static const char USAGE[] =
     "  --listen ADDR:PORT   client listener (0.0.0.0:8080)\n"
     "  --admin ADDR:PORT    admin listener: /metrics, /admin/... (127.0.0.1:9090)\n"
     "  --pod URL            a model-server pod, http://host:port (repeatable)\n"
-    "  --policy MODE        prefix-aware | least-request | round-robin | random\n"
+    "  --policy MODE        prefix-aware | least-request | round-robin | random | token-load\n"
     "  --workers N          worker threads (0 = one per core)\n"
     "  --access-log PATH    JSON-lines access log (\"-\" = stdout)\n"
     "  --log-level LEVEL    error | warn | info | debug (info; also KVGATE_LOG)\n"
@@ -300,6 +300,7 @@ static int assemble(struct gw *g, const struct flags *f, uint32_t *nworkers)
     g->sessions = session_new(1u << 16);
     g->metrics = gw_metrics_new();
     outlier_init(&g->outlier, &g->cfg.outlier);
+    tokload_init(&g->tl);
     gw_set_tenant_from_user(g->cfg.tenant_from_user);
     atomic_store(&g->rng, (uint64_t)getpid() * 0x9E3779B97F4A7C15ull);
     if (!g->pidx || !g->sessions || !g->metrics) {
@@ -326,6 +327,7 @@ static void disassemble(struct gw *g)
     gw_metrics_free(g->metrics);
     session_free(g->sessions);
     pidx_free(g->pidx);
+    tokload_fini(&g->tl);
     snapshot_publish(NULL);
 }
 

@@ -280,12 +280,14 @@ static void up_sent_ev(void *owner)
 {
     struct xreq *x = owner;
     x->r.t_upstream_sent = ev_now_ns();
+    gw_request_sent(x_wc(x)->g, &x->r, x->r.t_upstream_sent);
 }
 
 static void up_first_byte_ev(void *owner)
 {
     struct xreq *x = owner;
     x->r.t_first_byte = ev_now_ns();
+    gw_request_answered(x_wc(x)->g, &x->r, x->r.t_first_byte);
 }
 
 /* The pod's fields as the client gets them: end-to-end ones only, names

@@ -26,6 +26,7 @@
 struct gw_scan {
     struct bodyscan bs;
     struct fingerprint fp;
+    uint32_t bytes_per_token;
 };
 
 struct gw_scan *gw_scan_new(struct gw *g)
@@ -37,6 +38,7 @@ struct gw_scan *gw_scan_new(struct gw *g)
         fp_init(&s->fp, FP_DEFAULT_BLOCK_BYTES, FP_DEFAULT_MAX_BLOCKS);
     }
     bodyscan_init(&s->bs, fp_feed_cb, &s->fp);
+    s->bytes_per_token = g->cfg.bytes_per_token ? (uint32_t)g->cfg.bytes_per_token : 4;
     return s;
 }
 
@@ -76,6 +78,8 @@ int gw_scan_finish(struct gw_scan *s, struct gw_request *r, const char **err,
     uint64_t mk = fp_model_key(bs->model, bs->model_len, bs->cache_salt,
                                bs->has_cache_salt ? bs->cache_salt_len : 0);
     r->nkeys = (uint32_t)fp_keys(&s->fp, mk, r->keys);
+    uint64_t pt = (s->fp.total + s->bytes_per_token - 1) / s->bytes_per_token;
+    r->prompt_tokens = pt > UINT32_MAX ? UINT32_MAX : (uint32_t)pt;
     return 0;
 }
 
@@ -91,6 +95,13 @@ uint64_t gw_rand(struct gw *g)
     x ^= x >> 7;
     x ^= x << 17;
     return x;
+}
+
+/* Prompt tokens one prefix-index key covers. */
+static double tokens_per_key(const struct gw *g)
+{
+    double bpt = g->cfg.bytes_per_token > 0 ? (double)g->cfg.bytes_per_token : 4.0;
+    return (double)(g->cfg.block_bytes ? g->cfg.block_bytes : FP_DEFAULT_BLOCK_BYTES) / bpt;
 }
 
 static void policy_for(struct gw *g, const char *model, struct policy_cfg *out)
@@ -113,7 +124,7 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
     policy_for(g, r->model, &cfg);
 
     uint16_t match[POD_MAX];
-    if (r->nkeys && cfg.mode == POLICY_PREFIX_AWARE)
+    if (r->nkeys && (cfg.mode == POLICY_PREFIX_AWARE || cfg.mode == POLICY_TOKEN_LOAD))
         pidx_lookup(g->pidx, r->keys, r->nkeys, match);
     else if (r->nkeys && (cfg.shadow || cfg.canary_pct < 100))
         pidx_lookup(g->pidx, r->keys, r->nkeys, match);
@@ -129,7 +140,8 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
     struct route_input in = {
         .model = r->model, .nkeys = r->nkeys, .match = match,
         .session_slot = session_slot, .rand = gw_rand(g), .now_ns = r->t_decide,
-        .exclude_slot = exclude_slot,
+        .exclude_slot = exclude_slot, .prompt_tokens = r->prompt_tokens,
+        .tokens_per_key = tokens_per_key(g), .tl = &g->tl,
     };
     if (exclude_slot == UINT32_MAX) /* a first attempt: the retry budget grows */
         retry_budget_deposit(&g->outlier);
@@ -151,6 +163,9 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
     snapshot_put(s);
     atomic_fetch_add(&g->counters.inflight[r->pod.slot], 1);
     r->routed = 1;
+    double cached = match[r->pod.slot] * in.tokens_per_key;
+    uint32_t uncached = cached >= r->prompt_tokens ? 0 : r->prompt_tokens - (uint32_t)cached;
+    tokload_route(&g->tl, &r->tlr, r->pod.slot, r->prompt_tokens, uncached);
     /* the chosen pod will hold this prefix once it has prefilled it */
     if (r->nkeys)
         pidx_insert(g->pidx, r->pod.slot, r->keys, r->nkeys);
@@ -174,6 +189,7 @@ void gw_route_release(struct gw *g, struct gw_request *r)
 {
     if (r->routed) {
         atomic_fetch_sub(&g->counters.inflight[r->pod.slot], 1);
+        tokload_release(&g->tl, &r->tlr);
         r->routed = 0;
     }
 }
@@ -222,6 +238,25 @@ void gw_request_event(struct gw *g, struct gw_request *r, uint64_t now_ns)
     if (r->t_prev_event && now_ns >= r->t_prev_event)
         gw_metrics_itl(g->metrics, r, (double)(now_ns - r->t_prev_event) / 1e9);
     r->t_prev_event = now_ns;
+    if (r->tlr.phase == TL_PREFILL)
+        tokload_first_token(&g->tl, &r->tlr, now_ns);
+    else
+        tokload_output(&g->tl, &r->tlr, 1);
+}
+
+void gw_request_sent(struct gw *g, struct gw_request *r, uint64_t now_ns)
+{
+    (void)g;
+    if (r->tlr.phase == TL_PREFILL)
+        r->tlr.sent_ns = now_ns;
+}
+
+void gw_request_answered(struct gw *g, struct gw_request *r, uint64_t now_ns)
+{
+    if (r->stream || r->tlr.phase != TL_PREFILL)
+        return;
+    r->tlr.sent_ns = 0; /* the head comes after the whole answer: no rate sample */
+    tokload_first_token(&g->tl, &r->tlr, now_ns);
 }
 
 void gw_request_done(struct gw *g, struct gw_request *r)

@@ -1,6 +1,7 @@
 /* Unit tests for user/core/policy.c: filters, scorers, modes, wrappers. */
 #include "harness.h"
 #include "core/policy.h"
+#include "core/tokload.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -484,6 +485,117 @@ TEST(pod_fitness_rules)
     CHECK_EQ(f.saturated, 1);
 }
 
+/* token-load: the request goes where its first token should come
+ * soonest: the prefix-holding pod while its queue is short, elsewhere once
+ * the queue there costs more than re-paying the prefill. */
+static struct tokload tl;
+
+static int pick_tl(const struct policy_cfg *cfg, struct pod_snapshot *s, uint32_t nkeys,
+                   uint32_t prompt, double tpk, uint64_t rnd, struct route_decision *d)
+{
+    struct route_input in = {.model = "llama", .nkeys = nkeys, .match = match,
+                             .session_slot = -1, .rand = rnd, .now_ns = NOW,
+                             .exclude_slot = UINT32_MAX, .prompt_tokens = prompt,
+                             .tokens_per_key = tpk, .tl = &tl};
+    policy_pick(cfg, s, &cnt, &st, &in, d);
+    return d->idx;
+}
+
+/* Sets a pod's measured rate by one serial prefill sample. */
+static void measure(uint32_t slot, uint32_t tokens, uint64_t ms)
+{
+    struct tokload_req r = {0};
+    tokload_route(&tl, &r, slot, tokens, tokens);
+    r.sent_ns = NOW;
+    tokload_first_token(&tl, &r, NOW + ms * 1000000ull);
+    tokload_release(&tl, &r);
+}
+
+TEST(token_load_sticks_to_the_prefix_until_its_queue_costs_more)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    c.mode = POLICY_TOKEN_LOAD;
+    CHECK(!strcmp(policy_mode_name(POLICY_TOKEN_LOAD), "token-load"));
+    enum policy_mode m;
+    CHECK_EQ(policy_mode_parse("token-load", &m), 0);
+    CHECK_EQ(m, POLICY_TOKEN_LOAD);
+    reset();
+    tokload_init(&tl);
+    struct pod_snapshot *s = fleet(3);
+    /* 6,000-token prompt, 100 keys of 48 tokens: pod 1 holds 4,800 of it */
+    match[1] = 100;
+    CHECK_EQ(pick_tl(&c, s, 125, 6000, 48, 1, &d), 1);
+    CHECK_EQ(d.reason, REASON_PREFIX);
+    /* rates unknown: compared in tokens. Pod 1 has 4,000 uncached tokens
+     * queued: 4,000 + 1,200 < 6,000 there, so it still wins */
+    struct tokload_req q = {0};
+    tokload_route(&tl, &q, 1, 4000, 4000);
+    CHECK_EQ(pick_tl(&c, s, 125, 6000, 48, 2, &d), 1);
+    /* 5,000 queued: 6,200 > 6,000 on an idle pod: released */
+    struct tokload_req q2 = {0};
+    tokload_route(&tl, &q2, 1, 1000, 1000);
+    int p = pick_tl(&c, s, 125, 6000, 48, 3, &d);
+    CHECK(p == 0 || p == 2);
+    CHECK_EQ(d.reason, REASON_LOAD);
+    /* measured: pod 1 prefills 5x faster than the others (50,000 vs
+     * 10,000 tokens/s): its 6,200 tokens take 124 ms, 6,000 elsewhere 600 */
+    measure(1, 50000, 1000);
+    measure(0, 10000, 1000);
+    measure(2, 10000, 1000);
+    CHECK_EQ(pick_tl(&c, s, 125, 6000, 48, 4, &d), 1);
+    CHECK(d.eta_ms > 123 && d.eta_ms < 125);
+    tokload_release(&tl, &q);
+    tokload_release(&tl, &q2);
+    snapshot_put(s);
+    tokload_fini(&tl);
+}
+
+TEST(token_load_spreads_equal_work_and_keeps_the_filters)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    c.mode = POLICY_TOKEN_LOAD;
+    reset();
+    tokload_init(&tl);
+    struct pod_snapshot *s = fleet(4);
+    /* no prefix anywhere: each request goes to the pod with the least
+     * queued prefill, so four of them land on four pods */
+    struct tokload_req r[4];
+    memset(r, 0, sizeof(r));
+    int used[4] = {0};
+    for (int i = 0; i < 4; i++) {
+        int p = pick_tl(&c, s, 10, 2000, 48, (uint64_t)i * 7919, &d);
+        CHECK(p >= 0 && p < 4);
+        used[p]++;
+        tokload_route(&tl, &r[i], (uint32_t)p, 2000, 2000);
+    }
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(used[i], 1);
+    /* a saturated pod is filtered out even with the best prefix */
+    for (int i = 0; i < 4; i++)
+        tokload_release(&tl, &r[i]);
+    match[3] = 10;
+    s->pods[3].waiting = 50;
+    CHECK(pick_tl(&c, s, 10, 2000, 48, 5, &d) != 3);
+    /* equal queues: less decode load wins */
+    s->pods[3].waiting = 0;
+    match[3] = 0;
+    struct tokload_req dec[3];
+    memset(dec, 0, sizeof(dec));
+    for (int i = 0; i < 3; i++) {
+        tokload_route(&tl, &dec[i], (uint32_t)i, 100, 0);
+        tokload_first_token(&tl, &dec[i], NOW);
+    }
+    CHECK_EQ(pick_tl(&c, s, 10, 2000, 48, 6, &d), 3);
+    for (int i = 0; i < 3; i++)
+        tokload_release(&tl, &dec[i]);
+    snapshot_put(s);
+    tokload_fini(&tl);
+}
+
 int main(void)
 {
     RUN(pod_fitness_rules);
@@ -503,5 +615,7 @@ int main(void)
     RUN(session_affinity_and_lora_affinity);
     RUN(failed_pods_are_left_out_unless_none_would_remain);
     RUN(a_retry_avoids_pods_that_just_failed);
+    RUN(token_load_sticks_to_the_prefix_until_its_queue_costs_more);
+    RUN(token_load_spreads_equal_work_and_keeps_the_filters);
     return harness_done();
 }

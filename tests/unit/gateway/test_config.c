@@ -186,7 +186,7 @@ TEST(overrides)
     /* the override errors */
     CHECK_ERR("{\"policy\":{\"overrides\":{\"m1\":{\"mode\":\"fast\"}}}}",
               "policy.overrides.m1.mode: unknown mode \"fast\" (prefix-aware, "
-              "least-request, round-robin, random)");
+              "least-request, round-robin, random, token-load)");
     CHECK_ERR("{\"policy\":{\"overrides\":{\"m1\":{\"overrides\":{}}}}}",
               "policy.overrides.m1: unknown key \"overrides\"");
     CHECK_ERR("{\"policy\":{\"overrides\":{\"org/m\":{\"stale_ms\":0}}}}",
@@ -249,10 +249,10 @@ TEST(type_and_range_errors)
               "limits.max_body_bytes: expected an integer in [1024, 1073741824]");
     CHECK_ERR("{\"policy\":{\"mode\":\"fast\"}}",
               "policy.mode: unknown mode \"fast\" (prefix-aware, least-request, "
-              "round-robin, random)");
+              "round-robin, random, token-load)");
     CHECK_ERR("{\"policy\":{\"baseline\":3}}",
               "policy.baseline: expected a string (prefix-aware, least-request, "
-              "round-robin, random)");
+              "round-robin, random, token-load)");
     CHECK_ERR("{\"policy\":{\"shadow\":1}}", "policy.shadow: expected true or false");
     CHECK_ERR("{\"policy\":{\"canary_percent\":101}}",
               "policy.canary_percent: expected a number in [0, 100]");

@@ -19,7 +19,7 @@ static char *render(struct gw_metrics *m, const struct pod_snapshot *s)
     static struct pod_counters c;
     struct sbuf b;
     sbuf_init(&b);
-    gw_metrics_render(m, s, &c, 1000000000ull, &b);
+    gw_metrics_render(m, s, &c, NULL, 1000000000ull, &b);
     sbuf_append(&b, "", 1);
     char *t = strdup(b.data ? b.data : "");
     sbuf_free(&b);
