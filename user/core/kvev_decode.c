@@ -1,0 +1,827 @@
+/* kvev_decode: a strict msgpack reader for vLLM / SGLang KV-event batches.
+ * See kvev_decode.h for the forms accepted.
+ *
+ * Why not msgpack-c's unpacker: it builds a tree of every object in a zone
+ * (a token id is one object; a 512-block batch is 8k of them), which costs
+ * more than the index update it feeds, and its limits are not ours. This
+ * reader walks the bytes once, writes hashes and token ids straight into
+ * flat scratch arrays, and knows nothing but the few types the format
+ * uses; anything it does not need (unknown fields, a newer event kind) is
+ * skipped by a counting loop, never by recursion. */
+#include "core/kvev_decode.h"
+#include "common/alloc.h"
+
+#include <errno.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define HASH_BYTES_SEED 0x6b76672d68617368ull /* "kvg-hash": bytes hashes */
+
+struct rd {
+    const uint8_t *p, *end;
+    int err; /* enum kvev_reject + 1, 0 = none */
+};
+
+static int fail(struct rd *r, enum kvev_reject why)
+{
+    if (!r->err)
+        r->err = (int)why + 1;
+    return -1;
+}
+
+static int need(struct rd *r, size_t n)
+{
+    if (r->err)
+        return -1;
+    if ((size_t)(r->end - r->p) < n)
+        return fail(r, KVEV_R_TRUNCATED);
+    return 0;
+}
+
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static int peek(struct rd *r)
+{
+    if (need(r, 1))
+        return -1;
+    return r->p[0];
+}
+
+static int rd_nil(struct rd *r)
+{
+    if (peek(r) == 0xc0) {
+        r->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A header whose count is in 0 (fix, mask), 2 or 4 following bytes. */
+static int rd_count(struct rd *r, uint32_t *n, int fix_lo, int fix_hi, int fix_mask,
+                    int c16, int c32)
+{
+    int c = peek(r);
+    if (c < 0)
+        return -1;
+    if (c >= fix_lo && c <= fix_hi) {
+        *n = (uint32_t)(c & fix_mask);
+        r->p++;
+        return 0;
+    }
+    int w = c == c16 ? 2 : c == c32 ? 4 : 0;
+    if (!w)
+        return fail(r, KVEV_R_TYPE);
+    if (need(r, 1 + (size_t)w))
+        return -1;
+    *n = (uint32_t)be(r->p + 1, w);
+    r->p += 1 + w;
+    return 0;
+}
+
+static int rd_array(struct rd *r, uint32_t *n)
+{
+    if (rd_count(r, n, 0x90, 0x9f, 0x0f, 0xdc, 0xdd))
+        return -1;
+    /* every element takes at least a byte: a count past the buffer is a lie */
+    if (*n > (size_t)(r->end - r->p))
+        return fail(r, KVEV_R_TRUNCATED);
+    return 0;
+}
+
+static int rd_map(struct rd *r, uint32_t *n)
+{
+    if (rd_count(r, n, 0x80, 0x8f, 0x0f, 0xde, 0xdf))
+        return -1;
+    if ((uint64_t)*n * 2 > (size_t)(r->end - r->p))
+        return fail(r, KVEV_R_TRUNCATED);
+    return 0;
+}
+
+static int is_array(struct rd *r)
+{
+    int c = peek(r);
+    return (c >= 0x90 && c <= 0x9f) || c == 0xdc || c == 0xdd;
+}
+
+static int is_map(struct rd *r)
+{
+    int c = peek(r);
+    return (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
+}
+
+static int is_str(struct rd *r)
+{
+    int c = peek(r);
+    return (c >= 0xa0 && c <= 0xbf) || c == 0xd9 || c == 0xda || c == 0xdb;
+}
+
+/* Strings and bins: a length, then the bytes. */
+static int rd_bytes(struct rd *r, struct kvev_str *s, int bin)
+{
+    int c = peek(r), w;
+    uint32_t n;
+    if (c < 0)
+        return -1;
+    if (!bin && c >= 0xa0 && c <= 0xbf) {
+        n = (uint32_t)(c & 0x1f);
+        w = 0;
+    } else {
+        w = c == (bin ? 0xc4 : 0xd9) ? 1 : c == (bin ? 0xc5 : 0xda) ? 2
+          : c == (bin ? 0xc6 : 0xdb) ? 4 : -1;
+        if (w < 0)
+            return fail(r, KVEV_R_TYPE);
+        if (need(r, 1 + (size_t)w))
+            return -1;
+        n = (uint32_t)be(r->p + 1, w);
+    }
+    if (need(r, 1 + (size_t)w + n))
+        return -1;
+    s->p = (const char *)r->p + 1 + w;
+    s->len = n;
+    r->p += 1 + w + n;
+    return 0;
+}
+
+static int rd_str(struct rd *r, struct kvev_str *s) { return rd_bytes(r, s, 0); }
+
+/* An integer: its 64-bit pattern, *neg set for a negative value. */
+static int rd_int(struct rd *r, uint64_t *v, int *neg)
+{
+    int c = peek(r);
+    if (c < 0)
+        return -1;
+    *neg = 0;
+    if (c <= 0x7f) {
+        *v = (uint64_t)c;
+        r->p++;
+        return 0;
+    }
+    if (c >= 0xe0) {
+        *v = (uint64_t)(int64_t)(int8_t)c;
+        *neg = 1;
+        r->p++;
+        return 0;
+    }
+    int w, sgn;
+    switch (c) {
+    case 0xcc: w = 1; sgn = 0; break;
+    case 0xcd: w = 2; sgn = 0; break;
+    case 0xce: w = 4; sgn = 0; break;
+    case 0xcf: w = 8; sgn = 0; break;
+    case 0xd0: w = 1; sgn = 1; break;
+    case 0xd1: w = 2; sgn = 1; break;
+    case 0xd2: w = 4; sgn = 1; break;
+    case 0xd3: w = 8; sgn = 1; break;
+    default: return fail(r, KVEV_R_TYPE);
+    }
+    if (need(r, 1 + (size_t)w))
+        return -1;
+    uint64_t u = be(r->p + 1, w);
+    if (sgn && w < 8 && (u >> (8 * w - 1)) & 1)
+        u |= ~0ull << (8 * w); /* sign-extend */
+    *v = u;
+    *neg = sgn && (int64_t)u < 0;
+    r->p += 1 + w;
+    return 0;
+}
+
+static int rd_i64(struct rd *r, int64_t *out)
+{
+    uint64_t v;
+    int neg;
+    if (rd_int(r, &v, &neg))
+        return -1;
+    if (!neg && v > INT64_MAX)
+        return fail(r, KVEV_R_VALUE);
+    *out = (int64_t)v;
+    return 0;
+}
+
+static int rd_float(struct rd *r, double *d)
+{
+    int c = peek(r);
+    if (c == 0xcb || c == 0xca) {
+        int w = c == 0xcb ? 8 : 4;
+        if (need(r, 1 + (size_t)w))
+            return -1;
+        uint64_t u = be(r->p + 1, w);
+        if (w == 8) {
+            memcpy(d, &u, 8);
+        } else {
+            uint32_t u32 = (uint32_t)u;
+            float f;
+            memcpy(&f, &u32, 4);
+            *d = f;
+        }
+        r->p += 1 + w;
+        return 0;
+    }
+    uint64_t v;
+    int neg;
+    if (c >= 0 && rd_int(r, &v, &neg) == 0) { /* an integral timestamp */
+        *d = neg ? (double)(int64_t)v : (double)v;
+        return 0;
+    }
+    return fail(r, KVEV_R_TYPE);
+}
+
+/* Skips one object of any type (counting loop, no recursion). */
+static int rd_skip(struct rd *r)
+{
+    uint64_t left = 1;
+    while (left) {
+        int c = peek(r);
+        if (c < 0)
+            return -1;
+        left--;
+        uint32_t n;
+        struct kvev_str s;
+        uint64_t v;
+        int neg;
+        double d;
+        if (c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3)) {
+            if (rd_int(r, &v, &neg))
+                return -1;
+        } else if (is_map(r)) {
+            if (rd_map(r, &n))
+                return -1;
+            left += 2ull * n;
+        } else if (is_array(r)) {
+            if (rd_array(r, &n))
+                return -1;
+            left += n;
+        } else if (is_str(r)) {
+            if (rd_str(r, &s))
+                return -1;
+        } else if (c >= 0xc4 && c <= 0xc6) {
+            if (rd_bytes(r, &s, 1))
+                return -1;
+        } else if (c == 0xca || c == 0xcb) {
+            if (rd_float(r, &d))
+                return -1;
+        } else if (c == 0xc0 || c == 0xc2 || c == 0xc3) {
+            r->p++;
+        } else if (c >= 0xd4 && c <= 0xd8) { /* fixext 1..16 */
+            size_t w = (size_t)1 << (c - 0xd4);
+            if (need(r, 2 + w))
+                return -1;
+            r->p += 2 + w;
+        } else if (c >= 0xc7 && c <= 0xc9) { /* ext 8/16/32 */
+            int w = c == 0xc7 ? 1 : c == 0xc8 ? 2 : 4;
+            if (need(r, 1 + (size_t)w))
+                return -1;
+            uint64_t len = be(r->p + 1, w);
+            if (need(r, 2 + (size_t)w + len))
+                return -1;
+            r->p += 2 + w + len;
+        } else {
+            return fail(r, KVEV_R_TYPE); /* 0xc1: never used */
+        }
+        /* each pending object needs a byte at least */
+        if (left > (size_t)(r->end - r->p))
+            return fail(r, KVEV_R_TRUNCATED);
+    }
+    return 0;
+}
+
+static int str_is(const struct kvev_str *s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s->p && s->len == n && !memcmp(s->p, lit, n);
+}
+
+/* ---- scratch ---- */
+
+static int grow(void **arr, uint32_t *cap, uint64_t need_n, size_t sz, uint32_t max)
+{
+    if (need_n <= *cap)
+        return 0;
+    if (need_n > max)
+        return -E2BIG;
+    uint64_t c = *cap ? *cap : 64;
+    while (c < need_n)
+        c *= 2;
+    if (c > max)
+        c = max;
+    void *a = kv_realloc(*arr, (size_t)c * sz);
+    if (!a)
+        return -ENOMEM;
+    *arr = a;
+    *cap = (uint32_t)c;
+    return 0;
+}
+
+struct ctx {
+    struct kvev_decoder *d;
+    struct rd r;
+    uint32_t nev, nhashes, ntokens;
+    int nomem;
+};
+
+static int scratch_fail(struct ctx *c, int rc)
+{
+    if (rc == -ENOMEM)
+        c->nomem = 1;
+    return fail(&c->r, rc == -ENOMEM ? KVEV_R_NOMEM : KVEV_R_LIMIT);
+}
+
+/* ---- fields ---- */
+
+static int rd_hash(struct rd *r, uint64_t *h)
+{
+    int c = peek(r);
+    if (c >= 0xc4 && c <= 0xc6) {
+        struct kvev_str s;
+        if (rd_bytes(r, &s, 1))
+            return -1;
+        *h = XXH3_64bits_withSeed(s.p, s.len, HASH_BYTES_SEED);
+        return 0;
+    }
+    int neg;
+    return rd_int(r, h, &neg);
+}
+
+/* A list of hashes appended to the scratch; ev->hashes is fixed up later
+ * (the scratch may move while it grows). */
+static int rd_hashes(struct ctx *c, uint32_t *first, uint32_t *n)
+{
+    struct rd *r = &c->r;
+    uint32_t cnt;
+    if (rd_array(r, &cnt))
+        return -1;
+    int rc = grow((void **)&c->d->hashes, &c->d->hashes_cap, (uint64_t)c->nhashes + cnt,
+                  sizeof(uint64_t), KVEV_MAX_HASHES);
+    if (rc)
+        return scratch_fail(c, rc);
+    *first = c->nhashes;
+    for (uint32_t i = 0; i < cnt; i++)
+        if (rd_hash(r, &c->d->hashes[c->nhashes + i]))
+            return -1;
+    c->nhashes += cnt;
+    *n = cnt;
+    return 0;
+}
+
+static int rd_tokens(struct ctx *c, uint32_t *first, uint32_t *n)
+{
+    struct rd *r = &c->r;
+    uint32_t cnt;
+    if (rd_array(r, &cnt))
+        return -1;
+    int rc = grow((void **)&c->d->tokens, &c->d->tokens_cap, (uint64_t)c->ntokens + cnt,
+                  sizeof(uint32_t), KVEV_MAX_TOKENS);
+    if (rc)
+        return scratch_fail(c, rc);
+    *first = c->ntokens;
+    uint32_t *t = c->d->tokens + c->ntokens;
+    for (uint32_t i = 0; i < cnt; i++) {
+        /* fast path: positive fixint and uint16 are nearly every token id */
+        if (r->p < r->end && r->p[0] <= 0x7f) {
+            t[i] = *r->p++;
+            continue;
+        }
+        uint64_t v;
+        int neg;
+        if (rd_int(r, &v, &neg))
+            return -1;
+        if (neg || v > UINT32_MAX)
+            return fail(r, KVEV_R_VALUE);
+        t[i] = (uint32_t)v;
+    }
+    c->ntokens += cnt;
+    *n = cnt;
+    return 0;
+}
+
+static int rd_opt_str(struct rd *r, struct kvev_str *s)
+{
+    if (rd_nil(r)) {
+        s->p = NULL;
+        s->len = 0;
+        return 0;
+    }
+    return rd_str(r, s);
+}
+
+static int rd_opt_i64(struct rd *r, int *has, int64_t *v)
+{
+    if (rd_nil(r)) {
+        *has = 0;
+        return 0;
+    }
+    *has = 1;
+    return rd_i64(r, v);
+}
+
+/* One block's extra-key tuple (vLLM order: lora name, multimodal ids,
+ * cache_salt on block 0, prompt-embeds hashes). Sets *opaque when it holds
+ * more than the adapter name and (block 0) the salt. */
+static int rd_extra_tuple(struct rd *r, const struct kvev_str *lora, int chain_head,
+                          struct kvev_str *salt, int *opaque)
+{
+    uint32_t n;
+    if (rd_nil(r))
+        return 0;
+    if (rd_array(r, &n))
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        if (is_str(r)) {
+            struct kvev_str s;
+            if (rd_str(r, &s))
+                return -1;
+            if (i == 0 && lora->p && s.len == lora->len && !memcmp(s.p, lora->p, s.len))
+                continue; /* the adapter name */
+            if (chain_head && i == n - 1) {
+                *salt = s; /* the salt: last, on the chain's first block */
+                continue;
+            }
+            *opaque = 1;
+        } else {
+            if (rd_skip(r))
+                return -1;
+            *opaque = 1;
+        }
+    }
+    return 0;
+}
+
+enum field {
+    F_NONE, F_HASHES, F_PARENT, F_TOKENS, F_BS, F_LORA_ID, F_MEDIUM, F_LORA_NAME,
+    F_EXTRA, F_GROUP, F_SPEC_KIND, F_SPEC_SW, F_META, F_N
+};
+
+/* Positions in the array form (index 0 is the tag). */
+static const enum field STORED_POS[] = {F_NONE, F_HASHES, F_PARENT, F_TOKENS, F_BS,
+                                        F_LORA_ID, F_MEDIUM, F_LORA_NAME, F_EXTRA,
+                                        F_GROUP, F_SPEC_KIND, F_SPEC_SW};
+static const enum field REMOVED_POS[] = {F_NONE, F_HASHES, F_MEDIUM, F_GROUP};
+
+static const struct { const char *name; enum field f; } FIELD_NAMES[] = {
+    {"block_hashes", F_HASHES}, {"parent_block_hash", F_PARENT}, {"token_ids", F_TOKENS},
+    {"block_size", F_BS}, {"lora_id", F_LORA_ID}, {"medium", F_MEDIUM},
+    {"lora_name", F_LORA_NAME}, {"extra_keys", F_EXTRA}, {"group_idx", F_GROUP},
+    {"kv_cache_spec_kind", F_SPEC_KIND}, {"kv_cache_spec_sliding_window", F_SPEC_SW},
+    {"metadata", F_META},
+};
+
+static enum field field_by_name(const struct kvev_str *s)
+{
+    for (size_t i = 0; i < sizeof(FIELD_NAMES) / sizeof(FIELD_NAMES[0]); i++)
+        if (str_is(s, FIELD_NAMES[i].name))
+            return FIELD_NAMES[i].f;
+    return F_NONE;
+}
+
+/* Where extra_keys sit while the other fields arrive: in the map form they
+ * may come before lora_name and block_hashes, so they are read last, from
+ * their saved position. */
+struct pending {
+    uint32_t hfirst, tfirst;
+    const uint8_t *extra_at, *meta_at;
+    uint32_t seen; /* bit per field */
+};
+
+static int rd_field(struct ctx *c, struct kvev_event *e, struct pending *pd, enum field f)
+{
+    struct rd *r = &c->r;
+    if (f != F_NONE && (pd->seen & (1u << f)))
+        return fail(r, KVEV_R_SHAPE); /* a duplicate map key */
+    pd->seen |= 1u << f;
+    uint64_t v;
+    int neg;
+    switch (f) {
+    case F_HASHES:
+        return rd_hashes(c, &pd->hfirst, &e->nblocks);
+    case F_PARENT:
+        if (rd_nil(r))
+            return 0;
+        e->has_parent = 1;
+        return rd_hash(r, &e->parent);
+    case F_TOKENS:
+        return rd_tokens(c, &pd->tfirst, &e->ntokens);
+    case F_BS:
+        if (rd_int(r, &v, &neg))
+            return -1;
+        if (neg || v == 0 || v > 4096)
+            return fail(r, KVEV_R_VALUE);
+        e->block_size = (uint32_t)v;
+        return 0;
+    case F_LORA_ID:
+        return rd_opt_i64(r, &e->has_lora_id, &e->lora_id);
+    case F_MEDIUM:
+        return rd_opt_str(r, &e->medium);
+    case F_LORA_NAME:
+        if (is_map(r)) { /* SGLang's position 7: metadata */
+            pd->seen |= 1u << F_META;
+            pd->meta_at = r->p;
+            return rd_skip(r);
+        }
+        return rd_opt_str(r, &e->lora_name);
+    case F_EXTRA:
+        pd->extra_at = r->p;
+        return rd_skip(r);
+    case F_META:
+        pd->meta_at = r->p;
+        return rd_skip(r);
+    case F_GROUP:
+        return rd_opt_i64(r, &e->has_group, &e->group_idx);
+    case F_SPEC_KIND:
+        return rd_opt_str(r, &e->spec_kind);
+    default:
+        return rd_skip(r);
+    }
+}
+
+static int sub_fail(struct ctx *c, const struct rd *sub)
+{
+    return fail(&c->r, sub->err ? (enum kvev_reject)(sub->err - 1) : KVEV_R_TYPE);
+}
+
+/* SGLang metadata: {"cache_salt": str, ...}. */
+static int finish_meta(struct ctx *c, struct kvev_event *e, const uint8_t *at)
+{
+    struct rd m = {at, c->r.end, 0};
+    uint32_t n;
+    if (rd_map(&m, &n))
+        return sub_fail(c, &m);
+    for (uint32_t i = 0; i < n; i++) {
+        struct kvev_str k;
+        if (rd_str(&m, &k))
+            return sub_fail(c, &m);
+        if (str_is(&k, "cache_salt") && is_str(&m)) {
+            if (rd_str(&m, &e->cache_salt))
+                return sub_fail(c, &m);
+        } else if (rd_skip(&m)) {
+            return sub_fail(c, &m);
+        }
+    }
+    return 0;
+}
+
+/* extra_keys, once lora_name and the block count are known. */
+static int finish_extra(struct ctx *c, struct kvev_event *e, const struct pending *pd)
+{
+    e->opaque_from = e->nblocks;
+    if (pd->meta_at && finish_meta(c, e, pd->meta_at))
+        return -1;
+    if (!pd->extra_at)
+        return 0;
+    struct rd r = {pd->extra_at, c->r.end, 0};
+    uint32_t n;
+    if (rd_nil(&r))
+        return 0;
+    e->has_extra_keys = 1;
+    if (rd_array(&r, &n))
+        return sub_fail(c, &r);
+    if (n != e->nblocks)
+        return fail(&c->r, KVEV_R_SHAPE); /* one entry per block */
+    for (uint32_t i = 0; i < n; i++) {
+        int opaque = 0;
+        struct kvev_str salt = {NULL, 0};
+        if (rd_extra_tuple(&r, &e->lora_name, i == 0 && !e->has_parent, &salt, &opaque))
+            return sub_fail(c, &r);
+        if (salt.p)
+            e->cache_salt = salt;
+        if (opaque && e->opaque_from == e->nblocks)
+            e->opaque_from = i;
+    }
+    return 0;
+}
+
+static struct kvev_event *new_event(struct ctx *c)
+{
+    if (c->nev >= KVEV_MAX_EVENTS) {
+        fail(&c->r, KVEV_R_LIMIT);
+        return NULL;
+    }
+    int rc = grow((void **)&c->d->ev, &c->d->ev_cap, (uint64_t)c->nev + 1,
+                  sizeof(struct kvev_event), KVEV_MAX_EVENTS);
+    if (rc) {
+        scratch_fail(c, rc);
+        return NULL;
+    }
+    struct kvev_event *e = &c->d->ev[c->nev];
+    memset(e, 0, sizeof(*e));
+    return e;
+}
+
+static int kind_of(const struct kvev_str *tag)
+{
+    if (str_is(tag, "BlockStored"))
+        return KVEV_STORED;
+    if (str_is(tag, "BlockRemoved"))
+        return KVEV_REMOVED;
+    if (str_is(tag, "AllBlocksCleared"))
+        return KVEV_CLEARED;
+    return 0;
+}
+
+/* Checks what every form must hold, and stashes the scratch offsets in the
+ * event (pointers are fixed once the batch is complete). */
+static int finish_event(struct ctx *c, struct kvev_event *e, const struct pending *pd)
+{
+    if (e->kind == KVEV_CLEARED)
+        goto done;
+    if (!(pd->seen & (1u << F_HASHES)))
+        return fail(&c->r, KVEV_R_SHAPE);
+    e->hashes = (const uint64_t *)(uintptr_t)pd->hfirst;
+    if (e->kind == KVEV_REMOVED)
+        goto done;
+    if (!(pd->seen & (1u << F_TOKENS)) || !(pd->seen & (1u << F_BS)))
+        return fail(&c->r, KVEV_R_SHAPE);
+    e->tokens = (const uint32_t *)(uintptr_t)pd->tfirst;
+    if (finish_extra(c, e, pd))
+        return -1;
+    if ((uint64_t)e->nblocks * e->block_size != e->ntokens)
+        e->opaque_from = 0; /* cannot cut its tokens into its blocks */
+done:
+    c->nev++;
+    return 0;
+}
+
+/* ["Tag", field, ...] */
+static int rd_event_array(struct ctx *c, uint32_t n)
+{
+    struct rd *r = &c->r;
+    struct kvev_str tag;
+    if (n == 0)
+        return fail(r, KVEV_R_SHAPE);
+    if (rd_str(r, &tag))
+        return -1;
+    int kind = kind_of(&tag);
+    if (!kind) {
+        c->d->unknown_events++;
+        for (uint32_t i = 1; i < n; i++)
+            if (rd_skip(r))
+                return -1;
+        return 0;
+    }
+    struct kvev_event *e = new_event(c);
+    if (!e)
+        return -1;
+    e->kind = (enum kvev_kind)kind;
+    struct pending pd = {0};
+    const enum field *pos = kind == KVEV_STORED ? STORED_POS : REMOVED_POS;
+    uint32_t npos = kind == KVEV_STORED ? sizeof(STORED_POS) / sizeof(STORED_POS[0])
+                  : kind == KVEV_REMOVED ? sizeof(REMOVED_POS) / sizeof(REMOVED_POS[0]) : 1;
+    for (uint32_t i = 1; i < n; i++)
+        if (rd_field(c, e, &pd, i < npos ? pos[i] : F_NONE))
+            return -1;
+    return finish_event(c, e, &pd);
+}
+
+/* {"type": "Tag", "field": ..., ...} */
+static int rd_event_map(struct ctx *c, uint32_t n)
+{
+    struct rd *r = &c->r;
+    struct kvev_event *e = new_event(c);
+    if (!e)
+        return -1;
+    struct pending pd = {0};
+    int kind = 0, have_type = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct kvev_str k;
+        if (rd_str(r, &k))
+            return -1;
+        if (str_is(&k, "type")) {
+            struct kvev_str tag;
+            if (have_type)
+                return fail(r, KVEV_R_SHAPE);
+            have_type = 1;
+            if (rd_str(r, &tag))
+                return -1;
+            kind = kind_of(&tag);
+            continue;
+        }
+        if (rd_field(c, e, &pd, field_by_name(&k)))
+            return -1;
+    }
+    if (!have_type)
+        return fail(r, KVEV_R_SHAPE);
+    if (!kind) { /* a newer kind: forget what it wrote to the scratch */
+        c->d->unknown_events++;
+        return 0;
+    }
+    e->kind = (enum kvev_kind)kind;
+    if (kind == KVEV_CLEARED)
+        e->nblocks = 0;
+    return finish_event(c, e, &pd);
+}
+
+static int rd_events(struct ctx *c)
+{
+    struct rd *r = &c->r;
+    uint32_t n;
+    if (rd_array(r, &n))
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t m;
+        if (is_array(r)) {
+            if (rd_array(r, &m) || rd_event_array(c, m))
+                return -1;
+        } else if (is_map(r)) {
+            if (rd_map(r, &m) || rd_event_map(c, m))
+                return -1;
+        } else {
+            return fail(r, KVEV_R_TYPE);
+        }
+    }
+    return 0;
+}
+
+static int rd_batch(struct ctx *c, struct kvev_batch *b)
+{
+    struct rd *r = &c->r;
+    uint32_t n;
+    if (is_array(r)) {
+        if (rd_array(r, &n))
+            return -1;
+        if (n < 2)
+            return fail(r, KVEV_R_SHAPE);
+        if (rd_float(r, &b->ts) || rd_events(c))
+            return -1;
+        if (n >= 3 && rd_opt_i64(r, &b->has_dp_rank, &b->dp_rank))
+            return -1;
+        for (uint32_t i = 3; i < n; i++)
+            if (rd_skip(r))
+                return -1;
+        return 0;
+    }
+    if (rd_map(r, &n))
+        return -1;
+    int have_ts = 0, have_ev = 0, have_dp = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct kvev_str k;
+        if (rd_str(r, &k))
+            return -1;
+        if (str_is(&k, "ts")) {
+            if (have_ts++ || rd_float(r, &b->ts))
+                return r->err ? -1 : fail(r, KVEV_R_SHAPE);
+        } else if (str_is(&k, "events")) {
+            if (have_ev++ || rd_events(c))
+                return r->err ? -1 : fail(r, KVEV_R_SHAPE);
+        } else if (str_is(&k, "data_parallel_rank")) {
+            if (have_dp++ || rd_opt_i64(r, &b->has_dp_rank, &b->dp_rank))
+                return r->err ? -1 : fail(r, KVEV_R_SHAPE);
+        } else if (rd_skip(r)) {
+            return -1;
+        }
+    }
+    if (!have_ts || !have_ev)
+        return fail(r, KVEV_R_SHAPE);
+    return 0;
+}
+
+void kvev_decoder_init(struct kvev_decoder *d)
+{
+    memset(d, 0, sizeof(*d));
+}
+
+void kvev_decoder_free(struct kvev_decoder *d)
+{
+    kv_free(d->ev);
+    kv_free(d->hashes);
+    kv_free(d->tokens);
+    memset(d, 0, sizeof(*d));
+}
+
+int kvev_decode(struct kvev_decoder *d, const void *buf, size_t len,
+                const struct kvev_batch **out)
+{
+    struct ctx c = {.d = d, .r = {buf, (const uint8_t *)buf + len, 0}};
+    struct kvev_batch *b = &d->b;
+    memset(b, 0, sizeof(*b));
+    if (!buf)
+        c.r.p = c.r.end = (const uint8_t *)"";
+    if (rd_batch(&c, b) == 0 && c.r.p != c.r.end)
+        fail(&c.r, KVEV_R_TRAILING);
+    if (c.r.err) {
+        d->rejected[c.r.err - 1]++;
+        return c.nomem ? -ENOMEM : -EBADMSG;
+    }
+    /* offsets into the scratch become pointers now that it stopped moving */
+    for (uint32_t i = 0; i < c.nev; i++) {
+        struct kvev_event *e = &d->ev[i];
+        e->hashes = e->kind == KVEV_CLEARED ? NULL : d->hashes + (uintptr_t)e->hashes;
+        e->tokens = e->kind == KVEV_STORED ? d->tokens + (uintptr_t)e->tokens : NULL;
+    }
+    b->nevents = c.nev;
+    b->ev = d->ev;
+    d->batches++;
+    d->events += c.nev;
+    *out = b;
+    return 0;
+}
+
+const char *kvev_reject_name(enum kvev_reject r)
+{
+    static const char *names[KVEV_R_MAX] = {"truncated", "type", "shape", "limit",
+                                            "value", "trailing", "nomem"};
+    return (unsigned)r < KVEV_R_MAX ? names[r] : "?";
+}
