@@ -1,0 +1,1006 @@
+/* kvindex: the exact index from KV events. See kvindex.h for the model,
+ * the modes and the threading contract.
+ *
+ * Layout:
+ *   struct tab    a (key, pod) -> aux table: fixed-size open addressing
+ *                 (linear probing, backward-shift deletion, no tombstones)
+ *                 in NSHARDS shards, each behind a sequence lock. Used
+ *                 twice: confirmed entries (aux = references: one own key
+ *                 may stand for several engine hashes of one pod) and
+ *                 predictions (aux = expiry tick).
+ *   struct emap   per pod, engine hash -> own key; the writer's alone, so
+ *                 plain, and grown by doubling up to the pod's limit.
+ * Slots hold the (key, pod) pair's own hash bits, so deletion finds each
+ * entry's home without hashing again. Bucket hashing is keyed by a random
+ * seed: engine hashes come from pods and own keys from prompts, neither of
+ * which may aim entries at one probe run. */
+#include "core/kvindex.h"
+#include "common/alloc.h"
+#include "core/blockkey.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define NSHARDS 64
+#define SHARD_BITS 6
+#define USED (1ull << 63)
+#define OPAQUE_TAG 0x6b76672d6f706171ull /* "kvg-opaq" */
+#define LORA_ID_TAG 0x6b76672d6c6f6964ull /* "kvg-loid" */
+#define TICK_NS (8ull * 1000 * 1000)      /* prediction expiry unit: 8 ms */
+#define MAX_LORAS 32
+
+#define LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+/* ---- sequence-locked shards ---- */
+
+struct slot {
+    uint64_t key;
+    uint64_t meta; /* USED | hash bits 32..62 | aux 16..31 | pod 0..15; 0 = empty */
+};
+
+struct shard {
+    _Atomic uint32_t seq;  /* odd while the writer changes the shard */
+    uint32_t mask, count, limit;
+    struct slot *s;
+    pthread_mutex_t mu;    /* writers of the predictions table */
+} __attribute__((aligned(64)));
+
+struct tab {
+    struct shard sh[NSHARDS];
+};
+
+static uint32_t meta_pod(uint64_t m) { return (uint32_t)(m & 0xffff); }
+static uint32_t meta_aux(uint64_t m) { return (uint32_t)((m >> 16) & 0xffff); }
+static uint32_t meta_h(uint64_t m) { return (uint32_t)((m >> 32) & 0x7fffffff); }
+static uint64_t mk_meta(uint32_t h, uint32_t aux, uint32_t pod)
+{
+    return USED | ((uint64_t)(h & 0x7fffffff) << 32) | ((uint64_t)(aux & 0xffff) << 16) |
+           (pod & 0xffff);
+}
+
+static int tab_init(struct tab *t, uint64_t total_slots)
+{
+    uint64_t per = total_slots / NSHARDS;
+    uint32_t n = 64;
+    while (n < per && n < (1u << 30))
+        n <<= 1;
+    for (int i = 0; i < NSHARDS; i++) {
+        struct shard *sh = &t->sh[i];
+        atomic_init(&sh->seq, 0);
+        pthread_mutex_init(&sh->mu, NULL);
+        sh->mask = n - 1;
+        sh->limit = n - n / 4; /* load factor 3/4 at most */
+        sh->s = kv_calloc(n, sizeof(struct slot));
+        if (!sh->s)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static void tab_free(struct tab *t)
+{
+    for (int i = 0; i < NSHARDS; i++) {
+        kv_free(t->sh[i].s);
+        pthread_mutex_destroy(&t->sh[i].mu);
+    }
+}
+
+static void wbegin(struct shard *sh)
+{
+    uint32_t q = atomic_load_explicit(&sh->seq, memory_order_relaxed);
+    atomic_store_explicit(&sh->seq, q + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+}
+
+static void wend(struct shard *sh)
+{
+    uint32_t q = atomic_load_explicit(&sh->seq, memory_order_relaxed);
+    atomic_store_explicit(&sh->seq, q + 1, memory_order_release);
+}
+
+/* Slot of (key, pod) or -1 (writer side). */
+static int64_t tab_find(const struct shard *sh, uint64_t key, uint32_t h, uint32_t pod)
+{
+    for (uint32_t i = h & sh->mask, n = 0; n <= sh->mask; n++, i = (i + 1) & sh->mask) {
+        uint64_t m = LD(&sh->s[i].meta);
+        if (!m)
+            return -1;
+        if (LD(&sh->s[i].key) == key && meta_pod(m) == pod)
+            return i;
+    }
+    return -1;
+}
+
+/* Inserts (key, pod) known to be absent. Slot or -1 when the shard is full. */
+static int64_t tab_insert(struct shard *sh, uint64_t key, uint32_t h, uint32_t pod, uint32_t aux)
+{
+    if (sh->count >= sh->limit)
+        return -1;
+    uint32_t i = h & sh->mask;
+    while (LD(&sh->s[i].meta))
+        i = (i + 1) & sh->mask;
+    ST(&sh->s[i].key, key);
+    ST(&sh->s[i].meta, mk_meta(h, aux, pod));
+    sh->count++;
+    return i;
+}
+
+static void tab_set_aux(struct shard *sh, uint32_t i, uint32_t aux)
+{
+    uint64_t m = LD(&sh->s[i].meta);
+    ST(&sh->s[i].meta, mk_meta(meta_h(m), aux, meta_pod(m)));
+}
+
+/* Backward-shift deletion: later entries of the run whose home is not in
+ * (i, j] move up, so probes never need tombstones. */
+static void tab_del(struct shard *sh, uint32_t i)
+{
+    uint32_t m = sh->mask, j = i;
+    for (;;) {
+        j = (j + 1) & m;
+        uint64_t mj = LD(&sh->s[j].meta);
+        if (!mj)
+            break;
+        uint32_t k = meta_h(mj) & m;
+        if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+            continue;
+        ST(&sh->s[i].key, LD(&sh->s[j].key));
+        ST(&sh->s[i].meta, mj);
+        i = j;
+    }
+    ST(&sh->s[i].meta, 0);
+    sh->count--;
+}
+
+/* Reader: pods holding key (and their aux) in one consistent view of its
+ * shard. Returns how many (at most max). */
+static uint32_t tab_read(struct shard *sh, uint64_t key, uint32_t h, uint16_t *pods,
+                         uint16_t *aux, uint32_t max)
+{
+    uint32_t n;
+    for (;;) {
+        uint32_t q1 = atomic_load_explicit(&sh->seq, memory_order_acquire);
+        if (q1 & 1) {
+            __builtin_ia32_pause();
+            continue;
+        }
+        n = 0;
+        uint32_t mask = sh->mask;
+        for (uint32_t i = h & mask, k = 0; k <= mask; k++, i = (i + 1) & mask) {
+            uint64_t m = LD(&sh->s[i].meta);
+            if (!m)
+                break;
+            if (LD(&sh->s[i].key) == key && n < max) {
+                pods[n] = (uint16_t)meta_pod(m);
+                aux[n] = (uint16_t)meta_aux(m);
+                n++;
+            }
+        }
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&sh->seq, memory_order_relaxed) == q1)
+            return n;
+    }
+}
+
+/* ---- per-pod engine-hash map (writer only) ---- */
+
+struct eslot {
+    uint64_t ehash, okey;
+    uint32_t used;   /* 1 used (| 2: has a confirmed table reference) */
+    uint32_t h;
+};
+
+struct emap {
+    struct eslot *s;
+    uint32_t mask, count;
+};
+
+#define E_USED 1u
+#define E_INDEXED 2u
+
+static int64_t emap_find(const struct emap *m, uint64_t eh, uint32_t h)
+{
+    if (!m->s)
+        return -1;
+    for (uint32_t i = h & m->mask;; i = (i + 1) & m->mask) {
+        if (!m->s[i].used)
+            return -1;
+        if (m->s[i].ehash == eh)
+            return i;
+    }
+}
+
+static int emap_grow(struct emap *m)
+{
+    uint32_t n = m->s ? (m->mask + 1) * 2 : 256;
+    struct eslot *s = kv_calloc(n, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    for (uint32_t i = 0; m->s && i <= m->mask; i++) {
+        if (!m->s[i].used)
+            continue;
+        uint32_t j = m->s[i].h & (n - 1);
+        while (s[j].used)
+            j = (j + 1) & (n - 1);
+        s[j] = m->s[i];
+    }
+    kv_free(m->s);
+    m->s = s;
+    m->mask = n - 1;
+    return 0;
+}
+
+static int64_t emap_add(struct emap *m, uint64_t eh, uint32_t h, uint64_t okey)
+{
+    if (!m->s || (uint64_t)(m->count + 1) * 2 > (uint64_t)m->mask + 1)
+        if (emap_grow(m))
+            return -1;
+    uint32_t i = h & m->mask;
+    while (m->s[i].used)
+        i = (i + 1) & m->mask;
+    m->s[i] = (struct eslot){eh, okey, E_USED, h};
+    m->count++;
+    return i;
+}
+
+static void emap_del(struct emap *m, uint32_t i)
+{
+    uint32_t mask = m->mask, j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!m->s[j].used)
+            break;
+        uint32_t k = m->s[j].h & mask;
+        if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+            continue;
+        m->s[i] = m->s[j];
+        i = j;
+    }
+    m->s[i].used = 0;
+    m->count--;
+}
+
+/* ---- the index ---- */
+
+struct pod {
+    struct emap map;
+    uint64_t root;
+    uint32_t capacity;
+    uint8_t enabled, silent, untrusted;
+    enum kvx_mode base, before_gap;
+    int have_seq;
+    uint64_t settle_run;
+    struct { int64_t id; uint64_t word; } loras[MAX_LORAS];
+    int nloras;
+    _Atomic uint32_t stseq;      /* sequence lock over st */
+    struct kvx_pod_stats st;
+    _Atomic int mode;            /* effective mode, for readers */
+};
+
+struct kvindex {
+    struct tab conf, pred;
+    uint64_t seed;
+    uint32_t max_pods, max_entries, default_capacity;
+    uint32_t level;              /* fair-share cap (UINT32_MAX: none) */
+    uint32_t ttl_ticks;
+    uint64_t (*now_ns)(void);
+    struct pod *pods;
+};
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t random_seed(const void *salt)
+{
+    uint64_t s = 0;
+    if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
+        s = XXH3_64bits_withSeed(&salt, sizeof(salt), mono_ns() ^ (uint64_t)getpid());
+    return s;
+}
+
+static uint64_t hkey(const struct kvindex *x, uint64_t key)
+{
+    return XXH3_64bits_withSeed(&key, sizeof(key), x->seed);
+}
+
+static struct shard *shard_of(struct tab *t, uint64_t h)
+{
+    return &t->sh[h >> (64 - SHARD_BITS)];
+}
+
+struct kvindex *kvx_new(uint32_t max_pods, uint32_t max_entries, uint32_t default_capacity)
+{
+    if (!max_pods || max_pods > KVX_MAX_PODS || !max_entries) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct kvindex *x = kv_calloc(1, sizeof(*x));
+    if (!x)
+        return NULL;
+    x->max_pods = max_pods;
+    x->max_entries = max_entries;
+    x->default_capacity = default_capacity;
+    x->level = UINT32_MAX;
+    x->ttl_ticks = 2000000000ull / TICK_NS;
+    x->now_ns = mono_ns;
+    x->seed = random_seed(x);
+    uint64_t pred_slots = max_entries / 4 < 65536 ? 65536 : max_entries / 4;
+    x->pods = kv_calloc(max_pods, sizeof(*x->pods));
+    /* tab_init initialises every shard's mutex before allocating, so
+     * kvx_free can always destroy them */
+    int rc1 = tab_init(&x->conf, (uint64_t)max_entries * 2);
+    int rc2 = tab_init(&x->pred, pred_slots);
+    if (!x->pods || rc1 || rc2) {
+        kvx_free(x);
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (uint32_t p = 0; p < max_pods; p++) {
+        x->pods[p].capacity = default_capacity;
+        x->pods[p].st.why = KVX_WHY_NOT_CONFIGURED;
+    }
+    return x;
+}
+
+void kvx_free(struct kvindex *x)
+{
+    if (!x)
+        return;
+    tab_free(&x->conf);
+    tab_free(&x->pred);
+    for (uint32_t p = 0; x->pods && p < x->max_pods; p++)
+        kv_free(x->pods[p].map.s);
+    kv_free(x->pods);
+    kv_free(x);
+}
+
+void kvx_set_predict_ttl_ms(struct kvindex *x, uint32_t ms)
+{
+    uint64_t t = (uint64_t)ms * 1000000ull / TICK_NS;
+    x->ttl_ticks = t < 1 ? 1 : t > 30000 ? 30000 : (uint32_t)t;
+}
+
+void kvx_set_clock(struct kvindex *x, uint64_t (*now_ns)(void))
+{
+    x->now_ns = now_ns ? now_ns : mono_ns;
+}
+
+/* ---- per-pod stats under a sequence lock (writer brackets changes) ---- */
+
+static void st_begin(struct pod *p)
+{
+    uint32_t q = atomic_load_explicit(&p->stseq, memory_order_relaxed);
+    atomic_store_explicit(&p->stseq, q + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+}
+
+static void st_end(struct pod *p)
+{
+    p->st.held = p->map.count;
+    uint32_t q = atomic_load_explicit(&p->stseq, memory_order_relaxed);
+    atomic_store_explicit(&p->stseq, q + 1, memory_order_release);
+}
+
+/* The effective mode from the base mode and the flags; counts changes. */
+static void publish_mode(struct pod *p)
+{
+    enum kvx_mode m = p->base;
+    if (p->enabled && (p->silent || p->untrusted))
+        m = KVX_APPROXIMATE;
+    if (m != p->st.mode) {
+        p->st.transitions++;
+        p->st.entered[m]++;
+        p->st.mode = m;
+    }
+    atomic_store_explicit(&p->mode, (int)m, memory_order_release);
+}
+
+static void set_base(struct pod *p, enum kvx_mode m, enum kvx_why why)
+{
+    p->base = m;
+    if (m != KVX_EXACT)
+        p->st.why = why;
+    else if (!p->silent && !p->untrusted)
+        p->st.why = KVX_WHY_NONE;
+    if (m == KVX_SYNCING)
+        p->settle_run = 0;
+    publish_mode(p);
+}
+
+static struct pod *pod_of(struct kvindex *x, uint32_t pod)
+{
+    return pod < x->max_pods ? &x->pods[pod] : NULL;
+}
+
+static uint32_t pod_limit(const struct kvindex *x, const struct pod *p)
+{
+    return p->capacity < x->level ? p->capacity : x->level;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t u = *(const uint32_t *)a, v = *(const uint32_t *)b;
+    return u < v ? -1 : u > v;
+}
+
+/* Max-min fair shares of max_entries among the enabled pods (as
+ * prefix_index.c's reshare): pods below an equal split of what is left
+ * keep their capacity; the first above sets the level for the rest. A pod
+ * already above its new limit keeps what it holds (the pod has it) but
+ * gets nothing more. */
+static void reshare(struct kvindex *x)
+{
+    uint32_t caps[KVX_MAX_PODS], n = 0;
+    for (uint32_t p = 0; p < x->max_pods; p++)
+        if (x->pods[p].enabled)
+            caps[n++] = x->pods[p].capacity;
+    qsort(caps, n, sizeof(caps[0]), cmp_u32);
+    uint64_t left = x->max_entries;
+    x->level = UINT32_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t share = left / (n - i);
+        if (caps[i] > share) {
+            x->level = (uint32_t)share;
+            break;
+        }
+        left -= caps[i];
+    }
+    for (uint32_t p = 0; p < x->max_pods; p++) {
+        struct pod *q = &x->pods[p];
+        st_begin(q);
+        q->st.limit = q->enabled ? pod_limit(x, q) : 0;
+        st_end(q);
+    }
+}
+
+/* ---- confirmed entries ---- */
+
+static int conf_add(struct kvindex *x, uint64_t key, uint32_t pod)
+{
+    uint64_t h = hkey(x, key);
+    struct shard *sh = shard_of(&x->conf, h);
+    int64_t i = tab_find(sh, key, (uint32_t)h, pod);
+    int rc = 0;
+    wbegin(sh);
+    if (i >= 0) {
+        uint32_t refs = meta_aux(LD(&sh->s[i].meta));
+        if (refs < 0xffff)
+            tab_set_aux(sh, (uint32_t)i, refs + 1);
+    } else if (tab_insert(sh, key, (uint32_t)h, pod, 1) < 0) {
+        rc = -ENOSPC;
+    }
+    wend(sh);
+    return rc;
+}
+
+static void conf_drop(struct kvindex *x, uint64_t key, uint32_t pod)
+{
+    uint64_t h = hkey(x, key);
+    struct shard *sh = shard_of(&x->conf, h);
+    int64_t i = tab_find(sh, key, (uint32_t)h, pod);
+    if (i < 0)
+        return;
+    wbegin(sh);
+    uint32_t refs = meta_aux(LD(&sh->s[i].meta));
+    if (refs > 1)
+        tab_set_aux(sh, (uint32_t)i, refs - 1);
+    else
+        tab_del(sh, (uint32_t)i);
+    wend(sh);
+}
+
+/* ---- predictions ---- */
+
+static uint16_t now_tick(struct kvindex *x)
+{
+    return (uint16_t)(x->now_ns() / TICK_NS);
+}
+
+static int live(uint16_t expiry, uint16_t now)
+{
+    return (int16_t)(uint16_t)(expiry - now) > 0;
+}
+
+/* A confirmed store of (key, pod) ends its prediction. */
+static void pred_clear(struct kvindex *x, uint64_t key, uint64_t h, uint32_t pod)
+{
+    struct shard *sh = shard_of(&x->pred, h);
+    uint16_t pods[KVX_MAX_PODS], aux[KVX_MAX_PODS];
+    uint32_t n = tab_read(sh, key, (uint32_t)h, pods, aux, KVX_MAX_PODS), k;
+    for (k = 0; k < n && pods[k] != pod; k++)
+        ;
+    if (k == n)
+        return; /* the common case: nothing predicted, no lock taken */
+    pthread_mutex_lock(&sh->mu);
+    int64_t i = tab_find(sh, key, (uint32_t)h, pod);
+    if (i >= 0) {
+        wbegin(sh);
+        tab_del(sh, (uint32_t)i);
+        wend(sh);
+    }
+    pthread_mutex_unlock(&sh->mu);
+}
+
+/* Drops expired predictions of a full shard (its mutex held). */
+static void pred_sweep(struct shard *sh, uint16_t now)
+{
+    wbegin(sh);
+    for (uint32_t i = 0; i <= sh->mask;) {
+        uint64_t m = LD(&sh->s[i].meta);
+        if (m && !live((uint16_t)meta_aux(m), now))
+            tab_del(sh, i); /* slot i may now hold a shifted entry: look again */
+        else
+            i++;
+    }
+    wend(sh);
+}
+
+uint32_t kvx_predict(struct kvindex *x, uint32_t pod, const uint64_t *keys, size_t n)
+{
+    if (pod >= x->max_pods)
+        return 0;
+    uint16_t now = now_tick(x), exp = (uint16_t)(now + x->ttl_ticks);
+    uint16_t pods[KVX_MAX_PODS], aux[KVX_MAX_PODS];
+    uint32_t refused = 0;
+    for (size_t k = 0; k < n; k++) {
+        uint64_t h = hkey(x, keys[k]);
+        uint32_t c = tab_read(shard_of(&x->conf, h), keys[k], (uint32_t)h, pods, aux,
+                              KVX_MAX_PODS), j;
+        for (j = 0; j < c && pods[j] != pod; j++)
+            ;
+        if (j < c)
+            continue; /* confirmed already */
+        struct shard *sh = shard_of(&x->pred, h);
+        pthread_mutex_lock(&sh->mu);
+        int64_t i = tab_find(sh, keys[k], (uint32_t)h, pod);
+        if (i < 0 && sh->count >= sh->limit)
+            pred_sweep(sh, now);
+        wbegin(sh);
+        if (i >= 0)
+            tab_set_aux(sh, (uint32_t)i, exp);
+        else if (tab_insert(sh, keys[k], (uint32_t)h, pod, exp) < 0)
+            refused++;
+        wend(sh);
+        pthread_mutex_unlock(&sh->mu);
+    }
+    return refused;
+}
+
+/* ---- lookup ---- */
+
+uint32_t kvx_lookup(struct kvindex *x, const uint64_t *keys, size_t n, uint16_t *match,
+                    unsigned flags)
+{
+    memset(match, 0, x->max_pods * sizeof(*match));
+    if (n > UINT16_MAX)
+        n = UINT16_MAX;
+    int preds = !(flags & KVX_LOOKUP_CONFIRMED);
+    uint16_t now = preds ? now_tick(x) : 0;
+    uint16_t pods[KVX_MAX_PODS], aux[KVX_MAX_PODS];
+    uint32_t best = 0;
+    /* walk the chain while some pod still matches every block so far:
+     * match[p] == k means pod p holds blocks 0..k-1 */
+    for (size_t k = 0; k < n; k++) {
+        uint64_t h = hkey(x, keys[k]);
+        uint32_t grew = 0;
+        uint32_t c = tab_read(shard_of(&x->conf, h), keys[k], (uint32_t)h, pods, aux,
+                              KVX_MAX_PODS);
+        for (uint32_t j = 0; j < c; j++)
+            if (pods[j] < x->max_pods && match[pods[j]] == k) {
+                match[pods[j]] = (uint16_t)(k + 1);
+                grew++;
+            }
+        if (preds) {
+            c = tab_read(shard_of(&x->pred, h), keys[k], (uint32_t)h, pods, aux,
+                         KVX_MAX_PODS);
+            for (uint32_t j = 0; j < c; j++)
+                if (pods[j] < x->max_pods && match[pods[j]] == k && live(aux[j], now)) {
+                    match[pods[j]] = (uint16_t)(k + 1);
+                    grew++;
+                }
+        }
+        if (!grew)
+            break;
+        best = (uint32_t)(k + 1);
+    }
+    return best;
+}
+
+/* ---- the writer: pods ---- */
+
+/* Forgets everything the pod holds (its references, its map). */
+static void drop_entries(struct kvindex *x, struct pod *p, uint32_t pod)
+{
+    for (uint32_t i = 0; p->map.s && i <= p->map.mask; i++)
+        if ((p->map.s[i].used & E_INDEXED))
+            conf_drop(x, p->map.s[i].okey, pod);
+    if (p->map.s)
+        memset(p->map.s, 0, ((size_t)p->map.mask + 1) * sizeof(*p->map.s));
+    p->map.count = 0;
+}
+
+void kvx_pod_enable(struct kvindex *x, uint32_t pod, uint64_t root)
+{
+    struct pod *p = pod_of(x, pod);
+    if (!p)
+        return;
+    st_begin(p);
+    if (p->enabled && p->root != root) /* another model: its keys differ */
+        drop_entries(x, p, pod);
+    p->root = root;
+    int was = p->enabled;
+    p->enabled = 1;
+    if (!was) {
+        p->have_seq = 0;
+        set_base(p, KVX_APPROXIMATE, KVX_WHY_FIRST_BATCH);
+    }
+    st_end(p);
+    if (!was)
+        reshare(x);
+}
+
+void kvx_pod_disable(struct kvindex *x, uint32_t pod)
+{
+    struct pod *p = pod_of(x, pod);
+    if (!p)
+        return;
+    st_begin(p);
+    drop_entries(x, p, pod);
+    kv_free(p->map.s);
+    p->map = (struct emap){0};
+    int was = p->enabled;
+    p->enabled = 0;
+    p->have_seq = 0;
+    p->nloras = 0;
+    p->silent = p->untrusted = 0;
+    set_base(p, KVX_APPROXIMATE, KVX_WHY_NOT_CONFIGURED);
+    st_end(p);
+    if (was)
+        reshare(x);
+}
+
+void kvx_set_capacity(struct kvindex *x, uint32_t pod, uint32_t blocks)
+{
+    struct pod *p = pod_of(x, pod);
+    if (!p || p->capacity == blocks)
+        return;
+    p->capacity = blocks;
+    reshare(x);
+}
+
+int kvx_pod_lora(struct kvindex *x, uint32_t pod, int64_t lora_id, const char *name)
+{
+    struct pod *p = pod_of(x, pod);
+    if (!p || !name)
+        return -EINVAL;
+    int i;
+    for (i = 0; i < p->nloras && p->loras[i].id != lora_id; i++)
+        ;
+    if (i == MAX_LORAS)
+        return -ENOSPC;
+    p->loras[i].id = lora_id;
+    p->loras[i].word = bk_lora_word(name, strlen(name));
+    if (i == p->nloras)
+        p->nloras++;
+    return 0;
+}
+
+enum kvx_seq kvx_seq_check(struct kvindex *x, uint32_t pod, uint64_t seq)
+{
+    struct pod *p = pod_of(x, pod);
+    enum kvx_seq r;
+    if (!p || !p->enabled)
+        return KVX_SEQ_DUP;
+    st_begin(p);
+    if (!p->have_seq) {
+        /* the first batch: from a publisher that just started (seq 0),
+         * everything it holds will be seen; mid-stream, not what came before */
+        p->have_seq = 1;
+        p->st.next_seq = seq + 1;
+        set_base(p, seq == 0 ? KVX_EXACT : KVX_SYNCING, KVX_WHY_FIRST_BATCH);
+        r = KVX_SEQ_APPLY;
+    } else if (seq == p->st.next_seq) {
+        p->st.next_seq++;
+        r = KVX_SEQ_APPLY;
+    } else if (seq < p->st.next_seq && p->base == KVX_GAPPED) {
+        p->st.dup_batches++; /* replay overlap, or a live batch the replay had */
+        r = KVX_SEQ_DUP;
+    } else if (seq < p->st.next_seq) {
+        /* PUB never sends a batch twice: a lower number on the live stream
+         * is a new publisher (pod restarted; its first batches may have
+         * been lost to the subscription's slow join) */
+        p->st.restarts++;
+        drop_entries(x, p, pod);
+        p->st.next_seq = seq + 1;
+        set_base(p, seq == 0 ? KVX_EXACT : KVX_SYNCING, KVX_WHY_FIRST_BATCH);
+        r = KVX_SEQ_RESTART;
+    } else {
+        if (p->base != KVX_GAPPED) {
+            p->st.gaps++;
+            p->before_gap = p->base;
+            set_base(p, KVX_GAPPED, KVX_WHY_GAP);
+        }
+        r = KVX_SEQ_GAP;
+    }
+    st_end(p);
+    return r;
+}
+
+void kvx_gap_filled(struct kvindex *x, uint32_t pod)
+{
+    struct pod *p = pod_of(x, pod);
+    if (!p || p->base != KVX_GAPPED)
+        return;
+    st_begin(p);
+    p->st.replays_filled++;
+    set_base(p, p->before_gap, p->before_gap == KVX_SYNCING ? p->st.why : KVX_WHY_NONE);
+    st_end(p);
+}
+
+void kvx_gap_lost(struct kvindex *x, uint32_t pod, uint64_t next_seq)
+{
+    struct pod *p = pod_of(x, pod);
+    if (!p || !p->enabled)
+        return;
+    st_begin(p);
+    p->st.replays_failed++;
+    drop_entries(x, p, pod);
+    p->st.next_seq = next_seq;
+    set_base(p, KVX_SYNCING, KVX_WHY_GAP_UNFILLED);
+    st_end(p);
+}
+
+void kvx_batch_bad(struct kvindex *x, uint32_t pod, uint64_t seq)
+{
+    struct pod *p = pod_of(x, pod);
+    if (!p || !p->enabled)
+        return;
+    st_begin(p);
+    p->st.bad_batches++;
+    drop_entries(x, p, pod);
+    if (p->have_seq && seq >= p->st.next_seq)
+        p->st.next_seq = seq + 1;
+    set_base(p, KVX_SYNCING, KVX_WHY_BAD_BATCH);
+    st_end(p);
+}
+
+void kvx_set_silent(struct kvindex *x, uint32_t pod, int silent)
+{
+    struct pod *p = pod_of(x, pod);
+    if (!p || p->silent == !!silent)
+        return;
+    st_begin(p);
+    p->silent = !!silent;
+    if (silent)
+        p->st.why = KVX_WHY_SILENT;
+    publish_mode(p);
+    st_end(p);
+}
+
+void kvx_set_untrusted(struct kvindex *x, uint32_t pod, int untrusted)
+{
+    struct pod *p = pod_of(x, pod);
+    if (!p || p->untrusted == !!untrusted)
+        return;
+    st_begin(p);
+    p->untrusted = !!untrusted;
+    if (untrusted)
+        p->st.why = KVX_WHY_TEMPLATE;
+    publish_mode(p);
+    st_end(p);
+}
+
+/* ---- the writer: events ---- */
+
+static uint64_t lora_word(const struct pod *p, const struct kvev_event *e)
+{
+    if (e->lora_name.p && e->lora_name.len)
+        return bk_lora_word(e->lora_name.p, e->lora_name.len);
+    if (!e->has_lora_id || e->lora_id == 0)
+        return 0;
+    for (int i = 0; i < p->nloras; i++)
+        if (p->loras[i].id == e->lora_id)
+            return p->loras[i].word;
+    /* an adapter known by number only: its own domain, never a request's */
+    return XXH3_64bits_withSeed(&e->lora_id, sizeof(e->lora_id), LORA_ID_TAG) | 1;
+}
+
+/* Events the index keeps: the GPU tier (or engines that do not say) and
+ * the first KV-cache group (hybrid models send one event per group; the
+ * full-attention group 0 is the one whose prefix decides a hit). */
+static int relevant(const struct kvev_event *e)
+{
+    if (e->medium.p && !(e->medium.len == 3 && !memcmp(e->medium.p, "GPU", 3)))
+        return 0;
+    return !e->has_group || e->group_idx == 0;
+}
+
+static void enter_syncing(struct pod *p, enum kvx_why why)
+{
+    if (p->base == KVX_GAPPED) {
+        p->before_gap = KVX_SYNCING;
+        p->st.why = why;
+    } else if (p->base != KVX_SYNCING) {
+        set_base(p, KVX_SYNCING, why);
+    }
+    p->settle_run = 0;
+}
+
+static void store_block(struct kvindex *x, struct pod *p, uint32_t pod, uint64_t eh,
+                        uint64_t okey)
+{
+    uint32_t h = (uint32_t)hkey(x, eh);
+    int64_t i = emap_find(&p->map, eh, h);
+    if (i >= 0) {
+        struct eslot *s = &p->map.s[i];
+        if (s->okey == okey)
+            return; /* stored twice: nothing new */
+        if (s->used & E_INDEXED)
+            conf_drop(x, s->okey, pod);
+        emap_del(&p->map, (uint32_t)i);
+    }
+    if (p->map.count >= pod_limit(x, p) ||
+        (i = emap_add(&p->map, eh, h, okey)) < 0) {
+        p->st.capped++;
+        enter_syncing(p, KVX_WHY_CAPPED);
+        return;
+    }
+    if (conf_add(x, okey, pod)) {
+        emap_del(&p->map, (uint32_t)i); /* table full: as if capped */
+        p->st.capped++;
+        enter_syncing(p, KVX_WHY_CAPPED);
+        return;
+    }
+    p->map.s[i].used |= E_INDEXED;
+    pred_clear(x, okey, hkey(x, okey), pod);
+    p->st.blocks_stored++;
+}
+
+static void apply_stored(struct kvindex *x, struct pod *p, uint32_t pod,
+                         const struct kvev_event *e)
+{
+    uint64_t prev = p->root;
+    if (e->has_parent) {
+        int64_t i = emap_find(&p->map, e->parent, (uint32_t)hkey(x, e->parent));
+        if (i < 0) {
+            /* its chain cannot be keyed: the blocks stay unknown here */
+            p->st.unknown_parents++;
+            enter_syncing(p, KVX_WHY_UNKNOWN_PARENT);
+            return;
+        }
+        prev = p->map.s[i].okey;
+    }
+    if (e->block_size)
+        p->st.block_size = e->block_size;
+    uint64_t lw = lora_word(p, e);
+    uint64_t sw = bk_salt_word(e->cache_salt.p, e->cache_salt.len);
+    for (uint32_t i = 0; i < e->nblocks; i++) {
+        int first = i == 0 && !e->has_parent;
+        uint64_t okey;
+        if (i >= e->opaque_from) {
+            /* not reproducible from tokens: a key no request can have */
+            uint64_t v[2] = {prev, e->hashes[i]};
+            okey = XXH3_64bits_withSeed(v, sizeof(v), OPAQUE_TAG);
+        } else {
+            okey = bk_block(prev, e->tokens + (size_t)i * e->block_size, e->block_size, lw,
+                            sw, first);
+        }
+        store_block(x, p, pod, e->hashes[i], okey);
+        prev = okey;
+    }
+    if (p->base == KVX_SYNCING) {
+        p->settle_run += e->nblocks;
+        uint64_t settle = p->capacity ? p->capacity : 1;
+        if (p->settle_run >= settle)
+            set_base(p, KVX_EXACT, KVX_WHY_NONE);
+    }
+}
+
+static void apply_removed(struct kvindex *x, struct pod *p, uint32_t pod,
+                          const struct kvev_event *e)
+{
+    for (uint32_t i = 0; i < e->nblocks; i++) {
+        int64_t j = emap_find(&p->map, e->hashes[i], (uint32_t)hkey(x, e->hashes[i]));
+        if (j < 0) {
+            p->st.unknown_removed++;
+            continue;
+        }
+        if (p->map.s[j].used & E_INDEXED)
+            conf_drop(x, p->map.s[j].okey, pod);
+        emap_del(&p->map, (uint32_t)j);
+        p->st.blocks_removed++;
+    }
+}
+
+int kvx_apply(struct kvindex *x, uint32_t pod, const struct kvev_batch *b)
+{
+    struct pod *p = pod_of(x, pod);
+    if (!p || !p->enabled || !b)
+        return -EINVAL;
+    st_begin(p);
+    for (uint32_t k = 0; k < b->nevents; k++) {
+        const struct kvev_event *e = &b->ev[k];
+        if (e->kind != KVEV_CLEARED && !relevant(e)) {
+            p->st.skipped++;
+            continue;
+        }
+        switch (e->kind) {
+        case KVEV_STORED:
+            apply_stored(x, p, pod, e);
+            break;
+        case KVEV_REMOVED:
+            apply_removed(x, p, pod, e);
+            break;
+        case KVEV_CLEARED:
+            /* the pod's cache is empty now: so is ours, and they agree */
+            drop_entries(x, p, pod);
+            p->st.clears++;
+            if (p->base == KVX_GAPPED)
+                p->before_gap = KVX_EXACT;
+            else
+                set_base(p, KVX_EXACT, KVX_WHY_NONE);
+            break;
+        }
+        p->st.events++;
+    }
+    p->st.batches++;
+    st_end(p);
+    return 0;
+}
+
+/* ---- any thread ---- */
+
+enum kvx_mode kvx_pod_mode(struct kvindex *x, uint32_t pod)
+{
+    if (pod >= x->max_pods)
+        return KVX_APPROXIMATE;
+    return (enum kvx_mode)atomic_load_explicit(&x->pods[pod].mode, memory_order_acquire);
+}
+
+int kvx_pod_stats(struct kvindex *x, uint32_t pod, struct kvx_pod_stats *out)
+{
+    struct pod *p = pod_of(x, pod);
+    if (!p)
+        return -EINVAL;
+    for (;;) {
+        uint32_t q1 = atomic_load_explicit(&p->stseq, memory_order_acquire);
+        if (q1 & 1) {
+            __builtin_ia32_pause();
+            continue;
+        }
+        /* a racy copy, kept only if no write overlapped it */
+        const volatile unsigned char *src = (const volatile unsigned char *)&p->st;
+        unsigned char *dst = (unsigned char *)out;
+        for (size_t i = 0; i < sizeof(*out); i++)
+            dst[i] = src[i];
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&p->stseq, memory_order_relaxed) == q1)
+            return 0;
+    }
+}
+
+const char *kvx_mode_name(enum kvx_mode m)
+{
+    static const char *n[KVX_NMODES] = {"approximate", "syncing", "gapped", "exact"};
+    return (unsigned)m < KVX_NMODES ? n[m] : "?";
+}
+
+const char *kvx_why_name(enum kvx_why w)
+{
+    static const char *n[KVX_WHY_MAX] = {"none", "not_configured", "first_batch", "gap",
+                                          "gap_unfilled", "unknown_parent", "capped",
+                                          "silent", "bad_batch", "template"};
+    return (unsigned)w < KVX_WHY_MAX ? n[w] : "?";
+}
