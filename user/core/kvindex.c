@@ -276,7 +276,7 @@ struct pod {
     uint32_t capacity;
     uint8_t enabled, silent, untrusted;
     enum kvx_mode base, before_gap;
-    int have_seq;
+    int have_seq, gap_from_start;
     uint64_t settle_run;
     struct { int64_t id; uint64_t word; } loras[MAX_LORAS];
     int nloras;
@@ -729,7 +729,8 @@ enum kvx_seq kvx_seq_check(struct kvindex *x, uint32_t pod, uint64_t seq)
     } else {
         if (p->base != KVX_GAPPED) {
             p->st.gaps++;
-            p->before_gap = p->base;
+            p->gap_from_start = p->st.next_seq == 0;
+            p->before_gap = p->gap_from_start ? KVX_SYNCING : p->base;
             set_base(p, KVX_GAPPED, KVX_WHY_GAP);
         }
         r = KVX_SEQ_GAP;
@@ -745,7 +746,21 @@ void kvx_gap_filled(struct kvindex *x, uint32_t pod)
         return;
     st_begin(p);
     p->st.replays_filled++;
+    if (p->gap_from_start) /* every batch since the publisher's first: all known */
+        p->before_gap = KVX_EXACT;
+    p->gap_from_start = 0;
     set_base(p, p->before_gap, p->before_gap == KVX_SYNCING ? p->st.why : KVX_WHY_NONE);
+    st_end(p);
+}
+
+void kvx_expect_from(struct kvindex *x, uint32_t pod, uint64_t seq)
+{
+    struct pod *p = pod_of(x, pod);
+    if (!p || !p->enabled || p->have_seq)
+        return;
+    st_begin(p);
+    p->have_seq = 1;
+    p->st.next_seq = seq;
     st_end(p);
 }
 
@@ -756,6 +771,7 @@ void kvx_gap_lost(struct kvindex *x, uint32_t pod, uint64_t next_seq)
         return;
     st_begin(p);
     p->st.replays_failed++;
+    p->gap_from_start = 0;
     drop_entries(x, p, pod);
     p->st.next_seq = next_seq;
     set_base(p, KVX_SYNCING, KVX_WHY_GAP_UNFILLED);

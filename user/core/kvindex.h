@@ -130,6 +130,12 @@ enum kvx_seq {
 };
 enum kvx_seq kvx_seq_check(struct kvindex *x, uint32_t pod, uint64_t seq);
 
+/* Before the first batch: the subscriber can replay from `seq` (0: from
+ * the publisher's start), so the first live batch past it is a gap to
+ * fill, not a mid-stream start; a replay that fills a gap from 0 makes the
+ * pod EXACT at once. */
+void kvx_expect_from(struct kvindex *x, uint32_t pod, uint64_t seq);
+
 /* Applies a decoded batch (after KVX_SEQ_APPLY / RESTART). 0 or -EINVAL. */
 int kvx_apply(struct kvindex *x, uint32_t pod, const struct kvev_batch *b);
 

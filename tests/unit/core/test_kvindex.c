@@ -270,6 +270,32 @@ TEST(gap_and_replay_fill)
     kvx_free(x);
 }
 
+TEST(replay_from_start)
+{
+    /* joined late, but the pod's ring reaches back to seq 0: exact at once */
+    struct kvindex *x = mk(1 << 16, 1 << 20);
+    struct kp k;
+    kp_init(&k);
+    uint32_t t[2 * BS];
+    uint64_t keys[2];
+    prompt(t, 2, 1, 0);
+    bk_chain(ROOT, t, 2 * BS, BS, NULL, keys, 2);
+    kvx_expect_from(x, 7, 0);
+    batch_stored(&k, 7, t, 1, 2);
+    CHECK_EQ(feed(x, 7, 1, &k), KVX_SEQ_GAP);
+    struct kp k0;
+    kp_init(&k0);
+    batch_stored(&k0, 7, t, 0, 1);
+    CHECK_EQ(feed(x, 7, 0, &k0), KVX_SEQ_APPLY); /* replayed */
+    CHECK_EQ(feed(x, 7, 1, &k), KVX_SEQ_APPLY);  /* replayed */
+    CHECK_EQ(feed(x, 7, 1, &k), KVX_SEQ_DUP);    /* the kept live one */
+    kvx_gap_filled(x, 7);
+    CHECK_EQ(kvx_pod_mode(x, 7), KVX_EXACT);
+    CHECK_EQ(look(x, keys, 2, 7, 0), 2);
+    kp_free(&k), kp_free(&k0);
+    kvx_free(x);
+}
+
 TEST(loss_to_syncing_and_back)
 {
     struct kvindex *x = mk(1 << 16, 4); /* capacity 4: settles after 4 blocks */
@@ -617,6 +643,7 @@ int main(void)
     RUN(removed_and_refs);
     RUN(all_blocks_cleared);
     RUN(gap_and_replay_fill);
+    RUN(replay_from_start);
     RUN(loss_to_syncing_and_back);
     RUN(restart_detected);
     RUN(predicted_vs_confirmed);
