@@ -61,7 +61,7 @@ include bench/loadgen/loadgen.mk
 include bpf/bpf.mk
 
 .PHONY: all deps test unit demo clean asan sanitize-bins
-all: $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench
+all: $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench $(OUT)/kvev_bench
 
 # benchmarks (not part of `make test`): make bench, bench-quick, bench-overhead
 include bench/bench.mk
