@@ -276,7 +276,7 @@ struct pod {
     uint32_t capacity;
     uint8_t enabled, silent, untrusted;
     enum kvx_mode base, before_gap;
-    int have_seq, gap_from_start;
+    int have_seq, gap_from_start, replayable;
     uint64_t settle_run;
     struct { int64_t id; uint64_t word; } loras[MAX_LORAS];
     int nloras;
@@ -663,6 +663,7 @@ void kvx_pod_disable(struct kvindex *x, uint32_t pod)
     int was = p->enabled;
     p->enabled = 0;
     p->have_seq = 0;
+    p->replayable = 0;
     p->nloras = 0;
     p->silent = p->untrusted = 0;
     set_base(p, KVX_APPROXIMATE, KVX_WHY_NOT_CONFIGURED);
@@ -713,6 +714,8 @@ enum kvx_seq kvx_seq_check(struct kvindex *x, uint32_t pod, uint64_t seq)
         r = KVX_SEQ_APPLY;
     } else if (seq == p->st.next_seq) {
         p->st.next_seq++;
+        if (p->base == KVX_APPROXIMATE) /* the first batch, where expected */
+            set_base(p, seq == 0 ? KVX_EXACT : KVX_SYNCING, KVX_WHY_FIRST_BATCH);
         r = KVX_SEQ_APPLY;
     } else if (seq < p->st.next_seq && p->base == KVX_GAPPED) {
         p->st.dup_batches++; /* replay overlap, or a live batch the replay had */
@@ -723,9 +726,19 @@ enum kvx_seq kvx_seq_check(struct kvindex *x, uint32_t pod, uint64_t seq)
          * been lost to the subscription's slow join) */
         p->st.restarts++;
         drop_entries(x, p, pod);
-        p->st.next_seq = seq + 1;
-        set_base(p, seq == 0 ? KVX_EXACT : KVX_SYNCING, KVX_WHY_FIRST_BATCH);
-        r = KVX_SEQ_RESTART;
+        if (seq > 0 && p->replayable) {
+            /* ask the new publisher for everything from its start */
+            p->st.next_seq = 0;
+            p->st.gaps++;
+            p->gap_from_start = 1;
+            p->before_gap = KVX_SYNCING;
+            set_base(p, KVX_GAPPED, KVX_WHY_GAP);
+            r = KVX_SEQ_GAP;
+        } else {
+            p->st.next_seq = seq + 1;
+            set_base(p, seq == 0 ? KVX_EXACT : KVX_SYNCING, KVX_WHY_FIRST_BATCH);
+            r = KVX_SEQ_RESTART;
+        }
     } else {
         if (p->base != KVX_GAPPED) {
             p->st.gaps++;
@@ -759,6 +772,7 @@ void kvx_expect_from(struct kvindex *x, uint32_t pod, uint64_t seq)
     if (!p || !p->enabled || p->have_seq)
         return;
     st_begin(p);
+    p->replayable = 1;
     p->have_seq = 1;
     p->st.next_seq = seq;
     st_end(p);

@@ -125,15 +125,19 @@ enum kvx_seq {
     KVX_SEQ_GAP,     /* ahead of the expected one: keep it, ask for replay
                       * from kvx_pod_stats().next_seq; the pod is GAPPED */
     KVX_SEQ_DUP,     /* already applied (replay overlap): drop it */
-    KVX_SEQ_RESTART  /* sequence 0 after others: the publisher restarted;
-                      * entries were dropped; apply the batch */
+    KVX_SEQ_RESTART  /* lower than expected on the live stream: the
+                      * publisher restarted; entries were dropped; apply
+                      * the batch. (When the pod can replay, kvx_expect_from,
+                      * a restart seen past seq 0 answers GAP instead: ask
+                      * for everything from 0.) */
 };
 enum kvx_seq kvx_seq_check(struct kvindex *x, uint32_t pod, uint64_t seq);
 
 /* Before the first batch: the subscriber can replay from `seq` (0: from
  * the publisher's start), so the first live batch past it is a gap to
  * fill, not a mid-stream start; a replay that fills a gap from 0 makes the
- * pod EXACT at once. */
+ * pod EXACT at once. Also marks the pod replayable (a restart seen past
+ * seq 0 is then a gap from 0). */
 void kvx_expect_from(struct kvindex *x, uint32_t pod, uint64_t seq);
 
 /* Applies a decoded batch (after KVX_SEQ_APPLY / RESTART). 0 or -EINVAL. */

@@ -283,7 +283,7 @@ static void faults_endpoint(struct pod *p, const struct http_req *req,
 
 static void reset_cache(struct pod *p, struct http_resp *resp)
 {
-    if (engine_reset_prefix_cache(&p->eng))
+    if (pod_reset_prefix_cache(p))
         api_send_error(resp, 503, NULL,
                    "requests are running; the prefix cache was not reset");
     else
@@ -367,7 +367,7 @@ void api_admin_handle(void *ctx, const struct http_req *req,
                 return;
             }
         } else if (!strcmp(action, "reset_prefix_cache")) {
-            if (engine_reset_prefix_cache(&a->pods[i]->eng)) {
+            if (pod_reset_prefix_cache(a->pods[i])) {
                 api_send_error(resp, 503, NULL,
                            "pod %d has requests running; the prefix cache was not reset", i);
                 return;

@@ -168,6 +168,14 @@ static void pod_kick(struct pod *p)
     p->step_timer = ev_timer_at(p->loop, ev_now_ns() + wall_ns, on_step_done, p);
 }
 
+int pod_reset_prefix_cache(struct pod *p)
+{
+    int rc = engine_reset_prefix_cache(&p->eng);
+    if (!rc && p->kvpub && p->kvb)
+        kvev_flush(p->kvpub, p->kvb, pod_unix_now());
+    return rc;
+}
+
 void pod_submit(struct pod *p, struct sim_req *r)
 {
     engine_submit(&p->eng, r, pod_now(p));

@@ -66,6 +66,10 @@ void pod_note_lora(struct pod *p);
 int pod_kv_setup(struct pod *p, const char *host, uint32_t replay_port);
 /* Applies p->faults' KV-event faults to its batch. 0 or -ENOMEM. */
 int pod_kv_faults(struct pod *p);
+/* engine_reset_prefix_cache, and AllBlocksCleared published at once (not
+ * at the next step, which an idle pod may not take for a long time). 0 or
+ * -EBUSY. */
+int pod_reset_prefix_cache(struct pod *p);
 /* Starts the KV-event ring's periodic tick if the pod's batch has a ring
  * (replay endpoint or event faults); idempotent. */
 void pod_kv_arm(struct pod *p);

@@ -272,6 +272,16 @@ TEST(gap_and_replay_fill)
 
 TEST(replay_from_start)
 {
+    /* expected from 0 and it comes: exact */
+    struct kvindex *y = mk(1 << 16, 1 << 20);
+    struct kp e;
+    kp_init(&e);
+    kp_batch(&e, 0, 0);
+    kvx_expect_from(y, 0, 0);
+    CHECK_EQ(feed(y, 0, 0, &e), KVX_SEQ_APPLY);
+    CHECK_EQ(kvx_pod_mode(y, 0), KVX_EXACT);
+    kp_free(&e);
+    kvx_free(y);
     /* joined late, but the pod's ring reaches back to seq 0: exact at once */
     struct kvindex *x = mk(1 << 16, 1 << 20);
     struct kp k;
@@ -289,6 +299,19 @@ TEST(replay_from_start)
     CHECK_EQ(feed(x, 7, 0, &k0), KVX_SEQ_APPLY); /* replayed */
     CHECK_EQ(feed(x, 7, 1, &k), KVX_SEQ_APPLY);  /* replayed */
     CHECK_EQ(feed(x, 7, 1, &k), KVX_SEQ_DUP);    /* the kept live one */
+    kvx_gap_filled(x, 7);
+    CHECK_EQ(kvx_pod_mode(x, 7), KVX_EXACT);
+    CHECK_EQ(look(x, keys, 2, 7, 0), 2);
+    /* the pod restarts and its batch 0 is lost to the reconnect: batch 1
+     * (lower than expected) is a restart, and a gap from 0 to replay */
+    CHECK_EQ(feed(x, 7, 1, &k), KVX_SEQ_GAP);
+    struct kvx_pod_stats s = stats(x, 7);
+    CHECK_EQ(s.restarts, 1);
+    CHECK_EQ(s.mode, KVX_GAPPED);
+    CHECK_EQ(s.next_seq, 0);
+    CHECK_EQ(s.held, 0);
+    CHECK_EQ(feed(x, 7, 0, &k0), KVX_SEQ_APPLY);
+    CHECK_EQ(feed(x, 7, 1, &k), KVX_SEQ_APPLY);
     kvx_gap_filled(x, 7);
     CHECK_EQ(kvx_pod_mode(x, 7), KVX_EXACT);
     CHECK_EQ(look(x, keys, 2, 7, 0), 2);
