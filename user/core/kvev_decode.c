@@ -381,8 +381,32 @@ static int rd_tokens(struct ctx *c, uint32_t *first, uint32_t *n)
     *first = c->ntokens;
     uint32_t *t = c->d->tokens + c->ntokens;
     for (uint32_t i = 0; i < cnt; i++) {
-        /* fast path: positive fixint and uint16 are nearly every token id */
-        if (r->p < r->end && r->p[0] <= 0x7f) {
+        /* fast paths: every token id of a real vocabulary (< 2^32) is a
+         * positive fixint, uint8, uint16 or uint32 */
+        size_t left = (size_t)(r->end - r->p);
+        if (left >= 5) {
+            uint8_t c = r->p[0];
+            if (c <= 0x7f) {
+                t[i] = c;
+                r->p++;
+                continue;
+            }
+            if (c == 0xce) {
+                t[i] = (uint32_t)be(r->p + 1, 4);
+                r->p += 5;
+                continue;
+            }
+            if (c == 0xcd) {
+                t[i] = (uint32_t)be(r->p + 1, 2);
+                r->p += 3;
+                continue;
+            }
+            if (c == 0xcc) {
+                t[i] = r->p[1];
+                r->p += 2;
+                continue;
+            }
+        } else if (left && r->p[0] <= 0x7f) {
             t[i] = *r->p++;
             continue;
         }

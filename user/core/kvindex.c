@@ -291,6 +291,7 @@ struct kvindex {
     uint32_t max_pods, max_entries, default_capacity;
     uint32_t level;              /* fair-share cap (UINT32_MAX: none) */
     uint32_t ttl_ticks;
+    _Atomic uint64_t npred;      /* predictions held: 0 skips the check per store */
     uint64_t (*now_ns)(void);
     struct pod *pods;
 };
@@ -467,9 +468,8 @@ static void reshare(struct kvindex *x)
 
 /* ---- confirmed entries ---- */
 
-static int conf_add(struct kvindex *x, uint64_t key, uint32_t pod)
+static int conf_add(struct kvindex *x, uint64_t key, uint64_t h, uint32_t pod)
 {
-    uint64_t h = hkey(x, key);
     struct shard *sh = shard_of(&x->conf, h);
     int64_t i = tab_find(sh, key, (uint32_t)h, pod);
     int rc = 0;
@@ -516,6 +516,8 @@ static int live(uint16_t expiry, uint16_t now)
 /* A confirmed store of (key, pod) ends its prediction. */
 static void pred_clear(struct kvindex *x, uint64_t key, uint64_t h, uint32_t pod)
 {
+    if (!atomic_load_explicit(&x->npred, memory_order_relaxed))
+        return; /* nothing predicted anywhere: no probe */
     struct shard *sh = shard_of(&x->pred, h);
     uint16_t pods[KVX_MAX_PODS], aux[KVX_MAX_PODS];
     uint32_t n = tab_read(sh, key, (uint32_t)h, pods, aux, KVX_MAX_PODS), k;
@@ -529,20 +531,23 @@ static void pred_clear(struct kvindex *x, uint64_t key, uint64_t h, uint32_t pod
         wbegin(sh);
         tab_del(sh, (uint32_t)i);
         wend(sh);
+        atomic_fetch_sub_explicit(&x->npred, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&sh->mu);
 }
 
 /* Drops expired predictions of a full shard (its mutex held). */
-static void pred_sweep(struct shard *sh, uint16_t now)
+static void pred_sweep(struct kvindex *x, struct shard *sh, uint16_t now)
 {
     wbegin(sh);
     for (uint32_t i = 0; i <= sh->mask;) {
         uint64_t m = LD(&sh->s[i].meta);
-        if (m && !live((uint16_t)meta_aux(m), now))
+        if (m && !live((uint16_t)meta_aux(m), now)) {
             tab_del(sh, i); /* slot i may now hold a shifted entry: look again */
-        else
+            atomic_fetch_sub_explicit(&x->npred, 1, memory_order_relaxed);
+        } else {
             i++;
+        }
     }
     wend(sh);
 }
@@ -566,12 +571,14 @@ uint32_t kvx_predict(struct kvindex *x, uint32_t pod, const uint64_t *keys, size
         pthread_mutex_lock(&sh->mu);
         int64_t i = tab_find(sh, keys[k], (uint32_t)h, pod);
         if (i < 0 && sh->count >= sh->limit)
-            pred_sweep(sh, now);
+            pred_sweep(x, sh, now);
         wbegin(sh);
         if (i >= 0)
             tab_set_aux(sh, (uint32_t)i, exp);
         else if (tab_insert(sh, keys[k], (uint32_t)h, pod, exp) < 0)
             refused++;
+        else
+            atomic_fetch_add_explicit(&x->npred, 1, memory_order_relaxed);
         wend(sh);
         pthread_mutex_unlock(&sh->mu);
     }
@@ -887,14 +894,15 @@ static void store_block(struct kvindex *x, struct pod *p, uint32_t pod, uint64_t
         enter_syncing(p, KVX_WHY_CAPPED);
         return;
     }
-    if (conf_add(x, okey, pod)) {
+    uint64_t hk = hkey(x, okey);
+    if (conf_add(x, okey, hk, pod)) {
         emap_del(&p->map, (uint32_t)i); /* table full: as if capped */
         p->st.capped++;
         enter_syncing(p, KVX_WHY_CAPPED);
         return;
     }
     p->map.s[i].used |= E_INDEXED;
-    pred_clear(x, okey, hkey(x, okey), pod);
+    pred_clear(x, okey, hk, pod);
     p->st.blocks_stored++;
 }
 
