@@ -818,11 +818,11 @@ void kvev_decoder_free(struct kvev_decoder *d)
 int kvev_decode(struct kvev_decoder *d, const void *buf, size_t len,
                 const struct kvev_batch **out)
 {
-    struct ctx c = {.d = d, .r = {buf, (const uint8_t *)buf + len, 0}};
+    static const uint8_t none[1];
+    const uint8_t *p = buf ? (const uint8_t *)buf : none;
+    struct ctx c = {.d = d, .r = {p, p + (buf ? len : 0), 0}};
     struct kvev_batch *b = &d->b;
     memset(b, 0, sizeof(*b));
-    if (!buf)
-        c.r.p = c.r.end = (const uint8_t *)"";
     if (rd_batch(&c, b) == 0 && c.r.p != c.r.end)
         fail(&c.r, KVEV_R_TRAILING);
     if (c.r.err) {
