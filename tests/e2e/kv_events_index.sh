@@ -126,5 +126,30 @@ t_probe_counts() {
 }
 check "no decode errors or unknown parents on the way" t_probe_counts
 
+t_gateway_subscribes() {
+    # kvgated itself with the same pods' events configured: its control
+    # thread starts the index and the subscriber, serves, and shuts down
+    # cleanly (the asan tier checks for leaks at that exit)
+    cat >"$E2E_TMP/gw.json" <<JSON
+{"pods": [
+  {"url": "http://127.0.0.1:$P0", "kv_events": "tcp://127.0.0.1:$EV",
+   "kv_replay": "tcp://127.0.0.1:$RP", "kv_topic": "kv@127.0.0.1:$P0@"},
+  {"url": "http://127.0.0.1:$P1", "kv_events": "tcp://127.0.0.1:$EV",
+   "kv_replay": "tcp://127.0.0.1:$((RP + 1))", "kv_topic": "kv@127.0.0.1:$P1@"}]}
+JSON
+    GW_PORT=$(free_port_range 2) GW_ADMIN=$((GW_PORT + 1))
+    $BUILD/kvgated --no-bpf --config "$E2E_TMP/gw.json" --listen "127.0.0.1:$GW_PORT" \
+        --admin "127.0.0.1:$GW_ADMIN" >"$E2E_TMP/kvgated.log" 2>&1 &
+    GW_PID=$!
+    E2E_PIDS+=($GW_PID)
+    wait_until 10 gw_pods_healthy "$GW_ADMIN" 2 || { cat "$E2E_TMP/kvgated.log"; return 1; }
+    local code
+    code=$(gw_post "$GW_PORT" "{\"model\":\"$MODEL\",\"max_tokens\":2,\"messages\":[{\"role\":\"user\",\"content\":\"$(head -c 600 "$E2E_TMP/A")\"}]}" >/dev/null; status)
+    echo "status $code"; [ "$code" = 200 ] || return 1
+    grep -q "kv events: exact index" "$E2E_TMP/kvgated.log" || { cat "$E2E_TMP/kvgated.log"; return 1; }
+    kill -TERM "$GW_PID" && wait "$GW_PID"
+}
+check "kvgated with pods' kv_events starts the index and subscriber, serves, exits cleanly" t_gateway_subscribes
+
 echo quit >&"${PROBE_P[1]}"
 finish

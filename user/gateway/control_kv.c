@@ -46,6 +46,8 @@ static int kv_start(struct ctl *c)
     }
     c->kvsub = s;
     __atomic_store_n(&g->kvx, x, __ATOMIC_RELEASE); /* readers: acquire */
+    LOG_INFO("kv events: exact index (%u entries) and subscriber started",
+             g->cfg.kv_max_entries);
     return 0;
 }
 
