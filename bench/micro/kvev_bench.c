@@ -14,7 +14,12 @@
  *   single    BlockStored of 1 block each (every one chained to the last)
  *   newest    chains8 in vLLM's newest map form (medium, lora_name,
  *             extra_keys, group_idx, kv_cache_spec_kind per event)
- * Medians over repeats; the process's CPU time next to the wall time.
+ * Medians over repeats.
+ *
+ * Then the reader's side: kvx_lookup of a request's chain (what the router
+ * will call per request) against pods that hold a shared prefix of it and
+ * their own continuations, for chains of 64 and 2048 blocks (1k and 32k
+ * tokens), confirmed entries only and with predictions.
  *
  *   build/kvev_bench [--pods 8] [--events 2000000] [--repeats 5] [--json FILE]
  */
@@ -180,6 +185,58 @@ static void run(const struct stream *s, uint32_t pods, double *eps, double *cpu)
     kvx_free(x);
 }
 
+/* Per-lookup time (ns, median of repeats) for a chain of n blocks: pod p
+ * holds the first n * (p + 1) / (pods + 1) blocks of it. */
+static double lookup_ns(uint32_t pods, uint32_t n, uint32_t repeats, int preds)
+{
+    struct kvindex *x = kvx_new(pods, pods * n + 1024, n + 1024);
+    struct kvev_decoder d;
+    struct kp k;
+    kvev_decoder_init(&d);
+    kp_init(&k);
+    uint64_t root = bk_model_root("m", 1);
+    uint32_t *tok = malloc((size_t)n * BS * sizeof(*tok));
+    uint64_t *keys = malloc((size_t)n * sizeof(*keys)), *h = malloc((size_t)n * 8);
+    for (uint32_t i = 0; i < n * BS; i++)
+        tok[i] = i * 2654435761u % 128000;
+    bk_chain(root, tok, (size_t)n * BS, BS, NULL, keys, n);
+    for (uint32_t p = 0; p < pods; p++) {
+        kvx_pod_enable(x, p, root);
+        uint32_t held = (uint32_t)((uint64_t)n * (p + 1) / (pods + 1));
+        for (uint32_t i = 0; i < held; i++)
+            h[i] = ((uint64_t)p << 32) | (i + 1);
+        kp_reset(&k);
+        kp_batch(&k, 1.0, 1);
+        kp_stored(&k, &(struct kp_stored){.hashes = h, .n = held, .tokens = tok,
+                                          .ntokens = held * BS, .block_size = BS});
+        const struct kvev_batch *b;
+        kvx_seq_check(x, p, 0);
+        if (kvev_decode(&d, k.sb.data, k.sb.size, &b) == 0)
+            kvx_apply(x, p, b);
+        if (preds)
+            kvx_predict(x, p, keys, n); /* predicted past what it holds */
+    }
+    uint16_t match[KVX_MAX_PODS];
+    double v[99];
+    uint32_t iters = n > 256 ? 2000 : 50000;
+    for (uint32_t r = 0; r < repeats; r++) {
+        double t0 = now_s(CLOCK_MONOTONIC);
+        uint32_t best = 0;
+        for (uint32_t i = 0; i < iters; i++)
+            best += kvx_lookup(x, keys, n, match, preds ? 0 : KVX_LOOKUP_CONFIRMED);
+        double t1 = now_s(CLOCK_MONOTONIC);
+        if (best != iters * (preds ? n : (uint32_t)((uint64_t)n * pods / (pods + 1))))
+            fprintf(stderr, "kvev_bench: lookup found %u\n", best / iters);
+        v[r] = (t1 - t0) / iters * 1e9;
+    }
+    qsort(v, repeats, sizeof(double), cmp_d);
+    free(tok), free(keys), free(h);
+    kp_free(&k);
+    kvev_decoder_free(&d);
+    kvx_free(x);
+    return v[repeats / 2];
+}
+
 int main(int argc, char **argv)
 {
     uint32_t pods = 8, repeats = 5;
@@ -225,6 +282,19 @@ int main(int argc, char **argv)
                     eps[0], eps[repeats - 1]);
         free(s.buf);
         free(s.f);
+    }
+    printf("\nkvx_lookup, %u pods holding 1/%u .. %u/%u of the chain (median of %u)\n", pods,
+           pods + 1, pods, pods + 1, repeats);
+    printf("%-8s %14s %16s\n", "blocks", "confirmed ns", "with predictions");
+    if (jf)
+        fprintf(jf, "},\"lookup_ns\":{");
+    static const uint32_t lens[] = {64, 2048};
+    for (int i = 0; i < 2; i++) {
+        double c = lookup_ns(pods, lens[i], repeats, 0), p = lookup_ns(pods, lens[i], repeats, 1);
+        printf("%-8u %14.0f %16.0f\n", lens[i], c, p);
+        if (jf)
+            fprintf(jf, "%s\"%u\":{\"confirmed\":%.0f,\"predicted\":%.0f}", i ? "," : "",
+                    lens[i], c, p);
     }
     if (jf) {
         fprintf(jf, "}}\n");

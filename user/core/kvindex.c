@@ -593,7 +593,8 @@ uint32_t kvx_lookup(struct kvindex *x, const uint64_t *keys, size_t n, uint16_t 
     memset(match, 0, x->max_pods * sizeof(*match));
     if (n > UINT16_MAX)
         n = UINT16_MAX;
-    int preds = !(flags & KVX_LOOKUP_CONFIRMED);
+    int preds = !(flags & KVX_LOOKUP_CONFIRMED) &&
+                atomic_load_explicit(&x->npred, memory_order_relaxed) > 0;
     uint16_t now = preds ? now_tick(x) : 0;
     uint16_t pods[KVX_MAX_PODS], aux[KVX_MAX_PODS];
     uint32_t best = 0;

@@ -40,6 +40,7 @@ struct spod {
     uint64_t replay_deadline;
     struct kept *kept;
     uint32_t nkept;
+    size_t kept_bytes;
     /* silence */
     uint64_t misses_at_batch, advance_seen_ns;
     int silent, have_misses;
@@ -133,6 +134,7 @@ static void drop_kept(struct spod *p)
     for (uint32_t i = 0; i < p->nkept; i++)
         kv_free(p->kept[i].data);
     p->nkept = 0;
+    p->kept_bytes = 0;
 }
 
 static void pod_close(struct kvsub *s, uint32_t slot)
@@ -285,7 +287,7 @@ static enum kvx_seq offer(struct kvsub *s, uint32_t slot, uint64_t seq, const vo
 
 static int keep(struct spod *p, uint64_t seq, const void *d, size_t n)
 {
-    if (p->nkept >= KVSUB_MAX_KEPT) {
+    if (p->nkept >= KVSUB_MAX_KEPT || p->kept_bytes + n > KVSUB_MAX_KEPT_BYTES) {
         INC(p->c.kept_overflow);
         return -ENOSPC;
     }
@@ -296,6 +298,7 @@ static int keep(struct spod *p, uint64_t seq, const void *d, size_t n)
         return -ENOMEM;
     memcpy(c, d, n);
     p->kept[p->nkept++] = (struct kept){seq, c, n};
+    p->kept_bytes += n;
     INC(p->c.kept);
     return 0;
 }

@@ -16,7 +16,8 @@
  *                 `kv_replay` endpoint (DEALER; sends ["", start seq as 8
  *                 bytes BE]; reads ["", seq, payload] until seq = -1, as
  *                 vLLM's ROUTER answers); live batches arriving meanwhile
- *                 are kept too (at most KVSUB_MAX_KEPT), then applied in
+ *                 are kept too (KVSUB_MAX_KEPT / _BYTES; one past them
+ *                 is lost, a gap the next replay sees), then applied in
  *                 order; if replay could not bring every missing batch
  *                 (no endpoint, the ring moved on, no answer within
  *                 replay_timeout_ms) the pod's entries are dropped and it
@@ -47,7 +48,8 @@
 #include "core/kvindex.h"
 
 #define KVSUB_EP_MAX 128
-#define KVSUB_MAX_KEPT 4096 /* batches kept per pod while a replay runs */
+#define KVSUB_MAX_KEPT 4096            /* batches kept per pod while a replay runs */
+#define KVSUB_MAX_KEPT_BYTES (64u << 20) /* ... and their bytes */
 
 struct kvsub_pod_cfg {
     uint32_t slot;                 /* the pod's slot (index into kvindex) */
