@@ -15,6 +15,8 @@
 #include "gateway/control_priv.h"
 #include "gateway/kvsub.h"
 
+#include <xxhash.h>
+
 static int wants_events(const struct ctl *c)
 {
     for (uint32_t i = 0; i < POD_MAX; i++)
@@ -51,9 +53,39 @@ static int kv_start(struct ctl *c)
     return 0;
 }
 
+/* The model a pod's chains start from: the base model it serves
+ * (configured or discovered); "" while unknown (not subscribed until it
+ * is). */
+static const char *root_model(const struct cpod *p)
+{
+    return p->info.nmodels ? p->info.models[0] : p->cfg.nmodels ? p->cfg.models[0] : "";
+}
+
+/* A signature of what the subscriber must know, so that the publishes
+ * that only carry load figures (every scrape) cost it nothing. */
+static uint64_t kv_signature(const struct ctl *c)
+{
+    uint64_t h = 0;
+    for (uint32_t i = 0; i < POD_MAX; i++) {
+        const struct cpod *p = c->pods[i];
+        if (!p || !p->cfg.kv_events[0])
+            continue;
+        const char *m = root_model(p);
+        h = XXH3_64bits_withSeed(&p->info.slot, sizeof(p->info.slot), h);
+        h = XXH3_64bits_withSeed(p->cfg.kv_events, strlen(p->cfg.kv_events) + 1, h);
+        h = XXH3_64bits_withSeed(p->cfg.kv_replay, strlen(p->cfg.kv_replay) + 1, h);
+        h = XXH3_64bits_withSeed(p->cfg.kv_topic, strlen(p->cfg.kv_topic) + 1, h);
+        h = XXH3_64bits_withSeed(m, strlen(m) + 1, h);
+    }
+    return h | 1; /* 0: never told */
+}
+
 void ctl_kv_sync(struct ctl *c)
 {
     if (!c->kvsub && (!wants_events(c) || kv_start(c)))
+        return;
+    uint64_t sig = kv_signature(c);
+    if (sig == c->kv_sig)
         return;
     struct kvsub_pod_cfg *v = kv_calloc(POD_MAX, sizeof(*v));
     if (!v)
@@ -68,13 +100,10 @@ void ctl_kv_sync(struct ctl *c)
         snprintf(k->events, sizeof(k->events), "%s", p->cfg.kv_events);
         snprintf(k->replay, sizeof(k->replay), "%s", p->cfg.kv_replay);
         snprintf(k->topic, sizeof(k->topic), "%s", p->cfg.kv_topic);
-        /* the chains' root: the base model it serves (configured or
-         * discovered); unknown yet: not subscribed until it is */
-        const char *m = p->info.nmodels ? p->info.models[0]
-                      : p->cfg.nmodels ? p->cfg.models[0] : "";
-        snprintf(k->model, sizeof(k->model), "%s", m);
+        snprintf(k->model, sizeof(k->model), "%s", root_model(p));
     }
-    kvsub_set_pods(c->kvsub, v, n);
+    if (kvsub_set_pods(c->kvsub, v, n) == 0)
+        c->kv_sig = sig;
     kv_free(v);
 }
 

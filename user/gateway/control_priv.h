@@ -77,6 +77,7 @@ struct ctl {
     struct gw_policies ks_saved, ks_scratch;
     struct admin *admin;         /* NULL: no admin listener */
     struct kvsub *kvsub;         /* KV-event subscriber, NULL until a pod has events */
+    uint64_t kv_sig;             /* of what it was last told (control_kv.c) */
 };
 
 /* ---- control_pods.c ---- */
