@@ -17,6 +17,7 @@
 #include "core/kvindex.h"
 #include "common/alloc.h"
 #include "core/blockkey.h"
+#include "core/fairshare.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -430,34 +431,16 @@ static uint32_t pod_limit(const struct kvindex *x, const struct pod *p)
     return p->capacity < x->level ? p->capacity : x->level;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t u = *(const uint32_t *)a, v = *(const uint32_t *)b;
-    return u < v ? -1 : u > v;
-}
-
-/* Max-min fair shares of max_entries among the enabled pods (as
- * prefix_index.c's reshare): pods below an equal split of what is left
- * keep their capacity; the first above sets the level for the rest. A pod
- * already above its new limit keeps what it holds (the pod has it) but
- * gets nothing more. */
+/* Max-min fair shares of max_entries among the enabled pods (fairshare.h,
+ * as the approximate index). A pod already above its new limit keeps what
+ * it holds (the pod has it) but gets nothing more. */
 static void reshare(struct kvindex *x)
 {
     uint32_t caps[KVX_MAX_PODS], n = 0;
     for (uint32_t p = 0; p < x->max_pods; p++)
         if (x->pods[p].enabled)
             caps[n++] = x->pods[p].capacity;
-    qsort(caps, n, sizeof(caps[0]), cmp_u32);
-    uint64_t left = x->max_entries;
-    x->level = UINT32_MAX;
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t share = left / (n - i);
-        if (caps[i] > share) {
-            x->level = (uint32_t)share;
-            break;
-        }
-        left -= caps[i];
-    }
+    x->level = fairshare_level(caps, n, x->max_entries);
     for (uint32_t p = 0; p < x->max_pods; p++) {
         struct pod *q = &x->pods[p];
         st_begin(q);
