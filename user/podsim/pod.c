@@ -83,10 +83,10 @@ void pod_note_lora(struct pod *p)
 
 static void pod_kick(struct pod *p);
 
-#define KV_TICK_NS (5ull * 1000 * 1000)
+#define KV_TICK_NS (10ull * 1000 * 1000)
 
 /* Replay requests are polled (the ROUTER's descriptor is edge-triggered
- * and shared with ZMQ's own thread): every 5 ms while the ring exists. */
+ * and shared with ZMQ's own thread): every 10 ms while the ring exists. */
 static void on_kv_tick(struct ev_loop *l, void *arg)
 {
     struct pod *p = arg;
