@@ -1,23 +1,18 @@
 /* kvindex: the exact index from KV events. See kvindex.h for the model,
  * the modes and the threading contract.
  *
- * Layout:
- *   struct tab    a (key, pod) -> aux table: fixed-size open addressing
- *                 (linear probing, backward-shift deletion, no tombstones)
- *                 in NSHARDS shards, each behind a sequence lock. Used
- *                 twice: confirmed entries (aux = references: one own key
- *                 may stand for several engine hashes of one pod) and
- *                 predictions (aux = expiry tick).
- *   struct emap   per pod, engine hash -> own key; the writer's alone, so
- *                 plain, and grown by doubling up to the pod's limit.
- * Slots hold the (key, pod) pair's own hash bits, so deletion finds each
- * entry's home without hashing again. Bucket hashing is keyed by a random
- * seed: engine hashes come from pods and own keys from prompts, neither of
- * which may aim entries at one probe run. */
+ * Two kvtab tables (kvtab.h) hold (own key, pod) pairs: confirmed entries
+ * (aux = references: one own key may stand for several engine hashes of
+ * one pod) and predictions (aux = expiry tick; workers write them, so each
+ * shard's mutex orders those writers). Each pod has a kvemap, engine hash
+ * -> own key, the writer's alone. Key hashing is keyed by a random seed:
+ * engine hashes come from pods and own keys from prompts, neither of which
+ * may aim entries at one probe run. */
 #include "core/kvindex.h"
 #include "common/alloc.h"
 #include "core/blockkey.h"
 #include "core/fairshare.h"
+#include "core/kvtab.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -29,250 +24,15 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define NSHARDS 64
-#define SHARD_BITS 6
-#define USED (1ull << 63)
 #define OPAQUE_TAG 0x6b76672d6f706171ull /* "kvg-opaq" */
 #define LORA_ID_TAG 0x6b76672d6c6f6964ull /* "kvg-loid" */
 #define TICK_NS (8ull * 1000 * 1000)      /* prediction expiry unit: 8 ms */
 #define MAX_LORAS 32
 
-#define LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-
-/* ---- sequence-locked shards ---- */
-
-struct slot {
-    uint64_t key;
-    uint64_t meta; /* USED | hash bits 32..62 | aux 16..31 | pod 0..15; 0 = empty */
-};
-
-struct shard {
-    _Atomic uint32_t seq;  /* odd while the writer changes the shard */
-    uint32_t mask, count, limit;
-    struct slot *s;
-    pthread_mutex_t mu;    /* writers of the predictions table */
-} __attribute__((aligned(64)));
-
-struct tab {
-    struct shard sh[NSHARDS];
-};
-
-static uint32_t meta_pod(uint64_t m) { return (uint32_t)(m & 0xffff); }
-static uint32_t meta_aux(uint64_t m) { return (uint32_t)((m >> 16) & 0xffff); }
-static uint32_t meta_h(uint64_t m) { return (uint32_t)((m >> 32) & 0x7fffffff); }
-static uint64_t mk_meta(uint32_t h, uint32_t aux, uint32_t pod)
-{
-    return USED | ((uint64_t)(h & 0x7fffffff) << 32) | ((uint64_t)(aux & 0xffff) << 16) |
-           (pod & 0xffff);
-}
-
-static int tab_init(struct tab *t, uint64_t total_slots)
-{
-    uint64_t per = total_slots / NSHARDS;
-    uint32_t n = 64;
-    while (n < per && n < (1u << 30))
-        n <<= 1;
-    for (int i = 0; i < NSHARDS; i++) {
-        struct shard *sh = &t->sh[i];
-        atomic_init(&sh->seq, 0);
-        pthread_mutex_init(&sh->mu, NULL);
-        sh->mask = n - 1;
-        sh->limit = n - n / 4; /* load factor 3/4 at most */
-        sh->s = kv_calloc(n, sizeof(struct slot));
-        if (!sh->s)
-            return -ENOMEM;
-    }
-    return 0;
-}
-
-static void tab_free(struct tab *t)
-{
-    for (int i = 0; i < NSHARDS; i++) {
-        kv_free(t->sh[i].s);
-        pthread_mutex_destroy(&t->sh[i].mu);
-    }
-}
-
-static void wbegin(struct shard *sh)
-{
-    uint32_t q = atomic_load_explicit(&sh->seq, memory_order_relaxed);
-    atomic_store_explicit(&sh->seq, q + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-}
-
-static void wend(struct shard *sh)
-{
-    uint32_t q = atomic_load_explicit(&sh->seq, memory_order_relaxed);
-    atomic_store_explicit(&sh->seq, q + 1, memory_order_release);
-}
-
-/* Slot of (key, pod) or -1 (writer side). */
-static int64_t tab_find(const struct shard *sh, uint64_t key, uint32_t h, uint32_t pod)
-{
-    for (uint32_t i = h & sh->mask, n = 0; n <= sh->mask; n++, i = (i + 1) & sh->mask) {
-        uint64_t m = LD(&sh->s[i].meta);
-        if (!m)
-            return -1;
-        if (LD(&sh->s[i].key) == key && meta_pod(m) == pod)
-            return i;
-    }
-    return -1;
-}
-
-/* Inserts (key, pod) known to be absent. Slot or -1 when the shard is full. */
-static int64_t tab_insert(struct shard *sh, uint64_t key, uint32_t h, uint32_t pod, uint32_t aux)
-{
-    if (sh->count >= sh->limit)
-        return -1;
-    uint32_t i = h & sh->mask;
-    while (LD(&sh->s[i].meta))
-        i = (i + 1) & sh->mask;
-    ST(&sh->s[i].key, key);
-    ST(&sh->s[i].meta, mk_meta(h, aux, pod));
-    sh->count++;
-    return i;
-}
-
-static void tab_set_aux(struct shard *sh, uint32_t i, uint32_t aux)
-{
-    uint64_t m = LD(&sh->s[i].meta);
-    ST(&sh->s[i].meta, mk_meta(meta_h(m), aux, meta_pod(m)));
-}
-
-/* Backward-shift deletion: later entries of the run whose home is not in
- * (i, j] move up, so probes never need tombstones. */
-static void tab_del(struct shard *sh, uint32_t i)
-{
-    uint32_t m = sh->mask, j = i;
-    for (;;) {
-        j = (j + 1) & m;
-        uint64_t mj = LD(&sh->s[j].meta);
-        if (!mj)
-            break;
-        uint32_t k = meta_h(mj) & m;
-        if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
-            continue;
-        ST(&sh->s[i].key, LD(&sh->s[j].key));
-        ST(&sh->s[i].meta, mj);
-        i = j;
-    }
-    ST(&sh->s[i].meta, 0);
-    sh->count--;
-}
-
-/* Reader: pods holding key (and their aux) in one consistent view of its
- * shard. Returns how many (at most max). */
-static uint32_t tab_read(struct shard *sh, uint64_t key, uint32_t h, uint16_t *pods,
-                         uint16_t *aux, uint32_t max)
-{
-    uint32_t n;
-    for (;;) {
-        uint32_t q1 = atomic_load_explicit(&sh->seq, memory_order_acquire);
-        if (q1 & 1) {
-            __builtin_ia32_pause();
-            continue;
-        }
-        n = 0;
-        uint32_t mask = sh->mask;
-        for (uint32_t i = h & mask, k = 0; k <= mask; k++, i = (i + 1) & mask) {
-            uint64_t m = LD(&sh->s[i].meta);
-            if (!m)
-                break;
-            if (LD(&sh->s[i].key) == key && n < max) {
-                pods[n] = (uint16_t)meta_pod(m);
-                aux[n] = (uint16_t)meta_aux(m);
-                n++;
-            }
-        }
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&sh->seq, memory_order_relaxed) == q1)
-            return n;
-    }
-}
-
-/* ---- per-pod engine-hash map (writer only) ---- */
-
-struct eslot {
-    uint64_t ehash, okey;
-    uint32_t used;   /* 1 used (| 2: has a confirmed table reference) */
-    uint32_t h;
-};
-
-struct emap {
-    struct eslot *s;
-    uint32_t mask, count;
-};
-
-#define E_USED 1u
-#define E_INDEXED 2u
-
-static int64_t emap_find(const struct emap *m, uint64_t eh, uint32_t h)
-{
-    if (!m->s)
-        return -1;
-    for (uint32_t i = h & m->mask;; i = (i + 1) & m->mask) {
-        if (!m->s[i].used)
-            return -1;
-        if (m->s[i].ehash == eh)
-            return i;
-    }
-}
-
-static int emap_grow(struct emap *m)
-{
-    uint32_t n = m->s ? (m->mask + 1) * 2 : 256;
-    struct eslot *s = kv_calloc(n, sizeof(*s));
-    if (!s)
-        return -ENOMEM;
-    for (uint32_t i = 0; m->s && i <= m->mask; i++) {
-        if (!m->s[i].used)
-            continue;
-        uint32_t j = m->s[i].h & (n - 1);
-        while (s[j].used)
-            j = (j + 1) & (n - 1);
-        s[j] = m->s[i];
-    }
-    kv_free(m->s);
-    m->s = s;
-    m->mask = n - 1;
-    return 0;
-}
-
-static int64_t emap_add(struct emap *m, uint64_t eh, uint32_t h, uint64_t okey)
-{
-    if (!m->s || (uint64_t)(m->count + 1) * 2 > (uint64_t)m->mask + 1)
-        if (emap_grow(m))
-            return -1;
-    uint32_t i = h & m->mask;
-    while (m->s[i].used)
-        i = (i + 1) & m->mask;
-    m->s[i] = (struct eslot){eh, okey, E_USED, h};
-    m->count++;
-    return i;
-}
-
-static void emap_del(struct emap *m, uint32_t i)
-{
-    uint32_t mask = m->mask, j = i;
-    for (;;) {
-        j = (j + 1) & mask;
-        if (!m->s[j].used)
-            break;
-        uint32_t k = m->s[j].h & mask;
-        if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
-            continue;
-        m->s[i] = m->s[j];
-        i = j;
-    }
-    m->s[i].used = 0;
-    m->count--;
-}
-
 /* ---- the index ---- */
 
 struct pod {
-    struct emap map;
+    struct kvemap map;
     uint64_t root;
     uint32_t capacity;
     uint8_t enabled, silent, untrusted;
@@ -287,7 +47,7 @@ struct pod {
 };
 
 struct kvindex {
-    struct tab conf, pred;
+    struct kvtab conf, pred;
     uint64_t seed;
     uint32_t max_pods, max_entries, default_capacity;
     uint32_t level;              /* fair-share cap (UINT32_MAX: none) */
@@ -317,10 +77,6 @@ static uint64_t hkey(const struct kvindex *x, uint64_t key)
     return XXH3_64bits_withSeed(&key, sizeof(key), x->seed);
 }
 
-static struct shard *shard_of(struct tab *t, uint64_t h)
-{
-    return &t->sh[h >> (64 - SHARD_BITS)];
-}
 
 struct kvindex *kvx_new(uint32_t max_pods, uint32_t max_entries, uint32_t default_capacity)
 {
@@ -340,10 +96,10 @@ struct kvindex *kvx_new(uint32_t max_pods, uint32_t max_entries, uint32_t defaul
     x->seed = random_seed(x);
     uint64_t pred_slots = max_entries / 4 < 65536 ? 65536 : max_entries / 4;
     x->pods = kv_calloc(max_pods, sizeof(*x->pods));
-    /* tab_init initialises every shard's mutex before allocating, so
+    /* kvtab_init initialises every shard's mutex before allocating, so
      * kvx_free can always destroy them */
-    int rc1 = tab_init(&x->conf, (uint64_t)max_entries * 2);
-    int rc2 = tab_init(&x->pred, pred_slots);
+    int rc1 = kvtab_init(&x->conf, (uint64_t)max_entries * 2);
+    int rc2 = kvtab_init(&x->pred, pred_slots);
     if (!x->pods || rc1 || rc2) {
         kvx_free(x);
         errno = ENOMEM;
@@ -360,10 +116,10 @@ void kvx_free(struct kvindex *x)
 {
     if (!x)
         return;
-    tab_free(&x->conf);
-    tab_free(&x->pred);
+    kvtab_free(&x->conf);
+    kvtab_free(&x->pred);
     for (uint32_t p = 0; x->pods && p < x->max_pods; p++)
-        kv_free(x->pods[p].map.s);
+        kvemap_free(&x->pods[p].map);
     kv_free(x->pods);
     kv_free(x);
 }
@@ -453,35 +209,35 @@ static void reshare(struct kvindex *x)
 
 static int conf_add(struct kvindex *x, uint64_t key, uint64_t h, uint32_t pod)
 {
-    struct shard *sh = shard_of(&x->conf, h);
-    int64_t i = tab_find(sh, key, (uint32_t)h, pod);
+    struct kvtab_shard *sh = kvtab_shard(&x->conf, h);
+    int64_t i = kvtab_find(sh, key, (uint32_t)h, pod);
     int rc = 0;
-    wbegin(sh);
+    kvtab_wbegin(sh);
     if (i >= 0) {
-        uint32_t refs = meta_aux(LD(&sh->s[i].meta));
+        uint32_t refs = kvtab_aux(sh, (uint32_t)i);
         if (refs < 0xffff)
-            tab_set_aux(sh, (uint32_t)i, refs + 1);
-    } else if (tab_insert(sh, key, (uint32_t)h, pod, 1) < 0) {
+            kvtab_set_aux(sh, (uint32_t)i, refs + 1);
+    } else if (kvtab_insert(sh, key, (uint32_t)h, pod, 1) < 0) {
         rc = -ENOSPC;
     }
-    wend(sh);
+    kvtab_wend(sh);
     return rc;
 }
 
 static void conf_drop(struct kvindex *x, uint64_t key, uint32_t pod)
 {
     uint64_t h = hkey(x, key);
-    struct shard *sh = shard_of(&x->conf, h);
-    int64_t i = tab_find(sh, key, (uint32_t)h, pod);
+    struct kvtab_shard *sh = kvtab_shard(&x->conf, h);
+    int64_t i = kvtab_find(sh, key, (uint32_t)h, pod);
     if (i < 0)
         return;
-    wbegin(sh);
-    uint32_t refs = meta_aux(LD(&sh->s[i].meta));
+    kvtab_wbegin(sh);
+    uint32_t refs = kvtab_aux(sh, (uint32_t)i);
     if (refs > 1)
-        tab_set_aux(sh, (uint32_t)i, refs - 1);
+        kvtab_set_aux(sh, (uint32_t)i, refs - 1);
     else
-        tab_del(sh, (uint32_t)i);
-    wend(sh);
+        kvtab_del(sh, (uint32_t)i);
+    kvtab_wend(sh);
 }
 
 /* ---- predictions ---- */
@@ -501,38 +257,36 @@ static void pred_clear(struct kvindex *x, uint64_t key, uint64_t h, uint32_t pod
 {
     if (!atomic_load_explicit(&x->npred, memory_order_relaxed))
         return; /* nothing predicted anywhere: no probe */
-    struct shard *sh = shard_of(&x->pred, h);
+    struct kvtab_shard *sh = kvtab_shard(&x->pred, h);
     uint16_t pods[KVX_MAX_PODS], aux[KVX_MAX_PODS];
-    uint32_t n = tab_read(sh, key, (uint32_t)h, pods, aux, KVX_MAX_PODS), k;
+    uint32_t n = kvtab_read(sh, key, (uint32_t)h, pods, aux, KVX_MAX_PODS), k;
     for (k = 0; k < n && pods[k] != pod; k++)
         ;
     if (k == n)
         return; /* the common case: nothing predicted, no lock taken */
     pthread_mutex_lock(&sh->mu);
-    int64_t i = tab_find(sh, key, (uint32_t)h, pod);
+    int64_t i = kvtab_find(sh, key, (uint32_t)h, pod);
     if (i >= 0) {
-        wbegin(sh);
-        tab_del(sh, (uint32_t)i);
-        wend(sh);
+        kvtab_wbegin(sh);
+        kvtab_del(sh, (uint32_t)i);
+        kvtab_wend(sh);
         atomic_fetch_sub_explicit(&x->npred, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&sh->mu);
 }
 
-/* Drops expired predictions of a full shard (its mutex held). */
-static void pred_sweep(struct kvindex *x, struct shard *sh, uint16_t now)
+static int expired(uint32_t aux, void *ctx)
 {
-    wbegin(sh);
-    for (uint32_t i = 0; i <= sh->mask;) {
-        uint64_t m = LD(&sh->s[i].meta);
-        if (m && !live((uint16_t)meta_aux(m), now)) {
-            tab_del(sh, i); /* slot i may now hold a shifted entry: look again */
-            atomic_fetch_sub_explicit(&x->npred, 1, memory_order_relaxed);
-        } else {
-            i++;
-        }
-    }
-    wend(sh);
+    return !live((uint16_t)aux, *(const uint16_t *)ctx);
+}
+
+/* Drops expired predictions of a full shard (its mutex held). */
+static void pred_sweep(struct kvindex *x, struct kvtab_shard *sh, uint16_t now)
+{
+    kvtab_wbegin(sh);
+    uint32_t n = kvtab_sweep(sh, expired, &now);
+    kvtab_wend(sh);
+    atomic_fetch_sub_explicit(&x->npred, n, memory_order_relaxed);
 }
 
 uint32_t kvx_predict(struct kvindex *x, uint32_t pod, const uint64_t *keys, size_t n)
@@ -544,25 +298,25 @@ uint32_t kvx_predict(struct kvindex *x, uint32_t pod, const uint64_t *keys, size
     uint32_t refused = 0;
     for (size_t k = 0; k < n; k++) {
         uint64_t h = hkey(x, keys[k]);
-        uint32_t c = tab_read(shard_of(&x->conf, h), keys[k], (uint32_t)h, pods, aux,
+        uint32_t c = kvtab_read(kvtab_shard(&x->conf, h), keys[k], (uint32_t)h, pods, aux,
                               KVX_MAX_PODS), j;
         for (j = 0; j < c && pods[j] != pod; j++)
             ;
         if (j < c)
             continue; /* confirmed already */
-        struct shard *sh = shard_of(&x->pred, h);
+        struct kvtab_shard *sh = kvtab_shard(&x->pred, h);
         pthread_mutex_lock(&sh->mu);
-        int64_t i = tab_find(sh, keys[k], (uint32_t)h, pod);
+        int64_t i = kvtab_find(sh, keys[k], (uint32_t)h, pod);
         if (i < 0 && sh->count >= sh->limit)
             pred_sweep(x, sh, now);
-        wbegin(sh);
+        kvtab_wbegin(sh);
         if (i >= 0)
-            tab_set_aux(sh, (uint32_t)i, exp);
-        else if (tab_insert(sh, keys[k], (uint32_t)h, pod, exp) < 0)
+            kvtab_set_aux(sh, (uint32_t)i, exp);
+        else if (kvtab_insert(sh, keys[k], (uint32_t)h, pod, exp) < 0)
             refused++;
         else
             atomic_fetch_add_explicit(&x->npred, 1, memory_order_relaxed);
-        wend(sh);
+        kvtab_wend(sh);
         pthread_mutex_unlock(&sh->mu);
     }
     return refused;
@@ -586,7 +340,7 @@ uint32_t kvx_lookup(struct kvindex *x, const uint64_t *keys, size_t n, uint16_t 
     for (size_t k = 0; k < n; k++) {
         uint64_t h = hkey(x, keys[k]);
         uint32_t grew = 0;
-        uint32_t c = tab_read(shard_of(&x->conf, h), keys[k], (uint32_t)h, pods, aux,
+        uint32_t c = kvtab_read(kvtab_shard(&x->conf, h), keys[k], (uint32_t)h, pods, aux,
                               KVX_MAX_PODS);
         for (uint32_t j = 0; j < c; j++)
             if (pods[j] < x->max_pods && match[pods[j]] == k) {
@@ -594,7 +348,7 @@ uint32_t kvx_lookup(struct kvindex *x, const uint64_t *keys, size_t n, uint16_t 
                 grew++;
             }
         if (preds) {
-            c = tab_read(shard_of(&x->pred, h), keys[k], (uint32_t)h, pods, aux,
+            c = kvtab_read(kvtab_shard(&x->pred, h), keys[k], (uint32_t)h, pods, aux,
                          KVX_MAX_PODS);
             for (uint32_t j = 0; j < c; j++)
                 if (pods[j] < x->max_pods && match[pods[j]] == k && live(aux[j], now)) {
@@ -615,11 +369,9 @@ uint32_t kvx_lookup(struct kvindex *x, const uint64_t *keys, size_t n, uint16_t 
 static void drop_entries(struct kvindex *x, struct pod *p, uint32_t pod)
 {
     for (uint32_t i = 0; p->map.s && i <= p->map.mask; i++)
-        if ((p->map.s[i].used & E_INDEXED))
+        if ((p->map.s[i].used & KVEMAP_INDEXED))
             conf_drop(x, p->map.s[i].okey, pod);
-    if (p->map.s)
-        memset(p->map.s, 0, ((size_t)p->map.mask + 1) * sizeof(*p->map.s));
-    p->map.count = 0;
+    kvemap_clear(&p->map);
 }
 
 void kvx_pod_enable(struct kvindex *x, uint32_t pod, uint64_t root)
@@ -649,8 +401,7 @@ void kvx_pod_disable(struct kvindex *x, uint32_t pod)
         return;
     st_begin(p);
     drop_entries(x, p, pod);
-    kv_free(p->map.s);
-    p->map = (struct emap){0};
+    kvemap_free(&p->map);
     int was = p->enabled;
     p->enabled = 0;
     p->have_seq = 0;
@@ -863,29 +614,29 @@ static void store_block(struct kvindex *x, struct pod *p, uint32_t pod, uint64_t
                         uint64_t okey)
 {
     uint32_t h = (uint32_t)hkey(x, eh);
-    int64_t i = emap_find(&p->map, eh, h);
+    int64_t i = kvemap_find(&p->map, eh, h);
     if (i >= 0) {
-        struct eslot *s = &p->map.s[i];
+        struct kvemap_slot *s = &p->map.s[i];
         if (s->okey == okey)
             return; /* stored twice: nothing new */
-        if (s->used & E_INDEXED)
+        if (s->used & KVEMAP_INDEXED)
             conf_drop(x, s->okey, pod);
-        emap_del(&p->map, (uint32_t)i);
+        kvemap_del(&p->map, (uint32_t)i);
     }
     if (p->map.count >= pod_limit(x, p) ||
-        (i = emap_add(&p->map, eh, h, okey)) < 0) {
+        (i = kvemap_add(&p->map, eh, h, okey)) < 0) {
         p->st.capped++;
         enter_syncing(p, KVX_WHY_CAPPED);
         return;
     }
     uint64_t hk = hkey(x, okey);
     if (conf_add(x, okey, hk, pod)) {
-        emap_del(&p->map, (uint32_t)i); /* table full: as if capped */
+        kvemap_del(&p->map, (uint32_t)i); /* table full: as if capped */
         p->st.capped++;
         enter_syncing(p, KVX_WHY_CAPPED);
         return;
     }
-    p->map.s[i].used |= E_INDEXED;
+    p->map.s[i].used |= KVEMAP_INDEXED;
     pred_clear(x, okey, hk, pod);
     p->st.blocks_stored++;
 }
@@ -895,7 +646,7 @@ static void apply_stored(struct kvindex *x, struct pod *p, uint32_t pod,
 {
     uint64_t prev = p->root;
     if (e->has_parent) {
-        int64_t i = emap_find(&p->map, e->parent, (uint32_t)hkey(x, e->parent));
+        int64_t i = kvemap_find(&p->map, e->parent, (uint32_t)hkey(x, e->parent));
         if (i < 0) {
             /* its chain cannot be keyed: the blocks stay unknown here */
             p->st.unknown_parents++;
@@ -934,14 +685,14 @@ static void apply_removed(struct kvindex *x, struct pod *p, uint32_t pod,
                           const struct kvev_event *e)
 {
     for (uint32_t i = 0; i < e->nblocks; i++) {
-        int64_t j = emap_find(&p->map, e->hashes[i], (uint32_t)hkey(x, e->hashes[i]));
+        int64_t j = kvemap_find(&p->map, e->hashes[i], (uint32_t)hkey(x, e->hashes[i]));
         if (j < 0) {
             p->st.unknown_removed++;
             continue;
         }
-        if (p->map.s[j].used & E_INDEXED)
+        if (p->map.s[j].used & KVEMAP_INDEXED)
             conf_drop(x, p->map.s[j].okey, pod);
-        emap_del(&p->map, (uint32_t)j);
+        kvemap_del(&p->map, (uint32_t)j);
         p->st.blocks_removed++;
     }
 }
