@@ -1,15 +1,15 @@
-/* kvev_decode: a strict msgpack reader for vLLM / SGLang KV-event batches.
- * See kvev_decode.h for the forms accepted.
+/* kvev_decode: vLLM / SGLang KV-event batches out of msgpack. See
+ * kvev_decode.h for the forms accepted.
  *
  * Why not msgpack-c's unpacker: it builds a tree of every object in a zone
  * (a token id is one object; a 512-block batch is 8k of them), which costs
- * more than the index update it feeds, and its limits are not ours. This
- * reader walks the bytes once, writes hashes and token ids straight into
- * flat scratch arrays, and knows nothing but the few types the format
- * uses; anything it does not need (unknown fields, a newer event kind) is
- * skipped by a counting loop, never by recursion. */
+ * more than the index update it feeds, and its limits are not ours. The
+ * strict reader of mpack_rd.h walks the bytes once; this file knows the
+ * schema, writes hashes and token ids straight into flat scratch arrays,
+ * and skips what it does not need (unknown fields, a newer event kind). */
 #include "core/kvev_decode.h"
 #include "common/alloc.h"
+#include "core/mpack_rd.h"
 
 #include <errno.h>
 #include <string.h>
@@ -17,280 +17,36 @@
 
 #define HASH_BYTES_SEED 0x6b76672d68617368ull /* "kvg-hash": bytes hashes */
 
-struct rd {
-    const uint8_t *p, *end;
-    int err; /* enum kvev_reject + 1, 0 = none */
-};
-
-static int fail(struct rd *r, enum kvev_reject why)
+/* The decoder's own reasons ride on the reader's error, after its own. */
+static int reject(struct rd *r, enum kvev_reject why)
 {
-    if (!r->err)
-        r->err = (int)why + 1;
-    return -1;
+    return fail(r, MPR_USER + (int)why);
 }
 
-static int need(struct rd *r, size_t n)
+static enum kvev_reject reason_of(int err)
 {
-    if (r->err)
+    switch (err) {
+    case MPR_TRUNCATED: return KVEV_R_TRUNCATED;
+    case MPR_TYPE: return KVEV_R_TYPE;
+    case MPR_VALUE: return KVEV_R_VALUE;
+    default: return err >= MPR_USER ? (enum kvev_reject)(err - MPR_USER) : KVEV_R_TYPE;
+    }
+}
+
+/* kvev_str and mpr_str are the same view; the public type stays the
+ * decoder's. */
+_Static_assert(sizeof(struct kvev_str) == sizeof(struct mpr_str), "string views");
+static int rd_s(struct rd *r, struct kvev_str *s)
+{
+    struct mpr_str m;
+    if (rd_str(r, &m))
         return -1;
-    if ((size_t)(r->end - r->p) < n)
-        return fail(r, KVEV_R_TRUNCATED);
+    s->p = m.p;
+    s->len = m.len;
     return 0;
 }
 
-static uint64_t be(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static int peek(struct rd *r)
-{
-    if (need(r, 1))
-        return -1;
-    return r->p[0];
-}
-
-static int rd_nil(struct rd *r)
-{
-    if (peek(r) == 0xc0) {
-        r->p++;
-        return 1;
-    }
-    return 0;
-}
-
-/* A header whose count is in 0 (fix, mask), 2 or 4 following bytes. */
-static int rd_count(struct rd *r, uint32_t *n, int fix_lo, int fix_hi, int fix_mask,
-                    int c16, int c32)
-{
-    int c = peek(r);
-    if (c < 0)
-        return -1;
-    if (c >= fix_lo && c <= fix_hi) {
-        *n = (uint32_t)(c & fix_mask);
-        r->p++;
-        return 0;
-    }
-    int w = c == c16 ? 2 : c == c32 ? 4 : 0;
-    if (!w)
-        return fail(r, KVEV_R_TYPE);
-    if (need(r, 1 + (size_t)w))
-        return -1;
-    *n = (uint32_t)be(r->p + 1, w);
-    r->p += 1 + w;
-    return 0;
-}
-
-static int rd_array(struct rd *r, uint32_t *n)
-{
-    if (rd_count(r, n, 0x90, 0x9f, 0x0f, 0xdc, 0xdd))
-        return -1;
-    /* every element takes at least a byte: a count past the buffer is a lie */
-    if (*n > (size_t)(r->end - r->p))
-        return fail(r, KVEV_R_TRUNCATED);
-    return 0;
-}
-
-static int rd_map(struct rd *r, uint32_t *n)
-{
-    if (rd_count(r, n, 0x80, 0x8f, 0x0f, 0xde, 0xdf))
-        return -1;
-    if ((uint64_t)*n * 2 > (size_t)(r->end - r->p))
-        return fail(r, KVEV_R_TRUNCATED);
-    return 0;
-}
-
-static int is_array(struct rd *r)
-{
-    int c = peek(r);
-    return (c >= 0x90 && c <= 0x9f) || c == 0xdc || c == 0xdd;
-}
-
-static int is_map(struct rd *r)
-{
-    int c = peek(r);
-    return (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
-}
-
-static int is_str(struct rd *r)
-{
-    int c = peek(r);
-    return (c >= 0xa0 && c <= 0xbf) || c == 0xd9 || c == 0xda || c == 0xdb;
-}
-
-/* Strings and bins: a length, then the bytes. */
-static int rd_bytes(struct rd *r, struct kvev_str *s, int bin)
-{
-    int c = peek(r), w;
-    uint32_t n;
-    if (c < 0)
-        return -1;
-    if (!bin && c >= 0xa0 && c <= 0xbf) {
-        n = (uint32_t)(c & 0x1f);
-        w = 0;
-    } else {
-        w = c == (bin ? 0xc4 : 0xd9) ? 1 : c == (bin ? 0xc5 : 0xda) ? 2
-          : c == (bin ? 0xc6 : 0xdb) ? 4 : -1;
-        if (w < 0)
-            return fail(r, KVEV_R_TYPE);
-        if (need(r, 1 + (size_t)w))
-            return -1;
-        n = (uint32_t)be(r->p + 1, w);
-    }
-    if (need(r, 1 + (size_t)w + n))
-        return -1;
-    s->p = (const char *)r->p + 1 + w;
-    s->len = n;
-    r->p += 1 + w + n;
-    return 0;
-}
-
-static int rd_str(struct rd *r, struct kvev_str *s) { return rd_bytes(r, s, 0); }
-
-/* An integer: its 64-bit pattern, *neg set for a negative value. */
-static int rd_int(struct rd *r, uint64_t *v, int *neg)
-{
-    int c = peek(r);
-    if (c < 0)
-        return -1;
-    *neg = 0;
-    if (c <= 0x7f) {
-        *v = (uint64_t)c;
-        r->p++;
-        return 0;
-    }
-    if (c >= 0xe0) {
-        *v = (uint64_t)(int64_t)(int8_t)c;
-        *neg = 1;
-        r->p++;
-        return 0;
-    }
-    int w, sgn;
-    switch (c) {
-    case 0xcc: w = 1; sgn = 0; break;
-    case 0xcd: w = 2; sgn = 0; break;
-    case 0xce: w = 4; sgn = 0; break;
-    case 0xcf: w = 8; sgn = 0; break;
-    case 0xd0: w = 1; sgn = 1; break;
-    case 0xd1: w = 2; sgn = 1; break;
-    case 0xd2: w = 4; sgn = 1; break;
-    case 0xd3: w = 8; sgn = 1; break;
-    default: return fail(r, KVEV_R_TYPE);
-    }
-    if (need(r, 1 + (size_t)w))
-        return -1;
-    uint64_t u = be(r->p + 1, w);
-    if (sgn && w < 8 && (u >> (8 * w - 1)) & 1)
-        u |= ~0ull << (8 * w); /* sign-extend */
-    *v = u;
-    *neg = sgn && (int64_t)u < 0;
-    r->p += 1 + w;
-    return 0;
-}
-
-static int rd_i64(struct rd *r, int64_t *out)
-{
-    uint64_t v;
-    int neg;
-    if (rd_int(r, &v, &neg))
-        return -1;
-    if (!neg && v > INT64_MAX)
-        return fail(r, KVEV_R_VALUE);
-    *out = (int64_t)v;
-    return 0;
-}
-
-static int rd_float(struct rd *r, double *d)
-{
-    int c = peek(r);
-    if (c == 0xcb || c == 0xca) {
-        int w = c == 0xcb ? 8 : 4;
-        if (need(r, 1 + (size_t)w))
-            return -1;
-        uint64_t u = be(r->p + 1, w);
-        if (w == 8) {
-            memcpy(d, &u, 8);
-        } else {
-            uint32_t u32 = (uint32_t)u;
-            float f;
-            memcpy(&f, &u32, 4);
-            *d = f;
-        }
-        r->p += 1 + w;
-        return 0;
-    }
-    uint64_t v;
-    int neg;
-    if (c >= 0 && rd_int(r, &v, &neg) == 0) { /* an integral timestamp */
-        *d = neg ? (double)(int64_t)v : (double)v;
-        return 0;
-    }
-    return fail(r, KVEV_R_TYPE);
-}
-
-/* Skips one object of any type (counting loop, no recursion). */
-static int rd_skip(struct rd *r)
-{
-    uint64_t left = 1;
-    while (left) {
-        int c = peek(r);
-        if (c < 0)
-            return -1;
-        left--;
-        uint32_t n;
-        struct kvev_str s;
-        uint64_t v;
-        int neg;
-        double d;
-        if (c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3)) {
-            if (rd_int(r, &v, &neg))
-                return -1;
-        } else if (is_map(r)) {
-            if (rd_map(r, &n))
-                return -1;
-            left += 2ull * n;
-        } else if (is_array(r)) {
-            if (rd_array(r, &n))
-                return -1;
-            left += n;
-        } else if (is_str(r)) {
-            if (rd_str(r, &s))
-                return -1;
-        } else if (c >= 0xc4 && c <= 0xc6) {
-            if (rd_bytes(r, &s, 1))
-                return -1;
-        } else if (c == 0xca || c == 0xcb) {
-            if (rd_float(r, &d))
-                return -1;
-        } else if (c == 0xc0 || c == 0xc2 || c == 0xc3) {
-            r->p++;
-        } else if (c >= 0xd4 && c <= 0xd8) { /* fixext 1..16 */
-            size_t w = (size_t)1 << (c - 0xd4);
-            if (need(r, 2 + w))
-                return -1;
-            r->p += 2 + w;
-        } else if (c >= 0xc7 && c <= 0xc9) { /* ext 8/16/32 */
-            int w = c == 0xc7 ? 1 : c == 0xc8 ? 2 : 4;
-            if (need(r, 1 + (size_t)w))
-                return -1;
-            uint64_t len = be(r->p + 1, w);
-            if (need(r, 2 + (size_t)w + len))
-                return -1;
-            r->p += 2 + w + len;
-        } else {
-            return fail(r, KVEV_R_TYPE); /* 0xc1: never used */
-        }
-        /* each pending object needs a byte at least */
-        if (left > (size_t)(r->end - r->p))
-            return fail(r, KVEV_R_TRUNCATED);
-    }
-    return 0;
-}
-
-static int str_is(const struct kvev_str *s, const char *lit)
+static int s_is(const struct kvev_str *s, const char *lit)
 {
     size_t n = strlen(lit);
     return s->p && s->len == n && !memcmp(s->p, lit, n);
@@ -328,7 +84,7 @@ static int scratch_fail(struct ctx *c, int rc)
 {
     if (rc == -ENOMEM)
         c->nomem = 1;
-    return fail(&c->r, rc == -ENOMEM ? KVEV_R_NOMEM : KVEV_R_LIMIT);
+    return reject(&c->r, rc == -ENOMEM ? KVEV_R_NOMEM : KVEV_R_LIMIT);
 }
 
 /* ---- fields ---- */
@@ -337,7 +93,7 @@ static int rd_hash(struct rd *r, uint64_t *h)
 {
     int c = peek(r);
     if (c >= 0xc4 && c <= 0xc6) {
-        struct kvev_str s;
+        struct mpr_str s;
         if (rd_bytes(r, &s, 1))
             return -1;
         *h = XXH3_64bits_withSeed(s.p, s.len, HASH_BYTES_SEED);
@@ -415,7 +171,7 @@ static int rd_tokens(struct ctx *c, uint32_t *first, uint32_t *n)
         if (rd_int(r, &v, &neg))
             return -1;
         if (neg || v > UINT32_MAX)
-            return fail(r, KVEV_R_VALUE);
+            return reject(r, KVEV_R_VALUE);
         t[i] = (uint32_t)v;
     }
     c->ntokens += cnt;
@@ -430,7 +186,7 @@ static int rd_opt_str(struct rd *r, struct kvev_str *s)
         s->len = 0;
         return 0;
     }
-    return rd_str(r, s);
+    return rd_s(r, s);
 }
 
 static int rd_opt_i64(struct rd *r, int *has, int64_t *v)
@@ -457,7 +213,7 @@ static int rd_extra_tuple(struct rd *r, const struct kvev_str *lora, int chain_h
     for (uint32_t i = 0; i < n; i++) {
         if (is_str(r)) {
             struct kvev_str s;
-            if (rd_str(r, &s))
+            if (rd_s(r, &s))
                 return -1;
             if (i == 0 && lora->p && s.len == lora->len && !memcmp(s.p, lora->p, s.len))
                 continue; /* the adapter name */
@@ -497,7 +253,7 @@ static const struct { const char *name; enum field f; } FIELD_NAMES[] = {
 static enum field field_by_name(const struct kvev_str *s)
 {
     for (size_t i = 0; i < sizeof(FIELD_NAMES) / sizeof(FIELD_NAMES[0]); i++)
-        if (str_is(s, FIELD_NAMES[i].name))
+        if (s_is(s, FIELD_NAMES[i].name))
             return FIELD_NAMES[i].f;
     return F_NONE;
 }
@@ -515,7 +271,7 @@ static int rd_field(struct ctx *c, struct kvev_event *e, struct pending *pd, enu
 {
     struct rd *r = &c->r;
     if (f != F_NONE && (pd->seen & (1u << f)))
-        return fail(r, KVEV_R_SHAPE); /* a duplicate map key */
+        return reject(r, KVEV_R_SHAPE); /* a duplicate map key */
     pd->seen |= 1u << f;
     uint64_t v;
     int neg;
@@ -533,7 +289,7 @@ static int rd_field(struct ctx *c, struct kvev_event *e, struct pending *pd, enu
         if (rd_int(r, &v, &neg))
             return -1;
         if (neg || v == 0 || v > 4096)
-            return fail(r, KVEV_R_VALUE);
+            return reject(r, KVEV_R_VALUE);
         e->block_size = (uint32_t)v;
         return 0;
     case F_LORA_ID:
@@ -564,7 +320,7 @@ static int rd_field(struct ctx *c, struct kvev_event *e, struct pending *pd, enu
 
 static int sub_fail(struct ctx *c, const struct rd *sub)
 {
-    return fail(&c->r, sub->err ? (enum kvev_reject)(sub->err - 1) : KVEV_R_TYPE);
+    return fail(&c->r, sub->err ? sub->err : MPR_TYPE); /* the same codes */
 }
 
 /* SGLang metadata: {"cache_salt": str, ...}. */
@@ -576,10 +332,10 @@ static int finish_meta(struct ctx *c, struct kvev_event *e, const uint8_t *at)
         return sub_fail(c, &m);
     for (uint32_t i = 0; i < n; i++) {
         struct kvev_str k;
-        if (rd_str(&m, &k))
+        if (rd_s(&m, &k))
             return sub_fail(c, &m);
-        if (str_is(&k, "cache_salt") && is_str(&m)) {
-            if (rd_str(&m, &e->cache_salt))
+        if (s_is(&k, "cache_salt") && is_str(&m)) {
+            if (rd_s(&m, &e->cache_salt))
                 return sub_fail(c, &m);
         } else if (rd_skip(&m)) {
             return sub_fail(c, &m);
@@ -604,7 +360,7 @@ static int finish_extra(struct ctx *c, struct kvev_event *e, const struct pendin
     if (rd_array(&r, &n))
         return sub_fail(c, &r);
     if (n != e->nblocks)
-        return fail(&c->r, KVEV_R_SHAPE); /* one entry per block */
+        return reject(&c->r, KVEV_R_SHAPE); /* one entry per block */
     for (uint32_t i = 0; i < n; i++) {
         int opaque = 0;
         struct kvev_str salt = {NULL, 0};
@@ -621,7 +377,7 @@ static int finish_extra(struct ctx *c, struct kvev_event *e, const struct pendin
 static struct kvev_event *new_event(struct ctx *c)
 {
     if (c->nev >= KVEV_MAX_EVENTS) {
-        fail(&c->r, KVEV_R_LIMIT);
+        reject(&c->r, KVEV_R_LIMIT);
         return NULL;
     }
     int rc = grow((void **)&c->d->ev, &c->d->ev_cap, (uint64_t)c->nev + 1,
@@ -637,11 +393,11 @@ static struct kvev_event *new_event(struct ctx *c)
 
 static int kind_of(const struct kvev_str *tag)
 {
-    if (str_is(tag, "BlockStored"))
+    if (s_is(tag, "BlockStored"))
         return KVEV_STORED;
-    if (str_is(tag, "BlockRemoved"))
+    if (s_is(tag, "BlockRemoved"))
         return KVEV_REMOVED;
-    if (str_is(tag, "AllBlocksCleared"))
+    if (s_is(tag, "AllBlocksCleared"))
         return KVEV_CLEARED;
     return 0;
 }
@@ -653,12 +409,12 @@ static int finish_event(struct ctx *c, struct kvev_event *e, const struct pendin
     if (e->kind == KVEV_CLEARED)
         goto done;
     if (!(pd->seen & (1u << F_HASHES)))
-        return fail(&c->r, KVEV_R_SHAPE);
+        return reject(&c->r, KVEV_R_SHAPE);
     e->hashes = (const uint64_t *)(uintptr_t)pd->hfirst;
     if (e->kind == KVEV_REMOVED)
         goto done;
     if (!(pd->seen & (1u << F_TOKENS)) || !(pd->seen & (1u << F_BS)))
-        return fail(&c->r, KVEV_R_SHAPE);
+        return reject(&c->r, KVEV_R_SHAPE);
     e->tokens = (const uint32_t *)(uintptr_t)pd->tfirst;
     if (finish_extra(c, e, pd))
         return -1;
@@ -675,8 +431,8 @@ static int rd_event_array(struct ctx *c, uint32_t n)
     struct rd *r = &c->r;
     struct kvev_str tag;
     if (n == 0)
-        return fail(r, KVEV_R_SHAPE);
-    if (rd_str(r, &tag))
+        return reject(r, KVEV_R_SHAPE);
+    if (rd_s(r, &tag))
         return -1;
     int kind = kind_of(&tag);
     if (!kind) {
@@ -711,14 +467,14 @@ static int rd_event_map(struct ctx *c, uint32_t n)
     int kind = 0, have_type = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct kvev_str k;
-        if (rd_str(r, &k))
+        if (rd_s(r, &k))
             return -1;
-        if (str_is(&k, "type")) {
+        if (s_is(&k, "type")) {
             struct kvev_str tag;
             if (have_type)
-                return fail(r, KVEV_R_SHAPE);
+                return reject(r, KVEV_R_SHAPE);
             have_type = 1;
-            if (rd_str(r, &tag))
+            if (rd_s(r, &tag))
                 return -1;
             kind = kind_of(&tag);
             continue;
@@ -727,7 +483,7 @@ static int rd_event_map(struct ctx *c, uint32_t n)
             return -1;
     }
     if (!have_type)
-        return fail(r, KVEV_R_SHAPE);
+        return reject(r, KVEV_R_SHAPE);
     if (!kind) { /* a newer kind: forget what it wrote to the scratch */
         c->d->unknown_events++;
         return 0;
@@ -753,7 +509,7 @@ static int rd_events(struct ctx *c)
             if (rd_map(r, &m) || rd_event_map(c, m))
                 return -1;
         } else {
-            return fail(r, KVEV_R_TYPE);
+            return reject(r, KVEV_R_TYPE);
         }
     }
     return 0;
@@ -767,7 +523,7 @@ static int rd_batch(struct ctx *c, struct kvev_batch *b)
         if (rd_array(r, &n))
             return -1;
         if (n < 2)
-            return fail(r, KVEV_R_SHAPE);
+            return reject(r, KVEV_R_SHAPE);
         if (rd_float(r, &b->ts) || rd_events(c))
             return -1;
         if (n >= 3 && rd_opt_i64(r, &b->has_dp_rank, &b->dp_rank))
@@ -782,23 +538,23 @@ static int rd_batch(struct ctx *c, struct kvev_batch *b)
     int have_ts = 0, have_ev = 0, have_dp = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct kvev_str k;
-        if (rd_str(r, &k))
+        if (rd_s(r, &k))
             return -1;
-        if (str_is(&k, "ts")) {
+        if (s_is(&k, "ts")) {
             if (have_ts++ || rd_float(r, &b->ts))
-                return r->err ? -1 : fail(r, KVEV_R_SHAPE);
-        } else if (str_is(&k, "events")) {
+                return r->err ? -1 : reject(r, KVEV_R_SHAPE);
+        } else if (s_is(&k, "events")) {
             if (have_ev++ || rd_events(c))
-                return r->err ? -1 : fail(r, KVEV_R_SHAPE);
-        } else if (str_is(&k, "data_parallel_rank")) {
+                return r->err ? -1 : reject(r, KVEV_R_SHAPE);
+        } else if (s_is(&k, "data_parallel_rank")) {
             if (have_dp++ || rd_opt_i64(r, &b->has_dp_rank, &b->dp_rank))
-                return r->err ? -1 : fail(r, KVEV_R_SHAPE);
+                return r->err ? -1 : reject(r, KVEV_R_SHAPE);
         } else if (rd_skip(r)) {
             return -1;
         }
     }
     if (!have_ts || !have_ev)
-        return fail(r, KVEV_R_SHAPE);
+        return reject(r, KVEV_R_SHAPE);
     return 0;
 }
 
@@ -824,9 +580,9 @@ int kvev_decode(struct kvev_decoder *d, const void *buf, size_t len,
     struct kvev_batch *b = &d->b;
     memset(b, 0, sizeof(*b));
     if (rd_batch(&c, b) == 0 && c.r.p != c.r.end)
-        fail(&c.r, KVEV_R_TRAILING);
+        reject(&c.r, KVEV_R_TRAILING);
     if (c.r.err) {
-        d->rejected[c.r.err - 1]++;
+        d->rejected[reason_of(c.r.err)]++;
         return c.nomem ? -ENOMEM : -EBADMSG;
     }
     /* offsets into the scratch become pointers now that it stopped moving */
