@@ -13,9 +13,7 @@
 
 #include <errno.h>
 #include <string.h>
-#include <xxhash.h>
 
-#define HASH_BYTES_SEED 0x6b76672d68617368ull /* "kvg-hash": bytes hashes */
 
 /* The decoder's own reasons ride on the reader's error, after its own. */
 static int reject(struct rd *r, enum kvev_reject why)
@@ -93,10 +91,14 @@ static int rd_hash(struct rd *r, uint64_t *h)
 {
     int c = peek(r);
     if (c >= 0xc4 && c <= 0xc6) {
+        /* vLLM's own bytes -> int conversion (maybe_convert_block_hash):
+         * the digest's last 8 bytes, big-endian, so a pod gets the same
+         * ids whichever form VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES picks */
         struct mpr_str s;
         if (rd_bytes(r, &s, 1))
             return -1;
-        *h = XXH3_64bits_withSeed(s.p, s.len, HASH_BYTES_SEED);
+        uint32_t n = s.len < 8 ? s.len : 8;
+        *h = be((const uint8_t *)s.p + s.len - n, (int)n);
         return 0;
     }
     int neg;

@@ -20,11 +20,14 @@
  *   ("metadata", in SGLang's map-encoding work), read as the salt.
  *
  * Block hashes (and the parent) are normalised to 64-bit ids: an integer
- * (u64, or a negative i64 as Python's hash() gives) is taken as its 64-bit
- * two's-complement pattern; bytes (vLLM's ExternalBlockHash in newer
- * versions: sha256 digests or their low 8 bytes) become XXH3-64 of the
- * bytes. One pod uses one form, so ids stay unique per pod; the gateway
- * never needs them to mean anything but "the same block".
+ * (u64, or a negative i64 as SGLang's Python hash() gives) is taken as its
+ * 64-bit two's-complement pattern; bytes (vLLM's ExternalBlockHash when
+ * VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES is off: the whole digest) become
+ * their last 8 bytes read big-endian, which is exactly how vLLM makes its
+ * int form, so a pod's ids are the same either way. Ids only need to be
+ * unique per pod (the index keys its maps with a seeded hash of them, so
+ * chosen ids cannot pile up in one probe run); the gateway never needs
+ * them to mean anything but "the same block".
  *
  * extra_keys (vLLM: per block, the tuple lora_name + multimodal ids +
  * cache_salt (first block only) + prompt-embeds hashes) is read so that:
