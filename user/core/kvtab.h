@@ -71,6 +71,12 @@ void kvtab_del(struct kvtab_shard *sh, uint32_t i);
 uint32_t kvtab_sweep(struct kvtab_shard *sh, int (*dead)(uint32_t aux, void *ctx), void *ctx);
 
 /* ---- reader side ---- */
+/* Starts fetching the home slot of hash h (a lookup walking a chain asks
+ * for the next keys' slots while it reads this one's). */
+static inline void kvtab_prefetch(const struct kvtab_shard *sh, uint32_t h)
+{
+    __builtin_prefetch(&sh->s[h & sh->mask]);
+}
 /* The pods holding key (and their aux), from one consistent view of its
  * shard: how many (at most max). */
 uint32_t kvtab_read(struct kvtab_shard *sh, uint64_t key, uint32_t h, uint16_t *pods,
