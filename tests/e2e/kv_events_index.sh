@@ -18,7 +18,7 @@ P0=$base P1=$((base + 1)) ADM=$((base + 2)) EV=$((base + 3)) RP=$((base + 4))
 
 podsim_up() { # the same ports every time: a restart is a new process there
     $BUILD/kvgate-podsim --pods 2 --base-port $P0 --admin-port $ADM --model $MODEL \
-        --kv-events tcp://127.0.0.1:$EV --kv-replay-port $RP --time-scale 0.05 \
+        --kv-events tcp://127.0.0.1:$EV --kv-replay-port $RP --time-scale 0.05 --lora sql-lora \
         >>"$E2E_TMP/podsim.log" 2>&1 &
     PODSIM_PID=$!
     E2E_PIDS+=($PODSIM_PID)
@@ -43,15 +43,15 @@ stat_is() { stat "$1" "$2"; echo "slot $1 $2 = $VAL (want $3 $4)"; [ "$VAL" "$3"
 # prompts: 1000 bytes = 250 pseudo-tokens = 15 full blocks of 16
 mkprompt() { head -c 1000 /dev/zero | tr '\0' "$2" >"$E2E_TMP/$1"; printf '%s' "$1-" | dd of="$E2E_TMP/$1" conv=notrunc 2>/dev/null; }
 for p in A B C D E F G; do mkprompt $p "${p,,}"; done
-complete() { # PORT PROMPT-FILE
-    jq -Rs --arg m $MODEL '{model: $m, prompt: ., max_tokens: 2, ignore_eos: true}' "$E2E_TMP/$2" |
+complete() { # PORT PROMPT-FILE [MODEL]
+    jq -Rs --arg m "${3:-$MODEL}" '{model: $m, prompt: ., max_tokens: 2, ignore_eos: true}' "$E2E_TMP/$2" |
         curl -sf -o /dev/null --max-time 10 -H 'content-type: application/json' \
             --data-binary @- "http://127.0.0.1:$1/v1/completions"
 }
-# holds PROMPT N0 N1 N2: the lookup gives that per slot (_ = any)
+# holds PROMPT N0 N1 N2 [ADAPTER]: the lookup gives that per slot (_ = any)
 holds() {
-    ask "lookup $E2E_TMP/$1"
-    echo "$1: $REPLY (want match $2 $3 $4)"
+    ask "lookup $E2E_TMP/$1${5:+ $5}"
+    echo "$1${5:+ under $5}: $REPLY (want match $2 $3 $4)"
     local want="match $2 $3 $4" got=$REPLY
     [[ $got == ${want//_/*} ]]
 }
@@ -72,6 +72,14 @@ t_shared_prefix() {
     complete $P0 AC && wait_until 5 holds AC 15 0 0 && holds A 15 0 0
 }
 check "a request sharing a prefix extends the chain through parent_block_hash" t_shared_prefix
+
+t_adapter() {
+    # the adapter's blocks carry lora_name: keyed apart from the base model's
+    mkprompt L l
+    complete $P0 L sql-lora && wait_until 5 holds L 15 0 0 sql-lora && holds L 0 0 0 &&
+        complete $P0 L && wait_until 5 holds L 15 0 0 && holds L 15 0 0 sql-lora
+}
+check "LoRA blocks (lora_name) key under the adapter, apart from the base model" t_adapter
 
 t_gap_replay() {
     local g0 f0

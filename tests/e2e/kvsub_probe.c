@@ -9,9 +9,11 @@
  * Commands (one answer line each):
  *   stats SLOT     {"mode":...,"why":...,"held":N,...} (the index and the
  *                  subscriber's counters for the pod)
- *   lookup FILE    "match N0 N1 ..." per slot: leading blocks of FILE's
+ *   lookup FILE [ADAPTER]
+ *                  "match N0 N1 ..." per slot: leading blocks of FILE's
  *                  bytes, tokenized as podsim does (4 bytes a token) and
- *                  keyed with blockkey, that each pod holds (confirmed)
+ *                  keyed with blockkey (under the LoRA adapter if given),
+ *                  that each pod holds (confirmed)
  *   quit
  * SIGTERM / SIGINT / end of input: stops. */
 #include "core/blockkey.h"
@@ -55,8 +57,12 @@ static void stats(struct kvsub *s, uint32_t slot)
 }
 
 static void lookup(struct kvindex *x, uint32_t npods, uint64_t root, uint32_t bs,
-                   const char *path)
+                   char *arg)
 {
+    char *path = arg, *lora = strchr(arg, ' ');
+    if (lora)
+        *lora++ = 0;
+    struct bk_extra ex = {lora, lora ? strlen(lora) : 0, NULL, 0};
     FILE *f = fopen(path, "rb");
     if (!f) {
         printf("error cannot open %s\n", path);
@@ -68,7 +74,7 @@ static void lookup(struct kvindex *x, uint32_t npods, uint64_t root, uint32_t bs
     static uint32_t tok[(1 << 18) + 1];
     prompt_tokenize(buf, n, tok);
     static uint64_t keys[1 << 14];
-    size_t nk = bk_chain(root, tok, prompt_ntokens(n), bs, NULL, keys, 1 << 14);
+    size_t nk = bk_chain(root, tok, prompt_ntokens(n), bs, &ex, keys, 1 << 14);
     uint16_t match[MAXP];
     kvx_lookup(x, keys, nk > (1 << 14) ? (1 << 14) : nk, match, KVX_LOOKUP_CONFIRMED);
     printf("match");
