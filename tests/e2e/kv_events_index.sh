@@ -58,6 +58,13 @@ holds() {
 mode_is() { stat "$1" mode; echo "slot $1 mode $VAL (want $2)"; [ "$VAL" = "$2" ]; }
 fault() { curl -sf -o /dev/null -H 'content-type: application/json' -d "$2" "http://127.0.0.1:$1/admin/faults"; }
 
+t_idle_known() {
+    # asked for everything from seq 0 at subscription: nothing published yet
+    wait_until 5 mode_is 0 exact && wait_until 5 mode_is 1 exact &&
+        mode_is 2 approximate && stat_is 2 why = first_batch
+}
+check "idle pods with a replay endpoint are exact before any batch (empty ring)" t_idle_known
+
 t_first_blocks() {
     complete $P0 A && complete $P1 B &&
         wait_until 5 holds A 15 0 0 && wait_until 5 holds B 0 15 15 &&

@@ -510,6 +510,16 @@ enum kvx_seq kvx_seq_check(struct kvindex *x, uint32_t pod, uint64_t seq)
 void kvx_gap_filled(struct kvindex *x, uint32_t pod)
 {
     struct pod *p = pod_of(x, pod);
+    if (p && p->enabled && p->base == KVX_APPROXIMATE && p->replayable && p->have_seq &&
+        p->st.next_seq == 0) {
+        /* asked from 0 before any batch, and nothing came: it published
+         * nothing yet (vLLM's ring keeps its last batches for good) */
+        st_begin(p);
+        p->st.replays_filled++;
+        set_base(p, KVX_EXACT, KVX_WHY_NONE);
+        st_end(p);
+        return;
+    }
     if (!p || p->base != KVX_GAPPED)
         return;
     st_begin(p);
@@ -542,7 +552,10 @@ void kvx_gap_lost(struct kvindex *x, uint32_t pod, uint64_t next_seq)
     p->st.replays_failed++;
     p->gap_from_start = 0;
     drop_entries(x, p, pod);
-    p->st.next_seq = next_seq;
+    if (next_seq == KVX_SEQ_UNKNOWN)
+        p->have_seq = 0; /* the next batch starts the stream again */
+    else
+        p->st.next_seq = next_seq;
     set_base(p, KVX_SYNCING, KVX_WHY_GAP_UNFILLED);
     st_end(p);
 }

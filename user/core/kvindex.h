@@ -144,10 +144,14 @@ void kvx_expect_from(struct kvindex *x, uint32_t pod, uint64_t seq);
 int kvx_apply(struct kvindex *x, uint32_t pod, const struct kvev_batch *b);
 
 /* Replay brought the pod back in sequence (GAPPED -> previous mode, EXACT
- * when it was). */
+ * when it was, or when the replay reached back to seq 0); or, asked before
+ * the first batch (kvx_expect_from 0), it showed the publisher has not
+ * published anything yet: its cache is empty, EXACT. */
 void kvx_gap_filled(struct kvindex *x, uint32_t pod);
 /* Replay could not fill the gap: entries dropped, SYNCING, the stream
- * continues at next_seq. */
+ * continues at next_seq (KVX_SEQ_UNKNOWN: the next batch is taken as a
+ * first one). */
+#define KVX_SEQ_UNKNOWN UINT64_MAX
 void kvx_gap_lost(struct kvindex *x, uint32_t pod, uint64_t next_seq);
 /* A batch that does not decode: the same as a lost one. */
 void kvx_batch_bad(struct kvindex *x, uint32_t pod, uint64_t seq);

@@ -199,6 +199,8 @@ static int same_cfg(const struct kvsub_pod_cfg *a, const struct kvsub_pod_cfg *b
            !strcmp(a->topic, b->topic) && !strcmp(a->model, b->model);
 }
 
+static void start_replay(struct kvsub *s, uint32_t slot);
+
 static void pod_open(struct kvsub *s, const struct kvsub_pod_cfg *c)
 {
     struct spod *p = &s->pods[c->slot];
@@ -211,8 +213,12 @@ static void pod_open(struct kvsub *s, const struct kvsub_pod_cfg *c)
     __atomic_store_n(&p->active, 1, __ATOMIC_RELAXED);
     p->have_misses = 0;
     kvx_pod_enable(s->x, c->slot, bk_model_root(c->model, strlen(c->model)));
-    if (c->replay[0]) /* what came before we joined can be asked for */
+    if (c->replay[0]) {
+        /* what came before we joined can be asked for: at once, so that a
+         * pod that is idle now is known (exact) before its next batch */
         kvx_expect_from(s->x, c->slot, 0);
+        start_replay(s, c->slot);
+    }
     if (p->capacity)
         kvx_set_capacity(s->x, c->slot, (uint32_t)p->capacity);
 }
@@ -329,6 +335,13 @@ static void finish_replay(struct kvsub *s, uint32_t slot)
 {
     struct spod *p = &s->pods[slot];
     p->replaying = 0;
+    if (!p->nkept) { /* the probe at subscription: nothing live came meanwhile */
+        if (p->replay_failed)
+            kvx_gap_lost(s->x, slot, KVX_SEQ_UNKNOWN);
+        else
+            kvx_gap_filled(s->x, slot);
+        return;
+    }
     uint32_t i = 0;
     for (; i < p->nkept; i++) {
         struct kept *k = &p->kept[i];
@@ -475,6 +488,7 @@ static void check_timers(struct kvsub *s, uint64_t now)
              * request cannot be read as answers to the next */
             INC(p->c.replay_timeouts);
             close_sock(&p->dealer);
+            p->replay_failed = 1;
             finish_replay(s, i);
         }
         /* the scraped cache size: the index's limit and settle count */

@@ -10,6 +10,11 @@
  * its timers and for configuration changes, which other threads hand over
  * under a mutex (kvsub_set_pods, kvsub_note_scrape).
  *
+ * At subscription, a pod with a replay endpoint is asked for everything
+ * from seq 0: if the answer reaches back to 0 (or is empty: nothing
+ * published yet) the pod is exact at once, even while idle; otherwise it
+ * rebuilds from the live stream (kvindex.h, SYNCING).
+ *
  * Frames are vLLM's [topic, seq (u64 BE), payload]. Sequence handling:
  *   in order      decoded and applied;
  *   a gap         the batch is kept and replay is asked for on the pod's

@@ -280,6 +280,18 @@ TEST(replay_from_start)
     kvx_expect_from(y, 0, 0);
     CHECK_EQ(feed(y, 0, 0, &e), KVX_SEQ_APPLY);
     CHECK_EQ(kvx_pod_mode(y, 0), KVX_EXACT);
+    /* asked from 0 before any batch and nothing came: nothing published */
+    kvx_expect_from(y, 1, 0);
+    CHECK_EQ(kvx_pod_mode(y, 1), KVX_APPROXIMATE);
+    kvx_gap_filled(y, 1);
+    CHECK_EQ(kvx_pod_mode(y, 1), KVX_EXACT);
+    /* the probe failed: the next batch starts the stream (seq 0: exact) */
+    kvx_expect_from(y, 2, 0);
+    kvx_gap_lost(y, 2, KVX_SEQ_UNKNOWN);
+    CHECK_EQ(kvx_pod_mode(y, 2), KVX_SYNCING);
+    CHECK_EQ(feed(y, 2, 9, &e), KVX_SEQ_APPLY);
+    CHECK_EQ(kvx_pod_mode(y, 2), KVX_SYNCING);
+    CHECK_EQ(stats(y, 2).next_seq, 10);
     kp_free(&e);
     kvx_free(y);
     /* joined late, but the pod's ring reaches back to seq 0: exact at once */

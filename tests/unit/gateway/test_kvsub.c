@@ -62,11 +62,13 @@ struct rig {
     char ep[KVSUB_EP_MAX], rep[KVSUB_EP_MAX];
 };
 
+static uint32_t rig_replay_timeout_ms = 200;
+
 static int rig_up(struct rig *r, int with_replay, uint32_t silence_ms)
 {
     memset(r, 0, sizeof(*r));
     r->x = kvx_new(4, 4096, 1024);
-    struct kvsub_cfg c = {.replay_timeout_ms = 200, .silence_ms = silence_ms,
+    struct kvsub_cfg c = {.replay_timeout_ms = rig_replay_timeout_ms, .silence_ms = silence_ms,
                           .silence_tokens = 4096, .max_pods = 4};
     r->s = r->x ? kvsub_new(r->x, &c) : NULL;
     r->pub = bound(ZMQ_PUB, r->ep, sizeof(r->ep));
@@ -126,25 +128,124 @@ TEST(replay_without_answer)
     CHECK_EQ(rig_up(&r, 1, 3000), 0);
     struct kp k;
     kp_init(&k);
+    /* the probe at subscription got no answer either */
+    pump(r.s, 300);
+    struct kvsub_pod_stats v = st(r.s, 1);
+    CHECK_EQ(v.replay_requests, 1);
+    CHECK_EQ(v.replay_timeouts, 1);
+    CHECK_EQ(v.index.mode, KVX_SYNCING);
     empty_batch(&k);
-    publish(r.pub, 0, k.sb.data, k.sb.size);
+    publish(r.pub, 0, k.sb.data, k.sb.size); /* a publisher that starts now */
     pump(r.s, 100);
     CHECK_EQ(st(r.s, 1).index.mode, KVX_EXACT);
     publish(r.pub, 2, k.sb.data, k.sb.size); /* 1 is lost */
     pump(r.s, 100);
-    struct kvsub_pod_stats v = st(r.s, 1);
+    v = st(r.s, 1);
     CHECK_EQ(v.index.mode, KVX_GAPPED);
-    CHECK_EQ(v.replay_requests, 1);
+    CHECK_EQ(v.replay_requests, 2);
     CHECK_EQ(v.kept_batches, 1);
     pump(r.s, 400); /* past replay_timeout_ms */
     v = st(r.s, 1);
-    CHECK_EQ(v.replay_timeouts, 1);
+    CHECK_EQ(v.replay_timeouts, 2);
     CHECK_EQ(v.index.mode, KVX_SYNCING);
     CHECK_EQ(v.index.why, KVX_WHY_GAP_UNFILLED);
     CHECK_EQ(v.index.next_seq, 3); /* the kept batch was applied */
     CHECK_EQ(v.index.batches, 2);
     kp_free(&k);
     rig_down(&r);
+}
+
+/* Plays vLLM's replay ROUTER for one request: the batches from the asked
+ * seq on (seqs[i] with payload pl), then the end mark. 1 when it answered. */
+static int serve_replay(void *router, const uint64_t *seqs, int n, const struct kp *pl)
+{
+    zmq_msg_t id, m;
+    zmq_msg_init(&id);
+    if (zmq_msg_recv(&id, router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&id);
+        return 0;
+    }
+    uint8_t start[8] = {0};
+    int more = zmq_msg_more(&id);
+    while (more) { /* "", start seq */
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, router, 0);
+        if (zmq_msg_size(&m) == 8)
+            memcpy(start, zmq_msg_data(&m), 8);
+        more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+    }
+    uint64_t from = 0;
+    for (int i = 0; i < 8; i++)
+        from = from << 8 | start[i];
+    for (int i = 0; i < n; i++) {
+        if (seqs[i] < from)
+            continue;
+        uint8_t q[8];
+        for (int b = 0; b < 8; b++)
+            q[b] = (uint8_t)(seqs[i] >> (56 - 8 * b));
+        zmq_send(router, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE);
+        zmq_send(router, "", 0, ZMQ_SNDMORE);
+        zmq_send(router, q, 8, ZMQ_SNDMORE);
+        zmq_send(router, pl->sb.data, pl->sb.size, 0);
+    }
+    static const uint8_t end[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    zmq_send(router, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE);
+    zmq_send(router, "", 0, ZMQ_SNDMORE);
+    zmq_send(router, end, 8, ZMQ_SNDMORE);
+    zmq_send(router, "", 0, 0);
+    zmq_msg_close(&id);
+    return 1;
+}
+
+static int pump_serving(struct rig *r, const uint64_t *seqs, int n, const struct kp *pl, int ms)
+{
+    int served = 0;
+    for (int t = 0; t < ms; t += 10) {
+        served += serve_replay(r->router, seqs, n, pl);
+        kvsub_poll(r->s, 10);
+    }
+    return served;
+}
+
+TEST(replay_probe_at_subscription)
+{
+    struct kp k;
+    kp_init(&k);
+    empty_batch(&k);
+    /* an idle pod that never published: exact before any batch */
+    struct rig r;
+    rig_replay_timeout_ms = 3000; /* the probe waits in the ROUTER meanwhile */
+    CHECK_EQ(rig_up(&r, 1, 3000), 0);
+    CHECK_EQ(pump_serving(&r, NULL, 0, &k, 100), 1);
+    struct kvsub_pod_stats v = st(r.s, 1);
+    CHECK_EQ(v.index.mode, KVX_EXACT);
+    CHECK_EQ(v.replay_timeouts, 0);
+    rig_down(&r);
+    /* joined late, the ring reaches back to 0: exact, history applied */
+    uint64_t all[3] = {0, 1, 2};
+    CHECK_EQ(rig_up(&r, 1, 3000), 0);
+    CHECK_EQ(pump_serving(&r, all, 3, &k, 100), 1);
+    v = st(r.s, 1);
+    CHECK_EQ(v.index.mode, KVX_EXACT);
+    CHECK_EQ(v.index.next_seq, 3);
+    CHECK_EQ(v.replayed_batches, 3);
+    rig_down(&r);
+    /* the ring moved on (from 5): syncing, the next live batch starts it */
+    uint64_t late[2] = {5, 6};
+    CHECK_EQ(rig_up(&r, 1, 3000), 0);
+    CHECK_EQ(pump_serving(&r, late, 2, &k, 100), 1);
+    v = st(r.s, 1);
+    CHECK_EQ(v.index.mode, KVX_SYNCING);
+    CHECK_EQ(v.index.why, KVX_WHY_GAP_UNFILLED);
+    publish(r.pub, 7, k.sb.data, k.sb.size);
+    pump(r.s, 100);
+    v = st(r.s, 1);
+    CHECK_EQ(v.index.next_seq, 8);
+    CHECK_EQ(v.index.mode, KVX_SYNCING);
+    rig_down(&r);
+    kp_free(&k);
+    rig_replay_timeout_ms = 200;
 }
 
 TEST(silence_rule)
@@ -214,6 +315,7 @@ int main(void)
     CTX = zmq_ctx_new();
     RUN(bad_frames_and_batches);
     RUN(replay_without_answer);
+    RUN(replay_probe_at_subscription);
     RUN(silence_rule);
     RUN(pods_removed);
     zmq_ctx_term(CTX);
