@@ -208,6 +208,11 @@ static int parse_flags(int argc, char **argv, struct opts *o)
         LOG_ERR("--base-port %u + --pods %u exceeds port 65535", o->base_port, o->npods);
         return 2;
     }
+    if (o->kv_replay_port && (!o->kv_events || o->kv_replay_port + o->npods - 1 > 65535)) {
+        LOG_ERR(o->kv_events ? "--kv-replay-port %u + --pods exceeds port 65535"
+                             : "--kv-replay-port %u needs --kv-events", o->kv_replay_port);
+        return 2;
+    }
     return 0;
 }
 
