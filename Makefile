@@ -61,7 +61,8 @@ include bench/loadgen/loadgen.mk
 include bpf/bpf.mk
 
 .PHONY: all deps test unit demo clean asan sanitize-bins
-all: $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench
+all: $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench $(OUT)/kvev_bench \
+     $(OUT)/tests/kvsub_probe
 
 # benchmarks (not part of `make test`): make bench, bench-quick, bench-overhead
 include bench/bench.mk
@@ -105,6 +106,11 @@ $(OUT)/tests/test_%: test_%.c $(TEST_LIBS) tests/harness.h
 	$(call msg,TEST,$@)
 	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) $< $(TEST_LIBS) -o $@ $(LDLIBS)
 
+# The KV-event subscriber alone, for tests/e2e/kv_events_index.sh
+$(OUT)/tests/kvsub_probe: tests/e2e/kvsub_probe.c $(TEST_LIBS)
+	$(call msg,TEST,$@)
+	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) $< $(TEST_LIBS) -o $@ $(LDLIBS)
+
 # libFuzzer targets: tests/fuzz/fuzz.mk (make fuzz, make fuzz-build)
 include tests/fuzz/fuzz.mk
 
@@ -114,7 +120,7 @@ include tests/fuzz/fuzz.mk
 ASAN_OUT := build-asan
 asan: all
 	$(Q)$(MAKE) --no-print-directory OUT=$(ASAN_OUT) SANITIZE=1 sanitize-bins
-sanitize-bins: $(OUT)/kvgate-podsim $(OUT)/kvgated $(UNIT_BINS) \
+sanitize-bins: $(OUT)/kvgate-podsim $(OUT)/kvgated $(UNIT_BINS) $(OUT)/tests/kvsub_probe \
                $(OUT)/tests/san/canary $(OUT)/tests/san/leak_preload.so
 # tests/san/canary.sh: does the tier see reports on this machine at all
 $(OUT)/tests/san/canary: tests/san/canary.c

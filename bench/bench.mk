@@ -25,3 +25,14 @@ bench-quick: $(BENCH_BINS)
 	$(Q)bench/run --quick $(BENCH_ARGS)
 bench-splice: $(BENCH_BINS)
 	$(Q)bench/splice/run $(BENCH_ARGS)
+
+# KV-event ingestion (issue 11): events/s one thread absorbs through
+# kvev_decode + kvindex. `make kvev-bench` builds and runs it.
+$(OUT)/kvev_bench: bench/micro/kvev_bench.c tests/kvev_pack.h $(OUT)/libcore.a $(OUT)/libcommon.a
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) bench/micro/kvev_bench.c $(OUT)/libcore.a \
+	    $(OUT)/libcommon.a -o $@ $(LDLIBS)
+
+.PHONY: kvev-bench
+kvev-bench: $(OUT)/kvev_bench
+	$(Q)$(OUT)/kvev_bench

@@ -24,7 +24,7 @@ Q ?= @
 
 DECISION_BENCH_SRCS := bench/micro/decision_bench.c user/core/policy.c \
     user/core/prefix_index.c user/core/podtable.c user/core/fingerprint.c \
-    user/core/bodyscan.c user/common/alloc.c
+    user/core/bodyscan.c user/core/fairshare.c user/common/alloc.c
 
 $(OUT)/decision_bench: $(DECISION_BENCH_SRCS) $(wildcard user/core/*.h) user/common/alloc.h
 	$(call msg,LINK,$@)

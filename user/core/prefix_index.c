@@ -2,6 +2,7 @@
  * See prefix_index.h. */
 #include "core/prefix_index.h"
 #include "common/alloc.h"
+#include "core/fairshare.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -161,35 +162,17 @@ static void shrink(struct prefix_index *x, uint32_t pod, uint32_t to)
         release(x, x->pods[pod].tail);
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Max-min fair shares of the pool among the active pods (water filling):
- * walking the capacities upwards, a pod that fits in an equal split of
- * what is left keeps its capacity; the first that does not sets the level
- * every larger pod is capped at. Then every pod over its new limit is
- * trimmed (tail first, as any eviction). Runs when a pod joins, leaves or
- * changes capacity: O(n log n) in the active pods. */
+/* Max-min fair shares of the pool among the active pods (fairshare.h),
+ * then every pod over its new limit is trimmed (tail first, as any
+ * eviction). Runs when a pod joins, leaves or changes capacity: O(n log n)
+ * in the active pods. */
 static void reshare(struct prefix_index *x)
 {
     uint32_t caps[PIDX_MAX_PODS], n = 0;
     for (uint32_t p = 0; p < x->max_pods; p++)
         if (x->pods[p].active)
             caps[n++] = x->pods[p].capacity;
-    qsort(caps, n, sizeof(caps[0]), cmp_u32);
-    uint64_t left = x->max_entries;
-    x->level = UINT32_MAX;
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t share = left / (n - i);
-        if (caps[i] > share) {
-            x->level = (uint32_t)share;
-            break;
-        }
-        left -= caps[i];
-    }
+    x->level = fairshare_level(caps, n, x->max_entries);
     for (uint32_t p = 0; p < x->max_pods; p++)
         if (x->pods[p].active)
             shrink(x, p, pod_limit(x, p));

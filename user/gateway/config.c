@@ -173,6 +173,11 @@ static const struct key_spec KEYS[] = {
     {"index", "default_capacity_blocks", K_U32, 0, 268435456, F(index_default_blocks),
      RL_RESTART},
     {"index", "bytes_per_token", K_POSNUM, 0, 1024, F(bytes_per_token), RL_RESTART},
+    SECTION("kv_events"),
+    {"kv_events", "max_entries", K_U32, 1024, 268435456, F(kv_max_entries), RL_RESTART},
+    {"kv_events", "replay_timeout_ms", K_U32, 1, 600000, F(kv_replay_timeout_ms), RL_RESTART},
+    {"kv_events", "silence_ms", K_U32, 1, 3600000, F(kv_silence_ms), RL_RESTART},
+    {"kv_events", "silence_tokens", K_U64, 1, 1e12, F(kv_silence_tokens), RL_RESTART},
     SECTION("scrape"),
     {"scrape", "interval_ms", K_U32, 1, 60000, F(scrape_ms), RL_LIVE},
     {"scrape", "timeout_ms", K_U32, 1, 600000, F(scrape_timeout_ms), RL_LIVE},
@@ -424,6 +429,10 @@ void gw_config_defaults(struct gw_config *c)
     c->index_max_entries = 2000000;
     c->index_default_blocks = 0;
     c->bytes_per_token = 4;
+    c->kv_max_entries = 1u << 20;
+    c->kv_replay_timeout_ms = 2000;
+    c->kv_silence_ms = 3000;
+    c->kv_silence_tokens = 4096;
     c->scrape_ms = 50;
     c->scrape_timeout_ms = 1000;
     c->health_ms = 1000;

@@ -22,6 +22,8 @@
 
 struct cJSON;
 
+#define POD_KV_EP_MAX 128
+
 struct gw_pod_cfg {
     char name[POD_NAME_MAX];      /* default "host:port" */
     char host[POD_NAME_MAX];      /* numeric IPv4/IPv6 or a name resolved at load */
@@ -29,6 +31,10 @@ struct gw_pod_cfg {
     enum pod_engine engine;       /* "vllm" (default), "sglang", "trtllm" */
     uint32_t nmodels;             /* 0: discovered from GET /v1/models */
     char models[POD_MAX_MODELS][POD_MODEL_MAX];
+    /* KV events (issue 11, gateway/kvsub.h): "" none */
+    char kv_events[POD_KV_EP_MAX];  /* "tcp://host:port", the pod's ZMQ PUB */
+    char kv_replay[POD_KV_EP_MAX];  /* "tcp://host:port", its replay ROUTER */
+    char kv_topic[POD_KV_EP_MAX];   /* subscription prefix ("" every topic) */
 };
 
 /* splice.mode values: when a session's HTTP/1.1 connection is spliced to
@@ -61,6 +67,11 @@ struct gw_config {
     uint32_t index_max_entries;   /* 2,000,000 */
     uint32_t index_default_blocks;/* per pod until its cache size is scraped */
     double bytes_per_token;       /* prompt bytes per model token (4) */
+    /* exact index and KV-event subscriber (kv_events.*) */
+    uint32_t kv_max_entries;      /* 1,048,576 (block, pod) pairs */
+    uint32_t kv_replay_timeout_ms;/* 2000 */
+    uint32_t kv_silence_ms;       /* 3000 */
+    uint64_t kv_silence_tokens;   /* 4096 */
     /* control thread */
     uint32_t scrape_ms;           /* 50 */
     uint32_t scrape_timeout_ms;   /* 1000 */

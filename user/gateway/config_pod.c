@@ -111,11 +111,37 @@ static int want_models(struct jp_err *e, const char *kp, const cJSON *models,
     return 0;
 }
 
+/* A ZMQ endpoint the subscriber connects to: "tcp://host:port" or
+ * "ipc://path". */
+static int want_zmq_ep(struct jp_err *e, const char *kp, const cJSON *v, char *out)
+{
+    char q[96];
+    const char *why = NULL;
+    if (jp_str(e, kp, v, out, POD_KV_EP_MAX, 1))
+        return -1;
+    if (!strncmp(out, "ipc://", 6)) {
+        if (!out[6])
+            why = "empty path";
+    } else if (!strncmp(out, "tcp://", 6)) {
+        char host[POD_NAME_MAX];
+        uint16_t port;
+        if (hostport_split(out + 6, strlen(out + 6), 0, host, sizeof(host), &port, &why) &&
+            !why)
+            why = "expected host:port";
+    } else {
+        why = "expected tcp://host:port or ipc://path";
+    }
+    if (why)
+        return jp_fail(e, kp, "\"%s\": %s", jp_shown(out, q, sizeof(q)), why);
+    return 0;
+}
+
 int gwc_pod_parse(const cJSON *o, const char *path, struct gw_pod_cfg *p, char *err,
                   size_t errlen)
 {
     struct jp_err e = {err, errlen};
     char kp[JP_PATH_MAX], q[96], name[POD_NAME_MAX] = "";
+    char kv_ev[POD_KV_EP_MAX] = "", kv_rp[POD_KV_EP_MAX] = "", kv_tp[POD_KV_EP_MAX] = "";
     const cJSON *url = NULL, *models = NULL;
     enum pod_engine engine = POD_ENGINE_VLLM;
     if (jp_obj(&e, path, o))
@@ -138,6 +164,15 @@ int gwc_pod_parse(const cJSON *o, const char *path, struct gw_pod_cfg *p, char *
                 return -1;
         } else if (!strcmp(ks, "models")) {
             models = k;
+        } else if (!strcmp(ks, "kv_events")) {
+            if (want_zmq_ep(&e, kp, k, kv_ev))
+                return -1;
+        } else if (!strcmp(ks, "kv_replay")) {
+            if (want_zmq_ep(&e, kp, k, kv_rp))
+                return -1;
+        } else if (!strcmp(ks, "kv_topic")) {
+            if (jp_str(&e, kp, k, kv_tp, sizeof(kv_tp), 0))
+                return -1;
         } else {
             return jp_unknown_key(&e, path, k);
         }
@@ -153,6 +188,11 @@ int gwc_pod_parse(const cJSON *o, const char *path, struct gw_pod_cfg *p, char *
     if (name[0])
         memcpy(p->name, name, sizeof(name));
     p->engine = engine;
+    if (kv_rp[0] && !kv_ev[0])
+        return jp_fail(&e, path, "\"kv_replay\" needs \"kv_events\"");
+    memcpy(p->kv_events, kv_ev, sizeof(kv_ev));
+    memcpy(p->kv_replay, kv_rp, sizeof(kv_rp));
+    memcpy(p->kv_topic, kv_tp, sizeof(kv_tp));
     if (!models)
         return 0;
     jp_join(kp, path, "models");

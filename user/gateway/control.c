@@ -77,6 +77,7 @@ static void teardown(struct ctl *c)
 {
     admin_stop(c->admin);
     c->admin = NULL;
+    ctl_kv_stop(c);
     resolver_stop(); /* undelivered answers are dropped: free their pods */
     ctl_pods_free(c);
     probes_disarm(c); /* before the loop (and its timers) goes */

@@ -89,6 +89,7 @@ static void on_publish(struct ev_loop *l, void *arg)
         mirror_bpf(c, s);
     c->dirty = 0;
     c->last_pub = ev_now_ns();
+    ctl_kv_sync(c); /* pods with KV events, their models */
 }
 
 void ctl_mark_dirty(struct ctl *c)
@@ -399,6 +400,9 @@ static void update_pod(struct cpod *p, const struct gw_pod_cfg *pc)
         changed = 1;
     }
     int models = !same_models(&p->cfg, pc);
+    if (strcmp(p->cfg.kv_events, pc->kv_events) || strcmp(p->cfg.kv_replay, pc->kv_replay) ||
+        strcmp(p->cfg.kv_topic, pc->kv_topic))
+        changed = 1; /* the subscriber hears of it at the publish */
     p->cfg = *pc;
     if (models) {
         seed_models(p);

@@ -76,6 +76,8 @@ struct ctl {
     int ks_on;
     struct gw_policies ks_saved, ks_scratch;
     struct admin *admin;         /* NULL: no admin listener */
+    struct kvsub *kvsub;         /* KV-event subscriber, NULL until a pod has events */
+    uint64_t kv_sig;             /* of what it was last told (control_kv.c) */
 };
 
 /* ---- control_pods.c ---- */
@@ -138,6 +140,21 @@ void probes_disarm(struct ctl *c);
 void probe_now(struct cpod *p);
 /* GET /v1/models now, unless one is in flight. */
 void probe_models(struct cpod *p);
+
+/* ---- control_kv.c (issue 11) ---- */
+
+struct engine_load;
+struct kvsub_pod_stats;
+/* The pods with KV events to the subscriber (started with the exact index,
+ * g->kvx, when the first such pod appears). Called after each publish. */
+void ctl_kv_sync(struct ctl *c);
+/* A scrape's prefix counters and cache size, for the subscriber. */
+void ctl_kv_scraped(struct ctl *c, uint32_t slot, const struct engine_load *el);
+/* Stops the subscriber thread (teardown). */
+void ctl_kv_stop(struct ctl *c);
+/* What the index and the subscriber know of a pod (metrics, /admin/pods
+ * later). 0, -ENOENT (no subscriber) or -EINVAL. */
+int ctl_kv_pod_stats(struct ctl *c, uint32_t slot, struct kvsub_pod_stats *out);
 
 /* ---- admin.c ---- */
 

@@ -31,6 +31,10 @@ struct gw {
     struct gw_config cfg;            /* as loaded; pods change via control */
     const char *config_path;         /* NULL when started from flags */
     struct prefix_index *pidx;
+    struct kvindex *kvx;             /* exact index (issue 11): NULL until a pod has
+                                      * kv_events; set once by the control thread
+                                      * (release), read with __atomic_load_n acquire;
+                                      * freed at exit */
     struct session_table *sessions;
     struct gw_metrics *metrics;
     struct accesslog *alog;

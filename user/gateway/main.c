@@ -20,6 +20,7 @@
 
 #include "common/ev.h"
 #include "common/log.h"
+#include "core/kvindex.h"
 #include "core/prefix_index.h"
 #include "core/session.h"
 #include "gateway/accesslog.h"
@@ -328,6 +329,8 @@ static void disassemble(struct gw *g)
     session_free(g->sessions);
     pidx_free(g->pidx);
     tokload_fini(&g->tl);
+    kvx_free(g->kvx); /* the control thread that wrote it is gone */
+    g->kvx = NULL;
     snapshot_publish(NULL);
 }
 

@@ -156,6 +156,7 @@ static void on_metrics(struct hget *h, int err, int status, const char *body, si
         }
         in->cache_tokens = tokens;
     }
+    ctl_kv_scraped(p->ctl, in->slot, &el);
     in->scraped_ns = ev_now_ns();
     in->metrics_ok = 1;
     ctl_mark_dirty(p->ctl);

@@ -17,6 +17,7 @@
 #include "common/httpstatus.h"
 #include "common/sbuf.h"
 #include "podsim/api_priv.h"
+#include "podsim/kvevents.h"
 #include "podsim/metrics.h"
 #include "podsim/pod.h"
 
@@ -177,12 +178,24 @@ static void faults_json(const struct pod *p, struct sbuf *b)
     sbuf_printf(b, "{\"pod\":%d,\"port\":%d,\"model\":\"", p->index, p->port);
     sbuf_json_escape(b, p->model, strlen(p->model));
     sbuf_printf(b, "\",\"faults\":{\"fail_rate\":%g,\"refuse\":%s,\"metrics\":\"%s\","
-                   "\"close_after\":%u,\"slowdown\":%g},\"waiting\":%u,\"running\":%u,"
-                   "\"kv_usage\":%.6f,\"inflight\":%llu}",
+                   "\"close_after\":%u,\"slowdown\":%g,\"kv_event_drop_rate\":%g,"
+                   "\"kv_event_delay_ms\":%u},\"waiting\":%u,\"running\":%u,"
+                   "\"kv_usage\":%.6f,\"inflight\":%llu",
                 p->faults.fail_rate, p->faults.refuse ? "true" : "false",
                 modes[p->faults.metrics_mode], p->faults.close_after, p->faults.slowdown,
+                p->faults.kv_drop_rate, p->faults.kv_delay_ms,
                 p->eng.nwaiting, p->eng.nrunning, kv_usage(&p->eng.kv),
                 (unsigned long long)p->inflight);
+    if (p->kvb) { /* what the KV-event faults and the replay endpoint did */
+        struct kvev_counters c;
+        kvev_counters(p->kvb, &c);
+        sbuf_printf(b, ",\"kv_events\":{\"published\":%llu,\"fault_dropped\":%llu,"
+                       "\"ring_lost\":%llu,\"replays\":%llu,\"replayed\":%llu}",
+                    (unsigned long long)c.published, (unsigned long long)c.fault_dropped,
+                    (unsigned long long)c.ring_lost, (unsigned long long)c.replays,
+                    (unsigned long long)c.replayed);
+    }
+    sbuf_puts(b, "}");
 }
 
 int api_apply_faults(struct pod *p, const char *json, const char **err)
@@ -217,8 +230,21 @@ int api_apply_faults(struct pod *p, const char *json, const char **err)
         } else if (!strcmp(k, "slowdown")) {
             if (!cJSON_IsNumber(v) || v->valuedouble < 1) { *err = "slowdown must be a number >= 1"; goto out; }
             f.slowdown = v->valuedouble;
+        } else if (!strcmp(k, "kv_event_drop_rate")) {
+            if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1) {
+                *err = "kv_event_drop_rate must be a number in [0,1]";
+                goto out;
+            }
+            f.kv_drop_rate = v->valuedouble;
+        } else if (!strcmp(k, "kv_event_delay_ms")) {
+            if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 600000) {
+                *err = "kv_event_delay_ms must be a number in [0,600000]";
+                goto out;
+            }
+            f.kv_delay_ms = (uint32_t)v->valuedouble;
         } else {
-            *err = "unknown key (known: fail_rate, refuse, metrics, close_after, slowdown)";
+            *err = "unknown key (known: fail_rate, refuse, metrics, close_after, slowdown, "
+                   "kv_event_drop_rate, kv_event_delay_ms)";
             goto out;
         }
     }
@@ -228,6 +254,10 @@ int api_apply_faults(struct pod *p, const char *json, const char **err)
     }
     p->faults = f;
     p->eng.slowdown = f.slowdown;
+    if (pod_kv_faults(p)) {
+        *err = "out of memory for the KV-event ring";
+        goto out;
+    }
     rc = 0;
 out:
     cJSON_Delete(j);
@@ -253,7 +283,7 @@ static void faults_endpoint(struct pod *p, const struct http_req *req,
 
 static void reset_cache(struct pod *p, struct http_resp *resp)
 {
-    if (engine_reset_prefix_cache(&p->eng))
+    if (pod_reset_prefix_cache(p))
         api_send_error(resp, 503, NULL,
                    "requests are running; the prefix cache was not reset");
     else
@@ -337,7 +367,7 @@ void api_admin_handle(void *ctx, const struct http_req *req,
                 return;
             }
         } else if (!strcmp(action, "reset_prefix_cache")) {
-            if (engine_reset_prefix_cache(&a->pods[i]->eng)) {
+            if (pod_reset_prefix_cache(a->pods[i])) {
                 api_send_error(resp, 503, NULL,
                            "pod %d has requests running; the prefix cache was not reset", i);
                 return;

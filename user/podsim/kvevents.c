@@ -20,7 +20,15 @@
  * forever.
  *
  * Sequence numbers count flush attempts per batch (per pod), from 0, so a
- * batch lost to a send error shows up as a gap. */
+ * batch lost to a send error shows up as a gap.
+ *
+ * The ring (replay and faults): every encoded batch is copied into a ring
+ * of the last `ring_cap` batches (bytes capped too) with the time it is due
+ * on the wire (now, or now + delay) and whether the drop fault ate it.
+ * kvev_tick() sends what is due, in order, and answers replay requests
+ * from the entries already published (a delayed batch is not yet published,
+ * as in vLLM, whose buffer holds sent batches only). A batch that falls out
+ * of the ring before it was sent is lost (counted). */
 #include "podsim/kvevents.h"
 
 #include <errno.h>
@@ -29,10 +37,16 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "common/ev.h"
+
 #ifndef KVEV_MAX_PENDING
 #define KVEV_MAX_PENDING 65536u /* blocks per batch */
 #endif
 #define KVEV_SNDHWM 10000 /* batches queued per subscriber before PUB drops */
+#ifndef KVEV_RING_BYTES
+#define KVEV_RING_BYTES (32u << 20) /* payload bytes the ring may hold */
+#endif
+#define KVEV_RING_DEFAULT 1024      /* batches, when faults alone need a ring */
 
 enum kvev_kind { KVEV_STORED, KVEV_REMOVED, KVEV_CLEARED };
 
@@ -60,6 +74,22 @@ struct kvev_batch {
     uint32_t ntokens, tokens_cap;
 
     msgpack_sbuffer sb; /* payload, reused across flushes */
+
+    const char *(*name)(void *ctx, uint32_t lora_id);
+    void *name_ctx;
+
+    struct ring_ent {
+        uint64_t seq, due_ns;
+        void *data;
+        size_t len;
+        uint8_t sent, drop;
+    } *ring;
+    uint32_t ring_cap, ring_head, ring_n, ring_sent; /* sent: first ring_sent are out */
+    size_t ring_bytes;
+    void *router;          /* replay socket, or NULL */
+    double drop_rate;
+    uint64_t delay_ns, rng;
+    struct kvev_counters cnt;
 };
 
 struct kvev_pub {
@@ -132,10 +162,17 @@ struct kvev_batch *kvev_batch_new(const char *topic, uint32_t block_size)
     return b;
 }
 
+static void ring_pop(struct kvev_batch *b);
+
 void kvev_batch_free(struct kvev_batch *b)
 {
     if (!b)
         return;
+    while (b->ring_n)
+        ring_pop(b);
+    free(b->ring);
+    if (b->router)
+        zmq_close(b->router);
     msgpack_sbuffer_destroy(&b->sb);
     free(b->ev);
     free(b->hashes);
@@ -277,7 +314,8 @@ static int pack_event(msgpack_packer *pk, const struct kvev_batch *b,
     case KVEV_STORED: {
         const uint32_t *t = b->tokens + e->tok_first;
         size_t nt = (size_t)e->n * b->block_size;
-        rc |= msgpack_pack_array(pk, 6) | pack_str(pk, "BlockStored");
+        const char *lname = b->name && e->lora ? b->name(b->name_ctx, e->lora) : NULL;
+        rc |= msgpack_pack_array(pk, b->name ? 8 : 6) | pack_str(pk, "BlockStored");
         rc |= msgpack_pack_array(pk, e->n);
         for (uint32_t i = 0; i < e->n; i++)
             rc |= msgpack_pack_uint64(pk, h[i]);
@@ -289,6 +327,10 @@ static int pack_event(msgpack_packer *pk, const struct kvev_batch *b,
         rc |= msgpack_pack_uint32(pk, b->block_size);
         rc |= e->lora ? msgpack_pack_uint32(pk, e->lora)
                       : msgpack_pack_nil(pk);
+        if (b->name) { /* vLLM >= 0.11: medium, lora_name */
+            rc |= pack_str(pk, "GPU");
+            rc |= lname ? pack_str(pk, lname) : msgpack_pack_nil(pk);
+        }
         break;
     }
     case KVEV_REMOVED:
@@ -324,6 +366,205 @@ static int encode(struct kvev_batch *b, double ts)
     return rc ? -ENOMEM : 0;
 }
 
+static int send_frames(struct kvev_pub *p, const struct kvev_batch *b, uint64_t seq,
+                       const void *data, size_t len)
+{
+    uint8_t sq[8];
+    for (int i = 0; i < 8; i++)
+        sq[i] = (uint8_t)(seq >> (56 - 8 * i));
+    /* zmq_send copies. PUB never blocks: a subscriber past its HWM loses
+     * the whole message, and the send still succeeds. */
+    if (zmq_send(p->sock, b->topic, b->topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(p->sock, sq, sizeof(sq), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(p->sock, data, len, ZMQ_DONTWAIT) < 0) {
+        int err = zmq_errno();
+        return err == EAGAIN ? 0 : -err; /* EAGAIN: dropped, as PUB does */
+    }
+    return 0;
+}
+
+/* ---- the ring ---- */
+
+static struct ring_ent *ring_at(struct kvev_batch *b, uint32_t i)
+{
+    return &b->ring[(b->ring_head + i) % b->ring_cap];
+}
+
+static void ring_pop(struct kvev_batch *b)
+{
+    struct ring_ent *e = ring_at(b, 0);
+    if (!e->sent)
+        b->cnt.ring_lost++; /* never made it out */
+    b->ring_bytes -= e->len;
+    free(e->data);
+    e->data = NULL;
+    b->ring_head = (b->ring_head + 1) % b->ring_cap;
+    b->ring_n--;
+    if (b->ring_sent)
+        b->ring_sent--;
+}
+
+static int ring_alloc(struct kvev_batch *b, uint32_t cap)
+{
+    if (b->ring)
+        return 0;
+    b->ring = calloc(cap ? cap : 1, sizeof(*b->ring));
+    if (!b->ring)
+        return -ENOMEM;
+    b->ring_cap = cap ? cap : 1;
+    return 0;
+}
+
+static int ring_push(struct kvev_batch *b, uint64_t seq, uint64_t due)
+{
+    void *d = malloc(b->sb.size ? b->sb.size : 1);
+    if (!d)
+        return -ENOMEM;
+    memcpy(d, b->sb.data, b->sb.size);
+    while (b->ring_n && (b->ring_n == b->ring_cap ||
+                         b->ring_bytes + b->sb.size > KVEV_RING_BYTES))
+        ring_pop(b);
+    struct ring_ent *e = ring_at(b, b->ring_n++);
+    *e = (struct ring_ent){seq, due, d, b->sb.size, 0, 0};
+    b->ring_bytes += b->sb.size;
+    if (b->drop_rate > 0) { /* xorshift64*: the fault's own draws */
+        b->rng ^= b->rng >> 12, b->rng ^= b->rng << 25, b->rng ^= b->rng >> 27;
+        double u = (double)((b->rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+        e->drop = u < b->drop_rate;
+    }
+    return 0;
+}
+
+/* Sends what is due, in order. */
+static void ring_release(struct kvev_pub *p, struct kvev_batch *b, uint64_t now)
+{
+    while (b->ring_sent < b->ring_n) {
+        struct ring_ent *e = ring_at(b, b->ring_sent);
+        if (e->due_ns > now)
+            break;
+        if (e->drop)
+            b->cnt.fault_dropped++;
+        else
+            send_frames(p, b, e->seq, e->data, e->len);
+        e->sent = 1;
+        b->cnt.published++;
+        b->ring_sent++;
+    }
+}
+
+static void replay_serve(struct kvev_batch *b)
+{
+    for (;;) {
+        zmq_msg_t part[3];
+        int n = 0, more = 1;
+        while (more) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, b->router, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&m);
+                for (int i = 0; i < n && i < 3; i++)
+                    zmq_msg_close(&part[i]);
+                return; /* nothing (more) waiting */
+            }
+            more = zmq_msg_more(&m);
+            if (n < 3)
+                part[n] = m;
+            else
+                zmq_msg_close(&m);
+            n++;
+        }
+        /* [identity, "", start_seq]: anything else is ignored, as vLLM does */
+        if (n == 3 && zmq_msg_size(&part[1]) == 0 && zmq_msg_size(&part[2]) == 8) {
+            const uint8_t *q = zmq_msg_data(&part[2]);
+            uint64_t start = 0;
+            for (int i = 0; i < 8; i++)
+                start = (start << 8) | q[i];
+            const void *id = zmq_msg_data(&part[0]);
+            size_t idn = zmq_msg_size(&part[0]);
+            b->cnt.replays++;
+            for (uint32_t i = 0; i < b->ring_sent; i++) {
+                struct ring_ent *e = ring_at(b, i);
+                if (e->seq < start)
+                    continue;
+                uint8_t sq[8];
+                for (int k = 0; k < 8; k++)
+                    sq[k] = (uint8_t)(e->seq >> (56 - 8 * k));
+                zmq_send(b->router, id, idn, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+                zmq_send(b->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+                zmq_send(b->router, sq, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+                zmq_send(b->router, e->data, e->len, ZMQ_DONTWAIT);
+                b->cnt.replayed++;
+            }
+            static const uint8_t end[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+            zmq_send(b->router, id, idn, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+            zmq_send(b->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+            zmq_send(b->router, end, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+            zmq_send(b->router, "", 0, ZMQ_DONTWAIT);
+        }
+        for (int i = 0; i < n && i < 3; i++)
+            zmq_msg_close(&part[i]);
+    }
+}
+
+void kvev_batch_set_names(struct kvev_batch *b,
+                          const char *(*name)(void *ctx, uint32_t lora_id), void *ctx)
+{
+    b->name = name;
+    b->name_ctx = ctx;
+}
+
+int kvev_batch_set_replay(struct kvev_pub *p, struct kvev_batch *b,
+                          const char *endpoint, uint32_t ring)
+{
+    if (!p || !b || !endpoint || b->router)
+        return -EINVAL;
+    if (!b->ring && ring_alloc(b, ring ? ring : KVEV_RING_DEFAULT))
+        return -ENOMEM;
+    void *r = zmq_socket(p->ctx, ZMQ_ROUTER);
+    int linger = 0, hwm = 100000;
+    if (!r)
+        return -zmq_errno();
+    if (zmq_setsockopt(r, ZMQ_LINGER, &linger, sizeof(linger)) ||
+        zmq_setsockopt(r, ZMQ_SNDHWM, &hwm, sizeof(hwm)) || zmq_bind(r, endpoint)) {
+        int err = zmq_errno();
+        zmq_close(r);
+        return -err;
+    }
+    b->router = r;
+    return 0;
+}
+
+int kvev_set_faults(struct kvev_batch *b, double drop_rate, uint32_t delay_ms, uint64_t seed)
+{
+    if ((drop_rate > 0 || delay_ms) && ring_alloc(b, KVEV_RING_DEFAULT))
+        return -ENOMEM;
+    b->drop_rate = drop_rate;
+    b->delay_ns = (uint64_t)delay_ms * 1000000ull;
+    if (!b->rng)
+        b->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
+    return 0;
+}
+
+int kvev_needs_tick(const struct kvev_batch *b)
+{
+    return b && b->ring;
+}
+
+uint64_t kvev_tick(struct kvev_pub *p, struct kvev_batch *b, uint64_t now_ns)
+{
+    if (!p || !b || !b->ring)
+        return 0;
+    ring_release(p, b, now_ns);
+    if (b->router)
+        replay_serve(b);
+    return b->ring_sent < b->ring_n ? ring_at(b, b->ring_sent)->due_ns : 0;
+}
+
+void kvev_counters(const struct kvev_batch *b, struct kvev_counters *c)
+{
+    *c = b->cnt;
+}
+
 int kvev_flush(struct kvev_pub *p, struct kvev_batch *b, double ts)
 {
     if (!p || !b)
@@ -331,25 +572,18 @@ int kvev_flush(struct kvev_pub *p, struct kvev_batch *b, double ts)
     if (!b->nev)
         return 0;
 
-    uint8_t seq[8];
-    for (int i = 0; i < 8; i++)
-        seq[i] = (uint8_t)(b->seq >> (56 - 8 * i));
-    b->seq++;
-
+    uint64_t seq = b->seq++;
     int rc = encode(b, ts);
     batch_clear(b);
     if (rc)
         return rc;
-
-    /* zmq_send copies, so b->sb is free for reuse as soon as this returns.
-     * PUB never blocks: a subscriber past its HWM loses the whole message,
-     * and the send still succeeds. */
-    if (zmq_send(p->sock, b->topic, b->topic_len,
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(p->sock, seq, sizeof(seq), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(p->sock, b->sb.data, b->sb.size, ZMQ_DONTWAIT) < 0) {
-        int err = zmq_errno();
-        return err == EAGAIN ? 0 : -err; /* EAGAIN: dropped, as PUB does */
+    if (!b->ring) {
+        b->cnt.published++;
+        return send_frames(p, b, seq, b->sb.data, b->sb.size);
     }
+    uint64_t now = ev_now_ns();
+    if (ring_push(b, seq, now + b->delay_ns))
+        return -ENOMEM; /* the batch is lost: a gap the consumer sees */
+    ring_release(p, b, now);
     return 0;
 }

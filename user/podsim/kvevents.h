@@ -9,7 +9,19 @@
  *   ["BlockRemoved", [hash, ...]]
  *   ["AllBlocksCleared"]
  * topic: "kv@<host:port>@<model>". Events of one engine step are batched;
- * consecutive stored blocks of one chain share one BlockStored event. */
+ * consecutive stored blocks of one chain share one BlockStored event.
+ * With adapter names known (kvev_batch_set_names), BlockStored takes the
+ * newer 8-field form: [..., lora_id|nil, "GPU", lora_name|nil].
+ *
+ * Replay (vLLM's ZmqEventPublisher replay_endpoint): a ROUTER socket per
+ * pod answers [identity, "", start_seq (8 bytes BE)] with one
+ * [identity, "", seq, payload] per batch it still holds from start_seq on,
+ * then [identity, "", -1 (8 bytes BE), ""]. The ring keeps the last
+ * `ring` published batches (and at most KVEV_RING_BYTES).
+ *
+ * Faults (issue 11): a share of batches is dropped on the way out (they
+ * still get a sequence number and stay in the ring, as a batch lost in the
+ * network does), or every batch leaves delay_ms late (order kept). */
 #ifndef KVGATE_PODSIM_KVEVENTS_H
 #define KVGATE_PODSIM_KVEVENTS_H
 
@@ -36,6 +48,32 @@ void kvev_cleared(void *ctx);
 /* Sends the pending events (if any) as one batch with timestamp ts (unix
  * seconds) and clears them. 0 or -errno; a full socket drops (ZMQ PUB). */
 int kvev_flush(struct kvev_pub *p, struct kvev_batch *b, double ts);
+/* Adapter names for BlockStored's lora_name field (name(ctx, id) returns
+ * NULL for none). */
+void kvev_batch_set_names(struct kvev_batch *b,
+                          const char *(*name)(void *ctx, uint32_t lora_id), void *ctx);
+
+/* The replay endpoint (bound, e.g. "tcp://127.0.0.1:5600") and a ring of
+ * `ring` batches. 0 or -errno. */
+int kvev_batch_set_replay(struct kvev_pub *p, struct kvev_batch *b,
+                          const char *endpoint, uint32_t ring);
+/* Faults: drop_rate in [0,1], delay_ms; seed for the drop draws. Turning
+ * either on gives the batch a ring (without a replay socket) if it has
+ * none. 0 or -ENOMEM. */
+int kvev_set_faults(struct kvev_batch *b, double drop_rate, uint32_t delay_ms,
+                    uint64_t seed);
+/* Sends delayed batches whose time came and answers replay requests; call
+ * it every few ms while the batch has a ring. Returns the monotonic time
+ * (ns) of the next delayed batch, or 0 when none waits. */
+uint64_t kvev_tick(struct kvev_pub *p, struct kvev_batch *b, uint64_t now_ns);
+/* The batch has a ring (replay or faults): kvev_tick must run. */
+int kvev_needs_tick(const struct kvev_batch *b);
+
+struct kvev_counters {
+    uint64_t published, fault_dropped, ring_lost, replays, replayed;
+};
+void kvev_counters(const struct kvev_batch *b, struct kvev_counters *c);
+
 /* Events pending in b (for tests). */
 size_t kvev_pending(const struct kvev_batch *b);
 

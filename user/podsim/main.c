@@ -37,6 +37,10 @@ static const char USAGE[] =
     "  --lora-load-ms MS        simulated time to load an adapter into a slot (20)\n"
     "  --output-len-mean N      mean natural output length without ignore_eos (128)\n"
     "  --kv-events ENDPOINT     publish KV events on ZMQ PUB, e.g. tcp://127.0.0.1:5557\n"
+    "  --kv-replay-port P       pod i answers KV-event replay requests on ZMQ ROUTER\n"
+    "                           tcp://HOST:P+i (vLLM's replay_endpoint)\n"
+    "  --kv-event-drop-rate F   fault: lose this share of KV-event batches (0)\n"
+    "  --kv-event-delay-ms MS   fault: send every KV-event batch MS late (0)\n"
     "  --admin-port P           process admin API (GET /pods, POST /pods/<i|all>/faults)\n"
     "  --legacy-metrics         vllm:gpu_cache_usage_perc instead of kv_cache_usage_perc\n"
     "  --fail-rate F            fault: answer this fraction of requests with 500\n"
@@ -79,7 +83,7 @@ static int parse_double(const char *flag, const char *s, double *out, double min
 /* ---- flags ---- */
 
 struct opts {
-    uint32_t npods, base_port, max_len, admin_port, seed, out_mean;
+    uint32_t npods, base_port, max_len, admin_port, seed, out_mean, kv_replay_port;
     const char *host, *model, *lora, *kv_events;
     const char *pod_lora[64];
     int npod_lora, legacy;
@@ -92,7 +96,7 @@ enum {
     O_PODS = 256, O_BASE_PORT, O_HOST, O_MODEL, O_PROFILE, O_KV_BLOCKS, O_MAX_SEQS,
     O_MAX_BATCHED, O_MAX_LEN, O_SCALE, O_LORA, O_POD_LORA, O_MAX_LORAS, O_LORA_MS,
     O_OUT_MEAN, O_KV_EVENTS, O_ADMIN, O_LEGACY, O_FAIL, O_REFUSE, O_STALL, O_DROP,
-    O_CLOSE_AFTER, O_SLOWDOWN, O_SEED, O_KEEPALIVE,
+    O_CLOSE_AFTER, O_SLOWDOWN, O_SEED, O_KEEPALIVE, O_KV_REPLAY, O_KV_DROP, O_KV_DELAY,
 };
 
 static const struct option OPTS[] = {
@@ -108,6 +112,8 @@ static const struct option OPTS[] = {
     {"stall-metrics", 0, 0, O_STALL}, {"drop-metrics", 0, 0, O_DROP},
     {"close-after", 1, 0, O_CLOSE_AFTER}, {"slowdown", 1, 0, O_SLOWDOWN},
     {"seed", 1, 0, O_SEED}, {"keep-alive-timeout", 1, 0, O_KEEPALIVE},
+    {"kv-replay-port", 1, 0, O_KV_REPLAY}, {"kv-event-drop-rate", 1, 0, O_KV_DROP},
+    {"kv-event-delay-ms", 1, 0, O_KV_DELAY},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0},
 };
 
@@ -135,6 +141,10 @@ static int engine_flag(int c, const char *arg, struct opts *o)
     case O_CLOSE_AFTER: return parse_u32("--close-after", arg, &o->f0.close_after, 1);
     case O_SLOWDOWN: return parse_double("--slowdown", arg, &o->f0.slowdown, 1, 1e6);
     case O_SEED: return parse_u32("--seed", arg, &o->seed, 0);
+    case O_KV_DROP:
+        return parse_double("--kv-event-drop-rate", arg, &o->f0.kv_drop_rate, 0, 1);
+    case O_KV_DELAY: return parse_u32("--kv-event-delay-ms", arg, &o->f0.kv_delay_ms, 0);
+    case O_KV_REPLAY: return parse_u32("--kv-replay-port", arg, &o->kv_replay_port, 1);
     }
     return -1;
 }
@@ -196,6 +206,11 @@ static int parse_flags(int argc, char **argv, struct opts *o)
     }
     if (o->base_port + o->npods - 1 > 65535) {
         LOG_ERR("--base-port %u + --pods %u exceeds port 65535", o->base_port, o->npods);
+        return 2;
+    }
+    if (o->kv_replay_port && (!o->kv_events || o->kv_replay_port + o->npods - 1 > 65535)) {
+        LOG_ERR(o->kv_events ? "--kv-replay-port %u + --pods exceeds port 65535"
+                             : "--kv-replay-port %u needs --kv-events", o->kv_replay_port);
         return 2;
     }
     return 0;
@@ -272,6 +287,8 @@ static int pod_setup(struct podsim *ps, struct pod *p, const struct opts *o, uin
         if (!p->kvb)
             return -1;
         p->eng.kv.obs = (struct kv_observer){p->kvb, kvev_stored, kvev_removed, kvev_cleared};
+        if (pod_kv_setup(p, o->host, o->kv_replay_port ? o->kv_replay_port + i : 0))
+            return -1;
     }
     return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "common/ev.h"
 #include "podsim/kvevents.h"
+#include "common/log.h"
 
 double pod_now(const struct pod *p)
 {
@@ -82,6 +83,66 @@ void pod_note_lora(struct pod *p)
 
 static void pod_kick(struct pod *p);
 
+#define KV_TICK_NS (10ull * 1000 * 1000)
+
+/* Replay requests are polled (the ROUTER's descriptor is edge-triggered
+ * and shared with ZMQ's own thread): every 10 ms while the ring exists. */
+static void on_kv_tick(struct ev_loop *l, void *arg)
+{
+    struct pod *p = arg;
+    uint64_t now = ev_now_ns();
+    uint64_t due = kvev_tick(p->kvpub, p->kvb, now);
+    uint64_t next = now + KV_TICK_NS;
+    if (due && due < next)
+        next = due > now ? due : now + 1;
+    p->kv_timer = ev_timer_at(l, next, on_kv_tick, p);
+}
+
+static const char *lora_name(void *ctx, uint32_t id)
+{
+    const struct engine *e = ctx;
+    return id >= 1 && id <= e->nloras ? e->loras[id - 1].name : NULL;
+}
+
+int pod_kv_faults(struct pod *p)
+{
+    if (!p->kvb)
+        return 0;
+    int rc = kvev_set_faults(p->kvb, p->faults.kv_drop_rate, p->faults.kv_delay_ms,
+                             p->rng ^ 0x6b76);
+    if (!rc)
+        pod_kv_arm(p);
+    return rc;
+}
+
+int pod_kv_setup(struct pod *p, const char *host, uint32_t replay_port)
+{
+    kvev_batch_set_names(p->kvb, lora_name, &p->eng);
+    if (replay_port) {
+        char ep[300];
+        snprintf(ep, sizeof(ep), strchr(host, ':') ? "tcp://[%s]:%u" : "tcp://%s:%u", host,
+                 replay_port);
+        int rc = kvev_batch_set_replay(p->kvpub, p->kvb, ep, 0);
+        if (rc) {
+            LOG_ERR("pod %d: KV-event replay on %s: %s", p->index, ep, strerror(-rc));
+            return -1;
+        }
+    }
+    if (pod_kv_faults(p)) {
+        LOG_ERR("pod %d: out of memory for the KV-event ring", p->index);
+        return -1;
+    }
+    pod_kv_arm(p);
+    return 0;
+}
+
+void pod_kv_arm(struct pod *p)
+{
+    if (p->kv_timer || !p->kvpub || !kvev_needs_tick(p->kvb))
+        return;
+    p->kv_timer = ev_timer_at(p->loop, ev_now_ns() + KV_TICK_NS, on_kv_tick, p);
+}
+
 static void on_step_done(struct ev_loop *l, void *arg)
 {
     struct pod *p = arg;
@@ -105,6 +166,14 @@ static void pod_kick(struct pod *p)
         return;
     uint64_t wall_ns = (uint64_t)(ms * 1e6 * p->time_scale);
     p->step_timer = ev_timer_at(p->loop, ev_now_ns() + wall_ns, on_step_done, p);
+}
+
+int pod_reset_prefix_cache(struct pod *p)
+{
+    int rc = engine_reset_prefix_cache(&p->eng);
+    if (!rc && p->kvpub && p->kvb)
+        kvev_flush(p->kvpub, p->kvb, pod_unix_now());
+    return rc;
 }
 
 void pod_submit(struct pod *p, struct sim_req *r)

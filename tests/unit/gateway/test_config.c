@@ -561,6 +561,42 @@ TEST(metrics_keys)
     CHECK_ERR("{\"metrics\":{\"tenants\":1}}", "metrics: unknown key \"tenants\"");
 }
 
+/* issue 11: KV events per pod, and the subscriber's section */
+TEST(kv_events_keys)
+{
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_EQ(cfg.kv_max_entries, 1u << 20);
+    CHECK_EQ(cfg.kv_replay_timeout_ms, 2000);
+    CHECK_EQ(cfg.kv_silence_ms, 3000);
+    CHECK_EQ(cfg.kv_silence_tokens, 4096);
+    CHECK_EQ(parse("{\"pods\":[{\"url\":\"http://10.0.0.1:8000\","
+                   "\"kv_events\":\"tcp://10.0.0.1:5557\",\"kv_replay\":\"tcp://10.0.0.1:5558\","
+                   "\"kv_topic\":\"kv@\"},{\"url\":\"http://10.0.0.2:8000\"}],"
+                   "\"kv_events\":{\"max_entries\":4096,\"replay_timeout_ms\":50,"
+                   "\"silence_ms\":100,\"silence_tokens\":64}}"),
+             0);
+    CHECK_STR(cfg.pods[0].kv_events, "tcp://10.0.0.1:5557");
+    CHECK_STR(cfg.pods[0].kv_replay, "tcp://10.0.0.1:5558");
+    CHECK_STR(cfg.pods[0].kv_topic, "kv@");
+    CHECK_STR(cfg.pods[1].kv_events, "");
+    CHECK_EQ(cfg.kv_max_entries, 4096);
+    CHECK_EQ(cfg.kv_replay_timeout_ms, 50);
+    CHECK_EQ(cfg.kv_silence_ms, 100);
+    CHECK_EQ(cfg.kv_silence_tokens, 64);
+    CHECK_EQ(parse("{\"pods\":[{\"url\":\"http://10.0.0.1:8000\","
+                   "\"kv_events\":\"ipc:///run/vllm-kv\"}]}"),
+             0);
+    CHECK_ERR("{\"pods\":[{\"url\":\"http://10.0.0.1:1\",\"kv_events\":\"udp://x:1\"}]}",
+              "pods[0].kv_events: \"udp://x:1\": expected tcp://host:port or ipc://path");
+    CHECK_ERR("{\"pods\":[{\"url\":\"http://10.0.0.1:1\",\"kv_events\":\"tcp://x\"}]}",
+              "pods[0].kv_events: \"tcp://x\": missing port");
+    CHECK_ERR("{\"pods\":[{\"url\":\"http://10.0.0.1:1\",\"kv_replay\":\"tcp://x:2\"}]}",
+              "pods[0]: \"kv_replay\" needs \"kv_events\"");
+    CHECK_ERR("{\"kv_events\":{\"max_entries\":10}}",
+              "kv_events.max_entries: expected an integer in [1024, 268435456]");
+    CHECK_ERR("{\"kv_events\":{\"window\":1}}", "kv_events: unknown key \"window\"");
+}
+
 /* issue 9: bounds on what pods send and on the access log's queue */
 TEST(scrape_and_log_bounds)
 {
@@ -639,6 +675,7 @@ int main(void)
     RUN(defaults);
     RUN(admin_exposure);
     RUN(metrics_keys);
+    RUN(kv_events_keys);
     RUN(splice_keys);
     RUN(full_config);
     RUN(overrides);

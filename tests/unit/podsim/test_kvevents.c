@@ -385,6 +385,87 @@ TEST(two_batches_one_socket)
     wire_close(&w);
 }
 
+/* Replay (as vLLM's ROUTER answers a DEALER/REQ) and the loss fault: every
+ * batch dropped on the way out is still numbered and replayable. */
+TEST(replay_and_drop_fault)
+{
+    struct wire w;
+    struct kvev_batch *b = kvev_batch_new("kv@h:1@m", BS);
+    int ok = wire_open(&w) == 0 && b;
+    CHECK(ok);
+    if (!ok) {
+        wire_close(&w);
+        kvev_batch_free(b);
+        return;
+    }
+    CHECK_EQ(kvev_batch_set_replay(w.pub, b, "tcp://127.0.0.1:*", 2), 0);
+    char rep[256];
+    size_t sz = sizeof(rep);
+    zmq_getsockopt(b->router, ZMQ_LAST_ENDPOINT, rep, &sz);
+    CHECK_EQ(kvev_set_faults(b, 1.0, 0, 7), 0);
+    CHECK(kvev_needs_tick(b));
+    for (int i = 0; i < 3; i++) {
+        kvev_removed(b, 100 + (uint64_t)i);
+        CHECK_EQ(kvev_flush(w.pub, b, 1.0), 0);
+    }
+    struct kvev_counters c;
+    kvev_counters(b, &c);
+    CHECK_EQ(c.fault_dropped, 3);
+    CHECK_EQ(c.published, 3);
+    /* nothing reached the subscriber */
+    CHECK_EQ(zmq_poll(&(zmq_pollitem_t){w.sub, 0, ZMQ_POLLIN, 0}, 1, 100), 0);
+    /* ask from seq 0: the ring holds 2 batches (1, 2), then the end mark */
+    void *d = zmq_socket(w.ctx, ZMQ_DEALER);
+    int tmo = 2000, linger = 0;
+    zmq_setsockopt(d, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+    zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof(linger));
+    CHECK_EQ(zmq_connect(d, rep), 0);
+    uint8_t start[8] = {0};
+    zmq_send(d, "", 0, ZMQ_SNDMORE);
+    zmq_send(d, start, 8, 0);
+    uint64_t got[4];
+    int n = 0, end = 0;
+    for (int spin = 0; spin < 400 && !end; spin++) {
+        kvev_tick(w.pub, b, ev_now_ns());
+        if (zmq_poll(&(zmq_pollitem_t){d, 0, ZMQ_POLLIN, 0}, 1, 5) <= 0)
+            continue;
+        char *f0, *f1, *f2;
+        int more;
+        recv_frame(d, &f0, &more);
+        int ns = recv_frame(d, &f1, &more);
+        int np = recv_frame(d, &f2, &more);
+        CHECK_EQ(ns, 8);
+        if (ns == 8 && be64(f1) == UINT64_MAX) {
+            end = 1;
+            CHECK_EQ(np, 0);
+        } else if (ns == 8 && n < 4) {
+            got[n++] = be64(f1);
+            CHECK(np > 0);
+        }
+        free(f0), free(f1), free(f2);
+    }
+    CHECK(end);
+    CHECK_EQ(n, 2);
+    CHECK(n == 2 && got[0] == 1 && got[1] == 2);
+    kvev_counters(b, &c);
+    CHECK_EQ(c.replays, 1);
+    CHECK_EQ(c.replayed, 2);
+    /* delay: a batch is due later and not replayable before it is out */
+    CHECK_EQ(kvev_set_faults(b, 0, 50, 7), 0);
+    kvev_removed(b, 9);
+    kvev_flush(w.pub, b, 1.0);
+    uint64_t due = kvev_tick(w.pub, b, ev_now_ns());
+    CHECK(due > ev_now_ns());
+    CHECK(kvev_tick(w.pub, b, due) == 0);
+    struct frames f;
+    if (recv_batch(w.sub, &f) == 0)
+        CHECK_EQ(be64(f.seq), 3);
+    frames_free(&f);
+    zmq_close(d);
+    kvev_batch_free(b);
+    wire_close(&w);
+}
+
 int main(void)
 {
     RUN(coalescing);
@@ -392,5 +473,6 @@ int main(void)
     RUN(open_errors);
     RUN(batch_on_the_wire);
     RUN(two_batches_one_socket);
+    RUN(replay_and_drop_fault);
     return harness_done();
 }
