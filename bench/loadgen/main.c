@@ -51,6 +51,8 @@ static const char USAGE[] =
     "  --out FILE.json          every request and the summary\n"
     "  --summary-json FILE      the summary only\n"
     "  --slo TTFT_MS,TPOT_MS    goodput: requests/s meeting both (simulated ms)\n"
+    "  --fleet-kv-blocks N      the pods' KV capacity in all (16-token blocks): adds\n"
+    "                           the finite-cache ideal hit rate (one LRU of N blocks)\n"
     "  --quiet                  print only the summary table\n"
     "  --dry-run                describe the workload (size, ideal hit rate) and exit\n"
     "  --transport http1|h2c    HTTP/1.1, or HTTP/2 cleartext by prior knowledge (http1)\n"
@@ -65,7 +67,7 @@ enum {
     O_DURATION, O_REQUESTS, O_SEED, O_WORKLOAD, O_MODEL, O_GROUPS, O_PPG, O_SYSLEN,
     O_QLEN, O_OLEN, O_PLEN, O_SESSIONS, O_TURNS, O_THINK, O_HOT, O_ADAPTERS, O_SKEW,
     O_TRACE, O_TSPEED, O_OUT, O_SUMMARY, O_SLO, O_QUIET, O_DRY, O_TRANSPORT,
-    O_H2STREAMS, O_SESSCONNS,
+    O_H2STREAMS, O_SESSCONNS, O_FLEETKV,
 };
 
 static const struct option OPTS[] = {
@@ -87,7 +89,8 @@ static const struct option OPTS[] = {
     { "quiet", 0, 0, O_QUIET },           { "dry-run", 0, 0, O_DRY },
     { "transport", 1, 0, O_TRANSPORT },   { "h2-streams", 1, 0, O_H2STREAMS },
     { "help", 0, 0, 'h' },
-    { "session-conns", 0, 0, O_SESSCONNS }, { 0, 0, 0, 0 },
+    { "session-conns", 0, 0, O_SESSCONNS }, { "fleet-kv-blocks", 1, 0, O_FLEETKV },
+    { 0, 0, 0, 0 },
 };
 
 static int num(const char *flag, const char *s, double min, double max, double *out)
@@ -222,6 +225,14 @@ int main(int argc, char **argv)
         case O_TRANSPORT: cfg.transport = optarg; break;
         case O_H2STREAMS: bad = u32(name, optarg, 1, &cfg.h2_streams); break;
         case O_SESSCONNS: cfg.session_conns = 1; break;
+        case O_FLEETKV:
+            bad = num(name, optarg, 1, (double)LG_IDEAL_MAX_CAPACITY, &v);
+            if (!bad && v != floor(v)) {
+                fprintf(stderr, "loadgen: --fleet-kv-blocks: expected an integer, got '%s'\n", optarg);
+                bad = 1;
+            }
+            cfg.fleet_kv_blocks = (uint64_t)v;
+            break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: fputs(USAGE, stderr); return 1;
         }
@@ -251,8 +262,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "loadgen: %s\n", err);
         return 1;
     }
-    uint64_t ih = 0, ip = 0;
-    double ideal = lg_wl_ideal(&wl, &ih, &ip);
+    struct lg_wl_ideals ideals;
+    lg_wl_ideals(&wl, cfg.fleet_kv_blocks, &ideals);
+    double ideal = ideals.infinite;
+    uint64_t ip = ideals.prompt;
     if (!cfg.quiet || dry) {
         double last = 0;
         for (size_t k = 0; k < wl.norder; k++)
@@ -265,6 +278,17 @@ int main(int argc, char **argv)
                 lg_wl_kind_name(spec.kind), wl.n, wl.norder, last, (unsigned long long)ip,
                 100 * ideal,
                 spec.kind == LG_WL_MULTI_TURN ? "; answers stand-ins of --output-len" : "");
+        fprintf(stderr, "loadgen: cacheable set %llu blocks of 16 tokens (%llu tokens)",
+                (unsigned long long)ideals.distinct_blocks,
+                (unsigned long long)ideals.distinct_blocks * LG_BLOCK_TOKENS);
+        if (cfg.fleet_kv_blocks)
+            fprintf(stderr, " = %.1f%% of the fleet's %llu blocks; finite-cache ideal %.2f%% "
+                            "(one LRU of the fleet's blocks, perfect routing) = %.1f%% of the "
+                            "infinite-cache ideal",
+                    100.0 * (double)ideals.distinct_blocks / (double)cfg.fleet_kv_blocks,
+                    (unsigned long long)cfg.fleet_kv_blocks, 100 * ideals.finite,
+                    ideal > 0 ? 100 * ideals.finite / ideal : 100.0);
+        fprintf(stderr, "\n");
     }
     if (dry) {
         printf("%.6f\n", ideal);
@@ -292,7 +316,7 @@ int main(int argc, char **argv)
         .seed = (unsigned long long)spec.seed,
     };
     int status = 1;
-    if (lg_summarize(&run, ideal, &s)) {
+    if (lg_summarize(&run, ideal, ideals.finite, &s)) {
         fprintf(stderr, "loadgen: out of memory summarising\n");
     } else {
         status = s.ok ? 0 : 2;

@@ -568,10 +568,22 @@ long lg_wl_next_turn(const struct lg_workload *w, size_t i)
 
 double lg_wl_ideal(struct lg_workload *w, uint64_t *hit, uint64_t *prompt)
 {
+    struct lg_wl_ideals out;
+    lg_wl_ideals(w, 0, &out);
+    if (hit)
+        *hit = out.hit;
+    if (prompt)
+        *prompt = out.prompt;
+    return out.infinite;
+}
+
+void lg_wl_ideals(struct lg_workload *w, uint64_t fleet_kv_blocks, struct lg_wl_ideals *out)
+{
     struct lg_ideal d;
     struct sbuf body, rend;
     struct lg_wl_meta meta;
     lg_ideal_init(&d);
+    lg_ideal_set_capacity(&d, fleet_kv_blocks);
     sbuf_init(&body);
     sbuf_init(&rend);
     /* schedule order; multi-turn: turn by turn across sessions in start order */
@@ -585,13 +597,13 @@ double lg_wl_ideal(struct lg_workload *w, uint64_t *hit, uint64_t *prompt)
                 lg_ideal_add(&d, meta.model, rend.data, rend.len);
         }
     }
-    double rate = lg_ideal_rate(&d);
-    if (hit)
-        *hit = d.hit_tokens;
-    if (prompt)
-        *prompt = d.prompt_tokens;
+    out->infinite = lg_ideal_rate(&d);
+    out->finite = lg_ideal_finite_rate(&d);
+    out->hit = d.hit_tokens;
+    out->finite_hit = d.finite_hit_tokens;
+    out->prompt = d.prompt_tokens;
+    out->distinct_blocks = d.n;
     sbuf_free(&body);
     sbuf_free(&rend);
     lg_ideal_free(&d);
-    return rate;
 }

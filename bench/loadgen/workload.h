@@ -119,6 +119,15 @@ long lg_wl_next_turn(const struct lg_workload *w, size_t i);
  * placeholders of the right length); hit and prompt tokens in *hit, *prompt. */
 double lg_wl_ideal(struct lg_workload *w, uint64_t *hit, uint64_t *prompt);
 
+/* Both ceilings predicted before the run (ideal.h), the finite one for a
+ * fleet of fleet_kv_blocks 16-token blocks (0: not computed, finite = -1). */
+struct lg_wl_ideals {
+    double infinite, finite;
+    uint64_t hit, finite_hit, prompt;
+    uint64_t distinct_blocks; /* the workload's cacheable set, in 16-token blocks */
+};
+void lg_wl_ideals(struct lg_workload *w, uint64_t fleet_kv_blocks, struct lg_wl_ideals *out);
+
 int lg_wl_kind_parse(const char *s, enum lg_wl_kind *out);
 const char *lg_wl_kind_name(enum lg_wl_kind k);
 
