@@ -30,11 +30,11 @@ static const char USAGE[] =
     "  --requests N             at most N requests (default: the workload's size)\n"
     "  --seed N                 workload and schedule seed (1)\n"
     "workload\n"
-    "  --workload KIND          shared-prefix | multi-turn | no-sharing | hot-prefix |\n"
-    "                           lora-mix | trace (shared-prefix)\n"
+    "  --workload KIND          shared-prefix | prefix-pool | multi-turn | no-sharing |\n"
+    "                           hot-prefix | lora-mix | trace (shared-prefix)\n"
     "  --model NAME             (meta-llama/Llama-3.1-8B-Instruct)\n"
     "  --groups G               distinct system prompts (4; multi-turn: one per session)\n"
-    "  --prompts-per-group P    (16)\n"
+    "  --prompts-per-group P    shared-prefix size G x P; prefix-pool: the pool (16)\n"
     "  --system-len S           system prompt tokens (1024)\n"
     "  --question-len Q         question / user turn tokens (64)\n"
     "  --output-len O           output tokens, max_tokens with ignore_eos (128)\n"
@@ -47,6 +47,9 @@ static const char USAGE[] =
     "  --trace FILE.jsonl       Mooncake trace (timestamp ms, input_length,\n"
     "                           output_length, hash_ids)\n"
     "  --trace-speedup X        replay X times faster (1)\n"
+    "  --trace-block-tokens B   tokens a hash id stands for (512): input and output\n"
+    "                           lengths scale by B/512, the sharing stays exact\n"
+    "  --trace-max-input N      cut (scaled) prompts longer than N tokens (none)\n"
     "output\n"
     "  --out FILE.json          every request and the summary\n"
     "  --summary-json FILE      the summary only\n"
@@ -67,7 +70,7 @@ enum {
     O_DURATION, O_REQUESTS, O_SEED, O_WORKLOAD, O_MODEL, O_GROUPS, O_PPG, O_SYSLEN,
     O_QLEN, O_OLEN, O_PLEN, O_SESSIONS, O_TURNS, O_THINK, O_HOT, O_ADAPTERS, O_SKEW,
     O_TRACE, O_TSPEED, O_OUT, O_SUMMARY, O_SLO, O_QUIET, O_DRY, O_TRANSPORT,
-    O_H2STREAMS, O_SESSCONNS, O_FLEETKV,
+    O_H2STREAMS, O_SESSCONNS, O_FLEETKV, O_TBLOCK, O_TMAXIN,
 };
 
 static const struct option OPTS[] = {
@@ -90,6 +93,7 @@ static const struct option OPTS[] = {
     { "transport", 1, 0, O_TRANSPORT },   { "h2-streams", 1, 0, O_H2STREAMS },
     { "help", 0, 0, 'h' },
     { "session-conns", 0, 0, O_SESSCONNS }, { "fleet-kv-blocks", 1, 0, O_FLEETKV },
+    { "trace-block-tokens", 1, 0, O_TBLOCK }, { "trace-max-input", 1, 0, O_TMAXIN },
     { 0, 0, 0, 0 },
 };
 
@@ -210,6 +214,14 @@ int main(int argc, char **argv)
         case O_SKEW: bad = num(name, optarg, 0, 100, &spec.skew); break;
         case O_TRACE: spec.trace_path = optarg; break;
         case O_TSPEED: bad = num(name, optarg, 1e-6, 1e6, &spec.trace_speedup); break;
+        case O_TBLOCK:
+            bad = u32(name, optarg, 1, &spec.trace_block_tokens);
+            if (!bad && spec.trace_block_tokens > 65536) {
+                fprintf(stderr, "loadgen: --trace-block-tokens: at most 65536\n");
+                bad = 1;
+            }
+            break;
+        case O_TMAXIN: bad = u32(name, optarg, 1, &spec.trace_max_input); break;
         case O_OUT: out = optarg; break;
         case O_SUMMARY: summary = optarg; break;
         case O_SLO:
@@ -278,6 +290,14 @@ int main(int argc, char **argv)
                 lg_wl_kind_name(spec.kind), wl.n, wl.norder, last, (unsigned long long)ip,
                 100 * ideal,
                 spec.kind == LG_WL_MULTI_TURN ? "; answers stand-ins of --output-len" : "");
+        if (spec.kind == LG_WL_TRACE)
+            fprintf(stderr, "loadgen: trace %s: %zu requests read, %zu replayed (x%g speed); a hash "
+                            "id stands for %u tokens (lengths x %g); %zu prompts cut to %u tokens\n",
+                    spec.trace_path, wl.trace_lines, wl.n, spec.trace_speedup,
+                    spec.trace_block_tokens ? spec.trace_block_tokens : LG_TRACE_BLOCK_TOKENS,
+                    (double)(spec.trace_block_tokens ? spec.trace_block_tokens : LG_TRACE_BLOCK_TOKENS) /
+                        LG_TRACE_BLOCK_TOKENS,
+                    wl.trace_cut, spec.trace_max_input);
         fprintf(stderr, "loadgen: cacheable set %llu blocks of 16 tokens (%llu tokens)",
                 (unsigned long long)ideals.distinct_blocks,
                 (unsigned long long)ideals.distinct_blocks * LG_BLOCK_TOKENS);
