@@ -50,6 +50,8 @@ static const char USAGE[] =
     "  --trace-block-tokens B   tokens a hash id stands for (512): input and output\n"
     "                           lengths scale by B/512, the sharing stays exact\n"
     "  --trace-max-input N      cut (scaled) prompts longer than N tokens (none)\n"
+    "  --trace-start S          skip the trace's first S seconds (0)\n"
+    "  --trace-window S         replay S seconds of trace time from there (to the end)\n"
     "output\n"
     "  --out FILE.json          every request and the summary\n"
     "  --summary-json FILE      the summary only\n"
@@ -70,7 +72,7 @@ enum {
     O_DURATION, O_REQUESTS, O_SEED, O_WORKLOAD, O_MODEL, O_GROUPS, O_PPG, O_SYSLEN,
     O_QLEN, O_OLEN, O_PLEN, O_SESSIONS, O_TURNS, O_THINK, O_HOT, O_ADAPTERS, O_SKEW,
     O_TRACE, O_TSPEED, O_OUT, O_SUMMARY, O_SLO, O_QUIET, O_DRY, O_TRANSPORT,
-    O_H2STREAMS, O_SESSCONNS, O_FLEETKV, O_TBLOCK, O_TMAXIN,
+    O_H2STREAMS, O_SESSCONNS, O_FLEETKV, O_TBLOCK, O_TMAXIN, O_TSTART, O_TWINDOW,
 };
 
 static const struct option OPTS[] = {
@@ -94,6 +96,7 @@ static const struct option OPTS[] = {
     { "help", 0, 0, 'h' },
     { "session-conns", 0, 0, O_SESSCONNS }, { "fleet-kv-blocks", 1, 0, O_FLEETKV },
     { "trace-block-tokens", 1, 0, O_TBLOCK }, { "trace-max-input", 1, 0, O_TMAXIN },
+    { "trace-start", 1, 0, O_TSTART },    { "trace-window", 1, 0, O_TWINDOW },
     { 0, 0, 0, 0 },
 };
 
@@ -222,6 +225,8 @@ int main(int argc, char **argv)
             }
             break;
         case O_TMAXIN: bad = u32(name, optarg, 1, &spec.trace_max_input); break;
+        case O_TSTART: bad = num(name, optarg, 0, 1e12, &spec.trace_start); break;
+        case O_TWINDOW: bad = num(name, optarg, 1e-3, 1e12, &spec.trace_window); break;
         case O_OUT: out = optarg; break;
         case O_SUMMARY: summary = optarg; break;
         case O_SLO:
@@ -291,9 +296,11 @@ int main(int argc, char **argv)
                 100 * ideal,
                 spec.kind == LG_WL_MULTI_TURN ? "; answers stand-ins of --output-len" : "");
         if (spec.kind == LG_WL_TRACE)
-            fprintf(stderr, "loadgen: trace %s: %zu requests read, %zu replayed (x%g speed); a hash "
-                            "id stands for %u tokens (lengths x %g); %zu prompts cut to %u tokens\n",
-                    spec.trace_path, wl.trace_lines, wl.n, spec.trace_speedup,
+            fprintf(stderr, "loadgen: trace %s: %zu requests read, %zu replayed (trace time from %g s%s, "
+                            "x%g speed); a hash id stands for %u tokens (lengths x %g); %zu prompts "
+                            "cut to %u tokens\n",
+                    spec.trace_path, wl.trace_lines, wl.n, spec.trace_start,
+                    spec.trace_window > 0 ? " for --trace-window" : " to the end", spec.trace_speedup,
                     spec.trace_block_tokens ? spec.trace_block_tokens : LG_TRACE_BLOCK_TOKENS,
                     (double)(spec.trace_block_tokens ? spec.trace_block_tokens : LG_TRACE_BLOCK_TOKENS) /
                         LG_TRACE_BLOCK_TOKENS,

@@ -484,10 +484,20 @@ static int gen_trace(struct lg_workload *w, char *err, size_t errlen)
         for (size_t k = 0; k < n; k++)
             idx[k] = (uint32_t)k;
         qsort_r(idx, n, sizeof(*idx), cmp_trace, ts);
-        double t0 = ts[idx[0]], speed = s->trace_speedup > 0 ? s->trace_speedup : 1.0;
+        /* the window [start, start + window) of trace time, replayed from
+         * its first request on, speed times faster */
+        double from = s->trace_start * 1000.0;
+        double to = s->trace_window > 0 ? from + s->trace_window * 1000.0 : INFINITY;
+        size_t k0 = 0;
+        while (k0 < n && ts[idx[k0]] < from)
+            k0++;
+        double t0 = k0 < n ? ts[idx[k0]] : 0, speed = s->trace_speedup > 0 ? s->trace_speedup : 1.0;
         size_t m = 0;
         rc = alloc_items(w, n, err, errlen);
-        for (size_t k = 0; !rc && k < n; k++) {
+        if (!rc && (k0 == n || ts[idx[k0]] >= to))
+            rc = fail(err, errlen, "--trace %s: no request in the window of trace time [%g s, %g s)",
+                      s->trace_path, s->trace_start, to / 1000.0);
+        for (size_t k = k0; !rc && k < n && ts[idx[k]] < to; k++) {
             double at = (ts[idx[k]] - t0) / 1000.0 / speed;
             if (s->duration > 0 && at >= s->duration)
                 break;

@@ -72,6 +72,8 @@ struct lg_wl_spec {
     uint32_t trace_block_tokens; /* tokens a hash id stands for here (0 = 512): input and
                                     output lengths scale by trace_block_tokens / 512 */
     uint32_t trace_max_input;  /* scaled prompts longer than this are cut (0 = none) */
+    double trace_start;        /* trace seconds skipped (timestamps < start x 1000) */
+    double trace_window;       /* trace seconds replayed from trace_start (0 = to the end) */
     uint32_t requests;         /* cap on requests; 0 = the workload's natural size */
     double duration;           /* simulated s; arrivals after it are not sent; 0 = none */
     struct lg_sched_cfg sched; /* arrival process (rate = requests/s; multi-turn: sessions/s) */
