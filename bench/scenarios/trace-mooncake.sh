@@ -67,7 +67,7 @@ SC_ARGS=(--workload trace --trace "$MC_FILE" --trace-block-tokens 128 --trace-ma
          --trace-start 600 --trace-window "$MC_WINDOW")
 SC_KV_BLOCKS=6750
 SC_RATE_FLAG=--trace-speedup
-SC_RATES="5 10 15 20 25"
+SC_RATES="5 10 15 20"
 SC_QUICK_RATES="8 20"
 SC_DURATION=600 # a cap only: the window ends every run (60 s simulated at x5)
 SC_SLO=1000,50
