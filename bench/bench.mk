@@ -2,7 +2,7 @@
 #
 #   make bench         every default scenario (shared-prefix, multi-turn,
 #                      no-sharing, hot-prefix), 4-5 rates each, 6 targets;
-#                      about 13 minutes on a 2-core machine
+#                      about 16 minutes on a 2-core machine
 #   make bench-quick   shared-prefix at 2 rates, 6 targets; under 3 minutes
 #   make bench-splice  kvgated with and without the sockmap splice of
 #                      session flows (bench/splice/run; root, bpffs), ~2 min
@@ -18,13 +18,25 @@
 BENCH_ARGS ?=
 BENCH_BINS := $(OUT)/kvgate-podsim $(OUT)/kvgated $(OUT)/loadgen
 
-.PHONY: bench bench-quick bench-splice
+# Issue 11 (token-exact routing) scenarios, 1 and 3 kvgated replicas next to
+# the third-party baselines (trace-mooncake fetches its trace first):
+#   make bench-issue11         cache-pressure + trace-mooncake + multi-turn, full sweeps (~25 min)
+#   make bench-issue11-quick   cache-pressure + trace-mooncake, 2 rates each (~3 min)
+BENCH11_TARGETS ?= kvgate-prefix kvgate-prefix-x3 nginx-rr nginx-lc haproxy-lc
+
+.PHONY: bench bench-quick bench-splice bench-issue11 bench-issue11-quick
 bench: $(BENCH_BINS)
 	$(Q)bench/run $(BENCH_ARGS)
 bench-quick: $(BENCH_BINS)
 	$(Q)bench/run --quick $(BENCH_ARGS)
 bench-splice: $(BENCH_BINS)
 	$(Q)bench/splice/run $(BENCH_ARGS)
+bench-issue11: $(BENCH_BINS)
+	$(Q)bench/run --scenario cache-pressure --scenario trace-mooncake --scenario multi-turn \
+	    --targets "$(BENCH11_TARGETS)" --out bench/results/$$(date +%F)-issue11 $(BENCH_ARGS)
+bench-issue11-quick: $(BENCH_BINS)
+	$(Q)bench/run --quick --scenario cache-pressure --scenario trace-mooncake \
+	    --targets "$(BENCH11_TARGETS)" --out bench/results/$$(date +%F)-issue11-quick $(BENCH_ARGS)
 
 # KV-event ingestion (issue 11): events/s one thread absorbs through
 # kvev_decode + kvindex. `make kvev-bench` builds and runs it.

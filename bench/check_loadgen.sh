@@ -12,6 +12,10 @@
 # 5. h2c: the same seeded workload over HTTP/1.1 and h2c (cold caches each
 #    time) gives the same tokens and cached tokens request by request; h2c's
 #    TTFT mean within 10% (+1.5 ms) of the pods' own and within 20% of HTTP/1.1's.
+# 6. one pod of 600 KV blocks: its hit rate within a few points of the
+#    finite-cache ideal (the pod's cache is the whole fleet's), well below the
+#    infinite one; a scaled Mooncake-format trace counted and cached as the
+#    pod counts and caches it.
 . "$(dirname "$0")/../tests/e2e/lib.sh" # cds to the repo root; check/finish/start_podsim
 
 [ -x build/kvgate-podsim ] || make -s build/kvgate-podsim >/dev/null || skip_all "cannot build build/kvgate-podsim"
@@ -215,7 +219,48 @@ t_h2c() {
 }
 check "h2c: same tokens and cached tokens per request as http1; TTFT agrees with podsim's" t_h2c
 
+# ---- 6. the finite-cache ideal and the trace replay, on one small pod ----
+kill "$PODSIM_PID" 2>/dev/null; wait "$PODSIM_PID" 2>/dev/null
+start_podsim --pods 1 --kv-blocks 600 --max-model-len 8000 || finish
+P=$PODSIM_PORT
+t_finite() {
+    # one pod, no routing choice: its cache IS the fleet's, so its hit rate
+    # comes close to the finite ideal (one LRU of 600 blocks), far below
+    # the infinite one (12 groups of ~69 blocks + questions overflow it)
+    $LG --target "http://127.0.0.1:$P" --workload shared-prefix --groups 12 --system-len 1000 \
+        --question-len 100 --output-len 4 --rate 10 --duration 10 --seed 3 --fleet-kv-blocks 600 \
+        --quiet --summary-json "$E2E_TMP/fin.json" >/dev/null 2>&1 || return 1
+    jq -r '.summary.prefix | "one pod of 600 blocks: hit rate \(.hit_rate * 1000 | round / 10)%, finite-cache ideal \(.finite_ideal_hit_rate * 1000 | round / 10)%, infinite \(.ideal_hit_rate * 1000 | round / 10)%"' \
+        "$E2E_TMP/fin.json" | tee "$E2E_TMP/fin.line"
+    jq -e '.summary.prefix | .fleet_kv_blocks == 600 and .prompt_token_mismatches == 0 and
+           .finite_ideal_hit_rate < .ideal_hit_rate - 0.1 and
+           .hit_rate <= .finite_ideal_hit_rate + 0.02 and .hit_rate >= .finite_ideal_hit_rate - 0.05' \
+        "$E2E_TMP/fin.json" >/dev/null || { jq -c .summary.prefix "$E2E_TMP/fin.json"; return 1; }
+}
+check "one pod: hit rate within a few points of the finite-cache ideal, well under the infinite one" t_finite
+
+t_trace() {
+    # a Mooncake-format trace scaled to 64-token blocks: the prompt tokens
+    # the pod counts are loadgen's, and on one pod with time between the
+    # requests the pod caches exactly the shared hash-id prefixes
+    printf '%s\n' '{"timestamp": 0, "input_length": 2000, "output_length": 40, "hash_ids": [1, 2, 3, 4]}' \
+        '{"timestamp": 300, "input_length": 2100, "output_length": 8, "hash_ids": [1, 2, 3, 5, 6]}' \
+        '{"timestamp": 600, "input_length": 900, "output_length": 8, "hash_ids": [1, 7]}' \
+        '{"timestamp": 900, "input_length": 2300, "output_length": 8, "hash_ids": [1, 2, 3, 5, 6]}' >"$E2E_TMP/mini.jsonl"
+    curl -sf -X POST "http://127.0.0.1:$P/reset_prefix_cache" >/dev/null || return 1
+    $LG --target "http://127.0.0.1:$P" --workload trace --trace "$E2E_TMP/mini.jsonl" --trace-block-tokens 64 \
+        --fleet-kv-blocks 600 --quiet --out "$E2E_TMP/trace.json" >/dev/null 2>&1 || return 1
+    jq -e '.summary.requests.ok == 4 and .summary.prefix.prompt_token_mismatches == 0 and
+           ([.requests[].prompt_tokens] == [250, 263, 113, 288]) and
+           ([.requests[].output_tokens] == [5, 1, 1, 1]) and
+           ([.requests[] | .cached_tokens == .ideal_cached_tokens] | all) and
+           .requests[3].cached_tokens > .requests[1].cached_tokens' "$E2E_TMP/trace.json" >/dev/null ||
+        { jq -c '[.requests[] | [.prompt_tokens, .output_tokens, .cached_tokens, .ideal_cached_tokens]]' "$E2E_TMP/trace.json"; return 1; }
+}
+check "trace replay scaled to 64-token blocks: lengths x 1/8, shared hash ids cached as the ideal says" t_trace
+
 [ -n "$TTFT_LINE" ] && echo "$TTFT_LINE"
 [ -s "$E2E_TMP/h2c.line" ] && cat "$E2E_TMP/h2c.line"
 [ -s "$E2E_TMP/scale.line" ] && cat "$E2E_TMP/scale.line"
+[ -s "$E2E_TMP/fin.line" ] && cat "$E2E_TMP/fin.line"
 finish

@@ -71,6 +71,7 @@ struct lg_req {
     uint32_t completion_tokens, prompt_tokens, cached_tokens;
     uint32_t est_prompt;  /* prompt tokens by our rendering */
     uint32_t ideal_hit;   /* ideal cached tokens (infinite cache, perfect routing) */
+    uint32_t ideal_finite_hit; /* ... into the fleet's finite KV (one LRU; ideal.h) */
     int has_usage;
     uint32_t *itl_us;     /* gaps between content events, wall us */
     uint32_t n_itl, cap_itl;

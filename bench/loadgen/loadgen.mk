@@ -28,7 +28,7 @@ else
 LOADGEN_OBJDIR := $(OUT)/obj
 # the unit tests #include the sources they test
 $(OUT)/tests/test_loadgen_schedule $(OUT)/tests/test_loadgen_sse $(OUT)/tests/test_workload \
-$(OUT)/tests/test_loadgen_h2: \
+$(OUT)/tests/test_loadgen_h2 $(OUT)/tests/test_ideal: \
     $(LOADGEN_SRCS) $(LOADGEN_HDRS)
 endif
 

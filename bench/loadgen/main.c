@@ -30,11 +30,11 @@ static const char USAGE[] =
     "  --requests N             at most N requests (default: the workload's size)\n"
     "  --seed N                 workload and schedule seed (1)\n"
     "workload\n"
-    "  --workload KIND          shared-prefix | multi-turn | no-sharing | hot-prefix |\n"
-    "                           lora-mix | trace (shared-prefix)\n"
+    "  --workload KIND          shared-prefix | prefix-pool | multi-turn | no-sharing |\n"
+    "                           hot-prefix | lora-mix | trace (shared-prefix)\n"
     "  --model NAME             (meta-llama/Llama-3.1-8B-Instruct)\n"
     "  --groups G               distinct system prompts (4; multi-turn: one per session)\n"
-    "  --prompts-per-group P    (16)\n"
+    "  --prompts-per-group P    shared-prefix size G x P; prefix-pool: the pool (16)\n"
     "  --system-len S           system prompt tokens (1024)\n"
     "  --question-len Q         question / user turn tokens (64)\n"
     "  --output-len O           output tokens, max_tokens with ignore_eos (128)\n"
@@ -47,10 +47,17 @@ static const char USAGE[] =
     "  --trace FILE.jsonl       Mooncake trace (timestamp ms, input_length,\n"
     "                           output_length, hash_ids)\n"
     "  --trace-speedup X        replay X times faster (1)\n"
+    "  --trace-block-tokens B   tokens a hash id stands for (512): input and output\n"
+    "                           lengths scale by B/512, the sharing stays exact\n"
+    "  --trace-max-input N      cut (scaled) prompts longer than N tokens (none)\n"
+    "  --trace-start S          skip the trace's first S seconds (0)\n"
+    "  --trace-window S         replay S seconds of trace time from there (to the end)\n"
     "output\n"
     "  --out FILE.json          every request and the summary\n"
     "  --summary-json FILE      the summary only\n"
     "  --slo TTFT_MS,TPOT_MS    goodput: requests/s meeting both (simulated ms)\n"
+    "  --fleet-kv-blocks N      the pods' KV capacity in all (16-token blocks): adds\n"
+    "                           the finite-cache ideal hit rate (one LRU of N blocks)\n"
     "  --quiet                  print only the summary table\n"
     "  --dry-run                describe the workload (size, ideal hit rate) and exit\n"
     "  --transport http1|h2c    HTTP/1.1, or HTTP/2 cleartext by prior knowledge (http1)\n"
@@ -65,7 +72,7 @@ enum {
     O_DURATION, O_REQUESTS, O_SEED, O_WORKLOAD, O_MODEL, O_GROUPS, O_PPG, O_SYSLEN,
     O_QLEN, O_OLEN, O_PLEN, O_SESSIONS, O_TURNS, O_THINK, O_HOT, O_ADAPTERS, O_SKEW,
     O_TRACE, O_TSPEED, O_OUT, O_SUMMARY, O_SLO, O_QUIET, O_DRY, O_TRANSPORT,
-    O_H2STREAMS, O_SESSCONNS,
+    O_H2STREAMS, O_SESSCONNS, O_FLEETKV, O_TBLOCK, O_TMAXIN, O_TSTART, O_TWINDOW,
 };
 
 static const struct option OPTS[] = {
@@ -87,7 +94,10 @@ static const struct option OPTS[] = {
     { "quiet", 0, 0, O_QUIET },           { "dry-run", 0, 0, O_DRY },
     { "transport", 1, 0, O_TRANSPORT },   { "h2-streams", 1, 0, O_H2STREAMS },
     { "help", 0, 0, 'h' },
-    { "session-conns", 0, 0, O_SESSCONNS }, { 0, 0, 0, 0 },
+    { "session-conns", 0, 0, O_SESSCONNS }, { "fleet-kv-blocks", 1, 0, O_FLEETKV },
+    { "trace-block-tokens", 1, 0, O_TBLOCK }, { "trace-max-input", 1, 0, O_TMAXIN },
+    { "trace-start", 1, 0, O_TSTART },    { "trace-window", 1, 0, O_TWINDOW },
+    { 0, 0, 0, 0 },
 };
 
 static int num(const char *flag, const char *s, double min, double max, double *out)
@@ -207,6 +217,16 @@ int main(int argc, char **argv)
         case O_SKEW: bad = num(name, optarg, 0, 100, &spec.skew); break;
         case O_TRACE: spec.trace_path = optarg; break;
         case O_TSPEED: bad = num(name, optarg, 1e-6, 1e6, &spec.trace_speedup); break;
+        case O_TBLOCK:
+            bad = u32(name, optarg, 1, &spec.trace_block_tokens);
+            if (!bad && spec.trace_block_tokens > 65536) {
+                fprintf(stderr, "loadgen: --trace-block-tokens: at most 65536\n");
+                bad = 1;
+            }
+            break;
+        case O_TMAXIN: bad = u32(name, optarg, 1, &spec.trace_max_input); break;
+        case O_TSTART: bad = num(name, optarg, 0, 1e12, &spec.trace_start); break;
+        case O_TWINDOW: bad = num(name, optarg, 1e-3, 1e12, &spec.trace_window); break;
         case O_OUT: out = optarg; break;
         case O_SUMMARY: summary = optarg; break;
         case O_SLO:
@@ -222,6 +242,14 @@ int main(int argc, char **argv)
         case O_TRANSPORT: cfg.transport = optarg; break;
         case O_H2STREAMS: bad = u32(name, optarg, 1, &cfg.h2_streams); break;
         case O_SESSCONNS: cfg.session_conns = 1; break;
+        case O_FLEETKV:
+            bad = num(name, optarg, 1, (double)LG_IDEAL_MAX_CAPACITY, &v);
+            if (!bad && v != floor(v)) {
+                fprintf(stderr, "loadgen: --fleet-kv-blocks: expected an integer, got '%s'\n", optarg);
+                bad = 1;
+            }
+            cfg.fleet_kv_blocks = (uint64_t)v;
+            break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: fputs(USAGE, stderr); return 1;
         }
@@ -251,8 +279,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "loadgen: %s\n", err);
         return 1;
     }
-    uint64_t ih = 0, ip = 0;
-    double ideal = lg_wl_ideal(&wl, &ih, &ip);
+    struct lg_wl_ideals ideals;
+    lg_wl_ideals(&wl, cfg.fleet_kv_blocks, &ideals);
+    double ideal = ideals.infinite;
+    uint64_t ip = ideals.prompt;
     if (!cfg.quiet || dry) {
         double last = 0;
         for (size_t k = 0; k < wl.norder; k++)
@@ -265,6 +295,27 @@ int main(int argc, char **argv)
                 lg_wl_kind_name(spec.kind), wl.n, wl.norder, last, (unsigned long long)ip,
                 100 * ideal,
                 spec.kind == LG_WL_MULTI_TURN ? "; answers stand-ins of --output-len" : "");
+        if (spec.kind == LG_WL_TRACE)
+            fprintf(stderr, "loadgen: trace %s: %zu requests read, %zu replayed (trace time from %g s%s, "
+                            "x%g speed); a hash id stands for %u tokens (lengths x %g); %zu prompts "
+                            "cut to %u tokens\n",
+                    spec.trace_path, wl.trace_lines, wl.n, spec.trace_start,
+                    spec.trace_window > 0 ? " for --trace-window" : " to the end", spec.trace_speedup,
+                    spec.trace_block_tokens ? spec.trace_block_tokens : LG_TRACE_BLOCK_TOKENS,
+                    (double)(spec.trace_block_tokens ? spec.trace_block_tokens : LG_TRACE_BLOCK_TOKENS) /
+                        LG_TRACE_BLOCK_TOKENS,
+                    wl.trace_cut, spec.trace_max_input);
+        fprintf(stderr, "loadgen: cacheable set %llu blocks of 16 tokens (%llu tokens)",
+                (unsigned long long)ideals.distinct_blocks,
+                (unsigned long long)ideals.distinct_blocks * LG_BLOCK_TOKENS);
+        if (cfg.fleet_kv_blocks)
+            fprintf(stderr, " = %.1f%% of the fleet's %llu blocks; finite-cache ideal %.2f%% "
+                            "(one LRU of the fleet's blocks, perfect routing) = %.1f%% of the "
+                            "infinite-cache ideal",
+                    100.0 * (double)ideals.distinct_blocks / (double)cfg.fleet_kv_blocks,
+                    (unsigned long long)cfg.fleet_kv_blocks, 100 * ideals.finite,
+                    ideal > 0 ? 100 * ideals.finite / ideal : 100.0);
+        fprintf(stderr, "\n");
     }
     if (dry) {
         printf("%.6f\n", ideal);
@@ -292,7 +343,7 @@ int main(int argc, char **argv)
         .seed = (unsigned long long)spec.seed,
     };
     int status = 1;
-    if (lg_summarize(&run, ideal, &s)) {
+    if (lg_summarize(&run, ideal, ideals.finite, &s)) {
         fprintf(stderr, "loadgen: out of memory summarising\n");
     } else {
         status = s.ok ? 0 : 2;

@@ -88,10 +88,26 @@ static void summary_json(struct sbuf *b, const struct lg_summary *s)
     jnum(b, s->hit_rate);
     sbuf_puts(b, ",\"ideal_hit_rate\":");
     jnum(b, s->ideal_hit_rate);
+    sbuf_puts(b, ",\"finite_ideal_hit_rate\":");
+    jnum(b, s->finite_hit_rate >= 0 ? s->finite_hit_rate : NAN);
+    sbuf_puts(b, ",\"hit_of_finite_ideal\":");
+    jnum(b, s->hit_of_finite >= 0 ? s->hit_of_finite : NAN);
     sbuf_puts(b, ",\"workload_ideal_hit_rate\":");
     jnum(b, s->workload_ideal >= 0 ? s->workload_ideal : NAN);
-    sbuf_printf(b, ",\"ideal_cached_tokens\":%llu,\"prompt_token_mismatches\":%zu},",
-                (unsigned long long)s->ideal_hit_tokens, s->prompt_mismatch);
+    sbuf_puts(b, ",\"workload_finite_ideal_hit_rate\":");
+    jnum(b, s->workload_finite >= 0 ? s->workload_finite : NAN);
+    sbuf_printf(b, ",\"ideal_cached_tokens\":%llu,\"finite_ideal_cached_tokens\":",
+                (unsigned long long)s->ideal_hit_tokens);
+    if (s->fleet_kv_blocks)
+        sbuf_printf(b, "%llu", (unsigned long long)s->finite_hit_tokens);
+    else
+        sbuf_puts(b, "null");
+    sbuf_puts(b, ",\"fleet_kv_blocks\":");
+    if (s->fleet_kv_blocks)
+        sbuf_printf(b, "%llu", (unsigned long long)s->fleet_kv_blocks);
+    else
+        sbuf_puts(b, "null");
+    sbuf_printf(b, ",\"prompt_token_mismatches\":%zu},", s->prompt_mismatch);
     sbuf_puts(b, "\"errors\":{");
     int first = 1;
     for (int e = 1; e < LG_E__N; e++) {
@@ -155,9 +171,14 @@ static void request_json(struct sbuf *b, const struct lg_run *run, const struct 
     jms(b, lg_req_e2e_ms(run, r));
     sbuf_printf(b, ",\"output_tokens\":%u,\"content_events\":%u,\"prompt_tokens\":%u,"
                    "\"cached_tokens\":%u,\"expected_prompt_tokens\":%u,\"ideal_cached_tokens\":%u,"
-                   "\"status\":%d,\"error\":",
+                   "\"finite_ideal_cached_tokens\":",
                 r->completion_tokens, r->n_content, r->prompt_tokens, r->cached_tokens,
-                r->est_prompt, r->ideal_hit, r->status);
+                r->est_prompt, r->ideal_hit);
+    if (run->cfg->fleet_kv_blocks)
+        sbuf_printf(b, "%u", r->ideal_finite_hit);
+    else
+        sbuf_puts(b, "null");
+    sbuf_printf(b, ",\"status\":%d,\"error\":", r->status);
     jstr(b, r->err == LG_OK ? NULL : lg_err_name(r->err));
     sbuf_puts(b, ",\"error_text\":");
     jstr(b, r->errmsg);
@@ -253,11 +274,23 @@ void lg_report_table(FILE *f, const struct lg_run *run, const struct lg_summary 
     if (s->slo_ttft_ms > 0 || s->slo_tpot_ms > 0)
         fprintf(f, "  goodput    %.2f req/s meeting TTFT <= %g ms and TPOT <= %g ms (%zu of %zu ok)\n",
                 s->goodput, s->slo_ttft_ms, s->slo_tpot_ms, s->slo_met, s->ok);
-    fprintf(f, "  prefix     hit rate %.1f%% (%llu of %llu prompt tokens cached); ideal %.1f%%",
+    fprintf(f, "  prefix     hit rate %.1f%% (%llu of %llu prompt tokens cached)\n",
             100 * s->hit_rate, (unsigned long long)s->cached_tokens,
-            (unsigned long long)s->prompt_tokens, 100 * s->ideal_hit_rate);
+            (unsigned long long)s->prompt_tokens);
+    fprintf(f, "  ceilings   infinite-cache ideal %.1f%%", 100 * s->ideal_hit_rate);
     if (s->workload_ideal >= 0)
         fprintf(f, " (whole workload %.1f%%)", 100 * s->workload_ideal);
+    if (s->finite_hit_rate >= 0) {
+        fprintf(f, "; finite-cache ideal %.1f%% (%llu blocks", 100 * s->finite_hit_rate,
+                (unsigned long long)s->fleet_kv_blocks);
+        if (s->workload_finite >= 0)
+            fprintf(f, "; whole workload %.1f%%", 100 * s->workload_finite);
+        fprintf(f, ")");
+        if (s->hit_of_finite >= 0)
+            fprintf(f, "; hit rate = %.1f%% of the finite ideal", 100 * s->hit_of_finite);
+    } else {
+        fprintf(f, "; finite-cache ideal not computed (--fleet-kv-blocks)");
+    }
     fprintf(f, "\n");
     if (s->prompt_mismatch)
         fprintf(f, "  note       %zu requests: server's prompt_tokens differ from ours\n",

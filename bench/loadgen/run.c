@@ -174,6 +174,7 @@ int lg_run_build(struct lg_run *run, struct lg_req *r)
         r->est_prompt = run->meta.prompt_tokens;
         r->ideal_hit = lg_ideal_add(&run->ideal, run->meta.model, run->rendered.data,
                                     run->rendered.len);
+        r->ideal_finite_hit = run->ideal.last_finite_hit;
         r->built = 1;
     }
     if (!rc)
@@ -313,6 +314,7 @@ int lg_run_init(struct lg_run *run, const struct lg_cfg *cfg, struct lg_workload
     sbuf_init(&run->body);
     sbuf_init(&run->rendered);
     lg_ideal_init(&run->ideal);
+    lg_ideal_set_capacity(&run->ideal, cfg->fleet_kv_blocks); /* checked by main */
     run->ns_per_sim_s = 1e9 * cfg->time_scale;
     run->timeout_ns = (uint64_t)(cfg->timeout_s * run->ns_per_sim_s);
     run->think_ns = (uint64_t)(wl->spec.think_ms / 1000.0 * run->ns_per_sim_s);

@@ -35,6 +35,7 @@ struct lg_cfg {
     int session_conns;     /* http1, multi-turn: one connection per session */
     int quiet;
     double slo_ttft_ms, slo_tpot_ms; /* simulated; <= 0: none */
+    uint64_t fleet_kv_blocks; /* finite-cache ideal capacity (16-token blocks); 0 = none */
 };
 
 struct lg_target {

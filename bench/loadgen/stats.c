@@ -104,7 +104,8 @@ static int cmp_pod(const void *a, const void *b)
     return strcmp(((const struct lg_pod_stat *)a)->name, ((const struct lg_pod_stat *)b)->name);
 }
 
-int lg_summarize(const struct lg_run *run, double workload_ideal, struct lg_summary *s)
+int lg_summarize(const struct lg_run *run, double workload_ideal, double workload_finite,
+                 struct lg_summary *s)
 {
     memset(s, 0, sizeof(*s));
     size_t n = run->nreqs, nitl = 0;
@@ -124,6 +125,8 @@ int lg_summarize(const struct lg_run *run, double workload_ideal, struct lg_summ
     s->slo_ttft_ms = run->cfg->slo_ttft_ms;
     s->slo_tpot_ms = run->cfg->slo_tpot_ms;
     s->workload_ideal = workload_ideal;
+    s->workload_finite = workload_finite;
+    s->fleet_kv_blocks = run->cfg->fleet_kv_blocks;
     s->total = n;
     for (size_t i = 0; i < n; i++) {
         const struct lg_req *r = &run->reqs[i];
@@ -173,6 +176,7 @@ int lg_summarize(const struct lg_run *run, double workload_ideal, struct lg_summ
             s->cached_tokens += r->cached_tokens;
             s->est_prompt_tokens += r->est_prompt;
             s->ideal_hit_tokens += r->ideal_hit;
+            s->finite_hit_tokens += r->ideal_finite_hit;
             if (r->prompt_tokens != r->est_prompt)
                 s->prompt_mismatch++;
         }
@@ -206,6 +210,14 @@ int lg_summarize(const struct lg_run *run, double workload_ideal, struct lg_summ
     s->hit_rate = s->prompt_tokens ? (double)s->cached_tokens / (double)s->prompt_tokens : 0;
     s->ideal_hit_rate = s->est_prompt_tokens
                             ? (double)s->ideal_hit_tokens / (double)s->est_prompt_tokens : 0;
+    s->finite_hit_rate = -1;
+    s->hit_of_finite = -1;
+    if (s->fleet_kv_blocks) {
+        s->finite_hit_rate = s->est_prompt_tokens
+                                 ? (double)s->finite_hit_tokens / (double)s->est_prompt_tokens : 0;
+        if (s->finite_hit_rate > 0)
+            s->hit_of_finite = s->hit_rate / s->finite_hit_rate;
+    }
     return 0;
 }
 

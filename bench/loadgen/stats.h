@@ -51,8 +51,13 @@ struct lg_summary {
     uint64_t prompt_tokens, cached_tokens, output_tokens;
     uint64_t est_prompt_tokens, ideal_hit_tokens; /* over the same requests */
     size_t prompt_mismatch; /* usage.prompt_tokens != our count */
+    uint64_t finite_hit_tokens;       /* finite-cache ideal, over the same requests */
+    uint64_t fleet_kv_blocks;         /* its capacity; 0 = not computed */
     double hit_rate, ideal_hit_rate;
+    double finite_hit_rate;           /* finite-cache ideal; < 0: not computed */
+    double hit_of_finite;             /* hit_rate / finite_hit_rate; < 0: n/a */
     double workload_ideal;  /* predicted over the whole workload (< 0: unknown) */
+    double workload_finite; /* the same for the finite-cache ideal (< 0: unknown) */
     size_t errors[LG_E__N];
     const char *error_example[LG_E__N];
     struct {
@@ -65,7 +70,9 @@ struct lg_summary {
 };
 
 /* 0 or -ENOMEM. */
-int lg_summarize(const struct lg_run *run, double workload_ideal, struct lg_summary *s);
+/* workload_ideal / workload_finite: lg_wl_ideals' predictions (< 0: unknown). */
+int lg_summarize(const struct lg_run *run, double workload_ideal, double workload_finite,
+                 struct lg_summary *s);
 void lg_summary_free(struct lg_summary *s);
 
 /* Per-request values in simulated ms (NAN when not applicable). */

@@ -25,6 +25,7 @@ enum {
     TAG_PAD,       /* trace padding */
     TAG_GROUPS,    /* group interleaving permutation */
     TAG_PICK,      /* per-request choices (hot/cold, adapter) */
+    TAG_POOL,      /* prefix-pool shuffle */
 };
 
 #define TRACE_BLOCK_SEED 0x6d6f6f6e63616b65ull /* "mooncake": independent of --seed */
@@ -33,6 +34,7 @@ static const char *const KIND_NAMES[] = {
     [LG_WL_SHARED_PREFIX] = "shared-prefix", [LG_WL_MULTI_TURN] = "multi-turn",
     [LG_WL_NO_SHARING] = "no-sharing",       [LG_WL_HOT_PREFIX] = "hot-prefix",
     [LG_WL_LORA_MIX] = "lora-mix",           [LG_WL_TRACE] = "trace",
+    [LG_WL_PREFIX_POOL] = "prefix-pool",
 };
 
 int lg_wl_kind_parse(const char *s, enum lg_wl_kind *out)
@@ -55,9 +57,9 @@ static uint64_t sub(uint64_t seed, uint64_t tag, uint64_t a, uint64_t b)
     return lg_mix(lg_mix(lg_mix(seed, tag), a), b);
 }
 
-void lg_trace_block(struct sbuf *b, uint64_t hash_id)
+void lg_trace_block(struct sbuf *b, uint64_t hash_id, uint32_t tokens)
 {
-    lg_text(b, lg_mix(TRACE_BLOCK_SEED, hash_id), LG_TRACE_BLOCK_TOKENS * 4);
+    lg_text(b, lg_mix(TRACE_BLOCK_SEED, hash_id), (size_t)tokens * 4);
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -196,6 +198,53 @@ static int gen_grouped(struct lg_workload *w, char *err, size_t errlen)
     return 0;
 }
 
+/* prefix-pool: request i sends pool prompt perm[i mod G*P], where perm is
+ * one seeded shuffle of the pool (group-major: prompt p of group g is
+ * g * P + p). */
+static int gen_pool(struct lg_workload *w, char *err, size_t errlen)
+{
+    const struct lg_wl_spec *s = &w->spec;
+    if (!s->groups || !s->prompts_per_group)
+        return fail(err, errlen, "prefix-pool needs --groups and --prompts-per-group >= 1");
+    uint64_t pool = (uint64_t)s->groups * s->prompts_per_group;
+    if (pool > LG_MAX_ITEMS)
+        return fail(err, errlen, "prefix-pool: groups x prompts-per-group at most %u", LG_MAX_ITEMS);
+    size_t max = s->requests ? s->requests : (s->duration > 0 ? 0 : (size_t)pool);
+    double *t;
+    size_t n;
+    if (arrivals(s, max, &t, &n, err, errlen))
+        return -1;
+    uint32_t *perm = malloc((size_t)pool * sizeof(*perm));
+    if (!perm || alloc_items(w, n, err, errlen)) {
+        free(perm);
+        free(t);
+        return perm ? -1 : fail(err, errlen, "out of memory");
+    }
+    for (uint32_t k = 0; k < pool; k++)
+        perm[k] = k;
+    struct lg_rng r;
+    lg_rng_seed(&r, sub(s->seed, TAG_POOL, 0, 0));
+    for (size_t k = (size_t)pool; k > 1; k--) {
+        size_t j = (size_t)(lg_rng_next(&r) % k);
+        uint32_t x = perm[k - 1];
+        perm[k - 1] = perm[j];
+        perm[j] = x;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct lg_wl_item *it = &w->items[i];
+        uint32_t slot = perm[i % pool];
+        it->sched_s = t[i];
+        it->a = slot / s->prompts_per_group; /* group */
+        it->b = slot % s->prompts_per_group; /* prompt (question) of the group */
+        it->out_len = s->output_len;
+        w->order[i] = (uint32_t)i;
+    }
+    w->norder = n;
+    free(perm);
+    free(t);
+    return 0;
+}
+
 static int gen_simple(struct lg_workload *w, char *err, size_t errlen)
 {
     const struct lg_wl_spec *s = &w->spec;
@@ -271,11 +320,49 @@ static int cmp_trace(const void *a, const void *b, void *arg)
     return x < y ? -1 : x > y;
 }
 
+/* Reads one line of at most LG_TRACE_MAX_LINE bytes into buf (NUL
+ * terminated, newline dropped). 1 = a line, 0 = end of file, -1 = too long,
+ * -2 = a NUL byte in it, -3 = read error. */
+static int trace_line(FILE *f, char *buf, size_t *len)
+{
+    size_t n = 0;
+    int ch, got = 0;
+    while ((ch = getc_unlocked(f)) != EOF) {
+        got = 1;
+        if (ch == '\n')
+            break;
+        if (ch == 0)
+            return -2;
+        if (n == LG_TRACE_MAX_LINE)
+            return -1;
+        buf[n++] = (char)ch;
+    }
+    if (ferror(f))
+        return -3;
+    buf[n] = 0;
+    *len = n;
+    return got;
+}
+
+/* An integer-valued JSON number in [lo, hi]. */
+static int int_in(const cJSON *j, double lo, double hi)
+{
+    return cJSON_IsNumber(j) && isfinite(j->valuedouble) && j->valuedouble >= lo &&
+           j->valuedouble <= hi && j->valuedouble == floor(j->valuedouble);
+}
+
+/* The trace is untrusted input: every line is bounded (LG_TRACE_MAX_LINE
+ * bytes, LG_TRACE_MAX_HASHES_LINE ids), every field checked (integers in
+ * range, hash ids exact in a double: < 2^53), the whole trace bounded
+ * (LG_MAX_ITEMS requests, LG_TRACE_MAX_HASHES ids), and the first bad line
+ * is reported with its number and what was expected. */
 static int gen_trace(struct lg_workload *w, char *err, size_t errlen)
 {
     const struct lg_wl_spec *s = &w->spec;
     if (!s->trace_path)
         return fail(err, errlen, "trace needs --trace FILE.jsonl");
+    uint32_t bt = s->trace_block_tokens ? s->trace_block_tokens : LG_TRACE_BLOCK_TOKENS;
+    double scale = (double)bt / LG_TRACE_BLOCK_TOKENS;
     FILE *f = fopen(s->trace_path, "r");
     if (!f)
         return fail(err, errlen, "--trace %s: %s", s->trace_path, strerror(errno));
@@ -283,27 +370,61 @@ static int gen_trace(struct lg_workload *w, char *err, size_t errlen)
     double *ts = malloc(cap * sizeof(*ts));
     w->trace = malloc(cap * sizeof(*w->trace));
     w->hashes = malloc(hcap * sizeof(*w->hashes));
-    char *line = NULL;
-    size_t lcap = 0;
-    ssize_t len;
+    char *line = malloc(LG_TRACE_MAX_LINE + 1);
+    size_t len;
     long lineno = 0;
-    int rc = 0;
+    int rc = 0, got;
+    const char *P = s->trace_path;
     size_t limit = s->requests ? s->requests : LG_MAX_ITEMS;
-    while (ts && w->trace && w->hashes && n < limit && (len = getline(&line, &lcap, f)) >= 0) {
+    if (!ts || !w->trace || !w->hashes || !line)
+        rc = fail(err, errlen, "out of memory reading the trace");
+    while (!rc && n < limit && (got = trace_line(f, line, &len)) != 0) {
         lineno++;
-        if (len <= 1 || line[0] == '#')
+        if (got < 0) {
+            rc = fail(err, errlen, "--trace %s:%ld: %s", P, lineno,
+                      got == -1 ? "line longer than 1 MiB" :
+                      got == -2 ? "NUL byte in the line" : strerror(errno));
+            break;
+        }
+        size_t k0 = 0;
+        while (k0 < len && (line[k0] == ' ' || line[k0] == '\t' || line[k0] == '\r'))
+            k0++;
+        if (k0 == len || line[k0] == '#')
             continue;
-        cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
+        cJSON *j = cJSON_ParseWithLength(line, len);
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "timestamp");
         const cJSON *in = cJSON_GetObjectItemCaseSensitive(j, "input_length");
         const cJSON *out = cJSON_GetObjectItemCaseSensitive(j, "output_length");
         const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "hash_ids");
-        if (!j || !cJSON_IsNumber(t) || !cJSON_IsNumber(in) || !cJSON_IsNumber(out) ||
-            in->valuedouble < 1 || in->valuedouble > 1e7 || out->valuedouble < 0 ||
-            out->valuedouble > 1e7 || (h && !cJSON_IsArray(h))) {
+        const char *why = NULL;
+        if (!cJSON_IsObject(j))
+            why = "not a JSON object";
+        else if (!cJSON_IsNumber(t) || !isfinite(t->valuedouble) || t->valuedouble < 0 ||
+                 t->valuedouble > 1e15)
+            why = "\"timestamp\": a number of ms in [0, 1e15]";
+        else if (!int_in(in, 1, LG_TRACE_MAX_LEN))
+            why = "\"input_length\": an integer in [1, 10000000]";
+        else if (!int_in(out, 0, LG_TRACE_MAX_LEN))
+            why = "\"output_length\": an integer in [0, 10000000]";
+        else if (h && !cJSON_IsArray(h))
+            why = "\"hash_ids\": an array of integers";
+        else if (cJSON_GetArraySize(h) > (int)LG_TRACE_MAX_HASHES_LINE)
+            why = "\"hash_ids\": at most 65536 per request";
+        if (!why) {
+            const cJSON *e;
+            cJSON_ArrayForEach(e, h) {
+                if (!int_in(e, 0, 9007199254740991.0)) {
+                    why = "\"hash_ids\": integers in [0, 2^53)";
+                    break;
+                }
+            }
+        }
+        if (!why && w->nhashes + (size_t)cJSON_GetArraySize(h) > LG_TRACE_MAX_HASHES)
+            why = "more than 2^25 hash ids in the trace";
+        if (why) {
             cJSON_Delete(j);
-            rc = fail(err, errlen, "--trace %s:%ld: expected {\"timestamp\", \"input_length\" >= 1, "
-                      "\"output_length\", \"hash_ids\": [...]}", s->trace_path, lineno);
+            rc = fail(err, errlen, "--trace %s:%ld: %s (expected {\"timestamp\", \"input_length\", "
+                      "\"output_length\", \"hash_ids\": [...]} per line)", P, lineno, why);
             break;
         }
         if (n == cap) {
@@ -320,34 +441,42 @@ static int gen_trace(struct lg_workload *w, char *err, size_t errlen)
                 break;
             }
         }
-        struct lg_trace_req *tr = &w->trace[n];
-        tr->in_len = (uint32_t)in->valuedouble;
-        tr->out_len = out->valuedouble < 1 ? 1 : (uint32_t)out->valuedouble;
-        tr->hash_off = w->nhashes;
-        tr->nhash = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, h) {
-            if (!cJSON_IsNumber(e))
-                continue;
-            if (w->nhashes == hcap) {
-                uint64_t *nh = realloc(w->hashes, 2 * hcap * sizeof(*nh));
-                if (!nh)
-                    break;
-                w->hashes = nh;
-                hcap *= 2;
+        size_t nh = (size_t)cJSON_GetArraySize(h);
+        if (w->nhashes + nh > hcap) {
+            size_t ncap = hcap;
+            while (w->nhashes + nh > ncap)
+                ncap *= 2;
+            uint64_t *nhs = realloc(w->hashes, ncap * sizeof(*nhs));
+            if (!nhs) {
+                cJSON_Delete(j);
+                rc = fail(err, errlen, "out of memory reading the trace");
+                break;
             }
-            w->hashes[w->nhashes++] = (uint64_t)e->valuedouble;
-            tr->nhash++;
+            w->hashes = nhs;
+            hcap = ncap;
         }
+        struct lg_trace_req *tr = &w->trace[n];
+        /* scaled lengths: a hash id stands for bt tokens instead of 512 */
+        double il = ceil(in->valuedouble * scale), ol = floor(out->valuedouble * scale + 0.5);
+        tr->in_len = il < 1 ? 1 : (uint32_t)il;
+        tr->out_len = ol < 1 ? 1 : (uint32_t)ol;
+        if (s->trace_max_input && tr->in_len > s->trace_max_input) {
+            tr->in_len = s->trace_max_input;
+            w->trace_cut++;
+        }
+        tr->hash_off = w->nhashes;
+        tr->nhash = (uint32_t)nh;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, h)
+            w->hashes[w->nhashes++] = (uint64_t)e->valuedouble;
         ts[n++] = t->valuedouble;
         cJSON_Delete(j);
     }
     free(line);
     fclose(f);
-    if (!rc && (!ts || !w->trace || !w->hashes))
-        rc = fail(err, errlen, "out of memory reading the trace");
+    w->trace_lines = n;
     if (!rc && !n)
-        rc = fail(err, errlen, "--trace %s: no requests", s->trace_path);
+        rc = fail(err, errlen, "--trace %s: no requests", P);
     uint32_t *idx = NULL;
     if (!rc && !(idx = malloc(n * sizeof(*idx))))
         rc = fail(err, errlen, "out of memory");
@@ -355,10 +484,20 @@ static int gen_trace(struct lg_workload *w, char *err, size_t errlen)
         for (size_t k = 0; k < n; k++)
             idx[k] = (uint32_t)k;
         qsort_r(idx, n, sizeof(*idx), cmp_trace, ts);
-        double t0 = ts[idx[0]], speed = s->trace_speedup > 0 ? s->trace_speedup : 1.0;
+        /* the window [start, start + window) of trace time, replayed from
+         * its first request on, speed times faster */
+        double from = s->trace_start * 1000.0;
+        double to = s->trace_window > 0 ? from + s->trace_window * 1000.0 : INFINITY;
+        size_t k0 = 0;
+        while (k0 < n && ts[idx[k0]] < from)
+            k0++;
+        double t0 = k0 < n ? ts[idx[k0]] : 0, speed = s->trace_speedup > 0 ? s->trace_speedup : 1.0;
         size_t m = 0;
         rc = alloc_items(w, n, err, errlen);
-        for (size_t k = 0; !rc && k < n; k++) {
+        if (!rc && (k0 == n || ts[idx[k0]] >= to))
+            rc = fail(err, errlen, "--trace %s: no request in the window of trace time [%g s, %g s)",
+                      s->trace_path, s->trace_start, to / 1000.0);
+        for (size_t k = k0; !rc && k < n && ts[idx[k]] < to; k++) {
             double at = (ts[idx[k]] - t0) / 1000.0 / speed;
             if (s->duration > 0 && at >= s->duration)
                 break;
@@ -401,6 +540,9 @@ int lg_wl_init(struct lg_workload *w, const struct lg_wl_spec *spec, char *err,
             break;
         case LG_WL_TRACE:
             rc = gen_trace(w, err, errlen);
+            break;
+        case LG_WL_PREFIX_POOL:
+            rc = gen_pool(w, err, errlen);
             break;
         default:
             rc = fail(err, errlen, "unknown workload");
@@ -465,8 +607,9 @@ static size_t trace_content(struct lg_workload *w, const struct lg_wl_item *it,
     size_t want = 4 * (size_t)tr->in_len > ovh + 4 ? 4 * (size_t)tr->in_len - ovh : 4;
     p->role = "user";
     p->off = w->scratch.len;
+    uint32_t bt = w->spec.trace_block_tokens ? w->spec.trace_block_tokens : LG_TRACE_BLOCK_TOKENS;
     for (uint32_t k = 0; k < tr->nhash && w->scratch.len - p->off < want; k++)
-        lg_trace_block(&w->scratch, w->hashes[tr->hash_off + k]);
+        lg_trace_block(&w->scratch, w->hashes[tr->hash_off + k], bt);
     size_t have = w->scratch.len - p->off;
     if (have > want) { /* the last block is partial */
         w->scratch.len = p->off + want;
@@ -493,6 +636,7 @@ int lg_wl_build(struct lg_workload *w, size_t i, struct sbuf *body,
     switch (s->kind) {
     case LG_WL_SHARED_PREFIX:
     case LG_WL_LORA_MIX:
+    case LG_WL_PREFIX_POOL:
         if (S)
             text_piece(w, &pc[np++], "system", sub(s->seed, TAG_SYS, it->a, 0), S);
         text_piece(w, &pc[np++], "user", sub(s->seed, TAG_Q, it->a, it->b), Q ? Q : 4);
@@ -568,10 +712,22 @@ long lg_wl_next_turn(const struct lg_workload *w, size_t i)
 
 double lg_wl_ideal(struct lg_workload *w, uint64_t *hit, uint64_t *prompt)
 {
+    struct lg_wl_ideals out;
+    lg_wl_ideals(w, 0, &out);
+    if (hit)
+        *hit = out.hit;
+    if (prompt)
+        *prompt = out.prompt;
+    return out.infinite;
+}
+
+void lg_wl_ideals(struct lg_workload *w, uint64_t fleet_kv_blocks, struct lg_wl_ideals *out)
+{
     struct lg_ideal d;
     struct sbuf body, rend;
     struct lg_wl_meta meta;
     lg_ideal_init(&d);
+    lg_ideal_set_capacity(&d, fleet_kv_blocks);
     sbuf_init(&body);
     sbuf_init(&rend);
     /* schedule order; multi-turn: turn by turn across sessions in start order */
@@ -585,13 +741,13 @@ double lg_wl_ideal(struct lg_workload *w, uint64_t *hit, uint64_t *prompt)
                 lg_ideal_add(&d, meta.model, rend.data, rend.len);
         }
     }
-    double rate = lg_ideal_rate(&d);
-    if (hit)
-        *hit = d.hit_tokens;
-    if (prompt)
-        *prompt = d.prompt_tokens;
+    out->infinite = lg_ideal_rate(&d);
+    out->finite = lg_ideal_finite_rate(&d);
+    out->hit = d.hit_tokens;
+    out->finite_hit = d.finite_hit_tokens;
+    out->prompt = d.prompt_tokens;
+    out->distinct_blocks = d.n;
     sbuf_free(&body);
     sbuf_free(&rend);
     lg_ideal_free(&d);
-    return rate;
 }

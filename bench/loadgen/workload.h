@@ -17,7 +17,14 @@
  *   lora-mix       shared-prefix prompts, the model field drawn among
  *                  adapters with Zipf skew Z.
  *   trace          Mooncake JSONL replay (timestamp ms, input_length,
- *                  output_length, hash_ids of 512-token blocks).
+ *                  output_length, hash_ids of 512-token blocks; see
+ *                  trace_* in the spec for scaling).
+ *   prefix-pool    a fixed pool of G x P prompts, each its group's system
+ *                  prompt + its own question, shuffled once by the seed;
+ *                  requests cycle through the pool in that order, so every
+ *                  prompt (question included) comes back every G x P
+ *                  requests. inference-perf's shared_prefix data, which
+ *                  llm-d's precise-scheduling benchmark uses, does the same.
  *
  * Lengths are in tokens of kvgate-podsim's tokenizer (4 bytes each).
  * Times are simulated seconds. */
@@ -37,9 +44,14 @@ enum lg_wl_kind {
     LG_WL_HOT_PREFIX,
     LG_WL_LORA_MIX,
     LG_WL_TRACE,
+    LG_WL_PREFIX_POOL,
 };
 
-#define LG_TRACE_BLOCK_TOKENS 512
+#define LG_TRACE_BLOCK_TOKENS 512          /* a Mooncake hash id covers 512 tokens */
+#define LG_TRACE_MAX_LINE (1u << 20)       /* bytes of one trace line */
+#define LG_TRACE_MAX_HASHES_LINE 65536     /* hash ids of one request (33.5M tokens) */
+#define LG_TRACE_MAX_HASHES (1u << 25)     /* hash ids of the whole trace (256 MiB) */
+#define LG_TRACE_MAX_LEN 10000000u         /* input_length, output_length */
 #define LG_MAX_ITEMS 10000000u
 #define LG_MAX_ADAPTERS 256
 
@@ -57,6 +69,11 @@ struct lg_wl_spec {
     double skew;               /* Zipf exponent (lora-mix) */
     const char *trace_path;
     double trace_speedup;      /* trace timestamps divided by this (default 1) */
+    uint32_t trace_block_tokens; /* tokens a hash id stands for here (0 = 512): input and
+                                    output lengths scale by trace_block_tokens / 512 */
+    uint32_t trace_max_input;  /* scaled prompts longer than this are cut (0 = none) */
+    double trace_start;        /* trace seconds skipped (timestamps < start x 1000) */
+    double trace_window;       /* trace seconds replayed from trace_start (0 = to the end) */
     uint32_t requests;         /* cap on requests; 0 = the workload's natural size */
     double duration;           /* simulated s; arrivals after it are not sent; 0 = none */
     struct lg_sched_cfg sched; /* arrival process (rate = requests/s; multi-turn: sessions/s) */
@@ -87,6 +104,7 @@ struct lg_workload {
     struct lg_trace_req *trace;
     uint64_t *hashes;
     size_t nhashes;
+    size_t trace_lines, trace_cut; /* requests read; of those, cut to trace_max_input */
     struct sbuf *answers; /* multi-turn: the server's answer to each item */
     struct sbuf scratch;
 };
@@ -119,10 +137,20 @@ long lg_wl_next_turn(const struct lg_workload *w, size_t i);
  * placeholders of the right length); hit and prompt tokens in *hit, *prompt. */
 double lg_wl_ideal(struct lg_workload *w, uint64_t *hit, uint64_t *prompt);
 
+/* Both ceilings predicted before the run (ideal.h), the finite one for a
+ * fleet of fleet_kv_blocks 16-token blocks (0: not computed, finite = -1). */
+struct lg_wl_ideals {
+    double infinite, finite;
+    uint64_t hit, finite_hit, prompt;
+    uint64_t distinct_blocks; /* the workload's cacheable set, in 16-token blocks */
+};
+void lg_wl_ideals(struct lg_workload *w, uint64_t fleet_kv_blocks, struct lg_wl_ideals *out);
+
 int lg_wl_kind_parse(const char *s, enum lg_wl_kind *out);
 const char *lg_wl_kind_name(enum lg_wl_kind k);
 
-/* Text of trace block hash_id: LG_TRACE_BLOCK_TOKENS * 4 bytes appended. */
-void lg_trace_block(struct sbuf *b, uint64_t hash_id);
+/* Text of trace block hash_id: tokens * 4 bytes appended, a function of
+ * the id alone (equal ids, equal text, whatever the seed). */
+void lg_trace_block(struct sbuf *b, uint64_t hash_id, uint32_t tokens);
 
 #endif

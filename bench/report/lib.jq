@@ -13,6 +13,10 @@ def metrics($ts): {
     goodput: .summary.goodput.requests_per_s,
     hit: (if .summary.prefix.hit_rate == null then null else .summary.prefix.hit_rate * 100 end),
     ideal: (if .summary.prefix.ideal_hit_rate == null then null else .summary.prefix.ideal_hit_rate * 100 end),
+    # the finite-cache ideal (one LRU of the fleet's KV blocks) and the hit
+    # rate as a share of it, both in %
+    finite: (if .summary.prefix.finite_ideal_hit_rate == null then null else .summary.prefix.finite_ideal_hit_rate * 100 end),
+    hit_of_finite: (if .summary.prefix.hit_of_finite_ideal == null then null else .summary.prefix.hit_of_finite_ideal * 100 end),
     errors: ((.summary.requests.failed // 0) + (.summary.requests.not_sent // 0)),
     requests: .summary.requests.total,
     lag_p99_wall_ms: (if .summary.send_lag_ms.p99 == null then null else .summary.send_lag_ms.p99 * $ts end),
@@ -63,3 +67,17 @@ def ref_rate($cells; $sc; $base):
     end;
 
 def ratio($a; $b): if $a == null or $b == null or $b == 0 then null else $a / $b end;
+
+# kvgated targets may run as N replicas on one port: kvgate-prefix-x3
+def replicas: if test("^kvgate-.*-x[0-9]+$") then (capture("-x(?<n>[0-9]+)$").n | tonumber) else 1 end;
+def base_target: sub("-x[0-9]+$"; "");
+
+# results.csv: one row per (scenario, rate, target), medians over repeats
+def csv_rows: cells as $c |
+    ["scenario", "rate", "target", "replicas", "repeats", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms",
+     "itl_p50_ms", "tpot_p50_ms", "e2e_p50_ms", "output_tok_s", "req_s", "goodput_req_s",
+     "hit_rate_pct", "ideal_infinite_pct", "ideal_finite_pct", "hit_of_finite_pct", "errors"],
+    ($c[] | .m as $m |
+     [.scenario, .rate, .target, (.target | if startswith("kvgate-") then replicas else null end), .repeats,
+      $m.ttft_p50, $m.ttft_p90, $m.ttft_p99, $m.itl_p50, $m.tpot_p50, $m.e2e_p50, $m.tok_s, $m.req_s,
+      $m.goodput, $m.hit, $m.ideal, $m.finite, $m.hit_of_finite, $m.errors]) | @csv;

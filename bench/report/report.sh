@@ -3,6 +3,9 @@
 #   DIR/report.md      settings, the targets (met / not met), per
 #                      scenario a table per rate of every target, ratios of
 #                      kvgated prefix-aware to each, kvgated's decisions
+#   DIR/results.csv    one row per (scenario, rate, target): latencies,
+#                      throughput, hit rate, infinite- and finite-cache
+#                      ideal, hit rate as % of the finite one
 #   DIR/plots/*.png    per scenario: TTFT p50, ITL p50 and output tokens/s
 #                      versus rate, one line per target (gnuplot)
 # DIR/notes.md, when present, is included verbatim as the "Analysis" section
@@ -16,6 +19,8 @@ NOTES=$DIR/notes.md
 
 jq -r -L "$HERE" --rawfile notes "$NOTES" -f "$HERE/report.jq" "$DIR/summary.json" >"$DIR/report.md.tmp"
 mv "$DIR/report.md.tmp" "$DIR/report.md"
+# the per-target table as CSV (medians over repeats): hit rate next to both ceilings
+jq -r -L "$HERE" 'include "lib"; csv_rows' "$DIR/summary.json" >"$DIR/results.csv"
 
 # ---- plots ----
 if ! command -v gnuplot >/dev/null; then

@@ -102,7 +102,7 @@ static void all_bodies(struct lg_workload *w, struct sbuf *out)
 TEST(deterministic_per_seed)
 {
     const enum lg_wl_kind kinds[] = { LG_WL_SHARED_PREFIX, LG_WL_NO_SHARING, LG_WL_HOT_PREFIX,
-                                      LG_WL_LORA_MIX, LG_WL_MULTI_TURN };
+                                      LG_WL_LORA_MIX, LG_WL_MULTI_TURN, LG_WL_PREFIX_POOL };
     for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
         struct lg_wl_spec s = base_spec(kinds[k]);
         s.requests = 40;
@@ -215,10 +215,10 @@ TEST(trace_equal_hash_ids_equal_blocks)
     /* the block text is a function of the hash id alone */
     struct sbuf blk;
     sbuf_init(&blk);
-    lg_trace_block(&blk, 2);
+    lg_trace_block(&blk, 2, LG_TRACE_BLOCK_TOKENS);
     CHECK(!memcmp(a + B, blk.data, B));
     sbuf_reset(&blk);
-    lg_trace_block(&blk, 5);
+    lg_trace_block(&blk, 5, LG_TRACE_BLOCK_TOKENS);
     CHECK(!memcmp(c, blk.data, B));
     sbuf_free(&blk);
     /* sized to input_length tokens once rendered */
@@ -261,6 +261,162 @@ TEST(trace_bad_line_is_reported)
     CHECK_EQ(lg_wl_init(&w, &s, err, sizeof(err)), -1);
     CHECK(strstr(err, ":2:") != NULL);
     unlink(path);
+}
+
+TEST(trace_scaled_blocks_and_cut)
+{
+    /* a hash id stands for 128 tokens: input 1536 -> 384 tokens, output
+     * 7 -> round(1.75) = 2, 4 -> 1, 0 -> 1; the shared ids 1, 2 still give
+     * equal 512-byte blocks. --trace-max-input 200 cuts the first two. */
+    char path[128];
+    struct lg_wl_spec s = base_spec(LG_WL_TRACE);
+    s.trace_path = write_trace(path, sizeof(path));
+    s.trace_block_tokens = 128;
+    struct lg_workload w;
+    char err[256];
+    CHECK_EQ(lg_wl_init(&w, &s, err, sizeof(err)), 0);
+    CHECK_EQ(w.items[0].out_len, 2);
+    CHECK_EQ(w.items[1].out_len, 1);
+    char *a = content_of(&w, 0), *b = content_of(&w, 1);
+    CHECK(!memcmp(a, b, 2 * 512));
+    CHECK(memcmp(a + 1024, b + 1024, 8) != 0);
+    struct sbuf blk, body, rend;
+    sbuf_init(&blk);
+    sbuf_init(&body);
+    sbuf_init(&rend);
+    lg_trace_block(&blk, 2, 128);
+    CHECK(!memcmp(a + 512, blk.data, 512));
+    struct lg_wl_meta m;
+    lg_wl_build(&w, 0, &body, &rend, &m, 0);
+    CHECK_EQ(m.prompt_tokens, 384);
+    sbuf_reset(&rend);
+    lg_wl_build(&w, 2, &body, &rend, &m, 0);
+    CHECK_EQ(m.prompt_tokens, 150); /* ceil(600 / 4) */
+    free(a);
+    free(b);
+    lg_wl_free(&w);
+    s.trace_max_input = 200;
+    CHECK_EQ(lg_wl_init(&w, &s, err, sizeof(err)), 0);
+    CHECK_EQ(w.trace_cut, 2);
+    CHECK_EQ(w.trace_lines, 3);
+    sbuf_reset(&rend);
+    lg_wl_build(&w, 1, &body, &rend, &m, 0);
+    CHECK_EQ(m.prompt_tokens, 200);
+    lg_wl_free(&w);
+    sbuf_free(&blk);
+    sbuf_free(&body);
+    sbuf_free(&rend);
+    unlink(path);
+}
+
+/* lg_wl_init on a trace file made of `text` (n bytes): 0 or -1 with err. */
+static int trace_of(const char *text, size_t n, char *err, size_t errlen)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/tmp/kvgate-test-trace-h-%d.jsonl", (int)getpid());
+    FILE *f = fopen(path, "w");
+    fwrite(text, 1, n, f);
+    fclose(f);
+    struct lg_wl_spec s = base_spec(LG_WL_TRACE);
+    s.trace_path = path;
+    struct lg_workload w;
+    err[0] = 0;
+    int rc = lg_wl_init(&w, &s, err, errlen);
+    if (!rc)
+        lg_wl_free(&w);
+    unlink(path);
+    return rc;
+}
+
+TEST(trace_hostile_lines_are_refused)
+{
+    static const char ok[] = "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 1, \"hash_ids\": [1]}\n";
+    char err[256];
+    char buf[512];
+    static const struct {
+        const char *line, *why;
+    } bad[] = {
+        { "[1, 2]", "not a JSON object" },
+        { "{\"timestamp\": -1, \"input_length\": 10, \"output_length\": 1}", "timestamp" },
+        { "{\"timestamp\": 0, \"input_length\": 1.5, \"output_length\": 1}", "input_length" },
+        { "{\"timestamp\": 0, \"input_length\": 0, \"output_length\": 1}", "input_length" },
+        { "{\"timestamp\": 0, \"input_length\": 1e9, \"output_length\": 1}", "input_length" },
+        { "{\"timestamp\": 0, \"input_length\": 9, \"output_length\": -2}", "output_length" },
+        { "{\"timestamp\": 0, \"input_length\": 9, \"output_length\": 1, \"hash_ids\": 3}", "hash_ids" },
+        { "{\"timestamp\": 0, \"input_length\": 9, \"output_length\": 1, \"hash_ids\": [1, \"x\"]}", "hash_ids" },
+        { "{\"timestamp\": 0, \"input_length\": 9, \"output_length\": 1, \"hash_ids\": [-1]}", "hash_ids" },
+        { "{\"timestamp\": 0, \"input_length\": 9, \"output_length\": 1, \"hash_ids\": [1e300]}", "hash_ids" },
+        { "{\"timestamp\": 0, \"input_length\": 9, \"output_length\": 1", "not a JSON object" },
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        int n = snprintf(buf, sizeof(buf), "%s%s\n", ok, bad[k].line);
+        CHECK_EQ(trace_of(buf, (size_t)n, err, sizeof(err)), -1);
+        CHECK(strstr(err, ":2:") != NULL);
+        CHECK(strstr(err, bad[k].why) != NULL);
+    }
+    /* a NUL byte; a line over 1 MiB (never read whole into memory) */
+    memcpy(buf, ok, sizeof(ok) - 1);
+    memcpy(buf + sizeof(ok) - 1, "{\"a\0\"}\n", 7);
+    CHECK_EQ(trace_of(buf, sizeof(ok) - 1 + 7, err, sizeof(err)), -1);
+    CHECK(strstr(err, "NUL") != NULL);
+    size_t big = LG_TRACE_MAX_LINE + 100;
+    char *huge = malloc(big);
+    memset(huge, ' ', big);
+    huge[big - 1] = '\n';
+    CHECK_EQ(trace_of(huge, big, err, sizeof(err)), -1);
+    CHECK(strstr(err, ":1: line longer than 1 MiB") != NULL);
+    free(huge);
+    /* an empty trace, comments and blank lines only */
+    CHECK_EQ(trace_of("# nothing\n\n  \n", 14, err, sizeof(err)), -1);
+    CHECK(strstr(err, "no requests") != NULL);
+    /* the good line alone, without a final newline, is fine */
+    CHECK_EQ(trace_of(ok, sizeof(ok) - 2, err, sizeof(err)), 0);
+}
+
+TEST(prefix_pool_cycles_through_a_shuffled_pool)
+{
+    /* 3 groups x 2 prompts = a pool of 6; 14 requests: every prompt once
+     * in each pass, the same order every pass, equal bodies for equal
+     * prompts; a group's prompts share the system prompt only */
+    struct lg_wl_spec s = base_spec(LG_WL_PREFIX_POOL);
+    s.groups = 3;
+    s.prompts_per_group = 2;
+    s.requests = 14;
+    struct lg_workload w;
+    char err[256];
+    CHECK_EQ(lg_wl_init(&w, &s, err, sizeof(err)), 0);
+    CHECK_EQ(w.n, 14);
+    int seen[6] = { 0 };
+    for (size_t i = 0; i < 6; i++) {
+        CHECK(w.items[i].a < 3 && w.items[i].b < 2);
+        seen[w.items[i].a * 2 + w.items[i].b]++;
+        CHECK_EQ(w.items[i + 6].a, w.items[i].a);
+        CHECK_EQ(w.items[i + 6].b, w.items[i].b);
+    }
+    for (int k = 0; k < 6; k++)
+        CHECK_EQ(seen[k], 1);
+    struct sbuf x, y;
+    sbuf_init(&x);
+    sbuf_init(&y);
+    struct lg_wl_meta m;
+    lg_wl_build(&w, 1, &x, NULL, &m, 0);
+    lg_wl_build(&w, 7, &y, NULL, &m, 0);
+    CHECK(x.len == y.len && !memcmp(x.data, y.data, x.len));
+    /* ideal: the second pass hits every prompt up to its cap (9 blocks of
+     * 153 tokens: 144); the first pass hits 128 on the second prompt of
+     * each group (see ideal_two_groups_three_prompts_exact) */
+    uint64_t hit, prompt;
+    lg_wl_ideal(&w, &hit, &prompt);
+    CHECK_EQ(prompt, 14 * 153);
+    CHECK_EQ(hit, 3 * 128 + 8 * 144);
+    /* with --duration instead: still cycling, deterministic */
+    sbuf_free(&x);
+    sbuf_free(&y);
+    lg_wl_free(&w);
+    s.requests = 0;
+    CHECK_EQ(lg_wl_init(&w, &s, err, sizeof(err)), 0);
+    CHECK_EQ(w.n, 6); /* natural size: one pass */
+    lg_wl_free(&w);
 }
 
 TEST(multi_turn_history_carries_answers)
@@ -366,6 +522,9 @@ int main(void)
     RUN(body_is_a_streaming_chat_request);
     RUN(trace_equal_hash_ids_equal_blocks);
     RUN(trace_bad_line_is_reported);
+    RUN(trace_scaled_blocks_and_cut);
+    RUN(trace_hostile_lines_are_refused);
+    RUN(prefix_pool_cycles_through_a_shuffled_pool);
     RUN(multi_turn_history_carries_answers);
     RUN(lora_mix_zipf_and_hot_share);
     RUN(bad_specs_say_why);
