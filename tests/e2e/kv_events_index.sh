@@ -162,9 +162,19 @@ JSON
     code=$(gw_post "$GW_PORT" "{\"model\":\"$MODEL\",\"max_tokens\":2,\"messages\":[{\"role\":\"user\",\"content\":\"$(head -c 600 "$E2E_TMP/A")\"}]}" >/dev/null; status)
     echo "status $code"; [ "$code" = 200 ] || return 1
     grep -q "kv events: exact index" "$E2E_TMP/kvgated.log" || { cat "$E2E_TMP/kvgated.log"; return 1; }
+    # each pod's index mode is visible: exact in /admin/pods and on /metrics,
+    # with the events that made it so
+    wait_until 5 gw_index_all "$GW_ADMIN" '.index.mode == "exact" and .index.events > 0' ||
+        { curl -s "http://127.0.0.1:$GW_ADMIN/admin/pods" | jq -c 'map(.index)'; return 1; }
+    local m; m=$(curl -s "http://127.0.0.1:$GW_ADMIN/metrics")
+    [ "$(grep -c '^kvgate_pod_index_mode{pod="[^"]*",mode="exact"} 1' <<<"$m")" = 2 ] ||
+        { grep kvgate_pod_index_mode <<<"$m"; return 1; }
+    grep -q '^kvgate_pod_index_mode{pod="[^"]*",mode="approximate"} 0' <<<"$m" || return 1
+    grep -q '^kvgate_pod_kv_events_total{pod="[^"]*"} [1-9]' <<<"$m" || { grep kvgate_pod_kv_events <<<"$m"; return 1; }
     kill -TERM "$GW_PID" && wait "$GW_PID"
 }
-check "kvgated with pods' kv_events starts the index and subscriber, serves, exits cleanly" t_gateway_subscribes
+gw_index_all() { curl -s "http://127.0.0.1:$1/admin/pods" | jq -e "length > 0 and all($2)" >/dev/null; }
+check "kvgated with pods' kv_events starts the index and subscriber, shows each pod exact on /admin/pods and /metrics, serves, exits cleanly" t_gateway_subscribes
 
 echo quit >&"${PROBE_P[1]}"
 finish

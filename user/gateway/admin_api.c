@@ -108,6 +108,8 @@ static void pods_json(struct ctl *ctl, struct sbuf *o, uint64_t now)
                     (unsigned long long)tokload_prefill(&g->tl, in->slot),
                     (unsigned long long)tokload_decode(&g->tl, in->slot),
                     tokload_rate(&g->tl, in->slot));
+        sbuf_puts(o, ",\"index\":");
+        ctl_kv_pod_json(ctl, in->slot, o);
         sbuf_puts(o, ",\"models\":");
         json_names(o, in->models, in->nmodels);
         sbuf_puts(o, ",\"adapters\":");
@@ -332,6 +334,7 @@ static void h_metrics(struct aconn *c)
     sbuf_init(&b);
     struct pod_snapshot *s = snapshot_get();
     gw_metrics_render(g->metrics, s, &g->counters, &g->tl, ev_now_ns(), &b);
+    ctl_kv_metrics_render(c->a->ctl, s, &b);
     snapshot_put(s);
     gwbpf_metrics_render(g->bpf, &b);
     splice_metrics_render(&b);

@@ -3,13 +3,17 @@
  * made when the first pod with `kv_events` appears, told about the pods
  * with events after each snapshot publish (pods added, removed, models
  * discovered), and given each scrape's prefix counters and cache size (the
- * silence rule, the index's caps). Routing on the index is not wired here. */
+ * silence rule, the index's caps). Each pod's index mode and event counts
+ * go to /metrics and /admin/pods (ctl_kv_metrics_render, ctl_kv_pod_json).
+ * Routing on the index is not wired here. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "common/promtext.h"
+#include "common/sbuf.h"
 #include "core/engine_metrics.h"
 #include "core/kvindex.h"
 #include "gateway/control_priv.h"
@@ -128,4 +132,81 @@ void ctl_kv_stop(struct ctl *c)
 int ctl_kv_pod_stats(struct ctl *c, uint32_t slot, struct kvsub_pod_stats *out)
 {
     return c->kvsub ? kvsub_pod_stats(c->kvsub, slot, out) : -ENOENT;
+}
+
+/* A pod's index stats; a pod without events (or before the subscriber
+ * exists) is APPROXIMATE, "not_configured". */
+static void pod_index(struct ctl *c, uint32_t slot, struct kvsub_pod_stats *st)
+{
+    if (ctl_kv_pod_stats(c, slot, st) || !st->configured) {
+        memset(st, 0, sizeof(*st));
+        st->index.mode = KVX_APPROXIMATE;
+        st->index.why = KVX_WHY_NOT_CONFIGURED;
+    }
+}
+
+void ctl_kv_pod_json(struct ctl *c, uint32_t slot, struct sbuf *o)
+{
+    struct kvsub_pod_stats st;
+    pod_index(c, slot, &st);
+    const struct kvx_pod_stats *x = &st.index;
+    sbuf_printf(o, "{\"mode\":\"%s\",\"why\":\"%s\",\"transitions\":%llu,\"blocks\":%llu,"
+                   "\"batches\":%llu,\"events\":%llu,\"gaps\":%llu,\"replays_filled\":%llu,"
+                   "\"replays_failed\":%llu}",
+                kvx_mode_name(x->mode), x->mode == KVX_EXACT ? "none" : kvx_why_name(x->why),
+                (unsigned long long)x->transitions, (unsigned long long)x->held,
+                (unsigned long long)x->batches, (unsigned long long)x->events,
+                (unsigned long long)x->gaps, (unsigned long long)x->replays_filled,
+                (unsigned long long)x->replays_failed);
+}
+
+void ctl_kv_metrics_render(struct ctl *c, const struct pod_snapshot *s, struct sbuf *o)
+{
+    if (!s)
+        return;
+    static const struct {
+        const char *name, *type, *help;
+    } F[] = {
+        {"kvgate_pod_index_mode", "gauge",
+         "1 for the mode of the pod's cache index: exact (its KV events, in sequence), "
+         "gapped (a replay under way), syncing (rebuilding after a loss), approximate "
+         "(no events, silent, or lost: the gateway's own guess)."},
+        {"kvgate_pod_index_transitions_total", "counter",
+         "Changes of the pod's index mode, by the mode entered."},
+        {"kvgate_pod_kv_events_total", "counter", "KV-cache events applied from the pod."},
+        {"kvgate_pod_kv_event_gaps_total", "counter", "Gaps in the pod's event sequence."},
+        {"kvgate_pod_kv_replays_total", "counter",
+         "Replays asked of the pod after a gap, by result (filled, failed)."},
+        {"kvgate_pod_index_blocks", "gauge", "Blocks the exact index holds for the pod."},
+    };
+    struct kvsub_pod_stats *st = kv_calloc(s->npods ? s->npods : 1, sizeof(*st));
+    if (!st)
+        return;
+    for (uint32_t i = 0; i < s->npods; i++)
+        pod_index(c, s->pods[i].slot, &st[i]);
+    for (size_t f = 0; f < sizeof(F) / sizeof(F[0]); f++) {
+        prom_head(o, F[f].name, F[f].type, F[f].help);
+        for (uint32_t i = 0; i < s->npods; i++) {
+            const struct kvx_pod_stats *x = &st[i].index;
+            const char *pod = s->pods[i].name;
+            int per_mode = f <= 1, per_result = f == 4;
+            for (int k = 0; k < (per_mode ? KVX_NMODES : per_result ? 2 : 1); k++) {
+                sbuf_printf(o, "%s{", F[f].name);
+                prom_label(o, "pod", pod, 1);
+                double v;
+                if (f == 0 || f == 1) {
+                    prom_label(o, "mode", kvx_mode_name((enum kvx_mode)k), 0);
+                    v = f == 0 ? (double)(x->mode == (enum kvx_mode)k) : (double)x->entered[k];
+                } else if (f == 4) {
+                    prom_label(o, "result", k ? "failed" : "filled", 0);
+                    v = (double)(k ? x->replays_failed : x->replays_filled);
+                } else {
+                    v = f == 2 ? (double)x->events : f == 3 ? (double)x->gaps : (double)x->held;
+                }
+                sbuf_puts(o, "}");
+                prom_value(o, v);
+            }
+        }
+    }
+    kv_free(st);
 }

@@ -155,6 +155,10 @@ void ctl_kv_stop(struct ctl *c);
 /* What the index and the subscriber know of a pod (metrics, /admin/pods
  * later). 0, -ENOENT (no subscriber) or -EINVAL. */
 int ctl_kv_pod_stats(struct ctl *c, uint32_t slot, struct kvsub_pod_stats *out);
+/* The pod's index mode and event counts as a JSON object (/admin/pods). */
+void ctl_kv_pod_json(struct ctl *c, uint32_t slot, struct sbuf *o);
+/* kvgate_pod_index_mode and the event families for the pods of s (/metrics). */
+void ctl_kv_metrics_render(struct ctl *c, const struct pod_snapshot *s, struct sbuf *o);
 
 /* ---- admin.c ---- */
 
