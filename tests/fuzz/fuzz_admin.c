@@ -129,9 +129,19 @@ void gw_metrics_limit(struct gw_metrics *m, const char *which)
 }
 
 void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
-                       const struct pod_counters *c, uint64_t now_ns, struct sbuf *out)
+                       const struct pod_counters *c, const struct tokload *tl,
+                       uint64_t now_ns, struct sbuf *out)
 {
     sbuf_puts(out, "# TYPE kvgate_up gauge\nkvgate_up 1\n");
+}
+
+void ctl_kv_metrics_render(struct ctl *c, const struct pod_snapshot *s, struct sbuf *o)
+{
+}
+
+void ctl_kv_pod_json(struct ctl *c, uint32_t slot, struct sbuf *o)
+{
+    sbuf_puts(o, "{}");
 }
 
 void gwbpf_metrics_render(struct gwbpf *b, struct sbuf *out)
