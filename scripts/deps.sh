@@ -17,6 +17,8 @@ PKGS=(
   libxxhash-dev     # XXH3 block hashes
   libzmq3-dev       # KV-cache events (ZMQ PUB)
   libmsgpack-dev    # KV-cache event batches (msgpack-c)
+  libpcre2-dev      # the tokenizer's pre-tokenizer regex (user/tok, JIT)
+  libutf8proc-dev   # NFC for tokenizers that normalize (Qwen)
   libbpf-dev libxdp-dev bpftool xdp-tools
   iproute2          # ip netns, veth
   curl jq           # end-to-end tests

@@ -1,0 +1,143 @@
+/* tok: the model's tokenizer and chat template, as the model server applies
+ * them, so that the gateway cuts the same KV blocks as the pod (DESIGN.md,
+ * "Token-exact routing").
+ *
+ * Two tokenizers behind one interface:
+ *   - byte-level BPE loaded from a Hugging Face tokenizer.json (Llama 3.x
+ *     and Qwen 2/3 families): added / special tokens, the optional NFC
+ *     normalizer, the Split pre-tokenizer regex (PCRE2, UTF + UCP, JIT),
+ *     ByteLevel, the BPE model with ranked merges ("a b" strings or [a, b]
+ *     arrays) and ignore_merges;
+ *   - the pseudo-tokenizer of kvgate-podsim (podsim/prompt.h): one token per
+ *     4 bytes, id = the 4 bytes little-endian, the last padded with zeros.
+ *
+ * Thread safety: a struct tok is read-only after tok_load / tok_pseudo (and
+ * tok_set_max_bytes, which belongs to set-up) and may be shared by any number
+ * of threads; every call keeps its scratch on the stack or in what the caller
+ * passes (struct tok_ids, struct tok_stream, struct sbuf). No global mutable
+ * state.
+ *
+ * What vLLM sends to the engine, and what this module reproduces:
+ *   chat:        text = render(chat_template, messages, add_generation_prompt)
+ *                ids  = tokenize(text, add_special_tokens=False)
+ *   completions: ids  = tokenize(prompt, add_special_tokens=True)
+ * so: the rendered chat text INCLUDES the BOS token where the template emits
+ * it (Llama 3: "<|begin_of_text|>" first; Qwen: none), and tok_encode never
+ * adds BOS unless TOK_ADD_BOS is passed (the completions case: the
+ * tokenizer.json post-processor's leading special token, Llama 3's
+ * <|begin_of_text|>; Qwen has none). Special tokens written in the text are
+ * parsed as tokens with TOK_PARSE_SPECIAL (what vLLM does for both rendered
+ * chats and completion prompts); without it only non-special added tokens
+ * are (HF split_special_tokens=True).
+ *
+ * Bytes that are not UTF-8: each maximal invalid subsequence becomes U+FFFD
+ * (the WHATWG decoder's rule, as a JavaScript reference or Python's
+ * errors="replace" would see the text). vLLM itself refuses such a body, so
+ * any deterministic choice keeps routing correct; this one keeps equality
+ * with the reference testable.
+ *
+ * Pre-tokenizer regex: compiled as written with one rewrite, the
+ * case-insensitive contraction group "(?i:'s|'t|...)" becomes explicit
+ * ASCII classes ("[sS]"...), as the JavaScript reference does (PCRE2's
+ * caseless UCP matching would also take U+017F for 's' and U+212A for 'k').
+ * \s is PCRE2's Unicode White_Space (as Oniguruma in HF tokenizers): it
+ * includes U+0085 and not U+FEFF, where a JavaScript regex does the
+ * opposite; see tests/tok/README.md for that known reference difference.
+ */
+#ifndef KVGATE_TOK_TOK_H
+#define KVGATE_TOK_TOK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cJSON;
+struct sbuf;
+struct tok;
+
+/* Growable id array the caller owns; zero-initialise, free with
+ * tok_ids_free. Calls append to it. */
+struct tok_ids {
+    uint32_t *v;
+    size_t n, cap;
+};
+void tok_ids_free(struct tok_ids *ids);
+
+enum tok_template {
+    TOK_TEMPLATE_UNKNOWN = 0, /* no template, or not one recognised: render refuses */
+    TOK_TEMPLATE_LLAMA3,      /* Llama 3 / 3.x header-id template (no tools, no dates) */
+    TOK_TEMPLATE_QWEN3,       /* ChatML with Qwen3's <think> handling */
+    TOK_TEMPLATE_PSEUDO,      /* podsim's Llama-3-shaped rendering, untrimmed */
+};
+const char *tok_template_name(enum tok_template t);
+
+/* Flags of tok_encode and tok_stream_init. */
+#define TOK_PARSE_SPECIAL 0x1u /* special added tokens in the text are tokens */
+#define TOK_ADD_BOS       0x2u /* prepend the post-processor's BOS, if any */
+
+/* Default limit on the bytes one encode (or one stream) takes: past it
+ * tok_encode / tok_stream_feed return -E2BIG and leave out untouched
+ * beyond what was emitted before. */
+#define TOK_MAX_BYTES_DEFAULT ((size_t)64 << 20)
+
+/* Loads tokenizer.json and (optionally, may be NULL) tokenizer_config.json,
+ * the files' paths. NULL on failure with a sentence in err. Unsupported
+ * parts (another model type, normalizer or pre-tokenizer) are refused. */
+struct tok *tok_load(const char *tokenizer_json, const char *tokenizer_config_json,
+                     char *err, size_t errlen);
+/* The same from memory (the JSON texts, NUL-terminated; config may be NULL). */
+struct tok *tok_load_mem(const char *tokenizer_json, const char *config_json,
+                         char *err, size_t errlen);
+/* podsim's pseudo-tokenizer. NULL only on ENOMEM. */
+struct tok *tok_pseudo(void);
+void tok_free(struct tok *t);
+
+void tok_set_max_bytes(struct tok *t, size_t max_bytes); /* set-up only */
+size_t tok_vocab_size(const struct tok *t);              /* largest id + 1 */
+int tok_is_pseudo(const struct tok *t);
+
+/* Appends the ids of s[0..n) to out. 0, -ENOMEM (out keeps what was
+ * appended), -E2BIG (n over the limit; nothing appended). */
+int tok_encode(const struct tok *t, const char *s, size_t n, unsigned flags,
+               struct tok_ids *out);
+
+/* Incremental tokenizing: feed text in pieces as it arrives; each feed
+ * appends the ids that no later byte can change (pre-tokens followed by a
+ * later pre-token boundary, added tokens that are complete); finish appends
+ * the rest. The concatenation equals tok_encode of the whole text with the
+ * same flags. What is held back: the last pre-token of the current text, an
+ * incomplete UTF-8 sequence, up to (longest added token - 1) bytes that may
+ * begin one, and for NFC tokenizers (Qwen) the text from the last code
+ * point >= U+0300 that is not NFC-inert on (a long run of such text is held
+ * until a boundary, then handled at once).
+ *
+ * The stream holds pointers to t; t must outlive it. */
+struct tok_stream {
+    const struct tok *t;
+    unsigned flags;
+    int started, failed, skip_ws;
+    size_t total;             /* bytes fed */
+    char *buf;                /* pending text (valid UTF-8), not yet sure */
+    size_t len, cap;
+    unsigned char carry[4];   /* an incomplete UTF-8 sequence at the end */
+    unsigned ncarry;
+};
+void tok_stream_init(struct tok_stream *st, const struct tok *t, unsigned flags);
+int tok_stream_feed(struct tok_stream *st, const char *s, size_t n, struct tok_ids *out);
+int tok_stream_finish(struct tok_stream *st, struct tok_ids *out); /* also frees */
+void tok_stream_free(struct tok_stream *st);
+
+/* The chat template recognised at load (tokenizer_config.json's
+ * chat_template); TOK_TEMPLATE_UNKNOWN when absent or unrecognised. */
+enum tok_template tok_template(const struct tok *t);
+
+/* Renders OpenAI `messages` (an array of objects: string "role"; "content"
+ * a string, an array of {"type":"text","text":...} parts joined with "\n",
+ * or null / absent = "", as vLLM's chat utils pass them to the template)
+ * into out, as the template would, with the assistant header appended when
+ * add_generation_prompt. 0; -EINVAL with *err set (malformed messages,
+ * or what the renderer does not handle: tool calls, tool definitions are
+ * the caller's to refuse); -ENOTSUP for TOK_TEMPLATE_UNKNOWN; -ENOMEM. */
+int tok_render_chat(const struct tok *t, const struct cJSON *messages,
+                    int add_generation_prompt, struct sbuf *out, const char **err);
+
+#endif
