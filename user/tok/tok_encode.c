@@ -467,43 +467,47 @@ static int bpe_piece(const struct tok *t, const char *s, size_t n, struct tok_id
 /* ---- pre-tokens ---- */
 
 /* Pre-tokenizes s[0..n) (valid UTF-8, normalized) and BPEs each piece.
- * final: every piece; else all but the last, *consumed = where it begins. */
+ * final: all of it. Else s is a prefix of what will come: the regex runs
+ * in PCRE2's hard partial mode, and the first attempt that reached the end
+ * of s (a piece more text could change: a greedy run, a lookahead, an
+ * alternative that needed one more character) stops it; *consumed = where
+ * that attempt began. Pieces before it were decided without looking past
+ * them, so they are what the whole text gives. */
 static int pretok(const struct tok *t, pcre2_match_data *md, const char *s, size_t n,
                   int final, struct tok_ids *out, size_t *consumed)
 {
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-    size_t pos = 0, ps = 0, pe = 0; /* the piece not yet emitted: [ps, pe) */
-    int have = 0, rc;
+    uint32_t opt = PCRE2_NO_UTF_CHECK | (final ? 0 : PCRE2_PARTIAL_HARD);
+    size_t pos = 0;
+    int rc;
     while (pos < n) {
-        int m = pcre2_match(t->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, md, NULL);
+        int m = pcre2_match(t->re, (PCRE2_SPTR)s, n, pos, opt, md, NULL);
         size_t ms, me;
         if (m >= 0) {
             ms = ov[0];
             me = ov[1];
             if (me <= ms) { /* empty match: step one code point */
                 uint32_t cp;
-                me = ms + (ms < n ? tok_utf8_next((const unsigned char *)s + ms, &cp) : 1);
+                me = ms + tok_utf8_next((const unsigned char *)s + ms, &cp);
             }
+        } else if (m == PCRE2_ERROR_PARTIAL) {
+            ms = ov[0];
+            if (ms > pos && (rc = bpe_piece(t, s + pos, ms - pos, out))) /* the gap */
+                return rc;
+            *consumed = ms;
+            return 0;
         } else if (m == PCRE2_ERROR_NOMATCH) {
             ms = me = n;
         } else
             return m == PCRE2_ERROR_NOMEMORY ? -ENOMEM : -EIO;
-        /* the gap [pos, ms) and then the match [ms, me) */
-        size_t cut[2][2] = {{pos, ms}, {ms, me}};
-        for (int k = 0; k < 2; k++) {
-            if (cut[k][1] <= cut[k][0])
-                continue;
-            if (have && (rc = bpe_piece(t, s + ps, pe - ps, out)))
-                return rc;
-            ps = cut[k][0];
-            pe = cut[k][1];
-            have = 1;
-        }
+        /* Isolated: the gap [pos, ms) is a piece too */
+        if (ms > pos && (rc = bpe_piece(t, s + pos, ms - pos, out)))
+            return rc;
+        if (me > ms && (rc = bpe_piece(t, s + ms, me - ms, out)))
+            return rc;
         pos = me;
     }
-    if (have && final && (rc = bpe_piece(t, s + ps, pe - ps, out)))
-        return rc;
-    *consumed = final || !have ? n : ps;
+    *consumed = n;
     return 0;
 }
 

@@ -331,7 +331,7 @@ static int load_regex(struct tok *t, const char *pat, char *err, size_t errlen)
         return -EINVAL;
     }
     /* without JIT (a kernel refusing executable memory) pcre2_match interprets */
-    pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE);
+    pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
     return 0;
 }
 
