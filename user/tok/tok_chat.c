@@ -151,7 +151,7 @@ static struct str py_strip(struct str s)
     size_t b = 0, e = s.n;
     while (b < e) {
         uint32_t cp;
-        size_t l = tok_utf8_next((const unsigned char *)s.p + b, &cp);
+        size_t l = tok_utf8_next_n((const unsigned char *)s.p + b, e - b, &cp);
         if (!tok_py_space(cp))
             break;
         b += l;
@@ -161,7 +161,8 @@ static struct str py_strip(struct str s)
         while (k > b && ((unsigned char)s.p[k] & 0xC0) == 0x80)
             k--;
         uint32_t cp;
-        tok_utf8_next((const unsigned char *)s.p + k, &cp);
+        if (tok_utf8_next_n((const unsigned char *)s.p + k, e - k, &cp) != e - k)
+            cp = 0xFFFD; /* not one whole code point: not space */
         if (!tok_py_space(cp))
             break;
         e = k;

@@ -109,6 +109,16 @@ static long utf8_seq(const unsigned char *s, size_t n)
     return (long)need;
 }
 
+size_t tok_utf8_next_n(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    long l = utf8_seq(s, n);
+    if (l <= 0) {
+        *cp = 0xFFFD;
+        return 1;
+    }
+    return tok_utf8_next(s, cp);
+}
+
 static size_t utf8_valid_prefix(const unsigned char *s, size_t n)
 {
     size_t i = 0;
@@ -672,6 +682,8 @@ static int stream_run(struct tok_stream *st, int final, struct tok_ids *out)
     const struct tok *t = st->t;
     char *s = st->buf;
     size_t n = st->len, pos = 0, at;
+    if (!n)
+        return 0;
     pcre2_match_data *md = pcre2_match_data_create(1, t->gctx);
     if (!md)
         return -ENOMEM;

@@ -54,13 +54,13 @@ static int cp_to_byte(uint32_t cp)
  * bytes since each char gives one byte). Returns the length or -1. */
 static long bytelevel_decode(const char *s, char *out)
 {
-    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
     long n = 0;
-    while (*p) {
+    while (p < end) {
         uint32_t cp;
-        size_t l = tok_utf8_next(p, &cp);
+        size_t l = tok_utf8_next_n(p, (size_t)(end - p), &cp);
         int b;
-        if (!l || (b = cp_to_byte(cp)) < 0)
+        if (cp == 0xFFFD || (b = cp_to_byte(cp)) < 0)
             return -1;
         out[n++] = (char)b;
         p += l;

@@ -60,6 +60,9 @@ void tok_chat_detect(struct tok *t, const char *template_text);
 /* UTF-8 helpers (tok_encode.c) */
 /* decodes one code point at s (valid UTF-8 assumed), returns its length */
 size_t tok_utf8_next(const unsigned char *s, uint32_t *cp);
+/* the same on bytes that may not be UTF-8: an invalid or cut sequence
+ * gives U+FFFD and length 1 */
+size_t tok_utf8_next_n(const unsigned char *s, size_t n, uint32_t *cp);
 /* Python str.strip() whitespace, for the templates' trim */
 int tok_py_space(uint32_t cp);
 
