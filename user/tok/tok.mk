@@ -16,3 +16,9 @@ TOK_TOOLS := $(OUT)/tok_ref
 $(OUT)/tok_ref: tests/tok/tok_ref.c $(OUT)/libtok.a $(OUT)/libcommon.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# bench/micro/tok_bench.c: MB/s of user/tok and of the reference (node)
+TOK_TOOLS += $(OUT)/tok_bench
+$(OUT)/tok_bench: bench/micro/tok_bench.c $(OUT)/libtok.a $(OUT)/libcommon.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)

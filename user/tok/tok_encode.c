@@ -255,24 +255,6 @@ static int nfc_inert(uint32_t cp)
            p->comb_index == UINT16_MAX && !p->comp_exclusion;
 }
 
-/* all of s inert (then NFC(s) == s) */
-static int nfc_quick(const char *s, size_t n)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        if (u[i] < 0xCC) { /* below U+0300 (or a continuation byte we skip) */
-            i++;
-            continue;
-        }
-        uint32_t cp;
-        size_t l = tok_utf8_next(u + i, &cp);
-        if (!nfc_inert(cp))
-            return 0;
-        i += l;
-    }
-    return 1;
-}
-
 /* last offset in s[0..n) at which a code point begins that is a safe cut
  * (inert), or 0 */
 static size_t nfc_last_cut(const char *s, size_t n)
@@ -291,20 +273,62 @@ static size_t nfc_last_cut(const char *s, size_t n)
     return 0;
 }
 
-/* NFC of s[0..n) into *out (malloc'd by utf8proc) unless it is already
- * NFC; then *out = NULL. */
+/* NFC of s[0..n) into *out (kv_malloc'd) unless it is already NFC; then
+ * *out = NULL. Only the stretches around code points that are not inert
+ * go through utf8proc, each from the inert code point before it to the
+ * next inert one (both safe cuts), so text that is mostly inert (ASCII,
+ * CJK) costs a scan. */
 static int nfc(const char *s, size_t n, char **out, size_t *outn)
 {
     *out = NULL;
-    if (nfc_quick(s, n))
-        return 0;
-    utf8proc_uint8_t *r = NULL;
-    utf8proc_ssize_t l = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &r,
-                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-    if (l < 0)
-        return l == UTF8PROC_ERROR_NOMEM ? -ENOMEM : -EINVAL;
-    *out = (char *)r;
-    *outn = (size_t)l;
+    const unsigned char *u = (const unsigned char *)s;
+    struct bytes b = {0};
+    size_t done = 0, last_inert = 0, i = 0;
+    while (i < n) {
+        if (u[i] < 0xCC) { /* below U+0300 */
+            if (u[i] < 0x80 || u[i] >= 0xC0)
+                last_inert = i;
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t l = tok_utf8_next(u + i, &cp);
+        if (nfc_inert(cp)) {
+            last_inert = i;
+            i += l;
+            continue;
+        }
+        /* the stretch [from, to): from the inert code point before (or
+         * where the last stretch ended) to the next inert one */
+        size_t from = last_inert > done ? last_inert : done, to = i + l;
+        while (to < n) {
+            uint32_t c2;
+            size_t l2 = tok_utf8_next(u + to, &c2);
+            if (nfc_inert(c2))
+                break;
+            to += l2;
+        }
+        utf8proc_uint8_t *r = NULL;
+        utf8proc_ssize_t rl = utf8proc_map(u + from, (utf8proc_ssize_t)(to - from), &r,
+                                           UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        if (rl < 0 || bytes_append(&b, s + done, from - done) ||
+            bytes_append(&b, r, (size_t)rl)) {
+            free(r); /* utf8proc's */
+            kv_free(b.p);
+            return rl == UTF8PROC_ERROR_NOMEM || rl >= 0 ? -ENOMEM : -EINVAL;
+        }
+        free(r);
+        done = i = to;
+        last_inert = to;
+    }
+    if (!b.p && done == 0)
+        return 0; /* nothing to do */
+    if (bytes_append(&b, s + done, n - done)) {
+        kv_free(b.p);
+        return -ENOMEM;
+    }
+    *out = b.p;
+    *outn = b.len;
     return 0;
 }
 
@@ -450,11 +474,16 @@ static int bpe_piece(const struct tok *t, const char *s, size_t n, struct tok_id
 {
     if (n == 1)
         return ids_push(out, t->byte_id[(unsigned char)s[0]]);
-    if (t->ignore_merges) {
-        int64_t id = tok_vocab_find(t, s, n);
-        if (id >= 0)
-            return ids_push(out, (uint32_t)id);
-    }
+    const struct tok_vslot *v = tok_vocab_slot(t, s, n);
+    if (v && (t->ignore_merges || v->whole))
+        return ids_push(out, v->id);
+    return tok_bpe_merges(t, s, n, out);
+}
+
+int tok_bpe_merges(const struct tok *t, const char *s, size_t n, struct tok_ids *out)
+{
+    if (n == 1)
+        return ids_push(out, t->byte_id[(unsigned char)s[0]]);
     if (n <= BPE_STACK) {
         uint32_t id[BPE_STACK], rk[BPE_STACK];
         int32_t nxt[BPE_STACK], prv[BPE_STACK];
@@ -539,7 +568,7 @@ static int section(const struct tok *t, pcre2_match_data *md, const char *s, siz
         }
     }
     int rc = pretok(t, md, s, n, 1, out, &c);
-    free(norm); /* utf8proc's */
+    kv_free(norm);
     return rc;
 }
 
@@ -733,7 +762,7 @@ static int stream_run(struct tok_stream *st, int final, struct tok_ids *out)
             if (nn > old && nn - old > st->cap - st->len) {
                 char *nb = kv_realloc(st->buf, st->len + (nn - old));
                 if (!nb) {
-                    free(norm);
+                    kv_free(norm);
                     rc = -ENOMEM;
                     goto done;
                 }
@@ -742,7 +771,7 @@ static int stream_run(struct tok_stream *st, int final, struct tok_ids *out)
             }
             memmove(s + pos + nn, s + end, tail);
             memcpy(s + pos, norm, nn);
-            free(norm);
+            kv_free(norm);
             st->len = n = pos + nn + tail;
             end = pos + nn;
         }

@@ -95,19 +95,46 @@ static long arena_put(struct tok *t, const char *s, size_t n)
     return (long)(t->arena_len - n);
 }
 
-int64_t tok_vocab_find(const struct tok *t, const char *s, size_t n)
+const struct tok_vslot *tok_vocab_slot(const struct tok *t, const char *s, size_t n)
 {
     if (!t->vhash || !n)
-        return -1;
+        return NULL;
     uint32_t i = (uint32_t)tok_hash(s, n) & t->vmask;
     for (;;) {
         const struct tok_vslot *v = &t->vhash[i];
         if (!v->len)
-            return -1;
+            return NULL;
         if (v->len == n && !memcmp(t->arena + v->off, s, n))
-            return v->id;
+            return v;
         i = (i + 1) & t->vmask;
     }
+}
+
+int64_t tok_vocab_find(const struct tok *t, const char *s, size_t n)
+{
+    const struct tok_vslot *v = tok_vocab_slot(t, s, n);
+    return v ? (int64_t)v->id : -1;
+}
+
+/* Marks the vocab entries that BPE rebuilds whole from their bytes: a
+ * piece equal to one of them is that one token, found by one lookup
+ * (exact, unlike a cache: the merges were run once at load). */
+static int mark_whole(struct tok *t)
+{
+    struct tok_ids ids = {0};
+    for (uint32_t i = 0; i <= t->vmask; i++) {
+        struct tok_vslot *v = &t->vhash[i];
+        if (v->len < 2)
+            continue;
+        ids.n = 0;
+        if (tok_bpe_merges(t, t->arena + v->off, v->len, &ids)) {
+            tok_ids_free(&ids);
+            return -ENOMEM;
+        }
+        v->whole = ids.n == 1 && ids.v[0] == v->id;
+    }
+    tok_ids_free(&ids);
+    return 0;
 }
 
 static int vocab_add(struct tok *t, const char *s, size_t n, uint32_t id)
@@ -124,7 +151,7 @@ static int vocab_add(struct tok *t, const char *s, size_t n, uint32_t id)
     long off = arena_put(t, s, n);
     if (off < 0)
         return -ENOMEM;
-    t->vhash[i] = (struct tok_vslot){(uint32_t)off, (uint32_t)n, id};
+    t->vhash[i] = (struct tok_vslot){(uint32_t)off, (uint32_t)n, id, 0};
     if (id + 1 > t->nids)
         t->nids = id + 1;
     return 0;
@@ -419,6 +446,8 @@ static int load_model(struct tok *t, const cJSON *root, char *err, size_t errlen
     int rc = load_vocab(t, vocab, err, errlen);
     if (!rc)
         rc = load_merges(t, merges, err, errlen);
+    if (!rc)
+        rc = mark_whole(t);
     return rc;
 }
 

@@ -13,6 +13,7 @@
 struct tok_vslot {
     uint32_t off, len; /* len 0: empty */
     uint32_t id;
+    uint32_t whole;    /* BPE of these bytes gives this one token */
 };
 
 /* merges: (left id, right id) -> rank, merged id */
@@ -54,6 +55,9 @@ struct tok {
 uint64_t tok_hash(const void *p, size_t n);
 /* id of raw bytes, or -1 */
 int64_t tok_vocab_find(const struct tok *t, const char *s, size_t n);
+const struct tok_vslot *tok_vocab_slot(const struct tok *t, const char *s, size_t n);
+/* BPE of one piece by the merges alone (no vocab short cut) */
+int tok_bpe_merges(const struct tok *t, const char *s, size_t n, struct tok_ids *out);
 /* recognises the template text; sets t->tmpl */
 void tok_chat_detect(struct tok *t, const char *template_text);
 
