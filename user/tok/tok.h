@@ -61,6 +61,7 @@ struct tok_ids {
     size_t n, cap;
 };
 void tok_ids_free(struct tok_ids *ids);
+int tok_ids_push(struct tok_ids *ids, uint32_t id); /* 0 or -ENOMEM */
 
 enum tok_template {
     TOK_TEMPLATE_UNKNOWN = 0, /* no template, or not one recognised: render refuses */

@@ -49,6 +49,11 @@ static inline int ids_push(struct tok_ids *o, uint32_t id)
     return 0;
 }
 
+int tok_ids_push(struct tok_ids *ids, uint32_t id)
+{
+    return ids_push(ids, id);
+}
+
 /* ---- UTF-8 ---- */
 
 size_t tok_utf8_next(const unsigned char *s, uint32_t *cp)
