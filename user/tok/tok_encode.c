@@ -342,7 +342,7 @@ static int nfc(const char *s, size_t n, char **out, size_t *outn)
 static inline uint32_t merge_find(const struct tok *t, uint32_t a, uint32_t b, uint32_t *id)
 {
     uint64_t key = (uint64_t)a << 32 | b;
-    uint32_t i = (uint32_t)tok_hash(&key, sizeof(key)) & t->mmask;
+    uint32_t i = tok_merge_slot(key, t->mmask);
     for (;;) {
         const struct tok_mslot *m = &t->mhash[i];
         if (m->key == key) {
@@ -375,6 +375,29 @@ static void heap_push(struct heapent *h, size_t *n, struct heapent e)
         i = p;
     }
     h[i] = e;
+}
+
+static void sift_down(struct heapent *h, size_t n, size_t i)
+{
+    struct heapent e = h[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && he_less(h[c + 1], h[c]))
+            c++;
+        if (!he_less(h[c], e))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = e;
+}
+
+static void heapify(struct heapent *h, size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(h, n, i);
 }
 
 static struct heapent heap_pop(struct heapent *h, size_t *n)
@@ -441,8 +464,9 @@ static int bpe_merge(const struct tok *t, uint32_t *id, int32_t *nxt, int32_t *p
         for (size_t i = 0; i + 1 < n; i++) {
             uint32_t r = merge_find(t, id[i], id[i + 1], &m);
             if (r != UINT32_MAX)
-                heap_push(h, &hn, (struct heapent){r, (uint32_t)i});
+                h[hn++] = (struct heapent){r, (uint32_t)i};
         }
+        heapify(h, hn);
         /* rk[i] = 1 while symbol i is alive */
         for (size_t i = 0; i < n; i++)
             rk[i] = 1;

@@ -160,7 +160,7 @@ static int vocab_add(struct tok *t, const char *s, size_t n, uint32_t id)
 static void merge_add(struct tok *t, uint32_t a, uint32_t b, uint32_t rank, uint32_t id)
 {
     uint64_t key = (uint64_t)a << 32 | b;
-    uint32_t i = (uint32_t)tok_hash(&key, sizeof(key)) & t->mmask;
+    uint32_t i = tok_merge_slot(key, t->mmask);
     while (t->mhash[i].key != UINT64_MAX) {
         if (t->mhash[i].key == key)
             return; /* the lower rank stays */

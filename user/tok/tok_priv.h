@@ -53,6 +53,13 @@ struct tok {
 };
 
 uint64_t tok_hash(const void *p, size_t n);
+/* slot of a merge key (left << 32 | right): multiplicative, inline (the BPE
+ * loop's hot path) */
+static inline uint32_t tok_merge_slot(uint64_t key, uint32_t mask)
+{
+    key ^= key >> 29;
+    return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+}
 /* id of raw bytes, or -1 */
 int64_t tok_vocab_find(const struct tok *t, const char *s, size_t n);
 const struct tok_vslot *tok_vocab_slot(const struct tok *t, const char *s, size_t n);
