@@ -10,6 +10,7 @@
 // first shaped as vLLM hands them to the template: content parts joined
 // with "\n", null content as "".
 //   NODE_PATH=build/npm/node_modules node tests/tok/ref.js llama3_1|qwen3 CORPUS [--bench FILE]
+//       [--template FILE]   a chat template of your own instead of the package's
 'use strict';
 const fs = require('fs');
 const [family, corpus] = process.argv.slice(2);
@@ -57,8 +58,9 @@ class PyInterpreter extends Interpreter {
     return super.evaluateMemberExpression(expr, env);
   }
 }
+const ti = process.argv.indexOf('--template');
 const template = {
-  parsed: new Template(cfg.chat_template).parsed,
+  parsed: new Template(ti > 0 ? fs.readFileSync(process.argv[ti + 1], 'utf8') : cfg.chat_template).parsed,
   render(items) { // Template.render, with the interpreter above
     const env = new Environment();
     for (const [k, v] of Object.entries({ false: false, true: true, none: null, False: false,

@@ -66,6 +66,8 @@ int tok_ids_push(struct tok_ids *ids, uint32_t id); /* 0 or -ENOMEM */
 enum tok_template {
     TOK_TEMPLATE_UNKNOWN = 0, /* no template, or not one recognised: render refuses */
     TOK_TEMPLATE_LLAMA3,      /* Llama 3 / 3.x header-id template (no tools, no dates) */
+    TOK_TEMPLATE_LLAMA31,     /* Llama 3.1's: system block with the knowledge and
+                                 today dates (date_string "26 Jul 2024"), ipython turns */
     TOK_TEMPLATE_QWEN3,       /* ChatML with Qwen3's <think> handling */
     TOK_TEMPLATE_PSEUDO,      /* podsim's Llama-3-shaped rendering, untrimmed */
 };
@@ -128,7 +130,15 @@ int tok_stream_finish(struct tok_stream *st, struct tok_ids *out); /* also frees
 void tok_stream_free(struct tok_stream *st);
 
 /* The chat template recognised at load (tokenizer_config.json's
- * chat_template); TOK_TEMPLATE_UNKNOWN when absent or unrecognised. */
+ * chat_template); TOK_TEMPLATE_UNKNOWN when absent or unrecognised.
+ *
+ * Dates: Llama 3.1's template writes "Today Date: " + date_string, and
+ * date_string is "26 Jul 2024" unless the request passes it
+ * (chat_template_kwargs, the caller's to refuse); vLLM passes nothing, so
+ * the text is fixed. The 3.2 / 3.3 templates take strftime_now("%d %b
+ * %Y") when defined (transformers defines it: the model server's local
+ * date, changing at its midnight): the gateway cannot know that date for
+ * sure, so those templates are not recognised (the pod stays approximate). */
 enum tok_template tok_template(const struct tok *t);
 
 /* Renders OpenAI `messages` (an array of objects: string "role"; "content"

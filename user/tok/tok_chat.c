@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -20,6 +21,7 @@ const char *tok_template_name(enum tok_template t)
 {
     switch (t) {
     case TOK_TEMPLATE_LLAMA3: return "llama3";
+    case TOK_TEMPLATE_LLAMA31: return "llama3.1";
     case TOK_TEMPLATE_QWEN3: return "qwen3";
     case TOK_TEMPLATE_PSEUDO: return "pseudo";
     default: return "unknown";
@@ -45,6 +47,18 @@ void tok_chat_detect(struct tok *t, const char *x)
         has(x, "{{ '<|start_header_id|>assistant<|end_header_id|>") &&
         !has(x, "Cutting Knowledge") && !has(x, "tools") && !has(x, "date_string"))
         t->tmpl = TOK_TEMPLATE_LLAMA3;
+    /* Llama 3.1: bos_token, a system block with the two dates, the first
+     * system message moved into it, ipython / tool turns; its date fixed
+     * (no strftime_now: see tok.h) */
+    else if (has(x, "{{- bos_token }}") && has(x, "Cutting Knowledge Date: December 2023") &&
+             has(x, "\"Today Date: \" + date_string") &&
+             has(x, "set date_string = \"26 Jul 2024\"") &&
+             has(x, "{%- set system_message = messages[0]['content']|trim %}") &&
+             has(x, "message['content'] | trim + ") &&
+             has(x, "<|start_header_id|>ipython<|end_header_id|>") &&
+             has(x, "message.content | tojson") && !has(x, "strftime_now") &&
+             !has(x, "{% generation %}") && !has(x, "{%- generation %}"))
+        t->tmpl = TOK_TEMPLATE_LLAMA31;
     /* Qwen3: ChatML plus reasoning_content / <think> handling around the
      * last user query */
     else if (has(x, "<|im_start|>") && has(x, "<|im_end|>") &&
@@ -232,6 +246,80 @@ static int render_llama3(const struct tok *t, struct msg *m, int n, int agp, int
     return 0;
 }
 
+/* Python's json.dumps(s, ensure_ascii=False), as transformers' tojson */
+static void put_json_string(struct sbuf *o, struct str s)
+{
+    sbuf_puts(o, "\"");
+    size_t run = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        const char *esc = NULL;
+        char u[8];
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        default:
+            if (c < 0x20) {
+                snprintf(u, sizeof(u), "\\u%04x", c);
+                esc = u;
+            }
+        }
+        if (!esc)
+            continue;
+        sbuf_append(o, s.p + run, i - run);
+        sbuf_puts(o, esc);
+        run = i + 1;
+    }
+    sbuf_append(o, s.p + run, s.n - run);
+    sbuf_puts(o, "\"");
+}
+
+static int has_tool_calls(const struct msg *m)
+{
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(m->obj, "tool_calls");
+    return tc && !cJSON_IsNull(tc);
+}
+
+static int render_llama31(const struct tok *t, struct msg *m, int n, int agp, struct sbuf *o,
+                          const char **err)
+{
+    sbuf_puts(o, t->bos_token ? t->bos_token : "<|begin_of_text|>");
+    int first = 0;
+    struct str sys = {"", 0};
+    if (n > 0 && !strcmp(m[0].role, "system")) {
+        sys = py_strip((struct str){m[0].content.data, m[0].content.len});
+        first = 1;
+    }
+    sbuf_puts(o, "<|start_header_id|>system<|end_header_id|>\n\n"
+                 "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n");
+    put(o, sys);
+    sbuf_puts(o, "<|eot_id|>");
+    for (int i = first; i < n; i++) {
+        struct str c = {m[i].content.data, m[i].content.len};
+        int tool = !strcmp(m[i].role, "tool") || !strcmp(m[i].role, "ipython");
+        if (has_tool_calls(&m[i])) {
+            *err = "messages[].tool_calls: not rendered by the gateway";
+            return -EINVAL;
+        }
+        if (!tool) {
+            sbuf_printf(o, "<|start_header_id|>%s<|end_header_id|>\n\n", m[i].role);
+            put(o, py_strip(c));
+        } else { /* a string is iterable for Jinja: tojson */
+            sbuf_puts(o, "<|start_header_id|>ipython<|end_header_id|>\n\n");
+            put_json_string(o, c);
+        }
+        sbuf_puts(o, "<|eot_id|>");
+    }
+    if (agp)
+        sbuf_puts(o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    return 0;
+}
+
 static int render_qwen3(struct msg *m, int n, int agp, struct sbuf *o, const char **err)
 {
     if (!strcmp(m[0].role, "system")) {
@@ -325,6 +413,9 @@ int tok_render_chat(const struct tok *t, const cJSON *messages, int add_generati
     switch (t->tmpl) {
     case TOK_TEMPLATE_LLAMA3:
         rc = render_llama3(t, m, n, add_generation_prompt, 1, out);
+        break;
+    case TOK_TEMPLATE_LLAMA31:
+        rc = render_llama31(t, m, n, add_generation_prompt, out, err);
         break;
     case TOK_TEMPLATE_PSEUDO: /* podsim's rendering: BOS, no trim */
         rc = render_llama3(t, m, n, add_generation_prompt, 0, out);

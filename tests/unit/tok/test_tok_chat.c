@@ -22,6 +22,16 @@ static const char QWEN3_TMPL[] =
     "last_query_index=messages|length - 1) %}<|im_start|> ... <tool_response> ... "
     "reasoning_content ... '</think>' ... <|im_end|> ... enable_thinking";
 
+/* what detection reads of Llama 3.1's (tokenizer_config.json of
+ * Llama-3.1-8B-Instruct): a sketch with its markers, not the template */
+static const char LLAMA31_TMPL[] =
+    "{{- bos_token }}{%- if not date_string is defined %}{%- set date_string = \"26 Jul 2024\" %}"
+    "{%- endif %}{%- set system_message = messages[0]['content']|trim %}"
+    "{{- \"Cutting Knowledge Date: December 2023\\n\" }}{{- \"Today Date: \" + date_string }}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ "
+    "message['content'] | trim + '<|eot_id|>' }}"
+    "{{- \"<|start_header_id|>ipython<|end_header_id|>\\n\\n\" }}{{- message.content | tojson }}";
+
 static struct tok *with_template(const char *tmpl, const char *bos)
 {
     cJSON *c = cJSON_CreateObject();
@@ -70,6 +80,15 @@ TEST(recognises_families_by_their_markers)
     snprintf(l31, sizeof(l31), "%s{{ 'Cutting Knowledge Date: December 2023' }}", LLAMA3_TMPL);
     struct tok *e = with_template(l31, NULL);
     CHECK_EQ(tok_template(e), TOK_TEMPLATE_UNKNOWN);
+    struct tok *f = with_template(LLAMA31_TMPL, "<|begin_of_text|>");
+    CHECK_EQ(tok_template(f), TOK_TEMPLATE_LLAMA31);
+    tok_free(f);
+    /* 3.2 / 3.3 take the server's date (strftime_now): not recognised */
+    char l33[sizeof(LLAMA31_TMPL) + 64];
+    snprintf(l33, sizeof(l33), "%s{{ strftime_now(\"%%d %%b %%Y\") }}", LLAMA31_TMPL);
+    f = with_template(l33, NULL);
+    CHECK_EQ(tok_template(f), TOK_TEMPLATE_UNKNOWN);
+    tok_free(f);
     int rc;
     const char *err = render(c, "[{\"role\":\"user\",\"content\":\"x\"}]", 1, &rc);
     CHECK_EQ(rc, -ENOTSUP);
@@ -100,6 +119,32 @@ TEST(llama3_bos_headers_trimmed_content)
     /* U+FEFF is not Python whitespace: kept */
     CHECK_STR(render(t, "[{\"role\":\"user\",\"content\":\"\\ufeffx\"}]", 0, &rc),
               "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n\xef\xbb\xbfx<|eot_id|>");
+    tok_free(t);
+}
+
+TEST(llama31_dates_system_block_ipython)
+{
+    struct tok *t = with_template(LLAMA31_TMPL, "<|begin_of_text|>");
+    int rc;
+    /* the first system message, trimmed, after the two date lines */
+    CHECK_STR(render(t, "[{\"role\":\"system\",\"content\":\" Be brief. \"},{\"role\":\"user\","
+                        "\"content\":\" hi \"},{\"role\":\"tool\",\"content\":\"a\\\"b\\n\\u0001\"}]",
+                     1, &rc),
+              "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+              "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
+              "Be brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>"
+              "<|start_header_id|>ipython<|end_header_id|>\n\n\"a\\\"b\\n\\u0001\"<|eot_id|>"
+              "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    CHECK_EQ(rc, 0);
+    /* no system message: the block is there, empty; a later system is a turn */
+    CHECK_STR(render(t, "[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"system\",\"content\":\"s\"}]",
+                     0, &rc),
+              "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+              "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|>"
+              "<|start_header_id|>user<|end_header_id|>\n\nq<|eot_id|>"
+              "<|start_header_id|>system<|end_header_id|>\n\ns<|eot_id|>");
+    render(t, "[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[]}]", 1, &rc);
+    CHECK_EQ(rc, -EINVAL);
     tok_free(t);
 }
 
@@ -227,6 +272,7 @@ int main(void)
 {
     RUN(recognises_families_by_their_markers);
     RUN(llama3_bos_headers_trimmed_content);
+    RUN(llama31_dates_system_block_ipython);
     RUN(qwen3_system_users_and_generation_prompt);
     RUN(qwen3_thinking_kept_only_after_the_last_query);
     RUN(qwen3_tool_responses_grouped_and_not_a_query);
