@@ -82,6 +82,15 @@ const char *tok_template_name(enum tok_template t);
  * beyond what was emitted before. */
 #define TOK_MAX_BYTES_DEFAULT ((size_t)64 << 20)
 
+/* Limits of a tokenizer.json that tok_load refuses (with a sentence)
+ * rather than tokenize differently: a vocab or merge entry longer than
+ * TOK_MAX_TOKEN_CHARS characters (Llama 3 and Qwen: 128), more than
+ * TOK_MAX_ADDED added tokens (256 and 26), a pre-tokenizer regex longer than
+ * TOK_MAX_REGEX bytes. */
+#define TOK_MAX_TOKEN_CHARS 1000
+#define TOK_MAX_ADDED 65535
+#define TOK_MAX_REGEX 2000
+
 /* Loads tokenizer.json and (optionally, may be NULL) tokenizer_config.json,
  * the files' paths. NULL on failure with a sentence in err. Unsupported
  * parts (another model type, normalizer or pre-tokenizer) are refused. */
@@ -146,8 +155,11 @@ enum tok_template tok_template(const struct tok *t);
  * or null / absent = "", as vLLM's chat utils pass them to the template)
  * into out, as the template would, with the assistant header appended when
  * add_generation_prompt. 0; -EINVAL with *err set (malformed messages,
- * or what the renderer does not handle: tool calls, tool definitions are
- * the caller's to refuse); -ENOTSUP for TOK_TEMPLATE_UNKNOWN; -ENOMEM. */
+ * or what the renderer does not handle: tool calls); -ENOTSUP for
+ * TOK_TEMPLATE_UNKNOWN; -ENOMEM. The request's "tools" and
+ * "chat_template_kwargs" (Qwen3's enable_thinking, a date_string) are not
+ * inputs here: a request that has them is the caller's to treat as not
+ * token-exact. */
 int tok_render_chat(const struct tok *t, const struct cJSON *messages,
                     int add_generation_prompt, struct sbuf *out, const char **err);
 

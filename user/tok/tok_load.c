@@ -68,6 +68,14 @@ static long bytelevel_decode(const char *s, char *out)
     return n;
 }
 
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
 /* ---- tables ---- */
 
 static uint32_t pow2_at_least(size_t n)
@@ -189,15 +197,17 @@ static int load_vocab(struct tok *t, const cJSON *vocab, char *err, size_t errle
     t->vhash = kv_calloc((size_t)t->vmask + 1, sizeof(*t->vhash));
     if (!t->vhash)
         return -ENOMEM;
-    char tmp[1024];
+    char tmp[TOK_MAX_TOKEN_CHARS + 1]; /* one byte a byte-level character */
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab) {
         if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 4e9) {
             seterr(err, errlen, "model.vocab: \"%s\" has no valid id", e->string);
             return -EINVAL;
         }
-        if (strlen(e->string) >= sizeof(tmp))
-            continue;
+        if (utf8_chars(e->string) > TOK_MAX_TOKEN_CHARS) {
+            seterr(err, errlen, "model.vocab: an entry over %d characters", TOK_MAX_TOKEN_CHARS);
+            return -EINVAL;
+        }
         long l = bytelevel_decode(e->string, tmp);
         if (l <= 0)
             continue; /* not byte-level text: unreachable by BPE */
@@ -224,17 +234,22 @@ static int load_merges(struct tok *t, const cJSON *merges, char *err, size_t err
     if (!t->mhash)
         return -ENOMEM;
     memset(t->mhash, 0xff, ((size_t)t->mmask + 1) * sizeof(*t->mhash));
-    char a[1024], b[1024], ab[2048];
+    char a[TOK_MAX_TOKEN_CHARS + 1], b[sizeof(a)], ab[2 * sizeof(a)];
     uint32_t rank = 0;
     const cJSON *m;
     cJSON_ArrayForEach(m, merges) {
         const char *sa, *sb;
-        char pair[2048];
+        char pair[8 * TOK_MAX_TOKEN_CHARS + 2];
         if (cJSON_IsString(m)) { /* "a b" */
             const char *sp = strchr(m->valuestring, ' ');
             size_t la = sp ? (size_t)(sp - m->valuestring) : 0;
-            if (!sp || la >= sizeof(pair) || strlen(sp + 1) >= sizeof(pair) - la - 1) {
+            if (!sp) {
                 seterr(err, errlen, "model.merges[%u]: not \"a b\"", rank);
+                return -EINVAL;
+            }
+            if (la + strlen(sp + 1) + 2 > sizeof(pair)) {
+                seterr(err, errlen, "model.merges[%u]: an entry over %d characters", rank,
+                       TOK_MAX_TOKEN_CHARS);
                 return -EINVAL;
             }
             memcpy(pair, m->valuestring, la);
@@ -252,8 +267,11 @@ static int load_merges(struct tok *t, const cJSON *merges, char *err, size_t err
             return -EINVAL;
         }
         rank++;
-        if (strlen(sa) >= sizeof(a) || strlen(sb) >= sizeof(b))
-            continue;
+        if (utf8_chars(sa) > TOK_MAX_TOKEN_CHARS || utf8_chars(sb) > TOK_MAX_TOKEN_CHARS) {
+            seterr(err, errlen, "model.merges[%u]: an entry over %d characters", rank - 1,
+                   TOK_MAX_TOKEN_CHARS);
+            return -EINVAL;
+        }
         long la = bytelevel_decode(sa, a), lb = bytelevel_decode(sb, b);
         if (la <= 0 || lb <= 0)
             continue;
@@ -284,6 +302,10 @@ static int load_added(struct tok *t, const cJSON *arr, char *err, size_t errlen)
     int n = cJSON_GetArraySize(arr);
     if (n <= 0)
         return 0;
+    if (n > TOK_MAX_ADDED) {
+        seterr(err, errlen, "added_tokens: more than %d", TOK_MAX_ADDED);
+        return -EINVAL;
+    }
     t->added = kv_calloc((size_t)n, sizeof(*t->added));
     if (!t->added)
         return -ENOMEM;
@@ -329,14 +351,14 @@ static void gctx_free(void *p, void *u)
 
 static int load_regex(struct tok *t, const char *pat, char *err, size_t errlen)
 {
-    char buf[2048];
+    char buf[TOK_MAX_REGEX + sizeof(CONTRACTIONS_ASCII) + 1];
+    if (strlen(pat) > TOK_MAX_REGEX) {
+        seterr(err, errlen, "pre_tokenizer: regex over %d bytes", TOK_MAX_REGEX);
+        return -EINVAL;
+    }
     const char *c = strstr(pat, CONTRACTIONS_HF);
     if (c) {
         size_t pre = (size_t)(c - pat);
-        if (strlen(pat) + sizeof(CONTRACTIONS_ASCII) >= sizeof(buf)) {
-            seterr(err, errlen, "pre_tokenizer: regex too long");
-            return -EINVAL;
-        }
         memcpy(buf, pat, pre);
         strcpy(buf + pre, CONTRACTIONS_ASCII);
         strcat(buf, c + strlen(CONTRACTIONS_HF));

@@ -393,6 +393,78 @@ TEST(load_refuses_what_it_does_not_support)
     free(j);
 }
 
+/* the fixture's JSON, changed by fn, loaded: NULL or the tokenizer */
+static struct tok *load_changed(void (*fn)(cJSON *root, long k), long k, char *err, size_t n)
+{
+    char *j = fix_json((struct fix_opts){0});
+    cJSON *root = cJSON_Parse(j);
+    free(j);
+    fn(root, k);
+    j = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    struct tok *t = tok_load_mem(j, NULL, err, n);
+    free(j);
+    return t;
+}
+
+static void long_vocab_entry(cJSON *root, long k)
+{
+    char *s = malloc((size_t)k + 1);
+    memset(s, 'q', (size_t)k);
+    s[k] = 0;
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "model"), "vocab"), s, 600);
+    free(s);
+}
+
+static void many_added(cJSON *root, long k)
+{
+    cJSON *at = cJSON_GetObjectItem(root, "added_tokens");
+    char c[32];
+    for (long i = cJSON_GetArraySize(at); i < k; i++) {
+        cJSON *x = cJSON_CreateObject();
+        snprintf(c, sizeof(c), "<x%ld>", i);
+        cJSON_AddNumberToObject(x, "id", 2000 + (double)i);
+        cJSON_AddStringToObject(x, "content", c);
+        cJSON_AddItemToArray(at, x);
+    }
+}
+
+static void long_regex(cJSON *root, long k)
+{
+    cJSON *split = cJSON_GetArrayItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(root, "pre_tokenizer"), "pretokenizers"), 0);
+    char *s = malloc((size_t)k + 1);
+    memset(s, 'a', (size_t)k);
+    memcpy(s, "\\s+|", 4); /* "\s+|aaaa..." */
+    s[k] = 0;
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(split, "pattern"), "Regex", cJSON_CreateString(s));
+    free(s);
+}
+
+TEST(limits_of_a_tokenizer_file_crossed)
+{
+    char err[200];
+    struct tok *t = load_changed(long_vocab_entry, TOK_MAX_TOKEN_CHARS, err, sizeof(err));
+    CHECK(t != NULL);
+    if (t)
+        ENC(t, "qqqq", 0, 'q', 'q', 'q', 'q'); /* loaded, unreachable without merges */
+    tok_free(t);
+    CHECK(load_changed(long_vocab_entry, TOK_MAX_TOKEN_CHARS + 1, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "over 1000 characters") != NULL);
+    t = load_changed(many_added, TOK_MAX_ADDED, err, sizeof(err));
+    CHECK(t != NULL);
+    if (t)
+        ENC(t, "a<x65534>", 0, 'a', 2000 + 65534);
+    tok_free(t);
+    CHECK(load_changed(many_added, TOK_MAX_ADDED + 1, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "added_tokens: more than 65535") != NULL);
+    t = load_changed(long_regex, TOK_MAX_REGEX, err, sizeof(err));
+    CHECK(t != NULL);
+    tok_free(t);
+    CHECK(load_changed(long_regex, TOK_MAX_REGEX + 1, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "regex over 2000 bytes") != NULL);
+}
+
 TEST(out_of_memory_anywhere_in_load_and_encode)
 {
     char *j = fix_json((struct fix_opts){.qwen = 1});
@@ -458,6 +530,7 @@ int main(void)
     RUN(stream_emits_before_the_end);
     RUN(pseudo_tokenizer_is_podsims);
     RUN(load_refuses_what_it_does_not_support);
+    RUN(limits_of_a_tokenizer_file_crossed);
     RUN(out_of_memory_anywhere_in_load_and_encode);
     tok_free(L);
     tok_free(Q);
