@@ -122,6 +122,11 @@ int tok_encode(const struct tok *t, const char *s, size_t n, unsigned flags,
  * point >= U+0300 that is not NFC-inert on (a long run of such text is held
  * until a boundary, then handled at once).
  *
+ * Cost: each feed runs the pre-tokenizer again over what is pending (the
+ * unfinished pre-token and any added-token prefix), so feed what arrives
+ * (KBs): one pre-token of n bytes fed a byte at a time costs O(n^2).
+ * Errors are sticky: after one, feed and finish return it.
+ *
  * The stream holds pointers to t; t must outlive it. */
 struct tok_stream {
     const struct tok *t;
