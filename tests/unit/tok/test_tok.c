@@ -9,6 +9,7 @@
 #include "tok/tok_encode.c"
 
 #include <errno.h>
+#include <pthread.h>
 
 #include "podsim/prompt.h"
 
@@ -348,6 +349,46 @@ TEST(stream_emits_before_the_end)
     tok_ids_free(&ids);
 }
 
+struct mt_arg {
+    const struct tok *t;
+    int bad;
+};
+
+static void *mt_worker(void *p)
+{
+    struct mt_arg *a = p;
+    size_t ns = sizeof(SAMPLES) / sizeof(SAMPLES[0]);
+    for (int r = 0; r < 200; r++) {
+        const char *s = SAMPLES[r % ns];
+        struct tok_ids x = {0}, y = {0};
+        struct tok_stream st;
+        tok_encode(a->t, s, strlen(s), TOK_PARSE_SPECIAL, &x);
+        tok_stream_init(&st, a->t, TOK_PARSE_SPECIAL);
+        tok_stream_feed(&st, s, strlen(s) / 2, &y);
+        tok_stream_feed(&st, s + strlen(s) / 2, strlen(s) - strlen(s) / 2, &y);
+        tok_stream_finish(&st, &y);
+        a->bad += !same(&x, &y);
+        tok_ids_free(&x);
+        tok_ids_free(&y);
+    }
+    return NULL;
+}
+
+/* one tokenizer, four threads: no shared scratch (tok.h) */
+TEST(shared_by_threads)
+{
+    pthread_t th[4];
+    struct mt_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (struct mt_arg){i % 2 ? Q : L, 0};
+        CHECK_EQ(pthread_create(&th[i], NULL, mt_worker, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ(a[i].bad, 0);
+    }
+}
+
 TEST(pseudo_tokenizer_is_podsims)
 {
     struct tok *p = tok_pseudo();
@@ -528,6 +569,7 @@ int main(void)
     RUN(limit_max_bytes_crossed);
     RUN(stream_equals_whole_at_every_split_point);
     RUN(stream_emits_before_the_end);
+    RUN(shared_by_threads);
     RUN(pseudo_tokenizer_is_podsims);
     RUN(load_refuses_what_it_does_not_support);
     RUN(limits_of_a_tokenizer_file_crossed);
