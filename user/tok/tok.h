@@ -122,9 +122,10 @@ int tok_encode(const struct tok *t, const char *s, size_t n, unsigned flags,
  * point >= U+0300 that is not NFC-inert on (a long run of such text is held
  * until a boundary, then handled at once).
  *
- * Cost: each feed runs the pre-tokenizer again over what is pending (the
- * unfinished pre-token and any added-token prefix), so feed what arrives
- * (KBs): one pre-token of n bytes fed a byte at a time costs O(n^2).
+ * Cost: a feed runs the pre-tokenizer again over what is pending (the
+ * unfinished pre-token and any added-token prefix); once that is over
+ * TOK_STREAM_EAGER bytes it waits until the pending text has doubled, so a
+ * long pre-token fed in small pieces costs O(n) in all, not O(n^2).
  * Errors are sticky: after one, feed and finish return it.
  *
  * The stream holds pointers to t; t must outlive it. */
@@ -137,7 +138,9 @@ struct tok_stream {
     size_t len, cap;
     unsigned char carry[4];   /* an incomplete UTF-8 sequence at the end */
     unsigned ncarry;
+    size_t next_run;          /* pending length at which to look again */
 };
+#define TOK_STREAM_EAGER 256
 void tok_stream_init(struct tok_stream *st, const struct tok *t, unsigned flags);
 int tok_stream_feed(struct tok_stream *st, const char *s, size_t n, struct tok_ids *out);
 int tok_stream_finish(struct tok_stream *st, struct tok_ids *out); /* also frees */

@@ -898,8 +898,10 @@ static int stream_feed(struct tok_stream *st, const char *s, size_t n, int final
         memcpy(st->carry, s + taken, st->ncarry);
     }
     kv_free(joined);
-    if (!rc)
+    if (!rc && (final || st->len >= st->next_run)) {
         rc = stream_run(st, final, out);
+        st->next_run = st->len < TOK_STREAM_EAGER ? 0 : 2 * st->len;
+    }
     if (rc)
         st->failed = rc;
     return rc;

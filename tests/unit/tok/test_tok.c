@@ -329,6 +329,28 @@ TEST(stream_equals_whole_at_every_split_point)
     tok_free(s);
 }
 
+/* a long pre-token fed a byte at a time: linear, not quadratic (200 KB
+ * would be 2e10 byte scans the other way) */
+TEST(stream_long_piece_byte_by_byte)
+{
+    size_t n = 200000;
+    char *s = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        s[i] = "abcdefgh"[i % 8];
+    struct tok_ids whole = {0}, ids = {0};
+    CHECK_EQ(tok_encode(L, s, n, 0, &whole), 0);
+    struct tok_stream st;
+    tok_stream_init(&st, L, 0);
+    for (size_t i = 0; i < n; i++)
+        tok_stream_feed(&st, s + i, 1, &ids);
+    CHECK_EQ(ids.n, 0); /* one piece: nothing is sure before the end */
+    CHECK_EQ(tok_stream_finish(&st, &ids), 0);
+    CHECK(same(&ids, &whole));
+    tok_ids_free(&ids);
+    tok_ids_free(&whole);
+    free(s);
+}
+
 TEST(stream_emits_before_the_end)
 {
     struct tok_ids ids = {0};
@@ -568,6 +590,7 @@ int main(void)
     RUN(nfc_for_qwen_only);
     RUN(limit_max_bytes_crossed);
     RUN(stream_equals_whole_at_every_split_point);
+    RUN(stream_long_piece_byte_by_byte);
     RUN(stream_emits_before_the_end);
     RUN(shared_by_threads);
     RUN(pseudo_tokenizer_is_podsims);
