@@ -93,7 +93,11 @@ const char *tok_template_name(enum tok_template t);
 
 /* Loads tokenizer.json and (optionally, may be NULL) tokenizer_config.json,
  * the files' paths. NULL on failure with a sentence in err. Unsupported
- * parts (another model type, normalizer or pre-tokenizer) are refused. */
+ * parts (another model type, normalizer or pre-tokenizer, an added token
+ * with single_word, or with normalized: true next to a normalizer) are
+ * refused. Added tokens are found in the raw text, before NFC (as HF does
+ * for normalized: false, which all of Llama 3's and Qwen's are); lstrip /
+ * rstrip take the Unicode White_Space next to the token with it. */
 struct tok *tok_load(const char *tokenizer_json, const char *tokenizer_config_json,
                      char *err, size_t errlen);
 /* The same from memory (the JSON texts, NUL-terminated; config may be NULL). */

@@ -317,7 +317,12 @@ static int load_added(struct tok *t, const cJSON *arr, char *err, size_t errlen)
             seterr(err, errlen, "added_tokens[%zu]: needs content and id", t->nadded);
             return -EINVAL;
         }
+        if (jtrue(a, "single_word")) {
+            seterr(err, errlen, "added_tokens[%zu]: single_word is not supported", t->nadded);
+            return -EINVAL;
+        }
         struct tok_added *x = &t->added[t->nadded];
+        x->normalized = (uint8_t)jtrue(a, "normalized");
         if (!(x->s = kv_strdup(c)))
             return -ENOMEM;
         t->nadded++;
@@ -522,6 +527,12 @@ struct tok *tok_load_mem(const char *tokenizer_json, const char *config_json, ch
     if (!rc)
         rc = load_added(t, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), err,
                         errlen);
+    for (size_t i = 0; !rc && t->nfc && i < t->nadded; i++)
+        if (t->added[i].normalized) { /* HF would look for it in the NFC text */
+            seterr(err, errlen, "added_tokens: \"%s\" is normalized: not supported with a "
+                                "normalizer", t->added[i].s);
+            rc = -EINVAL;
+        }
     if (rc == -ENOMEM)
         seterr(err, errlen, "out of memory");
     if (rc)

@@ -25,7 +25,7 @@ struct tok_mslot {
 struct tok_added {
     char *s;
     uint32_t len, id;
-    uint8_t special, lstrip, rstrip;
+    uint8_t special, lstrip, rstrip, normalized;
 };
 
 struct tok {

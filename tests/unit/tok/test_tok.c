@@ -504,6 +504,26 @@ static void long_regex(cJSON *root, long k)
     free(s);
 }
 
+static void single_word(cJSON *root, long k)
+{
+    cJSON *x = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "added_tokens"), 0);
+    cJSON_AddBoolToObject(x, k ? "single_word" : "normalized", 1);
+    if (!k) {
+        cJSON *n = cJSON_CreateObject();
+        cJSON_AddStringToObject(n, "type", "NFC");
+        cJSON_ReplaceItemInObject(root, "normalizer", n);
+    }
+}
+
+TEST(added_token_options_not_reproduced_are_refused)
+{
+    char err[200];
+    CHECK(load_changed(single_word, 1, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "single_word") != NULL);
+    CHECK(load_changed(single_word, 0, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "is normalized") != NULL);
+}
+
 TEST(limits_of_a_tokenizer_file_crossed)
 {
     char err[200];
@@ -596,6 +616,7 @@ int main(void)
     RUN(pseudo_tokenizer_is_podsims);
     RUN(load_refuses_what_it_does_not_support);
     RUN(limits_of_a_tokenizer_file_crossed);
+    RUN(added_token_options_not_reproduced_are_refused);
     RUN(out_of_memory_anywhere_in_load_and_encode);
     tok_free(L);
     tok_free(Q);
