@@ -4,8 +4,8 @@
  *   bits 0-1  tokenizer: 0 Llama-3-like, 1 Qwen-like (NFC, single digits),
  *             2 with lstrip/rstrip added tokens, 3 podsim's pseudo
  *   bit 2     TOK_PARSE_SPECIAL      bit 3  TOK_ADD_BOS
- *   bit 4     the text is JSON messages: rendered with the Llama 3, 3.1
- *             and Qwen3 templates first (tok_render_chat), then tokenized
+ *   bit 4     the text is JSON messages: rendered with the Llama 3, 3.1,
+ *             Qwen2 and Qwen3 templates first (tok_render_chat), then tokenized
  *   bits 5-7  seed of the stream's piece sizes
  * tok_encode of the whole text must equal the stream API fed in pieces;
  * abort() otherwise. The tokenizers are tests/unit/tok/tok_fixture.h's
@@ -18,7 +18,7 @@
 #include "tok/tok.h"
 #include "unit/tok/tok_fixture.h"
 
-static struct tok *T[4], *TL, *TQ, *TL31;
+static struct tok *T[4], *TL, *TQ, *TL31, *TQ2;
 
 static const char LLAMA3[] =
     "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
@@ -31,6 +31,11 @@ static const char LLAMA31[] =
     "{%- set system_message = messages[0]['content']|trim %}Cutting Knowledge Date: December 2023"
     "{{- \"Today Date: \" + date_string }}message['content'] | trim + "
     "<|start_header_id|>ipython<|end_header_id|>message.content | tojson";
+static const char QWEN2[] =
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nSys.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + "
+    "message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 static const char QWEN3[] = "<|im_start|> <|im_end|> reasoning_content </think> "
                             "last_query_index <tool_response> enable_thinking";
 
@@ -89,9 +94,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t len)
         TL = with_template(LLAMA3);
         TQ = with_template(QWEN3);
         TL31 = with_template(LLAMA31);
+        TQ2 = with_template(QWEN2);
         if (!T[0] || !T[1] || !T[2] || !T[3] || !TL || !TQ ||
             tok_template(TL) != TOK_TEMPLATE_LLAMA3 || tok_template(TQ) != TOK_TEMPLATE_QWEN3 ||
-            tok_template(TL31) != TOK_TEMPLATE_LLAMA31)
+            tok_template(TL31) != TOK_TEMPLATE_LLAMA31 || tok_template(TQ2) != TOK_TEMPLATE_QWEN2)
             abort();
     }
     if (len < 1)
@@ -109,8 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t len)
     z[n] = 0;
     cJSON *m = cJSON_Parse(z);
     free(z);
-    const struct tok *ts[3] = {TL, TQ, TL31};
-    for (int i = 0; i < 3; i++) {
+    const struct tok *ts[4] = {TL, TQ, TL31, TQ2};
+    for (int i = 0; i < 4; i++) {
         struct sbuf b;
         sbuf_init(&b);
         const char *err = NULL;

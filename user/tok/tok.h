@@ -69,6 +69,10 @@ enum tok_template {
     TOK_TEMPLATE_LLAMA31,     /* Llama 3.1's: system block with the knowledge and
                                  today dates (date_string "26 Jul 2024"), ipython turns */
     TOK_TEMPLATE_QWEN3,       /* ChatML with Qwen3's <think> handling */
+    TOK_TEMPLATE_QWEN2,       /* Qwen2's plain ChatML: every turn alike, a default
+                                 system turn when the first is not one */
+    TOK_TEMPLATE_QWEN25,      /* Qwen2.5's ChatML: default system turn, tool
+                                 responses grouped in a user turn */
     TOK_TEMPLATE_PSEUDO,      /* podsim's Llama-3-shaped rendering, untrimmed */
 };
 const char *tok_template_name(enum tok_template t);

@@ -23,6 +23,8 @@ const char *tok_template_name(enum tok_template t)
     case TOK_TEMPLATE_LLAMA3: return "llama3";
     case TOK_TEMPLATE_LLAMA31: return "llama3.1";
     case TOK_TEMPLATE_QWEN3: return "qwen3";
+    case TOK_TEMPLATE_QWEN2: return "qwen2";
+    case TOK_TEMPLATE_QWEN25: return "qwen2.5";
     case TOK_TEMPLATE_PSEUDO: return "pseudo";
     default: return "unknown";
     }
@@ -33,11 +35,28 @@ static int has(const char *s, const char *needle)
     return strstr(s, needle) != NULL;
 }
 
-void tok_chat_detect(struct tok *t, const char *x)
+/* The text between `open` and `close` right after `from` in x, if it has
+ * no quote or brace (a literal of the template), kv_strdup'd; else NULL. */
+static char *literal_after(const char *from, const char *open, const char *close)
 {
-    t->tmpl = TOK_TEMPLATE_UNKNOWN;
-    if (!x)
-        return;
+    const char *a = from ? strstr(from, open) : NULL;
+    const char *b = a ? strstr(a + strlen(open), close) : NULL;
+    if (!b)
+        return NULL;
+    a += strlen(open);
+    for (const char *p = a; p < b; p++)
+        if (*p == '\'' || *p == '"' || *p == '{' || *p == '}' || *p == '\\')
+            return NULL;
+    char *r = kv_malloc((size_t)(b - a) + 1);
+    if (r) {
+        memcpy(r, a, (size_t)(b - a));
+        r[b - a] = 0;
+    }
+    return r;
+}
+
+static void detect(struct tok *t, const char *x)
+{
     /* Llama 3 (3.0 and the 3.x files that ship its template): header ids,
      * trimmed content, bos_token before the first message; no tool or date
      * preamble (3.1's "Cutting Knowledge Date" template is not this one) */
@@ -66,6 +85,63 @@ void tok_chat_detect(struct tok *t, const char *x)
              has(x, "last_query_index") && has(x, "<tool_response>") &&
              has(x, "enable_thinking"))
         t->tmpl = TOK_TEMPLATE_QWEN3;
+    /* Qwen2.5: a system turn (the first message's or a default one), then
+     * user / system / plain assistant turns alike, tool responses grouped */
+    else if (has(x, "{{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}") &&
+             has(x, "(message.role == \"user\") or (message.role == \"system\" and not "
+                    "loop.first) or (message.role == \"assistant\" and not message.tool_calls)") &&
+             has(x, "{{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' "
+                    "+ '\n' }}") &&
+             has(x, "{%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != \"tool\") %}") &&
+             has(x, "{{- '\n<tool_response>\n' }}") && has(x, "{{- '<|im_start|>assistant\n' }}") &&
+             !has(x, "reasoning_content") && !has(x, "<think>") && !has(x, "generation %}")) {
+        const char *e = strstr(x, "{{- '<|im_start|>system\n' + messages[0]['content']");
+        e = e ? strstr(e, "{%- else %}") : NULL;
+        if ((t->sys_default = literal_after(e, "{{- '<|im_start|>system\n", "<|im_end|>\n' }}")))
+            t->tmpl = TOK_TEMPLATE_QWEN25;
+    }
+    /* Qwen2: the whole template, a default system turn when the first is
+     * not one, every turn alike */
+    else {
+        static const char pre[] = "{% for message in messages %}{% if loop.first and "
+                                  "messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n";
+        static const char post[] = "<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + "
+                                   "message['role'] + '\n' + message['content'] + '<|im_end|>' "
+                                   "+ '\n'}}{% endfor %}{% if add_generation_prompt %}{{ "
+                                   "'<|im_start|>assistant\n' }}{% endif %}";
+        size_t lx = strlen(x), lpre = strlen(pre), lpost = strlen(post);
+        if (lx > lpre + lpost && !strncmp(x, pre, lpre) && !strcmp(x + lx - lpost, post) &&
+            (t->sys_default = literal_after(x + lpre - 1, "\n", "<|im_end|>\n' }}{% endif %}")) &&
+            strlen(t->sys_default) == lx - lpre - lpost)
+            t->tmpl = TOK_TEMPLATE_QWEN2;
+        else if (t->sys_default) {
+            kv_free(t->sys_default);
+            t->sys_default = NULL;
+        }
+    }
+}
+
+void tok_chat_detect(struct tok *t, const char *x)
+{
+    t->tmpl = TOK_TEMPLATE_UNKNOWN;
+    if (!x)
+        return;
+    /* Jinja's "\n" in a string literal and a newline in the file are the
+     * same text: look at the template with the escape turned into one */
+    char *y = kv_malloc(strlen(x) + 1);
+    if (!y)
+        return; /* unknown: the pod stays approximate */
+    size_t n = 0;
+    for (const char *p = x; *p; p++) {
+        if (p[0] == '\\' && p[1] == 'n') {
+            y[n++] = '\n';
+            p++;
+        } else
+            y[n++] = *p;
+    }
+    y[n] = 0;
+    detect(t, y);
+    kv_free(y);
 }
 
 /* ---- messages as vLLM hands them over ---- */
@@ -320,6 +396,48 @@ static int render_llama31(const struct tok *t, struct msg *m, int n, int agp, st
     return 0;
 }
 
+/* Qwen2 and 2.5 */
+static int render_chatml(const struct tok *t, struct msg *m, int n, int agp, struct sbuf *o,
+                         const char **err)
+{
+    int q25 = t->tmpl == TOK_TEMPLATE_QWEN25;
+    if (q25 && !strcmp(m[0].role, "system")) {
+        sbuf_puts(o, "<|im_start|>system\n");
+        put(o, (struct str){m[0].content.data, m[0].content.len});
+        sbuf_puts(o, "<|im_end|>\n");
+    } else if (q25 || strcmp(m[0].role, "system"))
+        sbuf_printf(o, "<|im_start|>system\n%s<|im_end|>\n", t->sys_default);
+    for (int i = 0; i < n; i++) {
+        const char *role = m[i].role;
+        struct str c = {m[i].content.data, m[i].content.len};
+        /* Qwen2's template never looks at tool_calls; Qwen2.5's writes them */
+        const cJSON *tc = cJSON_GetObjectItemCaseSensitive(m[i].obj, "tool_calls");
+        int calls = tc && !cJSON_IsNull(tc) && !(cJSON_IsArray(tc) && !cJSON_GetArraySize(tc));
+        if (!q25 || !strcmp(role, "user") || (!strcmp(role, "system") && i > 0) ||
+            (!strcmp(role, "assistant") && !calls)) {
+            if (q25 && !strcmp(role, "system") && i == 0)
+                continue; /* written above */
+            sbuf_printf(o, "<|im_start|>%s\n", role);
+            put(o, c);
+            sbuf_puts(o, "<|im_end|>\n");
+        } else if (!strcmp(role, "assistant")) {
+            *err = "messages[].tool_calls: not rendered by the gateway";
+            return -EINVAL;
+        } else if (!strcmp(role, "tool")) {
+            if (i == 0 || strcmp(m[i - 1].role, "tool"))
+                sbuf_puts(o, "<|im_start|>user");
+            sbuf_puts(o, "\n<tool_response>\n");
+            put(o, c);
+            sbuf_puts(o, "\n</tool_response>");
+            if (i == n - 1 || strcmp(m[i + 1].role, "tool"))
+                sbuf_puts(o, "<|im_end|>\n");
+        }
+    }
+    if (agp)
+        sbuf_puts(o, "<|im_start|>assistant\n");
+    return 0;
+}
+
 static int render_qwen3(struct msg *m, int n, int agp, struct sbuf *o, const char **err)
 {
     if (!strcmp(m[0].role, "system")) {
@@ -422,6 +540,10 @@ int tok_render_chat(const struct tok *t, const cJSON *messages, int add_generati
         break;
     case TOK_TEMPLATE_QWEN3:
         rc = render_qwen3(m, n, add_generation_prompt, out, err);
+        break;
+    case TOK_TEMPLATE_QWEN2:
+    case TOK_TEMPLATE_QWEN25:
+        rc = render_chatml(t, m, n, add_generation_prompt, out, err);
         break;
     default:
         rc = -ENOTSUP;

@@ -627,6 +627,7 @@ void tok_free(struct tok *t)
     kv_free(t->mhash);
     kv_free(t->arena);
     kv_free(t->bos_token);
+    kv_free(t->sys_default);
     if (t->re)
         pcre2_code_free(t->re);
     if (t->gctx)

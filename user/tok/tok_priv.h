@@ -50,6 +50,7 @@ struct tok {
     int64_t bos_id; /* -1: none */
     enum tok_template tmpl;
     char *bos_token; /* template's bos_token string, or NULL */
+    char *sys_default; /* ChatML families: the default system message */
 };
 
 uint64_t tok_hash(const void *p, size_t n);

@@ -32,6 +32,23 @@ static const char LLAMA31_TMPL[] =
     "message['content'] | trim + '<|eot_id|>' }}"
     "{{- \"<|start_header_id|>ipython<|end_header_id|>\\n\\n\" }}{{- message.content | tojson }}";
 
+/* Qwen2's whole template (as written in its tokenizer_config.json) */
+static const char QWEN2_TMPL[] =
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+/* what detection reads of Qwen2.5's */
+static const char QWEN25_TMPL[] =
+    "{%- if messages[0]['role'] == 'system' %}\n"
+    "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}\n"
+    "{%- else %}\n        {{- '<|im_start|>system\\nYou are Qwen.<|im_end|>\\n' }}\n"
+    "{%- endif %}(message.role == \"user\") or (message.role == \"system\" and not loop.first) "
+    "or (message.role == \"assistant\" and not message.tool_calls)"
+    "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}"
+    "{%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != \"tool\") %}"
+    "{{- '\\n<tool_response>\\n' }}{{- '<|im_start|>assistant\\n' }}";
+
 static struct tok *with_template(const char *tmpl, const char *bos)
 {
     cJSON *c = cJSON_CreateObject();
@@ -146,6 +163,41 @@ TEST(llama31_dates_system_block_ipython)
     render(t, "[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[]}]", 1, &rc);
     CHECK_EQ(rc, -EINVAL);
     tok_free(t);
+}
+
+TEST(qwen2_and_qwen25_chatml)
+{
+    struct tok *a = with_template(QWEN2_TMPL, NULL), *b = with_template(QWEN25_TMPL, NULL);
+    CHECK_EQ(tok_template(a), TOK_TEMPLATE_QWEN2);
+    CHECK_EQ(tok_template(b), TOK_TEMPLATE_QWEN25);
+    int rc;
+    /* Qwen2: a default system turn when the first is not one; every turn alike */
+    CHECK_STR(render(a, "[{\"role\":\"user\",\"content\":\" q \"},{\"role\":\"tool\","
+                        "\"content\":\"t\"}]", 1, &rc),
+              "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n q "
+              "<|im_end|>\n<|im_start|>tool\nt<|im_end|>\n<|im_start|>assistant\n");
+    CHECK_STR(render(a, "[{\"role\":\"system\",\"content\":\"S\"}]", 0, &rc),
+              "<|im_start|>system\nS<|im_end|>\n");
+    /* Qwen2.5: the template's default system message, tool responses grouped,
+     * other roles dropped */
+    CHECK_STR(render(b, "[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"tool\",\"content\":"
+                        "\"1\"},{\"role\":\"tool\",\"content\":\"2\"},{\"role\":\"developer\","
+                        "\"content\":\"x\"}]", 1, &rc),
+              "<|im_start|>system\nYou are Qwen.<|im_end|>\n<|im_start|>user\nq<|im_end|>\n"
+              "<|im_start|>user\n<tool_response>\n1\n</tool_response>\n<tool_response>\n2\n"
+              "</tool_response><|im_end|>\n<|im_start|>assistant\n");
+    render(b, "[{\"role\":\"assistant\",\"content\":\"x\",\"tool_calls\":[{}]}]", 1, &rc);
+    CHECK_EQ(rc, -EINVAL);
+    /* a default system message that is not a plain literal: not recognised */
+    char odd[sizeof(QWEN2_TMPL)];
+    strcpy(odd, QWEN2_TMPL);
+    char *p = strstr(odd, "helpful");
+    memcpy(p, "help'ul", 7);
+    struct tok *c = with_template(odd, NULL);
+    CHECK_EQ(tok_template(c), TOK_TEMPLATE_UNKNOWN);
+    tok_free(a);
+    tok_free(b);
+    tok_free(c);
 }
 
 TEST(qwen3_system_users_and_generation_prompt)
@@ -273,6 +325,7 @@ int main(void)
     RUN(recognises_families_by_their_markers);
     RUN(llama3_bos_headers_trimmed_content);
     RUN(llama31_dates_system_block_ipython);
+    RUN(qwen2_and_qwen25_chatml);
     RUN(qwen3_system_users_and_generation_prompt);
     RUN(qwen3_thinking_kept_only_after_the_last_query);
     RUN(qwen3_tool_responses_grouped_and_not_a_query);
