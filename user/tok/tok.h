@@ -4,7 +4,7 @@
  *
  * Two tokenizers behind one interface:
  *   - byte-level BPE loaded from a Hugging Face tokenizer.json (Llama 3.x
- *     and Qwen 2/3 families): added / special tokens, the optional NFC
+ *     and Qwen 2 / 2.5 / 3 families): added / special tokens, the optional NFC
  *     normalizer, the Split pre-tokenizer regex (PCRE2, UTF + UCP, JIT),
  *     ByteLevel, the BPE model with ranked merges ("a b" strings or [a, b]
  *     arrays) and ignore_merges;
@@ -31,15 +31,15 @@
  * are (HF split_special_tokens=True).
  *
  * Bytes that are not UTF-8: each maximal invalid subsequence becomes U+FFFD
- * (the WHATWG decoder's rule, as a JavaScript reference or Python's
- * errors="replace" would see the text). vLLM itself refuses such a body, so
+ * (Unicode's "maximal subpart" rule, as the WHATWG decoder, and so the
+ * JavaScript reference, sees the text). vLLM itself refuses such a body, so
  * any deterministic choice keeps routing correct; this one keeps equality
  * with the reference testable.
  *
  * Pre-tokenizer regex: compiled as written with one rewrite, the
  * case-insensitive contraction group "(?i:'s|'t|...)" becomes explicit
  * ASCII classes ("[sS]"...), as the JavaScript reference does (PCRE2's
- * caseless UCP matching would also take U+017F for 's' and U+212A for 'k').
+ * caseless UCP matching would also take U+017F, long s, for 's').
  * \s is PCRE2's Unicode White_Space (as Oniguruma in HF tokenizers): it
  * includes U+0085 and not U+FEFF, where a JavaScript regex does the
  * opposite; see tests/tok/README.md for that known reference difference.
