@@ -278,6 +278,11 @@ static size_t nfc_last_cut(const char *s, size_t n)
     return 0;
 }
 
+/* utf8proc_map allocates with libc's malloc (2.8 has no utf8proc_free):
+ * what it returns goes back through libc's free, named here so that it is
+ * the one raw call of the module (tests/unit/common/test_alloc.c) */
+static void (*const utf8proc_release)(void *) = free;
+
 /* NFC of s[0..n) into *out (kv_malloc'd) unless it is already NFC; then
  * *out = NULL. Only the stretches around code points that are not inert
  * go through utf8proc, each from the inert code point before it to the
@@ -318,11 +323,11 @@ static int nfc(const char *s, size_t n, char **out, size_t *outn)
                                            UTF8PROC_STABLE | UTF8PROC_COMPOSE);
         if (rl < 0 || bytes_append(&b, s + done, from - done) ||
             bytes_append(&b, r, (size_t)rl)) {
-            free(r); /* utf8proc's */
+            utf8proc_release(r);
             kv_free(b.p);
             return rl == UTF8PROC_ERROR_NOMEM || rl >= 0 ? -ENOMEM : -EINVAL;
         }
-        free(r);
+        utf8proc_release(r);
         done = i = to;
         last_inert = to;
     }
