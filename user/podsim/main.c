@@ -18,6 +18,7 @@
 #include "podsim/kvevents.h"
 #include "podsim/pod.h"
 #include "podsim/server.h"
+#include "tok/tok.h"
 
 static const char USAGE[] =
     "usage: kvgate-podsim [options]\n"
@@ -41,6 +42,9 @@ static const char USAGE[] =
     "                           tcp://HOST:P+i (vLLM's replay_endpoint)\n"
     "  --kv-event-drop-rate F   fault: lose this share of KV-event batches (0)\n"
     "  --kv-event-delay-ms MS   fault: send every KV-event batch MS late (0)\n"
+    "  --tokenizer FILE         a Hugging Face tokenizer.json (tokenizer_config.json next to\n"
+    "                           it for the chat template): real token ids and template\n"
+    "                           instead of 4-byte pseudo-tokens\n"
     "  --admin-port P           process admin API (GET /pods, POST /pods/<i|all>/faults)\n"
     "  --legacy-metrics         vllm:gpu_cache_usage_perc instead of kv_cache_usage_perc\n"
     "  --fail-rate F            fault: answer this fraction of requests with 500\n"
@@ -90,6 +94,7 @@ struct opts {
     double scale, keepalive_s;
     struct engine_cfg ecfg;
     struct faults f0;
+    const char *tokenizer; /* --tokenizer */
 };
 
 enum {
@@ -97,6 +102,7 @@ enum {
     O_MAX_BATCHED, O_MAX_LEN, O_SCALE, O_LORA, O_POD_LORA, O_MAX_LORAS, O_LORA_MS,
     O_OUT_MEAN, O_KV_EVENTS, O_ADMIN, O_LEGACY, O_FAIL, O_REFUSE, O_STALL, O_DROP,
     O_CLOSE_AFTER, O_SLOWDOWN, O_SEED, O_KEEPALIVE, O_KV_REPLAY, O_KV_DROP, O_KV_DELAY,
+    O_TOKENIZER,
 };
 
 static const struct option OPTS[] = {
@@ -114,6 +120,7 @@ static const struct option OPTS[] = {
     {"seed", 1, 0, O_SEED}, {"keep-alive-timeout", 1, 0, O_KEEPALIVE},
     {"kv-replay-port", 1, 0, O_KV_REPLAY}, {"kv-event-drop-rate", 1, 0, O_KV_DROP},
     {"kv-event-delay-ms", 1, 0, O_KV_DELAY},
+    {"tokenizer", 1, 0, O_TOKENIZER},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0},
 };
 
@@ -173,6 +180,7 @@ static int flag(int c, const char *arg, struct opts *o)
     case O_KV_EVENTS: o->kv_events = arg; return 0;
     case O_ADMIN: return parse_u32("--admin-port", arg, &o->admin_port, 1);
     case O_LEGACY: o->legacy = 1; return 0;
+    case O_TOKENIZER: o->tokenizer = arg; return 0;
     }
     return engine_flag(c, arg, o);
 }
@@ -406,6 +414,25 @@ static void run(struct podsim *ps, const struct opts *o)
     ev_run(ps->loop);
 }
 
+/* --tokenizer FILE: the BPE, and the chat template from
+ * tokenizer_config.json next to FILE if there is one. 0 or -1 (said why). */
+static struct tok *load_tokenizer(const char *path)
+{
+    char cfg[4096], err[256];
+    const char *slash = strrchr(path, '/');
+    int dl = slash ? (int)(slash - path + 1) : 0;
+    snprintf(cfg, sizeof(cfg), "%.*stokenizer_config.json", dl, path);
+    struct tok *t = tok_load(path, access(cfg, R_OK) == 0 ? cfg : NULL, err, sizeof(err));
+    if (!t) {
+        LOG_ERR("--tokenizer: %s", err);
+        return NULL;
+    }
+    if (tok_template(t) == TOK_TEMPLATE_UNKNOWN)
+        LOG_WARN("--tokenizer: no chat template recognised in %s: chats are rendered with "
+                 "podsim's Llama-3 template", cfg);
+    return t;
+}
+
 int main(int argc, char **argv)
 {
     log_init("kvgate-podsim");
@@ -414,10 +441,15 @@ int main(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : 2;
     api_output_len_mean = o.out_mean;
+    struct tok *tok = NULL;
+    if (o.tokenizer && !(api_tokenizer = tok = load_tokenizer(o.tokenizer)))
+        return 2;
     struct podsim ps = {.sfd = -1};
     rc = assemble(&ps, &o);
     if (rc == 0)
         run(&ps, &o);
     teardown(&ps);
+    api_tokenizer = NULL;
+    tok_free(tok);
     return rc == 0 ? 0 : 1;
 }

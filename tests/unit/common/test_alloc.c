@@ -1,7 +1,8 @@
 /* Unit tests for user/common/alloc.c: the failure schedules, errno, the
  * call / failure / live counts, kv_realloc's failure leaving the block as
- * it was; and that user/common and user/core allocate through kv_* only
- * (a raw malloc there would be out of reach of the out-of-memory tests). */
+ * it was; and that user/common, user/core and user/tok allocate through
+ * kv_* only (a raw malloc there would be out of reach of the out-of-memory
+ * tests). */
 #include "common/alloc.h"
 
 #include <ctype.h>
@@ -103,7 +104,7 @@ TEST(strdup_is_one_allocation)
     alloc_unhook();
 }
 
-/* ---- user/common and user/core allocate only through kv_* ---- */
+/* ---- user/common, user/core and user/tok allocate only through kv_* ---- */
 
 /* src with comments, string and character literals blanked */
 static void strip(char *s)
@@ -173,9 +174,9 @@ static int raw_calls(const char *path)
 
 TEST(sources_use_kv_alloc)
 {
-    static const char *const dirs[] = {"user/common", "user/core"};
+    static const char *const dirs[] = {"user/common", "user/core", "user/tok"};
     int files = 0, found = 0;
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         DIR *d = opendir(dirs[i]);
         if (!d) {
             printf("  %s not found: run from the repository root (tests/run.sh does)\n",
