@@ -21,8 +21,12 @@ sum() { curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk -v p="$1" 'index($0, p)
 
 # ---- 1. half the pods answer 500 to everything ----
 curl -s -X POST http://127.0.0.1:$B_ADMIN/pods/all/faults -d '{"fail_rate": 1}' >/dev/null
+# no-sharing: no prefix pulls requests towards the pods that answered first,
+# so the failing pods keep being offered requests until they are ejected
+# (with shared prefixes they may see too few to cross the threshold, and
+# whether they do depends on timing)
 $LOADGEN --target http://127.0.0.1:$GW_PORT --rate 20 --duration 8 --output-len 16 \
-    --time-scale 0.5 --seed 3 --out "$E2E_TMP/lg1.json" --quiet >"$E2E_TMP/lg1.txt" 2>&1
+    --workload no-sharing --time-scale 0.5 --seed 3 --out "$E2E_TMP/lg1.json" --quiet >"$E2E_TMP/lg1.txt" 2>&1
 t_after_first_second() {
     cat "$E2E_TMP/lg1.txt"
     jq -r '[.requests[] | select(.sched_ms > 1000)] as $r |
@@ -34,7 +38,7 @@ t_after_first_second() {
 }
 check "half the pods failing: >= 99% of requests after the first second succeed" t_after_first_second
 t_ejected() {
-    curl -s http://127.0.0.1:$GW_ADMIN/metrics | grep -E '^kvgate_pod_eject' | grep -v ' 0$'
+    curl -s http://127.0.0.1:$GW_ADMIN/metrics | grep -E '^kvgate_pod_eject' | grep -vE ' 0(\.0)?$'
     local n=0 i
     for i in 0 1 2 3; do
         [ "$(sum "kvgate_pod_ejections_total{pod=\"127.0.0.1:$((B_PORT + i))\"}")" -ge 1 ] && n=$((n + 1))
