@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/sbuf.h"
+#include "tok/tok.h"
 
 void prompt_tokenize(const char *s, size_t n, uint32_t *out)
 {
@@ -23,61 +24,17 @@ void prompt_tokenize(const char *s, size_t n, uint32_t *out)
     }
 }
 
-static int render_content(const cJSON *content, struct sbuf *out,
-                          const char **err)
-{
-    if (!content || cJSON_IsNull(content))
-        return 0;
-    if (cJSON_IsString(content))
-        return sbuf_puts(out, content->valuestring);
-    if (!cJSON_IsArray(content)) {
-        *err = "messages[].content must be a string, an array of content parts or null";
-        return -EINVAL;
-    }
-    /* text parts joined by newlines, as vLLM's chat utils do */
-    int first = 1;
-    const cJSON *part;
-    cJSON_ArrayForEach(part, content) {
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
-        const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
-        if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") ||
-            !cJSON_IsString(text)) {
-            *err = "messages[].content[]: only {\"type\":\"text\",\"text\":...} parts are supported";
-            return -EINVAL;
-        }
-        if (!first)
-            sbuf_puts(out, "\n");
-        sbuf_puts(out, text->valuestring);
-        first = 0;
-    }
-    return 0;
-}
-
+/* The chat template is user/tok's pseudo one (Llama 3's shape, nothing
+ * trimmed), the same code the gateway renders with: one copy of the rule. */
 int prompt_render_chat(const cJSON *messages, struct sbuf *out,
                        const char **err)
 {
-    if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0) {
-        *err = "messages must be a non-empty array";
-        return -EINVAL;
+    static struct tok *pseudo; /* podsim is one thread */
+    if (!pseudo && !(pseudo = tok_pseudo())) {
+        *err = "out of memory";
+        return -ENOMEM;
     }
-    sbuf_puts(out, "<|begin_of_text|>");
-    const cJSON *m;
-    cJSON_ArrayForEach(m, messages) {
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
-            *err = "messages[] must be objects with a string role";
-            return -EINVAL;
-        }
-        sbuf_printf(out, "<|start_header_id|>%s<|end_header_id|>\n\n",
-                    role->valuestring);
-        int rc = render_content(cJSON_GetObjectItemCaseSensitive(m, "content"),
-                                out, err);
-        if (rc)
-            return rc;
-        sbuf_puts(out, "<|eot_id|>");
-    }
-    sbuf_puts(out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
-    return out->oom ? -ENOMEM : 0;
+    return tok_render_chat(pseudo, messages, 1, out, err);
 }
 
 int prompt_render_completion(const cJSON *prompt, struct sbuf *out,

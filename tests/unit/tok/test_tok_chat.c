@@ -289,8 +289,12 @@ TEST(pseudo_renders_as_podsim)
     sbuf_init(&a);
     sbuf_init(&b);
     const char *err;
+    static const char want[] = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n S "
+                               "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\na\nb<|eot_id|>"
+                               "<|start_header_id|>assistant<|end_header_id|>\n\n";
     CHECK_EQ(prompt_render_chat(m, &a, &err), 0);
     CHECK_EQ(tok_render_chat(p, m, 1, &b, &err), 0);
+    CHECK(a.len == sizeof(want) - 1 && !memcmp(a.data, want, a.len));
     CHECK(a.len == b.len && !memcmp(a.data, b.data, a.len));
     sbuf_free(&a);
     sbuf_free(&b);
