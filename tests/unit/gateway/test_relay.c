@@ -6,6 +6,7 @@
  * after the first byte, retries, client aborts. Routing is real (route.c,
  * core/policy.c) over a published snapshot of two pods. */
 #include "harness.h"
+#include "gw_fixture.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -101,14 +102,7 @@ static struct xconn xc;
 
 static void setup_once(void)
 {
-    gw_config_defaults(&g.cfg);
-    g.cfg.index_max_entries = 4096;
-    pthread_mutex_init(&g.policy_mu, NULL);
-    g.policies = g.cfg.policies;
-    g.pidx = pidx_new(POD_MAX, g.cfg.index_max_entries, 1024);
-    g.sessions = session_new(1024);
-    g.metrics = gw_metrics_new();
-    outlier_init(&g.outlier, &g.cfg.outlier);
+    gw_fixture_init(&g);
     struct pod_snapshot *s = snapshot_new(2);
     for (int i = 0; i < 2; i++) {
         struct pod_info *p = &s->pods[i];

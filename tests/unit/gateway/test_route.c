@@ -4,6 +4,7 @@
  * the count once, a model's own policy is the one applied, a retry avoids
  * the pod it left, and the body scan fills the request. */
 #include "harness.h"
+#include "gw_fixture.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +21,7 @@ static struct gw g;
 
 static void setup_once(void)
 {
-    gw_config_defaults(&g.cfg);
-    g.cfg.index_max_entries = 4096;
-    pthread_mutex_init(&g.policy_mu, NULL);
-    g.policies = g.cfg.policies;
-    g.pidx = pidx_new(POD_MAX, g.cfg.index_max_entries, 1024);
-    g.sessions = session_new(1024);
-    g.metrics = gw_metrics_new();
-    outlier_init(&g.outlier, &g.cfg.outlier);
+    gw_fixture_init(&g);
     struct pod_snapshot *s = snapshot_new(3);
     for (int i = 0; i < 3; i++) {
         struct pod_info *p = &s->pods[i];
