@@ -64,7 +64,7 @@ include bench/loadgen/loadgen.mk
 include bpf/bpf.mk
 
 .PHONY: all deps test unit demo clean asan sanitize-bins
-all: $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench $(OUT)/kvev_bench \
+all: $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench $(OUT)/kvev_bench $(OUT)/exact_bench \
      $(OUT)/tests/kvsub_probe $(TOK_TOOLS)
 
 # benchmarks (not part of `make test`): make bench, bench-quick, bench-overhead

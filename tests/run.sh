@@ -25,6 +25,10 @@ SAN_SKIP="loadgen"
 total_pass=0 total_fail=0 total_skip=0
 log_dir=build/test-logs
 mkdir -p "$log_dir"
+# the failing tests and their first failing checks, repeated at the end of
+# the run (CI keeps only the tail of the output)
+failed_list=$log_dir/.failed
+: >"$failed_list"
 
 run_one() { # name, command...
     local name=$1; shift
@@ -53,6 +57,8 @@ run_one() { # name, command...
     if [ -z "$line" ]; then
         tail -20 "$log" | sed 's/^/   | /'
         printf '   no summary (exit %d): counted as 1 failure\n' $rc
+        { printf '%s: no summary (exit %d)\n' "$name" $rc
+          tail -5 "$log" | sed 's/^/   | /'; } >>"$failed_list"
         total_fail=$((total_fail + 1)); return
     fi
     local p f
@@ -66,6 +72,8 @@ run_one() { # name, command...
     if [ "$f" -gt 0 ] || [ $rc -ne 0 ]; then
         grep -E '^(FAIL|not ok)|failed:|CHECK' "$log" | head -30 | sed 's/^/   | /'
         [ "$f" -eq 0 ] && f=1
+        { printf '%s: %s failed (exit %d), log %s\n' "$name" "$f" $rc "$log"
+          grep -E '^(FAIL|not ok)|failed:|CHECK' "$log" | head -8 | sed 's/^/   | /'; } >>"$failed_list"
     fi
     printf '   %s passed, %s failed\n' "$p" "$f"
     total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
@@ -154,6 +162,10 @@ for tier in $tiers; do
 done
 
 echo
+if [ -s "$failed_list" ]; then
+    echo "failed:"
+    sed 's/^/  /' "$failed_list"
+fi
 printf 'logs in %s\n' "$log_dir"
 printf '%d passed, %d failed, %d skipped\n' "$total_pass" "$total_fail" "$total_skip"
 [ "$total_fail" -eq 0 ]

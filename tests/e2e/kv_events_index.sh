@@ -146,7 +146,8 @@ t_gateway_subscribes() {
     # thread starts the index and the subscriber, serves, and shuts down
     # cleanly (the asan tier checks for leaks at that exit)
     cat >"$E2E_TMP/gw.json" <<JSON
-{"pods": [
+{"tokenizers": {"$MODEL": "pseudo"}, "access_log": "$E2E_TMP/access.log",
+ "pods": [
   {"url": "http://127.0.0.1:$P0", "kv_events": "tcp://127.0.0.1:$EV",
    "kv_replay": "tcp://127.0.0.1:$RP", "kv_topic": "kv@127.0.0.1:$P0@"},
   {"url": "http://127.0.0.1:$P1", "kv_events": "tcp://127.0.0.1:$EV",
@@ -171,10 +172,55 @@ JSON
         { grep kvgate_pod_index_mode <<<"$m"; return 1; }
     grep -q '^kvgate_pod_index_mode{pod="[^"]*",mode="approximate"} 0' <<<"$m" || return 1
     grep -q '^kvgate_pod_kv_events_total{pod="[^"]*"} [1-9]' <<<"$m" || { grep kvgate_pod_kv_events <<<"$m"; return 1; }
-    kill -TERM "$GW_PID" && wait "$GW_PID"
 }
 gw_index_all() { curl -s "http://127.0.0.1:$1/admin/pods" | jq -e "length > 0 and all($2)" >/dev/null; }
-check "kvgated with pods' kv_events starts the index and subscriber, shows each pod exact on /admin/pods and /metrics, serves, exits cleanly" t_gateway_subscribes
+check "kvgated with pods' kv_events starts the index and subscriber, shows each pod exact on /admin/pods and /metrics, serves" t_gateway_subscribes
+
+# the access log's last line for a request: pod, index, blocks
+last_route() { tail -1 "$E2E_TMP/access.log" | jq -r '"\(.pod) \(.index) \(.prefix_blocks)/\(.blocks)"'; }
+t_gateway_routes_exact() {
+    # a prompt a pod cached on its own (sent to it directly: kvgated never
+    # routed it, so its approximate index knows nothing) is routed to that
+    # pod, judged by the exact index, all 15 blocks held; six prompts,
+    # alternating pods: a router without the events would pick at random
+    local i port want got HL=hijklm
+    for i in 1 2 3 4 5 6; do
+        mkprompt "H$i" "${HL:i-1:1}"
+        port=$([ $((i % 2)) = 0 ] && echo $P0 || echo $P1)
+        complete $port "H$i" || return 1
+        wait_until 5 holds "H$i" "$([ $port = $P0 ] && echo 15 || echo 0)" "$([ $port = $P1 ] && echo 15 || echo 0)" _ || return 1
+        sleep 0.2 # kvgated's own subscriber gets the same batch
+        complete "$GW_PORT" "H$i" || return 1
+        sleep 0.1
+        got=$(last_route) want="127.0.0.1:$port exact 15/15"
+        echo "H$i: $got (want $want)"
+        [ "$got" = "$want" ] || return 1
+    done
+}
+check "kvgated routes a prompt to the pod whose KV events say it holds it (exact index, token blocks)" t_gateway_routes_exact
+
+t_gateway_no_tokenizer() {
+    # a model kvgated has no tokenizer for: its pods are approximate
+    # (why no_tokenizer) however exact their events are, and said so
+    kill -TERM "$GW_PID" && wait "$GW_PID"
+    jq 'del(.tokenizers)' "$E2E_TMP/gw.json" >"$E2E_TMP/gw2.json"
+    $BUILD/kvgated --no-bpf --config "$E2E_TMP/gw2.json" --listen "127.0.0.1:$GW_PORT" \
+        --admin "127.0.0.1:$GW_ADMIN" >"$E2E_TMP/kvgated2.log" 2>&1 &
+    GW_PID=$!
+    E2E_PIDS+=($GW_PID)
+    wait_until 10 gw_pods_healthy "$GW_ADMIN" 2 || { cat "$E2E_TMP/kvgated2.log"; return 1; }
+    wait_until 5 gw_index_all "$GW_ADMIN" '.index.mode == "approximate" and .index.why == "no_tokenizer"' ||
+        { curl -s "http://127.0.0.1:$GW_ADMIN/admin/pods" | jq -c 'map(.index)'; return 1; }
+    complete "$GW_PORT" H1 || return 1
+    sleep 0.1
+    got=$(last_route); echo "H1: $got"
+    [[ $got == *" approximate "* ]] || return 1
+    complete "$GW_PORT" H2 || return 1
+    grep "no tokenizer configured" "$E2E_TMP/kvgated2.log"
+    [ "$(grep -c "no tokenizer configured" "$E2E_TMP/kvgated2.log")" = 1 ] || { cat "$E2E_TMP/kvgated2.log"; return 1; }
+    kill -TERM "$GW_PID" && wait "$GW_PID"
+}
+check "without a tokenizer for the model its pods show approximate (no_tokenizer), requests route on the approximate index, said once; exits cleanly" t_gateway_no_tokenizer
 
 echo quit >&"${PROBE_P[1]}"
 finish

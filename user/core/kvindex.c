@@ -44,6 +44,7 @@ struct pod {
     _Atomic uint32_t stseq;      /* sequence lock over st */
     struct kvx_pod_stats st;
     _Atomic int mode;            /* effective mode, for readers */
+    _Atomic uint32_t bs;         /* block size its events carry, for readers */
 };
 
 struct kvindex {
@@ -681,8 +682,10 @@ static void apply_stored(struct kvindex *x, struct pod *p, uint32_t pod,
         }
         prev = p->map.s[i].okey;
     }
-    if (e->block_size)
+    if (e->block_size) {
         p->st.block_size = e->block_size;
+        atomic_store_explicit(&p->bs, e->block_size, memory_order_relaxed);
+    }
     uint64_t lw = lora_word(p, e);
     uint64_t sw = bk_salt_word(e->cache_salt.p, e->cache_salt.len);
     for (uint32_t i = 0; i < e->nblocks; i++) {
@@ -768,6 +771,13 @@ enum kvx_mode kvx_pod_mode(struct kvindex *x, uint32_t pod)
     return (enum kvx_mode)atomic_load_explicit(&x->pods[pod].mode, memory_order_acquire);
 }
 
+uint32_t kvx_pod_block_size(struct kvindex *x, uint32_t pod)
+{
+    if (pod >= x->max_pods)
+        return 0;
+    return atomic_load_explicit(&x->pods[pod].bs, memory_order_relaxed);
+}
+
 int kvx_pod_stats(struct kvindex *x, uint32_t pod, struct kvx_pod_stats *out)
 {
     struct pod *p = pod_of(x, pod);
@@ -800,6 +810,6 @@ const char *kvx_why_name(enum kvx_why w)
 {
     static const char *n[KVX_WHY_MAX] = {"none", "not_configured", "first_batch", "gap",
                                           "gap_unfilled", "unknown_parent", "capped",
-                                          "silent", "bad_batch", "template"};
+                                          "silent", "bad_batch", "no_tokenizer"};
     return (unsigned)w < KVX_WHY_MAX ? n[w] : "?";
 }

@@ -176,6 +176,9 @@ uint32_t kvx_lookup(struct kvindex *x, const uint64_t *keys, size_t n, uint16_t 
 uint32_t kvx_predict(struct kvindex *x, uint32_t pod, const uint64_t *keys, size_t n);
 
 enum kvx_mode kvx_pod_mode(struct kvindex *x, uint32_t pod);
+/* The block size (tokens) the pod's events carry; 0 before its first
+ * BlockStored. The router cuts a request's chain at it. */
+uint32_t kvx_pod_block_size(struct kvindex *x, uint32_t pod);
 int kvx_pod_stats(struct kvindex *x, uint32_t pod, struct kvx_pod_stats *out);
 const char *kvx_mode_name(enum kvx_mode m);
 const char *kvx_why_name(enum kvx_why w);

@@ -41,6 +41,7 @@ struct pod_info {
     double waiting, running, kv_usage;
     uint64_t scraped_ns;            /* CLOCK_MONOTONIC of the last good scrape */
     uint32_t cache_tokens;          /* KV capacity in tokens, 0 unknown */
+    uint32_t block_size;            /* tokens per KV block (cache_config_info), 0 unknown */
 };
 
 struct pod_snapshot {

@@ -369,4 +369,5 @@ void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
     out->status = ROUTE_OK;
     out->idx = c[pos].idx;
     out->prefix_blocks = in->match ? in->match[c[pos].slot] : 0;
+    out->blocks = in->nkeys;
 }

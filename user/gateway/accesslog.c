@@ -250,7 +250,9 @@ void accesslog_write(struct accesslog *a, const struct gw_request *r)
         str(&b, "mode", policy_mode_name(r->d.mode));
         str(&b, "reason", route_reason_name(r->d.reason));
         sbuf_printf(&b, ",\"prefix_blocks\":%u,\"blocks\":%u,\"candidates\":%u,\"stale\":%u",
-                    r->d.prefix_blocks, r->nkeys, r->d.candidates, r->d.stale);
+                    r->d.prefix_blocks, r->d.blocks, r->d.candidates, r->d.stale);
+        if (r->index_mode)
+            str(&b, "index", r->index_mode);
         if (r->d.degraded)
             sbuf_puts(&b, ",\"degraded\":true");
         if (r->d.all_saturated)

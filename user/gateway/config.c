@@ -133,6 +133,7 @@ enum key_kind {
     K_TOKEN,         /* char[size], printable ASCII without spaces */
     K_SPLICE_MODE,   /* int, enum gw_splice_mode */
     K_SPLICE_MODELS, /* {"<model>": mode}: nsplice_models, splice_models[] */
+    K_TOKENIZERS,    /* {"<model>": "pseudo" | {...}}: ntokenizers, tokenizers[] */
     K_PODS,          /* config_pod.c */
     K_POLICY,        /* config_policy.c */
 };
@@ -178,6 +179,7 @@ static const struct key_spec KEYS[] = {
     {"kv_events", "replay_timeout_ms", K_U32, 1, 600000, F(kv_replay_timeout_ms), RL_RESTART},
     {"kv_events", "silence_ms", K_U32, 1, 3600000, F(kv_silence_ms), RL_RESTART},
     {"kv_events", "silence_tokens", K_U64, 1, 1e12, F(kv_silence_tokens), RL_RESTART},
+    {"", "tokenizers", K_TOKENIZERS, 0, 0, F(tokenizers), RL_RESTART},
     SECTION("scrape"),
     {"scrape", "interval_ms", K_U32, 1, 60000, F(scrape_ms), RL_LIVE},
     {"scrape", "timeout_ms", K_U32, 1, 600000, F(scrape_timeout_ms), RL_LIVE},
@@ -282,6 +284,68 @@ static int splice_models(struct jp_err *e, const char *kp, const cJSON *k, struc
     return 0;
 }
 
+/* ---- tokenizers ---- */
+
+static int tok_path(struct jp_err *e, const char *path, const cJSON *v, char *dst, size_t size)
+{
+    if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) >= size)
+        return jp_fail(e, path, "expected a file path of 1-%zu bytes", size - 1);
+    snprintf(dst, size, "%s", v->valuestring);
+    return 0;
+}
+
+static int tokenizer_of(struct jp_err *e, const char *path, const cJSON *v, struct gw_tok_cfg *t)
+{
+    char kp[JP_PATH_MAX];
+    if (cJSON_IsString(v) && !strcmp(v->valuestring, "pseudo")) {
+        t->pseudo = 1;
+        return 0;
+    }
+    if (!cJSON_IsObject(v))
+        return jp_fail(e, path, "expected \"pseudo\" or {\"file\": ..., \"config\": ...}");
+    for (const cJSON *k = v->child; k; k = k->next) {
+        if (jp_dup_key(e, path, v, k))
+            return -1;
+        jp_join(kp, path, k->string);
+        if (!strcmp(k->string, "file")) {
+            if (tok_path(e, kp, k, t->file, sizeof(t->file)))
+                return -1;
+        } else if (!strcmp(k->string, "config")) {
+            if (tok_path(e, kp, k, t->config, sizeof(t->config)))
+                return -1;
+        } else {
+            return jp_fail(e, kp, "unknown key (file, config)");
+        }
+    }
+    if (!t->file[0])
+        return jp_fail(e, path, "\"file\" (tokenizer.json) is required");
+    return 0;
+}
+
+static int tokenizers(struct jp_err *e, const char *kp, const cJSON *k, struct gw_config *c)
+{
+    char mp[JP_PATH_MAX];
+    if (jp_obj(e, kp, k))
+        return -1;
+    c->ntokenizers = 0;
+    memset(c->tokenizers, 0, sizeof(c->tokenizers));
+    for (const cJSON *m = k->child; m; m = m->next) {
+        if (jp_dup_key(e, kp, k, m))
+            return -1;
+        jp_join(mp, kp, m->string);
+        if (c->ntokenizers == GW_MAX_OVERRIDES)
+            return jp_fail(e, kp, "at most %d models", GW_MAX_OVERRIDES);
+        struct gw_tok_cfg *t = &c->tokenizers[c->ntokenizers];
+        if (!m->string || !m->string[0] || strlen(m->string) >= sizeof(t->model))
+            return jp_fail(e, mp, "model names are 1-%zu bytes", sizeof(t->model) - 1);
+        if (tokenizer_of(e, mp, m, t))
+            return -1;
+        snprintf(t->model, sizeof(t->model), "%s", m->string);
+        c->ntokenizers++;
+    }
+    return 0;
+}
+
 /* ---- table-driven parsing ---- */
 
 static int parse_object(struct jp_err *e, const char *section, const cJSON *o,
@@ -334,6 +398,7 @@ static int parse_value(struct jp_err *e, const struct key_spec *s, const char *k
     case K_POLICY: return parse_policy(e, k, c);
     case K_SPLICE_MODE: return splice_mode_of(e, kp, k, (int *)dst);
     case K_SPLICE_MODELS: return splice_models(e, kp, k, c);
+    case K_TOKENIZERS: return tokenizers(e, kp, k, c);
     case K_BOOL: return jp_bool(e, kp, k, (int *)dst);
     case K_STR: case K_TOKEN: case K_LISTEN: case K_LISTEN_OFF:
         return parse_text(e, s, kp, k, dst);
@@ -404,6 +469,8 @@ int gw_config_restart_keys(const struct gw_config *a, const struct gw_config *b,
         int same = is_text(s->kind) ? !strncmp(x, y, s->size) : !memcmp(x, y, s->size);
         if (s->kind == K_SPLICE_MODELS)
             same = same && a->nsplice_models == b->nsplice_models;
+        if (s->kind == K_TOKENIZERS)
+            same = same && a->ntokenizers == b->ntokenizers;
         if (same)
             continue;
         int w = snprintf(out + len, cap > len ? cap - len : 0, "%s%s%s%s", n ? ", " : "",

@@ -51,6 +51,16 @@ struct gw_splice_model {
     int mode;                     /* enum gw_splice_mode */
 };
 
+/* "tokenizers": {"<base model>" | "*": "pseudo" |
+ *                {"file": "tokenizer.json", "config": "tokenizer_config.json"}}
+ * for token-exact routing (gateway/exact.h). */
+struct gw_tok_cfg {
+    char model[POD_MODEL_MAX];    /* "*": every model without its own entry */
+    int pseudo;                   /* kvgate-podsim's pseudo-tokenizer */
+    char file[256];               /* tokenizer.json */
+    char config[256];             /* tokenizer_config.json (the chat template); "" none */
+};
+
 struct gw_config {
     char listen[128];             /* "0.0.0.0:8080" */
     char admin_listen[128];       /* "127.0.0.1:9090" */
@@ -72,6 +82,8 @@ struct gw_config {
     uint32_t kv_replay_timeout_ms;/* 2000 */
     uint32_t kv_silence_ms;       /* 3000 */
     uint64_t kv_silence_tokens;   /* 4096 */
+    uint32_t ntokenizers;         /* "tokenizers" */
+    struct gw_tok_cfg tokenizers[GW_MAX_OVERRIDES];
     /* control thread */
     uint32_t scrape_ms;           /* 50 */
     uint32_t scrape_timeout_ms;   /* 1000 */

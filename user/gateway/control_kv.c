@@ -17,6 +17,7 @@
 #include "core/engine_metrics.h"
 #include "core/kvindex.h"
 #include "gateway/control_priv.h"
+#include "gateway/exact.h"
 #include "gateway/kvsub.h"
 
 #include <xxhash.h>
@@ -105,6 +106,7 @@ void ctl_kv_sync(struct ctl *c)
         snprintf(k->replay, sizeof(k->replay), "%s", p->cfg.kv_replay);
         snprintf(k->topic, sizeof(k->topic), "%s", p->cfg.kv_topic);
         snprintf(k->model, sizeof(k->model), "%s", root_model(p));
+        k->untrusted = k->model[0] && !gw_exact_model_ok(c->g, k->model);
     }
     if (kvsub_set_pods(c->kvsub, v, n) == 0)
         c->kv_sig = sig;

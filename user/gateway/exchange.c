@@ -11,6 +11,7 @@
 #include "common/ev.h"
 #include "common/http1.h"
 #include "common/httpstatus.h"
+#include "gateway/exact.h"
 #include "gateway/upstream.h"
 
 /* ---- small helpers ---- */
@@ -82,6 +83,8 @@ void x_fini(struct xreq *x)
     if (x->scan)
         gw_scan_free(x->scan);
     x->scan = NULL;
+    gw_exact_release(&x->r);
+    x->r.body = NULL;
 }
 
 /* Drops x's pod connection (closing it makes vLLM abort the request). */
@@ -265,6 +268,8 @@ void x_body_drop(struct xreq *x)
         x->charged = 0;
     }
     sbuf_free(&x->body);
+    x->r.body = NULL; /* gw_route tokenizes it (exact.h) */
+    x->r.body_len = 0;
 }
 
 int x_body_feed(struct xreq *x, const char *p, size_t n)

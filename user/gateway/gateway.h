@@ -26,6 +26,8 @@ struct gw_metrics;
 struct accesslog;
 struct session_table;
 struct gwbpf;
+struct gw_tokenizers;
+struct gw_exact_req;
 
 struct gw {
     struct gw_config cfg;            /* as loaded; pods change via control */
@@ -35,6 +37,8 @@ struct gw {
                                       * kv_events; set once by the control thread
                                       * (release), read with __atomic_load_n acquire;
                                       * freed at exit */
+    struct gw_tokenizers *toks;      /* per model, for token-exact keys (exact.h);
+                                      * NULL when none is configured */
     struct session_table *sessions;
     struct gw_metrics *metrics;
     struct accesslog *alog;
@@ -74,8 +78,15 @@ struct gw_request {
     uint32_t nkeys;
     uint64_t keys[1024];         /* fingerprint keys (model-keyed) */
     uint64_t body_bytes;
-    uint32_t prompt_tokens;      /* estimated from the prompt's bytes (cfg.bytes_per_token) */
+    uint32_t prompt_tokens;      /* estimated from the prompt's bytes (cfg.bytes_per_token);
+                                  * exact when the request was tokenized */
     int h2;                      /* client spoke HTTP/2 */
+    const char *body;            /* the buffered body, for tokenizing (exact.h) */
+    size_t body_len;
+    struct gw_exact_req *ex;     /* its token chain, once gw_route needed it */
+    const char *index_mode;      /* which index judged the chosen pod: "exact",
+                                  * "syncing", "gapped", "approximate"; NULL when
+                                  * the policy used none */
     /* filled by gw_route */
     struct route_decision d;
     struct pod_target pod;       /* the chosen pod */

@@ -268,8 +268,8 @@ void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
 
     if (r->d.status == ROUTE_OK && r->d.idx >= 0) {
         m->decisions[r->d.mode & 3][r->d.reason < REASON__COUNT ? r->d.reason : 0]++;
-        if (r->nkeys)
-            hist_observe(&m->ratio, (double)r->d.prefix_blocks / r->nkeys);
+        if (r->d.blocks)
+            hist_observe(&m->ratio, (double)r->d.prefix_blocks / r->d.blocks);
         if (r->d.shadow_idx >= 0) {
             if (r->d.shadow_idx == r->d.idx)
                 m->shadow_agree++;

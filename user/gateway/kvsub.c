@@ -196,7 +196,8 @@ int kvsub_set_pods(struct kvsub *s, const struct kvsub_pod_cfg *pods, uint32_t n
 static int same_cfg(const struct kvsub_pod_cfg *a, const struct kvsub_pod_cfg *b)
 {
     return !strcmp(a->events, b->events) && !strcmp(a->replay, b->replay) &&
-           !strcmp(a->topic, b->topic) && !strcmp(a->model, b->model);
+           !strcmp(a->topic, b->topic) && !strcmp(a->model, b->model) &&
+           a->untrusted == b->untrusted;
 }
 
 static void start_replay(struct kvsub *s, uint32_t slot);
@@ -213,6 +214,7 @@ static void pod_open(struct kvsub *s, const struct kvsub_pod_cfg *c)
     __atomic_store_n(&p->active, 1, __ATOMIC_RELAXED);
     p->have_misses = 0;
     kvx_pod_enable(s->x, c->slot, bk_model_root(c->model, strlen(c->model)));
+    kvx_set_untrusted(s->x, c->slot, c->untrusted);
     if (c->replay[0]) {
         /* what came before we joined can be asked for: at once, so that a
          * pod that is idle now is known (exact) before its next batch */

@@ -62,6 +62,8 @@ struct kvsub_pod_cfg {
     char replay[KVSUB_EP_MAX];     /* "" none */
     char topic[KVSUB_EP_MAX];      /* subscription prefix, "" all */
     char model[128];               /* served base model, "" not known yet */
+    int untrusted;                 /* no usable tokenizer or chat template for it:
+                                    * approximate (kvx_set_untrusted) */
 };
 
 struct kvsub_cfg {

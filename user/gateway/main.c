@@ -27,6 +27,7 @@
 #include "gateway/bpf.h"
 #include "gateway/config.h"
 #include "gateway/control.h"
+#include "gateway/exact.h"
 #include "gateway/gateway.h"
 #include "gateway/gwmetrics.h"
 #include "gateway/splice.h"
@@ -315,6 +316,10 @@ static int assemble(struct gw *g, const struct flags *f, uint32_t *nworkers)
             return 2;
         }
     }
+    if (gw_exact_init(g, err, sizeof(err))) {
+        LOG_ERR("%s", err);
+        return 2;
+    }
     start_bpf(g, f);
     splice_init(g, g->bpf); /* off without the BPF handle */
     return 0;
@@ -331,6 +336,7 @@ static void disassemble(struct gw *g)
     tokload_fini(&g->tl);
     kvx_free(g->kvx); /* the control thread that wrote it is gone */
     g->kvx = NULL;
+    gw_exact_fini(g);
     snapshot_publish(NULL);
 }
 

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "common/ev.h"
+#include "core/blockkey.h"
 #include "core/engine_metrics.h"
 #include "core/prefix_index.h"
 #include "gateway/control_priv.h"
@@ -155,6 +156,7 @@ static void on_metrics(struct hget *h, int err, int status, const char *body, si
             pidx_set_capacity(g->pidx, in->slot, blocks > 4e9 ? 4000000000u : (uint32_t)blocks);
         }
         in->cache_tokens = tokens;
+        in->block_size = el.block_size > BK_MAX_BLOCK_SIZE ? 0 : (uint32_t)el.block_size;
     }
     ctl_kv_scraped(p->ctl, in->slot, &el);
     in->scraped_ns = ev_now_ns();

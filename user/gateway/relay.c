@@ -103,6 +103,8 @@ static void route_and_go(struct xreq *x)
         x_local(x, 400, msg, "bad_request");
         return;
     }
+    r->body = x->body.data;
+    r->body_len = x->body.len;
     enum route_status st = gw_route(g, r, UINT32_MAX);
     if (st != ROUTE_OK) {
         char msg[sizeof(r->model) + 64];

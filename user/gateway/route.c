@@ -16,6 +16,7 @@
 #include "core/prefix_index.h"
 #include "core/session.h"
 #include "gateway/accesslog.h"
+#include "gateway/exact.h"
 #include "gateway/gateway.h"
 #include "gateway/gwmetrics.h"
 
@@ -123,13 +124,23 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
     struct policy_cfg cfg;
     policy_for(g, r->model, &cfg);
 
+    /* the prefix each pod holds: the approximate index's guess, replaced
+     * by the exact index's match where a pod's KV events are trusted */
     uint16_t match[POD_MAX];
-    if (r->nkeys && (cfg.mode == POLICY_PREFIX_AWARE || cfg.mode == POLICY_TOKEN_LOAD))
-        pidx_lookup(g->pidx, r->keys, r->nkeys, match);
-    else if (r->nkeys && (cfg.shadow || cfg.canary_pct < 100))
-        pidx_lookup(g->pidx, r->keys, r->nkeys, match);
-    else
+    uint32_t nkeys = r->nkeys;
+    double tpk = tokens_per_key(g);
+    int by_prefix = cfg.mode == POLICY_PREFIX_AWARE || cfg.mode == POLICY_TOKEN_LOAD ||
+                    cfg.shadow || cfg.canary_pct < 100;
+    int exact = 0;
+    if (by_prefix) {
+        if (r->nkeys)
+            pidx_lookup(g->pidx, r->keys, r->nkeys, match);
+        else
+            memset(match, 0, sizeof(match));
+        exact = gw_exact_match(g, r, s, match, &nkeys, &tpk);
+    } else {
         memset(match, 0, sizeof(match));
+    }
 
     uint64_t sh = 0;
     int session_slot = -1;
@@ -138,10 +149,10 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
         session_slot = session_get(g->sessions, sh);
     }
     struct route_input in = {
-        .model = r->model, .nkeys = r->nkeys, .match = match,
+        .model = r->model, .nkeys = nkeys, .match = match,
         .session_slot = session_slot, .rand = gw_rand(g), .now_ns = r->t_decide,
         .exclude_slot = exclude_slot, .prompt_tokens = r->prompt_tokens,
-        .tokens_per_key = tokens_per_key(g), .tl = &g->tl,
+        .tokens_per_key = tpk, .tl = &g->tl,
     };
     if (exclude_slot == UINT32_MAX) /* a first attempt: the retry budget grows */
         retry_budget_deposit(&g->outlier);
@@ -169,6 +180,10 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
     /* the chosen pod will hold this prefix once it has prefilled it */
     if (r->nkeys)
         pidx_insert(g->pidx, r->pod.slot, r->keys, r->nkeys);
+    if (exact)
+        gw_exact_routed(g, r, r->pod.slot);
+    else
+        r->index_mode = by_prefix ? "approximate" : NULL;
     if (sh)
         session_put(g->sessions, sh, r->pod.slot);
     if (r->d.fail_open)
