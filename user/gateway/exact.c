@@ -15,6 +15,12 @@
 #include "tok/tok.h"
 
 #define SAID_MAX 64 /* distinct (model, reason) sentences logged once; then silent */
+/* Tokenizing runs on the worker thread: bodies and prompts past these stay
+ * on the approximate index, so that no request holds a worker for long
+ * (Llama 3.1's BPE: ~50 MB/s, so at most ~20 ms). 1 MiB of text is ~250k
+ * tokens, past the context window of the models served today. */
+#define EXACT_MAX_BODY ((size_t)2 << 20)
+#define EXACT_MAX_TEXT ((size_t)1 << 20)
 
 struct gw_tokenizer {
     char model[POD_MODEL_MAX]; /* "*": the default */
@@ -33,7 +39,9 @@ struct gw_tokenizers {
 /* What one request keeps between its attempts. */
 struct gw_exact_req {
     int state;                 /* 0 not tokenized yet, 1 tokens, -1 not exact */
-    struct tok_ids ids;
+    struct tok_ids ids;        /* freed once chained (the body is held already) */
+    size_t ntokens;
+    int chained;
     char salt[256];
     size_t salt_len;
     /* the chain of the last call: cut at bs, rooted at base, adapter lora */
@@ -71,6 +79,7 @@ int gw_exact_init(struct gw *g, char *err, size_t errlen)
             return -1;
         }
         ts->n++;
+        tok_set_max_bytes(t->t, EXACT_MAX_TEXT);
         t->ok = tok_template(t->t) != TOK_TEMPLATE_UNKNOWN;
         LOG_INFO("tokenizer for %s: %s, chat template %s%s", tc->model,
                  tc->pseudo ? "podsim's pseudo-tokenizer" : tc->file,
@@ -195,7 +204,7 @@ static int tokenize(struct gw *g, struct gw_request *r, const char *base,
         say_once(g, base, "no tokenizer configured (\"tokenizers\")");
         return 0;
     }
-    if (!r->body || !r->body_len)
+    if (!r->body || !r->body_len || r->body_len > EXACT_MAX_BODY)
         return 0;
     cJSON *j = cJSON_ParseWithLength(r->body, r->body_len);
     if (!j)
@@ -236,8 +245,10 @@ static int tokenize(struct gw *g, struct gw_request *r, const char *base,
 static int chain(struct gw_exact_req *ex, uint32_t bs, uint64_t root, const char *lora)
 {
     uint64_t lw = lora ? bk_lora_word(lora, strlen(lora)) : 0;
-    if (ex->keys && ex->bs == bs && ex->root == root && ex->lora_w == lw)
+    if (ex->chained && ex->bs == bs && ex->root == root && ex->lora_w == lw)
         return 0;
+    if (ex->chained)
+        return -ESTALE; /* another chain (a retry's pods cut elsewhere): not kept */
     size_t want = ex->ids.n / bs;
     if (want > 65535)
         want = 65535; /* kvx_lookup's bound */
@@ -255,6 +266,9 @@ static int chain(struct gw_exact_req *ex, uint32_t bs, uint64_t root, const char
     ex->bs = bs;
     ex->root = root;
     ex->lora_w = lw;
+    ex->ntokens = ex->ids.n;
+    ex->chained = 1;
+    tok_ids_free(&ex->ids);
     return 0;
 }
 
@@ -322,7 +336,7 @@ int gw_exact_match(struct gw *g, struct gw_request *r, const struct pod_snapshot
     }
     *nkeys = (uint32_t)ex->nkeys;
     *tokens_per_key = bs;
-    r->prompt_tokens = ex->ids.n > UINT32_MAX ? UINT32_MAX : (uint32_t)ex->ids.n;
+    r->prompt_tokens = ex->ntokens > UINT32_MAX ? UINT32_MAX : (uint32_t)ex->ntokens;
     return 1;
 }
 

@@ -597,6 +597,47 @@ TEST(kv_events_keys)
     CHECK_ERR("{\"kv_events\":{\"window\":1}}", "kv_events: unknown key \"window\"");
 }
 
+/* issue 11: "tokenizers", per model or "*" */
+TEST(tokenizer_keys)
+{
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_EQ(cfg.ntokenizers, 0);
+    CHECK_EQ(parse("{\"tokenizers\":{\"*\":\"pseudo\",\"meta-llama/Llama-3.1-8B-Instruct\":"
+                   "{\"file\":\"/m/tokenizer.json\",\"config\":\"/m/tokenizer_config.json\"},"
+                   "\"qwen\":{\"file\":\"/q/tokenizer.json\"}}}"),
+             0);
+    CHECK_EQ(cfg.ntokenizers, 3);
+    CHECK_STR(cfg.tokenizers[0].model, "*");
+    CHECK_EQ(cfg.tokenizers[0].pseudo, 1);
+    CHECK_STR(cfg.tokenizers[1].model, "meta-llama/Llama-3.1-8B-Instruct");
+    CHECK_EQ(cfg.tokenizers[1].pseudo, 0);
+    CHECK_STR(cfg.tokenizers[1].file, "/m/tokenizer.json");
+    CHECK_STR(cfg.tokenizers[1].config, "/m/tokenizer_config.json");
+    CHECK_STR(cfg.tokenizers[2].config, "");
+    CHECK_ERR("{\"tokenizers\":[]}", "tokenizers: expected an object");
+    CHECK_ERR("{\"tokenizers\":{\"m\":\"bpe\"}}",
+              "tokenizers.m: expected \"pseudo\" or {\"file\": ..., \"config\": ...}");
+    CHECK_ERR("{\"tokenizers\":{\"m\":{\"config\":\"/c.json\"}}}",
+              "tokenizers.m: \"file\" (tokenizer.json) is required");
+    CHECK_ERR("{\"tokenizers\":{\"m\":{\"file\":\"/t.json\",\"vocab\":1}}}",
+              "tokenizers.m.vocab: unknown key (file, config)");
+    CHECK_ERR("{\"tokenizers\":{\"m\":{\"file\":\"\"}}}",
+              "tokenizers.m.file: expected a file path of 1-255 bytes");
+    CHECK_ERR("{\"tokenizers\":{\"\":\"pseudo\"}}", "tokenizers[\"\"]: model names are 1-127 bytes");
+    /* the limit on entries, crossed by one */
+    char big[4096] = "{\"tokenizers\":{";
+    for (int i = 0; i <= GW_MAX_OVERRIDES; i++)
+        snprintf(big + strlen(big), sizeof(big) - strlen(big), "%s\"m%d\":\"pseudo\"",
+                 i ? "," : "", i);
+    strcat(big, "}}");
+    CHECK_ERR(big, "tokenizers: at most 32 models");
+    big[strlen(big) - 2] = 0; /* drop the last entry: 32 */
+    *strrchr(big, ',') = 0;
+    strcat(big, "}}");
+    CHECK_EQ(parse(big), 0);
+    CHECK_EQ(cfg.ntokenizers, GW_MAX_OVERRIDES);
+}
+
 /* issue 9: bounds on what pods send and on the access log's queue */
 TEST(scrape_and_log_bounds)
 {
@@ -676,6 +717,7 @@ int main(void)
     RUN(admin_exposure);
     RUN(metrics_keys);
     RUN(kv_events_keys);
+    RUN(tokenizer_keys);
     RUN(splice_keys);
     RUN(full_config);
     RUN(overrides);

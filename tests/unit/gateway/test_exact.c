@@ -334,6 +334,47 @@ TEST(models_without_a_tokenizer_stay_approximate)
     gw_exact_fini(&h);
 }
 
+TEST(limits_and_retries)
+{
+    /* a body past 2 MiB is not tokenized on the worker: approximate */
+    size_t n = ((size_t)2 << 20) + 1;
+    char *big = malloc(n + 64);
+    int k = snprintf(big, n + 64, "{\"model\":\"llama\",\"prompt\":\"");
+    memset(big + k, 'q', n - (size_t)k - 2);
+    strcpy(big + n - 2, "\"}");
+    CHECK_EQ(strlen(big), n);
+    struct gw_request r;
+    route(&r, big);
+    CHECK(!strcmp(r.index_mode, "approximate"));
+    done(&r);
+    /* a prompt of 1 MiB + 1 byte is not tokenized either; 1 MiB is */
+    size_t m = ((size_t)1 << 20) + 1;
+    strcpy(big + k + m, "\"}");
+    route(&r, big);
+    CHECK(!strcmp(r.index_mode, "approximate"));
+    done(&r);
+    strcpy(big + k + m - 1, "\"}");
+    route(&r, big);
+    CHECK(!strcmp(r.index_mode, "exact"));
+    CHECK_EQ(r.d.blocks, ((size_t)1 << 20) / 4 / BS);
+    done(&r);
+    free(big);
+    /* a prompt shorter than a block, routed again (a retry): its token
+     * count is kept */
+    char *body = completion("llama", "short", NULL);
+    scanned(&r, body);
+    CHECK_EQ(gw_route(&g, &r, UINT32_MAX), ROUTE_OK);
+    CHECK_EQ(r.prompt_tokens, 2);
+    CHECK_EQ(r.d.blocks, 0);
+    uint32_t first = r.pod.slot;
+    gw_route_release(&g, &r);
+    CHECK_EQ(gw_route(&g, &r, first), ROUTE_OK);
+    CHECK(r.pod.slot != first);
+    CHECK_EQ(r.prompt_tokens, 2);
+    done(&r);
+    free(body);
+}
+
 int main(void)
 {
     setup_once();
@@ -343,6 +384,7 @@ int main(void)
     RUN(a_syncing_pod_takes_the_larger_of_both);
     RUN(chats_render_and_adapters_key_apart);
     RUN(models_without_a_tokenizer_stay_approximate);
+    RUN(limits_and_retries);
     gw_exact_fini(&g);
     kvx_free(X);
     kvev_decoder_free(&D);
