@@ -21,7 +21,7 @@ BPF_ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/;s/ppc64le
 BPF_CFLAGS   ?= -O2 -g -Wall -Wno-unused-function
 BPF_CFLAGS   += -target bpf -mcpu=v3 -D__TARGET_ARCH_$(BPF_ARCH) -I$(BPF_DIR) -Ibpf
 BPF_LDLIBS   := -lbpf -lelf -lz
-BPF_HDRS     := bpf/kvgate.h bpf/maps.h $(wildcard bpf/splice_*.h)
+BPF_HDRS     := bpf/kvgate.h bpf/maps.h $(wildcard bpf/splice_*.h bpf/bp_*.h)
 
 BPF_SRCS     := $(wildcard bpf/*.bpf.c)
 BPF_OBJS     := $(BPF_SRCS:bpf/%.bpf.c=$(BPF_DIR)/%.bpf.o)

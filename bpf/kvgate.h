@@ -439,4 +439,92 @@ struct kvg_spl_stat {
 };
 _Static_assert(sizeof(struct kvg_spl_stat) == 16, "struct kvg_spl_stat is part of the pinned ABI");
 
+/* ---- the bypass path: established flows forwarded by XDP (issue 12) ----
+ *
+ * A DPDK worker does a connection's handshake and first flight, connects
+ * to the chosen pod (delayed binding) and replays the request; then it
+ * inserts two kvg_bp_flows entries, pod->client and client->pod, and
+ * bp_forward (bpf/bypass.bpf.c) moves every later packet of the flow by
+ * rewriting it (bpf/bp_rewrite.h) and sending it back out (XDP_TX). IPv4
+ * for now (family 2; the key has room for IPv6 addresses later only by a
+ * size change). */
+
+#define KVG_MAP_BP_FLOWS "kvg_bp_flows"     /* LRU_HASH: flows XDP forwards */
+#define KVG_MAP_BP_STATS "kvg_bp_stats"     /* per-reason packet counters */
+#define KVG_PROG_BP_FORWARD "bp_forward"    /* the XDP program (function name) */
+#ifndef KVG_BP_FLOWS_MAX
+#define KVG_BP_FLOWS_MAX 131072             /* 2 per connection */
+#endif
+#ifndef KVG_BP_STATS_MAX
+#define KVG_BP_STATS_MAX 16
+#endif
+
+/* A packet as received: its addresses and ports (network order). */
+struct kvg_bp_key {
+    __u32 saddr;
+    __u32 daddr;
+    __u16 sport;
+    __u16 dport;
+    __u32 family;        /* KVG_AF_INET */
+};
+_Static_assert(sizeof(struct kvg_bp_key) == 16, "struct kvg_bp_key is part of the pinned ABI");
+
+enum kvg_bp_action {
+    KVG_BP_ACT_REWRITE = 0, /* rewrite and transmit (XDP_TX) */
+    KVG_BP_ACT_PASS = 1,    /* hand the packet up (the worker re-splices or ends it) */
+};
+
+enum kvg_bp_flow_flags {
+    KVG_BP_F_FIN = 1u << 0, /* XDP forwarded a FIN in this direction */
+    KVG_BP_F_RST = 1u << 1, /* XDP forwarded a RST in this direction */
+};
+
+/* What to do with a packet of the flow: the addresses, ports and MACs it
+ * leaves with, and the sequence translation. seq_delta is added (mod 2^32)
+ * to the sequence number, ack_delta to the acknowledgement number (when
+ * ACK is set); the window field becomes min(65535, (window << win_shl) >>
+ * win_shr): the sender's scale undone, the receiver's announced scale
+ * applied. Written whole by the worker; XDP updates only flags (atomic OR)
+ * and the counters (atomic adds). */
+struct kvg_bp_flow {
+    __u32 saddr;
+    __u32 daddr;
+    __u16 sport;
+    __u16 dport;
+    __u8 smac[6];
+    __u8 dmac[6];
+    __u32 seq_delta;
+    __u32 ack_delta;
+    __u8 win_shl;        /* 0..14 */
+    __u8 win_shr;        /* 0..14 */
+    __u8 action;         /* enum kvg_bp_action */
+    __u8 reserved0;
+    __u32 pod_slot;      /* kvg_pods entry checked per packet; >= KVG_POD_MAX: none */
+    __u32 flags;         /* enum kvg_bp_flow_flags (XDP) */
+    __u32 reserved1;
+    __u64 packets;       /* forwarded (XDP) */
+    __u64 bytes;
+};
+_Static_assert(sizeof(struct kvg_bp_flow) == 64, "struct kvg_bp_flow is part of the pinned ABI");
+
+/* Every exit of bp_forward, counted in kvg_bp_stats (key = reason).
+ * Append only. */
+enum kvg_bp_reason {
+    KVG_BP_FORWARDED = 0,   /* rewritten and transmitted */
+    KVG_BP_MISS = 1,        /* TCP/IPv4 with no entry: passed (the worker's or the kernel's) */
+    KVG_BP_NOT_IPV4_TCP = 2,/* passed */
+    KVG_BP_MALFORMED = 3,   /* passed (the guard drops malformed frames before this runs) */
+    KVG_BP_POD_DOWN = 4,    /* its pod is down or gone: passed, the worker resets both sides */
+    KVG_BP_HANDED_UP = 5,   /* the entry says pass (ACT_PASS) */
+    KVG_BP_REASON_MAX
+};
+_Static_assert(KVG_BP_REASON_MAX <= KVG_BP_STATS_MAX, "kvg_bp_stats too small");
+#define KVG_BP_REASON_NAMES                                                    \
+    { "forwarded", "miss", "not_ipv4_tcp", "malformed", "pod_down", "handed_up", }
+
+struct kvg_bp_stat {
+    __u64 packets;
+    __u64 bytes;
+};
+
 #endif
