@@ -323,6 +323,14 @@ uint32_t kvx_predict(struct kvindex *x, uint32_t pod, const uint64_t *keys, size
     return refused;
 }
 
+void kvx_unpredict(struct kvindex *x, uint32_t pod, const uint64_t *keys, size_t n)
+{
+    if (pod >= x->max_pods)
+        return;
+    for (size_t k = 0; k < n; k++)
+        pred_clear(x, keys[k], hkey(x, keys[k]), pod);
+}
+
 /* ---- lookup ---- */
 
 uint32_t kvx_lookup(struct kvindex *x, const uint64_t *keys, size_t n, uint16_t *match,

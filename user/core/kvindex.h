@@ -175,6 +175,11 @@ uint32_t kvx_lookup(struct kvindex *x, const uint64_t *keys, size_t n, uint16_t 
  * Returns the number of predictions refused for lack of room. */
 uint32_t kvx_predict(struct kvindex *x, uint32_t pod, const uint64_t *keys, size_t n);
 
+/* Takes predictions back (the attempt failed before the pod stored
+ * anything): keys[0..n) are no longer predicted at pod. Confirmed entries
+ * are left alone. */
+void kvx_unpredict(struct kvindex *x, uint32_t pod, const uint64_t *keys, size_t n);
+
 enum kvx_mode kvx_pod_mode(struct kvindex *x, uint32_t pod);
 /* The block size (tokens) the pod's events carry; 0 before its first
  * BlockStored. The router cuts a request's chain at it. */

@@ -244,6 +244,19 @@ void pidx_insert(struct prefix_index *x, uint32_t pod, const uint64_t *keys,
     pthread_mutex_unlock(&x->mu);
 }
 
+void pidx_withdraw(struct prefix_index *x, uint32_t pod, const uint64_t *keys, size_t n)
+{
+    if (pod >= x->max_pods || !n)
+        return;
+    pthread_mutex_lock(&x->mu);
+    for (size_t k = 0; k < n; k++) {
+        uint32_t i = find(x, keys[k], pod);
+        if (i != NIL)
+            release(x, i);
+    }
+    pthread_mutex_unlock(&x->mu);
+}
+
 /* What one probe of key k saw among the pods that hold block 0: how many
  * hold key k and a signature of which (equal sets give equal counts and
  * signatures). */

@@ -46,6 +46,11 @@ uint32_t pidx_pod_limit(struct prefix_index *x, uint32_t pod);
 void pidx_insert(struct prefix_index *x, uint32_t pod, const uint64_t *keys,
                  size_t n);
 
+/* Takes back what pidx_insert credited: the pod no longer holds
+ * keys[0..n) (an attempt that failed before its pod prefilled anything).
+ * Keys it does not hold are ignored. */
+void pidx_withdraw(struct prefix_index *x, uint32_t pod, const uint64_t *keys, size_t n);
+
 /* match[p] = leading blocks of keys[0..n) that pod p holds, for every
  * p < max_pods (match has max_pods entries). Returns the best match. */
 uint32_t pidx_lookup(struct prefix_index *x, const uint64_t *keys, size_t n,

@@ -49,6 +49,8 @@ struct gw_exact_req {
     size_t nkeys, cap;
     uint32_t bs;
     uint64_t root, lora_w;
+    uint32_t pred_slot, pred_from; /* predictions made: keys[pred_from..nkeys) at pred_slot */
+    int predicted;
     uint8_t judged[POD_MAX];   /* per slot, the last call: the kvx_mode its match
                                 * came from (KVX_APPROXIMATE: the approximate index) */
 };
@@ -340,7 +342,7 @@ int gw_exact_match(struct gw *g, struct gw_request *r, const struct pod_snapshot
     return 1;
 }
 
-void gw_exact_routed(struct gw *g, struct gw_request *r, uint32_t slot)
+void gw_exact_routed(struct gw *g, struct gw_request *r, uint32_t slot, uint32_t held)
 {
     struct kvindex *x = __atomic_load_n(&g->kvx, __ATOMIC_ACQUIRE);
     struct gw_exact_req *ex = r->ex;
@@ -348,8 +350,22 @@ void gw_exact_routed(struct gw *g, struct gw_request *r, uint32_t slot)
     if (x && ex && ex->state > 0 && slot < POD_MAX)
         m = (enum kvx_mode)ex->judged[slot];
     r->index_mode = kvx_mode_name(m);
-    if (m != KVX_APPROXIMATE && ex->nkeys)
+    if (m != KVX_APPROXIMATE && ex->nkeys) {
         kvx_predict(x, slot, ex->keys, ex->nkeys);
+        ex->predicted = 1;
+        ex->pred_slot = slot;
+        ex->pred_from = held < ex->nkeys ? held : (uint32_t)ex->nkeys;
+    }
+}
+
+void gw_exact_withdraw(struct gw *g, struct gw_request *r)
+{
+    struct kvindex *x = __atomic_load_n(&g->kvx, __ATOMIC_ACQUIRE);
+    struct gw_exact_req *ex = r->ex;
+    if (!x || !ex || !ex->predicted)
+        return;
+    kvx_unpredict(x, ex->pred_slot, ex->keys + ex->pred_from, ex->nkeys - ex->pred_from);
+    ex->predicted = 0;
 }
 
 void gw_exact_release(struct gw_request *r)

@@ -61,7 +61,10 @@ int gw_exact_match(struct gw *g, struct gw_request *r, const struct pod_snapshot
 /* The request went to slot: predicted entries in the exact index until
  * the pod's events confirm them; r->index_mode says which index judged
  * the pod. */
-void gw_exact_routed(struct gw *g, struct gw_request *r, uint32_t slot);
+void gw_exact_routed(struct gw *g, struct gw_request *r, uint32_t slot, uint32_t held);
+/* The attempt failed before the pod stored anything: the predictions
+ * past what it held (held, at gw_exact_routed) are taken back. */
+void gw_exact_withdraw(struct gw *g, struct gw_request *r);
 /* Frees what gw_exact_match kept on r. */
 void gw_exact_release(struct gw_request *r);
 

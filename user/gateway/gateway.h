@@ -91,6 +91,8 @@ struct gw_request {
     struct route_decision d;
     struct pod_target pod;       /* the chosen pod */
     int routed;                  /* inflight counted, must be released */
+    uint32_t credit_from;        /* keys[credit_from..nkeys) were newly credited to the
+                                  * pod (gw_route_withdraw takes them back) */
     struct tokload_req tlr;      /* its share of the pod's token load */
     int retries;
     const char *fallback;        /* why the decision left the happy path, or NULL */
@@ -112,6 +114,12 @@ struct gw_request {
  * On ROUTE_OK the pod's in-flight count is raised, the prefix index and
  * session table are credited, and r->pod holds the target. */
 enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_slot);
+/* The attempt at r->pod failed before the pod could have prefilled the
+ * prompt (refused, reset, a malformed head, a 5xx): the prefix credit and
+ * the exact index's predictions gw_route gave it are taken back, so that
+ * requests sharing the prefix do not keep preferring a pod that never
+ * cached it. Call before routing the request again. */
+void gw_route_withdraw(struct gw *g, struct gw_request *r);
 /* Undoes gw_route's in-flight count (once; safe to call twice). */
 void gw_route_release(struct gw *g, struct gw_request *r);
 /* The data path could not connect to the pod (refused, timed out): keep

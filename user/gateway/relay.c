@@ -254,6 +254,9 @@ static void up_fail_ev(void *owner, int kind, int reused, const char *cause)
     if (kind == FK_CONNECT || kind == FK_CONNECT_TIMEOUT)
         gw_pod_failed(g, slot);
     gw_attempt_done(g, slot, 0);
+    if (kind != FK_FB_TIMEOUT && kind != FK_STREAM_IDLE)
+        gw_route_withdraw(g, &x->r); /* it never prefilled: no credit (a pod that
+                                      * is slow to answer may be prefilling) */
     /* a malformed head (FK_PROTO) is the pod failing like a reset: nothing
      * of it reached the client. A head timeout is not retried: the pod may
      * well be working on it. */
@@ -335,6 +338,7 @@ static void up_head_ev(void *owner, struct upconn *u, const struct http1_respons
      * one; else this answer is relayed as is. */
     if (status >= 500) { /* a failed attempt; success is counted at the answer's end */
         gw_attempt_done(x_wc(x)->g, x->up_slot, 0);
+        gw_route_withdraw(x_wc(x)->g, &x->r);
         x->up = NULL;
         int rc = retry_elsewhere(x, up_slot(u), "5xx");
         if (rc != 0) {

@@ -132,14 +132,17 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
     int by_prefix = cfg.mode == POLICY_PREFIX_AWARE || cfg.mode == POLICY_TOKEN_LOAD ||
                     cfg.shadow || cfg.canary_pct < 100;
     int exact = 0;
+    uint16_t approx[POD_MAX]; /* the approximate match, before any conversion */
     if (by_prefix) {
         if (r->nkeys)
             pidx_lookup(g->pidx, r->keys, r->nkeys, match);
         else
             memset(match, 0, sizeof(match));
+        memcpy(approx, match, sizeof(approx));
         exact = gw_exact_match(g, r, s, match, &nkeys, &tpk);
     } else {
         memset(match, 0, sizeof(match));
+        memset(approx, 0, sizeof(approx));
     }
 
     uint64_t sh = 0;
@@ -177,11 +180,14 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
     double cached = match[r->pod.slot] * in.tokens_per_key;
     uint32_t uncached = cached >= r->prompt_tokens ? 0 : r->prompt_tokens - (uint32_t)cached;
     tokload_route(&g->tl, &r->tlr, r->pod.slot, r->prompt_tokens, uncached);
-    /* the chosen pod will hold this prefix once it has prefilled it */
+    /* the chosen pod will hold this prefix once it has prefilled it
+     * (gw_route_withdraw takes the new part back if the attempt fails
+     * before that) */
+    r->credit_from = approx[r->pod.slot] < r->nkeys ? approx[r->pod.slot] : r->nkeys;
     if (r->nkeys)
         pidx_insert(g->pidx, r->pod.slot, r->keys, r->nkeys);
     if (exact)
-        gw_exact_routed(g, r, r->pod.slot);
+        gw_exact_routed(g, r, r->pod.slot, match[r->pod.slot]);
     else
         r->index_mode = by_prefix ? "approximate" : NULL;
     if (sh)
@@ -207,6 +213,15 @@ void gw_route_release(struct gw *g, struct gw_request *r)
         tokload_release(&g->tl, &r->tlr);
         r->routed = 0;
     }
+}
+
+void gw_route_withdraw(struct gw *g, struct gw_request *r)
+{
+    if (r->nkeys > r->credit_from)
+        pidx_withdraw(g->pidx, r->pod.slot, r->keys + r->credit_from,
+                      r->nkeys - r->credit_from);
+    r->credit_from = r->nkeys; /* once */
+    gw_exact_withdraw(g, r);
 }
 
 void gw_pod_failed(struct gw *g, uint32_t slot)

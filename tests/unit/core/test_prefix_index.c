@@ -41,6 +41,29 @@ TEST(lookup_counts_leading_blocks_per_pod)
     pidx_free(x);
 }
 
+TEST(withdraw_takes_back_a_credit)
+{
+    struct prefix_index *x = pidx_new(8, 1000, 100);
+    uint64_t a[10];
+    uint16_t m[8];
+    keys(a, 3, 10);
+    pidx_insert(x, 2, a, 4);  /* pod 2 held 4 blocks */
+    pidx_insert(x, 2, a, 10); /* credited with all 10 at a route */
+    pidx_insert(x, 6, a, 10);
+    CHECK_EQ(pidx_pod_blocks(x, 2), 10);
+    pidx_withdraw(x, 2, a + 4, 6); /* the attempt failed: the 6 new ones back */
+    pidx_lookup(x, a, 10, m);
+    CHECK_EQ(m[2], 4);
+    CHECK_EQ(m[6], 10); /* another pod's credit is its own */
+    CHECK_EQ(pidx_pod_blocks(x, 2), 4);
+    pidx_withdraw(x, 2, a + 4, 6); /* twice, and keys not held: no change */
+    pidx_withdraw(x, 9, a, 10);    /* no such pod */
+    CHECK_EQ(pidx_pod_blocks(x, 2), 4);
+    /* the entries went back to the shared pool */
+    CHECK_EQ(x->nused, 4 + 10);
+    pidx_free(x);
+}
+
 TEST(holes_stop_the_match)
 {
     struct prefix_index *x = pidx_new(4, 1000, 100);
@@ -361,6 +384,7 @@ TEST(oom_insert_lookup_do_not_allocate)
 int main(void)
 {
     RUN(lookup_counts_leading_blocks_per_pod);
+    RUN(withdraw_takes_back_a_credit);
     RUN(holes_stop_the_match);
     RUN(lru_capacity_evicts_oldest_chain_tail_first);
     RUN(reinsert_refreshes_recency);

@@ -87,6 +87,33 @@ TEST(pick_counts_and_release_undoes_once)
     gw_route_release(&g, &r2);
 }
 
+TEST(a_failed_attempt_withdraws_its_credit)
+{
+    /* pod X held the first blocks of P (an earlier, shorter prompt) */
+    const char *shortp = "{\"model\":\"llama\",\"prompt\":\"withdraw: " LONG "\"}";
+    const char *longp = "{\"model\":\"llama\",\"prompt\":\"withdraw: " LONG LONG "\"}";
+    struct gw_request a, r;
+    scanned(&a, shortp);
+    CHECK_EQ(gw_route(&g, &a, UINT32_MAX), ROUTE_OK);
+    gw_route_release(&g, &a);
+    scanned(&r, longp);
+    CHECK_EQ(gw_route(&g, &r, UINT32_MAX), ROUTE_OK);
+    CHECK_EQ(r.pod.slot, a.pod.slot); /* the pod holding its prefix */
+    CHECK(r.nkeys > a.nkeys);
+    uint16_t m[POD_MAX];
+    pidx_lookup(g.pidx, r.keys, r.nkeys, m);
+    CHECK_EQ(m[r.pod.slot], r.nkeys); /* credited whole */
+    /* the attempt failed before the pod prefilled: the new part goes back,
+     * what it held before stays */
+    gw_route_withdraw(&g, &r);
+    pidx_lookup(g.pidx, r.keys, r.nkeys, m);
+    CHECK_EQ(m[r.pod.slot], a.nkeys);
+    gw_route_withdraw(&g, &r); /* once */
+    pidx_lookup(g.pidx, r.keys, r.nkeys, m);
+    CHECK_EQ(m[r.pod.slot], a.nkeys);
+    gw_route_release(&g, &r);
+}
+
 TEST(unknown_model_and_retry_exclusion)
 {
     struct gw_request r;
@@ -145,6 +172,7 @@ int main(void)
     setup_once();
     RUN(scan_fills_the_request);
     RUN(pick_counts_and_release_undoes_once);
+    RUN(a_failed_attempt_withdraws_its_credit);
     RUN(unknown_model_and_retry_exclusion);
     RUN(a_models_own_policy_applies);
     RUN(a_session_sticks_to_its_pod);
