@@ -336,6 +336,10 @@ static int opt_length(struct pod *p, const cJSON *j, struct infer_opts *o,
         }
     }
     uint32_t np = o->nprompt;
+    if (np == 0) { /* vLLM refuses it too; the engine needs one token to compute */
+        api_send_error(resp, 400, "prompt", "The decoder prompt cannot be empty");
+        return -1;
+    }
     if (np >= p->max_model_len || (o->max_tokens > 0 && np + o->max_tokens > p->max_model_len)) {
         if (o->max_tokens > 0)
             api_send_error(resp, 400, NULL,

@@ -446,7 +446,7 @@ static void schedule_waiting(struct engine *e, uint32_t *budget,
                 c->extra_ms += e->cfg.lora_load_ms;
         }
         /* prefix-cache hit: full blocks only, at least one token computed */
-        uint32_t max_hit = (r->num_tokens - 1) / KV_BLOCK_TOKENS;
+        uint32_t max_hit = r->num_tokens ? (r->num_tokens - 1) / KV_BLOCK_TOKENS : 0;
         ensure_hashes(r, max_hit);
         uint32_t hit = (uint32_t)kv_lookup(&e->kv, r->hashes, max_hit);
         uint32_t hit_tokens = hit * KV_BLOCK_TOKENS;
