@@ -37,6 +37,7 @@ struct spod {
     void *sub, *dealer;
     /* a replay under way */
     int replaying, replay_failed;
+    uint32_t replay_rounds;        /* replays in a row that left a gap (finish_replay) */
     uint64_t replay_deadline;
     struct kept *kept;
     uint32_t nkept;
@@ -338,6 +339,7 @@ static void finish_replay(struct kvsub *s, uint32_t slot)
     struct spod *p = &s->pods[slot];
     p->replaying = 0;
     if (!p->nkept) { /* the probe at subscription: nothing live came meanwhile */
+        p->replay_rounds = 0;
         if (p->replay_failed)
             kvx_gap_lost(s->x, slot, KVX_SEQ_UNKNOWN);
         else
@@ -351,6 +353,23 @@ static void finish_replay(struct kvsub *s, uint32_t slot)
         if (r == KVX_SEQ_GAP)
             break; /* something before it is still missing */
     }
+    if (i < p->nkept && !p->replay_failed && p->replay_rounds < KVSUB_REPLAY_ROUNDS) {
+        /* The replay answered, but from what the pod's ring held when it
+         * answered: a batch published after that and before our SUB
+         * connection took it (a subscription's first moments) is in
+         * neither. It is in the ring now: ask again from where we are,
+         * keeping the batches not applied yet. */
+        for (uint32_t k = 0; k < i; k++) {
+            p->kept_bytes -= p->kept[k].len;
+            kv_free(p->kept[k].data);
+        }
+        memmove(p->kept, p->kept + i, (p->nkept - i) * sizeof(*p->kept));
+        p->nkept -= i;
+        p->replay_rounds++;
+        start_replay(s, slot);
+        return;
+    }
+    p->replay_rounds = 0;
     if (i == p->nkept) {
         kvx_gap_filled(s->x, slot);
     } else {

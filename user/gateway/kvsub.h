@@ -55,6 +55,8 @@
 #define KVSUB_EP_MAX 128
 #define KVSUB_MAX_KEPT 4096            /* batches kept per pod while a replay runs */
 #define KVSUB_MAX_KEPT_BYTES (64u << 20) /* ... and their bytes */
+#define KVSUB_REPLAY_ROUNDS 3          /* replays asked again while kept batches still
+                                        * leave a gap (the ring moved on meanwhile) */
 
 struct kvsub_pod_cfg {
     uint32_t slot;                 /* the pod's slot (index into kvindex) */

@@ -248,6 +248,59 @@ TEST(replay_probe_at_subscription)
     rig_replay_timeout_ms = 200;
 }
 
+/* Serves the one replay request waiting (if any) with seqs, then pumps. */
+static int serve_once(struct rig *r, const uint64_t *seqs, int n, const struct kp *pl)
+{
+    int served = 0;
+    for (int t = 0; t < 300 && !served; t += 10) {
+        served = serve_replay(r->router, seqs, n, pl);
+        kvsub_poll(r->s, 10);
+    }
+    pump(r->s, 50);
+    return served;
+}
+
+TEST(replay_asked_again_when_the_ring_moved_on)
+{
+    struct kp k;
+    kp_init(&k);
+    empty_batch(&k);
+    struct rig r;
+    rig_replay_timeout_ms = 3000;
+    CHECK_EQ(rig_up(&r, 1, 3000), 0);
+    /* while the probe at subscription waits, live batch 3 arrives (kept);
+     * the ring answers 0 and 1 only: batch 2 was published after it
+     * answered and before our subscription took it */
+    publish(r.pub, 3, k.sb.data, k.sb.size);
+    pump(r.s, 50);
+    uint64_t early[2] = {0, 1}, later[4] = {0, 1, 2, 3};
+    CHECK_EQ(serve_once(&r, early, 2, &k), 1);
+    struct kvsub_pod_stats v = st(r.s, 1);
+    CHECK_EQ(v.index.mode, KVX_GAPPED); /* asked again, from 2 */
+    CHECK_EQ(v.replay_requests, 2);
+    CHECK_EQ(serve_once(&r, later, 4, &k), 1);
+    v = st(r.s, 1);
+    CHECK_EQ(v.index.mode, KVX_EXACT); /* nothing lost after all */
+    CHECK_EQ(v.index.next_seq, 4);
+    CHECK_EQ(v.index.replays_failed, 0);
+    rig_down(&r);
+    /* a batch that is truly gone: asked again KVSUB_REPLAY_ROUNDS times,
+     * then lost (syncing), and the kept batch applied */
+    CHECK_EQ(rig_up(&r, 1, 3000), 0);
+    publish(r.pub, 3, k.sb.data, k.sb.size);
+    pump(r.s, 50);
+    for (int i = 0; i <= KVSUB_REPLAY_ROUNDS; i++)
+        CHECK_EQ(serve_once(&r, early, 2, &k), 1);
+    v = st(r.s, 1);
+    CHECK_EQ(v.replay_requests, 1 + KVSUB_REPLAY_ROUNDS);
+    CHECK_EQ(v.index.mode, KVX_SYNCING);
+    CHECK_EQ(v.index.why, KVX_WHY_GAP_UNFILLED);
+    CHECK_EQ(v.index.next_seq, 4);
+    rig_down(&r);
+    kp_free(&k);
+    rig_replay_timeout_ms = 200;
+}
+
 TEST(silence_rule)
 {
     struct rig r;
@@ -316,6 +369,7 @@ int main(void)
     RUN(bad_frames_and_batches);
     RUN(replay_without_answer);
     RUN(replay_probe_at_subscription);
+    RUN(replay_asked_again_when_the_ring_moved_on);
     RUN(silence_rule);
     RUN(pods_removed);
     zmq_ctx_term(CTX);
