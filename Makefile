@@ -47,6 +47,9 @@ GATEWAY_SRCS := $(filter-out user/gateway/main.c,$(wildcard user/gateway/*.c))
 GATEWAY_OBJS := $(GATEWAY_SRCS:%.c=$(OUT)/obj/%.o)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(OUT)/obj/%.o)
 PODSIM_OBJS := $(PODSIM_SRCS:%.c=$(OUT)/obj/%.o)
+# user/bypass/: the bypass path's parts that need no DPDK (issue 12)
+BYPASS_SRCS := $(wildcard user/bypass/*.c)
+BYPASS_OBJS := $(BYPASS_SRCS:%.c=$(OUT)/obj/%.o)
 
 # tests/unit/<part>/test_x.c tests user/<part>/ (or bench/loadgen); the
 # binaries stay flat, build/tests/test_x, so names are unique across parts.
@@ -90,6 +93,9 @@ $(OUT)/libcore.a: $(CORE_OBJS)
 $(OUT)/libgateway.a: $(GATEWAY_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
+$(OUT)/libbypass.a: $(BYPASS_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
 $(OUT)/libpodsim.a: $(PODSIM_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -104,8 +110,8 @@ $(OUT)/kvgated: $(OUT)/obj/user/gateway/main.o $(OUT)/libgateway.a $(OUT)/libcor
 
 # Unit tests link the libraries; a test may #include the .c it tests to
 # reach statics (the archive member is then not pulled in).
-TEST_LIBS := $(OUT)/libgateway.a $(OUT)/libpodsim.a $(OUT)/libcore.a $(OUT)/libtok.a \
-             $(OUT)/libcommon.a
+TEST_LIBS := $(OUT)/libgateway.a $(OUT)/libpodsim.a $(OUT)/libbypass.a $(OUT)/libcore.a \
+             $(OUT)/libtok.a $(OUT)/libcommon.a
 $(OUT)/tests/test_%: test_%.c $(TEST_LIBS) tests/harness.h
 	$(call msg,TEST,$@)
 	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) $< $(TEST_LIBS) -o $@ $(LDLIBS)

@@ -30,9 +30,10 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := -Wall -Wextra -Wno-unused-parameter -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -std=gnu11 -D_GNU_SOURCE \
                 -fno-strict-aliasing -MMD -MP -Iuser -Itests -Ibpf -I$(BPF_DIR)
 
-FUZZ_LIB_SRCS := $(COMMON_SRCS) $(CORE_SRCS) $(PODSIM_SRCS) $(GATEWAY_SRCS) $(TOK_SRCS)
+FUZZ_LIB_SRCS := $(COMMON_SRCS) $(CORE_SRCS) $(PODSIM_SRCS) $(GATEWAY_SRCS) $(TOK_SRCS) \
+                 $(BYPASS_SRCS)
 FUZZ_OBJS    := $(FUZZ_LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
-FUZZ_LIBS    := $(FUZZ_DIR)/libgateway.a $(FUZZ_DIR)/libpodsim.a \
+FUZZ_LIBS    := $(FUZZ_DIR)/libgateway.a $(FUZZ_DIR)/libpodsim.a $(FUZZ_DIR)/libbypass.a \
                 $(FUZZ_DIR)/libcore.a $(FUZZ_DIR)/libtok.a $(FUZZ_DIR)/libcommon.a
 
 FUZZ_SECONDS ?= 600
@@ -50,6 +51,7 @@ $(FUZZ_DIR)/libcommon.a: $(COMMON_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 $(FUZZ_DIR)/libcore.a: $(CORE_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 $(FUZZ_DIR)/libgateway.a: $(GATEWAY_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 $(FUZZ_DIR)/libpodsim.a: $(PODSIM_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
+$(FUZZ_DIR)/libbypass.a: $(BYPASS_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 $(FUZZ_DIR)/libtok.a: $(TOK_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 $(FUZZ_LIBS):
 	$(call msg,AR,$@)
