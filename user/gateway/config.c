@@ -260,28 +260,44 @@ static int splice_mode_of(struct jp_err *e, const char *path, const cJSON *v, in
     return 0;
 }
 
-static int splice_models(struct jp_err *e, const char *kp, const cJSON *k, struct gw_config *c)
+/* Walks a {"<model>": value} object of at most GW_MAX_OVERRIDES entries:
+ * duplicate keys, the count and the name's length (1..POD_MODEL_MAX - 1)
+ * checked here, then one(e, path of the entry, the entry, its index, ctx).
+ * Sets *n to the entries taken. */
+static int model_map(struct jp_err *e, const char *kp, const cJSON *k, uint32_t *n,
+                     int (*one)(struct jp_err *, const char *, const cJSON *, uint32_t, void *),
+                     void *ctx)
 {
     char mp[JP_PATH_MAX];
     if (jp_obj(e, kp, k))
         return -1;
-    c->nsplice_models = 0;
-    memset(c->splice_models, 0, sizeof(c->splice_models));
+    *n = 0;
     for (const cJSON *m = k->child; m; m = m->next) {
         if (jp_dup_key(e, kp, k, m))
             return -1;
         jp_join(mp, kp, m->string);
-        if (c->nsplice_models == GW_MAX_OVERRIDES)
+        if (*n == GW_MAX_OVERRIDES)
             return jp_fail(e, kp, "at most %d models", GW_MAX_OVERRIDES);
-        struct gw_splice_model *sm = &c->splice_models[c->nsplice_models];
-        if (!m->string || !m->string[0] || strlen(m->string) >= sizeof(sm->model))
-            return jp_fail(e, mp, "model names are 1-%zu bytes", sizeof(sm->model) - 1);
-        if (splice_mode_of(e, mp, m, &sm->mode))
+        if (!m->string || !m->string[0] || strlen(m->string) >= POD_MODEL_MAX)
+            return jp_fail(e, mp, "model names are 1-%d bytes", POD_MODEL_MAX - 1);
+        if (one(e, mp, m, *n, ctx))
             return -1;
-        snprintf(sm->model, sizeof(sm->model), "%s", m->string);
-        c->nsplice_models++;
+        (*n)++;
     }
     return 0;
+}
+
+static int splice_model(struct jp_err *e, const char *mp, const cJSON *m, uint32_t i, void *ctx)
+{
+    struct gw_splice_model *sm = &((struct gw_config *)ctx)->splice_models[i];
+    snprintf(sm->model, sizeof(sm->model), "%s", m->string);
+    return splice_mode_of(e, mp, m, &sm->mode);
+}
+
+static int splice_models(struct jp_err *e, const char *kp, const cJSON *k, struct gw_config *c)
+{
+    memset(c->splice_models, 0, sizeof(c->splice_models));
+    return model_map(e, kp, k, &c->nsplice_models, splice_model, c);
 }
 
 /* ---- tokenizers ---- */
@@ -322,28 +338,18 @@ static int tokenizer_of(struct jp_err *e, const char *path, const cJSON *v, stru
     return 0;
 }
 
+static int tokenizer_entry(struct jp_err *e, const char *mp, const cJSON *m, uint32_t i,
+                           void *ctx)
+{
+    struct gw_tok_cfg *t = &((struct gw_config *)ctx)->tokenizers[i];
+    snprintf(t->model, sizeof(t->model), "%s", m->string);
+    return tokenizer_of(e, mp, m, t);
+}
+
 static int tokenizers(struct jp_err *e, const char *kp, const cJSON *k, struct gw_config *c)
 {
-    char mp[JP_PATH_MAX];
-    if (jp_obj(e, kp, k))
-        return -1;
-    c->ntokenizers = 0;
     memset(c->tokenizers, 0, sizeof(c->tokenizers));
-    for (const cJSON *m = k->child; m; m = m->next) {
-        if (jp_dup_key(e, kp, k, m))
-            return -1;
-        jp_join(mp, kp, m->string);
-        if (c->ntokenizers == GW_MAX_OVERRIDES)
-            return jp_fail(e, kp, "at most %d models", GW_MAX_OVERRIDES);
-        struct gw_tok_cfg *t = &c->tokenizers[c->ntokenizers];
-        if (!m->string || !m->string[0] || strlen(m->string) >= sizeof(t->model))
-            return jp_fail(e, mp, "model names are 1-%zu bytes", sizeof(t->model) - 1);
-        if (tokenizer_of(e, mp, m, t))
-            return -1;
-        snprintf(t->model, sizeof(t->model), "%s", m->string);
-        c->ntokenizers++;
-    }
-    return 0;
+    return model_map(e, kp, k, &c->ntokenizers, tokenizer_entry, c);
 }
 
 /* ---- table-driven parsing ---- */
