@@ -3,7 +3,9 @@
 # workload (many requests over a few long system prompts, as RAG and agent
 # traffic look) sent through it twice on the same open-loop schedule: once
 # prefix-aware, once round-robin (the kill switch). Prints hit rate, TTFT,
-# inter-token latency and throughput side by side.
+# inter-token latency and throughput side by side. The pods publish their
+# KV events and kvgated follows them (its exact index, with podsim's
+# pseudo-tokenizer): the prefix-aware run routes on what the pods hold.
 #
 # Sizing: each pod's KV cache holds 3,000 blocks (48k tokens); the workload
 # has 24 system prompts of 3,000 tokens (72k tokens in all). Prefix-aware
@@ -20,18 +22,28 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-P=$(free_port_range 7)   # pods P..P+3, podsim admin P+4, gateway P+5, its admin P+6
+# pods P..P+3, podsim admin P+4, gateway P+5, its admin P+6, the pods' KV
+# events P+7 (one PUB, a topic each), their replay ports P+8..P+11
+P=$(free_port_range 12)
 build/kvgate-podsim --pods 4 --base-port "$P" --admin-port $((P + 4)) --kv-blocks 3000 \
+    --kv-events "tcp://127.0.0.1:$((P + 7))" --kv-replay-port $((P + 8)) \
     >"$tmp/podsim.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$P/health" || { cat "$tmp/podsim.log"; exit 1; }
-build/kvgated --no-bpf --listen 127.0.0.1:$((P + 5)) --admin 127.0.0.1:$((P + 6)) --workers 1 \
-    --pod http://127.0.0.1:$P --pod http://127.0.0.1:$((P + 1)) \
-    --pod http://127.0.0.1:$((P + 2)) --pod http://127.0.0.1:$((P + 3)) \
+jq -n --argjson p "$P" '{tokenizers: {"*": "pseudo"}, pods: [range(4) as $i |
+    {url: "http://127.0.0.1:\($p + $i)", kv_events: "tcp://127.0.0.1:\($p + 7)",
+     kv_replay: "tcp://127.0.0.1:\($p + 8 + $i)", kv_topic: "kv@127.0.0.1:\($p + $i)@"}]}' \
+    >"$tmp/kvgated.json"
+build/kvgated --no-bpf --config "$tmp/kvgated.json" --listen 127.0.0.1:$((P + 5)) \
+    --admin 127.0.0.1:$((P + 6)) --workers 1 \
     --access-log "$tmp/access.log" >"$tmp/kvgated.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$((P + 5))/health" || { cat "$tmp/kvgated.log"; exit 1; }
-sleep 0.3 # first health checks and scrapes
+for i in $(seq 1 50); do # first health checks and scrapes; every pod's index exact
+    curl -s "http://127.0.0.1:$((P + 6))/admin/pods" |
+        jq -e 'length == 4 and all(.healthy and .index.mode == "exact")' >/dev/null && break
+    sleep 0.1
+done
 
 echo "kvgated on 127.0.0.1:$((P + 5)) in front of 4 kvgate-podsim pods (Llama-3.1-8B / H100 model, 48k-token KV cache each)"
 echo "workload: shared-prefix, 24 system prompts x 3000 tokens, 100-token questions, 64-token answers,"
@@ -75,3 +87,6 @@ row("requests failed"; $p.requests.failed; $r.requests.failed),
 JQ
 echo
 echo "decisions: $(curl -s "http://127.0.0.1:$((P + 6))/metrics" | grep '^kvgate_decisions_total' | tr '\n' ' ')"
+echo "index that judged the chosen pod, prefix-aware run (access log): $(jq -r 'select(.index) | .index' \
+    "$tmp/access.log" | sort | uniq -c | awk '{print $2 " " $1}' | paste -sd, | sed 's/,/, /g')"
+echo "pods' index modes: $(curl -s "http://127.0.0.1:$((P + 6))/admin/pods" | jq -r '[.[] | .index.mode] | join(" ")')"
