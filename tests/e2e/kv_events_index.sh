@@ -199,6 +199,14 @@ t_gateway_routes_exact() {
 }
 check "kvgated routes a prompt to the pod whose KV events say it holds it (exact index, token blocks)" t_gateway_routes_exact
 
+t_index_decisions_counted() {
+    local n
+    n=$(curl -s "http://127.0.0.1:$GW_ADMIN/metrics" | awk '/^kvgate_index_decisions_total\{index="exact"\}/ {print int($2)}')
+    echo "kvgate_index_decisions_total{index=\"exact\"} = $n (want >= 6)"
+    [ "${n:-0}" -ge 6 ]
+}
+check "each decision counted under the index that judged it (kvgate_index_decisions_total)" t_index_decisions_counted
+
 t_gateway_no_tokenizer() {
     # a model kvgated has no tokenizer for: its pods are approximate
     # (why no_tokenizer) however exact their events are, and said so

@@ -76,7 +76,7 @@ struct gw_metrics {
     uint32_t nmodels;
     char tenants[MAX_TENANTS][128];
     uint32_t ntenants;
-    uint64_t decisions[4][REASON__COUNT];
+    uint64_t decisions[POLICY__COUNT][REASON__COUNT];
     uint64_t shadow_agree, shadow_disagree;
     atomic_uint_fast64_t pod_connects;
     struct hist ratio, decision, added;
@@ -267,7 +267,10 @@ void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
         rs->n++;
 
     if (r->d.status == ROUTE_OK && r->d.idx >= 0) {
-        m->decisions[r->d.mode & 3][r->d.reason < REASON__COUNT ? r->d.reason : 0]++;
+        m->decisions[r->d.mode < POLICY__COUNT ? r->d.mode : 0]
+                    [r->d.reason < REASON__COUNT ? r->d.reason : 0]++;
+        if (r->index_mode)
+            named_inc(m, "index", r->index_mode, "");
         if (r->d.blocks)
             hist_observe(&m->ratio, (double)r->d.prefix_blocks / r->d.blocks);
         if (r->d.shadow_idx >= 0) {
@@ -407,7 +410,7 @@ static void render_decisions(const struct gw_metrics *m, struct sbuf *o)
         prom_value(o, (double)m->req[i].n);
     }
     prom_head(o, "kvgate_decisions_total", "counter", "Routing decisions, by mode and the reason the pod won.");
-    for (int md = 0; md < 4; md++)
+    for (int md = 0; md < POLICY__COUNT; md++)
         for (int r = 0; r < REASON__COUNT; r++) {
             if (!m->decisions[md][r])
                 continue;
@@ -427,6 +430,10 @@ static void render_counters(const struct gw_metrics *m, struct sbuf *o)
               "cause", NULL);
     named_out(o, m, "retry", "kvgate_retries_total", "Requests retried on another pod, by cause.",
               "cause", NULL);
+    named_out(o, m, "index", "kvgate_index_decisions_total",
+              "Prefix-aware decisions by the index that judged the chosen pod: exact (its KV "
+              "events), syncing, gapped, approximate.",
+              "index", NULL);
     named_out(o, m, "limit", "kvgate_limit_rejections_total",
               "Connections or requests refused by a limit.", "limit", NULL);
     named_out(o, m, "scrape", "kvgate_scrapes_total", "Metric scrapes of pods, by result.",

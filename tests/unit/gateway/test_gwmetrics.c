@@ -176,6 +176,43 @@ TEST(local_errno_classes)
     CHECK(!gw_errno_is_local(-EHOSTUNREACH));
 }
 
+/* Every mode's decisions under its own label (token-load's were counted as
+ * prefix-aware: the table had room for four modes), and the index that
+ * judged each pick. */
+TEST(decisions_by_mode_and_index)
+{
+    struct gw_metrics *m = gw_metrics_new();
+    static struct gw_request r;
+    const enum policy_mode modes[] = {POLICY_TOKEN_LOAD, POLICY_TOKEN_LOAD, POLICY_PREFIX_AWARE,
+                                      POLICY_ROUND_ROBIN};
+    const char *idx[] = {"exact", "approximate", "exact", NULL};
+    for (int i = 0; i < 4; i++) {
+        memset(&r, 0, sizeof(r));
+        strcpy(r.model, "m");
+        strcpy(r.pod.name, "pod-a");
+        r.d.status = ROUTE_OK;
+        r.d.idx = 0;
+        r.d.shadow_idx = -1;
+        r.d.mode = modes[i];
+        r.d.reason = modes[i] == POLICY_ROUND_ROBIN ? REASON_ROUND_ROBIN : REASON_LOAD;
+        r.index_mode = idx[i];
+        r.status = 200;
+        r.t_start = 1, r.t_end = 2;
+        gw_metrics_request(m, &r);
+    }
+    const char *served[] = {"m"};
+    struct pod_snapshot *sn = snap(served, 1, NULL, 0);
+    char *page = render(m, sn);
+    free(sn);
+    CHECK_EQ(sample(page, "kvgate_decisions_total{mode=\"token-load\",reason=\"load\"}"), 2);
+    CHECK_EQ(sample(page, "kvgate_decisions_total{mode=\"prefix-aware\",reason=\"load\"}"), 1);
+    CHECK_EQ(sample(page, "kvgate_decisions_total{mode=\"round-robin\",reason=\"round-robin\"}"), 1);
+    CHECK_EQ(sample(page, "kvgate_index_decisions_total{index=\"exact\"}"), 2);
+    CHECK_EQ(sample(page, "kvgate_index_decisions_total{index=\"approximate\"}"), 1);
+    free(page);
+    gw_metrics_free(m);
+}
+
 int main(void)
 {
     RUN(bogus_models_get_no_label);
@@ -183,5 +220,6 @@ int main(void)
     RUN(tenant_from_user_switch);
     RUN(local_errors_by_where_and_errno);
     RUN(local_errno_classes);
+    RUN(decisions_by_mode_and_index);
     return harness_done();
 }
