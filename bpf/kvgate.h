@@ -38,6 +38,7 @@
 #define KVG_MAP_FLOW_CFG "kvg_flow_cfg"     /* per socket: what kvgated asks (peer, mode) */
 #define KVG_MAP_FLOW_ST "kvg_flow_st"       /* per socket: what the verdict did */
 #define KVG_MAP_SPLICE_STATS "kvg_spl_stats"/* per-reason splice counters */
+#define KVG_MAP_POD_LOAD "kvg_pod_load"     /* per pod: requests the kernel sent, answered */
 #define KVG_PROG_SPLICE "splice_verdict"    /* the sk_skb stream verdict (function name) */
 
 /* Pin layout, the same whether kvgated or `bpftool prog loadall ... pinmaps`
@@ -438,6 +439,23 @@ struct kvg_spl_stat {
     __u64 bytes;
 };
 _Static_assert(sizeof(struct kvg_spl_stat) == 16, "struct kvg_spl_stat is part of the pinned ABI");
+
+/* kvg_pod_load value (ARRAY, key pod slot, BPF_F_MMAPABLE: kvgated reads
+ * it as plain memory on every routing decision). What the kernel itself
+ * sent each pod: requests kvgated never saw, which load the pod like its
+ * own (every path counts: user/core/podtable.h struct pod_kload has this
+ * layout and folds it into the pod's in-flight count). Written with atomic
+ * adds from any CPU; never reset while kvgated runs (it takes
+ * differences). A request whose answer never completes (its flow ended
+ * first) is written off by kvgated when the flow's pod socket leaves
+ * kvg_sock. */
+struct kvg_pod_load {
+    __u64 sent;          /* request heads forwarded to the pod */
+    __u64 done;          /* answers completed (final status, whole body) */
+    __u64 sent_body;     /* Content-Length bytes of the requests forwarded */
+    __u64 reserved;      /* zero */
+};
+_Static_assert(sizeof(struct kvg_pod_load) == 32, "struct kvg_pod_load is part of the pinned ABI");
 
 /* ---- the bypass path: established flows forwarded by XDP (issue 12) ----
  *

@@ -135,6 +135,22 @@ struct {
     __type(value, struct kvg_spl_stat);
 } kvg_spl_stats SEC(".maps");
 
+/* kvg_pod_load: requests the kernel sent each pod itself, and their answers.
+ *   key   __u32 pod slot (as kvg_pods)
+ *   value struct kvg_pod_load (sent, done, body bytes)
+ *   writer: splice_verdict (client side: each request head it forwards;
+ *           pod side: each answer it frames complete); atomic adds
+ *   reader: kvgated, mmapped, on every routing decision (the pod's
+ *           in-flight count: user/core/podtable.h pod_inflight) and in
+ *           /metrics and /admin/pods; operators */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, KVG_POD_MAX);
+    __type(key, __u32);
+    __type(value, struct kvg_pod_load);
+} kvg_pod_load SEC(".maps");
+
 /* kvg_head_buf: per-CPU scratch of the splice verdict: the bytes it
  * parses (bpf_skb_load_bytes copies them here: the stack is too small) and
  * the parsers' working state, kept here rather than on the stack so that

@@ -84,6 +84,22 @@ static __always_inline void count(__u32 reason, __u64 bytes)
     count_n(reason, 1, bytes);
 }
 
+/* The pod's load in kvg_pod_load: sent requests (and their body bytes) or
+ * completed answers. Atomic: the two sides of many flows run on any CPU. */
+static __always_inline void pod_load(__u32 slot, __u64 sent, __u64 body, __u64 done)
+{
+    struct kvg_pod_load *l = bpf_map_lookup_elem(&kvg_pod_load, &slot);
+
+    if (!l)
+        return;
+    if (sent) {
+        __sync_fetch_and_add(&l->sent_body, body);
+        __sync_fetch_and_add(&l->sent, sent);
+    }
+    if (done)
+        __sync_fetch_and_add(&l->done, done);
+}
+
 /* ---- the pod table ---- */
 
 /* 0 when the pod may take a request, else the hand-up reason. */
@@ -395,7 +411,7 @@ static __always_inline int client_side(struct __sk_buff *skb, const struct kvg_f
     }
     /* one request or more starts in this skb: every one must be the pod's */
     __u32 off = (__u32)owed, n = 0, first = 0, close = 0;
-    __u64 left = 0;
+    __u64 left = 0, body = 0;
 
     why = (cfg->flags & KVG_CFG_F_DRAIN) ? KVG_SPL_UP_GW_DRAIN : pod_unfit(cfg->pod_slot);
     for (int k = 0; k < KVG_HEADS_PER_SKB && !why; k++) {
@@ -415,6 +431,7 @@ static __always_inline int client_side(struct __sk_buff *skb, const struct kvg_f
         if (!n)
             first = hlen;
         n++;
+        body += clen;
         if (clen >= rest) { /* its body ends in this skb or goes on */
             left = clen - rest;
             break;
@@ -434,6 +451,7 @@ static __always_inline int client_side(struct __sk_buff *skb, const struct kvg_f
         return pass(st, len);
     }
     st->requests += n;
+    pod_load(cfg->pod_slot, n, body, 0); /* in the pod's load as kvgated's own are */
     if (close)
         st->flags |= KVG_ST_F_CLOSE;
     count(owed ? KVG_SPL_PIPELINED : KVG_SPL_REQUEST, first);
@@ -457,8 +475,10 @@ static __always_inline int pod_side(struct __sk_buff *skb, const struct kvg_flow
     /* in every mode: kvgated counts on it */
     if (frame_answers(skb, st, len, ck, &o) < 0)
         why = KVG_SPL_UP_CONTENDED;
-    if (o.done)
+    if (o.done) {
         count_n(KVG_SPL_ANSWER, o.done, 0);
+        pod_load(cfg->pod_slot, 0, 0, o.done);
+    }
     if (st->phase == KVG_AN_BAD) {
         if (!why)
             why = KVG_SPL_UP_BAD_ANSWER;

@@ -38,6 +38,7 @@
                              ("eof" when the connection ended first)
         run:SHELL            runs a shell command, prints its output as "out"
         eof                  the server closed the connection
+        reset                closes the connection with a reset (SO_LINGER 0)
         post:URL:JSON        an HTTP POST on another connection (admin API)
         sleep:SECONDS
   splice_tool.py direct PORT MODEL PROMPT_BYTES STREAM MAX_TOKENS
@@ -298,6 +299,11 @@ def session(port, sess, steps):
                     r = {"status": resp.status}
             except urllib.error.HTTPError as e:
                 r = {"status": e.code}
+        elif kind == "reset":  # a client that vanishes: RST, not FIN
+            import struct
+            c.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.s.close()
+            r = {}
         elif kind == "sleep":
             time.sleep(float(arg))
             r = {}

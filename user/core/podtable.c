@@ -59,3 +59,12 @@ int pod_serves(const struct pod_info *p, const char *model, int *adapter_idx)
         }
     return 0;
 }
+
+void pod_kload_rebase(struct pod_counters *c)
+{
+    for (uint32_t i = 0; c->kload && i < POD_MAX; i++) {
+        uint64_t done = __atomic_load_n(&c->kload[i].done, __ATOMIC_ACQUIRE);
+        uint64_t sent = __atomic_load_n(&c->kload[i].sent, __ATOMIC_ACQUIRE);
+        atomic_store(&c->kload_lost[i], sent - done);
+    }
+}

@@ -51,15 +51,66 @@ struct pod_snapshot {
     struct pod_info pods[];         /* npods entries */
 };
 
+/* Requests the kernel itself sent to a pod (the sockmap splice's session
+ * flows; the bypass later), by slot, in memory the kernel writes (the BPF
+ * array kvg_pod_load, mmapped: bpf/kvgate.h struct kvg_pod_load has this
+ * layout). kvgated never saw these requests, yet they load the pod like
+ * its own: every path counts. */
+struct pod_kload {
+    uint64_t sent;      /* requests forwarded (heads) */
+    uint64_t done;      /* their answers completed */
+    uint64_t sent_body; /* body bytes of the requests forwarded */
+    uint64_t reserved;
+};
+
 /* Serving counters shared by workers and the control thread, by slot. */
 struct pod_counters {
-    atomic_uint inflight[POD_MAX];          /* requests at the pod now */
+    atomic_uint inflight[POD_MAX];          /* requests at the pod now, sent by kvgated */
+    /* the kernel's (NULL: no BPF), and what kvgated wrote off of them:
+     * requests whose flow ended before their answer did */
+    const volatile struct pod_kload *kload;
+    atomic_uint_fast64_t kload_lost[POD_MAX];
     atomic_uint_fast64_t down_until_ns[POD_MAX]; /* data path saw it fail to connect */
     /* passive outlier detection (core/outlier.c) */
     atomic_uint_fast64_t ejected_until_ns[POD_MAX]; /* ejected until then */
     atomic_uint_fast64_t last_fail_ns[POD_MAX];     /* its last failed attempt */
     atomic_uint_fast64_t ejections[POD_MAX];        /* times ejected (a counter) */
 };
+
+/* Requests at the pod the kernel sent (see struct pod_kload), never below 0. */
+static inline uint32_t pod_kernel_inflight(const struct pod_counters *c, uint32_t slot)
+{
+    if (!c->kload || slot >= POD_MAX)
+        return 0;
+    /* done before sent: an answer is counted after its request */
+    uint64_t done = __atomic_load_n(&c->kload[slot].done, __ATOMIC_ACQUIRE);
+    uint64_t sent = __atomic_load_n(&c->kload[slot].sent, __ATOMIC_ACQUIRE);
+    uint64_t lost = atomic_load_explicit(&c->kload_lost[slot], memory_order_relaxed);
+    int64_t n = (int64_t)(sent - done - lost);
+    return n > 0 ? (uint32_t)(n > (int64_t)UINT32_MAX ? UINT32_MAX : n) : 0;
+}
+
+/* Mean body bytes of the requests the kernel sent the pod, 0 none yet. */
+static inline double pod_kernel_mean_body(const struct pod_counters *c, uint32_t slot)
+{
+    if (!c->kload || slot >= POD_MAX)
+        return 0;
+    uint64_t sent = __atomic_load_n(&c->kload[slot].sent, __ATOMIC_RELAXED);
+    uint64_t body = __atomic_load_n(&c->kload[slot].sent_body, __ATOMIC_RELAXED);
+    return sent ? (double)body / (double)sent : 0;
+}
+
+/* Writes off whatever the kernel's counts hold now (at start: an earlier
+ * process's flows are gone with it). */
+void pod_kload_rebase(struct pod_counters *c);
+
+/* Every request at the pod, whoever sent it: what load decisions use. */
+static inline uint32_t pod_inflight(const struct pod_counters *c, uint32_t slot)
+{
+    uint32_t own = atomic_load_explicit(&c->inflight[slot], memory_order_relaxed);
+    uint32_t k = pod_kernel_inflight(c, slot);
+    return own > UINT32_MAX - k ? UINT32_MAX : own + k;
+}
 
 struct pod_snapshot *snapshot_new(uint32_t npods);
 /* The current snapshot, with a reference; never NULL once published. */

@@ -55,6 +55,7 @@ struct cand {
     int idx;
     uint32_t slot, inflight;
     double est_waiting;
+    double ktok; /* tokens of the requests the kernel sent the pod (estimated) */
     uint8_t fresh, sat, adapter_hot;
     uint8_t out; /* down, ejected, or (a retry) just failed */
 };
@@ -235,7 +236,7 @@ static int pick_token_load(const struct cand *c, int n, const struct route_input
         if (cached > in->prompt_tokens)
             cached = in->prompt_tokens;
         double queued = in->tl ? (double)tokload_prefill(in->tl, x->slot) : 0;
-        double dec = in->tl ? (double)tokload_decode(in->tl, x->slot) : x->inflight;
+        double dec = in->tl ? (double)tokload_decode(in->tl, x->slot) + x->ktok : x->inflight;
         double r = in->tl ? tokload_rate(in->tl, x->slot) : 0;
         double eta = (queued + in->prompt_tokens - cached) / (r > 0 ? r : rdef);
         if (cached > max_cached)
@@ -291,7 +292,11 @@ static int gather(const struct policy_cfg *cfg, const struct pod_snapshot *s,
                       in->avoid_failed_since_ns);
         x->idx = (int)i;
         x->slot = p->slot;
-        x->inflight = atomic_load_explicit(&cnt->inflight[p->slot], memory_order_relaxed);
+        x->inflight = pod_inflight(cnt, p->slot); /* every path counts */
+        x->ktok = in->bytes_per_token > 0 ? pod_kernel_inflight(cnt, p->slot) *
+                                                pod_kernel_mean_body(cnt, p->slot) /
+                                                in->bytes_per_token
+                                          : 0;
         struct pod_fitness fit;
         pod_fitness(cfg, p, x->inflight, in->now_ns, (int)p->slot == in->session_slot, &fit);
         x->est_waiting = fit.est_waiting;

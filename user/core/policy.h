@@ -95,6 +95,10 @@ struct route_input {
     uint32_t prompt_tokens;
     double tokens_per_key;
     const struct tokload *tl;
+    /* request body bytes per token, to count the requests the kernel sent
+     * a pod in its decode load (it knows their bodies' length only); 0:
+     * they count in requests only */
+    double bytes_per_token;
     uint64_t rand;          /* random bits for tie-breaks, canary, random */
     uint64_t now_ns;
     uint32_t exclude_slot;  /* a retry avoids the pod that failed; UINT32_MAX none */

@@ -101,9 +101,10 @@ static void pods_json(struct ctl *ctl, struct sbuf *o, uint64_t now)
                         now > in->scraped_ns ? (double)(now - in->scraped_ns) / 1e6 : 0.0);
         else
             sbuf_puts(o, ",\"metrics_age_ms\":null");
-        sbuf_printf(o, ",\"waiting\":%g,\"running\":%g,\"kv_usage\":%g,\"inflight\":%u",
-                    in->waiting, in->running, in->kv_usage,
-                    atomic_load(&g->counters.inflight[in->slot]));
+        sbuf_printf(o, ",\"waiting\":%g,\"running\":%g,\"kv_usage\":%g,\"inflight\":%u"
+                       ",\"kernel_inflight\":%u",
+                    in->waiting, in->running, in->kv_usage, pod_inflight(&g->counters, in->slot),
+                    pod_kernel_inflight(&g->counters, in->slot));
         sbuf_printf(o, ",\"prefill_tokens\":%llu,\"decode_tokens\":%llu,\"prefill_rate\":%.0f",
                     (unsigned long long)tokload_prefill(&g->tl, in->slot),
                     (unsigned long long)tokload_decode(&g->tl, in->slot),

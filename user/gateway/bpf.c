@@ -13,10 +13,12 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -51,7 +53,7 @@ _Static_assert(KVG_POD_MAX >= POD_MAX, "the BPF pod table must hold every pod sl
  * them. */
 static const struct mapspec {
     const char *name;
-    uint32_t type, key, value, max;
+    uint32_t type, key, value, max, flags;
 } MAPS[M__COUNT] = {
     [M_PODS] = {KVG_MAP_PODS, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct kvg_pod), KVG_POD_MAX},
     [M_STATS] = {KVG_MAP_XDP_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct kvg_xdp_stat),
@@ -67,7 +69,17 @@ static const struct mapspec {
                    KVG_FLOWS_MAX},
     [M_SPL_STATS] = {KVG_MAP_SPLICE_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, 4,
                      sizeof(struct kvg_spl_stat), KVG_SPLICE_STATS_MAX},
+    [M_POD_LOAD] = {KVG_MAP_POD_LOAD, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct kvg_pod_load),
+                    KVG_POD_MAX, BPF_F_MMAPABLE},
 };
+
+/* kvgated reads kvg_pod_load as core's struct pod_kload */
+_Static_assert(sizeof(struct kvg_pod_load) == sizeof(struct pod_kload) &&
+                   offsetof(struct kvg_pod_load, sent) == offsetof(struct pod_kload, sent) &&
+                   offsetof(struct kvg_pod_load, done) == offsetof(struct pod_kload, done) &&
+                   offsetof(struct kvg_pod_load, sent_body) ==
+                       offsetof(struct pod_kload, sent_body),
+               "struct pod_kload must have struct kvg_pod_load's layout");
 
 static const char *const REASONS[] = KVG_XDP_REASON_NAMES;
 _Static_assert(sizeof(REASONS) / sizeof(REASONS[0]) == KVG_XDP_REASON_MAX,
@@ -146,13 +158,13 @@ static int check_map(int fd, const struct mapspec *m, const char *path, char *wh
         return -e;
     }
     if (info.type != m->type || info.key_size != m->key || info.value_size != m->value ||
-        info.max_entries != m->max) {
+        info.max_entries != m->max || (info.map_flags & m->flags) != m->flags) {
         say(why, wl,
-            "pinned map %s does not match this build (type %u key %u value %u entries %u, "
-            "expected %u %u %u %u; bpf/kvgate.h changed?): remove the pins with "
+            "pinned map %s does not match this build (type %u key %u value %u entries %u "
+            "flags %#x, expected %u %u %u %u %#x; bpf/kvgate.h changed?): remove the pins with "
             "scripts/bpf-unload.sh",
-            path, info.type, info.key_size, info.value_size, info.max_entries, m->type, m->key,
-            m->value, m->max);
+            path, info.type, info.key_size, info.value_size, info.max_entries, info.map_flags,
+            m->type, m->key, m->value, m->max, m->flags);
         return -EINVAL;
     }
     return 0;
@@ -352,6 +364,7 @@ static int load(struct gwbpf *b, const struct gwbpf_opts *o, char *why, size_t w
     b->fd[M_FLOW_CFG] = bpf_map__fd(b->skel->maps.kvg_flow_cfg);
     b->fd[M_FLOW_ST] = bpf_map__fd(b->skel->maps.kvg_flow_st);
     b->fd[M_SPL_STATS] = bpf_map__fd(b->skel->maps.kvg_spl_stats);
+    b->fd[M_POD_LOAD] = bpf_map__fd(b->skel->maps.kvg_pod_load);
     b->prog_fd = bpf_program__fd(b->skel->progs.xdp_guard);
     if (o->no_splice)
         snprintf(b->splice_why, sizeof(b->splice_why), "turned off (--no-splice)");
@@ -466,6 +479,19 @@ int gwbpf_open(const struct gwbpf_opts *o, struct gwbpf **out, char *why, size_t
         say(why, whylen, "cannot write the pod table: %s", strerror(-rc));
         goto cleanup;
     }
+    if (b->fd[M_POD_LOAD] >= 0) { /* without it (old pins), kernel-sent requests go uncounted */
+        size_t len = (size_t)KVG_POD_MAX * sizeof(struct kvg_pod_load);
+        long pg = sysconf(_SC_PAGESIZE);
+        len = (len + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
+        void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, b->fd[M_POD_LOAD], 0);
+        if (m == MAP_FAILED) {
+            rc = -errno;
+            say(why, whylen, "cannot map %s: %s", KVG_MAP_POD_LOAD, strerror(-rc));
+            goto cleanup;
+        }
+        b->pod_load = m;
+        b->pod_load_len = len;
+    }
     *out = b;
     return 0;
 cleanup:
@@ -480,6 +506,8 @@ void gwbpf_close(struct gwbpf *b)
     gwbpf_xdp_detach(b);
     if (b->fd[M_PODS] >= 0 && b->pods.shadow_ok)
         gwbpf_clear_pods(b); /* nobody keeps it fresh after us */
+    if (b->pod_load)
+        munmap(b->pod_load, b->pod_load_len);
     splice_bpf__destroy(b->sskel); /* the attachment stays with kvg_sock (pinned) */
     if (b->own_splice_prog_fd >= 0)
         close(b->own_splice_prog_fd);
@@ -651,6 +679,11 @@ int gwbpf_map_fd(const struct gwbpf *b, const char *map_name)
         if (!strcmp(MAPS[i].name, map_name))
             return b->fd[i];
     return -1;
+}
+
+const struct kvg_pod_load *gwbpf_pod_load(const struct gwbpf *b)
+{
+    return b ? b->pod_load : NULL;
 }
 
 int gwbpf_prog_fd(const struct gwbpf *b)

@@ -103,6 +103,9 @@ int gwbpf_splice_ok(const struct gwbpf *b, const char **why);
 /* Map fds for tests and tools (-1 when absent). */
 int gwbpf_map_fd(const struct gwbpf *b, const char *map_name);
 int gwbpf_prog_fd(const struct gwbpf *b);
+/* kvg_pod_load as read-only memory (what the kernel sent each pod slot
+ * itself), NULL when there is none (no BPF, or an operator's older pins). */
+const struct kvg_pod_load *gwbpf_pod_load(const struct gwbpf *b);
 
 /* /metrics: kvgate_bpf_enabled (0 when b is NULL), and the XDP guard's
  * kvgate_xdp_packets_total{reason} / kvgate_xdp_bytes_total{reason}. */

@@ -53,7 +53,7 @@ static void fill_pod(struct kvg_pod *k, const struct pod_info *in, const struct 
     k->waiting = clamp_u32(in->waiting, 4294967295.0);
     k->running = clamp_u32(in->running, 4294967295.0);
     k->kv_permille = clamp_u32(in->kv_usage * 1000.0, 1000.0);
-    k->inflight = c ? atomic_load_explicit(&c->inflight[in->slot], memory_order_relaxed) : 0;
+    k->inflight = c ? pod_inflight(c, in->slot) : 0;
     k->metrics_ns = in->metrics_ok ? in->scraped_ns : 0;
 
     struct pod_fitness fit;

@@ -23,7 +23,7 @@ struct splice_bpf;
  * checks them against a pin before reuse and when opening an operator's
  * pins). */
 enum { M_PODS, M_STATS, M_CFG, M_BUCKETS, M_PROGS,
-       M_SOCK, M_FLOW_CFG, M_FLOW_ST, M_SPL_STATS, M__COUNT };
+       M_SOCK, M_FLOW_CFG, M_FLOW_ST, M_SPL_STATS, M_POD_LOAD, M__COUNT };
 #define M_SPLICE_FIRST M_SOCK /* the splice's maps: optional under --bpf-pinned */
 
 /* What kvg_pods holds (valid once written, shadow_ok) and the next write. */
@@ -50,6 +50,8 @@ struct gwbpf {
     int xdp_ifindex;             /* 0: not attached by us */
     uint32_t xdp_flags;
     struct gwbpf_podmap pods;    /* bpf_pods.c */
+    struct kvg_pod_load *pod_load; /* kvg_pod_load mmapped read-only; NULL: none */
+    size_t pod_load_len;
 };
 
 #endif

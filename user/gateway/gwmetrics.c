@@ -484,13 +484,14 @@ static void render_pods(const struct pod_snapshot *s, const struct pod_counters 
         {"kvgate_pod_running", "Requests running at the pod (scraped)."},
         {"kvgate_pod_kv_usage", "KV-cache usage of the pod, 0..1 (scraped)."},
         {"kvgate_pod_metrics_age_seconds", "Age of the pod's last good scrape (+Inf: never)."},
-        {"kvgate_pod_inflight", "Requests the gateway has in flight at the pod."},
+        {"kvgate_pod_inflight", "Requests the gateway has in flight at the pod, whichever path sent them (kvgated's own and the kernel's on spliced flows)."},
         {"kvgate_pod_failed", "1 while the data path keeps the pod out after a failed connect."},
         {"kvgate_pod_ejected", "1 while the pod is ejected by outlier detection (its answers failed)."},
         {"kvgate_pod_ejections_total", "Times outlier detection ejected the pod."},
         {"kvgate_pod_prefill_tokens", "Uncached prompt tokens the gateway sent to the pod that have no first token yet."},
         {"kvgate_pod_decode_tokens", "Context tokens (prompt + output so far) of the gateway's requests decoding at the pod."},
         {"kvgate_pod_prefill_rate", "Prefill tokens per second the pod retires, as the gateway measures it (0: not yet measured)."},
+        {"kvgate_pod_kernel_inflight", "Of kvgate_pod_inflight, requests the kernel sent the pod itself (spliced session flows)."},
     };
     for (size_t k = 0; k < sizeof(G) / sizeof(G[0]); k++) {
         prom_head(o, G[k].name, k == 9 ? "counter" : "gauge", G[k].help);
@@ -504,13 +505,14 @@ static void render_pods(const struct pod_snapshot *s, const struct pod_counters 
             case 3: v = p->running; break;
             case 4: v = p->kv_usage; break;
             case 5: v = p->metrics_ok ? secs(p->scraped_ns, now_ns > p->scraped_ns ? now_ns : p->scraped_ns) : INFINITY; break;
-            case 6: v = atomic_load(&c->inflight[p->slot]); break;
+            case 6: v = pod_inflight(c, p->slot); break;
             case 7: v = atomic_load(&c->down_until_ns[p->slot]) > now_ns; break;
             case 8: v = atomic_load(&c->ejected_until_ns[p->slot]) > now_ns; break;
             case 9: v = (double)atomic_load(&c->ejections[p->slot]); break;
             case 10: v = tl ? (double)tokload_prefill(tl, p->slot) : 0; break;
             case 11: v = tl ? (double)tokload_decode(tl, p->slot) : 0; break;
             case 12: v = tl ? tokload_rate(tl, p->slot) : 0; break;
+            case 13: v = pod_kernel_inflight(c, p->slot); break;
             }
             sbuf_printf(o, "%s{", G[k].name);
             prom_label(o, "pod", p->name, 1);

@@ -256,6 +256,10 @@ static void start_bpf(struct gw *g, const struct flags *f)
         LOG_WARN("BPF fast path off: %s; serving on the socket path", err);
         return;
     }
+    /* requests the kernel sends pods itself count in their load; what an
+     * earlier run left in the map is not ours */
+    g->counters.kload = (const volatile struct pod_kload *)gwbpf_pod_load(g->bpf);
+    pod_kload_rebase(&g->counters);
     LOG_INFO("BPF fast path on: pod table and XDP guard %s %s",
              f->bpf_pinned ? "opened from" : "pinned under",
              f->bpf_pinned ? f->bpf_pinned : KVG_PIN_DIR_DEFAULT);

@@ -155,7 +155,7 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
         .model = r->model, .nkeys = nkeys, .match = match,
         .session_slot = session_slot, .rand = gw_rand(g), .now_ns = r->t_decide,
         .exclude_slot = exclude_slot, .prompt_tokens = r->prompt_tokens,
-        .tokens_per_key = tpk, .tl = &g->tl,
+        .tokens_per_key = tpk, .tl = &g->tl, .bytes_per_token = g->cfg.bytes_per_token,
     };
     if (exclude_slot == UINT32_MAX) /* a first attempt: the retry budget grows */
         retry_budget_deposit(&g->outlier);

@@ -88,6 +88,25 @@ static void unspliced(struct splice *sp, unsigned cause)
         sp_count_unsplice(cause);
 }
 
+/* The pod socket leaves kvg_sock. Requests the kernel sent on this flow
+ * that the pod did not answer (the client, the pod or an invalid answer
+ * ended the flow first) are written off the pod's kernel-sent load
+ * (kvg_pod_load): counted when the kernel forwarded them, they would
+ * otherwise stay "in flight" there for good. Read once the socket is out:
+ * no verdict run forwards to it or frames its answers any more. */
+static void pod_out(struct splice *sp)
+{
+    struct kvg_flow_st stc, stp;
+    sp_sock_out(sp->ck_p);
+    if (sp_st_get(sp->ck_c, &stc) == 0 && sp_st_get(sp->ck_p, &stp) == 0) {
+        int32_t owed = (int32_t)(stc.requests - sp->req_base - stp.requests);
+        if (owed > 0 && sp->slot < POD_MAX)
+            atomic_fetch_add(&sp->c->wc->g->counters.kload_lost[sp->slot], (uint64_t)owed);
+    }
+    sp_map_out(sp->ck_p, 0);
+    sp->p_in_map = 0;
+}
+
 /* The pod conn leaves the map and goes back to the pool (idle, clean: the
  * flow is quiet, nothing of an exchange is under way on it). */
 static void repool_pod(struct splice *sp)
@@ -95,7 +114,7 @@ static void repool_pod(struct splice *sp)
     if (sp->pfd < 0)
         return;
     if (sp->p_in_map)
-        sp_map_out(sp->ck_p, 1); /* a normal TCP socket again */
+        pod_out(sp); /* a normal TCP socket again */
     sp->p_in_map = 0;
     if (sp->p_watched)
         ev_del(sp->c->wc->l, sp->pfd);
@@ -109,12 +128,12 @@ static void drop_pod(struct splice *sp)
     if (sp->pfd < 0)
         return;
     if (sp->p_in_map)
-        sp_map_out(sp->ck_p, 1);
+        pod_out(sp);
     sp->p_in_map = 0;
     if (sp->p_watched)
         ev_del(sp->c->wc->l, sp->pfd);
     sp->p_watched = 0;
-    close(sp->pfd); /* the kernel also drops it from kvg_sock */
+    close(sp->pfd);
     sp->pfd = -1;
 }
 

@@ -274,6 +274,11 @@ fail:;
     return -e;
 }
 
+void sp_sock_out(uint64_t ck)
+{
+    bpf_map_delete_elem(fd_sock, &ck);
+}
+
 void sp_map_out(uint64_t ck, int sock_too)
 {
     if (sock_too)

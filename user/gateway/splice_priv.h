@@ -120,6 +120,8 @@ int sp_cfg_put(struct splice *sp, int client, int exist);
 /* Puts fd into kvg_sock with zeroed state and the cfg; 0 or -errno. */
 int sp_map_in(int fd, uint64_t ck, const struct kvg_flow_cfg *cfg);
 void sp_map_out(uint64_t ck, int sock_too);
+/* The socket leaves kvg_sock only (its cfg and state stay to be read). */
+void sp_sock_out(uint64_t ck);
 
 /* Client bytes kvgated consumed since the client socket entered kvg_sock
  * (compared with what the verdict handed up: st.passed). */

@@ -596,6 +596,74 @@ TEST(token_load_spreads_equal_work_and_keeps_the_filters)
     tokload_fini(&tl);
 }
 
+/* Requests the kernel sent a pod (spliced flows: struct pod_kload, the
+ * mmapped kvg_pod_load) count in its load as the gateway's own do. */
+TEST(kernel_sent_requests_count_in_the_load)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c);
+    reset();
+    static struct pod_kload kl[POD_MAX];
+    memset(kl, 0, sizeof(kl));
+    cnt.kload = kl;
+    struct pod_snapshot *s = fleet(2);
+    /* pod 0: 5 sent, 1 answered, 1 written off (its flow ended): 3 there */
+    kl[0].sent = 5;
+    kl[0].done = 1;
+    kl[0].sent_body = 5 * 4000;
+    atomic_store(&cnt.kload_lost[0], 1);
+    CHECK_EQ(pod_kernel_inflight(&cnt, 0), 3);
+    CHECK_EQ(pod_inflight(&cnt, 0), 3);
+    atomic_store(&cnt.inflight[0], 2);
+    CHECK_EQ(pod_inflight(&cnt, 0), 5);
+    atomic_store(&cnt.inflight[0], 0);
+    CHECK_EQ(pod_kernel_mean_body(&cnt, 0), 4000.0);
+    /* least-request goes to the other pod, every time */
+    c.mode = POLICY_LEAST_REQUEST;
+    for (uint64_t r = 0; r < 16; r++)
+        CHECK_EQ(pick(&c, s, "llama", 10, r * 2654435761u, &d), 1);
+    /* prefix-aware: 3 at a pod scraped idle make its queue estimate 3 */
+    c.mode = POLICY_PREFIX_AWARE;
+    c.queue_sat = 3;
+    c.bounded_load = 0;
+    match[0] = 10;
+    CHECK_EQ(pick(&c, s, "llama", 10, 1, &d), 1);
+    /* token-load: equal queues, the kernel's requests are decode load
+     * (4000 body bytes at 4 bytes a token: 3 x 1000 tokens) */
+    c.mode = POLICY_TOKEN_LOAD;
+    c.queue_sat = 100;
+    match[0] = 0;
+    tokload_init(&tl);
+    struct route_input in = {.model = "llama", .nkeys = 10, .match = match,
+                             .session_slot = -1, .rand = 3, .now_ns = NOW,
+                             .exclude_slot = UINT32_MAX, .prompt_tokens = 100,
+                             .tokens_per_key = 10, .tl = &tl, .bytes_per_token = 0};
+    struct tokload_req dec;
+    memset(&dec, 0, sizeof(dec));
+    tokload_route(&tl, &dec, 1, 2000, 0); /* pod 1: 2000 decode tokens of its own */
+    tokload_first_token(&tl, &dec, NOW);
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 0); /* bytes_per_token 0: they count in requests only */
+    in.bytes_per_token = 4; /* 3000 decode tokens against pod 1's 2000 */
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 1);
+    tokload_release(&tl, &dec);
+    tokload_fini(&tl);
+    /* never below zero (a write-off racing an answer) */
+    atomic_store(&cnt.kload_lost[0], 9);
+    CHECK_EQ(pod_kernel_inflight(&cnt, 0), 0);
+    /* a rebase writes off everything outstanding */
+    atomic_store(&cnt.kload_lost[0], 0);
+    pod_kload_rebase(&cnt);
+    CHECK_EQ(pod_kernel_inflight(&cnt, 0), 0);
+    kl[0].sent++;
+    CHECK_EQ(pod_kernel_inflight(&cnt, 0), 1);
+    cnt.kload = NULL;
+    CHECK_EQ(pod_kernel_inflight(&cnt, 0), 0);
+    snapshot_put(s);
+}
+
 int main(void)
 {
     RUN(pod_fitness_rules);
@@ -617,5 +685,6 @@ int main(void)
     RUN(a_retry_avoids_pods_that_just_failed);
     RUN(token_load_sticks_to_the_prefix_until_its_queue_costs_more);
     RUN(token_load_spreads_equal_work_and_keeps_the_filters);
+    RUN(kernel_sent_requests_count_in_the_load);
     return harness_done();
 }
