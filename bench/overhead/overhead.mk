@@ -29,7 +29,7 @@ DECISION_BENCH_SRCS := bench/micro/decision_bench.c user/core/policy.c \
 $(OUT)/decision_bench: $(DECISION_BENCH_SRCS) $(wildcard user/core/*.h) user/common/alloc.h
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D) && $(CC) -O2 -g -std=gnu11 -D_GNU_SOURCE -Iuser \
-	    $(DECISION_BENCH_SRCS) -o $@ -lxxhash -lpthread
+	    $(DECISION_BENCH_SRCS) -o $@ -lxxhash -lpthread -lm
 
 ifeq ($(origin COMMON_SRCS),undefined)
 OVERHEAD_DEPS := $(OUT)/decision_bench

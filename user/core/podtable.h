@@ -42,6 +42,9 @@ struct pod_info {
     uint64_t scraped_ns;            /* CLOCK_MONOTONIC of the last good scrape */
     uint32_t cache_tokens;          /* KV capacity in tokens, 0 unknown */
     uint32_t block_size;            /* tokens per KV block (cache_config_info), 0 unknown */
+    uint32_t own_at_scrape;         /* this gateway's requests at the pod (pod_inflight)
+                                     * when the scrape was read: the rest of
+                                     * running + waiting is other senders' */
 };
 
 struct pod_snapshot {

@@ -20,6 +20,12 @@
  * only while other candidates remain: when none would remain, all are kept
  * (fail open), since those pods still pass their health checks.
  *
+ * Replicas (several gateways in front of the same pods): the saturation
+ * filter and the queue score judge each pod by every sender's load
+ * (pod_load_estimate: the pod's scrape, what this gateway sent since, and
+ * its share of the traffic), so a replica that sees a third of the
+ * traffic does not take a busy pod for an idle one.
+ *
  * Metrics older than stale_ms make a pod count as saturated; when no
  * candidate has fresh metrics the decision is "degraded": the gateway's own
  * in-flight counts replace the scraped queue, prefix affinity still counts,
@@ -99,6 +105,10 @@ struct route_input {
      * a pod in its decode load (it knows their bodies' length only); 0:
      * they count in requests only */
     double bytes_per_token;
+    /* this gateway's share of the load at the pods (struct load_share):
+     * below 1 when other gateway replicas send to the same pods
+     * (pod_load_estimate). 0: 1 */
+    double load_share;
     uint64_t rand;          /* random bits for tie-breaks, canary, random */
     uint64_t now_ns;
     uint32_t exclude_slot;  /* a retry avoids the pod that failed; UINT32_MAX none */
@@ -147,8 +157,38 @@ struct pod_fitness {
     uint8_t fresh, saturated;
     double est_waiting;
 };
-void pod_fitness(const struct policy_cfg *cfg, const struct pod_info *p, uint32_t inflight,
+/* load: the pod's requests as pod_load_estimate counts them */
+void pod_fitness(const struct policy_cfg *cfg, const struct pod_info *p, double load,
                  uint64_t now_ns, int own_session, struct pod_fitness *out);
+
+/* A pod's load in requests, in the whole fleet's terms, from one
+ * gateway's view: its own requests there now (own, exact), plus the
+ * others' as the pod reported them at its last scrape (running + waiting
+ * beyond own_at_scrape), plus what the others have likely sent since:
+ * this gateway's own sends since the scrape x (1/share - 1). The others'
+ * terms count only while the scrape is fresh (stale_ms). Alone (share 1,
+ * and the pod serving nobody else) it is own: a lone gateway judges by
+ * its exact count as before; replicas (share < 1) see the load their
+ * peers put on a pod instead of a third of it. */
+double pod_load_estimate(const struct policy_cfg *cfg, const struct pod_info *p, uint32_t own,
+                         double share, uint64_t now_ns);
+
+/* This gateway's share of the load at the pods. Replicas (several
+ * gateways in front of the same pods, each sent a part of the traffic by
+ * an L4 balancer) each see only their own requests in flight, yet a pod's
+ * queue holds everybody's. After each scrape the control thread offers
+ * the sum of its own in-flight requests at the pods with fresh metrics and
+ * the sum those pods report running + waiting; the share is the ratio of
+ * the two sums' moving averages (time constant LOAD_SHARE_TAU_NS), at most
+ * 1 (the scrape lags: a lone gateway's own count can run ahead of it) and
+ * at least 1/POD_MAX. With no load seen yet it is 1. */
+#define LOAD_SHARE_TAU_NS (2ull * 1000000000ull)
+struct load_share {
+    double own, pods;   /* moving averages */
+    uint64_t at_ns;     /* last update, 0 never */
+};
+void load_share_update(struct load_share *ls, double own, double pods, uint64_t now_ns);
+double load_share_value(const struct load_share *ls);
 
 void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
                  const struct pod_counters *cnt, struct policy_state *st,

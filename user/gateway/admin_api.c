@@ -55,6 +55,7 @@
 
 #include "common/ev.h"
 #include "common/http1.h"
+#include "common/promtext.h"
 #include "common/sbuf.h"
 #include "core/podtable.h"
 #include "core/prefix_index.h"
@@ -105,6 +106,10 @@ static void pods_json(struct ctl *ctl, struct sbuf *o, uint64_t now)
                        ",\"kernel_inflight\":%u",
                     in->waiting, in->running, in->kv_usage, pod_inflight(&g->counters, in->slot),
                     pod_kernel_inflight(&g->counters, in->slot));
+        if (in->metrics_ok) /* what other senders had there at the scrape */
+            sbuf_printf(o, ",\"own_at_scrape\":%u,\"others_at_scrape\":%g", in->own_at_scrape,
+                        in->running + in->waiting > in->own_at_scrape
+                            ? in->running + in->waiting - in->own_at_scrape : 0.0);
         sbuf_printf(o, ",\"prefill_tokens\":%llu,\"decode_tokens\":%llu,\"prefill_rate\":%.0f",
                     (unsigned long long)tokload_prefill(&g->tl, in->slot),
                     (unsigned long long)tokload_decode(&g->tl, in->slot),
@@ -337,6 +342,12 @@ static void h_metrics(struct aconn *c)
     gw_metrics_render(g->metrics, s, &g->counters, &g->tl, ev_now_ns(), &b);
     ctl_kv_metrics_render(c->a->ctl, s, &b);
     snapshot_put(s);
+    prom_head(&b, "kvgate_load_share", "gauge",
+              "This gateway's share of the load at the pods (its in-flight requests against "
+              "the pods' running + waiting, moving averages): below 1 with replicas, whose "
+              "load estimates extrapolate the others' sends by it.");
+    sbuf_puts(&b, "kvgate_load_share");
+    prom_value(&b, (double)atomic_load(&g->load_share_micro) / 1e6);
     gwbpf_metrics_render(g->bpf, &b);
     splice_metrics_render(&b);
     accesslog_metrics_render(&b);

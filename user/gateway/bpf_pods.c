@@ -57,7 +57,10 @@ static void fill_pod(struct kvg_pod *k, const struct pod_info *in, const struct 
     k->metrics_ns = in->metrics_ok ? in->scraped_ns : 0;
 
     struct pod_fitness fit;
-    pod_fitness(pol, in, k->inflight, now_ns, 1 /* a session's own pod */, &fit);
+    /* written at a publish, just after scrapes: the others' load is what
+     * the scrape said (no sends since to extrapolate from, share 1) */
+    pod_fitness(pol, in, pod_load_estimate(pol, in, k->inflight, 1, now_ns), now_ns,
+                1 /* a session's own pod */, &fit);
     uint32_t f = KVG_POD_F_PRESENT;
     if (in->healthy)
         f |= KVG_POD_F_HEALTHY;

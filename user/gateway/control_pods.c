@@ -63,6 +63,35 @@ static void mirror_bpf(struct ctl *c, const struct pod_snapshot *s)
     c->bpf_err = rc;
 }
 
+/* This gateway's share of the load at the pods (core/policy.h struct
+ * load_share): its in-flight requests (both paths) at the pods with fresh
+ * metrics when each was scraped, against what those pods reported
+ * running + waiting then. (Ours now against their scrape made a lone
+ * gateway's share 0.98: it counts a request before the pod sees it.) */
+static void update_load_share(struct ctl *c)
+{
+    struct gw *g = c->g;
+    uint64_t now = ev_now_ns();
+    pthread_mutex_lock(&g->policy_mu);
+    uint64_t stale = (uint64_t)g->policies.global.stale_ms * 1000000ull;
+    pthread_mutex_unlock(&g->policy_mu);
+    double own = 0, pods = 0;
+    int n = 0;
+    for (uint32_t i = 0; i < POD_MAX; i++) {
+        const struct pod_info *p = c->pods[i] ? &c->pods[i]->info : NULL;
+        if (!p || !p->metrics_ok || (now > p->scraped_ns && now - p->scraped_ns > stale))
+            continue;
+        own += p->own_at_scrape; /* ours at the same instant as the pod's figures */
+        pods += p->running + p->waiting;
+        n++;
+    }
+    if (!n)
+        return; /* nothing fresh to compare with: the share stays */
+    load_share_update(&c->share, own, pods, now);
+    atomic_store_explicit(&g->load_share_micro,
+                          (uint64_t)(load_share_value(&c->share) * 1e6), memory_order_relaxed);
+}
+
 static void on_publish(struct ev_loop *l, void *arg)
 {
     struct ctl *c = arg;
@@ -89,6 +118,7 @@ static void on_publish(struct ev_loop *l, void *arg)
         mirror_bpf(c, s);
     c->dirty = 0;
     c->last_pub = ev_now_ns();
+    update_load_share(c);
     ctl_kv_sync(c); /* pods with KV events, their models */
 }
 

@@ -60,6 +60,7 @@ struct ctl {
     struct gw_config cfg;        /* private copy: pods and probe periods (reloads) */
     /* the pod table (control_pods.c) */
     struct cpod *pods[POD_MAX];  /* by slot; NULL: free */
+    struct load_share share;     /* this gateway's share of the pods' load */
     uint32_t npods, next_slot;
     struct ctl_pending *pending; /* pods whose host is resolving */
     uint64_t gen, pub_timer, last_pub;

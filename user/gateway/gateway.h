@@ -47,6 +47,10 @@ struct gw {
     struct outlier outlier;          /* ejections and the retry budget */
     struct tokload tl;               /* each pod's load in tokens (core/tokload.h) */
     struct policy_state pstate;
+    /* this gateway's share of the pods' load (core/policy.h struct
+     * load_share), x 1e6: written by the control thread after each
+     * publish, read by every decision */
+    atomic_uint_fast64_t load_share_micro;
     pthread_mutex_t policy_mu;       /* guards policies (copied per request) */
     struct gw_policies policies;     /* in force: the admin API and reloads swap them */
     atomic_uint conns;               /* open client connections, all workers */

@@ -301,6 +301,7 @@ static int assemble(struct gw *g, const struct flags *f, uint32_t *nworkers)
         def_blocks = (uint32_t)(27000.0 * 16 * g->cfg.bytes_per_token / g->cfg.block_bytes);
 
     pthread_mutex_init(&g->policy_mu, NULL);
+    atomic_store(&g->load_share_micro, 1000000); /* alone until the pods say otherwise */
     g->policies = g->cfg.policies;
     g->pidx = pidx_new(POD_MAX, g->cfg.index_max_entries, def_blocks);
     g->sessions = session_new(1u << 16);

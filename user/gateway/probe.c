@@ -159,6 +159,7 @@ static void on_metrics(struct hget *h, int err, int status, const char *body, si
         in->block_size = el.block_size > BK_MAX_BLOCK_SIZE ? 0 : (uint32_t)el.block_size;
     }
     ctl_kv_scraped(p->ctl, in->slot, &el);
+    in->own_at_scrape = pod_inflight(&g->counters, in->slot);
     in->scraped_ns = ev_now_ns();
     in->metrics_ok = 1;
     ctl_mark_dirty(p->ctl);

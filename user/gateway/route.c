@@ -156,6 +156,7 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
         .session_slot = session_slot, .rand = gw_rand(g), .now_ns = r->t_decide,
         .exclude_slot = exclude_slot, .prompt_tokens = r->prompt_tokens,
         .tokens_per_key = tpk, .tl = &g->tl, .bytes_per_token = g->cfg.bytes_per_token,
+        .load_share = (double)atomic_load_explicit(&g->load_share_micro, memory_order_relaxed) / 1e6,
     };
     if (exclude_slot == UINT32_MAX) /* a first attempt: the retry budget grows */
         retry_budget_deposit(&g->outlier);

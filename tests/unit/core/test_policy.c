@@ -3,6 +3,7 @@
 #include "core/policy.h"
 #include "core/tokload.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -664,6 +665,81 @@ TEST(kernel_sent_requests_count_in_the_load)
     snapshot_put(s);
 }
 
+/* Replicas: a gateway that sees a third of the traffic judges each pod
+ * by every sender's load (pod_load_estimate): the others' from the scrape,
+ * their sends since extrapolated from its own by its share. */
+TEST(replicas_see_the_load_other_gateways_put_on_a_pod)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c); /* queue_sat 5 */
+    c.bounded_load = 0;
+    reset();
+    struct pod_snapshot *s = fleet(2);
+    struct pod_info *p0 = &s->pods[0];
+    match[0] = 30; /* pod 0 holds the prefix */
+    /* pod 0 reported 2 running + 4 waiting when 1 of them was ours */
+    p0->running = 2;
+    p0->waiting = 4;
+    p0->own_at_scrape = 1;
+    atomic_store(&cnt.inflight[0], 1);
+    CHECK_EQ(pod_load_estimate(&c, p0, 1, 1, NOW), 6.0);
+    struct pod_fitness f;
+    pod_fitness(&c, p0, 6.0, NOW, 0, &f);
+    CHECK_EQ(f.est_waiting, 4.0);
+    CHECK_EQ(f.saturated, 0);
+    /* we sent 1 more since the scrape, at a share of 1/3: the others
+     * likely sent 2: 6 + 1 + 2 = 9 requests, 7 beyond running: saturated */
+    atomic_store(&cnt.inflight[0], 2);
+    CHECK_EQ(pod_load_estimate(&c, p0, 2, 1.0 / 3, NOW), 9.0);
+    struct route_input in = {.model = "llama", .nkeys = 30, .match = match,
+                             .session_slot = -1, .rand = 5, .now_ns = NOW,
+                             .exclude_slot = UINT32_MAX, .load_share = 1.0 / 3};
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 1);
+    /* alone (share 1) the same sends make 7 requests, 5 beyond running:
+     * saturated as well (queue_sat 5) ... */
+    in.load_share = 1;
+    CHECK_EQ(pod_load_estimate(&c, p0, 2, 1, NOW), 7.0);
+    /* ... while before our send it kept the prefix */
+    atomic_store(&cnt.inflight[0], 1);
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 0);
+    /* a pod that reported only ours: the estimate is our count */
+    p0->running = 1;
+    p0->waiting = 0;
+    CHECK_EQ(pod_load_estimate(&c, p0, 1, 1.0 / 3, NOW), 1.0);
+    /* a stale scrape says nothing of the others */
+    p0->running = 50;
+    CHECK_EQ(pod_load_estimate(&c, p0, 1, 1.0 / 3, NOW + (uint64_t)c.stale_ms * 2000000ull), 1.0);
+    snapshot_put(s);
+}
+
+TEST(load_share_is_a_ratio_of_moving_averages)
+{
+    struct load_share ls;
+    memset(&ls, 0, sizeof(ls));
+    CHECK_EQ(load_share_value(&ls), 1.0); /* nothing seen: alone */
+    load_share_update(&ls, 10, 30, 1000);
+    CHECK(fabs(load_share_value(&ls) - 1.0 / 3) < 1e-9);
+    /* a lone gateway running ahead of the scrape is still 1, not more */
+    memset(&ls, 0, sizeof(ls));
+    load_share_update(&ls, 12, 10, 1000);
+    CHECK_EQ(load_share_value(&ls), 1.0);
+    /* moves toward a new ratio with the time constant */
+    memset(&ls, 0, sizeof(ls));
+    load_share_update(&ls, 30, 30, 1000);
+    load_share_update(&ls, 10, 30, 1000 + LOAD_SHARE_TAU_NS);
+    double v = load_share_value(&ls); /* own 30 - 20 x 0.632 = 17.4 of 30 */
+    CHECK(v > 0.55 && v < 0.6);
+    for (int i = 2; i < 40; i++)
+        load_share_update(&ls, 10, 30, 1000 + (uint64_t)i * LOAD_SHARE_TAU_NS);
+    CHECK(fabs(load_share_value(&ls) - 1.0 / 3) < 1e-3);
+    /* never below 1/POD_MAX */
+    load_share_update(&ls, 0, 1e9, 1000 + 400 * LOAD_SHARE_TAU_NS);
+    CHECK_EQ(load_share_value(&ls), 1.0 / POD_MAX);
+}
+
 int main(void)
 {
     RUN(pod_fitness_rules);
@@ -686,5 +762,7 @@ int main(void)
     RUN(token_load_sticks_to_the_prefix_until_its_queue_costs_more);
     RUN(token_load_spreads_equal_work_and_keeps_the_filters);
     RUN(kernel_sent_requests_count_in_the_load);
+    RUN(replicas_see_the_load_other_gateways_put_on_a_pod);
+    RUN(load_share_is_a_ratio_of_moving_averages);
     return harness_done();
 }
