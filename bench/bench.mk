@@ -64,5 +64,7 @@ exact-bench: $(OUT)/exact_bench
 	$(Q)$(OUT)/exact_bench --json $(OUT)/exact_bench.pseudo.json
 	$(Q)if [ -f $(LLAMA31_TOK)/tokenizer.json ]; then $(OUT)/exact_bench \
 	    --tokenizer $(LLAMA31_TOK)/tokenizer.json --config $(LLAMA31_TOK)/tokenizer_config.json \
-	    --json $(OUT)/exact_bench.llama31.json; \
+	    --json $(OUT)/exact_bench.llama31.json && $(OUT)/exact_bench --completions --pods 8 \
+	    --tokenizer $(LLAMA31_TOK)/tokenizer.json --config $(LLAMA31_TOK)/tokenizer_config.json \
+	    --json $(OUT)/exact_bench.llama31-completions.json; \
 	else echo "exact-bench: $(LLAMA31_TOK) missing (tests/run.sh tok installs it): BPE rows skipped"; fi

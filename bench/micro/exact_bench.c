@@ -14,7 +14,14 @@
  *
  *   build/exact_bench [--pods 8,64] [--sizes 1024,225280] [--requests N]
  *                     [--tokenizer tokenizer.json --config tokenizer_config.json]
- *                     [--json FILE]
+ *                     [--completions] [--json FILE]
+ *
+ * --completions: completions requests (the text as "prompt"), their bodies
+ * fed to the scan in 16 KiB pieces as they would arrive, and the time from
+ * the last piece to the decision measured both ways, request by request
+ * alternately: with the prompt tokenized while the body arrived (exact.h's
+ * stream, the data path's way) and with those tokens dropped so that
+ * gw_route tokenizes the whole body at the end (the way before it).
  *
  * Requests: chat completions whose one user message is text of the given
  * size (words, digits, punctuation: what BPE pre-tokenizes into many
@@ -92,8 +99,20 @@ static void text(char *out, size_t n, uint64_t seed)
     out[n] = 0;
 }
 
+static int g_compl; /* --completions */
+
+static char *compl_body(const char *content)
+{
+    size_t n = strlen(content) + 256;
+    char *b = malloc(n);
+    snprintf(b, n, "{\"model\":\"%s\",\"prompt\":\"%s\",\"max_tokens\":16}", MODEL, content);
+    return b;
+}
+
 static char *chat_body(const char *content)
 {
+    if (g_compl)
+        return compl_body(content);
     size_t n = strlen(content) + 256;
     char *b = malloc(n);
     snprintf(b, n, "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
@@ -108,6 +127,12 @@ static void body_ids(const struct tok *t, const char *body, struct tok_ids *ids)
     struct sbuf s;
     sbuf_init(&s);
     const char *err;
+    if (g_compl) {
+        const char *pr = cJSON_GetObjectItem(j, "prompt")->valuestring;
+        tok_encode(t, pr, strlen(pr), TOK_PARSE_SPECIAL | TOK_ADD_BOS, ids);
+        cJSON_Delete(j);
+        return;
+    }
     tok_render_chat(t, cJSON_GetObjectItem(j, "messages"), 1, &s, &err);
     tok_encode(t, s.data, s.len, TOK_PARSE_SPECIAL, ids);
     sbuf_free(&s);
@@ -146,6 +171,8 @@ struct row {
     uint32_t pods;
     size_t size;
     double scan_p50, scan_p99, route_p50, route_p99, route_max, tokens, exact_share;
+    /* --completions: last piece to decision, streamed / tokenized at the end */
+    double last_s50, last_s99, last_e50, last_e99;
 };
 
 static struct row run(uint32_t npods, size_t size, int nreq, const char *tjson,
@@ -216,6 +243,9 @@ static struct row run(uint32_t npods, size_t size, int nreq, const char *tjson,
     }
     uint64_t *scan = malloc(sizeof(uint64_t) * (size_t)nreq);
     uint64_t *route = malloc(sizeof(uint64_t) * (size_t)nreq);
+    uint64_t *last_s = malloc(sizeof(uint64_t) * (size_t)nreq);
+    uint64_t *last_e = malloc(sizeof(uint64_t) * (size_t)nreq);
+    size_t ns = 0, ne = 0;
     double tokens = 0;
     int exact = 0;
     /* the first half warms the tables' pages (a running gateway's are
@@ -233,18 +263,34 @@ static struct row run(uint32_t npods, size_t size, int nreq, const char *tjson,
         struct gw_request r;
         memset(&r, 0, sizeof(r));
         size_t bl = strlen(body);
-        uint64_t t0 = now_ns();
+        uint64_t t0 = now_ns(), tl = t0;
         struct gw_scan *sc = gw_scan_new(&g);
-        gw_scan_feed(sc, body, bl);
+        if (g_compl) { /* as it arrives: 16 KiB at a time */
+            for (size_t o = 0; o < bl; o += 16384) {
+                tl = now_ns();
+                gw_scan_feed(sc, body + o, bl - o < 16384 ? bl - o : 16384);
+            }
+        } else {
+            gw_scan_feed(sc, body, bl);
+        }
         const char *e;
         size_t off;
         gw_scan_finish(sc, &r, &e, &off);
         gw_scan_free(sc);
+        int at_end = g_compl && (i / 2) % 2; /* the way before: tokenize it all now */
+        if (at_end)
+            gw_exact_release(&r);
         uint64_t t1 = now_ns();
         r.body = body;
         r.body_len = bl;
         gw_route(&g, &r, UINT32_MAX);
         uint64_t t2 = now_ns();
+        if (timed && g_compl) {
+            if (at_end)
+                last_e[ne++] = t2 - tl;
+            else
+                last_s[ns++] = t2 - tl;
+        }
         if (timed) {
             scan[i] = t1 - t0;
             route[i] = t2 - t1;
@@ -257,7 +303,11 @@ static struct row run(uint32_t npods, size_t size, int nreq, const char *tjson,
     }
     struct row row = {npods, size, pct(scan, (size_t)nreq, 0.5), pct(scan, (size_t)nreq, 0.99),
                       pct(route, (size_t)nreq, 0.5), pct(route, (size_t)nreq, 0.99),
-                      pct(route, (size_t)nreq, 1.0), tokens / nreq, (double)exact / nreq};
+                      pct(route, (size_t)nreq, 1.0), tokens / nreq, (double)exact / nreq,
+                      ns ? pct(last_s, ns, 0.5) : 0, ns ? pct(last_s, ns, 0.99) : 0,
+                      ne ? pct(last_e, ne, 0.5) : 0, ne ? pct(last_e, ne, 0.99) : 0};
+    free(last_s);
+    free(last_e);
     for (int k = 0; k < 16; k++)
         free(pre[k]);
     free(buf);
@@ -281,7 +331,8 @@ int main(int argc, char **argv)
     int nreq = 400;
     static const struct option opts[] = {
         {"pods", 1, 0, 'p'}, {"sizes", 1, 0, 's'}, {"requests", 1, 0, 'n'},
-        {"tokenizer", 1, 0, 't'}, {"config", 1, 0, 'c'}, {"json", 1, 0, 'j'}, {0, 0, 0, 0}};
+        {"tokenizer", 1, 0, 't'}, {"config", 1, 0, 'c'}, {"json", 1, 0, 'j'},
+        {"completions", 0, 0, 'C'}, {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (c) {
         case 'p': pods = optarg; break;
@@ -290,6 +341,7 @@ int main(int argc, char **argv)
         case 't': tjson = optarg; break;
         case 'c': tcfg = optarg; break;
         case 'j': json = optarg; break;
+        case 'C': g_compl = 1; break;
         default:
             fprintf(stderr, "usage: exact_bench [--pods 8,64] [--sizes 1024,225280] "
                             "[--requests N] [--tokenizer F --config F] [--json FILE]\n");
@@ -313,13 +365,21 @@ int main(int argc, char **argv)
             printf("%6u %8zu %8d | %8.1fus %8.1fus | %8.1fus %8.1fus %8.1fus | %8.0f %5.0f%%\n",
                    r.pods, r.size, n, r.scan_p50, r.scan_p99, r.route_p50, r.route_p99,
                    r.route_max, r.tokens, r.exact_share * 100);
+            if (g_compl)
+                printf("       last 16 KiB piece to decision: tokenized as it arrived p50 %.1fus "
+                       "p99 %.1fus | at the end p50 %.1fus p99 %.1fus\n",
+                       r.last_s50, r.last_s99, r.last_e50, r.last_e99);
             if (jf)
                 fprintf(jf,
                         "%s{\"pods\":%u,\"bytes\":%zu,\"requests\":%d,\"scan_us\":{\"p50\":%.2f,"
                         "\"p99\":%.2f},\"route_us\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},"
-                        "\"tokens\":%.0f,\"exact_share\":%.3f}",
+                        "\"tokens\":%.0f,\"exact_share\":%.3f,\"completions\":%s,"
+                        "\"last_piece_us\":{\"streamed\":{\"p50\":%.2f,\"p99\":%.2f},"
+                        "\"at_end\":{\"p50\":%.2f,\"p99\":%.2f}}}",
                         first ? "" : ",", r.pods, r.size, n, r.scan_p50, r.scan_p99, r.route_p50,
-                        r.route_p99, r.route_max, r.tokens, r.exact_share);
+                        r.route_p99, r.route_max, r.tokens, r.exact_share,
+                        g_compl ? "true" : "false", r.last_s50, r.last_s99, r.last_e50,
+                        r.last_e99);
             first = 0;
         }
         free(sl);

@@ -9,6 +9,8 @@
 #include "common/log.h"
 #include "common/sbuf.h"
 #include "core/blockkey.h"
+#include "core/bodyscan.h"
+#include "core/jstr.h"
 #include "core/kvindex.h"
 #include "gateway/exact.h"
 #include "gateway/gateway.h"
@@ -40,6 +42,8 @@ struct gw_tokenizers {
 struct gw_exact_req {
     int state;                 /* 0 not tokenized yet, 1 tokens, -1 not exact */
     struct tok_ids ids;        /* freed once chained (the body is held already) */
+    const struct tok *pre_tok; /* ids (and salt) came from the stream with this
+                                * tokenizer, while the body arrived; NULL: no */
     size_t ntokens;
     int chained;
     char salt[256];
@@ -208,6 +212,14 @@ static int tokenize(struct gw *g, struct gw_request *r, const char *base,
     }
     if (!r->body || !r->body_len || r->body_len > EXACT_MAX_BODY)
         return 0;
+    if (ex->pre_tok) { /* tokenized while the body arrived: with this model's tokenizer? */
+        int same = ex->pre_tok == te->t;
+        ex->pre_tok = NULL;
+        if (same)
+            return 1;
+        tok_ids_free(&ex->ids);
+        ex->salt_len = 0;
+    }
     cJSON *j = cJSON_ParseWithLength(r->body, r->body_len);
     if (!j)
         return 0;
@@ -366,6 +378,85 @@ void gw_exact_withdraw(struct gw *g, struct gw_request *r)
         return;
     kvx_unpredict(x, ex->pred_slot, ex->keys + ex->pred_from, ex->nkeys - ex->pred_from);
     ex->predicted = 0;
+}
+
+/* ---- a completions prompt tokenized while the body arrives ---- */
+
+struct gw_exact_stream {
+    const struct tok *t;
+    struct jstr js;
+    struct tok_stream ts;
+    struct tok_ids ids;
+    int off; /* given up: the whole body is tokenized at the end, as before */
+};
+
+static int stream_text(void *ctx, const char *p, size_t n)
+{
+    struct gw_exact_stream *es = ctx;
+    return tok_stream_feed(&es->ts, p, n, &es->ids) ? -1 : 0;
+}
+
+static void stream_off(struct gw_exact_stream *es)
+{
+    if (es->off)
+        return;
+    es->off = 1;
+    tok_stream_free(&es->ts);
+    tok_ids_free(&es->ids);
+}
+
+struct gw_exact_stream *gw_exact_stream_start(struct gw *g, const struct bodyscan *bs,
+                                              const char *raw, size_t n)
+{
+    if (!g->toks || !g->toks->n || !__atomic_load_n(&g->kvx, __ATOMIC_ACQUIRE) ||
+        bs->prompt_kind != BODYSCAN_COMPLETION || !n || raw[0] != '"')
+        return NULL; /* chat (rendered from every message) or an array: at the end */
+    /* the model named so far (an adapter's base is known only at routing:
+     * tokenize checks the tokenizer is the one it would use), else the
+     * default entry, else the only one */
+    const struct gw_tokenizer *te = entry_for(g, bs->has_model ? bs->model : "*");
+    if (!te && !bs->has_model && g->toks->n == 1)
+        te = &g->toks->v[0];
+    if (!te)
+        return NULL;
+    struct gw_exact_stream *es = kv_calloc(1, sizeof(*es));
+    if (!es)
+        return NULL;
+    es->t = te->t;
+    jstr_init(&es->js);
+    tok_stream_init(&es->ts, te->t, TOK_PARSE_SPECIAL | TOK_ADD_BOS); /* as prompt_ids */
+    return es;
+}
+
+void gw_exact_stream_feed(struct gw_exact_stream *es, const char *raw, size_t n)
+{
+    if (!es->off && jstr_feed(&es->js, raw, n, stream_text, es) < 0)
+        stream_off(es);
+}
+
+void gw_exact_stream_end(struct gw_exact_stream *es, const struct bodyscan *bs,
+                         struct gw_request *r)
+{
+    if (!es->off && es->js.done && !r->ex && !bs->err_msg &&
+        tok_stream_finish(&es->ts, &es->ids) == 0 && (r->ex = kv_calloc(1, sizeof(*r->ex)))) {
+        r->ex->ids = es->ids;
+        memset(&es->ids, 0, sizeof(es->ids));
+        r->ex->pre_tok = es->t;
+        if (bs->has_cache_salt) {
+            memcpy(r->ex->salt, bs->cache_salt, bs->cache_salt_len);
+            r->ex->salt_len = bs->cache_salt_len;
+        }
+        es->off = 1; /* tok_stream_finish freed the stream */
+    }
+    stream_off(es);
+}
+
+void gw_exact_stream_free(struct gw_exact_stream *es)
+{
+    if (!es)
+        return;
+    stream_off(es);
+    kv_free(es);
 }
 
 void gw_exact_release(struct gw_request *r)

@@ -58,6 +58,27 @@ int gw_exact_model_ok(struct gw *g, const char *model);
  * other outputs untouched). */
 int gw_exact_match(struct gw *g, struct gw_request *r, const struct pod_snapshot *s,
                    uint16_t *match, uint32_t *nkeys, double *tokens_per_key);
+
+/* Tokenizing a completions prompt while the body arrives (route.c's body
+ * scan hands over the prompt value's raw bytes as it scans them: a JSON
+ * string is decoded by core/jstr and fed to the tokenizer's stream), so
+ * that a long prompt is mostly tokenized by the time its last byte is in.
+ * start: with the value's first bytes; NULL when there is nothing to
+ * stream (no tokenizers, no pod with events yet, a chat request, whose
+ * template needs every message, or a prompt that is not a string). end:
+ * with the body complete, hands the tokens to r, where gw_exact_match
+ * takes them if the tokenizer it chooses then (from the pods serving the
+ * model) is the one the stream used; else the body is tokenized as
+ * before. Anything the stream cannot take (limits, a malformed string)
+ * leaves it to that path too. */
+struct bodyscan;
+struct gw_exact_stream;
+struct gw_exact_stream *gw_exact_stream_start(struct gw *g, const struct bodyscan *bs,
+                                              const char *raw, size_t n);
+void gw_exact_stream_feed(struct gw_exact_stream *es, const char *raw, size_t n);
+void gw_exact_stream_end(struct gw_exact_stream *es, const struct bodyscan *bs,
+                         struct gw_request *r);
+void gw_exact_stream_free(struct gw_exact_stream *es);
 /* The request went to slot: predicted entries in the exact index until
  * the pod's events confirm them; r->index_mode says which index judged
  * the pod. */

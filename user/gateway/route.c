@@ -28,7 +28,24 @@ struct gw_scan {
     struct bodyscan bs;
     struct fingerprint fp;
     uint32_t bytes_per_token;
+    struct gw *g;
+    struct gw_exact_stream *es; /* the prompt tokenized as it arrives (exact.h) */
+    int es_tried;
 };
+
+/* The prompt's raw bytes as the scan meets them: the fingerprint, and the
+ * exact index's tokens where they can be made while the body arrives. */
+static void on_prompt(void *ctx, const char *p, size_t n)
+{
+    struct gw_scan *s = ctx;
+    fp_feed_cb(&s->fp, p, n);
+    if (!s->es_tried) {
+        s->es_tried = 1;
+        s->es = gw_exact_stream_start(s->g, &s->bs, p, n);
+    }
+    if (s->es)
+        gw_exact_stream_feed(s->es, p, n);
+}
 
 struct gw_scan *gw_scan_new(struct gw *g)
 {
@@ -38,13 +55,19 @@ struct gw_scan *gw_scan_new(struct gw *g)
     if (fp_init(&s->fp, g->cfg.block_bytes, g->cfg.max_blocks)) {
         fp_init(&s->fp, FP_DEFAULT_BLOCK_BYTES, FP_DEFAULT_MAX_BLOCKS);
     }
-    bodyscan_init(&s->bs, fp_feed_cb, &s->fp);
+    bodyscan_init(&s->bs, on_prompt, s);
     s->bytes_per_token = g->cfg.bytes_per_token ? (uint32_t)g->cfg.bytes_per_token : 4;
+    s->g = g;
+    s->es = NULL;
+    s->es_tried = 0;
     return s;
 }
 
 void gw_scan_free(struct gw_scan *s)
 {
+    if (!s)
+        return;
+    gw_exact_stream_free(s->es);
     kv_free(s);
 }
 
@@ -81,6 +104,11 @@ int gw_scan_finish(struct gw_scan *s, struct gw_request *r, const char **err,
     r->nkeys = (uint32_t)fp_keys(&s->fp, mk, r->keys);
     uint64_t pt = (s->fp.total + s->bytes_per_token - 1) / s->bytes_per_token;
     r->prompt_tokens = pt > UINT32_MAX ? UINT32_MAX : (uint32_t)pt;
+    if (s->es) {
+        gw_exact_stream_end(s->es, bs, r);
+        gw_exact_stream_free(s->es);
+        s->es = NULL;
+    }
     return 0;
 }
 

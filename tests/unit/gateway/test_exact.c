@@ -387,6 +387,74 @@ TEST(limits_and_retries)
     free(body);
 }
 
+/* A completions prompt is tokenized while the body arrives (core/jstr
+ * decodes the JSON string, the tokenizer's stream takes the text): the
+ * tokens are there when the scan ends, before routing, and are exactly
+ * what the whole body gives. */
+TEST(a_completion_prompt_is_tokenized_while_it_arrives)
+{
+    char *t = text(21, 6);
+    /* escapes: a newline, e-acute, an emoji as a surrogate pair, a quote */
+    size_t n = strlen(t) + 128;
+    char *prompt = malloc(n), *decoded = malloc(n);
+    snprintf(prompt, n, "x\\n\\u00e9\\ud83d\\ude00\\\"%s", t);
+    snprintf(decoded, n, "x\n\xc3\xa9\xf0\x9f\x98\x80\"%s", t);
+    uint32_t want[512];
+    size_t nwant = ids_of(decoded, want, 512);
+    char *body = completion("llama", prompt, NULL);
+    for (size_t chunk = 1; chunk <= 4096; chunk *= 8) {
+        struct gw_request r;
+        memset(&r, 0, sizeof(r));
+        struct gw_scan *sc = gw_scan_new(&g);
+        for (size_t o = 0; o < strlen(body); o += chunk) {
+            size_t k = strlen(body) - o < chunk ? strlen(body) - o : chunk;
+            CHECK_EQ(gw_scan_feed(sc, body + o, k), 0);
+        }
+        const char *err = NULL;
+        size_t off = 0;
+        CHECK_EQ(gw_scan_finish(sc, &r, &err, &off), 0);
+        gw_scan_free(sc);
+        CHECK(r.ex != NULL); /* tokenized during the scan, before routing */
+        r.body = body;
+        r.body_len = strlen(body);
+        CHECK_EQ(gw_route(&g, &r, UINT32_MAX), ROUTE_OK);
+        CHECK_EQ(r.prompt_tokens, nwant);
+        CHECK_EQ(r.d.blocks, nwant / BS);
+        done(&r);
+    }
+    free(body);
+    /* the model named after the prompt: the only tokenizer streams, and
+     * its tokens serve */
+    size_t bn = strlen(prompt) + 128;
+    body = malloc(bn);
+    snprintf(body, bn, "{\"prompt\":\"%s\",\"model\":\"llama\"}", prompt);
+    struct gw_request r;
+    scanned(&r, body);
+    CHECK(r.ex != NULL);
+    CHECK_EQ(gw_route(&g, &r, UINT32_MAX), ROUTE_OK);
+    CHECK_EQ(r.prompt_tokens, nwant);
+    done(&r);
+    /* ... and for a model it does not serve, they are dropped unused */
+    snprintf(body, bn, "{\"prompt\":\"%s\",\"model\":\"qwen\"}", prompt);
+    scanned(&r, body);
+    CHECK_EQ(gw_route(&g, &r, UINT32_MAX), ROUTE_OK);
+    CHECK(!strcmp(r.index_mode, "approximate"));
+    done(&r);
+    free(body);
+    /* a chat is rendered from every message: tokenized at the end */
+    body = malloc(bn);
+    snprintf(body, bn, "{\"model\":\"llama\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}", t);
+    scanned(&r, body);
+    CHECK(r.ex == NULL);
+    CHECK_EQ(gw_route(&g, &r, UINT32_MAX), ROUTE_OK);
+    CHECK(r.ex != NULL);
+    done(&r);
+    free(body);
+    free(prompt);
+    free(decoded);
+    free(t);
+}
+
 int main(void)
 {
     setup_once();
@@ -397,6 +465,7 @@ int main(void)
     RUN(chats_render_and_adapters_key_apart);
     RUN(models_without_a_tokenizer_stay_approximate);
     RUN(limits_and_retries);
+    RUN(a_completion_prompt_is_tokenized_while_it_arrives);
     gw_exact_fini(&g);
     kvx_free(X);
     kvev_decoder_free(&D);
