@@ -1,0 +1,52 @@
+/* handoff: the two kvg_bp_flows entries (bpf/kvgate.h) with which XDP
+ * takes over a flow the worker spliced (issue 12, ../shared/BYPASS.md):
+ * client->pod and pod->client, from what the two TCP endpoints agreed
+ * (bypass/tcpep.h towards the client, bypass/replay.h towards the pod).
+ *
+ *   client->pod  the client's packets to the gateway's address leave from
+ *                the gateway's pod-side address and port to the pod; the
+ *                sequence number stays (the pod-side connection began at
+ *                the client's ISN); the acknowledgement moves from the
+ *                worker's sequence space towards the client into the
+ *                pod's (+ pod ISN - worker ISN); the window field stays,
+ *                unless the pod declined window scaling while the client
+ *                scales (then it is unscaled for the pod).
+ *   pod->client  the pod's packets leave from the gateway's address and
+ *                port to the client; the sequence number moves into the
+ *                worker's space (+ worker ISN - pod ISN); the window is
+ *                rescaled from the pod's scale to the one the worker
+ *                announced to the client.
+ *
+ * The worker inserts pod->client first, then client->pod (BYPASS.md): a
+ * pod answer that overtakes the hand-off is still translated. */
+#ifndef KVGATE_BYPASS_HANDOFF_H
+#define KVGATE_BYPASS_HANDOFF_H
+
+#include <stdint.h>
+
+#include "bypass/replay.h"
+#include "bypass/tcpep.h"
+#include "kvgate.h"
+
+/* Where the flow's two connections run (addresses and ports in network
+ * order, as in the packets). */
+struct handoff_ends {
+    uint8_t client_mac[6], gw_client_mac[6]; /* the client's next hop, our port's */
+    uint32_t client_addr, vip;               /* the client, the address it connected to */
+    uint16_t client_port, vport;
+    uint8_t pod_mac[6], gw_pod_mac[6];
+    uint32_t gw_addr, pod_addr;              /* our source towards the pod, the pod */
+    uint16_t gw_port, pod_port;              /* our reserved source port, the pod's */
+};
+
+struct handoff {
+    struct kvg_bp_key c2p_key, p2c_key;
+    struct kvg_bp_flow c2p, p2c;
+};
+
+/* The entries for client flow cf replayed as rp (RP_DONE) to the pod in
+ * kvg_pods slot pod_slot. */
+void handoff_entries(const struct handoff_ends *e, const struct tcpep_flow *cf,
+                     const struct replay *rp, uint32_t pod_slot, struct handoff *h);
+
+#endif
