@@ -20,6 +20,8 @@ PKGS=(
   libpcre2-dev      # the tokenizer's pre-tokenizer regex (user/tok, JIT)
   libutf8proc-dev   # NFC for tokenizers that normalize (Qwen)
   libbpf-dev libxdp-dev bpftool xdp-tools
+  dpdk libdpdk-dev  # the bypass worker (dpdk/: EAL and the af_xdp driver)
+  ethtool           # the bypass tier turns veth checksum offload off
   iproute2          # ip netns, veth
   curl jq           # end-to-end tests
   prometheus        # promtool: validates our Prometheus exposition

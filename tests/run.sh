@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test tier and sums their "N passed, N failed" lines.
-#   tests/run.sh            unit, fuzz (brief), tok, e2e, hostile, bpf, asan
-#   tests/run.sh unit|fuzz|tok|e2e|hostile|bpf|asan [name-filter]
+#   tests/run.sh            unit, fuzz (brief), tok, e2e, hostile, bpf, dpdk, asan
+#   tests/run.sh unit|fuzz|tok|e2e|hostile|bpf|dpdk|asan [name-filter]
 # Each test program prints its own summary line; exit code 77 means skipped
 # (the reason is printed by the test). A program that crashes or prints no
 # summary counts as one failure.
@@ -15,7 +15,7 @@
 #          <test>/report.PID and each fails its test
 set -u
 cd "$(dirname "$0")/.."
-tiers=${1:-"unit fuzz tok e2e hostile bpf asan"}
+tiers=${1:-"unit fuzz tok e2e hostile bpf dpdk asan"}
 filter=${2:-}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 SAN_OUT=build-asan
@@ -120,6 +120,13 @@ for tier in $tiers; do
         for t in build/tests/bpf/test_* tests/bpf/*.sh; do
             [ -x "$t" ] || continue
             n=bpf_$(basename "$t" .sh)
+            [ -n "$filter" ] && [[ $n != *$filter* ]] && continue
+            run_one "$n" "$t"
+        done ;;
+    dpdk) # the bypass worker on AF_XDP (DPDK): root, namespaces; skips (77) with its reason otherwise
+        for t in tests/dpdk/*.sh; do
+            [ -x "$t" ] || continue
+            n=dpdk_$(basename "$t" .sh)
             [ -n "$filter" ] && [[ $n != *$filter* ]] && continue
             run_one "$n" "$t"
         done ;;

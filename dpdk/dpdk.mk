@@ -1,0 +1,18 @@
+# dpdk.mk: the bypass worker (included by the top Makefile). Built only
+# where Debian's DPDK is installed (scripts/deps.sh installs dpdk and
+# libdpdk-dev): pkg-config libdpdk.
+
+DPDK_OK := $(shell pkg-config --exists libdpdk 2>/dev/null && echo 1)
+ifeq ($(DPDK_OK),1)
+DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk)
+DPDK_LIBS   := $(shell pkg-config --libs libdpdk)
+DPDK_BINS   := $(OUT)/kvg-bypassd $(BPF_DIR)/bp_entry.bpf.o
+
+$(OUT)/kvg-bypassd: dpdk/bypassd.c $(OUT)/libbypass.a $(OUT)/libcommon.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) -O2 -g -std=gnu11 -D_GNU_SOURCE -Iuser -Ibpf -I$(BPF_DIR) $(DPDK_CFLAGS) \
+	    -Wall -Wno-address-of-packed-member dpdk/bypassd.c $(OUT)/libbypass.a \
+	    $(OUT)/libcommon.a -o $@ $(DPDK_LIBS) $(LDLIBS)
+else
+DPDK_BINS :=
+endif
