@@ -24,12 +24,7 @@ for c in bpftool jq unshare curl ip; do command -v $c >/dev/null || skip_all "$c
 [ -x $BUILD/kvgated ] && [ -x $BUILD/kvgate-podsim ] || skip_all "$BUILD/kvgated, $BUILD/kvgate-podsim not built"
 private_bpffs --net "$0" "$@"
 PIN=/sys/fs/bpf/kvgate
-filter_cleanup() {
-    e2e_cleanup
-    rm -rf $PIN
-    umount /sys/fs/bpf 2>/dev/null
-}
-trap filter_cleanup EXIT
+trap bpf_pins_cleanup EXIT
 TOOL="$PY tests/bpf/splice_tool.py"
 MODEL=meta-llama/Llama-3.1-8B-Instruct
 MAXBODY=262144

@@ -17,13 +17,7 @@ for c in bpftool jq unshare curl ip; do command -v $c >/dev/null || skip_all "$c
 [ -x $PY ] || skip_all "$PY not installed"
 [ -x $BUILD/kvgated ] || skip_all "$BUILD/kvgated not built"
 private_bpffs --net "$0" "$@"
-PIN=/sys/fs/bpf/kvgate
-load_cleanup() {
-    e2e_cleanup
-    rm -rf $PIN
-    umount /sys/fs/bpf 2>/dev/null
-}
-trap load_cleanup EXIT
+trap bpf_pins_cleanup EXIT
 TOOL="$PY tests/bpf/splice_tool.py"
 
 CP1=$(free_port_range 2); CP2=$((CP1 + 1))

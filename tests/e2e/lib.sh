@@ -144,6 +144,14 @@ private_bpffs() {
     mount -t bpf bpf /sys/fs/bpf || skip_all "cannot mount bpffs"
 }
 
+# bpf_pins_cleanup: the BPF tests' EXIT trap: e2e_cleanup, then whatever
+# the test pinned and its private bpffs (private_bpffs mounted it)
+bpf_pins_cleanup() {
+    e2e_cleanup
+    rm -rf /sys/fs/bpf/kvgate
+    umount /sys/fs/bpf 2>/dev/null
+}
+
 # start_podsim [flags...]: PODSIM_PORT = first pod's port, PODSIM_ADMIN = admin port
 start_podsim() {
     local npods=1 a

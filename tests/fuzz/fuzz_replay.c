@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frames.h"
+
 static void check_out(const struct replay *rp, const struct replay_out *o, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -46,15 +48,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t len)
     replay_start(&c, &rp, &cf, cf.len, 0, out);
     uint64_t now = 0;
     int done = 0;
-    size_t i = 0;
-    while (i + 2 <= len) {
-        size_t n = (size_t)d[i] << 8 | d[i + 1];
-        i += 2;
-        if (n > len - i)
-            n = len - i;
+    size_t i = 0, n;
+    const uint8_t *fr;
+    while (fuzz_next_frame(d, len, &i, &fr, &n)) {
         struct pkt_tcp p;
-        int rc = pkt_parse(d + i, n, 0, &p);
-        i += n;
+        int rc = pkt_parse(fr, n, 0, &p);
         now += 37;
         int nout = 0;
         if (rc == PKT_OK) {

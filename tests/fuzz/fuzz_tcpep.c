@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frames.h"
+
 static void check_reply(const struct pkt_tcp *in, const struct tcpep_reply *r)
 {
     if (!r->send)
@@ -46,14 +48,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t len)
     struct tcpep_flow f;
     memset(&f, 0, sizeof(f));
     uint64_t now = 0;
-    size_t i = 0;
-    while (i + 2 <= len) {
-        size_t n = (size_t)d[i] << 8 | d[i + 1];
-        i += 2;
-        if (n > len - i)
-            n = len - i;
-        const uint8_t *fr = d + i;
-        i += n;
+    size_t i = 0, n;
+    const uint8_t *fr;
+    while (fuzz_next_frame(d, len, &i, &fr, &n)) {
         now += 3;
         struct pkt_tcp p, pv;
         int rc = pkt_parse(fr, n, 0, &p);
