@@ -173,7 +173,7 @@ TEST(pod_fitness_as_the_policy_judges)
         for (size_t r = 0; r < 2; r++)
             for (size_t f = 0; f < 3; f++)
                 for (size_t k = 0; k < 2; k++)
-                    for (size_t a = 0; a < 2; a++) {
+                    for (size_t a = 0; a < 4; a++) {
                         struct pod_snapshot *s = snap(2, 1);
                         pod4(&s->pods[0], 0, "10.0.0.1", 8000);
                         pod4(&s->pods[1], 1, "10.0.0.2", 8000);
@@ -183,11 +183,16 @@ TEST(pod_fitness_as_the_policy_judges)
                             p->nmodels = 1;
                             strcpy(p->models[0], "m");
                             atomic_store(&CNT.inflight[i], inflight[f]);
+                            /* as just after a scrape: ours then = ours now, the
+                             * rest of running + waiting another sender's */
+                            p->own_at_scrape = inflight[f];
                         }
                         s->pods[0].waiting = waiting[w];
                         s->pods[0].running = running[r];
                         s->pods[0].kv_usage = kv[k];
-                        s->pods[0].scraped_ns = now - age_ms[a] * MS;
+                        s->pods[0].scraped_ns = now - age_ms[a & 1] * MS;
+                        if (a & 2) /* running + waiting all another gateway's */
+                            s->pods[0].own_at_scrape = 0;
                         s->pods[1].running = 1000;
                         s->pods[1].kv_usage = 0.5;
                         s->pods[1].scraped_ns = now;
@@ -206,7 +211,7 @@ TEST(pod_fitness_as_the_policy_judges)
                             disagree++;
                             fprintf(stderr, "  waiting %g running %g inflight %u kv %g age %llu ms:"
                                     " policy %s, kernel %s\n", waiting[w], running[r], inflight[f],
-                                    kv[k], (unsigned long long)age_ms[a],
+                                    kv[k], (unsigned long long)age_ms[a & 1],
                                     user_sat ? "saturated" : "fit", kern_sat ? "saturated" : "fit");
                         }
                         snapshot_put(s);
