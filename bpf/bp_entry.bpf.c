@@ -5,21 +5,30 @@
  * attaches the program itself). It decides which frames the worker's
  * AF_XDP socket gets; the kernel keeps the rest:
  *
- *   IPv4 TCP to the bypass port (kvg_bpe_cfg.port)   -> the XSK of the
+ *   a packet of a flow handed off (kvg_bp_flows)       -> rewritten, XDP_TX
+ *                                                       (bp_forward.h)
+ *   IPv4 TCP to the bypass port (kvg_bpe_cfg.port), or
+ *   to the worker's source ports towards pods (lo-hi)  -> the XSK of the
  *                                                       frame's queue
- *   anything else (ARP, IPv6, other ports, malformed) -> XDP_PASS
+ *   anything else (ARP, IPv6, other ports, malformed)  -> XDP_PASS
  *
  * The worker writes kvg_bpe_cfg after the driver loaded the object (it
  * finds the map through the program attached to the interface); until
- * then the port is 0 and every frame goes to the kernel. Later steps chain
- * the guard and bp_forward from here (a program array), as BYPASS.md
- * says. */
+ * then the port is 0 and every frame goes to the kernel. The guard is not
+ * chained here yet (BYPASS.md: a program array). */
 #include "vmlinux.h"
 
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "kvgate.h"
+#include "maps.h"
+#include "bp_maps.h"
+
+#define KVG_BP_CSUM_DIFF(from, to, n, seed)                                    \
+    bpf_csum_diff((__be32 *)(from), (n) * 4, (__be32 *)(to), (n) * 4, (seed))
+#include "bp_rewrite.h"
+#include "bp_forward.h"
 
 struct {
     __uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -28,12 +37,17 @@ struct {
     __type(value, __u32);
 } xsks_map SEC(".maps");
 
-/* kvg_bpe_cfg: key 0 -> the bypass port (network order), 0: none */
+/* kvg_bpe_cfg: key 0 -> what goes to the worker (network order ports) */
+struct kvg_bpe_cfg {
+    __u16 port;          /* the bypass port clients connect to; 0: none yet */
+    __u16 pad;
+    __u16 lo, hi;        /* host order: the worker's source ports towards pods */
+};
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, 1);
     __type(key, __u32);
-    __type(value, __u32);
+    __type(value, struct kvg_bpe_cfg);
 } kvg_bpe_cfg SEC(".maps");
 
 SEC("xdp")
@@ -41,23 +55,27 @@ int bp_entry(struct xdp_md *ctx)
 {
     __u8 *data = (__u8 *)(long)ctx->data;
     __u8 *end = (__u8 *)(long)ctx->data_end;
-    __u32 zero = 0;
-    __u32 *port = bpf_map_lookup_elem(&kvg_bpe_cfg, &zero);
+    int v = bp_forward_frame(data, end); /* a flow handed off: rewritten and sent back out */
 
-    if (!port || !*port || data + 14 + 20 > end)
-        return XDP_PASS;
-    if (data[12] != 0x08 || data[13] != 0x00)
+    if (v != BP_MISS)
+        return v;
+    __u32 zero = 0;
+    struct kvg_bpe_cfg *c = bpf_map_lookup_elem(&kvg_bpe_cfg, &zero);
+
+    /* a miss is IPv4 TCP with its headers in the frame (bp_forward_frame) */
+    if (!c || !c->port || data + 14 + 20 > end)
         return XDP_PASS;
     __u8 *ip = data + 14;
     __u32 ihl = (ip[0] & 0x0F) * 4;
-    if ((ip[0] >> 4) != 4 || ip[9] != 6 || ihl < 20 || ihl > 60)
+    if (ihl < 20 || ihl > 60)
         return XDP_PASS;
     __u8 *tcp = ip + ihl;
     if (tcp + 20 > end)
         return XDP_PASS;
     __u16 dport;
     __builtin_memcpy(&dport, tcp + 2, 2);
-    if (dport != (__u16)*port)
+    __u16 hport = bpf_ntohs(dport);
+    if (dport != c->port && (hport < c->lo || hport > c->hi || !c->lo))
         return XDP_PASS;
     return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
 }

@@ -30,77 +30,14 @@
     bpf_csum_diff((__be32 *)(from), (n) * 4, (__be32 *)(to), (n) * 4, (seed))
 #include "bp_rewrite.h"
 
-#define ETH_P_IP 0x0800
-#define IPPROTO_TCP_ 6
-
-static __always_inline int done(struct xdp_md *ctx, __u32 reason, int verdict)
-{
-    struct kvg_bp_stat *st = bpf_map_lookup_elem(&kvg_bp_stats, &reason);
-
-    if (st) { /* per-CPU: no atomics */
-        st->packets++;
-        st->bytes += ctx->data_end - ctx->data;
-    }
-    return verdict;
-}
-
-/* Is the pod the entry forwards to still there and not down? */
-static __always_inline int pod_ok(__u32 slot)
-{
-    if (slot >= KVG_POD_MAX)
-        return 1; /* no pod to check (a test, or a flow without one) */
-    struct kvg_pod *p = bpf_map_lookup_elem(&kvg_pods, &slot);
-
-    return p && (p->flags & KVG_POD_F_PRESENT) && !(p->flags & KVG_POD_F_DOWN);
-}
+#include "bp_forward.h"
 
 SEC("xdp")
 int bp_forward(struct xdp_md *ctx)
 {
-    __u8 *data = (__u8 *)(long)ctx->data;
-    __u8 *end = (__u8 *)(long)ctx->data_end;
-    struct kvg_bp_key key = {.family = KVG_AF_INET};
+    int v = bp_forward_frame((__u8 *)(long)ctx->data, (__u8 *)(long)ctx->data_end);
 
-    if (data + 14 > end)
-        return done(ctx, KVG_BP_MALFORMED, XDP_PASS);
-    if ((__u16)(data[12] << 8 | data[13]) != ETH_P_IP)
-        return done(ctx, KVG_BP_NOT_IPV4_TCP, XDP_PASS);
-    __u8 *ip = data + 14;
-
-    if (ip + 20 > end)
-        return done(ctx, KVG_BP_MALFORMED, XDP_PASS);
-    if (ip[9] != IPPROTO_TCP_)
-        return done(ctx, KVG_BP_NOT_IPV4_TCP, XDP_PASS);
-    __u32 ihl = (ip[0] & 15) * 4;
-
-    if ((ip[0] >> 4) != 4 || ihl < 20 || (ip[6] & 0x3f) || ip[7])
-        return done(ctx, KVG_BP_MALFORMED, XDP_PASS); /* fragments too */
-    __u8 *tcp = ip + ihl;
-
-    if (tcp + 20 > end)
-        return done(ctx, KVG_BP_MALFORMED, XDP_PASS);
-    __builtin_memcpy(&key.saddr, ip + 12, 8);
-    __builtin_memcpy(&key.sport, tcp, 4);
-
-    struct kvg_bp_flow *f = bpf_map_lookup_elem(&kvg_bp_flows, &key);
-
-    if (!f)
-        return done(ctx, KVG_BP_MISS, XDP_PASS);
-    if (f->action != KVG_BP_ACT_REWRITE)
-        return done(ctx, KVG_BP_HANDED_UP, XDP_PASS);
-    if (!pod_ok(f->pod_slot))
-        return done(ctx, KVG_BP_POD_DOWN, XDP_PASS);
-
-    struct kvg_bp_flow fl;
-
-    __builtin_memcpy(&fl, f, sizeof(fl)); /* one consistent copy */
-    __u8 flags = kvg_bp_rewrite(data, ip, tcp, &fl);
-
-    if (flags & (KVG_TCP_FIN | KVG_TCP_RST))
-        __sync_fetch_and_or(&f->flags, flags & KVG_TCP_RST ? KVG_BP_F_RST : KVG_BP_F_FIN);
-    __sync_fetch_and_add(&f->packets, 1);
-    __sync_fetch_and_add(&f->bytes, end - data);
-    return done(ctx, KVG_BP_FORWARDED, XDP_TX);
+    return v == BP_MISS ? XDP_PASS : v; /* a miss: the worker's or the kernel's */
 }
 
 char LICENSE[] SEC("license") = "GPL";

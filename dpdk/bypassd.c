@@ -1,15 +1,18 @@
 /* kvg-bypassd: the bypass worker's first running form (issue 12): DPDK's
- * EAL and its af_xdp driver on the gateway's interface, the loop, and the
- * client side of a connection: handshake, first flight, first request
- * parsed. What it does not do yet: pick a pod, replay, hand off to XDP, hand
- * up to kvgated. A connection whose first request is whole is counted and
- * then reset, so a client is never left waiting. It is a bring-up tool for
- * the pieces in user/bypass on a real AF_XDP path, and the skeleton the
- * workers inside kvgated grow from (../shared/BYPASS.md: lcores inside
- * kvgated, sharing its tables).
+ * EAL and its af_xdp driver on the gateway's interface, the loop, the
+ * client side of a connection (handshake, first flight, first request
+ * parsed) and, with --pod, delayed binding: the first request replayed to
+ * that pod (user/bypass/replay), the flow then handed to XDP
+ * (user/bypass/handoff: two kvg_bp_flows entries that bp_entry forwards
+ * with). Without --pod a connection whose first request is whole is
+ * counted and reset, so a client is never left waiting. Not yet: the pod
+ * picked by kvgated's policy (the workers belong inside kvgated, sharing
+ * its tables: ../shared/BYPASS.md), a second request on a spliced
+ * connection (dpdk/README.md), the hand-up to kvgated.
  *
  *   kvg-bypassd --iface IF --port N --xdp-obj build/bpf/bp_entry.bpf.o
  *               [--stats FILE] [--max-body BYTES]
+ *               [--pod IP:PORT --pod-mac MAC --gw-ip IP [--src-ports LO-HI]]
  *
  * EAL: --no-huge -m 256 --no-pci, one lcore, the af_xdp vdev on IF with
  * the entry program (bpf/bp_entry.bpf.c) that sends TCP to port N to the
@@ -35,8 +38,11 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 
+#include "bp_rewrite.h"
 #include "bypass/firstflight.h"
+#include "bypass/handoff.h"
 #include "bypass/pkt.h"
+#include "bypass/replay.h"
 #include "bypass/tcpep.h"
 
 #define BURST 32
@@ -57,6 +63,8 @@ static struct {
     uint64_t rx, tx, tx_dropped, not_ours, bad_frames, no_flow, syn, synack, established;
     uint64_t cookies, table_full, bytes_in, first_requests, hand_ups, resets, timeouts;
     uint64_t flows_now;
+    uint64_t replays, connected, refused, handed_off, pod_frames, pod_data_relayed;
+    uint64_t late_client, late_pod, unknown_pod;
     char last[512];
 } S;
 
@@ -66,10 +74,25 @@ struct slot {
     struct tcpep_flow f;
     struct ff *ff;
     uint8_t smac[6], dmac[6];
+    /* towards the pod (--pod): 0 none, 1 replaying, 2 handed off to XDP */
+    int pstate;
+    uint16_t gwport;      /* host order */
+    struct replay rp;
+    struct handoff h;
+    int have_h;
 };
 static struct slot flows[NFLOWS];
 static struct tcpep_cfg C;
 static struct ff_cfg FC;
+static struct replay_cfg RC;
+/* --pod: where first requests are replayed (one pod: the bring-up's) */
+static int have_pod;
+static uint32_t POD_IP, GW_IP; /* network order */
+static uint16_t POD_PORT;      /* network order */
+static uint8_t POD_MAC[6];
+static uint16_t LO = 61000, HI = 61999;
+static struct slot **by_port;  /* index: source port - LO */
+static int FLOWS_FD = -1;      /* the entry program's kvg_bp_flows */
 
 static uint32_t thash(const struct tcpseq_tuple *t)
 {
@@ -104,6 +127,13 @@ static struct slot *lookup(const struct tcpseq_tuple *t, int create)
 
 static void drop_flow(struct slot *s)
 {
+    if (s->pstate && by_port && by_port[s->gwport - LO] == s)
+        by_port[s->gwport - LO] = NULL;
+    if (s->pstate == 2 && FLOWS_FD >= 0) { /* XDP forgets the flow too */
+        bpf_map_delete_elem(FLOWS_FD, &s->h.c2p_key);
+        bpf_map_delete_elem(FLOWS_FD, &s->h.p2c_key);
+    }
+    s->pstate = 0;
     tcpep_free(&C, &s->f);
     ff_free(s->ff);
     s->ff = NULL;
@@ -156,8 +186,178 @@ static void send_reply(const struct pkt_tcp *in, const struct tcpep_reply *r)
         tx_flush();
 }
 
-/* The first request is whole (or not for the bypass): counted, then the
- * connection reset (no pod behind this worker yet). */
+/* A frame as it came, rewritten as XDP would (bp_rewrite.h) and sent:
+ * the packets of a flow that reach the worker around the hand-off. */
+static void relay_rewritten(const uint8_t *data, size_t len, const struct kvg_bp_flow *f)
+{
+    struct rte_mbuf *m = rte_pktmbuf_alloc(MP);
+    if (!m || len > rte_pktmbuf_tailroom(m)) {
+        if (m)
+            rte_pktmbuf_free(m);
+        S.tx_dropped++;
+        return;
+    }
+    uint8_t *p = rte_pktmbuf_mtod(m, uint8_t *);
+    memcpy(p, data, len);
+    unsigned ihl = (p[14] & 0x0F) * 4u;
+    kvg_bp_rewrite(p, p + 14, p + 14 + ihl, f);
+    m->data_len = (uint16_t)len;
+    m->pkt_len = (uint32_t)len;
+    txq[ntx++] = m;
+    if (ntx == sizeof(txq) / sizeof(txq[0]))
+        tx_flush();
+}
+
+/* The replay's segments to the pod, as frames. */
+static void send_pod(struct slot *s, const struct replay_out *o, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct pkt_out po;
+        memset(&po, 0, sizeof(po));
+        memcpy(po.smac, s->dmac, 6); /* our port's MAC: where the client's frames came to */
+        memcpy(po.dmac, POD_MAC, 6);
+        po.saddr = GW_IP;
+        po.daddr = POD_IP;
+        po.sport = htons(s->gwport);
+        po.dport = POD_PORT;
+        po.seq = o[i].seq;
+        po.ack = o[i].ack;
+        po.flags = o[i].flags;
+        po.win = o[i].win;
+        po.mss = o[i].mss;
+        po.wscale = o[i].wscale;
+        po.data = s->rp.data + o[i].off;
+        po.len = o[i].len;
+        struct rte_mbuf *m = rte_pktmbuf_alloc(MP);
+        if (!m) {
+            S.tx_dropped++;
+            continue;
+        }
+        size_t k = pkt_build(&po, rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_tailroom(m));
+        if (!k) {
+            rte_pktmbuf_free(m);
+            S.tx_dropped++;
+            continue;
+        }
+        m->data_len = (uint16_t)k;
+        m->pkt_len = (uint32_t)k;
+        txq[ntx++] = m;
+        if (ntx == sizeof(txq) / sizeof(txq[0]))
+            tx_flush();
+    }
+}
+
+static void reset_client(struct slot *s, const struct pkt_tcp *in)
+{
+    struct tcpep_reply r = {.send = 1, .flags = TCPF_RST | TCPF_ACK, .seq = s->f.iss + 1,
+                            .ack = s->f.rcv_nxt, .wscale = -1};
+    if (in) {
+        send_reply(in, &r);
+    } else { /* from the flow's own addresses */
+        struct pkt_tcp p;
+        memset(&p, 0, sizeof(p));
+        memcpy(p.smac, s->smac, 6);
+        memcpy(p.dmac, s->dmac, 6);
+        p.t = s->t;
+        send_reply(&p, &r);
+    }
+    S.resets++;
+}
+
+/* The first request is whole: replay it to the pod. 0, or -1 (no source
+ * port free). */
+static int start_replay(struct slot *s)
+{
+    static uint16_t next;
+    uint32_t span = (uint32_t)(HI - LO) + 1;
+    for (uint32_t k = 0; k < span; k++) {
+        uint16_t port = (uint16_t)(LO + (next + k) % span);
+        if (!by_port[port - LO]) {
+            next = (uint16_t)((next + k + 1) % span);
+            by_port[port - LO] = s;
+            s->gwport = port;
+            s->pstate = 1;
+            struct replay_out o[REPLAY_OUT_MAX];
+            int n = replay_start(&RC, &s->rp, &s->f, s->f.len, now_ms(), o);
+            send_pod(s, o, n);
+            S.replays++;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void hand_off(struct slot *s)
+{
+    /* pod -> client first: an answer that overtakes the hand-off is still
+     * translated (BYPASS.md) */
+    if (FLOWS_FD < 0 || bpf_map_update_elem(FLOWS_FD, &s->h.p2c_key, &s->h.p2c, BPF_ANY) ||
+        bpf_map_update_elem(FLOWS_FD, &s->h.c2p_key, &s->h.c2p, BPF_ANY)) {
+        reset_client(s, NULL);
+        drop_flow(s);
+        return;
+    }
+    s->pstate = 2;
+    S.handed_off++;
+    tcpep_free(&C, &s->f); /* the first flight is the pod's now */
+    s->f.st = TE_ESTABLISHED;
+}
+
+/* A frame from the pod to one of the worker's source ports. */
+static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
+{
+    S.pod_frames++;
+    uint16_t port = ntohs(p->t.dport);
+    struct slot *s = by_port ? by_port[port - LO] : NULL;
+    if (!s || p->t.saddr != POD_IP || p->t.sport != POD_PORT) {
+        S.unknown_pod++;
+        return;
+    }
+    if (s->pstate == 2) { /* XDP should have taken it: a late one */
+        S.late_pod++;
+        relay_rewritten(data, len, &s->h.p2c);
+        return;
+    }
+    struct replay_out o[REPLAY_OUT_MAX];
+    int n = 0;
+    unsigned ev = replay_input(&RC, &s->rp, &p->seg, now_ms(), o, &n);
+    send_pod(s, o, n);
+    if (ev & RP_EV_CONNECTED) {
+        S.connected++;
+        struct handoff_ends e;
+        memset(&e, 0, sizeof(e));
+        memcpy(e.client_mac, s->smac, 6);
+        memcpy(e.gw_client_mac, s->dmac, 6);
+        e.client_addr = s->t.saddr;
+        e.vip = s->t.daddr;
+        e.client_port = s->t.sport;
+        e.vport = s->t.dport;
+        memcpy(e.pod_mac, POD_MAC, 6);
+        memcpy(e.gw_pod_mac, s->dmac, 6);
+        e.gw_addr = GW_IP;
+        e.pod_addr = POD_IP;
+        e.gw_port = htons(s->gwport);
+        e.pod_port = POD_PORT;
+        handoff_entries(&e, &s->f, &s->rp, KVG_POD_MAX, &s->h);
+        s->have_h = 1;
+    }
+    if (ev & (RP_EV_REFUSED | RP_EV_RESET | RP_EV_FAILED)) {
+        if (ev & RP_EV_REFUSED)
+            S.refused++;
+        reset_client(s, NULL);
+        drop_flow(s);
+        return;
+    }
+    if ((ev & RP_EV_POD_DATA) && s->have_h) { /* the answer began before the hand-off */
+        S.pod_data_relayed++;
+        relay_rewritten(data, len, &s->h.p2c);
+    }
+    if (ev & RP_EV_DONE)
+        hand_off(s);
+}
+
+/* The first request is whole (or not for the bypass): counted; replayed
+ * to the pod with --pod, else the connection is reset. */
 static void first_request(struct slot *s, const struct pkt_tcp *in, enum ff_status st)
 {
     const struct ff_request *rq = ff_request(s->ff);
@@ -172,10 +372,9 @@ static void first_request(struct slot *s, const struct pkt_tcp *in, enum ff_stat
         S.hand_ups++;
         snprintf(S.last, sizeof(S.last), "{\"hand_up\":\"%s\"}", ff_cause_name(rq->cause));
     }
-    struct tcpep_reply r = {.send = 1, .flags = TCPF_RST | TCPF_ACK, .seq = s->f.iss + 1,
-                            .ack = s->f.rcv_nxt, .wscale = -1};
-    send_reply(in, &r);
-    S.resets++;
+    if (st == FF_DONE && have_pod && start_replay(s) == 0)
+        return;
+    reset_client(s, in);
     drop_flow(s);
 }
 
@@ -191,9 +390,20 @@ static void frame(const uint8_t *data, size_t len)
         S.bad_frames++;
         return;
     }
+    if (have_pod && ntohs(p.t.dport) >= LO && ntohs(p.t.dport) <= HI && p.t.daddr == GW_IP) {
+        pod_frame(data, len, &p);
+        return;
+    }
     uint64_t now = now_ms();
     struct tcpep_reply r;
     struct slot *s = lookup(&p.t, 0);
+    if (s && s->pstate) { /* the client's side of a flow being handed off */
+        if (s->pstate == 2)
+            S.late_client++;
+        if (s->have_h)
+            relay_rewritten(data, len, &s->h.c2p);
+        return;
+    }
     if (!s) {
         if ((p.seg.flags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) == TCPF_SYN) {
             S.syn++;
@@ -262,6 +472,17 @@ static void timers(void)
     uint64_t now = now_ms();
     for (uint32_t i = 0; i < NFLOWS; i++) {
         struct slot *s = &flows[i];
+        if (s->used && s->pstate == 1) {
+            struct replay_out o[REPLAY_OUT_MAX];
+            int n = 0;
+            unsigned ev = replay_timer(&RC, &s->rp, now, o, &n);
+            send_pod(s, o, n);
+            if (ev & RP_EV_FAILED) {
+                reset_client(s, NULL);
+                drop_flow(s);
+            }
+            continue;
+        }
         if (!s->used || s->f.st != TE_SYN_RCVD)
             continue;
         struct tcpep_reply r;
@@ -294,7 +515,10 @@ static void write_stats(const char *path)
             "{\"rx\":%llu,\"tx\":%llu,\"tx_dropped\":%llu,\"not_ours\":%llu,\"bad_frames\":%llu,"
             "\"no_flow\":%llu,\"syn\":%llu,\"synack\":%llu,\"established\":%llu,\"cookies\":%llu,"
             "\"table_full\":%llu,\"bytes_in\":%llu,\"first_requests\":%llu,\"hand_ups\":%llu,"
-            "\"resets\":%llu,\"timeouts\":%llu,\"flows\":%llu,\"last\":%s}\n",
+            "\"resets\":%llu,\"timeouts\":%llu,\"flows\":%llu,\"replays\":%llu,"
+            "\"connected\":%llu,\"refused\":%llu,\"handed_off\":%llu,\"pod_frames\":%llu,"
+            "\"pod_data_relayed\":%llu,\"late_client\":%llu,\"late_pod\":%llu,"
+            "\"unknown_pod\":%llu,\"last\":%s}\n",
             (unsigned long long)S.rx, (unsigned long long)S.tx,
             (unsigned long long)S.tx_dropped, (unsigned long long)S.not_ours,
             (unsigned long long)S.bad_frames, (unsigned long long)S.no_flow,
@@ -303,13 +527,19 @@ static void write_stats(const char *path)
             (unsigned long long)S.table_full, (unsigned long long)S.bytes_in,
             (unsigned long long)S.first_requests, (unsigned long long)S.hand_ups,
             (unsigned long long)S.resets, (unsigned long long)S.timeouts,
-            (unsigned long long)S.flows_now, S.last[0] ? S.last : "null");
+            (unsigned long long)S.flows_now, (unsigned long long)S.replays,
+            (unsigned long long)S.connected, (unsigned long long)S.refused,
+            (unsigned long long)S.handed_off, (unsigned long long)S.pod_frames,
+            (unsigned long long)S.pod_data_relayed, (unsigned long long)S.late_client,
+            (unsigned long long)S.late_pod, (unsigned long long)S.unknown_pod,
+            S.last[0] ? S.last : "null");
     fclose(f);
     rename(tmp, path);
 }
 
-/* The entry program the driver attached: its kvg_bpe_cfg gets the port. */
-static int set_port(const char *ifname, uint16_t port)
+/* The entry program the driver attached: its kvg_bpe_cfg gets the port and
+ * the source-port range, and its kvg_bp_flows is where hand-offs go. */
+static int set_cfg(const char *ifname, uint16_t port)
 {
     unsigned ifindex = if_nametoindex(ifname);
     uint32_t prog_id = 0;
@@ -318,28 +548,46 @@ static int set_port(const char *ifname, uint16_t port)
     int pfd = bpf_prog_get_fd_by_id(prog_id);
     if (pfd < 0)
         return -errno;
-    uint32_t ids[16];
+    uint32_t ids[32];
     struct bpf_prog_info pi;
     memset(&pi, 0, sizeof(pi));
-    pi.nr_map_ids = 16;
+    pi.nr_map_ids = 32;
     pi.map_ids = (uint64_t)(uintptr_t)ids;
     uint32_t len = sizeof(pi);
     int rc = bpf_obj_get_info_by_fd(pfd, &pi, &len) ? -errno : -ENOENT;
     close(pfd);
-    for (uint32_t i = 0; rc == -ENOENT && i < pi.nr_map_ids && i < 16; i++) {
+    for (uint32_t i = 0; i < pi.nr_map_ids && i < 32; i++) {
         int mfd = bpf_map_get_fd_by_id(ids[i]);
         if (mfd < 0)
             continue;
         struct bpf_map_info mi;
         memset(&mi, 0, sizeof(mi));
         uint32_t ml = sizeof(mi);
-        if (!bpf_obj_get_info_by_fd(mfd, &mi, &ml) && !strcmp(mi.name, "kvg_bpe_cfg")) {
-            uint32_t k = 0, v = htons(port);
-            rc = bpf_map_update_elem(mfd, &k, &v, BPF_ANY) ? -errno : 0;
+        int keep = 0;
+        if (!bpf_obj_get_info_by_fd(mfd, &mi, &ml)) {
+            if (!strcmp(mi.name, "kvg_bpe_cfg")) {
+                uint32_t k = 0;
+                uint16_t v[4] = {htons(port), 0, have_pod ? LO : 0, have_pod ? HI : 0};
+                rc = bpf_map_update_elem(mfd, &k, v, BPF_ANY) ? -errno : 0;
+            } else if (!strcmp(mi.name, KVG_MAP_BP_FLOWS)) {
+                FLOWS_FD = mfd;
+                keep = 1;
+            }
         }
-        close(mfd);
+        if (!keep)
+            close(mfd);
     }
     return rc;
+}
+
+static int parse_mac(const char *s, uint8_t *m)
+{
+    unsigned v[6];
+    if (sscanf(s, "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
+        return -1;
+    for (int i = 0; i < 6; i++)
+        m[i] = (uint8_t)v[i];
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -347,9 +595,12 @@ int main(int argc, char **argv)
     const char *iface = NULL, *obj = NULL, *stats = NULL;
     int port = 0;
     unsigned long long max_body = 32ull << 20;
+    const char *pod = NULL, *pod_mac = NULL, *gw_ip = NULL;
     static const struct option opts[] = {{"iface", 1, 0, 'i'}, {"port", 1, 0, 'p'},
                                          {"xdp-obj", 1, 0, 'x'}, {"stats", 1, 0, 's'},
-                                         {"max-body", 1, 0, 'b'}, {0, 0, 0, 0}};
+                                         {"max-body", 1, 0, 'b'}, {"pod", 1, 0, 'P'},
+                                         {"pod-mac", 1, 0, 'M'}, {"gw-ip", 1, 0, 'G'},
+                                         {"src-ports", 1, 0, 'R'}, {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (c) {
         case 'i': iface = optarg; break;
@@ -357,15 +608,43 @@ int main(int argc, char **argv)
         case 'x': obj = optarg; break;
         case 's': stats = optarg; break;
         case 'b': max_body = strtoull(optarg, NULL, 10); break;
+        case 'P': pod = optarg; break;
+        case 'M': pod_mac = optarg; break;
+        case 'G': gw_ip = optarg; break;
+        case 'R': {
+            unsigned lo, hi;
+            if (sscanf(optarg, "%u-%u", &lo, &hi) != 2 || !lo || lo > hi || hi > 65535)
+                goto usage;
+            LO = (uint16_t)lo, HI = (uint16_t)hi;
+            break;
+        }
         default: goto usage;
         }
     }
-    if (!iface || !obj || port <= 0 || port > 65535) {
+    if (!iface || !obj || port <= 0 || port > 65535 || (pod && (!pod_mac || !gw_ip))) {
     usage:
         fprintf(stderr, "usage: kvg-bypassd --iface IF --port N --xdp-obj FILE [--stats FILE] "
-                        "[--max-body BYTES]\n");
+                        "[--max-body BYTES]\n"
+                        "         [--pod IP:PORT --pod-mac MAC --gw-ip IP [--src-ports LO-HI]]\n");
         return 2;
     }
+    if (pod) {
+        char host[64];
+        unsigned pport;
+        struct in_addr a, g;
+        if (sscanf(pod, "%63[^:]:%u", host, &pport) != 2 || !pport || pport > 65535 ||
+            inet_pton(AF_INET, host, &a) != 1 || inet_pton(AF_INET, gw_ip, &g) != 1 ||
+            parse_mac(pod_mac, POD_MAC))
+            goto usage;
+        POD_IP = a.s_addr;
+        GW_IP = g.s_addr;
+        POD_PORT = htons((uint16_t)pport);
+        have_pod = 1;
+        by_port = calloc((size_t)(HI - LO) + 1, sizeof(*by_port));
+        if (!by_port)
+            return 1;
+    }
+    replay_cfg_default(&RC);
     if (access(obj, R_OK)) {
         fprintf(stderr, "kvg-bypassd: %s: %s\n", obj, strerror(errno));
         return 1;
@@ -404,7 +683,7 @@ int main(int argc, char **argv)
                 rte_strerror(rte_errno));
         goto out;
     }
-    if ((rc = set_port(iface, (uint16_t)port))) {
+    if ((rc = set_cfg(iface, (uint16_t)port))) {
         fprintf(stderr, "kvg-bypassd: no entry program on %s to configure: %s\n", iface,
                 strerror(-rc));
         rc = 1;

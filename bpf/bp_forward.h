@@ -1,0 +1,97 @@
+/* bp_forward.h: the bypass path's per-packet forwarding (issue 12), shared
+ * by bp_forward (bpf/bypass.bpf.c: behind the XDP guard) and bp_entry
+ * (bpf/bp_entry.bpf.c: the program DPDK's af_xdp driver attaches, which
+ * sends misses to the worker). Include after kvgate.h, maps.h, bp_maps.h
+ * and bp_rewrite.h (with KVG_BP_CSUM_DIFF defined).
+ *
+ *   Ethernet (no VLAN tag) -> IPv4 (options skipped) -> TCP
+ *     entry in kvg_bp_flows for (saddr, daddr, sport, dport)?
+ *       no                          -> BP_MISS (the caller decides: pass, or the worker)
+ *       action pass                 -> XDP_PASS (handed up)
+ *       its pod down or gone        -> XDP_PASS (the worker resets both sides)
+ *       else rewrite, count, FIN / RST noted in the entry -> XDP_TX
+ *   anything else (not IPv4 TCP, malformed, fragments) -> XDP_PASS
+ *
+ * Every exit is counted under its reason in kvg_bp_stats. */
+#ifndef KVGATE_BPF_BP_FORWARD_H
+#define KVGATE_BPF_BP_FORWARD_H
+
+#define BP_MISS (-1)
+#define ETH_P_IP 0x0800
+#define IPPROTO_TCP_ 6
+
+static __always_inline int done(__u64 bytes, __u32 reason, int verdict)
+{
+    struct kvg_bp_stat *st = bpf_map_lookup_elem(&kvg_bp_stats, &reason);
+
+    if (st) { /* per-CPU: no atomics */
+        st->packets++;
+        st->bytes += bytes;
+    }
+    return verdict;
+}
+
+/* Is the pod the entry forwards to still there and not down? */
+static __always_inline int pod_ok(__u32 slot)
+{
+    if (slot >= KVG_POD_MAX)
+        return 1; /* no pod to check (a test, or a flow without one) */
+    struct kvg_pod *p = bpf_map_lookup_elem(&kvg_pods, &slot);
+
+    return p && (p->flags & KVG_POD_F_PRESENT) && !(p->flags & KVG_POD_F_DOWN);
+}
+
+/* The verdict for the packet data[0..end), or BP_MISS. The caller reads
+ * ctx->data and ctx->data_end once and passes them (the verifier refuses
+ * a context pointer the compiler has moved, which a second read in the
+ * caller after this inlined body can become). */
+static __always_inline int bp_forward_frame(__u8 *data, __u8 *end)
+{
+    __u64 len = end - data;
+    struct kvg_bp_key key = {.family = KVG_AF_INET};
+
+    if (data + 14 > end)
+        return done(len, KVG_BP_MALFORMED, XDP_PASS);
+    if ((__u16)(data[12] << 8 | data[13]) != ETH_P_IP)
+        return done(len, KVG_BP_NOT_IPV4_TCP, XDP_PASS);
+    __u8 *ip = data + 14;
+
+    if (ip + 20 > end)
+        return done(len, KVG_BP_MALFORMED, XDP_PASS);
+    if (ip[9] != IPPROTO_TCP_)
+        return done(len, KVG_BP_NOT_IPV4_TCP, XDP_PASS);
+    __u32 ihl = (ip[0] & 15) * 4;
+
+    if ((ip[0] >> 4) != 4 || ihl < 20 || (ip[6] & 0x3f) || ip[7])
+        return done(len, KVG_BP_MALFORMED, XDP_PASS); /* fragments too */
+    __u8 *tcp = ip + ihl;
+
+    if (tcp + 20 > end)
+        return done(len, KVG_BP_MALFORMED, XDP_PASS);
+    __builtin_memcpy(&key.saddr, ip + 12, 8);
+    __builtin_memcpy(&key.sport, tcp, 4);
+
+    struct kvg_bp_flow *f = bpf_map_lookup_elem(&kvg_bp_flows, &key);
+
+    if (!f) {
+        done(len, KVG_BP_MISS, XDP_PASS);
+        return BP_MISS;
+    }
+    if (f->action != KVG_BP_ACT_REWRITE)
+        return done(len, KVG_BP_HANDED_UP, XDP_PASS);
+    if (!pod_ok(f->pod_slot))
+        return done(len, KVG_BP_POD_DOWN, XDP_PASS);
+
+    struct kvg_bp_flow fl;
+
+    __builtin_memcpy(&fl, f, sizeof(fl)); /* one consistent copy */
+    __u8 flags = kvg_bp_rewrite(data, ip, tcp, &fl);
+
+    if (flags & (KVG_TCP_FIN | KVG_TCP_RST))
+        __sync_fetch_and_or(&f->flags, flags & KVG_TCP_RST ? KVG_BP_F_RST : KVG_BP_F_FIN);
+    __sync_fetch_and_add(&f->packets, 1);
+    __sync_fetch_and_add(&f->bytes, len);
+    return done(len, KVG_BP_FORWARDED, XDP_TX);
+}
+
+#endif

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Delayed binding end to end on AF_XDP (issue 12): the worker
+# (build/kvg-bypassd --pod) takes a client's handshake and first request,
+# opens its own connection to the pod with the client's ISN, replays the
+# request, and once the pod has acknowledged all of it hands the flow to
+# XDP (kvg_bp_flows entries; bpf/bp_entry.bpf.c rewrites and sends back
+# out every later packet, both ways). One-armed: client, gateway and pod
+# namespaces on one bridge (a fourth namespace), all removed on exit.
+# Checked:
+#   - a streamed completion through the gateway carries the same tokens as
+#     the same request sent straight to the pod, and ends with [DONE];
+#   - the flow was handed off (worker counters), and after the hand-off
+#     at most 2 of its packets per direction reached the worker: XDP moved
+#     the rest (its entries count them);
+#   (not yet: a second request on the same connection; the pod resets it,
+#   under investigation: see dpdk/README.md)
+#   - the worker leaves no XDP program behind.
+# Skipped (77) without root, DPDK, the binaries or the tools.
+. "$(dirname "$0")/../e2e/lib.sh"
+[ "$(id -u)" = 0 ] || skip_all "needs root (namespaces, XDP)"
+for c in ip ethtool curl bpftool jq; do command -v $c >/dev/null || skip_all "$c not installed"; done
+[ -x $PY ] || skip_all "$PY not installed"
+[ -x $BUILD/kvg-bypassd ] || skip_all "$BUILD/kvg-bypassd not built (DPDK missing? scripts/deps.sh installs dpdk, libdpdk-dev)"
+[ -x $BUILD/kvgate-podsim ] && [ -f $BUILD/bpf/bp_entry.bpf.o ] || skip_all "binaries not built"
+NC=kvgsc$$ NG=kvgsg$$ NP=kvgsp$$ NS=kvgss$$
+WPID=
+splice_dpdk_cleanup() {
+    [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
+    e2e_cleanup
+    for n in $NC $NG $NP $NS; do ip netns del $n 2>/dev/null; done
+}
+trap splice_dpdk_cleanup EXIT
+for n in $NC $NG $NP $NS; do ip netns add $n || setup_failed "namespace $n"; done
+ip -n $NS link add br0 type bridge && ip -n $NS link set br0 up
+i=1
+for n in $NC $NG $NP; do
+    ip link add x$i$$ netns $n type veth peer name s$i$$ netns $NS || setup_failed "veth"
+    ip -n $n link set x$i$$ address 02:00:00:00:00:0$i
+    ip -n $n addr add 10.78.0.$i/24 dev x$i$$
+    ip -n $n link set x$i$$ up
+    ip -n $n link set lo up
+    ip -n $NS link set s$i$$ master br0
+    ip -n $NS link set s$i$$ up
+    # full checksums and MTU-sized segments from every sender (BYPASS.md's
+    # veth trap; a GSO super-packet would reach XDP whole), no GRO merging
+    # towards the gateway
+    ip netns exec $n ethtool -K x$i$$ tx off gso off tso off gro off >/dev/null 2>&1
+    ip netns exec $NS ethtool -K s$i$$ gro off gso off tso off tx off >/dev/null 2>&1
+    i=$((i + 1))
+done
+GIF=x2$$
+# veth's XDP_TX lands in the peer's NAPI: the gateway's peer needs it on
+ip netns exec $NS ethtool -K s2$$ gro on >/dev/null 2>&1
+
+ip netns exec $NP $BUILD/kvgate-podsim --host 0.0.0.0 --base-port 8000 --pods 1 --admin-port 8100 \
+    --time-scale 0.05 >"$E2E_TMP/podsim.log" 2>&1 &
+E2E_PIDS+=($!)
+wait_until 10 ip netns exec $NP curl -sf -o /dev/null http://127.0.0.1:8000/health || setup_failed "podsim: $(cat $E2E_TMP/podsim.log)"
+
+ST="$E2E_TMP/stats.json"
+ip netns exec $NG $BUILD/kvg-bypassd --iface $GIF --port 8000 --xdp-obj $BUILD/bpf/bp_entry.bpf.o \
+    --pod 10.78.0.3:8000 --pod-mac 02:00:00:00:00:03 --gw-ip 10.78.0.2 --src-ports 61000-61099 \
+    --stats "$ST" >"$E2E_TMP/worker.log" 2>&1 &
+WPID=$!
+wait_until 20 grep -q "kvg-bypassd: on" "$E2E_TMP/worker.log" ||
+    { kill -0 $WPID 2>/dev/null || skip_all "the worker did not start: $(tail -3 $E2E_TMP/worker.log)"; setup_failed "worker: $(cat $E2E_TMP/worker.log)"; }
+
+# one connection, N streamed completions; prints one JSON line per answer
+client() { # HOST N
+    ip netns exec $NC $PY - "$@" <<'PY'
+import json, socket, sys
+host, n = sys.argv[1], int(sys.argv[2])
+s = socket.create_connection((host, 8000), timeout=10)
+buf = b""
+def read_answer():
+    global buf
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        if not d: raise EOFError("eof in head")
+        buf += d
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1])
+    chunked = b"transfer-encoding: chunked" in head.lower()
+    body = b""
+    if chunked:
+        while True:
+            while b"\r\n" not in buf:
+                d = s.recv(65536)
+                if not d: raise EOFError("eof in chunk")
+                buf += d
+            line, _, buf = buf.partition(b"\r\n")
+            size = int(line.split(b";")[0], 16)
+            while len(buf) < size + 2:
+                d = s.recv(65536)
+                if not d: raise EOFError("eof in chunk data")
+                buf += d
+            body += buf[:size]; buf = buf[size + 2:]
+            if size == 0: break
+    else:
+        cl = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+        while len(buf) < cl:
+            d = s.recv(65536)
+            if not d: raise EOFError("eof in body")
+            buf += d
+        body, buf = buf[:cl], buf[cl:]
+    toks = []
+    for ev in body.split(b"\n\n"):
+        if ev.startswith(b"data: ") and ev[6:] != b"[DONE]":
+            toks.append(json.loads(ev[6:])["choices"][0]["text"])
+    return {"status": status, "tokens": toks, "done": body.rstrip().endswith(b"data: [DONE]")}
+try:
+    for k in range(n):
+        body = json.dumps({"prompt": "the quick brown fox " * 50 + str(k), "model": "meta-llama/Llama-3.1-8B-Instruct",
+                           "max_tokens": 40, "stream": True, "seed": 7, "ignore_eos": True}).encode()
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\nx-session-id: s1\r\ncontent-type: application/json\r\n"
+                  b"content-length: %d\r\n\r\n" % len(body) + body)
+        print(json.dumps(read_answer()), flush=True)
+except Exception as e:
+    print(json.dumps({"error": type(e).__name__, "what": str(e)}), flush=True)
+PY
+}
+client 10.78.0.3 1 >"$E2E_TMP/direct.jsonl"
+check "the pod answers directly (the reference)" jq -s -e 'length == 1 and all(.status == 200 and .done)' "$E2E_TMP/direct.jsonl"
+client 10.78.0.2 1 >"$E2E_TMP/spliced.jsonl"
+check "through the worker: a streamed answer ending with [DONE]" \
+    jq -s -e 'length == 1 and all(.status == 200 and .done)' "$E2E_TMP/spliced.jsonl"
+check "the same tokens as straight to the pod" bash -c "
+    [ \"\$(jq -c .tokens $E2E_TMP/spliced.jsonl)\" = \"\$(jq -c .tokens $E2E_TMP/direct.jsonl)\" ] ||
+    { diff <(jq -c .tokens $E2E_TMP/direct.jsonl) <(jq -c .tokens $E2E_TMP/spliced.jsonl); false; }"
+wait_until 2 test -s "$ST"
+check "the flow was replayed and handed off to XDP" bash -c "
+    jq -e '.replays == 1 and .connected == 1 and .handed_off == 1' '$ST' || { cat '$ST'; false; }"
+check "after the hand-off at most 2 packets per direction reached the worker" bash -c "
+    jq -e '.late_client <= 2 and .late_pod <= 2' '$ST' || { cat '$ST'; false; }"
+check "XDP moved the rest: its flow entries counted the answer's packets" bash -c "
+    n=\$(ip netns exec $NG bpftool map dump name kvg_bp_flows -j 2>/dev/null | jq '[.[].formatted.value.packets // .[].value.packets] | add // 0')
+    echo \"packets through XDP: \$n\"; [ \"\${n:-0}\" -ge 20 ]"
+kill $WPID; wait $WPID 2>/dev/null; WPID=
+check "no XDP program is left on the gateway's interface" bash -c "! ip -n $NG link show $GIF | grep -q xdp"
+finish
