@@ -159,6 +159,30 @@ static void tx_flush(void)
     ntx = 0;
 }
 
+/* m holds a frame of n bytes: onto the transmit queue. */
+static void queue(struct rte_mbuf *m, size_t n)
+{
+    m->data_len = (uint16_t)n;
+    m->pkt_len = (uint32_t)n;
+    txq[ntx++] = m;
+    if (ntx == sizeof(txq) / sizeof(txq[0]))
+        tx_flush();
+}
+
+/* A segment the worker makes (to the client or the pod), built and queued. */
+static void send_out(const struct pkt_out *o)
+{
+    struct rte_mbuf *m = rte_pktmbuf_alloc(MP);
+    size_t n = m ? pkt_build(o, rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_tailroom(m)) : 0;
+    if (!n) {
+        if (m)
+            rte_pktmbuf_free(m);
+        S.tx_dropped++;
+        return;
+    }
+    queue(m, n);
+}
+
 static void send_reply(const struct pkt_tcp *in, const struct tcpep_reply *r)
 {
     if (!r->send)
@@ -167,23 +191,7 @@ static void send_reply(const struct pkt_tcp *in, const struct tcpep_reply *r)
         S.synack++;
     struct pkt_out o;
     pkt_reply(in, r, &o);
-    struct rte_mbuf *m = rte_pktmbuf_alloc(MP);
-    if (!m) {
-        S.tx_dropped++;
-        return;
-    }
-    uint8_t *p = rte_pktmbuf_mtod(m, uint8_t *);
-    size_t n = pkt_build(&o, p, rte_pktmbuf_tailroom(m));
-    if (!n) {
-        rte_pktmbuf_free(m);
-        S.tx_dropped++;
-        return;
-    }
-    m->data_len = (uint16_t)n;
-    m->pkt_len = (uint32_t)n;
-    txq[ntx++] = m;
-    if (ntx == sizeof(txq) / sizeof(txq[0]))
-        tx_flush();
+    send_out(&o);
 }
 
 /* A frame as it came, rewritten as XDP would (bp_rewrite.h) and sent:
@@ -201,11 +209,7 @@ static void relay_rewritten(const uint8_t *data, size_t len, const struct kvg_bp
     memcpy(p, data, len);
     unsigned ihl = (p[14] & 0x0F) * 4u;
     kvg_bp_rewrite(p, p + 14, p + 14 + ihl, f);
-    m->data_len = (uint16_t)len;
-    m->pkt_len = (uint32_t)len;
-    txq[ntx++] = m;
-    if (ntx == sizeof(txq) / sizeof(txq[0]))
-        tx_flush();
+    queue(m, len);
 }
 
 /* The replay's segments to the pod, as frames. */
@@ -228,22 +232,7 @@ static void send_pod(struct slot *s, const struct replay_out *o, int n)
         po.wscale = o[i].wscale;
         po.data = s->rp.data + o[i].off;
         po.len = o[i].len;
-        struct rte_mbuf *m = rte_pktmbuf_alloc(MP);
-        if (!m) {
-            S.tx_dropped++;
-            continue;
-        }
-        size_t k = pkt_build(&po, rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_tailroom(m));
-        if (!k) {
-            rte_pktmbuf_free(m);
-            S.tx_dropped++;
-            continue;
-        }
-        m->data_len = (uint16_t)k;
-        m->pkt_len = (uint32_t)k;
-        txq[ntx++] = m;
-        if (ntx == sizeof(txq) / sizeof(txq[0]))
-            tx_flush();
+        send_out(&po);
     }
 }
 
