@@ -39,6 +39,7 @@
 #include <rte_mbuf.h>
 
 #include "bp_rewrite.h"
+#include "common/netaddr.h"
 #include "bypass/firstflight.h"
 #include "bypass/handoff.h"
 #include "bypass/pkt.h"
@@ -59,12 +60,16 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The worker's counters, in the stats file under these names. */
+#define BP_COUNTERS(X)                                                                  \
+    X(rx) X(tx) X(tx_dropped) X(not_ours) X(bad_frames) X(no_flow) X(syn) X(synack)       \
+    X(established) X(cookies) X(table_full) X(bytes_in) X(first_requests) X(hand_ups)     \
+    X(resets) X(timeouts) X(flows_now) X(replays) X(connected) X(refused) X(handed_off)   \
+    X(pod_frames) X(pod_data_relayed) X(late_client) X(late_pod) X(unknown_pod)
 static struct {
-    uint64_t rx, tx, tx_dropped, not_ours, bad_frames, no_flow, syn, synack, established;
-    uint64_t cookies, table_full, bytes_in, first_requests, hand_ups, resets, timeouts;
-    uint64_t flows_now;
-    uint64_t replays, connected, refused, handed_off, pod_frames, pod_data_relayed;
-    uint64_t late_client, late_pod, unknown_pod;
+#define BP_FIELD(n) uint64_t n;
+    BP_COUNTERS(BP_FIELD)
+#undef BP_FIELD
     char last[512];
 } S;
 
@@ -500,28 +505,11 @@ static void write_stats(const char *path)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return;
-    fprintf(f,
-            "{\"rx\":%llu,\"tx\":%llu,\"tx_dropped\":%llu,\"not_ours\":%llu,\"bad_frames\":%llu,"
-            "\"no_flow\":%llu,\"syn\":%llu,\"synack\":%llu,\"established\":%llu,\"cookies\":%llu,"
-            "\"table_full\":%llu,\"bytes_in\":%llu,\"first_requests\":%llu,\"hand_ups\":%llu,"
-            "\"resets\":%llu,\"timeouts\":%llu,\"flows\":%llu,\"replays\":%llu,"
-            "\"connected\":%llu,\"refused\":%llu,\"handed_off\":%llu,\"pod_frames\":%llu,"
-            "\"pod_data_relayed\":%llu,\"late_client\":%llu,\"late_pod\":%llu,"
-            "\"unknown_pod\":%llu,\"last\":%s}\n",
-            (unsigned long long)S.rx, (unsigned long long)S.tx,
-            (unsigned long long)S.tx_dropped, (unsigned long long)S.not_ours,
-            (unsigned long long)S.bad_frames, (unsigned long long)S.no_flow,
-            (unsigned long long)S.syn, (unsigned long long)S.synack,
-            (unsigned long long)S.established, (unsigned long long)S.cookies,
-            (unsigned long long)S.table_full, (unsigned long long)S.bytes_in,
-            (unsigned long long)S.first_requests, (unsigned long long)S.hand_ups,
-            (unsigned long long)S.resets, (unsigned long long)S.timeouts,
-            (unsigned long long)S.flows_now, (unsigned long long)S.replays,
-            (unsigned long long)S.connected, (unsigned long long)S.refused,
-            (unsigned long long)S.handed_off, (unsigned long long)S.pod_frames,
-            (unsigned long long)S.pod_data_relayed, (unsigned long long)S.late_client,
-            (unsigned long long)S.late_pod, (unsigned long long)S.unknown_pod,
-            S.last[0] ? S.last : "null");
+    fputc('{', f);
+#define BP_JSON(n) fprintf(f, "\"" #n "\":%llu,", (unsigned long long)S.n);
+    BP_COUNTERS(BP_JSON)
+#undef BP_JSON
+    fprintf(f, "\"last\":%s}\n", S.last[0] ? S.last : "null");
     fclose(f);
     rename(tmp, path);
 }
@@ -569,16 +557,6 @@ static int set_cfg(const char *ifname, uint16_t port)
     return rc;
 }
 
-static int parse_mac(const char *s, uint8_t *m)
-{
-    unsigned v[6];
-    if (sscanf(s, "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
-        return -1;
-    for (int i = 0; i < 6; i++)
-        m[i] = (uint8_t)v[i];
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     const char *iface = NULL, *obj = NULL, *stats = NULL;
@@ -623,7 +601,7 @@ int main(int argc, char **argv)
         struct in_addr a, g;
         if (sscanf(pod, "%63[^:]:%u", host, &pport) != 2 || !pport || pport > 65535 ||
             inet_pton(AF_INET, host, &a) != 1 || inet_pton(AF_INET, gw_ip, &g) != 1 ||
-            parse_mac(pod_mac, POD_MAC))
+            netaddr_parse_mac(pod_mac, POD_MAC))
             goto usage;
         POD_IP = a.s_addr;
         GW_IP = g.s_addr;

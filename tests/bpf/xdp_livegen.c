@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/netaddr.h"
 #include "fixtures.h"
 #include "tests/xdp_tx.skel.h"
 
@@ -45,16 +46,6 @@ static uint32_t csum_add(uint32_t s, const uint8_t *p, size_t n)
     return s;
 }
 
-static int parse_mac(const char *s, uint8_t m[6])
-{
-    unsigned v[6];
-    if (sscanf(s, "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
-        return -1;
-    for (int i = 0; i < 6; i++)
-        m[i] = (uint8_t)v[i];
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -71,7 +62,7 @@ int main(int argc, char **argv)
         case 'i': ifname = optarg; break;
         case 's': inet_pton(AF_INET, optarg, &src); break;
         case 'd': inet_pton(AF_INET, optarg, &dst); break;
-        case 'm': have_mac = !parse_mac(optarg, dmac); break;
+        case 'm': have_mac = !netaddr_parse_mac(optarg, dmac); break;
         case 'n': count = atoi(optarg); break;
         case 'k': kind = optarg; break;
         case 'p': dport = atoi(optarg); break;

@@ -220,3 +220,15 @@ int netaddr_connect(const struct sockaddr_storage *a, socklen_t len, int *in_pro
     }
     return fd;
 }
+
+int netaddr_parse_mac(const char *s, uint8_t m[6])
+{
+    unsigned v[6];
+    int end = 0;
+    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%n", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+               &end) != 6 || s[end])
+        return -1;
+    for (int i = 0; i < 6; i++)
+        m[i] = (uint8_t)v[i];
+    return 0;
+}

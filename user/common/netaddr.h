@@ -40,6 +40,10 @@ int netaddr_listen_addr(const char *s, struct sockaddr_storage *ss, socklen_t *l
 /* A non-blocking TCP socket connecting to a: the fd (>= 0) with
  * *in_progress set when the connect has not finished yet, or -errno
  * (nothing left open). */
+/* "aa:bb:cc:dd:ee:ff" (hex, either case) into m: 0, or -1 when it is not
+ * six colon-separated hex bytes. */
+int netaddr_parse_mac(const char *s, uint8_t m[6]);
+
 int netaddr_connect(const struct sockaddr_storage *a, socklen_t len, int *in_progress);
 
 #endif
