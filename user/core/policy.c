@@ -39,6 +39,11 @@ int policy_mode_parse(const char *s, enum policy_mode *m)
     return -EINVAL;
 }
 
+const char *route_arm_name(enum route_arm a, enum policy_mode mode)
+{
+    return a == ARM_CANARY ? "canary" : a == ARM_BASELINE ? "baseline" : policy_mode_name(mode);
+}
+
 const char *route_reason_name(enum route_reason r)
 {
     return (unsigned)r < REASON__COUNT ? REASON_NAMES[r] : "?";
@@ -375,11 +380,15 @@ void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
 
     /* which mode routes this request */
     enum policy_mode mode = cfg->mode;
+    double canary = in->canary_set ? in->canary_pct : cfg->canary_pct;
+    out->arm = ARM_ONLY;
     if (cfg->shadow) {
         mode = cfg->baseline;
-    } else if (cfg->canary_pct < 100) {
+        out->arm = ARM_BASELINE;
+    } else if (canary < 100) {
         double draw = (double)(mix(in->rand ^ 0xC0FFEE) % 10000) / 100.0;
-        if (draw >= cfg->canary_pct)
+        out->arm = draw >= canary ? ARM_BASELINE : ARM_CANARY;
+        if (out->arm == ARM_BASELINE)
             mode = cfg->baseline;
     }
     out->mode = mode;

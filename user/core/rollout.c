@@ -307,6 +307,22 @@ int rollout_abort(struct rollout *r, uint64_t now_ns)
     return rc;
 }
 
+int rollout_reset(struct rollout *r)
+{
+    int rc = 0;
+    pthread_mutex_lock(&r->mu);
+    if (r->state == RO_RUNNING || r->state == RO_PAUSED)
+        rc = -EINVAL;
+    else {
+        r->state = RO_IDLE;
+        r->step = -1;
+        book_clear(r);
+        set_share(r, -1);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
 double rollout_share(const struct rollout *r)
 {
     return atomic_load_explicit(&((struct rollout *)r)->share, memory_order_relaxed);
@@ -394,22 +410,29 @@ enum ro_event rollout_tick(struct rollout *r, uint64_t now_ns)
     if (!all || all->arm[RO_CANARY].n < r->cfg.min_samples ||
         all->arm[RO_BASELINE].n < r->cfg.min_samples)
         goto out;
+    /* tenants first, then classes, then all traffic: the verdict names
+     * the most specific group that failed */
+    static const char *const order[] = {"tenant", "class", "all"};
     int judged_n = 0;
-    for (int i = 0; i < r->ngroups; i++) {
-        int judged;
-        struct ro_verdict v;
-        if (judge(&r->cfg, r->groups[i], &v, &judged)) {
-            r->state = RO_ROLLED_BACK;
-            r->verdict = v;
-            r->has_verdict = 1;
-            r->rollbacks++;
-            set_share(r, 0);
-            snprintf(r->last, sizeof(r->last), "step %d (%g%%) failed: %s %s %s", r->step,
-                     r->cfg.steps[r->step], v.kind, v.name, rollout_measure_name(v.measure));
-            ev = RO_EV_ROLLED_BACK;
-            goto out;
+    for (int o = 0; o < 3; o++) {
+        for (int i = 0; i < r->ngroups; i++) {
+            int judged;
+            struct ro_verdict v;
+            if (strcmp(r->groups[i]->kind, order[o]))
+                continue;
+            if (judge(&r->cfg, r->groups[i], &v, &judged)) {
+                r->state = RO_ROLLED_BACK;
+                r->verdict = v;
+                r->has_verdict = 1;
+                r->rollbacks++;
+                set_share(r, 0);
+                snprintf(r->last, sizeof(r->last), "step %d (%g%%) failed: %s %s %s", r->step,
+                         r->cfg.steps[r->step], v.kind, v.name, rollout_measure_name(v.measure));
+                ev = RO_EV_ROLLED_BACK;
+                goto out;
+            }
+            judged_n += judged;
         }
-        judged_n += judged;
     }
     snprintf(r->last, sizeof(r->last), "step %d (%g%%) passed: %d groups judged", r->step,
              r->cfg.steps[r->step], judged_n);

@@ -16,7 +16,9 @@
  *   error share  canary <= baseline + tol_error        (shares, 0..1)
  *   hit rate     canary >= baseline - tol_hit          (cached / prompt tokens)
  *
- * One group failing one measure rolls the rollout back: the canary's share
+ * One group failing one measure rolls the rollout back (groups judged
+ * tenants first, then classes, then all, so the verdict names the most
+ * specific group that failed): the canary's share
  * goes to 0 (every request on the baseline, which is what the kill switch
  * does to a canary) and the verdict names the group, the measure and both
  * figures. Passing every judged group moves to the next step with a fresh
@@ -126,6 +128,10 @@ int rollout_start(struct rollout *r, uint64_t now_ns);
 int rollout_pause(struct rollout *r, uint64_t now_ns);
 int rollout_resume(struct rollout *r, uint64_t now_ns);
 int rollout_abort(struct rollout *r, uint64_t now_ns);
+/* Back to idle from any state but running or paused (-EINVAL: abort
+ * first): the configured canary share applies again. The counts and the
+ * last verdict stay. */
+int rollout_reset(struct rollout *r);
 
 /* The canary percent to route by, or -1 when idle (the configured
  * canary_percent applies). Cheap; called per request. */

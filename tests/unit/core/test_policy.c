@@ -320,6 +320,34 @@ TEST(canary_share)
     c.canary_pct = 0;
     pick(&c, s, "llama", 0, 99, &d);
     CHECK_EQ(d.mode, POLICY_ROUND_ROBIN);
+    CHECK_EQ(d.arm, ARM_BASELINE);
+    CHECK_STR(route_arm_name(d.arm, d.mode), "baseline");
+    /* each request is labelled by the arm whose mode routed it */
+    c.canary_pct = 25;
+    for (uint64_t r = 0; r < 200; r++) {
+        pick(&c, s, "llama", 0, r * 0x9E3779B97F4A7C15ull, &d);
+        CHECK_EQ(d.arm, d.mode == POLICY_PREFIX_AWARE ? ARM_CANARY : ARM_BASELINE);
+    }
+    c.canary_pct = 100;
+    pick(&c, s, "llama", 0, 5, &d);
+    CHECK_EQ(d.arm, ARM_ONLY);
+    CHECK_STR(route_arm_name(d.arm, d.mode), "prefix-aware");
+    /* a guarded rollout's share overrides the policy's */
+    int canary = 0;
+    for (uint64_t r = 0; r < 2000; r++) {
+        struct route_input in = {.model = "llama", .match = match, .session_slot = -1,
+                                 .rand = r * 0x9E3779B97F4A7C15ull, .now_ns = NOW,
+                                 .exclude_slot = UINT32_MAX, .canary_set = 1, .canary_pct = 5};
+        policy_pick(&c, s, &cnt, &st, &in, &d);
+        canary += d.arm == ARM_CANARY;
+    }
+    CHECK(canary > 60 && canary < 140); /* 5% of 2000 = 100 */
+    struct route_input in0 = {.model = "llama", .match = match, .session_slot = -1, .rand = 7,
+                              .now_ns = NOW, .exclude_slot = UINT32_MAX, .canary_set = 1,
+                              .canary_pct = 0};
+    policy_pick(&c, s, &cnt, &st, &in0, &d); /* rolled back: share 0 */
+    CHECK_EQ(d.arm, ARM_BASELINE);
+    CHECK_EQ(d.mode, POLICY_ROUND_ROBIN);
     snapshot_put(s);
 }
 

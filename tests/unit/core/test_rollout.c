@@ -179,7 +179,8 @@ TEST(each_measure_fails_on_its_own)
         struct rollout_status st;
         rollout_status(r, 1000 * MS, &st);
         CHECK_EQ(st.verdict.measure, m);
-        CHECK_STR(st.verdict.kind, "all"); /* "all" is judged first */
+        CHECK_STR(st.verdict.kind, "tenant"); /* the most specific group is named */
+        CHECK_STR(st.verdict.name, "t");
         rollout_free(r);
     }
     /* the same figures with every measure inside its tolerance pass */
@@ -256,7 +257,12 @@ TEST(pause_stops_the_clock_and_abort_zeroes_the_share)
     CHECK_NEAR(rollout_share(r), 0, 1e-9);
     CHECK(strstr(st.last_step_result, "aborted"));
     CHECK_EQ(rollout_pause(r, 0), -EINVAL);
+    CHECK_EQ(rollout_reset(r), 0); /* back to the configured share */
+    CHECK_NEAR(rollout_share(r), -1, 1e-9);
+    rollout_status(r, 10600 * MS, &st);
+    CHECK_EQ(st.state, RO_IDLE);
     CHECK_EQ(rollout_start(r, 20000 * MS), 0);
+    CHECK_EQ(rollout_reset(r), -EINVAL); /* running: abort first */
     CHECK_NEAR(rollout_share(r), 1, 1e-9);
     rollout_free(r);
 }
