@@ -26,11 +26,23 @@
 for c in ip ethtool curl bpftool jq; do command -v $c >/dev/null || skip_all "$c not installed"; done
 [ -x $PY ] || skip_all "$PY not installed"
 [ -x $BUILD/kvg-bypassd ] || skip_all "$BUILD/kvg-bypassd not built (DPDK missing? scripts/deps.sh installs dpdk, libdpdk-dev)"
-[ -x $BUILD/kvgate-podsim ] && [ -f $BUILD/bpf/bp_entry.bpf.o ] || skip_all "binaries not built"
+[ -x $BUILD/kvgate-podsim ] && [ -f $BUILD/bpf/bp_entry.bpf.o ] && [ -f $BUILD/bpf/tests/xdp_pass.bpf.o ] ||
+    skip_all "binaries not built"
 NC=kvgsc$$ NG=kvgsg$$ NP=kvgsp$$ NS=kvgss$$
 WPID=
+# SPLICE_DEBUG=DIR: tcpdump on the three veths (client, gateway, pod), the
+# namespaces' nstat counters, the worker's log and stats and the final
+# kvg_bp_flows dump are kept in DIR (needs tcpdump)
+DBG=${SPLICE_DEBUG:-}
+DPIDS=()
 splice_dpdk_cleanup() {
+    if [ -n "$DBG" ]; then
+        for n in $NC $NG $NP; do ip netns exec $n nstat -az >"$DBG/nstat.$n" 2>/dev/null; done
+        ip netns exec $NG bpftool map dump name kvg_bp_flows >"$DBG/flows.txt" 2>&1
+        cp "$E2E_TMP"/*.log "$E2E_TMP"/*.json* "$DBG/" 2>/dev/null
+    fi
     [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
+    for p in "${DPIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
     e2e_cleanup
     for n in $NC $NG $NP $NS; do ip netns del $n 2>/dev/null; done
 }
@@ -54,8 +66,27 @@ for n in $NC $NG $NP; do
     i=$((i + 1))
 done
 GIF=x2$$
-# veth's XDP_TX lands in the peer's NAPI: the gateway's peer needs it on
-ip netns exec $NS ethtool -K s2$$ gro on >/dev/null 2>&1
+# veth's XDP_TX puts the frame into the peer's NAPI ring, and schedules
+# that NAPI only when the peer runs an XDP program itself (veth_xdp_flush);
+# with GRO alone the frames wait there until the gateway sends some packet
+# of its own (an ARP, an MLD report): 0.1-5 s, the pod retransmitting and
+# at last resetting. So the gateway's peer gets an XDP_PASS program.
+ip -n $NS link set dev s2$$ xdpdrv obj $BUILD/bpf/tests/xdp_pass.bpf.o sec xdp ||
+    setup_failed "XDP_PASS on the gateway's peer"
+if [ -n "$DBG" ]; then
+    mkdir -p "$DBG"
+    i=1
+    for n in $NC $NG $NP; do
+        ip netns exec $n nstat -n >/dev/null 2>&1
+        ip netns exec $n tcpdump -i x$i$$ -n -s 200 -U -w "$DBG/x$i.pcap" >/dev/null 2>&1 &
+        DPIDS+=($!)
+        i=$((i + 1))
+    done
+    # the gateway's own veth shows nothing of what XDP takes: its bridge port
+    ip netns exec $NS tcpdump -i s2$$ -n -s 200 -U -w "$DBG/s2.pcap" >/dev/null 2>&1 &
+    DPIDS+=($!)
+    sleep 1
+fi
 
 ip netns exec $NP $BUILD/kvgate-podsim --host 0.0.0.0 --base-port 8000 --pods 1 --admin-port 8100 \
     --time-scale 0.05 >"$E2E_TMP/podsim.log" 2>&1 &
