@@ -7,8 +7,8 @@
  * with). Without --pod a connection whose first request is whole is
  * counted and reset, so a client is never left waiting. Not yet: the pod
  * picked by kvgated's policy (the workers belong inside kvgated, sharing
- * its tables: ../shared/BYPASS.md), a second request on a spliced
- * connection (dpdk/README.md), the hand-up to kvgated.
+ * its tables: ../shared/BYPASS.md), the hand-up to kvgated, forgetting
+ * a spliced flow once both sides closed it.
  *
  *   kvg-bypassd --iface IF --port N --xdp-obj build/bpf/bp_entry.bpf.o
  *               [--stats FILE] [--max-body BYTES]

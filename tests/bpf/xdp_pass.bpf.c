@@ -3,7 +3,7 @@
  *
  * Attached (native mode) to the veth peer of an interface whose XDP
  * program answers with XDP_TX (the bypass worker's bp_entry in
- * dpdk/try_splice.sh). veth moves an XDP_TX frame into its peer's NAPI
+ * tests/dpdk/test_splice.sh). veth moves an XDP_TX frame into its peer's NAPI
  * ring, and veth_xdp_flush() schedules that NAPI only when the peer has
  * an XDP program of its own: with GRO alone the peer takes the frames
  * (NAPI is on) but nobody polls them, and they wait until some ordinary
