@@ -15,6 +15,9 @@
 #   - a second and a third request on the same connection, forwarded by
 #     XDP alone to the same pod, answered alike;
 #   - neither the client nor the pod retransmitted a segment (nstat);
+#   - the window fields across scales: a pod declining window scaling, a
+#     client offering none, a pod at the worker's own scale (a connection
+#     each, two requests);
 #   - the worker leaves no XDP program behind.
 # Skipped (77) without root, DPDK, the binaries or the tools.
 # Debugging: SPLICE_DEBUG=DIR keeps pcaps, nstat, the flow table and the
@@ -75,12 +78,12 @@ if [ -n "$DBG" ]; then
     i=1
     for n in $NC $NG $NP; do
         ip netns exec $n nstat -n >/dev/null 2>&1
-        ip netns exec $n tcpdump -i x$i$$ -n -s 200 -U -w "$DBG/x$i.pcap" >/dev/null 2>&1 &
+        ip netns exec $n tcpdump --immediate-mode -i x$i$$ -n -s 200 -U -w "$DBG/x$i.pcap" >/dev/null 2>&1 &
         DPIDS+=($!)
         i=$((i + 1))
     done
     # the gateway's own veth shows nothing of what XDP takes: its bridge port
-    ip netns exec $NS tcpdump -i s2$$ -n -s 200 -U -w "$DBG/s2.pcap" >/dev/null 2>&1 &
+    ip netns exec $NS tcpdump --immediate-mode -i s2$$ -n -s 200 -U -w "$DBG/s2.pcap" >/dev/null 2>&1 &
     DPIDS+=($!)
     sleep 1
 fi
@@ -182,6 +185,30 @@ check "after the hand-off at most 2 packets per direction reached the worker" ba
 check "XDP moved the rest: its flow entries counted the answer's packets" bash -c "
     n=\$(ip netns exec $NG bpftool map dump name kvg_bp_flows -j 2>/dev/null | jq '[.[].formatted.value.packets // .[].value.packets] | add // 0')
     echo \"packets through XDP: \$n\"; [ \"\${n:-0}\" -ge 20 ]"
+# the window fields across different scales: a connection each, two
+# requests, with the pod declining window scaling (the client's window
+# fields scaled up for it, the pod's down for the client), the client
+# offering none (no scaling anywhere), and a pod with a smaller buffer
+# whose scale is the worker's own 7 (default here: 10, three bits shifted
+# off for the client; a scale below 7 needs net.core.rmem_max, global)
+variant() { # FILE NAME NETNS SYSCTL=VALUE
+    local f=$E2E_TMP/v-$1.jsonl name=$2 ns=$3 kv=$4 old
+    old=$(ip netns exec $ns sysctl -n "${kv%%=*}")
+    ip netns exec $ns sysctl -qw "$kv"
+    client 10.78.0.2 2 >"$f"
+    ip netns exec $ns sysctl -qw "${kv%%=*}=$old"
+    check "$name: two answers on one spliced connection, the tokens as straight to the pod" bash -c "
+        jq -s -e 'length == 2 and all(.status == 200 and .done)' '$f' &&
+        [ \"\$(jq -c .tokens '$f')\" = \"\$(head -2 '$E2E_TMP/direct.jsonl' | jq -c .tokens)\" ] ||
+        { cat '$f'; false; }"
+}
+variant podnows "pod without window scaling" $NP net.ipv4.tcp_window_scaling=0
+variant clinows "client without window scaling" $NC net.ipv4.tcp_window_scaling=0
+variant podsmall "pod with window scale 7, as the worker's" $NP "net.ipv4.tcp_rmem=4096 16384 32768"
+check "the variants were spliced too, still without retransmissions" bash -c "
+    jq -e '.handed_off == 4' '$ST' || { cat '$ST'; false; }
+    for n in $NC $NP; do ip netns exec \$n nstat -az TcpRetransSegs TcpExtTCPLossProbes | grep -v '^#'; done |
+        awk '{print; s += \$2} END {exit s != 0}'"
 kill $WPID; wait $WPID 2>/dev/null; WPID=
 check "no XDP program is left on the gateway's interface" bash -c "! ip -n $NG link show $GIF | grep -q xdp"
 finish
