@@ -47,6 +47,9 @@ splice_dpdk_cleanup() {
     for n in $NC $NG $NP $NS; do ip netns del $n 2>/dev/null; done
 }
 trap splice_dpdk_cleanup EXIT
+# a signal (timeout(1), ^C) ends the script through exit, so the EXIT trap
+# still removes the namespaces: bash runs no EXIT trap when a signal kills it
+trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
 for n in $NC $NG $NP $NS; do ip netns add $n || setup_failed "namespace $n"; done
 ip -n $NS link add br0 type bridge && ip -n $NS link set br0 up
 i=1
