@@ -14,7 +14,8 @@
 #     the rest (its entries count them);
 #   - a second and a third request on the same connection, forwarded by
 #     XDP alone to the same pod, answered alike;
-#   - neither the client nor the pod retransmitted a segment (nstat);
+#   - neither the client nor the pod had a retransmission timeout or a
+#     fast retransmit (nstat);
 #   - the window fields across scales: a pod declining window scaling, a
 #     client offering none, a pod at the worker's own scale (a connection
 #     each, two requests);
@@ -175,11 +176,19 @@ done
 check "the same tokens as straight to the pod, all $NREQ answers" bash -c "
     [ \"\$(jq -c .tokens $E2E_TMP/spliced.jsonl)\" = \"\$(jq -c .tokens $E2E_TMP/direct.jsonl)\" ] ||
     { diff <(jq -c .tokens $E2E_TMP/direct.jsonl) <(jq -c .tokens $E2E_TMP/spliced.jsonl); false; }"
-# a frame held anywhere on the way (the veth stall above) shows as the
-# pod's or the client's retransmissions, even when the answers arrive
-check "no segment retransmitted by the client or the pod" bash -c "
-    for n in $NC $NP; do ip netns exec \$n nstat -az TcpRetransSegs TcpExtTCPLossProbes | grep -v '^#'; done |
-        awk '{print; s += \$2} END {exit s != 0}'"
+# a frame held or lost on the way shows as a retransmission timeout or a
+# fast retransmit at the pod or the client, even when the answers arrive
+# in the end (every run with the veth stall above had 2-5 timeouts at the
+# pod, 1 at the client). Tail loss probes are printed, not counted: a busy
+# machine's late ACK may fire one (2 x RTT, tens of microseconds here).
+no_retransmit_timeouts() {
+    local n
+    for n in $NC $NP; do
+        ip netns exec $n nstat -az TcpExtTCPTimeouts TcpExtTCPFastRetrans TcpRetransSegs TcpExtTCPLossProbes |
+            grep -v '^#' | sed "s/^/${n%%[0-9]*} /"
+    done | awk '{print} $2 ~ /TCPTimeouts|TCPFastRetrans/ {s += $3} END {exit s != 0}'
+}
+check "no retransmission timeout or fast retransmit at the client or the pod" no_retransmit_timeouts
 wait_until 2 test -s "$ST"
 check "the flow was replayed and handed off to XDP" bash -c "
     jq -e '.replays == 1 and .connected == 1 and .handed_off == 1' '$ST' || { cat '$ST'; false; }"
@@ -208,10 +217,8 @@ variant() { # FILE NAME NETNS SYSCTL=VALUE
 variant podnows "pod without window scaling" $NP net.ipv4.tcp_window_scaling=0
 variant clinows "client without window scaling" $NC net.ipv4.tcp_window_scaling=0
 variant podsmall "pod with window scale 7, as the worker's" $NP "net.ipv4.tcp_rmem=4096 16384 32768"
-check "the variants were spliced too, still without retransmissions" bash -c "
-    jq -e '.handed_off == 4' '$ST' || { cat '$ST'; false; }
-    for n in $NC $NP; do ip netns exec \$n nstat -az TcpRetransSegs TcpExtTCPLossProbes | grep -v '^#'; done |
-        awk '{print; s += \$2} END {exit s != 0}'"
+check "the variants were spliced too" bash -c "jq -e '.handed_off == 4' '$ST' || { cat '$ST'; false; }"
+check "still no retransmission timeout or fast retransmit" no_retransmit_timeouts
 kill $WPID; wait $WPID 2>/dev/null; WPID=
 check "no XDP program is left on the gateway's interface" bash -c "! ip -n $NG link show $GIF | grep -q xdp"
 finish
