@@ -19,6 +19,9 @@
 #   - the window fields across scales: a pod declining window scaling, a
 #     client offering none, a pod at the worker's own scale (a connection
 #     each, two requests);
+#   - each flow closed both ways is forgotten after a quiet second (worker
+#     slot, source port, both XDP entries): with four source ports, a
+#     fifth connection is spliced on one given back;
 #   - the worker leaves no XDP program behind.
 # Skipped (77) without root, DPDK, the binaries or the tools.
 # Debugging: SPLICE_DEBUG=DIR keeps pcaps, nstat, the flow table and the
@@ -99,7 +102,7 @@ wait_until 10 ip netns exec $NP curl -sf -o /dev/null http://127.0.0.1:8000/heal
 
 ST="$E2E_TMP/stats.json"
 ip netns exec $NG $BUILD/kvg-bypassd --iface $GIF --port 8000 --xdp-obj $BUILD/bpf/bp_entry.bpf.o \
-    --pod 10.78.0.3:8000 --pod-mac 02:00:00:00:00:03 --gw-ip 10.78.0.2 --src-ports 61000-61099 \
+    --pod 10.78.0.3:8000 --pod-mac 02:00:00:00:00:03 --gw-ip 10.78.0.2 --src-ports 61000-61003 \
     --stats "$ST" >"$E2E_TMP/worker.log" 2>&1 &
 WPID=$!
 wait_until 20 grep -q "kvg-bypassd: on" "$E2E_TMP/worker.log" ||
@@ -217,8 +220,26 @@ variant() { # FILE NAME NETNS SYSCTL=VALUE
 variant podnows "pod without window scaling" $NP net.ipv4.tcp_window_scaling=0
 variant clinows "client without window scaling" $NC net.ipv4.tcp_window_scaling=0
 variant podsmall "pod with window scale 7, as the worker's" $NP "net.ipv4.tcp_rmem=4096 16384 32768"
-check "the variants were spliced too" bash -c "jq -e '.handed_off == 4' '$ST' || { cat '$ST'; false; }"
+check "the variants were spliced too" wait_until 2 jq -e '.handed_off == 4 and .replays == 4' "$ST"
 check "still no retransmission timeout or fast retransmit" no_retransmit_timeouts
+# four source ports towards the pod (--src-ports), four connections so far:
+# each closed both ways is forgotten after a quiet second (slot, port, both
+# XDP entries), and a fifth connection gets a port back
+flows_forgotten() {
+    jq -e '.flows_now == 0 and .closed == 4' "$ST" >/dev/null &&
+        [ "$(ip netns exec $NG bpftool map dump name kvg_bp_flows -j | jq length)" = 0 ]
+}
+forgotten_soon() {
+    wait_until 5 flows_forgotten || { cat "$ST"; ip netns exec $NG bpftool map dump name kvg_bp_flows; false; }
+}
+check "the closed flows are forgotten: worker slots, source ports, XDP entries" forgotten_soon
+client 10.78.0.2 1 >"$E2E_TMP/fifth.jsonl"
+fifth_spliced() { # the stats file is rewritten every 100 ms
+    jq -s -e 'length == 1 and all(.status == 200 and .done)' "$E2E_TMP/fifth.jsonl" &&
+        wait_until 2 jq -e '.handed_off == 5 and .replays == 5' "$ST" ||
+        { cat "$E2E_TMP/fifth.jsonl" "$ST"; false; }
+}
+check "a fifth connection, on a source port given back, is spliced" fifth_spliced
 kill $WPID; wait $WPID 2>/dev/null; WPID=
 check "no XDP program is left on the gateway's interface" bash -c "! ip -n $NG link show $GIF | grep -q xdp"
 finish
