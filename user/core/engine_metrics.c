@@ -27,6 +27,8 @@ enum field {
     F_LORA_INFO,
     F_PREFIX_QUERIES,
     F_PREFIX_HITS,
+    F_PROMPT_TOKENS,    /* counters of tokens prefilled (cached ones included) */
+    F_GEN_TOKENS,       /* ... and generated */
     F_NONE,
 };
 
@@ -47,6 +49,8 @@ static const struct name_entry vllm_names[] = {
     NAME("vllm:lora_requests_info", F_LORA_INFO),
     NAME("vllm:prefix_cache_queries_total", F_PREFIX_QUERIES),
     NAME("vllm:prefix_cache_hits_total", F_PREFIX_HITS),
+    NAME("vllm:prompt_tokens_total", F_PROMPT_TOKENS),
+    NAME("vllm:generation_tokens_total", F_GEN_TOKENS),
 };
 
 static const struct name_entry sglang_names[] = {
@@ -54,6 +58,8 @@ static const struct name_entry sglang_names[] = {
     NAME("sglang:num_running_reqs", F_RUNNING),
     NAME("sglang:token_usage", F_KV),
     NAME("sglang:cache_config_info", F_CACHE_INFO),
+    NAME("sglang:prompt_tokens_total", F_PROMPT_TOKENS),
+    NAME("sglang:generation_tokens_total", F_GEN_TOKENS),
 };
 
 static const struct name_entry trtllm_names[] = {
@@ -188,7 +194,7 @@ struct maxval {
 struct ectx {
     enum engine_kind kind;
     const char *filter;
-    struct gsum waiting, running, blocks, prefix_q, prefix_h;
+    struct gsum waiting, running, blocks, prefix_q, prefix_h, prompt_t, gen_t;
     struct maxval kv, kv_legacy;
     int64_t block_size;   /* first sane one; 0 none */
     int block_size_bad;
@@ -374,6 +380,12 @@ static int on_sample(void *vctx, const struct prom_sample *s)
     case F_PREFIX_HITS:
         add_counter(&c->prefix_h, s);
         break;
+    case F_PROMPT_TOKENS:
+        add_counter(&c->prompt_t, s);
+        break;
+    case F_GEN_TOKENS:
+        add_counter(&c->gen_t, s);
+        break;
     case F_NONE:
         break;
     }
@@ -438,6 +450,11 @@ static void finish(const struct ectx *c, struct engine_load *out)
         out->prefix_queries = (uint64_t)gsum_total(&c->prefix_q);
         out->prefix_hits = (uint64_t)gsum_total(&c->prefix_h);
         out->have |= HAVE_PREFIX;
+    }
+    if (c->prompt_t.n && !c->prompt_t.bad && c->gen_t.n && !c->gen_t.bad) {
+        out->prompt_tokens = (uint64_t)gsum_total(&c->prompt_t);
+        out->generation_tokens = (uint64_t)gsum_total(&c->gen_t);
+        out->have |= HAVE_TOKENS;
     }
     if (c->nlora) {
         out->have |= HAVE_LORA;

@@ -6,7 +6,8 @@
  *   - series whose model_name label differs from model_filter are skipped
  *     (series without the label are kept: a single-model server may omit
  *     it);
- *   - waiting, running, cache blocks and the vLLM prefix counters are summed
+ *   - waiting, running, cache blocks, the vLLM prefix counters and the
+ *     token counters are summed
  *     over the remaining series (DP engines, several models);
  *   - except that series differing only in tp_rank / pp_rank are mirrors of
  *     one scheduler (SGLang runs one scheduler per TP and PP rank, each
@@ -34,6 +35,7 @@ enum engine_kind { ENGINE_AUTO, ENGINE_VLLM, ENGINE_SGLANG, ENGINE_TRTLLM };
 #define HAVE_LORA (1u << 4)       /* running/waiting_loras, max_lora, ts */
 #define HAVE_PREFIX (1u << 5)     /* prefix_queries and prefix_hits */
 #define HAVE_KV_LEGACY (1u << 6)  /* kv_usage came from gpu_cache_usage_perc */
+#define HAVE_TOKENS (1u << 8)     /* prompt_tokens and generation_tokens */
 #define HAVE_LORA_TRUNC (1u << 7) /* an adapter list did not fit: its last
                                    * names were dropped, whole */
 
@@ -46,6 +48,8 @@ struct engine_load {
     int64_t cache_blocks;       /* KV capacity in blocks, 0 unknown */
     int64_t block_size;         /* tokens per block, 0 unknown */
     uint64_t prefix_queries, prefix_hits; /* vLLM counters (tokens), 0 absent */
+    uint64_t prompt_tokens, generation_tokens; /* counters: tokens prefilled (cached
+                                                * included) and generated */
     char running_loras[ENGINE_LORA_LIST]; /* comma-separated, unescaped */
     char waiting_loras[ENGINE_LORA_LIST];
     int max_lora;

@@ -125,6 +125,8 @@ static void pods_json(struct ctl *ctl, struct sbuf *o, uint64_t now)
                     tokload_rate(&g->tl, in->slot));
         sbuf_puts(o, ",\"index\":");
         ctl_kv_pod_json(ctl, in->slot, o);
+        sbuf_puts(o, ",\"utilisation\":");
+        ctl_util_pod_json(ctl, in->slot, o);
         sbuf_puts(o, ",\"models\":");
         json_names(o, in->models, in->nmodels);
         sbuf_puts(o, ",\"adapters\":");
@@ -384,6 +386,7 @@ static void h_metrics(struct aconn *c)
     gw_metrics_render(g->metrics, s, &g->counters, &g->tl, ev_now_ns(), &b);
     ctl_kv_metrics_render(c->a->ctl, s, &b);
     ctl_rollout_metrics(c->a->ctl, &b);
+    ctl_util_metrics_render(c->a->ctl, &b);
     snapshot_put(s);
     prom_head(&b, "kvgate_load_share", "gauge",
               "This gateway's share of the load at the pods (its in-flight requests against "

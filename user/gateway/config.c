@@ -29,6 +29,13 @@
  *                     adapters by its GET /v1/models; absent = everything
  *                     /v1/models lists                          [absent]
  *                     (two pods may not share a url)
+ *     cost_per_hour   what the pod costs an hour (any currency), >= 0:
+ *                     over costs[accelerator]              [unpriced]
+ *     accelerator     its accelerator type, a key of "costs"   [""]
+ *     max_num_seqs    the engine's batch limit, for batch occupancy [256]
+ *   costs             {"<accelerator>": cost per hour of one pod}, at most
+ *                     32; a pod naming an accelerator not listed (and no
+ *                     cost_per_hour of its own) is an error       [{}]
  *   policy:
  *     mode            "prefix-aware" | "least-request" | "round-robin" |
  *                     "random"                                  ["prefix-aware"]
@@ -150,6 +157,7 @@ enum key_kind {
     K_SPLICE_MODELS, /* {"<model>": mode}: nsplice_models, splice_models[] */
     K_TOKENIZERS,    /* {"<model>": "pseudo" | {...}}: ntokenizers, tokenizers[] */
     K_STEPS,         /* [percent, ...]: struct rollout_cfg steps and nsteps */
+    K_COSTS,         /* {"<accelerator>": per hour}: ncosts, costs[] */
     K_PODS,          /* config_pod.c */
     K_POLICY,        /* config_policy.c */
 };
@@ -182,6 +190,7 @@ static const struct key_spec KEYS[] = {
     {"", "access_log_buffer_bytes", K_SIZE, 4096, 1073741824, F(access_log_buffer), RL_RESTART},
     {"", "pods", K_PODS, 0, 0, F(pods), RL_LIVE},
     {"", "policy", K_POLICY, 0, 0, F(policies), RL_LIVE},
+    {"", "costs", K_COSTS, 0, 0, F(costs), RL_LIVE},
     SECTION("fingerprint"),
     {"fingerprint", "block_bytes", K_U32, 16, 4096, F(block_bytes), RL_RESTART},
     {"fingerprint", "max_blocks", K_U32, 1, 1024, F(max_blocks), RL_RESTART},
@@ -417,6 +426,42 @@ static int parse_text(struct jp_err *e, const struct key_spec *s, const char *kp
     return 0;
 }
 
+/* ---- costs ---- */
+
+static int costs(struct jp_err *e, const char *kp, const cJSON *v, struct gw_config *c)
+{
+    char p[JP_PATH_MAX + GW_ACCEL_MAX];
+    if (!cJSON_IsObject(v))
+        return jp_fail(e, kp, "expected {\"<accelerator>\": cost per hour}");
+    c->ncosts = 0;
+    for (const cJSON *x = v->child; x; x = x->next) {
+        if (jp_dup_key(e, kp, v, x))
+            return -1;
+        snprintf(p, sizeof(p), "%s.%s", kp, x->string ? x->string : "");
+        size_t n = x->string ? strlen(x->string) : 0;
+        if (n == 0 || n >= GW_ACCEL_MAX)
+            return jp_fail(e, p, "an accelerator name of 1 to %d bytes", GW_ACCEL_MAX - 1);
+        if (c->ncosts >= GW_MAX_COSTS)
+            return jp_fail(e, kp, "at most %d accelerator types", GW_MAX_COSTS);
+        struct gw_cost *k = &c->costs[c->ncosts];
+        if (jp_num(e, p, x, 0, 0, 1e6, &k->per_hour))
+            return -1;
+        memcpy(k->accelerator, x->string, n + 1);
+        c->ncosts++;
+    }
+    return 0;
+}
+
+double gw_pod_cost_per_hour(const struct gw_config *c, const struct gw_pod_cfg *p)
+{
+    if (p->cost_per_hour >= 0)
+        return p->cost_per_hour;
+    for (uint32_t i = 0; p->accelerator[0] && i < c->ncosts; i++)
+        if (!strcmp(c->costs[i].accelerator, p->accelerator))
+            return c->costs[i].per_hour;
+    return -1;
+}
+
 /* ---- rollout ---- */
 
 static int rollout_steps(struct jp_err *e, const char *kp, const cJSON *v, struct rollout_cfg *r)
@@ -455,6 +500,7 @@ static int parse_value(struct jp_err *e, const struct key_spec *s, const char *k
     case K_SPLICE_MODELS: return splice_models(e, kp, k, c);
     case K_TOKENIZERS: return tokenizers(e, kp, k, c);
     case K_STEPS: return rollout_steps(e, kp, k, (struct rollout_cfg *)dst);
+    case K_COSTS: return costs(e, kp, k, c);
     case K_BOOL: return jp_bool(e, kp, k, (int *)dst);
     case K_STR: case K_TOKEN: case K_LISTEN: case K_LISTEN_OFF:
         return parse_text(e, s, kp, k, dst);
@@ -663,6 +709,12 @@ int gw_config_parse(const char *json, size_t len, struct gw_config *c, char *err
     gw_config_defaults(tmp);
     int rc = parse_object(&e, "", root, tmp);
     cJSON_Delete(root);
+    for (uint32_t i = 0; rc == 0 && i < tmp->npods; i++) {
+        const struct gw_pod_cfg *pc = &tmp->pods[i];
+        if (pc->accelerator[0] && gw_pod_cost_per_hour(tmp, pc) < 0)
+            rc = jp_fail(&e, NULL, "pods[%u].accelerator: \"%s\" is not in \"costs\"", i,
+                         pc->accelerator);
+    }
     if (rc == 0)
         memcpy(c, tmp, sizeof(*c));
     free(tmp);

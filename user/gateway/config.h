@@ -25,6 +25,9 @@ struct cJSON;
 
 #define POD_KV_EP_MAX 128
 
+#define GW_ACCEL_MAX 64
+#define GW_MAX_COSTS 32
+
 struct gw_pod_cfg {
     char name[POD_NAME_MAX];      /* default "host:port" */
     char host[POD_NAME_MAX];      /* numeric IPv4/IPv6 or a name resolved at load */
@@ -36,6 +39,16 @@ struct gw_pod_cfg {
     char kv_events[POD_KV_EP_MAX];  /* "tcp://host:port", the pod's ZMQ PUB */
     char kv_replay[POD_KV_EP_MAX];  /* "tcp://host:port", its replay ROUTER */
     char kv_topic[POD_KV_EP_MAX];   /* subscription prefix ("" every topic) */
+    /* cost and utilisation (issue 13, core/podutil.h) */
+    double cost_per_hour;           /* < 0: from costs[accelerator], else unpriced */
+    char accelerator[GW_ACCEL_MAX]; /* a key of the costs table, "" none */
+    uint32_t max_num_seqs;          /* the engine's batch limit (vLLM's 256) */
+};
+
+/* "costs": accelerator type -> cost per hour of one pod of that type */
+struct gw_cost {
+    char accelerator[GW_ACCEL_MAX];
+    double per_hour;
 };
 
 /* splice.mode values: when a session's HTTP/1.1 connection is spliced to
@@ -108,6 +121,9 @@ struct gw_config {
     struct outlier_cfg outlier;
     /* the guarded canary (core/rollout.h; started by POST /admin/rollout) */
     struct rollout_cfg rollout;
+    /* accelerator costs (pods[].accelerator names one) */
+    uint32_t ncosts;
+    struct gw_cost costs[GW_MAX_COSTS];
     /* metrics */
     int tenant_from_user;         /* tenant label from the body's "user" (off) */
     /* access log */
@@ -121,6 +137,10 @@ struct gw_config {
 };
 
 void gw_config_defaults(struct gw_config *c);
+
+/* A pod's cost per hour: its own cost_per_hour, else its accelerator's in
+ * c->costs; -1 when it has neither (unpriced). */
+double gw_pod_cost_per_hour(const struct gw_config *c, const struct gw_pod_cfg *p);
 
 /* Loads a JSON file over the defaults. 0, or -1 with err filled with
  * "<path>: <key path>: <what is wrong>". */

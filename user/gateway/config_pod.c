@@ -33,6 +33,8 @@ int gw_pod_from_url(const char *url, struct gw_pod_cfg *p, char *err, size_t err
     static const char scheme[] = "http://";
     size_t n = url ? strlen(url) : 0;
     memset(p, 0, sizeof(*p));
+    p->cost_per_hour = -1; /* unpriced unless the config says */
+    p->max_num_seqs = 256; /* vLLM's default */
     if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
         goto fail;
     const char *hp = url + sizeof(scheme) - 1;
@@ -144,6 +146,8 @@ int gwc_pod_parse(const cJSON *o, const char *path, struct gw_pod_cfg *p, char *
     char kv_ev[POD_KV_EP_MAX] = "", kv_rp[POD_KV_EP_MAX] = "", kv_tp[POD_KV_EP_MAX] = "";
     const cJSON *url = NULL, *models = NULL;
     enum pod_engine engine = POD_ENGINE_VLLM;
+    char accel[GW_ACCEL_MAX] = "";
+    double cost = -1, seqs = 256;
     if (jp_obj(&e, path, o))
         return -1;
     for (const cJSON *k = o->child; k; k = k->next) {
@@ -173,6 +177,15 @@ int gwc_pod_parse(const cJSON *o, const char *path, struct gw_pod_cfg *p, char *
         } else if (!strcmp(ks, "kv_topic")) {
             if (jp_str(&e, kp, k, kv_tp, sizeof(kv_tp), 0))
                 return -1;
+        } else if (!strcmp(ks, "cost_per_hour")) {
+            if (jp_num(&e, kp, k, 0, 0, 1e6, &cost))
+                return -1;
+        } else if (!strcmp(ks, "accelerator")) {
+            if (jp_str(&e, kp, k, accel, sizeof(accel), 1))
+                return -1;
+        } else if (!strcmp(ks, "max_num_seqs")) {
+            if (jp_int(&e, kp, k, 1, 1000000, &seqs))
+                return -1;
         } else {
             return jp_unknown_key(&e, path, k);
         }
@@ -193,6 +206,9 @@ int gwc_pod_parse(const cJSON *o, const char *path, struct gw_pod_cfg *p, char *
     memcpy(p->kv_events, kv_ev, sizeof(kv_ev));
     memcpy(p->kv_replay, kv_rp, sizeof(kv_rp));
     memcpy(p->kv_topic, kv_tp, sizeof(kv_tp));
+    p->cost_per_hour = cost;
+    memcpy(p->accelerator, accel, sizeof(accel));
+    p->max_num_seqs = (uint32_t)seqs;
     if (!models)
         return 0;
     jp_join(kp, path, "models");

@@ -248,6 +248,7 @@ static int add_resolved(struct ctl *c, const struct gw_pod_cfg *pc,
     in->addr = *ss;
     in->addrlen = sl;
     in->engine = pc->engine;
+    ctl_util_added(p);
     seed_models(p);
     gw_hostport_text(pc->host, pc->port, hostport, sizeof(hostport));
     struct hget *hs[3] = {&p->mc, &p->hc, &p->vc};

@@ -10,6 +10,7 @@
  *   control_reload.c  the config file read again
  *   control_policy.c  the policies in force and the kill switch
  *   control_rollout.c the guarded canary's clock, actions and status
+ *   control_util.c    each pod's utilisation and cost, from its scrapes
  *   probe.c           the periodic /metrics, /health, /v1/models probes,
  *                     over scrape.c (the non-blocking HTTP/1.1 GET client)
  *   admin.c           the admin listener on the thread's loop (admin_api.c:
@@ -28,6 +29,7 @@
 
 #include "gateway/config.h"
 #include "gateway/gateway.h"
+#include "core/podutil.h"
 #include "gateway/scrape.h"
 
 struct admin;
@@ -46,6 +48,7 @@ struct cpod {
     uint64_t models_at;          /* last /v1/models request (ev_now_ns) */
     uint64_t scrape_cost_ns;     /* reading + parsing its last /metrics page */
     int64_t scrape_credit_ns;    /* parse budget: scraped while >= 0 (probe.c) */
+    struct podutil util;         /* utilisation and cost (control_util.c) */
 };
 
 /* probe.c's timers. */
@@ -146,6 +149,19 @@ void ctl_rollout_killswitch(struct ctl *c);
 /* GET /admin/rollout's body; the rollout_* families of /metrics. */
 void ctl_rollout_json(struct ctl *c, struct sbuf *o);
 void ctl_rollout_metrics(struct ctl *c, struct sbuf *o);
+
+/* ---- control_util.c (issue 13) ---- */
+
+struct engine_load;
+/* A pod was added: its utilisation starts now. */
+void ctl_util_added(struct cpod *p);
+/* A scrape of p: el its page (NULL: failed; cost still accrues). Publishes
+ * the pod's cost rate for the workers (g->cost_rate). */
+void ctl_util_scraped(struct cpod *p, const struct engine_load *el);
+/* /admin/pods' "utilisation" object; the kvgate_pod_* utilisation and cost
+ * families of /metrics. */
+void ctl_util_pod_json(struct ctl *c, uint32_t slot, struct sbuf *o);
+void ctl_util_metrics_render(struct ctl *c, struct sbuf *o);
 
 /* ---- probe.c ---- */
 

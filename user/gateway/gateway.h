@@ -47,6 +47,10 @@ struct gw {
     struct pod_counters counters;
     struct outlier outlier;          /* ejections and the retry budget */
     struct rollout *rollout;         /* the guarded canary (core/rollout.h) */
+    /* what a computed token costs at each pod (core/podutil.h), a double's
+     * bits by slot, -1 unpriced: written by the control thread at each
+     * scrape, read as requests end */
+    atomic_uint_fast64_t cost_rate[POD_MAX];
     struct tokload tl;               /* each pod's load in tokens (core/tokload.h) */
     struct policy_state pstate;
     /* this gateway's share of the pods' load (core/policy.h struct

@@ -132,6 +132,7 @@ static void on_metrics(struct hget *h, int err, int status, const char *body, si
     p->scrape_credit_ns -= (int64_t)parse_ns;
     if (prc != 0) {
         gw_metrics_scrape(g->metrics, p->info.name, "parse");
+        ctl_util_scraped(p, NULL);
         return;
     }
     struct pod_info *in = &p->info;
@@ -159,6 +160,7 @@ static void on_metrics(struct hget *h, int err, int status, const char *body, si
         in->block_size = el.block_size > BK_MAX_BLOCK_SIZE ? 0 : (uint32_t)el.block_size;
     }
     ctl_kv_scraped(p->ctl, in->slot, &el);
+    ctl_util_scraped(p, &el);
     in->own_at_scrape = pod_inflight(&g->counters, in->slot);
     in->scraped_ns = ev_now_ns();
     in->metrics_ok = 1;

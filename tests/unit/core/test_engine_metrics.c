@@ -59,6 +59,10 @@ static const char vllm_page[] =
     COUNTER("vllm:num_preemptions",
             "Cumulative number of preemption from the engine.")
     "vllm:num_preemptions_total{" VL "} 3.0\n"
+    COUNTER("vllm:prompt_tokens", "Number of prefill tokens processed.")
+    "vllm:prompt_tokens_total{" VL "} 2.5e+06\n"
+    COUNTER("vllm:generation_tokens", "Number of generation tokens processed.")
+    "vllm:generation_tokens_total{" VL "} 98765.0\n"
     GAUGE("vllm:lora_requests_info", "Running stats on lora requests.")
     /* three label sets, not in time order: the middle one is newest */
     "vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"sql-lora\","
@@ -212,6 +216,9 @@ static void check_vllm(const struct engine_load *l)
     CHECK_EQ(l->block_size, 16);
     CHECK_EQ(l->prefix_queries, 1234567);
     CHECK_EQ(l->prefix_hits, 654320);
+    CHECK(l->have & HAVE_TOKENS);
+    CHECK_EQ(l->prompt_tokens, 2500000);
+    CHECK_EQ(l->generation_tokens, 98765);
     CHECK_STR(l->running_loras, "sql-lora,chat-lora");
     CHECK_STR(l->waiting_loras, "tool-lora");
     CHECK_EQ(l->max_lora, 4);
