@@ -1,7 +1,7 @@
 /* The shared state of kvgated (struct gw) as main.c assembles it, for the
  * gateway's unit tests: default configuration and policies, a prefix
- * index of 4,096 entries, sessions, metrics, outlier detection and the
- * token books. The tests then publish the pod snapshot they need. */
+ * index of 4,096 entries, sessions, metrics, outlier detection, the
+ * rollout and the token books. The tests then publish the pod snapshot they need. */
 #ifndef KVGATE_TESTS_GW_FIXTURE_H
 #define KVGATE_TESTS_GW_FIXTURE_H
 
@@ -22,6 +22,7 @@ static inline void gw_fixture_init(struct gw *g)
     g->sessions = session_new(1024);
     g->metrics = gw_metrics_new();
     outlier_init(&g->outlier, &g->cfg.outlier);
+    g->rollout = rollout_new(&g->cfg.rollout);
     tokload_init(&g->tl);
 }
 

@@ -105,9 +105,15 @@ TEST(reload)
     CHECK_EQ(ctl_add_pod(C, &p, err, sizeof(err), NULL, NULL, 0), 0);
     pod(&p, "http://127.0.0.1:9011", "drop");
     CHECK_EQ(ctl_add_pod(C, &p, err, sizeof(err), NULL, NULL, 0), 0);
+    CHECK_EQ(rollout_start(g.rollout, 1), 0);
     ctl_killswitch(C, 1);
+    struct rollout_status rs;
+    rollout_status(g.rollout, 2, &rs);
+    CHECK_EQ(rs.state, RO_ABORTED); /* the kill switch aborts a rollout */
+    CHECK_EQ(rollout_share(g.rollout), 0);
     write_file(path, "{\"pods\":[{\"url\":\"http://127.0.0.1:9010\",\"name\":\"keep\","
                      "\"models\":[\"m\"]},{\"url\":\"http://127.0.0.1:9012\",\"name\":\"new\"}],"
+                     "\"rollout\":{\"steps\":[10,100]},"
                      "\"policy\":{\"mode\":\"least-request\"},\"scrape\":{\"interval_ms\":7},"
                      "\"splice\":{\"mode\":\"off\"},\"limits\":{\"send_timeout_ms\":1234}}");
     CHECK_EQ(ctl_reload(C, err, sizeof(err), restart, sizeof(restart)), 0);
@@ -118,6 +124,11 @@ TEST(reload)
     CHECK_STR(restart, "limits.send_timeout_ms, splice.mode");
     /* the kill switch stays on; the new policy comes back when it goes off */
     CHECK_EQ(g.policies.global.mode, POLICY_ROUND_ROBIN);
+    CHECK_EQ(g.policies.global.baseline, POLICY_ROUND_ROBIN); /* both arms */
+    /* the reloaded rollout steps apply to the next rollout */
+    CHECK_EQ(rollout_start(g.rollout, 3), 0);
+    CHECK_EQ(rollout_share(g.rollout), 10);
+    rollout_abort(g.rollout, 4);
     ctl_killswitch(C, 0);
     CHECK_EQ(g.policies.global.mode, POLICY_LEAST_REQUEST);
     /* a config that does not parse changes nothing */
@@ -139,6 +150,7 @@ int main(void)
     g.policies = g.cfg.policies;
     g.sessions = session_new(1024);
     g.pidx = pidx_new(POD_MAX, 4096, 64);
+    g.rollout = rollout_new(NULL);
     C = new_ctl();
     RUN(add_remove_drain);
     RUN(remove_forgets_session_pins);
@@ -146,6 +158,7 @@ int main(void)
     free(C);
     session_free(g.sessions);
     pidx_free(g.pidx);
+    rollout_free(g.rollout);
     snapshot_publish(NULL);
     return harness_done();
 }
