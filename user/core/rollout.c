@@ -3,27 +3,17 @@
 #include "core/rollout.h"
 
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/alloc.h"
-
-/* log-scale histogram: bucket b holds [LO x G^b, LO x G^(b+1)) ms */
-#define H_LO 0.01
-#define H_G 1.025
-#define H_N 800
-
-struct hist {
-    uint32_t b[H_N];
-    uint64_t n;
-};
+#include "core/loghist.h"
 
 struct arm_book {
     uint64_t n, errors, prompt, cached;
-    struct hist ttft, itl;
+    struct loghist ttft, itl;
 };
 
 struct group {
@@ -96,37 +86,6 @@ int rollout_cfg_check(const struct rollout_cfg *c, const char **why)
     return w ? -EINVAL : 0;
 }
 
-/* ---- histograms ---- */
-
-static void hist_add(struct hist *h, double ms)
-{
-    int b = 0;
-    if (ms > H_LO) {
-        b = (int)(log(ms / H_LO) / log(H_G));
-        if (b >= H_N)
-            b = H_N - 1;
-    }
-    h->b[b]++;
-    h->n++;
-}
-
-/* the q-quantile (nearest rank), as its bucket's geometric middle; -1 when empty */
-static double hist_quantile(const struct hist *h, double q)
-{
-    if (!h->n)
-        return -1;
-    uint64_t rank = (uint64_t)ceil(q * (double)h->n);
-    if (rank < 1)
-        rank = 1;
-    uint64_t cum = 0;
-    for (int i = 0; i < H_N; i++) {
-        cum += h->b[i];
-        if (cum >= rank)
-            return H_LO * pow(H_G, i + 0.5);
-    }
-    return H_LO * pow(H_G, H_N - 0.5);
-}
-
 /* ---- the book ---- */
 
 static void book_clear(struct rollout *r)
@@ -169,9 +128,9 @@ static void arm_add(struct arm_book *a, const struct ro_sample *s)
     a->prompt += s->prompt_tokens;
     a->cached += s->cached_tokens < s->prompt_tokens ? s->cached_tokens : s->prompt_tokens;
     if (s->ttft_ms >= 0)
-        hist_add(&a->ttft, s->ttft_ms);
+        loghist_add(&a->ttft, s->ttft_ms);
     if (s->itl_ms >= 0)
-        hist_add(&a->itl, s->itl_ms);
+        loghist_add(&a->itl, s->itl_ms);
 }
 
 static void figures(const struct arm_book *a, struct ro_figures *f)
@@ -180,8 +139,8 @@ static void figures(const struct arm_book *a, struct ro_figures *f)
     f->errors = a->errors;
     f->prompt_tokens = a->prompt;
     f->cached_tokens = a->cached;
-    f->ttft_p99 = hist_quantile(&a->ttft, 0.99);
-    f->itl_p50 = hist_quantile(&a->itl, 0.50);
+    f->ttft_p99 = loghist_quantile(&a->ttft, 0.99);
+    f->itl_p50 = loghist_quantile(&a->itl, 0.50);
 }
 
 /* ---- state ---- */
@@ -358,10 +317,10 @@ static int judge(const struct rollout_cfg *c, const struct group *g, struct ro_v
         return 0;
     double cv[RO_M__COUNT], bv[RO_M__COUNT], lim[RO_M__COUNT];
     int have[RO_M__COUNT], worse[RO_M__COUNT];
-    cv[RO_M_TTFT_P99] = hist_quantile(&ca->ttft, 0.99);
-    bv[RO_M_TTFT_P99] = hist_quantile(&ba->ttft, 0.99);
-    cv[RO_M_ITL_P50] = hist_quantile(&ca->itl, 0.50);
-    bv[RO_M_ITL_P50] = hist_quantile(&ba->itl, 0.50);
+    cv[RO_M_TTFT_P99] = loghist_quantile(&ca->ttft, 0.99);
+    bv[RO_M_TTFT_P99] = loghist_quantile(&ba->ttft, 0.99);
+    cv[RO_M_ITL_P50] = loghist_quantile(&ca->itl, 0.50);
+    bv[RO_M_ITL_P50] = loghist_quantile(&ba->itl, 0.50);
     cv[RO_M_ERRORS] = (double)ca->errors / (double)ca->n;
     bv[RO_M_ERRORS] = (double)ba->errors / (double)ba->n;
     cv[RO_M_HIT] = ca->prompt ? (double)ca->cached / (double)ca->prompt : -1;

@@ -29,9 +29,8 @@
  * waiting for samples. Passing the step before the one at 100 % completes
  * the rollout (at 100 % there is no baseline left to compare with).
  *
- * Quantiles come from log-scale histograms (buckets 2.5 % wide from 10 us
- * up to about 40 min): a p99 is within 2.5 % of the exact order statistic,
- * well inside any sensible tolerance.
+ * Quantiles come from core/loghist (buckets 2.5 % wide): a p99 is within
+ * 2.5 % of the exact order statistic, well inside any sensible tolerance.
  *
  * Group names are bounded: at most RO_GROUPS_MAX tenant and class names per
  * step (past that, "other"), so a client cannot grow the book. */
