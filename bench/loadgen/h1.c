@@ -149,6 +149,8 @@ static void conn_start(struct h1_conn *c, struct lg_req *r)
                 run->cfg->path, c->t->authority, run->body.len);
     if (run->meta.session_id[0])
         sbuf_printf(&c->out, "x-session-id: %s\r\n", run->meta.session_id);
+    if (run->meta.tenant[0])
+        sbuf_printf(&c->out, "x-gateway-inference-fairness-id: %s\r\n", run->meta.tenant);
     sbuf_puts(&c->out, "\r\n");
     sbuf_append(&c->out, run->body.data, run->body.len);
     if (c->out.oom) {

@@ -498,6 +498,7 @@ static int conn_start(struct h2_conn *c, struct lg_req *r)
     char clen[24];
     snprintf(clen, sizeof(clen), "%zu", run->body.len);
     const char *path = run->cfg->path, *auth = c->t->authority, *sid = run->meta.session_id;
+    const char *ten = run->meta.tenant;
 #define NV(N, V, VL)                                                                   \
     { (uint8_t *)(N), (uint8_t *)(V), sizeof(N) - 1, (VL), NGHTTP2_NV_FLAG_NO_COPY_NAME }
     nghttp2_nv nva[] = {
@@ -509,9 +510,14 @@ static int conn_start(struct h2_conn *c, struct lg_req *r)
         NV("accept", "text/event-stream", 17),
         NV("content-length", clen, strlen(clen)),
         NV("x-session-id", sid, strlen(sid)),
+        NV("x-gateway-inference-fairness-id", ten, strlen(ten)),
     };
 #undef NV
-    size_t nnv = sizeof(nva) / sizeof(nva[0]) - (sid[0] ? 0 : 1);
+    size_t nnv = sizeof(nva) / sizeof(nva[0]) - 2;
+    if (sid[0])
+        nva[nnv++] = nva[sizeof(nva) / sizeof(nva[0]) - 2];
+    if (ten[0])
+        nva[nnv++] = nva[sizeof(nva) / sizeof(nva[0]) - 1];
     nghttp2_data_provider prd = { .source.ptr = st, .read_callback = cb_read_body };
     int32_t id = nghttp2_submit_request(c->ng, NULL, nva, nnv, &prd, st);
     if (id < 0) {

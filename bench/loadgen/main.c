@@ -35,6 +35,9 @@ static const char USAGE[] =
     "  --model NAME             (meta-llama/Llama-3.1-8B-Instruct)\n"
     "  --groups G               distinct system prompts (4; multi-turn: one per session)\n"
     "  --prompts-per-group P    shared-prefix size G x P; prefix-pool: the pool (16)\n"
+    "  --tenants N              name N tenants (x-gateway-inference-fairness-id: tenant-K):\n"
+    "                           a request's tenant follows its system prompt (group mod N;\n"
+    "                           multi-turn: session mod N; others: request mod N) (0: none)\n"
     "  --system-len S           system prompt tokens (1024)\n"
     "  --question-len Q         question / user turn tokens (64)\n"
     "  --output-len O           output tokens, max_tokens with ignore_eos (128)\n"
@@ -72,7 +75,7 @@ enum {
     O_DURATION, O_REQUESTS, O_SEED, O_WORKLOAD, O_MODEL, O_GROUPS, O_PPG, O_SYSLEN,
     O_QLEN, O_OLEN, O_PLEN, O_SESSIONS, O_TURNS, O_THINK, O_HOT, O_ADAPTERS, O_SKEW,
     O_TRACE, O_TSPEED, O_OUT, O_SUMMARY, O_SLO, O_QUIET, O_DRY, O_TRANSPORT,
-    O_H2STREAMS, O_SESSCONNS, O_FLEETKV, O_TBLOCK, O_TMAXIN, O_TSTART, O_TWINDOW,
+    O_H2STREAMS, O_SESSCONNS, O_FLEETKV, O_TBLOCK, O_TMAXIN, O_TSTART, O_TWINDOW, O_TENANTS,
 };
 
 static const struct option OPTS[] = {
@@ -97,6 +100,7 @@ static const struct option OPTS[] = {
     { "session-conns", 0, 0, O_SESSCONNS }, { "fleet-kv-blocks", 1, 0, O_FLEETKV },
     { "trace-block-tokens", 1, 0, O_TBLOCK }, { "trace-max-input", 1, 0, O_TMAXIN },
     { "trace-start", 1, 0, O_TSTART },    { "trace-window", 1, 0, O_TWINDOW },
+    { "tenants", 1, 0, O_TENANTS },
     { 0, 0, 0, 0 },
 };
 
@@ -204,6 +208,7 @@ int main(int argc, char **argv)
             break;
         case O_MODEL: spec.model = optarg; break;
         case O_GROUPS: bad = u32(name, optarg, 1, &spec.groups); groups_set = 1; break;
+        case O_TENANTS: bad = u32(name, optarg, 0, &spec.tenants); break;
         case O_PPG: bad = u32(name, optarg, 1, &spec.prompts_per_group); break;
         case O_SYSLEN: bad = u32(name, optarg, 0, &spec.system_len); break;
         case O_QLEN: bad = u32(name, optarg, 1, &spec.question_len); break;

@@ -633,6 +633,14 @@ int lg_wl_build(struct lg_workload *w, size_t i, struct sbuf *body,
     size_t S = 4 * (size_t)s->system_len, Q = 4 * (size_t)s->question_len;
     sbuf_reset(&w->scratch);
     meta->session_id[0] = 0;
+    meta->tenant[0] = 0;
+    if (s->tenants) { /* the tenant follows the system prompt where there is one */
+        uint32_t k = s->kind == LG_WL_SHARED_PREFIX || s->kind == LG_WL_LORA_MIX ||
+                             s->kind == LG_WL_PREFIX_POOL || s->kind == LG_WL_MULTI_TURN
+                         ? it->a
+                         : (uint32_t)i;
+        snprintf(meta->tenant, sizeof(meta->tenant), "tenant-%u", k % s->tenants);
+    }
     switch (s->kind) {
     case LG_WL_SHARED_PREFIX:
     case LG_WL_LORA_MIX:

@@ -60,6 +60,7 @@ struct lg_wl_spec {
     uint64_t seed;
     const char *model;         /* base model name */
     uint32_t groups;           /* shared-prefix, lora-mix; multi-turn: distinct system prompts (0 = one per session) */
+    uint32_t tenants;          /* tenants named (x-gateway-inference-fairness-id), 0 none */
     uint32_t prompts_per_group;
     uint32_t system_len, question_len, output_len, prompt_len; /* tokens */
     uint32_t sessions, turns;
@@ -113,6 +114,7 @@ struct lg_workload {
 struct lg_wl_meta {
     const char *model;
     char session_id[48]; /* "" when none: x-session-id header */
+    char tenant[24];     /* "" when none: x-gateway-inference-fairness-id header */
     uint32_t prompt_tokens; /* as the server will count them */
 };
 

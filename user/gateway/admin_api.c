@@ -37,6 +37,12 @@
  *                                       "resume" | "abort" | "reset"}: 200
  *                                       with the status, 409 when the state
  *                                       does not allow it, 400 otherwise
+ *   GET    /admin/report                per model, tenant, class and arm:
+ *                                       requests, errors, TTFT p50 / p99,
+ *                                       ITL p50, hit rate, tokens/s, cost per
+ *                                       million tokens, the rollout's word
+ *                                       (admin_report.c); ?format=text: a
+ *                                       table
  *   POST   /admin/reload                re-read the config file: 200
  *                                       {"reloaded":true,"resolving":[names of
  *                                       pods added once their host resolves]},
@@ -463,6 +469,24 @@ static void h_pod_path(struct aconn *c, const struct http1_request *rq, const ch
 }
 
 /* Everything under /admin/ (sub: the rest of the path), token checked. */
+static int query_has(const struct http1_request *rq, const char *kv)
+{
+    const char *q = memchr(rq->target, '?', rq->target_len);
+    if (!q)
+        return 0;
+    size_t n = strlen(kv), left = rq->target_len - (size_t)(q + 1 - rq->target);
+    for (const char *p = q + 1; left >= n;) {
+        if (!memcmp(p, kv, n) && (left == n || p[n] == '&'))
+            return 1;
+        const char *amp = memchr(p, '&', left);
+        if (!amp)
+            break;
+        left -= (size_t)(amp + 1 - p);
+        p = amp + 1;
+    }
+    return 0;
+}
+
 static void h_admin(struct aconn *c, const struct http1_request *rq, const char *sub,
                     const char *body, size_t blen)
 {
@@ -488,6 +512,11 @@ static void h_admin(struct aconn *c, const struct http1_request *rq, const char 
             h_killswitch(c, METHOD("POST"), body, blen);
         else
             not_allowed(c, "GET, POST");
+    } else if (!strcmp(sub, "report")) {
+        if (METHOD("GET"))
+            adm_report(c, query_has(rq, "format=text"));
+        else
+            not_allowed(c, "GET");
     } else if (!strcmp(sub, "rollout")) {
         if (METHOD("GET") || METHOD("POST"))
             h_rollout(c, METHOD("POST"), body, blen);

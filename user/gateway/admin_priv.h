@@ -73,6 +73,11 @@ struct aconn *adm_find(struct admin *a, uint64_t id);
  * client sent behind it. */
 void adm_finish(struct aconn *c);
 
+/* ---- admin_report.c ---- */
+
+/* GET /admin/report: JSON, or the text table when text. */
+void adm_report(struct aconn *c, int text);
+
 /* ---- admin_api.c ---- */
 
 /* One request (head parsed, whole body present): answers into c->out, or

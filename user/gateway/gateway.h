@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "core/outlier.h"
+#include "core/report.h"
 #include "core/rollout.h"
 #include "core/podtable.h"
 #include "core/policy.h"
@@ -47,6 +48,7 @@ struct gw {
     struct pod_counters counters;
     struct outlier outlier;          /* ejections and the retry budget */
     struct rollout *rollout;         /* the guarded canary (core/rollout.h) */
+    struct report *report;           /* /admin/report's book (core/report.h) */
     /* what a computed token costs at each pod (core/podutil.h), a double's
      * bits by slot, -1 unpriced: written by the control thread at each
      * scrape, read as requests end */

@@ -297,6 +297,15 @@ void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
     pthread_mutex_unlock(&m->mu);
 }
 
+void gw_metrics_labels(struct gw_metrics *m, const struct gw_request *r, char model[128],
+                       char tenant[128])
+{
+    pthread_mutex_lock(&m->mu);
+    snprintf(model, 128, "%s", model_label(m, r->model));
+    snprintf(tenant, 128, "%s", bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant));
+    pthread_mutex_unlock(&m->mu);
+}
+
 void gw_metrics_itl(struct gw_metrics *m, const struct gw_request *r, double seconds)
 {
     pthread_mutex_lock(&m->mu);

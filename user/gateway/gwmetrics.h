@@ -38,6 +38,10 @@ int gw_tenant_from_user(void);
 
 /* One finished request (called from gw_request_done). */
 void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r);
+/* r's model and tenant labels as the metrics bound them (the report uses
+ * the same, so its rows match the series). */
+void gw_metrics_labels(struct gw_metrics *m, const struct gw_request *r, char model[128],
+                       char tenant[128]);
 /* One inter-token gap seen by the client of r. */
 void gw_metrics_itl(struct gw_metrics *m, const struct gw_request *r, double seconds);
 /* One scrape of a pod: ok or failed (with a cause: "timeout", "connect",

@@ -308,10 +308,11 @@ static int assemble(struct gw *g, const struct flags *f, uint32_t *nworkers)
     g->metrics = gw_metrics_new();
     outlier_init(&g->outlier, &g->cfg.outlier);
     g->rollout = rollout_new(&g->cfg.rollout); /* the config load checked it */
+    g->report = report_new();
     tokload_init(&g->tl);
     gw_set_tenant_from_user(g->cfg.tenant_from_user);
     atomic_store(&g->rng, (uint64_t)getpid() * 0x9E3779B97F4A7C15ull);
-    if (!g->pidx || !g->sessions || !g->metrics || !g->rollout) {
+    if (!g->pidx || !g->sessions || !g->metrics || !g->rollout || !g->report) {
         LOG_ERR("out of memory (index.max_entries %u)", g->cfg.index_max_entries);
         return 1;
     }
@@ -338,6 +339,7 @@ static void disassemble(struct gw *g)
     accesslog_close(g->alog);
     gw_metrics_free(g->metrics);
     rollout_free(g->rollout);
+    report_free(g->report);
     session_free(g->sessions);
     pidx_free(g->pidx);
     tokload_fini(&g->tl);

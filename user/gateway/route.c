@@ -342,6 +342,21 @@ static void rollout_sample(const struct gw_request *r, struct ro_sample *s)
         s->cached_tokens = (uint64_t)((double)r->prompt_tokens * r->d.prefix_blocks / r->d.blocks);
 }
 
+/* What the request cost: its computed tokens (uncached prompt + completion)
+ * at its pod's rate (core/podutil.h); -1 when the pod is unpriced. */
+static double request_cost(struct gw *g, const struct gw_request *r, const struct ro_sample *s,
+                           uint64_t completion)
+{
+    if (r->d.idx < 0 || r->pod.slot >= POD_MAX)
+        return -1;
+    uint64_t bits = atomic_load_explicit(&g->cost_rate[r->pod.slot], memory_order_relaxed);
+    double rate;
+    memcpy(&rate, &bits, sizeof(rate));
+    if (rate < 0)
+        return -1;
+    return rate * (double)(s->prompt_tokens - s->cached_tokens + completion);
+}
+
 void gw_request_done(struct gw *g, struct gw_request *r)
 {
     if (!r->t_end)
@@ -349,12 +364,24 @@ void gw_request_done(struct gw *g, struct gw_request *r)
     r->outcome = outcome_of(r);
     gw_metrics_request(g->metrics, r);
     accesslog_write(g->alog, r);
-    if (r->d.idx >= 0 && r->d.arm != ARM_ONLY && rollout_share(g->rollout) >= 0) {
-        struct ro_sample s;
-        rollout_sample(r, &s);
+    if (r->d.status != ROUTE_OK || r->d.idx < 0 || !r->pod.name[0])
+        return; /* never reached a pod: the report and the rollout judge pods' work */
+    struct ro_sample s;
+    rollout_sample(r, &s);
+    if (r->d.arm != ARM_ONLY && rollout_share(g->rollout) >= 0)
         rollout_record(g->rollout, r->tenant, NULL,
                        r->d.arm == ARM_CANARY ? RO_CANARY : RO_BASELINE, &s);
-    }
+    char model[128], tenant[128];
+    gw_metrics_labels(g->metrics, r, model, tenant);
+    struct report_key k = {model, tenant, NULL, route_arm_name(r->d.arm, r->d.mode)};
+    uint64_t completion = r->events; /* content events until usage is read */
+    struct report_sample rs = {
+        .error = s.error, .ttft_ms = s.ttft_ms, .itl_ms = s.itl_ms,
+        .prompt_tokens = s.prompt_tokens, .cached_tokens = s.cached_tokens,
+        .completion_tokens = completion, .estimated = 1,
+        .cost = request_cost(g, r, &s, completion),
+    };
+    report_record(g->report, &k, &rs, r->t_end);
 }
 
 void gw_models_json(struct gw *g, struct sbuf *out)

@@ -23,6 +23,7 @@ static inline void gw_fixture_init(struct gw *g)
     g->metrics = gw_metrics_new();
     outlier_init(&g->outlier, &g->cfg.outlier);
     g->rollout = rollout_new(&g->cfg.rollout);
+    g->report = report_new();
     tokload_init(&g->tl);
 }
 
