@@ -6,7 +6,11 @@
  * base model or an adapter; gw_metrics_served), at most 64 of them;
  * everything else, 404s included, is "other". Tenants (from the fairness
  * headers, or the body's "user" only with metrics.tenant_from_user) are
- * bounded at 256, then "other". */
+ * bounded at 256, then "other"; workload classes (accounting.h) at 32,
+ * then "other"; arms are mode names, "canary" or "baseline". The token
+ * counters (kvgate_{prompt,cached_prompt,completion}_tokens_total by model,
+ * tenant, class, arm, estimated) keep at most 4095 label sets; later ones
+ * count in one series whose labels are all "other". */
 #ifndef KVGATE_GATEWAY_GWMETRICS_H
 #define KVGATE_GATEWAY_GWMETRICS_H
 

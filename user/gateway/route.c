@@ -97,6 +97,11 @@ int gw_scan_finish(struct gw_scan *s, struct gw_request *r, const char **err,
     }
     snprintf(r->model, sizeof(r->model), "%s", bs->model);
     r->stream = bs->stream == 1;
+    r->include_usage = bs->include_usage;
+    r->so_seen = bs->so_seen;
+    r->iu_seen = bs->iu_seen;
+    r->so_start = bs->so_start;
+    r->iu_start = bs->iu_start;
     if (!r->tenant[0] && bs->has_user && gw_tenant_from_user()) /* metrics.tenant_from_user */
         snprintf(r->tenant, sizeof(r->tenant), "%.127s", bs->user);
     uint64_t mk = fp_model_key(bs->model, bs->model_len, bs->cache_salt,
@@ -196,6 +201,13 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
         r->t_routed = ev_now_ns();
         return r->d.status;
     }
+    /* the arm for the token counters: which policy routed it. Under a
+     * canary the mode's share is "canary", the rest "baseline" (when the
+     * two are the same mode every request reads "canary") */
+    if (cfg.canary_pct < 100 && !cfg.shadow)
+        r->arm = r->d.mode == cfg.mode ? "canary" : "baseline";
+    else
+        r->arm = policy_mode_name(r->d.mode);
     const struct pod_info *p = &s->pods[r->d.idx];
     r->pod.slot = p->slot;
     memcpy(r->pod.name, p->name, sizeof(r->pod.name));
