@@ -2,11 +2,13 @@
 # Token accounting and workload classes (issue 13) against 2 simulated
 # pods: kvgated's kvgate_{prompt,cached_prompt,completion}_tokens_total and
 # its access log equal the usage the pods reported (non-streamed answers,
-# streams with include_usage), a stream without usage is counted as
-# estimated (its content events), the class comes from the objective
-# headers, else the config's rules, else "default"; then with
+# streams with include_usage), a stream without usage, or cut before its
+# usage chunk, is counted as estimated (its content events), the class
+# comes from the objective headers, else the config's rules, else
+# "default"; then with
 # accounting.request_usage the client's stream is the pod's stream without
-# the usage chunk, byte for byte, while the counters get exact figures.
+# the usage chunk, byte for byte (HTTP/1.1 and h2c), while the counters
+# get exact figures.
 . "$(dirname "$0")/lib.sh"
 [ -x $BUILD/kvgated ] || skip_all "$BUILD/kvgated not built"
 [ -x $BUILD/kvgate-podsim ] || skip_all "$BUILD/kvgate-podsim not built"
@@ -115,6 +117,20 @@ t_classes_from_config() {
 }
 check "class from the config's path and model rules, a header over them" t_classes_from_config
 
+podsim_fault() { curl -sf -H 'content-type: application/json' -d "$1" "http://127.0.0.1:$PODSIM_ADMIN/pods/all/faults" >/dev/null; }
+t_cut_stream_estimated() {
+    # the pods die after 3 tokens: no usage chunk ever comes
+    podsim_fault '{"close_after":3}' || return 1
+    curl -s -N -H 'content-type: application/json' -H 'x-gateway-inference-fairness-id: t12' \
+        --data-binary "$(chat '{"stream":true,"stream_options":{"include_usage":true}}' "q12" 8)" \
+        "http://127.0.0.1:$G/v1/chat/completions" >"$E2E_TMP/s12"
+    podsim_fault '{"close_after":0}' || return 1
+    grep -q '"error"' "$E2E_TMP/s12" || { echo "the stream was not cut"; return 1; }
+    eq "$(tok kvgate_completion_tokens_total tenant=\"t12\" estimated=\"true\")" 3 "cut stream" || return 1
+    jq_true "$(log_of t12)" '.[0].usage_estimated == true and .[0].completion_tokens == 3 and .[0].outcome == "pod_error"'
+}
+check "a stream cut before its usage chunk: estimated from the events relayed" t_cut_stream_estimated
+
 # ---- accounting.request_usage ----
 kill "$GW_PID"; wait "$GW_PID" 2>/dev/null
 start_gateway --workers 1 --config "$E2E_TMP/acct_rewrite.json" || setup_failed "kvgated (request_usage) did not start"
@@ -171,5 +187,16 @@ t_rewrite_variants() {
     jq_true "$r" '.usage.completion_tokens == 2' && [ "$(status)" = 200 ]
 }
 check "request_usage: include_usage false and empty stream_options rewritten, a client's own include_usage kept" t_rewrite_variants
+
+t_rewrite_h2c() {
+    curl -s -N --http2-prior-knowledge -H 'content-type: application/json' \
+        -H 'x-gateway-inference-fairness-id: t13' -H 'x-gateway-inference-objective: h2' \
+        --data-binary "$(chat '{"stream":true}' "q13" 4)" \
+        "http://127.0.0.1:$G/v1/chat/completions" >"$E2E_TMP/s13"
+    grep -q '"usage"' "$E2E_TMP/s13" && { echo "usage chunk relayed over h2c"; return 1; }
+    grep -q '^data: \[DONE\]' "$E2E_TMP/s13" || { echo "no [DONE]"; return 1; }
+    eq "$(tok kvgate_completion_tokens_total tenant=\"t13\" class=\"h2\" estimated=\"false\")" 4 "h2c"
+}
+check "request_usage over h2c: the same stream, exact counts" t_rewrite_h2c
 
 finish
