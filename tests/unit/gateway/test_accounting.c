@@ -139,6 +139,16 @@ TEST(workload_class)
     const char *ok = "{\"accounting\":{\"request_usage\":true}}";
     CHECK_EQ(gw_config_parse(ok, strlen(ok), &c, err, sizeof(err)), 0);
     CHECK_EQ(c.request_usage, 1);
+    /* both wait for a restart, and a reload says so */
+    static struct gw_config a, b;
+    gw_config_defaults(&a);
+    const char *nb = "{\"accounting\":{\"request_usage\":true},"
+                     "\"classes\":[{\"class\":\"x\",\"path\":\"/v1/completions\"}]}";
+    CHECK_EQ(gw_config_parse(nb, strlen(nb), &b, err, sizeof(err)), 0);
+    char keys[256];
+    CHECK_EQ(gw_config_restart_keys(&a, &b, keys, sizeof(keys)), 2);
+    CHECK_STR(keys, "accounting.request_usage, classes");
+    CHECK_EQ(gw_config_restart_keys(&b, &b, keys, sizeof(keys)), 0);
 }
 
 TEST(answer_tokens)
