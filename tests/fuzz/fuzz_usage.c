@@ -6,10 +6,13 @@
  * that size, then a byte at a time. All three must agree; counts never
  * exceed USAGE_MAX_TOKENS; and for SSE, reading each complete event alone
  * (as relay.c does, through sse_split and usage_sse_event) must find the
- * same last usage as the stream reader. */
+ * same last usage as the stream reader. A JSON document whose usage is
+ * read is also given to cJSON (when it has no backslash, so no key can be
+ * spelled two ways): cJSON must parse it too and find the same counts. */
 #include "../../user/core/usage.c"
 #include "../../user/gateway/sse.c"
 
+#include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -59,6 +62,39 @@ static struct res run(int sse, const char *d, size_t len, size_t step)
     return r;
 }
 
+static void same_count(const cJSON *o, const char *key, int has, uint64_t v)
+{
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!has) {
+        if (k && !cJSON_IsNull(k))
+            abort();
+        return;
+    }
+    if (!cJSON_IsNumber(k) || k->valuedouble != (double)v)
+        abort();
+}
+
+/* The usage read from a JSON document is what cJSON finds there. */
+static void oracle(const char *d, size_t len, const struct res *r)
+{
+    if (!r->ok || memchr(d, '\\', len))
+        return;
+    cJSON *root = cJSON_ParseWithLengthOpts(d, len, NULL, 0);
+    if (!root)
+        return; /* stricter than ours somewhere (numbers): nothing to compare */
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usage");
+    if (!cJSON_IsObject(u))
+        abort();
+    same_count(u, "prompt_tokens", r->u.has_prompt, r->u.prompt);
+    same_count(u, "completion_tokens", r->u.has_completion, r->u.completion);
+    const cJSON *det = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens_details");
+    if (r->u.has_cached)
+        same_count(det, "cached_tokens", 1, r->u.cached);
+    else if (cJSON_IsObject(det))
+        same_count(det, "cached_tokens", 0, 0);
+    cJSON_Delete(root);
+}
+
 /* relay.c's way: whole events from sse_split, each read alone */
 static void on_event(void *arg, const char *e, size_t n)
 {
@@ -85,6 +121,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_counts(&whole);
     if (!same(&whole, &pieces) || !same(&whole, &bytes))
         abort();
+    if (!sse)
+        oracle(d, len, &whole);
     if (sse) {
         struct res ev;
         memset(&ev, 0, sizeof(ev));
