@@ -7,8 +7,9 @@
  * with). Without --pod a connection whose first request is whole is
  * counted and reset, so a client is never left waiting. Not yet: the pod
  * picked by kvgated's policy (the workers belong inside kvgated, sharing
- * its tables: ../shared/BYPASS.md), a second request on a spliced
- * connection (dpdk/README.md), the hand-up to kvgated.
+ * its tables: ../shared/BYPASS.md), the hand-up to kvgated. A spliced
+ * flow is forgotten (slot, source port, XDP's entries) once closed both
+ * ways or reset and quiet for a second, or idle for ten minutes.
  *
  *   kvg-bypassd --iface IF --port N --xdp-obj build/bpf/bp_entry.bpf.o
  *               [--stats FILE] [--max-body BYTES]
@@ -49,6 +50,11 @@
 #define BURST 32
 #define NFLOWS 4096 /* a power of two */
 #define IDLE_POLLS 64
+/* a spliced flow closed both ways (or reset) is forgotten after this long
+ * without a packet; one nobody closed, after IDLE_MS (handoff_check) */
+#define WATCH_EVERY_MS 250
+#define LINGER_MS 1000
+#define IDLE_MS (600u * 1000)
 
 static volatile sig_atomic_t stop;
 static void on_signal(int s) { (void)s, stop = 1; }
@@ -65,7 +71,8 @@ static uint64_t now_ms(void)
     X(rx) X(tx) X(tx_dropped) X(not_ours) X(bad_frames) X(no_flow) X(syn) X(synack)       \
     X(established) X(cookies) X(table_full) X(bytes_in) X(first_requests) X(hand_ups)     \
     X(resets) X(timeouts) X(flows_now) X(replays) X(connected) X(refused) X(handed_off)   \
-    X(pod_frames) X(pod_data_relayed) X(late_client) X(late_pod) X(unknown_pod)
+    X(pod_frames) X(pod_data_relayed) X(late_client) X(late_pod) X(unknown_pod)          \
+    X(closed) X(idle_closed) X(reinstalled)
 static struct {
 #define BP_FIELD(n) uint64_t n;
     BP_COUNTERS(BP_FIELD)
@@ -85,6 +92,8 @@ struct slot {
     struct replay rp;
     struct handoff h;
     int have_h;
+    struct handoff_watch hw; /* handed off: when to forget it */
+    uint64_t watch_at_ms;
 };
 static struct slot flows[NFLOWS];
 static struct tcpep_cfg C;
@@ -293,6 +302,8 @@ static void hand_off(struct slot *s)
     }
     s->pstate = 2;
     S.handed_off++;
+    handoff_watch_start(&s->hw, now_ms());
+    s->watch_at_ms = now_ms() + WATCH_EVERY_MS;
     tcpep_free(&C, &s->f); /* the first flight is the pod's now */
     s->f.st = TE_ESTABLISHED;
 }
@@ -461,11 +472,42 @@ static void frame(const uint8_t *data, size_t len)
     }
 }
 
+/* A flow handed off: forgotten once closed and quiet (its source port
+ * goes back to the range, XDP's entries are deleted); an entry that went
+ * missing from the map meanwhile is put back. */
+static void watch(struct slot *s, uint64_t now)
+{
+    if (now < s->watch_at_ms || FLOWS_FD < 0)
+        return;
+    s->watch_at_ms = now + WATCH_EVERY_MS;
+    struct kvg_bp_flow c, p;
+    int hc = !bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &c);
+    int hp = !bpf_map_lookup_elem(FLOWS_FD, &s->h.p2c_key, &p);
+    enum handoff_verdict v =
+        handoff_check(&s->hw, hc ? &c : NULL, hp ? &p : NULL, now, LINGER_MS, IDLE_MS);
+    if (v != HANDOFF_KEEP) {
+        if (v == HANDOFF_FORGET_CLOSED)
+            S.closed++;
+        else
+            S.idle_closed++;
+        drop_flow(s);
+        return;
+    }
+    if (!hp && !bpf_map_update_elem(FLOWS_FD, &s->h.p2c_key, &s->h.p2c, BPF_NOEXIST))
+        S.reinstalled++;
+    if (!hc && !bpf_map_update_elem(FLOWS_FD, &s->h.c2p_key, &s->h.c2p, BPF_NOEXIST))
+        S.reinstalled++;
+}
+
 static void timers(void)
 {
     uint64_t now = now_ms();
     for (uint32_t i = 0; i < NFLOWS; i++) {
         struct slot *s = &flows[i];
+        if (s->used && s->pstate == 2) {
+            watch(s, now);
+            continue;
+        }
         if (s->used && s->pstate == 1) {
             struct replay_out o[REPLAY_OUT_MAX];
             int n = 0;

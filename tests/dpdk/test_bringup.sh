@@ -30,6 +30,9 @@ dpdk_cleanup() {
     e2e_cleanup
 }
 trap dpdk_cleanup EXIT
+# a signal (timeout(1), ^C) ends the script through exit, so the EXIT trap
+# still removes the namespaces: bash runs no EXIT trap when a signal kills it
+trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
 ip netns add $NC && ip netns add $NG || setup_failed "namespaces"
 ip link add vc$$ netns $NC type veth peer name vg$$ netns $NG || setup_failed "veth"
 VC=vc$$ VG=vg$$

@@ -42,3 +42,28 @@ void handoff_entries(const struct handoff_ends *e, const struct tcpep_flow *cf,
     p->action = KVG_BP_ACT_REWRITE;
     p->pod_slot = pod_slot;
 }
+
+void handoff_watch_start(struct handoff_watch *w, uint64_t now_ms)
+{
+    w->packets = 0;
+    w->quiet_since_ms = now_ms;
+}
+
+enum handoff_verdict handoff_check(struct handoff_watch *w, const struct kvg_bp_flow *c2p,
+                                   const struct kvg_bp_flow *p2c, uint64_t now_ms,
+                                   uint32_t linger_ms, uint32_t idle_ms)
+{
+    uint64_t pk = (c2p ? c2p->packets : 0) + (p2c ? p2c->packets : 0);
+    uint32_t fc = c2p ? c2p->flags : 0, fp = p2c ? p2c->flags : 0;
+    if (pk != w->packets) {
+        w->packets = pk;
+        w->quiet_since_ms = now_ms;
+    }
+    uint64_t quiet = now_ms - w->quiet_since_ms;
+    int closed = ((fc | fp) & KVG_BP_F_RST) || ((fc & KVG_BP_F_FIN) && (fp & KVG_BP_F_FIN));
+    if (closed && quiet >= linger_ms)
+        return HANDOFF_FORGET_CLOSED;
+    if (quiet >= idle_ms)
+        return HANDOFF_FORGET_IDLE;
+    return HANDOFF_KEEP;
+}

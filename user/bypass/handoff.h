@@ -49,4 +49,32 @@ struct handoff {
 void handoff_entries(const struct handoff_ends *e, const struct tcpep_flow *cf,
                      const struct replay *rp, uint32_t pod_slot, struct handoff *h);
 
+/* When the worker forgets a flow it handed off (its slot, its source
+ * port towards the pod, both entries): XDP marks the FIN and RST it
+ * forwards in the entry of that direction (KVG_BP_F_FIN, KVG_BP_F_RST) and
+ * counts packets; the worker looks at both entries now and then.
+ *
+ *   a RST either way, or a FIN each way, then linger_ms without a packet
+ *       -> forget (the last ACK and any retransmitted FIN have passed)
+ *   idle_ms without a packet                  -> forget (nobody closed it)
+ *   else                                      -> keep
+ *
+ * An entry missing from the map (evicted, or deleted by someone else)
+ * counts as no packets and no flags: the caller puts it back while the
+ * verdict is keep. */
+struct handoff_watch {
+    uint64_t packets;          /* both entries' packets when last looked at */
+    uint64_t quiet_since_ms;   /* since when that count has not moved */
+};
+
+enum handoff_verdict { HANDOFF_KEEP = 0, HANDOFF_FORGET_CLOSED, HANDOFF_FORGET_IDLE };
+
+/* Starts watching at the hand-off. */
+void handoff_watch_start(struct handoff_watch *w, uint64_t now_ms);
+
+/* The verdict for the entries as read now (c2p, p2c: NULL when missing). */
+enum handoff_verdict handoff_check(struct handoff_watch *w, const struct kvg_bp_flow *c2p,
+                                   const struct kvg_bp_flow *p2c, uint64_t now_ms,
+                                   uint32_t linger_ms, uint32_t idle_ms);
+
 #endif

@@ -39,6 +39,11 @@ int policy_mode_parse(const char *s, enum policy_mode *m)
     return -EINVAL;
 }
 
+const char *route_arm_name(enum route_arm a, enum policy_mode mode)
+{
+    return a == ARM_CANARY ? "canary" : a == ARM_BASELINE ? "baseline" : policy_mode_name(mode);
+}
+
 const char *route_reason_name(enum route_reason r)
 {
     return (unsigned)r < REASON__COUNT ? REASON_NAMES[r] : "?";
@@ -179,11 +184,36 @@ static int pick_scored(const struct policy_cfg *cfg, const struct pod_snapshot *
         double slimit = cfg->bounded_session * (total + 1) / nk;
         if (slimit < limit)
             slimit = limit;
+        /* A pod's bound grows with what moving off it would re-pay: the
+         * share of the request it holds that no other candidate holds
+         * (held - the best other's held). A session's own pod holds the
+         * whole history: slimit. A prefix every pod holds (a common
+         * system prompt) earns nothing, so balance is kept there; a hot
+         * prefix one pod holds alone may pile up to slimit before it is
+         * copied elsewhere. bench/ trace-mooncake at 15x: hit rate 83.5%
+         * -> 95.5% of the finite ceiling, TTFT p50 122 -> 109 ms. */
+        double held[POD_MAX], best1 = 0, best2 = 0;
+        for (int k = 0; k < nk; k++) {
+            const struct cand *x = &c[keep[k]];
+            held[k] = in->nkeys ? (double)in->match[x->slot] / in->nkeys : 0.0;
+            if (held[k] > best1) {
+                best2 = best1;
+                best1 = held[k];
+            } else if (held[k] > best2) {
+                best2 = held[k];
+            }
+        }
         int nk2 = 0, tmp[POD_MAX];
-        for (int k = 0; k < nk; k++)
-            if (c[keep[k]].inflight + 1 <=
-                ((int)c[keep[k]].slot == in->session_slot ? slimit : limit))
+        for (int k = 0; k < nk; k++) {
+            const struct cand *x = &c[keep[k]];
+            double adv = 1.0;
+            if ((int)x->slot != in->session_slot) {
+                double other = held[k] >= best1 ? best2 : best1;
+                adv = held[k] > other ? held[k] - other : 0.0;
+            }
+            if (x->inflight + 1 <= limit + (slimit - limit) * adv)
                 tmp[nk2++] = keep[k];
+        }
         if (nk2 > 0 && nk2 < nk) {
             out->bounded = 1;
             memcpy(keep, tmp, (size_t)nk2 * sizeof(int));
@@ -375,11 +405,15 @@ void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
 
     /* which mode routes this request */
     enum policy_mode mode = cfg->mode;
+    double canary = in->canary_set ? in->canary_pct : cfg->canary_pct;
+    out->arm = ARM_ONLY;
     if (cfg->shadow) {
         mode = cfg->baseline;
-    } else if (cfg->canary_pct < 100) {
+        out->arm = ARM_BASELINE;
+    } else if (canary < 100) {
         double draw = (double)(mix(in->rand ^ 0xC0FFEE) % 10000) / 100.0;
-        if (draw >= cfg->canary_pct)
+        out->arm = draw >= canary ? ARM_BASELINE : ARM_CANARY;
+        if (out->arm == ARM_BASELINE)
             mode = cfg->baseline;
     }
     out->mode = mode;

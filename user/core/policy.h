@@ -110,17 +110,28 @@ struct route_input {
      * (pod_load_estimate). 0: 1 */
     double load_share;
     uint64_t rand;          /* random bits for tie-breaks, canary, random */
+    /* the canary's share in percent over the policy's canary_pct, when
+     * canary_set: while a guarded rollout runs (core/rollout.h) */
+    uint8_t canary_set;
+    double canary_pct;
     uint64_t now_ns;
     uint32_t exclude_slot;  /* a retry avoids the pod that failed; UINT32_MAX none */
     uint64_t avoid_failed_since_ns; /* a retry also avoids pods that failed at or
                                      * after this (core/outlier.h); 0: none */
 };
 
+/* The arm that routed a request: the only one when the policy's mode
+ * takes all traffic (canary 100%, no shadow), else the canary (`mode`) or
+ * the baseline (`baseline`, which also routes everything in shadow). */
+enum route_arm { ARM_ONLY = 0, ARM_CANARY, ARM_BASELINE };
+const char *route_arm_name(enum route_arm a, enum policy_mode mode);
+
 struct route_decision {
     enum route_status status;
     int idx;                /* index into snapshot->pods, -1 on failure */
     int shadow_idx;         /* shadow mode: mode's pick; -1 otherwise */
     enum policy_mode mode;  /* the mode that routed this request */
+    enum route_arm arm;     /* which arm routed it */
     enum route_reason reason;
     uint8_t degraded;       /* no candidate had fresh metrics */
     uint8_t all_saturated;  /* the saturation filter let everyone through */

@@ -28,6 +28,15 @@
  *                                       their mode, shadow and canary back.
  *                                       While on, PUT /admin/policy and
  *                                       reloads change what comes back
+ *   GET    /admin/rollout               the guarded rollout: state, step,
+ *                                       canary share, the last step's result,
+ *                                       the verdict of a rollback, and this
+ *                                       step's figures per tenant and class
+ *                                       and arm
+ *   POST   /admin/rollout               {"action": "start" | "pause" |
+ *                                       "resume" | "abort" | "reset"}: 200
+ *                                       with the status, 409 when the state
+ *                                       does not allow it, 400 otherwise
  *   POST   /admin/reload                re-read the config file: 200
  *                                       {"reloaded":true,"resolving":[names of
  *                                       pods added once their host resolves]},
@@ -270,6 +279,39 @@ static void h_policy_put(struct aconn *c, const char *body, size_t len)
     h_policy_get(c);
 }
 
+static void h_rollout(struct aconn *c, int post, const char *body, size_t len)
+{
+    if (post) {
+        cJSON *o = body_object(c, body, len);
+        if (!o)
+            return;
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "action");
+        char action[16] = "";
+        if (cJSON_IsString(a) && cJSON_GetArraySize(o) == 1)
+            snprintf(action, sizeof(action), "%s", a->valuestring);
+        cJSON_Delete(o);
+        int rc = action[0] ? ctl_rollout_action(c->a->ctl, action) : -ENOENT;
+        if (rc == -ENOENT) {
+            adm_respond_error(c, 400, "expected {\"action\": \"start\", \"pause\", \"resume\", "
+                                      "\"abort\" or \"reset\"}", NULL);
+            return;
+        }
+        if (rc) {
+            adm_respond_error(c, 409,
+                              rc == -EALREADY ? "the rollout is already in that state"
+                                              : "the rollout's state does not allow that "
+                                                "(GET /admin/rollout)",
+                              NULL);
+            return;
+        }
+    }
+    struct sbuf b;
+    sbuf_init(&b);
+    ctl_rollout_json(c->a->ctl, &b);
+    adm_respond_json(c, 200, &b);
+    sbuf_free(&b);
+}
+
 static void h_killswitch(struct aconn *c, int post, const char *body, size_t len)
 {
     if (post) {
@@ -341,6 +383,7 @@ static void h_metrics(struct aconn *c)
     struct pod_snapshot *s = snapshot_get();
     gw_metrics_render(g->metrics, s, &g->counters, &g->tl, ev_now_ns(), &b);
     ctl_kv_metrics_render(c->a->ctl, s, &b);
+    ctl_rollout_metrics(c->a->ctl, &b);
     snapshot_put(s);
     prom_head(&b, "kvgate_load_share", "gauge",
               "This gateway's share of the load at the pods (its in-flight requests against "
@@ -440,6 +483,11 @@ static void h_admin(struct aconn *c, const struct http1_request *rq, const char 
     } else if (!strcmp(sub, "killswitch")) {
         if (METHOD("GET") || METHOD("POST"))
             h_killswitch(c, METHOD("POST"), body, blen);
+        else
+            not_allowed(c, "GET, POST");
+    } else if (!strcmp(sub, "rollout")) {
+        if (METHOD("GET") || METHOD("POST"))
+            h_rollout(c, METHOD("POST"), body, blen);
         else
             not_allowed(c, "GET, POST");
     } else if (!strcmp(sub, "reload")) {

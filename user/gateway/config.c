@@ -89,6 +89,21 @@
  *   retry.min_per_second      retries always allowed per second    [5]
  *   retry.avoid_failed_ms     a retry avoids pods that failed this
  *                             recently, 0 = only the one it left   [10000]
+ *   rollout.steps             the guarded canary's shares in percent,
+ *                             increasing, 2-16 of them, the last 100
+ *                                                      [[1, 5, 25, 50, 100]]
+ *   rollout.hold_ms           each step's hold before it is judged,
+ *                             [1000, 86400000]                     [60000]
+ *   rollout.min_samples       requests per arm for a tenant or class to
+ *                             be judged, [1, 1000000]              [50]
+ *   rollout.ttft_p99_tolerance  canary TTFT p99 <= baseline's x (1 + this)
+ *                             + latency_slack_ms, [0, 100]          [0.25]
+ *   rollout.itl_p50_tolerance   the same for ITL p50, [0, 100]      [0.25]
+ *   rollout.error_tolerance   canary error share <= baseline's + this,
+ *                             [0, 1]                               [0.01]
+ *   rollout.hit_rate_tolerance  canary hit rate >= baseline's - this,
+ *                             [0, 1]                               [0.05]
+ *   rollout.latency_slack_ms  [0, 600000]                          [5]
  *   metrics.tenant_from_user  the body's "user" names the tenant when no
  *                      x-gateway-inference-fairness-id /
  *                      x-llm-d-inference-fairness-id header does (it
@@ -144,6 +159,7 @@ enum key_kind {
     K_SPLICE_MODELS, /* {"<model>": mode}: nsplice_models, splice_models[] */
     K_TOKENIZERS,    /* {"<model>": "pseudo" | {...}}: ntokenizers, tokenizers[] */
     K_CLASSES,       /* [{"class","model","path"}]: nclasses, classes[] */
+    K_STEPS,         /* [percent, ...]: struct rollout_cfg steps and nsteps */
     K_PODS,          /* config_pod.c */
     K_POLICY,        /* config_policy.c */
 };
@@ -224,6 +240,15 @@ static const struct key_spec KEYS[] = {
     {"retry", "budget_percent", K_NUM, 0, 100, F(outlier.budget_percent), RL_RESTART},
     {"retry", "min_per_second", K_NUM, 0, 1000000, F(outlier.min_per_second), RL_RESTART},
     {"retry", "avoid_failed_ms", K_U32, 0, 3600000, F(outlier.recent_ms), RL_RESTART},
+    SECTION("rollout"),
+    {"rollout", "steps", K_STEPS, 0, 0, F(rollout), RL_LIVE},
+    {"rollout", "hold_ms", K_U32, 1000, 86400000, F(rollout.hold_ms), RL_LIVE},
+    {"rollout", "min_samples", K_U32, 1, 1000000, F(rollout.min_samples), RL_LIVE},
+    {"rollout", "ttft_p99_tolerance", K_NUM, 0, 100, F(rollout.tol_ttft_p99), RL_LIVE},
+    {"rollout", "itl_p50_tolerance", K_NUM, 0, 100, F(rollout.tol_itl_p50), RL_LIVE},
+    {"rollout", "error_tolerance", K_NUM, 0, 1, F(rollout.tol_error), RL_LIVE},
+    {"rollout", "hit_rate_tolerance", K_NUM, 0, 1, F(rollout.tol_hit), RL_LIVE},
+    {"rollout", "latency_slack_ms", K_NUM, 0, 600000, F(rollout.slack_ms), RL_LIVE},
     SECTION("splice"),
     {"splice", "mode", K_SPLICE_MODE, 0, 0, F(splice_mode), RL_RESTART},
     {"splice", "budget_bytes", K_U64, 65536, 1073741824, F(splice_budget), RL_RESTART},
@@ -460,6 +485,30 @@ static int parse_text(struct jp_err *e, const struct key_spec *s, const char *kp
     return 0;
 }
 
+/* ---- rollout ---- */
+
+static int rollout_steps(struct jp_err *e, const char *kp, const cJSON *v, struct rollout_cfg *r)
+{
+    char p[JP_PATH_MAX + 16];
+    if (!cJSON_IsArray(v))
+        return jp_fail(e, kp, "expected an array of percents, e.g. [1, 5, 25, 50, 100]");
+    int n = cJSON_GetArraySize(v);
+    if (n < 2 || n > RO_STEPS_MAX)
+        return jp_fail(e, kp, "expected 2 to %d steps, got %d", RO_STEPS_MAX, n);
+    int i = 0;
+    for (const cJSON *x = v->child; x; x = x->next, i++) {
+        snprintf(p, sizeof(p), "%s[%d]", kp, i);
+        if (jp_num(e, p, x, 0, 1, 100, &r->steps[i]))
+            return -1;
+        if (i && r->steps[i] <= r->steps[i - 1])
+            return jp_fail(e, p, "steps must increase (%g after %g)", r->steps[i], r->steps[i - 1]);
+    }
+    if (r->steps[n - 1] != 100)
+        return jp_fail(e, kp, "the last step must be 100");
+    r->nsteps = n;
+    return 0;
+}
+
 /* One key k (path kp) as its spec says, into c. */
 static int parse_value(struct jp_err *e, const struct key_spec *s, const char *kp,
                        const cJSON *k, struct gw_config *c)
@@ -474,6 +523,7 @@ static int parse_value(struct jp_err *e, const struct key_spec *s, const char *k
     case K_SPLICE_MODELS: return splice_models(e, kp, k, c);
     case K_TOKENIZERS: return tokenizers(e, kp, k, c);
     case K_CLASSES: return classes(e, kp, k, c);
+    case K_STEPS: return rollout_steps(e, kp, k, (struct rollout_cfg *)dst);
     case K_BOOL: return jp_bool(e, kp, k, (int *)dst);
     case K_STR: case K_TOKEN: case K_LISTEN: case K_LISTEN_OFF:
         return parse_text(e, s, kp, k, dst);
@@ -595,6 +645,7 @@ void gw_config_defaults(struct gw_config *c)
     c->send_timeout_ms = 60000;
     c->drain_timeout_ms = 30000;
     outlier_defaults(&c->outlier);
+    rollout_defaults(&c->rollout);
     strcpy(c->access_log, "-");
     c->access_log_buffer = 1u << 20; /* = ACCESSLOG_BUFFER_DEFAULT */
     c->splice_mode = GW_SPLICE_AUTO;

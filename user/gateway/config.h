@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "core/outlier.h"
+#include "core/rollout.h"
 #include "core/podtable.h"
 #include "core/policy.h"
 #include "gateway/config_policy.h"
@@ -116,6 +117,8 @@ struct gw_config {
     uint32_t drain_timeout_ms;    /* 30000: SIGTERM: in-flight streams finish within this */
     /* passive outlier detection and the retry budget (core/outlier.h) */
     struct outlier_cfg outlier;
+    /* the guarded canary (core/rollout.h; started by POST /admin/rollout) */
+    struct rollout_cfg rollout;
     /* metrics */
     int tenant_from_user;         /* tenant label from the body's "user" (off) */
     /* accounting (issue 13, accounting.h) */

@@ -81,6 +81,7 @@ static void teardown(struct ctl *c)
     resolver_stop(); /* undelivered answers are dropped: free their pods */
     ctl_pods_free(c);
     probes_disarm(c); /* before the loop (and its timers) goes */
+    ctl_rollout_disarm(c);
     if (c->l)
         ev_free(c->l);
     if (c->efd >= 0)
@@ -120,6 +121,7 @@ static int assemble(struct ctl *c)
         return rc;
     }
     probes_arm(c);
+    ctl_rollout_arm(c);
     return 0;
 }
 

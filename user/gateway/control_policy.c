@@ -9,6 +9,7 @@
 static void force_rr(struct policy_cfg *p)
 {
     p->mode = POLICY_ROUND_ROBIN;
+    p->baseline = POLICY_ROUND_ROBIN; /* both arms, whatever a rollout's share */
     p->shadow = 0;
     p->canary_pct = 100;
 }
@@ -53,6 +54,7 @@ void ctl_killswitch(struct ctl *c, int on)
     if (on == c->ks_on)
         return;
     if (on) {
+        ctl_rollout_killswitch(c);
         ctl_base_policies(c, &c->ks_saved);
         c->ks_on = 1;
         ctl_set_policies(c, &c->ks_saved);

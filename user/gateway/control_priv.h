@@ -9,6 +9,7 @@
  *                     (snapshot, model labels, the BPF pod table)
  *   control_reload.c  the config file read again
  *   control_policy.c  the policies in force and the kill switch
+ *   control_rollout.c the guarded canary's clock, actions and status
  *   probe.c           the periodic /metrics, /health, /v1/models probes,
  *                     over scrape.c (the non-blocking HTTP/1.1 GET client)
  *   admin.c           the admin listener on the thread's loop (admin_api.c:
@@ -79,6 +80,7 @@ struct ctl {
     struct admin *admin;         /* NULL: no admin listener */
     struct kvsub *kvsub;         /* KV-event subscriber, NULL until a pod has events */
     uint64_t kv_sig;             /* of what it was last told (control_kv.c) */
+    uint64_t ro_timer;           /* the rollout's tick (control_rollout.c) */
 };
 
 /* ---- control_pods.c ---- */
@@ -130,6 +132,20 @@ void ctl_base_policies(struct ctl *c, struct gw_policies *out);
  * shadow, no canary; off = their previous mode, shadow and canary back. */
 void ctl_killswitch(struct ctl *c, int on);
 int ctl_killswitch_on(const struct ctl *c);
+
+/* ---- control_rollout.c (issue 13) ---- */
+
+/* The rollout's clock: a tick every 250 ms judges a step whose hold is over. */
+void ctl_rollout_arm(struct ctl *c);
+void ctl_rollout_disarm(struct ctl *c);
+/* "start", "pause", "resume", "abort", "reset": 0, -ENOENT (no such
+ * action), or what core/rollout.h's call returned (-EINVAL, -EALREADY). */
+int ctl_rollout_action(struct ctl *c, const char *action);
+/* The kill switch went on: a rollout in progress is aborted. */
+void ctl_rollout_killswitch(struct ctl *c);
+/* GET /admin/rollout's body; the rollout_* families of /metrics. */
+void ctl_rollout_json(struct ctl *c, struct sbuf *o);
+void ctl_rollout_metrics(struct ctl *c, struct sbuf *o);
 
 /* ---- probe.c ---- */
 

@@ -2,7 +2,8 @@
  * on the control thread. See control_priv.h.
  *
  * Applied at once: pods (added, removed, engines and model lists),
- * policy (the kill switch stays in force), scrape periods and bounds,
+ * policy (the kill switch stays in force), rollout (a running one keeps
+ * its step and samples), scrape periods and bounds,
  * admin.token, metrics.tenant_from_user. What the workers, the index and
  * the listeners were built with keeps its running value until a restart;
  * which keys those are is config.c's key table, and a reload names every
@@ -50,6 +51,7 @@ int ctl_reload(struct ctl *c, char *err, size_t errlen, char *restart, size_t rl
     int rc = ctl_pods_sync(c, nc, err, errlen);
     apply_scrape(c, nc);
     ctl_set_policies(c, &nc->policies);
+    rollout_set_cfg(c->g->rollout, &nc->rollout); /* checked by the load */
     admin_set_token(c->admin, nc->admin_token); /* the listener itself stays */
     gw_set_tenant_from_user(nc->tenant_from_user);
     if (gw_config_restart_keys(&c->g->cfg, nc, keep, sizeof(keep)) > 0)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "core/outlier.h"
+#include "core/rollout.h"
 #include "core/podtable.h"
 #include "core/policy.h"
 #include "core/tokload.h"
@@ -45,6 +46,7 @@ struct gw {
     struct gwbpf *bpf;               /* the kernel fast path, NULL when off (bpf.h) */
     struct pod_counters counters;
     struct outlier outlier;          /* ejections and the retry budget */
+    struct rollout *rollout;         /* the guarded canary (core/rollout.h) */
     struct tokload tl;               /* each pod's load in tokens (core/tokload.h) */
     struct policy_state pstate;
     /* this gateway's share of the pods' load (core/policy.h struct

@@ -307,10 +307,11 @@ static int assemble(struct gw *g, const struct flags *f, uint32_t *nworkers)
     g->sessions = session_new(1u << 16);
     g->metrics = gw_metrics_new();
     outlier_init(&g->outlier, &g->cfg.outlier);
+    g->rollout = rollout_new(&g->cfg.rollout); /* the config load checked it */
     tokload_init(&g->tl);
     gw_set_tenant_from_user(g->cfg.tenant_from_user);
     atomic_store(&g->rng, (uint64_t)getpid() * 0x9E3779B97F4A7C15ull);
-    if (!g->pidx || !g->sessions || !g->metrics) {
+    if (!g->pidx || !g->sessions || !g->metrics || !g->rollout) {
         LOG_ERR("out of memory (index.max_entries %u)", g->cfg.index_max_entries);
         return 1;
     }
@@ -336,6 +337,7 @@ static void disassemble(struct gw *g)
     g->bpf = NULL;
     accesslog_close(g->alog);
     gw_metrics_free(g->metrics);
+    rollout_free(g->rollout);
     session_free(g->sessions);
     pidx_free(g->pidx);
     tokload_fini(&g->tl);

@@ -191,6 +191,11 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
         .tokens_per_key = tpk, .tl = &g->tl, .bytes_per_token = g->cfg.bytes_per_token,
         .load_share = (double)atomic_load_explicit(&g->load_share_micro, memory_order_relaxed) / 1e6,
     };
+    double ro_share = rollout_share(g->rollout);
+    if (ro_share >= 0) { /* a guarded rollout sets the canary's share */
+        in.canary_set = 1;
+        in.canary_pct = ro_share;
+    }
     if (exclude_slot == UINT32_MAX) /* a first attempt: the retry budget grows */
         retry_budget_deposit(&g->outlier);
     else if (g->outlier.cfg.recent_ms) /* a retry avoids every pod that just failed */
@@ -201,13 +206,10 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
         r->t_routed = ev_now_ns();
         return r->d.status;
     }
-    /* the arm for the token counters: which policy routed it. Under a
-     * canary the mode's share is "canary", the rest "baseline" (when the
-     * two are the same mode every request reads "canary") */
-    if (cfg.canary_pct < 100 && !cfg.shadow)
-        r->arm = r->d.mode == cfg.mode ? "canary" : "baseline";
-    else
-        r->arm = policy_mode_name(r->d.mode);
+    /* the arm, as the token counters and the log name it: the mode when
+     * it takes all traffic, else "canary" / "baseline" (a rollout's share
+     * included) */
+    r->arm = route_arm_name(r->d.arm, r->d.mode);
     const struct pod_info *p = &s->pods[r->d.idx];
     r->pod.slot = p->slot;
     memcpy(r->pod.name, p->name, sizeof(r->pod.name));
@@ -330,6 +332,30 @@ void gw_request_answered(struct gw *g, struct gw_request *r, uint64_t now_ns)
     tokload_first_token(&g->tl, &r->tlr, now_ns);
 }
 
+/* A routed request's figures for the guarded rollout's arm (core/rollout.h).
+ * An error is what the pod or the gateway's path to it did (pod_error,
+ * timeout), not a client leaving or a request refused. ITL is the
+ * request's mean gap between content events, so the rollout's ITL p50 is
+ * the median request's. Hit: the pods' own count where the answer carried
+ * one, else the prefix the policy matched on the chosen pod. */
+static void rollout_sample(const struct gw_request *r, struct ro_sample *s)
+{
+    *s = (struct ro_sample){.ttft_ms = -1, .itl_ms = -1};
+    s->error = !strcmp(r->outcome, "pod_error") || !strcmp(r->outcome, "timeout");
+    if (r->t_first_token && r->t_first_token >= r->t_start)
+        s->ttft_ms = (double)(r->t_first_token - r->t_start) / 1e6;
+    if (r->events > 1 && r->t_last_token > r->t_first_token)
+        s->itl_ms = (double)(r->t_last_token - r->t_first_token) / 1e6 / (double)(r->events - 1);
+    if (r->tokens.src == GW_USAGE_REPORTED) { /* the pod's own count (accounting.h) */
+        s->prompt_tokens = r->tokens.prompt;
+        s->cached_tokens = r->tokens.cached;
+        return;
+    }
+    s->prompt_tokens = r->prompt_tokens;
+    if (r->d.blocks)
+        s->cached_tokens = (uint64_t)((double)r->prompt_tokens * r->d.prefix_blocks / r->d.blocks);
+}
+
 void gw_request_done(struct gw *g, struct gw_request *r)
 {
     if (!r->t_end)
@@ -337,6 +363,12 @@ void gw_request_done(struct gw *g, struct gw_request *r)
     r->outcome = outcome_of(r);
     gw_metrics_request(g->metrics, r);
     accesslog_write(g->alog, r);
+    if (r->d.idx >= 0 && r->d.arm != ARM_ONLY && rollout_share(g->rollout) >= 0) {
+        struct ro_sample s;
+        rollout_sample(r, &s);
+        rollout_record(g->rollout, r->tenant, r->wclass,
+                       r->d.arm == ARM_CANARY ? RO_CANARY : RO_BASELINE, &s);
+    }
 }
 
 void gw_models_json(struct gw *g, struct sbuf *out)

@@ -165,11 +165,66 @@ TEST(a_pod_that_declines_window_scaling)
     tcpep_free(&C, &cf);
 }
 
+/* When the worker forgets a handed-off flow (handoff_check): never while
+ * packets move or only one side has closed, after linger_ms of quiet once
+ * both sides sent a FIN or either a RST, after idle_ms of quiet anyway. */
+TEST(a_flow_is_forgotten_once_closed_and_quiet)
+{
+    struct handoff_watch w;
+    struct kvg_bp_flow c2p, p2c;
+    memset(&c2p, 0, sizeof(c2p));
+    memset(&p2c, 0, sizeof(p2c));
+    const uint32_t LINGER = 1000, IDLE = 600000;
+    handoff_watch_start(&w, 5000);
+    CHECK_EQ(handoff_check(&w, &c2p, &p2c, 5000, LINGER, IDLE), HANDOFF_KEEP);
+    /* the answer streams; a quiet second between requests is no reason */
+    c2p.packets = 10, p2c.packets = 40;
+    CHECK_EQ(handoff_check(&w, &c2p, &p2c, 6000, LINGER, IDLE), HANDOFF_KEEP);
+    CHECK_EQ(handoff_check(&w, &c2p, &p2c, 9000, LINGER, IDLE), HANDOFF_KEEP);
+    /* the client half-closes and still reads the answer: kept, however quiet */
+    c2p.flags = KVG_BP_F_FIN, c2p.packets = 11;
+    CHECK_EQ(handoff_check(&w, &c2p, &p2c, 10000, LINGER, IDLE), HANDOFF_KEEP);
+    CHECK_EQ(handoff_check(&w, &c2p, &p2c, 10000 + IDLE - 1, LINGER, IDLE), HANDOFF_KEEP);
+    /* the pod's FIN: forgotten only after linger_ms without a packet */
+    p2c.flags = KVG_BP_F_FIN, p2c.packets = 41;
+    uint64_t t = 10000 + IDLE;
+    CHECK_EQ(handoff_check(&w, &c2p, &p2c, t, LINGER, IDLE), HANDOFF_KEEP);
+    c2p.packets = 12; /* the last ACK */
+    CHECK_EQ(handoff_check(&w, &c2p, &p2c, t + LINGER - 1, LINGER, IDLE), HANDOFF_KEEP);
+    CHECK_EQ(handoff_check(&w, &c2p, &p2c, t + 2 * LINGER - 2, LINGER, IDLE), HANDOFF_KEEP);
+    CHECK_EQ(handoff_check(&w, &c2p, &p2c, t + 2 * LINGER - 1, LINGER, IDLE),
+             HANDOFF_FORGET_CLOSED);
+
+    /* a RST either way is enough */
+    memset(&c2p, 0, sizeof(c2p));
+    memset(&p2c, 0, sizeof(p2c));
+    handoff_watch_start(&w, 0);
+    p2c.flags = KVG_BP_F_RST, p2c.packets = 3;
+    CHECK_EQ(handoff_check(&w, &c2p, &p2c, 100, LINGER, IDLE), HANDOFF_KEEP);
+    CHECK_EQ(handoff_check(&w, &c2p, &p2c, 100 + LINGER, LINGER, IDLE), HANDOFF_FORGET_CLOSED);
+
+    /* nobody closed it: idle_ms */
+    memset(&p2c, 0, sizeof(p2c));
+    handoff_watch_start(&w, 0);
+    p2c.packets = 3;
+    CHECK_EQ(handoff_check(&w, &c2p, &p2c, 100, LINGER, IDLE), HANDOFF_KEEP);
+    CHECK_EQ(handoff_check(&w, &c2p, &p2c, 100 + IDLE - 1, LINGER, IDLE), HANDOFF_KEEP);
+    CHECK_EQ(handoff_check(&w, &c2p, &p2c, 100 + IDLE, LINGER, IDLE), HANDOFF_FORGET_IDLE);
+
+    /* an entry missing from the map (evicted) closes nothing: kept while
+     * the other still moves, so the caller puts it back */
+    handoff_watch_start(&w, 0);
+    c2p.packets = 5, c2p.flags = KVG_BP_F_FIN;
+    CHECK_EQ(handoff_check(&w, &c2p, NULL, 10, LINGER, IDLE), HANDOFF_KEEP);
+    CHECK_EQ(handoff_check(&w, &c2p, NULL, 10 + LINGER, LINGER, IDLE), HANDOFF_KEEP);
+}
+
 int main(void)
 {
     CHECK_EQ(tcpep_cfg_default(&C), 0);
     replay_cfg_default(&RC);
     RUN(both_sides_see_their_own_connection);
     RUN(a_pod_that_declines_window_scaling);
+    RUN(a_flow_is_forgotten_once_closed_and_quiet);
     return harness_done();
 }

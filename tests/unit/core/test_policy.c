@@ -196,7 +196,28 @@ TEST(bounded_load_stops_a_hot_prefix_piling_up)
     for (int i = 1; i < 4; i++)
         atomic_store(&cnt.inflight[i], 10);
     atomic_store(&cnt.inflight[0], 16); /* 17 > 1.25 x 47/4 = 14.7 */
+    /* pod 0 holds the prefix alone: moving re-pays all of it, and its
+     * bound grows to bounded_session's (2 x 47/4 = 23.5) */
+    CHECK_EQ(pick(&c, s, "llama", 30, 5, &d), 0);
+    CHECK_EQ(d.bounded, 0);
+    atomic_store(&cnt.inflight[0], 30); /* 31 > 2 x 61/4 = 30.5 */
     CHECK(pick(&c, s, "llama", 30, 5, &d) != 0);
+    CHECK_EQ(d.bounded, 1);
+    /* pod 1 holds it too: pod 0's advantage is gone, the plain bound */
+    atomic_store(&cnt.inflight[0], 16);
+    match[1] = 30;
+    CHECK_EQ(pick(&c, s, "llama", 30, 5, &d), 1);
+    CHECK_EQ(d.bounded, 1);
+    /* pod 1 holds two thirds: pod 0's advantage is a third, its bound
+     * 14.7 + (23.5 - 14.7) / 3 = 17.6 >= 17: nobody is removed (the
+     * scores then pick) */
+    match[1] = 20;
+    pick(&c, s, "llama", 30, 5, &d);
+    CHECK_EQ(d.bounded, 0);
+    atomic_store(&cnt.inflight[0], 18); /* 19 > 15.3 + (24.5 - 15.3) / 3 = 18.4 */
+    CHECK(pick(&c, s, "llama", 30, 5, &d) != 0);
+    CHECK_EQ(d.bounded, 1);
+    match[1] = 0;
     c.bounded_load = 0;
     CHECK_EQ(pick(&c, s, "llama", 30, 5, &d), 0);
     snapshot_put(s);
@@ -219,13 +240,16 @@ TEST(bounded_load_is_looser_for_a_sessions_own_pod)
     policy_pick(&c, s, &cnt, &st, &in, &d);
     CHECK_EQ(d.idx, 0);
     CHECK_EQ(d.bounded, 0);
-    /* another pod's session does not loosen pod 0's bound */
+    /* another pod's session does not loosen pod 0's bound (pod 1 holds
+     * the prefix too, so pod 0 has no advantage of its own either) */
     in.session_slot = 1;
+    match[1] = 30;
     policy_pick(&c, s, &cnt, &st, &in, &d);
     CHECK(d.idx != 0);
     CHECK_EQ(d.bounded, 1);
     /* past 2 x the mean even the session's pod is skipped */
     in.session_slot = 0;
+    match[1] = 0;
     atomic_store(&cnt.inflight[0], 25); /* 26 <= 2 x 56/4 = 28 */
     policy_pick(&c, s, &cnt, &st, &in, &d);
     CHECK_EQ(d.idx, 0);
@@ -319,6 +343,34 @@ TEST(canary_share)
     CHECK(pa > 400 && pa < 600);
     c.canary_pct = 0;
     pick(&c, s, "llama", 0, 99, &d);
+    CHECK_EQ(d.mode, POLICY_ROUND_ROBIN);
+    CHECK_EQ(d.arm, ARM_BASELINE);
+    CHECK_STR(route_arm_name(d.arm, d.mode), "baseline");
+    /* each request is labelled by the arm whose mode routed it */
+    c.canary_pct = 25;
+    for (uint64_t r = 0; r < 200; r++) {
+        pick(&c, s, "llama", 0, r * 0x9E3779B97F4A7C15ull, &d);
+        CHECK_EQ(d.arm, d.mode == POLICY_PREFIX_AWARE ? ARM_CANARY : ARM_BASELINE);
+    }
+    c.canary_pct = 100;
+    pick(&c, s, "llama", 0, 5, &d);
+    CHECK_EQ(d.arm, ARM_ONLY);
+    CHECK_STR(route_arm_name(d.arm, d.mode), "prefix-aware");
+    /* a guarded rollout's share overrides the policy's */
+    int canary = 0;
+    for (uint64_t r = 0; r < 2000; r++) {
+        struct route_input in = {.model = "llama", .match = match, .session_slot = -1,
+                                 .rand = r * 0x9E3779B97F4A7C15ull, .now_ns = NOW,
+                                 .exclude_slot = UINT32_MAX, .canary_set = 1, .canary_pct = 5};
+        policy_pick(&c, s, &cnt, &st, &in, &d);
+        canary += d.arm == ARM_CANARY;
+    }
+    CHECK(canary > 60 && canary < 140); /* 5% of 2000 = 100 */
+    struct route_input in0 = {.model = "llama", .match = match, .session_slot = -1, .rand = 7,
+                              .now_ns = NOW, .exclude_slot = UINT32_MAX, .canary_set = 1,
+                              .canary_pct = 0};
+    policy_pick(&c, s, &cnt, &st, &in0, &d); /* rolled back: share 0 */
+    CHECK_EQ(d.arm, ARM_BASELINE);
     CHECK_EQ(d.mode, POLICY_ROUND_ROBIN);
     snapshot_put(s);
 }

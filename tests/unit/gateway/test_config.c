@@ -561,6 +561,43 @@ TEST(metrics_keys)
     CHECK_ERR("{\"metrics\":{\"tenants\":1}}", "metrics: unknown key \"tenants\"");
 }
 
+/* issue 13: the guarded rollout's section */
+TEST(rollout_keys)
+{
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_EQ(cfg.rollout.nsteps, 5);
+    CHECK_NEAR(cfg.rollout.steps[0], 1, 1e-9);
+    CHECK_EQ(cfg.rollout.hold_ms, 60000);
+    CHECK_EQ(parse("{\"rollout\":{\"steps\":[10,100],\"hold_ms\":2000,\"min_samples\":7,"
+                   "\"ttft_p99_tolerance\":0.5,\"itl_p50_tolerance\":0.1,"
+                   "\"error_tolerance\":0.02,\"hit_rate_tolerance\":0.03,"
+                   "\"latency_slack_ms\":1}}"),
+             0);
+    CHECK_EQ(cfg.rollout.nsteps, 2);
+    CHECK_NEAR(cfg.rollout.steps[0], 10, 1e-9);
+    CHECK_NEAR(cfg.rollout.steps[1], 100, 1e-9);
+    CHECK_EQ(cfg.rollout.hold_ms, 2000);
+    CHECK_EQ(cfg.rollout.min_samples, 7);
+    CHECK_NEAR(cfg.rollout.tol_ttft_p99, 0.5, 1e-9);
+    CHECK_NEAR(cfg.rollout.tol_itl_p50, 0.1, 1e-9);
+    CHECK_NEAR(cfg.rollout.tol_error, 0.02, 1e-9);
+    CHECK_NEAR(cfg.rollout.tol_hit, 0.03, 1e-9);
+    CHECK_NEAR(cfg.rollout.slack_ms, 1, 1e-9);
+    CHECK_EQ(rollout_cfg_check(&cfg.rollout, NULL), 0);
+    CHECK_ERR("{\"rollout\":{\"steps\":[5,1,100]}}",
+              "rollout.steps[1]: steps must increase (1 after 5)");
+    CHECK_ERR("{\"rollout\":{\"steps\":[5,50]}}", "rollout.steps: the last step must be 100");
+    CHECK_ERR("{\"rollout\":{\"steps\":[100]}}", "rollout.steps: expected 2 to 16 steps, got 1");
+    CHECK_ERR("{\"rollout\":{\"steps\":[0,100]}}", "rollout.steps[0]: expected a number in (0, 100]");
+    CHECK_ERR("{\"rollout\":{\"steps\":\"1,100\"}}", 
+              "rollout.steps: expected an array of percents, e.g. [1, 5, 25, 50, 100]");
+    CHECK_ERR("{\"rollout\":{\"hold_ms\":10}}",
+              "rollout.hold_ms: expected an integer in [1000, 86400000]");
+    CHECK_ERR("{\"rollout\":{\"hit_rate_tolerance\":2}}", 
+              "rollout.hit_rate_tolerance: expected a number in [0, 1]");
+    CHECK_ERR("{\"rollout\":{\"share\":1}}", "rollout: unknown key \"share\"");
+}
+
 /* issue 11: KV events per pod, and the subscriber's section */
 TEST(kv_events_keys)
 {
@@ -728,6 +765,7 @@ int main(void)
     RUN(pod_from_url);
     RUN(resolve);
     RUN(load_file);
+    RUN(rollout_keys);
     RUN(policy_json_round_trip);
     return harness_done();
 }
