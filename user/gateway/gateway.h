@@ -127,8 +127,8 @@ struct gw_request {
     uint64_t t_prev_event;       /* gw_request_event's own clock */
     uint32_t events;             /* SSE data events relayed */
     uint32_t content_events;     /* of them, events with generated text */
-    const char *arm;             /* which arm routed it (accounting.h): the mode's name,
-                                  * or "canary" / "baseline" under canary_percent < 100 */
+    const char *arm;             /* which arm routed it, by name (route_arm_name: the
+                                  * mode's, or "canary" / "baseline"); NULL unrouted */
     struct gw_tokens tokens;     /* what the answer cost, in tokens (accounting.h) */
     int status;                  /* HTTP status sent to the client */
     const char *error;           /* short cause when it failed */
