@@ -91,7 +91,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t len)
         !SAME(has_user) || !SAME(has_cache_salt) || !SAME(stream) ||
         !SAME(include_usage) || !SAME(prompt_kind) ||
         !SAME(prompt_start) || !SAME(prompt_end) || !SAME(max_tokens) ||
-        !SAME(max_completion_tokens))
+        !SAME(max_completion_tokens) || !SAME(so_seen) || !SAME(iu_seen) ||
+        (a->s.so_seen && !SAME(so_start)) || (a->s.iu_seen && !SAME(iu_start)))
+        abort();
+    /* where stream_options and include_usage begin: their values' first
+     * bytes (kvgated's request_usage rewrite edits there) */
+    if (a->s.so_seen && (a->s.so_start >= len || (d[a->s.so_start] != '{' && d[a->s.so_start] != 'n')))
+        abort();
+    if (a->s.iu_seen && (a->s.iu_start >= len || !strchr("tfn", d[a->s.iu_start])))
         abort();
     if (strlen(a->s.model) != a->s.model_len || a->s.model_len > 255)
         abort();

@@ -264,6 +264,13 @@ static const uchar *begin_value(struct bodyscan *s, const uchar *p)
     }
     if (f && !type_ok(f, c))
         return failp(s, p, fields[f].type_err);
+    if (f == F_STREAM_OPTIONS) {
+        s->so_seen = 1;
+        s->so_start = pos(s, p);
+    } else if (f == F_INCLUDE_USAGE) {
+        s->iu_seen = 1;
+        s->iu_start = pos(s, p);
+    }
     if (f == F_MESSAGES || f == F_PROMPT) {
         s->prompt_kind = f == F_MESSAGES ? BODYSCAN_CHAT : BODYSCAN_COMPLETION;
         s->prompt_start = pos(s, p);

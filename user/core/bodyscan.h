@@ -8,7 +8,7 @@
  *
  *   "model", "user", "cache_salt"   string, escapes decoded, <= 255 bytes
  *   "stream"                        boolean
- *   "stream_options.include_usage"  boolean
+ *   "stream_options.include_usage"  boolean (and where both values begin)
  *   "max_tokens",
  *   "max_completion_tokens"         non-negative integer (int64)
  *   "messages" (chat, an array) or
@@ -58,6 +58,11 @@ struct bodyscan {
     int64_t max_tokens;             /* -1: absent or null */
     int64_t max_completion_tokens;  /* -1: absent or null */
     size_t prompt_start, prompt_end; /* [start,end) of the raw value */
+    /* where stream_options sits, for a rewrite that asks for usage
+     * (kvgated's accounting.request_usage): the offset of each value's
+     * first byte, valid when the key was present (null included) */
+    size_t so_start, iu_start;
+    uint8_t so_seen, iu_seen;
     /* error (sticky): err_msg is NULL while the body is fine so far */
     const char *err_msg;    /* static string */
     size_t err_offset;      /* absolute offset of the byte that was wrong */

@@ -242,6 +242,8 @@ void accesslog_write(struct accesslog *a, const struct gw_request *r)
         str(&b, "tenant", r->tenant);
     if (r->session[0])
         str(&b, "session", r->session);
+    if (r->wclass[0])
+        str(&b, "class", r->wclass);
     sbuf_printf(&b, ",\"status\":%d,\"stream\":%s", r->status, r->stream ? "true" : "false");
     if (r->outcome)
         str(&b, "outcome", r->outcome);
@@ -253,6 +255,8 @@ void accesslog_write(struct accesslog *a, const struct gw_request *r)
                     r->d.prefix_blocks, r->d.blocks, r->d.candidates, r->d.stale);
         if (r->index_mode)
             str(&b, "index", r->index_mode);
+        if (r->arm)
+            str(&b, "arm", r->arm);
         if (r->d.degraded)
             sbuf_puts(&b, ",\"degraded\":true");
         if (r->d.all_saturated)
@@ -262,6 +266,12 @@ void accesslog_write(struct accesslog *a, const struct gw_request *r)
         if (r->d.shadow_idx >= 0)
             sbuf_printf(&b, ",\"shadow_agrees\":%s", r->d.shadow_idx == r->d.idx ? "true" : "false");
     }
+    if (r->tokens.src != GW_USAGE_NONE) /* accounting.h */
+        sbuf_printf(&b, ",\"prompt_tokens\":%llu,\"cached_tokens\":%llu,"
+                        "\"completion_tokens\":%llu,\"usage_estimated\":%s",
+                    (unsigned long long)r->tokens.prompt, (unsigned long long)r->tokens.cached,
+                    (unsigned long long)r->tokens.completion,
+                    r->tokens.src == GW_USAGE_ESTIMATED ? "true" : "false");
     if (r->fallback)
         str(&b, "fallback", r->fallback);
     if (r->retries)

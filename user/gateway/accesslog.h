@@ -1,8 +1,9 @@
 /* accesslog: one JSON line per request with the decision detail: model,
- * tenant, session, pod, mode, reason, prefix blocks matched of the
- * request's blocks, candidates, stale / saturated / degraded flags,
- * fallback, retries, status, error, and timings (decision us, TTFT ms,
- * E2E ms).
+ * tenant, session, workload class, pod, mode, arm, reason, prefix blocks
+ * matched of the request's blocks, candidates, stale / saturated /
+ * degraded flags, tokens (prompt, cached, completion, and whether the
+ * gateway estimated them: accounting.h), fallback, retries, status,
+ * error, and timings (decision us, TTFT ms, E2E ms).
  *
  * The data path never waits for the log (issue 9): worker threads format
  * a line and copy it into a bounded ring (access_log_buffer_bytes) under a

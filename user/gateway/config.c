@@ -115,6 +115,15 @@
  *                      x-gateway-inference-fairness-id /
  *                      x-llm-d-inference-fairness-id header does (it
  *                      lands in /metrics labels and the access log) [false]
+ *   accounting.request_usage  streamed requests without
+ *                      stream_options.include_usage get it added, and the
+ *                      usage-only chunk that brings is taken out of the
+ *                      client's stream (accounting.h)              [false]
+ *   classes            at most 32 rules {"class": name, "model": m,
+ *                      "path": "/v1/..."} (class and one of model / path
+ *                      required; class 1-63 bytes of printable ASCII): the
+ *                      workload class of a request whose headers name none;
+ *                      the first match wins, else "default"        [[]]
  *   splice.mode        "auto" | "on" | "off": kernel splice of session
  *                      flows (auto: models whose policy is prefix-aware
  *                      without shadow or canary)                   ["auto"]
@@ -156,6 +165,7 @@ enum key_kind {
     K_SPLICE_MODE,   /* int, enum gw_splice_mode */
     K_SPLICE_MODELS, /* {"<model>": mode}: nsplice_models, splice_models[] */
     K_TOKENIZERS,    /* {"<model>": "pseudo" | {...}}: ntokenizers, tokenizers[] */
+    K_CLASSES,       /* [{"class","model","path"}]: nclasses, classes[] */
     K_STEPS,         /* [percent, ...]: struct rollout_cfg steps and nsteps */
     K_COSTS,         /* {"<accelerator>": per hour}: ncosts, costs[] */
     K_PODS,          /* config_pod.c */
@@ -252,6 +262,9 @@ static const struct key_spec KEYS[] = {
     {"splice", "mode", K_SPLICE_MODE, 0, 0, F(splice_mode), RL_RESTART},
     {"splice", "budget_bytes", K_U64, 65536, 1073741824, F(splice_budget), RL_RESTART},
     {"splice", "models", K_SPLICE_MODELS, 0, 0, F(splice_models), RL_RESTART},
+    SECTION("accounting"),
+    {"accounting", "request_usage", K_BOOL, 0, 0, F(request_usage), RL_RESTART},
+    {"", "classes", K_CLASSES, 0, 0, F(classes), RL_RESTART},
     SECTION("metrics"),
     {"metrics", "tenant_from_user", K_BOOL, 0, 0, F(tenant_from_user), RL_LIVE},
 };
@@ -386,6 +399,61 @@ static int tokenizers(struct jp_err *e, const char *kp, const cJSON *k, struct g
     return model_map(e, kp, k, &c->ntokenizers, tokenizer_entry, c);
 }
 
+/* ---- workload classes ---- */
+
+static int class_rule(struct jp_err *e, const char *path, const cJSON *v, struct gw_class_rule *r)
+{
+    char kp[JP_PATH_MAX];
+    if (!cJSON_IsObject(v))
+        return jp_fail(e, path, "expected {\"class\": ..., \"model\": ..., \"path\": ...}");
+    for (const cJSON *k = v->child; k; k = k->next) {
+        if (jp_dup_key(e, path, v, k))
+            return -1;
+        jp_join(kp, path, k->string);
+        if (!strcmp(k->string, "class")) {
+            if (jp_str(e, kp, k, r->name, sizeof(r->name), 1))
+                return -1;
+            for (const char *t = r->name; *t; t++)
+                if ((unsigned char)*t < 0x20 || (unsigned char)*t >= 0x7f || *t == '"' ||
+                    *t == '\\')
+                    return jp_fail(e, kp, "expected printable ASCII without quotes");
+        } else if (!strcmp(k->string, "model")) {
+            if (jp_str(e, kp, k, r->model, sizeof(r->model), 1))
+                return -1;
+        } else if (!strcmp(k->string, "path")) {
+            if (jp_str(e, kp, k, r->path, sizeof(r->path), 1))
+                return -1;
+            if (r->path[0] != '/' || strchr(r->path, '?'))
+                return jp_fail(e, kp, "expected a path such as \"/v1/completions\"");
+        } else {
+            return jp_fail(e, kp, "unknown key (class, model, path)");
+        }
+    }
+    if (!r->name[0])
+        return jp_fail(e, path, "\"class\" is required");
+    if (!r->model[0] && !r->path[0])
+        return jp_fail(e, path, "\"model\" or \"path\" is required");
+    return 0;
+}
+
+static int classes(struct jp_err *e, const char *kp, const cJSON *k, struct gw_config *c)
+{
+    char ip[JP_PATH_MAX];
+    memset(c->classes, 0, sizeof(c->classes));
+    c->nclasses = 0;
+    if (!cJSON_IsArray(k))
+        return jp_fail(e, kp, "expected an array of rules");
+    for (const cJSON *v = k->child; v; v = v->next) {
+        if (c->nclasses == GW_MAX_CLASS_RULES)
+            return jp_fail(e, kp, "at most %d rules", GW_MAX_CLASS_RULES);
+        snprintf(ip, sizeof(ip), "classes[%u]", c->nclasses); /* a top-level key */
+        if (class_rule(e, ip, v, &c->classes[c->nclasses]))
+            return -1;
+        c->nclasses++;
+    }
+    return 0;
+}
+
 /* ---- table-driven parsing ---- */
 
 static int parse_object(struct jp_err *e, const char *section, const cJSON *o,
@@ -499,6 +567,7 @@ static int parse_value(struct jp_err *e, const struct key_spec *s, const char *k
     case K_SPLICE_MODE: return splice_mode_of(e, kp, k, (int *)dst);
     case K_SPLICE_MODELS: return splice_models(e, kp, k, c);
     case K_TOKENIZERS: return tokenizers(e, kp, k, c);
+    case K_CLASSES: return classes(e, kp, k, c);
     case K_STEPS: return rollout_steps(e, kp, k, (struct rollout_cfg *)dst);
     case K_COSTS: return costs(e, kp, k, c);
     case K_BOOL: return jp_bool(e, kp, k, (int *)dst);
@@ -573,6 +642,8 @@ int gw_config_restart_keys(const struct gw_config *a, const struct gw_config *b,
             same = same && a->nsplice_models == b->nsplice_models;
         if (s->kind == K_TOKENIZERS)
             same = same && a->ntokenizers == b->ntokenizers;
+        if (s->kind == K_CLASSES)
+            same = same && a->nclasses == b->nclasses;
         if (same)
             continue;
         int w = snprintf(out + len, cap > len ? cap - len : 0, "%s%s%s%s", n ? ", " : "",

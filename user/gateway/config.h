@@ -75,6 +75,17 @@ struct gw_tok_cfg {
     char config[256];             /* tokenizer_config.json (the chat template); "" none */
 };
 
+/* "classes": [{"class": name, "model": m, "path": p}, ...]: the workload
+ * class of a request no header names one for (accounting.h); the first
+ * rule whose model and path (those it gives) match wins. */
+#define GW_CLASS_MAX 64           /* a class name's bytes, NUL included */
+#define GW_MAX_CLASS_RULES 32
+struct gw_class_rule {
+    char name[GW_CLASS_MAX];
+    char model[POD_MODEL_MAX];    /* "" any */
+    char path[128];               /* "" any; compared without the query */
+};
+
 struct gw_config {
     char listen[128];             /* "0.0.0.0:8080" */
     char admin_listen[128];       /* "127.0.0.1:9090" */
@@ -126,6 +137,10 @@ struct gw_config {
     struct gw_cost costs[GW_MAX_COSTS];
     /* metrics */
     int tenant_from_user;         /* tenant label from the body's "user" (off) */
+    /* accounting (issue 13, accounting.h) */
+    int request_usage;            /* ask pods for usage on streams (off) */
+    uint32_t nclasses;
+    struct gw_class_rule classes[GW_MAX_CLASS_RULES];
     /* access log */
     char access_log[256];         /* path, "-" for stdout, "" off */
     size_t access_log_buffer;     /* 1 MiB: lines queued for the log's writer thread */

@@ -119,6 +119,8 @@ void x_account(struct xreq *x)
     x->r.t_end = ev_now_ns();
     if (x->r.routed)
         gw_route_release(g, &x->r);
+    acct_class(&g->cfg, &x->r, x->path.data, x->path.len); /* unless routing set it */
+    acct_finish(&x->acct, &x->r);
     gw_request_done(g, &x->r);
 }
 
@@ -150,7 +152,12 @@ void x_set_path(struct xreq *x, const char *p, size_t n)
 
 void x_add_header(struct xreq *x, const char *n, size_t nl, const char *v, size_t vl)
 {
-    if (http1_name_eq(n, nl, "x-session-id")) {
+    if (http1_name_eq(n, nl, "x-gateway-inference-objective")) {
+        copy_trunc(x->r.wclass, sizeof(x->r.wclass), v, vl); /* wins over llm-d's */
+    } else if (http1_name_eq(n, nl, "x-llm-d-inference-objective")) {
+        if (!x->r.wclass[0])
+            copy_trunc(x->r.wclass, sizeof(x->r.wclass), v, vl);
+    } else if (http1_name_eq(n, nl, "x-session-id")) {
         copy_trunc(x->r.session, sizeof(x->r.session), v, vl);
     } else if (http1_name_eq(n, nl, "x-gateway-inference-fairness-id")) {
         copy_trunc(x->r.tenant, sizeof(x->r.tenant), v, vl); /* wins over llm-d's */

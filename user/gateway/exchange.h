@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "common/sbuf.h"
+#include "gateway/accounting.h"
 #include "gateway/gateway.h"
 #include "gateway/graveyard.h"
 #include "gateway/wctx.h"
@@ -101,6 +102,9 @@ struct xreq {
     int sse;                    /* text/event-stream: relay whole events */
     int sse_at_boundary;        /* everything relayed ended an event */
     struct sbuf hold;           /* SSE bytes of an event not yet complete */
+    int strip_usage;            /* accounting.request_usage asked the pod for usage the
+                                 * client did not: its usage-only event is dropped */
+    struct acct_answer acct;    /* the answer's tokens (accounting.h) */
     int up_paused;
     uint64_t stall_timer;       /* paused for the client: limits.send_timeout_ms */
 };

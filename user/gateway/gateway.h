@@ -80,13 +80,32 @@ struct pod_target {
     socklen_t addrlen;
 };
 
+/* A request's tokens, as the pod reported them in its answer's "usage"
+ * (core/usage.h) or, when it did not, as the gateway estimated them
+ * (accounting.h says how). */
+enum gw_usage_src {
+    GW_USAGE_NONE = 0,           /* not counted (no answer, or not a 2xx one) */
+    GW_USAGE_REPORTED,           /* the pod's usage object */
+    GW_USAGE_ESTIMATED,          /* the gateway's own count */
+};
+struct gw_tokens {
+    uint64_t prompt, cached, completion;
+    int src;                     /* enum gw_usage_src */
+};
+
 /* Per-request routing state, embedded in the worker's stream object. */
 struct gw_request {
     /* filled by the worker from headers and the body scan */
     char model[256];             /* as the body names it (bodyscan caps 255) */
     char tenant[128];            /* x-gateway-inference-fairness-id, or "user" */
     char session[128];           /* x-session-id */
+    char wclass[64];             /* workload class: x-gateway-inference-objective or
+                                  * x-llm-d-inference-objective, else the config's
+                                  * "classes", else "default" (accounting.h) */
     int stream;                  /* "stream": true */
+    int include_usage;           /* stream_options.include_usage: 1 true, 0 false, -1 absent */
+    uint8_t so_seen, iu_seen;    /* stream_options / its include_usage present (null too), */
+    size_t so_start, iu_start;   /* ... and where their values begin in the body */
     uint32_t nkeys;
     uint64_t keys[1024];         /* fingerprint keys (model-keyed) */
     uint64_t body_bytes;
@@ -113,6 +132,10 @@ struct gw_request {
              t_first_byte, t_first_token, t_last_token, t_end;
     uint64_t t_prev_event;       /* gw_request_event's own clock */
     uint32_t events;             /* SSE data events relayed */
+    uint32_t content_events;     /* of them, events with generated text */
+    const char *arm;             /* which arm routed it, by name (route_arm_name: the
+                                  * mode's, or "canary" / "baseline"); NULL unrouted */
+    struct gw_tokens tokens;     /* what the answer cost, in tokens (accounting.h) */
     int status;                  /* HTTP status sent to the client */
     const char *error;           /* short cause when it failed */
     const char *outcome;         /* how it ended (gw_request_done sets it): ok,

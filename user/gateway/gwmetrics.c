@@ -24,6 +24,9 @@
 #define MAX_MT 1024    /* (model, tenant) series */
 #define MAX_REQ 4096   /* (model, pod, status) series */
 #define MAX_NAMED 1024 /* small labelled counters */
+#define MAX_CLASSES 32 /* workload classes (client-chosen through a header) */
+#define MAX_TOK 4096   /* token series (model, tenant, class, arm, estimated); the
+                        * last slot is kept for the overflow series, labels "other" */
 #define MAX_SERVED 1024   /* distinct served model / adapter names looked up */
 #define SERVED_SLOTS 2048 /* open addressing, power of two, > 2 x MAX_SERVED */
 
@@ -44,6 +47,14 @@ struct req_series {
     int status;
     const char *outcome; /* static text (gw_request.outcome) */
     uint64_t n;
+};
+
+/* Tokens by model, tenant, class, arm and estimated (accounting.h). */
+struct tok_series {
+    char model[128], tenant[128], wclass[64];
+    const char *arm;     /* static text */
+    int estimated;
+    uint64_t prompt, cached, completion;
 };
 
 struct named {
@@ -76,6 +87,10 @@ struct gw_metrics {
     uint32_t nmodels;
     char tenants[MAX_TENANTS][128];
     uint32_t ntenants;
+    char classes[MAX_CLASSES][128];
+    uint32_t nclasses;
+    struct tok_series tok[MAX_TOK];
+    uint32_t ntok;
     uint64_t decisions[POLICY__COUNT][REASON__COUNT];
     uint64_t shadow_agree, shadow_disagree;
     atomic_uint_fast64_t pod_connects;
@@ -220,6 +235,36 @@ static struct mt_series *mt_get(struct gw_metrics *m, const char *model, const c
     return s;
 }
 
+/* The series for these labels; past MAX_TOK - 1 series, the last one,
+ * every label "other" (so the totals stay whole). */
+static struct tok_series *tok_get(struct gw_metrics *m, const char *model, const char *tenant,
+                                  const char *wclass, const char *arm, int estimated)
+{
+    for (uint32_t i = 0; i < m->ntok; i++) {
+        struct tok_series *t = &m->tok[i];
+        if (t->estimated == estimated && !strcmp(t->arm, arm) && !strcmp(t->model, model) &&
+            !strcmp(t->tenant, tenant) && !strcmp(t->wclass, wclass))
+            return t;
+    }
+    if (m->ntok == MAX_TOK - 1) {
+        struct tok_series *t = &m->tok[MAX_TOK - 1];
+        if (!t->arm) {
+            strcpy(t->model, "other");
+            strcpy(t->tenant, "other");
+            strcpy(t->wclass, "other");
+            t->arm = "other";
+        }
+        return t;
+    }
+    struct tok_series *t = &m->tok[m->ntok++];
+    snprintf(t->model, sizeof(t->model), "%s", model);
+    snprintf(t->tenant, sizeof(t->tenant), "%s", tenant);
+    snprintf(t->wclass, sizeof(t->wclass), "%s", wclass);
+    t->arm = arm;
+    t->estimated = estimated;
+    return t;
+}
+
 static void named_inc(struct gw_metrics *m, const char *family, const char *a, const char *b)
 {
     for (uint32_t i = 0; i < m->nnamed; i++) {
@@ -287,6 +332,16 @@ void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
     if (r->t_body && r->t_upstream_sent >= r->t_body)
         hist_observe(&m->added, secs(r->t_body, r->t_upstream_sent));
 
+    if (r->tokens.src != GW_USAGE_NONE) {
+        const char *wclass = bounded(m->classes, &m->nclasses, MAX_CLASSES,
+                                     r->wclass[0] ? r->wclass : "default");
+        struct tok_series *t = tok_get(m, model, tenant, wclass, r->arm ? r->arm : "none",
+                                       r->tokens.src == GW_USAGE_ESTIMATED);
+        t->prompt += r->tokens.prompt;
+        t->cached += r->tokens.cached;
+        t->completion += r->tokens.completion;
+    }
+
     struct mt_series *s = mt_get(m, model, tenant);
     if (s && r->status == 200) {
         if (r->t_first_token && r->t_first_token >= r->t_start)
@@ -298,11 +353,13 @@ void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
 }
 
 void gw_metrics_labels(struct gw_metrics *m, const struct gw_request *r, char model[128],
-                       char tenant[128])
+                       char tenant[128], char wclass[128])
 {
     pthread_mutex_lock(&m->mu);
     snprintf(model, 128, "%s", model_label(m, r->model));
     snprintf(tenant, 128, "%s", bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant));
+    snprintf(wclass, 128, "%s",
+             bounded(m->classes, &m->nclasses, MAX_CLASSES, r->wclass[0] ? r->wclass : "default"));
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -398,6 +455,45 @@ static void mt_hist_out(struct sbuf *o, const struct gw_metrics *m, const char *
         sbuf_append(&l, "", 1);
         prom_hist(o, name, l.oom ? "" : l.data, (const struct hist *)((const char *)&m->mt[i] + off));
         sbuf_free(&l);
+    }
+}
+
+/* The token counters (under m->mu). */
+static void render_tokens(const struct gw_metrics *m, struct sbuf *o)
+{
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } F[] = {
+        {"kvgate_prompt_tokens_total",
+         "Prompt tokens of answered requests, by model, tenant, workload class and arm; "
+         "estimated=\"true\": the pod reported no usage, the gateway's own count.",
+         offsetof(struct tok_series, prompt)},
+        {"kvgate_cached_prompt_tokens_total",
+         "Of the prompt tokens, those the pod reported served from its prefix cache "
+         "(prompt_tokens_details.cached_tokens; 0 when estimated).",
+         offsetof(struct tok_series, cached)},
+        {"kvgate_completion_tokens_total",
+         "Completion tokens of answered requests; estimated=\"true\": events with generated "
+         "text the gateway relayed, the pod reported no usage.",
+         offsetof(struct tok_series, completion)},
+    };
+    uint32_t n = m->ntok;
+    for (size_t f = 0; f < sizeof(F) / sizeof(F[0]); f++) {
+        prom_head(o, F[f].name, "counter", F[f].help);
+        for (uint32_t i = 0; i < MAX_TOK; i++) {
+            const struct tok_series *t = &m->tok[i];
+            if (i >= n && !(i == MAX_TOK - 1 && t->arm))
+                continue;
+            sbuf_printf(o, "%s{", F[f].name);
+            prom_label(o, "model", t->model, 1);
+            prom_label(o, "tenant", t->tenant, 0);
+            prom_label(o, "class", t->wclass, 0);
+            prom_label(o, "arm", t->arm, 0);
+            prom_label(o, "estimated", t->estimated ? "true" : "false", 0);
+            sbuf_puts(o, "}");
+            prom_value(o, (double)*(const uint64_t *)((const char *)t + F[f].off));
+        }
     }
 }
 
@@ -537,6 +633,7 @@ void gw_metrics_render(struct gw_metrics *m, const struct pod_snapshot *s,
 {
     pthread_mutex_lock(&m->mu);
     render_decisions(m, o);
+    render_tokens(m, o);
     render_counters(m, o);
     pthread_mutex_unlock(&m->mu);
     if (s)

@@ -6,7 +6,11 @@
  * base model or an adapter; gw_metrics_served), at most 64 of them;
  * everything else, 404s included, is "other". Tenants (from the fairness
  * headers, or the body's "user" only with metrics.tenant_from_user) are
- * bounded at 256, then "other". */
+ * bounded at 256, then "other"; workload classes (accounting.h) at 32,
+ * then "other"; arms are mode names, "canary" or "baseline". The token
+ * counters (kvgate_{prompt,cached_prompt,completion}_tokens_total by model,
+ * tenant, class, arm, estimated) keep at most 4095 label sets; later ones
+ * count in one series whose labels are all "other". */
 #ifndef KVGATE_GATEWAY_GWMETRICS_H
 #define KVGATE_GATEWAY_GWMETRICS_H
 
@@ -38,10 +42,10 @@ int gw_tenant_from_user(void);
 
 /* One finished request (called from gw_request_done). */
 void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r);
-/* r's model and tenant labels as the metrics bound them (the report uses
- * the same, so its rows match the series). */
+/* r's model, tenant and class labels as the metrics bound them (the
+ * report uses the same, so its rows match the series). */
 void gw_metrics_labels(struct gw_metrics *m, const struct gw_request *r, char model[128],
-                       char tenant[128]);
+                       char tenant[128], char wclass[128]);
 /* One inter-token gap seen by the client of r. */
 void gw_metrics_itl(struct gw_metrics *m, const struct gw_request *r, double seconds);
 /* One scrape of a pod: ok or failed (with a cause: "timeout", "connect",

@@ -87,6 +87,25 @@ static int attempt(struct xreq *x, int fresh_only)
 
 /* ---- dispatch ---- */
 
+/* accounting.request_usage: a streamed request that did not ask for usage
+ * goes to the pod with stream_options.include_usage (accounting.h says
+ * what changes on the wire), and its answer's usage-only event is dropped.
+ * The body's growth is charged like the rest of it; where it cannot be,
+ * the request goes as it came (its tokens are then estimated). */
+static void ask_for_usage(struct xreq *x)
+{
+    struct sbuf nb;
+    sbuf_init(&nb);
+    if (acct_request_rewrite(&x->r, x->body.data, x->body.len, &nb) == 1 &&
+        (nb.len <= x->charged || x_charge(x, nb.len - x->charged) == 0)) {
+        sbuf_free(&x->body);
+        x->body = nb;
+        x->strip_usage = 1;
+        return;
+    }
+    sbuf_free(&nb);
+}
+
 static void route_and_go(struct xreq *x)
 {
     struct gw *g = x_wc(x)->g;
@@ -103,6 +122,9 @@ static void route_and_go(struct xreq *x)
         x_local(x, 400, msg, "bad_request");
         return;
     }
+    acct_class(&g->cfg, r, x->path.data, x->path.len);
+    if (g->cfg.request_usage)
+        ask_for_usage(x);
     r->body = x->body.data;
     r->body_len = x->body.len;
     enum route_status st = gw_route(g, r, UINT32_MAX);
@@ -358,6 +380,8 @@ static void up_head_ev(void *owner, struct upconn *u, const struct http1_respons
     }
     int bodyless = status < 200 || status == 204 || status == 304;
     int64_t clen = !h->chunked && !h->until_close ? h->content_length : -1;
+    /* an answer framed by its length cannot lose an event */
+    acct_answer_head(&x->acct, status, x->sse, x->strip_usage && clen < 0);
     x_sink_head(x, status, hb.data, hb.len, has_body ? clen : (bodyless ? -1 : 0));
     sbuf_free(&hb);
     if (x->r.t_upstream_sent)
@@ -368,17 +392,38 @@ static void up_head_ev(void *owner, struct upconn *u, const struct http1_respons
         x->sink->flush(x);
 }
 
-/* One complete SSE event (without its blank line): counted, and timed
- * when it carries generated text. */
+/* Relaying the events of one sse_split pass: the bytes from `from` on
+ * are still to go; `skip`: the last event is dropped (from moves to the
+ * next event's start, past its blank line). */
+struct sse_pass {
+    struct xreq *x;
+    const char *from;
+    int skip;
+};
+
+/* One complete SSE event (without its blank line): read for usage,
+ * dropped when it is the usage-only event the client did not ask for,
+ * counted, and timed when it carries generated text. */
 static void sse_event(void *arg, const char *e, size_t n)
 {
-    struct xreq *x = arg;
+    struct sse_pass *sp = arg;
+    struct xreq *x = sp->x;
+    if (sp->skip) {
+        sp->from = e;
+        sp->skip = 0;
+    }
+    if (acct_answer_event(&x->acct, e, n)) {
+        x_sink_body(x, sp->from, (size_t)(e - sp->from));
+        sp->skip = 1;
+        return;
+    }
     enum sse_kind k = sse_kind(e, n);
     if (k == SSE_NO_DATA)
         return;
     x->r.events++;
     if (k != SSE_CONTENT)
         return;
+    x->r.content_events++;
     uint64_t t = ev_now_ns();
     if (!x->r.t_first_token)
         x->r.t_first_token = t;
@@ -392,7 +437,8 @@ static void sse_relay(struct xreq *x)
 {
     const char *d = x->hold.data;
     size_t len = x->hold.len;
-    size_t done = sse_split(d, len, sse_event, x);
+    struct sse_pass sp = { x, d, 0 };
+    size_t done = sse_split(d, len, sse_event, &sp);
     if (done == 0 && len > SSE_HOLD_MAX) {
         done = len; /* not SSE after all, or a giant event: pass it on */
         x->sse_at_boundary = 0;
@@ -400,7 +446,8 @@ static void sse_relay(struct xreq *x)
         x->sse_at_boundary = 1;
     }
     if (done) {
-        x_sink_body(x, d, done);
+        if (!sp.skip)
+            x_sink_body(x, sp.from, (size_t)(d + done - sp.from));
         sbuf_consume(&x->hold, done);
     }
 }
@@ -460,6 +507,7 @@ static void up_body_ev(void *owner, const char *p, size_t n, int last)
         }
         sse_relay(x);
     } else {
+        acct_answer_body(&x->acct, p, n);
         x_sink_body(x, p, n);
     }
     if (last) /* the end follows at once and flushes, after the layer's turn */
@@ -474,8 +522,10 @@ static void up_end_ev(void *owner, struct upconn *u)
     struct xreq *x = owner;
     x->up = NULL;
     if (x->hold.len) { /* a last event without its blank line */
-        sse_event(x, x->hold.data, x->hold.len);
-        x_sink_body(x, x->hold.data, x->hold.len);
+        struct sse_pass sp = { x, x->hold.data, 0 };
+        sse_event(&sp, x->hold.data, x->hold.len);
+        if (!sp.skip)
+            x_sink_body(x, x->hold.data, x->hold.len);
         sbuf_reset(&x->hold);
     }
     if (x->r.status < 500) /* a 4xx is the client's doing, not the pod's */

@@ -97,6 +97,11 @@ int gw_scan_finish(struct gw_scan *s, struct gw_request *r, const char **err,
     }
     snprintf(r->model, sizeof(r->model), "%s", bs->model);
     r->stream = bs->stream == 1;
+    r->include_usage = bs->include_usage;
+    r->so_seen = bs->so_seen;
+    r->iu_seen = bs->iu_seen;
+    r->so_start = bs->so_start;
+    r->iu_start = bs->iu_start;
     if (!r->tenant[0] && bs->has_user && gw_tenant_from_user()) /* metrics.tenant_from_user */
         snprintf(r->tenant, sizeof(r->tenant), "%.127s", bs->user);
     uint64_t mk = fp_model_key(bs->model, bs->model_len, bs->cache_salt,
@@ -201,6 +206,10 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
         r->t_routed = ev_now_ns();
         return r->d.status;
     }
+    /* the arm, as the token counters and the log name it: the mode when
+     * it takes all traffic, else "canary" / "baseline" (a rollout's share
+     * included) */
+    r->arm = route_arm_name(r->d.arm, r->d.mode);
     const struct pod_info *p = &s->pods[r->d.idx];
     r->pod.slot = p->slot;
     memcpy(r->pod.name, p->name, sizeof(r->pod.name));
@@ -337,15 +346,20 @@ static void rollout_sample(const struct gw_request *r, struct ro_sample *s)
         s->ttft_ms = (double)(r->t_first_token - r->t_start) / 1e6;
     if (r->events > 1 && r->t_last_token > r->t_first_token)
         s->itl_ms = (double)(r->t_last_token - r->t_first_token) / 1e6 / (double)(r->events - 1);
+    if (r->tokens.src == GW_USAGE_REPORTED) { /* the pod's own count (accounting.h) */
+        s->prompt_tokens = r->tokens.prompt;
+        s->cached_tokens = r->tokens.cached;
+        return;
+    }
     s->prompt_tokens = r->prompt_tokens;
     if (r->d.blocks)
         s->cached_tokens = (uint64_t)((double)r->prompt_tokens * r->d.prefix_blocks / r->d.blocks);
 }
 
-/* What the request cost: its computed tokens (uncached prompt + completion)
- * at its pod's rate (core/podutil.h); -1 when the pod is unpriced. */
-static double request_cost(struct gw *g, const struct gw_request *r, const struct ro_sample *s,
-                           uint64_t completion)
+/* What the request cost: its computed tokens (uncached prompt + completion,
+ * as counted for it) at its pod's rate (core/podutil.h); -1 when the pod
+ * is unpriced. */
+static double request_cost(struct gw *g, const struct gw_request *r)
 {
     if (r->d.idx < 0 || r->pod.slot >= POD_MAX)
         return -1;
@@ -354,7 +368,9 @@ static double request_cost(struct gw *g, const struct gw_request *r, const struc
     memcpy(&rate, &bits, sizeof(rate));
     if (rate < 0)
         return -1;
-    return rate * (double)(s->prompt_tokens - s->cached_tokens + completion);
+    const struct gw_tokens *t = &r->tokens;
+    uint64_t cached = t->cached < t->prompt ? t->cached : t->prompt;
+    return rate * (double)(t->prompt - cached + t->completion);
 }
 
 void gw_request_done(struct gw *g, struct gw_request *r)
@@ -369,17 +385,20 @@ void gw_request_done(struct gw *g, struct gw_request *r)
     struct ro_sample s;
     rollout_sample(r, &s);
     if (r->d.arm != ARM_ONLY && rollout_share(g->rollout) >= 0)
-        rollout_record(g->rollout, r->tenant, NULL,
+        rollout_record(g->rollout, r->tenant, r->wclass,
                        r->d.arm == ARM_CANARY ? RO_CANARY : RO_BASELINE, &s);
-    char model[128], tenant[128];
-    gw_metrics_labels(g->metrics, r, model, tenant);
-    struct report_key k = {model, tenant, NULL, route_arm_name(r->d.arm, r->d.mode)};
-    uint64_t completion = r->events; /* content events until usage is read */
+    /* the report counts tokens exactly as the token counters do (the
+     * pod's usage, else the gateway's estimate, none for a non-2xx) so
+     * that Prometheus's rules over them agree with it */
+    char model[128], tenant[128], wclass[128];
+    gw_metrics_labels(g->metrics, r, model, tenant, wclass);
+    struct report_key k = {model, tenant, wclass, route_arm_name(r->d.arm, r->d.mode)};
     struct report_sample rs = {
         .error = s.error, .ttft_ms = s.ttft_ms, .itl_ms = s.itl_ms,
-        .prompt_tokens = s.prompt_tokens, .cached_tokens = s.cached_tokens,
-        .completion_tokens = completion, .estimated = 1,
-        .cost = request_cost(g, r, &s, completion),
+        .prompt_tokens = r->tokens.prompt, .cached_tokens = r->tokens.cached,
+        .completion_tokens = r->tokens.completion,
+        .estimated = r->tokens.src == GW_USAGE_ESTIMATED,
+        .cost = request_cost(g, r),
     };
     report_record(g->report, &k, &rs, r->t_end);
 }

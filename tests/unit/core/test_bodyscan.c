@@ -82,7 +82,9 @@ static int same(const struct res *a, const struct res *b)
            x->has_user == y->has_user && !strcmp(x->user, y->user) &&
            x->has_cache_salt == y->has_cache_salt &&
            !strcmp(x->cache_salt, y->cache_salt) && x->stream == y->stream &&
-           x->include_usage == y->include_usage &&
+           x->include_usage == y->include_usage && x->so_seen == y->so_seen &&
+           x->iu_seen == y->iu_seen && (!x->so_seen || x->so_start == y->so_start) &&
+           (!x->iu_seen || x->iu_start == y->iu_start) &&
            x->prompt_kind == y->prompt_kind &&
            x->prompt_start == y->prompt_start &&
            x->prompt_end == y->prompt_end && x->max_tokens == y->max_tokens &&

@@ -1,13 +1,15 @@
 /* The shared state of kvgated (struct gw) as main.c assembles it, for the
  * gateway's unit tests: default configuration and policies, a prefix
  * index of 4,096 entries, sessions, metrics, outlier detection, the
- * rollout and the token books. The tests then publish the pod snapshot they need. */
+ * token books, an idle guarded rollout (gw_route reads its share) and the
+ * report's book. The tests then publish the pod snapshot they need. */
 #ifndef KVGATE_TESTS_GW_FIXTURE_H
 #define KVGATE_TESTS_GW_FIXTURE_H
 
 #include <pthread.h>
 
 #include "core/prefix_index.h"
+#include "core/rollout.h"
 #include "core/session.h"
 #include "gateway/gateway.h"
 #include "gateway/gwmetrics.h"

@@ -150,7 +150,7 @@ int main(void)
     g.policies = g.cfg.policies;
     g.sessions = session_new(1024);
     g.pidx = pidx_new(POD_MAX, 4096, 64);
-    g.rollout = rollout_new(NULL);
+    g.rollout = rollout_new(&g.cfg.rollout); /* as main.c: the kill switch aborts it */
     C = new_ctl();
     RUN(add_remove_drain);
     RUN(remove_forgets_session_pins);

@@ -213,6 +213,92 @@ TEST(decisions_by_mode_and_index)
     gw_metrics_free(m);
 }
 
+static void tok_request(struct gw_metrics *m, const char *tenant, const char *wclass,
+                        const char *arm, int src, uint64_t p, uint64_t c, uint64_t k)
+{
+    static struct gw_request r;
+    memset(&r, 0, sizeof(r));
+    strcpy(r.model, "m");
+    snprintf(r.tenant, sizeof(r.tenant), "%s", tenant);
+    snprintf(r.wclass, sizeof(r.wclass), "%s", wclass);
+    r.arm = arm;
+    r.d.idx = -1;
+    r.d.shadow_idx = -1;
+    r.status = 200;
+    r.t_start = 1, r.t_end = 2;
+    r.tokens.src = src;
+    r.tokens.prompt = p;
+    r.tokens.cached = k;
+    r.tokens.completion = c;
+    gw_metrics_request(m, &r);
+}
+
+/* The sum of a family's samples (every series). */
+static double family_sum(const char *page, const char *fam)
+{
+    double s = 0;
+    size_t n = strlen(fam);
+    for (const char *l = page; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, fam, n) && l[n] == '{')
+            s += strtod(strchr(l, ' ') + 1, NULL);
+    return s;
+}
+
+TEST(token_counters_by_class_and_arm_bounded)
+{
+    struct gw_metrics *m = gw_metrics_new();
+    const char *served[] = {"m"};
+    struct pod_snapshot *sn = snap(served, 1, NULL, 0);
+    gw_metrics_served(m, sn);
+    for (int i = 0; i < 3; i++)
+        tok_request(m, "t", "c1", "prefix-aware", GW_USAGE_REPORTED, 10, 2, 4);
+    tok_request(m, "t", "c1", "prefix-aware", GW_USAGE_ESTIMATED, 7, 5, 0);
+    tok_request(m, "t", "c1", "canary", GW_USAGE_NONE, 99, 99, 99); /* not counted */
+    char *page = render(m, sn);
+    CHECK_EQ(sample(page, "kvgate_prompt_tokens_total{model=\"m\",tenant=\"t\",class=\"c1\","
+                          "arm=\"prefix-aware\",estimated=\"false\"}"), 30);
+    CHECK_EQ(sample(page, "kvgate_cached_prompt_tokens_total{model=\"m\",tenant=\"t\",class=\"c1\","
+                          "arm=\"prefix-aware\",estimated=\"false\"}"), 12);
+    CHECK_EQ(sample(page, "kvgate_completion_tokens_total{model=\"m\",tenant=\"t\",class=\"c1\","
+                          "arm=\"prefix-aware\",estimated=\"true\"}"), 5);
+    CHECK(strstr(page, "arm=\"canary\"") == NULL);
+    free(page);
+    /* 40 classes: 32 named, then "other" */
+    for (int i = 0; i < 40; i++) {
+        char c[16];
+        snprintf(c, sizeof(c), "class-%d", i);
+        tok_request(m, "t", c, "prefix-aware", GW_USAGE_REPORTED, 1, 1, 0);
+    }
+    page = render(m, sn);
+    CHECK(strstr(page, "class=\"class-30\"") != NULL); /* c1 took one of the 32 */
+    CHECK(strstr(page, "class=\"class-31\"") == NULL);
+    CHECK_EQ(sample(page, "kvgate_completion_tokens_total{model=\"m\",tenant=\"t\",class=\"other\","
+                          "arm=\"prefix-aware\",estimated=\"false\"}"), 9);
+    free(page);
+    /* more label sets than series: the rest in one series, all "other",
+     * and the totals whole */
+    double want = 6 + 5 + 40;
+    for (int t = 0; t < 256; t++)
+        for (int c = 0; c < 20; c++) {
+            char tn[16], cn[16];
+            snprintf(tn, sizeof(tn), "T%d", t);
+            snprintf(cn, sizeof(cn), "class-%d", c);
+            tok_request(m, tn, cn, "round-robin", GW_USAGE_REPORTED, 1, 1, 0);
+            want += 1;
+        }
+    page = render(m, sn);
+    CHECK_EQ(family_sum(page, "kvgate_completion_tokens_total"), want);
+    CHECK(sample(page, "kvgate_completion_tokens_total{model=\"other\",tenant=\"other\",class=\"other\","
+                       "arm=\"other\",estimated=\"false\"}") > 0);
+    size_t series = 0;
+    for (const char *l = page; (l = strstr(l, "\nkvgate_completion_tokens_total{")); l++)
+        series++;
+    CHECK_EQ(series, 4096);
+    free(page);
+    free(sn);
+    gw_metrics_free(m);
+}
+
 int main(void)
 {
     RUN(bogus_models_get_no_label);
@@ -221,5 +307,6 @@ int main(void)
     RUN(local_errors_by_where_and_errno);
     RUN(local_errno_classes);
     RUN(decisions_by_mode_and_index);
+    RUN(token_counters_by_class_and_arm_bounded);
     return harness_done();
 }

@@ -284,6 +284,63 @@ TEST(sse_answer_relayed_whole_events)
     done(f);
 }
 
+/* accounting.request_usage: the pod is asked for usage, the client's
+ * stream loses exactly the usage event, wherever the pod's reads split it
+ * (and when it comes last without its blank line); the tokens are the
+ * pod's. */
+TEST(request_usage_drops_only_the_usage_event_at_any_split)
+{
+    static const char ROLE[] = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+    static const char TOK[] = "data: {\"choices\":[{\"delta\":{\"content\":\"usage\"}}]}\n\n";
+    static const char USAGE[] = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12,"
+                                "\"completion_tokens\":1,\"prompt_tokens_details\":{\"cached_tokens\":4}}}";
+    static const char DONE[] = "data: [DONE]\n\n";
+    char stream[1024], want[1024];
+    for (int last = 0; last < 2; last++) {
+        /* last: the usage event ends the answer without its blank line */
+        snprintf(stream, sizeof(stream), "%s%s%s%s", ROLE, TOK, USAGE, last ? "" : "\n\n");
+        if (!last)
+            strcat(stream, DONE);
+        snprintf(want, sizeof(want), "%s%s%s", ROLE, TOK, last ? "" : DONE);
+        size_t n = strlen(stream);
+        for (size_t cut = 0; cut <= n; cut++) {
+            reset();
+            g.cfg.request_usage = 1;
+            struct fx *f = request("POST", "/v1/chat/completions", CHAT);
+            x_dispatch(&f->x);
+            struct upconn *u = &g_ups[0];
+            CHECK_EQ(u->body_len, strlen(CHAT) + strlen("\"stream_options\":{\"include_usage\":true},"));
+            CHECK(strstr(u->head, "Content-Length: 115\r\n") != NULL);
+            head(u, SSE_HEAD);
+            if (cut)
+                u->ev->body(u->owner, stream, cut, 0);
+            u->ev->body(u->owner, stream + cut, n - cut, 1);
+            u->ev->end(u->owner, u);
+            CHECK_EQ(f->body.len, strlen(want));
+            CHECK(f->body.data && !memcmp(f->body.data, want, strlen(want)));
+            CHECK_EQ(f->x.r.tokens.src, GW_USAGE_REPORTED);
+            CHECK_EQ(f->x.r.tokens.prompt, 12);
+            CHECK_EQ(f->x.r.tokens.cached, 4);
+            CHECK_EQ(f->x.r.events, last ? 2 : 3); /* [DONE] is a data event */
+            CHECK_EQ(f->x.r.content_events, 1);
+            done(f);
+        }
+    }
+    /* without request_usage the same stream goes through whole */
+    reset();
+    g.cfg.request_usage = 0;
+    struct fx *f = request("POST", "/v1/chat/completions", CHAT);
+    x_dispatch(&f->x);
+    CHECK_EQ(g_ups[0].body_len, strlen(CHAT));
+    head(&g_ups[0], SSE_HEAD);
+    snprintf(stream, sizeof(stream), "%s%s%s\n\n%s", ROLE, TOK, USAGE, DONE);
+    g_ups[0].ev->body(g_ups[0].owner, stream, strlen(stream), 1);
+    g_ups[0].ev->end(g_ups[0].owner, &g_ups[0]);
+    CHECK_EQ(f->body.len, strlen(stream));
+    CHECK_EQ(f->x.r.tokens.src, GW_USAGE_REPORTED);
+    done(f);
+}
+
 TEST(backpressure_pauses_and_resumes_the_pod)
 {
     reset();
@@ -500,6 +557,7 @@ int main(void)
     RUN(bad_bodies_and_unknown_models);
     RUN(the_request_the_pod_gets);
     RUN(sse_answer_relayed_whole_events);
+    RUN(request_usage_drops_only_the_usage_event_at_any_split);
     RUN(backpressure_pauses_and_resumes_the_pod);
     RUN(failure_before_the_first_byte_is_retried_elsewhere);
     RUN(a_stale_keepalive_conn_is_retried_fresh_on_the_same_pod);
