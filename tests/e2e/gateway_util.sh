@@ -74,6 +74,22 @@ check "no cost series for the unpriced pod" bash -c '! grep -q "^kvgate_pod_cost
 check "pool cost is the priced pods' sum" awk -v m="$(awk '/^kvgate_pool_cost_total/ {print $2}' <<<"$m")" \
     -v a="$(awk '/^kvgate_pod_cost_total\{pod="p0"\}/ {print $2}' <<<"$m")" -v b="$(awk '/^kvgate_pod_cost_total\{pod="p1"\}/ {print $2}' <<<"$m")" \
     'BEGIN{exit !(m > 0 && (m - a - b) < 1e-9 && (a + b - m) < 1e-9)}'
+# the report: the six requests, their tokens as the token counters have
+# them, and the cost charged equal to kvgate_cost_total
+rep=$(curl -s "http://127.0.0.1:$GW_ADMIN/admin/report")
+echo "$rep" | jq -c '.rows[] | {model, tenant, class, arm, requests, prompt_tokens, completion_tokens, cost, cost_per_million_tokens}'
+check "report: 6 requests in one row (model, tenant none, class default, arm prefix-aware)" \
+    jq_true "$rep" '.rows | length == 1 and .[0].requests == 6 and .[0].tenant == "none" and .[0].class == "default" and .[0].arm == "prefix-aware"'
+sum_metric() { awk -v k="$1" 'index($0, k"{")==1 {s += $2} END {printf "%.9g\n", s}' <<<"$m"; }
+m=$(curl -s "http://127.0.0.1:$GW_ADMIN/metrics")
+check "report completion tokens = kvgate_completion_tokens_total (240)" \
+    test "$(jq '.rows[0].completion_tokens' <<<"$rep")" = "$(sum_metric kvgate_completion_tokens_total)"
+check "report cost = kvgate_cost_total" \
+    awk -v a="$(jq '.rows[0].cost' <<<"$rep")" -v b="$(sum_metric kvgate_cost_total)" 'BEGIN{exit !(a > 0 && (a - b) < 1e-6 && (b - a) < 1e-6)}'
+check "cost per million tokens = cost / charged tokens" \
+    awk -v c="$(sum_metric kvgate_cost_total)" -v t="$(sum_metric kvgate_cost_tokens_total)" -v r="$(jq '.rows[0].cost_per_million_tokens' <<<"$rep")" \
+    'BEGIN{x = c / t * 1e6; exit !(t > 0 && (x - r) / r < 1e-4 && (r - x) / r < 1e-4)}'
+check "?format=text is a table" bash -c "curl -s 'http://127.0.0.1:$GW_ADMIN/admin/report?format=text' | head -1 | grep -q 'cost/Mtok'"
 echo '{"pods":[{"url":"http://127.0.0.1:1","accelerator":"tpu"}]}' > $d/bad.json
 timeout 5 $BUILD/kvgated --config $d/bad.json --no-bpf --listen 127.0.0.1:0 --admin "" > $d/bad.out 2>&1; brc=$?
 check "an unknown accelerator is refused at load" \

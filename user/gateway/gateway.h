@@ -136,6 +136,8 @@ struct gw_request {
     const char *arm;             /* which arm routed it, by name (route_arm_name: the
                                   * mode's, or "canary" / "baseline"); NULL unrouted */
     struct gw_tokens tokens;     /* what the answer cost, in tokens (accounting.h) */
+    double cost;                 /* ... and in money at its pod's rate; < 0 unpriced
+                                  * (gw_request_done sets it) */
     int status;                  /* HTTP status sent to the client */
     const char *error;           /* short cause when it failed */
     const char *outcome;         /* how it ended (gw_request_done sets it): ok,

@@ -55,6 +55,8 @@ struct tok_series {
     const char *arm;     /* static text */
     int estimated;
     uint64_t prompt, cached, completion;
+    uint64_t charged;    /* prompt + completion tokens of the requests charged a cost */
+    double cost;         /* what they were charged (route.c request_cost) */
 };
 
 struct named {
@@ -340,6 +342,10 @@ void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
         t->prompt += r->tokens.prompt;
         t->cached += r->tokens.cached;
         t->completion += r->tokens.completion;
+        if (r->cost >= 0) {
+            t->cost += r->cost;
+            t->charged += r->tokens.prompt + r->tokens.completion;
+        }
     }
 
     struct mt_series *s = mt_get(m, model, tenant);
@@ -477,6 +483,15 @@ static void render_tokens(const struct gw_metrics *m, struct sbuf *o)
          "Completion tokens of answered requests; estimated=\"true\": events with generated "
          "text the gateway relayed, the pod reported no usage.",
          offsetof(struct tok_series, completion)},
+        {"kvgate_cost_tokens_total",
+         "Prompt + completion tokens of the requests charged a cost (their pod has a price): "
+         "the denominator of cost per token.",
+         offsetof(struct tok_series, charged)},
+        {"kvgate_cost_total",
+         "Cost charged to answered requests: each request's computed tokens (uncached prompt "
+         "+ completion) at its pod's cost per computed token over the last minute (the pod's "
+         "price x wall time over the tokens it computed).",
+         offsetof(struct tok_series, cost)},
     };
     uint32_t n = m->ntok;
     for (size_t f = 0; f < sizeof(F) / sizeof(F[0]); f++) {
@@ -492,7 +507,9 @@ static void render_tokens(const struct gw_metrics *m, struct sbuf *o)
             prom_label(o, "arm", t->arm, 0);
             prom_label(o, "estimated", t->estimated ? "true" : "false", 0);
             sbuf_puts(o, "}");
-            prom_value(o, (double)*(const uint64_t *)((const char *)t + F[f].off));
+            const char *v = (const char *)t + F[f].off;
+            prom_value(o, F[f].off == offsetof(struct tok_series, cost) ? *(const double *)v
+                                                                        : (double)*(const uint64_t *)v);
         }
     }
 }

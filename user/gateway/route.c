@@ -378,6 +378,7 @@ void gw_request_done(struct gw *g, struct gw_request *r)
     if (!r->t_end)
         r->t_end = ev_now_ns();
     r->outcome = outcome_of(r);
+    r->cost = request_cost(g, r);
     gw_metrics_request(g->metrics, r);
     accesslog_write(g->alog, r);
     if (r->d.status != ROUTE_OK || r->d.idx < 0 || !r->pod.name[0])
@@ -398,7 +399,7 @@ void gw_request_done(struct gw *g, struct gw_request *r)
         .prompt_tokens = r->tokens.prompt, .cached_tokens = r->tokens.cached,
         .completion_tokens = r->tokens.completion,
         .estimated = r->tokens.src == GW_USAGE_ESTIMATED,
-        .cost = request_cost(g, r),
+        .cost = r->cost,
     };
     report_record(g->report, &k, &rs, r->t_end);
 }
