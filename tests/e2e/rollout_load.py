@@ -7,9 +7,9 @@ chat: 6 conversations (x-session-id each), every one with its own long
 system prompt and a history that grows by a turn per request: a router
 that keeps a conversation on the pod holding its history saves the
 history's prefill on every turn.
-batch: 6 workers of one batch job (one x-session-id, adapter batch-lora)
-asking questions about the same long document: the pod that holds the
-document answers from its cache.
+batch: 6 workers of a batch job (adapter batch-lora, no session), each
+request a document of its own and a question: nothing to gain from any
+pod's cache, only from its load.
 
 Runs until SECONDS pass or STOPFILE exists; prints one line per tenant:
 requests, errors."""
@@ -34,9 +34,10 @@ def words(rng, n):
 def ask(conn, tenant, session, messages, max_tokens, model="meta-llama/Llama-3.1-8B-Instruct"):
     body = json.dumps({"model": model, "messages": messages,
                        "stream": True, "max_tokens": max_tokens, "ignore_eos": True})
-    conn.request("POST", "/v1/chat/completions", body,
-                 {"content-type": "application/json",
-                  "x-gateway-inference-fairness-id": tenant, "x-session-id": session})
+    headers = {"content-type": "application/json", "x-gateway-inference-fairness-id": tenant}
+    if session:
+        headers["x-session-id"] = session
+    conn.request("POST", "/v1/chat/completions", body, headers)
     r = conn.getresponse()
     data = r.read()
     ok = r.status == 200 and b"[DONE]" in data
@@ -66,14 +67,15 @@ def chat(i):
 
 
 def batch(i):
-    doc = words(random.Random(7), 3000)  # the same document for every worker
     rng = random.Random(200 + i)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     while running():
-        msgs = [{"role": "system", "content": doc},
+        # a document of its own per request, no session: no pod has an
+        # edge for it but its load
+        msgs = [{"role": "system", "content": words(rng, 400)},
                 {"role": "user", "content": words(rng, 30)}]
         try:
-            ask(conn, "batch", "batch-job", msgs, 12, model="batch-lora")
+            ask(conn, "batch", "", msgs, 12, model="batch-lora")
         except (OSError, http.client.HTTPException):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 

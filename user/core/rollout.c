@@ -338,20 +338,37 @@ static int judge(const struct rollout_cfg *c, const struct group *g, struct ro_v
     worse[RO_M_ITL_P50] = cv[RO_M_ITL_P50] > lim[RO_M_ITL_P50];
     worse[RO_M_ERRORS] = cv[RO_M_ERRORS] > lim[RO_M_ERRORS];
     worse[RO_M_HIT] = cv[RO_M_HIT] < lim[RO_M_HIT];
-    for (int m = 0; m < RO_M__COUNT; m++)
-        if (have[m] && worse[m]) {
-            memset(v, 0, sizeof(*v));
-            snprintf(v->kind, sizeof(v->kind), "%s", g->kind);
-            snprintf(v->name, sizeof(v->name), "%s", g->name);
-            v->measure = (enum ro_measure)m;
-            v->canary = cv[m];
-            v->baseline = bv[m];
-            v->limit = lim[m];
-            v->n_canary = ca->n;
-            v->n_baseline = ba->n;
-            return 1;
+    /* how far past its limit, in units of the tolerance's own margin, so
+     * that measures and groups compare: the worst failure is named */
+    double margin[RO_M__COUNT] = {
+        lim[RO_M_TTFT_P99] - bv[RO_M_TTFT_P99], lim[RO_M_ITL_P50] - bv[RO_M_ITL_P50],
+        c->tol_error, c->tol_hit,
+    };
+    int worst = -1;
+    double sev = 0;
+    for (int m = 0; m < RO_M__COUNT; m++) {
+        if (!have[m] || !worse[m])
+            continue;
+        double excess = m == RO_M_HIT ? lim[m] - cv[m] : cv[m] - lim[m];
+        double x = excess / (margin[m] > 1e-9 ? margin[m] : 1e-9);
+        if (worst < 0 || x > sev) {
+            worst = m;
+            sev = x;
         }
-    return 0;
+    }
+    if (worst < 0)
+        return 0;
+    memset(v, 0, sizeof(*v));
+    snprintf(v->kind, sizeof(v->kind), "%s", g->kind);
+    snprintf(v->name, sizeof(v->name), "%s", g->name);
+    v->measure = (enum ro_measure)worst;
+    v->canary = cv[worst];
+    v->baseline = bv[worst];
+    v->limit = lim[worst];
+    v->severity = sev;
+    v->n_canary = ca->n;
+    v->n_baseline = ba->n;
+    return 1;
 }
 
 enum ro_event rollout_tick(struct rollout *r, uint64_t now_ns)
@@ -369,29 +386,38 @@ enum ro_event rollout_tick(struct rollout *r, uint64_t now_ns)
     if (!all || all->arm[RO_CANARY].n < r->cfg.min_samples ||
         all->arm[RO_BASELINE].n < r->cfg.min_samples)
         goto out;
-    /* tenants first, then classes, then all traffic: the verdict names
-     * the most specific group that failed */
-    static const char *const order[] = {"tenant", "class", "all"};
-    int judged_n = 0;
-    for (int o = 0; o < 3; o++) {
-        for (int i = 0; i < r->ngroups; i++) {
-            int judged;
-            struct ro_verdict v;
-            if (strcmp(r->groups[i]->kind, order[o]))
-                continue;
-            if (judge(&r->cfg, r->groups[i], &v, &judged)) {
-                r->state = RO_ROLLED_BACK;
-                r->verdict = v;
-                r->has_verdict = 1;
-                r->rollbacks++;
-                set_share(r, 0);
-                snprintf(r->last, sizeof(r->last), "step %d (%g%%) failed: %s %s %s", r->step,
-                         r->cfg.steps[r->step], v.kind, v.name, rollout_measure_name(v.measure));
-                ev = RO_EV_ROLLED_BACK;
-                goto out;
+    /* every group judged; the verdict names the most specific kind of
+     * group that failed (a tenant, else a class, else all traffic: an
+     * aggregate fails because a part of it did), and among those the worst
+     * failure (furthest past its limit for its tolerance) */
+    int judged_n = 0, nfailed = 0, best_rank = 3;
+    struct ro_verdict best = {0};
+    for (int i = 0; i < r->ngroups; i++) {
+        int judged;
+        struct ro_verdict v;
+        if (judge(&r->cfg, r->groups[i], &v, &judged)) {
+            int rank = !strcmp(v.kind, "tenant") ? 0 : !strcmp(v.kind, "class") ? 1 : 2;
+            if (!nfailed || rank < best_rank ||
+                (rank == best_rank && v.severity > best.severity)) {
+                best = v;
+                best_rank = rank;
             }
-            judged_n += judged;
+            nfailed++;
         }
+        judged_n += judged;
+    }
+    if (nfailed) {
+        best.failed_checks = nfailed;
+        r->state = RO_ROLLED_BACK;
+        r->verdict = best;
+        r->has_verdict = 1;
+        r->rollbacks++;
+        set_share(r, 0);
+        snprintf(r->last, sizeof(r->last), "step %d (%g%%) failed: %s %s %s (%d of %d groups)",
+                 r->step, r->cfg.steps[r->step], best.kind, best.name,
+                 rollout_measure_name(best.measure), nfailed, judged_n);
+        ev = RO_EV_ROLLED_BACK;
+        goto out;
     }
     snprintf(r->last, sizeof(r->last), "step %d (%g%%) passed: %d groups judged", r->step,
              r->cfg.steps[r->step], judged_n);

@@ -16,9 +16,7 @@
  *   error share  canary <= baseline + tol_error        (shares, 0..1)
  *   hit rate     canary >= baseline - tol_hit          (cached / prompt tokens)
  *
- * One group failing one measure rolls the rollout back (groups judged
- * tenants first, then classes, then all, so the verdict names the most
- * specific group that failed): the canary's share
+ * One group failing one measure rolls the rollout back: the canary's share
  * goes to 0 (every request on the baseline, which is what the kill switch
  * does to a canary) and the verdict names the group, the measure and both
  * figures. Passing every judged group moves to the next step with a fresh
@@ -26,7 +24,14 @@
  * what it is, and mixing steps would let the 1 % step's few samples hide in
  * the 25 % step's). A step whose overall traffic has too few samples on
  * either arm is not judged yet: it holds on, and the status says it is
- * waiting for samples. Passing the step before the one at 100 % completes
+ * waiting for samples. When several groups fail, the verdict names the
+ * most specific kind that failed (a tenant, else a class, else all
+ * traffic: an aggregate fails because some part of it did) and among
+ * those the worst failure: furthest past its limit in units of its
+ * tolerance's margin ((canary - limit) / (limit - baseline) for the
+ * latencies, the excess over tol_error / tol_hit for the shares); it also
+ * says how many groups failed.
+ * Passing the step before the one at 100 % completes
  * the rollout (at 100 % there is no baseline left to compare with).
  *
  * Quantiles come from core/loghist (buckets 2.5 % wide): a p99 is within
@@ -90,6 +95,8 @@ struct ro_verdict {
     char name[RO_NAME_MAX];
     enum ro_measure measure;
     double canary, baseline, limit;
+    double severity;           /* (canary past its limit) / the tolerance's margin */
+    int failed_checks;         /* groups that failed in this step, this one included */
     uint64_t n_canary, n_baseline;
 };
 

@@ -111,6 +111,10 @@
  *   rollout.hit_rate_tolerance  canary hit rate >= baseline's - this,
  *                             [0, 1]                               [0.05]
  *   rollout.latency_slack_ms  [0, 600000]                          [5]
+ *   rollout.candidate  a "policy" object (same keys, overrides too): the
+ *                      canary routes by it and the baseline by "policy"'s
+ *                      mode; absent: the canary is "policy".mode and the
+ *                      baseline "policy".baseline                 [absent]
  *   metrics.tenant_from_user  the body's "user" names the tenant when no
  *                      x-gateway-inference-fairness-id /
  *                      x-llm-d-inference-fairness-id header does (it
@@ -168,6 +172,7 @@ enum key_kind {
     K_CLASSES,       /* [{"class","model","path"}]: nclasses, classes[] */
     K_STEPS,         /* [percent, ...]: struct rollout_cfg steps and nsteps */
     K_COSTS,         /* {"<accelerator>": per hour}: ncosts, costs[] */
+    K_CANDIDATE,     /* a "policy" object: has_candidate, candidate */
     K_PODS,          /* config_pod.c */
     K_POLICY,        /* config_policy.c */
 };
@@ -251,6 +256,7 @@ static const struct key_spec KEYS[] = {
     {"retry", "avoid_failed_ms", K_U32, 0, 3600000, F(outlier.recent_ms), RL_RESTART},
     SECTION("rollout"),
     {"rollout", "steps", K_STEPS, 0, 0, F(rollout), RL_LIVE},
+    {"rollout", "candidate", K_CANDIDATE, 0, 0, F(candidate), RL_LIVE},
     {"rollout", "hold_ms", K_U32, 1000, 86400000, F(rollout.hold_ms), RL_LIVE},
     {"rollout", "min_samples", K_U32, 1, 1000000, F(rollout.min_samples), RL_LIVE},
     {"rollout", "ttft_p99_tolerance", K_NUM, 0, 100, F(rollout.tol_ttft_p99), RL_LIVE},
@@ -471,6 +477,20 @@ static int parse_policy(struct jp_err *e, const cJSON *k, struct gw_config *c)
     return rc;
 }
 
+static int parse_candidate(struct jp_err *e, const cJSON *k, struct gw_config *c)
+{
+    struct gw_policies *p = malloc(sizeof(*p));
+    if (!p)
+        return jp_fail(e, "rollout.candidate", "out of memory");
+    int rc = gwc_policies_parse(k, "rollout.candidate", p, e->buf, e->len);
+    if (!rc) {
+        c->candidate = *p;
+        c->has_candidate = 1;
+    }
+    free(p);
+    return rc;
+}
+
 static int parse_text(struct jp_err *e, const struct key_spec *s, const char *kp,
                       const cJSON *k, char *dst)
 {
@@ -564,6 +584,7 @@ static int parse_value(struct jp_err *e, const struct key_spec *s, const char *k
     case K_SECTION: return parse_object(e, s->name, k, c);
     case K_PODS: return gwc_pods_parse(k, c, e->buf, e->len);
     case K_POLICY: return parse_policy(e, k, c);
+    case K_CANDIDATE: return parse_candidate(e, k, c);
     case K_SPLICE_MODE: return splice_mode_of(e, kp, k, (int *)dst);
     case K_SPLICE_MODELS: return splice_models(e, kp, k, c);
     case K_TOKENIZERS: return tokenizers(e, kp, k, c);

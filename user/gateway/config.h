@@ -132,6 +132,8 @@ struct gw_config {
     struct outlier_cfg outlier;
     /* the guarded canary (core/rollout.h; started by POST /admin/rollout) */
     struct rollout_cfg rollout;
+    int has_candidate;            /* rollout.candidate given */
+    struct gw_policies candidate; /* the policy the canary routes by, when given */
     /* accelerator costs (pods[].accelerator names one) */
     uint32_t ncosts;
     struct gw_cost costs[GW_MAX_COSTS];

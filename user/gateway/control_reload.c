@@ -52,6 +52,10 @@ int ctl_reload(struct ctl *c, char *err, size_t errlen, char *restart, size_t rl
     apply_scrape(c, nc);
     ctl_set_policies(c, &nc->policies);
     rollout_set_cfg(c->g->rollout, &nc->rollout); /* checked by the load */
+    pthread_mutex_lock(&c->g->policy_mu);
+    c->g->has_candidate = nc->has_candidate;
+    c->g->candidate = nc->candidate;
+    pthread_mutex_unlock(&c->g->policy_mu);
     admin_set_token(c->admin, nc->admin_token); /* the listener itself stays */
     gw_set_tenant_from_user(nc->tenant_from_user);
     if (gw_config_restart_keys(&c->g->cfg, nc, keep, sizeof(keep)) > 0)

@@ -28,10 +28,12 @@ static void log_event(struct ctl *c, enum ro_event ev)
         const struct ro_verdict *v = &st.verdict;
         int lat = v->measure == RO_M_TTFT_P99 || v->measure == RO_M_ITL_P50;
         LOG_WARN("rollout: rolled back to the baseline: %s %s, %s canary %.4g%s against "
-                 "baseline %.4g%s (limit %.4g%s; %llu canary and %llu baseline requests)",
+                 "baseline %.4g%s (limit %.4g%s; %llu canary and %llu baseline requests; "
+                 "%d groups failed, this the worst)",
                  v->kind, v->name, rollout_measure_name(v->measure), v->canary, lat ? " ms" : "",
                  v->baseline, lat ? " ms" : "", v->limit, lat ? " ms" : "",
-                 (unsigned long long)v->n_canary, (unsigned long long)v->n_baseline);
+                 (unsigned long long)v->n_canary, (unsigned long long)v->n_baseline,
+                 v->failed_checks);
     } else if (ev == RO_EV_ADVANCED) {
         LOG_INFO("rollout: %s; canary now %g%%", st.last_step_result, st.share);
     } else if (ev == RO_EV_COMPLETED) {
@@ -137,9 +139,11 @@ void ctl_rollout_json(struct ctl *c, struct sbuf *o)
         sbuf_printf(o, ",\"verdict\":{\"kind\":\"%s\",\"name\":", v->kind);
         jstr(o, v->name, strlen(v->name));
         sbuf_printf(o, ",\"measure\":\"%s\",\"canary\":%.6g,\"baseline\":%.6g,\"limit\":%.6g,"
+                       "\"severity\":%.4g,\"groups_failed\":%d,"
                        "\"canary_requests\":%llu,\"baseline_requests\":%llu}",
                     rollout_measure_name(v->measure), v->canary, v->baseline, v->limit,
-                    (unsigned long long)v->n_canary, (unsigned long long)v->n_baseline);
+                    v->severity, v->failed_checks, (unsigned long long)v->n_canary,
+                    (unsigned long long)v->n_baseline);
     }
     sbuf_puts(o, ",\"groups\":[");
     char kind[8], name[RO_NAME_MAX];

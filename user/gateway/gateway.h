@@ -61,6 +61,8 @@ struct gw {
     atomic_uint_fast64_t load_share_micro;
     pthread_mutex_t policy_mu;       /* guards policies (copied per request) */
     struct gw_policies policies;     /* in force: the admin API and reloads swap them */
+    int has_candidate;               /* a guarded rollout's candidate policy (under */
+    struct gw_policies candidate;    /* policy_mu; rollout.candidate, reloads) */
     atomic_uint conns;               /* open client connections, all workers */
     atomic_uint_fast64_t body_bytes; /* request bodies buffered, all workers
                                       * (limits.max_buffered_total_bytes) */

@@ -303,6 +303,8 @@ static int assemble(struct gw *g, const struct flags *f, uint32_t *nworkers)
     pthread_mutex_init(&g->policy_mu, NULL);
     atomic_store(&g->load_share_micro, 1000000); /* alone until the pods say otherwise */
     g->policies = g->cfg.policies;
+    g->has_candidate = g->cfg.has_candidate;
+    g->candidate = g->cfg.candidate;
     g->pidx = pidx_new(POD_MAX, g->cfg.index_max_entries, def_blocks);
     g->sessions = session_new(1u << 16);
     g->metrics = gw_metrics_new();

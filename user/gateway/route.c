@@ -145,6 +145,30 @@ static void policy_for(struct gw *g, const char *model, struct policy_cfg *out)
     pthread_mutex_unlock(&g->policy_mu);
 }
 
+/* A guarded rollout with a candidate policy (rollout.candidate): the
+ * request's arm is drawn here at the rollout's share; the canary routes
+ * by the candidate, the baseline by the policy in force (its mode), each
+ * as a policy of its own (no shadow, no canary inside it). Returns the
+ * arm, or ARM_ONLY when no candidate rollout is under way (cfg as is). */
+static enum route_arm candidate_arm(struct gw *g, const char *model, double share,
+                                    uint64_t rnd, struct policy_cfg *cfg)
+{
+    if (share < 0)
+        return ARM_ONLY;
+    pthread_mutex_lock(&g->policy_mu);
+    int has = g->has_candidate;
+    double draw = (double)((rnd >> 17) % 10000) / 100.0;
+    enum route_arm arm = draw < share ? ARM_CANARY : ARM_BASELINE;
+    if (has && arm == ARM_CANARY)
+        *cfg = *gw_policies_for(&g->candidate, model);
+    pthread_mutex_unlock(&g->policy_mu);
+    if (!has)
+        return ARM_ONLY;
+    cfg->shadow = 0;
+    cfg->canary_pct = 100;
+    return arm;
+}
+
 enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_slot)
 {
     r->t_decide = ev_now_ns();
@@ -156,6 +180,9 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
     }
     struct policy_cfg cfg;
     policy_for(g, r->model, &cfg);
+    uint64_t rnd = gw_rand(g);
+    double ro_share = rollout_share(g->rollout);
+    enum route_arm cand = candidate_arm(g, r->model, ro_share, rnd, &cfg);
 
     /* the prefix each pod holds: the approximate index's guess, replaced
      * by the exact index's match where a pod's KV events are trusted */
@@ -186,13 +213,12 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
     }
     struct route_input in = {
         .model = r->model, .nkeys = nkeys, .match = match,
-        .session_slot = session_slot, .rand = gw_rand(g), .now_ns = r->t_decide,
+        .session_slot = session_slot, .rand = rnd, .now_ns = r->t_decide,
         .exclude_slot = exclude_slot, .prompt_tokens = r->prompt_tokens,
         .tokens_per_key = tpk, .tl = &g->tl, .bytes_per_token = g->cfg.bytes_per_token,
         .load_share = (double)atomic_load_explicit(&g->load_share_micro, memory_order_relaxed) / 1e6,
     };
-    double ro_share = rollout_share(g->rollout);
-    if (ro_share >= 0) { /* a guarded rollout sets the canary's share */
+    if (cand == ARM_ONLY && ro_share >= 0) { /* a guarded rollout sets the canary's share */
         in.canary_set = 1;
         in.canary_pct = ro_share;
     }
@@ -201,6 +227,8 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
     else if (g->outlier.cfg.recent_ms) /* a retry avoids every pod that just failed */
         in.avoid_failed_since_ns = r->t_decide - (uint64_t)g->outlier.cfg.recent_ms * 1000000ull;
     policy_pick(&cfg, s, &g->counters, &g->pstate, &in, &r->d);
+    if (cand != ARM_ONLY)
+        r->d.arm = cand;
     if (r->d.status != ROUTE_OK) {
         snapshot_put(s);
         r->t_routed = ev_now_ns();

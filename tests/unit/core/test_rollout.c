@@ -163,6 +163,27 @@ TEST(one_tenant_worse_rolls_back_and_names_it)
     rollout_free(r);
 }
 
+TEST(the_worst_failure_is_named)
+{
+    struct rollout_cfg c = cfg();
+    struct rollout *r = rollout_new(&c);
+    rollout_start(r, 0);
+    /* tenant a: canary TTFT p99 1.6x (limit 1.25x + 5 ms); tenant b: 10x */
+    feed(r, "a", "x", RO_BASELINE, 100, 100, 10, 0, 0.5);
+    feed(r, "a", "x", RO_CANARY, 100, 160, 10, 0, 0.5);
+    feed(r, "b", "y", RO_BASELINE, 30, 100, 10, 0, 0.5);
+    feed(r, "b", "y", RO_CANARY, 30, 1000, 10, 0, 0.5);
+    CHECK_EQ(rollout_tick(r, 1000 * MS), RO_EV_ROLLED_BACK);
+    struct rollout_status st;
+    rollout_status(r, 1000 * MS, &st);
+    CHECK_STR(st.verdict.name, "b");
+    CHECK(st.verdict.severity > 20); /* (1000 - 135) / 30 or so */
+    /* a, b, class x, class y and all failed */
+    CHECK_EQ(st.verdict.failed_checks, 5);
+    CHECK(strstr(st.last_step_result, "tenant b ttft_p99 (5 of 5 groups)"));
+    rollout_free(r);
+}
+
 TEST(each_measure_fails_on_its_own)
 {
     struct rollout_cfg c = cfg();
@@ -359,6 +380,7 @@ int main(void)
     RUN(idle_until_started);
     RUN(every_step_passes_to_completion);
     RUN(one_tenant_worse_rolls_back_and_names_it);
+    RUN(the_worst_failure_is_named);
     RUN(each_measure_fails_on_its_own);
     RUN(too_few_samples_holds_the_step);
     RUN(pause_stops_the_clock_and_abort_zeroes_the_share);

@@ -596,6 +596,21 @@ TEST(rollout_keys)
     CHECK_ERR("{\"rollout\":{\"hit_rate_tolerance\":2}}", 
               "rollout.hit_rate_tolerance: expected a number in [0, 1]");
     CHECK_ERR("{\"rollout\":{\"share\":1}}", "rollout: unknown key \"share\"");
+    /* a candidate policy, with the policy's own keys and errors */
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_EQ(cfg.has_candidate, 0);
+    CHECK_EQ(parse("{\"rollout\":{\"candidate\":{\"mode\":\"token-load\",\"bounded_load\":1.5,"
+                   "\"overrides\":{\"m\":{\"mode\":\"round-robin\"}}}}}"),
+             0);
+    CHECK_EQ(cfg.has_candidate, 1);
+    CHECK_EQ(cfg.candidate.global.mode, POLICY_TOKEN_LOAD);
+    CHECK_NEAR(cfg.candidate.global.bounded_load, 1.5, 1e-12);
+    CHECK_EQ(cfg.candidate.noverrides, 1);
+    CHECK_EQ(gw_policies_for(&cfg.candidate, "m")->mode, POLICY_ROUND_ROBIN);
+    CHECK_EQ(cfg.policies.global.mode, POLICY_PREFIX_AWARE); /* the policy in force untouched */
+    CHECK_ERR("{\"rollout\":{\"candidate\":{\"mode\":\"fast\"}}}",
+              "rollout.candidate.mode: unknown mode \"fast\" (prefix-aware, least-request, "
+              "round-robin, random, token-load)");
 }
 
 /* issue 11: KV events per pod, and the subscriber's section */
