@@ -1,19 +1,24 @@
 /* kvg-bypassd: the bypass worker's first running form (issue 12): DPDK's
  * EAL and its af_xdp driver on the gateway's interface, the loop, the
  * client side of a connection (handshake, first flight, first request
- * parsed) and, with --pod, delayed binding: the first request replayed to
- * that pod (user/bypass/replay), the flow then handed to XDP
- * (user/bypass/handoff: two kvg_bp_flows entries that bp_entry forwards
- * with). Without --pod a connection whose first request is whole is
- * counted and reset, so a client is never left waiting. Not yet: the pod
- * picked by kvgated's policy (the workers belong inside kvgated, sharing
- * its tables: ../shared/BYPASS.md), the hand-up to kvgated. A spliced
- * flow is forgotten (slot, source port, XDP's entries) once closed both
- * ways or reset and quiet for a second, or idle for ten minutes.
+ * parsed) and delayed binding: the first request replayed to a pod
+ * (user/bypass/replay), the flow then handed to XDP (user/bypass/handoff:
+ * two kvg_bp_flows entries that bp_entry forwards with). The pod is
+ * kvgated's pick with --decide (its decision channel, user/bypass/decide.h:
+ * the worker stays a process of its own, its EAL and polling loop apart
+ * from kvgated's threads, but the policy, prefix index, session table,
+ * in-flight counts, metrics and access log are kvgated's; a DONE tells
+ * kvgated when the spliced flow ended), or the one --pod (tests without
+ * kvgated). Without either, a connection whose first request is whole is
+ * counted and reset, so a client is never left waiting. Not yet: the
+ * hand-up to kvgated. A spliced flow is forgotten (slot, source port,
+ * XDP's entries) once closed both ways or reset and quiet for a second,
+ * or idle for ten minutes.
  *
  *   kvg-bypassd --iface IF --port N --xdp-obj build/bpf/bp_entry.bpf.o
  *               [--stats FILE] [--max-body BYTES]
  *               [--pod IP:PORT --pod-mac MAC --gw-ip IP [--src-ports LO-HI]]
+ *               [--decide SOCKET --gw-ip IP [--pod-mac MAC] [--src-ports LO-HI]]
  *
  * EAL: --no-huge -m 256 --no-pci, one lcore, the af_xdp vdev on IF with
  * the entry program (bpf/bp_entry.bpf.c) that sends TCP to port N to the
