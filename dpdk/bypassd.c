@@ -734,6 +734,13 @@ static void frame(const uint8_t *data, size_t len)
             return;
         }
     }
+    if (s->dstate && (p.seg.flags & TCPF_FIN) && !(p.seg.flags & TCPF_RST)) {
+        /* asked kvgated, not replayed yet: a FIN taken now would never
+         * reach the pod (the replay carries bytes only); left unacknowledged,
+         * the client sends it again and XDP forwards it after the hand-off */
+        S.late_client++;
+        return;
+    }
     unsigned ev = tcpep_input(&C, &p.t, &s->f, &p.seg, now, &r);
     send_reply(&p, &r);
     if (ev & TE_EV_ESTABLISHED)

@@ -144,6 +144,34 @@ t_counted() {
 }
 check "kvgated's /metrics and access log count the four as bypass requests, ended ok" t_counted
 
+# a client that half-closes right after its request (shutdown(SHUT_WR)):
+# its FIN, sent while the worker waits for kvgated, must still reach the
+# pod after the hand-off, so the answer ends and the flow closes both ways
+t_half_close() {
+    ip netns exec $NC $PY - <<'PY' >"$E2E_TMP/half.out" 2>&1
+import json, socket
+body = json.dumps({"model": "meta-llama/Llama-3.1-8B-Instruct", "prompt": "Runbook H: " * 300,
+                   "max_tokens": 8, "stream": True, "ignore_eos": True}).encode()
+s = socket.create_connection(("10.79.0.2", 8000), timeout=10)
+s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\nconnection: close\r\n"
+          b"x-gateway-inference-fairness-id: t-H\r\ncontent-type: application/json\r\n"
+          b"content-length: %d\r\n\r\n" % len(body) + body)
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+print("status", got.split(b" ")[1].decode() if got else "none", "done", int(b"data: [DONE]" in got))
+PY
+    cat "$E2E_TMP/half.out"
+    grep -q "status 200 done 1" "$E2E_TMP/half.out" || return 1
+    wait_until 6 inflight_is 0 || return 1
+    wait_until 3 eval 'grep "\"tenant\":\"t-H\"" "$GW_LOG" | grep -q "\"outcome\":\"ok\""'
+}
+check "a client that half-closes after its request gets its answer, and the flow ends" t_half_close
+
 t_unknown_model() {
     local r
     r=$(ask C x 8 no-such-model)
