@@ -176,4 +176,20 @@ t_protocol_errors() {
 }
 check "a worker that breaks the protocol is disconnected and what it held released" t_protocol_errors
 
+# last: kvgated stopping with a decision held ends it in the log (and,
+# under the sanitizers, frees what it held)
+t_shutdown() {
+    local f pid
+    f=$(bodyfile z Z q)
+    $DC decide 90 "$f" chat "" hold 20 >"$E2E_TMP/z90" 2>&1 &
+    pid=$!; E2E_PIDS+=($pid)
+    wait_until 3 eval '[ -s "$E2E_TMP/z90" ]' || return 1
+    kill -TERM $GW_PID
+    wait_until 10 eval '! kill -0 $GW_PID 2>/dev/null' || return 1
+    grep '"path":"bypass"' "$GW_LOG" | tail -1 | jq -c '{tenant, outcome, error}'
+    grep '"path":"bypass"' "$GW_LOG" | tail -1 | grep -q '"outcome":"shutdown","path":"bypass".*"error":"shutdown"' || return 1
+    [ ! -e "$SOCK" ] || { echo "$SOCK left behind"; return 1; }
+}
+check "kvgated stopping ends the decisions it holds (logged) and removes its socket" t_shutdown
+
 finish
