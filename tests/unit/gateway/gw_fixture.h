@@ -1,7 +1,7 @@
 /* The shared state of kvgated (struct gw) as main.c assembles it, for the
  * gateway's unit tests: default configuration and policies, a prefix
- * index of 4,096 entries, sessions, metrics, outlier detection and the
- * token books. The tests then publish the pod snapshot they need. */
+ * index of 4,096 entries, sessions, metrics, outlier detection, the
+ * guarded rollout (idle) and the token books. The tests then publish the pod snapshot they need. */
 #ifndef KVGATE_TESTS_GW_FIXTURE_H
 #define KVGATE_TESTS_GW_FIXTURE_H
 
@@ -23,6 +23,7 @@ static inline void gw_fixture_init(struct gw *g)
     g->metrics = gw_metrics_new();
     outlier_init(&g->outlier, &g->cfg.outlier);
     tokload_init(&g->tl);
+    g->rollout = rollout_new(&g->cfg.rollout); /* gw_route reads its share */
 }
 
 #endif
