@@ -105,7 +105,7 @@ $(OUT)/kvgate-podsim: $(OUT)/obj/user/podsim/main.o $(OUT)/libpodsim.a $(OUT)/li
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(OUT)/kvgated: $(OUT)/obj/user/gateway/main.o $(OUT)/libgateway.a $(OUT)/libcore.a $(OUT)/libtok.a $(OUT)/libcommon.a
+$(OUT)/kvgated: $(OUT)/obj/user/gateway/main.o $(OUT)/libgateway.a $(OUT)/libbypass.a $(OUT)/libcore.a $(OUT)/libtok.a $(OUT)/libcommon.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 

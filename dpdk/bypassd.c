@@ -1,19 +1,24 @@
 /* kvg-bypassd: the bypass worker's first running form (issue 12): DPDK's
  * EAL and its af_xdp driver on the gateway's interface, the loop, the
  * client side of a connection (handshake, first flight, first request
- * parsed) and, with --pod, delayed binding: the first request replayed to
- * that pod (user/bypass/replay), the flow then handed to XDP
- * (user/bypass/handoff: two kvg_bp_flows entries that bp_entry forwards
- * with). Without --pod a connection whose first request is whole is
- * counted and reset, so a client is never left waiting. Not yet: the pod
- * picked by kvgated's policy (the workers belong inside kvgated, sharing
- * its tables: ../shared/BYPASS.md), the hand-up to kvgated. A spliced
- * flow is forgotten (slot, source port, XDP's entries) once closed both
- * ways or reset and quiet for a second, or idle for ten minutes.
+ * parsed) and delayed binding: the first request replayed to a pod
+ * (user/bypass/replay), the flow then handed to XDP (user/bypass/handoff:
+ * two kvg_bp_flows entries that bp_entry forwards with). The pod is
+ * kvgated's pick with --decide (its decision channel, user/bypass/decide.h:
+ * the worker stays a process of its own, its EAL and polling loop apart
+ * from kvgated's threads, but the policy, prefix index, session table,
+ * in-flight counts, metrics and access log are kvgated's; a DONE tells
+ * kvgated when the spliced flow ended), or the one --pod (tests without
+ * kvgated). Without either, a connection whose first request is whole is
+ * counted and reset, so a client is never left waiting. Not yet: the
+ * hand-up to kvgated. A spliced flow is forgotten (slot, source port,
+ * XDP's entries) once closed both ways or reset and quiet for a second,
+ * or idle for ten minutes.
  *
  *   kvg-bypassd --iface IF --port N --xdp-obj build/bpf/bp_entry.bpf.o
  *               [--stats FILE] [--max-body BYTES]
  *               [--pod IP:PORT --pod-mac MAC --gw-ip IP [--src-ports LO-HI]]
+ *               [--decide SOCKET --gw-ip IP [--pod-mac MAC] [--src-ports LO-HI]]
  *
  * EAL: --no-huge -m 256 --no-pci, one lcore, the af_xdp vdev on IF with
  * the entry program (bpf/bp_entry.bpf.c) that sends TCP to port N to the
@@ -41,8 +46,12 @@
 
 #include "bp_rewrite.h"
 #include "common/netaddr.h"
+#include "bypass/decide_cli.h"
 #include "bypass/firstflight.h"
 #include "bypass/handoff.h"
+#include "bypass/neigh.h"
+#include "common/httpstatus.h"
+#include "common/sbuf.h"
 #include "bypass/pkt.h"
 #include "bypass/replay.h"
 #include "bypass/tcpep.h"
@@ -72,7 +81,9 @@ static uint64_t now_ms(void)
     X(established) X(cookies) X(table_full) X(bytes_in) X(first_requests) X(hand_ups)     \
     X(resets) X(timeouts) X(flows_now) X(replays) X(connected) X(refused) X(handed_off)   \
     X(pod_frames) X(pod_data_relayed) X(late_client) X(late_pod) X(unknown_pod)          \
-    X(closed) X(idle_closed) X(reinstalled)
+    X(closed) X(idle_closed) X(reinstalled) X(decisions) X(routed) X(gw_refused)           \
+    X(decide_unavailable) X(decide_timeouts) X(stale_answers) X(done_sent) X(gw_downs)     \
+    X(mac_waits) X(mac_failed) X(error_answers)
 static struct {
 #define BP_FIELD(n) uint64_t n;
     BP_COUNTERS(BP_FIELD)
@@ -94,6 +105,31 @@ struct slot {
     int have_h;
     struct handoff_watch hw; /* handed off: when to forget it */
     uint64_t watch_at_ms;
+    /* the pod: --pod's, or kvgated's answer (--decide) */
+    uint32_t pod_ip;       /* network order */
+    uint16_t pod_port;     /* network order */
+    uint8_t pod_mac[6];
+    /* --decide: the decision channel (user/bypass/decide_cli) */
+    int dstate;            /* enum dstate */
+    uint32_t did, dgen;    /* the decision's id, on which connection */
+    uint32_t pod_slot;     /* kvgated's slot for the pod */
+    uint8_t outcome;       /* DONE's outcome if the flow ended now (enum decide_outcome) */
+    uint8_t *body;         /* the first request's body, for DECIDE */
+    size_t blen, bcap;
+    int body_oom;
+    uint64_t asked_ms, first_data_ms, mac_until_ms;
+    uint8_t *resp;         /* D_ERR: the error answer sent to the client */
+    uint32_t resp_len;
+    uint8_t resp_tries;
+    uint64_t resp_at_ms;
+};
+/* Where a flow stands with kvgated (--decide). */
+enum dstate {
+    D_NONE = 0,  /* not asked (or no --decide) */
+    D_WAIT,      /* DECIDE sent, no answer yet */
+    D_ROUTED,    /* answered 200: counted in flight at kvgated until our DONE */
+    D_MAC,       /* routed, waiting for the pod's MAC */
+    D_ERR,       /* the client is being answered an error, then closed */
 };
 static struct slot flows[NFLOWS];
 static struct tcpep_cfg C;
@@ -104,6 +140,13 @@ static int have_pod;
 static uint32_t POD_IP, GW_IP; /* network order */
 static uint16_t POD_PORT;      /* network order */
 static uint8_t POD_MAC[6];
+static int have_pod_mac;       /* --pod-mac: the next hop for every pod */
+static struct dcli *DC;        /* --decide: kvgated's decision channel */
+static const char *IFNAME;
+#define DECIDE_WAIT_MS 5000    /* no answer from kvgated in this long: 503 */
+#define MAC_WAIT_MS 1000       /* the pod's MAC not resolved in this long: 503 */
+#define ERR_RTO_MS 200         /* an error answer is sent again after this long */
+#define ERR_TRIES 5
 static uint16_t LO = 61000, HI = 61999;
 static struct slot **by_port;  /* index: source port - LO */
 static int FLOWS_FD = -1;      /* the entry program's kvg_bp_flows */
@@ -139,8 +182,16 @@ static struct slot *lookup(const struct tcpseq_tuple *t, int create)
     return NULL;
 }
 
+static void send_done(struct slot *s, unsigned http_status);
+
 static void drop_flow(struct slot *s)
 {
+    send_done(s, 0);
+    free(s->body);
+    s->body = NULL;
+    free(s->resp);
+    s->resp = NULL;
+    s->dstate = D_NONE;
     if (s->pstate && by_port && by_port[s->gwport - LO] == s)
         by_port[s->gwport - LO] = NULL;
     if (s->pstate == 2 && FLOWS_FD >= 0) { /* XDP forgets the flow too */
@@ -233,11 +284,11 @@ static void send_pod(struct slot *s, const struct replay_out *o, int n)
         struct pkt_out po;
         memset(&po, 0, sizeof(po));
         memcpy(po.smac, s->dmac, 6); /* our port's MAC: where the client's frames came to */
-        memcpy(po.dmac, POD_MAC, 6);
+        memcpy(po.dmac, s->pod_mac, 6);
         po.saddr = GW_IP;
-        po.daddr = POD_IP;
+        po.daddr = s->pod_ip;
         po.sport = htons(s->gwport);
-        po.dport = POD_PORT;
+        po.dport = s->pod_port;
         po.seq = o[i].seq;
         po.ack = o[i].ack;
         po.flags = o[i].flags;
@@ -273,6 +324,11 @@ static int start_replay(struct slot *s)
 {
     static uint16_t next;
     uint32_t span = (uint32_t)(HI - LO) + 1;
+    if (!DC) { /* --pod: the one pod */
+        s->pod_ip = POD_IP;
+        s->pod_port = POD_PORT;
+        memcpy(s->pod_mac, POD_MAC, 6);
+    }
     for (uint32_t k = 0; k < span; k++) {
         uint16_t port = (uint16_t)(LO + (next + k) % span);
         if (!by_port[port - LO]) {
@@ -296,11 +352,13 @@ static void hand_off(struct slot *s)
      * translated (BYPASS.md) */
     if (FLOWS_FD < 0 || bpf_map_update_elem(FLOWS_FD, &s->h.p2c_key, &s->h.p2c, BPF_ANY) ||
         bpf_map_update_elem(FLOWS_FD, &s->h.c2p_key, &s->h.c2p, BPF_ANY)) {
+        s->outcome = DECIDE_REJECTED;
         reset_client(s, NULL);
         drop_flow(s);
         return;
     }
     s->pstate = 2;
+    s->outcome = DECIDE_OK; /* the pod has the request; the rest is XDP's */
     S.handed_off++;
     handoff_watch_start(&s->hw, now_ms());
     s->watch_at_ms = now_ms() + WATCH_EVERY_MS;
@@ -314,7 +372,7 @@ static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
     S.pod_frames++;
     uint16_t port = ntohs(p->t.dport);
     struct slot *s = by_port ? by_port[port - LO] : NULL;
-    if (!s || p->t.saddr != POD_IP || p->t.sport != POD_PORT) {
+    if (!s || p->t.saddr != s->pod_ip || p->t.sport != s->pod_port) {
         S.unknown_pod++;
         return;
     }
@@ -337,32 +395,252 @@ static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
         e.vip = s->t.daddr;
         e.client_port = s->t.sport;
         e.vport = s->t.dport;
-        memcpy(e.pod_mac, POD_MAC, 6);
+        memcpy(e.pod_mac, s->pod_mac, 6);
         memcpy(e.gw_pod_mac, s->dmac, 6);
         e.gw_addr = GW_IP;
-        e.pod_addr = POD_IP;
+        e.pod_addr = s->pod_ip;
         e.gw_port = htons(s->gwport);
-        e.pod_port = POD_PORT;
+        e.pod_port = s->pod_port;
         handoff_entries(&e, &s->f, &s->rp, KVG_POD_MAX, &s->h);
         s->have_h = 1;
     }
     if (ev & (RP_EV_REFUSED | RP_EV_RESET | RP_EV_FAILED)) {
         if (ev & RP_EV_REFUSED)
             S.refused++;
+        s->outcome = DECIDE_POD_ERROR;
         reset_client(s, NULL);
         drop_flow(s);
         return;
     }
     if ((ev & RP_EV_POD_DATA) && s->have_h) { /* the answer began before the hand-off */
         S.pod_data_relayed++;
+        if (!s->first_data_ms)
+            s->first_data_ms = now_ms();
         relay_rewritten(data, len, &s->h.p2c);
     }
     if (ev & RP_EV_DONE)
         hand_off(s);
 }
 
-/* The first request is whole (or not for the bypass): counted; replayed
- * to the pod with --pod, else the connection is reset. */
+/* ---- --decide: kvgated picks the pod ---- */
+
+/* The flow's DONE to kvgated, once, if kvgated holds it in flight (routed
+ * on the connection that is still up). Bytes: the first flight, then what
+ * XDP's two entries counted; TTFT only when the answer began before the
+ * hand-off. */
+static void send_done(struct slot *s, unsigned http_status)
+{
+    if (!DC || (s->dstate != D_ROUTED && s->dstate != D_MAC) || s->dgen != dcli_gen(DC))
+        return;
+    uint64_t in = s->f.len, out = 0;
+    if (s->pstate == 2 && FLOWS_FD >= 0) {
+        struct kvg_bp_flow e;
+        if (!bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &e))
+            in += e.bytes;
+        if (!bpf_map_lookup_elem(FLOWS_FD, &s->h.p2c_key, &e))
+            out = e.bytes;
+    }
+    uint64_t ttft = s->first_data_ms > s->asked_ms ? (s->first_data_ms - s->asked_ms) * 1000 : 0;
+    if (!dcli_done(DC, s->did, s->pod_slot, s->outcome, http_status, in, out,
+                   ttft > UINT32_MAX ? UINT32_MAX : (uint32_t)ttft))
+        S.done_sent++;
+    s->dstate = D_NONE;
+}
+
+/* Answers the client status with the OpenAI error JSON (as kvgated's
+ * socket path would) and closes: the answer and a FIN in one segment,
+ * sent again until the client closes too (err_input), at most ERR_TRIES
+ * times, then a reset. An h2c client is reset: this path does not speak
+ * HTTP/2 back. */
+static void answer_error(struct slot *s, unsigned status, const char *msg)
+{
+    S.error_answers++;
+    send_done(s, status); /* routed but not replayed: kvgated ends it */
+    struct sbuf b, r;
+    sbuf_init(&b);
+    sbuf_init(&r);
+    http_error_json(&b, (int)status, msg && *msg ? msg : "the bypass cannot serve this request");
+    http1_closing_response(&r, (int)status, "application/json", b.data ? b.data : "", b.len);
+    const struct ff_request *rq = s->ff ? ff_request(s->ff) : NULL;
+    if (b.oom || r.oom || !r.data || r.len > s->f.peer_mss || (rq && rq->proto == FF_PROTO_H2C) ||
+        !(s->resp = malloc(r.len))) {
+        sbuf_free(&b);
+        sbuf_free(&r);
+        reset_client(s, NULL);
+        drop_flow(s);
+        return;
+    }
+    memcpy(s->resp, r.data, r.len);
+    s->resp_len = (uint32_t)r.len;
+    sbuf_free(&b);
+    sbuf_free(&r);
+    s->dstate = D_ERR;
+    s->resp_tries = 0;
+    s->resp_at_ms = 0; /* at the next timer tick */
+}
+
+static void send_error_answer(struct slot *s)
+{
+    struct pkt_out o;
+    memset(&o, 0, sizeof(o));
+    memcpy(o.smac, s->dmac, 6);
+    memcpy(o.dmac, s->smac, 6);
+    o.saddr = s->t.daddr;
+    o.daddr = s->t.saddr;
+    o.sport = s->t.dport;
+    o.dport = s->t.sport;
+    o.seq = s->f.iss + 1;
+    o.ack = s->f.rcv_nxt;
+    o.flags = TCPF_ACK | TCPF_PSH | TCPF_FIN;
+    o.win = tcpep_window(&C, &s->f);
+    o.wscale = -1;
+    o.data = s->resp;
+    o.len = s->resp_len;
+    send_out(&o);
+    s->resp_tries++;
+    s->resp_at_ms = now_ms() + ERR_RTO_MS;
+}
+
+/* A client segment while it is answered an error: its FIN (it read the
+ * answer) is acknowledged and the flow forgotten; a reset forgets it. */
+static void err_input(struct slot *s, const struct pkt_tcp *p)
+{
+    if (p->seg.flags & TCPF_RST) {
+        drop_flow(s);
+        return;
+    }
+    if (p->seg.flags & TCPF_FIN) {
+        struct tcpep_reply r = {.send = 1, .flags = TCPF_ACK, .seq = s->f.iss + 2 + s->resp_len,
+                                .ack = p->seg.seq + p->seg.len + 1, .wscale = -1};
+        send_reply(p, &r);
+        drop_flow(s);
+    }
+}
+
+/* The pod's MAC: --pod-mac (the next hop for every pod), else the kernel's
+ * neighbour table. 1 found, 0 not yet (the kernel is asked to resolve it). */
+static int resolve_mac(struct slot *s)
+{
+    if (have_pod_mac) {
+        memcpy(s->pod_mac, POD_MAC, 6);
+        return 1;
+    }
+    if (!neigh_lookup(s->pod_ip, IFNAME, s->pod_mac))
+        return 1;
+    if (s->dstate != D_MAC)
+        neigh_poke(s->pod_ip);
+    return 0;
+}
+
+static void go_replay(struct slot *s)
+{
+    s->dstate = D_ROUTED;
+    s->outcome = DECIDE_CLIENT_ABORT; /* until the pod has it all */
+    if (start_replay(s)) {
+        s->outcome = DECIDE_REJECTED;
+        answer_error(s, 503, "the bypass has no source port free");
+    }
+}
+
+static void on_answer(void *ctx, const struct decide_msg *a)
+{
+    struct slot *s = &flows[a->id & (NFLOWS - 1)];
+    if (!s->used || s->did != a->id || s->dstate != D_WAIT) {
+        /* its flow is gone: kvgated holds a routed one until told */
+        S.stale_answers++;
+        if (a->status == 200 && !dcli_done(DC, a->id, a->slot, DECIDE_CLIENT_ABORT, 0, 0, 0, 0))
+            S.done_sent++;
+        return;
+    }
+    if (a->status != 200) {
+        S.gw_refused++;
+        s->dstate = D_NONE;
+        answer_error(s, a->status, a->err);
+        return;
+    }
+    S.routed++;
+    s->dstate = D_ROUTED;
+    s->outcome = DECIDE_CLIENT_ABORT;
+    s->pod_slot = a->slot;
+    memcpy(&s->pod_ip, a->addr, 4);
+    s->pod_port = htons(a->port);
+    if (resolve_mac(s)) {
+        go_replay(s);
+        return;
+    }
+    S.mac_waits++;
+    s->dstate = D_MAC;
+    s->mac_until_ms = now_ms() + MAC_WAIT_MS;
+}
+
+/* The first request is whole: kvgated is asked where it goes. */
+static void ask(struct slot *s)
+{
+    static uint32_t seq;
+    const struct ff_request *rq = ff_request(s->ff);
+    s->did = (++seq << 12) | (uint32_t)(s - flows); /* NFLOWS = 4096: the slot in the low bits */
+    int rc = s->body_oom ? -ENOMEM
+                         : dcli_decide(DC, s->did, rq->proto == FF_PROTO_H2C ? DECIDE_PROTO_H2C
+                                                                               : DECIDE_PROTO_H1,
+                                       rq->tenant, rq->session, s->body, s->blen);
+    if (rc) {
+        S.decide_unavailable++;
+        answer_error(s, 503, "no routing decision available (kvgated unreachable)");
+        return;
+    }
+    S.decisions++;
+    s->dstate = D_WAIT;
+    s->dgen = dcli_gen(DC);
+    s->asked_ms = now_ms();
+}
+
+/* The first request's body bytes, kept for DECIDE (kvgated scans them). */
+static void on_body(void *ctx, const uint8_t *p, size_t n)
+{
+    struct slot *s = ctx;
+    if (s->body_oom)
+        return;
+    if (s->blen + n > s->bcap) {
+        size_t cap = s->bcap ? s->bcap : 4096;
+        while (cap < s->blen + n)
+            cap *= 2;
+        uint8_t *b = realloc(s->body, cap);
+        if (!b) {
+            s->body_oom = 1;
+            return;
+        }
+        s->body = b;
+        s->bcap = cap;
+    }
+    memcpy(s->body + s->blen, p, n);
+    s->blen += n;
+}
+
+static struct ff *new_ff(struct slot *s)
+{
+    struct ff_cfg c = FC;
+    if (DC) {
+        c.body = on_body;
+        c.ctx = s;
+    }
+    return ff_new(&c);
+}
+
+/* kvgated's connection went away: it released what that connection
+ * held; the flows still waiting for an answer are answered 503. */
+static void decide_down(uint32_t gen)
+{
+    S.gw_downs++;
+    for (uint32_t i = 0; i < NFLOWS; i++)
+        if (flows[i].used && flows[i].dstate == D_WAIT && flows[i].dgen == gen) {
+            flows[i].dstate = D_NONE;
+            answer_error(&flows[i], 503, "no routing decision available (kvgated went away)");
+        }
+}
+
+/* The first request is whole (or not for the bypass): counted; with
+ * --decide kvgated is asked for the pod; replayed to the pod with --pod;
+ * else the connection is reset. */
 static void first_request(struct slot *s, const struct pkt_tcp *in, enum ff_status st)
 {
     const struct ff_request *rq = ff_request(s->ff);
@@ -376,6 +654,10 @@ static void first_request(struct slot *s, const struct pkt_tcp *in, enum ff_stat
     } else {
         S.hand_ups++;
         snprintf(S.last, sizeof(S.last), "{\"hand_up\":\"%s\"}", ff_cause_name(rq->cause));
+    }
+    if (st == FF_DONE && DC) {
+        ask(s);
+        return;
     }
     if (st == FF_DONE && have_pod && start_replay(s) == 0)
         return;
@@ -395,13 +677,17 @@ static void frame(const uint8_t *data, size_t len)
         S.bad_frames++;
         return;
     }
-    if (have_pod && ntohs(p.t.dport) >= LO && ntohs(p.t.dport) <= HI && p.t.daddr == GW_IP) {
+    if (by_port && ntohs(p.t.dport) >= LO && ntohs(p.t.dport) <= HI && p.t.daddr == GW_IP) {
         pod_frame(data, len, &p);
         return;
     }
     uint64_t now = now_ms();
     struct tcpep_reply r;
     struct slot *s = lookup(&p.t, 0);
+    if (s && s->dstate == D_ERR) {
+        err_input(s, &p);
+        return;
+    }
     if (s && s->pstate) { /* the client's side of a flow being handed off */
         if (s->pstate == 2)
             S.late_client++;
@@ -419,7 +705,7 @@ static void frame(const uint8_t *data, size_t len)
                 send_reply(&p, &r);
                 return;
             }
-            s->ff = ff_new(&FC);
+            s->ff = new_ff(s);
             if (!s->ff) {
                 drop_flow(s);
                 return;
@@ -438,7 +724,7 @@ static void frame(const uint8_t *data, size_t len)
             if (!s)
                 return;
             s->f = f;
-            s->ff = ff_new(&FC);
+            s->ff = new_ff(s);
             if (!s->ff) {
                 drop_flow(s);
                 return;
@@ -448,6 +734,13 @@ static void frame(const uint8_t *data, size_t len)
             return;
         }
     }
+    if (s->dstate && (p.seg.flags & TCPF_FIN) && !(p.seg.flags & TCPF_RST)) {
+        /* asked kvgated, not replayed yet: a FIN taken now would never
+         * reach the pod (the replay carries bytes only); left unacknowledged,
+         * the client sends it again and XDP forwards it after the hand-off */
+        S.late_client++;
+        return;
+    }
     unsigned ev = tcpep_input(&C, &p.t, &s->f, &p.seg, now, &r);
     send_reply(&p, &r);
     if (ev & TE_EV_ESTABLISHED)
@@ -456,8 +749,11 @@ static void frame(const uint8_t *data, size_t len)
         drop_flow(s);
         return;
     }
-    if (ev & TE_EV_DATA) {
+    if (ev & TE_EV_DATA)
         S.bytes_in += p.seg.len;
+    if (s->dstate) /* asked kvgated: what comes meanwhile is replayed with the rest */
+        return;
+    if (ev & TE_EV_DATA) {
         enum ff_status st = ff_parse(s->ff, s->f.buf, s->f.len);
         if (st != FF_MORE)
             first_request(s, &p, st);
@@ -486,10 +782,12 @@ static void watch(struct slot *s, uint64_t now)
     enum handoff_verdict v =
         handoff_check(&s->hw, hc ? &c : NULL, hp ? &p : NULL, now, LINGER_MS, IDLE_MS);
     if (v != HANDOFF_KEEP) {
-        if (v == HANDOFF_FORGET_CLOSED)
+        if (v == HANDOFF_FORGET_CLOSED) {
             S.closed++;
-        else
+        } else {
             S.idle_closed++;
+            s->outcome = DECIDE_TIMEOUT;
+        }
         drop_flow(s);
         return;
     }
@@ -514,8 +812,36 @@ static void timers(void)
             unsigned ev = replay_timer(&RC, &s->rp, now, o, &n);
             send_pod(s, o, n);
             if (ev & RP_EV_FAILED) {
+                s->outcome = DECIDE_POD_ERROR;
                 reset_client(s, NULL);
                 drop_flow(s);
+            }
+            continue;
+        }
+        if (s->used && s->dstate == D_ERR) {
+            if (now < s->resp_at_ms)
+                continue;
+            if (s->resp_tries < ERR_TRIES) {
+                send_error_answer(s);
+            } else {
+                reset_client(s, NULL);
+                drop_flow(s);
+            }
+            continue;
+        }
+        if (s->used && s->dstate == D_WAIT && now > s->asked_ms + DECIDE_WAIT_MS) {
+            S.decide_timeouts++;
+            s->dstate = D_NONE; /* a late answer finds it gone (stale) */
+            answer_error(s, 503, "no routing decision in time");
+            continue;
+        }
+        if (s->used && s->dstate == D_MAC) {
+            if (resolve_mac(s)) {
+                go_replay(s);
+            } else if (now > s->mac_until_ms) {
+                S.mac_failed++;
+                s->outcome = DECIDE_REJECTED;
+                answer_error(s, 503, "the bypass cannot reach the pod kvgated chose (no MAC)");
             }
             continue;
         }
@@ -586,7 +912,7 @@ static int set_cfg(const char *ifname, uint16_t port)
         if (!bpf_obj_get_info_by_fd(mfd, &mi, &ml)) {
             if (!strcmp(mi.name, "kvg_bpe_cfg")) {
                 uint32_t k = 0;
-                uint16_t v[4] = {htons(port), 0, have_pod ? LO : 0, have_pod ? HI : 0};
+                uint16_t v[4] = {htons(port), 0, by_port ? LO : 0, by_port ? HI : 0};
                 rc = bpf_map_update_elem(mfd, &k, v, BPF_ANY) ? -errno : 0;
             } else if (!strcmp(mi.name, KVG_MAP_BP_FLOWS)) {
                 FLOWS_FD = mfd;
@@ -604,12 +930,13 @@ int main(int argc, char **argv)
     const char *iface = NULL, *obj = NULL, *stats = NULL;
     int port = 0;
     unsigned long long max_body = 32ull << 20;
-    const char *pod = NULL, *pod_mac = NULL, *gw_ip = NULL;
+    const char *pod = NULL, *pod_mac = NULL, *gw_ip = NULL, *decide = NULL;
     static const struct option opts[] = {{"iface", 1, 0, 'i'}, {"port", 1, 0, 'p'},
                                          {"xdp-obj", 1, 0, 'x'}, {"stats", 1, 0, 's'},
                                          {"max-body", 1, 0, 'b'}, {"pod", 1, 0, 'P'},
                                          {"pod-mac", 1, 0, 'M'}, {"gw-ip", 1, 0, 'G'},
-                                         {"src-ports", 1, 0, 'R'}, {0, 0, 0, 0}};
+                                         {"src-ports", 1, 0, 'R'}, {"decide", 1, 0, 'D'},
+                                         {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (c) {
         case 'i': iface = optarg; break;
@@ -620,6 +947,7 @@ int main(int argc, char **argv)
         case 'P': pod = optarg; break;
         case 'M': pod_mac = optarg; break;
         case 'G': gw_ip = optarg; break;
+        case 'D': decide = optarg; break;
         case 'R': {
             unsigned lo, hi;
             if (sscanf(optarg, "%u-%u", &lo, &hi) != 2 || !lo || lo > hi || hi > 65535)
@@ -630,11 +958,13 @@ int main(int argc, char **argv)
         default: goto usage;
         }
     }
-    if (!iface || !obj || port <= 0 || port > 65535 || (pod && (!pod_mac || !gw_ip))) {
+    if (!iface || !obj || port <= 0 || port > 65535 || (pod && (!pod_mac || !gw_ip)) ||
+        (decide && (pod || !gw_ip))) {
     usage:
         fprintf(stderr, "usage: kvg-bypassd --iface IF --port N --xdp-obj FILE [--stats FILE] "
                         "[--max-body BYTES]\n"
-                        "         [--pod IP:PORT --pod-mac MAC --gw-ip IP [--src-ports LO-HI]]\n");
+                        "         [--pod IP:PORT --pod-mac MAC --gw-ip IP [--src-ports LO-HI]]\n"
+                        "         [--decide SOCKET --gw-ip IP [--pod-mac MAC] [--src-ports LO-HI]]\n");
         return 2;
     }
     if (pod) {
@@ -653,6 +983,20 @@ int main(int argc, char **argv)
         if (!by_port)
             return 1;
     }
+    if (decide) { /* kvgated picks each pod; its MAC from --pod-mac or the kernel */
+        struct in_addr g;
+        if (inet_pton(AF_INET, gw_ip, &g) != 1 || (pod_mac && netaddr_parse_mac(pod_mac, POD_MAC)))
+            goto usage;
+        GW_IP = g.s_addr;
+        have_pod_mac = pod_mac != NULL;
+        DC = dcli_new(decide, 64u << 20);
+        by_port = calloc((size_t)(HI - LO) + 1, sizeof(*by_port));
+        if (!DC || !by_port) {
+            fprintf(stderr, "kvg-bypassd: --decide %s: path too long or out of memory\n", decide);
+            return 1;
+        }
+    }
+    IFNAME = iface;
     replay_cfg_default(&RC);
     if (access(obj, R_OK)) {
         fprintf(stderr, "kvg-bypassd: %s: %s\n", obj, strerror(errno));
@@ -717,6 +1061,12 @@ int main(int argc, char **argv)
         }
         tx_flush();
         uint64_t now = now_ms();
+        if (DC) { /* kvgated's answers; never blocks */
+            uint32_t gen = dcli_gen(DC);
+            if (dcli_poll(DC, now, on_answer, NULL) & DCLI_EV_DOWN)
+                decide_down(gen);
+            tx_flush();
+        }
         if (now >= next_timer) {
             timers();
             tx_flush();
@@ -745,8 +1095,14 @@ stop_port:
     rte_eth_dev_close(PORT);
 out:
     for (uint32_t i = 0; i < NFLOWS; i++)
-        if (flows[i].used)
+        if (flows[i].used) {
+            flows[i].outcome = DECIDE_SHUTDOWN;
             drop_flow(&flows[i]);
+        }
+    if (DC) { /* the DONEs out, best effort; kvgated releases the rest when we close */
+        dcli_poll(DC, now_ms(), on_answer, NULL);
+        dcli_free(DC);
+    }
     rte_eal_cleanup();
     return rc;
 }

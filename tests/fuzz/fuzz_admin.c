@@ -152,6 +152,10 @@ void splice_metrics_render(struct sbuf *out)
 {
 }
 
+void decide_srv_metrics_render(struct sbuf *out)
+{
+}
+
 void accesslog_metrics_render(struct sbuf *out)
 {
 }

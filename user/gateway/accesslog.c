@@ -247,6 +247,8 @@ void accesslog_write(struct accesslog *a, const struct gw_request *r)
     sbuf_printf(&b, ",\"status\":%d,\"stream\":%s", r->status, r->stream ? "true" : "false");
     if (r->outcome)
         str(&b, "outcome", r->outcome);
+    if (r->path)
+        str(&b, "path", r->path);
     if (r->d.idx >= 0 && r->pod.name[0]) {
         str(&b, "pod", r->pod.name);
         str(&b, "mode", policy_mode_name(r->d.mode));

@@ -78,6 +78,7 @@
 #include "gateway/admin_priv.h"
 #include "gateway/bpf.h"
 #include "gateway/control_priv.h"
+#include "gateway/decide_srv.h"
 #include "gateway/gwmetrics.h"
 #include "gateway/splice.h"
 
@@ -402,6 +403,7 @@ static void h_metrics(struct aconn *c)
     prom_value(&b, (double)atomic_load(&g->load_share_micro) / 1e6);
     gwbpf_metrics_render(g->bpf, &b);
     splice_metrics_render(&b);
+    decide_srv_metrics_render(&b);
     accesslog_metrics_render(&b);
     if (b.oom)
         adm_respond_error(c, 500, "out of memory", NULL);

@@ -134,6 +134,11 @@
  *   splice.budget_bytes  in flight per direction per spliced flow,
  *                      [65536, 1073741824]                          [4194304]
  *   splice.models      {"<model>": "auto" | "on" | "off"}, at most 32 [{}]
+ *   bypass.decide_socket  a unix SOCK_SEQPACKET path where kvg-bypassd asks
+ *                      kvgated to pick the pod for each first request
+ *                      (user/bypass/decide.h), at most 107 bytes; "" off [""]
+ *   bypass.max_outstanding  decisions one bypass worker may hold open
+ *                      (routed, not yet DONE), [1, 65536]            [256]
  *
  * Errors name the key path: `pods[2].url: expected "http://host:port", got
  * "ftp://x"`, `policy.overrides.m1.mode: unknown mode "fast" (...)`,
@@ -271,6 +276,9 @@ static const struct key_spec KEYS[] = {
     SECTION("accounting"),
     {"accounting", "request_usage", K_BOOL, 0, 0, F(request_usage), RL_RESTART},
     {"", "classes", K_CLASSES, 0, 0, F(classes), RL_RESTART},
+    SECTION("bypass"),
+    {"bypass", "decide_socket", K_STR, 0, 0, F(bypass_decide_socket), RL_RESTART},
+    {"bypass", "max_outstanding", K_U32, 1, 65536, F(bypass_max_outstanding), RL_RESTART},
     SECTION("metrics"),
     {"metrics", "tenant_from_user", K_BOOL, 0, 0, F(tenant_from_user), RL_LIVE},
 };
@@ -717,6 +725,7 @@ void gw_config_defaults(struct gw_config *c)
     c->access_log_buffer = 1u << 20; /* = ACCESSLOG_BUFFER_DEFAULT */
     c->splice_mode = GW_SPLICE_AUTO;
     c->splice_budget = 4u << 20; /* = KVG_SPLICE_BUDGET_DEFAULT */
+    c->bypass_max_outstanding = 256;
 }
 
 /* host (brackets stripped) is a loopback address: 127.0.0.0/8, ::1,

@@ -151,6 +151,9 @@ struct gw_config {
     uint64_t splice_budget;       /* bytes in flight per direction per flow, 4 MiB */
     uint32_t nsplice_models;
     struct gw_splice_model splice_models[GW_MAX_OVERRIDES];
+    /* the bypass workers' decision channel (issue 12, gateway/decide_srv.h) */
+    char bypass_decide_socket[108];  /* unix SOCK_SEQPACKET path (sun_path), "" off */
+    uint32_t bypass_max_outstanding; /* 256: decisions one worker may hold open */
 };
 
 void gw_config_defaults(struct gw_config *c);

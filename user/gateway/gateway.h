@@ -146,6 +146,9 @@ struct gw_request {
                                   * rejected, pod_error, client_abort, timeout,
                                   * shutdown */
     uint64_t bytes_out;
+    const char *path;            /* how it reached the pod, when not kvgated's socket
+                                  * path: "bypass" (a kvg-bypassd worker asked over
+                                  * the decision channel, decide_srv.h); NULL socket */
 };
 
 /* Chooses a pod for r (exclude_slot: a retry avoids the pod that failed).

@@ -312,6 +312,7 @@ void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
     }
     if (rs)
         rs->n++;
+    named_inc(m, "path", r->path ? r->path : "socket", "");
 
     if (r->d.status == ROUTE_OK && r->d.idx >= 0) {
         m->decisions[r->d.mode < POLICY__COUNT ? r->d.mode : 0]
@@ -556,6 +557,10 @@ static void render_counters(const struct gw_metrics *m, struct sbuf *o)
               "Prefix-aware decisions by the index that judged the chosen pod: exact (its KV "
               "events), syncing, gapped, approximate.",
               "index", NULL);
+    named_out(o, m, "path", "kvgate_requests_by_path_total",
+              "Requests answered, by the path that carried them: socket (kvgated's workers) "
+              "or bypass (a kvg-bypassd worker, routed over the decision channel).",
+              "path", NULL);
     named_out(o, m, "limit", "kvgate_limit_rejections_total",
               "Connections or requests refused by a limit.", "limit", NULL);
     named_out(o, m, "scrape", "kvgate_scrapes_total", "Metric scrapes of pods, by result.",

@@ -27,6 +27,7 @@
 #include "gateway/bpf.h"
 #include "gateway/config.h"
 #include "gateway/control.h"
+#include "gateway/decide_srv.h"
 #include "gateway/exact.h"
 #include "gateway/gateway.h"
 #include "gateway/gwmetrics.h"
@@ -42,6 +43,7 @@ static const char USAGE[] =
     "  --policy MODE        prefix-aware | least-request | round-robin | random | token-load\n"
     "  --workers N          worker threads (0 = one per core)\n"
     "  --access-log PATH    JSON-lines access log (\"-\" = stdout)\n"
+    "  --decide-socket PATH where kvg-bypassd asks for pods (bypass.decide_socket)\n"
     "  --log-level LEVEL    error | warn | info | debug (info; also KVGATE_LOG)\n"
     "  --no-bpf             no kernel fast path (socket path only)\n"
     "  --no-splice          no sockmap splice of session flows (pod table and XDP guard stay)\n"
@@ -53,7 +55,7 @@ static const char USAGE[] =
 
 /* What the command line asked for. */
 struct flags {
-    const char *config, *listen, *admin, *policy, *alog;
+    const char *config, *listen, *admin, *policy, *alog, *decide;
     const char *pods[POD_MAX];
     int npods, workers;                /* workers: -1 = from the config */
     int no_bpf, no_splice;
@@ -74,6 +76,13 @@ static int take_flag(int c, const char *arg, struct flags *f)
     case 'a': f->admin = arg; return 0;
     case 'P': f->policy = arg; return 0;
     case 'L': f->alog = arg; return 0;
+    case 'd':
+        if (strlen(arg) >= sizeof(((struct gw_config *)0)->bypass_decide_socket)) {
+            LOG_ERR("--decide-socket: a unix socket path is at most 107 bytes");
+            return 2;
+        }
+        f->decide = arg;
+        return 0;
     case 'B': f->no_bpf = 1; return 0;
     case 'S': f->no_splice = 1; return 0;
     case 'D': f->bpf_pinned = arg; return 0;
@@ -120,7 +129,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
     static const struct option opts[] = {
         {"config", 1, 0, 'c'}, {"listen", 1, 0, 'l'}, {"admin", 1, 0, 'a'},
         {"pod", 1, 0, 'p'}, {"policy", 1, 0, 'P'}, {"workers", 1, 0, 'w'},
-        {"access-log", 1, 0, 'L'}, {"log-level", 1, 0, 'V'}, {"help", 0, 0, 'h'},
+        {"access-log", 1, 0, 'L'}, {"decide-socket", 1, 0, 'd'}, {"log-level", 1, 0, 'V'}, {"help", 0, 0, 'h'},
         /* issue 5: the BPF fast path */
         {"no-bpf", 0, 0, 'B'}, {"bpf-pinned", 1, 0, 'D'}, {"xdp-iface", 1, 0, 'X'},
         {"xdp-mode", 1, 0, 'M'}, {"no-splice", 0, 0, 'S'}, {0, 0, 0, 0},
@@ -167,6 +176,8 @@ static int apply_flags(const struct flags *f, struct gw_config *cfg)
         snprintf(cfg->admin_listen, sizeof(cfg->admin_listen), "%s", f->admin);
     if (f->alog)
         snprintf(cfg->access_log, sizeof(cfg->access_log), "%s", f->alog);
+    if (f->decide)
+        snprintf(cfg->bypass_decide_socket, sizeof(cfg->bypass_decide_socket), "%s", f->decide);
     if (f->workers >= 0)
         cfg->workers = (uint32_t)f->workers;
     if (f->no_splice)
@@ -426,6 +437,8 @@ int main(int argc, char **argv)
     rc = control_start(&g, &ctl);
     if (rc == 0)
         rc = workers_start(&g, nw);
+    if (rc == 0 && (rc = decide_srv_start(&g)))
+        workers_stop();
     if (rc) {
         control_stop(ctl);
         gwbpf_close(g.bpf);
@@ -436,6 +449,7 @@ int main(int argc, char **argv)
     run(&g, ctl, sfd);
     LOG_INFO("shutting down");
     atomic_store(&g.stopping, 1);
+    decide_srv_stop(); /* what the bypass workers held is released and logged */
     workers_stop();
     control_stop(ctl);
     disassemble(&g);

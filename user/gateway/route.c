@@ -324,7 +324,7 @@ static const char *outcome_of(const struct gw_request *r)
         return r->status >= 500 && r->d.idx >= 0 ? "pod_error" : "ok";
     if (!strcmp(e, "client_closed"))
         return "client_abort";
-    if (!strcmp(e, "shutdown"))
+    if (!strcmp(e, "shutdown") || !strcmp(e, "bypass_worker_gone"))
         return "shutdown";
     if (!strcmp(e, "upstream_timeout") || !strcmp(e, "stream_idle_timeout") ||
         !strcmp(e, "send_timeout") || !strcmp(e, "header_timeout"))

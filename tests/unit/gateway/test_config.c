@@ -706,6 +706,42 @@ TEST(scrape_and_log_bounds)
     CHECK(strstr(err, "access_log_buffer_bytes") != NULL);
 }
 
+/* issue 12: the bypass workers' decision channel */
+TEST(bypass_decide_socket)
+{
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_STR(cfg.bypass_decide_socket, "");
+    CHECK_EQ(cfg.bypass_max_outstanding, 256);
+    CHECK_EQ(parse("{\"bypass\":{\"decide_socket\":\"/run/kvgate/decide.sock\","
+                   "\"max_outstanding\":4}}"), 0);
+    CHECK_STR(cfg.bypass_decide_socket, "/run/kvgate/decide.sock");
+    CHECK_EQ(cfg.bypass_max_outstanding, 4);
+    CHECK_EQ(parse("{\"bypass\":{\"decide_socket\":\"\"}}"), 0);
+    CHECK_STR(cfg.bypass_decide_socket, "");
+    /* a unix socket path is at most 107 bytes (sun_path) */
+    char big[512];
+    snprintf(big, sizeof(big), "{\"bypass\":{\"decide_socket\":\"/%0107d\"}}", 0);
+    CHECK_ERR(big, "bypass.decide_socket: expected a string of at most 107 bytes");
+    snprintf(big, sizeof(big), "{\"bypass\":{\"decide_socket\":\"/%0106d\"}}", 0);
+    CHECK_EQ(parse(big), 0);
+    CHECK_EQ(strlen(cfg.bypass_decide_socket), 107);
+    CHECK_ERR("{\"bypass\":{\"decide_socket\":7}}",
+              "bypass.decide_socket: expected a string of at most 107 bytes");
+    CHECK_EQ(parse("{\"bypass\":{\"max_outstanding\":0}}"), -1);
+    CHECK(strstr(err, "bypass.max_outstanding") != NULL);
+    CHECK_EQ(parse("{\"bypass\":{\"max_outstanding\":65537}}"), -1);
+    CHECK_EQ(parse("{\"bypass\":{\"decide\":\"x\"}}"), -1);
+    CHECK(strstr(err, "decide") != NULL);
+    /* a restart key */
+    static struct gw_config a, b;
+    char out[256];
+    gw_config_defaults(&a);
+    b = a;
+    snprintf(b.bypass_decide_socket, sizeof(b.bypass_decide_socket), "/tmp/d.sock");
+    CHECK_EQ(gw_config_restart_keys(&a, &b, out, sizeof(out)), 1);
+    CHECK_STR(out, "bypass.decide_socket");
+}
+
 /* A reload applies pods, policy, scrape, admin.token / insecure and
  * metrics; every other key that changed is named as waiting for a restart
  * (issue 10: splice.*, outlier.*, retry.* and half of limits.* were
@@ -763,6 +799,7 @@ TEST(listen_check)
 int main(void)
 {
     RUN(restart_keys);
+    RUN(bypass_decide_socket);
     RUN(listen_check);
     RUN(scrape_and_log_bounds);
     RUN(defaults);

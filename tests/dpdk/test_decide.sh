@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# The bypass worker routed by kvgated (issue 12): kvg-bypassd --decide asks
+# kvgated over its decision channel (bypass.decide_socket) for the pod of
+# each first request, replays it there and hands the flow to XDP; kvgated
+# counts it as its own. One-armed, as test_splice.sh: client, gateway and
+# two pod namespaces on one bridge (a fifth namespace), all removed on exit
+# (signals included). kvgated runs in the gateway namespace (socket path
+# off the bypass port; --no-bpf: the worker's af_xdp driver owns the
+# interface's XDP hook), kvgate-podsim in each pod namespace.
+# Checked:
+#   - two different long prefixes through the bypass land on the pods
+#     kvgated's access log names, and a repeat of each lands on the same
+#     pod again (reason "prefix"): the pick is kvgated's prefix index;
+#   - every answer is a streamed completion ending with [DONE];
+#   - kvgated's /metrics (kvgate_requests_by_path_total{path="bypass"},
+#     kvgate_bypass_done_total{outcome="ok"}) and access log
+#     ("path":"bypass") count them; /admin/pods in-flight is back to 0 once
+#     the connections are closed (the worker's DONE);
+#   - a model no pod serves: the client gets kvgated's 404 JSON;
+#   - kill -9 of the worker while a request is in flight: kvgated releases
+#     its in-flight count within a few seconds.
+# Skipped (77) without root, DPDK, the binaries or the tools.
+. "$(dirname "$0")/../e2e/lib.sh"
+[ "$(id -u)" = 0 ] || skip_all "needs root (namespaces, XDP)"
+for c in ip ethtool curl bpftool jq; do command -v $c >/dev/null || skip_all "$c not installed"; done
+[ -x $BUILD/kvg-bypassd ] || skip_all "$BUILD/kvg-bypassd not built (DPDK missing? scripts/deps.sh installs dpdk, libdpdk-dev)"
+[ -x $BUILD/kvgate-podsim ] && [ -x $BUILD/kvgated ] && [ -f $BUILD/bpf/bp_entry.bpf.o ] &&
+    [ -f $BUILD/bpf/tests/xdp_pass.bpf.o ] || skip_all "binaries not built"
+NC=kvgdc$$ NG=kvgdg$$ NP1=kvgdp$$ NP2=kvgdq$$ NS=kvgds$$
+WPID= GWPID=
+decide_dpdk_cleanup() {
+    [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
+    [ -n "$GWPID" ] && kill "$GWPID" 2>/dev/null && wait "$GWPID" 2>/dev/null
+    e2e_cleanup
+    for n in $NC $NG $NP1 $NP2 $NS; do ip netns del $n 2>/dev/null; done
+}
+trap decide_dpdk_cleanup EXIT
+trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
+for n in $NC $NG $NP1 $NP2 $NS; do ip netns add $n || setup_failed "namespace $n"; done
+ip -n $NS link add br0 type bridge && ip -n $NS link set br0 up
+i=1
+for n in $NC $NG $NP1 $NP2; do
+    ip link add x$i$$ netns $n type veth peer name s$i$$ netns $NS || setup_failed "veth"
+    ip -n $n link set x$i$$ address 02:00:00:00:00:0$i
+    ip -n $n addr add 10.79.0.$i/24 dev x$i$$
+    ip -n $n link set x$i$$ up
+    ip -n $n link set lo up
+    ip -n $NS link set s$i$$ master br0
+    ip -n $NS link set s$i$$ up
+    # BYPASS.md's veth traps: full checksums, MTU-sized segments, no GRO
+    ip netns exec $n ethtool -K x$i$$ tx off gso off tso off gro off >/dev/null 2>&1
+    ip netns exec $NS ethtool -K s$i$$ gro off gso off tso off tx off >/dev/null 2>&1
+    i=$((i + 1))
+done
+GIF=x2$$
+# XDP_TX on veth needs an XDP program on the peer (dpdk/README.md)
+ip -n $NS link set dev s2$$ xdpdrv obj $BUILD/bpf/tests/xdp_pass.bpf.o sec xdp ||
+    setup_failed "XDP_PASS on the gateway's peer"
+
+for n in $NP1 $NP2; do
+    ip netns exec $n $BUILD/kvgate-podsim --host 0.0.0.0 --base-port 8000 --pods 1 --admin-port 8100 \
+        --time-scale 0.05 >"$E2E_TMP/podsim.$n.log" 2>&1 &
+    E2E_PIDS+=($!)
+done
+for n in $NP1 $NP2; do
+    wait_until 10 ip netns exec $n curl -sf -o /dev/null http://127.0.0.1:8000/health ||
+        setup_failed "podsim: $(cat $E2E_TMP/podsim.$n.log)"
+done
+
+# kvgated in the gateway namespace: its socket path on 9000 (the bypass
+# port 8000 is the worker's), its pods by address, the decision channel
+SOCK="$E2E_TMP/decide.sock"
+GW_LOG="$E2E_TMP/access.log"
+ip netns exec $NG $BUILD/kvgated --no-bpf --listen 10.79.0.2:9000 --admin 127.0.0.1:9090 \
+    --workers 1 --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --pod http://10.79.0.4:8000 \
+    --decide-socket "$SOCK" >"$E2E_TMP/kvgated.log" 2>&1 &
+GWPID=$!
+gw() { ip netns exec $NG curl -s --max-time 3 "http://127.0.0.1:9090$1"; }
+gw_healthy() { [ "$(gw /admin/pods | jq '[.[] | select(.healthy)] | length')" = 2 ]; }
+wait_until 15 gw_healthy || setup_failed "kvgated: $(cat $E2E_TMP/kvgated.log)"
+
+ST="$E2E_TMP/stats.json"
+start_worker() {
+    ip netns exec $NG $BUILD/kvg-bypassd --iface $GIF --port 8000 --xdp-obj $BUILD/bpf/bp_entry.bpf.o \
+        --decide "$SOCK" --gw-ip 10.79.0.2 --src-ports 61000-61015 \
+        --stats "$ST" >"$E2E_TMP/worker.log" 2>&1 &
+    WPID=$!
+    wait_until 20 grep -q "kvg-bypassd: on" "$E2E_TMP/worker.log"
+}
+start_worker || { kill -0 $WPID 2>/dev/null || skip_all "the worker did not start: $(tail -3 $E2E_TMP/worker.log)"
+                  setup_failed "worker: $(cat $E2E_TMP/worker.log)"; }
+wait_until 5 eval '[ "$(gw /metrics | awk "\$1==\"kvgate_bypass_workers\" {print \$2}")" = 1.0 ]' ||
+    setup_failed "the worker did not connect to kvgated: $(cat $E2E_TMP/worker.log $E2E_TMP/kvgated.log)"
+
+M=meta-llama/Llama-3.1-8B-Instruct
+# ask PREFIX-ID SUFFIX [MAX_TOKENS [MODEL]]: one streamed completion through
+# the bypass port, one connection; prints "STATUS DONE" (DONE 1 when the
+# stream ended with [DONE]) and keeps the body in $E2E_TMP/last
+ask() {
+    local body code
+    body=$(jq -cn --arg p "$(printf "Runbook $1: step %s of the incident procedure. " $(seq 1 60))$2" \
+        --arg m "${4:-$M}" --argjson n "${3:-8}" \
+        '{model:$m,prompt:$p,max_tokens:$n,stream:true,ignore_eos:true}')
+    code=$(ip netns exec $NC curl -s -N --max-time 20 -o "$E2E_TMP/last" -w '%{http_code}' \
+        -H 'content-type: application/json' -H "x-gateway-inference-fairness-id: t-$1" \
+        --data-binary "$body" http://10.79.0.2:8000/v1/completions)
+    echo "$code $(grep -c '^data: \[DONE\]' "$E2E_TMP/last")"
+}
+# the pod kvgated's access log names for the last bypass request of tenant t-ID
+pod_of() { grep '"path":"bypass"' "$GW_LOG" | grep "\"tenant\":\"t-$1\"" | tail -1 | jq -r .pod; }
+reason_of() { grep '"path":"bypass"' "$GW_LOG" | grep "\"tenant\":\"t-$1\"" | tail -1 | jq -r .reason; }
+logged() { [ "$(grep '"path":"bypass"' "$GW_LOG" | grep -c "\"tenant\":\"t-$1\"")" -ge "$2" ]; }
+inflight_total() { gw /admin/pods | jq '[.[].inflight] | add'; }
+inflight_is() { local v; v=$(inflight_total); echo "in flight at kvgated: $v (want $1)"; [ "$v" = "$1" ]; }
+metric() { gw /metrics | awk -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print 0}'; }
+
+t_routed_by_prefix() {
+    local r pa pb
+    r=$(ask A one); [ "$r" = "200 1" ] || { echo "first A: $r"; cat "$E2E_TMP/last"; return 1; }
+    wait_until 5 logged A 1 || return 1
+    pa=$(pod_of A)
+    r=$(ask A two); [ "$r" = "200 1" ] || { echo "second A: $r"; return 1; }
+    wait_until 5 logged A 2 || return 1
+    [ "$(pod_of A)" = "$pa" ] && [ "$(reason_of A)" = prefix ] ||
+        { echo "prefix A on $pa, its repeat on $(pod_of A) ($(reason_of A))"; return 1; }
+    r=$(ask B one); [ "$r" = "200 1" ] || { echo "first B: $r"; return 1; }
+    wait_until 5 logged B 1 || return 1
+    pb=$(pod_of B)
+    r=$(ask B two); [ "$r" = "200 1" ] || { echo "second B: $r"; return 1; }
+    wait_until 5 logged B 2 || return 1
+    [ "$(pod_of B)" = "$pb" ] && [ "$(reason_of B)" = prefix ] ||
+        { echo "prefix B on $pb, its repeat on $(pod_of B) ($(reason_of B))"; return 1; }
+    echo "A on $pa, B on $pb"
+}
+check "through the bypass, kvgated picks the pod: each prefix's repeat lands where it first went" t_routed_by_prefix
+check "the worker replayed and handed off the four" wait_until 3 jq -e '.routed == 4 and .handed_off == 4' "$ST"
+check "kvgated's in-flight count is back to 0 once the connections closed" wait_until 6 inflight_is 0
+t_counted() {
+    grep '"path":"bypass"' "$GW_LOG" | jq -c '{tenant, pod, reason, status, outcome, e2e_ms, prefix_blocks}'
+    [ "$(grep '"path":"bypass"' "$GW_LOG" | jq -r 'select(.outcome == "ok" and .status == 200) | .pod' | wc -l)" = 4 ] || return 1
+    [ "$(metric 'kvgate_requests_by_path_total{path="bypass"}')" = 4.0 ] || return 1
+    [ "$(metric 'kvgate_bypass_done_total{outcome="ok"}')" = 4.0 ] || return 1
+    [ "$(metric 'kvgate_bypass_decisions_total{status="200"}')" = 4.0 ]
+}
+check "kvgated's /metrics and access log count the four as bypass requests, ended ok" t_counted
+
+# a client that half-closes right after its request (shutdown(SHUT_WR)):
+# its FIN, sent while the worker waits for kvgated, must still reach the
+# pod after the hand-off, so the answer ends and the flow closes both ways
+t_half_close() {
+    ip netns exec $NC $PY - <<'PY' >"$E2E_TMP/half.out" 2>&1
+import json, socket
+body = json.dumps({"model": "meta-llama/Llama-3.1-8B-Instruct", "prompt": "Runbook H: " * 300,
+                   "max_tokens": 8, "stream": True, "ignore_eos": True}).encode()
+s = socket.create_connection(("10.79.0.2", 8000), timeout=10)
+s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\nconnection: close\r\n"
+          b"x-gateway-inference-fairness-id: t-H\r\ncontent-type: application/json\r\n"
+          b"content-length: %d\r\n\r\n" % len(body) + body)
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+print("status", got.split(b" ")[1].decode() if got else "none", "done", int(b"data: [DONE]" in got))
+PY
+    cat "$E2E_TMP/half.out"
+    grep -q "status 200 done 1" "$E2E_TMP/half.out" || return 1
+    wait_until 6 inflight_is 0 || return 1
+    wait_until 3 eval 'grep "\"tenant\":\"t-H\"" "$GW_LOG" | grep -q "\"outcome\":\"ok\""'
+}
+check "a client that half-closes after its request gets its answer, and the flow ends" t_half_close
+
+t_unknown_model() {
+    local r
+    r=$(ask C x 8 no-such-model)
+    [ "${r%% *}" = 404 ] && grep -q 'does not exist' "$E2E_TMP/last" || { echo "$r"; cat "$E2E_TMP/last"; return 1; }
+    jq -c . "$E2E_TMP/last"
+}
+check "a model no pod serves: the client gets kvgated's 404 JSON through the bypass" t_unknown_model
+
+t_worker_killed() {
+    local rel0 cpid
+    rel0=$(metric kvgate_bypass_released_total)
+    # a long answer (2000 tokens at 0.05 x podsim's pace) under way
+    ask D long 2000 >/dev/null &
+    cpid=$!
+    wait_until 5 inflight_is 1 || return 1
+    kill -9 $WPID; wait $WPID 2>/dev/null; WPID=
+    wait_until 4 inflight_is 0 || return 1
+    [ "$(metric kvgate_bypass_released_total)" != "$rel0" ] || { echo "nothing released"; return 1; }
+    grep '"error":"bypass_worker_gone"' "$GW_LOG" | tail -1 | jq -c '{tenant, pod, outcome, error}'
+    kill $cpid 2>/dev/null; wait $cpid 2>/dev/null
+    true
+}
+check "kill -9 of the worker mid-request: kvgated releases its in-flight count within seconds" t_worker_killed
+finish

@@ -1,0 +1,276 @@
+/* Unit tests for user/bypass/decide.c, the decision channel's codec:
+ * every message type round-trips; every truncation (and one byte more) of
+ * each is refused; another version is -EPROTONOSUPPORT; oversize and
+ * out-of-range fields are refused by encode and by decode alike; reserved
+ * bytes must be zero; text must be printable. */
+#include "bypass/decide.h"
+#include "harness.h"
+
+#include <errno.h>
+#include <string.h>
+
+static uint8_t body[DECIDE_CHUNK_MAX];
+
+static struct decide_msg m_decide(void)
+{
+    struct decide_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = DECIDE_T_DECIDE;
+    m.id = 0xA1B2C3D4u;
+    m.proto = DECIDE_PROTO_H1;
+    strcpy(m.tenant, "chat");
+    strcpy(m.session, "sess-42");
+    m.body_len = 100000;
+    m.chunk = body;
+    m.chunk_len = 1000;
+    return m;
+}
+
+static struct decide_msg m_body(void)
+{
+    struct decide_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = DECIDE_T_BODY;
+    m.id = 7;
+    m.offset = 1000;
+    m.chunk = body + 5;
+    m.chunk_len = 333;
+    return m;
+}
+
+static struct decide_msg m_answer(void)
+{
+    struct decide_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = DECIDE_T_ANSWER;
+    m.id = 9;
+    m.status = 200;
+    m.port = 8000;
+    m.slot = 511;
+    memcpy(m.addr, (uint8_t[]){10, 99, 0, 3}, 4);
+    return m;
+}
+
+static struct decide_msg m_done(void)
+{
+    struct decide_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = DECIDE_T_DONE;
+    m.id = 0xFFFFFFFFu;
+    m.slot = 3;
+    m.outcome = DECIDE_CLIENT_ABORT;
+    m.http_status = 200;
+    m.bytes_in = 1ull << 40;
+    m.bytes_out = 12345;
+    m.ttft_us = 777;
+    return m;
+}
+
+static uint8_t buf[DECIDE_MSG_MAX + 16];
+
+TEST(round_trip_each_type)
+{
+    for (size_t i = 0; i < sizeof(body); i++)
+        body[i] = (uint8_t)(i * 7 + 3);
+    struct decide_msg in = m_decide(), out;
+    int n = decide_encode(&in, buf, sizeof(buf));
+    CHECK_EQ(n, DECIDE_FIXED_DECIDE + 4 + 7 + 1000);
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+    CHECK_EQ(out.type, DECIDE_T_DECIDE);
+    CHECK_EQ(out.id, 0xA1B2C3D4u);
+    CHECK_EQ(out.proto, DECIDE_PROTO_H1);
+    CHECK_STR(out.tenant, "chat");
+    CHECK_STR(out.session, "sess-42");
+    CHECK_EQ(out.body_len, 100000);
+    CHECK_EQ(out.chunk_len, 1000);
+    CHECK(out.chunk && !memcmp(out.chunk, body, 1000));
+
+    in = m_body();
+    n = decide_encode(&in, buf, sizeof(buf));
+    CHECK_EQ(n, DECIDE_FIXED_BODY + 333);
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+    CHECK_EQ(out.offset, 1000);
+    CHECK_EQ(out.chunk_len, 333);
+    CHECK(!memcmp(out.chunk, body + 5, 333));
+
+    in = m_answer();
+    n = decide_encode(&in, buf, sizeof(buf));
+    CHECK_EQ(n, DECIDE_FIXED_ANSWER);
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+    CHECK_EQ(out.status, 200);
+    CHECK_EQ(out.port, 8000);
+    CHECK_EQ(out.slot, 511);
+    CHECK(!memcmp(out.addr, (uint8_t[]){10, 99, 0, 3}, 4));
+
+    in = m_answer();
+    in.status = 404, in.port = 0, in.slot = 0;
+    memset(in.addr, 0, 4);
+    strcpy(in.err, "model 'x' is not served here");
+    n = decide_encode(&in, buf, sizeof(buf));
+    CHECK_EQ(n, DECIDE_FIXED_ANSWER + (int)strlen(in.err));
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+    CHECK_EQ(out.status, 404);
+    CHECK_STR(out.err, "model 'x' is not served here");
+
+    in = m_done();
+    n = decide_encode(&in, buf, sizeof(buf));
+    CHECK_EQ(n, DECIDE_FIXED_DONE);
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+    CHECK_EQ(out.id, 0xFFFFFFFFu);
+    CHECK_EQ(out.slot, 3);
+    CHECK_EQ(out.outcome, DECIDE_CLIENT_ABORT);
+    CHECK_EQ(out.http_status, 200);
+    CHECK_EQ(out.bytes_in, 1ull << 40);
+    CHECK_EQ(out.bytes_out, 12345);
+    CHECK_EQ(out.ttft_us, 777);
+}
+
+TEST(largest_message_fits_the_max)
+{
+    struct decide_msg in = m_decide(), out;
+    memset(in.tenant, 't', DECIDE_TENANT_MAX);
+    memset(in.session, 's', DECIDE_SESSION_MAX);
+    in.chunk_len = DECIDE_CHUNK_MAX;
+    int n = decide_encode(&in, buf, sizeof(buf));
+    CHECK_EQ(n, DECIDE_MSG_MAX);
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+    CHECK_EQ(strlen(out.tenant), DECIDE_TENANT_MAX);
+    CHECK_EQ(decide_encode(&in, buf, DECIDE_MSG_MAX - 1), -ENOSPC);
+    /* an empty body: no chunk at all */
+    in = m_decide();
+    in.body_len = 0, in.chunk_len = 0, in.chunk = NULL;
+    n = decide_encode(&in, buf, sizeof(buf));
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+    CHECK(out.chunk == NULL);
+}
+
+/* Every prefix of a valid packet, and the packet with a byte more, is
+ * refused: the lengths are strict. */
+TEST(truncation_at_every_byte)
+{
+    struct decide_msg ms[4] = {m_decide(), m_body(), m_answer(), m_done()};
+    strcpy(ms[2].err, "");
+    for (int k = 0; k < 4; k++) {
+        int n = decide_encode(&ms[k], buf, sizeof(buf));
+        CHECK(n > 0);
+        struct decide_msg out;
+        int bad = 0;
+        for (int cut = 0; cut < n; cut++)
+            if (decide_decode(buf, (size_t)cut, &out) != -EBADMSG)
+                bad++;
+        CHECK_EQ(bad, 0);
+        buf[n] = 0;
+        CHECK_EQ(decide_decode(buf, (size_t)n + 1, &out), -EBADMSG);
+        CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+    }
+}
+
+TEST(bad_version_and_type)
+{
+    struct decide_msg in = m_done(), out;
+    int n = decide_encode(&in, buf, sizeof(buf));
+    buf[0] = 2;
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EPROTONOSUPPORT);
+    buf[0] = 0;
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EPROTONOSUPPORT);
+    buf[0] = DECIDE_VERSION;
+    buf[1] = 9;
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    buf[1] = 0;
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    buf[1] = DECIDE_T_DONE;
+    buf[2] = 1; /* reserved */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    buf[2] = 0;
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+    in.type = 0;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+}
+
+TEST(oversize_fields_refused_both_ways)
+{
+    struct decide_msg in, out;
+    int n;
+    /* encode refuses */
+    in = m_decide();
+    memset(in.tenant, 'x', sizeof(in.tenant)); /* not terminated: 128 bytes */
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_decide();
+    in.chunk_len = DECIDE_CHUNK_MAX + 1;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_decide();
+    in.body_len = 10; /* chunk longer than the body */
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_decide();
+    in.body_len = DECIDE_BODY_MAX + 1;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_decide();
+    in.proto = 3;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_decide();
+    strcpy(in.session, "a\nb");
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_body();
+    in.chunk_len = 0;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_body();
+    in.offset = DECIDE_BODY_MAX;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_answer();
+    in.slot = DECIDE_SLOT_MAX;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_answer();
+    in.status = 302;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_answer();
+    in.port = 0;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_answer();
+    in.status = 503; /* a refusal names no pod */
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_done();
+    in.outcome = DECIDE_OUTCOME_MAX + 1;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_done();
+    in.http_status = 99;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+
+    /* decode refuses the same, written by hand into valid packets */
+    in = m_decide();
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 13] = DECIDE_TENANT_MAX + 1; /* tenant_len */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 15] = 1; /* reserved */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 16] = 0; /* a NUL in the tenant */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 8 + 3] = 0x80; /* chunk_len huge */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    in = m_answer();
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 5] = 2; /* slot 512 + 511 */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 12] = 1; /* err_len on a 200, one byte short */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    in = m_done();
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 6] = 200; /* outcome */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 31] = 1; /* reserved */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+}
+
+int main(void)
+{
+    RUN(round_trip_each_type);
+    RUN(largest_message_fits_the_max);
+    RUN(truncation_at_every_byte);
+    RUN(bad_version_and_type);
+    RUN(oversize_fields_refused_both_ways);
+    return harness_done();
+}

@@ -1,0 +1,295 @@
+/* Unit tests for user/gateway/decide_srv.c, kvgated's end of the bypass
+ * decision channel, over a real gateway state (gw_fixture.h: pods 0 and 1
+ * serve "m" over IPv4, pod 2 serves "v6" over IPv6):
+ *   - handler level (the statics, a socketpair as the worker): a routed
+ *     request counts in flight until DONE and in the metrics with path
+ *     bypass; a repeated prefix goes where the first went; a body in
+ *     chunks; 404, 400, 413, an IPv6 pod (503), the outstanding bound;
+ *     protocol breaches (BODY out of order, DONE for another pod, an id
+ *     in use) close; a closing peer releases what it held;
+ *   - end to end in one process: decide_srv_start's thread and listener,
+ *     user/bypass/decide_cli as the worker. */
+#include "gateway/decide_srv.c"
+#include "harness.h"
+#include "gw_fixture.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "bypass/decide_cli.h"
+#include "common/sbuf.h"
+
+static struct gw g;
+
+#define BODY(model, text) "{\"model\":\"" model "\",\"messages\":[{\"role\":\"user\",\"content\":\"" text "\"}]}"
+#define LONGP "a long shared system prompt that spans several of the fingerprint's 64-byte blocks, so that the prefix index has something to credit and to find again"
+
+static void setup_once(void)
+{
+    gw_fixture_init(&g);
+    g.cfg.bypass_max_outstanding = 3;
+    g.cfg.max_body_bytes = 4096;
+    struct pod_snapshot *s = snapshot_new(3);
+    for (int i = 0; i < 3; i++) {
+        struct pod_info *p = &s->pods[i];
+        p->slot = (uint32_t)i;
+        snprintf(p->name, sizeof(p->name), "pod%d", i);
+        p->healthy = p->metrics_ok = 1;
+        p->nmodels = 1;
+        p->port = 8000;
+        if (i < 2) {
+            strcpy(p->models[0], "m");
+            struct sockaddr_in *sin = (struct sockaddr_in *)&p->addr;
+            sin->sin_family = AF_INET;
+            sin->sin_port = htons(8000);
+            sin->sin_addr.s_addr = htonl(0x0A000001u + (uint32_t)i);
+            p->addrlen = sizeof(*sin);
+        } else {
+            strcpy(p->models[0], "v6");
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&p->addr;
+            s6->sin6_family = AF_INET6;
+            s6->sin6_port = htons(8000);
+            p->addrlen = sizeof(*s6);
+        }
+    }
+    snapshot_publish(s);
+    D.g = &g;
+    D.l = ev_new();
+}
+
+static int sv[2];
+
+static struct dpeer *peer(void)
+{
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv), 0);
+    struct dpeer *p = kv_calloc(1, sizeof(*p));
+    p->ocap = g.cfg.bypass_max_outstanding + 64;
+    p->outq = kv_calloc(p->ocap, sizeof(*p->outq));
+    p->fd = sv[0];
+    D.peers[0] = p;
+    atomic_fetch_add(&c_peers_now, 1);
+    return p;
+}
+
+/* The next answer the worker reads (type 0 when none). */
+static struct decide_msg read_answer(void)
+{
+    static uint8_t b[512];
+    struct decide_msg m;
+    memset(&m, 0, sizeof(m));
+    ssize_t n = recv(sv[1], b, sizeof(b), MSG_DONTWAIT);
+    if (n > 0)
+        CHECK_EQ(decide_decode(b, (size_t)n, &m), 0);
+    return m;
+}
+
+static struct decide_msg decide(uint32_t id, const char *body, uint32_t first, const char *session)
+{
+    struct decide_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = DECIDE_T_DECIDE;
+    m.id = id;
+    m.proto = DECIDE_PROTO_H1;
+    strcpy(m.tenant, "chat");
+    snprintf(m.session, sizeof(m.session), "%s", session ? session : "");
+    m.body_len = strlen(body);
+    m.chunk = (const uint8_t *)body;
+    m.chunk_len = first;
+    return m;
+}
+
+static struct decide_msg done(uint32_t id, uint32_t slot, unsigned outcome)
+{
+    struct decide_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = DECIDE_T_DONE;
+    m.id = id;
+    m.slot = slot;
+    m.outcome = (uint8_t)outcome;
+    m.http_status = 200;
+    return m;
+}
+
+static unsigned inflight(uint32_t slot) { return atomic_load(&g.counters.inflight[slot]); }
+
+static int metrics_have(const char *line)
+{
+    struct sbuf o;
+    sbuf_init(&o);
+    gw_metrics_render(g.metrics, NULL, &g.counters, &g.tl, ev_now_ns(), &o);
+    int ok = o.data && strstr(o.data, line) != NULL;
+    sbuf_free(&o);
+    return ok;
+}
+
+TEST(routed_until_done_and_counted)
+{
+    struct dpeer *p = peer();
+    const char *b = BODY("m", LONGP " one");
+    struct decide_msg m = decide(1, b, (uint32_t)strlen(b), NULL);
+    CHECK_EQ(on_decide(p, &m), 0);
+    struct decide_msg a = read_answer();
+    CHECK_EQ(a.type, DECIDE_T_ANSWER);
+    CHECK_EQ(a.status, 200);
+    CHECK(a.slot < 2);
+    CHECK_EQ(a.port, 8000);
+    CHECK_EQ(a.addr[0], 10);
+    CHECK_EQ(a.addr[3], a.slot + 1);
+    CHECK_EQ(inflight(a.slot), 1);
+    CHECK_EQ(p->n, 1);
+    m = done(1, a.slot, DECIDE_OK);
+    CHECK_EQ(on_done(p, &m), 0);
+    CHECK_EQ(inflight(a.slot), 0);
+    CHECK_EQ(p->n, 0);
+    CHECK(metrics_have("kvgate_requests_by_path_total{path=\"bypass\"} 1"));
+    /* the same prefix again: the same pod, for its prefix */
+    const char *b2 = BODY("m", LONGP " two");
+    m = decide(2, b2, 10, NULL); /* and in chunks */
+    CHECK_EQ(on_decide(p, &m), 0);
+    CHECK_EQ(read_answer().type, 0); /* nothing until the body is whole */
+    struct decide_msg c;
+    memset(&c, 0, sizeof(c));
+    c.type = DECIDE_T_BODY;
+    c.id = 2;
+    c.offset = 10;
+    c.chunk = (const uint8_t *)b2 + 10;
+    c.chunk_len = (uint32_t)strlen(b2) - 10;
+    CHECK_EQ(on_body(p, &c), 0);
+    struct decide_msg a2 = read_answer();
+    CHECK_EQ(a2.status, 200);
+    CHECK_EQ(a2.slot, a.slot);
+    struct dpend *d = find(p, 2);
+    /* the fixture's pods have no scraped metrics (the policy runs
+     * degraded), but the index matched the whole prefix on that pod */
+    CHECK(d && d->r.d.blocks >= 2 && d->r.d.prefix_blocks == d->r.d.blocks);
+    /* a DONE naming another pod breaks the contract */
+    m = done(2, 1 - a.slot, DECIDE_OK);
+    CHECK_EQ(on_done(p, &m), -1);
+    /* a closing peer releases what it held */
+    uint64_t rel = atomic_load(&c_released);
+    peer_close(p, "bypass_worker_gone");
+    CHECK_EQ(inflight(a.slot), 0);
+    CHECK_EQ(atomic_load(&c_released), rel + 1);
+    close(sv[1]);
+}
+
+TEST(refusals_answered_and_nothing_held)
+{
+    struct dpeer *p = peer();
+    const char *nm = BODY("nope", "x");
+    struct decide_msg m = decide(1, nm, (uint32_t)strlen(nm), NULL);
+    CHECK_EQ(on_decide(p, &m), 0);
+    struct decide_msg a = read_answer();
+    CHECK_EQ(a.status, 404);
+    CHECK_STR(a.err, "The model `nope` does not exist.");
+    const char *bad = "{\"messages\":[]}";
+    m = decide(2, bad, (uint32_t)strlen(bad), NULL);
+    CHECK_EQ(on_decide(p, &m), 0);
+    CHECK_EQ(read_answer().status, 400);
+    m = decide(3, nm, 1, NULL);
+    m.body_len = 5000; /* over limits.max_body_bytes (4096 here) */
+    CHECK_EQ(on_decide(p, &m), 0);
+    CHECK_EQ(read_answer().status, 413);
+    const char *v6 = BODY("v6", "x");
+    m = decide(4, v6, (uint32_t)strlen(v6), NULL);
+    CHECK_EQ(on_decide(p, &m), 0);
+    a = read_answer();
+    CHECK_EQ(a.status, 503);
+    CHECK(strstr(a.err, "not IPv4") != NULL);
+    CHECK_EQ(inflight(2), 0);
+    CHECK_EQ(p->n, 0);
+    /* a BODY for a decision already ended is dropped, not a breach */
+    struct decide_msg c;
+    memset(&c, 0, sizeof(c));
+    c.type = DECIDE_T_BODY;
+    c.id = 3;
+    c.offset = 1;
+    c.chunk = (const uint8_t *)"x";
+    c.chunk_len = 1;
+    CHECK_EQ(on_body(p, &c), 0);
+    peer_close(p, "bypass_worker_gone");
+    close(sv[1]);
+}
+
+TEST(bounds_and_breaches)
+{
+    struct dpeer *p = peer();
+    const char *b = BODY("m", "bounded");
+    struct decide_msg m;
+    for (uint32_t id = 1; id <= 4; id++) {
+        m = decide(id, b, (uint32_t)strlen(b), NULL);
+        CHECK_EQ(on_decide(p, &m), 0);
+        CHECK_EQ(read_answer().status, id <= 3 ? 200 : 503);
+    }
+    CHECK_EQ(p->n, 3);
+    CHECK_EQ(inflight(0) + inflight(1), 3);
+    m = decide(2, b, (uint32_t)strlen(b), NULL); /* an id in use */
+    CHECK_EQ(on_decide(p, &m), -1);
+    peer_close(p, "bypass_worker_gone");
+    CHECK_EQ(inflight(0) + inflight(1), 0);
+    close(sv[1]);
+
+    p = peer();
+    m = decide(9, b, 5, NULL);
+    CHECK_EQ(on_decide(p, &m), 0);
+    struct decide_msg c;
+    memset(&c, 0, sizeof(c));
+    c.type = DECIDE_T_BODY;
+    c.id = 9;
+    c.offset = 6; /* a gap */
+    c.chunk = (const uint8_t *)b + 6;
+    c.chunk_len = 3;
+    CHECK_EQ(on_body(p, &c), -1);
+    c.offset = 5;
+    c.chunk_len = (uint32_t)strlen(b); /* past the announced length */
+    CHECK_EQ(on_body(p, &c), -1);
+    peer_close(p, "bypass_worker_gone");
+    close(sv[1]);
+}
+
+static struct decide_msg got;
+static int ngot;
+static void on_ans(void *ctx, const struct decide_msg *a)
+{
+    got = *a;
+    ngot++;
+}
+
+/* The real listener and thread, the worker's client library against it. */
+TEST(thread_and_client_end_to_end)
+{
+    ev_free(D.l);
+    D.l = NULL;
+    snprintf(g.cfg.bypass_decide_socket, sizeof(g.cfg.bypass_decide_socket),
+             "/tmp/test_decide_srv.%d.sock", (int)getpid());
+    CHECK_EQ(decide_srv_start(&g), 0);
+    struct dcli *c = dcli_new(g.cfg.bypass_decide_socket, 1 << 20);
+    CHECK_EQ(dcli_poll(c, 1, on_ans, NULL), DCLI_EV_UP);
+    const char *b = BODY("m", "through the thread");
+    CHECK_EQ(dcli_decide(c, 42, DECIDE_PROTO_H1, "t", "", (const uint8_t *)b, strlen(b)), 0);
+    for (int i = 0; i < 200 && !ngot; i++) {
+        dcli_poll(c, 2, on_ans, NULL);
+        usleep(5000);
+    }
+    CHECK_EQ(ngot, 1);
+    CHECK_EQ(got.id, 42);
+    CHECK_EQ(got.status, 200);
+    CHECK_EQ(inflight(got.slot), 1);
+    /* the worker goes away: released */
+    dcli_free(c);
+    for (int i = 0; i < 200 && inflight(got.slot); i++)
+        usleep(5000);
+    CHECK_EQ(inflight(got.slot), 0);
+    decide_srv_stop();
+    CHECK(access(g.cfg.bypass_decide_socket, F_OK) != 0);
+}
+
+int main(void)
+{
+    setup_once();
+    RUN(routed_until_done_and_counted);
+    RUN(refusals_answered_and_nothing_held);
+    RUN(bounds_and_breaches);
+    RUN(thread_and_client_end_to_end);
+    return harness_done();
+}

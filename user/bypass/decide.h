@@ -1,0 +1,133 @@
+/* decide: the decision channel between a bypass worker (kvg-bypassd) and
+ * kvgated (issue 12). The contract and its codec only: no I/O.
+ *
+ * Why a channel and not the worker inside kvgated: the DPDK worker keeps
+ * its own process (its EAL, its af_xdp port and mempool, a loop that
+ * polls and never blocks), apart from kvgated's epoll loops and threads;
+ * but the pick must be kvgated's (one policy, one prefix index, one
+ * session table, one set of in-flight counts, metrics and access log), so
+ * the worker asks kvgated for every first request over a local unix
+ * SOCK_SEQPACKET socket (bypass.decide_socket), one message per packet.
+ *
+ *   worker -> kvgated  DECIDE  {id, proto, tenant, session, body length,
+ *                               the body's first chunk}
+ *                      BODY    {id, offset, the next chunk} until the
+ *                               whole body was sent (kvgated scans the
+ *                               body as its socket path does: model,
+ *                               "user", the prompt's fingerprint and
+ *                               tokens, exact-index tokens)
+ *   kvgated -> worker  ANSWER  {id, status, pod slot, pod IPv4 and port,
+ *                               a short error text for a non-200}
+ *   worker -> kvgated  DONE    {id, slot, outcome, HTTP status if known,
+ *                               bytes in / out, TTFT if known}
+ *                               when the request (for a spliced flow: the
+ *                               connection) ends, or the worker gave up
+ *                               before the answer; none after a non-200
+ *                               ANSWER (kvgated already ended it)
+ *
+ * The pod's MAC is not in the ANSWER: it is L2 on the worker's interface;
+ * the worker takes it from its kernel's neighbour table (or --pod-mac,
+ * the next hop for every pod).
+ *
+ * Wire format: little-endian, fixed layouts with declared variable parts
+ * that must add up to the packet's length exactly; every field bounded;
+ * reserved bytes must be 0; a packet that breaks any rule is refused whole
+ * (-EBADMSG; a wrong version: -EPROTONOSUPPORT). kvgated treats the
+ * worker as untrusted input. Header (8 bytes): u8 version, u8 type,
+ * u16 reserved, u32 id. Then:
+ *   DECIDE  u64 body_len, u32 chunk_len, u8 proto, u8 tenant_len,
+ *           u8 session_len, u8 0; tenant, session, chunk
+ *   BODY    u64 offset, u32 chunk_len (>= 1), u32 0; chunk
+ *   ANSWER  u16 status, u16 port, u32 slot, u8 addr[4], u8 err_len, u8 0[3];
+ *           err (200: port != 0, slot < 512, no err; else port, slot and
+ *           addr 0)
+ *   DONE    u32 slot, u16 http_status (0 or 100..599), u8 outcome, u8 0,
+ *           u64 bytes_in, u64 bytes_out, u32 ttft_us, u32 0
+ * Text fields (tenant, session, err) are printable ASCII. Whether a
+ * BODY's offset follows on from what came before is the receiver's
+ * check (it holds the state). */
+#ifndef KVGATE_BYPASS_DECIDE_H
+#define KVGATE_BYPASS_DECIDE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DECIDE_VERSION 1
+#define DECIDE_HDR 8
+
+enum decide_type {
+    DECIDE_T_DECIDE = 1,
+    DECIDE_T_BODY = 2,
+    DECIDE_T_ANSWER = 3,
+    DECIDE_T_DONE = 4,
+};
+
+#define DECIDE_TENANT_MAX 127     /* bytes, printable ASCII (0x20..0x7e) */
+#define DECIDE_SESSION_MAX 127
+#define DECIDE_CHUNK_MAX 32768    /* body bytes in one packet */
+#define DECIDE_BODY_MAX (1ull << 30) /* kvgated also applies limits.max_body_bytes */
+#define DECIDE_ERR_MAX 200        /* ANSWER's error text */
+#define DECIDE_SLOT_MAX 512       /* = POD_MAX */
+
+#define DECIDE_FIXED_DECIDE (DECIDE_HDR + 16)
+#define DECIDE_FIXED_BODY (DECIDE_HDR + 16)
+#define DECIDE_FIXED_ANSWER (DECIDE_HDR + 16)
+#define DECIDE_FIXED_DONE (DECIDE_HDR + 32)
+/* The largest packet either side sends (a DECIDE with everything). */
+#define DECIDE_MSG_MAX (DECIDE_FIXED_DECIDE + DECIDE_TENANT_MAX + DECIDE_SESSION_MAX + \
+                        DECIDE_CHUNK_MAX)
+
+enum decide_proto { DECIDE_PROTO_H1 = 1, DECIDE_PROTO_H2C = 2 };
+
+/* ANSWER status: an HTTP status. 200: routed (slot, addr, port set);
+ * 400 (the body is not a request kvgated would route), 404 (no pod
+ * serves the model), 413 (body over limits.max_body_bytes), 503 (no
+ * pod, or none the worker can reach): the worker answers the client
+ * with the OpenAI error JSON carrying err and closes. */
+
+/* DONE outcome: how the worker's side of the request ended. */
+enum decide_outcome {
+    DECIDE_OK = 0,           /* answered by the pod; the connection ended normally */
+    DECIDE_CLIENT_ABORT = 1, /* the client left (before or after the answer began) */
+    DECIDE_POD_ERROR = 2,    /* the pod refused or reset, the replay failed */
+    DECIDE_TIMEOUT = 3,      /* idle too long */
+    DECIDE_SHUTDOWN = 4,     /* the worker is stopping */
+    DECIDE_REJECTED = 5,     /* the worker answered itself (e.g. no MAC for the pod) */
+    DECIDE_OUTCOME_MAX = 5,
+};
+
+struct decide_msg {
+    uint8_t type;                     /* enum decide_type */
+    uint32_t id;
+    /* DECIDE */
+    uint8_t proto;                    /* enum decide_proto */
+    char tenant[DECIDE_TENANT_MAX + 1]; /* "" none */
+    char session[DECIDE_SESSION_MAX + 1];
+    uint64_t body_len;                /* the whole body */
+    /* DECIDE (the first chunk, from offset 0) and BODY */
+    uint64_t offset;                  /* BODY: where chunk starts in the body */
+    const uint8_t *chunk;             /* points into the packet on decode */
+    uint32_t chunk_len;
+    /* ANSWER */
+    uint16_t status;
+    uint16_t port;                    /* host order */
+    uint32_t slot;
+    uint8_t addr[4];                  /* IPv4, network order bytes */
+    char err[DECIDE_ERR_MAX + 1];
+    /* DONE (slot above too) */
+    uint8_t outcome;                  /* enum decide_outcome */
+    uint16_t http_status;             /* 0 unknown */
+    uint64_t bytes_in, bytes_out;     /* client -> pod, pod -> client */
+    uint32_t ttft_us;                 /* 0 unknown */
+};
+
+/* m into buf[0..cap). The packet's length, or -EINVAL (a field out of
+ * bounds: encoding checks the same rules decoding does) or -ENOSPC. */
+int decide_encode(const struct decide_msg *m, uint8_t *buf, size_t cap);
+/* One packet of len bytes into m (m->chunk points into buf). 0,
+ * -EPROTONOSUPPORT (another version) or -EBADMSG. */
+int decide_decode(const uint8_t *buf, size_t len, struct decide_msg *m);
+
+const char *decide_outcome_name(unsigned outcome);
+
+#endif

@@ -1,0 +1,589 @@
+/* decide_srv: kvgated's end of the decision channel (decide_srv.h). */
+#include "gateway/decide_srv.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "bypass/decide.h"
+#include "common/alloc.h"
+#include "common/ev.h"
+#include "common/log.h"
+#include "common/promtext.h"
+#include "common/sbuf.h"
+#include "gateway/gateway.h"
+#include "gateway/gwmetrics.h"
+
+#define PEERS_MAX 16
+#define BUCKETS 256     /* a power of two */
+#define RECV_BURST 64   /* packets read per readiness, then the loop turns */
+
+/* One decision a worker holds: its body arriving, then routed until DONE. */
+struct dpend {
+    struct dpend *next;          /* bucket chain */
+    uint32_t id;
+    int routed;                  /* answered 200: in flight until DONE */
+    uint64_t got;                /* body bytes received */
+    struct gw_scan *scan;
+    struct sbuf body;            /* kept only for the exact index (gw->toks) */
+    struct gw_request r;
+};
+
+struct outmsg {
+    uint16_t len;
+    uint8_t b[DECIDE_FIXED_ANSWER + DECIDE_ERR_MAX];
+};
+
+struct dpeer {
+    int fd;
+    int slot;                    /* in D.peers */
+    uint32_t n;                  /* decisions held */
+    struct dpend *tab[BUCKETS];
+    struct outmsg *outq;         /* answers the socket did not take yet (a ring) */
+    uint32_t oh, on, ocap;
+    int want_out;
+};
+
+enum { ST_200, ST_400, ST_404, ST_413, ST_503, ST_N };
+static const unsigned st_code[ST_N] = {200, 400, 404, 413, 503};
+
+static struct {
+    struct gw *g;
+    struct ev_loop *l;
+    pthread_t th;
+    int started;
+    int lfd;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct dpeer *peers[PEERS_MAX];
+} D = {.lfd = -1};
+
+/* counters for /metrics (read by the admin thread) */
+static atomic_uint_fast64_t c_peers_now, c_peers_total, c_peers_refused, c_answers[ST_N],
+    c_done[DECIDE_OUTCOME_MAX + 1], c_released, c_protocol, c_stray, c_over_limit;
+
+static inline void inc(atomic_uint_fast64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
+
+/* ---- the peer's decisions ---- */
+
+static struct dpend **bucket(struct dpeer *p, uint32_t id)
+{
+    return &p->tab[(id * 2654435761u) >> 24 & (BUCKETS - 1)];
+}
+
+static struct dpend *find(struct dpeer *p, uint32_t id)
+{
+    for (struct dpend *d = *bucket(p, id); d; d = d->next)
+        if (d->id == id)
+            return d;
+    return NULL;
+}
+
+static void unlink_free(struct dpeer *p, struct dpend *d)
+{
+    for (struct dpend **pp = bucket(p, d->id); *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    p->n--;
+    gw_scan_free(d->scan);
+    sbuf_free(&d->body);
+    kv_free(d);
+}
+
+/* ---- answers out ---- */
+
+static void peer_events(struct dpeer *p, int want_out)
+{
+    if (p->want_out != want_out && !ev_mod(D.l, p->fd, EPOLLIN | (want_out ? EPOLLOUT : 0)))
+        p->want_out = want_out;
+}
+
+/* 0, or -1: the socket failed (the peer is closed by the caller). */
+static int flush_out(struct dpeer *p)
+{
+    while (p->on) {
+        struct outmsg *m = &p->outq[p->oh];
+        ssize_t n = send(p->fd, m->b, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            peer_events(p, 1);
+            return 0;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != (ssize_t)m->len)
+            return -1;
+        p->oh = (p->oh + 1) % p->ocap;
+        p->on--;
+    }
+    peer_events(p, 0);
+    return 0;
+}
+
+/* An ANSWER queued and sent when the socket takes it. 0, or -1 (a worker
+ * that does not read its answers: closed by the caller). */
+static int answer(struct dpeer *p, const struct decide_msg *a)
+{
+    if (p->on == p->ocap)
+        return -1;
+    struct outmsg *m = &p->outq[(p->oh + p->on) % p->ocap];
+    int n = decide_encode(a, m->b, sizeof(m->b));
+    if (n < 0)
+        return -1; /* not ours to send: a bug, but never a bad packet */
+    m->len = (uint16_t)n;
+    p->on++;
+    for (int i = 0; i < ST_N; i++)
+        if (st_code[i] == a->status)
+            inc(&c_answers[i]);
+    return flush_out(p);
+}
+
+static int refuse(struct dpeer *p, uint32_t id, unsigned status, const char *msg)
+{
+    struct decide_msg a;
+    memset(&a, 0, sizeof(a));
+    a.type = DECIDE_T_ANSWER;
+    a.id = id;
+    a.status = (uint16_t)status;
+    /* the text goes to the client in the OpenAI error JSON: printable only */
+    size_t k = 0;
+    for (const char *s = msg; *s && k < DECIDE_ERR_MAX; s++)
+        a.err[k++] = (unsigned char)*s >= 0x20 && (unsigned char)*s <= 0x7e ? *s : '?';
+    return answer(p, &a);
+}
+
+/* d ends here, answered by kvgated itself (400, 404, 413, 503): counted
+ * and logged as the socket path counts its own answers. */
+static int end_local(struct dpeer *p, struct dpend *d, unsigned status, const char *msg,
+                     const char *cause)
+{
+    int rc = refuse(p, d->id, status, msg);
+    d->r.status = (int)status;
+    if (!d->r.error)
+        d->r.error = cause;
+    gw_request_done(D.g, &d->r);
+    unlink_free(p, d);
+    return rc;
+}
+
+/* ---- the decision ---- */
+
+static int decide_now(struct dpeer *p, struct dpend *d)
+{
+    struct gw *g = D.g;
+    struct gw_request *r = &d->r;
+    r->t_body = ev_now_ns();
+    const char *err = NULL;
+    size_t off = 0;
+    if (gw_scan_finish(d->scan, r, &err, &off) < 0) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s at byte %zu", err ? err : "malformed body", off);
+        return end_local(p, d, 400, msg, "bad_request");
+    }
+    gw_scan_free(d->scan);
+    d->scan = NULL;
+    r->body = d->body.data;
+    r->body_len = d->body.len;
+    enum route_status st = gw_route(g, r, UINT32_MAX);
+    r->body = NULL, r->body_len = 0;
+    sbuf_free(&d->body);
+    if (st != ROUTE_OK) {
+        char msg[sizeof(r->model) + 64];
+        if (st == ROUTE_UNKNOWN_MODEL)
+            snprintf(msg, sizeof(msg), "The model `%s` does not exist.", r->model);
+        else
+            snprintf(msg, sizeof(msg), "no pod can serve model %s now", r->model);
+        return end_local(p, d, st == ROUTE_UNKNOWN_MODEL ? 404 : 503, msg,
+                         st == ROUTE_UNKNOWN_MODEL ? "unknown_model" : "no_pod");
+    }
+    if (r->pod.addr.ss_family != AF_INET) { /* the worker replays over IPv4 only */
+        gw_route_withdraw(g, r);
+        gw_route_release(g, r);
+        char msg[POD_NAME_MAX + 64];
+        snprintf(msg, sizeof(msg), "pod %s is not reachable by the bypass (not IPv4)",
+                 r->pod.name);
+        return end_local(p, d, 503, msg, "no_pod");
+    }
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&r->pod.addr;
+    struct decide_msg a;
+    memset(&a, 0, sizeof(a));
+    a.type = DECIDE_T_ANSWER;
+    a.id = d->id;
+    a.status = 200;
+    a.slot = r->pod.slot;
+    a.port = ntohs(sin->sin_port);
+    memcpy(a.addr, &sin->sin_addr.s_addr, 4);
+    d->routed = 1;
+    r->status = 200;
+    r->t_upstream_sent = ev_now_ns(); /* the worker replays it as soon as it reads this */
+    gw_request_sent(g, r, r->t_upstream_sent);
+    return answer(p, &a);
+}
+
+/* n more body bytes of d. 0; 1: d ended (out of memory, answered 503
+ * and freed); -1: that answer failed too (close the peer). */
+static int feed(struct dpeer *p, struct dpend *d, const uint8_t *b, uint32_t n)
+{
+    if (!n)
+        return 0;
+    gw_scan_feed(d->scan, (const char *)b, n); /* errors are sticky: seen at finish */
+    if (D.g->toks && sbuf_append(&d->body, (const char *)b, n))
+        return end_local(p, d, 503, "out of memory", "internal") ? -1 : 1;
+    d->got += n;
+    return 0;
+}
+
+/* Each handler: 0, or -1 when the peer must be closed. */
+static int on_decide(struct dpeer *p, const struct decide_msg *m)
+{
+    struct gw *g = D.g;
+    if (find(p, m->id))
+        return -1; /* an id in use: the worker lost track */
+    if (p->n >= g->cfg.bypass_max_outstanding) {
+        inc(&c_over_limit);
+        gw_metrics_limit(g->metrics, "bypass_outstanding");
+        return refuse(p, m->id, 503, "too many requests in flight on this bypass worker");
+    }
+    struct dpend *d = kv_calloc(1, sizeof(*d));
+    if (!d)
+        return refuse(p, m->id, 503, "out of memory");
+    d->id = m->id;
+    sbuf_init(&d->body);
+    struct gw_request *r = &d->r;
+    r->t_start = ev_now_ns();
+    r->d.idx = -1;
+    r->d.shadow_idx = -1;
+    r->path = "bypass";
+    r->h2 = m->proto == DECIDE_PROTO_H2C;
+    snprintf(r->tenant, sizeof(r->tenant), "%s", m->tenant);
+    snprintf(r->session, sizeof(r->session), "%s", m->session);
+    r->body_bytes = m->body_len;
+    d->next = *bucket(p, d->id);
+    *bucket(p, d->id) = d;
+    p->n++;
+    if (m->body_len > g->cfg.max_body_bytes)
+        return end_local(p, d, 413, "request body too large", "body_too_large");
+    d->scan = gw_scan_new(g);
+    if (!d->scan)
+        return end_local(p, d, 503, "out of memory", "internal");
+    int f = feed(p, d, m->chunk, m->chunk_len);
+    if (f)
+        return f < 0 ? -1 : 0;
+    return d->got == m->body_len ? decide_now(p, d) : 0;
+}
+
+static int on_body(struct dpeer *p, const struct decide_msg *m)
+{
+    struct dpend *d = find(p, m->id);
+    if (!d) { /* the worker sent on before it read a refusal: dropped */
+        inc(&c_stray);
+        return 0;
+    }
+    if (d->routed || m->offset != d->got || m->chunk_len > d->r.body_bytes - d->got)
+        return -1; /* out of order, or past the length it announced */
+    int f = feed(p, d, m->chunk, m->chunk_len);
+    if (f)
+        return f < 0 ? -1 : 0;
+    return d->got == d->r.body_bytes ? decide_now(p, d) : 0;
+}
+
+static int on_done(struct dpeer *p, const struct decide_msg *m)
+{
+    struct gw *g = D.g;
+    struct dpend *d = find(p, m->id);
+    if (!d) { /* ended by kvgated already (a refusal crossing the DONE) */
+        inc(&c_stray);
+        return 0;
+    }
+    struct gw_request *r = &d->r;
+    inc(&c_done[m->outcome]);
+    r->t_end = ev_now_ns();
+    if (!d->routed) { /* the client left before its body was whole */
+        r->status = 499;
+        r->error = "client_closed";
+        gw_request_done(g, r);
+        unlink_free(p, d);
+        return 0;
+    }
+    if (m->slot != r->pod.slot)
+        return -1;
+    r->bytes_out = m->bytes_out;
+    if (m->ttft_us)
+        r->t_first_token = r->t_start + (uint64_t)m->ttft_us * 1000;
+    int st = m->http_status;
+    switch (m->outcome) {
+    case DECIDE_OK:
+        gw_attempt_done(g, r->pod.slot, 1);
+        break;
+    case DECIDE_CLIENT_ABORT:
+        r->error = "client_closed";
+        st = st ? st : 499;
+        break;
+    case DECIDE_POD_ERROR: /* refused or reset before it could prefill */
+        r->error = "upstream_reset";
+        st = st ? st : 502;
+        gw_attempt_done(g, r->pod.slot, 0);
+        gw_route_withdraw(g, r);
+        break;
+    case DECIDE_TIMEOUT:
+        r->error = "stream_idle_timeout";
+        break;
+    case DECIDE_SHUTDOWN:
+        r->error = "shutdown";
+        break;
+    default: /* DECIDE_REJECTED: the worker answered it itself */
+        r->error = "bypass_rejected";
+        st = st ? st : 503;
+        gw_route_withdraw(g, r);
+        break;
+    }
+    if (st)
+        r->status = st;
+    gw_route_release(g, r);
+    gw_request_done(g, r);
+    unlink_free(p, d);
+    return 0;
+}
+
+/* ---- peers ---- */
+
+/* Everything p held ends now (its worker is gone, or kvgated stops). */
+static void peer_close(struct dpeer *p, const char *why)
+{
+    for (uint32_t b = 0; b < BUCKETS; b++)
+        while (p->tab[b]) {
+            struct dpend *d = p->tab[b];
+            struct gw_request *r = &d->r;
+            r->t_end = ev_now_ns();
+            r->error = why;
+            if (!d->routed)
+                r->status = 499;
+            gw_route_release(D.g, r);
+            gw_request_done(D.g, r);
+            inc(&c_released);
+            unlink_free(p, d);
+        }
+    ev_del(D.l, p->fd);
+    close(p->fd);
+    D.peers[p->slot] = NULL;
+    kv_free(p->outq);
+    kv_free(p);
+    atomic_fetch_sub(&c_peers_now, 1);
+}
+
+static void on_peer(struct ev_loop *l, int fd, uint32_t events, void *arg)
+{
+    struct dpeer *p = arg;
+    static uint8_t buf[DECIDE_MSG_MAX + 1]; /* this thread's only */
+    if ((events & EPOLLOUT) && flush_out(p)) {
+        peer_close(p, "bypass_worker_gone");
+        return;
+    }
+    for (int i = 0; i < RECV_BURST; i++) {
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) { /* the worker closed (or a 0-length packet, which is no message) */
+            peer_close(p, "bypass_worker_gone");
+            return;
+        }
+        struct decide_msg m;
+        int rc = (size_t)n > DECIDE_MSG_MAX ? -EBADMSG : decide_decode(buf, (size_t)n, &m);
+        if (!rc) {
+            switch (m.type) {
+            case DECIDE_T_DECIDE: rc = on_decide(p, &m); break;
+            case DECIDE_T_BODY: rc = on_body(p, &m); break;
+            case DECIDE_T_DONE: rc = on_done(p, &m); break;
+            default: rc = -1; break; /* an ANSWER is ours to send */
+            }
+            if (rc) /* a broken promise: a worker that does not read, or lost track */
+                inc(&c_protocol);
+        } else {
+            inc(&c_protocol);
+        }
+        if (rc) {
+            peer_close(p, "bypass_worker_gone");
+            return;
+        }
+    }
+}
+
+static void on_accept(struct ev_loop *l, int lfd, uint32_t events, void *arg)
+{
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        int k = 0;
+        while (k < PEERS_MAX && D.peers[k])
+            k++;
+        struct dpeer *p = k < PEERS_MAX ? kv_calloc(1, sizeof(*p)) : NULL;
+        if (p) {
+            p->ocap = D.g->cfg.bypass_max_outstanding + 64;
+            p->outq = kv_calloc(p->ocap, sizeof(*p->outq));
+        }
+        if (!p || !p->outq || ev_add(l, fd, EPOLLIN, on_peer, p)) {
+            if (p)
+                kv_free(p->outq);
+            kv_free(p);
+            close(fd);
+            inc(&c_peers_refused);
+            continue;
+        }
+        p->fd = fd;
+        p->slot = k;
+        D.peers[k] = p;
+        inc(&c_peers_total);
+        inc(&c_peers_now);
+    }
+}
+
+/* ---- the thread ---- */
+
+static void *decide_main(void *arg)
+{
+    pthread_setname_np(pthread_self(), "kvgate-decide");
+    ev_run(D.l);
+    for (int k = 0; k < PEERS_MAX; k++)
+        if (D.peers[k])
+            peer_close(D.peers[k], "shutdown");
+    return NULL;
+}
+
+static int listen_unix(const char *path)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, path, strlen(path));
+    struct stat st;
+    if (!lstat(path, &st)) { /* a socket left by an earlier run is replaced; nothing else */
+        if (!S_ISSOCK(st.st_mode))
+            return -EEXIST;
+        unlink(path);
+    }
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(path, 0600) ||
+        listen(fd, PEERS_MAX)) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+int decide_srv_start(struct gw *g)
+{
+    if (!g->cfg.bypass_decide_socket[0])
+        return 0;
+    if (D.started)
+        return -EBUSY;
+    D.g = g;
+    snprintf(D.path, sizeof(D.path), "%s", g->cfg.bypass_decide_socket);
+    int fd = listen_unix(D.path);
+    if (fd < 0) {
+        LOG_ERR("bypass.decide_socket: cannot listen on %s: %s", D.path,
+                fd == -EEXIST ? "a file that is not a socket is there" : strerror(-fd));
+        return fd;
+    }
+    D.lfd = fd;
+    D.l = ev_new();
+    int rc = D.l ? ev_add(D.l, fd, EPOLLIN, on_accept, NULL) : -ENOMEM;
+    if (!rc) {
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old); /* signals belong to the main thread */
+        rc = -pthread_create(&D.th, NULL, decide_main, NULL);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    if (rc) {
+        LOG_ERR("bypass.decide_socket: cannot start: %s", strerror(-rc));
+        if (D.l)
+            ev_free(D.l);
+        D.l = NULL;
+        close(fd);
+        D.lfd = -1;
+        unlink(D.path);
+        return rc;
+    }
+    D.started = 1;
+    LOG_INFO("bypass decisions on %s (at most %u outstanding per worker)", D.path,
+             g->cfg.bypass_max_outstanding);
+    return 0;
+}
+
+void decide_srv_stop(void)
+{
+    if (!D.started)
+        return;
+    ev_stop(D.l);
+    pthread_join(D.th, NULL);
+    ev_free(D.l);
+    D.l = NULL;
+    close(D.lfd);
+    D.lfd = -1;
+    unlink(D.path);
+    D.started = 0;
+}
+
+void decide_srv_metrics_render(struct sbuf *o)
+{
+    if (!D.started)
+        return;
+    prom_head(o, "kvgate_bypass_workers", "gauge",
+              "Bypass workers (kvg-bypassd) connected to the decision channel.");
+    sbuf_puts(o, "kvgate_bypass_workers");
+    prom_value(o, (double)atomic_load(&c_peers_now));
+    prom_head(o, "kvgate_bypass_worker_connections_total", "counter",
+              "Decision-channel connections accepted, and refused (16 at most, or memory).");
+    sbuf_puts(o, "kvgate_bypass_worker_connections_total{result=\"accepted\"}");
+    prom_value(o, (double)atomic_load(&c_peers_total));
+    sbuf_puts(o, "kvgate_bypass_worker_connections_total{result=\"refused\"}");
+    prom_value(o, (double)atomic_load(&c_peers_refused));
+    prom_head(o, "kvgate_bypass_decisions_total", "counter",
+              "Decisions answered to bypass workers, by status (200 routed; 400, 404, 413, "
+              "503 answered by kvgated).");
+    for (int i = 0; i < ST_N; i++) {
+        sbuf_printf(o, "kvgate_bypass_decisions_total{status=\"%u\"}", st_code[i]);
+        prom_value(o, (double)atomic_load(&c_answers[i]));
+    }
+    prom_head(o, "kvgate_bypass_done_total", "counter",
+              "Requests the bypass workers reported ended (DONE), by outcome.");
+    for (unsigned i = 0; i <= DECIDE_OUTCOME_MAX; i++) {
+        sbuf_printf(o, "kvgate_bypass_done_total{outcome=\"%s\"}", decide_outcome_name(i));
+        prom_value(o, (double)atomic_load(&c_done[i]));
+    }
+    prom_head(o, "kvgate_bypass_released_total", "counter",
+              "Requests released because their bypass worker's connection closed before DONE.");
+    sbuf_puts(o, "kvgate_bypass_released_total");
+    prom_value(o, (double)atomic_load(&c_released));
+    prom_head(o, "kvgate_bypass_protocol_errors_total", "counter",
+              "Decision-channel packets refused (malformed, out of order, unknown type); each "
+              "closes its worker's connection.");
+    sbuf_puts(o, "kvgate_bypass_protocol_errors_total");
+    prom_value(o, (double)atomic_load(&c_protocol));
+    prom_head(o, "kvgate_bypass_stray_total", "counter",
+              "BODY or DONE packets for a decision kvgated had already ended (dropped).");
+    sbuf_puts(o, "kvgate_bypass_stray_total");
+    prom_value(o, (double)atomic_load(&c_stray));
+    prom_head(o, "kvgate_bypass_over_limit_total", "counter",
+              "DECIDEs refused with 503: the worker held bypass.max_outstanding already.");
+    sbuf_puts(o, "kvgate_bypass_over_limit_total");
+    prom_value(o, (double)atomic_load(&c_over_limit));
+}
