@@ -104,6 +104,14 @@ check "share 0: every request on the baseline" jq_true "$st" '.canary_percent ==
 check "kvgate_rollout_rollbacks_total 1" metric_is kvgate_rollout_rollbacks_total 1
 check "kvgate_rollout_state rolled_back" metric_is 'kvgate_rollout_state{state="rolled_back"}' 1
 check "kvgated logged why" grep -q 'rollout: rolled back to the baseline: tenant batch' "$E2E_TMP/kvgated.log"
+rep=$(curl -s "http://127.0.0.1:$GW_ADMIN/admin/report")
+echo "$rep" | jq -c '.rows[] | {tenant, arm, requests, hit_rate, ttft_p99_ms, rollout}'
+check "the report names the tenant and the measure on batch's rows" \
+    jq_true "$rep" '[.rows[] | select(.tenant == "batch") | .rollout == "rolled back: tenant batch ttft_p99"] | length > 0 and all'
+check "... and not on chat's" \
+    jq_true "$rep" '[.rows[] | select(.tenant == "chat") | .rollout | startswith("rolled back") | not] | all'
+check "the report's canary and baseline rows: batch's canary TTFT p99 the worse" \
+    jq_true "$rep" '([.rows[] | select(.tenant == "batch" and .arm == "canary")][0].ttft_p99_ms) > ([.rows[] | select(.tenant == "batch" and .arm == "baseline")][0].ttft_p99_ms)'
 # after the rollback nothing is routed by the canary (the log's line comes
 # at a request's end: let the ones decided before the rollback finish)
 sleep 3

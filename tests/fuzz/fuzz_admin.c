@@ -243,6 +243,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pthread_mutex_init(&G.policy_mu, NULL);
         gw_config_defaults(&G.cfg);
         policy_defaults(&G.policies.global);
+        G.rollout = rollout_new(&G.cfg.rollout); /* as main.c: never NULL */
+        G.report = report_new();
+        REQUIRE(G.rollout && G.report);
         CTL.g = &G;
         ADM.ctl = &CTL;
         static struct cpod p0;

@@ -68,8 +68,10 @@ static void init_once(void)
     g_gw.pidx = pidx_new(POD_MAX, g_gw.cfg.index_max_entries, 1024);
     g_gw.sessions = session_new(1u << 10);
     g_gw.metrics = gw_metrics_new();
+    g_gw.rollout = rollout_new(&g_gw.cfg.rollout); /* as main.c: never NULL */
+    g_gw.report = report_new();
     atomic_store(&g_gw.rng, 0x9E3779B97F4A7C15ull);
-    if (!g_gw.pidx || !g_gw.sessions || !g_gw.metrics)
+    if (!g_gw.pidx || !g_gw.sessions || !g_gw.metrics || !g_gw.rollout || !g_gw.report)
         abort();
     /* what control_start publishes when no pods are configured */
     struct pod_snapshot *s = snapshot_new(0);

@@ -29,7 +29,13 @@ static void decay(struct podutil *u, double dt)
 
 static void update_rate(struct podutil *u)
 {
-    u->rate = u->cost_per_hour >= 0 && u->w_tokens >= 1 ? u->w_cost / u->w_tokens : -1;
+    /* a window without computed tokens keeps the last rate: a pod idle
+     * for a while still prices its next request as it did; only a pod that
+     * never computed a token has none (-1) */
+    if (u->cost_per_hour < 0)
+        u->rate = -1;
+    else if (u->w_tokens >= 1)
+        u->rate = u->w_cost / u->w_tokens;
     u->busy_ratio = u->w_seconds > 0 ? u->w_busy / u->w_seconds : 0;
 }
 

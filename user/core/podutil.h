@@ -21,7 +21,9 @@
  * counters: every sender's tokens, other gateway replicas' included), so a
  * computed token costs rate = busy cost / computed tokens, both as moving
  * sums over `window` seconds (10); a request is charged (its uncached
- * prompt tokens + its completion tokens) x its pod's rate when it ends.
+ * prompt tokens + its completion tokens) x its pod's rate when it ends
+ * (the last rate known: a request that ends before its pod's first scrape
+ * with computed tokens is not charged, and counts as uncharged).
  * What the pod cost while idle (idle_cost = cost - busy_cost) is charged
  * to no request: it is capacity paid for and not used, reported apart.
  * So a policy that makes the pods compute less for the same answers (cache
@@ -63,8 +65,9 @@ void podutil_accrue(struct podutil *u, uint64_t now_ns);
 /* One good scrape: el's running count and token counters (HAVE_RUNNING,
  * HAVE_TOKENS, HAVE_PREFIX; absent fields leave their figures alone). */
 void podutil_scrape(struct podutil *u, const struct engine_load *el, uint64_t now_ns);
-/* What computed tokens cost on this pod now: -1 unpriced or no tokens in
- * the window. */
+/* What computed tokens cost on this pod now: the window's busy cost over
+ * its computed tokens, the last such figure when the window has none, -1
+ * when unpriced or before the pod's first computed token. */
 double podutil_rate(const struct podutil *u);
 
 #endif

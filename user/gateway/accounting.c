@@ -140,5 +140,9 @@ void acct_finish(struct acct_answer *a, struct gw_request *r)
     }
     t->prompt = r->prompt_tokens;
     t->completion = r->content_events;
+    /* cached: what the gateway's index said the chosen pod held of the
+     * prompt (the exact index's match where the pod's events are trusted) */
+    if (r->d.blocks && r->d.prefix_blocks <= r->d.blocks)
+        t->cached = (uint64_t)((double)t->prompt * r->d.prefix_blocks / r->d.blocks);
     t->src = GW_USAGE_ESTIMATED;
 }

@@ -14,8 +14,10 @@
  * text it relayed (one token each, as vLLM streams them; speculative
  * decoding or n > 1 make it an undercount), prompt = the gateway's own
  * count of the prompt (exact when the request was tokenized for the
- * exact index, else prompt bytes / index.bytes_per_token), cached = 0
- * (only the pod knows). Answers that are not 2xx count no tokens.
+ * exact index, else prompt bytes / index.bytes_per_token), cached = the
+ * share of the prompt the gateway's index matched on the chosen pod (the
+ * exact index's where the pod's events are trusted; only the pod knows for
+ * sure). Answers that are not 2xx count no tokens.
  *
  * accounting.request_usage (off by default). With it on, a streamed
  * request that did not ask for usage is changed on its way to the pod so

@@ -485,7 +485,7 @@ static void render_tokens(const struct gw_metrics *m, struct sbuf *o)
          offsetof(struct tok_series, prompt)},
         {"kvgate_cached_prompt_tokens_total",
          "Of the prompt tokens, those the pod reported served from its prefix cache "
-         "(prompt_tokens_details.cached_tokens; 0 when estimated).",
+         "(prompt_tokens_details.cached_tokens; estimated: the gateway index's match on the pod).",
          offsetof(struct tok_series, cached)},
         {"kvgate_completion_tokens_total",
          "Completion tokens of answered requests; estimated=\"true\": events with generated "
