@@ -378,8 +378,9 @@ void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
         }
     }
 
-    /* latency only for answered requests: a 404 mints no series */
-    if (r->status == 200) {
+    /* latency only for requests a pod answered (routed: they have an
+     * arm); a 404, /health or /v1/models mints no series */
+    if (r->status == 200 && r->arm) {
         struct mt_series *s = mt_get(m, model, tenant, class_label(m, r), arm);
         if (r->t_first_token && r->t_first_token >= r->t_start)
             hist_observe(&s->ttft, secs(r->t_start, r->t_first_token));

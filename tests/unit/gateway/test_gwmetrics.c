@@ -59,6 +59,8 @@ static void request(struct gw_metrics *m, const char *model, const char *tenant,
     r.d.idx = -1;
     r.d.shadow_idx = -1;
     r.status = status;
+    if (status == 200)
+        r.arm = "round-robin"; /* routed: it gets latency series */
     r.t_start = 1;
     r.t_end = 2;
     gw_metrics_request(m, &r);
@@ -333,6 +335,7 @@ TEST(latency_by_class_and_arm_bounded)
     ttft_request(m, "t1", "chat", "baseline", 200, 0.3);
     ttft_request(m, "t1", "", "baseline", 200, 0.3);  /* class "default" */
     ttft_request(m, "t2", "chat", "canary", 404, 0.01); /* no series */
+    ttft_request(m, "t3", "chat", NULL, 200, 0.01);     /* not routed: none */
     static struct gw_request r; /* an inter-token gap, on its request's series */
     memset(&r, 0, sizeof(r));
     strcpy(r.model, "m");
@@ -358,6 +361,7 @@ TEST(latency_by_class_and_arm_bounded)
     CHECK_EQ(sample(page, "kvgate_time_to_first_token_seconds_count{model=\"m\",tenant=\"t1\","
                           "class=\"default\",arm=\"baseline\"}"), 1);
     CHECK(strstr(page, "tenant=\"t2\"") == NULL);
+    CHECK(strstr(page, "tenant=\"t3\"") == NULL);
     free(page);
     /* 256 tenants x 8 classes x 2 arms: far more label sets than 1024 */
     double want = 4;
