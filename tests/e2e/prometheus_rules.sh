@@ -24,7 +24,11 @@
 # name its queries use is a recorded rule or a metric kvgated or the pods
 # expose. Skips (77) without prometheus.
 . "$(dirname "$0")/lib.sh"
-[ -x $BUILD/kvgated ] && [ -x $BUILD/loadgen ] || skip_all "$BUILD/kvgated or $BUILD/loadgen not built"
+# the load generator is the client, not under test: build/'s when the
+# sanitizer build (KVG_BUILD=build-asan) has none
+LOADGEN=$BUILD/loadgen
+[ -x $LOADGEN ] || LOADGEN=build/loadgen
+[ -x $BUILD/kvgated ] && [ -x $LOADGEN ] || skip_all "$BUILD/kvgated or $LOADGEN not built"
 command -v prometheus >/dev/null && command -v promtool >/dev/null ||
     skip_all "prometheus / promtool not installed (Debian package prometheus; make deps)"
 d=$E2E_TMP
@@ -60,7 +64,7 @@ check "Prometheus scrapes kvgated and the 4 pods" wait_until 15 targets_up
 # the workload: N requests, 2 tenants (a tenant per system prompt), open
 # loop at 40/s; canary_percent 50 puts about half of each tenant's on the
 # canary arm (prefix-aware) and the rest on the baseline (round-robin)
-$BUILD/loadgen --target http://127.0.0.1:$GW_PORT --tenants 2 --workload shared-prefix \
+$LOADGEN --target http://127.0.0.1:$GW_PORT --tenants 2 --workload shared-prefix \
     --groups 4 --prompts-per-group 40 --system-len 1024 --question-len 32 --output-len 16 \
     --rate 40 --requests $N --seed 5 --quiet >$d/loadgen.out 2>&1
 lrc=$?
