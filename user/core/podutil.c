@@ -12,7 +12,7 @@ void podutil_init(struct podutil *u, double cost_per_hour, uint32_t max_num_seqs
     memset(u, 0, sizeof(*u));
     u->cost_per_hour = cost_per_hour;
     u->max_num_seqs = max_num_seqs ? max_num_seqs : 256;
-    u->window_s = 60;
+    u->window_s = 10;
     u->rate = -1;
     u->last_ns = u->accrued_ns = now_ns;
 }
@@ -33,29 +33,30 @@ static void update_rate(struct podutil *u)
     u->busy_ratio = u->w_seconds > 0 ? u->w_busy / u->w_seconds : 0;
 }
 
-/* Accrues cost to now and adds the tokens computed since the last call,
- * after the sums decay: an interval whose cost has tokens to go to, its
- * own or the window's, is not idle. */
-static void accrue(struct podutil *u, uint64_t now_ns, double tokens)
+/* The pod's price accrues over wall time (cost); what was paid while it
+ * had running requests (busy_cost, from the scrapes) goes to the tokens it
+ * computed, the rest is idle_cost. The sums decay before the interval's
+ * busy cost and tokens are added. */
+static void accrue(struct podutil *u, uint64_t now_ns, double busy_s, double tokens)
 {
     double dt = now_ns > u->accrued_ns ? (double)(now_ns - u->accrued_ns) / 1e9 : 0;
     if (now_ns > u->accrued_ns)
         u->accrued_ns = now_ns;
     decay(u, dt);
     u->w_tokens += tokens;
-    if (u->cost_per_hour > 0 && dt > 0) {
-        double c = u->cost_per_hour * dt / 3600.0;
-        u->cost += c;
-        u->w_cost += c;
-        if (u->w_tokens < 1)
-            u->idle_cost += c; /* nothing to charge it to in the window */
+    if (u->cost_per_hour > 0) {
+        u->cost += u->cost_per_hour * dt / 3600.0;
+        double b = u->cost_per_hour * busy_s / 3600.0;
+        u->busy_cost += b;
+        u->w_cost += b;
+        u->idle_cost = u->cost > u->busy_cost ? u->cost - u->busy_cost : 0;
     }
     update_rate(u);
 }
 
 void podutil_accrue(struct podutil *u, uint64_t now_ns)
 {
-    accrue(u, now_ns, 0);
+    accrue(u, now_ns, 0, 0);
 }
 
 static double counter_delta(uint64_t now, uint64_t prev)
@@ -65,18 +66,18 @@ static double counter_delta(uint64_t now, uint64_t prev)
 
 void podutil_scrape(struct podutil *u, const struct engine_load *el, uint64_t now_ns)
 {
-    double tokens = 0;
+    double tokens = 0, busy = 0;
     double dt = now_ns > u->last_ns ? (double)(now_ns - u->last_ns) / 1e9 : 0;
     u->last_ns = now_ns;
     if (el->have & HAVE_RUNNING) {
         double busy_now = el->running > 0;
         u->occupancy = el->running / (double)u->max_num_seqs;
         if (u->have_prev & 1) {
-            double b = dt * (busy_now + (u->prev_running > 0)) / 2;
+            busy = dt * (busy_now + (u->prev_running > 0)) / 2;
             u->seconds += dt;
-            u->busy_seconds += b;
+            u->busy_seconds += busy;
             u->w_seconds += dt;
-            u->w_busy += b;
+            u->w_busy += busy;
         }
         u->prev_running = el->running;
         u->have_prev |= 1;
@@ -98,7 +99,7 @@ void podutil_scrape(struct podutil *u, const struct engine_load *el, uint64_t no
         u->prev_hits = (el->have & HAVE_PREFIX) ? el->prefix_hits : 0;
         u->have_prev |= 2;
     }
-    accrue(u, now_ns, tokens);
+    accrue(u, now_ns, busy, tokens);
 }
 
 double podutil_rate(const struct podutil *u)

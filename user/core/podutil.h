@@ -14,17 +14,20 @@
  * Counter resets (an engine restart) are taken as a restart from 0: the
  * delta is the new value.
  *
- * Cost: the pod's cost per hour accrues over wall time, whether it is
- * busy or not. Attribution rule: the cost of a pod over an interval is
- * split over the tokens it computed in that interval (prefill of uncached
- * tokens plus decode, its own counters: every sender's tokens, other
- * gateway replicas' included), so a token costs rate = cost / computed
- * tokens, with both taken as moving sums over `window` seconds; a request
- * is charged (its uncached prompt tokens + its completion tokens) x its
- * pod's rate when it ends. An idle pod's cost therefore lands on the next
- * tokens it computes within the window, and a pod that computes nothing
- * for a whole window has no rate (-1): its cost is counted as idle cost
- * (podutil.idle_cost), which no request is charged for. */
+ * Cost: the pod's price per hour accrues over wall time, busy or not
+ * (cost). Attribution rule: what the pod cost while it had running
+ * requests (busy_cost: price x busy seconds) is split over the tokens it
+ * computed meanwhile (prefill of uncached tokens plus decode, from its own
+ * counters: every sender's tokens, other gateway replicas' included), so a
+ * computed token costs rate = busy cost / computed tokens, both as moving
+ * sums over `window` seconds (10); a request is charged (its uncached
+ * prompt tokens + its completion tokens) x its pod's rate when it ends.
+ * What the pod cost while idle (idle_cost = cost - busy_cost) is charged
+ * to no request: it is capacity paid for and not used, reported apart.
+ * So a policy that makes the pods compute less for the same answers (cache
+ * hits) or batch more tokens into each busy second costs less per token,
+ * while the fleet's bill (cost) is what it is; at a fixed load the saving
+ * shows as idle cost, the headroom to serve more. */
 #ifndef KVGATE_CORE_PODUTIL_H
 #define KVGATE_CORE_PODUTIL_H
 
@@ -35,11 +38,11 @@ struct engine_load;
 struct podutil {
     double cost_per_hour;      /* < 0: unpriced */
     uint32_t max_num_seqs;
-    double window_s;           /* the rate's window (60) */
+    double window_s;           /* the rate's window (10 s) */
     /* totals since the pod was added (exported as counters) */
     double seconds, busy_seconds;
     double prefill_computed, prefill_cached, decoded;
-    double cost, idle_cost;
+    double cost, busy_cost, idle_cost;
     /* now */
     double occupancy;          /* running / max_num_seqs, last scrape */
     double busy_ratio;         /* busy seconds / seconds over the window */

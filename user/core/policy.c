@@ -436,6 +436,7 @@ void policy_pick(const struct policy_cfg *cfg, const struct pod_snapshot *s,
                  : cfg->mode == POLICY_TOKEN_LOAD ? pick_token_load(c, n, in, &shadow)
                                                   : pick_simple(cfg->mode, c, n, st, in->rand);
         out->shadow_idx = c[sp].idx;
+        out->shadow_prefix_blocks = in->match ? in->match[c[sp].slot] : 0;
     }
     out->status = ROUTE_OK;
     out->idx = c[pos].idx;

@@ -143,6 +143,7 @@ struct route_decision {
     uint32_t candidates;
     uint32_t stale;         /* candidates with stale metrics */
     uint32_t prefix_blocks; /* chosen pod's match */
+    uint32_t shadow_prefix_blocks; /* shadow mode: the shadow pick's match */
     uint32_t blocks;        /* ... out of this many (route_input.nkeys) */
     double score;
     double eta_ms;          /* token-load: the chosen pod's estimated wait for the

@@ -266,7 +266,8 @@ void accesslog_write(struct accesslog *a, const struct gw_request *r)
         if (r->d.ejected)
             sbuf_printf(&b, ",\"ejected\":%u", r->d.ejected); /* candidates left out */
         if (r->d.shadow_idx >= 0)
-            sbuf_printf(&b, ",\"shadow_agrees\":%s", r->d.shadow_idx == r->d.idx ? "true" : "false");
+            sbuf_printf(&b, ",\"shadow_agrees\":%s,\"shadow_prefix_blocks\":%u",
+                        r->d.shadow_idx == r->d.idx ? "true" : "false", r->d.shadow_prefix_blocks);
     }
     if (r->tokens.src != GW_USAGE_NONE) /* accounting.h */
         sbuf_printf(&b, ",\"prompt_tokens\":%llu,\"cached_tokens\":%llu,"

@@ -59,8 +59,8 @@ void ctl_util_pod_json(struct ctl *c, uint32_t slot, struct sbuf *o)
                 u->busy_ratio, u->occupancy, u->busy_seconds, u->seconds, u->prefill_computed,
                 u->prefill_cached, u->decoded);
     if (u->cost_per_hour >= 0) {
-        sbuf_printf(o, ",\"cost_per_hour\":%g,\"cost\":%.6f,\"idle_cost\":%.6f",
-                    u->cost_per_hour, u->cost, u->idle_cost);
+        sbuf_printf(o, ",\"cost_per_hour\":%g,\"cost\":%.6f,\"busy_cost\":%.6f,\"idle_cost\":%.6f",
+                    u->cost_per_hour, u->cost, u->busy_cost, u->idle_cost);
         if (u->rate >= 0)
             sbuf_printf(o, ",\"cost_per_million_computed_tokens\":%.6g", u->rate * 1e6);
     } else {
@@ -86,6 +86,7 @@ static double fam_value(int i, const struct podutil *u)
     case 6: return u->decoded;
     case 7: return u->cost_per_hour;
     case 8: return u->cost;
+    case 9: return u->busy_cost;
     default: return u->idle_cost;
     }
 }
@@ -111,9 +112,12 @@ void ctl_util_metrics_render(struct ctl *c, struct sbuf *o)
         {"kvgate_pod_cost_per_hour", "gauge", "The pod's price per hour (config).", 1},
         {"kvgate_pod_cost_total", "counter",
          "What the pod cost since it was added (price x wall time, busy or not).", 1},
+        {"kvgate_pod_busy_cost_total", "counter",
+         "Cost accrued while the pod had running requests: what its computed tokens are "
+         "charged.", 1},
         {"kvgate_pod_idle_cost_total", "counter",
-         "Cost accrued while the pod computed no token for a whole minute: charged to no "
-         "request.", 1},
+         "Cost accrued while the pod had no running request: capacity paid for and not used, "
+         "charged to no request.", 1},
     };
     uint64_t now = ev_now_ns();
     for (uint32_t i = 0; i < POD_MAX; i++)
@@ -149,7 +153,7 @@ void ctl_util_metrics_render(struct ctl *c, struct sbuf *o)
     sbuf_puts(o, "kvgate_pool_cost_total");
     prom_value(o, cost);
     prom_head(o, "kvgate_pool_idle_cost_total", "counter",
-              "Cost of the priced pods accrued while they computed nothing.");
+              "Cost of the priced pods accrued while they had no running request.");
     sbuf_puts(o, "kvgate_pool_idle_cost_total");
     prom_value(o, idle);
     for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {

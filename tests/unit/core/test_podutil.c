@@ -79,31 +79,50 @@ TEST(a_first_page_without_tokens_is_no_baseline)
     CHECK_NEAR(u.decoded, 10, 1e-9);
 }
 
-TEST(cost_accrues_and_is_split_over_computed_tokens)
+TEST(busy_cost_is_split_over_computed_tokens)
 {
     struct podutil u;
     podutil_init(&u, 3.6, 256, 0); /* 3.6 an hour: 0.001 a second */
     struct engine_load a = el(1, 0, 0, 0);
     podutil_scrape(&u, &a, 0);
-    podutil_accrue(&u, 10 * S);
-    CHECK_NEAR(u.cost, 0.01, 1e-12);
-    CHECK_NEAR(u.idle_cost, 0.01, 1e-12); /* no token yet: nothing to charge */
     CHECK_NEAR(podutil_rate(&u), -1, 0);
-    /* 1000 computed tokens (1500 prompt, 600 cached, 100 decoded) in the next 10 s */
+    /* 10 s busy (running at both ends), 1000 tokens computed: 1500 prompt,
+     * 600 of them cached, 100 decoded */
     a = el(1, 1500, 600, 100);
+    podutil_scrape(&u, &a, 10 * S);
+    CHECK_NEAR(u.cost, 0.01, 1e-12);
+    CHECK_NEAR(u.busy_cost, 0.01, 1e-12);
+    CHECK_NEAR(u.idle_cost, 0, 1e-12);
+    CHECK_NEAR(podutil_rate(&u), 0.01 / 1000, 1e-12);
+    /* idle at the next scrape: half the interval busy; no tokens */
+    a = el(0, 1500, 600, 100);
     podutil_scrape(&u, &a, 20 * S);
     CHECK_NEAR(u.cost, 0.02, 1e-12);
-    double r = podutil_rate(&u);
-    /* the window's cost (20 s, decayed) over its 1000 tokens */
-    double k1 = exp(-10.0 / 60), want = (0.01 * k1 + 0.01) / 1000;
-    CHECK_NEAR(r, want, 1e-12);
-    /* steady state: cost per token -> cost per second / tokens per second */
-    for (int i = 3; i < 600; i++) {
-        a = el(1, 1500 + (uint64_t)(i - 2) * 1000, 600, 100);
-        podutil_scrape(&u, &a, (uint64_t)i * 10 * S);
-    }
-    CHECK_NEAR(podutil_rate(&u), 0.01 / 1000, 1e-9);
-    CHECK_NEAR(u.idle_cost, 0.01, 1e-12); /* the idle start only */
+    CHECK_NEAR(u.busy_cost, 0.015, 1e-12);
+    CHECK_NEAR(u.idle_cost, 0.005, 1e-12);
+    double k = exp(-10.0 / 10);
+    CHECK_NEAR(podutil_rate(&u), (0.01 * k + 0.005) / (1000 * k), 1e-12);
+    /* time passes with no scrape: it is paid, and idle */
+    podutil_accrue(&u, 30 * S);
+    CHECK_NEAR(u.cost, 0.03, 1e-12);
+    CHECK_NEAR(u.idle_cost, 0.015, 1e-12);
+    /* the same busy time over twice the tokens: half the rate (batching) */
+    struct podutil v;
+    podutil_init(&v, 3.6, 256, 0);
+    a = el(1, 0, 0, 0);
+    podutil_scrape(&v, &a, 0);
+    a = el(1, 2100, 0, 100);
+    podutil_scrape(&v, &a, 10 * S);
+    CHECK_NEAR(podutil_rate(&v), 0.01 / 2200, 1e-12);
+    /* cached tokens cost nothing: 2000 prompt all cached, 100 decoded */
+    struct podutil w;
+    podutil_init(&w, 3.6, 256, 0);
+    a = el(1, 0, 0, 0);
+    podutil_scrape(&w, &a, 0);
+    a = el(1, 2000, 2000, 100);
+    podutil_scrape(&w, &a, 10 * S);
+    CHECK_NEAR(w.prefill_computed, 0, 0);
+    CHECK_NEAR(podutil_rate(&w), 0.01 / 100, 1e-12);
 }
 
 TEST(accrual_is_monotone_in_time)
@@ -123,7 +142,7 @@ int main(void)
     RUN(busy_time_is_the_trapezoid);
     RUN(tokens_computed_and_cached_and_a_restart);
     RUN(a_first_page_without_tokens_is_no_baseline);
-    RUN(cost_accrues_and_is_split_over_computed_tokens);
+    RUN(busy_cost_is_split_over_computed_tokens);
     RUN(accrual_is_monotone_in_time);
     return harness_done();
 }

@@ -324,6 +324,9 @@ TEST(shadow_routes_by_baseline_and_records_the_pick)
     CHECK_EQ(pick(&c, s, "llama", 10, 0, &d), 0); /* round-robin */
     CHECK_EQ(d.mode, POLICY_ROUND_ROBIN);
     CHECK_EQ(d.shadow_idx, 2);                   /* prefix-aware's choice */
+    CHECK_EQ(d.prefix_blocks, 0);                /* what the actual pick held */
+    CHECK_EQ(d.shadow_prefix_blocks, 10);        /* ... and the shadow pick would have */
+    CHECK_EQ(d.arm, ARM_BASELINE);
     snapshot_put(s);
 }
 

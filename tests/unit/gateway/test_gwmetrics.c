@@ -404,6 +404,40 @@ TEST(cached_clamped_to_prompt)
     gw_metrics_free(m);
 }
 
+/* issue 13: shadow mode estimates the hit-rate gain before traffic moves */
+TEST(shadow_prefix_blocks)
+{
+    struct gw_metrics *m = gw_metrics_new();
+    const char *models[] = {"llama"};
+    struct pod_snapshot *s = snap(models, 1, NULL, 0);
+    gw_metrics_served(m, s);
+    static struct gw_request r;
+    for (int i = 0; i < 4; i++) {
+        memset(&r, 0, sizeof(r));
+        snprintf(r.model, sizeof(r.model), "llama");
+        snprintf(r.pod.name, sizeof(r.pod.name), "pod-a");
+        r.status = 200;
+        r.d.status = ROUTE_OK;
+        r.d.idx = 0;
+        r.d.shadow_idx = i < 3 ? 1 : 0; /* disagrees 3 times */
+        r.d.blocks = 10;
+        r.d.prefix_blocks = 2;
+        r.d.shadow_prefix_blocks = i < 3 ? 9 : 2;
+        gw_metrics_request(m, &r);
+    }
+    /* a request without shadow counts nowhere here */
+    r.d.shadow_idx = -1;
+    gw_metrics_request(m, &r);
+    char *p = render(m, s);
+    CHECK_NEAR(sample(p, "kvgate_shadow_prefix_blocks_total{pick=\"actual\"}"), 8, 0);
+    CHECK_NEAR(sample(p, "kvgate_shadow_prefix_blocks_total{pick=\"shadow\"}"), 29, 0);
+    CHECK_NEAR(sample(p, "kvgate_shadow_prefix_blocks_total{pick=\"all\"}"), 40, 0);
+    CHECK_NEAR(sample(p, "kvgate_shadow_decisions_total{agree=\"false\"}"), 3, 0);
+    free(p);
+    free(s);
+    gw_metrics_free(m);
+}
+
 int main(void)
 {
     RUN(bogus_models_get_no_label);
@@ -415,5 +449,6 @@ int main(void)
     RUN(token_counters_by_class_and_arm_bounded);
     RUN(latency_by_class_and_arm_bounded);
     RUN(cached_clamped_to_prompt);
+    RUN(shadow_prefix_blocks);
     return harness_done();
 }
