@@ -121,7 +121,9 @@ if what == "rows":
     tenants = {k[1] for k in rows}; arms = {k[3] for k in rows}
     print("rows:", sorted(rows))
     ok = tenants == {"tenant-0", "tenant-1"} and arms == {"canary", "baseline"} and len(rows) == 4
-    ok = ok and all(r["requests"] > 0 and r["errors"] == 0 for r in rows.values())
+    # every row charged (priced pods), so the cost comparison is not empty
+    ok = ok and all(r["requests"] > 0 and r["errors"] == 0 and (r["cost_per_million_tokens"] or 0) > 0
+                    for r in rows.values())
     sys.exit(0 if ok else 1)
 if what in ("hit", "cpm"):
     key = "hit_rate" if what == "hit" else "cost_per_million_tokens"
@@ -166,7 +168,7 @@ if what == "p99":
             fail(f"{k}: report p99 {rep} s outside ({lo}, {hi}] +- 2.5%")
 sys.exit(1 if bad else 0)
 PY
-check "report: 2 tenants x 2 arms (canary, baseline), no errors" $PY $d/compare.py rows $d
+check "report: 2 tenants x 2 arms (canary, baseline), no errors, each charged a cost" $PY $d/compare.py rows $d
 check "kvgate:hit_rate:ratio = the report's hit_rate (1e-6 relative) per row" $PY $d/compare.py hit $d
 check "kvgate:cost_per_million_tokens = the report's (1e-6 relative) per row" $PY $d/compare.py cpm $d
 check "kvgate:ttft_seconds:p99 in the bucket of the report's p99 (+-2.5%)" $PY $d/compare.py p99 $d
