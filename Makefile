@@ -6,6 +6,9 @@
 #                   too; ends with "N passed, N failed"
 #   make demo       make deps, then podsim and kvgated doing real work,
 #                   figures printed
+#   make observe    make deps, then Prometheus scraping podsim and kvgated
+#                   under load, with scripts/prometheus/kvgate.rules.yml;
+#                   until Ctrl-C (OBSERVE_SECONDS=N: N seconds)
 #   make fuzz       each libFuzzer target FUZZ_SECONDS (600), corpus kept
 #   make asan       build-asan/: binaries and unit tests under ASan + UBSan
 #   make bench      the serving benchmark (bench-quick, bench-overhead: bench/)
@@ -67,7 +70,7 @@ include bench/loadgen/loadgen.mk
 include bpf/bpf.mk
 include dpdk/dpdk.mk
 
-.PHONY: all deps test unit demo clean asan sanitize-bins
+.PHONY: all deps test unit demo observe clean asan sanitize-bins
 all: $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench $(OUT)/kvev_bench $(OUT)/exact_bench \
      $(OUT)/tests/kvsub_probe $(TOK_TOOLS) $(DPDK_BINS)
 
@@ -151,6 +154,10 @@ unit: all
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo.sh
+
+observe: deps
+	$(Q)$(MAKE) --no-print-directory $(BINS)
+	$(Q)scripts/observe.sh
 
 clean:
 	rm -rf $(OUT) $(ASAN_OUT)

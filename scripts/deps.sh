@@ -24,7 +24,7 @@ PKGS=(
   ethtool           # the bypass tier turns veth checksum offload off
   iproute2          # ip netns, veth
   curl jq           # end-to-end tests
-  prometheus        # promtool: validates our Prometheus exposition
+  prometheus        # promtool: validates our exposition and rules; make observe, tests/e2e/prometheus_rules.sh
   python3-zmq python3-msgpack  # a real KV-event consumer in tests
   python3-hpack     # HPACK for the raw HTTP/2 frames of the hostile tier
   nginx haproxy wrk gnuplot-nox  # benchmark baselines and plots

@@ -99,7 +99,7 @@ t_metrics() {
     awk '$1=="kvgate_bypass_done_total{outcome=\"ok\"}" {ok = $2 >= 7} END {exit !ok}' <<<"$m" || return 1
     awk '$1=="kvgate_prefix_match_ratio_count" {ok = $2 >= 8} END {exit !ok}' <<<"$m" || return 1
     grep -q '^kvgate_decisions_total{mode="prefix-aware",reason="prefix"}' <<<"$m" || return 1
-    grep -q '^kvgate_time_to_first_token_seconds_count{model="'$M'",tenant="chat"}' <<<"$m" || return 1
+    grep -q '^kvgate_time_to_first_token_seconds_count{model="'$M'",tenant="chat",class=' <<<"$m" || return 1
 }
 check "/metrics counts the bypass's requests (per path, model, pod, tenant, decision reason, prefix ratio)" t_metrics
 

@@ -74,9 +74,12 @@ static void render_json(const struct report_row *rows, int n, const struct rollo
         num_or_null(o, "ttft_p50_ms", w->ttft_p50, "%.3f");
         num_or_null(o, "ttft_p99_ms", w->ttft_p99, "%.3f");
         num_or_null(o, "itl_p50_ms", w->itl_p50, "%.3f");
-        num_or_null(o, "hit_rate", w->hit_rate, "%.4f");
-        sbuf_printf(o, ",\"tokens_per_s\":%.3f,\"cost\":%.6g", w->tokens_per_s, w->cost);
-        num_or_null(o, "cost_per_million_tokens", w->cost_per_mtok, "%.6g");
+        /* ten significant digits: Prometheus's rules over the same
+         * counters (scripts/prometheus/kvgate.rules.yml) are compared with
+         * these to 1e-6 (tests/e2e/prometheus_rules.sh) */
+        num_or_null(o, "hit_rate", w->hit_rate, "%.10g");
+        sbuf_printf(o, ",\"tokens_per_s\":%.3f,\"cost\":%.10g", w->tokens_per_s, w->cost);
+        num_or_null(o, "cost_per_million_tokens", w->cost_per_mtok, "%.10g");
         row_verdict(st, w, verdict, sizeof(verdict));
         sbuf_puts(o, ",\"rollout\":");
         jstr(o, verdict);

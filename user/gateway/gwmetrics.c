@@ -21,7 +21,8 @@
 
 #define MAX_MODELS 64
 #define MAX_TENANTS 256
-#define MAX_MT 1024    /* (model, tenant) series */
+#define MAX_MT 1024    /* latency series (model, tenant, class, arm); the last slot is
+                        * kept for the overflow series, labels "other" */
 #define MAX_REQ 4096   /* (model, pod, status) series */
 #define MAX_NAMED 1024 /* small labelled counters */
 #define MAX_CLASSES 32 /* workload classes (client-chosen through a header) */
@@ -37,8 +38,12 @@ static const double ADDED_BUCKETS[] = {1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1
                                        2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1};
 #define NB(a) ((int)(sizeof(a) / sizeof(a[0])))
 
+/* Latency histograms by model, tenant, class and arm: the labels of the
+ * token counters (less estimated), so that a TTFT quantile per tenant and
+ * arm sits next to the hit rate and cost of the same requests. */
 struct mt_series {
-    char model[128], tenant[128];
+    char model[128], tenant[128], wclass[64];
+    const char *arm; /* static text; NULL: slot unused */
     struct hist ttft, itl, e2e;
 };
 
@@ -225,20 +230,44 @@ static const char *model_label(struct gw_metrics *m, const char *model)
     return bounded(m->models, &m->nmodels, MAX_MODELS, model);
 }
 
-static struct mt_series *mt_get(struct gw_metrics *m, const char *model, const char *tenant)
+static void mt_init(struct mt_series *s, const char *model, const char *tenant,
+                    const char *wclass, const char *arm)
 {
-    for (uint32_t i = 0; i < m->nmt; i++)
-        if (!strcmp(m->mt[i].model, model) && !strcmp(m->mt[i].tenant, tenant))
-            return &m->mt[i];
-    if (m->nmt == MAX_MT)
-        return NULL;
-    struct mt_series *s = &m->mt[m->nmt++];
     snprintf(s->model, sizeof(s->model), "%s", model);
     snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
+    snprintf(s->wclass, sizeof(s->wclass), "%s", wclass);
+    s->arm = arm;
     hist_init(&s->ttft, VLLM_TTFT_BUCKETS, VLLM_TTFT_NBUCKETS);
     hist_init(&s->itl, VLLM_ITL_BUCKETS, VLLM_ITL_NBUCKETS);
     hist_init(&s->e2e, VLLM_E2E_BUCKETS, VLLM_E2E_NBUCKETS);
+}
+
+/* The latency series for these labels; past MAX_MT - 1 series, the last
+ * one, every label "other" (so each histogram's totals stay whole). */
+static struct mt_series *mt_get(struct gw_metrics *m, const char *model, const char *tenant,
+                                const char *wclass, const char *arm)
+{
+    for (uint32_t i = 0; i < m->nmt; i++) {
+        struct mt_series *s = &m->mt[i];
+        if (!strcmp(s->arm, arm) && !strcmp(s->model, model) && !strcmp(s->tenant, tenant) &&
+            !strcmp(s->wclass, wclass))
+            return s;
+    }
+    if (m->nmt == MAX_MT - 1) {
+        struct mt_series *s = &m->mt[MAX_MT - 1];
+        if (!s->arm)
+            mt_init(s, "other", "other", "other", "other");
+        return s;
+    }
+    struct mt_series *s = &m->mt[m->nmt++];
+    mt_init(s, model, tenant, wclass, arm);
     return s;
+}
+
+/* r's class label (under m->mu): bounded, "default" when it names none. */
+static const char *class_label(struct gw_metrics *m, const struct gw_request *r)
+{
+    return bounded(m->classes, &m->nclasses, MAX_CLASSES, r->wclass[0] ? r->wclass : "default");
 }
 
 /* The series for these labels; past MAX_TOK - 1 series, the last one,
@@ -342,13 +371,13 @@ void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
     if (r->t_body && r->t_upstream_sent >= r->t_body)
         hist_observe(&m->added, secs(r->t_body, r->t_upstream_sent));
 
+    const char *arm = r->arm ? r->arm : "none";
     if (r->tokens.src != GW_USAGE_NONE) {
-        const char *wclass = bounded(m->classes, &m->nclasses, MAX_CLASSES,
-                                     r->wclass[0] ? r->wclass : "default");
-        struct tok_series *t = tok_get(m, model, tenant, wclass, r->arm ? r->arm : "none",
+        struct tok_series *t = tok_get(m, model, tenant, class_label(m, r), arm,
                                        r->tokens.src == GW_USAGE_ESTIMATED);
         t->prompt += r->tokens.prompt;
-        t->cached += r->tokens.cached;
+        /* of the prompt tokens (core/report.c clamps the same way) */
+        t->cached += r->tokens.cached < r->tokens.prompt ? r->tokens.cached : r->tokens.prompt;
         t->completion += r->tokens.completion;
         if (r->cost >= 0) {
             t->cost += r->cost;
@@ -356,8 +385,10 @@ void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
         }
     }
 
-    struct mt_series *s = mt_get(m, model, tenant);
-    if (s && r->status == 200) {
+    /* latency only for requests a pod answered (routed: they have an
+     * arm); a 404, /health or /v1/models mints no series */
+    if (r->status == 200 && r->arm) {
+        struct mt_series *s = mt_get(m, model, tenant, class_label(m, r), arm);
         if (r->t_first_token && r->t_first_token >= r->t_start)
             hist_observe(&s->ttft, secs(r->t_start, r->t_first_token));
         if (r->t_end >= r->t_start)
@@ -372,8 +403,7 @@ void gw_metrics_labels(struct gw_metrics *m, const struct gw_request *r, char mo
     pthread_mutex_lock(&m->mu);
     snprintf(model, 128, "%s", model_label(m, r->model));
     snprintf(tenant, 128, "%s", bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant));
-    snprintf(wclass, 128, "%s",
-             bounded(m->classes, &m->nclasses, MAX_CLASSES, r->wclass[0] ? r->wclass : "default"));
+    snprintf(wclass, 128, "%s", class_label(m, r));
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -382,9 +412,8 @@ void gw_metrics_itl(struct gw_metrics *m, const struct gw_request *r, double sec
     pthread_mutex_lock(&m->mu);
     const char *model = model_label(m, r->model);
     const char *tenant = bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant);
-    struct mt_series *s = mt_get(m, model, tenant);
-    if (s)
-        hist_observe(&s->itl, seconds);
+    struct mt_series *s = mt_get(m, model, tenant, class_label(m, r), r->arm ? r->arm : "none");
+    hist_observe(&s->itl, seconds);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -461,13 +490,18 @@ static void mt_hist_out(struct sbuf *o, const struct gw_metrics *m, const char *
                         const char *help, size_t off)
 {
     prom_head(o, name, "histogram", help);
-    for (uint32_t i = 0; i < m->nmt; i++) {
+    for (uint32_t i = 0; i < MAX_MT; i++) {
+        const struct mt_series *s = &m->mt[i];
+        if (i >= m->nmt && !(i == MAX_MT - 1 && s->arm))
+            continue;
         struct sbuf l;
         sbuf_init(&l);
-        prom_label(&l, "model", m->mt[i].model, 1);
-        prom_label(&l, "tenant", m->mt[i].tenant, 0);
+        prom_label(&l, "model", s->model, 1);
+        prom_label(&l, "tenant", s->tenant, 0);
+        prom_label(&l, "class", s->wclass, 0);
+        prom_label(&l, "arm", s->arm, 0);
         sbuf_append(&l, "", 1);
-        prom_hist(o, name, l.oom ? "" : l.data, (const struct hist *)((const char *)&m->mt[i] + off));
+        prom_hist(o, name, l.oom ? "" : l.data, (const struct hist *)((const char *)s + off));
         sbuf_free(&l);
     }
 }
@@ -606,13 +640,13 @@ static void render_counters(const struct gw_metrics *m, struct sbuf *o)
          "From the end of the request body to the request written to the pod.");
     prom_hist(o, "kvgate_gateway_added_seconds", "", &m->added);
     mt_hist_out(o, m, "kvgate_time_to_first_token_seconds",
-                "Time to first token as the client saw it, by model and tenant.",
+                "Time to first token as the client saw it, by model, tenant, class and arm.",
                 offsetof(struct mt_series, ttft));
     mt_hist_out(o, m, "kvgate_inter_token_latency_seconds",
-                "Gaps between streamed events as the client saw them, by model and tenant.",
+                "Gaps between streamed events as the client saw them, by model, tenant, class and arm.",
                 offsetof(struct mt_series, itl));
     mt_hist_out(o, m, "kvgate_e2e_request_latency_seconds",
-                "Whole request latency at the gateway, by model and tenant.",
+                "Whole request latency at the gateway, by model, tenant, class and arm.",
                 offsetof(struct mt_series, e2e));
 }
 

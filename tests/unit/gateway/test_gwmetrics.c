@@ -59,6 +59,8 @@ static void request(struct gw_metrics *m, const char *model, const char *tenant,
     r.d.idx = -1;
     r.d.shadow_idx = -1;
     r.status = status;
+    if (status == 200)
+        r.arm = "round-robin"; /* routed: it gets latency series */
     r.t_start = 1;
     r.t_end = 2;
     gw_metrics_request(m, &r);
@@ -261,7 +263,8 @@ TEST(token_counters_by_class_and_arm_bounded)
                           "arm=\"prefix-aware\",estimated=\"false\"}"), 12);
     CHECK_EQ(sample(page, "kvgate_completion_tokens_total{model=\"m\",tenant=\"t\",class=\"c1\","
                           "arm=\"prefix-aware\",estimated=\"true\"}"), 5);
-    CHECK(strstr(page, "arm=\"canary\"") == NULL);
+    /* no token series for it (its latency series has one: it was answered) */
+    CHECK(strstr(page, "_tokens_total{model=\"m\",tenant=\"t\",class=\"c1\",arm=\"canary\"") == NULL);
     free(page);
     /* 40 classes: 32 named, then "other" */
     for (int i = 0; i < 40; i++) {
@@ -294,6 +297,108 @@ TEST(token_counters_by_class_and_arm_bounded)
     for (const char *l = page; (l = strstr(l, "\nkvgate_completion_tokens_total{")); l++)
         series++;
     CHECK_EQ(series, 4096);
+    free(page);
+    free(sn);
+    gw_metrics_free(m);
+}
+
+static void ttft_request(struct gw_metrics *m, const char *tenant, const char *wclass,
+                         const char *arm, int status, double ttft_s)
+{
+    static struct gw_request r;
+    memset(&r, 0, sizeof(r));
+    strcpy(r.model, "m");
+    snprintf(r.tenant, sizeof(r.tenant), "%s", tenant);
+    snprintf(r.wclass, sizeof(r.wclass), "%s", wclass);
+    r.arm = arm;
+    r.d.idx = -1;
+    r.d.shadow_idx = -1;
+    r.status = status;
+    r.t_start = 1000;
+    r.t_first_token = 1000 + (uint64_t)(ttft_s * 1e9);
+    r.t_end = r.t_first_token + 1;
+    gw_metrics_request(m, &r);
+}
+
+/* The latency histograms carry the token counters' labels (less
+ * estimated), so a TTFT quantile per tenant and arm can be recorded next to
+ * the hit rate and cost (scripts/prometheus/kvgate.rules.yml); a 404 mints
+ * no series; past the bound, one overflow series keeps the totals whole. */
+TEST(latency_by_class_and_arm_bounded)
+{
+    struct gw_metrics *m = gw_metrics_new();
+    const char *served[] = {"m"};
+    struct pod_snapshot *sn = snap(served, 1, NULL, 0);
+    gw_metrics_served(m, sn);
+    ttft_request(m, "t1", "chat", "canary", 200, 0.03);
+    ttft_request(m, "t1", "chat", "canary", 200, 0.07);
+    ttft_request(m, "t1", "chat", "baseline", 200, 0.3);
+    ttft_request(m, "t1", "", "baseline", 200, 0.3);  /* class "default" */
+    ttft_request(m, "t2", "chat", "canary", 404, 0.01); /* no series */
+    ttft_request(m, "t3", "chat", NULL, 200, 0.01);     /* not routed: none */
+    static struct gw_request r; /* an inter-token gap, on its request's series */
+    memset(&r, 0, sizeof(r));
+    strcpy(r.model, "m");
+    strcpy(r.tenant, "t1");
+    strcpy(r.wclass, "chat");
+    r.arm = "canary";
+    gw_metrics_itl(m, &r, 0.02);
+    char *page = render(m, sn);
+    const char *L = "model=\"m\",tenant=\"t1\",class=\"chat\",arm=\"canary\"";
+    char k[256];
+    snprintf(k, sizeof(k), "kvgate_time_to_first_token_seconds_bucket{%s,le=\"0.04\"}", L);
+    CHECK_EQ(sample(page, k), 1);
+    snprintf(k, sizeof(k), "kvgate_time_to_first_token_seconds_bucket{%s,le=\"0.08\"}", L);
+    CHECK_EQ(sample(page, k), 2);
+    snprintf(k, sizeof(k), "kvgate_time_to_first_token_seconds_count{%s}", L);
+    CHECK_EQ(sample(page, k), 2);
+    snprintf(k, sizeof(k), "kvgate_inter_token_latency_seconds_count{%s}", L);
+    CHECK_EQ(sample(page, k), 1);
+    snprintf(k, sizeof(k), "kvgate_e2e_request_latency_seconds_count{%s}", L);
+    CHECK_EQ(sample(page, k), 2);
+    CHECK_EQ(sample(page, "kvgate_time_to_first_token_seconds_count{model=\"m\",tenant=\"t1\","
+                          "class=\"chat\",arm=\"baseline\"}"), 1);
+    CHECK_EQ(sample(page, "kvgate_time_to_first_token_seconds_count{model=\"m\",tenant=\"t1\","
+                          "class=\"default\",arm=\"baseline\"}"), 1);
+    CHECK(strstr(page, "tenant=\"t2\"") == NULL);
+    CHECK(strstr(page, "tenant=\"t3\"") == NULL);
+    free(page);
+    /* 256 tenants x 8 classes x 2 arms: far more label sets than 1024 */
+    double want = 4;
+    for (int t = 0; t < 256; t++)
+        for (int c = 0; c < 8; c++)
+            for (int a = 0; a < 2; a++) {
+                char tn[16], cn[16];
+                snprintf(tn, sizeof(tn), "T%d", t);
+                snprintf(cn, sizeof(cn), "class-%d", c);
+                ttft_request(m, tn, cn, a ? "canary" : "baseline", 200, 0.05);
+                want += 1;
+            }
+    page = render(m, sn);
+    CHECK_EQ(family_sum(page, "kvgate_time_to_first_token_seconds_count"), want);
+    CHECK(sample(page, "kvgate_time_to_first_token_seconds_count{model=\"other\",tenant=\"other\","
+                       "class=\"other\",arm=\"other\"}") > 0);
+    size_t series = 0;
+    for (const char *l = page; (l = strstr(l, "\nkvgate_time_to_first_token_seconds_count{")); l++)
+        series++;
+    CHECK_EQ(series, 1024);
+    free(page);
+    free(sn);
+    gw_metrics_free(m);
+}
+
+/* The cached-prompt counter never exceeds the prompt counter (a pod that
+ * reports more cached than prompt tokens is clamped, as the report does). */
+TEST(cached_clamped_to_prompt)
+{
+    struct gw_metrics *m = gw_metrics_new();
+    const char *served[] = {"m"};
+    struct pod_snapshot *sn = snap(served, 1, NULL, 0);
+    gw_metrics_served(m, sn);
+    tok_request(m, "t", "c", "prefix-aware", GW_USAGE_REPORTED, 10, 1, 25);
+    char *page = render(m, sn);
+    CHECK_EQ(sample(page, "kvgate_cached_prompt_tokens_total{model=\"m\",tenant=\"t\",class=\"c\","
+                          "arm=\"prefix-aware\",estimated=\"false\"}"), 10);
     free(page);
     free(sn);
     gw_metrics_free(m);
@@ -342,6 +447,8 @@ int main(void)
     RUN(local_errno_classes);
     RUN(decisions_by_mode_and_index);
     RUN(token_counters_by_class_and_arm_bounded);
+    RUN(latency_by_class_and_arm_bounded);
+    RUN(cached_clamped_to_prompt);
     RUN(shadow_prefix_blocks);
     return harness_done();
 }
