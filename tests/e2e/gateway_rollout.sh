@@ -110,8 +110,6 @@ check "the report names the tenant and the measure on batch's rows" \
     jq_true "$rep" '[.rows[] | select(.tenant == "batch") | .rollout == "rolled back: tenant batch ttft_p99"] | length > 0 and all'
 check "... and not on chat's" \
     jq_true "$rep" '[.rows[] | select(.tenant == "chat") | .rollout | startswith("rolled back") | not] | all'
-check "the report's canary and baseline rows: batch's canary TTFT p99 the worse" \
-    jq_true "$rep" '([.rows[] | select(.tenant == "batch" and .arm == "canary")][0].ttft_p99_ms) > ([.rows[] | select(.tenant == "batch" and .arm == "baseline")][0].ttft_p99_ms)'
 # after the rollback nothing is routed by the canary (the log's line comes
 # at a request's end: let the ones decided before the rollback finish)
 sleep 3

@@ -23,6 +23,17 @@ pods() { curl -s "http://127.0.0.1:$GW_ADMIN/admin/pods"; }
 u() { pods | jq -r ".[] | select(.name == \"$1\") | .utilisation.$2"; }
 # a few streamed requests to each pod through the gateway
 body='{"model":"meta-llama/Llama-3.1-8B-Instruct","prompt":"'$(printf 'w%.0s ' $(seq 1 600))'","max_tokens":40,"ignore_eos":true}'
+# first one request straight to each pod: a pod's cost rate is known from
+# its first scrape that shows computed tokens (a request that ends before
+# that is not charged), and it counts everyone's tokens, not only ours
+cp=()
+for i in 0 1 2; do
+    curl -s -o /dev/null -H 'content-type: application/json' -d "$body" "http://127.0.0.1:$((PODSIM_PORT + i))/v1/completions" &
+    cp+=($!)
+done
+wait "${cp[@]}"
+priced() { pods | jq -e '[.[] | select(.name != "p2") | .utilisation.cost_per_million_computed_tokens > 0] | all and length == 2'; }
+check "the priced pods have a cost rate once they computed tokens" wait_until 10 priced
 cp=()
 for i in 1 2 3 4 5 6; do
     curl -s -o /dev/null -H 'content-type: application/json' -d "$body" "http://127.0.0.1:$GW_PORT/v1/completions" &
@@ -43,7 +54,7 @@ settled() {
 }
 check "decode tokens equal the pods' own counters" wait_until 10 settled
 total_dec=$(pods | jq '[.[].utilisation.decode_tokens] | add')
-check "240 tokens generated in all (6 x 40)" test "$total_dec" = 240
+check "360 tokens generated in all (3 + 6 requests x 40)" test "$total_dec" = 360
 comp() {
     local i ok=1
     for i in 0 1 2; do
@@ -82,7 +93,7 @@ check "report: 6 requests in one row (model, tenant none, class default, arm pre
     jq_true "$rep" '.rows | length == 1 and .[0].requests == 6 and .[0].tenant == "none" and .[0].class == "default" and .[0].arm == "prefix-aware"'
 sum_metric() { awk -v k="$1" 'index($0, k"{")==1 {s += $2} END {printf "%.9g\n", s}' <<<"$m"; }
 m=$(curl -s "http://127.0.0.1:$GW_ADMIN/metrics")
-check "report completion tokens = kvgate_completion_tokens_total (240)" \
+check "report completion tokens = kvgate_completion_tokens_total (240, the gateway's 6)" \
     test "$(jq '.rows[0].completion_tokens' <<<"$rep")" = "$(sum_metric kvgate_completion_tokens_total)"
 check "report cost = kvgate_cost_total" \
     awk -v a="$(jq '.rows[0].cost' <<<"$rep")" -v b="$(sum_metric kvgate_cost_total)" 'BEGIN{exit !(a > 0 && (a - b) < 1e-6 && (b - a) < 1e-6)}'

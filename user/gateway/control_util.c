@@ -12,9 +12,9 @@
 #include "gateway/control_priv.h"
 
 /* the pod's price and batch limit as the config says now (reloads) */
-static void refresh(struct cpod *p)
+static void refresh(const struct ctl *c, struct cpod *p)
 {
-    p->util.cost_per_hour = gw_pod_cost_per_hour(&p->ctl->cfg, &p->cfg);
+    p->util.cost_per_hour = gw_pod_cost_per_hour(&c->cfg, &p->cfg);
     p->util.max_num_seqs = p->cfg.max_num_seqs ? p->cfg.max_num_seqs : 256;
 }
 
@@ -35,7 +35,7 @@ void ctl_util_added(struct cpod *p)
 
 void ctl_util_scraped(struct cpod *p, const struct engine_load *el)
 {
-    refresh(p);
+    refresh(p->ctl, p);
     if (el)
         podutil_scrape(&p->util, el, ev_now_ns());
     else
@@ -50,7 +50,7 @@ void ctl_util_pod_json(struct ctl *c, uint32_t slot, struct sbuf *o)
         sbuf_puts(o, "null");
         return;
     }
-    refresh(p);
+    refresh(c, p);
     podutil_accrue(&p->util, ev_now_ns());
     const struct podutil *u = &p->util;
     sbuf_printf(o, "{\"busy_ratio\":%.4f,\"batch_occupancy\":%.4f,\"busy_seconds\":%.3f,"
@@ -122,7 +122,7 @@ void ctl_util_metrics_render(struct ctl *c, struct sbuf *o)
     uint64_t now = ev_now_ns();
     for (uint32_t i = 0; i < POD_MAX; i++)
         if (c->pods[i]) {
-            refresh(c->pods[i]);
+            refresh(c, c->pods[i]);
             podutil_accrue(&c->pods[i]->util, now);
         }
     /* the pool: every pod the table holds */
