@@ -406,9 +406,13 @@ void gw_request_done(struct gw *g, struct gw_request *r)
     if (!r->t_end)
         r->t_end = ev_now_ns();
     r->outcome = outcome_of(r);
-    r->cost = request_cost(g, r);
+    if (!g->cfg.accounting) /* accounting.enabled off (config.c): no tokens, cost or books */
+        r->tokens.src = GW_USAGE_NONE;
+    r->cost = g->cfg.accounting ? request_cost(g, r) : -1;
     gw_metrics_request(g->metrics, r);
     accesslog_write(g->alog, r);
+    if (!g->cfg.accounting)
+        return;
     if (r->d.status != ROUTE_OK || r->d.idx < 0 || !r->pod.name[0])
         return; /* never reached a pod: the report and the rollout judge pods' work */
     struct ro_sample s;
