@@ -92,7 +92,7 @@ static int build_stream(char *b, size_t cap, int ntok, int with_usage, size_t *o
 /* the relay's acct_answer_event, as accounting.c has it */
 static int answer_event(const char *e, size_t n, struct usage *u)
 {
-    if (!memmem(e, n, "\"usage\"", 7))
+    if (!usage_key_in(e, n))
         return 0;
     int only = 0;
     return usage_sse_event(e, n, u, &only);
