@@ -53,12 +53,16 @@ OVERHEAD_ACCT_ENV ?= OVH_REPEATS=7 OVH_SAT_S=6 OVH_SLICES=3 OVH_LAT_S=1 OVH_WORK
     OVH_ACCT=1 OVH_BASELINES="" OVH_SIZES=1024 OVH_MODES="plain stream nousage" \
     OVH_RSS=0 OVH_DECISION=0
 
-.PHONY: bench-overhead bench-overhead-acct decision-bench
+.PHONY: bench-overhead bench-overhead-acct bench-overhead-acct-aa decision-bench
 bench-overhead: $(OVERHEAD_DEPS)
 	$(Q)$(OVERHEAD_ENV) bench/overhead/run $(OVERHEAD_NAME)
 
 bench-overhead-acct: $(OVERHEAD_DEPS)
 	$(Q)$(OVERHEAD_ACCT_ENV) bench/overhead/run $(OVERHEAD_ACCT_NAME)
+
+# the same with accounting on in both targets: the noise floor of the comparison
+bench-overhead-acct-aa: $(OVERHEAD_DEPS)
+	$(Q)$(OVERHEAD_ACCT_ENV) OVH_ACCT_AA=1 bench/overhead/run $(OVERHEAD_ACCT_NAME)-aa
 
 decision-bench: $(OUT)/decision_bench
 	$(Q)$(OUT)/decision_bench

@@ -481,6 +481,11 @@ def main():
     if acct_targets:
         add("## Accounting on / off (issue 13)")
         add("")
+        if meta.get("accounting_aa"):
+            add("**A/A calibration run (OVH_ACCT_AA=1): both targets have accounting ON**; "
+                "`off` below is a second, identical kvgated. Every ratio's distance from "
+                "1.00 is the machine's noise, not accounting.")
+            add("")
         add("The same kvgated binary twice, `kvgated-wN` with `{\"accounting\": {\"enabled\": "
             "true}}` and `kvgated-noacct-wN` with `false` (README, \"Token accounting\"), in the "
             "same repeats and rotation as every other target. Per repeat: req/s on / off and "
