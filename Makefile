@@ -71,7 +71,7 @@ include bpf/bpf.mk
 include dpdk/dpdk.mk
 
 .PHONY: all deps test unit demo observe clean asan sanitize-bins
-all: $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench $(OUT)/kvev_bench $(OUT)/exact_bench \
+all: $(BINS) $(UNIT_BINS) bpf-tests $(OUT)/decision_bench $(OUT)/kvev_bench $(OUT)/usage_bench $(OUT)/exact_bench \
      $(OUT)/tests/kvsub_probe $(TOK_TOOLS) $(DPDK_BINS)
 
 # benchmarks (not part of `make test`): make bench, bench-quick, bench-overhead

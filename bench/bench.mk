@@ -49,6 +49,18 @@ $(OUT)/kvev_bench: bench/micro/kvev_bench.c tests/kvev_pack.h $(OUT)/libcore.a $
 kvev-bench: $(OUT)/kvev_bench
 	$(Q)$(OUT)/kvev_bench
 
+# Issue 13: what token accounting costs per answer, one thread (the usage
+# scan of a non-streamed body and of a stream's events, the report book):
+# bench/micro/usage_bench.c. `make usage-bench`.
+$(OUT)/usage_bench: bench/micro/usage_bench.c $(OUT)/libcore.a $(OUT)/libcommon.a
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS) bench/micro/usage_bench.c $(OUT)/libcore.a \
+	    $(OUT)/libcommon.a -o $@ $(LDLIBS)
+
+.PHONY: usage-bench
+usage-bench: $(OUT)/usage_bench
+	$(Q)$(OUT)/usage_bench
+
 # Issue 11: the routing decision with tokenizing included (gw_route itself,
 # bench/micro/exact_bench.c), at 8 and 64 pods, 1 KB and 220 KB prompts;
 # podsim's pseudo-tokenizer, then Llama 3.1's BPE when the tok tier has

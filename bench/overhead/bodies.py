@@ -4,9 +4,11 @@ exact byte size, in G groups that share a system prompt (so prefix-aware
 routing has prefixes to find), each with its own question.
 
 usage: bodies.py OUTDIR SIZE_BYTES N GROUPS MAX_TOKENS
-Writes OUTDIR/{plain,stream}-I.json and OUTDIR/{plain,stream}.list (one path
-a line, for post.lua). "stream" bodies add "stream": true and
-"stream_options": {"include_usage": true}; both set ignore_eos.
+Writes OUTDIR/{plain,stream,nousage}-I.json and OUTDIR/{plain,stream,
+nousage}.list (one path a line, for post.lua). "stream" bodies add
+"stream": true and "stream_options": {"include_usage": true}; "nousage"
+bodies "stream": true alone (the pod sends no usage: kvgated estimates
+the tokens, issue 13); all set ignore_eos.
 """
 import json
 import os
@@ -25,13 +27,14 @@ def words(rng, nbytes):
     return " ".join(out)[:nbytes]
 
 
-def body(system, question, max_tokens, stream, pad):
+def body(system, question, max_tokens, kind, pad):
     d = {"model": MODEL,
          "messages": [{"role": "system", "content": system},
                       {"role": "user", "content": question + pad}],
          "max_tokens": max_tokens, "ignore_eos": True}
-    if stream:
+    if kind != "plain":
         d["stream"] = True
+    if kind == "stream":
         d["stream_options"] = {"include_usage": True}
     return json.dumps(d, separators=(",", ":"))
 
@@ -45,15 +48,15 @@ def main():
     # takes the rest, then the question is padded to the exact size
     syslen = max(16, size - qlen - 260)
     systems = [words(rng, syslen) for _ in range(groups)]
-    for kind in ("plain", "stream"):
+    for kind in ("plain", "stream", "nousage"):
         paths = []
         for i in range(n):
             q = f"question {i}: " + words(rng, qlen)
-            b = body(systems[i % groups], q, max_tokens, kind == "stream", "")
+            b = body(systems[i % groups], q, max_tokens, kind, "")
             short = size - len(b)
             if short < 0:
                 sys.exit(f"bodies.py: size {size} too small")
-            b = body(systems[i % groups], q, max_tokens, kind == "stream", "x" * short)
+            b = body(systems[i % groups], q, max_tokens, kind, "x" * short)
             assert len(b) == size, (len(b), size)
             p = os.path.join(outdir, f"{kind}-{i}.json")
             with open(p, "w") as f:

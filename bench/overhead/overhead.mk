@@ -9,12 +9,20 @@
 #
 # Targets:
 #   bench-overhead   bench/overhead/run with a shorter set that fits in about
-#                    5 minutes on 2 cores: 3 repeats of 3 s saturation + 2 s
+#                    8 minutes on 2 cores: 3 repeats of 3 s saturation + 2 s
 #                    latency runs, kvgated and nginx with 2 workers only,
-#                    decision bench in its quick mode. Writes
+#                    kvgated with accounting on and off (issue 13: OVH_ACCT),
+#                    non-streamed, streamed with include_usage and streamed
+#                    without, decision bench in its quick mode. Writes
 #                    bench/results/$(OVERHEAD_NAME)/overhead.{md,json}.
 #                    The full run (1 and 2 workers, 10 s runs, ~16 min):
 #                    bench/overhead/run
+#   bench-overhead-acct  issue 13's comparison alone, tighter: kvgated with
+#                    accounting on / off only (no direct, nginx, RSS or
+#                    decision bench), 1 KiB bodies (where accounting's
+#                    share of a request is largest), the three modes,
+#                    7 repeats of 6 s; ~6 minutes. Writes
+#                    bench/results/$(OVERHEAD_ACCT_NAME)/overhead.{md,json}.
 #   decision-bench   build and run $(OUT)/decision_bench (8, 64, 512 pods)
 #   $(OUT)/decision_bench
 
@@ -38,11 +46,23 @@ OVERHEAD_DEPS := $(OUT)/kvgated $(OUT)/kvgate-podsim $(OUT)/decision_bench
 endif
 
 OVERHEAD_NAME ?= $(shell date +%F)-overhead-quick
-OVERHEAD_ENV ?= OVH_REPEATS=3 OVH_SAT_S=3 OVH_SLICES=3 OVH_LAT_S=2 OVH_WORKERS=2 OVH_QUICK=1
+OVERHEAD_ENV ?= OVH_REPEATS=3 OVH_SAT_S=3 OVH_SLICES=3 OVH_LAT_S=2 OVH_WORKERS=2 OVH_QUICK=1 \
+    OVH_ACCT=1 OVH_MODES="plain stream nousage"
+OVERHEAD_ACCT_NAME ?= $(shell date +%F)-overhead-accounting
+OVERHEAD_ACCT_ENV ?= OVH_REPEATS=7 OVH_SAT_S=6 OVH_SLICES=3 OVH_LAT_S=1 OVH_WORKERS=2 \
+    OVH_ACCT=1 OVH_BASELINES="" OVH_SIZES=1024 OVH_MODES="plain stream nousage" \
+    OVH_RSS=0 OVH_DECISION=0
 
-.PHONY: bench-overhead decision-bench
+.PHONY: bench-overhead bench-overhead-acct bench-overhead-acct-aa decision-bench
 bench-overhead: $(OVERHEAD_DEPS)
 	$(Q)$(OVERHEAD_ENV) bench/overhead/run $(OVERHEAD_NAME)
+
+bench-overhead-acct: $(OVERHEAD_DEPS)
+	$(Q)$(OVERHEAD_ACCT_ENV) bench/overhead/run $(OVERHEAD_ACCT_NAME)
+
+# the same with accounting on in both targets: the noise floor of the comparison
+bench-overhead-acct-aa: $(OVERHEAD_DEPS)
+	$(Q)$(OVERHEAD_ACCT_ENV) OVH_ACCT_AA=1 bench/overhead/run $(OVERHEAD_ACCT_NAME)-aa
 
 decision-bench: $(OUT)/decision_bench
 	$(Q)$(OUT)/decision_bench

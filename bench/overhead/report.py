@@ -12,6 +12,7 @@ import statistics
 import sys
 
 RATE_TARGET = 1.0     # requests/s >= 1.0 x nginx
+ACCT_TOL = 0.03       # issue 13: accounting on / off within 3 % (req/s and CPU per request)
 DECISION_TARGET = 5.0  # decision p99 <= 5 us at 64 pods
 
 
@@ -143,7 +144,7 @@ def bottleneck(d, workers, npods, ncpu):
 
 def summarize(recs, meta):
     sizes = sorted({r["size"] for r in recs})
-    modes = [m for m in ("plain", "stream") if any(r["mode"] == m for r in recs)]
+    modes = [m for m in ("plain", "stream", "nousage") if any(r["mode"] == m for r in recs)]
     order = []
     for r in recs:
         if r["target"] not in order:
@@ -204,6 +205,10 @@ def summarize(recs, meta):
                             ratio_to(f"kvgated-base-w{w}")
                     row["cpu_vs_nginx_min"] = min(cr) if cr else None
                     row["cpu_vs_nginx_max"] = max(cr) if cr else None
+                    if t.startswith("kvgated-w") and any(r["target"] == f"kvgated-noacct-w{w}"
+                                                         for r in recs):
+                        # OVH_ACCT (issue 13): accounting on / off, same binary, per repeat
+                        row["acct"] = acct_ratios(by, size, mode, t, f"kvgated-noacct-w{w}", reps)
                 row["bottleneck"] = bottleneck(row, w, npods, ncpu) if sat else "-"
                 cell["sat"].append(row)
 
@@ -223,6 +228,46 @@ def summarize(recs, meta):
                 cell["lat"].append(lrow)
             cells.append(cell)
     return sizes, modes, order, cells
+
+
+def acct_ratios(by, size, mode, on, off, reps):
+    """Accounting on / off per repeat: req/s on / off (>= 1 - ACCT_TOL is
+    within target) and proxy CPU per request on / off (<= 1 + ACCT_TOL)."""
+    rps, cpu, per = [], [], []
+    for rep in reps:
+        a = by.get((size, mode, on, "sat", rep))
+        b = by.get((size, mode, off, "sat", rep))
+        if not (a and b and a["ok"] and b["ok"]):
+            continue
+        x = a["rps"] / b["rps"] if b["rps"] else None
+        y = a["proxy_us_req"] / b["proxy_us_req"] if a["proxy_us_req"] and b["proxy_us_req"] else None
+        if x is not None:
+            rps.append(x)
+        if y is not None:
+            cpu.append(y)
+        per.append({"rep": rep, "rps_on": a["rps"], "rps_off": b["rps"],
+                    "cpu_us_on": a["proxy_us_req"], "cpu_us_off": b["proxy_us_req"],
+                    "rps_ratio": x, "cpu_ratio": y})
+    out = {"repeats": per,
+           "rps_ratio": med(rps), "rps_ratio_min": min(rps, default=None),
+           "rps_ratio_max": max(rps, default=None),
+           "cpu_ratio": med(cpu), "cpu_ratio_min": min(cpu, default=None),
+           "cpu_ratio_max": max(cpu, default=None)}
+    out["rps_met"] = out["rps_ratio"] is not None and out["rps_ratio"] >= 1 - ACCT_TOL
+    out["cpu_met"] = out["cpu_ratio"] is not None and out["cpu_ratio"] <= 1 + ACCT_TOL
+    return out
+
+
+def prom_sum(text, family):
+    """Sum of a family's samples by its `estimated` label ("true" / "false")."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'^%s\{(.*)\} ([0-9.e+]+)$' % re.escape(family), line)
+        if m:
+            e = re.search(r'estimated="(\w+)"', m.group(1))
+            k = e.group(1) if e else "-"
+            out[k] = out.get(k, 0) + float(m.group(2))
+    return out
 
 
 def prom_hist(text, name):
@@ -267,6 +312,8 @@ def kvgated_metrics(raw, order):
             if mm:
                 st[mm.group(1)] = st.get(mm.group(1), 0) + float(mm.group(2))
         m["requests_by_status"] = st
+        for fam in ("kvgate_prompt_tokens_total", "kvgate_completion_tokens_total"):
+            m[fam] = prom_sum(text, fam)
         for fam in ("kvgate_decisions_total", "kvgate_fallbacks_total"):
             m[fam] = {}
             for line in text.splitlines():
@@ -299,7 +346,7 @@ def main():
 
     # ---- targets ----
     rate_targets = []
-    for w in workers:
+    for w in workers if any(t.startswith("nginx") for t in order) else []:
         for size in sizes:
             per_mode, cpu_mode = {}, {}
             for cell in cells:
@@ -315,6 +362,14 @@ def main():
             rate_targets.append({"workers": w, "size": size, "ratios": per_mode, "met": met,
                                  "cpu_ratios": cpu_mode,
                                  "cpu_met": bool(cvals) and all(v >= RATE_TARGET for v in cvals)})
+    acct_targets = []
+    for cell in cells:
+        for row in cell["sat"]:
+            if row.get("acct"):
+                a = row["acct"]
+                acct_targets.append({"workers": row["workers"], "size": cell["size"],
+                                     "mode": cell["mode"], **{k: v for k, v in a.items()
+                                                              if k != "repeats"}})
     dec_target = None
     if dec:
         f64 = {f["caches"]: f for f in dec["fleets"] if f["pods"] == 64}
@@ -335,7 +390,7 @@ def main():
     step_model_us = 7.5 * 1000 * meta.get("time_scale", 0.001)  # 7.5 ms x scale, in us
 
     result = {"meta": meta, "cells": cells, "targets": {"rate_vs_nginx": rate_targets,
-              "decision_p99_64_pods": dec_target}, "decision": dec, "rss": rss,
+              "decision_p99_64_pods": dec_target, "accounting_on_off": acct_targets}, "decision": dec, "rss": rss,
               "time_scale_check": {"model_us_per_step": step_model_us, "measured": ts_out},
               "kvgated_metrics": kvm}
     os.makedirs(outdir, exist_ok=True)
@@ -358,6 +413,18 @@ def main():
     add("")
     add("| target | result | |")
     add("| --- | --- | --- |")
+    mode_name = {"plain": "non-streamed", "stream": "streamed, include_usage",
+                 "nousage": "streamed, no usage (estimated)"}
+    for t in acct_targets:
+        def rr(v, lo, hi):
+            return "-" if v is None else f"{v:.3f} ({lo:.3f}-{hi:.3f})"
+        met = t["rps_met"] and t["cpu_met"]
+        add(f"| accounting on / off within 3 %: req/s >= 0.97, kvgated CPU per request <= 1.03; "
+            f"{size_name(t['size'])}, {mode_name.get(t['mode'], t['mode'])}, {t['workers']} worker(s) "
+            f"| **{'met' if met else 'not met'}** (req/s {'met' if t['rps_met'] else 'not met'}, "
+            f"CPU/req {'met' if t['cpu_met'] else 'not met'}) "
+            f"| req/s on / off {rr(t['rps_ratio'], t['rps_ratio_min'], t['rps_ratio_max'])}; "
+            f"CPU/req on / off {rr(t['cpu_ratio'], t['cpu_ratio_min'], t['cpu_ratio_max'])} |")
     for t in rate_targets:
         rs = ", ".join(f"{m} {fmt(v, 2)}x" for m, v in t["ratios"].items())
         add(f"| requests/s >= 1.0x nginx, {size_name(t['size'])}, {t['workers']} worker(s) "
@@ -390,7 +457,8 @@ def main():
         "(far steadier than req/s here, where wrk, proxy and pods share 2 cores).")
     add("")
     for cell in cells:
-        add(f"### {size_name(cell['size'])} prompt body, {'streaming' if cell['mode'] == 'stream' else 'non-streaming'}")
+        add(f"### {size_name(cell['size'])} prompt body, "
+            f"{ {'stream': 'streaming', 'nousage': 'streaming without include_usage'}.get(cell['mode'], 'non-streaming')}")
         add("")
         add("| target | req/s | min-max | vs nginx | vs direct | pods cores | proxy cores | wrk cores | machine busy | proxy us/req (user+sys) | CPU/req nginx / kvgated | pods us/req | errors | bottleneck |")
         add("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
@@ -409,6 +477,51 @@ def main():
                 add(f"{r['target']} / kvgated-base-w{r['workers']} (OVH_KVGATED_BASE): "
                     f"{r['vs_base']:.2f}x ({r['vs_base_min']:.2f}-{r['vs_base_max']:.2f}) req/s")
                 add("")
+
+    if acct_targets:
+        add("## Accounting on / off (issue 13)")
+        add("")
+        if meta.get("accounting_aa"):
+            add("**A/A calibration run (OVH_ACCT_AA=1): both targets have accounting ON**; "
+                "`off` below is a second, identical kvgated. Every ratio's distance from "
+                "1.00 is the machine's noise, not accounting.")
+            add("")
+        add("The same kvgated binary twice, `kvgated-wN` with `{\"accounting\": {\"enabled\": "
+            "true}}` and `kvgated-noacct-wN` with `false` (README, \"Token accounting\"), in the "
+            "same repeats and rotation as every other target. Per repeat: req/s on / off and "
+            "kvgated's CPU time per request (utime + stime of the process from /proc/PID/stat "
+            "around each slice) on / off; the figure is the median of the per-repeat ratios, "
+            "min-max in brackets. Target: req/s >= 0.97 and CPU per request <= 1.03.")
+        add("")
+        add("| body | mode | workers | req/s on | req/s off | req/s on / off | CPU us/req on | CPU us/req off | CPU/req on / off | per repeat (req/s; CPU) | verdict |")
+        add("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+        for cell in cells:
+            rows = {r["target"]: r for r in cell["sat"]}
+            for r in cell["sat"]:
+                a = r.get("acct")
+                if not a:
+                    continue
+                off = rows.get(f"kvgated-noacct-w{r['workers']}", {})
+                per = " ".join(f"{x['rps_ratio']:.3f};{x['cpu_ratio']:.3f}" for x in a["repeats"]
+                               if x["rps_ratio"] is not None and x["cpu_ratio"] is not None)
+                met = a["rps_met"] and a["cpu_met"]
+                add(f"| {size_name(cell['size'])} | {mode_name.get(cell['mode'], cell['mode'])} "
+                    f"| {r['workers']} | {fmt(r['rps'])} | {fmt(off.get('rps'))} "
+                    f"| {a['rps_ratio']:.3f} ({a['rps_ratio_min']:.3f}-{a['rps_ratio_max']:.3f}) "
+                    f"| {fmt(r['proxy_us_req'], 1)} | {fmt(off.get('proxy_us_req'), 1)} "
+                    f"| {a['cpu_ratio']:.3f} ({a['cpu_ratio_min']:.3f}-{a['cpu_ratio_max']:.3f}) "
+                    f"| {per} | {'met' if met else '**not met**'} |")
+        add("")
+        tok = []
+        for t, m in kvm.items():
+            p = m.get("kvgate_prompt_tokens_total", {})
+            c = m.get("kvgate_completion_tokens_total", {})
+            tok.append(f"{t}: prompt {p.get('false', 0):,.0f} reported + {p.get('true', 0):,.0f} "
+                       f"estimated, completion {c.get('false', 0):,.0f} + {c.get('true', 0):,.0f}")
+        if tok:
+            add("Token counters after the runs (each instance's /metrics; with accounting off "
+                "there are none): " + "; ".join(tok) + ".")
+            add("")
 
     add("## Added latency at a low, paced load")
     add("")

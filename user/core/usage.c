@@ -65,15 +65,15 @@ static void store(struct usage_json *j, unsigned f, uint64_t v)
 static void key_done(struct usage_json *j)
 {
     static const struct {
-        uint8_t depth, field;
+        uint8_t depth, field, len;
         const char *name;
     } K[] = {
-        { 1, F_USAGE, "usage" },
-        { 1, F_CHOICES, "choices" },
-        { 2, F_PROMPT, "prompt_tokens" },
-        { 2, F_COMPLETION, "completion_tokens" },
-        { 2, F_DETAILS, "prompt_tokens_details" },
-        { 3, F_CACHED, "cached_tokens" },
+        { 1, F_USAGE, 5, "usage" },
+        { 1, F_CHOICES, 7, "choices" },
+        { 2, F_PROMPT, 13, "prompt_tokens" },
+        { 2, F_COMPLETION, 17, "completion_tokens" },
+        { 2, F_DETAILS, 21, "prompt_tokens_details" },
+        { 3, F_CACHED, 13, "cached_tokens" },
     };
     j->field = F_NONE;
     if (j->klen > USAGE_KEY_MAX)
@@ -81,7 +81,7 @@ static void key_done(struct usage_json *j)
     if ((j->depth == 2 && !j->in_usage) || (j->depth == 3 && !j->in_details) || j->depth > 3)
         return;
     for (size_t i = 0; i < sizeof(K) / sizeof(K[0]); i++)
-        if (K[i].depth == j->depth && strlen(K[i].name) == j->klen &&
+        if (K[i].depth == j->depth && K[i].len == j->klen &&
             !memcmp(K[i].name, j->kbuf, j->klen)) {
             unsigned f = K[i].field;
             if (f != F_CHOICES && (j->seen >> f & 1))
@@ -266,15 +266,35 @@ static void step(struct usage_json *j, unsigned char c)
     }
 }
 
+/* The end of the run of plain string bytes from s: the first '"', '\\' or
+ * control byte, or end. Eight bytes at a time while none of them is one
+ * (haszero on the word xor'd with each; bytes < 0x20 by the same borrow
+ * test): most of an answer's bytes are string content, and this is on the
+ * path of every non-streamed answer (issue 13's overhead). */
+static const unsigned char *str_run(const unsigned char *s, const unsigned char *end)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (end - s >= 8) {
+        uint64_t w, q, b;
+        memcpy(&w, s, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        if ((((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs)
+            break; /* one of these eight ends the run: find it below */
+        s += 8;
+    }
+    while (s < end && *s != '"' && *s != '\\' && *s >= 0x20)
+        s++;
+    return s;
+}
+
 void usage_json_feed(struct usage_json *j, const char *p, size_t n)
 {
     const unsigned char *s = (const unsigned char *)p, *end = s + n;
     while (s < end && !j->bad) {
         if (j->st == J_STR) {
             /* a run of plain string bytes at once */
-            const unsigned char *q = s;
-            while (q < end && *q != '"' && *q != '\\' && *q >= 0x20)
-                q++;
+            const unsigned char *q = str_run(s, end);
             if (j->str_key) {
                 size_t k = (size_t)(q - s);
                 if (j->klen + k <= USAGE_KEY_MAX)
@@ -435,6 +455,19 @@ int usage_sse_result(const struct usage_sse *s, struct usage *out)
         return 0;
     *out = s->last;
     return 1;
+}
+
+int usage_key_in(const char *p, size_t n)
+{
+    if (n < 7)
+        return 0;
+    const char *g = p + 4, *end = p + n - 2; /* 'g' is byte 4 of the 7 */
+    while (g < end && (g = memchr(g, 'g', (size_t)(end - g))) != NULL) {
+        if (!memcmp(g - 4, "\"usage\"", 7))
+            return 1;
+        g++;
+    }
+    return 0;
 }
 
 int usage_sse_event(const char *e, size_t n, struct usage *out, int *usage_only)

@@ -84,6 +84,13 @@ void usage_sse_finish(struct usage_sse *s);
 /* 1 and *out (the last event's usage) when any event carried one. */
 int usage_sse_result(const struct usage_sse *s, struct usage *out);
 
+/* Whether the 7 bytes "usage" (quotes included) occur in p[0, n): what
+ * memmem would say, by memchr for the rare 'g' then a compare around it
+ * (an event's JSON has few: "logprobs"); the relay asks it of every SSE
+ * event before parsing one (accounting.c). Inside a JSON string the
+ * quotes would be escaped, so a hit is a key or the string value "usage". */
+int usage_key_in(const char *p, size_t n);
+
 /* One whole SSE event, as sse_split hands it over: 1 and *out when its
  * data carries a well-formed usage object; *usage_only (may be NULL) says
  * that its "choices" is [] (the chunk include_usage adds). */

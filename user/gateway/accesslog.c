@@ -223,6 +223,19 @@ static void str(struct sbuf *b, const char *k, const char *v)
     sbuf_puts(b, "\"");
 }
 
+/* ,"key":N without printf (the token fields, issue 13's overhead) */
+static void u64_field(struct sbuf *b, const char *k, uint64_t v)
+{
+    char d[24];
+    int i = (int)sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    sbuf_puts(b, k);
+    sbuf_append(b, d + i, sizeof(d) - (size_t)i);
+}
+
 static double ms(uint64_t a, uint64_t b)
 {
     return a && b && b >= a ? (double)(b - a) / 1e6 : -1;
@@ -269,12 +282,13 @@ void accesslog_write(struct accesslog *a, const struct gw_request *r)
             sbuf_printf(&b, ",\"shadow_agrees\":%s,\"shadow_prefix_blocks\":%u",
                         r->d.shadow_idx == r->d.idx ? "true" : "false", r->d.shadow_prefix_blocks);
     }
-    if (r->tokens.src != GW_USAGE_NONE) /* accounting.h */
-        sbuf_printf(&b, ",\"prompt_tokens\":%llu,\"cached_tokens\":%llu,"
-                        "\"completion_tokens\":%llu,\"usage_estimated\":%s",
-                    (unsigned long long)r->tokens.prompt, (unsigned long long)r->tokens.cached,
-                    (unsigned long long)r->tokens.completion,
-                    r->tokens.src == GW_USAGE_ESTIMATED ? "true" : "false");
+    if (r->tokens.src != GW_USAGE_NONE) { /* accounting.h; on every answered request */
+        u64_field(&b, ",\"prompt_tokens\":", r->tokens.prompt);
+        u64_field(&b, ",\"cached_tokens\":", r->tokens.cached);
+        u64_field(&b, ",\"completion_tokens\":", r->tokens.completion);
+        sbuf_puts(&b, r->tokens.src == GW_USAGE_ESTIMATED ? ",\"usage_estimated\":true"
+                                                          : ",\"usage_estimated\":false");
+    }
     if (r->fallback)
         str(&b, "fallback", r->fallback);
     if (r->retries)

@@ -112,8 +112,8 @@ void acct_answer_body(struct acct_answer *a, const char *p, size_t n)
 
 int acct_answer_event(struct acct_answer *a, const char *e, size_t n)
 {
-    if (!a->read || !memmem(e, n, "\"usage\"", 7))
-        return 0; /* most events: one memmem */
+    if (!a->read || !usage_key_in(e, n))
+        return 0; /* most events: a memchr or two */
     struct usage u;
     int only = 0;
     if (!usage_sse_event(e, n, &u, &only))

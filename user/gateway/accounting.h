@@ -19,6 +19,11 @@
  * exact index's where the pod's events are trusted; only the pod knows for
  * sure). Answers that are not 2xx count no tokens.
  *
+ * accounting.enabled (on by default; config.c says what it covers): off,
+ * the relay never calls acct_answer_head, so an answer is not read
+ * (read = 0: each body chunk and event costs one branch), r->tokens stays
+ * GW_USAGE_NONE, and gw_request_done records no cost and no book.
+ *
  * accounting.request_usage (off by default). With it on, a streamed
  * request that did not ask for usage is changed on its way to the pod so
  * that the pod reports it, and the client gets exactly the stream it

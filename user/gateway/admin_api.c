@@ -305,6 +305,11 @@ static void h_rollout(struct aconn *c, int post, const char *body, size_t len)
                                       "\"abort\" or \"reset\"}", NULL);
             return;
         }
+        if (rc == -EOPNOTSUPP) {
+            adm_respond_error(c, 409, "accounting.enabled is false: a guarded rollout would "
+                                      "have no requests to judge its steps by", NULL);
+            return;
+        }
         if (rc) {
             adm_respond_error(c, 409,
                               rc == -EALREADY ? "the rollout is already in that state"

@@ -119,6 +119,20 @@
  *                      x-gateway-inference-fairness-id /
  *                      x-llm-d-inference-fairness-id header does (it
  *                      lands in /metrics labels and the access log) [false]
+ *   accounting.enabled  what each answer cost, for operators who would
+ *                      rather not pay for it (issue 13). false skips, per
+ *                      request: the usage scan of every 2xx answer (the
+ *                      non-streamed body's JSON scan, each SSE event's
+ *                      look for "usage"), the token counts and their
+ *                      estimate, the token and cost counters
+ *                      (kvgate_*tokens_total, kvgate_cost_*), the request's
+ *                      cost, the access log's token fields, the report
+ *                      book (GET /admin/report has no rows) and the
+ *                      guarded rollout's book (POST /admin/rollout
+ *                      "start" is refused: it would have nothing to
+ *                      judge). Kept: workload classes, request counts,
+ *                      TTFT / ITL / E2E, the token load (routing).
+ *                      accounting.request_usage needs it on      [true]
  *   accounting.request_usage  streamed requests without
  *                      stream_options.include_usage get it added, and the
  *                      usage-only chunk that brings is taken out of the
@@ -274,6 +288,7 @@ static const struct key_spec KEYS[] = {
     {"splice", "budget_bytes", K_U64, 65536, 1073741824, F(splice_budget), RL_RESTART},
     {"splice", "models", K_SPLICE_MODELS, 0, 0, F(splice_models), RL_RESTART},
     SECTION("accounting"),
+    {"accounting", "enabled", K_BOOL, 0, 0, F(accounting), RL_RESTART},
     {"accounting", "request_usage", K_BOOL, 0, 0, F(request_usage), RL_RESTART},
     {"", "classes", K_CLASSES, 0, 0, F(classes), RL_RESTART},
     SECTION("bypass"),
@@ -726,6 +741,7 @@ void gw_config_defaults(struct gw_config *c)
     c->splice_mode = GW_SPLICE_AUTO;
     c->splice_budget = 4u << 20; /* = KVG_SPLICE_BUDGET_DEFAULT */
     c->bypass_max_outstanding = 256;
+    c->accounting = 1;
 }
 
 /* host (brackets stripped) is a loopback address: 127.0.0.0/8, ::1,
@@ -816,6 +832,9 @@ int gw_config_parse(const char *json, size_t len, struct gw_config *c, char *err
             rc = jp_fail(&e, NULL, "pods[%u].accelerator: \"%s\" is not in \"costs\"", i,
                          pc->accelerator);
     }
+    if (rc == 0 && tmp->request_usage && !tmp->accounting)
+        rc = jp_fail(&e, "accounting.request_usage", "needs accounting.enabled: true (it asks "
+                                                     "pods for the usage accounting reads)");
     if (rc == 0)
         memcpy(c, tmp, sizeof(*c));
     free(tmp);

@@ -140,6 +140,8 @@ struct gw_config {
     /* metrics */
     int tenant_from_user;         /* tenant label from the body's "user" (off) */
     /* accounting (issue 13, accounting.h) */
+    int accounting;               /* accounting.enabled (on): the usage scan, token and
+                                   * cost counters, the report book, the rollout book */
     int request_usage;            /* ask pods for usage on streams (off) */
     uint32_t nclasses;
     struct gw_class_rule classes[GW_MAX_CLASS_RULES];

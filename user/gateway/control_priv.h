@@ -142,7 +142,9 @@ int ctl_killswitch_on(const struct ctl *c);
 void ctl_rollout_arm(struct ctl *c);
 void ctl_rollout_disarm(struct ctl *c);
 /* "start", "pause", "resume", "abort", "reset": 0, -ENOENT (no such
- * action), or what core/rollout.h's call returned (-EINVAL, -EALREADY). */
+ * action), -EOPNOTSUPP ("start" with accounting.enabled off: nothing
+ * would be recorded to judge by), or what core/rollout.h's call returned
+ * (-EINVAL, -EALREADY). */
 int ctl_rollout_action(struct ctl *c, const char *action);
 /* The kill switch went on: a rollout in progress is aborted. */
 void ctl_rollout_killswitch(struct ctl *c);

@@ -68,6 +68,8 @@ int ctl_rollout_action(struct ctl *c, const char *action)
     struct rollout *r = c->g->rollout;
     uint64_t now = ev_now_ns();
     int rc;
+    if (!strcmp(action, "start") && !c->g->cfg.accounting)
+        return -EOPNOTSUPP; /* accounting.enabled off: no book to judge a step by */
     if (!strcmp(action, "start"))
         rc = rollout_start(r, now);
     else if (!strcmp(action, "pause"))

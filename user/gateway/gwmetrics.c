@@ -323,7 +323,22 @@ static double secs(uint64_t a, uint64_t b)
     return (double)(b - a) / 1e9;
 }
 
+/* r's labels as bounded (under m->mu) */
+static void labels_locked(struct gw_metrics *m, const struct gw_request *r, char model[128],
+                          char tenant[128], char wclass[128])
+{
+    snprintf(model, 128, "%s", model_label(m, r->model));
+    snprintf(tenant, 128, "%s", bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant));
+    snprintf(wclass, 128, "%s", class_label(m, r));
+}
+
 void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
+{
+    gw_metrics_request_labeled(m, r, NULL, NULL, NULL);
+}
+
+void gw_metrics_request_labeled(struct gw_metrics *m, const struct gw_request *r,
+                                char model_out[128], char tenant_out[128], char wclass_out[128])
 {
     pthread_mutex_lock(&m->mu);
     const char *model = model_label(m, r->model);
@@ -394,6 +409,8 @@ void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
         if (r->t_end >= r->t_start)
             hist_observe(&s->e2e, secs(r->t_start, r->t_end));
     }
+    if (model_out)
+        labels_locked(m, r, model_out, tenant_out, wclass_out);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -401,9 +418,7 @@ void gw_metrics_labels(struct gw_metrics *m, const struct gw_request *r, char mo
                        char tenant[128], char wclass[128])
 {
     pthread_mutex_lock(&m->mu);
-    snprintf(model, 128, "%s", model_label(m, r->model));
-    snprintf(tenant, 128, "%s", bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant));
-    snprintf(wclass, 128, "%s", class_label(m, r));
+    labels_locked(m, r, model, tenant, wclass);
     pthread_mutex_unlock(&m->mu);
 }
 

@@ -380,8 +380,11 @@ static void up_head_ev(void *owner, struct upconn *u, const struct http1_respons
     }
     int bodyless = status < 200 || status == 204 || status == 304;
     int64_t clen = !h->chunked && !h->until_close ? h->content_length : -1;
-    /* an answer framed by its length cannot lose an event */
-    acct_answer_head(&x->acct, status, x->sse, x->strip_usage && clen < 0);
+    /* an answer framed by its length cannot lose an event; with
+     * accounting.enabled off the answer is never read (acct stays unread:
+     * each body chunk and SSE event costs one branch) */
+    if (x_wc(x)->g->cfg.accounting)
+        acct_answer_head(&x->acct, status, x->sse, x->strip_usage && clen < 0);
     x_sink_head(x, status, hb.data, hb.len, has_body ? clen : (bodyless ? -1 : 0));
     sbuf_free(&hb);
     if (x->r.t_upstream_sent)

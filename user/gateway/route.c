@@ -406,8 +406,17 @@ void gw_request_done(struct gw *g, struct gw_request *r)
     if (!r->t_end)
         r->t_end = ev_now_ns();
     r->outcome = outcome_of(r);
-    r->cost = request_cost(g, r);
-    gw_metrics_request(g->metrics, r);
+    if (!g->cfg.accounting) /* accounting.enabled off (config.c): no tokens, cost or books */
+        r->tokens.src = GW_USAGE_NONE;
+    r->cost = g->cfg.accounting ? request_cost(g, r) : -1;
+    char model[128], tenant[128], wclass[128];
+    if (!g->cfg.accounting) {
+        gw_metrics_request(g->metrics, r);
+        accesslog_write(g->alog, r);
+        return;
+    }
+    /* the report's labels come with the metrics' (one trip through their lock) */
+    gw_metrics_request_labeled(g->metrics, r, model, tenant, wclass);
     accesslog_write(g->alog, r);
     if (r->d.status != ROUTE_OK || r->d.idx < 0 || !r->pod.name[0])
         return; /* never reached a pod: the report and the rollout judge pods' work */
@@ -419,8 +428,6 @@ void gw_request_done(struct gw *g, struct gw_request *r)
     /* the report counts tokens exactly as the token counters do (the
      * pod's usage, else the gateway's estimate, none for a non-2xx) so
      * that Prometheus's rules over them agree with it */
-    char model[128], tenant[128], wclass[128];
-    gw_metrics_labels(g->metrics, r, model, tenant, wclass);
     struct report_key k = {model, tenant, wclass, route_arm_name(r->d.arm, r->d.mode)};
     struct report_sample rs = {
         .error = s.error, .ttft_ms = s.ttft_ms, .itl_ms = s.itl_ms,

@@ -288,6 +288,60 @@ TEST(huge_numbers)
     CHECK(u.has_prompt);
 }
 
+/* The string scan goes eight bytes at a time: a quote, a backslash or a
+ * control byte at every offset of a long string value (and of a key) is
+ * still found, whatever the split. */
+TEST(string_ends_found_at_every_offset)
+{
+    static const char *const END[] = {"\\\"", "\x01", "\xc3\xa9\xff", "\\n"};
+    char doc[512], val[128];
+    for (int k = 0; k < 4; k++)
+        for (int at = 0; at < 40; at++) {
+            memset(val, 'a', sizeof(val));
+            snprintf(val + at, sizeof(val) - (size_t)at, "%s%s", END[k], "bcdefghijklmnopq");
+            snprintf(doc, sizeof(doc), "{\"choices\":[{\"text\":\"%s\"}],\"usage\":{"
+                                       "\"prompt_tokens\":%d,\"completion_tokens\":2}}", val, at);
+            size_t n = strlen(doc);
+            for (size_t cut = 0; cut <= n; cut += 7) {
+                struct usage_json j;
+                struct usage u;
+                usage_json_init(&j);
+                usage_json_feed(&j, doc, cut);
+                usage_json_feed(&j, doc + cut, n - cut);
+                int ok = usage_json_result(&j, &u, NULL);
+                CHECK_EQ(ok, k == 1 ? 0 : 1); /* a raw control byte voids the document */
+                if (ok)
+                    CHECK_EQ(u.prompt, at);
+            }
+        }
+    /* a key longer than a word, split anywhere */
+    const char *d = "{\"usage\":{\"prompt_tokens_details\":{\"cached_tokens\":5},"
+                    "\"prompt_tokens\":9,\"completion_tokens\":1}}";
+    struct usage u;
+    CHECK_EQ(json_whole(d, strlen(d), &u, NULL), 1);
+    CHECK_EQ(u.cached, 5);
+}
+
+/* usage_key_in says what memmem says, at every position and length */
+TEST(usage_key_in_is_memmem)
+{
+    char b[64];
+    static const char *const FILL[] = {"xxxxxxxx", "gggggggg", "\"usage\"g", "usag\"gee"};
+    for (int f = 0; f < 4; f++)
+        for (int at = -1; at < 40; at++)
+            for (size_t n = 0; n <= 48; n += 3) {
+                for (size_t i = 0; i < sizeof(b); i++)
+                    b[i] = FILL[f][i % 8];
+                if (at >= 0)
+                    memcpy(b + at, "\"usage\"", 7);
+                int want = memmem(b, n, "\"usage\"", 7) != NULL;
+                CHECK_EQ(usage_key_in(b, n), want);
+            }
+    CHECK_EQ(usage_key_in("\"usage\"", 7), 1);
+    CHECK_EQ(usage_key_in("\"usage", 6), 0);
+    CHECK_EQ(usage_key_in("\\\"usage\\\"", 9), 0);
+}
+
 int main(void)
 {
     RUN(json_body_at_every_split);
@@ -297,5 +351,7 @@ int main(void)
     RUN(malformed_usage_is_void);
     RUN(usage_inside_strings_and_objects_is_nothing);
     RUN(huge_numbers);
+    RUN(string_ends_found_at_every_offset);
+    RUN(usage_key_in_is_memmem);
     return harness_done();
 }

@@ -561,6 +561,31 @@ TEST(metrics_keys)
     CHECK_ERR("{\"metrics\":{\"tenants\":1}}", "metrics: unknown key \"tenants\"");
 }
 
+/* issue 13: accounting.enabled (on by default), a restart key;
+ * request_usage cannot ask for usage nobody reads */
+TEST(accounting_enabled_key)
+{
+    CHECK_EQ(parse("{}"), 0);
+    CHECK_EQ(cfg.accounting, 1);
+    CHECK_EQ(parse("{\"accounting\":{\"enabled\":false}}"), 0);
+    CHECK_EQ(cfg.accounting, 0);
+    CHECK_EQ(cfg.request_usage, 0);
+    CHECK_EQ(parse("{\"accounting\":{\"enabled\":true,\"request_usage\":true}}"), 0);
+    CHECK_EQ(cfg.accounting, 1);
+    CHECK_EQ(cfg.request_usage, 1);
+    CHECK_ERR("{\"accounting\":{\"enabled\":0}}", "accounting.enabled: expected true or false");
+    CHECK_ERR("{\"accounting\":{\"enabled\":false,\"request_usage\":true}}",
+              "accounting.request_usage: needs accounting.enabled: true (it asks pods for the "
+              "usage accounting reads)");
+    static struct gw_config a, b;
+    char out[256];
+    gw_config_defaults(&a);
+    b = a;
+    b.accounting = 0;
+    CHECK_EQ(gw_config_restart_keys(&a, &b, out, sizeof(out)), 1);
+    CHECK_STR(out, "accounting.enabled");
+}
+
 /* issue 13: the guarded rollout's section */
 TEST(rollout_keys)
 {
@@ -805,6 +830,7 @@ int main(void)
     RUN(defaults);
     RUN(admin_exposure);
     RUN(metrics_keys);
+    RUN(accounting_enabled_key);
     RUN(kv_events_keys);
     RUN(tokenizer_keys);
     RUN(splice_keys);

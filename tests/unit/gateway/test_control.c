@@ -7,6 +7,7 @@
 #include "gateway/control_pods.c"
 #include "gateway/control_reload.c"
 
+#include <errno.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -143,6 +144,23 @@ TEST(reload)
     ctl_pods_free(C);
 }
 
+/* accounting.enabled off: a guarded rollout would get no samples (route.c
+ * records none), so "start" is refused rather than left waiting forever;
+ * the other actions are unaffected. */
+TEST(rollout_start_needs_accounting)
+{
+    ctl_rollout_action(C, "reset");
+    g.cfg.accounting = 0;
+    CHECK_EQ(ctl_rollout_action(C, "start"), -EOPNOTSUPP);
+    struct rollout_status rs;
+    rollout_status(g.rollout, 1, &rs);
+    CHECK_EQ(rs.state, RO_IDLE);
+    CHECK_EQ(ctl_rollout_action(C, "sideways"), -ENOENT);
+    g.cfg.accounting = 1;
+    CHECK_EQ(ctl_rollout_action(C, "start"), 0);
+    CHECK_EQ(ctl_rollout_action(C, "abort"), 0);
+}
+
 int main(void)
 {
     gw_config_defaults(&g.cfg);
@@ -155,6 +173,7 @@ int main(void)
     RUN(add_remove_drain);
     RUN(remove_forgets_session_pins);
     RUN(reload);
+    RUN(rollout_start_needs_accounting);
     free(C);
     session_free(g.sessions);
     pidx_free(g.pidx);

@@ -16,6 +16,7 @@
 #include "common/ev.h"
 #include "common/http1.h"
 #include "core/prefix_index.h"
+#include "core/report.h"
 #include "core/session.h"
 #include "gateway/exchange.h"
 #include "gateway/gwmetrics.h"
@@ -341,6 +342,102 @@ TEST(request_usage_drops_only_the_usage_event_at_any_split)
     done(f);
 }
 
+/* Lines of /metrics that are samples of family `fam` ("name{"). */
+static int samples_of(const char *fam)
+{
+    struct sbuf o;
+    sbuf_init(&o);
+    gw_metrics_render(g.metrics, NULL, &g.counters, &g.tl, ev_now_ns(), &o);
+    int n = 0;
+    for (const char *p = o.data; p && (p = strstr(p, fam)); p += strlen(fam))
+        n += p == o.data || p[-1] == '\n';
+    sbuf_free(&o);
+    return n;
+}
+
+/* One streamed answer with the pod's usage, one non-streamed one, one
+ * stream without usage (estimated): the request's tokens as accounting
+ * left them, in order. */
+static void three_answers(enum gw_usage_src src[3], int content[3])
+{
+    static const char SSE[] = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+                              "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12,"
+                              "\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
+    static const char NOUSE[] = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+                                "data: [DONE]\n\n";
+    static const char JSON[] = "{\"choices\":[{\"message\":{\"content\":\"a\"}}],"
+                               "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":1}}";
+    static const char *const PLAIN = "{\"model\":\"" MODEL "\","
+                                     "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    for (int i = 0; i < 3; i++) {
+        reset();
+        struct fx *f = request("POST", "/v1/chat/completions", i == 1 ? PLAIN : CHAT);
+        x_dispatch(&f->x);
+        struct upconn *u = &g_ups[0];
+        const char *body = i == 0 ? SSE : i == 1 ? JSON : NOUSE;
+        if (i == 1) {
+            char h[256];
+            snprintf(h, sizeof(h), "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                   "Content-Length: %zu\r\n\r\n", strlen(JSON));
+            head(u, h);
+        } else {
+            head(u, SSE_HEAD);
+        }
+        u->ev->body(u->owner, body, strlen(body), 1);
+        u->ev->end(u->owner, u);
+        CHECK_EQ(f->status, 200);
+        CHECK_EQ(f->body.len, strlen(body)); /* relayed whole either way */
+        src[i] = f->x.r.tokens.src;
+        content[i] = (int)f->x.r.content_events;
+        done(f);
+    }
+}
+
+/* accounting.enabled: on, the answers' tokens reach the token counters
+ * and the report book; off, no token or cost counter moves, the report
+ * gains no row and a rollout will not start, while requests are still
+ * counted and content events timed. */
+TEST(accounting_off_moves_no_token_counter)
+{
+    gw_metrics_free(g.metrics);
+    g.metrics = gw_metrics_new();
+    report_free(g.report);
+    g.report = report_new();
+    struct report_row rows[4];
+    enum gw_usage_src src[3];
+    int content[3];
+
+    CHECK_EQ(g.cfg.accounting, 1); /* the default */
+    three_answers(src, content);
+    CHECK_EQ(src[0], GW_USAGE_REPORTED);
+    CHECK_EQ(src[1], GW_USAGE_REPORTED);
+    CHECK_EQ(src[2], GW_USAGE_ESTIMATED);
+    CHECK(samples_of("kvgate_prompt_tokens_total{") >= 2); /* reported and estimated */
+    CHECK_EQ(report_rows(g.report, rows, 4), 1);
+    CHECK_EQ(rows[0].requests, 3);
+    CHECK_EQ(rows[0].completion_tokens, 3);
+
+    gw_metrics_free(g.metrics);
+    g.metrics = gw_metrics_new();
+    report_free(g.report);
+    g.report = report_new();
+    g.cfg.accounting = 0;
+    three_answers(src, content);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(src[i], GW_USAGE_NONE);
+        CHECK_EQ(content[i], i == 1 ? 0 : 1); /* the stream is still read for its events */
+    }
+    static const char *const fams[] = {
+        "kvgate_prompt_tokens_total{", "kvgate_cached_prompt_tokens_total{",
+        "kvgate_completion_tokens_total{", "kvgate_cost_tokens_total{", "kvgate_cost_total{",
+    };
+    for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++)
+        CHECK_EQ(samples_of(fams[i]), 0);
+    CHECK(samples_of("kvgate_requests_total{") >= 1); /* requests still count */
+    CHECK_EQ(report_rows(g.report, rows, 4), 0);
+    g.cfg.accounting = 1;
+}
+
 TEST(backpressure_pauses_and_resumes_the_pod)
 {
     reset();
@@ -558,6 +655,7 @@ int main(void)
     RUN(the_request_the_pod_gets);
     RUN(sse_answer_relayed_whole_events);
     RUN(request_usage_drops_only_the_usage_event_at_any_split);
+    RUN(accounting_off_moves_no_token_counter);
     RUN(backpressure_pauses_and_resumes_the_pod);
     RUN(failure_before_the_first_byte_is_retried_elsewhere);
     RUN(a_stale_keepalive_conn_is_retried_fresh_on_the_same_pod);
