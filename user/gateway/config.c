@@ -488,29 +488,31 @@ static int classes(struct jp_err *e, const char *kp, const cJSON *k, struct gw_c
 static int parse_object(struct jp_err *e, const char *section, const cJSON *o,
                         struct gw_config *c);
 
-static int parse_policy(struct jp_err *e, const cJSON *k, struct gw_config *c)
+/* A "policy" object at path into *dst (through a heap copy: the struct is
+ * large), *dst untouched on error. */
+static int policies_at(struct jp_err *e, const cJSON *k, const char *path,
+                       struct gw_policies *dst)
 {
     struct gw_policies *p = malloc(sizeof(*p));
     if (!p)
-        return jp_fail(e, "policy", "out of memory");
-    int rc = gwc_policies_parse(k, "policy", p, e->buf, e->len);
+        return jp_fail(e, path, "out of memory");
+    int rc = gwc_policies_parse(k, path, p, e->buf, e->len);
     if (!rc)
-        c->policies = *p;
+        *dst = *p;
     free(p);
     return rc;
 }
 
+static int parse_policy(struct jp_err *e, const cJSON *k, struct gw_config *c)
+{
+    return policies_at(e, k, "policy", &c->policies);
+}
+
 static int parse_candidate(struct jp_err *e, const cJSON *k, struct gw_config *c)
 {
-    struct gw_policies *p = malloc(sizeof(*p));
-    if (!p)
-        return jp_fail(e, "rollout.candidate", "out of memory");
-    int rc = gwc_policies_parse(k, "rollout.candidate", p, e->buf, e->len);
-    if (!rc) {
-        c->candidate = *p;
+    int rc = policies_at(e, k, "rollout.candidate", &c->candidate);
+    if (!rc)
         c->has_candidate = 1;
-    }
-    free(p);
     return rc;
 }
 

@@ -26,12 +26,22 @@ static char *render(struct gw_metrics *m, const struct pod_snapshot *s)
     return t;
 }
 
+/* The line after l (end when none). memchr, not strchr: under ASan every
+ * strchr measures the rest of the page first, and the bounded-label tests'
+ * pages of 50,000 lines took minutes. */
+static const char *next_line(const char *l, const char *end)
+{
+    const char *eol = memchr(l, '\n', (size_t)(end - l));
+    return eol ? eol + 1 : end;
+}
+
 /* Value of the sample "series value" (series exactly as rendered), or -1. */
 static double sample(const char *page, const char *series)
 {
     size_t n = strlen(series);
-    for (const char *l = page; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (!strncmp(l, series, n) && l[n] == ' ')
+    const char *end = page + strlen(page);
+    for (const char *l = page; l < end; l = next_line(l, end))
+        if ((size_t)(end - l) > n && !strncmp(l, series, n) && l[n] == ' ')
             return strtod(l + n + 1, NULL);
     return -1;
 }
@@ -240,9 +250,15 @@ static double family_sum(const char *page, const char *fam)
 {
     double s = 0;
     size_t n = strlen(fam);
-    for (const char *l = page; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (!strncmp(l, fam, n) && l[n] == '{')
-            s += strtod(strchr(l, ' ') + 1, NULL);
+    const char *end = page + strlen(page);
+    for (const char *l = page; l < end; l = next_line(l, end)) {
+        const char *eol = next_line(l, end);
+        if ((size_t)(eol - l) > n && !strncmp(l, fam, n) && l[n] == '{') {
+            const char *sp = memchr(l, ' ', (size_t)(eol - l));
+            if (sp)
+                s += strtod(sp + 1, NULL);
+        }
+    }
     return s;
 }
 
