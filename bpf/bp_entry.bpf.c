@@ -18,7 +18,11 @@
  *
  * The worker writes kvg_bpe_cfg after the driver loaded the object (it
  * finds the map through the program attached to the interface); until
- * then the port is 0 and every frame goes to the kernel. The guard is not
+ * then the port is 0 and every frame goes to the kernel. When kvgated has
+ * pinned its pod table, the worker then swaps in a second instance of
+ * this object that reads it, sharing every other map with the driver's
+ * (dpdk/entry.h): the driver's own instance reads a kvg_pods nobody
+ * writes. The guard is not
  * chained here yet (BYPASS.md: a program array). */
 #include "vmlinux.h"
 
