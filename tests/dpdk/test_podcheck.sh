@@ -19,7 +19,9 @@
 #     (kvgate_bypass_done_total{outcome="pod_down"}, access log outcome
 #     pod_error, error upstream_pod_down), the worker's pod_down counter too;
 #   - a pod removed through kvgated's admin API mid-answer: the client and
-#     the pod are both reset within 1 s, counted the same way.
+#     the pod are both reset within 1 s, counted the same way;
+#   - kvgated stopping mid-answer zeroes its table: the flow is not reset
+#     (the worker unchecks the flows of a kvgated that went away).
 # Skipped (77) without root, DPDK, the binaries or the tools.
 . "$(dirname "$0")/../e2e/lib.sh"
 [ "$(id -u)" = 0 ] || skip_all "needs root (namespaces, XDP)"
@@ -28,7 +30,7 @@ for c in ip ethtool curl bpftool jq nsenter; do command -v $c >/dev/null || skip
 [ -x $BUILD/kvgate-podsim ] && [ -x $BUILD/kvgated ] && [ -f $BUILD/bpf/bp_entry.bpf.o ] &&
     [ -f $BUILD/bpf/tests/xdp_pass.bpf.o ] || skip_all "binaries not built"
 NC=kvgpc$$ NG=kvgpg$$ NP1=kvgpp$$ NP2=kvgpq$$ NS=kvgps$$
-WPID= GWPID=
+WPID= GWPID= REMOVED=
 declare -A PODPID
 podcheck_cleanup() {
     [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
@@ -198,6 +200,7 @@ t_pod_removed() {
     wait_until 5 grep -q streaming "$E2E_TMP/C.out" || { echo "no answer under way"; return 1; }
     url=$(busy_pod)
     name=$(gw /admin/pods | jq -r --arg u "$url" '.[] | select(.address == $u) | .name')
+    REMOVED=$url
     echo "the answer comes from $name ($url): removed through the admin API"
     t0=$(now_s)
     ip netns exec $NG curl -s --max-time 3 -X DELETE "http://127.0.0.1:9090/admin/pods/$name" -o /dev/null -w '%{http_code}\n'
@@ -212,4 +215,28 @@ t_pod_removed() {
     jq -e --argjson b "$before" '.pod_down == 2 and .pod_resets_pod == $b + 1' "$ST" >/dev/null
 }
 check "a pod removed through the admin API mid-answer: client and pod reset within 1 s, counted" t_pod_removed
+
+# kvgated stopping zeroes its table (after closing the decision channel):
+# the worker turns the flows it routed back to unchecked, so a flow under
+# way is not reset but carries on to its end
+t_kvgated_stops() {
+    local cpid before
+    before=$(jq .pod_down "$ST")
+    # the pod removed above, alive, back under another name (the other one is dead)
+    [ -n "$REMOVED" ] || { echo "no pod was removed"; return 1; }
+    ip netns exec $NG curl -s --max-time 3 -X POST -H 'content-type: application/json' \
+        --data "{\"url\":\"http://$REMOVED\",\"name\":\"again\"}" http://127.0.0.1:9090/admin/pods; echo
+    wait_until 5 eval '[ "$(gw /admin/pods | jq "[.[] | select(.healthy)] | length")" -ge 1 ]' || return 1
+    stream D 150 &
+    cpid=$!
+    wait_until 5 grep -q streaming "$E2E_TMP/D.out" || { cat "$E2E_TMP/D.out"; return 1; }
+    kill -TERM $GWPID; wait $GWPID 2>/dev/null; GWPID=
+    echo "kvgated stopped"
+    wait $cpid
+    cat "$E2E_TMP/D.out"
+    grep -q '^done ' "$E2E_TMP/D.out" || return 1
+    jq -c '{gw_downs, pod_down}' "$ST"
+    jq -e --argjson b "$before" '.gw_downs >= 1 and .pod_down == $b' "$ST" >/dev/null
+}
+check "kvgated stopping mid-answer (its table zeroed): the flow is not reset, it ends whole" t_kvgated_stops
 finish
