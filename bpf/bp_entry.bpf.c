@@ -7,6 +7,10 @@
  *
  *   a packet of a flow handed off (kvg_bp_flows)       -> rewritten, XDP_TX
  *                                                       (bp_forward.h)
+ *   ... whose pod is down, unhealthy or gone (kvg_pods),
+ *   or which the worker took back (action worker)      -> the XSK, untouched:
+ *                                                       the worker resets
+ *                                                       both sides
  *   IPv4 TCP to the bypass port (kvg_bpe_cfg.port), or
  *   to the worker's source ports towards pods (lo-hi)  -> the XSK of the
  *                                                       frame's queue
@@ -14,7 +18,11 @@
  *
  * The worker writes kvg_bpe_cfg after the driver loaded the object (it
  * finds the map through the program attached to the interface); until
- * then the port is 0 and every frame goes to the kernel. The guard is not
+ * then the port is 0 and every frame goes to the kernel. When kvgated has
+ * pinned its pod table, the worker then swaps in a second instance of
+ * this object that reads it, sharing every other map with the driver's
+ * (dpdk/entry.h): the driver's own instance reads a kvg_pods nobody
+ * writes. The guard is not
  * chained here yet (BYPASS.md: a program array). */
 #include "vmlinux.h"
 
@@ -57,6 +65,8 @@ int bp_entry(struct xdp_md *ctx)
     __u8 *end = (__u8 *)(long)ctx->data_end;
     int v = bp_forward_frame(data, end); /* a flow handed off: rewritten and sent back out */
 
+    if (v == BP_WORKER)
+        return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
     if (v != BP_MISS)
         return v;
     __u32 zero = 0;

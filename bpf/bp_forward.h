@@ -8,7 +8,9 @@
  *     entry in kvg_bp_flows for (saddr, daddr, sport, dport)?
  *       no                          -> BP_MISS (the caller decides: pass, or the worker)
  *       action pass                 -> XDP_PASS (handed up)
- *       its pod down or gone        -> XDP_PASS (the worker resets both sides)
+ *       action worker               -> BP_WORKER (the worker took it back)
+ *       its pod down, unhealthy or gone
+ *                                   -> BP_WORKER (the worker resets both sides)
  *       else rewrite, count, FIN / RST noted in the entry -> XDP_TX
  *   anything else (not IPv4 TCP, malformed, fragments) -> XDP_PASS
  *
@@ -17,6 +19,9 @@
 #define KVGATE_BPF_BP_FORWARD_H
 
 #define BP_MISS (-1)
+/* The frame, untouched, is the worker's: bp_entry redirects it to the
+ * worker's AF_XDP socket; bp_forward (no worker behind it) passes it. */
+#define BP_WORKER (-2)
 #define ETH_P_IP 0x0800
 #define IPPROTO_TCP_ 6
 
@@ -31,17 +36,22 @@ static __always_inline int done(__u64 bytes, __u32 reason, int verdict)
     return verdict;
 }
 
-/* Is the pod the entry forwards to still there and not down? */
+/* Is the pod the entry forwards to still there, healthy and not down?
+ * (kvgated's pod table: a pod removed is zeroed; unhealthy after two
+ * failed health checks in a row or one refused; down when its data path
+ * saw it fail or it was ejected. Draining and saturated are judged per
+ * request, not here: a flow already on the pod carries on.) */
 static __always_inline int pod_ok(__u32 slot)
 {
     if (slot >= KVG_POD_MAX)
         return 1; /* no pod to check (a test, or a flow without one) */
     struct kvg_pod *p = bpf_map_lookup_elem(&kvg_pods, &slot);
 
-    return p && (p->flags & KVG_POD_F_PRESENT) && !(p->flags & KVG_POD_F_DOWN);
+    return p && (p->flags & (KVG_POD_F_PRESENT | KVG_POD_F_HEALTHY | KVG_POD_F_DOWN)) ==
+                    (KVG_POD_F_PRESENT | KVG_POD_F_HEALTHY);
 }
 
-/* The verdict for the packet data[0..end), or BP_MISS. The caller reads
+/* The verdict for the packet data[0..end), or BP_MISS, or BP_WORKER. The caller reads
  * ctx->data and ctx->data_end once and passes them (the verifier refuses
  * a context pointer the compiler has moved, which a second read in the
  * caller after this inlined body can become). */
@@ -77,10 +87,12 @@ static __always_inline int bp_forward_frame(__u8 *data, __u8 *end)
         done(len, KVG_BP_MISS, XDP_PASS);
         return BP_MISS;
     }
+    if (f->action == KVG_BP_ACT_WORKER)
+        return done(len, KVG_BP_TO_WORKER, BP_WORKER);
     if (f->action != KVG_BP_ACT_REWRITE)
         return done(len, KVG_BP_HANDED_UP, XDP_PASS);
     if (!pod_ok(f->pod_slot))
-        return done(len, KVG_BP_POD_DOWN, XDP_PASS);
+        return done(len, KVG_BP_POD_DOWN, BP_WORKER);
 
     struct kvg_bp_flow fl;
 

@@ -10,7 +10,9 @@
  *     entry in kvg_bp_flows for (saddr, daddr, sport, dport)?
  *       no                          -> XDP_PASS (miss: the worker's or the kernel's)
  *       action pass                 -> XDP_PASS (handed up)
- *       its pod down or gone        -> XDP_PASS (the worker resets both sides)
+ *       action worker, or its pod down, unhealthy or gone
+ *                                   -> XDP_PASS (bp_entry sends these to the
+ *                                      worker, which resets both sides)
  *       else rewrite, count, FIN / RST noted in the entry -> XDP_TX
  *
  * Meant to run behind the XDP guard (a tail call: the guard has checked
@@ -37,7 +39,7 @@ int bp_forward(struct xdp_md *ctx)
 {
     int v = bp_forward_frame((__u8 *)(long)ctx->data, (__u8 *)(long)ctx->data_end);
 
-    return v == BP_MISS ? XDP_PASS : v; /* a miss: the worker's or the kernel's */
+    return v < 0 ? XDP_PASS : v; /* a miss or the worker's: no worker behind this one */
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -490,6 +490,9 @@ _Static_assert(sizeof(struct kvg_bp_key) == 16, "struct kvg_bp_key is part of th
 enum kvg_bp_action {
     KVG_BP_ACT_REWRITE = 0, /* rewrite and transmit (XDP_TX) */
     KVG_BP_ACT_PASS = 1,    /* hand the packet up (the worker re-splices or ends it) */
+    KVG_BP_ACT_WORKER = 2,  /* the worker took the flow back (it is resetting both sides,
+                             * its pod being down): bp_entry sends the packet to the
+                             * worker's AF_XDP socket untouched; bp_forward passes it */
 };
 
 enum kvg_bp_flow_flags {
@@ -517,7 +520,8 @@ struct kvg_bp_flow {
     __u8 win_shr;        /* 0..14 */
     __u8 action;         /* enum kvg_bp_action */
     __u8 reserved0;
-    __u32 pod_slot;      /* kvg_pods entry checked per packet; >= KVG_POD_MAX: none */
+    __u32 pod_slot;      /* kvg_pods entry checked per packet (present, healthy, not
+                          * down); >= KVG_POD_MAX: none */
     __u32 flags;         /* enum kvg_bp_flow_flags (XDP) */
     __u32 reserved1;
     __u64 packets;       /* forwarded (XDP) */
@@ -532,13 +536,15 @@ enum kvg_bp_reason {
     KVG_BP_MISS = 1,        /* TCP/IPv4 with no entry: passed (the worker's or the kernel's) */
     KVG_BP_NOT_IPV4_TCP = 2,/* passed */
     KVG_BP_MALFORMED = 3,   /* passed (the guard drops malformed frames before this runs) */
-    KVG_BP_POD_DOWN = 4,    /* its pod is down or gone: passed, the worker resets both sides */
+    KVG_BP_POD_DOWN = 4,    /* its pod is down, unhealthy or gone: to the worker (bp_entry),
+                             * which resets both sides; passed by bp_forward */
     KVG_BP_HANDED_UP = 5,   /* the entry says pass (ACT_PASS) */
+    KVG_BP_TO_WORKER = 6,   /* the entry says the worker's (ACT_WORKER): as POD_DOWN */
     KVG_BP_REASON_MAX
 };
 _Static_assert(KVG_BP_REASON_MAX <= KVG_BP_STATS_MAX, "kvg_bp_stats too small");
 #define KVG_BP_REASON_NAMES                                                    \
-    { "forwarded", "miss", "not_ipv4_tcp", "malformed", "pod_down", "handed_up", }
+    { "forwarded", "miss", "not_ipv4_tcp", "malformed", "pod_down", "handed_up", "to_worker", }
 
 struct kvg_bp_stat {
     __u64 packets;

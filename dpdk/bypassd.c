@@ -15,10 +15,17 @@
  * XDP's entries) once closed both ways or reset and quiet for a second,
  * or idle for ten minutes.
  *
+ * With --decide and kvgated's pod table pinned (--pods-pin, entry.h), XDP
+ * checks each spliced flow's pod on every packet, and the worker every
+ * 250 ms: when kvgated's table says the pod is removed, unhealthy or down,
+ * the worker takes the flow back from XDP, resets both sides and reports
+ * DONE pod_down (an error at kvgated, its in-flight count released).
+ *
  *   kvg-bypassd --iface IF --port N --xdp-obj build/bpf/bp_entry.bpf.o
  *               [--stats FILE] [--max-body BYTES]
  *               [--pod IP:PORT --pod-mac MAC --gw-ip IP [--src-ports LO-HI]]
- *               [--decide SOCKET --gw-ip IP [--pod-mac MAC] [--src-ports LO-HI]]
+ *               [--decide SOCKET --gw-ip IP [--pod-mac MAC] [--src-ports LO-HI]
+ *                [--pods-pin PATH]]
  *
  * EAL: --no-huge -m 256 --no-pci, one lcore, the af_xdp vdev on IF with
  * the entry program (bpf/bp_entry.bpf.c) that sends TCP to port N to the
@@ -45,6 +52,7 @@
 #include <rte_mbuf.h>
 
 #include "bp_rewrite.h"
+#include "entry.h"
 #include "common/netaddr.h"
 #include "bypass/decide_cli.h"
 #include "bypass/firstflight.h"
@@ -83,7 +91,8 @@ static uint64_t now_ms(void)
     X(pod_frames) X(pod_data_relayed) X(late_client) X(late_pod) X(unknown_pod)          \
     X(closed) X(idle_closed) X(reinstalled) X(decisions) X(routed) X(gw_refused)           \
     X(decide_unavailable) X(decide_timeouts) X(stale_answers) X(done_sent) X(gw_downs)     \
-    X(mac_waits) X(mac_failed) X(error_answers)
+    X(mac_waits) X(mac_failed) X(error_answers) X(pods_shared) X(pod_unchecked) X(pod_down)   \
+    X(pod_down_frames) X(pod_probes) X(pod_resets_client) X(pod_resets_pod)
 static struct {
 #define BP_FIELD(n) uint64_t n;
     BP_COUNTERS(BP_FIELD)
@@ -97,8 +106,12 @@ struct slot {
     struct tcpep_flow f;
     struct ff *ff;
     uint8_t smac[6], dmac[6];
-    /* towards the pod (--pod): 0 none, 1 replaying, 2 handed off to XDP */
+    /* towards the pod: 0 none, 1 replaying, 2 handed off to XDP, 3 taken
+     * back from XDP to reset both sides (its pod went down) */
     int pstate;
+    uint8_t checked;       /* XDP and the worker check the pod (kvg_pods slot in the entries) */
+    uint8_t reset_done;    /* pstate 3: 1 the client, 2 the pod reset (or it reset) */
+    uint64_t reset_until_ms, probe_at_ms;
     uint16_t gwport;      /* host order */
     struct replay rp;
     struct handoff h;
@@ -150,6 +163,9 @@ static const char *IFNAME;
 static uint16_t LO = 61000, HI = 61999;
 static struct slot **by_port;  /* index: source port - LO */
 static int FLOWS_FD = -1;      /* the entry program's kvg_bp_flows */
+static struct bpe E = {.flows_fd = -1, .pods_fd = -1}; /* the entry program (entry.h) */
+#define RESET_MS 600           /* pstate 3: both sides reset, or forgotten after this long */
+#define PROBE_EVERY_MS 200     /* pstate 3: a side not heard from is probed again */
 
 static uint32_t thash(const struct tcpseq_tuple *t)
 {
@@ -194,7 +210,7 @@ static void drop_flow(struct slot *s)
     s->dstate = D_NONE;
     if (s->pstate && by_port && by_port[s->gwport - LO] == s)
         by_port[s->gwport - LO] = NULL;
-    if (s->pstate == 2 && FLOWS_FD >= 0) { /* XDP forgets the flow too */
+    if (s->pstate >= 2 && FLOWS_FD >= 0) { /* XDP forgets the flow too */
         bpf_map_delete_elem(FLOWS_FD, &s->h.c2p_key);
         bpf_map_delete_elem(FLOWS_FD, &s->h.p2c_key);
     }
@@ -348,6 +364,19 @@ static int start_replay(struct slot *s)
 
 static void hand_off(struct slot *s)
 {
+    /* XDP checks the pod on every packet when kvgated's table is shared,
+     * the kvgated that routed the flow is the one still connected (a
+     * kvgated that stops zeroes its table), and the table has this pod in
+     * the slot it gave, fit, now; else the flow runs unchecked */
+    s->checked = 0;
+    if (DC && E.pods_fd >= 0) {
+        if (dcli_up(DC) && s->dgen == dcli_gen(DC) &&
+            bpe_pod_fit(&E, s->pod_slot, s->pod_ip, s->pod_port) == 1)
+            s->checked = 1;
+        else
+            S.pod_unchecked++;
+    }
+    s->h.c2p.pod_slot = s->h.p2c.pod_slot = s->checked ? s->pod_slot : KVG_POD_MAX;
     /* pod -> client first: an answer that overtakes the hand-off is still
      * translated (BYPASS.md) */
     if (FLOWS_FD < 0 || bpf_map_update_elem(FLOWS_FD, &s->h.p2c_key, &s->h.p2c, BPF_ANY) ||
@@ -366,6 +395,144 @@ static void hand_off(struct slot *s)
     s->f.st = TE_ESTABLISHED;
 }
 
+/* ---- a spliced flow whose pod went down (kvgated's table) ---- */
+
+static void on_answer(void *ctx, const struct decide_msg *a);
+static void decide_down(uint32_t gen);
+
+/* Both entries of s with this action and pod slot (their counters as XDP
+ * left them); the worker's copies too, for a reinstall. */
+static void entries_set(struct slot *s, uint8_t action, uint32_t pod_slot)
+{
+    const struct kvg_bp_key *k[2] = {&s->h.p2c_key, &s->h.c2p_key};
+    struct kvg_bp_flow *v[2] = {&s->h.p2c, &s->h.c2p};
+    for (int i = 0; i < 2; i++) {
+        v[i]->action = action;
+        v[i]->pod_slot = pod_slot;
+        struct kvg_bp_flow e;
+        if (FLOWS_FD < 0)
+            continue;
+        if (bpf_map_lookup_elem(FLOWS_FD, k[i], &e))
+            e = *v[i];
+        e.action = action;
+        e.pod_slot = pod_slot;
+        bpf_map_update_elem(FLOWS_FD, k[i], &e, BPF_ANY);
+    }
+}
+
+/* Is the pod of s down by kvgated's table? Only while the kvgated that
+ * routed s keeps the table: a kvgated that stops closes the decision
+ * channel, then zeroes the table, and a close not read yet would make
+ * every pod look gone; so the channel is read first. */
+static int pod_down_now(struct slot *s)
+{
+    if (!s->checked || bpe_pod_fit(&E, s->pod_slot, s->pod_ip, s->pod_port) != 0)
+        return 0;
+    uint32_t gen = dcli_gen(DC);
+    if (dcli_poll(DC, now_ms(), on_answer, NULL) & DCLI_EV_DOWN)
+        decide_down(gen); /* unchecks the flows it routed, s among them */
+    return s->checked;
+}
+
+/* The pod of s went down: the worker takes the flow back from XDP (both
+ * entries: action worker, so every packet of it comes here whatever the
+ * pod's state does next), resets each side with the numbers that side's
+ * next packet carries (the one that came, or its answer to a probe), and
+ * reports DONE pod_down when both are reset or after RESET_MS. */
+static void start_reset(struct slot *s, uint64_t now)
+{
+    S.pod_down++;
+    s->pstate = 3;
+    s->outcome = DECIDE_POD_DOWN;
+    s->reset_done = 0;
+    s->reset_until_ms = now + RESET_MS;
+    s->probe_at_ms = now; /* the next timer tick probes a side not heard from */
+    entries_set(s, KVG_BP_ACT_WORKER, s->pod_slot);
+}
+
+/* A segment of s (pstate 3) from the client or the pod: a RST ends that
+ * side; any other with an ACK says what the side expects next, and gets
+ * a RST with exactly that sequence number (RFC 5961: a RST elsewhere in
+ * the window only draws a challenge ACK). */
+static void reset_input(struct slot *s, const struct pkt_tcp *p, int from_pod)
+{
+    S.pod_down_frames++;
+    uint8_t side = from_pod ? 2 : 1;
+    if (s->reset_done & side)
+        return;
+    if (p->seg.flags & TCPF_RST) {
+        s->reset_done |= side;
+    } else if (p->seg.flags & TCPF_ACK) {
+        uint32_t end = p->seg.seq + p->seg.len + ((p->seg.flags & (TCPF_SYN | TCPF_FIN)) ? 1 : 0);
+        struct tcpep_reply r = {.send = 1, .flags = TCPF_RST | TCPF_ACK, .seq = p->seg.ack,
+                                .ack = end, .wscale = -1};
+        send_reply(p, &r);
+        S.resets++;
+        if (from_pod)
+            S.pod_resets_pod++;
+        else
+            S.pod_resets_client++;
+        s->reset_done |= side;
+    }
+    if (s->reset_done == 3)
+        drop_flow(s); /* DONE pod_down, both entries deleted */
+}
+
+/* One byte far behind anything the side can still expect (2^30 before
+ * the least it has received: what was sent before the hand-off plus what
+ * XDP counted since, headers included, is an upper bound). Out of its
+ * window, so its TCP answers with an ACK carrying where it stands (RFC
+ * 793), which XDP hands to the worker (action worker); a segment with data,
+ * so Linux's rate limit on out-of-window ACKs does not hold that back. */
+static void probe(struct slot *s, int to_pod)
+{
+    static const uint8_t junk;
+    struct kvg_bp_flow e;
+    struct pkt_out o;
+    memset(&o, 0, sizeof(o));
+    memcpy(o.smac, s->dmac, 6); /* our port's MAC */
+    o.flags = TCPF_ACK;
+    o.wscale = -1;
+    o.data = &junk;
+    o.len = 1;
+    if (to_pod) {
+        uint64_t sent = !bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &e) ? e.bytes : 0;
+        memcpy(o.dmac, s->pod_mac, 6);
+        o.saddr = GW_IP;
+        o.daddr = s->pod_ip;
+        o.sport = htons(s->gwport);
+        o.dport = s->pod_port;
+        o.seq = s->rp.snd_nxt + (uint32_t)sent - (1u << 30);
+        o.ack = s->rp.irs + 1;
+    } else {
+        uint64_t sent = !bpf_map_lookup_elem(FLOWS_FD, &s->h.p2c_key, &e) ? e.bytes : 0;
+        memcpy(o.dmac, s->smac, 6);
+        o.saddr = s->t.daddr;
+        o.daddr = s->t.saddr;
+        o.sport = s->t.dport;
+        o.dport = s->t.sport;
+        o.seq = s->f.iss + 1 + (uint32_t)sent - (1u << 30);
+        o.ack = s->f.rcv_nxt;
+    }
+    send_out(&o);
+}
+
+static void reset_timer(struct slot *s, uint64_t now)
+{
+    if (now >= s->reset_until_ms) { /* a side that never answered (a pod host gone) */
+        drop_flow(s);
+        return;
+    }
+    if (now < s->probe_at_ms)
+        return;
+    s->probe_at_ms = now + PROBE_EVERY_MS;
+    if (!(s->reset_done & 1))
+        probe(s, 0);
+    if (!(s->reset_done & 2))
+        probe(s, 1);
+    S.pod_probes++;
+}
+
 /* A frame from the pod to one of the worker's source ports. */
 static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
 {
@@ -374,6 +541,15 @@ static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
     struct slot *s = by_port ? by_port[port - LO] : NULL;
     if (!s || p->t.saddr != s->pod_ip || p->t.sport != s->pod_port) {
         S.unknown_pod++;
+        return;
+    }
+    if (s->pstate == 3) {
+        reset_input(s, p, 1);
+        return;
+    }
+    if (s->pstate == 2 && pod_down_now(s)) { /* XDP: POD_DOWN */
+        start_reset(s, now_ms());
+        reset_input(s, p, 1);
         return;
     }
     if (s->pstate == 2) { /* XDP should have taken it: a late one */
@@ -433,7 +609,7 @@ static void send_done(struct slot *s, unsigned http_status)
     if (!DC || (s->dstate != D_ROUTED && s->dstate != D_MAC) || s->dgen != dcli_gen(DC))
         return;
     uint64_t in = s->f.len, out = 0;
-    if (s->pstate == 2 && FLOWS_FD >= 0) {
+    if (s->pstate >= 2 && FLOWS_FD >= 0) {
         struct kvg_bp_flow e;
         if (!bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &e))
             in += e.bytes;
@@ -631,11 +807,19 @@ static struct ff *new_ff(struct slot *s)
 static void decide_down(uint32_t gen)
 {
     S.gw_downs++;
-    for (uint32_t i = 0; i < NFLOWS; i++)
-        if (flows[i].used && flows[i].dstate == D_WAIT && flows[i].dgen == gen) {
-            flows[i].dstate = D_NONE;
-            answer_error(&flows[i], 503, "no routing decision available (kvgated went away)");
+    for (uint32_t i = 0; i < NFLOWS; i++) {
+        struct slot *s = &flows[i];
+        if (s->used && s->dstate == D_WAIT && s->dgen == gen) {
+            s->dstate = D_NONE;
+            answer_error(s, 503, "no routing decision available (kvgated went away)");
+        } else if (s->used && s->pstate == 2 && s->checked && s->dgen == gen) {
+            /* its pod table is nobody's now (a kvgated that stops zeroes
+             * it; the next one numbers pods afresh): the flow runs on
+             * unchecked, as it runs on without a DONE */
+            s->checked = 0;
+            entries_set(s, KVG_BP_ACT_REWRITE, KVG_POD_MAX);
         }
+    }
 }
 
 /* The first request is whole (or not for the bypass): counted; with
@@ -686,6 +870,15 @@ static void frame(const uint8_t *data, size_t len)
     struct slot *s = lookup(&p.t, 0);
     if (s && s->dstate == D_ERR) {
         err_input(s, &p);
+        return;
+    }
+    if (s && s->pstate == 3) {
+        reset_input(s, &p, 0);
+        return;
+    }
+    if (s && s->pstate == 2 && pod_down_now(s)) { /* XDP: POD_DOWN */
+        start_reset(s, now);
+        reset_input(s, &p, 0);
         return;
     }
     if (s && s->pstate) { /* the client's side of a flow being handed off */
@@ -779,6 +972,10 @@ static void watch(struct slot *s, uint64_t now)
     struct kvg_bp_flow c, p;
     int hc = !bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &c);
     int hp = !bpf_map_lookup_elem(FLOWS_FD, &s->h.p2c_key, &p);
+    if (pod_down_now(s)) { /* a quiet flow whose pod went down: no packet told XDP */
+        start_reset(s, now);
+        return;
+    }
     enum handoff_verdict v =
         handoff_check(&s->hw, hc ? &c : NULL, hp ? &p : NULL, now, LINGER_MS, IDLE_MS);
     if (v != HANDOFF_KEEP) {
@@ -804,6 +1001,10 @@ static void timers(void)
         struct slot *s = &flows[i];
         if (s->used && s->pstate == 2) {
             watch(s, now);
+            continue;
+        }
+        if (s->used && s->pstate == 3) {
+            reset_timer(s, now);
             continue;
         }
         if (s->used && s->pstate == 1) {
@@ -882,61 +1083,19 @@ static void write_stats(const char *path)
     rename(tmp, path);
 }
 
-/* The entry program the driver attached: its kvg_bpe_cfg gets the port and
- * the source-port range, and its kvg_bp_flows is where hand-offs go. */
-static int set_cfg(const char *ifname, uint16_t port)
-{
-    unsigned ifindex = if_nametoindex(ifname);
-    uint32_t prog_id = 0;
-    if (!ifindex || bpf_xdp_query_id((int)ifindex, 0, &prog_id) || !prog_id)
-        return -ENOENT;
-    int pfd = bpf_prog_get_fd_by_id(prog_id);
-    if (pfd < 0)
-        return -errno;
-    uint32_t ids[32];
-    struct bpf_prog_info pi;
-    memset(&pi, 0, sizeof(pi));
-    pi.nr_map_ids = 32;
-    pi.map_ids = (uint64_t)(uintptr_t)ids;
-    uint32_t len = sizeof(pi);
-    int rc = bpf_obj_get_info_by_fd(pfd, &pi, &len) ? -errno : -ENOENT;
-    close(pfd);
-    for (uint32_t i = 0; i < pi.nr_map_ids && i < 32; i++) {
-        int mfd = bpf_map_get_fd_by_id(ids[i]);
-        if (mfd < 0)
-            continue;
-        struct bpf_map_info mi;
-        memset(&mi, 0, sizeof(mi));
-        uint32_t ml = sizeof(mi);
-        int keep = 0;
-        if (!bpf_obj_get_info_by_fd(mfd, &mi, &ml)) {
-            if (!strcmp(mi.name, "kvg_bpe_cfg")) {
-                uint32_t k = 0;
-                uint16_t v[4] = {htons(port), 0, by_port ? LO : 0, by_port ? HI : 0};
-                rc = bpf_map_update_elem(mfd, &k, v, BPF_ANY) ? -errno : 0;
-            } else if (!strcmp(mi.name, KVG_MAP_BP_FLOWS)) {
-                FLOWS_FD = mfd;
-                keep = 1;
-            }
-        }
-        if (!keep)
-            close(mfd);
-    }
-    return rc;
-}
-
 int main(int argc, char **argv)
 {
     const char *iface = NULL, *obj = NULL, *stats = NULL;
     int port = 0;
     unsigned long long max_body = 32ull << 20;
     const char *pod = NULL, *pod_mac = NULL, *gw_ip = NULL, *decide = NULL;
+    const char *pods_pin = KVG_PIN_DIR_DEFAULT "/" KVG_PIN_MAPS_SUBDIR "/" KVG_MAP_PODS;
     static const struct option opts[] = {{"iface", 1, 0, 'i'}, {"port", 1, 0, 'p'},
                                          {"xdp-obj", 1, 0, 'x'}, {"stats", 1, 0, 's'},
                                          {"max-body", 1, 0, 'b'}, {"pod", 1, 0, 'P'},
                                          {"pod-mac", 1, 0, 'M'}, {"gw-ip", 1, 0, 'G'},
                                          {"src-ports", 1, 0, 'R'}, {"decide", 1, 0, 'D'},
-                                         {0, 0, 0, 0}};
+                                         {"pods-pin", 1, 0, 'T'}, {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (c) {
         case 'i': iface = optarg; break;
@@ -948,6 +1107,7 @@ int main(int argc, char **argv)
         case 'M': pod_mac = optarg; break;
         case 'G': gw_ip = optarg; break;
         case 'D': decide = optarg; break;
+        case 'T': pods_pin = *optarg ? optarg : NULL; break;
         case 'R': {
             unsigned lo, hi;
             if (sscanf(optarg, "%u-%u", &lo, &hi) != 2 || !lo || lo > hi || hi > 65535)
@@ -964,7 +1124,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: kvg-bypassd --iface IF --port N --xdp-obj FILE [--stats FILE] "
                         "[--max-body BYTES]\n"
                         "         [--pod IP:PORT --pod-mac MAC --gw-ip IP [--src-ports LO-HI]]\n"
-                        "         [--decide SOCKET --gw-ip IP [--pod-mac MAC] [--src-ports LO-HI]]\n");
+                        "         [--decide SOCKET --gw-ip IP [--pod-mac MAC] [--src-ports LO-HI]\n"
+                        "          [--pods-pin PATH]]\n");
         return 2;
     }
     if (pod) {
@@ -1036,12 +1197,21 @@ int main(int argc, char **argv)
                 rte_strerror(rte_errno));
         goto out;
     }
-    if ((rc = set_cfg(iface, (uint16_t)port))) {
+    /* kvgated's pod table: only its slots (--decide) name entries in it */
+    if ((rc = bpe_open(&E, iface, obj, DC ? pods_pin : NULL, (uint16_t)port, by_port ? LO : 0,
+                       by_port ? HI : 0))) {
         fprintf(stderr, "kvg-bypassd: no entry program on %s to configure: %s\n", iface,
                 strerror(-rc));
         rc = 1;
         goto stop_port;
     }
+    FLOWS_FD = E.flows_fd;
+    S.pods_shared = E.pods_fd >= 0;
+    if (E.pods_fd >= 0)
+        printf("kvg-bypassd: XDP checks each spliced flow's pod in kvgated's table (%s)\n",
+               pods_pin);
+    else if (DC)
+        printf("kvg-bypassd: spliced flows are not checked against their pod: %s\n", E.why);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     printf("kvg-bypassd: on %s, TCP port %d to the worker, the rest to the kernel\n", iface, port);
@@ -1092,7 +1262,7 @@ int main(int argc, char **argv)
     rc = 0;
 stop_port:
     rte_eth_dev_stop(PORT);
-    rte_eth_dev_close(PORT);
+    rte_eth_dev_close(PORT); /* detaches the entry program, ours or the driver's */
 out:
     for (uint32_t i = 0; i < NFLOWS; i++)
         if (flows[i].used) {
@@ -1103,6 +1273,7 @@ out:
         dcli_poll(DC, now_ms(), on_answer, NULL);
         dcli_free(DC);
     }
+    bpe_close(&E);
     rte_eal_cleanup();
     return rc;
 }

@@ -7,8 +7,10 @@
  * ways (and its cap), IP options, TCP options, payloads of 0..1400 bytes,
  * FIN and RST (noted in the entry), packets without ACK (the ack field
  * untouched). Then bp_forward's other exits, each under its counter: no
- * entry, an entry that says pass, its pod down or gone, not IPv4/TCP, a
- * fragment, a truncated header.
+ * entry, an entry that says pass, one the worker took back, its pod down,
+ * unhealthy or gone, not IPv4/TCP, a fragment, a truncated header
+ * (test_bp_entry: the same through bp_entry, where the worker's exits go
+ * to its AF_XDP socket).
  *
  * Needs root (loading BPF); exits 77 with the reason when BPF or the XDP
  * test-run hook is not available. Loads without pinning: leaves nothing. */
@@ -334,6 +336,11 @@ TEST(other_exits_each_counted)
     CHECK_EQ(bpf_map_update_elem(flows_fd, &fc.key, &fc.val, BPF_ANY), 0);
     CHECK_EQ(verdict_of(p, len, KVG_BP_HANDED_UP, &moved), 2);
     CHECK_EQ(moved, 1);
+    /* one the worker took back: no worker behind bp_forward, passed */
+    fc.val.action = KVG_BP_ACT_WORKER;
+    CHECK_EQ(bpf_map_update_elem(flows_fd, &fc.key, &fc.val, BPF_ANY), 0);
+    CHECK_EQ(verdict_of(p, len, KVG_BP_TO_WORKER, &moved), 2);
+    CHECK_EQ(moved, 1);
     /* its pod: absent, down, then healthy */
     fc.val.action = KVG_BP_ACT_REWRITE;
     fc.val.pod_slot = 7;
@@ -344,6 +351,10 @@ TEST(other_exits_each_counted)
     CHECK_EQ(verdict_of(p, len, KVG_BP_POD_DOWN, &moved), 2);
     CHECK_EQ(moved, 1);
     pod.flags = KVG_POD_F_PRESENT | KVG_POD_F_HEALTHY | KVG_POD_F_DOWN;
+    CHECK_EQ(bpf_map_update_elem(pods_fd, &slot, &pod, BPF_ANY), 0);
+    CHECK_EQ(verdict_of(p, len, KVG_BP_POD_DOWN, &moved), 2);
+    CHECK_EQ(moved, 1);
+    pod.flags = KVG_POD_F_PRESENT | KVG_POD_F_METRICS_OK; /* unhealthy */
     CHECK_EQ(bpf_map_update_elem(pods_fd, &slot, &pod, BPF_ANY), 0);
     CHECK_EQ(verdict_of(p, len, KVG_BP_POD_DOWN, &moved), 2);
     CHECK_EQ(moved, 1);

@@ -18,7 +18,9 @@
 #     the connections are closed (the worker's DONE);
 #   - a model no pod serves: the client gets kvgated's 404 JSON;
 #   - kill -9 of the worker while a request is in flight: kvgated releases
-#     its in-flight count within a few seconds.
+#     its in-flight count within a few seconds;
+#   - without kvgated's pinned pod table the worker says, in one line, that
+#     spliced flows go unchecked.
 # Skipped (77) without root, DPDK, the binaries or the tools.
 . "$(dirname "$0")/../e2e/lib.sh"
 [ "$(id -u)" = 0 ] || skip_all "needs root (namespaces, XDP)"
@@ -91,6 +93,12 @@ start_worker || { kill -0 $WPID 2>/dev/null || skip_all "the worker did not star
                   setup_failed "worker: $(cat $E2E_TMP/worker.log)"; }
 wait_until 5 eval '[ "$(gw /metrics | awk "\$1==\"kvgate_bypass_workers\" {print \$2}")" = 1.0 ]' ||
     setup_failed "the worker did not connect to kvgated: $(cat $E2E_TMP/worker.log $E2E_TMP/kvgated.log)"
+
+# kvgated --no-bpf pins no pod table: the worker says so in one line and
+# splices without a pod check (test_podcheck.sh has the shared table)
+check "without kvgated's pinned pod table: one line says flows are not checked" \
+    grep -q "^kvg-bypassd: spliced flows are not checked against their pod: no pod table pinned at /sys/fs/bpf/kvgate/maps/kvg_pods" \
+    "$E2E_TMP/worker.log"
 
 M=meta-llama/Llama-3.1-8B-Instruct
 # ask PREFIX-ID SUFFIX [MAX_TOKENS [MODEL]]: one streamed completion through

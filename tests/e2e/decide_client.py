@@ -26,7 +26,7 @@ import time
 VERSION = 1
 T_DECIDE, T_BODY, T_ANSWER, T_DONE = 1, 2, 3, 4
 OUTCOMES = {"ok": 0, "client_abort": 1, "pod_error": 2, "timeout": 3, "shutdown": 4,
-            "rejected": 5}
+            "rejected": 5, "pod_down": 6}
 
 
 def hdr(t, mid):

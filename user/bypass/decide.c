@@ -205,6 +205,8 @@ int decide_decode(const uint8_t *buf, size_t len, struct decide_msg *m)
 const char *decide_outcome_name(unsigned o)
 {
     static const char *const names[] = {"ok", "client_abort", "pod_error", "timeout",
-                                        "shutdown", "rejected"};
+                                        "shutdown", "rejected", "pod_down"};
+    _Static_assert(sizeof(names) / sizeof(names[0]) == DECIDE_OUTCOME_MAX + 1,
+                   "a name for every enum decide_outcome");
     return o <= DECIDE_OUTCOME_MAX ? names[o] : "unknown";
 }

@@ -93,7 +93,9 @@ enum decide_outcome {
     DECIDE_TIMEOUT = 3,      /* idle too long */
     DECIDE_SHUTDOWN = 4,     /* the worker is stopping */
     DECIDE_REJECTED = 5,     /* the worker answered itself (e.g. no MAC for the pod) */
-    DECIDE_OUTCOME_MAX = 5,
+    DECIDE_POD_DOWN = 6,     /* spliced, then its pod went down, unhealthy or away in
+                              * kvgated's pod table (kvg_pods): both sides reset */
+    DECIDE_OUTCOME_MAX = 6,
 };
 
 struct decide_msg {

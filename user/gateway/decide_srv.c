@@ -338,6 +338,12 @@ static int on_done(struct dpeer *p, const struct decide_msg *m)
     case DECIDE_TIMEOUT:
         r->error = "stream_idle_timeout";
         break;
+    case DECIDE_POD_DOWN: /* mid-answer: the client was reset (an error, outcome
+                           * pod_error); the pod's state is known already (the
+                           * table said so), so no attempt is recorded against it */
+        r->error = "upstream_pod_down";
+        st = st ? st : 502;
+        break;
     case DECIDE_SHUTDOWN:
         r->error = "shutdown";
         break;

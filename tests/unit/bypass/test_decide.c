@@ -123,6 +123,18 @@ TEST(round_trip_each_type)
     CHECK_EQ(out.bytes_in, 1ull << 40);
     CHECK_EQ(out.bytes_out, 12345);
     CHECK_EQ(out.ttft_us, 777);
+
+    /* every outcome travels, and has its label value */
+    for (unsigned o = 0; o <= DECIDE_OUTCOME_MAX; o++) {
+        in = m_done();
+        in.outcome = (uint8_t)o;
+        n = decide_encode(&in, buf, sizeof(buf));
+        CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+        CHECK_EQ(out.outcome, o);
+        CHECK(strcmp(decide_outcome_name(o), "unknown") != 0);
+    }
+    CHECK_STR(decide_outcome_name(DECIDE_POD_DOWN), "pod_down");
+    CHECK_STR(decide_outcome_name(DECIDE_OUTCOME_MAX + 1), "unknown");
 }
 
 TEST(largest_message_fits_the_max)

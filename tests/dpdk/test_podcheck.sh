@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# XDP's per-packet pod check on spliced flows (issue 12): kvgated runs with
+# its BPF fast path (pod table pinned, XDP guard not attached: the worker's
+# af_xdp driver owns the interface's hook), kvg-bypassd --decide shares
+# that table (dpdk/entry.h: its own bp_entry instance reading kvgated's
+# kvg_pods, swapped for the driver's), and every spliced flow carries its
+# pod's slot. One-armed, as test_decide.sh: client, gateway and two pod
+# namespaces on one bridge (a fifth namespace), all removed on exit
+# (signals included). kvgated and the worker share the gateway namespace
+# and one mount namespace with a bpffs of its own (kvgated mounts it, the
+# worker joins with nsenter), so nothing is pinned outside the test.
+# Checked:
+#   - the worker says it checks pods in kvgated's table; a streamed
+#     completion through the bypass is answered whole, its flow checked;
+#   - a pod whose host vanishes mid-answer (its link down, its process
+#     killed: nothing closes the connection): once kvgated's health checks
+#     mark it unhealthy, the client is reset within 1 s, kvgated's in-flight
+#     count returns to 0, and the request is counted as an error
+#     (kvgate_bypass_done_total{outcome="pod_down"}, access log outcome
+#     pod_error, error upstream_pod_down), the worker's pod_down counter too;
+#   - a pod removed through kvgated's admin API mid-answer: the client and
+#     the pod are both reset within 1 s, counted the same way;
+#   - kvgated stopping mid-answer zeroes its table: the flow is not reset
+#     (the worker unchecks the flows of a kvgated that went away).
+# Skipped (77) without root, DPDK, the binaries or the tools.
+. "$(dirname "$0")/../e2e/lib.sh"
+[ "$(id -u)" = 0 ] || skip_all "needs root (namespaces, XDP)"
+for c in ip ethtool curl bpftool jq nsenter; do command -v $c >/dev/null || skip_all "$c not installed"; done
+[ -x $BUILD/kvg-bypassd ] || skip_all "$BUILD/kvg-bypassd not built (DPDK missing? scripts/deps.sh installs dpdk, libdpdk-dev)"
+[ -x $BUILD/kvgate-podsim ] && [ -x $BUILD/kvgated ] && [ -f $BUILD/bpf/bp_entry.bpf.o ] &&
+    [ -f $BUILD/bpf/tests/xdp_pass.bpf.o ] || skip_all "binaries not built"
+NC=kvgpc$$ NG=kvgpg$$ NP1=kvgpp$$ NP2=kvgpq$$ NS=kvgps$$
+WPID= GWPID= REMOVED=
+declare -A PODPID
+podcheck_cleanup() {
+    [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
+    [ -n "$GWPID" ] && kill "$GWPID" 2>/dev/null && wait "$GWPID" 2>/dev/null
+    e2e_cleanup
+    for n in $NC $NG $NP1 $NP2 $NS; do ip netns del $n 2>/dev/null; done
+}
+trap podcheck_cleanup EXIT
+trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
+for n in $NC $NG $NP1 $NP2 $NS; do ip netns add $n || setup_failed "namespace $n"; done
+ip -n $NS link add br0 type bridge && ip -n $NS link set br0 up
+i=1
+for n in $NC $NG $NP1 $NP2; do
+    ip link add x$i$$ netns $n type veth peer name s$i$$ netns $NS || setup_failed "veth"
+    ip -n $n link set x$i$$ address 02:00:00:00:00:0$i
+    ip -n $n addr add 10.79.0.$i/24 dev x$i$$
+    ip -n $n link set x$i$$ up
+    ip -n $n link set lo up
+    ip -n $NS link set s$i$$ master br0
+    ip -n $NS link set s$i$$ up
+    # BYPASS.md's veth traps: full checksums, MTU-sized segments, no GRO
+    ip netns exec $n ethtool -K x$i$$ tx off gso off tso off gro off >/dev/null 2>&1
+    ip netns exec $NS ethtool -K s$i$$ gro off gso off tso off tx off >/dev/null 2>&1
+    i=$((i + 1))
+done
+GIF=x2$$
+# XDP_TX on veth needs an XDP program on the peer (dpdk/README.md)
+ip -n $NS link set dev s2$$ xdpdrv obj $BUILD/bpf/tests/xdp_pass.bpf.o sec xdp ||
+    setup_failed "XDP_PASS on the gateway's peer"
+
+for n in $NP1 $NP2; do
+    ip netns exec $n $BUILD/kvgate-podsim --host 0.0.0.0 --base-port 8000 --pods 1 --admin-port 8100 \
+        >"$E2E_TMP/podsim.$n.log" 2>&1 &
+    PODPID[$n]=$!
+    E2E_PIDS+=($!)
+done
+for n in $NP1 $NP2; do
+    wait_until 10 ip netns exec $n curl -sf -o /dev/null http://127.0.0.1:8000/health ||
+        setup_failed "podsim: $(cat $E2E_TMP/podsim.$n.log)"
+done
+
+# kvgated with its fast path: it pins under /sys/fs/bpf/kvgate on a bpffs
+# mounted in its own mount namespace (ip netns exec made one); no
+# --xdp-iface: the hook is the worker's. Health checked every 100 ms.
+SOCK="$E2E_TMP/decide.sock"
+GW_LOG="$E2E_TMP/access.log"
+cat >"$E2E_TMP/kvgated.json" <<EOF
+{"scrape": {"health_interval_ms": 100, "timeout_ms": 150}}
+EOF
+ip netns exec $NG sh -c 'mount -t bpf bpf /sys/fs/bpf && exec "$@"' sh \
+    $BUILD/kvgated --config "$E2E_TMP/kvgated.json" --listen 10.79.0.2:9000 --admin 127.0.0.1:9090 \
+    --workers 1 --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --pod http://10.79.0.4:8000 \
+    --decide-socket "$SOCK" >"$E2E_TMP/kvgated.log" 2>&1 &
+GWPID=$!
+gw() { ip netns exec $NG curl -s --max-time 3 "http://127.0.0.1:9090$1"; }
+gw_healthy() { [ "$(gw /admin/pods | jq '[.[] | select(.healthy)] | length')" = 2 ]; }
+wait_until 15 gw_healthy || setup_failed "kvgated: $(cat $E2E_TMP/kvgated.log)"
+grep -q "BPF fast path on: pod table and XDP guard pinned under /sys/fs/bpf/kvgate" "$E2E_TMP/kvgated.log" ||
+    setup_failed "kvgated's fast path is off: $(grep -i bpf $E2E_TMP/kvgated.log)"
+
+ST="$E2E_TMP/stats.json"
+# the worker in kvgated's network and mount namespaces (its pins)
+nsenter -t $GWPID -m -n -w $BUILD/kvg-bypassd --iface $GIF --port 8000 --xdp-obj $BUILD/bpf/bp_entry.bpf.o \
+    --decide "$SOCK" --gw-ip 10.79.0.2 --src-ports 61000-61015 \
+    --stats "$ST" >"$E2E_TMP/worker.log" 2>&1 &
+WPID=$!
+wait_until 20 grep -q "kvg-bypassd: on" "$E2E_TMP/worker.log" ||
+    { kill -0 $WPID 2>/dev/null || skip_all "the worker did not start: $(tail -3 $E2E_TMP/worker.log)"
+      setup_failed "worker: $(cat $E2E_TMP/worker.log)"; }
+wait_until 5 eval '[ "$(gw /metrics | awk "\$1==\"kvgate_bypass_workers\" {print \$2}")" = 1.0 ]' ||
+    setup_failed "the worker did not connect to kvgated: $(cat $E2E_TMP/worker.log $E2E_TMP/kvgated.log)"
+
+M=meta-llama/Llama-3.1-8B-Instruct
+# stream ID MAX_TOKENS: one streamed completion through the bypass port;
+# writes "reset|eof|done T BYTES" (T: wall clock, seconds) to $E2E_TMP/ID.out
+stream() {
+    ip netns exec $NC $PY - "$1" "$2" "$M" >"$E2E_TMP/$1.out" 2>&1 <<'PY'
+import json, socket, sys, time
+tag, n, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+body = json.dumps({"model": model, "prompt": ("Runbook %s: check the pods. " % tag) * 40,
+                   "max_tokens": n, "stream": True, "ignore_eos": True}).encode()
+s = socket.create_connection(("10.79.0.2", 8000), timeout=30)
+s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
+          b"x-gateway-inference-fairness-id: t-" + tag.encode() + b"\r\n"
+          b"content-length: %d\r\n\r\n" % len(body) + body)
+got, how, told = b"", "eof", False
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+        if not told and len(got) > 200:  # the answer is under way
+            print("streaming", flush=True)
+            told = True
+        if b"data: [DONE]" in got:
+            how = "done"
+            break
+except ConnectionResetError:
+    how = "reset"
+except socket.timeout:
+    how = "timeout"
+print(how, "%.3f" % time.time(), len(got), flush=True)
+PY
+}
+inflight_total() { gw /admin/pods | jq '[.[].inflight] | add'; }
+inflight_is() { local v; v=$(inflight_total); echo "in flight at kvgated: $v (want $1)"; [ "$v" = "$1" ]; }
+metric() { gw /metrics | awk -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print 0}'; }
+busy_pod() { gw /admin/pods | jq -r '.[] | select(.inflight > 0) | .address' | head -1; }
+now_s() { echo "$EPOCHREALTIME"; }
+# the last access-log line of tenant t-ID
+log_of() { grep '"path":"bypass"' "$GW_LOG" | grep "\"tenant\":\"t-$1\"" | tail -1; }
+
+t_shared() {
+    grep "kvg-bypassd: XDP checks each spliced flow's pod in kvgated's table (/sys/fs/bpf/kvgate/maps/kvg_pods)" \
+        "$E2E_TMP/worker.log" || { cat "$E2E_TMP/worker.log"; return 1; }
+    jq -e '.pods_shared == 1' "$ST" >/dev/null
+}
+check "the worker shares kvgated's pod table (one line says so)" t_shared
+t_normal() {
+    stream A 8
+    cat "$E2E_TMP/A.out"
+    grep -q '^done ' "$E2E_TMP/A.out" || return 1
+    wait_until 6 inflight_is 0 || return 1
+    jq -e '.handed_off == 1 and .pod_unchecked == 0 and .pod_down == 0' "$ST"
+}
+check "a streamed completion through the bypass is answered whole, its flow checked" t_normal
+
+t_pod_vanishes() {
+    local cpid url ns ip idx t0 t1 t2
+    stream B 4000 &
+    cpid=$!
+    wait_until 5 inflight_is 1 || return 1
+    wait_until 5 grep -q streaming "$E2E_TMP/B.out" || { echo "no answer under way"; return 1; }
+    url=$(busy_pod)
+    ip=${url%%:*}
+    case $ip in 10.79.0.3) ns=$NP1 idx=3 ;; 10.79.0.4) ns=$NP2 idx=4 ;; *) echo "pod $url?"; return 1 ;; esac
+    echo "the answer comes from $url: its link down, its process killed"
+    t0=$(now_s)
+    ip -n $ns link set x$idx$$ down
+    kill -9 ${PODPID[$ns]}
+    pod_unhealthy() { [ "$(gw /admin/pods | jq -r --arg u "$url" '.[] | select(.address == $u) | .healthy')" = false ]; }
+    wait_until 5 pod_unhealthy || { echo "kvgated never marked it unhealthy"; return 1; }
+    t1=$(now_s)
+    wait $cpid
+    cat "$E2E_TMP/B.out"
+    read -r how t2 _ < <(grep -v streaming "$E2E_TMP/B.out")
+    echo "killed at $t0, unhealthy at kvgated by $t1, client: $how at $t2"
+    [ "$how" = reset ] || return 1
+    awk -v a="$t1" -v b="$t2" 'BEGIN {d = b - a; printf "reset %.3f s after kvgated marked the pod unhealthy\n", d; exit !(d < 1.0)}' || return 1
+    wait_until 3 inflight_is 0 || return 1
+    wait_until 2 eval 'log_of B | grep -q upstream_pod_down' || { log_of B; return 1; }
+    log_of B | jq -c '{tenant, pod, status, outcome, error}'
+    log_of B | jq -e '.outcome == "pod_error" and .error == "upstream_pod_down"' >/dev/null || return 1
+    [ "$(metric 'kvgate_bypass_done_total{outcome="pod_down"}')" = 1.0 ] || { echo "done_total pod_down: $(metric 'kvgate_bypass_done_total{outcome="pod_down"}')"; return 1; }
+    jq -c '{pod_down, pod_down_frames, pod_probes, pod_resets_client, pod_resets_pod}' "$ST"
+    jq -e '.pod_down == 1 and .pod_resets_client == 1' "$ST" >/dev/null
+}
+check "a pod that vanishes mid-answer: the client is reset within 1 s of kvgated marking it, in-flight back to 0, counted as an error" t_pod_vanishes
+
+t_pod_removed() {
+    local cpid url name t0 t2 how before
+    before=$(jq .pod_resets_pod "$ST")
+    stream C 4000 &
+    cpid=$!
+    wait_until 5 inflight_is 1 || return 1
+    wait_until 5 grep -q streaming "$E2E_TMP/C.out" || { echo "no answer under way"; return 1; }
+    url=$(busy_pod)
+    name=$(gw /admin/pods | jq -r --arg u "$url" '.[] | select(.address == $u) | .name')
+    REMOVED=$url
+    echo "the answer comes from $name ($url): removed through the admin API"
+    t0=$(now_s)
+    ip netns exec $NG curl -s --max-time 3 -X DELETE "http://127.0.0.1:9090/admin/pods/$name" -o /dev/null -w '%{http_code}\n'
+    wait $cpid
+    cat "$E2E_TMP/C.out"
+    read -r how t2 _ < <(grep -v streaming "$E2E_TMP/C.out")
+    [ "$how" = reset ] || return 1
+    awk -v a="$t0" -v b="$t2" 'BEGIN {d = b - a; printf "reset %.3f s after the DELETE\n", d; exit !(d < 1.0)}' || return 1
+    wait_until 2 eval 'log_of C | grep -q upstream_pod_down' || { log_of C; return 1; }
+    [ "$(metric 'kvgate_bypass_done_total{outcome="pod_down"}')" = 2.0 ] || return 1
+    jq -c '{pod_down, pod_resets_client, pod_resets_pod}' "$ST"
+    jq -e --argjson b "$before" '.pod_down == 2 and .pod_resets_pod == $b + 1' "$ST" >/dev/null
+}
+check "a pod removed through the admin API mid-answer: client and pod reset within 1 s, counted" t_pod_removed
+
+# kvgated stopping zeroes its table (after closing the decision channel):
+# the worker turns the flows it routed back to unchecked, so a flow under
+# way is not reset but carries on to its end
+t_kvgated_stops() {
+    local cpid before
+    before=$(jq .pod_down "$ST")
+    # the pod removed above, alive, back under another name (the other one is dead)
+    [ -n "$REMOVED" ] || { echo "no pod was removed"; return 1; }
+    ip netns exec $NG curl -s --max-time 3 -X POST -H 'content-type: application/json' \
+        --data "{\"url\":\"http://$REMOVED\",\"name\":\"again\"}" http://127.0.0.1:9090/admin/pods; echo
+    wait_until 5 eval '[ "$(gw /admin/pods | jq "[.[] | select(.healthy)] | length")" -ge 1 ]' || return 1
+    stream D 150 &
+    cpid=$!
+    wait_until 5 grep -q streaming "$E2E_TMP/D.out" || { cat "$E2E_TMP/D.out"; return 1; }
+    kill -TERM $GWPID; wait $GWPID 2>/dev/null; GWPID=
+    echo "kvgated stopped"
+    wait $cpid
+    cat "$E2E_TMP/D.out"
+    grep -q '^done ' "$E2E_TMP/D.out" || return 1
+    jq -c '{gw_downs, pod_down}' "$ST"
+    jq -e --argjson b "$before" '.gw_downs >= 1 and .pod_down == $b' "$ST" >/dev/null
+}
+check "kvgated stopping mid-answer (its table zeroed): the flow is not reset, it ends whole" t_kvgated_stops
+finish
