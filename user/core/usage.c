@@ -1,11 +1,13 @@
 /* usage: a model server's reported token counts, read as bytes pass. See
  * usage.h.
  *
- * A byte-at-a-time JSON scanner that keeps only what the next byte needs:
- * the state, the depth and a bit per level (object or array), the key
- * being read (at the three levels where keys matter), the number being
- * read. Strings are skipped, so "usage" inside generated text is never a
- * key; keys are matched only at depth 1 (the top-level object), depth 2
+ * A resumable JSON scanner that keeps only what the next byte needs: the
+ * state, the depth and a bit per level (object or array), the key being
+ * read (at the three levels where keys matter), the number being read.
+ * Any byte may end a piece; within one, a string's run, a number or a
+ * literal is taken in one call and the common `,"` / `":` steps at once
+ * (fast_next), the state switch only for the rest. Strings are skipped,
+ * so "usage" inside generated text is never a key; keys are matched only at depth 1 (the top-level object), depth 2
  * inside "usage" and depth 3 inside "prompt_tokens_details". The SSE layer
  * feeds each "data:" line of an event to one document. */
 #include "core/usage.h"
