@@ -21,7 +21,9 @@
 #                    accounting on / off only (no direct, nginx, RSS or
 #                    decision bench), 1 KiB bodies (where accounting's
 #                    share of a request is largest), the three modes,
-#                    7 repeats of 6 s; ~6 minutes. Writes
+#                    8 repeats of 6 s (an even count: the on / off pair
+#                    is restarted per repeat, the arm started first
+#                    alternating, OVH_ACCT_SWAP); ~8 minutes. Writes
 #                    bench/results/$(OVERHEAD_ACCT_NAME)/overhead.{md,json}.
 #   decision-bench   build and run $(OUT)/decision_bench (8, 64, 512 pods)
 #   $(OUT)/decision_bench
@@ -49,7 +51,7 @@ OVERHEAD_NAME ?= $(shell date +%F)-overhead-quick
 OVERHEAD_ENV ?= OVH_REPEATS=3 OVH_SAT_S=3 OVH_SLICES=3 OVH_LAT_S=2 OVH_WORKERS=2 OVH_QUICK=1 \
     OVH_ACCT=1 OVH_MODES="plain stream nousage"
 OVERHEAD_ACCT_NAME ?= $(shell date +%F)-overhead-accounting
-OVERHEAD_ACCT_ENV ?= OVH_REPEATS=7 OVH_SAT_S=6 OVH_SLICES=3 OVH_LAT_S=1 OVH_WORKERS=2 \
+OVERHEAD_ACCT_ENV ?= OVH_REPEATS=8 OVH_SAT_S=6 OVH_SLICES=3 OVH_LAT_S=1 OVH_WORKERS=2 \
     OVH_ACCT=1 OVH_BASELINES="" OVH_SIZES=1024 OVH_MODES="plain stream nousage" \
     OVH_RSS=0 OVH_DECISION=0
 

@@ -6,6 +6,7 @@ OUT_DIR/overhead.json. Every figure is a median over the repeats; ratios are
 medians of the per-repeat ratios (both sides measured in the same repeat).
 """
 import json
+import math
 import os
 import re
 import statistics
@@ -153,7 +154,9 @@ def summarize(recs, meta):
     reps = sorted({r["rep"] for r in recs})
     by = {}
     for r in recs:
-        by[(r["size"], r["mode"], r["target"], r["kind"], r["rep"])] = derive(r)
+        d = derive(r)
+        d["start_first"] = r.get("start_first")  # OVH_ACCT_SWAP's start order (run)
+        by[(r["size"], r["mode"], r["target"], r["kind"], r["rep"])] = d
     ncpu = meta.get("ncpu", 2)
     npods = meta.get("pods", 2)
     cells = []
@@ -230,6 +233,30 @@ def summarize(recs, meta):
     return sizes, modes, order, cells
 
 
+def by_start_order(per):
+    """The per-repeat ratios split by which arm was started first
+    (OVH_ACCT_SWAP alternates it): the median of each half, and from the
+    two, what a bias of the first-started instance cancels to. With a
+    factor f on whichever instance started first, the on-first median reads
+    r * f and the off-first one r / f: balanced = sqrt(on_first * off_first)
+    is r, bias = sqrt(on_first / off_first) is f."""
+    out = {"by_start_order": {}}
+    for key, want in (("on_first", True), ("off_first", False)):
+        xs = [p for p in per if p.get("on_started_first") is want]
+        rr = [p["rps_ratio"] for p in xs if p["rps_ratio"] is not None]
+        cr = [p["cpu_ratio"] for p in xs if p["cpu_ratio"] is not None]
+        out["by_start_order"][key] = {"repeats": len(xs), "rps_ratio": med(rr),
+                                      "cpu_ratio": med(cr)}
+    a, b = out["by_start_order"]["on_first"], out["by_start_order"]["off_first"]
+    for k in ("rps_ratio", "cpu_ratio"):
+        if a[k] and b[k]:
+            out[f"{k}_balanced"] = math.sqrt(a[k] * b[k])
+            out[f"{k}_start_bias"] = math.sqrt(a[k] / b[k])
+        else:
+            out[f"{k}_balanced"] = out[f"{k}_start_bias"] = None
+    return out
+
+
 def acct_ratios(by, size, mode, on, off, reps):
     """Accounting on / off per repeat: req/s on / off (>= 1 - ACCT_TOL is
     within target) and proxy CPU per request on / off (<= 1 + ACCT_TOL)."""
@@ -247,12 +274,13 @@ def acct_ratios(by, size, mode, on, off, reps):
             cpu.append(y)
         per.append({"rep": rep, "rps_on": a["rps"], "rps_off": b["rps"],
                     "cpu_us_on": a["proxy_us_req"], "cpu_us_off": b["proxy_us_req"],
-                    "rps_ratio": x, "cpu_ratio": y})
+                    "rps_ratio": x, "cpu_ratio": y, "on_started_first": a.get("start_first")})
     out = {"repeats": per,
            "rps_ratio": med(rps), "rps_ratio_min": min(rps, default=None),
            "rps_ratio_max": max(rps, default=None),
            "cpu_ratio": med(cpu), "cpu_ratio_min": min(cpu, default=None),
            "cpu_ratio_max": max(cpu, default=None)}
+    out.update(by_start_order(per))
     out["rps_met"] = out["rps_ratio"] is not None and out["rps_ratio"] >= 1 - ACCT_TOL
     out["cpu_met"] = out["cpu_ratio"] is not None and out["cpu_ratio"] <= 1 + ACCT_TOL
     return out
@@ -488,7 +516,10 @@ def main():
             add("")
         add("The same kvgated binary twice, `kvgated-wN` with `{\"accounting\": {\"enabled\": "
             "true}}` and `kvgated-noacct-wN` with `false` (README, \"Token accounting\"), in the "
-            "same repeats and rotation as every other target. Per repeat: req/s on / off and "
+            "same repeats and rotation as every other target"
+            + ("; the pair is restarted before each repeat, the arm started first alternating "
+               "(OVH_ACCT_SWAP)" if meta.get("accounting_swap") else "")
+            + ". Per repeat: req/s on / off and "
             "kvgated's CPU time per request (utime + stime of the process from /proc/PID/stat "
             "around each slice) on / off; the figure is the median of the per-repeat ratios, "
             "min-max in brackets. Target: req/s >= 0.97 and CPU per request <= 1.03.")
@@ -512,6 +543,30 @@ def main():
                     f"| {a['cpu_ratio']:.3f} ({a['cpu_ratio_min']:.3f}-{a['cpu_ratio_max']:.3f}) "
                     f"| {per} | {'met' if met else '**not met**'} |")
         add("")
+        if any(r.get("acct", {}).get("by_start_order", {}).get("off_first", {}).get("repeats")
+               for cell in cells for r in cell["sat"]):
+            add("By start order (OVH_ACCT_SWAP: the pair is restarted before each repeat, the "
+                "arm started first alternating): the medians of the per-repeat ratios of the "
+                "repeats where the on arm started first and of those where the off arm did; "
+                "`balanced` = sqrt(on-first x off-first), where a factor on the first-started "
+                "instance cancels; `bias` = sqrt(on-first / off-first), that factor as measured "
+                "(1.000: none).")
+            add("")
+            add("| body | mode | workers | repeats on first / off first | CPU/req on / off: on first | off first | balanced | bias | req/s on / off: on first | off first | balanced | bias |")
+            add("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+            for cell in cells:
+                for r in cell["sat"]:
+                    a = r.get("acct")
+                    if not a or "by_start_order" not in a:
+                        continue
+                    o, f = a["by_start_order"]["on_first"], a["by_start_order"]["off_first"]
+                    add(f"| {size_name(cell['size'])} | {mode_name.get(cell['mode'], cell['mode'])} "
+                        f"| {r['workers']} | {o['repeats']} / {f['repeats']} "
+                        f"| {fmt(o['cpu_ratio'], 3)} | {fmt(f['cpu_ratio'], 3)} "
+                        f"| {fmt(a['cpu_ratio_balanced'], 3)} | {fmt(a['cpu_ratio_start_bias'], 3)} "
+                        f"| {fmt(o['rps_ratio'], 3)} | {fmt(f['rps_ratio'], 3)} "
+                        f"| {fmt(a['rps_ratio_balanced'], 3)} | {fmt(a['rps_ratio_start_bias'], 3)} |")
+            add("")
         tok = []
         for t, m in kvm.items():
             p = m.get("kvgate_prompt_tokens_total", {})

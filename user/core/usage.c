@@ -1,11 +1,13 @@
 /* usage: a model server's reported token counts, read as bytes pass. See
  * usage.h.
  *
- * A byte-at-a-time JSON scanner that keeps only what the next byte needs:
- * the state, the depth and a bit per level (object or array), the key
- * being read (at the three levels where keys matter), the number being
- * read. Strings are skipped, so "usage" inside generated text is never a
- * key; keys are matched only at depth 1 (the top-level object), depth 2
+ * A resumable JSON scanner that keeps only what the next byte needs: the
+ * state, the depth and a bit per level (object or array), the key being
+ * read (at the three levels where keys matter), the number being read.
+ * Any byte may end a piece; within one, a string's run, a number or a
+ * literal is taken in one call and the common `,"` / `":` steps at once
+ * (fast_next), the state switch only for the rest. Strings are skipped,
+ * so "usage" inside generated text is never a key; keys are matched only at depth 1 (the top-level object), depth 2
  * inside "usage" and depth 3 inside "prompt_tokens_details". The SSE layer
  * feeds each "data:" line of an event to one document. */
 #include "core/usage.h"
@@ -60,36 +62,51 @@ static void store(struct usage_json *j, unsigned f, uint64_t v)
     }
 }
 
-/* The key just read (kbuf[0..klen)) at the current depth: which field its
- * value is. A field given twice voids the usage. */
-static void key_done(struct usage_json *j)
+/* Which field a key names at the current depth (only the depths where keys
+ * matter get here: key_relevant). By length first, so that each compare is
+ * one of known size. */
+static unsigned key_field(unsigned depth, const unsigned char *k, size_t len)
 {
-    static const struct {
-        uint8_t depth, field, len;
-        const char *name;
-    } K[] = {
-        { 1, F_USAGE, 5, "usage" },
-        { 1, F_CHOICES, 7, "choices" },
-        { 2, F_PROMPT, 13, "prompt_tokens" },
-        { 2, F_COMPLETION, 17, "completion_tokens" },
-        { 2, F_DETAILS, 21, "prompt_tokens_details" },
-        { 3, F_CACHED, 13, "cached_tokens" },
-    };
+    switch (len) {
+    case 5:
+        return depth == 1 && !memcmp(k, "usage", 5) ? F_USAGE : F_NONE;
+    case 7:
+        return depth == 1 && !memcmp(k, "choices", 7) ? F_CHOICES : F_NONE;
+    case 13:
+        if (depth == 2 && !memcmp(k, "prompt_tokens", 13))
+            return F_PROMPT;
+        return depth == 3 && !memcmp(k, "cached_tokens", 13) ? F_CACHED : F_NONE;
+    case 17:
+        return depth == 2 && !memcmp(k, "completion_tokens", 17) ? F_COMPLETION : F_NONE;
+    case 21:
+        return depth == 2 && !memcmp(k, "prompt_tokens_details", 21) ? F_DETAILS : F_NONE;
+    default:
+        return F_NONE;
+    }
+}
+
+/* Whether a key at the current depth can name a field: the top level, the
+ * "usage" object's level, "prompt_tokens_details"'s. Other keys are not
+ * kept (most of an answer's: "choices"' insides). */
+static int key_relevant(const struct usage_json *j)
+{
+    return j->depth == 1 || (j->depth == 2 && j->in_usage) || (j->depth == 3 && j->in_details);
+}
+
+/* The key just read (k[0..len), len > USAGE_KEY_MAX: none) at the current
+ * depth: which field its value is. A field given twice voids the usage. */
+static void key_done(struct usage_json *j, const unsigned char *k, size_t len)
+{
     j->field = F_NONE;
-    if (j->klen > USAGE_KEY_MAX)
+    if (len > USAGE_KEY_MAX)
         return;
-    if ((j->depth == 2 && !j->in_usage) || (j->depth == 3 && !j->in_details) || j->depth > 3)
+    unsigned f = key_field(j->depth, k, len);
+    if (f == F_NONE)
         return;
-    for (size_t i = 0; i < sizeof(K) / sizeof(K[0]); i++)
-        if (K[i].depth == j->depth && K[i].len == j->klen &&
-            !memcmp(K[i].name, j->kbuf, j->klen)) {
-            unsigned f = K[i].field;
-            if (f != F_CHOICES && (j->seen >> f & 1))
-                j->ubad = 1;
-            j->seen |= (uint8_t)(1u << f);
-            j->field = (uint8_t)f;
-            return;
-        }
+    if (f != F_CHOICES && (j->seen >> f & 1))
+        j->ubad = 1;
+    j->seen |= (uint8_t)(1u << f);
+    j->field = (uint8_t)f;
 }
 
 static void push(struct usage_json *j, int obj)
@@ -164,56 +181,16 @@ static void begin_value(struct usage_json *j, unsigned char c)
     }
 }
 
-static int is_num_char(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' ||
-           c == '-';
-}
+/* Bytes that may continue a number: the scan takes a number as its first
+ * byte and any run of these (what is not a count is not checked further). */
+static const uint8_t NUM_CHAR[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+    ['7'] = 1, ['8'] = 1, ['9'] = 1, ['.'] = 1, ['e'] = 1, ['E'] = 1, ['+'] = 1, ['-'] = 1,
+};
 
-/* One byte outside a string's run. */
-static void step(struct usage_json *j, unsigned char c)
+/* One structural byte (not white space) in a state outside a token. */
+static void structural(struct usage_json *j, unsigned char c)
 {
-    for (;;) { /* at most twice: a number's end is the next token's start */
-        switch (j->st) {
-        case J_NUM:
-            if (is_num_char(c)) {
-                if (j->num_field) {
-                    if (c < '0' || c > '9') {
-                        j->ubad = 1; /* a fraction, exponent or sign */
-                        j->num_field = F_NONE;
-                    } else if (j->num > USAGE_MAX_TOKENS) {
-                        j->ubad = 1;
-                        j->num_field = F_NONE;
-                    } else {
-                        j->num = j->num * 10 + (uint64_t)(c - '0');
-                    }
-                }
-                return;
-            }
-            if (j->num_field) {
-                if (j->num > USAGE_MAX_TOKENS)
-                    j->ubad = 1;
-                else
-                    store(j, j->num_field, j->num);
-            }
-            j->num_field = F_NONE;
-            value_done(j);
-            continue; /* c starts what follows */
-        case J_LIT:
-            if (c != (unsigned char)LIT[j->lit][j->lit_i]) {
-                j->bad = 1;
-                return;
-            }
-            if (++j->lit_i == LIT_LEN[j->lit])
-                value_done(j);
-            return;
-        default:
-            break;
-        }
-        break;
-    }
-    if (is_ws(c))
-        return;
     switch (j->st) {
     case J_VALUE:
         begin_value(j, c);
@@ -241,7 +218,7 @@ static void step(struct usage_json *j, unsigned char c)
             j->bad = 1;
             return;
         }
-        j->str_key = 1;
+        j->str_key = key_relevant(j) ? 1 : 2;
         j->klen = 0;
         j->st = J_STR;
         return;
@@ -266,21 +243,88 @@ static void step(struct usage_json *j, unsigned char c)
     }
 }
 
+/* A number's bytes from s (the state is J_NUM): to its end, which is not
+ * consumed (it starts what follows), or to end. */
+static const unsigned char *num_run(struct usage_json *j, const unsigned char *s,
+                                    const unsigned char *end)
+{
+    if (!j->num_field) { /* not a count: only where it ends matters */
+        while (s < end && NUM_CHAR[*s])
+            s++;
+    } else {
+        for (; s < end && NUM_CHAR[*s]; s++) {
+            unsigned char c = *s;
+            if (c < '0' || c > '9') {
+                j->ubad = 1; /* a fraction, exponent or sign */
+                j->num_field = F_NONE;
+                while (s < end && NUM_CHAR[*s])
+                    s++;
+                break;
+            }
+            if (j->num > USAGE_MAX_TOKENS) {
+                j->ubad = 1;
+                j->num_field = F_NONE;
+                while (s < end && NUM_CHAR[*s])
+                    s++;
+                break;
+            }
+            j->num = j->num * 10 + (uint64_t)(c - '0');
+        }
+    }
+    if (s == end)
+        return s; /* it may go on in the next piece */
+    if (j->num_field) {
+        if (j->num > USAGE_MAX_TOKENS)
+            j->ubad = 1;
+        else
+            store(j, j->num_field, j->num);
+    }
+    j->num_field = F_NONE;
+    value_done(j);
+    return s;
+}
+
+/* A literal's bytes from s (the state is J_LIT, its first byte read). */
+static const unsigned char *lit_run(struct usage_json *j, const unsigned char *s,
+                                    const unsigned char *end)
+{
+    const char *l = LIT[j->lit];
+    unsigned len = LIT_LEN[j->lit], i = j->lit_i;
+    while (i < len && s < end) {
+        if (*s != (unsigned char)l[i]) {
+            j->bad = 1;
+            return s;
+        }
+        i++, s++;
+    }
+    j->lit_i = (uint8_t)i;
+    if (i == len)
+        value_done(j);
+    return s;
+}
+
 /* The end of the run of plain string bytes from s: the first '"', '\\' or
- * control byte, or end. Eight bytes at a time while none of them is one
- * (haszero on the word xor'd with each; bytes < 0x20 by the same borrow
- * test): most of an answer's bytes are string content, and this is on the
- * path of every non-streamed answer (issue 13's overhead). */
+ * control byte, or end. Eight bytes at a time (haszero on the word xor'd
+ * with each; bytes < 0x20 by the same borrow test; the lowest flagged byte
+ * is exact, so its place is the first stop): most of an answer's bytes are
+ * string content, and this is on the path of every non-streamed answer
+ * (issue 13's overhead). */
 static const unsigned char *str_run(const unsigned char *s, const unsigned char *end)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     while (end - s >= 8) {
-        uint64_t w, q, b;
+        uint64_t w, q, b, m;
         memcpy(&w, s, 8);
         q = w ^ (ones * '"');
         b = w ^ (ones * '\\');
-        if ((((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs)
-            break; /* one of these eight ends the run: find it below */
+        m = (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs;
+        if (m) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return s + (__builtin_ctzll(m) >> 3);
+#else
+            break; /* find it below */
+#endif
+        }
         s += 8;
     }
     while (s < end && *s != '"' && *s != '\\' && *s >= 0x20)
@@ -288,44 +332,97 @@ static const unsigned char *str_run(const unsigned char *s, const unsigned char 
     return s;
 }
 
+/* A string's bytes from s (the state is J_STR): its run of plain bytes and
+ * what ends it (the closing quote, an escape, a control byte), or to end. */
+static const unsigned char *str_feed(struct usage_json *j, const unsigned char *s,
+                                     const unsigned char *end)
+{
+    const unsigned char *q = str_run(s, end);
+    size_t k = (size_t)(q - s);
+    if (j->str_key == 1 && (q == end || *q != '"' || j->klen)) {
+        /* a key that goes on (or went on) past this run: kept in kbuf */
+        if (j->klen + k <= USAGE_KEY_MAX)
+            memcpy(j->kbuf + j->klen, s, k);
+        j->klen = j->klen + k <= USAGE_KEY_MAX ? (uint8_t)(j->klen + k) : USAGE_KEY_MAX + 1;
+    }
+    if (q == end)
+        return q;
+    if (*q < 0x20) {
+        j->bad = 1; /* a raw control byte in a string */
+    } else if (*q == '\\') {
+        if (j->str_key)
+            j->klen = USAGE_KEY_MAX + 1; /* an escaped key matches nothing */
+        j->st = J_STR_ESC;
+    } else if (j->str_key == 1) {
+        /* the key whole in this run (klen 0: nothing kept), else in kbuf */
+        if (j->klen)
+            key_done(j, (const unsigned char *)j->kbuf, j->klen);
+        else
+            key_done(j, s, k);
+        j->st = J_COLON;
+    } else if (j->str_key) {
+        j->field = F_NONE; /* a key that names nothing here */
+        j->st = J_COLON;
+    } else {
+        value_done(j);
+    }
+    return q + 1;
+}
+
+/* The two-byte steps most of an answer's structure is made of, taken at
+ * once after a string, number or literal ends (where a branch on the byte
+ * is cheaper than another round of the state switch): `,"` in an object
+ * (the next key begins) and `":` + the value's first byte after a key.
+ * Anything else is left to the state switch. */
+static const unsigned char *fast_next(struct usage_json *j, const unsigned char *s,
+                                      const unsigned char *end)
+{
+    if (end - s < 2)
+        return s;
+    if (j->st == J_AFTER) {
+        if (s[0] != ',' || s[1] != '"' || !is_obj(j))
+            return s;
+        j->field = F_NONE;
+        j->str_key = key_relevant(j) ? 1 : 2;
+        j->klen = 0;
+        j->st = J_STR;
+        return s + 2;
+    }
+    if (j->st == J_COLON && s[0] == ':' && !is_ws(s[1])) {
+        j->st = J_VALUE;
+        begin_value(j, s[1]);
+        return s + 2;
+    }
+    return s;
+}
+
 void usage_json_feed(struct usage_json *j, const char *p, size_t n)
 {
     const unsigned char *s = (const unsigned char *)p, *end = s + n;
     while (s < end && !j->bad) {
-        if (j->st == J_STR) {
-            /* a run of plain string bytes at once */
-            const unsigned char *q = str_run(s, end);
-            if (j->str_key) {
-                size_t k = (size_t)(q - s);
-                if (j->klen + k <= USAGE_KEY_MAX)
-                    memcpy(j->kbuf + j->klen, s, k);
-                j->klen = j->klen + k <= USAGE_KEY_MAX ? (uint8_t)(j->klen + k)
-                                                       : USAGE_KEY_MAX + 1;
-            }
-            s = q;
-            if (s == end)
-                break;
-            if (*s < 0x20) {
-                j->bad = 1; /* a raw control byte in a string */
-            } else if (*s == '\\') {
-                if (j->str_key)
-                    j->klen = USAGE_KEY_MAX + 1; /* an escaped key matches nothing */
-                j->st = J_STR_ESC;
-            } else if (j->str_key) {
-                key_done(j);
-                j->st = J_COLON;
-            } else {
-                value_done(j);
-            }
-            s++;
-            continue;
-        }
-        if (j->st == J_STR_ESC) {
+        switch (j->st) {
+        case J_STR:
+            s = str_feed(j, s, end);
+            s = fast_next(j, s, end);
+            break;
+        case J_STR_ESC:
             j->st = J_STR; /* the escaped byte (or \u's first hex digit) */
             s++;
-            continue;
+            break;
+        case J_NUM:
+            s = num_run(j, s, end);
+            s = fast_next(j, s, end);
+            break;
+        case J_LIT:
+            s = lit_run(j, s, end);
+            s = fast_next(j, s, end);
+            break;
+        default: {
+            unsigned char c = *s++;
+            if (!is_ws(c))
+                structural(j, c);
         }
-        step(j, *s++);
+        }
     }
 }
 

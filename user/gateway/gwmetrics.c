@@ -44,6 +44,7 @@ static const double ADDED_BUCKETS[] = {1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1
 struct mt_series {
     char model[128], tenant[128], wclass[64];
     const char *arm; /* static text; NULL: slot unused */
+    const char *pmodel, *ptenant, *pclass; /* the labels' interned texts (label_ptrs_match) */
     struct hist ttft, itl, e2e;
 };
 
@@ -58,6 +59,7 @@ struct req_series {
 struct tok_series {
     char model[128], tenant[128], wclass[64];
     const char *arm;     /* static text */
+    const char *pmodel, *ptenant, *pclass; /* the labels' interned texts (label_ptrs_match) */
     int estimated;
     uint64_t prompt, cached, completion;
     uint64_t charged;    /* prompt + completion tokens of the requests charged a cost */
@@ -230,6 +232,19 @@ static const char *model_label(struct gw_metrics *m, const char *model)
     return bounded(m->models, &m->nmodels, MAX_MODELS, model);
 }
 
+/* Label texts as model_label, bounded and class_label return them are
+ * interned: a slot of a bounded set (written once, under m->mu, and kept
+ * for m's life) or a static string. The same pointer is always the same
+ * text, so a series made from these pointers is found again by comparing
+ * them (no strcmp: issue 13's profile of the per-request metrics had
+ * strcmp first); two pointers to one text (a tenant named "other", an
+ * arm's name from two places) still meet by strcmp, the slow pass. */
+static int label_ptrs_match(const char *pm, const char *pt, const char *pc, const char *model,
+                            const char *tenant, const char *wclass)
+{
+    return pm == model && pt == tenant && pc == wclass;
+}
+
 static void mt_init(struct mt_series *s, const char *model, const char *tenant,
                     const char *wclass, const char *arm)
 {
@@ -237,6 +252,9 @@ static void mt_init(struct mt_series *s, const char *model, const char *tenant,
     snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
     snprintf(s->wclass, sizeof(s->wclass), "%s", wclass);
     s->arm = arm;
+    s->pmodel = model;
+    s->ptenant = tenant;
+    s->pclass = wclass;
     hist_init(&s->ttft, VLLM_TTFT_BUCKETS, VLLM_TTFT_NBUCKETS);
     hist_init(&s->itl, VLLM_ITL_BUCKETS, VLLM_ITL_NBUCKETS);
     hist_init(&s->e2e, VLLM_E2E_BUCKETS, VLLM_E2E_NBUCKETS);
@@ -247,6 +265,11 @@ static void mt_init(struct mt_series *s, const char *model, const char *tenant,
 static struct mt_series *mt_get(struct gw_metrics *m, const char *model, const char *tenant,
                                 const char *wclass, const char *arm)
 {
+    for (uint32_t i = 0; i < m->nmt; i++) {
+        struct mt_series *s = &m->mt[i];
+        if (s->arm == arm && label_ptrs_match(s->pmodel, s->ptenant, s->pclass, model, tenant, wclass))
+            return s;
+    }
     for (uint32_t i = 0; i < m->nmt; i++) {
         struct mt_series *s = &m->mt[i];
         if (!strcmp(s->arm, arm) && !strcmp(s->model, model) && !strcmp(s->tenant, tenant) &&
@@ -277,6 +300,12 @@ static struct tok_series *tok_get(struct gw_metrics *m, const char *model, const
 {
     for (uint32_t i = 0; i < m->ntok; i++) {
         struct tok_series *t = &m->tok[i];
+        if (t->estimated == estimated && t->arm == arm &&
+            label_ptrs_match(t->pmodel, t->ptenant, t->pclass, model, tenant, wclass))
+            return t;
+    }
+    for (uint32_t i = 0; i < m->ntok; i++) {
+        struct tok_series *t = &m->tok[i];
         if (t->estimated == estimated && !strcmp(t->arm, arm) && !strcmp(t->model, model) &&
             !strcmp(t->tenant, tenant) && !strcmp(t->wclass, wclass))
             return t;
@@ -287,7 +316,7 @@ static struct tok_series *tok_get(struct gw_metrics *m, const char *model, const
             strcpy(t->model, "other");
             strcpy(t->tenant, "other");
             strcpy(t->wclass, "other");
-            t->arm = "other";
+            t->arm = t->pmodel = t->ptenant = t->pclass = "other";
         }
         return t;
     }
@@ -296,6 +325,9 @@ static struct tok_series *tok_get(struct gw_metrics *m, const char *model, const
     snprintf(t->tenant, sizeof(t->tenant), "%s", tenant);
     snprintf(t->wclass, sizeof(t->wclass), "%s", wclass);
     t->arm = arm;
+    t->pmodel = model;
+    t->ptenant = tenant;
+    t->pclass = wclass;
     t->estimated = estimated;
     return t;
 }
@@ -323,26 +355,18 @@ static double secs(uint64_t a, uint64_t b)
     return (double)(b - a) / 1e9;
 }
 
-/* r's labels as bounded (under m->mu) */
-static void labels_locked(struct gw_metrics *m, const struct gw_request *r, char model[128],
-                          char tenant[128], char wclass[128])
-{
-    snprintf(model, 128, "%s", model_label(m, r->model));
-    snprintf(tenant, 128, "%s", bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant));
-    snprintf(wclass, 128, "%s", class_label(m, r));
-}
-
 void gw_metrics_request(struct gw_metrics *m, const struct gw_request *r)
 {
-    gw_metrics_request_labeled(m, r, NULL, NULL, NULL);
+    gw_metrics_request_labeled(m, r, NULL);
 }
 
 void gw_metrics_request_labeled(struct gw_metrics *m, const struct gw_request *r,
-                                char model_out[128], char tenant_out[128], char wclass_out[128])
+                                struct gw_labels *out)
 {
     pthread_mutex_lock(&m->mu);
     const char *model = model_label(m, r->model);
     const char *tenant = bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant);
+    const char *wclass = NULL; /* class_label, once, when a series or out needs it */
     const char *pod = r->d.idx >= 0 && r->pod.name[0] ? r->pod.name : "none";
 
     const char *outcome = r->outcome ? r->outcome : "ok";
@@ -388,7 +412,8 @@ void gw_metrics_request_labeled(struct gw_metrics *m, const struct gw_request *r
 
     const char *arm = r->arm ? r->arm : "none";
     if (r->tokens.src != GW_USAGE_NONE) {
-        struct tok_series *t = tok_get(m, model, tenant, class_label(m, r), arm,
+        wclass = class_label(m, r);
+        struct tok_series *t = tok_get(m, model, tenant, wclass, arm,
                                        r->tokens.src == GW_USAGE_ESTIMATED);
         t->prompt += r->tokens.prompt;
         /* of the prompt tokens (core/report.c clamps the same way) */
@@ -403,22 +428,19 @@ void gw_metrics_request_labeled(struct gw_metrics *m, const struct gw_request *r
     /* latency only for requests a pod answered (routed: they have an
      * arm); a 404, /health or /v1/models mints no series */
     if (r->status == 200 && r->arm) {
-        struct mt_series *s = mt_get(m, model, tenant, class_label(m, r), arm);
+        if (!wclass)
+            wclass = class_label(m, r);
+        struct mt_series *s = mt_get(m, model, tenant, wclass, arm);
         if (r->t_first_token && r->t_first_token >= r->t_start)
             hist_observe(&s->ttft, secs(r->t_start, r->t_first_token));
         if (r->t_end >= r->t_start)
             hist_observe(&s->e2e, secs(r->t_start, r->t_end));
     }
-    if (model_out)
-        labels_locked(m, r, model_out, tenant_out, wclass_out);
-    pthread_mutex_unlock(&m->mu);
-}
-
-void gw_metrics_labels(struct gw_metrics *m, const struct gw_request *r, char model[128],
-                       char tenant[128], char wclass[128])
-{
-    pthread_mutex_lock(&m->mu);
-    labels_locked(m, r, model, tenant, wclass);
+    if (out) {
+        out->model = model;
+        out->tenant = tenant;
+        out->wclass = wclass ? wclass : class_label(m, r);
+    }
     pthread_mutex_unlock(&m->mu);
 }
 

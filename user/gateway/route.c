@@ -409,14 +409,14 @@ void gw_request_done(struct gw *g, struct gw_request *r)
     if (!g->cfg.accounting) /* accounting.enabled off (config.c): no tokens, cost or books */
         r->tokens.src = GW_USAGE_NONE;
     r->cost = g->cfg.accounting ? request_cost(g, r) : -1;
-    char model[128], tenant[128], wclass[128];
+    struct gw_labels lb;
     if (!g->cfg.accounting) {
         gw_metrics_request(g->metrics, r);
         accesslog_write(g->alog, r);
         return;
     }
     /* the report's labels come with the metrics' (one trip through their lock) */
-    gw_metrics_request_labeled(g->metrics, r, model, tenant, wclass);
+    gw_metrics_request_labeled(g->metrics, r, &lb);
     accesslog_write(g->alog, r);
     if (r->d.status != ROUTE_OK || r->d.idx < 0 || !r->pod.name[0])
         return; /* never reached a pod: the report and the rollout judge pods' work */
@@ -428,7 +428,7 @@ void gw_request_done(struct gw *g, struct gw_request *r)
     /* the report counts tokens exactly as the token counters do (the
      * pod's usage, else the gateway's estimate, none for a non-2xx) so
      * that Prometheus's rules over them agree with it */
-    struct report_key k = {model, tenant, wclass, route_arm_name(r->d.arm, r->d.mode)};
+    struct report_key k = {lb.model, lb.tenant, lb.wclass, route_arm_name(r->d.arm, r->d.mode)};
     struct report_sample rs = {
         .error = s.error, .ttft_ms = s.ttft_ms, .itl_ms = s.itl_ms,
         .prompt_tokens = r->tokens.prompt, .cached_tokens = r->tokens.cached,

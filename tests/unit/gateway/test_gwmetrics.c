@@ -454,6 +454,49 @@ TEST(shadow_prefix_blocks)
     gw_metrics_free(m);
 }
 
+/* The lines of page that begin with prefix. */
+static int count_lines(const char *page, const char *prefix)
+{
+    int n = 0;
+    size_t k = strlen(prefix);
+    const char *end = page + strlen(page);
+    for (const char *l = page; l < end; l = next_line(l, end))
+        n += !strncmp(l, prefix, k);
+    return n;
+}
+
+/* The series are found first by the label texts' pointers (gwmetrics.c
+ * label_ptrs_match); one text behind two pointers must still be one
+ * series: a tenant named "other" (a slot of the tenant set) and the
+ * "other" of a full set (static text); an arm's name from two places. */
+TEST(one_series_per_text_whatever_the_pointer)
+{
+    struct gw_metrics *m = gw_metrics_new();
+    const char *served[] = {"m"};
+    struct pod_snapshot *sn = snap(served, 1, NULL, 0);
+    gw_metrics_served(m, sn);
+    tok_request(m, "other", "c", "prefix-aware", GW_USAGE_REPORTED, 1, 1, 0);
+    for (int i = 0; i < 300; i++) { /* fills the 256 tenants */
+        char t[16];
+        snprintf(t, sizeof(t), "tenant-%d", i);
+        tok_request(m, t, "c", "prefix-aware", GW_USAGE_REPORTED, 1, 1, 0);
+    }
+    char arm[16];
+    strcpy(arm, "prefix-aware"); /* not the literal's pointer */
+    tok_request(m, "other", "c", arm, GW_USAGE_REPORTED, 1, 1, 0);
+    char *page = render(m, sn);
+    const char *L = "kvgate_completion_tokens_total{model=\"m\",tenant=\"other\",class=\"c\","
+                    "arm=\"prefix-aware\",estimated=\"false\"}";
+    CHECK_EQ(count_lines(page, L), 1);
+    /* the first, the 45 past the set's 256 (255 after "other"), the last */
+    CHECK_EQ(sample(page, L), 1 + 45 + 1);
+    CHECK_EQ(count_lines(page, "kvgate_time_to_first_token_seconds_count{model=\"m\","
+                               "tenant=\"other\",class=\"c\",arm=\"prefix-aware\"}"), 1);
+    free(page);
+    free(sn);
+    gw_metrics_free(m);
+}
+
 int main(void)
 {
     RUN(bogus_models_get_no_label);
@@ -466,5 +509,6 @@ int main(void)
     RUN(latency_by_class_and_arm_bounded);
     RUN(cached_clamped_to_prompt);
     RUN(shadow_prefix_blocks);
+    RUN(one_series_per_text_whatever_the_pointer);
     return harness_done();
 }
