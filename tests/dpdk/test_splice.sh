@@ -27,12 +27,9 @@
 # Debugging: SPLICE_DEBUG=DIR keeps pcaps, nstat, the flow table and the
 # logs (below).
 . "$(dirname "$0")/../e2e/lib.sh"
-[ "$(id -u)" = 0 ] || skip_all "needs root (namespaces, XDP)"
-for c in ip ethtool curl bpftool jq; do command -v $c >/dev/null || skip_all "$c not installed"; done
+. "$(dirname "$0")/lib.sh"
+dpdk_require
 [ -x $PY ] || skip_all "$PY not installed"
-[ -x $BUILD/kvg-bypassd ] || skip_all "$BUILD/kvg-bypassd not built (DPDK missing? scripts/deps.sh installs dpdk, libdpdk-dev)"
-[ -x $BUILD/kvgate-podsim ] && [ -f $BUILD/bpf/bp_entry.bpf.o ] && [ -f $BUILD/bpf/tests/xdp_pass.bpf.o ] ||
-    skip_all "binaries not built"
 NC=kvgsc$$ NG=kvgsg$$ NP=kvgsp$$ NS=kvgss$$
 WPID=
 # SPLICE_DEBUG=DIR: tcpdump on the three veths (client, gateway, pod), the
@@ -48,38 +45,13 @@ splice_dpdk_cleanup() {
     [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
     for p in "${DPIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
     e2e_cleanup
-    for n in $NC $NG $NP $NS; do ip netns del $n 2>/dev/null; done
+    dpdk_netns_del
 }
 trap splice_dpdk_cleanup EXIT
 # a signal (timeout(1), ^C) ends the script through exit, so the EXIT trap
 # still removes the namespaces: bash runs no EXIT trap when a signal kills it
 trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
-for n in $NC $NG $NP $NS; do ip netns add $n || setup_failed "namespace $n"; done
-ip -n $NS link add br0 type bridge && ip -n $NS link set br0 up
-i=1
-for n in $NC $NG $NP; do
-    ip link add x$i$$ netns $n type veth peer name s$i$$ netns $NS || setup_failed "veth"
-    ip -n $n link set x$i$$ address 02:00:00:00:00:0$i
-    ip -n $n addr add 10.78.0.$i/24 dev x$i$$
-    ip -n $n link set x$i$$ up
-    ip -n $n link set lo up
-    ip -n $NS link set s$i$$ master br0
-    ip -n $NS link set s$i$$ up
-    # full checksums and MTU-sized segments from every sender (BYPASS.md's
-    # veth trap; a GSO super-packet would reach XDP whole), no GRO merging
-    # towards the gateway
-    ip netns exec $n ethtool -K x$i$$ tx off gso off tso off gro off >/dev/null 2>&1
-    ip netns exec $NS ethtool -K s$i$$ gro off gso off tso off tx off >/dev/null 2>&1
-    i=$((i + 1))
-done
-GIF=x2$$
-# veth's XDP_TX puts the frame into the peer's NAPI ring, and schedules
-# that NAPI only when the peer runs an XDP program itself (veth_xdp_flush);
-# with GRO alone the frames wait there until the gateway sends some packet
-# of its own (an ARP, an MLD report): 0.1-5 s, the pod retransmitting and
-# at last resetting. So the gateway's peer gets an XDP_PASS program.
-ip -n $NS link set dev s2$$ xdpdrv obj $BUILD/bpf/tests/xdp_pass.bpf.o sec xdp ||
-    setup_failed "XDP_PASS on the gateway's peer"
+dpdk_lan 10.78.0 $NS $NC $NG $NP
 if [ -n "$DBG" ]; then
     mkdir -p "$DBG"
     i=1
@@ -95,10 +67,7 @@ if [ -n "$DBG" ]; then
     sleep 1
 fi
 
-ip netns exec $NP $BUILD/kvgate-podsim --host 0.0.0.0 --base-port 8000 --pods 1 --admin-port 8100 \
-    --time-scale 0.05 >"$E2E_TMP/podsim.log" 2>&1 &
-E2E_PIDS+=($!)
-wait_until 10 ip netns exec $NP curl -sf -o /dev/null http://127.0.0.1:8000/health || setup_failed "podsim: $(cat $E2E_TMP/podsim.log)"
+PODSIM_ARGS="--time-scale 0.05" dpdk_podsims $NP
 
 ST="$E2E_TMP/stats.json"
 ip netns exec $NG $BUILD/kvg-bypassd --iface $GIF --port 8000 --xdp-obj $BUILD/bpf/bp_entry.bpf.o \

@@ -1,0 +1,83 @@
+# tests/dpdk/lib.sh: what the dpdk tier's tests share, sourced after
+# tests/e2e/lib.sh. The one-armed topology of BYPASS.md: every endpoint
+# (client, gateway, pods) in a namespace of its own, one veth each into a
+# bridge namespace; the gateway is always the second.
+
+# dpdk_require [TOOL...]: skip (77) unless root, the worker and the BPF
+# objects are there, and every tool named (ip, ethtool, curl, bpftool and
+# jq always).
+dpdk_require() {
+    [ "$(id -u)" = 0 ] || skip_all "needs root (namespaces, XDP)"
+    local c
+    for c in ip ethtool curl bpftool jq "$@"; do
+        command -v "$c" >/dev/null || skip_all "$c not installed"
+    done
+    [ -x $BUILD/kvg-bypassd ] ||
+        skip_all "$BUILD/kvg-bypassd not built (DPDK missing? scripts/deps.sh installs dpdk, libdpdk-dev)"
+    [ -x $BUILD/kvgate-podsim ] && [ -f $BUILD/bpf/bp_entry.bpf.o ] &&
+        [ -f $BUILD/bpf/tests/xdp_pass.bpf.o ] || skip_all "binaries not built"
+}
+
+DPDK_NETNS=()
+
+# dpdk_netns_del: removes every namespace dpdk_lan made (call it from the
+# test's EXIT trap, after its own processes are gone).
+dpdk_netns_del() {
+    local n
+    for n in "${DPDK_NETNS[@]}"; do ip netns del "$n" 2>/dev/null; done
+}
+
+# dpdk_lan NET BRIDGE NS1 NS2 ...: creates the namespaces and the bridge;
+# NSi gets veth xi$$ with address NET.i/24 and MAC 02:00:00:00:00:0i (its
+# peer si$$ on the bridge). Sets GIF to the gateway's interface (x2$$).
+dpdk_lan() {
+    local net=$1 br=$2 n i=1
+    shift 2
+    for n in "$@" "$br"; do
+        ip netns add "$n" || setup_failed "namespace $n"
+        DPDK_NETNS+=("$n")
+    done
+    ip -n "$br" link add br0 type bridge && ip -n "$br" link set br0 up || setup_failed "bridge"
+    for n in "$@"; do
+        ip link add x$i$$ netns "$n" type veth peer name s$i$$ netns "$br" || setup_failed "veth"
+        ip -n "$n" link set x$i$$ address 02:00:00:00:00:0$i
+        ip -n "$n" addr add $net.$i/24 dev x$i$$
+        ip -n "$n" link set x$i$$ up
+        ip -n "$n" link set lo up
+        ip -n "$br" link set s$i$$ master br0
+        ip -n "$br" link set s$i$$ up
+        # full checksums and MTU-sized segments from every sender (BYPASS.md's
+        # veth trap; a GSO super-packet would reach XDP whole), no GRO merging
+        # towards the gateway
+        ip netns exec "$n" ethtool -K x$i$$ tx off gso off tso off gro off >/dev/null 2>&1
+        ip netns exec "$br" ethtool -K s$i$$ gro off gso off tso off tx off >/dev/null 2>&1
+        i=$((i + 1))
+    done
+    GIF=x2$$
+    # veth's XDP_TX puts the frame into the peer's NAPI ring, and schedules
+    # that NAPI only when the peer runs an XDP program itself
+    # (veth_xdp_flush); with GRO alone the frames wait there until the
+    # gateway sends some packet of its own (an ARP, an MLD report): 0.1-5 s,
+    # the pod retransmitting and at last resetting. So the gateway's peer
+    # gets an XDP_PASS program (dpdk/README.md).
+    ip -n "$br" link set dev s2$$ xdpdrv obj $BUILD/bpf/tests/xdp_pass.bpf.o sec xdp ||
+        setup_failed "XDP_PASS on the gateway's peer"
+}
+
+# dpdk_podsims NS...: one kvgate-podsim pod on 0.0.0.0:8000 (admin 8100) in
+# each namespace, extra flags in PODSIM_ARGS; waits for their health. The
+# PIDs go to E2E_PIDS (and PODPID[ns] where the caller declared it).
+dpdk_podsims() {
+    local n
+    for n in "$@"; do
+        # shellcheck disable=SC2086
+        ip netns exec "$n" $BUILD/kvgate-podsim --host 0.0.0.0 --base-port 8000 --pods 1 \
+            --admin-port 8100 ${PODSIM_ARGS:-} >"$E2E_TMP/podsim.$n.log" 2>&1 &
+        E2E_PIDS+=($!)
+        if declare -p PODPID >/dev/null 2>&1; then PODPID[$n]=$!; fi
+    done
+    for n in "$@"; do
+        wait_until 10 ip netns exec "$n" curl -sf -o /dev/null http://127.0.0.1:8000/health ||
+            setup_failed "podsim: $(cat "$E2E_TMP/podsim.$n.log")"
+    done
+}
