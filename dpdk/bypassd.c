@@ -173,6 +173,20 @@ static void hand_off(struct slot *s)
             S.pod_unchecked++;
     }
     s->h.c2p.pod_slot = s->h.p2c.pod_slot = s->checked ? s->pod_slot : KVG_POD_MAX;
+    /* XDP counts the requests after the first (bpf/bp_frame.h) from the
+     * byte after the flight: if the flight ended with the first request,
+     * and the worker relayed no client bytes itself; HTTP/1.1 only */
+    const struct ff_request *rq = s->ff ? ff_request(s->ff) : NULL;
+    s->h.c2p.rq_seq = s->f.rcv_nxt;
+    s->h.c2p.rq_state = KVG_BP_RQ_NONE;
+    if (!rq || rq->proto != FF_PROTO_H1)
+        s->uf = DECIDE_UF_H2C;
+    else if (rq->end != s->f.len || s->c2p_relayed)
+        s->uf = DECIDE_UF_FIRST;
+    else
+        s->h.c2p.rq_state = KVG_BP_RQ_ON;
+    if (s->uf)
+        S.unframed++;
     /* pod -> client first: an answer that overtakes the hand-off is still
      * translated (BYPASS.md) */
     if (FLOWS_FD < 0 || bpf_map_update_elem(FLOWS_FD, &s->h.p2c_key, &s->h.p2c, BPF_ANY) ||
@@ -321,8 +335,11 @@ static void frame(const uint8_t *data, size_t len)
     if (s && s->pstate) { /* the client's side of a flow being handed off */
         if (s->pstate == 2)
             S.late_client++;
-        if (s->have_h)
+        if (s->have_h) {
             tx_relay(data, len, &s->h.c2p);
+            if (p.seg.len)
+                s->c2p_relayed = 1; /* bytes XDP's framing will not see */
+        }
         return;
     }
     if (!s) {
@@ -409,6 +426,7 @@ static void watch(struct slot *s, uint64_t now)
     struct kvg_bp_flow c, p;
     int hc = !bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &c);
     int hp = !bpf_map_lookup_elem(FLOWS_FD, &s->h.p2c_key, &p);
+    sess_reqs(s, hc ? &c : NULL); /* the requests XDP framed since the last look */
     if (podreset_pod_down(s)) { /* a quiet flow whose pod went down: no packet told XDP */
         podreset_start(s, now);
         return;
@@ -427,8 +445,16 @@ static void watch(struct slot *s, uint64_t now)
     }
     if (!hp && !bpf_map_update_elem(FLOWS_FD, &s->h.p2c_key, &s->h.p2c, BPF_NOEXIST))
         S.reinstalled++;
-    if (!hc && !bpf_map_update_elem(FLOWS_FD, &s->h.c2p_key, &s->h.c2p, BPF_NOEXIST))
-        S.reinstalled++;
+    if (!hc) { /* put back from the worker's copy: what XDP framed is lost with it */
+        s->h.c2p.requests = s->reqs_seen;
+        s->h.c2p.rq_state = KVG_BP_RQ_NONE;
+        if (!s->uf) {
+            s->uf = DECIDE_UF_LOST;
+            S.unframed++;
+        }
+        if (!bpf_map_update_elem(FLOWS_FD, &s->h.c2p_key, &s->h.c2p, BPF_NOEXIST))
+            S.reinstalled++;
+    }
 }
 
 static void timers(void)

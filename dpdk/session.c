@@ -16,6 +16,39 @@
 #include "stats.h"
 #include "txq.h"
 
+/* XDP's reason for stopping (kvg_bp_flow.rq_why) in the channel's terms. */
+static unsigned uf_of(const struct kvg_bp_flow *c)
+{
+    switch (c->rq_why) {
+    case KVG_BP_UF_BODY: return DECIDE_UF_BODY;
+    case KVG_BP_UF_SPLIT: return DECIDE_UF_SPLIT;
+    case KVG_BP_UF_ORDER: return DECIDE_UF_ORDER;
+    case KVG_BP_UF_MANY: return DECIDE_UF_MANY;
+    default: return DECIDE_UF_PARSE;
+    }
+}
+
+void sess_reqs(struct slot *s, const struct kvg_bp_flow *c)
+{
+    if (c && c->requests > s->reqs_seen) {
+        uint64_t n = c->requests > UINT32_MAX ? UINT32_MAX : c->requests;
+        S.later_requests += n - s->reqs_seen;
+        s->reqs_seen = (uint32_t)n;
+    }
+    if (c && !s->uf && c->rq_state == KVG_BP_RQ_OFF) {
+        s->uf = (uint8_t)uf_of(c);
+        S.unframed++;
+    }
+    if (!DC || (s->dstate != D_ROUTED && s->dstate != D_MAC) || s->dgen != dcli_gen(DC) ||
+        (s->reqs_seen == s->reqs_sent && s->uf == s->uf_sent))
+        return;
+    if (!dcli_reqs(DC, s->did, s->pod_slot, s->reqs_seen, s->uf)) { /* else: the next look */
+        S.reqs_sent++;
+        s->reqs_sent = s->reqs_seen;
+        s->uf_sent = s->uf;
+    }
+}
+
 /* The flow's DONE to kvgated, once, if kvgated holds it in flight (routed
  * on the connection that is still up). Bytes: the first flight, then what
  * XDP's two entries counted; TTFT only when the answer began before the
@@ -27,8 +60,10 @@ void sess_done(struct slot *s, unsigned http_status)
     uint64_t in = s->f.len, out = 0;
     if (s->pstate >= 2 && FLOWS_FD >= 0) {
         struct kvg_bp_flow e;
-        if (!bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &e))
+        if (!bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &e)) {
             in += e.bytes;
+            sess_reqs(s, &e); /* the last of its requests, before the DONE */
+        }
         if (!bpf_map_lookup_elem(FLOWS_FD, &s->h.p2c_key, &e))
             out = e.bytes;
     }

@@ -15,6 +15,10 @@ struct decide_msg;
 /* The flow's DONE to kvgated, once, if kvgated holds it in flight (routed
  * on the connection that is still up). */
 void sess_done(struct slot *s, unsigned http_status);
+/* The requests after the first on s (handed off), from its client -> pod
+ * entry c as XDP left it (NULL: not readable now): counted, and reported
+ * to kvgated (REQS) when the count or the reason it stopped changed. */
+void sess_reqs(struct slot *s, const struct kvg_bp_flow *c);
 /* Answers the client status with the OpenAI error JSON and closes (an h2c
  * client is reset). */
 void sess_answer_error(struct slot *s, unsigned status, const char *msg);

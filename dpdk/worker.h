@@ -81,6 +81,12 @@ struct slot {
     size_t blen, bcap;
     int body_oom;
     uint64_t asked_ms, first_data_ms, mac_until_ms;
+    /* the requests after the first, as XDP frames them (bpf/bp_frame.h) */
+    uint8_t c2p_relayed;   /* the worker relayed client bytes itself (XDP did not frame them) */
+    uint8_t uf;            /* enum decide_unframed: why they are not (all) counted, 0 none */
+    uint8_t uf_sent;       /* ... as last reported to kvgated */
+    uint32_t reqs_seen;    /* the c2p entry's count, last read */
+    uint32_t reqs_sent;    /* ... as last reported to kvgated (REQS) */
     uint8_t *resp;         /* D_ERR: the error answer sent to the client */
     uint32_t resp_len;
     uint8_t resp_tries;
