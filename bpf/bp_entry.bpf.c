@@ -31,11 +31,15 @@
 
 #include "kvgate.h"
 #include "maps.h"
+#include "splice_http.h"
+#include "splice_scan.h"
+#include "splice_req.h"
 #include "bp_maps.h"
 
 #define KVG_BP_CSUM_DIFF(from, to, n, seed)                                    \
     bpf_csum_diff((__be32 *)(from), (n) * 4, (__be32 *)(to), (n) * 4, (seed))
 #include "bp_rewrite.h"
+#include "bp_frame.h"
 #include "bp_forward.h"
 
 struct {
@@ -63,7 +67,7 @@ int bp_entry(struct xdp_md *ctx)
 {
     __u8 *data = (__u8 *)(long)ctx->data;
     __u8 *end = (__u8 *)(long)ctx->data_end;
-    int v = bp_forward_frame(data, end); /* a flow handed off: rewritten and sent back out */
+    int v = bp_forward_frame(ctx, data, end); /* a flow handed off: rewritten and sent back out */
 
     if (v == BP_WORKER)
         return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);

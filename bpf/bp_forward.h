@@ -1,8 +1,9 @@
 /* bp_forward.h: the bypass path's per-packet forwarding (issue 12), shared
  * by bp_forward (bpf/bypass.bpf.c: behind the XDP guard) and bp_entry
  * (bpf/bp_entry.bpf.c: the program DPDK's af_xdp driver attaches, which
- * sends misses to the worker). Include after kvgate.h, maps.h, bp_maps.h
- * and bp_rewrite.h (with KVG_BP_CSUM_DIFF defined).
+ * sends misses to the worker). Include after kvgate.h, maps.h, bp_maps.h,
+ * bp_rewrite.h (with KVG_BP_CSUM_DIFF defined) and bp_frame.h (with its
+ * own includes).
  *
  *   Ethernet (no VLAN tag) -> IPv4 (options skipped) -> TCP
  *     entry in kvg_bp_flows for (saddr, daddr, sport, dport)?
@@ -11,7 +12,8 @@
  *       action worker               -> BP_WORKER (the worker took it back)
  *       its pod down, unhealthy or gone
  *                                   -> BP_WORKER (the worker resets both sides)
- *       else rewrite, count, FIN / RST noted in the entry -> XDP_TX
+ *       else rewrite, count, FIN / RST noted in the entry, request heads
+ *       framed and counted (client -> pod, bp_frame.h) -> XDP_TX
  *   anything else (not IPv4 TCP, malformed, fragments) -> XDP_PASS
  *
  * Every exit is counted under its reason in kvg_bp_stats. */
@@ -51,11 +53,12 @@ static __always_inline int pod_ok(__u32 slot)
                     (KVG_POD_F_PRESENT | KVG_POD_F_HEALTHY);
 }
 
-/* The verdict for the packet data[0..end), or BP_MISS, or BP_WORKER. The caller reads
+/* The verdict for the packet data[0..end) of ctx, or BP_MISS, or BP_WORKER. The caller reads
  * ctx->data and ctx->data_end once and passes them (the verifier refuses
  * a context pointer the compiler has moved, which a second read in the
- * caller after this inlined body can become). */
-static __always_inline int bp_forward_frame(__u8 *data, __u8 *end)
+ * caller after this inlined body can become); ctx itself only serves the
+ * request framing's bpf_xdp_load_bytes, after every packet access. */
+static __always_inline int bp_forward_frame(struct xdp_md *ctx, __u8 *data, __u8 *end)
 {
     __u64 len = end - data;
     struct kvg_bp_key key = {.family = KVG_AF_INET};
@@ -94,6 +97,20 @@ static __always_inline int bp_forward_frame(__u8 *data, __u8 *end)
     if (!pod_ok(f->pod_slot))
         return done(len, KVG_BP_POD_DOWN, BP_WORKER);
 
+    /* the segment as received, for the request framing: its sequence
+     * number and payload (IP total length: a frame may carry padding) */
+    __u32 seq = 0, poff = 0, plen = 0;
+
+    if (f->rq_state == KVG_BP_RQ_ON) {
+        __u32 tot = (__u32)ip[2] << 8 | ip[3], doff = (tcp[12] >> 4) * 4;
+
+        __builtin_memcpy(&seq, tcp + 4, 4);
+        seq = bpf_ntohl(seq);
+        poff = 14 + ihl + doff;
+        if (doff >= 20 && tot >= ihl + doff && 14 + tot <= len)
+            plen = tot - ihl - doff;
+    }
+
     struct kvg_bp_flow fl;
 
     __builtin_memcpy(&fl, f, sizeof(fl)); /* one consistent copy */
@@ -103,6 +120,8 @@ static __always_inline int bp_forward_frame(__u8 *data, __u8 *end)
         __sync_fetch_and_or(&f->flags, flags & KVG_TCP_RST ? KVG_BP_F_RST : KVG_BP_F_FIN);
     __sync_fetch_and_add(&f->packets, 1);
     __sync_fetch_and_add(&f->bytes, len);
+    if (plen) /* after the last packet access: the framing calls helpers */
+        bp_frame_requests(ctx, f, seq, poff, plen);
     return done(len, KVG_BP_FORWARDED, XDP_TX);
 }
 

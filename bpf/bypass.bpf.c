@@ -26,18 +26,22 @@
 
 #include "kvgate.h"
 #include "maps.h"
+#include "splice_http.h"
+#include "splice_scan.h"
+#include "splice_req.h"
 #include "bp_maps.h"
 
 #define KVG_BP_CSUM_DIFF(from, to, n, seed)                                    \
     bpf_csum_diff((__be32 *)(from), (n) * 4, (__be32 *)(to), (n) * 4, (seed))
 #include "bp_rewrite.h"
 
+#include "bp_frame.h"
 #include "bp_forward.h"
 
 SEC("xdp")
 int bp_forward(struct xdp_md *ctx)
 {
-    int v = bp_forward_frame((__u8 *)(long)ctx->data, (__u8 *)(long)ctx->data_end);
+    int v = bp_forward_frame(ctx, (__u8 *)(long)ctx->data, (__u8 *)(long)ctx->data_end);
 
     return v < 0 ? XDP_PASS : v; /* a miss or the worker's: no worker behind this one */
 }

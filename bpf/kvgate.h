@@ -526,8 +526,27 @@ struct kvg_bp_flow {
     __u32 reserved1;
     __u64 packets;       /* forwarded (XDP) */
     __u64 bytes;
+    /* request framing (bpf/bp_frame.h), client -> pod entries of HTTP/1.1
+     * flows: the worker sets rq_state and rq_seq at the hand-off, XDP
+     * keeps them and counts the request heads it frames in requests */
+    __u32 rq_seq;        /* host order: the client's sequence number of the next byte
+                          * to frame (after the first request: the end of the flight) */
+    __u8 rq_state;       /* enum kvg_bp_rq_state */
+    __u8 rq_why;         /* KVG_BP_RQ_OFF after ON: the enum kvg_bp_reason that stopped it */
+    __u16 reserved2;
+    __u64 rq_body_left;  /* body bytes of the current request still to pass */
+    __u64 requests;      /* request heads framed after the first (XDP) */
+    __u64 reserved3;
 };
-_Static_assert(sizeof(struct kvg_bp_flow) == 64, "struct kvg_bp_flow is part of the pinned ABI");
+_Static_assert(sizeof(struct kvg_bp_flow) == 96, "struct kvg_bp_flow is part of the pinned ABI");
+
+/* Whether XDP frames a flow's requests (kvg_bp_flow.rq_state). */
+enum kvg_bp_rq_state {
+    KVG_BP_RQ_NONE = 0,     /* not framed: pod -> client entries, h2c, tests */
+    KVG_BP_RQ_ON = 1,       /* framing: rq_seq starts a head or the body's rest */
+    KVG_BP_RQ_OFF = 2,      /* stopped (rq_why says why): later heads are not counted */
+};
+#define KVG_BP_HEADS_PER_SEG 4  /* request heads framed in one segment, at most */
 
 /* Every exit of bp_forward, counted in kvg_bp_stats (key = reason).
  * Append only. */
@@ -540,11 +559,23 @@ enum kvg_bp_reason {
                              * which resets both sides; passed by bp_forward */
     KVG_BP_HANDED_UP = 5,   /* the entry says pass (ACT_PASS) */
     KVG_BP_TO_WORKER = 6,   /* the entry says the worker's (ACT_WORKER): as POD_DOWN */
+    /* not exits: events of the request framing (bp_frame.h) on forwarded
+     * client -> pod packets; packets = events, bytes = 0 */
+    KVG_BP_REQUEST = 7,     /* a request head framed (the flow's requests + 1) */
+    KVG_BP_UF_BODY = 8,     /* framing stopped: Transfer-Encoding, Upgrade, Expect, two
+                             * Content-Lengths (a body not framed by Content-Length) */
+    KVG_BP_UF_SPLIT = 9,    /* framing stopped: a head that goes on in the next segment */
+    KVG_BP_UF_PARSE = 10,   /* framing stopped: a head it cannot parse (HTTP/1.0, syntax,
+                             * longer than KVG_HEAD_MAX) */
+    KVG_BP_UF_ORDER = 11,   /* framing stopped: a segment past a gap */
+    KVG_BP_UF_MANY = 12,    /* framing stopped: more than KVG_BP_HEADS_PER_SEG heads */
     KVG_BP_REASON_MAX
 };
 _Static_assert(KVG_BP_REASON_MAX <= KVG_BP_STATS_MAX, "kvg_bp_stats too small");
 #define KVG_BP_REASON_NAMES                                                    \
-    { "forwarded", "miss", "not_ipv4_tcp", "malformed", "pod_down", "handed_up", "to_worker", }
+    { "forwarded", "miss", "not_ipv4_tcp", "malformed", "pod_down", "handed_up", "to_worker", \
+      "request", "unframed_body", "unframed_split", "unframed_parse", "unframed_order",       \
+      "unframed_many", }
 
 struct kvg_bp_stat {
     __u64 packets;

@@ -1,8 +1,11 @@
-/* splice_req.h: the client direction's request-head framing of the splice
- * verdict (bpf/splice.bpf.c): what may go to a pod is exactly what kvgated
- * would forward (kvgate.h, KVG_SPLICE_PATHS). The byte machine only:
- * splice.bpf.c feeds it from the skb (tests/fuzz/fuzz_splice.c from a
- * buffer). Included after splice_http.h. */
+/* splice_req.h: the HTTP/1.1 request-head framing of the client direction,
+ * shared by the splice verdict (bpf/splice.bpf.c: what may go to a pod is
+ * exactly what kvgated would forward, kvgate.h KVG_SPLICE_PATHS) and the
+ * bypass's request counting in XDP (bpf/bp_frame.h, kvg_head_scan.any:
+ * any method and path, a head without Content-Length has no body). The
+ * byte machine only: splice.bpf.c feeds it from the skb, bp_frame.h from
+ * the frame, tests/fuzz/fuzz_splice.c from a buffer. Included after
+ * splice_http.h and splice_scan.h. */
 #ifndef KVGATE_BPF_SPLICE_REQ_H
 #define KVGATE_BPF_SPLICE_REQ_H
 
@@ -46,6 +49,16 @@ static __always_inline int req_byte(struct kvg_head_scan *h, __u32 i, __u8 c)
 {
     __u8 s = h->st;
 
+    if (s == RQ_METHOD && h->any) { /* a token, then one SP */
+        if (c == ' ' && h->pos) {
+            h->st = RQ_PATH;
+            h->m1 = h->m2 = -1; /* no path is matched */
+            return 0;
+        }
+        if (!spl_is_tchar(c) || ++h->pos > 16)
+            return req_stop(h, KVG_SPL_UP_UNPARSABLE);
+        return 0;
+    }
     if (s == RQ_METHOD) {
         if (h->pos >= METHOD_LEN || METHOD[h->pos] != c)
             return req_stop(h, spl_is_tchar(c) || c == ' ' ? KVG_SPL_UP_FILTERED
@@ -59,6 +72,13 @@ static __always_inline int req_byte(struct kvg_head_scan *h, __u32 i, __u8 c)
     if (s == RQ_PATH || s == RQ_QUERY) {
         int full = h->m1 == PATH1_LEN || h->m2 == PATH2_LEN;
 
+        if (c == ' ' && h->any) {
+            h->st = RQ_VERSION;
+            h->pos = 0;
+            return 0;
+        }
+        if (h->any) /* any target: visible ASCII */
+            return c <= 0x20 || c >= 0x7f ? req_stop(h, KVG_SPL_UP_UNPARSABLE) : 0;
         if (c == ' ') {
             if (s == RQ_PATH && !full)
                 return req_stop(h, KVG_SPL_UP_FILTERED);
@@ -170,7 +190,7 @@ static __always_inline __u32 req_verdict(const struct kvg_head_scan *h, __u32 n,
         return h->why;
     if (!h->hlen) /* longer than kvgated takes (431), or it goes on in the next skb */
         return n >= max_head ? KVG_SPL_UP_UNPARSABLE : KVG_SPL_UP_INCOMPLETE;
-    if (!h->have_cl)
+    if (!h->have_cl && !h->any) /* any: no Content-Length, no body (RFC 9112 6.3) */
         return KVG_SPL_UP_UNFRAMED;
     return 0;
 }

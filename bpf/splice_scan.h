@@ -2,7 +2,8 @@
  * (splice_req.h, splice_ans.h), kept in the per-CPU map kvg_head_buf
  * (maps.h) while the verdict runs, never pinned. Kernel-private: not part
  * of kvgate.h's contract; tests/fuzz/fuzz_splice.c runs the same parsers
- * in user space. */
+ * in user space. The request head's state is also the bypass's, in XDP
+ * (bp_frame.h, in kvg_bp_scan). */
 #ifndef KVGATE_BPF_SPLICE_SCAN_H
 #define KVGATE_BPF_SPLICE_SCAN_H
 
@@ -21,7 +22,10 @@ struct kvg_head_scan {          /* one client request head */
     __u8 have_cl, digit, trail; /* a Content-Length seen; a digit / OWS after it in the value */
     __s8 tok;                   /* connection value: bytes of "close" in this token, -1 none */
     __u8 close;                 /* "connection: close" */
-    __u8 pad[3];
+    __u8 any;                   /* frame any request (any method and path, no Content-Length
+                                 * = no body): the bypass's counting (bp_frame.h); 0: only
+                                 * what a pod may get from the splice (splice_req.h) */
+    __u8 pad[2];
 };
 struct kvg_ans_scan {           /* the pod's bytes in one skb */
     __u32 off, len;             /* next byte to parse; the skb's length */

@@ -33,139 +33,50 @@
  * empty polls, so it never spins a core the machine needs. SIGINT /
  * SIGTERM stop it; the driver detaches its program on the way out.
  * Counters go to FILE (JSON, rewritten every 100 ms) and to stdout at the
- * end. */
+ * end.
+ *
+ * This file: EAL and the port, the loop, the flow table, frames from the
+ * client and the pod, the replay and the hand-off, the timers; the rest
+ * in the modules dpdk/worker.h lists. */
 #include <errno.h>
 #include <getopt.h>
-#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 
-#include "bp_rewrite.h"
-#include "entry.h"
 #include "common/netaddr.h"
-#include "bypass/decide_cli.h"
-#include "bypass/firstflight.h"
-#include "bypass/handoff.h"
-#include "bypass/neigh.h"
-#include "common/httpstatus.h"
-#include "common/sbuf.h"
-#include "bypass/pkt.h"
-#include "bypass/replay.h"
-#include "bypass/tcpep.h"
-
-#define BURST 32
-#define NFLOWS 4096 /* a power of two */
-#define IDLE_POLLS 64
-/* a spliced flow closed both ways (or reset) is forgotten after this long
- * without a packet; one nobody closed, after IDLE_MS (handoff_check) */
-#define WATCH_EVERY_MS 250
-#define LINGER_MS 1000
-#define IDLE_MS (600u * 1000)
+#include "podreset.h"
+#include "session.h"
+#include "stats.h"
+#include "txq.h"
+#include "worker.h"
 
 static volatile sig_atomic_t stop;
 static void on_signal(int s) { (void)s, stop = 1; }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* The worker's counters, in the stats file under these names. */
-#define BP_COUNTERS(X)                                                                  \
-    X(rx) X(tx) X(tx_dropped) X(not_ours) X(bad_frames) X(no_flow) X(syn) X(synack)       \
-    X(established) X(cookies) X(table_full) X(bytes_in) X(first_requests) X(hand_ups)     \
-    X(resets) X(timeouts) X(flows_now) X(replays) X(connected) X(refused) X(handed_off)   \
-    X(pod_frames) X(pod_data_relayed) X(late_client) X(late_pod) X(unknown_pod)          \
-    X(closed) X(idle_closed) X(reinstalled) X(decisions) X(routed) X(gw_refused)           \
-    X(decide_unavailable) X(decide_timeouts) X(stale_answers) X(done_sent) X(gw_downs)     \
-    X(mac_waits) X(mac_failed) X(error_answers) X(pods_shared) X(pod_unchecked) X(pod_down)   \
-    X(pod_down_frames) X(pod_probes) X(pod_resets_client) X(pod_resets_pod)
-static struct {
-#define BP_FIELD(n) uint64_t n;
-    BP_COUNTERS(BP_FIELD)
-#undef BP_FIELD
-    char last[512];
-} S;
-
-struct slot {
-    int used;
-    struct tcpseq_tuple t;
-    struct tcpep_flow f;
-    struct ff *ff;
-    uint8_t smac[6], dmac[6];
-    /* towards the pod: 0 none, 1 replaying, 2 handed off to XDP, 3 taken
-     * back from XDP to reset both sides (its pod went down) */
-    int pstate;
-    uint8_t checked;       /* XDP and the worker check the pod (kvg_pods slot in the entries) */
-    uint8_t reset_done;    /* pstate 3: 1 the client, 2 the pod reset (or it reset) */
-    uint64_t reset_until_ms, probe_at_ms;
-    uint16_t gwport;      /* host order */
-    struct replay rp;
-    struct handoff h;
-    int have_h;
-    struct handoff_watch hw; /* handed off: when to forget it */
-    uint64_t watch_at_ms;
-    /* the pod: --pod's, or kvgated's answer (--decide) */
-    uint32_t pod_ip;       /* network order */
-    uint16_t pod_port;     /* network order */
-    uint8_t pod_mac[6];
-    /* --decide: the decision channel (user/bypass/decide_cli) */
-    int dstate;            /* enum dstate */
-    uint32_t did, dgen;    /* the decision's id, on which connection */
-    uint32_t pod_slot;     /* kvgated's slot for the pod */
-    uint8_t outcome;       /* DONE's outcome if the flow ended now (enum decide_outcome) */
-    uint8_t *body;         /* the first request's body, for DECIDE */
-    size_t blen, bcap;
-    int body_oom;
-    uint64_t asked_ms, first_data_ms, mac_until_ms;
-    uint8_t *resp;         /* D_ERR: the error answer sent to the client */
-    uint32_t resp_len;
-    uint8_t resp_tries;
-    uint64_t resp_at_ms;
-};
-/* Where a flow stands with kvgated (--decide). */
-enum dstate {
-    D_NONE = 0,  /* not asked (or no --decide) */
-    D_WAIT,      /* DECIDE sent, no answer yet */
-    D_ROUTED,    /* answered 200: counted in flight at kvgated until our DONE */
-    D_MAC,       /* routed, waiting for the pod's MAC */
-    D_ERR,       /* the client is being answered an error, then closed */
-};
-static struct slot flows[NFLOWS];
-static struct tcpep_cfg C;
-static struct ff_cfg FC;
-static struct replay_cfg RC;
-/* --pod: where first requests are replayed (one pod: the bring-up's) */
-static int have_pod;
-static uint32_t POD_IP, GW_IP; /* network order */
-static uint16_t POD_PORT;      /* network order */
-static uint8_t POD_MAC[6];
-static int have_pod_mac;       /* --pod-mac: the next hop for every pod */
-static struct dcli *DC;        /* --decide: kvgated's decision channel */
-static const char *IFNAME;
-#define DECIDE_WAIT_MS 5000    /* no answer from kvgated in this long: 503 */
-#define MAC_WAIT_MS 1000       /* the pod's MAC not resolved in this long: 503 */
-#define ERR_RTO_MS 200         /* an error answer is sent again after this long */
-#define ERR_TRIES 5
-static uint16_t LO = 61000, HI = 61999;
-static struct slot **by_port;  /* index: source port - LO */
-static int FLOWS_FD = -1;      /* the entry program's kvg_bp_flows */
-static struct bpe E = {.flows_fd = -1, .pods_fd = -1}; /* the entry program (entry.h) */
-#define RESET_MS 600           /* pstate 3: both sides reset, or forgotten after this long */
-#define PROBE_EVERY_MS 200     /* pstate 3: a side not heard from is probed again */
+struct slot flows[NFLOWS];
+struct tcpep_cfg C;
+struct ff_cfg FC;
+struct replay_cfg RC;
+int have_pod;
+uint32_t POD_IP, GW_IP;
+uint16_t POD_PORT;
+uint8_t POD_MAC[6];
+int have_pod_mac;
+struct dcli *DC;
+const char *IFNAME;
+uint16_t LO = 61000, HI = 61999;
+struct slot **by_port;
+int FLOWS_FD = -1;
+struct bpe E = {.flows_fd = -1, .pods_fd = -1};
 
 static uint32_t thash(const struct tcpseq_tuple *t)
 {
@@ -198,11 +109,9 @@ static struct slot *lookup(const struct tcpseq_tuple *t, int create)
     return NULL;
 }
 
-static void send_done(struct slot *s, unsigned http_status);
-
-static void drop_flow(struct slot *s)
+void drop_flow(struct slot *s)
 {
-    send_done(s, 0);
+    sess_done(s, 0);
     free(s->body);
     s->body = NULL;
     free(s->resp);
@@ -222,121 +131,8 @@ static void drop_flow(struct slot *s)
     S.flows_now--;
 }
 
-static struct rte_mempool *MP;
-static uint16_t PORT;
-static struct rte_mbuf *txq[BURST * 4];
-static unsigned ntx;
-
-static void tx_flush(void)
-{
-    if (!ntx)
-        return;
-    uint16_t n = rte_eth_tx_burst(PORT, 0, txq, (uint16_t)ntx);
-    S.tx += n;
-    for (unsigned i = n; i < ntx; i++) {
-        rte_pktmbuf_free(txq[i]);
-        S.tx_dropped++;
-    }
-    ntx = 0;
-}
-
-/* m holds a frame of n bytes: onto the transmit queue. */
-static void queue(struct rte_mbuf *m, size_t n)
-{
-    m->data_len = (uint16_t)n;
-    m->pkt_len = (uint32_t)n;
-    txq[ntx++] = m;
-    if (ntx == sizeof(txq) / sizeof(txq[0]))
-        tx_flush();
-}
-
-/* A segment the worker makes (to the client or the pod), built and queued. */
-static void send_out(const struct pkt_out *o)
-{
-    struct rte_mbuf *m = rte_pktmbuf_alloc(MP);
-    size_t n = m ? pkt_build(o, rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_tailroom(m)) : 0;
-    if (!n) {
-        if (m)
-            rte_pktmbuf_free(m);
-        S.tx_dropped++;
-        return;
-    }
-    queue(m, n);
-}
-
-static void send_reply(const struct pkt_tcp *in, const struct tcpep_reply *r)
-{
-    if (!r->send)
-        return;
-    if (r->flags == (TCPF_SYN | TCPF_ACK))
-        S.synack++;
-    struct pkt_out o;
-    pkt_reply(in, r, &o);
-    send_out(&o);
-}
-
-/* A frame as it came, rewritten as XDP would (bp_rewrite.h) and sent:
- * the packets of a flow that reach the worker around the hand-off. */
-static void relay_rewritten(const uint8_t *data, size_t len, const struct kvg_bp_flow *f)
-{
-    struct rte_mbuf *m = rte_pktmbuf_alloc(MP);
-    if (!m || len > rte_pktmbuf_tailroom(m)) {
-        if (m)
-            rte_pktmbuf_free(m);
-        S.tx_dropped++;
-        return;
-    }
-    uint8_t *p = rte_pktmbuf_mtod(m, uint8_t *);
-    memcpy(p, data, len);
-    unsigned ihl = (p[14] & 0x0F) * 4u;
-    kvg_bp_rewrite(p, p + 14, p + 14 + ihl, f);
-    queue(m, len);
-}
-
-/* The replay's segments to the pod, as frames. */
-static void send_pod(struct slot *s, const struct replay_out *o, int n)
-{
-    for (int i = 0; i < n; i++) {
-        struct pkt_out po;
-        memset(&po, 0, sizeof(po));
-        memcpy(po.smac, s->dmac, 6); /* our port's MAC: where the client's frames came to */
-        memcpy(po.dmac, s->pod_mac, 6);
-        po.saddr = GW_IP;
-        po.daddr = s->pod_ip;
-        po.sport = htons(s->gwport);
-        po.dport = s->pod_port;
-        po.seq = o[i].seq;
-        po.ack = o[i].ack;
-        po.flags = o[i].flags;
-        po.win = o[i].win;
-        po.mss = o[i].mss;
-        po.wscale = o[i].wscale;
-        po.data = s->rp.data + o[i].off;
-        po.len = o[i].len;
-        send_out(&po);
-    }
-}
-
-static void reset_client(struct slot *s, const struct pkt_tcp *in)
-{
-    struct tcpep_reply r = {.send = 1, .flags = TCPF_RST | TCPF_ACK, .seq = s->f.iss + 1,
-                            .ack = s->f.rcv_nxt, .wscale = -1};
-    if (in) {
-        send_reply(in, &r);
-    } else { /* from the flow's own addresses */
-        struct pkt_tcp p;
-        memset(&p, 0, sizeof(p));
-        memcpy(p.smac, s->smac, 6);
-        memcpy(p.dmac, s->dmac, 6);
-        p.t = s->t;
-        send_reply(&p, &r);
-    }
-    S.resets++;
-}
-
-/* The first request is whole: replay it to the pod. 0, or -1 (no source
- * port free). */
-static int start_replay(struct slot *s)
+/* The first request is whole: replay it to the pod. */
+int start_replay(struct slot *s)
 {
     static uint16_t next;
     uint32_t span = (uint32_t)(HI - LO) + 1;
@@ -354,7 +150,7 @@ static int start_replay(struct slot *s)
             s->pstate = 1;
             struct replay_out o[REPLAY_OUT_MAX];
             int n = replay_start(&RC, &s->rp, &s->f, s->f.len, now_ms(), o);
-            send_pod(s, o, n);
+            tx_pod(s, o, n);
             S.replays++;
             return 0;
         }
@@ -377,12 +173,26 @@ static void hand_off(struct slot *s)
             S.pod_unchecked++;
     }
     s->h.c2p.pod_slot = s->h.p2c.pod_slot = s->checked ? s->pod_slot : KVG_POD_MAX;
+    /* XDP counts the requests after the first (bpf/bp_frame.h) from the
+     * byte after the flight: if the flight ended with the first request,
+     * and the worker relayed no client bytes itself; HTTP/1.1 only */
+    const struct ff_request *rq = s->ff ? ff_request(s->ff) : NULL;
+    s->h.c2p.rq_seq = s->f.rcv_nxt;
+    s->h.c2p.rq_state = KVG_BP_RQ_NONE;
+    if (!rq || rq->proto != FF_PROTO_H1)
+        s->uf = DECIDE_UF_H2C;
+    else if (rq->end != s->f.len || s->c2p_relayed)
+        s->uf = DECIDE_UF_FIRST;
+    else
+        s->h.c2p.rq_state = KVG_BP_RQ_ON;
+    if (s->uf)
+        S.unframed++;
     /* pod -> client first: an answer that overtakes the hand-off is still
      * translated (BYPASS.md) */
     if (FLOWS_FD < 0 || bpf_map_update_elem(FLOWS_FD, &s->h.p2c_key, &s->h.p2c, BPF_ANY) ||
         bpf_map_update_elem(FLOWS_FD, &s->h.c2p_key, &s->h.c2p, BPF_ANY)) {
         s->outcome = DECIDE_REJECTED;
-        reset_client(s, NULL);
+        tx_reset_client(s, NULL);
         drop_flow(s);
         return;
     }
@@ -395,143 +205,7 @@ static void hand_off(struct slot *s)
     s->f.st = TE_ESTABLISHED;
 }
 
-/* ---- a spliced flow whose pod went down (kvgated's table) ---- */
-
-static void on_answer(void *ctx, const struct decide_msg *a);
-static void decide_down(uint32_t gen);
-
-/* Both entries of s with this action and pod slot (their counters as XDP
- * left them); the worker's copies too, for a reinstall. */
-static void entries_set(struct slot *s, uint8_t action, uint32_t pod_slot)
-{
-    const struct kvg_bp_key *k[2] = {&s->h.p2c_key, &s->h.c2p_key};
-    struct kvg_bp_flow *v[2] = {&s->h.p2c, &s->h.c2p};
-    for (int i = 0; i < 2; i++) {
-        v[i]->action = action;
-        v[i]->pod_slot = pod_slot;
-        struct kvg_bp_flow e;
-        if (FLOWS_FD < 0)
-            continue;
-        if (bpf_map_lookup_elem(FLOWS_FD, k[i], &e))
-            e = *v[i];
-        e.action = action;
-        e.pod_slot = pod_slot;
-        bpf_map_update_elem(FLOWS_FD, k[i], &e, BPF_ANY);
-    }
-}
-
-/* Is the pod of s down by kvgated's table? Only while the kvgated that
- * routed s keeps the table: a kvgated that stops closes the decision
- * channel, then zeroes the table, and a close not read yet would make
- * every pod look gone; so the channel is read first. */
-static int pod_down_now(struct slot *s)
-{
-    if (!s->checked || bpe_pod_fit(&E, s->pod_slot, s->pod_ip, s->pod_port) != 0)
-        return 0;
-    uint32_t gen = dcli_gen(DC);
-    if (dcli_poll(DC, now_ms(), on_answer, NULL) & DCLI_EV_DOWN)
-        decide_down(gen); /* unchecks the flows it routed, s among them */
-    return s->checked;
-}
-
-/* The pod of s went down: the worker takes the flow back from XDP (both
- * entries: action worker, so every packet of it comes here whatever the
- * pod's state does next), resets each side with the numbers that side's
- * next packet carries (the one that came, or its answer to a probe), and
- * reports DONE pod_down when both are reset or after RESET_MS. */
-static void start_reset(struct slot *s, uint64_t now)
-{
-    S.pod_down++;
-    s->pstate = 3;
-    s->outcome = DECIDE_POD_DOWN;
-    s->reset_done = 0;
-    s->reset_until_ms = now + RESET_MS;
-    s->probe_at_ms = now; /* the next timer tick probes a side not heard from */
-    entries_set(s, KVG_BP_ACT_WORKER, s->pod_slot);
-}
-
-/* A segment of s (pstate 3) from the client or the pod: a RST ends that
- * side; any other with an ACK says what the side expects next, and gets
- * a RST with exactly that sequence number (RFC 5961: a RST elsewhere in
- * the window only draws a challenge ACK). */
-static void reset_input(struct slot *s, const struct pkt_tcp *p, int from_pod)
-{
-    S.pod_down_frames++;
-    uint8_t side = from_pod ? 2 : 1;
-    if (s->reset_done & side)
-        return;
-    if (p->seg.flags & TCPF_RST) {
-        s->reset_done |= side;
-    } else if (p->seg.flags & TCPF_ACK) {
-        uint32_t end = p->seg.seq + p->seg.len + ((p->seg.flags & (TCPF_SYN | TCPF_FIN)) ? 1 : 0);
-        struct tcpep_reply r = {.send = 1, .flags = TCPF_RST | TCPF_ACK, .seq = p->seg.ack,
-                                .ack = end, .wscale = -1};
-        send_reply(p, &r);
-        S.resets++;
-        if (from_pod)
-            S.pod_resets_pod++;
-        else
-            S.pod_resets_client++;
-        s->reset_done |= side;
-    }
-    if (s->reset_done == 3)
-        drop_flow(s); /* DONE pod_down, both entries deleted */
-}
-
-/* One byte far behind anything the side can still expect (2^30 before
- * the least it has received: what was sent before the hand-off plus what
- * XDP counted since, headers included, is an upper bound). Out of its
- * window, so its TCP answers with an ACK carrying where it stands (RFC
- * 793), which XDP hands to the worker (action worker); a segment with data,
- * so Linux's rate limit on out-of-window ACKs does not hold that back. */
-static void probe(struct slot *s, int to_pod)
-{
-    static const uint8_t junk;
-    struct kvg_bp_flow e;
-    struct pkt_out o;
-    memset(&o, 0, sizeof(o));
-    memcpy(o.smac, s->dmac, 6); /* our port's MAC */
-    o.flags = TCPF_ACK;
-    o.wscale = -1;
-    o.data = &junk;
-    o.len = 1;
-    if (to_pod) {
-        uint64_t sent = !bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &e) ? e.bytes : 0;
-        memcpy(o.dmac, s->pod_mac, 6);
-        o.saddr = GW_IP;
-        o.daddr = s->pod_ip;
-        o.sport = htons(s->gwport);
-        o.dport = s->pod_port;
-        o.seq = s->rp.snd_nxt + (uint32_t)sent - (1u << 30);
-        o.ack = s->rp.irs + 1;
-    } else {
-        uint64_t sent = !bpf_map_lookup_elem(FLOWS_FD, &s->h.p2c_key, &e) ? e.bytes : 0;
-        memcpy(o.dmac, s->smac, 6);
-        o.saddr = s->t.daddr;
-        o.daddr = s->t.saddr;
-        o.sport = s->t.dport;
-        o.dport = s->t.sport;
-        o.seq = s->f.iss + 1 + (uint32_t)sent - (1u << 30);
-        o.ack = s->f.rcv_nxt;
-    }
-    send_out(&o);
-}
-
-static void reset_timer(struct slot *s, uint64_t now)
-{
-    if (now >= s->reset_until_ms) { /* a side that never answered (a pod host gone) */
-        drop_flow(s);
-        return;
-    }
-    if (now < s->probe_at_ms)
-        return;
-    s->probe_at_ms = now + PROBE_EVERY_MS;
-    if (!(s->reset_done & 1))
-        probe(s, 0);
-    if (!(s->reset_done & 2))
-        probe(s, 1);
-    S.pod_probes++;
-}
+/* ---- frames ---- */
 
 /* A frame from the pod to one of the worker's source ports. */
 static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
@@ -544,23 +218,23 @@ static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
         return;
     }
     if (s->pstate == 3) {
-        reset_input(s, p, 1);
+        podreset_input(s, p, 1);
         return;
     }
-    if (s->pstate == 2 && pod_down_now(s)) { /* XDP: POD_DOWN */
-        start_reset(s, now_ms());
-        reset_input(s, p, 1);
+    if (s->pstate == 2 && podreset_pod_down(s)) { /* XDP: POD_DOWN */
+        podreset_start(s, now_ms());
+        podreset_input(s, p, 1);
         return;
     }
     if (s->pstate == 2) { /* XDP should have taken it: a late one */
         S.late_pod++;
-        relay_rewritten(data, len, &s->h.p2c);
+        tx_relay(data, len, &s->h.p2c);
         return;
     }
     struct replay_out o[REPLAY_OUT_MAX];
     int n = 0;
     unsigned ev = replay_input(&RC, &s->rp, &p->seg, now_ms(), o, &n);
-    send_pod(s, o, n);
+    tx_pod(s, o, n);
     if (ev & RP_EV_CONNECTED) {
         S.connected++;
         struct handoff_ends e;
@@ -584,7 +258,7 @@ static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
         if (ev & RP_EV_REFUSED)
             S.refused++;
         s->outcome = DECIDE_POD_ERROR;
-        reset_client(s, NULL);
+        tx_reset_client(s, NULL);
         drop_flow(s);
         return;
     }
@@ -592,235 +266,12 @@ static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
         S.pod_data_relayed++;
         if (!s->first_data_ms)
             s->first_data_ms = now_ms();
-        relay_rewritten(data, len, &s->h.p2c);
+        tx_relay(data, len, &s->h.p2c);
     }
     if (ev & RP_EV_DONE)
         hand_off(s);
 }
 
-/* ---- --decide: kvgated picks the pod ---- */
-
-/* The flow's DONE to kvgated, once, if kvgated holds it in flight (routed
- * on the connection that is still up). Bytes: the first flight, then what
- * XDP's two entries counted; TTFT only when the answer began before the
- * hand-off. */
-static void send_done(struct slot *s, unsigned http_status)
-{
-    if (!DC || (s->dstate != D_ROUTED && s->dstate != D_MAC) || s->dgen != dcli_gen(DC))
-        return;
-    uint64_t in = s->f.len, out = 0;
-    if (s->pstate >= 2 && FLOWS_FD >= 0) {
-        struct kvg_bp_flow e;
-        if (!bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &e))
-            in += e.bytes;
-        if (!bpf_map_lookup_elem(FLOWS_FD, &s->h.p2c_key, &e))
-            out = e.bytes;
-    }
-    uint64_t ttft = s->first_data_ms > s->asked_ms ? (s->first_data_ms - s->asked_ms) * 1000 : 0;
-    if (!dcli_done(DC, s->did, s->pod_slot, s->outcome, http_status, in, out,
-                   ttft > UINT32_MAX ? UINT32_MAX : (uint32_t)ttft))
-        S.done_sent++;
-    s->dstate = D_NONE;
-}
-
-/* Answers the client status with the OpenAI error JSON (as kvgated's
- * socket path would) and closes: the answer and a FIN in one segment,
- * sent again until the client closes too (err_input), at most ERR_TRIES
- * times, then a reset. An h2c client is reset: this path does not speak
- * HTTP/2 back. */
-static void answer_error(struct slot *s, unsigned status, const char *msg)
-{
-    S.error_answers++;
-    send_done(s, status); /* routed but not replayed: kvgated ends it */
-    struct sbuf b, r;
-    sbuf_init(&b);
-    sbuf_init(&r);
-    http_error_json(&b, (int)status, msg && *msg ? msg : "the bypass cannot serve this request");
-    http1_closing_response(&r, (int)status, "application/json", b.data ? b.data : "", b.len);
-    const struct ff_request *rq = s->ff ? ff_request(s->ff) : NULL;
-    if (b.oom || r.oom || !r.data || r.len > s->f.peer_mss || (rq && rq->proto == FF_PROTO_H2C) ||
-        !(s->resp = malloc(r.len))) {
-        sbuf_free(&b);
-        sbuf_free(&r);
-        reset_client(s, NULL);
-        drop_flow(s);
-        return;
-    }
-    memcpy(s->resp, r.data, r.len);
-    s->resp_len = (uint32_t)r.len;
-    sbuf_free(&b);
-    sbuf_free(&r);
-    s->dstate = D_ERR;
-    s->resp_tries = 0;
-    s->resp_at_ms = 0; /* at the next timer tick */
-}
-
-static void send_error_answer(struct slot *s)
-{
-    struct pkt_out o;
-    memset(&o, 0, sizeof(o));
-    memcpy(o.smac, s->dmac, 6);
-    memcpy(o.dmac, s->smac, 6);
-    o.saddr = s->t.daddr;
-    o.daddr = s->t.saddr;
-    o.sport = s->t.dport;
-    o.dport = s->t.sport;
-    o.seq = s->f.iss + 1;
-    o.ack = s->f.rcv_nxt;
-    o.flags = TCPF_ACK | TCPF_PSH | TCPF_FIN;
-    o.win = tcpep_window(&C, &s->f);
-    o.wscale = -1;
-    o.data = s->resp;
-    o.len = s->resp_len;
-    send_out(&o);
-    s->resp_tries++;
-    s->resp_at_ms = now_ms() + ERR_RTO_MS;
-}
-
-/* A client segment while it is answered an error: its FIN (it read the
- * answer) is acknowledged and the flow forgotten; a reset forgets it. */
-static void err_input(struct slot *s, const struct pkt_tcp *p)
-{
-    if (p->seg.flags & TCPF_RST) {
-        drop_flow(s);
-        return;
-    }
-    if (p->seg.flags & TCPF_FIN) {
-        struct tcpep_reply r = {.send = 1, .flags = TCPF_ACK, .seq = s->f.iss + 2 + s->resp_len,
-                                .ack = p->seg.seq + p->seg.len + 1, .wscale = -1};
-        send_reply(p, &r);
-        drop_flow(s);
-    }
-}
-
-/* The pod's MAC: --pod-mac (the next hop for every pod), else the kernel's
- * neighbour table. 1 found, 0 not yet (the kernel is asked to resolve it). */
-static int resolve_mac(struct slot *s)
-{
-    if (have_pod_mac) {
-        memcpy(s->pod_mac, POD_MAC, 6);
-        return 1;
-    }
-    if (!neigh_lookup(s->pod_ip, IFNAME, s->pod_mac))
-        return 1;
-    if (s->dstate != D_MAC)
-        neigh_poke(s->pod_ip);
-    return 0;
-}
-
-static void go_replay(struct slot *s)
-{
-    s->dstate = D_ROUTED;
-    s->outcome = DECIDE_CLIENT_ABORT; /* until the pod has it all */
-    if (start_replay(s)) {
-        s->outcome = DECIDE_REJECTED;
-        answer_error(s, 503, "the bypass has no source port free");
-    }
-}
-
-static void on_answer(void *ctx, const struct decide_msg *a)
-{
-    struct slot *s = &flows[a->id & (NFLOWS - 1)];
-    if (!s->used || s->did != a->id || s->dstate != D_WAIT) {
-        /* its flow is gone: kvgated holds a routed one until told */
-        S.stale_answers++;
-        if (a->status == 200 && !dcli_done(DC, a->id, a->slot, DECIDE_CLIENT_ABORT, 0, 0, 0, 0))
-            S.done_sent++;
-        return;
-    }
-    if (a->status != 200) {
-        S.gw_refused++;
-        s->dstate = D_NONE;
-        answer_error(s, a->status, a->err);
-        return;
-    }
-    S.routed++;
-    s->dstate = D_ROUTED;
-    s->outcome = DECIDE_CLIENT_ABORT;
-    s->pod_slot = a->slot;
-    memcpy(&s->pod_ip, a->addr, 4);
-    s->pod_port = htons(a->port);
-    if (resolve_mac(s)) {
-        go_replay(s);
-        return;
-    }
-    S.mac_waits++;
-    s->dstate = D_MAC;
-    s->mac_until_ms = now_ms() + MAC_WAIT_MS;
-}
-
-/* The first request is whole: kvgated is asked where it goes. */
-static void ask(struct slot *s)
-{
-    static uint32_t seq;
-    const struct ff_request *rq = ff_request(s->ff);
-    s->did = (++seq << 12) | (uint32_t)(s - flows); /* NFLOWS = 4096: the slot in the low bits */
-    int rc = s->body_oom ? -ENOMEM
-                         : dcli_decide(DC, s->did, rq->proto == FF_PROTO_H2C ? DECIDE_PROTO_H2C
-                                                                               : DECIDE_PROTO_H1,
-                                       rq->tenant, rq->session, s->body, s->blen);
-    if (rc) {
-        S.decide_unavailable++;
-        answer_error(s, 503, "no routing decision available (kvgated unreachable)");
-        return;
-    }
-    S.decisions++;
-    s->dstate = D_WAIT;
-    s->dgen = dcli_gen(DC);
-    s->asked_ms = now_ms();
-}
-
-/* The first request's body bytes, kept for DECIDE (kvgated scans them). */
-static void on_body(void *ctx, const uint8_t *p, size_t n)
-{
-    struct slot *s = ctx;
-    if (s->body_oom)
-        return;
-    if (s->blen + n > s->bcap) {
-        size_t cap = s->bcap ? s->bcap : 4096;
-        while (cap < s->blen + n)
-            cap *= 2;
-        uint8_t *b = realloc(s->body, cap);
-        if (!b) {
-            s->body_oom = 1;
-            return;
-        }
-        s->body = b;
-        s->bcap = cap;
-    }
-    memcpy(s->body + s->blen, p, n);
-    s->blen += n;
-}
-
-static struct ff *new_ff(struct slot *s)
-{
-    struct ff_cfg c = FC;
-    if (DC) {
-        c.body = on_body;
-        c.ctx = s;
-    }
-    return ff_new(&c);
-}
-
-/* kvgated's connection went away: it released what that connection
- * held; the flows still waiting for an answer are answered 503. */
-static void decide_down(uint32_t gen)
-{
-    S.gw_downs++;
-    for (uint32_t i = 0; i < NFLOWS; i++) {
-        struct slot *s = &flows[i];
-        if (s->used && s->dstate == D_WAIT && s->dgen == gen) {
-            s->dstate = D_NONE;
-            answer_error(s, 503, "no routing decision available (kvgated went away)");
-        } else if (s->used && s->pstate == 2 && s->checked && s->dgen == gen) {
-            /* its pod table is nobody's now (a kvgated that stops zeroes
-             * it; the next one numbers pods afresh): the flow runs on
-             * unchecked, as it runs on without a DONE */
-            s->checked = 0;
-            entries_set(s, KVG_BP_ACT_REWRITE, KVG_POD_MAX);
-        }
-    }
-}
 
 /* The first request is whole (or not for the bypass): counted; with
  * --decide kvgated is asked for the pod; replayed to the pod with --pod;
@@ -840,12 +291,12 @@ static void first_request(struct slot *s, const struct pkt_tcp *in, enum ff_stat
         snprintf(S.last, sizeof(S.last), "{\"hand_up\":\"%s\"}", ff_cause_name(rq->cause));
     }
     if (st == FF_DONE && DC) {
-        ask(s);
+        sess_ask(s);
         return;
     }
     if (st == FF_DONE && have_pod && start_replay(s) == 0)
         return;
-    reset_client(s, in);
+    tx_reset_client(s, in);
     drop_flow(s);
 }
 
@@ -869,23 +320,26 @@ static void frame(const uint8_t *data, size_t len)
     struct tcpep_reply r;
     struct slot *s = lookup(&p.t, 0);
     if (s && s->dstate == D_ERR) {
-        err_input(s, &p);
+        sess_err_input(s, &p);
         return;
     }
     if (s && s->pstate == 3) {
-        reset_input(s, &p, 0);
+        podreset_input(s, &p, 0);
         return;
     }
-    if (s && s->pstate == 2 && pod_down_now(s)) { /* XDP: POD_DOWN */
-        start_reset(s, now);
-        reset_input(s, &p, 0);
+    if (s && s->pstate == 2 && podreset_pod_down(s)) { /* XDP: POD_DOWN */
+        podreset_start(s, now);
+        podreset_input(s, &p, 0);
         return;
     }
     if (s && s->pstate) { /* the client's side of a flow being handed off */
         if (s->pstate == 2)
             S.late_client++;
-        if (s->have_h)
-            relay_rewritten(data, len, &s->h.c2p);
+        if (s->have_h) {
+            tx_relay(data, len, &s->h.c2p);
+            if (p.seg.len)
+                s->c2p_relayed = 1; /* bytes XDP's framing will not see */
+        }
         return;
     }
     if (!s) {
@@ -895,10 +349,10 @@ static void frame(const uint8_t *data, size_t len)
             if (!s) { /* the table is full: a cookie */
                 S.table_full++;
                 tcpep_syn_cookie(&C, &p.t, &p.seg, now / 1000, &r);
-                send_reply(&p, &r);
+                tx_reply(&p, &r);
                 return;
             }
-            s->ff = new_ff(s);
+            s->ff = sess_new_ff(s);
             if (!s->ff) {
                 drop_flow(s);
                 return;
@@ -906,7 +360,7 @@ static void frame(const uint8_t *data, size_t len)
             memcpy(s->smac, p.smac, 6);
             memcpy(s->dmac, p.dmac, 6);
             tcpep_syn(&C, &p.t, &p.seg, now, &s->f, &r);
-            send_reply(&p, &r);
+            tx_reply(&p, &r);
             return;
         }
         struct tcpep_flow f;
@@ -917,7 +371,7 @@ static void frame(const uint8_t *data, size_t len)
             if (!s)
                 return;
             s->f = f;
-            s->ff = new_ff(s);
+            s->ff = sess_new_ff(s);
             if (!s->ff) {
                 drop_flow(s);
                 return;
@@ -935,7 +389,7 @@ static void frame(const uint8_t *data, size_t len)
         return;
     }
     unsigned ev = tcpep_input(&C, &p.t, &s->f, &p.seg, now, &r);
-    send_reply(&p, &r);
+    tx_reply(&p, &r);
     if (ev & TE_EV_ESTABLISHED)
         S.established++;
     if (ev & (TE_EV_RESET | TE_EV_TIMEOUT)) {
@@ -955,7 +409,7 @@ static void frame(const uint8_t *data, size_t len)
     if (ev & TE_EV_FIN) { /* the client gave up before its request was whole */
         struct tcpep_reply rr = {.send = 1, .flags = TCPF_RST | TCPF_ACK, .seq = s->f.iss + 1,
                                  .ack = s->f.rcv_nxt, .wscale = -1};
-        send_reply(&p, &rr);
+        tx_reply(&p, &rr);
         S.resets++;
         drop_flow(s);
     }
@@ -972,8 +426,9 @@ static void watch(struct slot *s, uint64_t now)
     struct kvg_bp_flow c, p;
     int hc = !bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &c);
     int hp = !bpf_map_lookup_elem(FLOWS_FD, &s->h.p2c_key, &p);
-    if (pod_down_now(s)) { /* a quiet flow whose pod went down: no packet told XDP */
-        start_reset(s, now);
+    sess_reqs(s, hc ? &c : NULL); /* the requests XDP framed since the last look */
+    if (podreset_pod_down(s)) { /* a quiet flow whose pod went down: no packet told XDP */
+        podreset_start(s, now);
         return;
     }
     enum handoff_verdict v =
@@ -990,8 +445,16 @@ static void watch(struct slot *s, uint64_t now)
     }
     if (!hp && !bpf_map_update_elem(FLOWS_FD, &s->h.p2c_key, &s->h.p2c, BPF_NOEXIST))
         S.reinstalled++;
-    if (!hc && !bpf_map_update_elem(FLOWS_FD, &s->h.c2p_key, &s->h.c2p, BPF_NOEXIST))
-        S.reinstalled++;
+    if (!hc) { /* put back from the worker's copy: what XDP framed is lost with it */
+        s->h.c2p.requests = s->reqs_seen;
+        s->h.c2p.rq_state = KVG_BP_RQ_NONE;
+        if (!s->uf) {
+            s->uf = DECIDE_UF_LOST;
+            S.unframed++;
+        }
+        if (!bpf_map_update_elem(FLOWS_FD, &s->h.c2p_key, &s->h.c2p, BPF_NOEXIST))
+            S.reinstalled++;
+    }
 }
 
 static void timers(void)
@@ -1004,17 +467,17 @@ static void timers(void)
             continue;
         }
         if (s->used && s->pstate == 3) {
-            reset_timer(s, now);
+            podreset_timer(s, now);
             continue;
         }
         if (s->used && s->pstate == 1) {
             struct replay_out o[REPLAY_OUT_MAX];
             int n = 0;
             unsigned ev = replay_timer(&RC, &s->rp, now, o, &n);
-            send_pod(s, o, n);
+            tx_pod(s, o, n);
             if (ev & RP_EV_FAILED) {
                 s->outcome = DECIDE_POD_ERROR;
-                reset_client(s, NULL);
+                tx_reset_client(s, NULL);
                 drop_flow(s);
             }
             continue;
@@ -1023,9 +486,9 @@ static void timers(void)
             if (now < s->resp_at_ms)
                 continue;
             if (s->resp_tries < ERR_TRIES) {
-                send_error_answer(s);
+                sess_send_error_answer(s);
             } else {
-                reset_client(s, NULL);
+                tx_reset_client(s, NULL);
                 drop_flow(s);
             }
             continue;
@@ -1033,16 +496,16 @@ static void timers(void)
         if (s->used && s->dstate == D_WAIT && now > s->asked_ms + DECIDE_WAIT_MS) {
             S.decide_timeouts++;
             s->dstate = D_NONE; /* a late answer finds it gone (stale) */
-            answer_error(s, 503, "no routing decision in time");
+            sess_answer_error(s, 503, "no routing decision in time");
             continue;
         }
         if (s->used && s->dstate == D_MAC) {
-            if (resolve_mac(s)) {
-                go_replay(s);
+            if (sess_resolve_mac(s)) {
+                sess_go_replay(s);
             } else if (now > s->mac_until_ms) {
                 S.mac_failed++;
                 s->outcome = DECIDE_REJECTED;
-                answer_error(s, 503, "the bypass cannot reach the pod kvgated chose (no MAC)");
+                sess_answer_error(s, 503, "the bypass cannot reach the pod kvgated chose (no MAC)");
             }
             continue;
         }
@@ -1056,7 +519,7 @@ static void timers(void)
             memcpy(p.smac, s->smac, 6);
             memcpy(p.dmac, s->dmac, 6);
             p.t = s->t;
-            send_reply(&p, &r);
+            tx_reply(&p, &r);
         }
         if (ev & TE_EV_TIMEOUT) {
             S.timeouts++;
@@ -1065,23 +528,6 @@ static void timers(void)
     }
 }
 
-static void write_stats(const char *path)
-{
-    if (!path)
-        return;
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return;
-    fputc('{', f);
-#define BP_JSON(n) fprintf(f, "\"" #n "\":%llu,", (unsigned long long)S.n);
-    BP_COUNTERS(BP_JSON)
-#undef BP_JSON
-    fprintf(f, "\"last\":%s}\n", S.last[0] ? S.last : "null");
-    fclose(f);
-    rename(tmp, path);
-}
 
 int main(int argc, char **argv)
 {
@@ -1233,8 +679,8 @@ int main(int argc, char **argv)
         uint64_t now = now_ms();
         if (DC) { /* kvgated's answers; never blocks */
             uint32_t gen = dcli_gen(DC);
-            if (dcli_poll(DC, now, on_answer, NULL) & DCLI_EV_DOWN)
-                decide_down(gen);
+            if (dcli_poll(DC, now, sess_on_answer, NULL) & DCLI_EV_DOWN)
+                sess_decide_down(gen);
             tx_flush();
         }
         if (now >= next_timer) {
@@ -1243,7 +689,7 @@ int main(int argc, char **argv)
             next_timer = now + 10;
         }
         if (now >= next_stats) {
-            write_stats(stats);
+            stats_write(stats);
             next_stats = now + 100;
         }
         if (n) {
@@ -1253,7 +699,7 @@ int main(int argc, char **argv)
             nanosleep(&ts, NULL);
         }
     }
-    write_stats(stats);
+    stats_write(stats);
     printf("kvg-bypassd: rx %llu tx %llu syn %llu established %llu first requests %llu "
            "hand-ups %llu resets %llu\n",
            (unsigned long long)S.rx, (unsigned long long)S.tx, (unsigned long long)S.syn,
@@ -1270,7 +716,7 @@ out:
             drop_flow(&flows[i]);
         }
     if (DC) { /* the DONEs out, best effort; kvgated releases the rest when we close */
-        dcli_poll(DC, now_ms(), on_answer, NULL);
+        dcli_poll(DC, now_ms(), sess_on_answer, NULL);
         dcli_free(DC);
     }
     bpe_close(&E);

@@ -8,11 +8,14 @@ DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk)
 DPDK_LIBS   := $(shell pkg-config --libs libdpdk)
 DPDK_BINS   := $(OUT)/kvg-bypassd $(BPF_DIR)/bp_entry.bpf.o
 
-$(OUT)/kvg-bypassd: dpdk/bypassd.c dpdk/entry.c dpdk/entry.h $(BPF_HDRS) $(OUT)/libbypass.a \
-                    $(OUT)/libcommon.a
+# the worker's modules (dpdk/worker.h says which does what), one compile
+DPDK_SRCS   := $(wildcard dpdk/*.c)
+DPDK_HDRS   := $(wildcard dpdk/*.h)
+
+$(OUT)/kvg-bypassd: $(DPDK_SRCS) $(DPDK_HDRS) $(BPF_HDRS) $(OUT)/libbypass.a $(OUT)/libcommon.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) -O2 -g -std=gnu11 -D_GNU_SOURCE -Iuser -Ibpf -I$(BPF_DIR) $(DPDK_CFLAGS) \
-	    -Wall -Wno-address-of-packed-member dpdk/bypassd.c dpdk/entry.c $(OUT)/libbypass.a \
+	    -Wall -Wno-address-of-packed-member $(DPDK_SRCS) $(OUT)/libbypass.a \
 	    $(OUT)/libcommon.a -o $@ $(DPDK_LIBS) $(LDLIBS)
 else
 DPDK_BINS :=

@@ -16,6 +16,10 @@
 #     kvgate_bypass_done_total{outcome="ok"}) and access log
 #     ("path":"bypass") count them; /admin/pods in-flight is back to 0 once
 #     the connections are closed (the worker's DONE);
+#   - three requests on one keep-alive connection: the two after the first
+#     go through XDP alone, which frames their heads; the worker reports
+#     them, and /metrics shows 3 bypass requests (requests_by_path, the
+#     model / tenant / pod series), the access log's line conn_requests 2;
 #   - a model no pod serves: the client gets kvgated's 404 JSON;
 #   - kill -9 of the worker while a request is in flight: kvgated releases
 #     its in-flight count within a few seconds;
@@ -151,6 +155,38 @@ t_counted() {
     [ "$(metric 'kvgate_bypass_decisions_total{status="200"}')" = 4.0 ]
 }
 check "kvgated's /metrics and access log count the four as bypass requests, ended ok" t_counted
+
+# three requests on one keep-alive connection through the bypass port: the
+# first is kvgated's decision, the other two go to the same pod through
+# XDP alone; XDP frames their heads and the worker reports them (REQS), so
+# /metrics counts 3 bypass requests and the access log's line says 2 more
+# on the connection
+t_keepalive_counted() {
+    local p0 b0 body n
+    p0=$(metric 'kvgate_requests_by_path_total{path="bypass"}')
+    b0=$(metric kvgate_bypass_later_requests_total)
+    body=$(jq -cn --arg p "$(printf "Runbook K: step %s of the incident procedure. " $(seq 1 60))" \
+        --arg m "$M" '{model:$m,prompt:$p,max_tokens:8,stream:true,ignore_eos:true}')
+    n=$(ip netns exec $NC curl -s -N --max-time 20 -H 'content-type: application/json' \
+        -H "x-gateway-inference-fairness-id: t-K" --data-binary "$body" http://10.79.0.2:8000/v1/completions \
+        --next -s -N -H 'content-type: application/json' --data-binary "$body" http://10.79.0.2:8000/v1/completions \
+        --next -s -N -H 'content-type: application/json' --data-binary "$body" http://10.79.0.2:8000/v1/completions \
+        -w '%{num_connects}\n' 2>&1 | grep -c '^data: \[DONE\]')
+    [ "$n" = 3 ] || { echo "$n answers of 3 ended with [DONE]"; return 1; }
+    wait_until 6 eval 'grep "\"tenant\":\"t-K\"" "$GW_LOG" | grep -q "\"conn_requests\":2"' ||
+        { grep '"tenant":"t-K"' "$GW_LOG"; jq -c '{later_requests, unframed, reqs_sent}' "$ST"; return 1; }
+    grep '"tenant":"t-K"' "$GW_LOG" | jq -c '{tenant, pod, status, outcome, conn_requests}'
+    [ "$(grep -c '"tenant":"t-K"' "$GW_LOG")" = 1 ] || return 1 # one connection, one decision
+    echo "bypass requests $p0 -> $(metric 'kvgate_requests_by_path_total{path="bypass"}')," \
+         "later $b0 -> $(metric kvgate_bypass_later_requests_total)"
+    awk -v a="$p0" -v b="$(metric 'kvgate_requests_by_path_total{path="bypass"}')" 'BEGIN {exit !(b == a + 3)}' ||
+        return 1
+    awk -v a="$b0" -v b="$(metric kvgate_bypass_later_requests_total)" 'BEGIN {exit !(b == a + 2)}' || return 1
+    gw /metrics | grep '^kvgate_bypass_requests_total{model="'$M'",tenant="t-K",pod=' | grep -Eq ' 2(\.0)?$' ||
+        { gw /metrics | grep '^kvgate_bypass_requests_total'; return 1; }
+    wait_until 6 inflight_is 0
+}
+check "three requests on one keep-alive connection through the bypass count as 3 bypass requests at kvgated" t_keepalive_counted
 
 # a client that half-closes right after its request (shutdown(SHUT_WR)):
 # its FIN, sent while the worker waits for kvgated, must still reach the

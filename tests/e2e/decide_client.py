@@ -12,6 +12,12 @@ per answer or event:
     answer                       waits for one ANSWER and prints it
     done ID SLOT OUTCOME [HTTP_STATUS [BYTES_OUT [TTFT_US]]]   DONE (SLOT
                                  "auto": the slot ID's ANSWER named)
+    reqs ID SLOT REQUESTS [UNFRAMED]   REQS (version 2): the flow's later
+                                 requests so far, and why framing stopped
+                                 (a name of decide_unframed_name; SLOT
+                                 "auto" as for done)
+    v1                           speaks version 1 from here on (a worker
+                                 from before REQS; use it first)
     raw HEX                      one packet as given
     hold SECONDS                 keeps the connection open, idle
     closed                       succeeds once kvgated closed the
@@ -23,8 +29,10 @@ import struct
 import sys
 import time
 
-VERSION = 1
-T_DECIDE, T_BODY, T_ANSWER, T_DONE = 1, 2, 3, 4
+VERSION = 2
+T_DECIDE, T_BODY, T_ANSWER, T_DONE, T_REQS = 1, 2, 3, 4, 5
+UNFRAMED = {"none": 0, "body": 1, "split_head": 2, "unparsable": 3, "out_of_order": 4,
+            "too_many": 5, "first_flight": 6, "entry_lost": 7, "h2c": 8}
 OUTCOMES = {"ok": 0, "client_abort": 1, "pod_error": 2, "timeout": 3, "shutdown": 4,
             "rejected": 5, "pod_down": 6}
 
@@ -79,7 +87,8 @@ def main():
             if op == "decide":
                 rest = []
                 while i + n < len(args) and len(rest) < 3 and args[i + n] not in (
-                        "decide", "send", "answer", "done", "raw", "hold", "closed"):
+                        "decide", "send", "answer", "done", "reqs", "v1", "raw", "hold",
+                        "closed"):
                     rest.append(args[i + n])
                     n += 1
                 if len(rest) > 0:
@@ -112,6 +121,18 @@ def main():
             st, bout, ttft = extra
             s.send(hdr(T_DONE, mid) + struct.pack("<IHBBQQII", slot, st, outcome, 0, 0, bout,
                                                   ttft, 0))
+        elif op == "reqs":
+            mid, n = int(args[i]), int(args[i + 2])
+            slot = slots.get(mid, 0) if args[i + 1] == "auto" else int(args[i + 1])
+            i += 3
+            uf = 0
+            if i < len(args) and args[i] in UNFRAMED:
+                uf = UNFRAMED[args[i]]
+                i += 1
+            s.send(hdr(T_REQS, mid) + struct.pack("<IIB7x", slot, n, uf))
+        elif op == "v1":
+            global VERSION
+            VERSION = 1
         elif op == "raw":
             s.send(bytes.fromhex(args[i]))
             i += 1

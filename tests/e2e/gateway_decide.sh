@@ -8,7 +8,11 @@
 # routed to; a session is pinned), the request counts in /admin/pods
 # in-flight until DONE, in /metrics and in the access log ("path":"bypass"),
 # 404 / 400 / 413 / over-limit answers, and a worker that goes away (or
-# breaks the protocol) has everything it held released.
+# breaks the protocol) has everything it held released. A spliced flow's
+# later requests, reported in REQS (version 2), count where the first did
+# (requests by path, the model / tenant / pod series, the access log's
+# line at DONE, the unframed reason); a REQS whose total goes down breaks
+# the protocol; a version 1 worker is still answered in version 1.
 . "$(dirname "$0")/lib.sh"
 [ -x $BUILD/kvgated ] || skip_all "$BUILD/kvgated not built"
 [ -x $BUILD/kvgate-podsim ] || skip_all "$BUILD/kvgate-podsim not built"
@@ -91,6 +95,52 @@ t_inflight_until_done() {
 }
 check "a routed request counts in flight at its pod until DONE" t_inflight_until_done
 
+t_reqs_counted() {
+    local f ans p0 l0 u0 line
+    f=$(bodyfile r1 R q)
+    p0=$(metric_value 'kvgate_requests_by_path_total{path="bypass"}')
+    l0=$(metric_value kvgate_bypass_later_requests_total)
+    u0=$(metric_value 'kvgate_bypass_unframed_total{reason="split_head"}')
+    # routed; then the worker reports 2 later requests, then 3 and that
+    # framing stopped (a head split across segments); then DONE
+    ans=$($DC decide 30 "$f" reqs-t "" reqs 30 auto 2 hold 0.3 reqs 30 auto 3 split_head \
+          done 30 auto ok 200 2>&1 | head -1)
+    [ "$(field "$ans" status)" = 200 ] || { echo "$ans"; return 1; }
+    log_has '"tenant":"reqs-t"' || return 1
+    line=$(grep '"tenant":"reqs-t"' "$GW_LOG" | tail -1)
+    jq -c '{tenant, pod, status, outcome, conn_requests, unframed}' <<<"$line"
+    [ "$(jq -r '.conn_requests' <<<"$line")" = 3 ] && [ "$(jq -r '.unframed' <<<"$line")" = split_head ] ||
+        return 1
+    awk -v a="$p0" -v b="$(metric_value 'kvgate_requests_by_path_total{path="bypass"}')" \
+        'BEGIN {exit !(b == a + 4)}' || { echo "by path: $p0 -> $(metric_value 'kvgate_requests_by_path_total{path="bypass"}')"; return 1; }
+    awk -v a="$l0" -v b="$(metric_value kvgate_bypass_later_requests_total)" 'BEGIN {exit !(b == a + 3)}' || return 1
+    awk -v a="$u0" -v b="$(metric_value 'kvgate_bypass_unframed_total{reason="split_head"}')" \
+        'BEGIN {exit !(b == a + 1)}' || return 1
+    curl -s "http://127.0.0.1:$A/metrics" | grep '^kvgate_bypass_requests_total{model="'$M'",tenant="reqs-t",pod="' |
+        grep -Eq ' 3(\.0)?$' || { curl -s "http://127.0.0.1:$A/metrics" | grep '^kvgate_bypass_requests_total'; return 1; }
+    wait_until 3 inflight_is 0
+}
+check "a spliced flow's later requests (REQS) count as bypass requests: by path, model/tenant/pod, access log, unframed reason" t_reqs_counted
+
+t_reqs_v1_and_breaches() {
+    local f r p0
+    f=$(bodyfile r2 R2 q)
+    # a version 1 worker: answered in version 1 (read_answer checks), DONE taken
+    r=$($DC v1 decide 31 "$f" v1-t "" done 31 auto ok 200 2>&1 | head -1)
+    [ "$(field "$r" status)" = 200 ] || { echo "v1: $r"; return 1; }
+    log_has '"tenant":"v1-t"' || return 1
+    p0=$(metric_value kvgate_bypass_protocol_errors_total)
+    # a total that goes down; a REQS in version 1
+    r=$($DC decide 32 "$f" reqs 32 auto 5 reqs 32 auto 4 closed 2>&1)
+    echo "$r" | tail -1 | grep -q '"closed": true' || { echo "$r"; return 1; }
+    r=$($DC v1 decide 33 "$f" raw 010500002100000000000000010000000000000000000000 closed 2>&1)
+    echo "$r" | tail -1 | grep -q '"closed": true' || { echo "$r"; return 1; }
+    wait_until 3 inflight_is 0 || return 1
+    awk -v a="$p0" -v b="$(metric_value kvgate_bypass_protocol_errors_total)" 'BEGIN {exit !(b == a + 2)}' ||
+        { echo "protocol errors: $p0 -> $(metric_value kvgate_bypass_protocol_errors_total)"; return 1; }
+}
+check "a version 1 worker is still served; a REQS total going down, or REQS in version 1, breaks the protocol" t_reqs_v1_and_breaches
+
 t_metrics() {
     local m
     m=$(curl -s "http://127.0.0.1:$A/metrics")
@@ -162,10 +212,10 @@ t_protocol_errors() {
     local f p0 r
     f=$(bodyfile e E q)
     p0=$(metric_value kvgate_bypass_protocol_errors_total)
-    # version 2; then a BODY out of order; then a DONE naming another pod
-    r=$($DC decide 70 "$f" raw 02040000460000000000000000000000000000000000000000000000000000000000000000000000 closed 2>&1)
+    # a version it does not speak; then a BODY out of order; then a DONE naming another pod
+    r=$($DC decide 70 "$f" raw 03040000460000000000000000000000000000000000000000000000000000000000000000000000 closed 2>&1)
     echo "$r" | tail -1 | grep -q '"closed": true' || { echo "$r"; return 1; }
-    r=$($DC send 71 "$E2E_TMP/big.json" raw 010200004700000000000000000000000100000000000000aa closed 2>&1)
+    r=$($DC send 71 "$E2E_TMP/big.json" raw 020200004700000000000000000000000100000000000000aa closed 2>&1)
     echo "$r" | tail -1 | grep -q '"closed": true' || { echo "$r"; return 1; }
     wait_until 3 inflight_is 0 || return 1
     [ "$(metric_value kvgate_bypass_protocol_errors_total)" = "$(echo "$p0 + 2" | bc)" ] ||

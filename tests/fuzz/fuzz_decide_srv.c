@@ -1,8 +1,10 @@
 /* libFuzzer target for user/gateway/decide_srv.c: kvgated's handling of
  * what a bypass worker (untrusted) sends on the decision channel, past the
  * codec: ids reused or unknown, BODY out of order or past its length,
- * DONE for the wrong pod or twice, more than bypass.max_outstanding (4
- * here), a peer that never reads its answers.
+ * DONE for the wrong pod or twice, REQS (version 2) for an unknown, an
+ * unrouted or another pod's decision or with a total that goes down, a
+ * version that changes mid-connection, more than bypass.max_outstanding
+ * (4 here), a peer that never reads its answers.
  *
  * The input is a run of packets (2-byte little-endian length, then the
  * packet) handled as one worker's connection would be (on_peer's
@@ -10,7 +12,8 @@
  * serving model "m"); the connection then closes. Checked: the worker
  * never holds more than max_outstanding decisions; every pod's in-flight
  * count is back to zero once its connection is closed; answers the worker
- * reads decode as ANSWERs. abort() on any violation. */
+ * reads decode as ANSWERs in the version it spoke first. abort() on any
+ * violation. */
 #include "gateway/decide_srv.c"
 #include "unit/gateway/gw_fixture.h"
 
@@ -46,13 +49,13 @@ static void setup(void)
 }
 
 /* What the worker reads: each packet an ANSWER. */
-static void drain(int fd)
+static void drain(int fd, unsigned version)
 {
     uint8_t b[512];
     ssize_t n;
     while ((n = recv(fd, b, sizeof(b), MSG_DONTWAIT)) > 0) {
         struct decide_msg m;
-        if (decide_decode(b, (size_t)n, &m) || m.type != DECIDE_T_ANSWER)
+        if (decide_decode(b, (size_t)n, &m) || m.type != DECIDE_T_ANSWER || m.version != version)
             abort();
     }
 }
@@ -74,6 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t len)
     D.peers[0] = p;
     atomic_fetch_add(&c_peers_now, 1);
     int open = 1;
+    unsigned version = 0; /* the peer's, kept past its close */
     size_t off = 0;
     /* the worker reads its answers unless the input's first byte says not */
     int reads = len && (d[0] & 1);
@@ -82,17 +86,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t len)
         off += 2;
         if (n > len - off)
             n = len - off;
-        struct decide_msg m;
-        int rc = decide_decode(d + off, n, &m);
+        int rc = dispatch(p, d + off, n); /* on_peer's own */
         off += n;
-        if (!rc) {
-            switch (m.type) {
-            case DECIDE_T_DECIDE: rc = on_decide(p, &m); break;
-            case DECIDE_T_BODY: rc = on_body(p, &m); break;
-            case DECIDE_T_DONE: rc = on_done(p, &m); break;
-            default: rc = -1; break;
-            }
-        }
         if (rc) {
             peer_close(p, "bypass_worker_gone");
             open = 0;
@@ -100,15 +95,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t len)
         }
         if (p->n > g.cfg.bypass_max_outstanding)
             abort();
+        version = p->version;
         if (reads)
-            drain(sv[1]);
+            drain(sv[1], p->version);
     }
     if (open)
         peer_close(p, "bypass_worker_gone");
     for (int i = 0; i < POD_MAX; i++)
         if (atomic_load(&g.counters.inflight[i]))
             abort();
-    drain(sv[1]);
+    drain(sv[1], version);
     close(sv[1]);
     return 0;
 }

@@ -39,6 +39,8 @@ static int status_ok(unsigned st)
 /* The rules on a message's fields (both directions). */
 static int fields_ok(const struct decide_msg *m, size_t tl, size_t sl, size_t el)
 {
+    if (m->version < DECIDE_VERSION_MIN || m->version > DECIDE_VERSION)
+        return 0;
     switch (m->type) {
     case DECIDE_T_DECIDE:
         return (m->proto == DECIDE_PROTO_H1 || m->proto == DECIDE_PROTO_H2C) &&
@@ -58,12 +60,21 @@ static int fields_ok(const struct decide_msg *m, size_t tl, size_t sl, size_t el
     case DECIDE_T_DONE:
         return m->slot < DECIDE_SLOT_MAX && m->outcome <= DECIDE_OUTCOME_MAX &&
                (!m->http_status || (m->http_status >= 100 && m->http_status <= 599));
+    case DECIDE_T_REQS:
+        return m->version >= 2 && m->slot < DECIDE_SLOT_MAX && m->unframed <= DECIDE_UF_MAX;
     }
     return 0;
 }
 
-int decide_encode(const struct decide_msg *m, uint8_t *buf, size_t cap)
+int decide_encode(const struct decide_msg *mi, uint8_t *buf, size_t cap)
 {
+    struct decide_msg mv;
+    const struct decide_msg *m = mi;
+    if (!mi->version) { /* the default version, without touching the caller's */
+        mv = *mi;
+        mv.version = DECIDE_VERSION;
+        m = &mv;
+    }
     size_t tl = strnlen(m->tenant, sizeof(m->tenant));
     size_t sl = strnlen(m->session, sizeof(m->session));
     size_t el = strnlen(m->err, sizeof(m->err));
@@ -80,12 +91,13 @@ int decide_encode(const struct decide_msg *m, uint8_t *buf, size_t cap)
     case DECIDE_T_DECIDE: n = DECIDE_FIXED_DECIDE + tl + sl + m->chunk_len; break;
     case DECIDE_T_BODY: n = DECIDE_FIXED_BODY + m->chunk_len; break;
     case DECIDE_T_ANSWER: n = DECIDE_FIXED_ANSWER + el; break;
+    case DECIDE_T_REQS: n = DECIDE_FIXED_REQS; break;
     default: n = DECIDE_FIXED_DONE; break;
     }
     if (n > cap)
         return -ENOSPC;
     memset(buf, 0, n);
-    buf[0] = DECIDE_VERSION;
+    buf[0] = m->version;
     buf[1] = m->type;
     put32(buf + 4, m->id);
     uint8_t *p = buf + DECIDE_HDR;
@@ -123,6 +135,11 @@ int decide_encode(const struct decide_msg *m, uint8_t *buf, size_t cap)
         put64(p + 16, m->bytes_out);
         put32(p + 24, m->ttft_us);
         break;
+    case DECIDE_T_REQS:
+        put32(p, m->slot);
+        put32(p + 4, m->requests);
+        p[8] = m->unframed;
+        break;
     }
     return (int)n;
 }
@@ -140,8 +157,9 @@ int decide_decode(const uint8_t *buf, size_t len, struct decide_msg *m)
     memset(m, 0, sizeof(*m));
     if (len < DECIDE_HDR)
         return -EBADMSG;
-    if (buf[0] != DECIDE_VERSION)
+    if (buf[0] < DECIDE_VERSION_MIN || buf[0] > DECIDE_VERSION)
         return -EPROTONOSUPPORT;
+    m->version = buf[0];
     if (!zero(buf + 2, 2))
         return -EBADMSG;
     m->type = buf[1];
@@ -196,6 +214,13 @@ int decide_decode(const uint8_t *buf, size_t len, struct decide_msg *m)
         m->bytes_out = get64(p + 16);
         m->ttft_us = get32(p + 24);
         break;
+    case DECIDE_T_REQS:
+        if (len != DECIDE_FIXED_REQS || !zero(p + 9, 7))
+            return -EBADMSG;
+        m->slot = get32(p);
+        m->requests = get32(p + 4);
+        m->unframed = p[8];
+        break;
     default:
         return -EBADMSG;
     }
@@ -209,4 +234,13 @@ const char *decide_outcome_name(unsigned o)
     _Static_assert(sizeof(names) / sizeof(names[0]) == DECIDE_OUTCOME_MAX + 1,
                    "a name for every enum decide_outcome");
     return o <= DECIDE_OUTCOME_MAX ? names[o] : "unknown";
+}
+
+const char *decide_unframed_name(unsigned u)
+{
+    static const char *const names[] = {"none", "body", "split_head", "unparsable", "out_of_order",
+                                        "too_many", "first_flight", "entry_lost", "h2c"};
+    _Static_assert(sizeof(names) / sizeof(names[0]) == DECIDE_UF_MAX + 1,
+                   "a name for every enum decide_unframed");
+    return u <= DECIDE_UF_MAX ? names[u] : "unknown";
 }

@@ -24,6 +24,14 @@
  *                               connection) ends, or the worker gave up
  *                               before the answer; none after a non-200
  *                               ANSWER (kvgated already ended it)
+ *   worker -> kvgated  REQS    {id, slot, requests, unframed} (version 2):
+ *                               a spliced HTTP/1.1 flow's requests after
+ *                               the first, as XDP framed them (a running
+ *                               total, never smaller than the last one
+ *                               sent), and why XDP stopped framing the
+ *                               flow, if it did; sent when the total
+ *                               changes (the worker looks every 250 ms)
+ *                               and before the flow's DONE
  *
  * The pod's MAC is not in the ANSWER: it is L2 on the worker's interface;
  * the worker takes it from its kernel's neighbour table (or --pod-mac,
@@ -34,7 +42,15 @@
  * reserved bytes must be 0; a packet that breaks any rule is refused whole
  * (-EBADMSG; a wrong version: -EPROTONOSUPPORT). kvgated treats the
  * worker as untrusted input. Header (8 bytes): u8 version, u8 type,
- * u16 reserved, u32 id. Then:
+ * u16 reserved, u32 id.
+ *
+ * Versions: 1 (DECIDE, BODY, ANSWER, DONE) and 2 (the same, and REQS).
+ * A decoder takes both and says which (decide_msg.version); a REQS in a
+ * version 1 packet is malformed. Each side keeps to the version its peer
+ * speaks: kvgated answers in the version of the worker's first packet
+ * (and refuses a worker that changes it), so a version 1 worker keeps
+ * working against this kvgated; a version 2 worker against a version 1
+ * kvgated is refused at its first packet (upgrade kvgated first). Then:
  *   DECIDE  u64 body_len, u32 chunk_len, u8 proto, u8 tenant_len,
  *           u8 session_len, u8 0; tenant, session, chunk
  *   BODY    u64 offset, u32 chunk_len (>= 1), u32 0; chunk
@@ -43,6 +59,8 @@
  *           addr 0)
  *   DONE    u32 slot, u16 http_status (0 or 100..599), u8 outcome, u8 0,
  *           u64 bytes_in, u64 bytes_out, u32 ttft_us, u32 0
+ *   REQS    u32 slot (< 512), u32 requests, u8 unframed (enum
+ *           decide_unframed), u8 0[7]
  * Text fields (tenant, session, err) are printable ASCII. Whether a
  * BODY's offset follows on from what came before is the receiver's
  * check (it holds the state). */
@@ -52,7 +70,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DECIDE_VERSION 1
+#define DECIDE_VERSION 2      /* what this side sends unless told otherwise */
+#define DECIDE_VERSION_MIN 1  /* the oldest it reads */
 #define DECIDE_HDR 8
 
 enum decide_type {
@@ -60,6 +79,7 @@ enum decide_type {
     DECIDE_T_BODY = 2,
     DECIDE_T_ANSWER = 3,
     DECIDE_T_DONE = 4,
+    DECIDE_T_REQS = 5,    /* version 2 */
 };
 
 #define DECIDE_TENANT_MAX 127     /* bytes, printable ASCII (0x20..0x7e) */
@@ -73,6 +93,7 @@ enum decide_type {
 #define DECIDE_FIXED_BODY (DECIDE_HDR + 16)
 #define DECIDE_FIXED_ANSWER (DECIDE_HDR + 16)
 #define DECIDE_FIXED_DONE (DECIDE_HDR + 32)
+#define DECIDE_FIXED_REQS (DECIDE_HDR + 16)
 /* The largest packet either side sends (a DECIDE with everything). */
 #define DECIDE_MSG_MAX (DECIDE_FIXED_DECIDE + DECIDE_TENANT_MAX + DECIDE_SESSION_MAX + \
                         DECIDE_CHUNK_MAX)
@@ -98,7 +119,24 @@ enum decide_outcome {
     DECIDE_OUTCOME_MAX = 6,
 };
 
+/* REQS unframed: why XDP stopped counting a flow's request boundaries
+ * (bpf/bp_frame.h); the requests after that are not counted. */
+enum decide_unframed {
+    DECIDE_UF_NONE = 0,      /* still framed */
+    DECIDE_UF_BODY = 1,      /* a body not framed by one Content-Length (chunked,
+                              * Upgrade, Expect, two Content-Lengths) */
+    DECIDE_UF_SPLIT = 2,     /* a request head split across segments */
+    DECIDE_UF_PARSE = 3,     /* a head it cannot parse (HTTP/1.0, junk, too long) */
+    DECIDE_UF_ORDER = 4,     /* a segment past a gap (one lost or reordered before it) */
+    DECIDE_UF_MANY = 5,      /* more request heads in one segment than XDP frames */
+    DECIDE_UF_FIRST = 6,     /* the first flight held more than the first request */
+    DECIDE_UF_LOST = 7,      /* XDP's entry was evicted and put back: its count is lost */
+    DECIDE_UF_H2C = 8,       /* an h2c connection: streams are not framed */
+    DECIDE_UF_MAX = 8,
+};
+
 struct decide_msg {
+    uint8_t version;                  /* decode: the packet's; encode: 0 = DECIDE_VERSION */
     uint8_t type;                     /* enum decide_type */
     uint32_t id;
     /* DECIDE */
@@ -121,15 +159,21 @@ struct decide_msg {
     uint16_t http_status;             /* 0 unknown */
     uint64_t bytes_in, bytes_out;     /* client -> pod, pod -> client */
     uint32_t ttft_us;                 /* 0 unknown */
+    /* REQS (slot above too) */
+    uint32_t requests;                /* requests after the first, a running total */
+    uint8_t unframed;                 /* enum decide_unframed */
 };
 
-/* m into buf[0..cap). The packet's length, or -EINVAL (a field out of
- * bounds: encoding checks the same rules decoding does) or -ENOSPC. */
+/* m into buf[0..cap), in version m->version (0: DECIDE_VERSION). The
+ * packet's length, or -EINVAL (a field out of bounds, a version not
+ * spoken, a type the version lacks: encoding checks the same rules
+ * decoding does) or -ENOSPC. */
 int decide_encode(const struct decide_msg *m, uint8_t *buf, size_t cap);
 /* One packet of len bytes into m (m->chunk points into buf). 0,
  * -EPROTONOSUPPORT (another version) or -EBADMSG. */
 int decide_decode(const uint8_t *buf, size_t len, struct decide_msg *m);
 
 const char *decide_outcome_name(unsigned outcome);
+const char *decide_unframed_name(unsigned unframed);
 
 #endif

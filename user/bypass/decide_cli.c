@@ -186,6 +186,23 @@ int dcli_done(struct dcli *c, uint32_t id, uint32_t slot, unsigned outcome,
     return enqueue(c, q, q->len);
 }
 
+int dcli_reqs(struct dcli *c, uint32_t id, uint32_t slot, uint32_t requests, unsigned unframed)
+{
+    if (c->fd < 0)
+        return -ENOTCONN;
+    struct decide_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = DECIDE_T_REQS;
+    m.id = id;
+    m.slot = slot;
+    m.requests = requests;
+    m.unframed = (uint8_t)(unframed > 255 ? 255 : unframed);
+    struct qpkt *q = make(&m);
+    if (!q)
+        return -EINVAL;
+    return enqueue(c, q, q->len);
+}
+
 unsigned dcli_poll(struct dcli *c, uint64_t now_ms,
                    void (*on_answer)(void *ctx, const struct decide_msg *a), void *ctx)
 {

@@ -41,6 +41,10 @@ int dcli_decide(struct dcli *c, uint32_t id, int proto, const char *tenant,
 int dcli_done(struct dcli *c, uint32_t id, uint32_t slot, unsigned outcome,
               unsigned http_status, uint64_t bytes_in, uint64_t bytes_out, uint32_t ttft_us);
 
+/* Queues a REQS: the flow's requests after the first (a running total)
+ * and why XDP stopped framing it (enum decide_unframed). Same returns. */
+int dcli_reqs(struct dcli *c, uint32_t id, uint32_t slot, uint32_t requests, unsigned unframed);
+
 enum { DCLI_EV_UP = 1, DCLI_EV_DOWN = 2 };
 /* One turn: (re)connect, send, read. on_answer is called for each
  * ANSWER. Returns DCLI_EV_* bits for what happened to the connection. */

@@ -262,6 +262,10 @@ void accesslog_write(struct accesslog *a, const struct gw_request *r)
         str(&b, "outcome", r->outcome);
     if (r->path)
         str(&b, "path", r->path);
+    if (r->conn_requests) /* bypass: the connection's later requests (decide_srv.c) */
+        sbuf_printf(&b, ",\"conn_requests\":%u", r->conn_requests);
+    if (r->unframed)
+        str(&b, "unframed", r->unframed);
     if (r->d.idx >= 0 && r->pod.name[0]) {
         str(&b, "pod", r->pod.name);
         str(&b, "mode", policy_mode_name(r->d.mode));

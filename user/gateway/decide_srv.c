@@ -33,6 +33,8 @@ struct dpend {
     struct dpend *next;          /* bucket chain */
     uint32_t id;
     int routed;                  /* answered 200: in flight until DONE */
+    uint32_t reqs;               /* later requests the worker reported (REQS), counted */
+    uint8_t unframed;            /* enum decide_unframed, as last reported */
     uint64_t got;                /* body bytes received */
     struct gw_scan *scan;
     struct sbuf body;            /* kept only for the exact index (gw->toks) */
@@ -48,6 +50,8 @@ struct dpeer {
     int fd;
     int slot;                    /* in D.peers */
     uint32_t n;                  /* decisions held */
+    uint8_t version;             /* the codec version it speaks (its first packet's);
+                                  * answered in it; 0 until it sent one */
     struct dpend *tab[BUCKETS];
     struct outmsg *outq;         /* answers the socket did not take yet (a ring) */
     uint32_t oh, on, ocap;
@@ -69,7 +73,8 @@ static struct {
 
 /* counters for /metrics (read by the admin thread) */
 static atomic_uint_fast64_t c_peers_now, c_peers_total, c_peers_refused, c_answers[ST_N],
-    c_done[DECIDE_OUTCOME_MAX + 1], c_released, c_protocol, c_stray, c_over_limit;
+    c_done[DECIDE_OUTCOME_MAX + 1], c_released, c_protocol, c_stray, c_over_limit, c_reqs,
+    c_unframed[DECIDE_UF_MAX + 1];
 
 static inline void inc(atomic_uint_fast64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
 
@@ -137,7 +142,9 @@ static int answer(struct dpeer *p, const struct decide_msg *a)
     if (p->on == p->ocap)
         return -1;
     struct outmsg *m = &p->outq[(p->oh + p->on) % p->ocap];
-    int n = decide_encode(a, m->b, sizeof(m->b));
+    struct decide_msg v = *a;
+    v.version = p->version; /* the worker's own (0 never: it sent a packet first) */
+    int n = decide_encode(&v, m->b, sizeof(m->b));
     if (n < 0)
         return -1; /* not ours to send: a bug, but never a bad packet */
     m->len = (uint16_t)n;
@@ -361,6 +368,39 @@ static int on_done(struct dpeer *p, const struct decide_msg *m)
     return 0;
 }
 
+/* A spliced flow's later requests (version 2): counted where the first
+ * was, as they are reported (kvgate_requests_by_path_total{path="bypass"},
+ * kvgate_bypass_requests_total with the first request's model and
+ * tenant), and in its access-log line at DONE (conn_requests). The pod's
+ * in-flight count is not raised: the flow holds the one its first request
+ * took until DONE, and an HTTP/1.1 connection has one request at the pod
+ * at a time unless it pipelines. A total that goes down, or a REQS for a
+ * decision not routed or naming another pod, breaks the contract. */
+static int on_reqs(struct dpeer *p, const struct decide_msg *m)
+{
+    struct dpend *d = find(p, m->id);
+    if (!d) { /* ended by kvgated already */
+        inc(&c_stray);
+        return 0;
+    }
+    if (!d->routed || m->slot != d->r.pod.slot || m->requests < d->reqs)
+        return -1;
+    uint32_t n = m->requests - d->reqs;
+    d->reqs = m->requests;
+    d->r.conn_requests = m->requests;
+    if (n) {
+        atomic_fetch_add_explicit(&c_reqs, n, memory_order_relaxed);
+        gw_metrics_bypass_requests(D.g->metrics, &d->r, n);
+    }
+    if (m->unframed && !d->unframed) { /* counted once per flow */
+        inc(&c_unframed[m->unframed]);
+        d->r.unframed = decide_unframed_name(m->unframed);
+    }
+    if (m->unframed)
+        d->unframed = m->unframed;
+    return 0;
+}
+
 /* ---- peers ---- */
 
 /* Everything p held ends now (its worker is gone, or kvgated stops). */
@@ -387,6 +427,30 @@ static void peer_close(struct dpeer *p, const char *why)
     atomic_fetch_sub(&c_peers_now, 1);
 }
 
+/* One packet from p, as it came: decoded in the version p speaks (its
+ * first packet's) and handled. 0, or -1 when p must be closed (counted). */
+static int dispatch(struct dpeer *p, const uint8_t *b, size_t n)
+{
+    struct decide_msg m;
+    int rc = n > DECIDE_MSG_MAX ? -EBADMSG : decide_decode(b, n, &m);
+    if (!rc && !p->version)
+        p->version = m.version; /* answered in it from now on */
+    else if (!rc && m.version != p->version)
+        rc = -EBADMSG; /* one connection, one version */
+    if (!rc) {
+        switch (m.type) {
+        case DECIDE_T_DECIDE: rc = on_decide(p, &m); break;
+        case DECIDE_T_BODY: rc = on_body(p, &m); break;
+        case DECIDE_T_DONE: rc = on_done(p, &m); break;
+        case DECIDE_T_REQS: rc = on_reqs(p, &m); break;
+        default: rc = -1; break; /* an ANSWER is ours to send */
+        }
+    }
+    if (rc) /* a broken promise: a bad packet, a worker that does not read, or lost track */
+        inc(&c_protocol);
+    return rc ? -1 : 0;
+}
+
 static void on_peer(struct ev_loop *l, int fd, uint32_t events, void *arg)
 {
     struct dpeer *p = arg;
@@ -405,20 +469,7 @@ static void on_peer(struct ev_loop *l, int fd, uint32_t events, void *arg)
             peer_close(p, "bypass_worker_gone");
             return;
         }
-        struct decide_msg m;
-        int rc = (size_t)n > DECIDE_MSG_MAX ? -EBADMSG : decide_decode(buf, (size_t)n, &m);
-        if (!rc) {
-            switch (m.type) {
-            case DECIDE_T_DECIDE: rc = on_decide(p, &m); break;
-            case DECIDE_T_BODY: rc = on_body(p, &m); break;
-            case DECIDE_T_DONE: rc = on_done(p, &m); break;
-            default: rc = -1; break; /* an ANSWER is ours to send */
-            }
-            if (rc) /* a broken promise: a worker that does not read, or lost track */
-                inc(&c_protocol);
-        } else {
-            inc(&c_protocol);
-        }
+        int rc = dispatch(p, buf, (size_t)n);
         if (rc) {
             peer_close(p, "bypass_worker_gone");
             return;
@@ -574,6 +625,18 @@ void decide_srv_metrics_render(struct sbuf *o)
     for (unsigned i = 0; i <= DECIDE_OUTCOME_MAX; i++) {
         sbuf_printf(o, "kvgate_bypass_done_total{outcome=\"%s\"}", decide_outcome_name(i));
         prom_value(o, (double)atomic_load(&c_done[i]));
+    }
+    prom_head(o, "kvgate_bypass_later_requests_total", "counter",
+              "Requests after the first on spliced bypass connections, as the workers "
+              "reported them (XDP frames HTTP/1.1 request heads by Content-Length).");
+    sbuf_puts(o, "kvgate_bypass_later_requests_total");
+    prom_value(o, (double)atomic_load(&c_reqs));
+    prom_head(o, "kvgate_bypass_unframed_total", "counter",
+              "Spliced bypass connections whose later requests XDP stopped counting, by why "
+              "(a body not framed by Content-Length, a head split across segments, ...).");
+    for (unsigned i = 1; i <= DECIDE_UF_MAX; i++) {
+        sbuf_printf(o, "kvgate_bypass_unframed_total{reason=\"%s\"}", decide_unframed_name(i));
+        prom_value(o, (double)atomic_load(&c_unframed[i]));
     }
     prom_head(o, "kvgate_bypass_released_total", "counter",
               "Requests released because their bypass worker's connection closed before DONE.");

@@ -17,9 +17,14 @@
  * gw_request_done: /metrics and the access log count it like any other,
  * with "path":"bypass" and kvgate_requests_by_path_total{path="bypass"}.
  *
- * What is estimated: a spliced connection is one request to kvgated (its
- * first); later requests on it go to the same pod through XDP unseen; its
- * end is the connection's end (the worker's DONE when XDP saw it closed),
+ * What is estimated: a spliced connection is one routed request to
+ * kvgated (its first); later requests on it go to the same pod through
+ * XDP, which frames their heads, and the worker reports them (REQS, codec
+ * version 2): counted by path and in kvgate_bypass_requests_total with
+ * the first request's model and tenant, and in the first request's
+ * access-log line (conn_requests); the connection keeps the one in-flight
+ * count its first request took (dpdk/README.md says why). Its end is the
+ * connection's end (the worker's DONE when XDP saw it closed),
  * so its E2E is the connection's life, and TTFT only when the worker saw
  * the answer begin before the hand-off.
  *

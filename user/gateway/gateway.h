@@ -149,6 +149,10 @@ struct gw_request {
     const char *path;            /* how it reached the pod, when not kvgated's socket
                                   * path: "bypass" (a kvg-bypassd worker asked over
                                   * the decision channel, decide_srv.h); NULL socket */
+    uint32_t conn_requests;      /* bypass: requests after this one on its spliced
+                                  * connection, as XDP framed them (the worker's REQS) */
+    const char *unframed;        /* bypass: why XDP stopped framing them, NULL if it
+                                  * did not (decide_unframed_name) */
 };
 
 /* Chooses a pod for r (exclude_slot: a retry avoids the pod that failed).

@@ -28,6 +28,7 @@
 #define MAX_CLASSES 32 /* workload classes (client-chosen through a header) */
 #define MAX_TOK 4096   /* token series (model, tenant, class, arm, estimated); the
                         * last slot is kept for the overflow series, labels "other" */
+#define MAX_BPREQ 1024 /* later-request series on bypass connections (model, tenant, pod) */
 #define MAX_SERVED 1024   /* distinct served model / adapter names looked up */
 #define SERVED_SLOTS 2048 /* open addressing, power of two, > 2 x MAX_SERVED */
 
@@ -66,6 +67,14 @@ struct tok_series {
     double cost;         /* what they were charged (route.c request_cost) */
 };
 
+/* Requests after the first on spliced bypass connections, framed by XDP
+ * and reported by the worker (REQS): labelled with the connection's first
+ * request's model and tenant and the pod the connection is bound to. */
+struct bpreq_series {
+    char model[128], tenant[128], pod[POD_NAME_MAX];
+    uint64_t n;
+};
+
 struct named {
     char family[24];  /* which counter family */
     char a[POD_NAME_MAX], b[32]; /* label values */
@@ -92,6 +101,8 @@ struct gw_metrics {
     uint32_t nreq;
     struct named named[MAX_NAMED];
     uint32_t nnamed;
+    struct bpreq_series bpreq[MAX_BPREQ];
+    uint32_t nbpreq;
     char models[MAX_MODELS][128];
     uint32_t nmodels;
     char tenants[MAX_TENANTS][128];
@@ -350,6 +361,20 @@ static void named_inc(struct gw_metrics *m, const char *family, const char *a, c
     x->n = 1;
 }
 
+/* named_inc by n */
+static void named_add(struct gw_metrics *m, const char *family, const char *a, const char *b,
+                      uint64_t n)
+{
+    named_inc(m, family, a, b);
+    for (uint32_t i = 0; n > 1 && i < m->nnamed; i++) {
+        struct named *x = &m->named[i];
+        if (!strcmp(x->family, family) && !strcmp(x->a, a) && !strcmp(x->b, b)) {
+            x->n += n - 1;
+            return;
+        }
+    }
+}
+
 static double secs(uint64_t a, uint64_t b)
 {
     return (double)(b - a) / 1e9;
@@ -441,6 +466,31 @@ void gw_metrics_request_labeled(struct gw_metrics *m, const struct gw_request *r
         out->tenant = tenant;
         out->wclass = wclass ? wclass : class_label(m, r);
     }
+    pthread_mutex_unlock(&m->mu);
+}
+
+void gw_metrics_bypass_requests(struct gw_metrics *m, const struct gw_request *r, uint64_t n)
+{
+    if (!n)
+        return;
+    pthread_mutex_lock(&m->mu);
+    const char *model = model_label(m, r->model);
+    const char *tenant = bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant);
+    const char *pod = r->pod.name[0] ? r->pod.name : "none";
+    struct bpreq_series *s = NULL;
+    for (uint32_t i = 0; i < m->nbpreq && !s; i++)
+        if (!strcmp(m->bpreq[i].model, model) && !strcmp(m->bpreq[i].tenant, tenant) &&
+            !strcmp(m->bpreq[i].pod, pod))
+            s = &m->bpreq[i];
+    if (!s && m->nbpreq < MAX_BPREQ) {
+        s = &m->bpreq[m->nbpreq++];
+        snprintf(s->model, sizeof(s->model), "%s", model);
+        snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
+        snprintf(s->pod, sizeof(s->pod), "%s", pod);
+    }
+    if (s)
+        s->n += n;
+    named_add(m, "path", r->path ? r->path : "bypass", "", n);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -610,6 +660,20 @@ static void render_decisions(const struct gw_metrics *m, struct sbuf *o)
         sbuf_puts(o, "}");
         prom_value(o, (double)m->req[i].n);
     }
+    prom_head(o, "kvgate_bypass_requests_total", "counter",
+         "Requests after the first on spliced bypass connections (HTTP/1.1 keep-alive), framed "
+         "by XDP and reported by the worker; model and tenant are the connection's first "
+         "request's, the pod the one the connection is bound to. Also counted in "
+         "kvgate_requests_by_path_total{path=\"bypass\"}; not in kvgate_requests_total "
+         "(their status is not seen).");
+    for (uint32_t i = 0; i < m->nbpreq; i++) {
+        sbuf_puts(o, "kvgate_bypass_requests_total{");
+        prom_label(o, "model", m->bpreq[i].model, 1);
+        prom_label(o, "tenant", m->bpreq[i].tenant, 0);
+        prom_label(o, "pod", m->bpreq[i].pod, 0);
+        sbuf_puts(o, "}");
+        prom_value(o, (double)m->bpreq[i].n);
+    }
     prom_head(o, "kvgate_decisions_total", "counter", "Routing decisions, by mode and the reason the pod won.");
     for (int md = 0; md < POLICY__COUNT; md++)
         for (int r = 0; r < REASON__COUNT; r++) {
@@ -637,7 +701,8 @@ static void render_counters(const struct gw_metrics *m, struct sbuf *o)
               "index", NULL);
     named_out(o, m, "path", "kvgate_requests_by_path_total",
               "Requests answered, by the path that carried them: socket (kvgated's workers) "
-              "or bypass (a kvg-bypassd worker, routed over the decision channel).",
+              "or bypass (a kvg-bypassd worker, routed over the decision channel; with the "
+              "later requests on its spliced connections as the worker reports them).",
               "path", NULL);
     named_out(o, m, "limit", "kvgate_limit_rejections_total",
               "Connections or requests refused by a limit.", "limit", NULL);

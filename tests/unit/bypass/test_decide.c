@@ -2,7 +2,9 @@
  * every message type round-trips; every truncation (and one byte more) of
  * each is refused; another version is -EPROTONOSUPPORT; oversize and
  * out-of-range fields are refused by encode and by decode alike; reserved
- * bytes must be zero; text must be printable. */
+ * bytes must be zero; text must be printable. Version 2's REQS (a spliced
+ * flow's later requests) round-trips, is refused in a version 1 packet,
+ * and version 1 packets of the other types still decode (as version 1). */
 #include "bypass/decide.h"
 #include "harness.h"
 
@@ -63,6 +65,18 @@ static struct decide_msg m_done(void)
     m.bytes_in = 1ull << 40;
     m.bytes_out = 12345;
     m.ttft_us = 777;
+    return m;
+}
+
+static struct decide_msg m_reqs(void)
+{
+    struct decide_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = DECIDE_T_REQS;
+    m.id = 0x12345678u;
+    m.slot = 511;
+    m.requests = 0xFFFFFFF0u;
+    m.unframed = DECIDE_UF_SPLIT;
     return m;
 }
 
@@ -160,9 +174,9 @@ TEST(largest_message_fits_the_max)
  * refused: the lengths are strict. */
 TEST(truncation_at_every_byte)
 {
-    struct decide_msg ms[4] = {m_decide(), m_body(), m_answer(), m_done()};
+    struct decide_msg ms[5] = {m_decide(), m_body(), m_answer(), m_done(), m_reqs()};
     strcpy(ms[2].err, "");
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         int n = decide_encode(&ms[k], buf, sizeof(buf));
         CHECK(n > 0);
         struct decide_msg out;
@@ -181,7 +195,7 @@ TEST(bad_version_and_type)
 {
     struct decide_msg in = m_done(), out;
     int n = decide_encode(&in, buf, sizeof(buf));
-    buf[0] = 2;
+    buf[0] = DECIDE_VERSION + 1;
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EPROTONOSUPPORT);
     buf[0] = 0;
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EPROTONOSUPPORT);
@@ -277,6 +291,82 @@ TEST(oversize_fields_refused_both_ways)
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
 }
 
+TEST(reqs_round_trip_and_bounds)
+{
+    struct decide_msg in = m_reqs(), out;
+    int n = decide_encode(&in, buf, sizeof(buf));
+    CHECK_EQ(n, DECIDE_FIXED_REQS);
+    CHECK_EQ(buf[0], DECIDE_VERSION);
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+    CHECK_EQ(out.version, 2);
+    CHECK_EQ(out.type, DECIDE_T_REQS);
+    CHECK_EQ(out.id, 0x12345678u);
+    CHECK_EQ(out.slot, 511);
+    CHECK_EQ(out.requests, 0xFFFFFFF0u);
+    CHECK_EQ(out.unframed, DECIDE_UF_SPLIT);
+    /* every reason travels and has its label value */
+    for (unsigned u = 0; u <= DECIDE_UF_MAX; u++) {
+        in = m_reqs();
+        in.unframed = (uint8_t)u;
+        n = decide_encode(&in, buf, sizeof(buf));
+        CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+        CHECK_EQ(out.unframed, u);
+        CHECK(strcmp(decide_unframed_name(u), "unknown") != 0);
+    }
+    CHECK_STR(decide_unframed_name(DECIDE_UF_MAX + 1), "unknown");
+    /* encode refuses what decode would */
+    in = m_reqs();
+    in.slot = DECIDE_SLOT_MAX;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_reqs();
+    in.unframed = DECIDE_UF_MAX + 1;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_reqs();
+    in.version = 1; /* REQS is version 2's */
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_reqs();
+    in.version = DECIDE_VERSION + 1;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    /* decode: a REQS in a version 1 packet, a bad reason, reserved bytes */
+    in = m_reqs();
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[0] = 1;
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 8] = DECIDE_UF_MAX + 1;
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    for (int k = 9; k < 16; k++) {
+        n = decide_encode(&in, buf, sizeof(buf));
+        buf[DECIDE_HDR + k] = 1;
+        CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    }
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 1] = 2; /* slot 512 + 511 */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+}
+
+/* A version 1 peer: its packets decode (and say so), and ours to it are
+ * written in version 1, byte for byte as version 1 wrote them. */
+TEST(version_1_still_spoken)
+{
+    struct decide_msg ms[4] = {m_decide(), m_body(), m_answer(), m_done()};
+    for (int k = 0; k < 4; k++) {
+        ms[k].version = 1;
+        int n = decide_encode(&ms[k], buf, sizeof(buf));
+        CHECK(n > 0);
+        CHECK_EQ(buf[0], 1);
+        struct decide_msg out;
+        CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+        CHECK_EQ(out.version, 1);
+        CHECK_EQ(out.type, ms[k].type);
+        ms[k].version = 0; /* the default: version 2, the same bytes after the first */
+        uint8_t b2[DECIDE_MSG_MAX];
+        CHECK_EQ(decide_encode(&ms[k], b2, sizeof(b2)), n);
+        CHECK_EQ(b2[0], DECIDE_VERSION);
+        CHECK(!memcmp(b2 + 1, buf + 1, (size_t)n - 1));
+    }
+}
+
 int main(void)
 {
     RUN(round_trip_each_type);
@@ -284,5 +374,7 @@ int main(void)
     RUN(truncation_at_every_byte);
     RUN(bad_version_and_type);
     RUN(oversize_fields_refused_both_ways);
+    RUN(reqs_round_trip_and_bounds);
+    RUN(version_1_still_spoken);
     return harness_done();
 }

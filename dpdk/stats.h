@@ -1,0 +1,29 @@
+/* stats: kvg-bypassd's counters (worker.h), in the stats file (JSON,
+ * rewritten every 100 ms) under these names. */
+#ifndef KVGATE_DPDK_STATS_H
+#define KVGATE_DPDK_STATS_H
+
+#include <stdint.h>
+
+#define BP_COUNTERS(X)                                                                  \
+    X(rx) X(tx) X(tx_dropped) X(not_ours) X(bad_frames) X(no_flow) X(syn) X(synack)       \
+    X(established) X(cookies) X(table_full) X(bytes_in) X(first_requests) X(hand_ups)     \
+    X(resets) X(timeouts) X(flows_now) X(replays) X(connected) X(refused) X(handed_off)   \
+    X(pod_frames) X(pod_data_relayed) X(late_client) X(late_pod) X(unknown_pod)          \
+    X(closed) X(idle_closed) X(reinstalled) X(decisions) X(routed) X(gw_refused)           \
+    X(decide_unavailable) X(decide_timeouts) X(stale_answers) X(done_sent) X(gw_downs)     \
+    X(mac_waits) X(mac_failed) X(error_answers) X(pods_shared) X(pod_unchecked) X(pod_down)   \
+    X(pod_down_frames) X(pod_probes) X(pod_resets_client) X(pod_resets_pod)               \
+    X(later_requests) X(unframed) X(reqs_sent)
+struct bp_stats {
+#define BP_FIELD(n) uint64_t n;
+    BP_COUNTERS(BP_FIELD)
+#undef BP_FIELD
+    char last[512];  /* the last first request, as a JSON object */
+};
+extern struct bp_stats S;
+
+/* The counters into path (NULL: nowhere), through a rename. */
+void stats_write(const char *path);
+
+#endif

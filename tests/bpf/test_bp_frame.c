@@ -1,0 +1,351 @@
+/* test_bp_frame: the bypass path's request counting in XDP (bpf/bp_frame.h
+ * inside bp_forward, bpf/bypass.bpf.c), through BPF_PROG_TEST_RUN. A
+ * table of cases {what, the client -> pod segments of one flow (each a
+ * sequence offset and its payload), the requests, state and reason the
+ * flow's entry must end with}; every segment must still be forwarded
+ * (XDP_TX). Decided and checked here:
+ *   - requests in separate segments count one each; a body split over
+ *     segments is skipped by its Content-Length, the head after it counts;
+ *   - a head right after a Content-Length body in the same segment counts,
+ *     and pipelined heads in one segment count each, up to
+ *     KVG_BP_HEADS_PER_SEG (4), a fifth stops the counting (too many);
+ *   - a GET without Content-Length has no body;
+ *   - chunked (Transfer-Encoding), a head split across segments, HTTP/1.0,
+ *     a segment past a gap: the flow stops being framed, under its
+ *     reason, and later heads are not counted;
+ *   - a retransmission is not counted twice; one that overlaps the framed
+ *     bytes and carries new ones is framed from where the old ones end;
+ *   - Ethernet padding is not payload; an entry without framing (pod ->
+ *     client, h2c) counts nothing;
+ *   - a stream of random requests (random bodies) cut at random places
+ *     outside the heads counts every request.
+ *
+ * Needs root (loading BPF); exits 77 with the reason when BPF or the XDP
+ * test-run hook is not available. Loads without pinning: leaves nothing. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "harness.h"
+
+/* the table leaves a segment's length and padding out when they are 0 */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#include "kvgate.h"
+#include "bypass.skel.h"
+
+#define MAXPKT 1600
+#define MAXPAY 1400
+#define BASE 0xfffff000u /* the flow's first framed byte: near the wrap */
+
+static struct bypass_bpf *skel;
+static uint64_t last_ns; /* the last segment's run time */
+static int prog, flows_fd, stats_fd, ncpus;
+static const struct kvg_bp_key KEY = {.saddr = 0x0100000a, .daddr = 0x0200000a,
+                                      .sport = 0x3930, .dport = 0x401f, .family = KVG_AF_INET};
+
+static uint64_t stat_packets(uint32_t reason)
+{
+    struct kvg_bp_stat v[ncpus];
+    uint64_t n = 0;
+    if (bpf_map_lookup_elem(stats_fd, &reason, v))
+        return 0;
+    for (int i = 0; i < ncpus; i++)
+        n += v[i].packets;
+    return n;
+}
+
+/* The flow's client -> pod entry, framing from BASE (rq: its rq_state). */
+static void flow_reset(uint8_t rq)
+{
+    struct kvg_bp_flow f;
+    memset(&f, 0, sizeof(f));
+    f.saddr = 0x0300000a;
+    f.daddr = 0x0400000a;
+    f.sport = 0x1111;
+    f.dport = 0x401f;
+    f.action = KVG_BP_ACT_REWRITE;
+    f.pod_slot = KVG_POD_MAX;
+    f.rq_state = rq;
+    f.rq_seq = BASE;
+    CHECK_EQ(bpf_map_update_elem(flows_fd, &KEY, &f, BPF_ANY), 0);
+}
+
+static struct kvg_bp_flow flow_get(void)
+{
+    struct kvg_bp_flow f;
+    memset(&f, 0, sizeof(f));
+    CHECK_EQ(bpf_map_lookup_elem(flows_fd, &KEY, &f), 0);
+    return f;
+}
+
+/* One segment of the flow: payload p[0..n) at sequence BASE + off, pad
+ * bytes of Ethernet padding after it. Its verdict. */
+static uint32_t segment(uint32_t off, const void *p, size_t n, size_t pad)
+{
+    uint8_t in[MAXPKT], out[MAXPKT];
+    size_t len = 14 + 20 + 20 + n;
+    memset(in, 0, sizeof(in));
+    in[12] = 0x08;
+    uint8_t *ip = in + 14, *tcp = ip + 20;
+    ip[0] = 0x45;
+    ip[2] = (uint8_t)((len - 14) >> 8), ip[3] = (uint8_t)(len - 14);
+    ip[6] = 0x40, ip[8] = 64, ip[9] = 6;
+    memcpy(ip + 12, &KEY.saddr, 4);
+    memcpy(ip + 16, &KEY.daddr, 4);
+    memcpy(tcp, &KEY.sport, 2);
+    memcpy(tcp + 2, &KEY.dport, 2);
+    uint32_t seq = htonl(BASE + off);
+    memcpy(tcp + 4, &seq, 4);
+    tcp[12] = 0x50;
+    tcp[13] = 0x18; /* PSH ACK */
+    tcp[14] = 0xff;
+    memcpy(tcp + 20, p, n);
+    memset(tcp + 20 + n, 0x41, pad); /* 'A': would be a method's first byte */
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = (uint32_t)(len + pad),
+                .data_out = out, .data_size_out = sizeof(out));
+    if (bpf_prog_test_run_opts(prog, &o))
+        return 0xdead;
+    last_ns = o.duration;
+    return o.retval;
+}
+
+/* ---- the table ---- */
+
+#define H_POST(cl) "POST /v1/chat/completions HTTP/1.1\r\nHost: pod\r\nContent-Type: application/json\r\nContent-Length: " #cl "\r\n\r\n"
+#define H_GET "GET /v1/models HTTP/1.1\r\nHost: pod\r\n\r\n"
+
+struct seg {
+    uint32_t off;          /* from BASE; ~0u: right after the previous one */
+    const char *p;         /* payload (text) */
+    uint32_t n;            /* its length; 0: strlen(p) */
+    uint32_t pad;          /* Ethernet padding after it */
+};
+struct fcase {
+    const char *what;
+    uint8_t rq;            /* the entry's rq_state */
+    struct seg s[8];
+    uint64_t requests;     /* expected */
+    uint8_t state;         /* expected rq_state */
+    uint8_t why;           /* expected rq_why (state OFF) */
+};
+
+static char body1000[1001], body1400[1401];
+
+static const struct fcase CASES[] = {
+    {"two requests in separate segments", KVG_BP_RQ_ON,
+     {{0, H_POST(10) "0123456789"}, {~0u, H_POST(5) "abcde"}}, 2, KVG_BP_RQ_ON, 0},
+    {"a body split over segments, then the next head", KVG_BP_RQ_ON,
+     {{0, H_POST(3000)}, {~0u, body1000}, {~0u, body1400}, {~0u, body1000, 600}, {~0u, H_GET}},
+     2, KVG_BP_RQ_ON, 0},
+    {"a Content-Length body, then the next head in the same segment", KVG_BP_RQ_ON,
+     {{0, H_POST(20) "01234567890123456789" H_POST(4) "abcd"}}, 2, KVG_BP_RQ_ON, 0},
+    {"pipelined: two heads without bodies in one segment", KVG_BP_RQ_ON,
+     {{0, H_GET H_GET}}, 2, KVG_BP_RQ_ON, 0},
+    {"four heads in one segment count; a fifth stops the counting", KVG_BP_RQ_ON,
+     {{0, H_GET H_GET H_GET H_GET H_GET}, {~0u, H_GET}}, 4, KVG_BP_RQ_OFF, KVG_BP_UF_MANY},
+    {"chunked: unframed, later heads not counted", KVG_BP_RQ_ON,
+     {{0, H_GET}, {~0u, "POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "5\r\nhello\r\n0\r\n\r\n"}, {~0u, H_GET}},
+     1, KVG_BP_RQ_OFF, KVG_BP_UF_BODY},
+    {"a head split across segments: unframed", KVG_BP_RQ_ON,
+     {{0, "POST /v1/completions HTTP/1.1\r\nHost: pod\r\n"}, {~0u, "Content-Length: 2\r\n\r\nhi"},
+      {~0u, H_GET}},
+     0, KVG_BP_RQ_OFF, KVG_BP_UF_SPLIT},
+    {"HTTP/1.0: unparsable", KVG_BP_RQ_ON, {{0, "GET / HTTP/1.0\r\n\r\n"}}, 0, KVG_BP_RQ_OFF,
+     KVG_BP_UF_PARSE},
+    {"a retransmission is not counted twice", KVG_BP_RQ_ON,
+     {{0, H_POST(2) "hi"}, {0, H_POST(2) "hi"}, {0, H_POST(2) "hi"}}, 1, KVG_BP_RQ_ON, 0},
+    {"an overlapping retransmission with new bytes: framed from where it was", KVG_BP_RQ_ON,
+     {{0, H_POST(2) "hi"}, {0, H_POST(2) "hi" H_GET}}, 2, KVG_BP_RQ_ON, 0},
+    {"a segment past a gap: out of order", KVG_BP_RQ_ON,
+     {{0, H_GET}, {sizeof(H_GET) - 1 + 100, H_GET}}, 1, KVG_BP_RQ_OFF, KVG_BP_UF_ORDER},
+    {"Ethernet padding is not a head", KVG_BP_RQ_ON,
+     {{0, H_POST(1) "x", 0, 12}, {~0u, H_GET, 0, 20}}, 2, KVG_BP_RQ_ON, 0},
+    {"a body's last byte ends the segment; the next begins with a head", KVG_BP_RQ_ON,
+     {{0, H_POST(1400)}, {~0u, body1400}, {~0u, H_GET}}, 2, KVG_BP_RQ_ON, 0},
+    {"an entry without framing (pod -> client, h2c) counts nothing", KVG_BP_RQ_NONE,
+     {{0, H_GET}, {~0u, H_GET}}, 0, KVG_BP_RQ_NONE, 0},
+    {"a framing stopped stays stopped", KVG_BP_RQ_OFF, {{0, H_GET}}, 0, KVG_BP_RQ_OFF, 0},
+};
+
+TEST(table)
+{
+    memset(body1000, 'b', 1000);
+    memset(body1400, 'c', 1400);
+    for (size_t k = 0; k < sizeof(CASES) / sizeof(CASES[0]); k++) {
+        const struct fcase *c = &CASES[k];
+        int before = h_cur_failed;
+        flow_reset(c->rq);
+        uint64_t r0 = stat_packets(KVG_BP_REQUEST);
+        uint32_t at = 0, bad = 0;
+        for (int i = 0; i < 8 && c->s[i].p; i++) {
+            const struct seg *s = &c->s[i];
+            uint32_t n = s->n ? s->n : (uint32_t)strlen(s->p);
+            uint32_t off = s->off == ~0u ? at : s->off;
+            if (segment(off, s->p, n, s->pad) != XDP_TX)
+                bad++;
+            at = off + n;
+        }
+        struct kvg_bp_flow f = flow_get();
+        CHECK_EQ(bad, 0);
+        CHECK_EQ(f.requests, c->requests);
+        CHECK_EQ(f.rq_state, c->state);
+        if (c->state == KVG_BP_RQ_OFF && c->why)
+            CHECK_EQ(f.rq_why, c->why);
+        if (c->state == KVG_BP_RQ_ON)
+            CHECK_EQ(f.rq_body_left, 0);
+        CHECK_EQ(stat_packets(KVG_BP_REQUEST) - r0, c->requests);
+        if (h_cur_failed != before)
+            fprintf(stderr, "  ^ case: %s\n", c->what);
+    }
+}
+
+/* A body split over segments leaves its rest in rq_body_left, the next
+ * byte in rq_seq. */
+TEST(state_between_segments)
+{
+    flow_reset(KVG_BP_RQ_ON);
+    const char *h = H_POST(5000);
+    CHECK_EQ(segment(0, h, strlen(h), 0), XDP_TX);
+    struct kvg_bp_flow f = flow_get();
+    CHECK_EQ(f.requests, 1);
+    CHECK_EQ(f.rq_body_left, 5000);
+    CHECK_EQ(f.rq_seq, (uint32_t)(BASE + strlen(h)));
+    CHECK_EQ(segment((uint32_t)strlen(h), body1000, 1000, 0), XDP_TX);
+    f = flow_get();
+    CHECK_EQ(f.rq_body_left, 4000);
+    CHECK_EQ(f.rq_seq, (uint32_t)(BASE + strlen(h) + 1000)); /* wrapped past 0 */
+}
+
+static uint64_t rs = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd(void)
+{
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return rs;
+}
+
+/* Random requests (bodies of 0..3000 bytes, GETs among them) as one byte
+ * stream, cut into segments of 1..1400 bytes at random places, never
+ * inside a head and with at most KVG_BP_HEADS_PER_SEG heads beginning in
+ * one: every request counts. */
+TEST(random_streams_count_every_request)
+{
+    static uint8_t st[64 * 4000];
+    static uint8_t head_at[sizeof(st)]; /* 1: inside a head (no cut before this byte) */
+    static uint8_t starts[sizeof(st)];  /* 1: a head begins here */
+    for (int round = 0; round < 20; round++) {
+        size_t n = 0;
+        int nreq = 0;
+        memset(head_at, 0, sizeof(head_at));
+        memset(starts, 0, sizeof(starts));
+        while (nreq < 60) {
+            char h[256];
+            unsigned cl = rnd() % 4 == 0 ? 0 : (unsigned)(rnd() % 3000);
+            int hl = cl ? snprintf(h, sizeof(h), "POST /v1/completions HTTP/1.1\r\nHost: p\r\n"
+                                                 "Content-Length: %u\r\n\r\n", cl)
+                        : snprintf(h, sizeof(h), "GET /health HTTP/1.1\r\nHost: p\r\n\r\n");
+            memcpy(st + n, h, (size_t)hl);
+            starts[n] = 1;
+            memset(head_at + n + 1, 1, (size_t)hl - 1);
+            n += (size_t)hl;
+            for (unsigned i = 0; i < cl; i++)
+                st[n + i] = (uint8_t)('a' + rnd() % 26);
+            n += cl;
+            nreq++;
+        }
+        flow_reset(KVG_BP_RQ_ON);
+        size_t at = 0;
+        uint32_t bad = 0;
+        while (at < n) {
+            size_t len = 1 + rnd() % MAXPAY;
+            if (at + len > n)
+                len = n - at;
+            for (size_t i = at, heads = 0; i < at + len; i++)
+                if (starts[i] && ++heads > KVG_BP_HEADS_PER_SEG) {
+                    len = i - at;
+                    break;
+                }
+            while (len > 1 && at + len < n && head_at[at + len])
+                len--; /* not inside a head */
+            if (head_at[at + len] && at + len < n) { /* a head longer than the rest: whole */
+                while (at + len < n && head_at[at + len] && len < MAXPAY)
+                    len++;
+            }
+            if (segment((uint32_t)at, st + at, len, 0) != XDP_TX)
+                bad++;
+            at += len;
+        }
+        struct kvg_bp_flow f = flow_get();
+        CHECK_EQ(bad, 0);
+        CHECK_EQ(f.rq_state, KVG_BP_RQ_ON);
+        CHECK_EQ(f.requests, nreq);
+        if (f.requests != (uint64_t)nreq) {
+            fprintf(stderr, "  round %d: why %u\n", round, f.rq_why);
+            break;
+        }
+    }
+}
+
+/* What framing costs XDP: the time of a segment with one head, and of a
+ * body-only segment (printed, not checked; best of 200 single runs, the
+ * entry reset before each so that every run frames). */
+TEST(cost_reported)
+{
+    const char *h = H_POST(100000);
+    for (int k = 0; k < 2; k++) {
+        uint64_t best = ~0ull;
+        for (int r = 0; r < 200; r++) {
+            flow_reset(KVG_BP_RQ_ON);
+            if (k == 1)
+                segment(0, h, strlen(h), 0);
+            uint32_t v = k == 0 ? segment(0, h, strlen(h), 0)
+                                : segment((uint32_t)strlen(h), body1400, 1400, 0);
+            CHECK_EQ(v, XDP_TX);
+            if (last_ns < best)
+                best = last_ns;
+        }
+        printf("  framing cost: %s: %llu ns/packet (best of 200)\n",
+               k == 0 ? "a segment with one head" : "a body-only segment",
+               (unsigned long long)best);
+    }
+}
+
+int main(void)
+{
+    if (geteuid() != 0) {
+        printf("skipped: needs root to load BPF programs\n");
+        return 77;
+    }
+    libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
+    skel = bypass_bpf__open_and_load();
+    if (!skel) {
+        printf("skipped: cannot load bp_forward: %s\n", strerror(errno));
+        return 77;
+    }
+    prog = bpf_program__fd(skel->progs.bp_forward);
+    flows_fd = bpf_map__fd(skel->maps.kvg_bp_flows);
+    stats_fd = bpf_map__fd(skel->maps.kvg_bp_stats);
+    ncpus = libbpf_num_possible_cpus();
+    uint8_t probe[64] = {0}, out[MAXPKT];
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = probe, .data_size_in = sizeof(probe),
+                .data_out = out, .data_size_out = sizeof(out));
+    if (bpf_prog_test_run_opts(prog, &o)) {
+        printf("skipped: BPF_PROG_TEST_RUN for XDP not available: %s\n", strerror(errno));
+        bypass_bpf__destroy(skel);
+        return 77;
+    }
+    RUN(table);
+    RUN(state_between_segments);
+    RUN(random_streams_count_every_request);
+    RUN(cost_reported);
+    bypass_bpf__destroy(skel);
+    return harness_done();
+}
