@@ -10,8 +10,12 @@
  * in-flight counts, metrics and access log are kvgated's; a DONE tells
  * kvgated when the spliced flow ended), or the one --pod (tests without
  * kvgated). Without either, a connection whose first request is whole is
- * counted and reset, so a client is never left waiting. Not yet: the
- * hand-up to kvgated. A spliced flow is forgotten (slot, source port,
+ * counted and reset, so a client is never left waiting. A connection that
+ * is not for the bypass (firstflight's hand-up causes, a first request
+ * over the flow's budget, a client silent after the handshake) goes to
+ * kvgated as a kernel socket with --adopt (dpdk/handup.h: TCP_REPAIR,
+ * the flight restored, XDP passing its packets to the kernel), else is
+ * reset. A spliced flow is forgotten (slot, source port,
  * XDP's entries) once closed both ways or reset and quiet for a second,
  * or idle for ten minutes.
  *
@@ -26,6 +30,7 @@
  *               [--pod IP:PORT --pod-mac MAC --gw-ip IP [--src-ports LO-HI]]
  *               [--decide SOCKET --gw-ip IP [--pod-mac MAC] [--src-ports LO-HI]
  *                [--pods-pin PATH]]
+ *               [--adopt SOCKET]
  *
  * EAL: --no-huge -m 256 --no-pci, one lcore, the af_xdp vdev on IF with
  * the entry program (bpf/bp_entry.bpf.c) that sends TCP to port N to the
@@ -53,6 +58,7 @@
 #include <rte_mbuf.h>
 
 #include "common/netaddr.h"
+#include "handup.h"
 #include "podreset.h"
 #include "session.h"
 #include "stats.h"
@@ -296,6 +302,10 @@ static void first_request(struct slot *s, const struct pkt_tcp *in, enum ff_stat
     }
     if (st == FF_DONE && have_pod && start_replay(s) == 0)
         return;
+    if (st == FF_HAND_UP) { /* to kvgated as a kernel socket, else reset (handup.h) */
+        handup_or_reset(s, in, handup_cause_ff(rq->cause));
+        return;
+    }
     tx_reset_client(s, in);
     drop_flow(s);
 }
@@ -390,8 +400,10 @@ static void frame(const uint8_t *data, size_t len)
     }
     unsigned ev = tcpep_input(&C, &p.t, &s->f, &p.seg, now, &r);
     tx_reply(&p, &r);
-    if (ev & TE_EV_ESTABLISHED)
+    if (ev & TE_EV_ESTABLISHED) {
         S.established++;
+        s->est_ms = now;
+    }
     if (ev & (TE_EV_RESET | TE_EV_TIMEOUT)) {
         drop_flow(s);
         return;
@@ -404,6 +416,8 @@ static void frame(const uint8_t *data, size_t len)
         enum ff_status st = ff_parse(s->ff, s->f.buf, s->f.len);
         if (st != FF_MORE)
             first_request(s, &p, st);
+        else
+            handup_no_room(s, &p); /* the rest cannot fit: kvgated reads it (handup.h) */
         return;
     }
     if (ev & TE_EV_FIN) { /* the client gave up before its request was whole */
@@ -509,6 +523,8 @@ static void timers(void)
             }
             continue;
         }
+        if (s->used && handup_quiet(s, now)) /* silent since the handshake: to kvgated */
+            continue;
         if (!s->used || s->f.st != TE_SYN_RCVD)
             continue;
         struct tcpep_reply r;
@@ -534,14 +550,15 @@ int main(int argc, char **argv)
     const char *iface = NULL, *obj = NULL, *stats = NULL;
     int port = 0;
     unsigned long long max_body = 32ull << 20;
-    const char *pod = NULL, *pod_mac = NULL, *gw_ip = NULL, *decide = NULL;
+    const char *pod = NULL, *pod_mac = NULL, *gw_ip = NULL, *decide = NULL, *adopt = NULL;
     const char *pods_pin = KVG_PIN_DIR_DEFAULT "/" KVG_PIN_MAPS_SUBDIR "/" KVG_MAP_PODS;
     static const struct option opts[] = {{"iface", 1, 0, 'i'}, {"port", 1, 0, 'p'},
                                          {"xdp-obj", 1, 0, 'x'}, {"stats", 1, 0, 's'},
                                          {"max-body", 1, 0, 'b'}, {"pod", 1, 0, 'P'},
                                          {"pod-mac", 1, 0, 'M'}, {"gw-ip", 1, 0, 'G'},
                                          {"src-ports", 1, 0, 'R'}, {"decide", 1, 0, 'D'},
-                                         {"pods-pin", 1, 0, 'T'}, {0, 0, 0, 0}};
+                                         {"pods-pin", 1, 0, 'T'}, {"adopt", 1, 0, 'A'},
+                                         {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (c) {
         case 'i': iface = optarg; break;
@@ -553,6 +570,7 @@ int main(int argc, char **argv)
         case 'M': pod_mac = optarg; break;
         case 'G': gw_ip = optarg; break;
         case 'D': decide = optarg; break;
+        case 'A': adopt = optarg; break;
         case 'T': pods_pin = *optarg ? optarg : NULL; break;
         case 'R': {
             unsigned lo, hi;
@@ -571,7 +589,8 @@ int main(int argc, char **argv)
                         "[--max-body BYTES]\n"
                         "         [--pod IP:PORT --pod-mac MAC --gw-ip IP [--src-ports LO-HI]]\n"
                         "         [--decide SOCKET --gw-ip IP [--pod-mac MAC] [--src-ports LO-HI]\n"
-                        "          [--pods-pin PATH]]\n");
+                        "          [--pods-pin PATH]]\n"
+                        "         [--adopt SOCKET]\n");
         return 2;
     }
     if (pod) {
@@ -602,6 +621,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "kvg-bypassd: --decide %s: path too long or out of memory\n", decide);
             return 1;
         }
+    }
+    if (adopt && handup_open(adopt)) { /* kvgated's bypass.adopt_socket (handup.h) */
+        fprintf(stderr, "kvg-bypassd: --adopt %s: path too long\n", adopt);
+        return 1;
     }
     IFNAME = iface;
     replay_cfg_default(&RC);
@@ -685,6 +708,7 @@ int main(int argc, char **argv)
         }
         if (now >= next_timer) {
             timers();
+            handup_timer(now);
             tx_flush();
             next_timer = now + 10;
         }
@@ -719,6 +743,7 @@ out:
         dcli_poll(DC, now_ms(), sess_on_answer, NULL);
         dcli_free(DC);
     }
+    handup_close();
     bpe_close(&E);
     rte_eal_cleanup();
     return rc;

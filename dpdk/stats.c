@@ -1,6 +1,8 @@
 /* stats: the worker's counters (stats.h). */
 #include "stats.h"
 
+#include "handup.h"
+
 #include <stdio.h>
 
 struct bp_stats S;
@@ -18,7 +20,9 @@ void stats_write(const char *path)
 #define BP_JSON(n) fprintf(f, "\"" #n "\":%llu,", (unsigned long long)S.n);
     BP_COUNTERS(BP_JSON)
 #undef BP_JSON
-    fprintf(f, "\"last\":%s}\n", S.last[0] ? S.last : "null");
+    fputs("\"handup\":", f); /* handup.h: hand-ups and resets by cause */
+    handup_stats_json(f);
+    fprintf(f, ",\"last\":%s}\n", S.last[0] ? S.last : "null");
     fclose(f);
     rename(tmp, path);
 }

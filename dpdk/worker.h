@@ -10,6 +10,8 @@
  *   podreset.c  a spliced flow whose pod went down: taken back from XDP,
  *               both sides reset, DONE pod_down
  *   stats.c     the counters and the stats file
+ *   handup.c    a flow not for the bypass: a kernel socket (TCP_REPAIR)
+ *               handed to kvgated (--adopt), else reset
  *
  * One process, one lcore: nothing here is shared between threads. */
 #ifndef KVGATE_DPDK_WORKER_H
@@ -91,6 +93,7 @@ struct slot {
     uint32_t resp_len;
     uint8_t resp_tries;
     uint64_t resp_at_ms;
+    uint64_t est_ms;       /* when the handshake completed (handup.h: a quiet client) */
 };
 /* Where a flow stands with kvgated (--decide). */
 enum dstate {

@@ -78,6 +78,7 @@
 #include "gateway/admin_priv.h"
 #include "gateway/bpf.h"
 #include "gateway/control_priv.h"
+#include "gateway/adopt_srv.h"
 #include "gateway/decide_srv.h"
 #include "gateway/gwmetrics.h"
 #include "gateway/splice.h"
@@ -409,6 +410,7 @@ static void h_metrics(struct aconn *c)
     gwbpf_metrics_render(g->bpf, &b);
     splice_metrics_render(&b);
     decide_srv_metrics_render(&b);
+    adopt_srv_metrics_render(&b);
     accesslog_metrics_render(&b);
     if (b.oom)
         adm_respond_error(c, 500, "out of memory", NULL);

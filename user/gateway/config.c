@@ -153,6 +153,10 @@
  *                      (user/bypass/decide.h), at most 107 bytes; "" off [""]
  *   bypass.max_outstanding  decisions one bypass worker may hold open
  *                      (routed, not yet DONE), [1, 65536]            [256]
+ *   bypass.adopt_socket  a unix SOCK_SEQPACKET path where kvg-bypassd hands
+ *                      up the connections it does not splice, as kernel
+ *                      sockets (user/bypass/adopt.h); at most 107 bytes;
+ *                      "" off                                           [""]
  *
  * Errors name the key path: `pods[2].url: expected "http://host:port", got
  * "ftp://x"`, `policy.overrides.m1.mode: unknown mode "fast" (...)`,
@@ -294,6 +298,7 @@ static const struct key_spec KEYS[] = {
     SECTION("bypass"),
     {"bypass", "decide_socket", K_STR, 0, 0, F(bypass_decide_socket), RL_RESTART},
     {"bypass", "max_outstanding", K_U32, 1, 65536, F(bypass_max_outstanding), RL_RESTART},
+    {"bypass", "adopt_socket", K_STR, 0, 0, F(bypass_adopt_socket), RL_RESTART},
     SECTION("metrics"),
     {"metrics", "tenant_from_user", K_BOOL, 0, 0, F(tenant_from_user), RL_LIVE},
 };

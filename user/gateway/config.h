@@ -156,6 +156,8 @@ struct gw_config {
     /* the bypass workers' decision channel (issue 12, gateway/decide_srv.h) */
     char bypass_decide_socket[108];  /* unix SOCK_SEQPACKET path (sun_path), "" off */
     uint32_t bypass_max_outstanding; /* 256: decisions one worker may hold open */
+    /* the bypass workers' hand-ups (issue 12, gateway/adopt_srv.h) */
+    char bypass_adopt_socket[108];   /* unix SOCK_SEQPACKET path (sun_path), "" off */
 };
 
 void gw_config_defaults(struct gw_config *c);

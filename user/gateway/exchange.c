@@ -68,6 +68,7 @@ void x_init(struct xreq *x, struct xconn *xc, const struct xsink_ops *sink)
     sbuf_init(&x->hold);
     sbuf_init(&x->up_head);
     x->r.t_start = ev_now_ns();
+    x->r.path = xc->path;
     x->r.d.idx = x->r.d.shadow_idx = -1; /* not routed (yet): no decision to count */
 }
 

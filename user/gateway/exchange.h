@@ -35,6 +35,8 @@ struct xconn {
     struct wctx *wc;
     char peer[64];              /* client IP, for x-forwarded-for */
     uint64_t body_bytes;        /* request bodies held (2 x max_body_bytes at most) */
+    const char *path;           /* its requests' gw_request.path: "handup" for a
+                                 * connection a bypass worker handed up; NULL accepted */
 };
 
 /* The protocol's side of an answer. */

@@ -148,7 +148,9 @@ struct gw_request {
     uint64_t bytes_out;
     const char *path;            /* how it reached the pod, when not kvgated's socket
                                   * path: "bypass" (a kvg-bypassd worker asked over
-                                  * the decision channel, decide_srv.h); NULL socket */
+                                  * the decision channel, decide_srv.h), "handup" (a
+                                  * connection a worker handed up, adopt_srv.h);
+                                  * NULL socket */
     uint32_t conn_requests;      /* bypass: requests after this one on its spliced
                                   * connection, as XDP framed them (the worker's REQS) */
     const char *unframed;        /* bypass: why XDP stopped framing them, NULL if it

@@ -27,6 +27,7 @@
 #include "gateway/bpf.h"
 #include "gateway/config.h"
 #include "gateway/control.h"
+#include "gateway/adopt_srv.h"
 #include "gateway/decide_srv.h"
 #include "gateway/exact.h"
 #include "gateway/gateway.h"
@@ -44,6 +45,7 @@ static const char USAGE[] =
     "  --workers N          worker threads (0 = one per core)\n"
     "  --access-log PATH    JSON-lines access log (\"-\" = stdout)\n"
     "  --decide-socket PATH where kvg-bypassd asks for pods (bypass.decide_socket)\n"
+    "  --adopt-socket PATH  where kvg-bypassd hands up connections (bypass.adopt_socket)\n"
     "  --log-level LEVEL    error | warn | info | debug (info; also KVGATE_LOG)\n"
     "  --no-bpf             no kernel fast path (socket path only)\n"
     "  --no-splice          no sockmap splice of session flows (pod table and XDP guard stay)\n"
@@ -55,7 +57,7 @@ static const char USAGE[] =
 
 /* What the command line asked for. */
 struct flags {
-    const char *config, *listen, *admin, *policy, *alog, *decide;
+    const char *config, *listen, *admin, *policy, *alog, *decide, *adopt;
     const char *pods[POD_MAX];
     int npods, workers;                /* workers: -1 = from the config */
     int no_bpf, no_splice;
@@ -82,6 +84,13 @@ static int take_flag(int c, const char *arg, struct flags *f)
             return 2;
         }
         f->decide = arg;
+        return 0;
+    case 'A':
+        if (strlen(arg) >= sizeof(((struct gw_config *)0)->bypass_adopt_socket)) {
+            LOG_ERR("--adopt-socket: a unix socket path is at most 107 bytes");
+            return 2;
+        }
+        f->adopt = arg;
         return 0;
     case 'B': f->no_bpf = 1; return 0;
     case 'S': f->no_splice = 1; return 0;
@@ -129,7 +138,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
     static const struct option opts[] = {
         {"config", 1, 0, 'c'}, {"listen", 1, 0, 'l'}, {"admin", 1, 0, 'a'},
         {"pod", 1, 0, 'p'}, {"policy", 1, 0, 'P'}, {"workers", 1, 0, 'w'},
-        {"access-log", 1, 0, 'L'}, {"decide-socket", 1, 0, 'd'}, {"log-level", 1, 0, 'V'}, {"help", 0, 0, 'h'},
+        {"access-log", 1, 0, 'L'}, {"decide-socket", 1, 0, 'd'}, {"adopt-socket", 1, 0, 'A'},
+        {"log-level", 1, 0, 'V'}, {"help", 0, 0, 'h'},
         /* issue 5: the BPF fast path */
         {"no-bpf", 0, 0, 'B'}, {"bpf-pinned", 1, 0, 'D'}, {"xdp-iface", 1, 0, 'X'},
         {"xdp-mode", 1, 0, 'M'}, {"no-splice", 0, 0, 'S'}, {0, 0, 0, 0},
@@ -178,6 +188,8 @@ static int apply_flags(const struct flags *f, struct gw_config *cfg)
         snprintf(cfg->access_log, sizeof(cfg->access_log), "%s", f->alog);
     if (f->decide)
         snprintf(cfg->bypass_decide_socket, sizeof(cfg->bypass_decide_socket), "%s", f->decide);
+    if (f->adopt)
+        snprintf(cfg->bypass_adopt_socket, sizeof(cfg->bypass_adopt_socket), "%s", f->adopt);
     if (f->workers >= 0)
         cfg->workers = (uint32_t)f->workers;
     if (f->no_splice)
@@ -439,6 +451,10 @@ int main(int argc, char **argv)
         rc = workers_start(&g, nw);
     if (rc == 0 && (rc = decide_srv_start(&g)))
         workers_stop();
+    if (rc == 0 && (rc = adopt_srv_start(&g))) {
+        decide_srv_stop();
+        workers_stop();
+    }
     if (rc) {
         control_stop(ctl);
         gwbpf_close(g.bpf);
@@ -449,6 +465,7 @@ int main(int argc, char **argv)
     run(&g, ctl, sfd);
     LOG_INFO("shutting down");
     atomic_store(&g.stopping, 1);
+    adopt_srv_stop(); /* before the workers: it queues connections to them */
     decide_srv_stop(); /* what the bypass workers held is released and logged */
     workers_stop();
     control_stop(ctl);

@@ -39,6 +39,7 @@
 #include "gateway/wctx.h"
 
 #define DRAIN_TICK_NS 50000000ull /* how often a draining worker looks again */
+#define ADOPT_QUEUE 256           /* adopted connections waiting for one worker's loop */
 
 struct worker {
     struct wctx wc;
@@ -48,6 +49,13 @@ struct worker {
     int drain_efd;              /* workers_drain wakes the loop */
     uint64_t drain_timer, drain_deadline_ns;
     atomic_int drained;         /* no connection left (read by main) */
+    /* connections adopted from elsewhere (workers_adopt), handed over by
+     * another thread: a ring under a lock, an eventfd to wake the loop */
+    int adopt_efd;
+    pthread_mutex_t adopt_mu;
+    int adopt_fd[ADOPT_QUEUE];
+    const char *adopt_path[ADOPT_QUEUE];
+    uint32_t adopt_head, adopt_n;
 };
 
 static struct worker *g_workers;
@@ -123,6 +131,75 @@ static void on_accept(struct listener *ls, int fd,
     cconn_new(&w->wc, fd, peer, &detect_ops); /* NULL: closed and uncounted */
 }
 
+/* ---- adopted connections (workers_adopt) ---- */
+
+static void on_adopt(struct ev_loop *l, int efd, uint32_t events, void *arg)
+{
+    struct worker *w = arg;
+    uint64_t v;
+    ssize_t n = read(efd, &v, sizeof(v));
+    (void)n;
+    for (;;) {
+        pthread_mutex_lock(&w->adopt_mu);
+        if (!w->adopt_n) {
+            pthread_mutex_unlock(&w->adopt_mu);
+            return;
+        }
+        int fd = w->adopt_fd[w->adopt_head];
+        const char *path = w->adopt_path[w->adopt_head];
+        w->adopt_head = (w->adopt_head + 1) % ADOPT_QUEUE;
+        w->adopt_n--;
+        pthread_mutex_unlock(&w->adopt_mu);
+        struct gw *g = w->wc.g;
+        if (w->wc.draining || w->wc.stopping) { /* as a listener closed for the drain */
+            close(fd);
+            continue;
+        }
+        unsigned prev = atomic_fetch_add(&g->conns, 1);
+        if (g->cfg.max_connections && prev >= g->cfg.max_connections) {
+            atomic_fetch_sub(&g->conns, 1);
+            refuse_conn(w, fd);
+            continue;
+        }
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof(sa);
+        char peer[64] = "";
+        if (!getpeername(fd, (struct sockaddr *)&sa, &sl))
+            netaddr_text(&sa, peer, sizeof(peer), 0);
+        struct cconn *c = cconn_new(&w->wc, fd, peer, &detect_ops);
+        if (!c)
+            continue; /* closed and uncounted */
+        c->xc.path = path; /* the restored first flight: level-triggered epoll reports it */
+    }
+}
+
+int workers_adopt(int fd, const char *path)
+{
+    static atomic_uint next;
+    if (!g_nworkers) {
+        close(fd);
+        return -ESHUTDOWN;
+    }
+    struct worker *w = &g_workers[atomic_fetch_add(&next, 1) % g_nworkers];
+    pthread_mutex_lock(&w->adopt_mu);
+    int full = w->adopt_n == ADOPT_QUEUE;
+    if (!full) {
+        uint32_t i = (w->adopt_head + w->adopt_n) % ADOPT_QUEUE;
+        w->adopt_fd[i] = fd;
+        w->adopt_path[i] = path;
+        w->adopt_n++;
+    }
+    pthread_mutex_unlock(&w->adopt_mu);
+    if (full) {
+        close(fd);
+        return -EAGAIN;
+    }
+    uint64_t one = 1;
+    ssize_t n = write(w->adopt_efd, &one, sizeof(one));
+    (void)n;
+    return 0;
+}
+
 /* ---- graceful drain ---- */
 
 static void drain_tick(struct ev_loop *l, void *arg)
@@ -190,6 +267,8 @@ static int worker_init(struct worker *w, struct gw *g, uint32_t id)
     w->wc.id = id;
     w->ls.fd = -1;
     w->drain_efd = -1;
+    w->adopt_efd = -1;
+    pthread_mutex_init(&w->adopt_mu, NULL);
     w->wc.l = ev_new();
     if (!w->wc.l)
         return -ENOMEM;
@@ -210,6 +289,10 @@ static void worker_teardown(struct worker *w)
     ev_timer_cancel(w->wc.l, w->drain_timer);
     w->drain_timer = 0;
     gy_close(&w->wc.gy);
+    pthread_mutex_lock(&w->adopt_mu); /* adopted, never served */
+    for (; w->adopt_n; w->adopt_n--, w->adopt_head = (w->adopt_head + 1) % ADOPT_QUEUE)
+        close(w->adopt_fd[w->adopt_head]);
+    pthread_mutex_unlock(&w->adopt_mu);
 }
 
 static void worker_free(struct worker *w)
@@ -217,6 +300,11 @@ static void worker_free(struct worker *w)
     listener_stop(&w->ls); /* only when its thread never ran */
     if (w->drain_efd >= 0)
         close(w->drain_efd);
+    if (w->adopt_efd >= 0)
+        close(w->adopt_efd);
+    for (; w->adopt_n; w->adopt_n--, w->adopt_head = (w->adopt_head + 1) % ADOPT_QUEUE)
+        close(w->adopt_fd[w->adopt_head]);
+    pthread_mutex_destroy(&w->adopt_mu);
     up_free(w->wc.ups);
     if (w->wc.l)
         ev_free(w->wc.l);
@@ -254,6 +342,9 @@ static int worker_listen(struct worker *w, struct gw *g, uint32_t i,
         return rc;
     w->drain_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->drain_efd < 0 || ev_add(w->wc.l, w->drain_efd, EPOLLIN, drain_start, w) < 0)
+        return -errno;
+    w->adopt_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->adopt_efd < 0 || ev_add(w->wc.l, w->adopt_efd, EPOLLIN, on_adopt, w) < 0)
         return -errno;
     int fd = listener_socket((struct sockaddr *)sa, *salen, 4096, LISTENER_REUSEPORT);
     if (fd < 0) {

@@ -19,6 +19,14 @@ int workers_start(struct gw *g, uint32_t nworkers);
 void workers_drain(void);
 /* 1 once every worker has no connection left (the drain is done). */
 int workers_drained(void);
+/* An established client connection that did not come through our
+ * listeners (a bypass worker's hand-up, gateway/adopt_srv.h): served on
+ * the next worker (round robin) exactly as an accepted one (the
+ * max_connections limit, protocol detection, every request), its
+ * requests logged and counted with path `path` (static text). Any
+ * thread. fd is the callee's: 0 queued, or -EAGAIN (that worker's queue
+ * is full) / -ESHUTDOWN (no workers) with fd closed. */
+int workers_adopt(int fd, const char *path);
 /* Stops accepting, closes connections, joins the threads. */
 void workers_stop(void);
 

@@ -1,0 +1,282 @@
+/* handup: flows that are not for the bypass go to kvgated as kernel
+ * sockets (handup.h). */
+#include "handup.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+
+#include "bypass/firstflight.h"
+#include "bypass/repair.h"
+#include "stats.h"
+#include "txq.h"
+
+/* kvgated's end: the channel, and the uid its listener runs as */
+static struct {
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int on;             /* --adopt given */
+    int fd;             /* -1 down */
+    uid_t peer_uid;
+    uint64_t retry_ms;
+    int nl;             /* NETLINK_SOCK_DIAG, for the sweep */
+    uint64_t sweep_ms;
+} H = {.fd = -1, .nl = -1};
+
+/* the flows handed up: their entries' keys, until the kernel lets go */
+static struct kvg_bp_key handed[HANDUP_MAX];
+static uint8_t handed_used[HANDUP_MAX];
+static uint32_t handed_n, handed_next;
+
+/* counters, by cause (enum adopt_cause) */
+static uint64_t c_ok[ADOPT_C_MAX], c_reset[ADOPT_C_MAX];
+static uint64_t c_no_channel, c_build_failed, c_entry_failed, c_send_failed, c_table_full,
+    c_kernel_reset, c_swept, c_connects;
+
+int handup_open(const char *path)
+{
+    if (strlen(path) >= sizeof(H.path))
+        return -ENAMETOOLONG;
+    snprintf(H.path, sizeof(H.path), "%s", path);
+    H.on = 1;
+    int nl = repair_diag_open();
+    H.nl = nl >= 0 ? nl : -1; /* without it entries stay until the LRU evicts them */
+    return 0;
+}
+
+int handup_on(void) { return H.on; }
+
+static void channel_down(void)
+{
+    if (H.fd >= 0)
+        close(H.fd);
+    H.fd = -1;
+}
+
+/* Connects when down, at most once a second. 1 up, 0 down. */
+static int channel_up(uint64_t now)
+{
+    if (H.fd >= 0)
+        return 1;
+    if (!H.on || now < H.retry_ms)
+        return 0;
+    H.retry_ms = now + 1000;
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, H.path, strlen(H.path));
+    struct ucred cr;
+    socklen_t l = sizeof(cr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l)) {
+        close(fd);
+        return 0;
+    }
+    H.fd = fd;
+    H.peer_uid = cr.uid; /* kvgated's listener: a socket next to it must be this uid's */
+    c_connects++;
+    return 1;
+}
+
+unsigned handup_cause_ff(unsigned c)
+{
+    switch (c) {
+    case FF_C_MALFORMED: return ADOPT_C_MALFORMED;
+    case FF_C_NOT_INFERENCE: return ADOPT_C_NOT_INFERENCE;
+    case FF_C_HTTP10: return ADOPT_C_HTTP10;
+    case FF_C_NO_LENGTH: return ADOPT_C_NO_LENGTH;
+    case FF_C_CHUNKED: return ADOPT_C_CHUNKED;
+    case FF_C_UPGRADE: return ADOPT_C_UPGRADE;
+    case FF_C_EXPECT: return ADOPT_C_EXPECT;
+    case FF_C_HEAD_TOO_LARGE: return ADOPT_C_HEAD_TOO_LARGE;
+    case FF_C_BODY_TOO_LARGE: return ADOPT_C_BODY_TOO_LARGE;
+    case FF_C_H2_PROTOCOL: return ADOPT_C_H2_PROTOCOL;
+    case FF_C_H2_RESET: return ADOPT_C_H2_RESET;
+    default: return ADOPT_C_MALFORMED;
+    }
+}
+
+static int handed_add(const struct kvg_bp_key *k)
+{
+    if (handed_n == HANDUP_MAX)
+        return -1;
+    for (uint32_t i = 0; i < HANDUP_MAX; i++) {
+        uint32_t j = (handed_next + i) % HANDUP_MAX;
+        if (!handed_used[j]) {
+            handed[j] = *k;
+            handed_used[j] = 1;
+            handed_n++;
+            handed_next = (j + 1) % HANDUP_MAX;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The flow as a kernel socket, its packets to the kernel, the socket to
+ * kvgated. 0 handed up; 1 failed after the socket went live (the kernel
+ * reset the client); -1 failed with nothing sent (the caller resets). */
+static int hand_up(struct slot *s, unsigned cause)
+{
+    if (!channel_up(now_ms())) {
+        c_no_channel++;
+        return -1;
+    }
+    if (FLOWS_FD < 0 || handed_n == HANDUP_MAX) {
+        c_table_full++;
+        return -1;
+    }
+    struct repair_conn rc;
+    repair_conn_from_tcpep(&rc, &s->t, &s->f);
+    /* created under kvgated's uid: the kernel shares a port between
+     * SO_REUSEPORT sockets of one owner only */
+    uid_t prev = (uid_t)setfsuid(H.peer_uid);
+    int fd = repair_build(&rc);
+    setfsuid(prev);
+    if (fd < 0) {
+        c_build_failed++;
+        return -1;
+    }
+    /* XDP passes the client's packets to the kernel from now on */
+    struct kvg_bp_key key = {.saddr = s->t.saddr, .daddr = s->t.daddr, .sport = s->t.sport,
+                             .dport = s->t.dport, .family = KVG_AF_INET};
+    struct kvg_bp_flow v;
+    memset(&v, 0, sizeof(v));
+    v.action = KVG_BP_ACT_PASS;
+    v.pod_slot = KVG_POD_MAX;
+    if (bpf_map_update_elem(FLOWS_FD, &key, &v, BPF_ANY)) {
+        c_entry_failed++;
+        repair_abort(fd);
+        return -1;
+    }
+    if (repair_finish(fd)) {
+        c_build_failed++;
+        bpf_map_delete_elem(FLOWS_FD, &key);
+        repair_abort(fd);
+        return -1;
+    }
+    struct adopt_msg m = {.type = ADOPT_T_HANDUP, .cause = (uint8_t)cause,
+                          .flags = s->f.fin ? ADOPT_F_FIN : 0, .restored = s->f.len,
+                          .client_port = ntohs(s->t.sport), .local_port = ntohs(s->t.dport)};
+    memcpy(m.client_addr, &s->t.saddr, 4);
+    memcpy(m.local_addr, &s->t.daddr, 4);
+    int e = adopt_send(H.fd, &m, fd);
+    if (e) {
+        c_send_failed++;
+        if (e != -EAGAIN) /* kvgated went away: connect again later */
+            channel_down();
+        struct linger lg = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        close(fd); /* a RST with the socket's own numbers */
+        bpf_map_delete_elem(FLOWS_FD, &key);
+        c_kernel_reset++;
+        return 1;
+    }
+    close(fd); /* kvgated holds it now */
+    handed_add(&key);
+    return 0;
+}
+
+void handup_or_reset(struct slot *s, const struct pkt_tcp *in, unsigned cause)
+{
+    if (cause == 0 || cause >= ADOPT_C_MAX)
+        cause = ADOPT_C_MALFORMED;
+    int rc = H.on ? hand_up(s, cause) : -1;
+    if (rc == 0) {
+        c_ok[cause]++;
+    } else {
+        c_reset[cause]++;
+        if (rc < 0)
+            tx_reset_client(s, in);
+    }
+    drop_flow(s);
+}
+
+int handup_no_room(struct slot *s, const struct pkt_tcp *in)
+{
+    if (s->f.st != TE_ESTABLISHED || tcpep_window(&C, &s->f))
+        return 0;
+    handup_or_reset(s, in, ADOPT_C_OVER_BUDGET);
+    return 1;
+}
+
+int handup_quiet(struct slot *s, uint64_t now)
+{
+    if (!H.on || s->f.st != TE_ESTABLISHED || s->f.len || s->f.fin || s->pstate || s->dstate ||
+        !s->est_ms || now < s->est_ms + HANDUP_QUIET_MS)
+        return 0;
+    handup_or_reset(s, NULL, ADOPT_C_QUIET);
+    return 1;
+}
+
+/* The entries of flows whose socket the kernel no longer holds go. */
+static void sweep(void)
+{
+    if (H.nl < 0 || FLOWS_FD < 0 || !handed_n)
+        return;
+    for (uint32_t i = 0; i < HANDUP_MAX; i++) {
+        if (!handed_used[i])
+            continue;
+        const struct kvg_bp_key *k = &handed[i];
+        if (repair_sock_exists(H.nl, k->daddr, k->dport, k->saddr, k->sport) == 0) {
+            bpf_map_delete_elem(FLOWS_FD, k);
+            handed_used[i] = 0;
+            handed_n--;
+            c_swept++;
+        }
+    }
+}
+
+void handup_timer(uint64_t now)
+{
+    if (!H.on)
+        return;
+    if (H.fd >= 0) { /* kvgated never writes: readable means it closed */
+        char b;
+        ssize_t n = recv(H.fd, &b, 1, MSG_DONTWAIT | MSG_PEEK);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            channel_down();
+    }
+    channel_up(now);
+    if (now >= H.sweep_ms) {
+        H.sweep_ms = now + HANDUP_SWEEP_MS;
+        sweep();
+    }
+}
+
+void handup_close(void)
+{
+    /* the pass entries stay: the driver detaches bp_entry as the worker
+     * stops, and the kernel then gets every packet anyway */
+    channel_down();
+    if (H.nl >= 0)
+        close(H.nl);
+    H.nl = -1;
+}
+
+void handup_stats_json(FILE *f)
+{
+    uint64_t ok = 0, reset = 0;
+    for (unsigned i = 1; i < ADOPT_C_MAX; i++)
+        ok += c_ok[i], reset += c_reset[i];
+    fprintf(f, "{\"on\":%d,\"channel_up\":%d,\"handed_up\":%llu,\"reset\":%llu,\"watched\":%u,"
+               "\"swept\":%llu,\"connects\":%llu,\"no_channel\":%llu,\"build_failed\":%llu,"
+               "\"entry_failed\":%llu,\"send_failed\":%llu,\"table_full\":%llu,"
+               "\"kernel_reset\":%llu,\"by_cause\":{",
+            H.on, H.fd >= 0, (unsigned long long)ok, (unsigned long long)reset, handed_n,
+            (unsigned long long)c_swept, (unsigned long long)c_connects,
+            (unsigned long long)c_no_channel, (unsigned long long)c_build_failed,
+            (unsigned long long)c_entry_failed, (unsigned long long)c_send_failed,
+            (unsigned long long)c_table_full, (unsigned long long)c_kernel_reset);
+    for (unsigned i = 1; i < ADOPT_C_MAX; i++)
+        fprintf(f, "%s\"%s\":{\"handed_up\":%llu,\"reset\":%llu}", i > 1 ? "," : "",
+                adopt_cause_name(i), (unsigned long long)c_ok[i], (unsigned long long)c_reset[i]);
+    fputs("}}", f);
+}
