@@ -156,6 +156,10 @@ void decide_srv_metrics_render(struct sbuf *out)
 {
 }
 
+void adopt_srv_metrics_render(struct sbuf *out)
+{
+}
+
 void accesslog_metrics_render(struct sbuf *out)
 {
 }
