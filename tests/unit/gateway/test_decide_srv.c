@@ -304,6 +304,23 @@ TEST(v3_handup_for_what_kvgated_keeps)
     CHECK_EQ(on_done(p, &m), 0);
     g.cfg.nsplice_models = 0;
     g.cfg.splice_mode = GW_SPLICE_AUTO;
+    /* auto: a policy that does not pin sessions, or shadows, keeps it too */
+    struct policy_cfg keep = g.policies.global;
+    for (int k = 0; k < 2; k++) {
+        g.policies.global = keep;
+        if (k == 0)
+            g.policies.global.mode = POLICY_ROUND_ROBIN;
+        else
+            g.policies.global.shadow = 1;
+        m = decide(10 + (uint32_t)k, b, (uint32_t)strlen(b), "s-1");
+        m.flags = DECIDE_F_HANDUP;
+        CHECK_EQ(on_decide(p, &m), 0);
+        a = read_answer();
+        CHECK_EQ(a.status, DECIDE_STATUS_HANDUP);
+        CHECK_STR(a.err, "model");
+    }
+    g.policies.global = keep;
+    CHECK_EQ(handups(DECIDE_HU_MODEL), m0 + 3);
     /* without the flag: routed as before, session or not */
     m = decide(4, b, (uint32_t)strlen(b), NULL);
     CHECK_EQ(on_decide(p, &m), 0);
