@@ -626,6 +626,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "kvg-bypassd: --adopt %s: path too long\n", adopt);
         return 1;
     }
+    if (adopt && DC) /* kvgated may answer HANDUP: what is not for the bypass goes up */
+        dcli_set_flags(DC, DECIDE_F_HANDUP);
     IFNAME = iface;
     replay_cfg_default(&RC);
     if (access(obj, R_OK)) {

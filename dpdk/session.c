@@ -12,6 +12,7 @@
 #include "bypass/neigh.h"
 #include "common/httpstatus.h"
 #include "common/sbuf.h"
+#include "handup.h"
 #include "podreset.h"
 #include "stats.h"
 #include "txq.h"
@@ -177,6 +178,18 @@ void sess_on_answer(void *ctx, const struct decide_msg *a)
         S.stale_answers++;
         if (a->status == 200 && !dcli_done(DC, a->id, a->slot, DECIDE_CLIENT_ABORT, 0, 0, 0, 0))
             S.done_sent++;
+        return;
+    }
+    if (a->status == DECIDE_STATUS_HANDUP) {
+        /* not for the bypass by kvgated's rules (model, session): the
+         * connection goes up as it stands, the first request still in its
+         * buffer, and kvgated serves it (nothing routed, so no DONE) */
+        unsigned hu = decide_handup_of(a->err);
+        S.gw_handups++;
+        s->dstate = D_NONE;
+        handup_or_reset(s, NULL, hu == DECIDE_HU_MODEL     ? ADOPT_C_MODEL
+                                 : hu == DECIDE_HU_SESSION ? ADOPT_C_SESSION
+                                                           : ADOPT_C_H2C);
         return;
     }
     if (a->status != 200) {

@@ -18,8 +18,12 @@
 #     request: handed up (quiet) and answered;
 #   - a first request bigger than the worker's per-flow buffer (1 MiB):
 #     handed up (over_budget), kvgated reads the rest and answers;
-#   - an eligible streamed completion is still spliced (replayed, handed
-#     off to XDP) and ends with [DONE];
+#   - a completion without x-session-id: kvgated answers the worker's
+#     DECIDE with HANDUP (cause session, decide codec version 3), the
+#     connection is handed up (session) and kvgated answers it, then a
+#     second request on the same connection;
+#   - an eligible streamed completion (with a session) is still spliced
+#     (replayed, handed off to XDP) and ends with [DONE];
 #   - kvgated counts each hand-up by cause (kvgate_bypass_handups_total)
 #     and its requests under path "handup" in /metrics and the access log;
 #   - the worker's pass entries go once the kernel lets the sockets go;
@@ -188,23 +192,62 @@ t_over_budget() {
 }
 check "a 1.5 MiB first request (over the flow's buffer): handed up (over_budget), kvgated reads it all and answers" t_over_budget
 
+# an inference request the bypass could carry, but with no session: kvgated
+# (not the worker) says it is not for the bypass, and the worker hands it up
+t_no_session() {
+    ip netns exec $NC $PY - "$M" <<'PY' >"$E2E_TMP/nosess.out" 2>&1
+import json, socket, sys
+m = sys.argv[1]
+s = socket.create_connection(("10.79.0.2", 8000), timeout=10)
+buf = b""
+for i in (1, 2):
+    b = json.dumps({"model": m, "prompt": "Runbook N: no session %d." % i, "max_tokens": 2}).encode()
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
+              b"content-length: %d\r\n\r\n" % len(b) + b)
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        if not d:
+            raise EOFError("closed: %r" % buf[:300])
+        buf += d
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    n = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
+    while len(rest) < n:
+        rest += s.recv(65536)
+    print(i, head.split(b" ")[1].decode(), json.loads(rest[:n]).get("object"), flush=True)
+    buf = rest[n:]
+s.close()
+PY
+    cat "$E2E_TMP/nosess.out"
+    [ "$(cat "$E2E_TMP/nosess.out")" = "$(printf '1 200 text_completion\n2 200 text_completion')" ] || return 1
+    wait_until 3 eval '[ "$(hu session handed_up)" = 1 ]' && [ "$(jq -r .gw_handups "$ST")" = 1 ] ||
+        { jq -c '{gw_handups, routed, handup: .handup.by_cause.session}' "$ST"; return 1; }
+    [ "$(handups session)" = 1.0 ] &&
+        [ "$(metric 'kvgate_bypass_handup_answers_total{cause="session"}')" = 1.0 ] ||
+        { gw /metrics | grep -E 'kvgate_bypass_handup'; return 1; }
+    # nothing routed for it, nothing counted as a bypass request
+    [ "$(jq -r .routed "$ST")" = 0 ] && [ "$(metric 'kvgate_requests_by_path_total{path="bypass"}')" = 0 ]
+}
+check "a completion without a session: kvgated answers HANDUP (session), handed up and answered, twice on one connection" t_no_session
+
 t_spliced() {
     local body code
     body=$(jq -cn --arg m "$M" '{model:$m,prompt:"Runbook S: spliced as before.",max_tokens:8,stream:true,ignore_eos:true}')
     code=$(ip netns exec $NC curl -s -N --max-time 20 -o "$E2E_TMP/spl" -w '%{http_code}' \
-        -H 'content-type: application/json' --data-binary "$body" http://10.79.0.2:8000/v1/completions)
+        -H 'content-type: application/json' -H 'x-session-id: sess-spliced' --data-binary "$body" \
+        http://10.79.0.2:8000/v1/completions)
     echo "status $code, [DONE] $(grep -c '^data: \[DONE\]' "$E2E_TMP/spl")"
     [ "$code" = 200 ] && grep -q '^data: \[DONE\]' "$E2E_TMP/spl" &&
         wait_until 3 jq -e '.handed_off == 1 and .routed == 1' "$ST"
 }
-check "an eligible streamed completion is still spliced (routed, handed off to XDP)" t_spliced
+check "an eligible streamed completion (with a session) is still spliced (routed, handed off to XDP)" t_spliced
 
 t_counted() {
     grep '"path":"handup"' "$GW_LOG" | jq -c '{path, status, outcome, pod, e2e_ms}'
-    # the three completions on one connection and the big one reached the pod
-    [ "$(grep '"path":"handup"' "$GW_LOG" | jq -r 'select(.status == 200 and .outcome == "ok") | .pod' | grep -c 10.79.0.3)" = 4 ] ||
+    # the three completions on one connection, the big one and the two
+    # without a session reached the pod
+    [ "$(grep '"path":"handup"' "$GW_LOG" | jq -r 'select(.status == 200 and .outcome == "ok") | .pod' | grep -c 10.79.0.3)" = 6 ] ||
         return 1
-    [ "$(metric 'kvgate_requests_by_path_total{path="handup"}')" = 6.0 ] || return 1
+    [ "$(metric 'kvgate_requests_by_path_total{path="handup"}')" = 8.0 ] || return 1
     # the spliced one counts as bypass once its flow closed and went quiet (DONE)
     wait_until 4 eval '[ "$(metric "kvgate_requests_by_path_total{path=\"bypass\"}")" = 1.0 ]'
 }
@@ -212,12 +255,12 @@ check "kvgated's access log and /metrics count the handed-up connections' reques
 
 t_swept() {
     jq -c '.handup | {handed_up, reset, watched, swept}' "$ST"
-    wait_until 3 eval '[ "$(jq -r .handup.handed_up "$ST")" = 4 ]' && [ "$(jq -r .handup.reset "$ST")" = 0 ] &&
+    wait_until 3 eval '[ "$(jq -r .handup.handed_up "$ST")" = 5 ]' && [ "$(jq -r .handup.reset "$ST")" = 0 ] &&
         [ "$(jq -r .resets "$ST")" = 0 ] || return 1
     # the clients closed first: the kernel lets the sockets go, the worker its entries
     wait_until 8 eval '[ "$(jq -r .handup.watched "$ST")" = 0 ]' || { jq -c .handup "$ST"; return 1; }
 }
-check "four hand-ups, no reset; the pass entries go once the kernel let the sockets go" t_swept
+check "five hand-ups, no reset; the pass entries go once the kernel let the sockets go" t_swept
 
 t_fallback() {
     kill $GWPID; wait $GWPID 2>/dev/null; GWPID=

@@ -18,6 +18,13 @@ per answer or event:
                                  "auto" as for done)
     v1                           speaks version 1 from here on (a worker
                                  from before REQS; use it first)
+    v3                           speaks version 3 from here on (the
+                                 default is 2, a worker from before the
+                                 hand-up flag; use it first)
+    handup                       version 3, and every DECIDE from here on
+                                 says the worker can hand up (flag 1); an
+                                 ANSWER HANDUP prints status "handup" and
+                                 err its cause
     raw HEX                      one packet as given
     hold SECONDS                 keeps the connection open, idle
     closed                       succeeds once kvgated closed the
@@ -30,6 +37,9 @@ import sys
 import time
 
 VERSION = 2
+FLAGS = 0          # DECIDE's flags byte (version 3): 1 = the worker can hand up
+STATUS_HANDUP = 1000
+HANDUP_CAUSES = ("model", "session", "h2c")
 T_DECIDE, T_BODY, T_ANSWER, T_DONE, T_REQS = 1, 2, 3, 4, 5
 UNFRAMED = {"none": 0, "body": 1, "split_head": 2, "unparsable": 3, "out_of_order": 4,
             "too_many": 5, "first_flight": 6, "entry_lost": 7, "h2c": 8}
@@ -44,7 +54,7 @@ def hdr(t, mid):
 def decide_packets(mid, body, tenant=b"", session=b"", chunk=32768):
     first = body[:chunk]
     yield (hdr(T_DECIDE, mid) +
-           struct.pack("<QIBBBB", len(body), len(first), 1, len(tenant), len(session), 0) +
+           struct.pack("<QIBBBB", len(body), len(first), 1, len(tenant), len(session), FLAGS) +
            tenant + session + first)
     off = len(first)
     while off < len(body):
@@ -66,8 +76,13 @@ def read_answer(s, timeout=10):
     elen = p[20]
     if len(p) != 24 + elen:
         raise ValueError("ANSWER of %d bytes, err_len %d" % (len(p), elen))
+    err = p[24:24 + elen].decode()
+    if status == STATUS_HANDUP:  # version 3 only, to a DECIDE with the flag; no pod
+        if v < 3 or not FLAGS or err not in HANDUP_CAUSES or port or slot or addr != "0.0.0.0":
+            raise ValueError("a HANDUP that breaks the contract: %r" % p)
+        status = "handup"
     return {"id": mid, "status": status, "slot": slot, "addr": addr, "port": port,
-            "err": p[24:24 + elen].decode()}
+            "err": err}
 
 
 def main():
@@ -87,8 +102,8 @@ def main():
             if op == "decide":
                 rest = []
                 while i + n < len(args) and len(rest) < 3 and args[i + n] not in (
-                        "decide", "send", "answer", "done", "reqs", "v1", "raw", "hold",
-                        "closed"):
+                        "decide", "send", "answer", "done", "reqs", "v1", "v3", "handup",
+                        "raw", "hold", "closed"):
                     rest.append(args[i + n])
                     n += 1
                 if len(rest) > 0:
@@ -130,9 +145,10 @@ def main():
                 uf = UNFRAMED[args[i]]
                 i += 1
             s.send(hdr(T_REQS, mid) + struct.pack("<IIB7x", slot, n, uf))
-        elif op == "v1":
-            global VERSION
-            VERSION = 1
+        elif op in ("v1", "v3", "handup"):
+            global VERSION, FLAGS
+            VERSION = 1 if op == "v1" else 3
+            FLAGS = 1 if op == "handup" else 0
         elif op == "raw":
             s.send(bytes.fromhex(args[i]))
             i += 1

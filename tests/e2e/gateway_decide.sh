@@ -13,6 +13,12 @@
 # (requests by path, the model / tenant / pod series, the access log's
 # line at DONE, the unframed reason); a REQS whose total goes down breaks
 # the protocol; a version 1 worker is still answered in version 1.
+# Version 3: a worker that says it can hand up is answered HANDUP for a
+# request without a session (cause session) and for a model splice.models
+# sets off (cause model), neither routed, in flight nor counted as a
+# bypass request (kvgate_bypass_handup_answers_total{cause} counts them);
+# an eligible request (a session, a model spliced) is routed; a version 2
+# worker is routed as before, session or not.
 . "$(dirname "$0")/lib.sh"
 [ -x $BUILD/kvgated ] || skip_all "$BUILD/kvgated not built"
 [ -x $BUILD/kvgate-podsim ] || skip_all "$BUILD/kvgate-podsim not built"
@@ -20,7 +26,8 @@ command -v python3 >/dev/null || skip_all "python3 not installed"
 start_podsim --pods 2 --time-scale 0.2 || setup_failed "podsim did not start"
 SOCK="$E2E_TMP/decide.sock"
 cat >"$E2E_TMP/gw.json" <<EOF
-{"bypass": {"decide_socket": "$SOCK", "max_outstanding": 3}}
+{"bypass": {"decide_socket": "$SOCK", "max_outstanding": 3},
+ "splice": {"models": {"kept-by-kvgated": "off"}}}
 EOF
 start_gateway --workers 1 --config "$E2E_TMP/gw.json" || setup_failed "kvgated did not start"
 A=$GW_ADMIN
@@ -141,6 +148,51 @@ t_reqs_v1_and_breaches() {
 }
 check "a version 1 worker is still served; a REQS total going down, or REQS in version 1, breaks the protocol" t_reqs_v1_and_breaches
 
+t_v3_handup() {
+    local f r p0 s0 m0 i0 nb
+    f=$(bodyfile hu HU q)
+    jq -c '.model = "kept-by-kvgated"' "$f" >"$E2E_TMP/kept.json"
+    p0=$(metric_value 'kvgate_requests_by_path_total{path="bypass"}')
+    s0=$(metric_value 'kvgate_bypass_handup_answers_total{cause="session"}')
+    m0=$(metric_value 'kvgate_bypass_handup_answers_total{cause="model"}')
+    nb=$(bypass_lines)
+    # no session: HANDUP session (the client checks it is a version 3 ANSWER with no pod)
+    r=$($DC handup decide 80 "$f" hu-t 2>&1)
+    echo "$r"
+    [ "$(field "$r" status)" = handup ] && [ "$(field "$r" err)" = session ] || return 1
+    # a session, a model splice.models keeps with kvgated: HANDUP model
+    r=$($DC handup decide 81 "$E2E_TMP/kept.json" hu-t sess-hu 2>&1)
+    echo "$r"
+    [ "$(field "$r" status)" = handup ] && [ "$(field "$r" err)" = model ] || return 1
+    # a session and a model spliced (auto, prefix-aware): routed
+    r=$($DC handup decide 82 "$f" hu-t sess-hu done 82 auto ok 200 2>&1 | head -1)
+    echo "$r"
+    [ "$(field "$r" status)" = 200 ] || return 1
+    # version 3 without the flag: routed, session or not
+    r=$($DC v3 decide 83 "$f" hu-t "" done 83 auto ok 200 2>&1 | head -1)
+    [ "$(field "$r" status)" = 200 ] || { echo "v3 without the flag: $r"; return 1; }
+    # a version 2 worker: routed as before, no session
+    r=$($DC decide 84 "$f" hu-t "" done 84 auto ok 200 2>&1 | head -1)
+    [ "$(field "$r" status)" = 200 ] || { echo "v2: $r"; return 1; }
+    # and a model kept by kvgated is a 404 to it (no pod serves it), not a HANDUP
+    r=$($DC decide 85 "$E2E_TMP/kept.json" hu-t sess-hu 2>&1)
+    [ "$(field "$r" status)" = 404 ] || { echo "v2, kept model: $r"; return 1; }
+    wait_until 3 inflight_is 0 || return 1
+    # four bypass requests counted (82, 83, 84 routed, 85 answered 404), the
+    # two HANDUPs not (the adopted connection's are, path handup); a log line each
+    wait_until 3 eval '[ $(( $(bypass_lines) - nb )) -ge 4 ]' || return 1
+    awk -v a="$p0" -v b="$(metric_value 'kvgate_requests_by_path_total{path="bypass"}')" \
+        'BEGIN {exit !(b == a + 4)}' ||
+        { echo "by path: $p0 -> $(metric_value 'kvgate_requests_by_path_total{path="bypass"}')"; return 1; }
+    [ "$(( $(bypass_lines) - nb ))" = 4 ] || { echo "bypass log lines: $(( $(bypass_lines) - nb ))"; return 1; }
+    awk -v a="$s0" -v b="$(metric_value 'kvgate_bypass_handup_answers_total{cause="session"}')" \
+        'BEGIN {exit !(b == a + 1)}' || return 1
+    awk -v a="$m0" -v b="$(metric_value 'kvgate_bypass_handup_answers_total{cause="model"}')" \
+        'BEGIN {exit !(b == a + 1)}' || return 1
+    echo "HANDUP session, HANDUP model, routed x3 (v3+flag eligible, v3 no flag, v2), v2 kept model 404"
+}
+check "version 3: a worker that can hand up gets HANDUP for no session and for a model kept by kvgated; eligible, flagless and v2 requests are routed" t_v3_handup
+
 t_metrics() {
     local m
     m=$(curl -s "http://127.0.0.1:$A/metrics")
@@ -213,7 +265,7 @@ t_protocol_errors() {
     f=$(bodyfile e E q)
     p0=$(metric_value kvgate_bypass_protocol_errors_total)
     # a version it does not speak; then a BODY out of order; then a DONE naming another pod
-    r=$($DC decide 70 "$f" raw 03040000460000000000000000000000000000000000000000000000000000000000000000000000 closed 2>&1)
+    r=$($DC decide 70 "$f" raw 04040000460000000000000000000000000000000000000000000000000000000000000000000000 closed 2>&1)
     echo "$r" | tail -1 | grep -q '"closed": true' || { echo "$r"; return 1; }
     r=$($DC send 71 "$E2E_TMP/big.json" raw 020200004700000000000000000000000100000000000000aa closed 2>&1)
     echo "$r" | tail -1 | grep -q '"closed": true' || { echo "$r"; return 1; }

@@ -9,7 +9,9 @@
  * The input is a run of packets (2-byte little-endian length, then the
  * packet) handled as one worker's connection would be (on_peer's
  * dispatch) against a real gateway state (gw_fixture.h: two IPv4 pods
- * serving model "m"); the connection then closes. Checked: the worker
+ * serving model "m"; splice.models sets "kept-by-kvgated" off, so that a
+ * version 3 worker with the hand-up flag reaches both HANDUP causes);
+ * the connection then closes. Checked: the worker
  * never holds more than max_outstanding decisions; every pod's in-flight
  * count is back to zero once its connection is closed; answers the worker
  * reads decode as ANSWERs in the version it spoke first. abort() on any
@@ -26,6 +28,9 @@ static void setup(void)
 {
     gw_fixture_init(&g);
     g.cfg.bypass_max_outstanding = 4;
+    g.cfg.nsplice_models = 1;
+    snprintf(g.cfg.splice_models[0].model, sizeof(g.cfg.splice_models[0].model), "kept-by-kvgated");
+    g.cfg.splice_models[0].mode = GW_SPLICE_OFF;
     struct pod_snapshot *s = snapshot_new(2);
     for (int i = 0; i < 2; i++) {
         struct pod_info *p = &s->pods[i];

@@ -19,6 +19,9 @@ static const char *const CAUSES[ADOPT_C_MAX] = {
     [ADOPT_C_H2_RESET] = "h2_reset",
     [ADOPT_C_OVER_BUDGET] = "over_budget",
     [ADOPT_C_QUIET] = "quiet",
+    [ADOPT_C_MODEL] = "model",
+    [ADOPT_C_SESSION] = "session",
+    [ADOPT_C_H2C] = "h2c",
 };
 
 const char *adopt_cause_name(unsigned cause)

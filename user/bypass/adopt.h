@@ -1,7 +1,8 @@
 /* adopt: the hand-up channel between a bypass worker (kvg-bypassd) and
  * kvgated (issue 12). A connection the worker must not splice (not an
  * inference request, chunked, Upgrade, a first request over the flow's
- * budget, a client that sends nothing: the causes below) becomes a kernel
+ * budget, a client that sends nothing, or kvgated's answer that the
+ * request is not for the bypass: the causes below) becomes a kernel
  * socket through TCP_REPAIR (bypass/repair.h) and its descriptor goes to
  * kvgated, which serves it per request exactly as if it had accepted it.
  *
@@ -60,6 +61,10 @@ enum adopt_cause {
     ADOPT_C_OVER_BUDGET,        /* the first request does not fit the flow's buffer */
     ADOPT_C_QUIET,              /* connected, nothing sent (a client that waits for
                                  * the server to speak first) */
+    ADOPT_C_MODEL,              /* kvgated's causes (decide.h's ANSWER HANDUP, in its
+                                 * order): the model is not spliced by its rules */
+    ADOPT_C_SESSION,            /* no session pins the connection to one pod */
+    ADOPT_C_H2C,                /* an h2c request whose pod does not speak h2c */
     ADOPT_C_MAX
 };
 /* "not_inference", ...; "?" out of range. */

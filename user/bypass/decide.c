@@ -43,6 +43,8 @@ static int fields_ok(const struct decide_msg *m, size_t tl, size_t sl, size_t el
         return 0;
     switch (m->type) {
     case DECIDE_T_DECIDE:
+        if (m->flags & ~(m->version >= 3 ? DECIDE_F_HANDUP : 0))
+            return 0;
         return (m->proto == DECIDE_PROTO_H1 || m->proto == DECIDE_PROTO_H2C) &&
                tl <= DECIDE_TENANT_MAX && sl <= DECIDE_SESSION_MAX &&
                printable(m->tenant, tl) && printable(m->session, sl) &&
@@ -52,6 +54,10 @@ static int fields_ok(const struct decide_msg *m, size_t tl, size_t sl, size_t el
         return m->chunk_len >= 1 && m->chunk_len <= DECIDE_CHUNK_MAX && m->chunk &&
                m->offset <= DECIDE_BODY_MAX - m->chunk_len;
     case DECIDE_T_ANSWER:
+        if (m->status == DECIDE_STATUS_HANDUP)
+            return m->version >= 3 && el <= DECIDE_ERR_MAX && printable(m->err, el) &&
+                   decide_handup_of(m->err) &&
+                   !m->port && !m->slot && !(m->addr[0] | m->addr[1] | m->addr[2] | m->addr[3]);
         if (!status_ok(m->status) || el > DECIDE_ERR_MAX || !printable(m->err, el))
             return 0;
         if (m->status == 200)
@@ -108,6 +114,7 @@ int decide_encode(const struct decide_msg *mi, uint8_t *buf, size_t cap)
         p[12] = m->proto;
         p[13] = (uint8_t)tl;
         p[14] = (uint8_t)sl;
+        p[15] = m->flags;
         p += 16;
         memcpy(p, m->tenant, tl);
         memcpy(p + tl, m->session, sl);
@@ -168,8 +175,9 @@ int decide_decode(const uint8_t *buf, size_t len, struct decide_msg *m)
     size_t tl = 0, sl = 0, el = 0;
     switch (m->type) {
     case DECIDE_T_DECIDE:
-        if (len < DECIDE_FIXED_DECIDE || p[15])
+        if (len < DECIDE_FIXED_DECIDE)
             return -EBADMSG;
+        m->flags = p[15]; /* which bits a version allows: fields_ok */
         m->body_len = get64(p);
         m->chunk_len = get32(p + 8);
         m->proto = p[12];
@@ -243,4 +251,21 @@ const char *decide_unframed_name(unsigned u)
     _Static_assert(sizeof(names) / sizeof(names[0]) == DECIDE_UF_MAX + 1,
                    "a name for every enum decide_unframed");
     return u <= DECIDE_UF_MAX ? names[u] : "unknown";
+}
+
+static const char *const HU_NAMES[] = {NULL, "model", "session", "h2c"};
+_Static_assert(sizeof(HU_NAMES) / sizeof(HU_NAMES[0]) == DECIDE_HU_MAX + 1,
+               "a name for every enum decide_handup");
+
+const char *decide_handup_name(unsigned c)
+{
+    return c <= DECIDE_HU_MAX ? HU_NAMES[c] : NULL;
+}
+
+unsigned decide_handup_of(const char *err)
+{
+    for (unsigned i = 1; i <= DECIDE_HU_MAX; i++)
+        if (!strcmp(err, HU_NAMES[i]))
+            return i;
+    return 0;
 }

@@ -24,6 +24,14 @@
  *                               connection) ends, or the worker gave up
  *                               before the answer; none after a non-200
  *                               ANSWER (kvgated already ended it)
+ *   kvgated -> worker  ANSWER  status HANDUP (version 3, only to a worker
+ *                               whose DECIDE said it can hand up): the
+ *                               request is not for the bypass by
+ *                               kvgated's rules (err: the cause, "model",
+ *                               "session" or "h2c"); the worker hands the
+ *                               connection up (dpdk/handup.h) and kvgated
+ *                               serves it; nothing is routed or in
+ *                               flight, so no DONE follows
  *   worker -> kvgated  REQS    {id, slot, requests, unframed} (version 2):
  *                               a spliced HTTP/1.1 flow's requests after
  *                               the first, as XDP framed them (a running
@@ -44,19 +52,23 @@
  * worker as untrusted input. Header (8 bytes): u8 version, u8 type,
  * u16 reserved, u32 id.
  *
- * Versions: 1 (DECIDE, BODY, ANSWER, DONE) and 2 (the same, and REQS).
- * A decoder takes both and says which (decide_msg.version); a REQS in a
- * version 1 packet is malformed. Each side keeps to the version its peer
- * speaks: kvgated answers in the version of the worker's first packet
- * (and refuses a worker that changes it), so a version 1 worker keeps
- * working against this kvgated; a version 2 worker against a version 1
- * kvgated is refused at its first packet (upgrade kvgated first). Then:
+ * Versions: 1 (DECIDE, BODY, ANSWER, DONE), 2 (the same, and REQS) and
+ * 3 (the same, DECIDE's flags and ANSWER's status HANDUP). A decoder
+ * takes all three and says which (decide_msg.version); a REQS in a
+ * version 1 packet, DECIDE flags or a HANDUP below version 3 are
+ * malformed. Each side keeps to the version its peer speaks: kvgated
+ * answers in the version of the worker's first packet (and refuses a
+ * worker that changes it), so a version 1 or 2 worker keeps working
+ * against this kvgated (and is never answered HANDUP); a newer worker
+ * against an older kvgated is refused at its first packet (upgrade
+ * kvgated first). Then:
  *   DECIDE  u64 body_len, u32 chunk_len, u8 proto, u8 tenant_len,
- *           u8 session_len, u8 0; tenant, session, chunk
+ *           u8 session_len, u8 flags (enum decide_flags; version 3, else
+ *           0); tenant, session, chunk
  *   BODY    u64 offset, u32 chunk_len (>= 1), u32 0; chunk
  *   ANSWER  u16 status, u16 port, u32 slot, u8 addr[4], u8 err_len, u8 0[3];
  *           err (200: port != 0, slot < 512, no err; else port, slot and
- *           addr 0)
+ *           addr 0; HANDUP: err one of decide_handup_name's names)
  *   DONE    u32 slot, u16 http_status (0 or 100..599), u8 outcome, u8 0,
  *           u64 bytes_in, u64 bytes_out, u32 ttft_us, u32 0
  *   REQS    u32 slot (< 512), u32 requests, u8 unframed (enum
@@ -70,7 +82,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DECIDE_VERSION 2      /* what this side sends unless told otherwise */
+#define DECIDE_VERSION 3      /* what this side sends unless told otherwise */
 #define DECIDE_VERSION_MIN 1  /* the oldest it reads */
 #define DECIDE_HDR 8
 
@@ -100,11 +112,32 @@ enum decide_type {
 
 enum decide_proto { DECIDE_PROTO_H1 = 1, DECIDE_PROTO_H2C = 2 };
 
+/* DECIDE flags (version 3). */
+enum decide_flags {
+    DECIDE_F_HANDUP = 1,     /* this worker can hand a connection up (--adopt): answer
+                              * HANDUP rather than route what is not for the bypass */
+};
+
 /* ANSWER status: an HTTP status. 200: routed (slot, addr, port set);
  * 400 (the body is not a request kvgated would route), 404 (no pod
  * serves the model), 413 (body over limits.max_body_bytes), 503 (no
  * pod, or none the worker can reach): the worker answers the client
- * with the OpenAI error JSON carrying err and closes. */
+ * with the OpenAI error JSON carrying err and closes. Or (version 3, to
+ * a DECIDE with DECIDE_F_HANDUP only) DECIDE_STATUS_HANDUP, outside
+ * HTTP's statuses: hand the connection up, for the cause err names. */
+#define DECIDE_STATUS_HANDUP 1000
+
+/* HANDUP's causes (err carries the name). */
+enum decide_handup {
+    DECIDE_HU_MODEL = 1,     /* the model is not spliced by kvgated's splice.mode /
+                              * splice.models (off, or auto and a policy that needs
+                              * to see each request) */
+    DECIDE_HU_SESSION = 2,   /* no x-session-id: nothing pins the connection's requests
+                              * to one pod */
+    DECIDE_HU_H2C = 3,       /* an h2c request whose pod does not speak h2c (reserved:
+                              * kvgated does not know its pods' protocols yet) */
+    DECIDE_HU_MAX = 3,
+};
 
 /* DONE outcome: how the worker's side of the request ended. */
 enum decide_outcome {
@@ -141,6 +174,7 @@ struct decide_msg {
     uint32_t id;
     /* DECIDE */
     uint8_t proto;                    /* enum decide_proto */
+    uint8_t flags;                    /* enum decide_flags (version 3) */
     char tenant[DECIDE_TENANT_MAX + 1]; /* "" none */
     char session[DECIDE_SESSION_MAX + 1];
     uint64_t body_len;                /* the whole body */
@@ -175,5 +209,9 @@ int decide_decode(const uint8_t *buf, size_t len, struct decide_msg *m);
 
 const char *decide_outcome_name(unsigned outcome);
 const char *decide_unframed_name(unsigned unframed);
+/* "model", "session", "h2c"; NULL out of range. */
+const char *decide_handup_name(unsigned cause);
+/* The enum decide_handup err names, or 0. */
+unsigned decide_handup_of(const char *err);
 
 #endif

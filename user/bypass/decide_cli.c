@@ -24,8 +24,11 @@ struct dcli {
     uint64_t next_try_ms;
     struct qpkt *head, *tail;
     size_t queued, max_queued;
+    uint8_t flags;               /* enum decide_flags, in every DECIDE */
     struct dcli_stats st;
 };
+
+void dcli_set_flags(struct dcli *c, unsigned flags) { c->flags = (uint8_t)flags; }
 
 struct dcli *dcli_new(const char *path, size_t max_queued)
 {
@@ -131,6 +134,7 @@ int dcli_decide(struct dcli *c, uint32_t id, int proto, const char *tenant,
     m.type = DECIDE_T_DECIDE;
     m.id = id;
     m.proto = (uint8_t)proto;
+    m.flags = c->flags;
     memcpy(m.tenant, tenant, strlen(tenant));
     memcpy(m.session, session, strlen(session));
     m.body_len = len;

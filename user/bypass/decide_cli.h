@@ -32,6 +32,10 @@ void dcli_free(struct dcli *c);
 int dcli_up(const struct dcli *c);
 uint32_t dcli_gen(const struct dcli *c);
 
+/* The DECIDE flags (enum decide_flags) sent with every DECIDE from now
+ * on: DECIDE_F_HANDUP when the worker can hand connections up. */
+void dcli_set_flags(struct dcli *c, unsigned flags);
+
 /* Queues a DECIDE for body[0..len) (copied) in as many packets as it
  * takes. 0, -ENOTCONN (no connection to kvgated), -ENOBUFS (queue full),
  * -EINVAL (a field out of the contract's bounds). */

@@ -33,6 +33,7 @@ struct dpend {
     struct dpend *next;          /* bucket chain */
     uint32_t id;
     int routed;                  /* answered 200: in flight until DONE */
+    int can_handup;              /* its DECIDE said DECIDE_F_HANDUP (version 3) */
     uint32_t reqs;               /* later requests the worker reported (REQS), counted */
     uint8_t unframed;            /* enum decide_unframed, as last reported */
     uint64_t got;                /* body bytes received */
@@ -74,7 +75,7 @@ static struct {
 /* counters for /metrics (read by the admin thread) */
 static atomic_uint_fast64_t c_peers_now, c_peers_total, c_peers_refused, c_answers[ST_N],
     c_done[DECIDE_OUTCOME_MAX + 1], c_released, c_protocol, c_stray, c_over_limit, c_reqs,
-    c_unframed[DECIDE_UF_MAX + 1];
+    c_unframed[DECIDE_UF_MAX + 1], c_handup[DECIDE_HU_MAX + 1];
 
 static inline void inc(atomic_uint_fast64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
 
@@ -185,6 +186,39 @@ static int end_local(struct dpeer *p, struct dpend *d, unsigned status, const ch
 
 /* ---- the decision ---- */
 
+/* Why r is not for the bypass by kvgated's rules, for a worker that can
+ * hand it up (enum decide_handup), or 0: routed. The rules are those of
+ * kvgated's own splice (splice.c eligible): a session that pins the
+ * connection's requests to one pod, and a model splice.mode /
+ * splice.models let out of kvgated's per-request view. h2c is not asked:
+ * kvgated does not know which pods speak it (the bypass replays h2c as
+ * the client sent it, as before). */
+static unsigned handup_cause(struct gw *g, const struct gw_request *r)
+{
+    if (!r->session[0])
+        return DECIDE_HU_SESSION;
+    if (!gw_splice_model_ok(g, r->model))
+        return DECIDE_HU_MODEL;
+    return 0;
+}
+
+/* d goes back to its worker to be handed up (ANSWER HANDUP): nothing was
+ * routed, nothing is in flight, and the request is not counted here (the
+ * adopted connection's requests are, path "handup", when kvgated serves
+ * them). */
+static int end_handup(struct dpeer *p, struct dpend *d, unsigned cause)
+{
+    struct decide_msg a;
+    memset(&a, 0, sizeof(a));
+    a.type = DECIDE_T_ANSWER;
+    a.id = d->id;
+    a.status = DECIDE_STATUS_HANDUP;
+    snprintf(a.err, sizeof(a.err), "%s", decide_handup_name(cause));
+    inc(&c_handup[cause]);
+    unlink_free(p, d);
+    return answer(p, &a);
+}
+
 static int decide_now(struct dpeer *p, struct dpend *d)
 {
     struct gw *g = D.g;
@@ -199,6 +233,9 @@ static int decide_now(struct dpeer *p, struct dpend *d)
     }
     gw_scan_free(d->scan);
     d->scan = NULL;
+    unsigned hu = d->can_handup ? handup_cause(g, r) : 0;
+    if (hu)
+        return end_handup(p, d, hu);
     r->body = d->body.data;
     r->body_len = d->body.len;
     enum route_status st = gw_route(g, r, UINT32_MAX);
@@ -265,6 +302,7 @@ static int on_decide(struct dpeer *p, const struct decide_msg *m)
     if (!d)
         return refuse(p, m->id, 503, "out of memory");
     d->id = m->id;
+    d->can_handup = (m->flags & DECIDE_F_HANDUP) != 0; /* version 3 only (the codec's rule) */
     sbuf_init(&d->body);
     struct gw_request *r = &d->r;
     r->t_start = ev_now_ns();
@@ -637,6 +675,13 @@ void decide_srv_metrics_render(struct sbuf *o)
     for (unsigned i = 1; i <= DECIDE_UF_MAX; i++) {
         sbuf_printf(o, "kvgate_bypass_unframed_total{reason=\"%s\"}", decide_unframed_name(i));
         prom_value(o, (double)atomic_load(&c_unframed[i]));
+    }
+    prom_head(o, "kvgate_bypass_handup_answers_total", "counter",
+              "Decisions answered HANDUP: the request is not for the bypass by kvgated's "
+              "rules, and its worker hands the connection up to kvgated (path handup).");
+    for (unsigned i = 1; i <= DECIDE_HU_MAX; i++) {
+        sbuf_printf(o, "kvgate_bypass_handup_answers_total{cause=\"%s\"}", decide_handup_name(i));
+        prom_value(o, (double)atomic_load(&c_handup[i]));
     }
     prom_head(o, "kvgate_bypass_released_total", "counter",
               "Requests released because their bypass worker's connection closed before DONE.");

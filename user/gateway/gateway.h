@@ -168,6 +168,12 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
  * requests sharing the prefix do not keep preferring a pod that never
  * cached it. Call before routing the request again. */
 void gw_route_withdraw(struct gw *g, struct gw_request *r);
+/* 1 when requests for `model` may leave kvgated's per-request view (its
+ * connection spliced, by kvgated's sockmap or a bypass worker) by
+ * splice.mode / splice.models: on, or auto and a policy that pins
+ * sessions with nothing to see per request (prefix-aware, no shadow, no
+ * canary). Whether a splice can run at all is the caller's question. */
+int gw_splice_model_ok(struct gw *g, const char *model);
 /* Undoes gw_route's in-flight count (once; safe to call twice). */
 void gw_route_release(struct gw *g, struct gw_request *r);
 /* The data path could not connect to the pod (refused, timed out): keep

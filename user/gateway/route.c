@@ -145,6 +145,24 @@ static void policy_for(struct gw *g, const char *model, struct policy_cfg *out)
     pthread_mutex_unlock(&g->policy_mu);
 }
 
+int gw_splice_model_ok(struct gw *g, const char *model)
+{
+    int mode = g->cfg.splice_mode;
+    for (uint32_t i = 0; i < g->cfg.nsplice_models; i++)
+        if (!strcmp(g->cfg.splice_models[i].model, model)) {
+            mode = g->cfg.splice_models[i].mode;
+            break;
+        }
+    if (mode != GW_SPLICE_AUTO)
+        return mode == GW_SPLICE_ON;
+    /* auto: only where nothing needs to see each request. Shadow and
+     * canary compare policies per request; round-robin, least-request and
+     * random do not pin sessions to a pod. */
+    struct policy_cfg p;
+    policy_for(g, model, &p);
+    return p.mode == POLICY_PREFIX_AWARE && !p.shadow && p.canary_pct >= 100;
+}
+
 /* A guarded rollout with a candidate policy (rollout.candidate): the
  * request's arm is drawn here at the rollout's share; the canary routes
  * by the candidate, the baseline by the policy in force (its mode), each

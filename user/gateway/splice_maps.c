@@ -155,24 +155,7 @@ void splice_init(struct gw *g, struct gwbpf *b)
 
 int splice_enabled_for(struct gw *g, const char *model)
 {
-    if (!sp_on)
-        return 0;
-    int mode = g->cfg.splice_mode;
-    for (uint32_t i = 0; i < g->cfg.nsplice_models; i++)
-        if (!strcmp(g->cfg.splice_models[i].model, model)) {
-            mode = g->cfg.splice_models[i].mode;
-            break;
-        }
-    if (mode != GW_SPLICE_AUTO)
-        return mode == GW_SPLICE_ON;
-    /* auto: only where nothing needs to see each request. Shadow and
-     * canary compare policies per request; round-robin, least-request and
-     * random do not pin sessions to a pod. */
-    struct policy_cfg p;
-    pthread_mutex_lock(&g->policy_mu);
-    p = *gw_policies_for(&g->policies, model);
-    pthread_mutex_unlock(&g->policy_mu);
-    return p.mode == POLICY_PREFIX_AWARE && !p.shadow && p.canary_pct >= 100;
+    return sp_on && gw_splice_model_ok(g, model); /* the rule by model: route.c */
 }
 
 /* ---- sockets ---- */

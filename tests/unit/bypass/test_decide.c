@@ -4,11 +4,15 @@
  * out-of-range fields are refused by encode and by decode alike; reserved
  * bytes must be zero; text must be printable. Version 2's REQS (a spliced
  * flow's later requests) round-trips, is refused in a version 1 packet,
- * and version 1 packets of the other types still decode (as version 1). */
+ * and version 1 packets of the other types still decode (as version 1).
+ * Version 3's DECIDE flag (the worker can hand up) and ANSWER HANDUP
+ * (with its cause) round-trip, and are refused below version 3 and with
+ * any other bit, cause or field. */
 #include "bypass/decide.h"
 #include "harness.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 static uint8_t body[DECIDE_CHUNK_MAX];
@@ -267,7 +271,7 @@ TEST(oversize_fields_refused_both_ways)
     buf[DECIDE_HDR + 13] = DECIDE_TENANT_MAX + 1; /* tenant_len */
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
     n = decide_encode(&in, buf, sizeof(buf));
-    buf[DECIDE_HDR + 15] = 1; /* reserved */
+    buf[DECIDE_HDR + 15] = 2; /* a flag no version defines */
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
     n = decide_encode(&in, buf, sizeof(buf));
     buf[DECIDE_HDR + 16] = 0; /* a NUL in the tenant */
@@ -298,7 +302,7 @@ TEST(reqs_round_trip_and_bounds)
     CHECK_EQ(n, DECIDE_FIXED_REQS);
     CHECK_EQ(buf[0], DECIDE_VERSION);
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
-    CHECK_EQ(out.version, 2);
+    CHECK_EQ(out.version, DECIDE_VERSION);
     CHECK_EQ(out.type, DECIDE_T_REQS);
     CHECK_EQ(out.id, 0x12345678u);
     CHECK_EQ(out.slot, 511);
@@ -359,12 +363,124 @@ TEST(version_1_still_spoken)
         CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
         CHECK_EQ(out.version, 1);
         CHECK_EQ(out.type, ms[k].type);
-        ms[k].version = 0; /* the default: version 2, the same bytes after the first */
+        ms[k].version = 0; /* the default: version 3, the same bytes after the first */
         uint8_t b2[DECIDE_MSG_MAX];
         CHECK_EQ(decide_encode(&ms[k], b2, sizeof(b2)), n);
         CHECK_EQ(b2[0], DECIDE_VERSION);
         CHECK(!memcmp(b2 + 1, buf + 1, (size_t)n - 1));
     }
+}
+
+static struct decide_msg m_handup(const char *cause)
+{
+    struct decide_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = DECIDE_T_ANSWER;
+    m.id = 77;
+    m.status = DECIDE_STATUS_HANDUP;
+    snprintf(m.err, sizeof(m.err), "%s", cause);
+    return m;
+}
+
+TEST(v3_handup_flag_round_trip_and_bounds)
+{
+    struct decide_msg in = m_decide(), out;
+    in.flags = DECIDE_F_HANDUP;
+    int n = decide_encode(&in, buf, sizeof(buf));
+    CHECK(n > 0);
+    CHECK_EQ(buf[0], 3);
+    CHECK_EQ(buf[DECIDE_HDR + 15], DECIDE_F_HANDUP);
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+    CHECK_EQ(out.version, 3);
+    CHECK_EQ(out.flags, DECIDE_F_HANDUP);
+    CHECK_STR(out.session, "sess-42");
+    /* below version 3 the byte is reserved: encode and decode refuse it */
+    for (uint8_t v = 1; v < 3; v++) {
+        in.version = v;
+        CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+        in.flags = 0;
+        n = decide_encode(&in, buf, sizeof(buf));
+        CHECK(n > 0);
+        buf[DECIDE_HDR + 15] = DECIDE_F_HANDUP;
+        CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+        buf[DECIDE_HDR + 15] = 0;
+        CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+        CHECK_EQ(out.flags, 0);
+        in.flags = DECIDE_F_HANDUP;
+    }
+    in.version = 0;
+    for (unsigned bit = 1; bit < 8; bit++) { /* no other flag */
+        in.flags = (uint8_t)(1u << bit);
+        CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+        in.flags = 0;
+        n = decide_encode(&in, buf, sizeof(buf));
+        buf[DECIDE_HDR + 15] = (uint8_t)(1u << bit);
+        CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    }
+
+    /* HANDUP: each cause round-trips in version 3 */
+    for (unsigned c = 1; c <= DECIDE_HU_MAX; c++) {
+        in = m_handup(decide_handup_name(c));
+        n = decide_encode(&in, buf, sizeof(buf));
+        CHECK_EQ(n, DECIDE_FIXED_ANSWER + (int)strlen(decide_handup_name(c)));
+        CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+        CHECK_EQ(out.status, DECIDE_STATUS_HANDUP);
+        CHECK_EQ(decide_handup_of(out.err), c);
+        CHECK_EQ(out.port, 0);
+        CHECK_EQ(out.slot, 0);
+    }
+    CHECK(decide_handup_name(0) == NULL);
+    CHECK(decide_handup_name(DECIDE_HU_MAX + 1) == NULL);
+    CHECK_EQ(decide_handup_of(""), 0);
+    CHECK_EQ(decide_handup_of("Model"), 0);
+    /* encode refuses: an unknown or empty cause, a pod, an older version */
+    const char *bad[] = {"", "models", "mode", "quiet", "h2c "};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        in = m_handup(bad[i]);
+        CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    }
+    in = m_handup("model");
+    in.port = 8000;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_handup("model");
+    in.slot = 1;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in = m_handup("model");
+    in.addr[3] = 1;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    for (uint8_t v = 1; v < 3; v++) {
+        in = m_handup("session");
+        in.version = v;
+        CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    }
+    /* decode refuses the same, written by hand into a valid packet */
+    in = m_handup("session");
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[0] = 2;
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 2] = 1; /* a port */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 4] = 1; /* a slot */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 9] = 1; /* an address */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 16] = 'S'; /* "Session" */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 12] = 4; /* "sess", the length short by 3 */
+    CHECK_EQ(decide_decode(buf, 4 + DECIDE_FIXED_ANSWER, &out), -EBADMSG);
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 12] = 0; /* no cause */
+    CHECK_EQ(decide_decode(buf, DECIDE_FIXED_ANSWER, &out), -EBADMSG);
+    n = decide_encode(&in, buf, sizeof(buf));
+    buf[DECIDE_HDR + 0] = (uint8_t)(DECIDE_STATUS_HANDUP + 1); /* 1001: no status */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    n = decide_encode(&in, buf, sizeof(buf));
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
 }
 
 int main(void)
@@ -376,5 +492,6 @@ int main(void)
     RUN(oversize_fields_refused_both_ways);
     RUN(reqs_round_trip_and_bounds);
     RUN(version_1_still_spoken);
+    RUN(v3_handup_flag_round_trip_and_bounds);
     return harness_done();
 }

@@ -7,6 +7,10 @@
  *     chunks; 404, 400, 413, an IPv6 pod (503), the outstanding bound;
  *     protocol breaches (BODY out of order, DONE for another pod, an id
  *     in use) close; a closing peer releases what it held;
+ *   - version 3: a worker that can hand up is answered HANDUP (cause
+ *     session, model) for what kvgated's splice rules keep, with nothing
+ *     in flight, held or counted as a bypass request; the same request
+ *     from a worker that cannot (no flag, version 2) is routed;
  *   - end to end in one process: decide_srv_start's thread and listener,
  *     user/bypass/decide_cli as the worker. */
 #include "gateway/decide_srv.c"
@@ -247,6 +251,112 @@ TEST(bounds_and_breaches)
     close(sv[1]);
 }
 
+static uint64_t handups(unsigned cause) { return atomic_load(&c_handup[cause]); }
+
+TEST(v3_handup_for_what_kvgated_keeps)
+{
+    struct dpeer *p = peer();
+    p->version = 3;
+    const char *b = BODY("m", "handed up");
+    uint64_t s0 = handups(DECIDE_HU_SESSION), m0 = handups(DECIDE_HU_MODEL);
+    uint64_t r0 = atomic_load(&c_answers[ST_200]);
+    /* no session: handed up */
+    struct decide_msg m = decide(1, b, (uint32_t)strlen(b), NULL);
+    m.version = 3;
+    m.flags = DECIDE_F_HANDUP;
+    CHECK_EQ(on_decide(p, &m), 0);
+    struct decide_msg a = read_answer();
+    CHECK_EQ(a.version, 3);
+    CHECK_EQ(a.status, DECIDE_STATUS_HANDUP);
+    CHECK_STR(a.err, "session");
+    CHECK_EQ(p->n, 0);
+    CHECK_EQ(inflight(0) + inflight(1), 0);
+    CHECK_EQ(handups(DECIDE_HU_SESSION), s0 + 1);
+    /* a session, and splice.mode off for the model: handed up (model) */
+    g.cfg.splice_mode = GW_SPLICE_OFF;
+    m = decide(2, b, 5, "s-1"); /* the answer waits for the whole body */
+    m.flags = DECIDE_F_HANDUP;
+    CHECK_EQ(on_decide(p, &m), 0);
+    CHECK_EQ(read_answer().type, 0);
+    struct decide_msg c;
+    memset(&c, 0, sizeof(c));
+    c.type = DECIDE_T_BODY;
+    c.id = 2;
+    c.offset = 5;
+    c.chunk = (const uint8_t *)b + 5;
+    c.chunk_len = (uint32_t)strlen(b) - 5;
+    CHECK_EQ(on_body(p, &c), 0);
+    a = read_answer();
+    CHECK_EQ(a.status, DECIDE_STATUS_HANDUP);
+    CHECK_STR(a.err, "model");
+    CHECK_EQ(handups(DECIDE_HU_MODEL), m0 + 1);
+    /* splice.models overrides the mode: "m" on, so routed */
+    g.cfg.nsplice_models = 1;
+    snprintf(g.cfg.splice_models[0].model, sizeof(g.cfg.splice_models[0].model), "m");
+    g.cfg.splice_models[0].mode = GW_SPLICE_ON;
+    m = decide(3, b, (uint32_t)strlen(b), "s-1");
+    m.flags = DECIDE_F_HANDUP;
+    CHECK_EQ(on_decide(p, &m), 0);
+    a = read_answer();
+    CHECK_EQ(a.status, 200);
+    CHECK_EQ(inflight(a.slot), 1);
+    m = done(3, a.slot, DECIDE_OK);
+    CHECK_EQ(on_done(p, &m), 0);
+    g.cfg.nsplice_models = 0;
+    g.cfg.splice_mode = GW_SPLICE_AUTO;
+    /* auto: a policy that does not pin sessions, or shadows, keeps it too */
+    struct policy_cfg keep = g.policies.global;
+    for (int k = 0; k < 2; k++) {
+        g.policies.global = keep;
+        if (k == 0)
+            g.policies.global.mode = POLICY_ROUND_ROBIN;
+        else
+            g.policies.global.shadow = 1;
+        m = decide(10 + (uint32_t)k, b, (uint32_t)strlen(b), "s-1");
+        m.flags = DECIDE_F_HANDUP;
+        CHECK_EQ(on_decide(p, &m), 0);
+        a = read_answer();
+        CHECK_EQ(a.status, DECIDE_STATUS_HANDUP);
+        CHECK_STR(a.err, "model");
+    }
+    g.policies.global = keep;
+    CHECK_EQ(handups(DECIDE_HU_MODEL), m0 + 3);
+    /* without the flag: routed as before, session or not */
+    m = decide(4, b, (uint32_t)strlen(b), NULL);
+    CHECK_EQ(on_decide(p, &m), 0);
+    a = read_answer();
+    CHECK_EQ(a.status, 200);
+    m = done(4, a.slot, DECIDE_OK);
+    CHECK_EQ(on_done(p, &m), 0);
+    CHECK_EQ(atomic_load(&c_answers[ST_200]), r0 + 2);
+    /* rendered with the channel's metrics (as if its thread ran) */
+    struct sbuf o;
+    sbuf_init(&o);
+    D.started = 1;
+    decide_srv_metrics_render(&o);
+    D.started = 0;
+    char line[128];
+    snprintf(line, sizeof(line), "kvgate_bypass_handup_answers_total{cause=\"model\"} %llu",
+             (unsigned long long)handups(DECIDE_HU_MODEL));
+    CHECK(o.data && strstr(o.data, line));
+    sbuf_free(&o);
+    peer_close(p, "bypass_worker_gone");
+    close(sv[1]);
+
+    /* a version 2 worker: routed, answered in version 2 */
+    p = peer();
+    p->version = 2;
+    m = decide(5, b, (uint32_t)strlen(b), NULL);
+    CHECK_EQ(on_decide(p, &m), 0);
+    a = read_answer();
+    CHECK_EQ(a.version, 2);
+    CHECK_EQ(a.status, 200);
+    CHECK_EQ(inflight(a.slot), 1);
+    peer_close(p, "bypass_worker_gone");
+    CHECK_EQ(inflight(0) + inflight(1), 0);
+    close(sv[1]);
+}
+
 static struct decide_msg got;
 static int ngot;
 static void on_ans(void *ctx, const struct decide_msg *a)
@@ -290,6 +400,7 @@ int main(void)
     RUN(routed_until_done_and_counted);
     RUN(refusals_answered_and_nothing_held);
     RUN(bounds_and_breaches);
+    RUN(v3_handup_for_what_kvgated_keeps);
     RUN(thread_and_client_end_to_end);
     return harness_done();
 }
