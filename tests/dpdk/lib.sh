@@ -81,3 +81,23 @@ dpdk_podsims() {
             setup_failed "podsim: $(cat "$E2E_TMP/podsim.$n.log")"
     done
 }
+
+# dpdk_flows_dump NS IF [bpftool args]: dumps the kvg_bp_flows map of the
+# XDP program attached to IF in NS. BPF maps are not per namespace: by
+# name, bpftool would dump every worker's table on the machine (another
+# test's, a benchmark's) as well.
+dpdk_flows_dump() {
+    local ns=$1 ifc=$2 prog id
+    shift 2
+    prog=$(ip netns exec "$ns" bpftool net show dev "$ifc" -j 2>/dev/null | jq -r '.[0].xdp[0].id // empty')
+    [ -n "$prog" ] || { echo "no XDP program on $ifc" >&2; return 1; }
+    for id in $(bpftool prog show id "$prog" -j | jq -r '.map_ids[]?'); do
+        if [ "$(bpftool map show id "$id" -j | jq -r .name)" = kvg_bp_flows ]; then
+            bpftool map dump id "$id" "$@"
+            return
+        fi
+    done
+    echo "no kvg_bp_flows map in $ifc's XDP program" >&2
+    return 1
+}
+export -f dpdk_flows_dump

@@ -31,48 +31,22 @@
 #     counted as reset by cause.
 # Skipped (77) without root, DPDK, the binaries or the tools.
 . "$(dirname "$0")/../e2e/lib.sh"
-[ "$(id -u)" = 0 ] || skip_all "needs root (namespaces, XDP, TCP_REPAIR)"
-for c in ip ethtool curl jq; do command -v $c >/dev/null || skip_all "$c not installed"; done
+. "$(dirname "$0")/lib.sh"
+dpdk_require
 [ -x $PY ] || skip_all "$PY not installed"
-[ -x $BUILD/kvg-bypassd ] || skip_all "$BUILD/kvg-bypassd not built (DPDK missing? scripts/deps.sh installs dpdk, libdpdk-dev)"
-[ -x $BUILD/kvgate-podsim ] && [ -x $BUILD/kvgated ] && [ -f $BUILD/bpf/bp_entry.bpf.o ] &&
-    [ -f $BUILD/bpf/tests/xdp_pass.bpf.o ] || skip_all "binaries not built"
+[ -x $BUILD/kvgated ] || skip_all "binaries not built"
 NC=kvghc$$ NG=kvghg$$ NP=kvghp$$ NS=kvghs$$
 WPID= GWPID=
 handup_cleanup() {
     [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
     [ -n "$GWPID" ] && kill "$GWPID" 2>/dev/null && wait "$GWPID" 2>/dev/null
     e2e_cleanup
-    for n in $NC $NG $NP $NS; do ip netns del $n 2>/dev/null; done
+    dpdk_netns_del
 }
 trap handup_cleanup EXIT
 trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
-for n in $NC $NG $NP $NS; do ip netns add $n || setup_failed "namespace $n"; done
-ip -n $NS link add br0 type bridge && ip -n $NS link set br0 up
-i=1
-for n in $NC $NG $NP; do
-    ip link add x$i$$ netns $n type veth peer name s$i$$ netns $NS || setup_failed "veth"
-    ip -n $n link set x$i$$ address 02:00:00:00:00:0$i
-    ip -n $n addr add 10.79.0.$i/24 dev x$i$$
-    ip -n $n link set x$i$$ up
-    ip -n $n link set lo up
-    ip -n $NS link set s$i$$ master br0
-    ip -n $NS link set s$i$$ up
-    # BYPASS.md's veth traps: full checksums, MTU-sized segments, no GRO
-    ip netns exec $n ethtool -K x$i$$ tx off gso off tso off gro off >/dev/null 2>&1
-    ip netns exec $NS ethtool -K s$i$$ gro off gso off tso off tx off >/dev/null 2>&1
-    i=$((i + 1))
-done
-GIF=x2$$
-# XDP_TX on veth needs an XDP program on the peer (dpdk/README.md)
-ip -n $NS link set dev s2$$ xdpdrv obj $BUILD/bpf/tests/xdp_pass.bpf.o sec xdp ||
-    setup_failed "XDP_PASS on the gateway's peer"
-
-ip netns exec $NP $BUILD/kvgate-podsim --host 0.0.0.0 --base-port 8000 --pods 1 --admin-port 8100 \
-    --time-scale 0.05 >"$E2E_TMP/podsim.log" 2>&1 &
-E2E_PIDS+=($!)
-wait_until 10 ip netns exec $NP curl -sf -o /dev/null http://127.0.0.1:8000/health ||
-    setup_failed "podsim: $(cat $E2E_TMP/podsim.log)"
+dpdk_lan 10.79.0 $NS $NC $NG $NP
+PODSIM_ARGS="--time-scale 0.05" dpdk_podsims $NP
 
 # kvgated on the bypass port itself, its decision and adopt channels
 DSOCK="$E2E_TMP/decide.sock" ASOCK="$E2E_TMP/adopt.sock"

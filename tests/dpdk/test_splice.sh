@@ -139,7 +139,7 @@ check "the pod answers $NREQ requests on one connection directly (the reference)
     jq -s -e 'length == $NREQ and all(.status == 200 and .done)' '$E2E_TMP/direct.jsonl' ||
     { cat '$E2E_TMP/direct.jsonl'; false; }"
 client 10.78.0.2 $NREQ >"$E2E_TMP/spliced.jsonl"
-if [ -n "$DBG" ]; then ip netns exec $NG bpftool map dump name kvg_bp_flows >"$DBG/flows.txt" 2>&1; fi
+if [ -n "$DBG" ]; then dpdk_flows_dump $NG $GIF >"$DBG/flows.txt" 2>&1; fi
 for k in $(seq 1 $NREQ); do
     check "through the worker, request $k on the connection: a streamed answer ending with [DONE]" bash -c "
         jq -s -e '.[$k - 1] | .status == 200 and .done' '$E2E_TMP/spliced.jsonl' ||
@@ -167,7 +167,7 @@ check "the flow was replayed and handed off to XDP" bash -c "
 check "after the hand-off at most 2 packets per direction reached the worker" bash -c "
     jq -e '.late_client <= 2 and .late_pod <= 2' '$ST' || { cat '$ST'; false; }"
 check "XDP moved the rest: its flow entries counted the answer's packets" bash -c "
-    n=\$(ip netns exec $NG bpftool map dump name kvg_bp_flows -j 2>/dev/null | jq '[.[].formatted.value.packets // .[].value.packets] | add // 0')
+    n=\$(dpdk_flows_dump $NG $GIF -j 2>/dev/null | jq '[.[].formatted.value.packets // .[].value.packets] | add // 0')
     echo \"packets through XDP: \$n\"; [ \"\${n:-0}\" -ge 20 ]"
 # the window fields across different scales: a connection each, two
 # requests, with the pod declining window scaling (the client's window
@@ -196,10 +196,10 @@ check "still no retransmission timeout or fast retransmit" no_retransmit_timeout
 # XDP entries), and a fifth connection gets a port back
 flows_forgotten() {
     jq -e '.flows_now == 0 and .closed == 4' "$ST" >/dev/null &&
-        [ "$(ip netns exec $NG bpftool map dump name kvg_bp_flows -j | jq length)" = 0 ]
+        [ "$(dpdk_flows_dump $NG $GIF -j | jq length)" = 0 ]
 }
 forgotten_soon() {
-    wait_until 5 flows_forgotten || { cat "$ST"; ip netns exec $NG bpftool map dump name kvg_bp_flows; false; }
+    wait_until 5 flows_forgotten || { cat "$ST"; dpdk_flows_dump $NG $GIF; false; }
 }
 check "the closed flows are forgotten: worker slots, source ports, XDP entries" forgotten_soon
 client 10.78.0.2 1 >"$E2E_TMP/fifth.jsonl"
