@@ -9,7 +9,7 @@
 #   make bench-bypass  issue 12: relay, sockmap splice and the kernel bypass
 #                      side by side, XDP forwarding with live frames, new
 #                      connections/s on one worker (bench/bypass/run; root,
-#                      DPDK), ~8 min with 3 repeats
+#                      DPDK), ~5 min with 3 repeats
 #
 # Results: bench/results/<date>-full or -quick (report.md, summary.json,
 # plots/; raw/ is ignored by git). BENCH_ARGS passes more flags to bench/run,
