@@ -6,6 +6,10 @@
 #   make bench-quick   shared-prefix at 2 rates, 6 targets; under 3 minutes
 #   make bench-splice  kvgated with and without the sockmap splice of
 #                      session flows (bench/splice/run; root, bpffs), ~2 min
+#   make bench-bypass  issue 12: relay, sockmap splice and the kernel bypass
+#                      side by side, XDP forwarding with live frames, new
+#                      connections/s on one worker (bench/bypass/run; root,
+#                      DPDK), ~5 min with 3 repeats
 #
 # Results: bench/results/<date>-full or -quick (report.md, summary.json,
 # plots/; raw/ is ignored by git). BENCH_ARGS passes more flags to bench/run,
@@ -24,13 +28,17 @@ BENCH_BINS := $(OUT)/kvgate-podsim $(OUT)/kvgated $(OUT)/loadgen
 #   make bench-issue11-quick   cache-pressure + trace-mooncake, 2 rates each (~3 min)
 BENCH11_TARGETS ?= kvgate-prefix kvgate-prefix-x3 nginx-rr nginx-lc haproxy-lc
 
-.PHONY: bench bench-quick bench-splice bench-issue11 bench-issue11-quick
+.PHONY: bench bench-quick bench-splice bench-bypass bench-issue11 bench-issue11-quick
 bench: $(BENCH_BINS)
 	$(Q)bench/run $(BENCH_ARGS)
 bench-quick: $(BENCH_BINS)
 	$(Q)bench/run --quick $(BENCH_ARGS)
 bench-splice: $(BENCH_BINS)
 	$(Q)bench/splice/run $(BENCH_ARGS)
+# the worker needs DPDK (dpdk.mk builds it only where pkg-config finds it):
+# without it bench/bypass/run says what is missing
+bench-bypass: $(BENCH_BINS) $(DPDK_BINS) $(BPF_OBJS) $(BPF_TEST_OBJS) $(OUT)/tests/bpf/bench_bp_forward
+	$(Q)bench/bypass/run $(BENCH_ARGS)
 bench-issue11: $(BENCH_BINS)
 	$(Q)bench/run --scenario cache-pressure --scenario trace-mooncake --scenario multi-turn \
 	    --targets "$(BENCH11_TARGETS)" --out bench/results/$$(date +%F)-issue11 $(BENCH_ARGS)
