@@ -29,7 +29,9 @@ cat >"$E2E_TMP/gw.json" <<EOF
 {"bypass": {"decide_socket": "$SOCK", "max_outstanding": 3},
  "splice": {"models": {"kept-by-kvgated": "off"}}}
 EOF
-start_gateway --workers 1 --config "$E2E_TMP/gw.json" || setup_failed "kvgated did not start"
+# --no-splice switches off kvgated's sockmap splice only: a bypass worker's
+# requests still follow splice.mode / splice.models (routed when eligible)
+start_gateway --workers 1 --no-splice --config "$E2E_TMP/gw.json" || setup_failed "kvgated did not start"
 A=$GW_ADMIN
 M=meta-llama/Llama-3.1-8B-Instruct
 DC="python3 $(dirname "$0")/decide_client.py $SOCK"

@@ -145,7 +145,9 @@ ssize_t adopt_recv(int sock, uint8_t *buf, size_t cap, int fds[ADOPT_FDS_MAX], i
                 fds[(*nfds)++] = fd;
         }
     }
-    if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
-        *cut = 1;
+    if (mh.msg_flags & MSG_TRUNC)
+        *cut = ADOPT_CUT_PACKET;
+    else if (mh.msg_flags & MSG_CTRUNC)
+        *cut = ADOPT_CUT_FDS;
     return n;
 }

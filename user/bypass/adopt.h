@@ -87,10 +87,14 @@ int adopt_decode(const uint8_t *buf, size_t len, struct adopt_msg *m);
 /* Sends m with fd (non-blocking; MSG_NOSIGNAL). 0 or -errno (-EAGAIN:
  * kvgated is behind; nothing was sent). */
 int adopt_send(int sock, const struct adopt_msg *m, int fd);
+enum { ADOPT_CUT_PACKET = 1, ADOPT_CUT_FDS = 2 };
+
 /* One packet from sock (non-blocking) into buf[0..cap); the descriptors
  * it carried (close-on-exec) into fds[0..ADOPT_FDS_MAX), *nfds of them;
- * *cut set when the packet or its control data was truncated (descriptors
- * beyond room were closed by the kernel). The packet's length (0: the
+ * *cut: 0, ADOPT_CUT_PACKET (the packet was longer than cap: the framing
+ * is broken) or ADOPT_CUT_FDS (only the descriptors were cut: more than
+ * room, or the receiver is out of descriptors; the kernel closed those it
+ * could not pass, the message itself is whole). The packet's length (0: the
  * peer closed), or -errno. */
 ssize_t adopt_recv(int sock, uint8_t *buf, size_t cap, int fds[ADOPT_FDS_MAX], int *nfds,
                    int *cut);

@@ -78,6 +78,11 @@ static int check_socket(int fd, const struct adopt_msg *m)
     l = sizeof(v);
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) || v)
         return RF_NOT_CONNECTED;
+    /* still in repair mode, the socket would take kvgated's writes into
+     * its queues without sending them (reading it needs no privilege) */
+    l = sizeof(v);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &v, &l) || v)
+        return RF_NOT_CONNECTED;
     struct tcp_info ti;
     l = sizeof(ti);
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) ||
@@ -112,12 +117,14 @@ static void peer_close(int k)
 static int on_handup(const uint8_t *buf, ssize_t n, int *fds, int nfds, int cut)
 {
     struct adopt_msg m;
-    if (cut || n != ADOPT_MSG_LEN || adopt_decode(buf, (size_t)n, &m)) {
+    if (cut == ADOPT_CUT_PACKET || n != ADOPT_MSG_LEN || adopt_decode(buf, (size_t)n, &m)) {
         close_fds(fds, nfds);
         inc(&c_refused[RF_BAD_MESSAGE]);
         return -1;
     }
-    if (nfds != 1) {
+    /* descriptors cut (more than one sent, or kvgated at its descriptor
+     * limit): this hand-up fails, the channel is fine */
+    if (nfds != 1 || cut == ADOPT_CUT_FDS) {
         close_fds(fds, nfds);
         inc(&c_refused[RF_FDS]);
         return 0;

@@ -192,8 +192,9 @@ static int apply_flags(const struct flags *f, struct gw_config *cfg)
         snprintf(cfg->bypass_adopt_socket, sizeof(cfg->bypass_adopt_socket), "%s", f->adopt);
     if (f->workers >= 0)
         cfg->workers = (uint32_t)f->workers;
-    if (f->no_splice)
-        cfg->splice_mode = GW_SPLICE_OFF;
+    /* --no-splice is the sockmap splice's switch alone (gwbpf_opts below):
+     * it leaves splice.mode as configured, which also says what a bypass
+     * worker may splice (decide_srv.c handup_cause) */
     if (f->policy && policy_mode_parse(f->policy, &cfg->policies.global.mode)) {
         LOG_ERR("--policy: unknown mode '%s' (prefix-aware, least-request, round-robin, "
                 "random)", f->policy);
@@ -274,7 +275,7 @@ static void start_bpf(struct gw *g, const struct flags *f)
     const char *port = strrchr(g->cfg.listen, ':');
     struct gwbpf_opts bo = {.pin_dir = KVG_PIN_DIR_DEFAULT, .pinned_dir = f->bpf_pinned,
                             .gw_port = port ? (uint16_t)atoi(port + 1) : 0,
-                            .no_splice = g->cfg.splice_mode == GW_SPLICE_OFF};
+                            .no_splice = f->no_splice || g->cfg.splice_mode == GW_SPLICE_OFF};
     if (gwbpf_open(&bo, &g->bpf, err, sizeof(err)) < 0) {
         LOG_WARN("BPF fast path off: %s; serving on the socket path", err);
         return;

@@ -45,6 +45,7 @@ struct worker {
     struct wctx wc;
     struct listener ls;         /* SO_REUSEPORT, cfg.listen */
     pthread_t th;
+    int inited;                 /* worker_init ran (its descriptors and lock are set) */
     int thread_started;
     int drain_efd;              /* workers_drain wakes the loop */
     uint64_t drain_timer, drain_deadline_ns;
@@ -269,6 +270,7 @@ static int worker_init(struct worker *w, struct gw *g, uint32_t id)
     w->drain_efd = -1;
     w->adopt_efd = -1;
     pthread_mutex_init(&w->adopt_mu, NULL);
+    w->inited = 1;
     w->wc.l = ev_new();
     if (!w->wc.l)
         return -ENOMEM;
@@ -297,6 +299,8 @@ static void worker_teardown(struct worker *w)
 
 static void worker_free(struct worker *w)
 {
+    if (!w->inited)
+        return; /* workers_start stopped before it: all zero, fd 0 is not ours */
     listener_stop(&w->ls); /* only when its thread never ran */
     if (w->drain_efd >= 0)
         close(w->drain_efd);
