@@ -736,7 +736,7 @@ TEST(bypass_decide_socket)
 {
     CHECK_EQ(parse("{}"), 0);
     CHECK_STR(cfg.bypass_decide_socket, "");
-    CHECK_EQ(cfg.bypass_max_outstanding, 256);
+    CHECK_EQ(cfg.bypass_max_outstanding, 4096); /* a worker's flow table */
     CHECK_EQ(parse("{\"bypass\":{\"decide_socket\":\"/run/kvgate/decide.sock\","
                    "\"max_outstanding\":4}}"), 0);
     CHECK_STR(cfg.bypass_decide_socket, "/run/kvgate/decide.sock");
