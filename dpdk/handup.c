@@ -27,6 +27,7 @@ static struct {
     uint64_t retry_ms;
     int nl;             /* NETLINK_SOCK_DIAG, for the sweep */
     uint64_t sweep_ms;
+    uint32_t sweep_at;  /* where the next sweep starts: after the last entry checked */
 } H = {.fd = -1, .nl = -1};
 
 /* the flows handed up: their entries' keys, until the kernel lets go */
@@ -216,14 +217,19 @@ int handup_quiet(struct slot *s, uint64_t now)
     return 1;
 }
 
-/* The entries of flows whose socket the kernel no longer holds go. */
+/* The entries of flows whose socket the kernel no longer holds go: at
+ * most HANDUP_SWEEP_SLICE of them checked, from where the last sweep
+ * stopped, so every entry is checked in turn however many there are. */
 static void sweep(void)
 {
     if (H.nl < 0 || FLOWS_FD < 0 || !handed_n)
         return;
-    for (uint32_t i = 0; i < HANDUP_MAX; i++) {
+    uint32_t i = H.sweep_at % HANDUP_MAX, checked = 0;
+    for (uint32_t n = 0; n < HANDUP_MAX && checked < HANDUP_SWEEP_SLICE;
+         n++, i = (i + 1) % HANDUP_MAX) {
         if (!handed_used[i])
             continue;
+        checked++;
         const struct kvg_bp_key *k = &handed[i];
         if (repair_sock_exists(H.nl, k->daddr, k->dport, k->saddr, k->sport) == 0) {
             bpf_map_delete_elem(FLOWS_FD, k);
@@ -232,6 +238,7 @@ static void sweep(void)
             c_swept++;
         }
     }
+    H.sweep_at = i;
 }
 
 void handup_timer(uint64_t now)

@@ -19,8 +19,8 @@
  *      (bypass/adopt.h), which serves it per request;
  *   4. the worker forgets the flow; it keeps only the entry's key, and
  *      deletes the entry once the kernel no longer holds a socket with
- *      those ends (sock_diag, checked every HANDUP_SWEEP_MS; TIME_WAIT
- *      counts as held).
+ *      those ends (sock_diag, HANDUP_SWEEP_SLICE entries checked every
+ *      HANDUP_SWEEP_MS, in turn; TIME_WAIT counts as held).
  * When any step fails the client is reset, as before the hand-up existed
  * (before step 3: by the worker, nothing having been sent; after it: by
  * the kernel, the socket closed with SO_LINGER 0). Each outcome is
@@ -39,6 +39,10 @@
 #define HANDUP_QUIET_MS 1000   /* connected and silent this long: handed up (quiet) */
 #define HANDUP_SWEEP_MS 1000   /* how often the pass entries are checked against the kernel */
 #define HANDUP_MAX 8192        /* flows handed up whose entries the worker still watches */
+#define HANDUP_SWEEP_SLICE 256 /* pass entries checked per sweep, at most: each is a sock_diag
+                                * round trip on the packet loop (up to 100 ms when an answer
+                                * is lost), so a full table is checked over HANDUP_MAX /
+                                * HANDUP_SWEEP_SLICE sweeps, not in one stall */
 
 /* --adopt PATH: kvgated's socket, connected now if it is there and again
  * at most once a second while it is not. 0, or -ENAMETOOLONG / -ENOMEM. */

@@ -12,7 +12,16 @@
 
 
 /* Both entries of s with this action and pod slot (their counters as XDP
- * left them); the worker's copies too, for a reinstall. */
+ * left them); the worker's copies too, for a reinstall.
+ *
+ * The write is not atomic with XDP's updates on another CPU: what XDP adds
+ * between the lookup and the update is lost, and the lookup may read a
+ * half-written entry (a new rq_seq with an old rq_body_left), which XDP
+ * would then take as where a head starts. So the client -> pod entry goes
+ * back not framing (KVG_BP_RQ_NONE, its count what the worker has seen),
+ * as the watch path puts back an evicted one: the requests the flow
+ * counted stop there (uf lost) and the total the worker reports never
+ * goes backwards. */
 void podreset_entries_set(struct slot *s, uint8_t action, uint32_t pod_slot)
 {
     const struct kvg_bp_key *k[2] = {&s->h.p2c_key, &s->h.c2p_key};
@@ -23,8 +32,19 @@ void podreset_entries_set(struct slot *s, uint8_t action, uint32_t pod_slot)
         struct kvg_bp_flow e;
         if (FLOWS_FD < 0)
             continue;
-        if (bpf_map_lookup_elem(FLOWS_FD, k[i], &e))
+        int found = !bpf_map_lookup_elem(FLOWS_FD, k[i], &e);
+        if (!found)
             e = *v[i];
+        if (v[i] == &s->h.c2p) {
+            if (found)
+                sess_reqs(s, &e); /* what XDP counted so far, its stop reason */
+            if (e.rq_state == KVG_BP_RQ_ON && !s->uf) {
+                s->uf = DECIDE_UF_LOST;
+                S.unframed++;
+            }
+            e.rq_state = v[i]->rq_state = KVG_BP_RQ_NONE;
+            e.requests = v[i]->requests = s->reqs_seen;
+        }
         e.action = action;
         e.pod_slot = pod_slot;
         bpf_map_update_elem(FLOWS_FD, k[i], &e, BPF_ANY);
