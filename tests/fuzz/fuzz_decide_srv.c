@@ -48,8 +48,8 @@ static void setup(void)
     }
     snapshot_publish(s);
     D.g = &g;
-    D.l = ev_new();
-    if (!D.l)
+    D.s.l = ev_new();
+    if (!D.s.l)
         abort();
 }
 

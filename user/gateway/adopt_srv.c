@@ -3,15 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <netinet/in.h>
@@ -24,6 +21,7 @@
 #include "common/promtext.h"
 #include "common/sbuf.h"
 #include "gateway/gateway.h"
+#include "gateway/useqsrv.h"
 #include "gateway/worker.h"
 
 #define PEERS_MAX 16
@@ -44,13 +42,9 @@ static const char *const RF_NAMES[RF_N] = {"bad_message", "fds", "not_tcp", "not
 
 static struct {
     struct gw *g;
-    struct ev_loop *l;
-    pthread_t th;
-    int started;
-    int lfd;
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct useqsrv s;     /* the listener and the thread */
     int peers[PEERS_MAX]; /* connected workers' sockets, -1 free */
-} A = {.lfd = -1};
+} A = {.s = {.lfd = -1}};
 
 static atomic_uint_fast64_t c_peers_now, c_handups[ADOPT_C_MAX], c_refused[RF_N];
 
@@ -107,7 +101,7 @@ static void close_fds(const int *fds, int n)
 
 static void peer_close(int k)
 {
-    ev_del(A.l, A.peers[k]);
+    ev_del(A.s.l, A.peers[k]);
     close(A.peers[k]);
     A.peers[k] = -1;
     atomic_fetch_sub(&c_peers_now, 1);
@@ -189,100 +183,41 @@ static void on_accept(struct ev_loop *l, int lfd, uint32_t events, void *arg)
     }
 }
 
-static void *adopt_main(void *arg)
+static void adopt_exit(void)
 {
-    pthread_setname_np(pthread_self(), "kvgate-adopt");
-    ev_run(A.l);
     for (int k = 0; k < PEERS_MAX; k++)
         if (A.peers[k] >= 0)
             peer_close(k); /* hand-ups still queued in them: the kernel closes those */
-    return NULL;
-}
-
-static int listen_unix(const char *path)
-{
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    memcpy(sa.sun_path, path, strlen(path));
-    struct stat st;
-    if (!lstat(path, &st)) { /* a socket left by an earlier run is replaced; nothing else */
-        if (!S_ISSOCK(st.st_mode))
-            return -EEXIST;
-        unlink(path);
-    }
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(path, 0600) ||
-        listen(fd, PEERS_MAX)) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    return fd;
 }
 
 int adopt_srv_start(struct gw *g)
 {
     if (!g->cfg.bypass_adopt_socket[0])
         return 0;
-    if (A.started)
+    if (A.s.started)
         return -EBUSY;
     A.g = g;
     for (int k = 0; k < PEERS_MAX; k++)
         A.peers[k] = -1;
-    snprintf(A.path, sizeof(A.path), "%s", g->cfg.bypass_adopt_socket);
-    int fd = listen_unix(A.path);
-    if (fd < 0) {
-        LOG_ERR("bypass.adopt_socket: cannot listen on %s: %s", A.path,
-                fd == -EEXIST ? "a file that is not a socket is there" : strerror(-fd));
-        return fd;
-    }
-    A.lfd = fd;
-    A.l = ev_new();
-    int rc = A.l ? ev_add(A.l, fd, EPOLLIN, on_accept, NULL) : -ENOMEM;
-    if (!rc) {
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old); /* signals belong to the main thread */
-        rc = -pthread_create(&A.th, NULL, adopt_main, NULL);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
-    if (rc) {
-        LOG_ERR("bypass.adopt_socket: cannot start: %s", strerror(-rc));
-        if (A.l)
-            ev_free(A.l);
-        A.l = NULL;
-        close(fd);
-        A.lfd = -1;
-        unlink(A.path);
+    snprintf(A.s.path, sizeof(A.s.path), "%s", g->cfg.bypass_adopt_socket);
+    A.s.what = "bypass.adopt_socket";
+    A.s.thread_name = "kvgate-adopt";
+    A.s.on_exit = adopt_exit;
+    int rc = useqsrv_start(&A.s, PEERS_MAX, on_accept);
+    if (rc)
         return rc;
-    }
-    A.started = 1;
-    LOG_INFO("bypass hand-ups on %s", A.path);
+    LOG_INFO("bypass hand-ups on %s", A.s.path);
     return 0;
 }
 
 void adopt_srv_stop(void)
 {
-    if (!A.started)
-        return;
-    ev_stop(A.l);
-    pthread_join(A.th, NULL);
-    ev_free(A.l);
-    A.l = NULL;
-    close(A.lfd);
-    A.lfd = -1;
-    unlink(A.path);
-    A.started = 0;
+    useqsrv_stop(&A.s);
 }
 
 void adopt_srv_metrics_render(struct sbuf *o)
 {
-    if (!A.started)
+    if (!A.s.started)
         return;
     prom_head(o, "kvgate_bypass_adopt_workers", "gauge",
               "Bypass workers (kvg-bypassd) connected to the hand-up channel.");

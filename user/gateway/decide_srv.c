@@ -2,16 +2,12 @@
 #include "gateway/decide_srv.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -23,6 +19,7 @@
 #include "common/sbuf.h"
 #include "gateway/gateway.h"
 #include "gateway/gwmetrics.h"
+#include "gateway/useqsrv.h"
 
 #define PEERS_MAX 16
 #define BUCKETS 256     /* a power of two */
@@ -64,13 +61,9 @@ static const unsigned st_code[ST_N] = {200, 400, 404, 413, 503};
 
 static struct {
     struct gw *g;
-    struct ev_loop *l;
-    pthread_t th;
-    int started;
-    int lfd;
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct useqsrv s;     /* the listener and the thread */
     struct dpeer *peers[PEERS_MAX];
-} D = {.lfd = -1};
+} D = {.s = {.lfd = -1}};
 
 /* counters for /metrics (read by the admin thread) */
 static atomic_uint_fast64_t c_peers_now, c_peers_total, c_peers_refused, c_answers[ST_N],
@@ -111,7 +104,7 @@ static void unlink_free(struct dpeer *p, struct dpend *d)
 
 static void peer_events(struct dpeer *p, int want_out)
 {
-    if (p->want_out != want_out && !ev_mod(D.l, p->fd, EPOLLIN | (want_out ? EPOLLOUT : 0)))
+    if (p->want_out != want_out && !ev_mod(D.s.l, p->fd, EPOLLIN | (want_out ? EPOLLOUT : 0)))
         p->want_out = want_out;
 }
 
@@ -457,7 +450,7 @@ static void peer_close(struct dpeer *p, const char *why)
             inc(&c_released);
             unlink_free(p, d);
         }
-    ev_del(D.l, p->fd);
+    ev_del(D.s.l, p->fd);
     close(p->fd);
     D.peers[p->slot] = NULL;
     kv_free(p->outq);
@@ -547,99 +540,40 @@ static void on_accept(struct ev_loop *l, int lfd, uint32_t events, void *arg)
 
 /* ---- the thread ---- */
 
-static void *decide_main(void *arg)
+static void decide_exit(void)
 {
-    pthread_setname_np(pthread_self(), "kvgate-decide");
-    ev_run(D.l);
     for (int k = 0; k < PEERS_MAX; k++)
         if (D.peers[k])
             peer_close(D.peers[k], "shutdown");
-    return NULL;
-}
-
-static int listen_unix(const char *path)
-{
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    memcpy(sa.sun_path, path, strlen(path));
-    struct stat st;
-    if (!lstat(path, &st)) { /* a socket left by an earlier run is replaced; nothing else */
-        if (!S_ISSOCK(st.st_mode))
-            return -EEXIST;
-        unlink(path);
-    }
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(path, 0600) ||
-        listen(fd, PEERS_MAX)) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    return fd;
 }
 
 int decide_srv_start(struct gw *g)
 {
     if (!g->cfg.bypass_decide_socket[0])
         return 0;
-    if (D.started)
+    if (D.s.started)
         return -EBUSY;
     D.g = g;
-    snprintf(D.path, sizeof(D.path), "%s", g->cfg.bypass_decide_socket);
-    int fd = listen_unix(D.path);
-    if (fd < 0) {
-        LOG_ERR("bypass.decide_socket: cannot listen on %s: %s", D.path,
-                fd == -EEXIST ? "a file that is not a socket is there" : strerror(-fd));
-        return fd;
-    }
-    D.lfd = fd;
-    D.l = ev_new();
-    int rc = D.l ? ev_add(D.l, fd, EPOLLIN, on_accept, NULL) : -ENOMEM;
-    if (!rc) {
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old); /* signals belong to the main thread */
-        rc = -pthread_create(&D.th, NULL, decide_main, NULL);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
-    if (rc) {
-        LOG_ERR("bypass.decide_socket: cannot start: %s", strerror(-rc));
-        if (D.l)
-            ev_free(D.l);
-        D.l = NULL;
-        close(fd);
-        D.lfd = -1;
-        unlink(D.path);
+    snprintf(D.s.path, sizeof(D.s.path), "%s", g->cfg.bypass_decide_socket);
+    D.s.what = "bypass.decide_socket";
+    D.s.thread_name = "kvgate-decide";
+    D.s.on_exit = decide_exit;
+    int rc = useqsrv_start(&D.s, PEERS_MAX, on_accept);
+    if (rc)
         return rc;
-    }
-    D.started = 1;
-    LOG_INFO("bypass decisions on %s (at most %u outstanding per worker)", D.path,
+    LOG_INFO("bypass decisions on %s (at most %u outstanding per worker)", D.s.path,
              g->cfg.bypass_max_outstanding);
     return 0;
 }
 
 void decide_srv_stop(void)
 {
-    if (!D.started)
-        return;
-    ev_stop(D.l);
-    pthread_join(D.th, NULL);
-    ev_free(D.l);
-    D.l = NULL;
-    close(D.lfd);
-    D.lfd = -1;
-    unlink(D.path);
-    D.started = 0;
+    useqsrv_stop(&D.s);
 }
 
 void decide_srv_metrics_render(struct sbuf *o)
 {
-    if (!D.started)
+    if (!D.s.started)
         return;
     prom_head(o, "kvgate_bypass_workers", "gauge",
               "Bypass workers (kvg-bypassd) connected to the decision channel.");

@@ -58,7 +58,7 @@ static void setup_once(void)
     }
     snapshot_publish(s);
     D.g = &g;
-    D.l = ev_new();
+    D.s.l = ev_new();
 }
 
 static int sv[2];
@@ -332,9 +332,9 @@ TEST(v3_handup_for_what_kvgated_keeps)
     /* rendered with the channel's metrics (as if its thread ran) */
     struct sbuf o;
     sbuf_init(&o);
-    D.started = 1;
+    D.s.started = 1;
     decide_srv_metrics_render(&o);
-    D.started = 0;
+    D.s.started = 0;
     char line[128];
     snprintf(line, sizeof(line), "kvgate_bypass_handup_answers_total{cause=\"model\"} %llu",
              (unsigned long long)handups(DECIDE_HU_MODEL));
@@ -368,8 +368,8 @@ static void on_ans(void *ctx, const struct decide_msg *a)
 /* The real listener and thread, the worker's client library against it. */
 TEST(thread_and_client_end_to_end)
 {
-    ev_free(D.l);
-    D.l = NULL;
+    ev_free(D.s.l);
+    D.s.l = NULL;
     snprintf(g.cfg.bypass_decide_socket, sizeof(g.cfg.bypass_decide_socket),
              "/tmp/test_decide_srv.%d.sock", (int)getpid());
     CHECK_EQ(decide_srv_start(&g), 0);
