@@ -59,6 +59,7 @@
 
 #include "common/netaddr.h"
 #include "handup.h"
+#include "idle.h"
 #include "podreset.h"
 #include "session.h"
 #include "stats.h"
@@ -685,6 +686,9 @@ int main(int argc, char **argv)
         printf("kvg-bypassd: spliced flows are not checked against their pod: %s\n", E.why);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    S.idle_socks = (uint64_t)idle_init();
+    if (!S.idle_socks)
+        printf("kvg-bypassd: no AF_XDP socket found to wait on: idle polls sleep 200 us\n");
     printf("kvg-bypassd: on %s, TCP port %d to the worker, the rest to the kernel\n", iface, port);
     fflush(stdout);
     uint64_t next_timer = now_ms() + 10, next_stats = 0;
@@ -721,8 +725,16 @@ int main(int argc, char **argv)
         if (n) {
             idle = 0;
         } else if (++idle > IDLE_POLLS) {
-            struct timespec ts = {0, 200000}; /* never spin a shared core */
-            nanosleep(&ts, NULL);
+            /* never spin a shared core: block until a frame, kvgated's
+             * answer or the next timer (idle.h) */
+            short ev = 0;
+            int fd = DC ? dcli_pollfd(DC, &ev) : -1;
+            uint64_t due = next_timer < next_stats ? next_timer : next_stats;
+            now = now_ms();
+            if (idle_wait(fd, ev, due > now ? (int)(due - now) : 0))
+                S.idle_waits++;
+            else
+                S.idle_sleeps++;
         }
     }
     stats_write(stats);

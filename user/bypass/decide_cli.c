@@ -2,6 +2,7 @@
 #include "bypass/decide_cli.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -66,6 +67,12 @@ void dcli_free(struct dcli *c)
 }
 
 int dcli_up(const struct dcli *c) { return c->fd >= 0; }
+
+int dcli_pollfd(const struct dcli *c, short *events)
+{
+    *events = c->fd < 0 ? 0 : (short)(POLLIN | (c->head ? POLLOUT : 0));
+    return c->fd;
+}
 uint32_t dcli_gen(const struct dcli *c) { return c->gen; }
 void dcli_stats(const struct dcli *c, struct dcli_stats *s) { *s = c->st; }
 

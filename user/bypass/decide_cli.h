@@ -31,6 +31,10 @@ void dcli_free(struct dcli *c);
 /* Connected now, and which connection (it changes on each reconnect). */
 int dcli_up(const struct dcli *c);
 uint32_t dcli_gen(const struct dcli *c);
+/* The socket to wait on between turns and what for (POLLIN, and POLLOUT
+ * while packets wait for it); -1 when not connected (dcli_poll retries
+ * the connection at most once a second). */
+int dcli_pollfd(const struct dcli *c, short *events);
 
 /* The DECIDE flags (enum decide_flags) sent with every DECIDE from now
  * on: DECIDE_F_HANDUP when the worker can hand connections up. */
