@@ -14,7 +14,9 @@
  *   IPv4 TCP to the bypass port (kvg_bpe_cfg.port), or
  *   to the worker's source ports towards pods (lo-hi)  -> the XSK of the
  *                                                       frame's queue
- *   anything else (ARP, IPv6, other ports, malformed)  -> XDP_PASS
+ *   anything else (ARP, IPv6, other ports, malformed)  -> the kernel, through
+ *                                                       kvgated's guard
+ *                                                       (kvg_bpe_next)
  *
  * The worker writes kvg_bpe_cfg after the driver loaded the object (it
  * finds the map through the program attached to the interface); until
@@ -22,8 +24,9 @@
  * pinned its pod table, the worker then swaps in a second instance of
  * this object that reads it, sharing every other map with the driver's
  * (dpdk/entry.h): the driver's own instance reads a kvg_pods nobody
- * writes. The guard is not
- * chained here yet (BYPASS.md: a program array). */
+ * writes. What goes to the kernel goes through kvgated's XDP guard first
+ * when the worker chained it (kvg_bpe_next, below): the guard and the
+ * entry cannot both hold the interface's hook (BYPASS.md). */
 #include "vmlinux.h"
 
 #include <bpf/bpf_endian.h>
@@ -49,18 +52,40 @@ struct {
     __type(value, __u32);
 } xsks_map SEC(".maps");
 
-/* kvg_bpe_cfg: key 0 -> what goes to the worker (network order ports) */
-struct kvg_bpe_cfg {
-    __u16 port;          /* the bypass port clients connect to; 0: none yet */
-    __u16 pad;
-    __u16 lo, hi;        /* host order: the worker's source ports towards pods */
-};
+/* kvg_bpe_cfg: key 0 -> what goes to the worker (struct kvg_bpe_cfg, bpf/kvgate.h) */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, 1);
     __type(key, __u32);
     __type(value, struct kvg_bpe_cfg);
 } kvg_bpe_cfg SEC(".maps");
+
+/* kvg_bpe_next: key 0 -> kvgated's XDP guard (xdp_guard.bpf.c), which the
+ * worker puts here from its pin (dpdk/entry.h). Every frame bp_entry
+ * leaves to the kernel goes through it, as it would with the guard alone
+ * on the interface; with the slot empty (no kvgated, no pin) they pass. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} kvg_bpe_next SEC(".maps");
+
+static __always_inline int to_kernel(struct xdp_md *ctx)
+{
+    bpf_tail_call(ctx, &kvg_bpe_next, 0);
+    return XDP_PASS;
+}
+
+/* To the worker's socket on this queue; with none there (the worker gone,
+ * `kill -9` leaves this program attached) the frame is the kernel's, so
+ * kvgated listening on the bypass port serves new connections. */
+static __always_inline int to_worker(struct xdp_md *ctx)
+{
+    long r = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+
+    return r == XDP_PASS ? to_kernel(ctx) : (int)r;
+}
 
 SEC("xdp")
 int bp_entry(struct xdp_md *ctx)
@@ -70,7 +95,9 @@ int bp_entry(struct xdp_md *ctx)
     int v = bp_forward_frame(ctx, data, end); /* a flow handed off: rewritten and sent back out */
 
     if (v == BP_WORKER)
-        return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+        return to_worker(ctx);
+    if (v == XDP_PASS)
+        return to_kernel(ctx);
     if (v != BP_MISS)
         return v;
     __u32 zero = 0;
@@ -78,20 +105,20 @@ int bp_entry(struct xdp_md *ctx)
 
     /* a miss is IPv4 TCP with its headers in the frame (bp_forward_frame) */
     if (!c || !c->port || data + 14 + 20 > end)
-        return XDP_PASS;
+        return to_kernel(ctx);
     __u8 *ip = data + 14;
     __u32 ihl = (ip[0] & 0x0F) * 4;
     if (ihl < 20 || ihl > 60)
-        return XDP_PASS;
+        return to_kernel(ctx);
     __u8 *tcp = ip + ihl;
     if (tcp + 20 > end)
-        return XDP_PASS;
+        return to_kernel(ctx);
     __u16 dport;
     __builtin_memcpy(&dport, tcp + 2, 2);
     __u16 hport = bpf_ntohs(dport);
     if (dport != c->port && (hport < c->lo || hport > c->hi || !c->lo))
-        return XDP_PASS;
-    return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+        return to_kernel(ctx);
+    return to_worker(ctx);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -470,9 +470,24 @@ _Static_assert(sizeof(struct kvg_pod_load) == 32, "struct kvg_pod_load is part o
 #define KVG_MAP_BP_FLOWS "kvg_bp_flows"     /* LRU_HASH: flows XDP forwards */
 #define KVG_MAP_BP_STATS "kvg_bp_stats"     /* per-reason packet counters */
 #define KVG_PROG_BP_FORWARD "bp_forward"    /* the XDP program (function name) */
+#define KVG_PROG_BP_ENTRY "bp_entry"       /* the af_xdp driver's entry program (bp_entry.bpf.c) */
+#define KVG_MAP_BPE_CFG "kvg_bpe_cfg"       /* its ARRAY[1]: struct kvg_bpe_cfg */
+#define KVG_MAP_BPE_NEXT "kvg_bpe_next"     /* its PROG_ARRAY[1]: kvgated's guard, chained */
 #ifndef KVG_BP_FLOWS_MAX
 #define KVG_BP_FLOWS_MAX 131072             /* 2 per connection */
 #endif
+
+/* kvg_bpe_cfg, key 0: what the entry sends the worker, written by the
+ * worker once the driver attached the entry, and its heartbeat. */
+struct kvg_bpe_cfg {
+    __u16 port;          /* network order: the bypass port; 0 none yet (all to the kernel) */
+    __u16 pad;
+    __u16 lo, hi;        /* host order: the worker's source ports towards pods; 0-0 none */
+    __u64 alive_ns;      /* CLOCK_MONOTONIC of the worker's last heartbeat (every 100 ms):
+                          * kvgated takes an entry whose worker has been silent for
+                          * seconds for one left behind (user/gateway/bpf_guard.c) */
+};
+_Static_assert(sizeof(struct kvg_bpe_cfg) == 16, "struct kvg_bpe_cfg: worker and kvgated agree");
 #ifndef KVG_BP_STATS_MAX
 #define KVG_BP_STATS_MAX 16
 #endif

@@ -553,13 +553,14 @@ int main(int argc, char **argv)
     unsigned long long max_body = 32ull << 20;
     const char *pod = NULL, *pod_mac = NULL, *gw_ip = NULL, *decide = NULL, *adopt = NULL;
     const char *pods_pin = KVG_PIN_DIR_DEFAULT "/" KVG_PIN_MAPS_SUBDIR "/" KVG_MAP_PODS;
+    const char *guard_pin = KVG_PIN_DIR_DEFAULT "/" KVG_PROG_XDP_GUARD;
     static const struct option opts[] = {{"iface", 1, 0, 'i'}, {"port", 1, 0, 'p'},
                                          {"xdp-obj", 1, 0, 'x'}, {"stats", 1, 0, 's'},
                                          {"max-body", 1, 0, 'b'}, {"pod", 1, 0, 'P'},
                                          {"pod-mac", 1, 0, 'M'}, {"gw-ip", 1, 0, 'G'},
                                          {"src-ports", 1, 0, 'R'}, {"decide", 1, 0, 'D'},
                                          {"pods-pin", 1, 0, 'T'}, {"adopt", 1, 0, 'A'},
-                                         {0, 0, 0, 0}};
+                                         {"guard-pin", 1, 0, 'g'}, {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (c) {
         case 'i': iface = optarg; break;
@@ -573,6 +574,7 @@ int main(int argc, char **argv)
         case 'D': decide = optarg; break;
         case 'A': adopt = optarg; break;
         case 'T': pods_pin = *optarg ? optarg : NULL; break;
+        case 'g': guard_pin = *optarg ? optarg : NULL; break;
         case 'R': {
             unsigned lo, hi;
             if (sscanf(optarg, "%u-%u", &lo, &hi) != 2 || !lo || lo > hi || hi > 65535)
@@ -591,7 +593,7 @@ int main(int argc, char **argv)
                         "         [--pod IP:PORT --pod-mac MAC --gw-ip IP [--src-ports LO-HI]]\n"
                         "         [--decide SOCKET --gw-ip IP [--pod-mac MAC] [--src-ports LO-HI]\n"
                         "          [--pods-pin PATH]]\n"
-                        "         [--adopt SOCKET]\n");
+                        "         [--adopt SOCKET] [--guard-pin PATH]\n");
         return 2;
     }
     if (pod) {
@@ -641,7 +643,9 @@ int main(int argc, char **argv)
     }
     FC.max_head = 65536;
     FC.max_body = max_body;
-    char prefix[64], vdev[512];
+    char prefix[64], vdev[512], msg[512];
+    if (bpe_release_guard(iface, msg, sizeof(msg)))
+        printf("kvg-bypassd: %s\n", msg);
     snprintf(prefix, sizeof(prefix), "kvgbp%d", (int)getpid());
     snprintf(vdev, sizeof(vdev), "net_af_xdp0,iface=%s,xdp_prog=%s", iface, obj);
     char *eal[] = {argv[0], "-l", "0", "--no-huge", "-m", "256", "--no-pci", "--no-shconf",
@@ -670,7 +674,7 @@ int main(int argc, char **argv)
         goto out;
     }
     /* kvgated's pod table: only its slots (--decide) name entries in it */
-    if ((rc = bpe_open(&E, iface, obj, DC ? pods_pin : NULL, (uint16_t)port, by_port ? LO : 0,
+    if ((rc = bpe_open(&E, iface, obj, DC ? pods_pin : NULL, guard_pin, (uint16_t)port, by_port ? LO : 0,
                        by_port ? HI : 0))) {
         fprintf(stderr, "kvg-bypassd: no entry program on %s to configure: %s\n", iface,
                 strerror(-rc));
@@ -684,6 +688,12 @@ int main(int argc, char **argv)
                pods_pin);
     else if (DC)
         printf("kvg-bypassd: spliced flows are not checked against their pod: %s\n", E.why);
+    S.guard_chained = (uint64_t)E.guard;
+    if (E.guard)
+        printf("kvg-bypassd: what the entry leaves to the kernel goes through kvgated's XDP guard "
+               "(%s)\n", guard_pin);
+    else
+        printf("kvg-bypassd: no XDP guard behind the entry: %s\n", E.guard_why);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     S.idle_socks = (uint64_t)idle_init();
@@ -719,6 +729,7 @@ int main(int argc, char **argv)
             next_timer = now + 10;
         }
         if (now >= next_stats) {
+            bpe_heartbeat(&E, now * 1000000ull);
             stats_write(stats);
             next_stats = now + 100;
         }

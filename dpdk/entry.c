@@ -7,6 +7,7 @@
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -146,11 +147,70 @@ fail:
     return -1;
 }
 
+/* kvgated's guard from its pin into the entry's kvg_bpe_next (both
+ * instances share the map: swap_in reuses it by name). */
+static void chain_guard(struct bpe *e, const struct progmaps *pm, const char *pin)
+{
+    int next = progmaps_find(pm, KVG_MAP_BPE_NEXT);
+    if (!pin) {
+        snprintf(e->guard_why, sizeof(e->guard_why), "no guard pin given");
+        return;
+    }
+    if (next < 0) {
+        snprintf(e->guard_why, sizeof(e->guard_why),
+                 "the entry program has no kvg_bpe_next (an older bp_entry.bpf.o?)");
+        return;
+    }
+    int g = bpf_obj_get(pin);
+    if (g < 0) {
+        snprintf(e->guard_why, sizeof(e->guard_why),
+                 "no guard pinned at %s (%s; kvgated runs without its BPF fast path?)", pin,
+                 strerror(errno));
+        return;
+    }
+    uint32_t k = 0;
+    if (bpf_map_update_elem(pm->fd[next], &k, &g, BPF_ANY))
+        snprintf(e->guard_why, sizeof(e->guard_why), "the guard at %s cannot be chained: %s", pin,
+                 strerror(errno));
+    else
+        e->guard = 1;
+    close(g); /* the program array holds it */
+}
+
+int bpe_release_guard(const char *ifname, char *msg, size_t msglen)
+{
+    msg[0] = 0;
+    int ifindex = (int)if_nametoindex(ifname);
+    LIBBPF_OPTS(bpf_xdp_query_opts, q);
+    if (!ifindex || bpf_xdp_query(ifindex, 0, &q) || !q.prog_id ||
+        (q.attach_mode != XDP_ATTACHED_SKB && q.attach_mode != XDP_ATTACHED_DRV))
+        return 0;
+    int fd = bpf_prog_get_fd_by_id(q.prog_id);
+    if (fd < 0)
+        return 0;
+    struct bpf_prog_info pi;
+    memset(&pi, 0, sizeof(pi));
+    uint32_t len = sizeof(pi);
+    int rc = 0;
+    if (!bpf_obj_get_info_by_fd(fd, &pi, &len) && !strcmp(pi.name, KVG_PROG_XDP_GUARD)) {
+        uint32_t mode = q.attach_mode == XDP_ATTACHED_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+        LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = fd);
+        if (bpf_xdp_detach(ifindex, mode | XDP_FLAGS_REPLACE, &ao) == 0) {
+            snprintf(msg, msglen, "kvgated's XDP guard (program %u) detached from %s for the "
+                     "entry program, which runs it on what it leaves to the kernel; kvgated "
+                     "attaches it again when the worker stops", q.prog_id, ifname);
+            rc = 1;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
 int bpe_open(struct bpe *e, const char *ifname, const char *obj_path, const char *pods_pin,
-             uint16_t port, uint16_t lo, uint16_t hi)
+             const char *guard_pin, uint16_t port, uint16_t lo, uint16_t hi)
 {
     memset(e, 0, sizeof(*e));
-    e->flows_fd = e->pods_fd = -1;
+    e->flows_fd = e->pods_fd = e->cfg_fd = -1;
     snprintf(e->why, sizeof(e->why), "no pod table to read (none given)");
     int ifindex = (int)if_nametoindex(ifname);
     LIBBPF_OPTS(bpf_xdp_query_opts, q);
@@ -165,17 +225,18 @@ int bpe_open(struct bpe *e, const char *ifname, const char *obj_path, const char
         close(pfd);
         return rc;
     }
-    int cfg = progmaps_find(&pm, "kvg_bpe_cfg"), flows = progmaps_find(&pm, KVG_MAP_BP_FLOWS);
+    int cfg = progmaps_find(&pm, KVG_MAP_BPE_CFG), flows = progmaps_find(&pm, KVG_MAP_BP_FLOWS);
     if (cfg < 0 || flows < 0) {
         rc = -ENOENT;
         goto out;
     }
-    uint32_t k = 0;
-    uint16_t v[4] = {htons(port), 0, lo, hi}; /* struct kvg_bpe_cfg (bp_entry.bpf.c) */
-    if (bpf_map_update_elem(pm.fd[cfg], &k, v, BPF_ANY)) {
+    e->cfg = (struct kvg_bpe_cfg){.port = htons(port), .lo = lo, .hi = hi};
+    e->cfg_fd = dup(pm.fd[cfg]);
+    if (e->cfg_fd < 0 || bpe_heartbeat(e, 0)) {
         rc = -errno;
         goto out;
     }
+    chain_guard(e, &pm, guard_pin);
     e->flows_fd = dup(pm.fd[flows]);
     if (e->flows_fd < 0) {
         rc = -errno;
@@ -210,7 +271,25 @@ out:
         close(e->flows_fd);
         e->flows_fd = -1;
     }
+    if (rc < 0 && e->cfg_fd >= 0) {
+        close(e->cfg_fd);
+        e->cfg_fd = -1;
+    }
     return rc;
+}
+
+int bpe_heartbeat(struct bpe *e, uint64_t now_ns)
+{
+    if (e->cfg_fd < 0)
+        return -EBADF;
+    if (!now_ns) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    }
+    e->cfg.alive_ns = now_ns;
+    uint32_t k = 0;
+    return bpf_map_update_elem(e->cfg_fd, &k, &e->cfg, BPF_ANY) ? -errno : 0;
 }
 
 void bpe_close(struct bpe *e)
@@ -219,6 +298,9 @@ void bpe_close(struct bpe *e)
         close(e->flows_fd);
     if (e->pods_fd >= 0)
         close(e->pods_fd);
+    if (e->cfg_fd >= 0)
+        close(e->cfg_fd);
+    e->cfg_fd = -1;
     bpf_object__close(e->obj); /* the attachment, if still there, keeps the program */
     e->flows_fd = e->pods_fd = -1;
     e->obj = NULL;

@@ -20,8 +20,10 @@
  *
  * Why a swap rather than a tail call from the driver's program into ours:
  * one program per packet and no program array to manage, and the verdicts
- * are the same object's. The guard chained behind the entry (BYPASS.md)
- * would need the array. */
+ * are the same object's. kvgated's XDP guard is chained behind the entry
+ * (BYPASS.md): its program from kvgated's pin goes into the entry's
+ * kvg_bpe_next, which bp_entry tail-calls for every frame it leaves to the
+ * kernel. */
 #ifndef KVGATE_DPDK_ENTRY_H
 #define KVGATE_DPDK_ENTRY_H
 
@@ -30,11 +32,17 @@
 
 struct bpf_object;
 
+#include "kvgate.h" /* struct kvg_bpe_cfg */
+
 struct bpe {
     int flows_fd;           /* kvg_bp_flows (-1 none) */
+    int cfg_fd;             /* kvg_bpe_cfg (-1 none) */
+    struct kvg_bpe_cfg cfg; /* as last written */
     int pods_fd;            /* kvgated's kvg_pods, read by the attached program; -1: not shared */
     struct bpf_object *obj; /* our instance, once swapped in */
     char why[384];          /* pods_fd -1: why (one sentence) */
+    int guard;              /* kvgated's guard chained (kvg_bpe_next) */
+    char guard_why[384];    /* guard 0: why */
 };
 
 /* Finds the program the driver attached to ifname, configures it (port:
@@ -44,8 +52,24 @@ struct bpe {
  * kvg_bpe_cfg / kvg_bp_flows in it); not sharing the table is not an
  * error (pods_fd -1, why says why). */
 int bpe_open(struct bpe *e, const char *ifname, const char *obj_path, const char *pods_pin,
-             uint16_t port, uint16_t lo, uint16_t hi);
+             const char *guard_pin, uint16_t port, uint16_t lo, uint16_t hi);
+
+/* Before the driver attaches the entry: kvgated's XDP guard (program
+ * KVG_PROG_XDP_GUARD) holding ifname's hook is detached, for the driver
+ * attaches only where nothing is, and bpe_open chains the guard behind the
+ * entry (guard_pin: kvgated's pin of it, NULL none) so that what goes to the
+ * kernel is still guarded. kvgated attaches the guard again once the
+ * worker is gone (user/gateway/guardkeep.h). 1 detached (msg says so), 0
+ * nothing to do. Any other program is left alone (the driver then refuses
+ * to start, and says so). */
+int bpe_release_guard(const char *ifname, char *msg, size_t msglen);
 void bpe_close(struct bpe *e);
+
+/* The worker's heartbeat into kvg_bpe_cfg.alive_ns (now_ns CLOCK_MONOTONIC;
+ * 0: read the clock), every 100 ms from the loop: kvgated takes an entry
+ * whose heartbeat stopped for the one a killed worker left attached
+ * (user/gateway/bpf_guard.c). 0 or -errno. */
+int bpe_heartbeat(struct bpe *e, uint64_t now_ns);
 
 /* The pod in slot as kvgated's table says now, for a flow spliced to
  * addr:port (network order): 1 fit (present, healthy, not down, that

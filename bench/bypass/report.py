@@ -103,8 +103,8 @@ def main():
       "kvgated over its decision channel, kvgated's pod table shared; clients connect to the bypass port.\n")
     p("Gateway CPU: utime + stime (/proc/PID/stat) of kvgated, plus kvg-bypassd for `bypass`, over the loadgen "
       "run; kvgated's whole-process figure includes its control thread (pod scrapes every 50 ms, a floor "
-      "independent of traffic) and kvg-bypassd's includes its poll loop (it sleeps 200 us after 64 empty polls: "
-      "a floor too). XDP's own per-packet work runs in softirq and is nobody's process time: it shows only in the "
+      "independent of traffic) and kvg-bypassd's includes its loop (after 64 empty polls it blocks on its AF_XDP "
+      "socket until a frame or its 10 ms timers, dpdk/idle.h: a small floor too). XDP's own per-packet work runs in softirq and is nobody's process time: it shows only in the "
       "machine column. Machine CPU: busy CPU of the whole machine (/proc/stat, other tenants included) over the "
       "run. Latencies in simulated ms.\n")
     for sc in scens:

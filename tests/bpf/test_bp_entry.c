@@ -12,7 +12,11 @@
  *   - a flow with no pod to check (slot none): forwarded whatever the table;
  *   - an entry the worker took back (action worker): to the worker, untouched;
  *   - no entry: to the worker for the bypass port, to the kernel otherwise;
- *   - an entry that says pass: to the kernel.
+ *   - an entry that says pass: to the kernel;
+ *   - with a program chained behind the entry (kvg_bpe_next: kvgated's guard
+ *     in production, a dropping test program here), everything the entry
+ *     leaves to the kernel goes through it, the bypass port too once the
+ *     worker's socket is gone; spliced flows and the worker's frames not.
  * Needs root; exits 77 with the reason without BPF, the XDP test-run hook
  * or AF_XDP. Loads without pinning: leaves nothing. */
 #include <arpa/inet.h>
@@ -32,6 +36,7 @@
 #include "harness.h"
 #include "kvgate.h"
 #include "bp_entry.skel.h"
+#include "tests/xdp_drop.skel.h"
 
 #ifndef AF_XDP
 #define AF_XDP 44
@@ -228,6 +233,64 @@ static void check_row(const struct row *r)
     bpf_map_delete_elem(flows_fd, &k);
 }
 
+/* kvgated's guard chained behind the entry (kvg_bpe_next, dpdk/entry.h):
+ * a test program that drops everything stands in for it, so a verdict of
+ * XDP_DROP shows the frame went through the chained program. */
+static void one(const char *what, int have_entry, uint8_t action, uint16_t dport,
+                uint32_t want)
+{
+    h_cur_name = what;
+    h_cur_failed = 0;
+    uint8_t in[256], out[256];
+    size_t len = make_frame(in, dport);
+    struct kvg_bp_key k = key_of(dport);
+    struct kvg_bp_flow f = entry(action, KVG_POD_MAX);
+    bpf_map_delete_elem(flows_fd, &k);
+    if (have_entry)
+        CHECK_EQ(bpf_map_update_elem(flows_fd, &k, &f, BPF_ANY), 0);
+    uint32_t olen = 0, v = 0xdead;
+    CHECK_EQ(run(in, len, out, &olen, &v), 0);
+    CHECK_EQ(v, want);
+    bpf_map_delete_elem(flows_fd, &k);
+    if (h_cur_failed)
+        h_failed++;
+    else
+        h_passed++;
+    printf("%s %s\n", h_cur_failed ? "FAIL" : "ok  ", what);
+}
+
+static void chained(void)
+{
+    struct xdp_drop_bpf *d = xdp_drop_bpf__open_and_load();
+    uint32_t k = 0;
+    int next = bpf_map__fd(skel->maps.kvg_bpe_next);
+    if (!d || bpf_map_update_elem(next, &k, &(int){bpf_program__fd(d->progs.xdp_drop)}, BPF_ANY)) {
+        h_cur_name = "chain a program behind the entry";
+        h_cur_failed = 0;
+        CHECK(0);
+        h_failed++;
+        printf("FAIL chain a program behind the entry: %s\n", strerror(errno));
+        xdp_drop_bpf__destroy(d);
+        return;
+    }
+    one("chained: another port goes through the chained program", 0, 0, 22, XDP_DROP_);
+    one("chained: an entry that says pass goes through it", 1, KVG_BP_ACT_PASS, BYPASS_PORT,
+        XDP_DROP_);
+    one("chained: a spliced flow is still forwarded by the entry alone", 1, KVG_BP_ACT_REWRITE,
+        BYPASS_PORT, XDP_TX_);
+    one("chained: the bypass port still goes to the worker's socket", 0, 0, BYPASS_PORT,
+        XDP_REDIRECT_);
+    /* the worker gone (its socket out of xsks_map, as closing it does):
+     * what it would have had is the kernel's, through the chained program */
+    CHECK_EQ(bpf_map_delete_elem(bpf_map__fd(skel->maps.xsks_map), &k), 0);
+    one("chained, no worker socket: the bypass port goes to the kernel through it", 0, 0,
+        BYPASS_PORT, XDP_DROP_);
+    CHECK_EQ(bpf_map_delete_elem(next, &k), 0);
+    one("the chain emptied, no worker socket: the bypass port passes to the kernel", 0, 0,
+        BYPASS_PORT, XDP_PASS_);
+    xdp_drop_bpf__destroy(d);
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -253,8 +316,8 @@ int main(void)
         goto out;
     }
     uint32_t k = 0;
-    uint16_t cfg[4] = {htons(BYPASS_PORT), 0, 0, 0}; /* struct kvg_bpe_cfg */
-    if (bpf_map_update_elem(bpf_map__fd(skel->maps.kvg_bpe_cfg), &k, cfg, BPF_ANY)) {
+    struct kvg_bpe_cfg cfg = {.port = htons(BYPASS_PORT)};
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.kvg_bpe_cfg), &k, &cfg, BPF_ANY)) {
         printf("skipped: kvg_bpe_cfg: %s\n", strerror(errno));
         goto out;
     }
@@ -276,6 +339,7 @@ int main(void)
             h_passed++;
         printf("%s %s\n", h_cur_failed ? "FAIL" : "ok  ", ROWS[i].what);
     }
+    chained();
     rc = harness_done();
 out:
     if (xsk_fd >= 0)

@@ -20,6 +20,7 @@
 
 #include "../../user/gateway/bpf.c"
 #include "../../user/gateway/bpf_pods.c"
+#include "../../user/gateway/bpf_guard.c"
 
 #include "harness.h"
 #include "fixtures.h"

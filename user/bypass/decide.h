@@ -134,8 +134,8 @@ enum decide_handup {
                               * to see each request) */
     DECIDE_HU_SESSION = 2,   /* no x-session-id: nothing pins the connection's requests
                               * to one pod */
-    DECIDE_HU_H2C = 3,       /* an h2c request whose pod does not speak h2c (reserved:
-                              * kvgated does not know its pods' protocols yet) */
+    DECIDE_HU_H2C = 3,       /* an h2c request whose pod does not speak h2c
+                              * (kvgated's pods[].h2c) */
     DECIDE_HU_MAX = 3,
 };
 

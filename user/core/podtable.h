@@ -31,6 +31,7 @@ struct pod_info {
     struct sockaddr_storage addr;   /* resolved host:port, for connect() */
     socklen_t addrlen;
     enum pod_engine engine;
+    uint8_t h2c;                    /* speaks h2c with prior knowledge (configured) */
     uint8_t healthy;                /* last health check passed */
     uint8_t draining;               /* admin: no new requests */
     uint8_t metrics_ok;             /* at least one scrape parsed */

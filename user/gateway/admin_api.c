@@ -111,9 +111,10 @@ static void pods_json(struct ctl *ctl, struct sbuf *o, uint64_t now)
         sbuf_json_escape(o, in->name, strlen(in->name));
         gw_hostport_text(in->host, in->port, addr, sizeof(addr));
         sbuf_printf(o, "\",\"address\":\"%s\"", addr);
-        sbuf_printf(o, ",\"slot\":%u,\"engine\":\"%s\",\"healthy\":%s,\"draining\":%s",
-                    in->slot, gwc_engine_name(in->engine), in->healthy ? "true" : "false",
-                    in->draining ? "true" : "false");
+        sbuf_printf(o, ",\"slot\":%u,\"engine\":\"%s\",\"h2c\":%s,\"healthy\":%s,"
+                       "\"draining\":%s",
+                    in->slot, gwc_engine_name(in->engine), in->h2c ? "true" : "false",
+                    in->healthy ? "true" : "false", in->draining ? "true" : "false");
         if (in->metrics_ok)
             sbuf_printf(o, ",\"metrics_age_ms\":%.1f",
                         now > in->scraped_ns ? (double)(now - in->scraped_ns) / 1e6 : 0.0);

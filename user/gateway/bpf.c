@@ -603,6 +603,32 @@ int gwbpf_xdp_detach(struct gwbpf *b)
     return rc;
 }
 
+int gwbpf_xdp_take(struct gwbpf *b, int ifindex, int old_fd, uint32_t mode_flags)
+{
+    if (!b || b->prog_fd < 0)
+        return -ENOENT;
+    if (b->xdp_ifindex)
+        return -EALREADY;
+    LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = old_fd);
+    int rc = old_fd >= 0
+                 ? bpf_xdp_attach(ifindex, b->prog_fd, mode_flags | XDP_FLAGS_REPLACE, &ao)
+                 : bpf_xdp_attach(ifindex, b->prog_fd, mode_flags | XDP_FLAGS_UPDATE_IF_NOEXIST,
+                                  NULL);
+    if (rc == 0) {
+        b->xdp_ifindex = ifindex;
+        b->xdp_flags = mode_flags;
+    }
+    return rc;
+}
+
+void gwbpf_xdp_forget(struct gwbpf *b)
+{
+    if (b)
+        b->xdp_ifindex = 0;
+}
+
+int gwbpf_xdp_ifindex(const struct gwbpf *b) { return b ? b->xdp_ifindex : 0; }
+
 const char *gwbpf_xdp_mode_name(const struct gwbpf *b)
 {
     if (!b || !b->xdp_ifindex)
@@ -715,6 +741,20 @@ void gwbpf_metrics_render(struct gwbpf *b, struct sbuf *o)
     sbuf_puts(o, "# HELP kvgate_bpf_enabled 1 if the BPF fast path (pod table, XDP guard) is "
                  "loaded.\n# TYPE kvgate_bpf_enabled gauge\n");
     sample(o, "kvgate_bpf_enabled", NULL, b != NULL);
+    if (b && b->gk.wanted) {
+        sbuf_printf(o, "# HELP kvgate_xdp_guard_state The XDP guard's hold on %s (--xdp-iface): "
+                       "attached, behind_entry (a bypass worker's entry program holds the hook "
+                       "and runs the guard behind it), orphaned_entry (a gone worker's entry, "
+                       "its flows draining), foreign (another program).\n"
+                       "# TYPE kvgate_xdp_guard_state gauge\n", b->gk.ifname);
+        static const char *const st[] = {"attached", "behind_entry", "orphaned_entry", "foreign"};
+        const char *now = gwbpf_guard_state_name(b);
+        for (unsigned i = 0; i < 4; i++)
+            sbuf_printf(o, "kvgate_xdp_guard_state{state=\"%s\"} %d\n", st[i], !strcmp(now, st[i]));
+        counter_head(o, "kvgate_xdp_guard_reattached_total",
+                     "Times kvgated put the XDP guard back after a bypass worker stopped.");
+        sample(o, "kvgate_xdp_guard_reattached_total", NULL, (double)b->gk.reattached);
+    }
     if (!b || gwbpf_xdp_stats(b, xs, KVG_XDP_REASON_MAX) < 0)
         return;
     counter_head(o, "kvgate_xdp_packets_total", "Packets seen by the XDP guard, by verdict reason.");

@@ -82,6 +82,37 @@ int gwbpf_clear_pods(struct gwbpf *b);
 int gwbpf_xdp_attach(struct gwbpf *b, const char *ifname, enum gwbpf_xdp_mode mode,
                      char *why, size_t whylen);
 int gwbpf_xdp_detach(struct gwbpf *b);
+/* For the guard's keeper (guardkeep.h), on the control thread: puts the
+ * guard on ifindex in mode_flags (XDP_FLAGS_DRV_MODE / SKB_MODE) in place
+ * of the program old_fd names, in one step (XDP_FLAGS_REPLACE), or, with
+ * old_fd -1, where nothing is attached; then it is ours to detach. 0 or
+ * -errno (-EALREADY: attached by us already). */
+int gwbpf_xdp_take(struct gwbpf *b, int ifindex, int old_fd, uint32_t mode_flags);
+/* Another program holds the hook now (the bypass worker detached the
+ * guard): nothing of ours to detach any more. */
+void gwbpf_xdp_forget(struct gwbpf *b);
+/* The interface the guard is attached to by us, 0 none. */
+int gwbpf_xdp_ifindex(const struct gwbpf *b);
+/* bpf_guard.c: keeps the guard on ifname while a bypass worker comes and
+ * goes (its entry program holds the hook while it runs, with the guard
+ * chained behind it; the guard is attached again when the worker stops,
+ * at once after a clean exit, once the entry's flows are quiet after a
+ * kill). gwbpf_guard_keep on the main thread before the control thread
+ * starts; gwbpf_guard_tick on the control thread, once a second. */
+enum gwbpf_guard_state {
+    GWBPF_GUARD_OFF,          /* not kept (no --xdp-iface), or not looked yet */
+    GWBPF_GUARD_ATTACHED,     /* ours on the interface */
+    GWBPF_GUARD_BEHIND_ENTRY, /* a bypass worker's entry holds the hook */
+    GWBPF_GUARD_ORPHANED,     /* a gone worker's entry, its flows draining */
+    GWBPF_GUARD_FOREIGN,      /* another program: left alone */
+};
+int gwbpf_guard_keep(struct gwbpf *b, const char *ifname, enum gwbpf_xdp_mode mode);
+void gwbpf_guard_tick(struct gwbpf *b, uint64_t now_ns);
+/* "off", "attached", "behind_entry", "orphaned_entry", "foreign". */
+const char *gwbpf_guard_state_name(const struct gwbpf *b);
+/* Times the keeper put the guard back. */
+uint64_t gwbpf_guard_reattached(const struct gwbpf *b);
+
 /* "native" / "generic" while attached, else NULL. */
 const char *gwbpf_xdp_mode_name(const struct gwbpf *b);
 

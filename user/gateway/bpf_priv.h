@@ -5,6 +5,8 @@
  *               the per-reason counters and their /metrics render
  *   bpf_pods.c  the pod table mirror: kvg_pods written from each pod
  *               snapshot, a pod judged as the policy judges it
+ *   bpf_guard.c the XDP guard kept on its interface while a bypass worker
+ *               comes and goes
  *
  * Not for anyone else: the rest of kvgated uses bpf.h. */
 #ifndef KVGATE_GATEWAY_BPF_PRIV_H
@@ -35,6 +37,19 @@ struct gwbpf_podmap {
     struct kvg_pod vals[KVG_POD_MAX];
 };
 
+/* bpf_guard.c's keeper: what it wants and saw at its last look. */
+struct gwbpf_guardkeep {
+    int wanted;                  /* gwbpf_guard_keep called */
+    char ifname[16];             /* IF_NAMESIZE */
+    enum gwbpf_xdp_mode mode;
+    enum gwbpf_guard_state state;
+    int empty_looks, quiet_looks, said;
+    uint32_t entry_id;           /* the orphaned entry program */
+    int64_t entry_pkts;          /* its flows' packets at the last look */
+    uint64_t orphan_since_ns;
+    uint64_t reattached;
+};
+
 struct gwbpf {
     struct xdp_guard_bpf *skel;  /* load mode; NULL when opened from pins */
     struct splice_bpf *sskel;    /* load mode, when the splice loaded */
@@ -50,6 +65,7 @@ struct gwbpf {
     int xdp_ifindex;             /* 0: not attached by us */
     uint32_t xdp_flags;
     struct gwbpf_podmap pods;    /* bpf_pods.c */
+    struct gwbpf_guardkeep gk;   /* bpf_guard.c */
     struct kvg_pod_load *pod_load; /* kvg_pod_load mmapped read-only; NULL: none */
     size_t pod_load_len;
 };

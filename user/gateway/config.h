@@ -43,6 +43,11 @@ struct gw_pod_cfg {
     double cost_per_hour;           /* < 0: from costs[accelerator], else unpriced */
     char accelerator[GW_ACCEL_MAX]; /* a key of the costs table, "" none */
     uint32_t max_num_seqs;          /* the engine's batch limit (vLLM's 256) */
+    /* the pod accepts HTTP/2 cleartext with prior knowledge (kvgate-podsim
+     * does; vLLM's and SGLang's uvicorn do not): the bypass splices an h2c
+     * client's connection to it, and hands one bound for another pod up to
+     * kvgated (dpdk/README.md). kvgated itself speaks HTTP/1.1 to pods. */
+    uint8_t h2c;
 };
 
 /* "costs": accelerator type -> cost per hour of one pod of that type */

@@ -1,6 +1,6 @@
 /* config_pod: one pod of the configuration: "http://host:port" URLs
  * (--pod, the config's pods[].url, POST /admin/pods) and the pod object
- * {"url","name","engine","models"} (config.c's "pods" array and the admin
+ * {"url","name","engine","models",...} (config.c's "pods" array and the admin
  * API's body). No DNS here: the host is checked for syntax; names are
  * resolved when the pod is added (control_pods.c). See config.h. */
 #include "gateway/config.h"
@@ -148,6 +148,7 @@ int gwc_pod_parse(const cJSON *o, const char *path, struct gw_pod_cfg *p, char *
     enum pod_engine engine = POD_ENGINE_VLLM;
     char accel[GW_ACCEL_MAX] = "";
     double cost = -1, seqs = 256;
+    int h2c = 0;
     if (jp_obj(&e, path, o))
         return -1;
     for (const cJSON *k = o->child; k; k = k->next) {
@@ -186,6 +187,9 @@ int gwc_pod_parse(const cJSON *o, const char *path, struct gw_pod_cfg *p, char *
         } else if (!strcmp(ks, "max_num_seqs")) {
             if (jp_int(&e, kp, k, 1, 1000000, &seqs))
                 return -1;
+        } else if (!strcmp(ks, "h2c")) {
+            if (jp_bool(&e, kp, k, &h2c))
+                return -1;
         } else {
             return jp_unknown_key(&e, path, k);
         }
@@ -209,6 +213,7 @@ int gwc_pod_parse(const cJSON *o, const char *path, struct gw_pod_cfg *p, char *
     p->cost_per_hour = cost;
     memcpy(p->accelerator, accel, sizeof(accel));
     p->max_num_seqs = (uint32_t)seqs;
+    p->h2c = (uint8_t)h2c;
     if (!models)
         return 0;
     jp_join(kp, path, "models");

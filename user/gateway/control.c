@@ -34,6 +34,7 @@
 #include "common/alloc.h"
 #include "common/ev.h"
 #include "common/log.h"
+#include "gateway/bpf.h"
 #include "gateway/control_priv.h"
 #include "gateway/resolver.h"
 
@@ -65,6 +66,15 @@ void control_request_reload(struct ctl *c)
     }
 }
 
+/* The XDP guard back on its interface when a bypass worker stopped
+ * (gateway/bpf.h: gwbpf_guard_tick); armed only with the fast path on. */
+static void on_guard_tick(struct ev_loop *l, void *arg)
+{
+    struct ctl *c = arg;
+    gwbpf_guard_tick(c->g->bpf, ev_now_ns());
+    c->guard_timer = ev_timer_at(l, ev_now_ns() + 1000000000ull, on_guard_tick, c);
+}
+
 static void *thread_main(void *arg)
 {
     struct ctl *c = arg;
@@ -81,6 +91,9 @@ static void teardown(struct ctl *c)
     resolver_stop(); /* undelivered answers are dropped: free their pods */
     ctl_pods_free(c);
     probes_disarm(c); /* before the loop (and its timers) goes */
+    if (c->guard_timer && c->l)
+        ev_timer_cancel(c->l, c->guard_timer);
+    c->guard_timer = 0;
     ctl_rollout_disarm(c);
     if (c->l)
         ev_free(c->l);
@@ -122,6 +135,8 @@ static int assemble(struct ctl *c)
     }
     probes_arm(c);
     ctl_rollout_arm(c);
+    if (c->g->bpf)
+        c->guard_timer = ev_timer_at(c->l, ev_now_ns() + 1000000000ull, on_guard_tick, c);
     return 0;
 }
 

@@ -248,6 +248,7 @@ static int add_resolved(struct ctl *c, const struct gw_pod_cfg *pc,
     in->addr = *ss;
     in->addrlen = sl;
     in->engine = pc->engine;
+    in->h2c = pc->h2c;
     ctl_util_added(p);
     seed_models(p);
     gw_hostport_text(pc->host, pc->port, hostport, sizeof(hostport));
@@ -428,6 +429,10 @@ static void update_pod(struct cpod *p, const struct gw_pod_cfg *pc)
     if (p->cfg.engine != pc->engine) {
         p->info.engine = pc->engine;
         p->info.metrics_ok = 0;
+        changed = 1;
+    }
+    if (p->info.h2c != pc->h2c) {
+        p->info.h2c = pc->h2c;
         changed = 1;
     }
     int models = !same_models(&p->cfg, pc);

@@ -84,6 +84,7 @@ struct ctl {
     struct kvsub *kvsub;         /* KV-event subscriber, NULL until a pod has events */
     uint64_t kv_sig;             /* of what it was last told (control_kv.c) */
     uint64_t ro_timer;           /* the rollout's tick (control_rollout.c) */
+    uint64_t guard_timer;        /* the XDP guard's keeper (gateway/bpf.h), each second */
 };
 
 /* ---- control_pods.c ---- */

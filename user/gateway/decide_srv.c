@@ -183,9 +183,9 @@ static int end_local(struct dpeer *p, struct dpend *d, unsigned status, const ch
  * hand it up (enum decide_handup), or 0: routed. The rules are those of
  * kvgated's own splice (splice.c eligible): a session that pins the
  * connection's requests to one pod, and a model splice.mode /
- * splice.models let out of kvgated's per-request view. h2c is not asked:
- * kvgated does not know which pods speak it (the bypass replays h2c as
- * the client sent it, as before). */
+ * splice.models let out of kvgated's per-request view. The third cause,
+ * h2c towards a pod that does not speak it, depends on the pod the policy
+ * picks: decide_now asks it after routing. */
 static unsigned handup_cause(struct gw *g, const struct gw_request *r)
 {
     if (!r->session[0])
@@ -242,6 +242,20 @@ static int decide_now(struct dpeer *p, struct dpend *d)
             snprintf(msg, sizeof(msg), "no pod can serve model %s now", r->model);
         return end_local(p, d, st == ROUTE_UNKNOWN_MODEL ? 404 : 503, msg,
                          st == ROUTE_UNKNOWN_MODEL ? "unknown_model" : "no_pod");
+    }
+    if (r->h2 && !r->pod.h2c) {
+        /* the worker would replay the client's HTTP/2 bytes to a pod that
+         * speaks HTTP/1.1 only: kvgated serves the connection instead (it
+         * speaks h2c to clients and HTTP/1.1 to pods), or, with no way up,
+         * the client hears why */
+        gw_route_withdraw(g, r);
+        gw_route_release(g, r);
+        if (d->can_handup)
+            return end_handup(p, d, DECIDE_HU_H2C);
+        char msg[POD_NAME_MAX + 160];
+        snprintf(msg, sizeof(msg), "pod %s does not speak h2c (pods[].h2c) and this worker "
+                 "cannot hand the connection up (kvg-bypassd --adopt)", r->pod.name);
+        return end_local(p, d, 503, msg, "no_pod");
     }
     if (r->pod.addr.ss_family != AF_INET) { /* the worker replays over IPv4 only */
         gw_route_withdraw(g, r);

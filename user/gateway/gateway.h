@@ -80,6 +80,7 @@ struct pod_target {
     uint16_t port;
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    uint8_t h2c;                 /* it speaks h2c (pods[].h2c) */
 };
 
 /* A request's tokens, as the pod reported them in its answer's "usage"

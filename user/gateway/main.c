@@ -295,9 +295,13 @@ static void start_bpf(struct gw *g, const struct flags *f)
     else
         LOG_INFO("sockmap splice off: %s", swhy);
     if (f->xdp_iface && gwbpf_xdp_attach(g->bpf, f->xdp_iface, f->xdp_mode, err, sizeof(err)) < 0)
-        LOG_WARN("XDP guard not attached: %s", err);
+        LOG_WARN("XDP guard not attached now: %s (looked at again every second: a bypass "
+                 "worker's entry program runs it behind itself, and it comes back when the worker "
+                 "stops)", err);
     else if (f->xdp_iface)
         LOG_INFO("XDP guard attached to %s (%s)", f->xdp_iface, gwbpf_xdp_mode_name(g->bpf));
+    if (f->xdp_iface)
+        gwbpf_guard_keep(g->bpf, f->xdp_iface, f->xdp_mode);
 }
 
 /* struct gw from the config and the flags: the shared tables, metrics,

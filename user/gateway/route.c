@@ -263,6 +263,7 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
     r->pod.port = p->port;
     r->pod.addr = p->addr;
     r->pod.addrlen = p->addrlen;
+    r->pod.h2c = p->h2c;
     snapshot_put(s);
     atomic_fetch_add(&g->counters.inflight[r->pod.slot], 1);
     r->routed = 1;

@@ -674,6 +674,20 @@ TEST(kv_events_keys)
     CHECK_ERR("{\"kv_events\":{\"window\":1}}", "kv_events: unknown key \"window\"");
 }
 
+/* issue 12: pods[].h2c, what the bypass splices h2c to */
+TEST(pod_h2c_key)
+{
+    CHECK_EQ(parse("{\"pods\":[{\"url\":\"http://10.0.0.1:8000\",\"h2c\":true},"
+                   "{\"url\":\"http://10.0.0.2:8000\",\"h2c\":false},"
+                   "{\"url\":\"http://10.0.0.3:8000\"}]}"),
+             0);
+    CHECK_EQ(cfg.pods[0].h2c, 1);
+    CHECK_EQ(cfg.pods[1].h2c, 0);
+    CHECK_EQ(cfg.pods[2].h2c, 0); /* vLLM's and SGLang's servers speak HTTP/1.1 only */
+    CHECK_ERR("{\"pods\":[{\"url\":\"http://10.0.0.1:1\",\"h2c\":1}]}",
+              "pods[0].h2c: expected true or false");
+}
+
 /* issue 11: "tokenizers", per model or "*" */
 TEST(tokenizer_keys)
 {
@@ -832,6 +846,7 @@ int main(void)
     RUN(metrics_keys);
     RUN(accounting_enabled_key);
     RUN(kv_events_keys);
+    RUN(pod_h2c_key);
     RUN(tokenizer_keys);
     RUN(splice_keys);
     RUN(full_config);

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# The bypass worker coming and going beside kvgated's XDP guard (issue 12):
+# the guard and the worker's entry program cannot both hold the
+# interface's hook, so the worker detaches the guard and chains it behind
+# its entry (bpf/bp_entry.bpf.c: kvg_bpe_next), and kvgated puts the guard
+# back when the worker stops (user/gateway/bpf_guard.c). kvgated runs with
+# its fast path (pins on a bpffs of its own mount namespace, the worker
+# joins it as in test_podcheck.sh), --xdp-iface on the gateway's
+# interface, listening on the bypass port itself (what serves it when no
+# worker runs). One-armed: client, gateway and pod namespaces on one
+# bridge (a fourth namespace), all removed on exit (signals included).
+# Checked:
+#   - kvgated attaches the guard at start;
+#   - a worker started then detaches it and runs it behind its entry: one
+#     line says so, kvgated reports behind_entry, and a SYN to a kernel
+#     port is counted by the guard while the entry holds the hook;
+#   - kill -9 of the worker mid-stream: the spliced stream runs to [DONE]
+#     through the entry the worker left, a new connection to the bypass
+#     port is answered by kvgated meanwhile (orphaned_entry), and once the
+#     entry's flows are quiet the guard replaces it (counted, logged);
+#   - a worker started again and stopped cleanly: the guard is back within
+#     seconds.
+# Skipped (77) without root, DPDK, the binaries or the tools.
+. "$(dirname "$0")/../e2e/lib.sh"
+. "$(dirname "$0")/lib.sh"
+dpdk_require nsenter bpftool
+[ -x $PY ] || skip_all "$PY not installed"
+[ -x $BUILD/kvgated ] || skip_all "binaries not built"
+NC=kvglc$$ NG=kvglg$$ NP=kvglp$$ NS=kvgls$$
+WPID= GWPID=
+lifecycle_cleanup() {
+    [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
+    [ -n "$GWPID" ] && kill "$GWPID" 2>/dev/null && wait "$GWPID" 2>/dev/null
+    e2e_cleanup
+    dpdk_netns_del
+}
+trap lifecycle_cleanup EXIT
+trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
+dpdk_lan 10.79.0 $NS $NC $NG $NP
+PODSIM_ARGS= dpdk_podsims $NP
+
+SOCK="$E2E_TMP/decide.sock"
+GW_LOG="$E2E_TMP/access.log"
+ip netns exec $NG sh -c 'mount -t bpf bpf /sys/fs/bpf && exec "$@"' sh \
+    $BUILD/kvgated --listen 10.79.0.2:8000 --admin 127.0.0.1:9090 --workers 1 \
+    --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --decide-socket "$SOCK" \
+    --xdp-iface $GIF --xdp-mode native >"$E2E_TMP/kvgated.log" 2>&1 &
+GWPID=$!
+gw() { ip netns exec $NG curl -s --max-time 3 "http://127.0.0.1:9090$1"; }
+gw_healthy() { [ "$(gw /admin/pods | jq '[.[] | select(.healthy)] | length')" = 1 ]; }
+wait_until 15 gw_healthy || setup_failed "kvgated: $(cat $E2E_TMP/kvgated.log)"
+metric() { gw /metrics | awk -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print 0}'; }
+state_is() { local v; v=$(metric "kvgate_xdp_guard_state{state=\"$1\"}"); [ "$v" = 1 ]; }
+hook() { # the name of the XDP program on the gateway's interface, or none
+    local id
+    id=$(ip netns exec $NG bpftool net show dev $GIF -j | jq -r '.[0].xdp[0].id // empty')
+    if [ -n "$id" ]; then bpftool prog show id "$id" -j | jq -r .name; else echo none; fi
+}
+hook_is() { local h; h=$(hook); echo "hook: $h (want $1)"; [ "$h" = "$1" ]; }
+
+t_start() {
+    grep "XDP guard attached to $GIF (native)" "$E2E_TMP/kvgated.log" || return 1
+    hook_is xdp_guard && wait_until 3 state_is attached
+}
+check "kvgated attaches its guard at start" t_start
+
+ST="$E2E_TMP/stats.json"
+start_worker() {
+    : >"$E2E_TMP/worker.log"
+    nsenter -t $GWPID -m -n -w $BUILD/kvg-bypassd --iface $GIF --port 8000 \
+        --xdp-obj $BUILD/bpf/bp_entry.bpf.o --decide "$SOCK" --gw-ip 10.79.0.2 \
+        --src-ports 61000-61015 --stats "$ST" >"$E2E_TMP/worker.log" 2>&1 &
+    WPID=$!
+    wait_until 20 grep -q "kvg-bypassd: on" "$E2E_TMP/worker.log"
+}
+start_worker || { kill -0 $WPID 2>/dev/null || skip_all "the worker did not start: $(tail -3 $E2E_TMP/worker.log)"
+                  setup_failed "worker: $(cat $E2E_TMP/worker.log)"; }
+
+t_behind() {
+    grep "kvgated's XDP guard (program [0-9]*) detached from $GIF" "$E2E_TMP/worker.log" &&
+        grep "goes through kvgated's XDP guard" "$E2E_TMP/worker.log" || { cat "$E2E_TMP/worker.log"; return 1; }
+    hook_is bp_entry && jq -e '.guard_chained == 1' "$ST" >/dev/null && wait_until 3 state_is behind_entry
+}
+check "a worker detaches the guard and runs it behind its entry; kvgated says behind_entry" t_behind
+
+t_guarded() {
+    local k0 k1
+    k0=$(metric 'kvgate_xdp_packets_total{reason="pass_syn"}')
+    # a kernel port with nothing on it: the SYN goes to the kernel (RST) through the guard
+    ip netns exec $NC curl -s --max-time 2 http://10.79.0.2:9191/ >/dev/null
+    k1=$(metric 'kvgate_xdp_packets_total{reason="pass_syn"}')
+    echo "the guard's pass_syn: $k0 -> $k1"
+    [ "${k1%.*}" -gt "${k0%.*}" ]
+}
+check "behind the entry the guard still sees what goes to the kernel (a SYN to another port)" t_guarded
+
+M=meta-llama/Llama-3.1-8B-Instruct
+# stream ID MAX_TOKENS: one streamed completion through the bypass port;
+# writes "streaming" once under way, then "reset|eof|done|timeout BYTES"
+stream() {
+    ip netns exec $NC $PY - "$1" "$2" "$M" >"$E2E_TMP/$1.out" 2>&1 <<'PY'
+import json, socket, sys
+tag, n, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+body = json.dumps({"model": model, "prompt": ("Lifecycle %s: keep serving. " % tag) * 40,
+                   "max_tokens": n, "stream": True, "ignore_eos": True}).encode()
+s = socket.create_connection(("10.79.0.2", 8000), timeout=30)
+s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
+          b"x-session-id: life-" + tag.encode() + b"\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+got, how, told = b"", "eof", False
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+        if not told and len(got) > 200:
+            print("streaming", flush=True)
+            told = True
+        if b"data: [DONE]" in got:
+            how = "done"
+            break
+except ConnectionResetError:
+    how = "reset"
+except socket.timeout:
+    how = "timeout"
+print(how, len(got), flush=True)
+PY
+}
+
+t_killed() {
+    local cpid code
+    stream A 600 &
+    cpid=$!
+    wait_until 10 grep -q streaming "$E2E_TMP/A.out" || { echo "no answer under way"; cat "$E2E_TMP/A.out"; return 1; }
+    jq -e '.handed_off == 1' "$ST" >/dev/null || { echo "not spliced"; return 1; }
+    kill -9 $WPID
+    wait $WPID 2>/dev/null
+    WPID=
+    # the entry stays (the driver could not detach it) and the flow goes on
+    hook_is bp_entry || return 1
+    wait_until 4 state_is orphaned_entry || { grep "XDP guard" "$E2E_TMP/kvgated.log"; return 1; }
+    code=$(ip netns exec $NC curl -s --max-time 5 -o /dev/null -w '%{http_code}' http://10.79.0.2:8000/v1/models)
+    echo "a new connection to the bypass port meanwhile: $code"
+    [ "$code" = 200 ] || return 1
+    # the stream outlived the kill and the new connection: it went on through XDP alone
+    ! grep -q '^done' "$E2E_TMP/A.out" || { echo "the stream ended before the worker was killed"; return 1; }
+    wait $cpid
+    cat "$E2E_TMP/A.out"
+    grep -q '^done ' "$E2E_TMP/A.out"
+}
+check "kill -9 of the worker mid-stream: the stream ends whole, kvgated serves a new connection meanwhile" t_killed
+
+t_replaced() {
+    wait_until 8 hook_is xdp_guard || { grep "XDP guard" "$E2E_TMP/kvgated.log"; return 1; }
+    grep "XDP guard attached to $GIF (native) in place of the gone worker's entry" "$E2E_TMP/kvgated.log" || return 1
+    state_is attached && [ "$(metric kvgate_xdp_guard_reattached_total)" = 1.0 ]
+}
+check "once the gone worker's flows are quiet, the guard replaces its entry (logged, counted)" t_replaced
+
+t_clean_exit() {
+    start_worker || { cat "$E2E_TMP/worker.log"; return 1; }
+    hook_is bp_entry && wait_until 3 state_is behind_entry || return 1
+    kill $WPID
+    wait $WPID 2>/dev/null
+    WPID=
+    wait_until 5 hook_is xdp_guard || return 1
+    grep "XDP guard attached again to $GIF (native)" "$E2E_TMP/kvgated.log" &&
+        [ "$(metric kvgate_xdp_guard_reattached_total)" = 2.0 ]
+}
+check "a worker started again and stopped cleanly: the guard is back within seconds" t_clean_exit
+finish
