@@ -6,7 +6,7 @@
 #   scripts/bpf-load.sh [--pin-dir DIR] [--obj FILE] [--iface IF]
 #                       [--mode auto|native|generic] [--netns NS]
 #   scripts/bpf-load.sh attach --iface IF [--mode M] [--netns NS] [--pin-dir DIR]
-#   scripts/bpf-load.sh show [--pin-dir DIR]
+#   scripts/bpf-load.sh show [--pin-dir DIR] [--netns NS]
 #
 # The commands it runs, in order (DIR = /sys/fs/bpf/kvgate by default):
 #   mount -t bpf bpf /sys/fs/bpf                       # only when not mounted
@@ -16,7 +16,10 @@
 #   bpftool prog attach pinned DIR/splice_verdict stream_verdict pinned DIR/maps/kvg_sock
 #   ip link set dev IF xdpdrv pinned DIR/xdp_guard     # native; xdpgeneric for generic
 #   bpftool map dump pinned DIR/maps/kvg_pods          # show: the pod table, the
-#                                                      # splice's counters and flows, etc.
+#                                                      # splice's counters and flows, etc.,
+#                                                      # and each bypass entry attached here:
+#                                                      # its counters and spliced flows
+#                                                      # (bpftool map dump id N)
 # --netns NS runs the `ip link` step as `nsenter --net=/run/netns/NS ip ...`:
 # `ip -n NS` / `ip netns exec NS` remount /sys, and the bpffs under it with
 # the pins would not be there.
@@ -39,6 +42,50 @@ while [ $# -gt 0 ]; do
 done
 in_ns() { if [ -n "$netns" ]; then nsenter --net="/run/netns/$netns" "$@"; else "$@"; fi; }
 
+# show_bypass: every bypass entry (kvg-bypassd's bp_entry, dpdk/README.md)
+# attached in this network namespace: its configuration and the worker's
+# heartbeat, its counters per reason, and who is spliced to which pod
+# (kvg_bp_flows: client -> pod entries and pod -> client entries, addresses
+# as the packet carries them, the pod's slot in kvg_pods, packets, bytes,
+# requests XDP framed after the first). By map id: bpftool by name would
+# also dump other namespaces' workers.
+show_bypass() {
+    local ids id name mid mname names
+    ids=$(in_ns bpftool net show -j | jq -r '.[0].xdp[]?.id // empty')
+    for id in $ids; do
+        name=$(bpftool prog show id "$id" -j | jq -r .name)
+        [ "$name" = bp_entry ] || continue
+        echo "== bypass entry (program $id on $(in_ns bpftool net show -j | jq -r --argjson i "$id" '.[0].xdp[] | select(.id == $i) | .devname'))"
+        names=$(sed -n "/#define KVG_BP_REASON_NAMES/,/^ *}/p" "$root/bpf/kvgate.h" | grep -o '"[a-z0-9_]*"' | tr -d '"' | jq -R . | jq -sc .)
+        for mid in $(bpftool prog show id "$id" -j | jq -r '.map_ids[]?'); do
+            mname=$(bpftool map show id "$mid" -j | jq -r .name)
+            case $mname in
+            kvg_bpe_cfg)
+                # port (network order), source ports, heartbeat age
+                bpftool map dump id "$mid" -j | jq -c --argjson now "$(python3 -c 'import time; print(time.monotonic_ns())')" \
+                    '.[0].formatted.value | {port: ((.port % 256) * 256 + (.port / 256 | floor)),
+                     src_ports: "\(.lo)-\(.hi)", worker_heartbeat: (if .alive_ns == 0 then "never"
+                     else "written \((($now - .alive_ns) / 1e8 | floor) / 10) s ago" end)}' ;;
+            kvg_bp_stats)
+                echo "-- counters (kvg_bp_stats, all CPUs)"
+                bpftool map dump id "$mid" -j | jq -r --argjson n "$names" \
+                    '.[] | .formatted | select(.key < ($n|length)) |
+                     "\(.key)\t\($n[.key])\t\([.values[].value.packets]|add) packets\t\([.values[].value.bytes]|add) bytes"' ;;
+            kvg_bp_flows)
+                echo "-- spliced flows (kvg_bp_flows: from -> to as received, rewritten to pod slot)"
+                bpftool map dump id "$mid" -j | jq -r '
+                    def ip: "\(. % 256).\((. / 256 | floor) % 256).\((. / 65536 | floor) % 256).\(. / 16777216 | floor)";
+                    def port: (. % 256) * 256 + (. / 256 | floor);
+                    .[] | .formatted | "\(.key.saddr | ip):\(.key.sport | port) -> \(.key.daddr | ip):\(.key.dport | port)  =>  \(.value.daddr | ip):\(.value.dport | port)  slot \(.value.pod_slot)  packets \(.value.packets)  bytes \(.value.bytes)  requests \(.value.requests)"' ;;
+            esac
+        done
+    done
+}
+
+if [ $cmd = show ] && [ ! -e "$dir/xdp_guard" ] && [ ! -d "$dir/maps" ]; then
+    show_bypass
+    die "nothing loaded at $dir"
+fi
 if [ $cmd = show ]; then
     [ -e "$dir/xdp_guard" ] || [ -d "$dir/maps" ] || die "nothing loaded at $dir"
     echo "== program"
@@ -68,6 +115,7 @@ if [ $cmd = show ]; then
         echo "== spliced sockets now (kvg_flow_st: state 1 spliced, 2 handed up)"
         bpftool map dump pinned "$dir/maps/kvg_flow_st" -j | jq -c '.[] | .formatted'
     fi
+    show_bypass
     exit 0
 fi
 

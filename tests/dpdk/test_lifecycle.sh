@@ -14,6 +14,8 @@
 #   - a worker started then detaches it and runs it behind its entry: one
 #     line says so, kvgated reports behind_entry, and a SYN to a kernel
 #     port is counted by the guard while the entry holds the hook;
+#   - scripts/bpf-load.sh show lists the entry, its counters and the
+#     spliced flow (client -> gateway => pod, its slot);
 #   - kill -9 of the worker mid-stream: the spliced stream runs to [DONE]
 #     through the entry the worker left, a new connection to the bypass
 #     port is answered by kvgated meanwhile (orphaned_entry), and once the
@@ -133,6 +135,13 @@ t_killed() {
     cpid=$!
     wait_until 10 grep -q streaming "$E2E_TMP/A.out" || { echo "no answer under way"; cat "$E2E_TMP/A.out"; return 1; }
     jq -e '.handed_off == 1' "$ST" >/dev/null || { echo "not spliced"; return 1; }
+    # what an operator sees: the entry, its counters, who is spliced where
+    nsenter -t $GWPID -m -n -w scripts/bpf-load.sh show >"$E2E_TMP/show.out" 2>&1
+    grep -q "== bypass entry (program [0-9]* on $GIF)" "$E2E_TMP/show.out" &&
+        grep -q '"port":8000' "$E2E_TMP/show.out" &&
+        grep -q "forwarded" "$E2E_TMP/show.out" &&
+        grep -Eq "^10\.79\.0\.1:[0-9]+ -> 10\.79\.0\.2:8000  =>  10\.79\.0\.3:8000  slot 0 " "$E2E_TMP/show.out" ||
+        { echo "scripts/bpf-load.sh show:"; cat "$E2E_TMP/show.out"; return 1; }
     kill -9 $WPID
     wait $WPID 2>/dev/null
     WPID=
