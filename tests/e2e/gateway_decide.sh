@@ -131,6 +131,30 @@ t_reqs_counted() {
 }
 check "a spliced flow's later requests (REQS) count as bypass requests: by path, model/tenant/pod, access log, unframed reason" t_reqs_counted
 
+t_reqs_implausible() {
+    local f ans l0 x0 line
+    f=$(bodyfile r3 R3 q)
+    l0=$(metric_value kvgate_bypass_later_requests_total)
+    x0=$(metric_value kvgate_bypass_later_requests_implausible_total)
+    # a million later requests reported at once, right after routing: at
+    # most 64 (plus 1 a ms of the flow's life) are believed, the rest
+    # counted apart; a second report adds only what it adds
+    ans=$($DC decide 34 "$f" implausible-t "" reqs 34 auto 1000000 reqs 34 auto 1000002 \
+          done 34 auto ok 200 2>&1 | head -1)
+    [ "$(field "$ans" status)" = 200 ] || { echo "$ans"; return 1; }
+    log_has '"tenant":"implausible-t"' || return 1
+    line=$(grep '"tenant":"implausible-t"' "$GW_LOG" | tail -1)
+    jq -c '{tenant, conn_requests}' <<<"$line"
+    awk -v a="$l0" -v b="$(metric_value kvgate_bypass_later_requests_total)" \
+        -v n="$(jq -r .conn_requests <<<"$line")" \
+        'BEGIN {exit !(b - a == n && n >= 64 && n < 1000)}' ||
+        { echo "later: $l0 -> $(metric_value kvgate_bypass_later_requests_total)"; return 1; }
+    awk -v a="$x0" -v b="$(metric_value kvgate_bypass_later_requests_implausible_total)" \
+        -v n="$(jq -r .conn_requests <<<"$line")" 'BEGIN {exit !(b - a == 1000002 - n)}' ||
+        { echo "implausible: $x0 -> $(metric_value kvgate_bypass_later_requests_implausible_total)"; return 1; }
+}
+check "a REQS total beyond what the flow's age allows is clamped; the excess is counted apart" t_reqs_implausible
+
 t_reqs_v1_and_breaches() {
     local f r p0
     f=$(bodyfile r2 R2 q)

@@ -24,6 +24,13 @@
 #define PEERS_MAX 16
 #define BUCKETS 256     /* a power of two */
 #define RECV_BURST 64   /* packets read per readiness, then the loop turns */
+/* REQS plausibility: a connection's later requests are counted up to
+ * REQS_BURST plus REQS_PER_S a second of its life. Each needs an answer
+ * from a model server before the next (HTTP/1.1 without pipelining), so
+ * no honest flow comes near; a worker (or an XDP program) that reports
+ * more is not believed, and the excess is counted apart. */
+#define REQS_BURST 64
+#define REQS_PER_S 1000
 
 /* One decision a worker holds: its body arriving, then routed until DONE. */
 struct dpend {
@@ -31,7 +38,8 @@ struct dpend {
     uint32_t id;
     int routed;                  /* answered 200: in flight until DONE */
     int can_handup;              /* its DECIDE said DECIDE_F_HANDUP (version 3) */
-    uint32_t reqs;               /* later requests the worker reported (REQS), counted */
+    uint32_t reqs;               /* later requests the worker reported (REQS) */
+    uint32_t reqs_counted;       /* of those, counted (at most what the flow's age allows) */
     uint8_t unframed;            /* enum decide_unframed, as last reported */
     uint64_t got;                /* body bytes received */
     struct gw_scan *scan;
@@ -68,6 +76,7 @@ static struct {
 /* counters for /metrics (read by the admin thread) */
 static atomic_uint_fast64_t c_peers_now, c_peers_total, c_peers_refused, c_answers[ST_N],
     c_done[DECIDE_OUTCOME_MAX + 1], c_released, c_protocol, c_stray, c_over_limit, c_reqs,
+    c_reqs_implausible,
     c_unframed[DECIDE_UF_MAX + 1], c_handup[DECIDE_HU_MAX + 1];
 
 static inline void inc(atomic_uint_fast64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
@@ -420,7 +429,8 @@ static int on_done(struct dpeer *p, const struct decide_msg *m)
  * in-flight count is not raised: the flow holds the one its first request
  * took until DONE, and an HTTP/1.1 connection has one request at the pod
  * at a time unless it pipelines. A total that goes down, or a REQS for a
- * decision not routed or naming another pod, breaks the contract. */
+ * decision not routed or naming another pod, breaks the contract; a total
+ * beyond what the flow's age allows (REQS_BURST, REQS_PER_S) is clamped. */
 static int on_reqs(struct dpeer *p, const struct decide_msg *m)
 {
     struct dpend *d = find(p, m->id);
@@ -430,9 +440,16 @@ static int on_reqs(struct dpeer *p, const struct decide_msg *m)
     }
     if (!d->routed || m->slot != d->r.pod.slot || m->requests < d->reqs)
         return -1;
-    uint32_t n = m->requests - d->reqs;
+    uint64_t now = ev_now_ns(), age_ms = now > d->r.t_start ? (now - d->r.t_start) / 1000000 : 0;
+    uint64_t cap = REQS_BURST + age_ms * REQS_PER_S / 1000;
+    uint64_t room = cap > d->reqs_counted ? cap - d->reqs_counted : 0;
+    uint32_t inc_by = m->requests - d->reqs;
+    uint32_t n = inc_by < room ? inc_by : (uint32_t)room;
+    if (inc_by > n) /* this report's excess: never counted, not even later */
+        atomic_fetch_add_explicit(&c_reqs_implausible, inc_by - n, memory_order_relaxed);
     d->reqs = m->requests;
-    d->r.conn_requests = m->requests;
+    d->reqs_counted += n;
+    d->r.conn_requests = d->reqs_counted;
     if (n) {
         atomic_fetch_add_explicit(&c_reqs, n, memory_order_relaxed);
         gw_metrics_bypass_requests(D.g->metrics, &d->r, n);
@@ -617,6 +634,11 @@ void decide_srv_metrics_render(struct sbuf *o)
               "reported them (XDP frames HTTP/1.1 request heads by Content-Length).");
     sbuf_puts(o, "kvgate_bypass_later_requests_total");
     prom_value(o, (double)atomic_load(&c_reqs));
+    prom_head(o, "kvgate_bypass_later_requests_implausible_total", "counter",
+              "Later requests a worker reported beyond what a connection's age allows (64 "
+              "plus 1,000 a second of its life): not counted anywhere else.");
+    sbuf_puts(o, "kvgate_bypass_later_requests_implausible_total");
+    prom_value(o, (double)atomic_load(&c_reqs_implausible));
     prom_head(o, "kvgate_bypass_unframed_total", "counter",
               "Spliced bypass connections whose later requests XDP stopped counting, by why "
               "(a body not framed by Content-Length, a head split across segments, ...).");
