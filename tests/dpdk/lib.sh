@@ -101,3 +101,94 @@ dpdk_flows_dump() {
     return 1
 }
 export -f dpdk_flows_dump
+
+# ---- the processes a test starts, stopped whatever happens ----
+# WPID (the worker) and GWPID (kvgated): dpdk_cleanup stops them, calls
+# the test's dpdk_cleanup_more if it has one, then removes what
+# e2e_cleanup knows and the namespaces dpdk_lan made. dpdk_traps installs
+# it on EXIT; a signal (timeout(1), ^C) ends the script through exit, so
+# the trap still runs (bash runs no EXIT trap when a signal kills it).
+WPID= GWPID=
+dpdk_cleanup() {
+    [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
+    [ -n "$GWPID" ] && kill "$GWPID" 2>/dev/null && wait "$GWPID" 2>/dev/null
+    if declare -F dpdk_cleanup_more >/dev/null; then dpdk_cleanup_more; fi
+    e2e_cleanup
+    dpdk_netns_del
+}
+dpdk_traps() {
+    trap dpdk_cleanup EXIT
+    trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
+}
+
+# dpdk_worker WHERE ARGS...: starts kvg-bypassd on $GIF, bypass port 8000,
+# bp_entry from the build, its stats in $ST and its log in
+# $E2E_TMP/worker.log, with ARGS. WHERE: a namespace name (ip netns exec),
+# or "kvgated" (nsenter into kvgated's network and mount namespaces, where
+# its pins are). Sets WPID; 0 once the worker says it is on.
+dpdk_worker() {
+    local where=$1
+    shift
+    local run=(ip netns exec "$where")
+    [ "$where" = kvgated ] && run=(nsenter -t "$GWPID" -m -n -w)
+    "${run[@]}" $BUILD/kvg-bypassd --iface $GIF --port 8000 --xdp-obj $BUILD/bpf/bp_entry.bpf.o \
+        --stats "$ST" "$@" >"$E2E_TMP/worker.log" 2>&1 &
+    WPID=$!
+    wait_until 20 grep -q "kvg-bypassd: on" "$E2E_TMP/worker.log"
+}
+# dpdk_worker_started: after dpdk_worker failed: skip (77) when the worker
+# could not start here (no AF_XDP, the driver refused), else a set-up failure.
+dpdk_worker_started() {
+    kill -0 "$WPID" 2>/dev/null || skip_all "the worker did not start: $(tail -3 "$E2E_TMP/worker.log")"
+    setup_failed "worker: $(cat "$E2E_TMP/worker.log")"
+}
+# dpdk_worker_connected [adopt]: waits until kvgated (admin on
+# 127.0.0.1:9090 in $NG) counts the worker on its decision channel (and
+# on its adopt channel too); a set-up failure otherwise.
+dpdk_worker_connected() {
+    local want='[ "$(metric kvgate_bypass_workers)" = 1.0 ]'
+    [ "${1:-}" = adopt ] && want="$want"' && [ "$(metric kvgate_bypass_adopt_workers)" = 1.0 ]'
+    wait_until 5 eval "$want" ||
+        setup_failed "the worker did not connect to kvgated: $(cat "$E2E_TMP/worker.log" "$E2E_TMP/kvgated.log")"
+}
+# kvgated's admin API (127.0.0.1:9090 in $NG): gw PATH prints the answer;
+# metric NAME prints a /metrics sample's value (as printed), 0 when absent.
+gw() { ip netns exec $NG curl -s --max-time 3 "http://127.0.0.1:9090$1"; }
+metric() { gw /metrics | awk -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print 0}'; }
+
+# dpdk_stream ID MAX_TOKENS: one streamed completion of model $M through
+# the bypass port 10.79.0.2:8000 from namespace $NC, with tenant t-ID and
+# session s-ID; writes "streaming" once the answer is under way, then
+# "reset|eof|done|timeout T BYTES" (T: wall clock, seconds) to
+# $E2E_TMP/ID.out.
+dpdk_stream() {
+    ip netns exec $NC $PY - "$1" "$2" "$M" >"$E2E_TMP/$1.out" 2>&1 <<'PY'
+import json, socket, sys, time
+tag, n, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+body = json.dumps({"model": model, "prompt": ("Runbook %s: check the pods. " % tag) * 40,
+                   "max_tokens": n, "stream": True, "ignore_eos": True}).encode()
+s = socket.create_connection(("10.79.0.2", 8000), timeout=30)
+s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
+          b"x-gateway-inference-fairness-id: t-" + tag.encode() + b"\r\n"
+          b"x-session-id: s-" + tag.encode() + b"\r\n"
+          b"content-length: %d\r\n\r\n" % len(body) + body)
+got, how, told = b"", "eof", False
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+        if not told and len(got) > 200:  # the answer is under way
+            print("streaming", flush=True)
+            told = True
+        if b"data: [DONE]" in got:
+            how = "done"
+            break
+except ConnectionResetError:
+    how = "reset"
+except socket.timeout:
+    how = "timeout"
+print(how, "%.3f" % time.time(), len(got), flush=True)
+PY
+}

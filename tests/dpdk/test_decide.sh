@@ -31,15 +31,7 @@
 dpdk_require
 [ -x $BUILD/kvgated ] || skip_all "binaries not built"
 NC=kvgdc$$ NG=kvgdg$$ NP1=kvgdp$$ NP2=kvgdq$$ NS=kvgds$$
-WPID= GWPID=
-decide_dpdk_cleanup() {
-    [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
-    [ -n "$GWPID" ] && kill "$GWPID" 2>/dev/null && wait "$GWPID" 2>/dev/null
-    e2e_cleanup
-    dpdk_netns_del
-}
-trap decide_dpdk_cleanup EXIT
-trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
+dpdk_traps
 dpdk_lan 10.79.0 $NS $NC $NG $NP1 $NP2
 PODSIM_ARGS="--time-scale 0.05" dpdk_podsims $NP1 $NP2
 
@@ -51,22 +43,12 @@ ip netns exec $NG $BUILD/kvgated --no-bpf --listen 10.79.0.2:9000 --admin 127.0.
     --workers 1 --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --pod http://10.79.0.4:8000 \
     --decide-socket "$SOCK" >"$E2E_TMP/kvgated.log" 2>&1 &
 GWPID=$!
-gw() { ip netns exec $NG curl -s --max-time 3 "http://127.0.0.1:9090$1"; }
 gw_healthy() { [ "$(gw /admin/pods | jq '[.[] | select(.healthy)] | length')" = 2 ]; }
 wait_until 15 gw_healthy || setup_failed "kvgated: $(cat $E2E_TMP/kvgated.log)"
 
 ST="$E2E_TMP/stats.json"
-start_worker() {
-    ip netns exec $NG $BUILD/kvg-bypassd --iface $GIF --port 8000 --xdp-obj $BUILD/bpf/bp_entry.bpf.o \
-        --decide "$SOCK" --gw-ip 10.79.0.2 --src-ports 61000-61015 \
-        --stats "$ST" >"$E2E_TMP/worker.log" 2>&1 &
-    WPID=$!
-    wait_until 20 grep -q "kvg-bypassd: on" "$E2E_TMP/worker.log"
-}
-start_worker || { kill -0 $WPID 2>/dev/null || skip_all "the worker did not start: $(tail -3 $E2E_TMP/worker.log)"
-                  setup_failed "worker: $(cat $E2E_TMP/worker.log)"; }
-wait_until 5 eval '[ "$(gw /metrics | awk "\$1==\"kvgate_bypass_workers\" {print \$2}")" = 1.0 ]' ||
-    setup_failed "the worker did not connect to kvgated: $(cat $E2E_TMP/worker.log $E2E_TMP/kvgated.log)"
+dpdk_worker $NG --decide "$SOCK" --gw-ip 10.79.0.2 --src-ports 61000-61015 || dpdk_worker_started
+dpdk_worker_connected
 
 # kvgated --no-bpf pins no pod table: the worker says so in one line and
 # splices without a pod check (test_podcheck.sh has the shared table)
@@ -94,7 +76,6 @@ reason_of() { grep '"path":"bypass"' "$GW_LOG" | grep "\"tenant\":\"t-$1\"" | ta
 logged() { [ "$(grep '"path":"bypass"' "$GW_LOG" | grep -c "\"tenant\":\"t-$1\"")" -ge "$2" ]; }
 inflight_total() { gw /admin/pods | jq '[.[].inflight] | add'; }
 inflight_is() { local v; v=$(inflight_total); echo "in flight at kvgated: $v (want $1)"; [ "$v" = "$1" ]; }
-metric() { gw /metrics | awk -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print 0}'; }
 
 t_routed_by_prefix() {
     local r pa pb

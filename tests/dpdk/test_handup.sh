@@ -36,15 +36,7 @@ dpdk_require
 [ -x $PY ] || skip_all "$PY not installed"
 [ -x $BUILD/kvgated ] || skip_all "binaries not built"
 NC=kvghc$$ NG=kvghg$$ NP=kvghp$$ NS=kvghs$$
-WPID= GWPID=
-handup_cleanup() {
-    [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
-    [ -n "$GWPID" ] && kill "$GWPID" 2>/dev/null && wait "$GWPID" 2>/dev/null
-    e2e_cleanup
-    dpdk_netns_del
-}
-trap handup_cleanup EXIT
-trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
+dpdk_traps
 dpdk_lan 10.79.0 $NS $NC $NG $NP
 PODSIM_ARGS="--time-scale 0.05" dpdk_podsims $NP
 
@@ -55,21 +47,13 @@ ip netns exec $NG $BUILD/kvgated --no-bpf --listen 10.79.0.2:8000 --admin 127.0.
     --workers 1 --access-log "$GW_LOG" --pod http://10.79.0.3:8000 \
     --decide-socket "$DSOCK" --adopt-socket "$ASOCK" >"$E2E_TMP/kvgated.log" 2>&1 &
 GWPID=$!
-gw() { ip netns exec $NG curl -s --max-time 3 "http://127.0.0.1:9090$1"; }
 gw_healthy() { [ "$(gw /admin/pods | jq '[.[] | select(.healthy)] | length')" = 1 ]; }
 wait_until 15 gw_healthy || setup_failed "kvgated: $(cat $E2E_TMP/kvgated.log)"
 
 ST="$E2E_TMP/stats.json"
-ip netns exec $NG $BUILD/kvg-bypassd --iface $GIF --port 8000 --xdp-obj $BUILD/bpf/bp_entry.bpf.o \
-    --decide "$DSOCK" --adopt "$ASOCK" --gw-ip 10.79.0.2 --src-ports 61000-61015 \
-    --stats "$ST" >"$E2E_TMP/worker.log" 2>&1 &
-WPID=$!
-wait_until 20 grep -q "kvg-bypassd: on" "$E2E_TMP/worker.log" ||
-    { kill -0 $WPID 2>/dev/null || skip_all "the worker did not start: $(tail -3 $E2E_TMP/worker.log)"
-      setup_failed "worker: $(cat $E2E_TMP/worker.log)"; }
-metric() { gw /metrics | awk -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print 0}'; }
-wait_until 5 eval '[ "$(metric kvgate_bypass_workers)" = 1.0 ] && [ "$(metric kvgate_bypass_adopt_workers)" = 1.0 ]' ||
-    setup_failed "the worker did not connect to kvgated: $(cat $E2E_TMP/worker.log $E2E_TMP/kvgated.log)"
+dpdk_worker $NG --decide "$DSOCK" --adopt "$ASOCK" --gw-ip 10.79.0.2 --src-ports 61000-61015 ||
+    dpdk_worker_started
+dpdk_worker_connected adopt
 
 M=meta-llama/Llama-3.1-8B-Instruct
 hu() { jq -r ".handup.by_cause.$1.$2" "$ST"; }

@@ -29,15 +29,7 @@ dpdk_require nsenter bpftool
 [ -x $PY ] || skip_all "$PY not installed"
 [ -x $BUILD/kvgated ] || skip_all "binaries not built"
 NC=kvglc$$ NG=kvglg$$ NP=kvglp$$ NS=kvgls$$
-WPID= GWPID=
-lifecycle_cleanup() {
-    [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
-    [ -n "$GWPID" ] && kill "$GWPID" 2>/dev/null && wait "$GWPID" 2>/dev/null
-    e2e_cleanup
-    dpdk_netns_del
-}
-trap lifecycle_cleanup EXIT
-trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
+dpdk_traps
 dpdk_lan 10.79.0 $NS $NC $NG $NP
 PODSIM_ARGS= dpdk_podsims $NP
 
@@ -48,10 +40,8 @@ ip netns exec $NG sh -c 'mount -t bpf bpf /sys/fs/bpf && exec "$@"' sh \
     --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --decide-socket "$SOCK" \
     --xdp-iface $GIF --xdp-mode native >"$E2E_TMP/kvgated.log" 2>&1 &
 GWPID=$!
-gw() { ip netns exec $NG curl -s --max-time 3 "http://127.0.0.1:9090$1"; }
 gw_healthy() { [ "$(gw /admin/pods | jq '[.[] | select(.healthy)] | length')" = 1 ]; }
 wait_until 15 gw_healthy || setup_failed "kvgated: $(cat $E2E_TMP/kvgated.log)"
-metric() { gw /metrics | awk -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print 0}'; }
 state_is() { local v; v=$(metric "kvgate_xdp_guard_state{state=\"$1\"}"); [ "$v" = 1 ]; }
 hook() { # the name of the XDP program on the gateway's interface, or none
     local id
@@ -67,16 +57,8 @@ t_start() {
 check "kvgated attaches its guard at start" t_start
 
 ST="$E2E_TMP/stats.json"
-start_worker() {
-    : >"$E2E_TMP/worker.log"
-    nsenter -t $GWPID -m -n -w $BUILD/kvg-bypassd --iface $GIF --port 8000 \
-        --xdp-obj $BUILD/bpf/bp_entry.bpf.o --decide "$SOCK" --gw-ip 10.79.0.2 \
-        --src-ports 61000-61015 --stats "$ST" >"$E2E_TMP/worker.log" 2>&1 &
-    WPID=$!
-    wait_until 20 grep -q "kvg-bypassd: on" "$E2E_TMP/worker.log"
-}
-start_worker || { kill -0 $WPID 2>/dev/null || skip_all "the worker did not start: $(tail -3 $E2E_TMP/worker.log)"
-                  setup_failed "worker: $(cat $E2E_TMP/worker.log)"; }
+start_worker() { dpdk_worker kvgated --decide "$SOCK" --gw-ip 10.79.0.2 --src-ports 61000-61015; }
+start_worker || dpdk_worker_started
 
 t_behind() {
     grep "kvgated's XDP guard (program [0-9]*) detached from $GIF" "$E2E_TMP/worker.log" &&
@@ -97,41 +79,10 @@ t_guarded() {
 check "behind the entry the guard still sees what goes to the kernel (a SYN to another port)" t_guarded
 
 M=meta-llama/Llama-3.1-8B-Instruct
-# stream ID MAX_TOKENS: one streamed completion through the bypass port;
-# writes "streaming" once under way, then "reset|eof|done|timeout BYTES"
-stream() {
-    ip netns exec $NC $PY - "$1" "$2" "$M" >"$E2E_TMP/$1.out" 2>&1 <<'PY'
-import json, socket, sys
-tag, n, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-body = json.dumps({"model": model, "prompt": ("Lifecycle %s: keep serving. " % tag) * 40,
-                   "max_tokens": n, "stream": True, "ignore_eos": True}).encode()
-s = socket.create_connection(("10.79.0.2", 8000), timeout=30)
-s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
-          b"x-session-id: life-" + tag.encode() + b"\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
-got, how, told = b"", "eof", False
-try:
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        got += d
-        if not told and len(got) > 200:
-            print("streaming", flush=True)
-            told = True
-        if b"data: [DONE]" in got:
-            how = "done"
-            break
-except ConnectionResetError:
-    how = "reset"
-except socket.timeout:
-    how = "timeout"
-print(how, len(got), flush=True)
-PY
-}
 
 t_killed() {
     local cpid code
-    stream A 600 &
+    dpdk_stream A 600 &
     cpid=$!
     wait_until 10 grep -q streaming "$E2E_TMP/A.out" || { echo "no answer under way"; cat "$E2E_TMP/A.out"; return 1; }
     jq -e '.handed_off == 1' "$ST" >/dev/null || { echo "not spliced"; return 1; }

@@ -29,16 +29,9 @@
 dpdk_require nsenter
 [ -x $BUILD/kvgated ] || skip_all "binaries not built"
 NC=kvgpc$$ NG=kvgpg$$ NP1=kvgpp$$ NP2=kvgpq$$ NS=kvgps$$
-WPID= GWPID= REMOVED=
+REMOVED=
 declare -A PODPID
-podcheck_cleanup() {
-    [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
-    [ -n "$GWPID" ] && kill "$GWPID" 2>/dev/null && wait "$GWPID" 2>/dev/null
-    e2e_cleanup
-    dpdk_netns_del
-}
-trap podcheck_cleanup EXIT
-trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
+dpdk_traps
 dpdk_lan 10.79.0 $NS $NC $NG $NP1 $NP2
 PODSIM_ARGS= dpdk_podsims $NP1 $NP2
 
@@ -55,7 +48,6 @@ ip netns exec $NG sh -c 'mount -t bpf bpf /sys/fs/bpf && exec "$@"' sh \
     --workers 1 --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --pod http://10.79.0.4:8000 \
     --decide-socket "$SOCK" >"$E2E_TMP/kvgated.log" 2>&1 &
 GWPID=$!
-gw() { ip netns exec $NG curl -s --max-time 3 "http://127.0.0.1:9090$1"; }
 gw_healthy() { [ "$(gw /admin/pods | jq '[.[] | select(.healthy)] | length')" = 2 ]; }
 wait_until 15 gw_healthy || setup_failed "kvgated: $(cat $E2E_TMP/kvgated.log)"
 grep -q "BPF fast path on: pod table and XDP guard pinned under /sys/fs/bpf/kvgate" "$E2E_TMP/kvgated.log" ||
@@ -63,52 +55,12 @@ grep -q "BPF fast path on: pod table and XDP guard pinned under /sys/fs/bpf/kvga
 
 ST="$E2E_TMP/stats.json"
 # the worker in kvgated's network and mount namespaces (its pins)
-nsenter -t $GWPID -m -n -w $BUILD/kvg-bypassd --iface $GIF --port 8000 --xdp-obj $BUILD/bpf/bp_entry.bpf.o \
-    --decide "$SOCK" --gw-ip 10.79.0.2 --src-ports 61000-61015 \
-    --stats "$ST" >"$E2E_TMP/worker.log" 2>&1 &
-WPID=$!
-wait_until 20 grep -q "kvg-bypassd: on" "$E2E_TMP/worker.log" ||
-    { kill -0 $WPID 2>/dev/null || skip_all "the worker did not start: $(tail -3 $E2E_TMP/worker.log)"
-      setup_failed "worker: $(cat $E2E_TMP/worker.log)"; }
-wait_until 5 eval '[ "$(gw /metrics | awk "\$1==\"kvgate_bypass_workers\" {print \$2}")" = 1.0 ]' ||
-    setup_failed "the worker did not connect to kvgated: $(cat $E2E_TMP/worker.log $E2E_TMP/kvgated.log)"
+dpdk_worker kvgated --decide "$SOCK" --gw-ip 10.79.0.2 --src-ports 61000-61015 || dpdk_worker_started
+dpdk_worker_connected
 
 M=meta-llama/Llama-3.1-8B-Instruct
-# stream ID MAX_TOKENS: one streamed completion through the bypass port;
-# writes "reset|eof|done T BYTES" (T: wall clock, seconds) to $E2E_TMP/ID.out
-stream() {
-    ip netns exec $NC $PY - "$1" "$2" "$M" >"$E2E_TMP/$1.out" 2>&1 <<'PY'
-import json, socket, sys, time
-tag, n, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-body = json.dumps({"model": model, "prompt": ("Runbook %s: check the pods. " % tag) * 40,
-                   "max_tokens": n, "stream": True, "ignore_eos": True}).encode()
-s = socket.create_connection(("10.79.0.2", 8000), timeout=30)
-s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
-          b"x-gateway-inference-fairness-id: t-" + tag.encode() + b"\r\n"
-          b"content-length: %d\r\n\r\n" % len(body) + body)
-got, how, told = b"", "eof", False
-try:
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        got += d
-        if not told and len(got) > 200:  # the answer is under way
-            print("streaming", flush=True)
-            told = True
-        if b"data: [DONE]" in got:
-            how = "done"
-            break
-except ConnectionResetError:
-    how = "reset"
-except socket.timeout:
-    how = "timeout"
-print(how, "%.3f" % time.time(), len(got), flush=True)
-PY
-}
 inflight_total() { gw /admin/pods | jq '[.[].inflight] | add'; }
 inflight_is() { local v; v=$(inflight_total); echo "in flight at kvgated: $v (want $1)"; [ "$v" = "$1" ]; }
-metric() { gw /metrics | awk -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print 0}'; }
 busy_pod() { gw /admin/pods | jq -r '.[] | select(.inflight > 0) | .address' | head -1; }
 now_s() { echo "$EPOCHREALTIME"; }
 # the last access-log line of tenant t-ID
@@ -121,7 +73,7 @@ t_shared() {
 }
 check "the worker shares kvgated's pod table (one line says so)" t_shared
 t_normal() {
-    stream A 8
+    dpdk_stream A 8
     cat "$E2E_TMP/A.out"
     grep -q '^done ' "$E2E_TMP/A.out" || return 1
     wait_until 6 inflight_is 0 || return 1
@@ -131,7 +83,7 @@ check "a streamed completion through the bypass is answered whole, its flow chec
 
 t_pod_vanishes() {
     local cpid url ns ip idx t0 t1 t2
-    stream B 4000 &
+    dpdk_stream B 4000 &
     cpid=$!
     wait_until 5 inflight_is 1 || return 1
     wait_until 5 grep -q streaming "$E2E_TMP/B.out" || { echo "no answer under way"; return 1; }
@@ -164,7 +116,7 @@ check "a pod that vanishes mid-answer: the client is reset within 1 s of kvgated
 t_pod_removed() {
     local cpid url name t0 t2 how before
     before=$(jq .pod_resets_pod "$ST")
-    stream C 4000 &
+    dpdk_stream C 4000 &
     cpid=$!
     wait_until 5 inflight_is 1 || return 1
     wait_until 5 grep -q streaming "$E2E_TMP/C.out" || { echo "no answer under way"; return 1; }
@@ -198,7 +150,7 @@ t_kvgated_stops() {
     ip netns exec $NG curl -s --max-time 3 -X POST -H 'content-type: application/json' \
         --data "{\"url\":\"http://$REMOVED\",\"name\":\"again\"}" http://127.0.0.1:9090/admin/pods; echo
     wait_until 5 eval '[ "$(gw /admin/pods | jq "[.[] | select(.healthy)] | length")" -ge 1 ]' || return 1
-    stream D 150 &
+    dpdk_stream D 150 &
     cpid=$!
     wait_until 5 grep -q streaming "$E2E_TMP/D.out" || { cat "$E2E_TMP/D.out"; return 1; }
     kill -TERM $GWPID; wait $GWPID 2>/dev/null; GWPID=
