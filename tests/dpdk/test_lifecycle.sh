@@ -21,7 +21,8 @@
 #     port is answered by kvgated meanwhile (orphaned_entry), and once the
 #     entry's flows are quiet the guard replaces it (counted, logged);
 #   - a worker started again and stopped cleanly: the guard is back within
-#     seconds.
+#     seconds;
+#   - another program on the hook is left alone.
 # Skipped (77) without root, DPDK, the binaries or the tools.
 . "$(dirname "$0")/../e2e/lib.sh"
 . "$(dirname "$0")/lib.sh"
@@ -128,4 +129,16 @@ t_clean_exit() {
         [ "$(metric kvgate_xdp_guard_reattached_total)" = 2.0 ]
 }
 check "a worker started again and stopped cleanly: the guard is back within seconds" t_clean_exit
+
+t_foreign() {
+    # an operator's own XDP program in place of the guard: kvgated leaves it
+    ip -n $NG link set dev $GIF xdpdrv off
+    ip -n $NG link set dev $GIF xdpdrv obj $BUILD/bpf/tests/xdp_pass.bpf.o sec xdp || return 1
+    wait_until 4 state_is foreign || { grep "XDP guard" "$E2E_TMP/kvgated.log"; return 1; }
+    sleep 2.5 # more than the two looks it takes on an empty hook
+    hook_is xdp_pass && grep -q "XDP guard: $GIF runs XDP program [0-9]* (xdp_pass), not ours to replace" \
+        "$E2E_TMP/kvgated.log"
+}
+check "another program on the hook is left alone (said once, state foreign)" t_foreign
+ip -n $NG link set dev $GIF xdpdrv off 2>/dev/null
 finish

@@ -44,6 +44,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -94,8 +95,12 @@ static int entry_map(int pfd, const char *name, uint32_t vsize)
 }
 
 /* How long ago (ns) the entry's worker wrote its heartbeat; -errno when
- * the entry has none to read (an older bp_entry). */
-static int64_t worker_silent_ns(int pfd, uint64_t now_ns)
+ * the entry has none to read (an older bp_entry). A worker writes its
+ * first once the driver has attached the entry (dpdk/entry.h): until then
+ * the entry's own age counts (load_time: CLOCK_BOOTTIME ns), so a worker
+ * starting up is not taken for gone, and one that died before its first
+ * heartbeat is, once the entry is GUARD_SILENT_S old. */
+static int64_t worker_silent_ns(int pfd, uint64_t now_ns, uint64_t load_time)
 {
     int fd = entry_map(pfd, KVG_MAP_BPE_CFG, sizeof(struct kvg_bpe_cfg));
     if (fd < 0)
@@ -106,6 +111,12 @@ static int64_t worker_silent_ns(int pfd, uint64_t now_ns)
     close(fd);
     if (rc)
         return rc;
+    if (!c.alive_ns) {
+        struct timespec ts;
+        clock_gettime(CLOCK_BOOTTIME, &ts);
+        uint64_t boot = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        return boot > load_time ? (int64_t)(boot - load_time) : 0;
+    }
     return c.alive_ns >= now_ns ? 0 : (int64_t)(now_ns - c.alive_ns);
 }
 
@@ -210,7 +221,7 @@ void gwbpf_guard_tick(struct gwbpf *b, uint64_t now_ns)
         close(pfd);
         return;
     }
-    int64_t silent = worker_silent_ns(pfd, now_ns);
+    int64_t silent = worker_silent_ns(pfd, now_ns, pi.load_time);
     if (silent < 0 || silent < (int64_t)GUARD_SILENT_S * 1000000000ll) {
         k->state = GWBPF_GUARD_BEHIND_ENTRY;
         k->quiet_looks = 0;
