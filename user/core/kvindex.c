@@ -45,6 +45,8 @@ struct pod {
     struct kvx_pod_stats st;
     _Atomic int mode;            /* effective mode, for readers */
     _Atomic uint32_t bs;         /* block size its events carry, for readers */
+    _Atomic uint64_t foreign_tok;/* tokens of the new blocks no prediction of ours announced:
+                                  * other gateways' requests (kvx_pod_foreign_tokens) */
 };
 
 struct kvindex {
@@ -254,17 +256,17 @@ static int live(uint16_t expiry, uint16_t now)
 }
 
 /* A confirmed store of (key, pod) ends its prediction. */
-static void pred_clear(struct kvindex *x, uint64_t key, uint64_t h, uint32_t pod)
+static int pred_clear(struct kvindex *x, uint64_t key, uint64_t h, uint32_t pod)
 {
     if (!atomic_load_explicit(&x->npred, memory_order_relaxed))
-        return; /* nothing predicted anywhere: no probe */
+        return 0; /* nothing predicted anywhere: no probe */
     struct kvtab_shard *sh = kvtab_shard(&x->pred, h);
     uint16_t pods[KVX_MAX_PODS], aux[KVX_MAX_PODS];
     uint32_t n = kvtab_read(sh, key, (uint32_t)h, pods, aux, KVX_MAX_PODS), k;
     for (k = 0; k < n && pods[k] != pod; k++)
         ;
     if (k == n)
-        return; /* the common case: nothing predicted, no lock taken */
+        return 0; /* the common case: nothing predicted, no lock taken */
     pthread_mutex_lock(&sh->mu);
     int64_t i = kvtab_find(sh, key, (uint32_t)h, pod);
     if (i >= 0) {
@@ -274,6 +276,7 @@ static void pred_clear(struct kvindex *x, uint64_t key, uint64_t h, uint32_t pod
         atomic_fetch_sub_explicit(&x->npred, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&sh->mu);
+    return i >= 0;
 }
 
 static int expired(uint32_t aux, void *ctx)
@@ -672,7 +675,9 @@ static void store_block(struct kvindex *x, struct pod *p, uint32_t pod, uint64_t
         return;
     }
     p->map.s[i].used |= KVEMAP_INDEXED;
-    pred_clear(x, okey, hk, pod);
+    if (!pred_clear(x, okey, hk, pod)) /* a block someone else's request made */
+        atomic_fetch_add_explicit(&p->foreign_tok, atomic_load_explicit(&p->bs, memory_order_relaxed),
+                                  memory_order_relaxed);
     p->st.blocks_stored++;
 }
 
@@ -820,4 +825,10 @@ const char *kvx_why_name(enum kvx_why w)
                                           "gap_unfilled", "unknown_parent", "capped",
                                           "silent", "bad_batch", "no_tokenizer"};
     return (unsigned)w < KVX_WHY_MAX ? n[w] : "?";
+}
+
+uint64_t kvx_pod_foreign_tokens(struct kvindex *x, uint32_t pod)
+{
+    struct pod *p = x ? pod_of(x, pod) : NULL;
+    return p ? atomic_load_explicit(&p->foreign_tok, memory_order_relaxed) : 0;
 }

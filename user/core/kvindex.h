@@ -181,6 +181,13 @@ uint32_t kvx_predict(struct kvindex *x, uint32_t pod, const uint64_t *keys, size
 void kvx_unpredict(struct kvindex *x, uint32_t pod, const uint64_t *keys, size_t n);
 
 enum kvx_mode kvx_pod_mode(struct kvindex *x, uint32_t pod);
+/* Tokens of the new blocks the pod stored that no prediction of ours
+ * announced, a running total: what other gateways' requests made it
+ * prefill (a lone gateway predicts what it routes, so it counts only what
+ * its predictions missed: expired ones, blocks its decode filled). The
+ * control thread notes it at each scrape (pod_info.foreign_at_scrape);
+ * the difference since is what the scrape does not show yet. */
+uint64_t kvx_pod_foreign_tokens(struct kvindex *x, uint32_t pod);
 /* The block size (tokens) the pod's events carry; 0 before its first
  * BlockStored. The router cuts a request's chain at it. */
 uint32_t kvx_pod_block_size(struct kvindex *x, uint32_t pod);

@@ -43,6 +43,8 @@ struct pod_info {
     uint64_t scraped_ns;            /* CLOCK_MONOTONIC of the last good scrape */
     uint32_t cache_tokens;          /* KV capacity in tokens, 0 unknown */
     uint32_t block_size;            /* tokens per KV block (cache_config_info), 0 unknown */
+    uint64_t foreign_at_scrape;     /* kvx_pod_foreign_tokens (the exact index) when the
+                                     * scrape was read: others' blocks since are news */
     uint32_t own_at_scrape;         /* this gateway's requests at the pod (pod_inflight)
                                      * when the scrape was read: the rest of
                                      * running + waiting is other senders' */

@@ -359,8 +359,13 @@ static int gather(const struct policy_cfg *cfg, const struct pod_snapshot *s,
                                                 in->bytes_per_token
                                           : 0;
         struct pod_fitness fit;
-        pod_fitness(cfg, p, pod_load_estimate(cfg, p, x->inflight, in->load_share, in->now_ns),
-                    in->now_ns, (int)p->slot == in->session_slot, &fit);
+        /* the others' sends since the scrape: read from the pod's KV events
+         * where a replica has them, else extrapolated from its share */
+        double load = in->others_since
+                          ? pod_load_estimate(cfg, p, x->inflight, 1.0, in->now_ns) +
+                                (scrape_fresh(cfg, p, in->now_ns) ? in->others_since[p->slot] : 0.0)
+                          : pod_load_estimate(cfg, p, x->inflight, in->load_share, in->now_ns);
+        pod_fitness(cfg, p, load, in->now_ns, (int)p->slot == in->session_slot, &fit);
         x->est_waiting = fit.est_waiting;
         x->fresh = fit.fresh;
         x->sat = fit.saturated;

@@ -109,6 +109,12 @@ struct route_input {
      * below 1 when other gateway replicas send to the same pods
      * (pod_load_estimate). 0: 1 */
     double load_share;
+    /* Per slot (NULL: none): the other gateways' requests placed at the
+     * pod since its last scrape, as the pod's KV events show them (the
+     * new blocks no prediction of ours announced, in tokens, over our mean
+     * uncached prompt; route.c). When set it replaces load_share's
+     * extrapolation in the pod's load (pod_load_estimate with share 1). */
+    const double *others_since;
     uint64_t rand;          /* random bits for tie-breaks, canary, random */
     /* the canary's share in percent over the policy's canary_pct, when
      * canary_set: while a guarded rollout runs (core/rollout.h) */
@@ -181,7 +187,10 @@ void pod_fitness(const struct policy_cfg *cfg, const struct pod_info *p, double 
  * terms count only while the scrape is fresh (stale_ms). Alone (share 1,
  * and the pod serving nobody else) it is own: a lone gateway judges by
  * its exact count as before; replicas (share < 1) see the load their
- * peers put on a pod instead of a third of it. */
+ * peers put on a pod instead of a third of it. With the pods' KV events
+ * the others' sends since the scrape are read, not guessed
+ * (route_input.others_since): then share is passed as 1 and they are
+ * added to this. */
 double pod_load_estimate(const struct policy_cfg *cfg, const struct pod_info *p, uint32_t own,
                          double share, uint64_t now_ns);
 
@@ -195,6 +204,9 @@ double pod_load_estimate(const struct policy_cfg *cfg, const struct pod_info *p,
  * 1 (the scrape lags: a lone gateway's own count can run ahead of it) and
  * at least 1/POD_MAX. With no load seen yet it is 1. */
 #define LOAD_SHARE_TAU_NS (2ull * 1000000000ull)
+/* A share at or above this is a lone gateway (the scrape's lag and the
+ * moving average keep a lone gateway's measured share a little under 1). */
+#define LOAD_SHARE_ALONE 0.95
 struct load_share {
     double own, pods;   /* moving averages */
     uint64_t at_ns;     /* last update, 0 never */

@@ -59,6 +59,10 @@ struct gw {
      * load_share), x 1e6: written by the control thread after each
      * publish, read by every decision */
     atomic_uint_fast64_t load_share_micro;
+    /* the mean uncached prompt of this gateway's requests, in tokens (an
+     * EWMA over ~64 requests, route.c): turns the other gateways' new
+     * blocks at a pod into requests (route_input.others_since) */
+    _Atomic double mean_uncached;
     pthread_mutex_t policy_mu;       /* guards policies (copied per request) */
     struct gw_policies policies;     /* in force: the admin API and reloads swap them */
     int has_candidate;               /* a guarded rollout's candidate policy (under */

@@ -37,6 +37,7 @@
 #include "core/blockkey.h"
 #include "core/engine_metrics.h"
 #include "core/prefix_index.h"
+#include "core/kvindex.h"
 #include "gateway/control_priv.h"
 #include "gateway/gwmetrics.h"
 #include "gateway/scrape.h"
@@ -162,6 +163,10 @@ static void on_metrics(struct hget *h, int err, int status, const char *body, si
     ctl_kv_scraped(p->ctl, in->slot, &el);
     ctl_util_scraped(p, &el);
     in->own_at_scrape = pod_inflight(&g->counters, in->slot);
+    {
+        struct kvindex *x = __atomic_load_n(&g->kvx, __ATOMIC_ACQUIRE);
+        in->foreign_at_scrape = x ? kvx_pod_foreign_tokens(x, in->slot) : 0;
+    }
     in->scraped_ns = ev_now_ns();
     in->metrics_ok = 1;
     ctl_mark_dirty(p->ctl);

@@ -13,6 +13,7 @@
 #include "common/sbuf.h"
 #include "core/bodyscan.h"
 #include "core/fingerprint.h"
+#include "core/kvindex.h"
 #include "core/prefix_index.h"
 #include "core/session.h"
 #include "gateway/accesslog.h"
@@ -236,6 +237,28 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
         .tokens_per_key = tpk, .tl = &g->tl, .bytes_per_token = g->cfg.bytes_per_token,
         .load_share = (double)atomic_load_explicit(&g->load_share_micro, memory_order_relaxed) / 1e6,
     };
+    /* Replicas (share < 1) on the exact index: the other gateways' sends
+     * since each pod's last scrape, from the blocks its KV events stored
+     * that no prediction of ours announced. Prefill stores a request's
+     * blocks a step after it starts, where a scrape shows it up to
+     * scrape.interval_ms later and as one request whatever its length:
+     * bench/ trace-mooncake 15x, 3 replicas against 1, TTFT p50 1.27x ->
+     * 1.11x (bench/results/2026-12-03-replicas-mooncake-tries). A lone
+     * gateway predicts every block it causes: it keeps its exact count. */
+    double others_since[POD_MAX];
+    struct kvindex *kx = __atomic_load_n(&g->kvx, __ATOMIC_ACQUIRE);
+    double mu = atomic_load_explicit(&g->mean_uncached, memory_order_relaxed);
+    if (exact && kx && mu > 0 && in.load_share < LOAD_SHARE_ALONE) {
+        memset(others_since, 0, sizeof(others_since));
+        for (uint32_t i = 0; i < s->npods; i++) {
+            const struct pod_info *p = &s->pods[i];
+            uint64_t tok = kx && kvx_pod_mode(kx, p->slot) == KVX_EXACT
+                               ? kvx_pod_foreign_tokens(kx, p->slot) : 0;
+            if (tok > p->foreign_at_scrape)
+                others_since[p->slot] = (double)(tok - p->foreign_at_scrape) / mu;
+        }
+        in.others_since = others_since;
+    }
     if (cand == ARM_ONLY && ro_share >= 0) { /* a guarded rollout sets the canary's share */
         in.canary_set = 1;
         in.canary_pct = ro_share;
@@ -270,6 +293,12 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
     double cached = match[r->pod.slot] * in.tokens_per_key;
     uint32_t uncached = cached >= r->prompt_tokens ? 0 : r->prompt_tokens - (uint32_t)cached;
     tokload_route(&g->tl, &r->tlr, r->pod.slot, r->prompt_tokens, uncached);
+    if (uncached) { /* racy between workers: a mean, not a count */
+        double m = atomic_load_explicit(&g->mean_uncached, memory_order_relaxed);
+        atomic_store_explicit(&g->mean_uncached,
+                              m > 0 ? m + ((double)uncached - m) / 64.0 : (double)uncached,
+                              memory_order_relaxed);
+    }
     /* the chosen pod will hold this prefix once it has prefilled it
      * (gw_route_withdraw takes the new part back if the attempt fails
      * before that) */

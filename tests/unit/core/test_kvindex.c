@@ -453,6 +453,46 @@ TEST(predicted_vs_confirmed)
     kvx_free(x);
 }
 
+/* issue 11, replicas: the blocks a pod stores that no prediction of ours
+ * announced are the other gateways' requests, counted in tokens */
+TEST(foreign_tokens)
+{
+    struct kvindex *x = mk(1 << 16, 4096);
+    kvx_set_predict_ttl_ms(x, 500);
+    struct kp k;
+    kp_init(&k);
+    uint32_t t[6 * BS], u[4 * BS];
+    uint64_t keys[6];
+    prompt(t, 6, 1, 0);
+    prompt(u, 4, 2, 0);
+    bk_chain(ROOT, t, 6 * BS, BS, NULL, keys, 6);
+    CHECK_EQ(kvx_pod_foreign_tokens(x, 0), 0);
+    /* ours: predicted at pod 0, then stored there: nothing foreign */
+    kvx_predict(x, 0, keys, 6);
+    batch_stored(&k, 0, t, 0, 6);
+    feed(x, 0, 0, &k);
+    CHECK_EQ(kvx_pod_foreign_tokens(x, 0), 0);
+    /* another gateway's 4 blocks at pod 0 (engine hashes of their own): 4 x BS */
+    batch_stored(&k, 2, u, 0, 4);
+    feed(x, 0, 1, &k);
+    CHECK_EQ(kvx_pod_foreign_tokens(x, 0), 4 * BS);
+    /* the same blocks stored again are not new */
+    batch_stored(&k, 2, u, 0, 4);
+    feed(x, 0, 2, &k);
+    CHECK_EQ(kvx_pod_foreign_tokens(x, 0), 4 * BS);
+    /* predicted at pod 1 and stored there: ours */
+    uint64_t ukeys[4];
+    bk_chain(ROOT, u, 4 * BS, BS, NULL, ukeys, 4);
+    kvx_predict(x, 1, ukeys, 4);
+    batch_stored(&k, 3, u, 0, 4);
+    feed(x, 1, 0, &k);
+    CHECK_EQ(kvx_pod_foreign_tokens(x, 1), 0);
+    CHECK_EQ(kvx_pod_foreign_tokens(x, 7), 0);
+    CHECK_EQ(kvx_pod_foreign_tokens(NULL, 0), 0);
+    kp_free(&k);
+    kvx_free(x);
+}
+
 TEST(predictions_bounded)
 {
     struct kvindex *x = mk(1 << 10, 4096);
@@ -682,6 +722,7 @@ int main(void)
     RUN(loss_to_syncing_and_back);
     RUN(restart_detected);
     RUN(predicted_vs_confirmed);
+    RUN(foreign_tokens);
     RUN(predictions_bounded);
     RUN(caps_keep_pods_apart);
     RUN(adapters_and_salt);

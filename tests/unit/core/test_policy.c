@@ -770,6 +770,44 @@ TEST(replicas_see_the_load_other_gateways_put_on_a_pod)
     snapshot_put(s);
 }
 
+/* Replicas with the pods' KV events: the others' sends since the scrape
+ * are read (route_input.others_since), not extrapolated from our share. */
+TEST(replicas_read_the_others_sends_from_kv_events)
+{
+    struct policy_cfg c;
+    struct route_decision d;
+    policy_defaults(&c); /* queue_sat 5 */
+    c.bounded_load = 0;
+    reset();
+    struct pod_snapshot *s = fleet(2);
+    struct pod_info *p0 = &s->pods[0];
+    match[0] = 30; /* pod 0 holds the prefix */
+    p0->running = 2;
+    p0->waiting = 0;
+    p0->own_at_scrape = 1;
+    atomic_store(&cnt.inflight[0], 2); /* one of ours sent since the scrape */
+    double since[POD_MAX] = {0};
+    struct route_input in = {.model = "llama", .nkeys = 30, .match = match,
+                             .session_slot = -1, .rand = 5, .now_ns = NOW,
+                             .exclude_slot = UINT32_MAX, .load_share = 1.0 / 3,
+                             .others_since = since};
+    /* the events say nobody else sent there: 2 + 1 others = 3, not the
+     * extrapolation's 2 + 1 + 2 = 5: the prefix is kept */
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 0);
+    /* the events say others placed 4 requests' worth of prefill there since:
+     * 2 + 1 + 4 = 7, 5 beyond running: saturated, the other pod */
+    since[0] = 4;
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 1);
+    /* a stale scrape: the others' terms count for nothing, ours alone */
+    in.now_ns = NOW + (uint64_t)c.stale_ms * 2000000ull;
+    p0->running = 50;
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK(d.degraded || d.idx == 0);
+    snapshot_put(s);
+}
+
 TEST(load_share_is_a_ratio_of_moving_averages)
 {
     struct load_share ls;
@@ -818,6 +856,7 @@ int main(void)
     RUN(token_load_spreads_equal_work_and_keeps_the_filters);
     RUN(kernel_sent_requests_count_in_the_load);
     RUN(replicas_see_the_load_other_gateways_put_on_a_pod);
+    RUN(replicas_read_the_others_sends_from_kv_events);
     RUN(load_share_is_a_ratio_of_moving_averages);
     return harness_done();
 }
