@@ -361,9 +361,10 @@ static int gather(const struct policy_cfg *cfg, const struct pod_snapshot *s,
         struct pod_fitness fit;
         /* the others' sends since the scrape: read from the pod's KV events
          * where a replica has them, else extrapolated from its share */
-        double load = in->others_since
+        double since = in->others_since ? in->others_since[p->slot] : -1.0;
+        double load = since >= 0
                           ? pod_load_estimate(cfg, p, x->inflight, 1.0, in->now_ns) +
-                                (scrape_fresh(cfg, p, in->now_ns) ? in->others_since[p->slot] : 0.0)
+                                (scrape_fresh(cfg, p, in->now_ns) ? since : 0.0)
                           : pod_load_estimate(cfg, p, x->inflight, in->load_share, in->now_ns);
         pod_fitness(cfg, p, load, in->now_ns, (int)p->slot == in->session_slot, &fit);
         x->est_waiting = fit.est_waiting;

@@ -112,8 +112,9 @@ struct route_input {
     /* Per slot (NULL: none): the other gateways' requests placed at the
      * pod since its last scrape, as the pod's KV events show them (the
      * new blocks no prediction of ours announced, in tokens, over our mean
-     * uncached prompt; route.c). When set it replaces load_share's
-     * extrapolation in the pod's load (pod_load_estimate with share 1). */
+     * uncached prompt; route.c). Where it is >= 0 it replaces load_share's
+     * extrapolation in the pod's load (pod_load_estimate with share 1);
+     * < 0 (a pod whose events are not exact) keeps the extrapolation. */
     const double *others_since;
     uint64_t rand;          /* random bits for tie-breaks, canary, random */
     /* the canary's share in percent over the policy's canary_pct, when

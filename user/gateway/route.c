@@ -249,13 +249,15 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
     struct kvindex *kx = __atomic_load_n(&g->kvx, __ATOMIC_ACQUIRE);
     double mu = atomic_load_explicit(&g->mean_uncached, memory_order_relaxed);
     if (exact && kx && mu > 0 && in.load_share < LOAD_SHARE_ALONE) {
-        memset(others_since, 0, sizeof(others_since));
+        for (uint32_t i = 0; i < POD_MAX; i++)
+            others_since[i] = -1; /* not read: extrapolated (approximate pods) */
         for (uint32_t i = 0; i < s->npods; i++) {
             const struct pod_info *p = &s->pods[i];
-            uint64_t tok = kx && kvx_pod_mode(kx, p->slot) == KVX_EXACT
-                               ? kvx_pod_foreign_tokens(kx, p->slot) : 0;
-            if (tok > p->foreign_at_scrape)
-                others_since[p->slot] = (double)(tok - p->foreign_at_scrape) / mu;
+            if (kvx_pod_mode(kx, p->slot) != KVX_EXACT)
+                continue;
+            uint64_t tok = kvx_pod_foreign_tokens(kx, p->slot);
+            others_since[p->slot] =
+                tok > p->foreign_at_scrape ? (double)(tok - p->foreign_at_scrape) / mu : 0.0;
         }
         in.others_since = others_since;
     }

@@ -800,6 +800,18 @@ TEST(replicas_read_the_others_sends_from_kv_events)
     since[0] = 4;
     policy_pick(&c, s, &cnt, &st, &in, &d);
     CHECK_EQ(d.idx, 1);
+    /* a pod whose events are not exact (< 0): its others are extrapolated
+     * from our share as before. Two of ours since the scrape: 2 + 2 + 4 =
+     * 8, saturated (read as 0 from the events it would be 4: kept) */
+    since[0] = -1;
+    atomic_store(&cnt.inflight[0], 3);
+    CHECK_EQ(pod_load_estimate(&c, p0, 3, 1.0 / 3, NOW), 8.0);
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 1);
+    since[0] = 0;
+    policy_pick(&c, s, &cnt, &st, &in, &d);
+    CHECK_EQ(d.idx, 0);
+    atomic_store(&cnt.inflight[0], 2);
     /* a stale scrape: the others' terms count for nothing, ours alone */
     in.now_ns = NOW + (uint64_t)c.stale_ms * 2000000ull;
     p0->running = 50;
