@@ -73,7 +73,8 @@ t_spliced() {
     echo "answers ended with [DONE]: $(dones "$E2E_TMP/sp.out")"
     [ "$(dones "$E2E_TMP/sp.out")" = 2 ] || { head -c 600 "$E2E_TMP/sp.out"; return 1; }
     grep -q '"text"' "$E2E_TMP/sp.out" || return 1
-    jq -e '.last.proto == "h2c" and .handed_off == 1' "$ST" || { cat "$ST"; return 1; }
+    # the worker rewrites its stats file every 100 ms: wait for the write after the answers
+    wait_until 3 jq -e '.last.proto == "h2c" and .handed_off == 1' "$ST" || { cat "$ST"; return 1; }
     [ "$(jq '.hand_ups' "$ST")" = "$h0" ] || { echo "handed up"; return 1; }
     wait_until 3 eval '[ "$(metric "kvgate_requests_by_path_total{path=\"bypass\"}")" != "$b0" ]' ||
         { echo "kvgated did not count the bypass request"; return 1; }
