@@ -90,7 +90,7 @@ t_handed_up() {
     wait_until 3 eval '[ "$(metric "kvgate_bypass_handup_answers_total{cause=\"h2c\"}")" = 1.0 ]' ||
         { gw /metrics | grep handup; return 1; }
     [ "$(metric 'kvgate_bypass_handups_total{cause="h2c"}')" = 1.0 ] || { gw /metrics | grep handup; return 1; }
-    jq -e '.handup.by_cause.h2c.handed_up == 1' "$ST" >/dev/null || { jq -c .handup "$ST"; return 1; }
+    wait_until 3 jq -e '.handup.by_cause.h2c.handed_up == 1' "$ST" >/dev/null || { jq -c .handup "$ST"; return 1; }
     # kvgated served them: both requests to pod 2, path handup
     [ "$(grep '"path":"handup"' "$GW_LOG" | grep -c '"pod":"pod-h1"')" = 2 ] || { tail -4 "$GW_LOG"; return 1; }
 }

@@ -86,7 +86,7 @@ t_killed() {
     dpdk_stream A 600 &
     cpid=$!
     wait_until 10 grep -q streaming "$E2E_TMP/A.out" || { echo "no answer under way"; cat "$E2E_TMP/A.out"; return 1; }
-    jq -e '.handed_off == 1' "$ST" >/dev/null || { echo "not spliced"; return 1; }
+    wait_until 3 jq -e '.handed_off == 1' "$ST" >/dev/null || { echo "not spliced"; return 1; }
     # what an operator sees: the entry, its counters, who is spliced where
     nsenter -t $GWPID -m -n -w scripts/bpf-load.sh show >"$E2E_TMP/show.out" 2>&1
     grep -q "== bypass entry (program [0-9]* on $GIF)" "$E2E_TMP/show.out" &&
