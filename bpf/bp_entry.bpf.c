@@ -11,6 +11,10 @@
  *   or which the worker took back (action worker)      -> the XSK, untouched:
  *                                                       the worker resets
  *                                                       both sides
+ *   ... at a request's first byte while its pod is
+ *   draining or saturated (held)                       -> the XSK, untouched:
+ *                                                       the worker hands
+ *                                                       it up to kvgated
  *   IPv4 TCP to the bypass port (kvg_bpe_cfg.port), or
  *   to the worker's source ports towards pods (lo-hi)  -> the XSK of the
  *                                                       frame's queue
@@ -39,18 +43,25 @@
 #include "splice_req.h"
 #include "bp_maps.h"
 
-#define KVG_BP_CSUM_DIFF(from, to, n, seed)                                    \
-    bpf_csum_diff((__be32 *)(from), (n) * 4, (__be32 *)(to), (n) * 4, (seed))
-#include "bp_rewrite.h"
-#include "bp_frame.h"
-#include "bp_forward.h"
-
 struct {
     __uint(type, BPF_MAP_TYPE_XSKMAP);
     __uint(max_entries, 64);
     __type(key, __u32);
     __type(value, __u32);
 } xsks_map SEC(".maps");
+
+/* a flow is held at a request boundary only for a worker that is there */
+static __always_inline int worker_there(__u32 qid)
+{
+    return bpf_map_lookup_elem(&xsks_map, &qid) != NULL;
+}
+#define BP_WORKER_THERE(qid) worker_there(qid)
+
+#define KVG_BP_CSUM_DIFF(from, to, n, seed)                                    \
+    bpf_csum_diff((__be32 *)(from), (n) * 4, (__be32 *)(to), (n) * 4, (seed))
+#include "bp_rewrite.h"
+#include "bp_frame.h"
+#include "bp_forward.h"
 
 /* kvg_bpe_cfg: key 0 -> what goes to the worker (struct kvg_bpe_cfg, bpf/kvgate.h) */
 struct {
@@ -92,7 +103,8 @@ int bp_entry(struct xdp_md *ctx)
 {
     __u8 *data = (__u8 *)(long)ctx->data;
     __u8 *end = (__u8 *)(long)ctx->data_end;
-    int v = bp_forward_frame(ctx, data, end); /* a flow handed off: rewritten and sent back out */
+    /* a flow handed off: rewritten and sent back out */
+    int v = bp_forward_frame(ctx, data, end, ctx->rx_queue_index);
 
     if (v == BP_WORKER)
         return to_worker(ctx);

@@ -9,9 +9,14 @@
  *     entry in kvg_bp_flows for (saddr, daddr, sport, dport)?
  *       no                          -> BP_MISS (the caller decides: pass, or the worker)
  *       action pass                 -> XDP_PASS (handed up)
- *       action worker               -> BP_WORKER (the worker took it back)
+ *       action worker, or held      -> BP_WORKER (the worker took it back)
  *       its pod down, unhealthy or gone
  *                                   -> BP_WORKER (the worker resets both sides)
+ *       a request's first segment (framed flow) while its pod is draining
+ *       or saturated, and a worker to take it (BP_WORKER_THERE)
+ *                                   -> held, BP_WORKER (the worker hands the
+ *                                      connection up to kvgated from that
+ *                                      request on: dpdk/boundary.h)
  *       else rewrite, count, FIN / RST noted in the entry, request heads
  *       framed and counted (client -> pod, bp_frame.h) -> XDP_TX
  *   anything else (not IPv4 TCP, malformed, fragments) -> XDP_PASS
@@ -24,6 +29,12 @@
 /* The frame, untouched, is the worker's: bp_entry redirects it to the
  * worker's AF_XDP socket; bp_forward (no worker behind it) passes it. */
 #define BP_WORKER (-2)
+/* Whether the worker has a socket on receive queue qid (bp_entry: its
+ * xsks_map); a flow is held at a request boundary only then, since a held
+ * segment nobody takes would be lost for good. bp_forward has no worker. */
+#ifndef BP_WORKER_THERE
+#define BP_WORKER_THERE(qid) 0
+#endif
 #define ETH_P_IP 0x0800
 #define IPPROTO_TCP_ 6
 
@@ -53,12 +64,26 @@ static __always_inline int pod_ok(__u32 slot)
                     (KVG_POD_F_PRESENT | KVG_POD_F_HEALTHY);
 }
 
+/* Should a request starting now leave the pod? Draining (admin) or
+ * saturated (its queue or KV cache past the policy's bars, or its metrics
+ * stale), as kvgated's table says; the splice hands such a request up the
+ * same way (splice.bpf.c pod_unfit). */
+static __always_inline int pod_busy(__u32 slot)
+{
+    if (slot >= KVG_POD_MAX)
+        return 0;
+    struct kvg_pod *p = bpf_map_lookup_elem(&kvg_pods, &slot);
+
+    return p && (p->flags & (KVG_POD_F_DRAINING | KVG_POD_F_SATURATED));
+}
+
 /* The verdict for the packet data[0..end) of ctx, or BP_MISS, or BP_WORKER. The caller reads
  * ctx->data and ctx->data_end once and passes them (the verifier refuses
  * a context pointer the compiler has moved, which a second read in the
  * caller after this inlined body can become); ctx itself only serves the
  * request framing's bpf_xdp_load_bytes, after every packet access. */
-static __always_inline int bp_forward_frame(struct xdp_md *ctx, __u8 *data, __u8 *end)
+static __always_inline int bp_forward_frame(struct xdp_md *ctx, __u8 *data, __u8 *end,
+                                            __u32 qid)
 {
     __u64 len = end - data;
     struct kvg_bp_key key = {.family = KVG_AF_INET};
@@ -90,7 +115,7 @@ static __always_inline int bp_forward_frame(struct xdp_md *ctx, __u8 *data, __u8
         done(len, KVG_BP_MISS, XDP_PASS);
         return BP_MISS;
     }
-    if (f->action == KVG_BP_ACT_WORKER)
+    if (f->action == KVG_BP_ACT_WORKER || (f->flags & KVG_BP_F_HELD))
         return done(len, KVG_BP_TO_WORKER, BP_WORKER);
     if (f->action != KVG_BP_ACT_REWRITE)
         return done(len, KVG_BP_HANDED_UP, XDP_PASS);
@@ -109,6 +134,13 @@ static __always_inline int bp_forward_frame(struct xdp_md *ctx, __u8 *data, __u8
         poff = 14 + ihl + doff;
         if (doff >= 20 && tot >= ihl + doff && 14 + tot <= len)
             plen = tot - ihl - doff;
+        /* the next request's first byte, its pod no longer one to send a
+         * request to: the worker takes the connection from here */
+        if (plen && seq == f->rq_seq && !f->rq_body_left && pod_busy(f->pod_slot) &&
+            BP_WORKER_THERE(qid)) {
+            __sync_fetch_and_or(&f->flags, KVG_BP_F_HELD);
+            return done(len, KVG_BP_BOUNDARY, BP_WORKER);
+        }
     }
 
     struct kvg_bp_flow fl;

@@ -41,7 +41,7 @@
 SEC("xdp")
 int bp_forward(struct xdp_md *ctx)
 {
-    int v = bp_forward_frame(ctx, (__u8 *)(long)ctx->data, (__u8 *)(long)ctx->data_end);
+    int v = bp_forward_frame(ctx, (__u8 *)(long)ctx->data, (__u8 *)(long)ctx->data_end, 0);
 
     return v < 0 ? XDP_PASS : v; /* a miss or the worker's: no worker behind this one */
 }

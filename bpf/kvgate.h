@@ -513,6 +513,10 @@ enum kvg_bp_action {
 enum kvg_bp_flow_flags {
     KVG_BP_F_FIN = 1u << 0, /* XDP forwarded a FIN in this direction */
     KVG_BP_F_RST = 1u << 1, /* XDP forwarded a RST in this direction */
+    KVG_BP_F_HELD = 1u << 2,/* client -> pod: XDP held the flow at a request boundary, its
+                             * pod draining or saturated (bp_forward.h); every later
+                             * packet goes to the worker, which hands the connection up to
+                             * kvgated from that request on (dpdk/boundary.h) */
 };
 
 /* What to do with a packet of the flow: the addresses, ports and MACs it
@@ -584,13 +588,18 @@ enum kvg_bp_reason {
                              * longer than KVG_HEAD_MAX) */
     KVG_BP_UF_ORDER = 11,   /* framing stopped: a segment past a gap */
     KVG_BP_UF_MANY = 12,    /* framing stopped: more than KVG_BP_HEADS_PER_SEG heads */
+    KVG_BP_BOUNDARY = 13,   /* an exit: a segment that starts a request (framed flow, at
+                             * rq_seq, no body left) while its pod is draining or
+                             * saturated, with a worker socket to take it: held
+                             * (KVG_BP_F_HELD), untouched to the worker; the flow's later
+                             * packets count under to_worker */
     KVG_BP_REASON_MAX
 };
 _Static_assert(KVG_BP_REASON_MAX <= KVG_BP_STATS_MAX, "kvg_bp_stats too small");
 #define KVG_BP_REASON_NAMES                                                    \
     { "forwarded", "miss", "not_ipv4_tcp", "malformed", "pod_down", "handed_up", "to_worker", \
       "request", "unframed_body", "unframed_split", "unframed_parse", "unframed_order",       \
-      "unframed_many", }
+      "unframed_many", "boundary", }
 
 struct kvg_bp_stat {
     __u64 packets;

@@ -58,6 +58,7 @@
 #include <rte_mbuf.h>
 
 #include "common/netaddr.h"
+#include "boundary.h"
 #include "handup.h"
 #include "idle.h"
 #include "podreset.h"
@@ -343,6 +344,8 @@ static void frame(const uint8_t *data, size_t len)
         podreset_input(s, &p, 0);
         return;
     }
+    if (s && s->pstate == 2 && boundary_input(s, data, len, &p)) /* XDP held it */
+        return;
     if (s && s->pstate) { /* the client's side of a flow being handed off */
         if (s->pstate == 2)
             S.late_client++;

@@ -121,10 +121,11 @@ static int handed_add(const struct kvg_bp_key *k)
     return -1;
 }
 
-/* The flow as a kernel socket, its packets to the kernel, the socket to
- * kvgated. 0 handed up; 1 failed after the socket went live (the kernel
- * reset the client); -1 failed with nothing sent (the caller resets). */
-static int hand_up(struct slot *s, unsigned cause)
+/* The connection rc as a kernel socket, its packets to the kernel, the
+ * socket to kvgated. 0 handed up; 1 failed after the socket went live (the
+ * kernel reset the client); -1 failed with nothing sent (the caller
+ * resets, or lets the flow go on). */
+static int hand_up_conn(const struct repair_conn *rc, unsigned cause)
 {
     if (!channel_up(now_ms())) {
         c_no_channel++;
@@ -134,20 +135,18 @@ static int hand_up(struct slot *s, unsigned cause)
         c_table_full++;
         return -1;
     }
-    struct repair_conn rc;
-    repair_conn_from_tcpep(&rc, &s->t, &s->f);
     /* created under kvgated's uid: the kernel shares a port between
      * SO_REUSEPORT sockets of one owner only */
     uid_t prev = (uid_t)setfsuid(H.peer_uid);
-    int fd = repair_build(&rc);
+    int fd = repair_build(rc);
     setfsuid(prev);
     if (fd < 0) {
         c_build_failed++;
         return -1;
     }
     /* XDP passes the client's packets to the kernel from now on */
-    struct kvg_bp_key key = {.saddr = s->t.saddr, .daddr = s->t.daddr, .sport = s->t.sport,
-                             .dport = s->t.dport, .family = KVG_AF_INET};
+    struct kvg_bp_key key = {.saddr = rc->raddr, .daddr = rc->laddr, .sport = rc->rport,
+                             .dport = rc->lport, .family = KVG_AF_INET};
     struct kvg_bp_flow v;
     memset(&v, 0, sizeof(v));
     v.action = KVG_BP_ACT_PASS;
@@ -164,10 +163,10 @@ static int hand_up(struct slot *s, unsigned cause)
         return -1;
     }
     struct adopt_msg m = {.type = ADOPT_T_HANDUP, .cause = (uint8_t)cause,
-                          .flags = s->f.fin ? ADOPT_F_FIN : 0, .restored = s->f.len,
-                          .client_port = ntohs(s->t.sport), .local_port = ntohs(s->t.dport)};
-    memcpy(m.client_addr, &s->t.saddr, 4);
-    memcpy(m.local_addr, &s->t.daddr, 4);
+                          .flags = rc->fin ? ADOPT_F_FIN : 0, .restored = rc->len,
+                          .client_port = ntohs(rc->rport), .local_port = ntohs(rc->lport)};
+    memcpy(m.client_addr, &rc->raddr, 4);
+    memcpy(m.local_addr, &rc->laddr, 4);
     int e = adopt_send(H.fd, &m, fd);
     if (e) {
         c_send_failed++;
@@ -183,6 +182,25 @@ static int hand_up(struct slot *s, unsigned cause)
     close(fd); /* kvgated holds it now */
     handed_add(&key);
     return 0;
+}
+
+static int hand_up(struct slot *s, unsigned cause)
+{
+    struct repair_conn rc;
+    repair_conn_from_tcpep(&rc, &s->t, &s->f);
+    return hand_up_conn(&rc, cause);
+}
+
+int handup_mid(const struct repair_conn *rc, unsigned cause)
+{
+    if (!H.on || cause == 0 || cause >= ADOPT_C_MAX)
+        return -1;
+    int rc_ = hand_up_conn(rc, cause);
+    if (rc_ == 0)
+        c_ok[cause]++;
+    else if (rc_ > 0)
+        c_reset[cause]++; /* -1: the flow goes on where it was (boundary.h counts it) */
+    return rc_;
 }
 
 void handup_or_reset(struct slot *s, const struct pkt_tcp *in, unsigned cause)

@@ -54,6 +54,13 @@ unsigned handup_cause_ff(unsigned ff_cause);
  * handed up, or else its client is reset (in: the segment that told,
  * NULL: from the flow's own addresses). s is forgotten either way. */
 void handup_or_reset(struct slot *s, const struct pkt_tcp *in, unsigned cause);
+/* A connection already spliced, from a request boundary on (rc: its state
+ * there, the request's first bytes to restore; dpdk/boundary.h): handed up
+ * to kvgated as above, counted by cause. 0 handed up (the client's entry
+ * says pass); 1 failed after the socket went live (the kernel reset the
+ * client); -1 nothing sent, nothing changed (no --adopt, no channel...). */
+struct repair_conn;
+int handup_mid(const struct repair_conn *rc, unsigned cause);
 /* After a segment of a flow whose first request is not whole yet: no room
  * left for the rest (the flow's budget or the worker's)? Then it is
  * handed up (over_budget) or reset, s forgotten, and 1. */

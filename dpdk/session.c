@@ -56,18 +56,27 @@ void sess_reqs(struct slot *s, const struct kvg_bp_flow *c)
  * hand-off. */
 void sess_done(struct slot *s, unsigned http_status)
 {
+    struct kvg_bp_flow c2p, p2c;
+    int have_c = 0, have_p = 0;
+    if (s->pstate >= 2 && FLOWS_FD >= 0) {
+        have_c = !bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &c2p);
+        have_p = !bpf_map_lookup_elem(FLOWS_FD, &s->h.p2c_key, &p2c);
+    }
+    sess_done_entries(s, http_status, have_c ? &c2p : NULL, have_p ? &p2c : NULL);
+}
+
+void sess_done_entries(struct slot *s, unsigned http_status, const struct kvg_bp_flow *c2p,
+                       const struct kvg_bp_flow *p2c)
+{
     if (!DC || (s->dstate != D_ROUTED && s->dstate != D_MAC) || s->dgen != dcli_gen(DC))
         return;
     uint64_t in = s->f.len, out = 0;
-    if (s->pstate >= 2 && FLOWS_FD >= 0) {
-        struct kvg_bp_flow e;
-        if (!bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &e)) {
-            in += e.bytes;
-            sess_reqs(s, &e); /* the last of its requests, before the DONE */
-        }
-        if (!bpf_map_lookup_elem(FLOWS_FD, &s->h.p2c_key, &e))
-            out = e.bytes;
+    if (c2p) {
+        in += c2p->bytes;
+        sess_reqs(s, c2p); /* the last of its requests, before the DONE */
     }
+    if (p2c)
+        out = p2c->bytes;
     uint64_t ttft = s->first_data_ms > s->asked_ms ? (s->first_data_ms - s->asked_ms) * 1000 : 0;
     if (!dcli_done(DC, s->did, s->pod_slot, s->outcome, http_status, in, out,
                    ttft > UINT32_MAX ? UINT32_MAX : (uint32_t)ttft))

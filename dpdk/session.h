@@ -15,6 +15,10 @@ struct decide_msg;
 /* The flow's DONE to kvgated, once, if kvgated holds it in flight (routed
  * on the connection that is still up). */
 void sess_done(struct slot *s, unsigned http_status);
+/* The same with XDP's two entries as read earlier (NULL: none), for a flow
+ * whose entries were rewritten since (dpdk/boundary.h). */
+void sess_done_entries(struct slot *s, unsigned http_status, const struct kvg_bp_flow *c2p,
+                       const struct kvg_bp_flow *p2c);
 /* The requests after the first on s (handed off), from its client -> pod
  * entry c as XDP left it (NULL: not readable now): counted, and reported
  * to kvgated (REQS) when the count or the reason it stopped changed. */

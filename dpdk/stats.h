@@ -15,7 +15,8 @@
     X(mac_waits) X(mac_failed) X(error_answers) X(pods_shared) X(pod_unchecked) X(pod_down)   \
     X(pod_down_frames) X(pod_probes) X(pod_resets_client) X(pod_resets_pod)               \
     X(later_requests) X(unframed) X(reqs_sent) X(gw_handups) X(idle_socks) X(idle_waits)    \
-    X(idle_sleeps) X(guard_chained)
+    X(idle_sleeps) X(guard_chained) X(boundary_held) X(boundary_handed_up)                 \
+    X(boundary_released) X(boundary_failed) X(boundary_frames)
 struct bp_stats {
 #define BP_FIELD(n) uint64_t n;
     BP_COUNTERS(BP_FIELD)

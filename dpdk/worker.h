@@ -9,6 +9,8 @@
  *               error answers the worker sends in kvgated's name
  *   podreset.c  a spliced flow whose pod went down: taken back from XDP,
  *               both sides reset, DONE pod_down
+ *   boundary.c  a spliced flow's next request whose pod is draining or
+ *               saturated: held by XDP, handed up to kvgated from there
  *   stats.c     the counters and the stats file
  *   handup.c    a flow not for the bypass: a kernel socket (TCP_REPAIR)
  *               handed to kvgated (--adopt), else reset

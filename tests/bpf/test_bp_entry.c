@@ -13,6 +13,10 @@
  *   - an entry the worker took back (action worker): to the worker, untouched;
  *   - no entry: to the worker for the bypass port, to the kernel otherwise;
  *   - an entry that says pass: to the kernel;
+ *   - a request boundary (a framed flow's segment at rq_seq, no body left)
+ *     while its pod drains or is saturated: held (KVG_BP_F_HELD), untouched
+ *     to the worker, and every later packet of the flow too; mid-body, off
+ *     rq_seq, unframed or a fit pod: forwarded; no worker socket: forwarded;
  *   - with a program chained behind the entry (kvg_bpe_next: kvgated's guard
  *     in production, a dropping test program here), everything the entry
  *     leaves to the kernel goes through it, the bypass port too once the
@@ -233,6 +237,68 @@ static void check_row(const struct row *r)
     bpf_map_delete_elem(flows_fd, &k);
 }
 
+/* A request boundary (bp_forward.h, dpdk/boundary.h): the row's frame
+ * (seq 0, 100 bytes) on a framed flow's client entry whose next request
+ * starts at rq_seq with body_left bytes of the last body still to come,
+ * its pod's flags as given. fresh 0: the entry as the row before left it. */
+static void bnd(const char *what, int fresh, uint32_t pod_flags, uint8_t rq_state,
+                uint32_t rq_seq, uint64_t body_left, uint32_t want, uint32_t reason, int held)
+{
+    h_cur_name = what;
+    h_cur_failed = 0;
+    uint8_t in[256], out[256];
+    size_t len = make_frame(in, BYPASS_PORT);
+    struct kvg_bp_key k = key_of(BYPASS_PORT);
+    if (fresh) {
+        struct kvg_bp_flow f = entry(KVG_BP_ACT_REWRITE, SLOT);
+        f.rq_state = rq_state;
+        f.rq_seq = rq_seq;
+        f.rq_body_left = body_left;
+        CHECK_EQ(bpf_map_update_elem(flows_fd, &k, &f, BPF_ANY), 0);
+    }
+    uint32_t slot = SLOT;
+    struct kvg_pod pod = {.flags = pod_flags, .family = KVG_AF_INET};
+    CHECK_EQ(bpf_map_update_elem(pods_fd, &slot, &pod, BPF_ANY), 0);
+    uint64_t before = stat_packets(reason);
+    uint32_t olen = 0, v = 0xdead;
+    CHECK_EQ(run(in, len, out, &olen, &v), 0);
+    CHECK_EQ(v, want);
+    CHECK_EQ(stat_packets(reason) - before, 1);
+    int same = olen == len && !memcmp(in, out, len);
+    CHECK_EQ(same, want != XDP_TX_); /* held: untouched for the worker */
+    struct kvg_bp_flow e;
+    CHECK_EQ(bpf_map_lookup_elem(flows_fd, &k, &e), 0);
+    CHECK_EQ(!!(e.flags & KVG_BP_F_HELD), held);
+    if (want != XDP_TX_) /* the worker's: not counted as forwarded, nor framed */
+        CHECK(e.rq_seq == rq_seq || !fresh);
+    if (h_cur_failed)
+        h_failed++;
+    else
+        h_passed++;
+    printf("%s %s\n", h_cur_failed ? "FAIL" : "ok  ", what);
+}
+
+static void boundaries(void)
+{
+    const uint32_t DR = FIT | KVG_POD_F_DRAINING, SAT = FIT | KVG_POD_F_SATURATED;
+    bnd("boundary: a request's first segment, its pod draining: held, untouched, to the worker",
+        1, DR, KVG_BP_RQ_ON, 0, 0, XDP_REDIRECT_, KVG_BP_BOUNDARY, 1);
+    bnd("boundary: the held flow's next packet goes to the worker too (pod fit again)", 0, FIT,
+        KVG_BP_RQ_ON, 0, 0, XDP_REDIRECT_, KVG_BP_TO_WORKER, 1);
+    bnd("boundary: its pod saturated: held the same", 1, SAT, KVG_BP_RQ_ON, 0, 0, XDP_REDIRECT_,
+        KVG_BP_BOUNDARY, 1);
+    bnd("boundary: pod draining, mid-body (body left): forwarded, not held", 1, DR,
+        KVG_BP_RQ_ON, 0, 4096, XDP_TX_, KVG_BP_FORWARDED, 0);
+    bnd("boundary: pod draining, a segment that does not start at rq_seq: forwarded", 1, DR,
+        KVG_BP_RQ_ON, 40, 0, XDP_TX_, KVG_BP_FORWARDED, 0);
+    bnd("boundary: pod draining, a flow not framed (h2c): forwarded, not held", 1, DR,
+        KVG_BP_RQ_NONE, 0, 0, XDP_TX_, KVG_BP_FORWARDED, 0);
+    bnd("boundary: pod fit at a request's first segment: forwarded, not held", 1, FIT,
+        KVG_BP_RQ_ON, 0, 0, XDP_TX_, KVG_BP_FORWARDED, 0);
+    struct kvg_bp_key k = key_of(BYPASS_PORT);
+    bpf_map_delete_elem(flows_fd, &k);
+}
+
 /* kvgated's guard chained behind the entry (kvg_bpe_next, dpdk/entry.h):
  * a test program that drops everything stands in for it, so a verdict of
  * XDP_DROP shows the frame went through the chained program. */
@@ -285,6 +351,11 @@ static void chained(void)
     CHECK_EQ(bpf_map_delete_elem(bpf_map__fd(skel->maps.xsks_map), &k), 0);
     one("chained, no worker socket: the bypass port goes to the kernel through it", 0, 0,
         BYPASS_PORT, XDP_DROP_);
+    /* with nobody to take a held segment, a boundary is not held */
+    bnd("no worker socket: a request's first segment, its pod draining, is forwarded, not held",
+        1, FIT | KVG_POD_F_DRAINING, KVG_BP_RQ_ON, 0, 0, XDP_TX_, KVG_BP_FORWARDED, 0);
+    struct kvg_bp_key bk = key_of(BYPASS_PORT);
+    bpf_map_delete_elem(flows_fd, &bk);
     CHECK_EQ(bpf_map_delete_elem(next, &k), 0);
     one("the chain emptied, no worker socket: the bypass port passes to the kernel", 0, 0,
         BYPASS_PORT, XDP_PASS_);
@@ -339,6 +410,7 @@ int main(void)
             h_passed++;
         printf("%s %s\n", h_cur_failed ? "FAIL" : "ok  ", ROWS[i].what);
     }
+    boundaries();
     chained();
     rc = harness_done();
 out:

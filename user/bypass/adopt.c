@@ -22,6 +22,8 @@ static const char *const CAUSES[ADOPT_C_MAX] = {
     [ADOPT_C_MODEL] = "model",
     [ADOPT_C_SESSION] = "session",
     [ADOPT_C_H2C] = "h2c",
+    [ADOPT_C_DRAINING] = "draining",
+    [ADOPT_C_SATURATED] = "saturated",
 };
 
 const char *adopt_cause_name(unsigned cause)

@@ -65,6 +65,9 @@ enum adopt_cause {
                                  * order): the model is not spliced by its rules */
     ADOPT_C_SESSION,            /* no session pins the connection to one pod */
     ADOPT_C_H2C,                /* an h2c request whose pod does not speak h2c */
+    ADOPT_C_DRAINING,           /* a spliced connection's next request, its pod draining
+                                 * (dpdk/boundary.h: handed up at the request boundary) */
+    ADOPT_C_SATURATED,          /* ... its pod saturated (or its metrics stale) */
     ADOPT_C_MAX
 };
 /* "not_inference", ...; "?" out of range. */
