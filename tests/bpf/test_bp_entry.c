@@ -280,13 +280,16 @@ static void bnd(const char *what, int fresh, uint32_t pod_flags, uint8_t rq_stat
 
 static void boundaries(void)
 {
-    const uint32_t DR = FIT | KVG_POD_F_DRAINING, SAT = FIT | KVG_POD_F_SATURATED;
+    const uint32_t DR = FIT | KVG_POD_F_DRAINING,
+                   SAT = FIT | KVG_POD_F_SATURATED | KVG_POD_F_METRICS_FRESH;
     bnd("boundary: a request's first segment, its pod draining: held, untouched, to the worker",
         1, DR, KVG_BP_RQ_ON, 0, 0, XDP_REDIRECT_, KVG_BP_BOUNDARY, 1);
     bnd("boundary: the held flow's next packet goes to the worker too (pod fit again)", 0, FIT,
         KVG_BP_RQ_ON, 0, 0, XDP_REDIRECT_, KVG_BP_TO_WORKER, 1);
     bnd("boundary: its pod saturated: held the same", 1, SAT, KVG_BP_RQ_ON, 0, 0, XDP_REDIRECT_,
         KVG_BP_BOUNDARY, 1);
+    bnd("boundary: saturated only as its metrics are stale: forwarded, not held", 1,
+        FIT | KVG_POD_F_SATURATED, KVG_BP_RQ_ON, 0, 0, XDP_TX_, KVG_BP_FORWARDED, 0);
     bnd("boundary: pod draining, mid-body (body left): forwarded, not held", 1, DR,
         KVG_BP_RQ_ON, 0, 4096, XDP_TX_, KVG_BP_FORWARDED, 0);
     bnd("boundary: pod draining, a segment that does not start at rq_seq: forwarded", 1, DR,
