@@ -746,7 +746,8 @@ int main(int argc, char **argv)
             timers();
             handup_timer(now);
             tx_flush();
-            next_timer = now + (S.flows_now ? 10 : 100);
+            /* no flow: at the stats' next tick (one wake-up for both) */
+            next_timer = S.flows_now ? now + 10 : next_stats > now ? next_stats : now + 100;
         }
         if (now >= next_stats) {
             bpe_heartbeat(&E, now * 1000000ull);
