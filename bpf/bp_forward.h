@@ -65,22 +65,22 @@ static __always_inline int pod_ok(__u32 slot)
 }
 
 /* Should a request starting now leave the pod? Draining (admin), or
- * saturated by fresh metrics (its queue or KV cache past the policy's
- * bars), as kvgated's table says. Saturated only because its metrics are
- * stale is not enough: a late scrape says nothing about the pod, and a
- * connection that leaves is kvgated's for the rest of its life (a pod that
- * stopped answering is caught per packet: unhealthy, down). */
+ * saturated by its own fresh report (its queue or KV cache past the
+ * policy's bars: KVG_POD_F_SATURATED_OWN), as kvgated's table says. Not
+ * kvgated's SATURATED: that one also counts kvgated's in-flight requests,
+ * and a spliced keep-alive connection stays in flight there while it
+ * idles between requests, so a pod holding many idle sessions would look
+ * saturated; nor saturated only because a scrape is late, which says
+ * nothing about the pod. A connection that leaves is kvgated's for the
+ * rest of its life; a pod that stopped answering is caught per packet
+ * (unhealthy, down). */
 static __always_inline int pod_busy(__u32 slot)
 {
     if (slot >= KVG_POD_MAX)
         return 0;
     struct kvg_pod *p = bpf_map_lookup_elem(&kvg_pods, &slot);
 
-    if (!p)
-        return 0;
-    return (p->flags & KVG_POD_F_DRAINING) ||
-           (p->flags & (KVG_POD_F_SATURATED | KVG_POD_F_METRICS_FRESH)) ==
-               (KVG_POD_F_SATURATED | KVG_POD_F_METRICS_FRESH);
+    return p && (p->flags & (KVG_POD_F_DRAINING | KVG_POD_F_SATURATED_OWN));
 }
 
 /* The verdict for the packet data[0..end) of ctx, or BP_MISS, or BP_WORKER. The caller reads

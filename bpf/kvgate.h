@@ -88,6 +88,11 @@ enum kvg_pod_flags {
     KVG_POD_F_METRICS_FRESH = 1u << 4,  /* scraped within stale_ms when written */
     KVG_POD_F_METRICS_OK = 1u << 5,     /* at least one scrape parsed */
     KVG_POD_F_DOWN = 1u << 6,           /* the data path saw it fail; out until a health check */
+    KVG_POD_F_SATURATED_OWN = 1u << 7,  /* saturated by the pod's own fresh report alone (its
+                                         * waiting and KV usage), kvgated's in-flight count left
+                                         * out: what a bypass flow's request boundary judges
+                                         * (bp_forward.h), since a spliced keep-alive connection
+                                         * stays in flight at kvgated while it idles */
 };
 
 struct kvg_pod {

@@ -4,8 +4,8 @@
  *
  * XDP frames the requests of a spliced flow (bpf/bp_frame.h). When a
  * segment starts the next request (at rq_seq, no body left) while the
- * flow's pod is draining, or saturated by fresh metrics, in kvgated's
- * table (bpf/bp_forward.h pod_busy), XDP holds the
+ * flow's pod is draining, or saturated by its own fresh report, in
+ * kvgated's table (bpf/bp_forward.h pod_busy), XDP holds the
  * flow (KVG_BP_F_HELD, counted "boundary") and sends that segment, and
  * every later packet from the client, here untouched. The worker then
  * hands the connection up to kvgated from that request on, with the

@@ -281,7 +281,8 @@ static void bnd(const char *what, int fresh, uint32_t pod_flags, uint8_t rq_stat
 static void boundaries(void)
 {
     const uint32_t DR = FIT | KVG_POD_F_DRAINING,
-                   SAT = FIT | KVG_POD_F_SATURATED | KVG_POD_F_METRICS_FRESH;
+                   SAT = FIT | KVG_POD_F_SATURATED | KVG_POD_F_METRICS_FRESH |
+                         KVG_POD_F_SATURATED_OWN;
     bnd("boundary: a request's first segment, its pod draining: held, untouched, to the worker",
         1, DR, KVG_BP_RQ_ON, 0, 0, XDP_REDIRECT_, KVG_BP_BOUNDARY, 1);
     bnd("boundary: the held flow's next packet goes to the worker too (pod fit again)", 0, FIT,
@@ -290,6 +291,9 @@ static void boundaries(void)
         KVG_BP_BOUNDARY, 1);
     bnd("boundary: saturated only as its metrics are stale: forwarded, not held", 1,
         FIT | KVG_POD_F_SATURATED, KVG_BP_RQ_ON, 0, 0, XDP_TX_, KVG_BP_FORWARDED, 0);
+    bnd("boundary: saturated by kvgated's in-flight count, not the pod's own report: forwarded",
+        1, FIT | KVG_POD_F_SATURATED | KVG_POD_F_METRICS_FRESH, KVG_BP_RQ_ON, 0, 0, XDP_TX_,
+        KVG_BP_FORWARDED, 0);
     bnd("boundary: pod draining, mid-body (body left): forwarded, not held", 1, DR,
         KVG_BP_RQ_ON, 0, 4096, XDP_TX_, KVG_BP_FORWARDED, 0);
     bnd("boundary: pod draining, a segment that does not start at rq_seq: forwarded", 1, DR,

@@ -112,7 +112,8 @@ TEST(pod_table_written_from_snapshots)
     CHECK_EQ(k.port, htons(9000));
     CHECK_EQ(k.engine, POD_ENGINE_SGLANG);
     CHECK_EQ(k.flags, KVG_POD_F_PRESENT | KVG_POD_F_HEALTHY | KVG_POD_F_DRAINING |
-                          KVG_POD_F_METRICS_OK | KVG_POD_F_METRICS_FRESH | KVG_POD_F_SATURATED);
+                          KVG_POD_F_METRICS_OK | KVG_POD_F_METRICS_FRESH | KVG_POD_F_SATURATED |
+                          KVG_POD_F_SATURATED_OWN); /* its own KV report: 0.95 */
     CHECK_EQ(k.kv_permille, 950);
     CHECK_EQ(get_pod(b, 511, &k), 0);
     CHECK_EQ(k.flags, KVG_POD_F_PRESENT | KVG_POD_F_SATURATED | KVG_POD_F_DOWN);
@@ -270,6 +271,21 @@ TEST(xdp_stats_summed)
     CHECK_EQ(get_pod(b, 4, &k), 0);
     CHECK_EQ(k.inflight, 11);
     CHECK_EQ(k.flags, KVG_POD_F_PRESENT | KVG_POD_F_HEALTHY | KVG_POD_F_SATURATED);
+    /* scraped fresh, a short queue of its own, but 40 in flight at the
+     * gateway (idle bypass keep-alive connections count): saturated by
+     * kvgated's estimate, not by the pod's own report */
+    s->pods[0].metrics_ok = 1, s->pods[0].scraped_ns = 1000 * MS, s->pods[0].running = 2;
+    atomic_store(&CNT.inflight[4], 40);
+    CHECK_EQ(gwbpf_update_pods(b, s, &CNT, 1000 * MS, &POL), 0);
+    CHECK_EQ(get_pod(b, 4, &k), 0);
+    CHECK_EQ(k.flags, KVG_POD_F_PRESENT | KVG_POD_F_HEALTHY | KVG_POD_F_METRICS_OK |
+                          KVG_POD_F_METRICS_FRESH | KVG_POD_F_SATURATED);
+    /* its own queue past queue_saturation: both */
+    s->pods[0].waiting = POL.queue_sat * 4;
+    CHECK_EQ(gwbpf_update_pods(b, s, &CNT, 1000 * MS, &POL), 0);
+    CHECK_EQ(get_pod(b, 4, &k), 0);
+    CHECK_EQ(k.flags, KVG_POD_F_PRESENT | KVG_POD_F_HEALTHY | KVG_POD_F_METRICS_OK |
+                          KVG_POD_F_METRICS_FRESH | KVG_POD_F_SATURATED | KVG_POD_F_SATURATED_OWN);
     atomic_store(&CNT.inflight[4], 0);
     snapshot_put(s);
     gwbpf_close(b);

@@ -72,6 +72,11 @@ static void fill_pod(struct kvg_pod *k, const struct pod_info *in, const struct 
         f |= KVG_POD_F_METRICS_FRESH;
     if (fit.saturated)
         f |= KVG_POD_F_SATURATED;
+    /* the pod's own numbers alone: the bypass's boundary test */
+    struct pod_fitness own;
+    pod_fitness(pol, in, in->running + in->waiting, now_ns, 1, &own);
+    if (own.fresh && own.saturated)
+        f |= KVG_POD_F_SATURATED_OWN;
     if (c && (atomic_load_explicit(&c->down_until_ns[in->slot], memory_order_relaxed) > now_ns ||
               atomic_load_explicit(&c->ejected_until_ns[in->slot], memory_order_relaxed) > now_ns))
         f |= KVG_POD_F_DOWN; /* the splice hands its next request up to kvgated */
