@@ -450,6 +450,18 @@ static void watch(struct slot *s, uint64_t now)
     struct kvg_bp_flow c, p;
     int hc = !bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &c);
     int hp = !bpf_map_lookup_elem(FLOWS_FD, &s->h.p2c_key, &p);
+    /* idle: neither side sent a packet for IDLE_LOOKS looks (a pod still
+     * prefilling looks idle too: kvgated then sees it in the pod's own
+     * running count at the next scrape, never a connection that idles
+     * counted as a request) */
+    uint64_t pk = (hc ? c.packets : 0) + (hp ? p.packets : 0);
+    if (pk != s->last_pk) {
+        s->last_pk = pk;
+        s->quiet_looks = 0;
+    } else if (s->quiet_looks < IDLE_LOOKS) {
+        s->quiet_looks++;
+    }
+    s->idle = s->quiet_looks >= IDLE_LOOKS;
     sess_reqs(s, hc ? &c : NULL); /* the requests XDP framed since the last look */
     if (podreset_pod_down(s)) { /* a quiet flow whose pod went down: no packet told XDP */
         podreset_start(s, now);

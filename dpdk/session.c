@@ -41,12 +41,15 @@ void sess_reqs(struct slot *s, const struct kvg_bp_flow *c)
         S.unframed++;
     }
     if (!DC || (s->dstate != D_ROUTED && s->dstate != D_MAC) || s->dgen != dcli_gen(DC) ||
-        (s->reqs_seen == s->reqs_sent && s->uf == s->uf_sent))
+        (s->reqs_seen == s->reqs_sent && s->uf == s->uf_sent && s->idle == s->idle_sent))
         return;
-    if (!dcli_reqs(DC, s->did, s->pod_slot, s->reqs_seen, s->uf)) { /* else: the next look */
+    if (!dcli_reqs(DC, s->did, s->pod_slot, s->reqs_seen, s->uf, s->idle)) { /* else: the next look */
         S.reqs_sent++;
+        if (s->idle != s->idle_sent)
+            S.idle_reported++;
         s->reqs_sent = s->reqs_seen;
         s->uf_sent = s->uf;
+        s->idle_sent = s->idle;
     }
 }
 

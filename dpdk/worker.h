@@ -38,6 +38,7 @@
 /* a spliced flow closed both ways (or reset) is forgotten after this long
  * without a packet; one nobody closed, after IDLE_MS (handoff_check) */
 #define WATCH_EVERY_MS 250
+#define IDLE_LOOKS 2           /* quiet this many looks in a row (>= 500 ms): idle */
 #define LINGER_MS 1000
 #define IDLE_MS (600u * 1000)
 #define DECIDE_WAIT_MS 5000    /* no answer from kvgated in this long: 503 */
@@ -91,6 +92,12 @@ struct slot {
     uint8_t uf_sent;       /* ... as last reported to kvgated */
     uint32_t reqs_seen;    /* the c2p entry's count, last read */
     uint32_t reqs_sent;    /* ... as last reported to kvgated (REQS) */
+    /* idle between requests: nothing moved either way (XDP's packet counts
+     * of both entries) for IDLE_LOOKS looks in a row; kvgated does not
+     * count the flow in flight meanwhile (REQS idle, version 4) */
+    uint64_t last_pk;
+    uint8_t quiet_looks;
+    uint8_t idle, idle_sent;
     uint8_t *resp;         /* D_ERR: the error answer sent to the client */
     uint32_t resp_len;
     uint8_t resp_tries;

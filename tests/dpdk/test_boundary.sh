@@ -9,7 +9,8 @@
 # own mount namespace, shared with the worker), listening on the bypass
 # port itself, with its decision and adopt channels.
 # Checked:
-#   - one keep-alive connection: a completion spliced to pod A; A drained
+#   - one keep-alive connection: a completion spliced to pod A, quiet
+#     after it: not counted in flight at kvgated (idle); A drained
 #     through the admin API; the next completion on the same connection is
 #     answered 200 by pod B; a third one too (kvgated serves the connection
 #     now), and the client never sees an error;
@@ -54,7 +55,6 @@ dpdk_worker_connected adopt
 
 M=meta-llama/Llama-3.1-8B-Instruct
 inflight_total() { gw /admin/pods | jq '[.[].inflight] | add'; }
-busy_pod() { gw /admin/pods | jq -r '.[] | select(.inflight > 0) | .name' | head -1; }
 addr_of() { gw /admin/pods | jq -r --arg n "$1" '.[] | select(.name == $n) | .address'; }
 draining() { [ "$(gw /admin/pods | jq -r --arg n "$1" '.[] | select(.name == $n) | .draining')" = true ]; }
 # completions a pod answered, from its own /metrics (ADDR: ip:port)
@@ -63,6 +63,16 @@ served() {
     [ "${1%%:*}" = 10.79.0.4 ] && ns=$NP2
     ip netns exec $ns curl -s --max-time 3 localhost:8000/metrics |
         awk '/^vllm:request_success_total/ {n += $2} END {print n + 0}'
+}
+# pod_that_served N: the name of the pod whose completions count is N
+# (+1: one more than in $SERVED0, "name count" lines)
+pod_that_served() {
+    local n want
+    for n in $(gw /admin/pods | jq -r '.[].name'); do
+        want=$1
+        [ "${1:0:1}" = + ] && want=$(( $(awk -v n="$n" '$1 == n {print $2}' <<<"$SERVED0") + ${1:1} ))
+        [ "$(served "$(addr_of "$n")")" = "$want" ] && { echo "$n"; return; }
+    done
 }
 admin() { ip netns exec $NG curl -s --max-time 3 -X POST "http://127.0.0.1:9090/admin/pods/$1/$2" -o /dev/null -w '%{http_code}'; }
 
@@ -114,9 +124,14 @@ t_drained() {
     client A 3 &
     cpid=$!
     wait_until 10 grep -q '^first' "$E2E_TMP/A.out" || { cat "$E2E_TMP/A.out"; return 1; }
-    a=$(busy_pod)
-    [ -n "$a" ] || { echo "no pod holds the spliced connection"; gw /admin/pods; return 1; }
-    echo "the connection is spliced to $a ($(addr_of "$a")): drained"
+    a=$(pod_that_served 1)
+    [ -n "$a" ] || { echo "no pod served the first request"; gw /admin/pods; return 1; }
+    # quiet between its requests, the spliced connection is not counted in
+    # flight at kvgated (the worker's REQS idle, decide version 4)
+    wait_until 4 eval '[ "$(inflight_total)" = 0 ]' || { echo "still in flight: $(inflight_total)"; return 1; }
+    [ "$(metric 'kvgate_bypass_idle_transitions_total{to="idle"}')" = 1.0 ] ||
+        { gw /metrics | grep idle_transitions; return 1; }
+    echo "the connection is spliced to $a ($(addr_of "$a")), idle: drained"
     [ "$(admin "$a" drain)" = 200 ] || return 1
     wait_until 3 draining "$a" || return 1
     sleep 0.3 # kvgated's table (kvg_pods) is written as it publishes
@@ -128,7 +143,7 @@ t_drained() {
     A_ADDR=$(addr_of "$a")
     B_ADDR=$(gw /admin/pods | jq -r --arg n "$a" '.[] | select(.name != $n) | .address')
 }
-check "one connection: a completion spliced to pod A, A drained, the next two answered 200 on the same connection" t_drained
+check "one connection: a completion spliced to pod A, idle (not in flight), A drained, the next two answered 200 on the same connection" t_drained
 
 t_counted() {
     jq -c '{boundary_held, boundary_handed_up, boundary_released, boundary_failed, boundary_frames, draining: .handup.by_cause.draining}' "$ST"
@@ -163,22 +178,27 @@ t_released() {
     kill $WPID; wait $WPID 2>/dev/null; WPID=
     dpdk_worker kvgated "${WARGS[@]}" || { tail -5 "$E2E_TMP/worker.log"; return 1; }
     dpdk_worker_connected
+    SERVED0=$(for n in $(gw /admin/pods | jq -r '.[].name'); do echo "$n $(served "$(addr_of "$n")")"; done)
     client R 2 &
     cpid=$!
     wait_until 10 grep -q '^first' "$E2E_TMP/R.out" || { cat "$E2E_TMP/R.out"; return 1; }
-    a=$(busy_pod)
-    [ -n "$a" ] || return 1
     local ra before
+    a=$(pod_that_served "+1")
+    [ -n "$a" ] || return 1
     ra=$(addr_of "$a")
     before=$(served "$ra")
+    wait_until 4 eval '[ "$(inflight_total)" = 0 ]' || { echo "never idle: $(inflight_total) in flight"; return 1; }
     [ "$(admin "$a" drain)" = 200 ] && wait_until 3 draining "$a" || return 1
     sleep 0.3
     touch "$E2E_TMP/R.go"
     wait $cpid
     cat "$E2E_TMP/R.out"
     [ "$(grep -v '^first' "$E2E_TMP/R.out")" = "$(printf '1 200 text_completion\n2 200 text_completion')" ] || return 1
-    # the second one went to the pod the connection was on
+    # the second one went to the pod the connection was on, and made the
+    # idle connection busy again at kvgated
     [ "$(served "$ra")" = $((before + 1)) ] || { echo "$ra served $(served "$ra"), had $before"; return 1; }
+    wait_until 3 eval '[ "$(metric "kvgate_bypass_idle_transitions_total{to=\"busy\"}")" != 0 ]' ||
+        { gw /metrics | grep idle_transitions; return 1; }
     jq -c '{boundary_held, boundary_released, boundary_handed_up}' "$ST"
     wait_until 3 jq -e '.boundary_held == 1 and .boundary_released == 1 and .boundary_handed_up == 0' "$ST" >/dev/null
 }

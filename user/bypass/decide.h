@@ -39,7 +39,11 @@
  *                               sent), and why XDP stopped framing the
  *                               flow, if it did; sent when the total
  *                               changes (the worker looks every 250 ms)
- *                               and before the flow's DONE
+ *                               and before the flow's DONE; version 4
+ *                               adds whether the connection is idle
+ *                               (nothing moved either way for two looks:
+ *                               kvgated stops counting it in flight until
+ *                               it moves again)
  *
  * The pod's MAC is not in the ANSWER: it is L2 on the worker's interface;
  * the worker takes it from its kernel's neighbour table (or --pod-mac,
@@ -52,11 +56,11 @@
  * worker as untrusted input. Header (8 bytes): u8 version, u8 type,
  * u16 reserved, u32 id.
  *
- * Versions: 1 (DECIDE, BODY, ANSWER, DONE), 2 (the same, and REQS) and
- * 3 (the same, DECIDE's flags and ANSWER's status HANDUP). A decoder
- * takes all three and says which (decide_msg.version); a REQS in a
- * version 1 packet, DECIDE flags or a HANDUP below version 3 are
- * malformed. Each side keeps to the version its peer speaks: kvgated
+ * Versions: 1 (DECIDE, BODY, ANSWER, DONE), 2 (the same, and REQS), 3
+ * (the same, DECIDE's flags and ANSWER's status HANDUP) and 4 (the same,
+ * REQS's idle byte). A decoder takes all four and says which
+ * (decide_msg.version); a REQS in a version 1 packet, DECIDE flags or a
+ * HANDUP below version 3, an idle REQS below version 4 are malformed. Each side keeps to the version its peer speaks: kvgated
  * answers in the version of the worker's first packet (and refuses a
  * worker that changes it), so a version 1 or 2 worker keeps working
  * against this kvgated (and is never answered HANDUP); a newer worker
@@ -72,7 +76,7 @@
  *   DONE    u32 slot, u16 http_status (0 or 100..599), u8 outcome, u8 0,
  *           u64 bytes_in, u64 bytes_out, u32 ttft_us, u32 0
  *   REQS    u32 slot (< 512), u32 requests, u8 unframed (enum
- *           decide_unframed), u8 0[7]
+ *           decide_unframed), u8 idle (0 or 1; version 4, else 0), u8 0[6]
  * Text fields (tenant, session, err) are printable ASCII. Whether a
  * BODY's offset follows on from what came before is the receiver's
  * check (it holds the state). */
@@ -82,7 +86,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DECIDE_VERSION 3      /* what this side sends unless told otherwise */
+#define DECIDE_VERSION 4      /* what this side sends unless told otherwise */
 #define DECIDE_VERSION_MIN 1  /* the oldest it reads */
 #define DECIDE_HDR 8
 
@@ -196,6 +200,7 @@ struct decide_msg {
     /* REQS (slot above too) */
     uint32_t requests;                /* requests after the first, a running total */
     uint8_t unframed;                 /* enum decide_unframed */
+    uint8_t idle;                     /* version 4: the connection is idle now */
 };
 
 /* m into buf[0..cap), in version m->version (0: DECIDE_VERSION). The

@@ -197,7 +197,8 @@ int dcli_done(struct dcli *c, uint32_t id, uint32_t slot, unsigned outcome,
     return enqueue(c, q, q->len);
 }
 
-int dcli_reqs(struct dcli *c, uint32_t id, uint32_t slot, uint32_t requests, unsigned unframed)
+int dcli_reqs(struct dcli *c, uint32_t id, uint32_t slot, uint32_t requests, unsigned unframed,
+              int idle)
 {
     if (c->fd < 0)
         return -ENOTCONN;
@@ -208,6 +209,7 @@ int dcli_reqs(struct dcli *c, uint32_t id, uint32_t slot, uint32_t requests, uns
     m.slot = slot;
     m.requests = requests;
     m.unframed = (uint8_t)(unframed > 255 ? 255 : unframed);
+    m.idle = idle ? 1 : 0;
     struct qpkt *q = make(&m);
     if (!q)
         return -EINVAL;

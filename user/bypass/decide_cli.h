@@ -49,9 +49,11 @@ int dcli_decide(struct dcli *c, uint32_t id, int proto, const char *tenant,
 int dcli_done(struct dcli *c, uint32_t id, uint32_t slot, unsigned outcome,
               unsigned http_status, uint64_t bytes_in, uint64_t bytes_out, uint32_t ttft_us);
 
-/* Queues a REQS: the flow's requests after the first (a running total)
- * and why XDP stopped framing it (enum decide_unframed). Same returns. */
-int dcli_reqs(struct dcli *c, uint32_t id, uint32_t slot, uint32_t requests, unsigned unframed);
+/* Queues a REQS: the flow's requests after the first (a running total),
+ * why XDP stopped framing it (enum decide_unframed) and whether the
+ * connection is idle now (version 4). Same returns. */
+int dcli_reqs(struct dcli *c, uint32_t id, uint32_t slot, uint32_t requests, unsigned unframed,
+              int idle);
 
 enum { DCLI_EV_UP = 1, DCLI_EV_DOWN = 2 };
 /* One turn: (re)connect, send, read. on_answer is called for each

@@ -76,7 +76,7 @@ static struct {
 /* counters for /metrics (read by the admin thread) */
 static atomic_uint_fast64_t c_peers_now, c_peers_total, c_peers_refused, c_answers[ST_N],
     c_done[DECIDE_OUTCOME_MAX + 1], c_released, c_protocol, c_stray, c_over_limit, c_reqs,
-    c_reqs_implausible,
+    c_reqs_implausible, c_idle, c_busy,
     c_unframed[DECIDE_UF_MAX + 1], c_handup[DECIDE_HU_MAX + 1];
 
 static inline void inc(atomic_uint_fast64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
@@ -460,6 +460,13 @@ static int on_reqs(struct dpeer *p, const struct decide_msg *m)
     }
     if (m->unframed)
         d->unframed = m->unframed;
+    /* version 4: idle between requests, the connection is not counted in
+     * flight at its pod until it moves again (a keep-alive session that
+     * idles is no load; counted, it made its pod look saturated) */
+    if (m->idle != d->r.idle) {
+        gw_route_idle(D.g, &d->r, m->idle);
+        inc(m->idle ? &c_idle : &c_busy);
+    }
     return 0;
 }
 
@@ -639,6 +646,13 @@ void decide_srv_metrics_render(struct sbuf *o)
               "plus 1,000 a second of its life): not counted anywhere else.");
     sbuf_puts(o, "kvgate_bypass_later_requests_implausible_total");
     prom_value(o, (double)atomic_load(&c_reqs_implausible));
+    prom_head(o, "kvgate_bypass_idle_transitions_total", "counter",
+              "Spliced bypass connections reported idle between requests (not counted in "
+              "flight at their pod meanwhile), and busy again, by a worker (decide version 4).");
+    sbuf_puts(o, "kvgate_bypass_idle_transitions_total{to=\"idle\"}");
+    prom_value(o, (double)atomic_load(&c_idle));
+    sbuf_puts(o, "kvgate_bypass_idle_transitions_total{to=\"busy\"}");
+    prom_value(o, (double)atomic_load(&c_busy));
     prom_head(o, "kvgate_bypass_unframed_total", "counter",
               "Spliced bypass connections whose later requests XDP stopped counting, by why "
               "(a body not framed by Content-Length, a head split across segments, ...).");

@@ -129,6 +129,8 @@ struct gw_request {
     struct route_decision d;
     struct pod_target pod;       /* the chosen pod */
     int routed;                  /* inflight counted, must be released */
+    int idle;                    /* routed, but not in flight now: a spliced bypass
+                                  * connection idle between requests (gw_route_idle) */
     uint32_t credit_from;        /* keys[credit_from..nkeys) were newly credited to the
                                   * pod (gw_route_withdraw takes them back) */
     struct tokload_req tlr;      /* its share of the pod's token load */
@@ -181,6 +183,11 @@ void gw_route_withdraw(struct gw *g, struct gw_request *r);
 int gw_splice_model_ok(struct gw *g, const char *model);
 /* Undoes gw_route's in-flight count (once; safe to call twice). */
 void gw_route_release(struct gw *g, struct gw_request *r);
+/* A routed request that holds a connection (a spliced bypass flow) is
+ * idle (1: nothing moves either way between its requests; its in-flight
+ * count and token load are released) or busy again (0: counted in flight
+ * again; a later request's tokens are not known). Idempotent. */
+void gw_route_idle(struct gw *g, struct gw_request *r, int idle);
 /* The data path could not connect to the pod (refused, timed out): keep
  * it out of routing until the control thread's next health check passes
  * (at most 5 s), unless that leaves its model without a pod. */

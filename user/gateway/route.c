@@ -330,9 +330,24 @@ enum route_status gw_route(struct gw *g, struct gw_request *r, uint32_t exclude_
 void gw_route_release(struct gw *g, struct gw_request *r)
 {
     if (r->routed) {
-        atomic_fetch_sub(&g->counters.inflight[r->pod.slot], 1);
+        if (!r->idle)
+            atomic_fetch_sub(&g->counters.inflight[r->pod.slot], 1);
         tokload_release(&g->tl, &r->tlr);
         r->routed = 0;
+        r->idle = 0;
+    }
+}
+
+void gw_route_idle(struct gw *g, struct gw_request *r, int idle)
+{
+    if (!r->routed || !!idle == r->idle)
+        return;
+    r->idle = !!idle;
+    if (r->idle) {
+        atomic_fetch_sub(&g->counters.inflight[r->pod.slot], 1);
+        tokload_release(&g->tl, &r->tlr); /* the first request's tokens are done */
+    } else {
+        atomic_fetch_add(&g->counters.inflight[r->pod.slot], 1);
     }
 }
 

@@ -4,7 +4,8 @@
  * out-of-range fields are refused by encode and by decode alike; reserved
  * bytes must be zero; text must be printable. Version 2's REQS (a spliced
  * flow's later requests) round-trips, is refused in a version 1 packet,
- * and version 1 packets of the other types still decode (as version 1).
+ * and version 1 packets of the other types still decode (as version 1);
+ * version 4's idle byte in REQS round-trips and is refused below 4.
  * Version 3's DECIDE flag (the worker can hand up) and ANSWER HANDUP
  * (with its cause) round-trip, and are refused below version 3 and with
  * any other bit, cause or field. */
@@ -339,9 +340,33 @@ TEST(reqs_round_trip_and_bounds)
     n = decide_encode(&in, buf, sizeof(buf));
     buf[DECIDE_HDR + 8] = DECIDE_UF_MAX + 1;
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
-    for (int k = 9; k < 16; k++) {
+    for (int k = 10; k < 16; k++) {
         n = decide_encode(&in, buf, sizeof(buf));
         buf[DECIDE_HDR + k] = 1;
+        CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    }
+    /* version 4's idle byte: 0 or 1 round-trips; 2 is refused; below
+     * version 4 the byte is reserved (encode and decode refuse 1) */
+    in = m_reqs();
+    in.idle = 1;
+    n = decide_encode(&in, buf, sizeof(buf));
+    CHECK_EQ(n, DECIDE_FIXED_REQS);
+    CHECK_EQ(buf[0], 4);
+    CHECK_EQ(buf[DECIDE_HDR + 9], 1);
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+    CHECK_EQ(out.idle, 1);
+    CHECK_EQ(out.requests, in.requests);
+    buf[DECIDE_HDR + 9] = 2;
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    in.idle = 2;
+    CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+    in.idle = 1;
+    for (uint8_t v = 2; v < 4; v++) {
+        in.version = v;
+        CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+        in.version = 0;
+        n = decide_encode(&in, buf, sizeof(buf));
+        buf[0] = v;
         CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
     }
     n = decide_encode(&in, buf, sizeof(buf));
@@ -363,7 +388,7 @@ TEST(version_1_still_spoken)
         CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
         CHECK_EQ(out.version, 1);
         CHECK_EQ(out.type, ms[k].type);
-        ms[k].version = 0; /* the default: version 3, the same bytes after the first */
+        ms[k].version = 0; /* the default: version 4, the same bytes after the first */
         uint8_t b2[DECIDE_MSG_MAX];
         CHECK_EQ(decide_encode(&ms[k], b2, sizeof(b2)), n);
         CHECK_EQ(b2[0], DECIDE_VERSION);
@@ -386,12 +411,18 @@ TEST(v3_handup_flag_round_trip_and_bounds)
 {
     struct decide_msg in = m_decide(), out;
     in.flags = DECIDE_F_HANDUP;
+    in.version = 3;
     int n = decide_encode(&in, buf, sizeof(buf));
     CHECK(n > 0);
     CHECK_EQ(buf[0], 3);
     CHECK_EQ(buf[DECIDE_HDR + 15], DECIDE_F_HANDUP);
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
     CHECK_EQ(out.version, 3);
+    in.version = 0; /* and in today's version */
+    n = decide_encode(&in, buf, sizeof(buf));
+    CHECK_EQ(buf[0], DECIDE_VERSION);
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+    CHECK_EQ(out.flags, DECIDE_F_HANDUP);
     CHECK_EQ(out.flags, DECIDE_F_HANDUP);
     CHECK_STR(out.session, "sess-42");
     /* below version 3 the byte is reserved: encode and decode refuse it */

@@ -141,6 +141,26 @@ TEST(routed_until_done_and_counted)
     CHECK_EQ(a.addr[3], a.slot + 1);
     CHECK_EQ(inflight(a.slot), 1);
     CHECK_EQ(p->n, 1);
+    /* version 4: the connection idle between requests is not in flight,
+     * busy again it is; its DONE while idle releases nothing twice */
+    struct decide_msg q;
+    memset(&q, 0, sizeof(q));
+    q.type = DECIDE_T_REQS;
+    q.id = 1;
+    q.slot = a.slot;
+    q.idle = 1;
+    CHECK_EQ(on_reqs(p, &q), 0);
+    CHECK_EQ(inflight(a.slot), 0);
+    CHECK_EQ(on_reqs(p, &q), 0); /* said twice: once */
+    CHECK_EQ(inflight(a.slot), 0);
+    q.idle = 0;
+    CHECK_EQ(on_reqs(p, &q), 0);
+    CHECK_EQ(inflight(a.slot), 1);
+    q.idle = 1;
+    CHECK_EQ(on_reqs(p, &q), 0);
+    CHECK_EQ(inflight(a.slot), 0);
+    CHECK_EQ(atomic_load(&c_idle), 2);
+    CHECK_EQ(atomic_load(&c_busy), 1);
     m = done(1, a.slot, DECIDE_OK);
     CHECK_EQ(on_done(p, &m), 0);
     CHECK_EQ(inflight(a.slot), 0);
@@ -339,6 +359,7 @@ TEST(v3_handup_for_what_kvgated_keeps)
     snprintf(line, sizeof(line), "kvgate_bypass_handup_answers_total{cause=\"model\"} %llu",
              (unsigned long long)handups(DECIDE_HU_MODEL));
     CHECK(o.data && strstr(o.data, line));
+    CHECK(o.data && strstr(o.data, "kvgate_bypass_idle_transitions_total{to=\"idle\"} 2"));
     sbuf_free(&o);
     peer_close(p, "bypass_worker_gone");
     close(sv[1]);
