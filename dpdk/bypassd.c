@@ -550,14 +550,8 @@ static void timer_slot(struct slot *s, uint64_t now)
         return;
     struct tcpep_reply r;
     unsigned ev = tcpep_timer(&C, &s->f, now, &r);
-    if (r.send) { /* the SYN-ACK again, to where the SYN came from */
-        struct pkt_tcp p;
-        memset(&p, 0, sizeof(p));
-        memcpy(p.smac, s->smac, 6);
-        memcpy(p.dmac, s->dmac, 6);
-        p.t = s->t;
-        tx_reply(&p, &r);
-    }
+    if (r.send) /* the SYN-ACK again, to where the SYN came from */
+        tx_reply_flow(s, &r);
     if (ev & TE_EV_TIMEOUT) {
         S.timeouts++;
         drop_flow(s);

@@ -103,19 +103,23 @@ void tx_pod(struct slot *s, const struct replay_out *o, int n)
     }
 }
 
+void tx_reply_flow(const struct slot *s, const struct tcpep_reply *r)
+{
+    struct pkt_tcp p;
+    memset(&p, 0, sizeof(p));
+    memcpy(p.smac, s->smac, 6);
+    memcpy(p.dmac, s->dmac, 6);
+    p.t = s->t;
+    tx_reply(&p, r);
+}
+
 void tx_reset_client(struct slot *s, const struct pkt_tcp *in)
 {
     struct tcpep_reply r = {.send = 1, .flags = TCPF_RST | TCPF_ACK, .seq = s->f.iss + 1,
                             .ack = s->f.rcv_nxt, .wscale = -1};
-    if (in) {
+    if (in)
         tx_reply(in, &r);
-    } else { /* from the flow's own addresses */
-        struct pkt_tcp p;
-        memset(&p, 0, sizeof(p));
-        memcpy(p.smac, s->smac, 6);
-        memcpy(p.dmac, s->dmac, 6);
-        p.t = s->t;
-        tx_reply(&p, &r);
-    }
+    else
+        tx_reply_flow(s, &r);
     S.resets++;
 }

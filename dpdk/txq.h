@@ -24,6 +24,9 @@ void tx_frame(struct rte_mbuf *m, size_t n);
 void tx_out(const struct pkt_out *o);
 /* The reply tcpep computed to the segment in, if any. */
 void tx_reply(const struct pkt_tcp *in, const struct tcpep_reply *r);
+/* The same, to s's client from the flow's own addresses (no segment in
+ * hand: a timer's retransmission, a reset). */
+void tx_reply_flow(const struct slot *s, const struct tcpep_reply *r);
 /* A frame as it came, rewritten with f (bp_rewrite.h) and sent. */
 void tx_relay(const uint8_t *data, size_t len, const struct kvg_bp_flow *f);
 /* The replay's segments to the pod, as frames. */
