@@ -55,9 +55,21 @@ void podreset_entries_set(struct slot *s, uint8_t action, uint32_t pod_slot)
  * routed s keeps the table: a kvgated that stops closes the decision
  * channel, then zeroes the table, and a close not read yet would make
  * every pod look gone; so the channel is read first. */
+/* Has XDP forwarded a FIN or a RST both ways (the connection is over,
+ * lingering until the watch forgets it: nothing to reset)? */
+static int closed_both_ways(const struct slot *s)
+{
+    struct kvg_bp_flow c, p;
+    const uint32_t end = KVG_BP_F_FIN | KVG_BP_F_RST;
+    return FLOWS_FD >= 0 && !bpf_map_lookup_elem(FLOWS_FD, &s->h.c2p_key, &c) &&
+           !bpf_map_lookup_elem(FLOWS_FD, &s->h.p2c_key, &p) && (c.flags & end) &&
+           (p.flags & end);
+}
+
 int podreset_pod_down(struct slot *s)
 {
-    if (!s->checked || bpe_pod_fit(&E, s->pod_slot, s->pod_ip, s->pod_port) != 0)
+    if (!s->checked || bpe_pod_fit(&E, s->pod_slot, s->pod_ip, s->pod_port) != 0 ||
+        closed_both_ways(s))
         return 0;
     uint32_t gen = dcli_gen(DC);
     if (dcli_poll(DC, now_ms(), sess_on_answer, NULL) & DCLI_EV_DOWN)

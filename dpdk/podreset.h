@@ -17,7 +17,8 @@
  * left them); the worker's copies too, for a reinstall. */
 void podreset_entries_set(struct slot *s, uint8_t action, uint32_t pod_slot);
 /* Is the pod of s down by kvgated's table (and s still checked, after the
- * decision channel was read)? 1 or 0. */
+ * decision channel was read, and not already closed both ways: a flow
+ * that ended and lingers is forgotten as closed, not reset)? 1 or 0. */
 int podreset_pod_down(struct slot *s);
 /* s (pstate 2) goes to pstate 3: taken back, the resets begin. */
 void podreset_start(struct slot *s, uint64_t now);

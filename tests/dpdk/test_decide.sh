@@ -97,8 +97,12 @@ t_routed_by_prefix() {
 }
 check "through the bypass, kvgated picks the pod: each prefix's repeat lands where it first went" t_routed_by_prefix
 check "the worker replayed and handed off the four" wait_until 3 jq -e '.routed == 4 and .handed_off == 4' "$ST"
-check "kvgated's in-flight count is back to 0 once the connections closed" wait_until 6 inflight_is 0
+# in flight 0 as soon as the connections go quiet (idle); their DONEs once
+# the worker forgot them (closed, then lingered)
+check "kvgated's in-flight count is back to 0 once the connections closed" \
+    wait_until 6 eval 'inflight_is 0 && jq -e ".flows_now == 0" "$ST" >/dev/null'
 t_counted() {
+    wait_until 3 eval '[ "$(metric "kvgate_bypass_done_total{outcome=\"ok\"}")" = 4.0 ]'
     grep '"path":"bypass"' "$GW_LOG" | jq -c '{tenant, pod, reason, status, outcome, e2e_ms, prefix_blocks}'
     [ "$(grep '"path":"bypass"' "$GW_LOG" | jq -r 'select(.outcome == "ok" and .status == 200) | .pod' | wc -l)" = 4 ] || return 1
     [ "$(metric 'kvgate_requests_by_path_total{path="bypass"}')" = 4.0 ] || return 1

@@ -76,7 +76,10 @@ t_normal() {
     dpdk_stream A 8
     cat "$E2E_TMP/A.out"
     grep -q '^done ' "$E2E_TMP/A.out" || return 1
+    # in flight 0 comes as soon as the connection goes quiet (idle); the
+    # worker forgets it once it closed and lingered
     wait_until 6 inflight_is 0 || return 1
+    wait_until 6 jq -e '.flows_now == 0' "$ST" >/dev/null || return 1
     jq -e '.handed_off == 1 and .pod_unchecked == 0 and .pod_down == 0' "$ST"
 }
 check "a streamed completion through the bypass is answered whole, its flow checked" t_normal
@@ -108,6 +111,8 @@ t_pod_vanishes() {
     log_of B | jq -c '{tenant, pod, status, outcome, error}'
     log_of B | jq -e '.outcome == "pod_error" and .error == "upstream_pod_down"' >/dev/null || return 1
     [ "$(metric 'kvgate_bypass_done_total{outcome="pod_down"}')" = 1.0 ] || { echo "done_total pod_down: $(metric 'kvgate_bypass_done_total{outcome="pod_down"}')"; return 1; }
+    # the worker's stats file is rewritten every 100 ms
+    wait_until 3 jq -e '.pod_down == 1 and .pod_resets_client == 1' "$ST" >/dev/null
     jq -c '{pod_down, pod_down_frames, pod_probes, pod_resets_client, pod_resets_pod}' "$ST"
     jq -e '.pod_down == 1 and .pod_resets_client == 1' "$ST" >/dev/null
 }
@@ -133,6 +138,7 @@ t_pod_removed() {
     awk -v a="$t0" -v b="$t2" 'BEGIN {d = b - a; printf "reset %.3f s after the DELETE\n", d; exit !(d < 1.0)}' || return 1
     wait_until 2 eval 'log_of C | grep -q upstream_pod_down' || { log_of C; return 1; }
     [ "$(metric 'kvgate_bypass_done_total{outcome="pod_down"}')" = 2.0 ] || return 1
+    wait_until 3 jq -e --argjson b "$before" '.pod_down == 2 and .pod_resets_pod == $b + 1' "$ST" >/dev/null
     jq -c '{pod_down, pod_resets_client, pod_resets_pod}' "$ST"
     jq -e --argjson b "$before" '.pod_down == 2 and .pod_resets_pod == $b + 1' "$ST" >/dev/null
 }
