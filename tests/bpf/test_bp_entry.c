@@ -164,6 +164,16 @@ static int make_xsk(char *why, size_t wl)
     return 0;
 }
 
+/* A row or case ends: counted in the summary as a test of its own. */
+static void row_done(const char *what)
+{
+    if (h_cur_failed)
+        h_failed++;
+    else
+        h_passed++;
+    printf("%s %s\n", h_cur_failed ? "FAIL" : "ok  ", what);
+}
+
 struct row {
     const char *what;
     int have_entry;
@@ -271,11 +281,7 @@ static void bnd(const char *what, int fresh, uint32_t pod_flags, uint8_t rq_stat
     CHECK_EQ(!!(e.flags & KVG_BP_F_HELD), held);
     if (want != XDP_TX_) /* the worker's: not counted as forwarded, nor framed */
         CHECK(e.rq_seq == rq_seq || !fresh);
-    if (h_cur_failed)
-        h_failed++;
-    else
-        h_passed++;
-    printf("%s %s\n", h_cur_failed ? "FAIL" : "ok  ", what);
+    row_done(what);
 }
 
 static void boundaries(void)
@@ -325,11 +331,7 @@ static void one(const char *what, int have_entry, uint8_t action, uint16_t dport
     CHECK_EQ(run(in, len, out, &olen, &v), 0);
     CHECK_EQ(v, want);
     bpf_map_delete_elem(flows_fd, &k);
-    if (h_cur_failed)
-        h_failed++;
-    else
-        h_passed++;
-    printf("%s %s\n", h_cur_failed ? "FAIL" : "ok  ", what);
+    row_done(what);
 }
 
 static void chained(void)
@@ -411,11 +413,7 @@ int main(void)
         h_cur_name = ROWS[i].what;
         h_cur_failed = 0;
         check_row(&ROWS[i]);
-        if (h_cur_failed)
-            h_failed++;
-        else
-            h_passed++;
-        printf("%s %s\n", h_cur_failed ? "FAIL" : "ok  ", ROWS[i].what);
+        row_done(ROWS[i].what);
     }
     boundaries();
     chained();

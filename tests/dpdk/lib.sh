@@ -151,6 +151,23 @@ dpdk_worker_connected() {
     wait_until 5 eval "$want" ||
         setup_failed "the worker did not connect to kvgated: $(cat "$E2E_TMP/worker.log" "$E2E_TMP/kvgated.log")"
 }
+# dpdk_kvgated_pinned NPODS ARGS...: kvgated in $NG with its BPF fast path,
+# pinning under /sys/fs/bpf/kvgate on a bpffs of its own mount namespace
+# (ip netns exec made one; the worker joins it: dpdk_worker kvgated), its
+# log in $E2E_TMP/kvgated.log, admin on 127.0.0.1:9090, one worker loop,
+# and ARGS; sets GWPID; a set-up failure unless NPODS pods turn healthy and
+# the fast path is on.
+dpdk_kvgated_pinned() {
+    local npods=$1
+    shift
+    ip netns exec $NG sh -c 'mount -t bpf bpf /sys/fs/bpf && exec "$@"' sh \
+        $BUILD/kvgated --admin 127.0.0.1:9090 --workers 1 "$@" >"$E2E_TMP/kvgated.log" 2>&1 &
+    GWPID=$!
+    wait_until 15 eval '[ "$(gw /admin/pods | jq "[.[] | select(.healthy)] | length")" = '"$npods"' ]' ||
+        setup_failed "kvgated: $(cat "$E2E_TMP/kvgated.log")"
+    grep -q "BPF fast path on: pod table and XDP guard pinned under /sys/fs/bpf/kvgate" "$E2E_TMP/kvgated.log" ||
+        setup_failed "kvgated's fast path is off: $(grep -i bpf "$E2E_TMP/kvgated.log")"
+}
 # kvgated's admin API (127.0.0.1:9090 in $NG): gw PATH prints the answer;
 # metric NAME prints a /metrics sample's value (as printed), 0 when absent.
 gw() { ip netns exec $NG curl -s --max-time 3 "http://127.0.0.1:9090$1"; }

@@ -38,15 +38,9 @@ PODSIM_ARGS="--time-scale 0.05" dpdk_podsims $NP1 $NP2
 
 DSOCK="$E2E_TMP/decide.sock" ASOCK="$E2E_TMP/adopt.sock"
 GW_LOG="$E2E_TMP/access.log"
-ip netns exec $NG sh -c 'mount -t bpf bpf /sys/fs/bpf && exec "$@"' sh \
-    $BUILD/kvgated --listen 10.79.0.2:8000 --admin 127.0.0.1:9090 \
-    --workers 1 --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --pod http://10.79.0.4:8000 \
-    --decide-socket "$DSOCK" --adopt-socket "$ASOCK" >"$E2E_TMP/kvgated.log" 2>&1 &
-GWPID=$!
-gw_healthy() { [ "$(gw /admin/pods | jq '[.[] | select(.healthy)] | length')" = 2 ]; }
-wait_until 15 gw_healthy || setup_failed "kvgated: $(cat $E2E_TMP/kvgated.log)"
-grep -q "BPF fast path on" "$E2E_TMP/kvgated.log" ||
-    setup_failed "kvgated's fast path is off: $(grep -i bpf $E2E_TMP/kvgated.log)"
+dpdk_kvgated_pinned 2 --listen 10.79.0.2:8000 --access-log "$GW_LOG" \
+    --pod http://10.79.0.3:8000 --pod http://10.79.0.4:8000 \
+    --decide-socket "$DSOCK" --adopt-socket "$ASOCK"
 
 ST="$E2E_TMP/stats.json"
 WARGS=(--decide "$DSOCK" --gw-ip 10.79.0.2 --src-ports 61000-61015)

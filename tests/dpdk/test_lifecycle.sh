@@ -36,13 +36,8 @@ PODSIM_ARGS= dpdk_podsims $NP
 
 SOCK="$E2E_TMP/decide.sock"
 GW_LOG="$E2E_TMP/access.log"
-ip netns exec $NG sh -c 'mount -t bpf bpf /sys/fs/bpf && exec "$@"' sh \
-    $BUILD/kvgated --listen 10.79.0.2:8000 --admin 127.0.0.1:9090 --workers 1 \
-    --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --decide-socket "$SOCK" \
-    --xdp-iface $GIF --xdp-mode native >"$E2E_TMP/kvgated.log" 2>&1 &
-GWPID=$!
-gw_healthy() { [ "$(gw /admin/pods | jq '[.[] | select(.healthy)] | length')" = 1 ]; }
-wait_until 15 gw_healthy || setup_failed "kvgated: $(cat $E2E_TMP/kvgated.log)"
+dpdk_kvgated_pinned 1 --listen 10.79.0.2:8000 --access-log "$GW_LOG" \
+    --pod http://10.79.0.3:8000 --decide-socket "$SOCK" --xdp-iface $GIF --xdp-mode native
 state_is() { local v; v=$(metric "kvgate_xdp_guard_state{state=\"$1\"}"); [ "$v" = 1 ]; }
 hook() { # the name of the XDP program on the gateway's interface, or none
     local id

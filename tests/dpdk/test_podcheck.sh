@@ -43,15 +43,9 @@ GW_LOG="$E2E_TMP/access.log"
 cat >"$E2E_TMP/kvgated.json" <<EOF
 {"scrape": {"health_interval_ms": 100, "timeout_ms": 150}}
 EOF
-ip netns exec $NG sh -c 'mount -t bpf bpf /sys/fs/bpf && exec "$@"' sh \
-    $BUILD/kvgated --config "$E2E_TMP/kvgated.json" --listen 10.79.0.2:9000 --admin 127.0.0.1:9090 \
-    --workers 1 --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --pod http://10.79.0.4:8000 \
-    --decide-socket "$SOCK" >"$E2E_TMP/kvgated.log" 2>&1 &
-GWPID=$!
-gw_healthy() { [ "$(gw /admin/pods | jq '[.[] | select(.healthy)] | length')" = 2 ]; }
-wait_until 15 gw_healthy || setup_failed "kvgated: $(cat $E2E_TMP/kvgated.log)"
-grep -q "BPF fast path on: pod table and XDP guard pinned under /sys/fs/bpf/kvgate" "$E2E_TMP/kvgated.log" ||
-    setup_failed "kvgated's fast path is off: $(grep -i bpf $E2E_TMP/kvgated.log)"
+dpdk_kvgated_pinned 2 --config "$E2E_TMP/kvgated.json" --listen 10.79.0.2:9000 \
+    --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --pod http://10.79.0.4:8000 \
+    --decide-socket "$SOCK"
 
 ST="$E2E_TMP/stats.json"
 # the worker in kvgated's network and mount namespaces (its pins)
