@@ -98,6 +98,16 @@ stat_of() { # reason -> bytes summed over CPUs
         jq --argjson k "$1" '[.[] | .formatted | select(.key == $k) | .values[].value.bytes] | add'
 }
 J() { jq -c "$@"; }
+# jq over a session's records; false shows them (what CI's log keeps) and
+# the unsplice counters
+jqs() {
+    jq -s -e "$1" "$2" >/dev/null && return 0
+    echo "jq false on $2:"; cut -c1-400 "$2" | tail -8
+    curl -s http://127.0.0.1:$GW_ADMIN/metrics | grep -E '^kvgate_unsplices_total' | awk '$2 > 0' | tr '\n' ' '
+    return 1
+}
+export -f jqs
+export GW_ADMIN
 
 # ---- 1. intact, and kvgated reads none of it ----
 R0=$(requests); C2P0=$(m 'kvgate_spliced_bytes_total{direction="client_to_pod"}')
@@ -124,7 +134,7 @@ check "  the 4 spliced requests counted in kvgate_spliced_requests_total" bash -
 $TOOL session $GW_PORT s2 req:$MODEL:3000:1:48 req:$MODEL:3000:1:48 >"$E2E_TMP/s2.jsonl" 2>&1
 $TOOL direct $PODSIM_PORT $MODEL 3000 1 48 >"$E2E_TMP/d2.json"
 check "streaming: spliced answer = relayed answer = the pod's, 48 tokens" bash -c \
-    "jq -s -e '.[0].dest != \"\" and .[1].dest == \"\" and .[0].tokens == .[1].tokens and (.[0].tokens | length) == 48' $E2E_TMP/s2.jsonl >/dev/null &&
+    "jqs '.[0].dest != \"\" and .[1].dest == \"\" and .[0].tokens == .[1].tokens and (.[0].tokens | length) == 48' $E2E_TMP/s2.jsonl &&
      [ \"\$(jq -s -c '.[1].tokens' $E2E_TMP/s2.jsonl)\" = \"\$(jq -c .tokens $E2E_TMP/d2.json)\" ]"
 
 # ---- 3. drain: handed up, re-routed, no error ----
@@ -148,12 +158,12 @@ UF0=$(m 'kvgate_unsplices_total{cause="unframed"}'); UP0=$(m 'kvgate_unsplices_t
 $TOOL session $GW_PORT s3b req:$MODEL:2000:0:8 req:$MODEL:2000:0:8 chunked:$MODEL:2000 \
     req:$MODEL:2000:0:8 get:/v1/models req:$MODEL:2000:0:8 req:$MODEL:2000:0:8 >"$E2E_TMP/s3b.jsonl" 2>&1
 check "chunked body and a GET on a spliced connection: handed up, answered by kvgated (200)" bash -c \
-    "jq -s -e 'length == 7 and all(.[]; .status == 200) and .[2].dest != \"\" and .[4].json.object == \"list\"' $E2E_TMP/s3b.jsonl >/dev/null"
+    "jqs 'length == 7 and all(.[]; .status == 200) and .[2].dest != \"\" and .[4].json.object == \"list\"' $E2E_TMP/s3b.jsonl"
 # after the chunked exchange (routed: its upstream conn is kept) the next
 # request is spliced at once; after the local GET answer one routed
 # exchange comes first
 check "  spliced again after each (no destination header), causes unframed / filtered counted" bash -c \
-    "jq -s -e '.[1].dest == \"\" and .[3].dest == \"\" and .[5].dest != \"\" and .[6].dest == \"\"' $E2E_TMP/s3b.jsonl >/dev/null &&
+    "jqs '.[1].dest == \"\" and .[3].dest == \"\" and .[5].dest != \"\" and .[6].dest == \"\"' $E2E_TMP/s3b.jsonl &&
      [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"unframed\"/ {print \$2}') - $UF0 )) = 1 ] &&
      [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"filtered\"/ {print \$2}') - $UP0 )) = 1 ]"
 
@@ -161,19 +171,19 @@ check "  spliced again after each (no destination header), causes unframed / fil
 $TOOL session $GW_PORT s3c req:$MODEL:2000:0:8 pipe:$MODEL:2000:3 req:$MODEL:2000:0:8 >"$E2E_TMP/s3c.jsonl" 2>&1
 $TOOL direct $PODSIM_PORT $MODEL 2001 0 8 >"$E2E_TMP/d3c.json"
 check "3 pipelined requests on a spliced connection: 3 answers in order, the pod's own" bash -c \
-    "jq -s -e '.[1].status == [200,200,200] and .[1].dest == [\"\",\"\",\"\"] and .[2].status == 200' $E2E_TMP/s3c.jsonl >/dev/null &&
+    "jqs '.[1].status == [200,200,200] and .[1].dest == [\"\",\"\",\"\"] and .[2].status == 200' $E2E_TMP/s3c.jsonl &&
      [ \"\$(jq -s -c '.[1].tokens[1]' $E2E_TMP/s3c.jsonl)\" = \"\$(jq -c .tokens $E2E_TMP/d3c.json)\" ]"
 $TOOL session $GW_PORT s3d upload:1000 upload:5000:close eof >"$E2E_TMP/s3d.jsonl" 2>&1
 sleep 0.3
 check "the pod closes a spliced connection: answer whole, then the client sees the close; nothing left" bash -c \
-    "jq -s -e '.[1].status == 200 and .[1].dest == \"\" and .[1].json.bytes == 5000 and .[2].eof == true' $E2E_TMP/s3d.jsonl >/dev/null &&
+    "jqs '.[1].status == 200 and .[1].dest == \"\" and .[1].json.bytes == 5000 and .[2].eof == true' $E2E_TMP/s3d.jsonl &&
      [ \"\$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_splice_flows / {print \$2}')\" = 0 ]"
 
 PC0=$(m 'kvgate_unsplices_total{cause="pod_closed"}')
 $TOOL session $GW_PORT s3e upload:1000 upload:2000:idle=1.5 sleep:2.8 upload:3000 upload:4000 \
     >"$E2E_TMP/s3e.jsonl" 2>&1
 check "the pod closes an idle spliced connection (keep-alive timeout): unspliced, the client keeps its connection" bash -c \
-    "jq -s -e '[.[] | select(.status)] | length == 4 and all(.[]; .status == 200) and .[1].dest == \"\" and .[2].dest != \"\" and .[3].dest == \"\"' $E2E_TMP/s3e.jsonl >/dev/null &&
+    "jqs '[.[] | select(.status)] | length == 4 and all(.[]; .status == 200) and .[1].dest == \"\" and .[2].dest != \"\" and .[3].dest == \"\"' $E2E_TMP/s3e.jsonl &&
      [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"pod_closed\"/ {print \$2}') - $PC0 )) = 1 ]"
 
 # ---- 3f. the pod's answers: framed by the verdict, relayed when over the budget ----
@@ -182,16 +192,16 @@ $TOOL session $GW_PORT s3f upload:1000 upload:1001 \
     'send:req("POST", "/v1/completions", 300, headers=["x-answer-bytes: 300000", "x-answer-chunked: 1"])' read:1 \
     upload:1002 >"$E2E_TMP/s3f.jsonl" 2>&1
 check "a chunked answer (extensions, a trailer) on a spliced connection: whole; the next request spliced too" bash -c \
-    "jq -s -e '.[1].dest == \"\" and .[3].status == [200] and .[3].bytes == [300000] and .[3].sha_ok == [true] and
-               .[3].dest == [\"\"] and .[4].status == 200 and .[4].dest == \"\"' $E2E_TMP/s3f.jsonl >/dev/null &&
+    "jqs '.[1].dest == \"\" and .[3].status == [200] and .[3].bytes == [300000] and .[3].sha_ok == [true] and
+               .[3].dest == [\"\"] and .[4].status == 200 and .[4].dest == \"\"' $E2E_TMP/s3f.jsonl &&
      [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_spliced_answers_total / {print \$2}') - $AN0 )) = 3 ]"
 BU0=$(m 'kvgate_unsplices_total{cause="budget"}'); RP0=$(m 'kvgate_splice_relayed_bytes_total{direction="pod_to_client"}')
 $TOOL session $GW_PORT s3g upload:1000 upload:1001 \
     'send:req("POST", "/v1/completions", 300, headers=["x-answer-bytes: 12000000"])' sleep:1 read:1 \
     upload:1002 >"$E2E_TMP/s3g.jsonl" 2>&1
 check "a 12 MB answer to a client that waits 1 s before reading: over the budget, relayed whole, then spliced again" bash -c \
-    "jq -s -e '.[4].status == [200] and .[4].bytes == [12000000] and .[4].sha_ok == [true] and
-               .[5].status == 200 and .[5].dest == \"\"' $E2E_TMP/s3g.jsonl >/dev/null &&
+    "jqs '.[4].status == [200] and .[4].bytes == [12000000] and .[4].sha_ok == [true] and
+               .[5].status == 200 and .[5].dest == \"\"' $E2E_TMP/s3g.jsonl &&
      [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"budget\"/ {print \$2}') - $BU0 )) -ge 1 ] &&
      [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_splice_relayed_bytes_total\\{direction=\"pod_to_client\"/ {print \$2}') - $RP0 )) -gt 0 ]"
 # a request the kernel hands up while a long answer is under way waits for it
@@ -200,19 +210,19 @@ $TOOL session $GW_PORT s3h upload:1000 upload:1001 \
     sleep:0.5 read:2 upload:1002 >"$E2E_TMP/s3h.jsonl" 2>&1
 KVLIST="([.json[1].data[].id] | index(\"$MODEL\") != null)" # kvgated's list, not the count pod's
 check "a GET sent while a spliced 8 MB answer is under way: the answer whole first, then kvgated's model list" bash -c \
-    "jq -s -e '.[4].status == [200, 200] and .[4].bytes[0] == 8000000 and .[4].sha_ok == [true] and
-               (.[4] | $KVLIST) and .[5].status == 200' $E2E_TMP/s3h.jsonl >/dev/null"
+    "jqs '.[4].status == [200, 200] and .[4].bytes[0] == 8000000 and .[4].sha_ok == [true] and
+               (.[4] | $KVLIST) and .[5].status == 200' $E2E_TMP/s3h.jsonl"
 $TOOL session $GW_PORT s3h2 upload:1000 upload:1001 \
     'send:[req("POST", "/v1/completions", 300, headers=["x-answer-bytes: 300000", "x-answer-delay: 0.4"]), 0.05, req("GET", "/v1/models", cl=False)]' \
     read:2 upload:1002 >"$E2E_TMP/s3h2.jsonl" 2>&1
 check "  ... and one sent before the pod's answer began: still answered after it" bash -c \
-    "jq -s -e '.[3].status == [200, 200] and .[3].bytes[0] == 300000 and .[3].sha_ok == [true] and
-               (.[3] | $KVLIST) and .[4].status == 200' $E2E_TMP/s3h2.jsonl >/dev/null"
+    "jqs '.[3].status == [200, 200] and .[3].bytes[0] == 300000 and .[3].sha_ok == [true] and
+               (.[3] | $KVLIST) and .[4].status == 200' $E2E_TMP/s3h2.jsonl"
 BA0=$(m 'kvgate_unsplices_total{cause="bad_answer"}')
 $TOOL session $GW_PORT s3i upload:1000 upload:1001 \
     'send:req("POST", "/v1/completions", 300, headers=["x-bad-answer: 1"])' read:1 eof >"$E2E_TMP/s3i.jsonl" 2>&1
 check "an invalid answer from the pod (a field line without a colon): 502 from kvgated in its place, then close" bash -c \
-    "jq -s -e '.[3].status == [502] and (.[3].json[0].error.message | type == \"string\") and .[4].eof == true' $E2E_TMP/s3i.jsonl >/dev/null &&
+    "jqs '.[3].status == [502] and (.[3].json[0].error.message | type == \"string\") and .[4].eof == true' $E2E_TMP/s3i.jsonl &&
      [ \$(( \$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total\\{cause=\"bad_answer\"/ {print \$2}') - $BA0 )) = 1 ]"
 
 # ---- 4. reads none: kvgated's worker thread reads (rchar) ----
@@ -231,16 +241,16 @@ check "reads none: 20 answers 200; kvgated's worker read < 1/10 of what the kern
 US0=$(curl -s http://127.0.0.1:$GW_ADMIN/metrics | awk '/^kvgate_unsplices_total/ {s += $2} END {print s + 0}')
 $TOOL session $GW_PORT s4b upload:1000 upload:200000:shut >"$E2E_TMP/s4b.jsonl" 2>&1
 check "200 KB upload + shutdown(SHUT_WR) within the budget: spliced, whole, FIN passed on" bash -c \
-    "jq -s -e '.[1].status == 200 and .[1].dest == \"\" and .[1].json.bytes == 200000 and .[1].json.sha256 == .[1].sent_sha256' $E2E_TMP/s4b.jsonl >/dev/null"
+    "jqs '.[1].status == 200 and .[1].dest == \"\" and .[1].json.bytes == 200000 and .[1].json.sha256 == .[1].sent_sha256' $E2E_TMP/s4b.jsonl"
 RC0=$(rchar)
 BU0=$(m 'kvgate_unsplices_total{cause="budget"}'); SC0=$(m 'kvgate_spliced_bytes_total{direction="client_to_pod"}')
 $TOOL session $GW_PORT s4c upload:1000 upload:67108864 upload:3000 >"$E2E_TMP/s4c.jsonl" 2>&1
 RC1=$(rchar)
 check "64 MB upload: arrives whole (pod counted every byte, same sha256)" bash -c \
-    "jq -s -e '.[1].status == 200 and .[1].json.bytes == 67108864 and .[1].json.sha256 == .[1].sent_sha256' $E2E_TMP/s4c.jsonl >/dev/null"
+    "jqs '.[1].status == 200 and .[1].json.bytes == 67108864 and .[1].json.sha256 == .[1].sent_sha256' $E2E_TMP/s4c.jsonl"
 echo "   64 MiB to a pod slower than the client: $(( $(m 'kvgate_spliced_bytes_total{direction="client_to_pod"}') - SC0 )) bytes spliced, the worker thread read $((RC1 - RC0)), budget hand-ups $(( $(m 'kvgate_unsplices_total{cause="budget"}') - BU0 ))"
 check "  after a budget hand-up inside the body, the rest is relayed and the next request spliced again" bash -c \
-    "jq -s -e '.[2].status == 200 and .[2].dest == \"\" and .[2].json.bytes == 3000' $E2E_TMP/s4c.jsonl >/dev/null"
+    "jqs '.[2].status == 200 and .[2].dest == \"\" and .[2].json.bytes == 3000' $E2E_TMP/s4c.jsonl"
 
 # ---- 5. a stalled pod: the budget bounds what the kernel holds ----
 SOCK0=$(awk '/^TCP:/ {print $NF}' /proc/net/sockstat) # pages
@@ -274,12 +284,12 @@ check "  TCP memory held still at <= budget + the sockets' own buffers, client s
 curl -s -X POST -d '{}' http://127.0.0.1:$CP/admin/release >/dev/null
 wait $S5
 check "  released: the upload arrives whole" bash -c \
-    "jq -s -e '.[2].status == 200 and .[2].json.bytes == $UP and .[2].json.sha256 == .[2].sent_sha256' $E2E_TMP/s5.jsonl >/dev/null"
+    "jqs '.[2].status == 200 and .[2].json.bytes == $UP and .[2].json.sha256 == .[2].sent_sha256' $E2E_TMP/s5.jsonl"
 
 # ---- 6. 100 MB upload, client shuts its write side right after ----
 $TOOL session $GW_PORT s6 upload:1000 upload:100000000:shut >"$E2E_TMP/s6.jsonl" 2>&1
 check "100 MB upload + early shutdown(SHUT_WR): arrives whole, answer read" bash -c \
-    "jq -s -e '.[1].status == 200 and .[1].json.bytes == 100000000 and .[1].json.sha256 == .[1].sent_sha256' $E2E_TMP/s6.jsonl >/dev/null"
+    "jqs '.[1].status == 200 and .[1].json.bytes == 100000000 and .[1].json.sha256 == .[1].sent_sha256' $E2E_TMP/s6.jsonl"
 echo "   spliced c2p bytes so far: $(m 'kvgate_spliced_bytes_total{direction="client_to_pod"}'), unsplices: $(curl -s http://127.0.0.1:$GW_ADMIN/metrics | grep '^kvgate_unsplices_total' | awk '$2 > 0' | tr '\n' ' ')"
 
 # ---- 7. nothing left behind ----
@@ -309,5 +319,5 @@ start_kvgated --no-splice || setup_failed "kvgated --no-splice"
 $TOOL session $GW_PORT s8 req:$MODEL:2000:0:8 req:$MODEL:2000:1:8 >"$E2E_TMP/s8.jsonl" 2>&1
 check "--no-splice: says so once, every answer relayed by kvgated" bash -c \
     "grep -q 'sockmap splice off: turned off (--no-splice)' $E2E_TMP/kvgated.log &&
-     jq -s -e 'all(.[]; .status == 200 and .dest != \"\")' $E2E_TMP/s8.jsonl >/dev/null"
+     jqs 'all(.[]; .status == 200 and .dest != \"\")' $E2E_TMP/s8.jsonl"
 finish

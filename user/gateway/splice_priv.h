@@ -57,6 +57,7 @@ struct splice {
     int on;                     /* a flow: the client's requests go through the verdict */
     int spliced;                /* counted in kvgate_splice_flows */
     int cdir, pdir;             /* CD_*, PD_* */
+    unsigned relay_cause;       /* PD_RELAY: the hand-up cause it counted (UC_NONE: none) */
     uint32_t slot;              /* pod slot */
     uint64_t ck_c, ck_p;        /* socket cookies (keys in the maps) */
     int c_in_map, p_in_map;
