@@ -139,6 +139,7 @@ static __always_inline void bp_frame_requests(struct xdp_md *ctx, struct kvg_bp_
             return;
         }
         __sync_fetch_and_add(&f->requests, 1);
+        __sync_fetch_and_add(&f->rq_body_bytes, sc->h.clen);
         bp_rq_stat(KVG_BP_REQUEST);
         left = sc->h.clen;
         off += sc->h.hlen;

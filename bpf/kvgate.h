@@ -560,7 +560,7 @@ struct kvg_bp_flow {
     __u16 reserved2;
     __u64 rq_body_left;  /* body bytes of the current request still to pass */
     __u64 requests;      /* request heads framed after the first (XDP) */
-    __u64 reserved3;
+    __u64 rq_body_bytes; /* their Content-Lengths, summed (XDP) */
 };
 _Static_assert(sizeof(struct kvg_bp_flow) == 96, "struct kvg_bp_flow is part of the pinned ABI");
 

@@ -483,6 +483,7 @@ static void watch(struct slot *s, uint64_t now)
         S.reinstalled++;
     if (!hc) { /* put back from the worker's copy: what XDP framed is lost with it */
         s->h.c2p.requests = s->reqs_seen;
+        s->h.c2p.rq_body_bytes = s->body_seen;
         s->h.c2p.rq_state = KVG_BP_RQ_NONE;
         if (!s->uf) {
             s->uf = DECIDE_UF_LOST;

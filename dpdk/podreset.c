@@ -44,6 +44,7 @@ void podreset_entries_set(struct slot *s, uint8_t action, uint32_t pod_slot)
             }
             e.rq_state = v[i]->rq_state = KVG_BP_RQ_NONE;
             e.requests = v[i]->requests = s->reqs_seen;
+            e.rq_body_bytes = v[i]->rq_body_bytes = s->body_seen;
         }
         e.action = action;
         e.pod_slot = pod_slot;

@@ -36,20 +36,25 @@ void sess_reqs(struct slot *s, const struct kvg_bp_flow *c)
         S.later_requests += n - s->reqs_seen;
         s->reqs_seen = (uint32_t)n;
     }
+    if (c && c->rq_body_bytes > s->body_seen)
+        s->body_seen = c->rq_body_bytes;
     if (c && !s->uf && c->rq_state == KVG_BP_RQ_OFF) {
         s->uf = (uint8_t)uf_of(c);
         S.unframed++;
     }
     if (!DC || (s->dstate != D_ROUTED && s->dstate != D_MAC) || s->dgen != dcli_gen(DC) ||
-        (s->reqs_seen == s->reqs_sent && s->uf == s->uf_sent && s->idle == s->idle_sent))
+        (s->reqs_seen == s->reqs_sent && s->uf == s->uf_sent && s->idle == s->idle_sent &&
+         (uint32_t)s->body_seen == s->body_sent))
         return;
-    if (!dcli_reqs(DC, s->did, s->pod_slot, s->reqs_seen, s->uf, s->idle)) { /* else: the next look */
+    if (!dcli_reqs(DC, s->did, s->pod_slot, s->reqs_seen, s->uf, s->idle,
+                   (uint32_t)s->body_seen)) { /* else: the next look */
         S.reqs_sent++;
         if (s->idle != s->idle_sent)
             S.idle_reported++;
         s->reqs_sent = s->reqs_seen;
         s->uf_sent = s->uf;
         s->idle_sent = s->idle;
+        s->body_sent = (uint32_t)s->body_seen;
     }
 }
 

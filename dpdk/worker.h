@@ -92,6 +92,8 @@ struct slot {
     uint8_t uf_sent;       /* ... as last reported to kvgated */
     uint32_t reqs_seen;    /* the c2p entry's count, last read */
     uint32_t reqs_sent;    /* ... as last reported to kvgated (REQS) */
+    uint64_t body_seen;    /* their body bytes (the entry's rq_body_bytes), last read */
+    uint32_t body_sent;    /* ... as last reported (REQS version 5: modulo 2^32) */
     /* idle between requests: nothing moved either way (XDP's packet counts
      * of both entries) for IDLE_LOOKS looks in a row; kvgated does not
      * count the flow in flight meanwhile (REQS idle, version 4) */

@@ -1,8 +1,9 @@
 /* test_bp_frame: the bypass path's request counting in XDP (bpf/bp_frame.h
  * inside bp_forward, bpf/bypass.bpf.c), through BPF_PROG_TEST_RUN. A
  * table of cases {what, the client -> pod segments of one flow (each a
- * sequence offset and its payload), the requests, state and reason the
- * flow's entry must end with}; every segment must still be forwarded
+ * sequence offset and its payload), the requests, state, reason and body
+ * bytes (the counted heads' Content-Lengths) the flow's entry must end
+ * with}; every segment must still be forwarded
  * (XDP_TX). Decided and checked here:
  *   - requests in separate segments count one each; a body split over
  *     segments is skipped by its Content-Length, the head after it counts;
@@ -18,7 +19,7 @@
  *   - Ethernet padding is not payload; an entry without framing (pod ->
  *     client, h2c) counts nothing;
  *   - a stream of random requests (random bodies) cut at random places
- *     outside the heads counts every request.
+ *     outside the heads counts every request and every body byte.
  *
  * Needs root (loading BPF); exits 77 with the reason when BPF or the XDP
  * test-run hook is not available. Loads without pinning: leaves nothing. */
@@ -133,45 +134,46 @@ struct fcase {
     uint64_t requests;     /* expected */
     uint8_t state;         /* expected rq_state */
     uint8_t why;           /* expected rq_why (state OFF) */
+    uint64_t body;         /* expected rq_body_bytes: the counted heads' Content-Lengths */
 };
 
 static char body1000[1001], body1400[1401];
 
 static const struct fcase CASES[] = {
     {"two requests in separate segments", KVG_BP_RQ_ON,
-     {{0, H_POST(10) "0123456789"}, {~0u, H_POST(5) "abcde"}}, 2, KVG_BP_RQ_ON, 0},
+     {{0, H_POST(10) "0123456789"}, {~0u, H_POST(5) "abcde"}}, 2, KVG_BP_RQ_ON, 0, 15},
     {"a body split over segments, then the next head", KVG_BP_RQ_ON,
      {{0, H_POST(3000)}, {~0u, body1000}, {~0u, body1400}, {~0u, body1000, 600}, {~0u, H_GET}},
-     2, KVG_BP_RQ_ON, 0},
+     2, KVG_BP_RQ_ON, 0, 3000},
     {"a Content-Length body, then the next head in the same segment", KVG_BP_RQ_ON,
-     {{0, H_POST(20) "01234567890123456789" H_POST(4) "abcd"}}, 2, KVG_BP_RQ_ON, 0},
+     {{0, H_POST(20) "01234567890123456789" H_POST(4) "abcd"}}, 2, KVG_BP_RQ_ON, 0, 24},
     {"pipelined: two heads without bodies in one segment", KVG_BP_RQ_ON,
-     {{0, H_GET H_GET}}, 2, KVG_BP_RQ_ON, 0},
+     {{0, H_GET H_GET}}, 2, KVG_BP_RQ_ON, 0, 0},
     {"four heads in one segment count; a fifth stops the counting", KVG_BP_RQ_ON,
-     {{0, H_GET H_GET H_GET H_GET H_GET}, {~0u, H_GET}}, 4, KVG_BP_RQ_OFF, KVG_BP_UF_MANY},
+     {{0, H_GET H_GET H_GET H_GET H_GET}, {~0u, H_GET}}, 4, KVG_BP_RQ_OFF, KVG_BP_UF_MANY, 0},
     {"chunked: unframed, later heads not counted", KVG_BP_RQ_ON,
      {{0, H_GET}, {~0u, "POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                         "5\r\nhello\r\n0\r\n\r\n"}, {~0u, H_GET}},
-     1, KVG_BP_RQ_OFF, KVG_BP_UF_BODY},
+     1, KVG_BP_RQ_OFF, KVG_BP_UF_BODY, 0},
     {"a head split across segments: unframed", KVG_BP_RQ_ON,
      {{0, "POST /v1/completions HTTP/1.1\r\nHost: pod\r\n"}, {~0u, "Content-Length: 2\r\n\r\nhi"},
       {~0u, H_GET}},
-     0, KVG_BP_RQ_OFF, KVG_BP_UF_SPLIT},
+     0, KVG_BP_RQ_OFF, KVG_BP_UF_SPLIT, 0},
     {"HTTP/1.0: unparsable", KVG_BP_RQ_ON, {{0, "GET / HTTP/1.0\r\n\r\n"}}, 0, KVG_BP_RQ_OFF,
-     KVG_BP_UF_PARSE},
+     KVG_BP_UF_PARSE, 0},
     {"a retransmission is not counted twice", KVG_BP_RQ_ON,
-     {{0, H_POST(2) "hi"}, {0, H_POST(2) "hi"}, {0, H_POST(2) "hi"}}, 1, KVG_BP_RQ_ON, 0},
+     {{0, H_POST(2) "hi"}, {0, H_POST(2) "hi"}, {0, H_POST(2) "hi"}}, 1, KVG_BP_RQ_ON, 0, 2},
     {"an overlapping retransmission with new bytes: framed from where it was", KVG_BP_RQ_ON,
-     {{0, H_POST(2) "hi"}, {0, H_POST(2) "hi" H_GET}}, 2, KVG_BP_RQ_ON, 0},
+     {{0, H_POST(2) "hi"}, {0, H_POST(2) "hi" H_GET}}, 2, KVG_BP_RQ_ON, 0, 2},
     {"a segment past a gap: out of order", KVG_BP_RQ_ON,
-     {{0, H_GET}, {sizeof(H_GET) - 1 + 100, H_GET}}, 1, KVG_BP_RQ_OFF, KVG_BP_UF_ORDER},
+     {{0, H_GET}, {sizeof(H_GET) - 1 + 100, H_GET}}, 1, KVG_BP_RQ_OFF, KVG_BP_UF_ORDER, 0},
     {"Ethernet padding is not a head", KVG_BP_RQ_ON,
-     {{0, H_POST(1) "x", 0, 12}, {~0u, H_GET, 0, 20}}, 2, KVG_BP_RQ_ON, 0},
+     {{0, H_POST(1) "x", 0, 12}, {~0u, H_GET, 0, 20}}, 2, KVG_BP_RQ_ON, 0, 1},
     {"a body's last byte ends the segment; the next begins with a head", KVG_BP_RQ_ON,
-     {{0, H_POST(1400)}, {~0u, body1400}, {~0u, H_GET}}, 2, KVG_BP_RQ_ON, 0},
+     {{0, H_POST(1400)}, {~0u, body1400}, {~0u, H_GET}}, 2, KVG_BP_RQ_ON, 0, 1400},
     {"an entry without framing (pod -> client, h2c) counts nothing", KVG_BP_RQ_NONE,
-     {{0, H_GET}, {~0u, H_GET}}, 0, KVG_BP_RQ_NONE, 0},
-    {"a framing stopped stays stopped", KVG_BP_RQ_OFF, {{0, H_GET}}, 0, KVG_BP_RQ_OFF, 0},
+     {{0, H_GET}, {~0u, H_GET}}, 0, KVG_BP_RQ_NONE, 0, 0},
+    {"a framing stopped stays stopped", KVG_BP_RQ_OFF, {{0, H_GET}}, 0, KVG_BP_RQ_OFF, 0, 0},
 };
 
 TEST(table)
@@ -193,6 +195,7 @@ TEST(table)
             at = off + n;
         }
         struct kvg_bp_flow f = flow_get();
+        CHECK_EQ(f.rq_body_bytes, c->body);
         CHECK_EQ(bad, 0);
         CHECK_EQ(f.requests, c->requests);
         CHECK_EQ(f.rq_state, c->state);
@@ -216,6 +219,7 @@ TEST(state_between_segments)
     struct kvg_bp_flow f = flow_get();
     CHECK_EQ(f.requests, 1);
     CHECK_EQ(f.rq_body_left, 5000);
+    CHECK_EQ(f.rq_body_bytes, 5000); /* counted with its head */
     CHECK_EQ(f.rq_seq, (uint32_t)(BASE + strlen(h)));
     CHECK_EQ(segment((uint32_t)strlen(h), body1000, 1000, 0), XDP_TX);
     f = flow_get();
@@ -244,6 +248,7 @@ TEST(random_streams_count_every_request)
     for (int round = 0; round < 20; round++) {
         size_t n = 0;
         int nreq = 0;
+        uint64_t body = 0;
         memset(head_at, 0, sizeof(head_at));
         memset(starts, 0, sizeof(starts));
         while (nreq < 60) {
@@ -259,6 +264,7 @@ TEST(random_streams_count_every_request)
             for (unsigned i = 0; i < cl; i++)
                 st[n + i] = (uint8_t)('a' + rnd() % 26);
             n += cl;
+            body += cl;
             nreq++;
         }
         flow_reset(KVG_BP_RQ_ON);
@@ -287,6 +293,7 @@ TEST(random_streams_count_every_request)
         CHECK_EQ(bad, 0);
         CHECK_EQ(f.rq_state, KVG_BP_RQ_ON);
         CHECK_EQ(f.requests, nreq);
+        CHECK_EQ(f.rq_body_bytes, body);
         if (f.requests != (uint64_t)nreq) {
             fprintf(stderr, "  round %d: why %u\n", round, f.rq_why);
             break;

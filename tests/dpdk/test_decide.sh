@@ -115,7 +115,7 @@ check "kvgated's /metrics and access log count the four as bypass requests, ende
 # first is kvgated's decision, the other two go to the same pod through
 # XDP alone; XDP frames their heads and the worker reports them (REQS), so
 # /metrics counts 3 bypass requests and the access log's line says 2 more
-# on the connection
+# on the connection, with their body bytes
 t_keepalive_counted() {
     local p0 b0 body n
     p0=$(metric 'kvgate_requests_by_path_total{path="bypass"}')
@@ -139,6 +139,11 @@ t_keepalive_counted() {
     awk -v a="$b0" -v b="$(metric kvgate_bypass_later_requests_total)" 'BEGIN {exit !(b == a + 2)}' || return 1
     gw /metrics | grep '^kvgate_bypass_requests_total{model="'$M'",tenant="t-K",pod=' | grep -Eq ' 2(\.0)?$' ||
         { gw /metrics | grep '^kvgate_bypass_requests_total'; return 1; }
+    # and their bodies, byte for byte (XDP sums their Content-Lengths)
+    echo "their body bytes: $(gw /metrics | grep '^kvgate_bypass_request_body_bytes_total{model="'$M'",tenant="t-K"'), want $((2 * ${#body}))"
+    gw /metrics | grep '^kvgate_bypass_request_body_bytes_total{model="'$M'",tenant="t-K",pod=' |
+        awk -v w=$((2 * ${#body})) 'BEGIN {r = 1} $NF == w {r = 0} END {exit r}' || return 1
+    [ "$(grep '"tenant":"t-K"' "$GW_LOG" | jq -r .conn_body_bytes)" = $((2 * ${#body})) ] || return 1
     wait_until 6 inflight_is 0
 }
 check "three requests on one keep-alive connection through the bypass count as 3 bypass requests at kvgated" t_keepalive_counted

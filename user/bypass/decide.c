@@ -68,7 +68,7 @@ static int fields_ok(const struct decide_msg *m, size_t tl, size_t sl, size_t el
                (!m->http_status || (m->http_status >= 100 && m->http_status <= 599));
     case DECIDE_T_REQS:
         return m->version >= 2 && m->slot < DECIDE_SLOT_MAX && m->unframed <= DECIDE_UF_MAX &&
-               m->idle <= (m->version >= 4 ? 1 : 0);
+               m->idle <= (m->version >= 4 ? 1 : 0) && (m->version >= 5 || !m->body);
     }
     return 0;
 }
@@ -148,6 +148,7 @@ int decide_encode(const struct decide_msg *mi, uint8_t *buf, size_t cap)
         put32(p + 4, m->requests);
         p[8] = m->unframed;
         p[9] = m->idle;
+        put32(p + 12, m->body);
         break;
     }
     return (int)n;
@@ -225,12 +226,13 @@ int decide_decode(const uint8_t *buf, size_t len, struct decide_msg *m)
         m->ttft_us = get32(p + 24);
         break;
     case DECIDE_T_REQS:
-        if (len != DECIDE_FIXED_REQS || !zero(p + 10, 6))
+        if (len != DECIDE_FIXED_REQS || !zero(p + 10, 2))
             return -EBADMSG;
         m->slot = get32(p);
         m->requests = get32(p + 4);
         m->unframed = p[8];
         m->idle = p[9]; /* which values a version allows: fields_ok */
+        m->body = get32(p + 12);
         break;
     default:
         return -EBADMSG;

@@ -43,7 +43,11 @@
  *                               adds whether the connection is idle
  *                               (nothing moved either way for two looks:
  *                               kvgated stops counting it in flight until
- *                               it moves again)
+ *                               it moves again); version 5 adds the
+ *                               body bytes of those requests (their
+ *                               Content-Lengths as XDP framed them, a
+ *                               running total modulo 2^32: the receiver
+ *                               takes the difference)
  *
  * The pod's MAC is not in the ANSWER: it is L2 on the worker's interface;
  * the worker takes it from its kernel's neighbour table (or --pod-mac,
@@ -57,10 +61,12 @@
  * u16 reserved, u32 id.
  *
  * Versions: 1 (DECIDE, BODY, ANSWER, DONE), 2 (the same, and REQS), 3
- * (the same, DECIDE's flags and ANSWER's status HANDUP) and 4 (the same,
- * REQS's idle byte). A decoder takes all four and says which
- * (decide_msg.version); a REQS in a version 1 packet, DECIDE flags or a
- * HANDUP below version 3, an idle REQS below version 4 are malformed. Each side keeps to the version its peer speaks: kvgated
+ * (the same, DECIDE's flags and ANSWER's status HANDUP), 4 (the same,
+ * REQS's idle byte) and 5 (the same, REQS's body bytes). A decoder takes
+ * all five and says which (decide_msg.version); a REQS in a version 1
+ * packet, DECIDE flags or a HANDUP below version 3, an idle REQS below
+ * version 4, REQS body bytes below version 5 are malformed. Each side
+ * keeps to the version its peer speaks: kvgated
  * answers in the version of the worker's first packet (and refuses a
  * worker that changes it), so a version 1 or 2 worker keeps working
  * against this kvgated (and is never answered HANDUP); a newer worker
@@ -76,7 +82,8 @@
  *   DONE    u32 slot, u16 http_status (0 or 100..599), u8 outcome, u8 0,
  *           u64 bytes_in, u64 bytes_out, u32 ttft_us, u32 0
  *   REQS    u32 slot (< 512), u32 requests, u8 unframed (enum
- *           decide_unframed), u8 idle (0 or 1; version 4, else 0), u8 0[6]
+ *           decide_unframed), u8 idle (0 or 1; version 4, else 0), u8 0[2],
+ *           u32 body (version 5, else 0)
  * Text fields (tenant, session, err) are printable ASCII. Whether a
  * BODY's offset follows on from what came before is the receiver's
  * check (it holds the state). */
@@ -86,7 +93,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DECIDE_VERSION 4      /* what this side sends unless told otherwise */
+#define DECIDE_VERSION 5      /* what this side sends unless told otherwise */
 #define DECIDE_VERSION_MIN 1  /* the oldest it reads */
 #define DECIDE_HDR 8
 
@@ -201,6 +208,8 @@ struct decide_msg {
     uint32_t requests;                /* requests after the first, a running total */
     uint8_t unframed;                 /* enum decide_unframed */
     uint8_t idle;                     /* version 4: the connection is idle now */
+    uint32_t body;                    /* version 5: those requests' body bytes, a
+                                       * running total modulo 2^32 */
 };
 
 /* m into buf[0..cap), in version m->version (0: DECIDE_VERSION). The

@@ -198,7 +198,7 @@ int dcli_done(struct dcli *c, uint32_t id, uint32_t slot, unsigned outcome,
 }
 
 int dcli_reqs(struct dcli *c, uint32_t id, uint32_t slot, uint32_t requests, unsigned unframed,
-              int idle)
+              int idle, uint32_t body)
 {
     if (c->fd < 0)
         return -ENOTCONN;
@@ -210,6 +210,7 @@ int dcli_reqs(struct dcli *c, uint32_t id, uint32_t slot, uint32_t requests, uns
     m.requests = requests;
     m.unframed = (uint8_t)(unframed > 255 ? 255 : unframed);
     m.idle = idle ? 1 : 0;
+    m.body = body;
     struct qpkt *q = make(&m);
     if (!q)
         return -EINVAL;

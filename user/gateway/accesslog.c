@@ -263,7 +263,8 @@ void accesslog_write(struct accesslog *a, const struct gw_request *r)
     if (r->path)
         str(&b, "path", r->path);
     if (r->conn_requests) /* bypass: the connection's later requests (decide_srv.c) */
-        sbuf_printf(&b, ",\"conn_requests\":%u", r->conn_requests);
+        sbuf_printf(&b, ",\"conn_requests\":%u,\"conn_body_bytes\":%llu", r->conn_requests,
+                    (unsigned long long)r->conn_body_bytes);
     if (r->unframed)
         str(&b, "unframed", r->unframed);
     if (r->d.idx >= 0 && r->pod.name[0]) {

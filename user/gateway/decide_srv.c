@@ -40,6 +40,7 @@ struct dpend {
     int can_handup;              /* its DECIDE said DECIDE_F_HANDUP (version 3) */
     uint32_t reqs;               /* later requests the worker reported (REQS) */
     uint32_t reqs_counted;       /* of those, counted (at most what the flow's age allows) */
+    uint32_t reqs_body;          /* their body bytes as last reported (version 5, mod 2^32) */
     uint8_t unframed;            /* enum decide_unframed, as last reported */
     uint64_t got;                /* body bytes received */
     struct gw_scan *scan;
@@ -425,7 +426,9 @@ static int on_done(struct dpeer *p, const struct decide_msg *m)
 /* A spliced flow's later requests (version 2): counted where the first
  * was, as they are reported (kvgate_requests_by_path_total{path="bypass"},
  * kvgate_bypass_requests_total with the first request's model and
- * tenant), and in its access-log line at DONE (conn_requests). The pod's
+ * tenant), and in its access-log line at DONE (conn_requests); version 5
+ * adds their body bytes (kvgate_bypass_request_body_bytes_total,
+ * conn_body_bytes). The pod's
  * in-flight count is not raised: the flow holds the one its first request
  * took until DONE, and an HTTP/1.1 connection has one request at the pod
  * at a time unless it pipelines. A total that goes down, or a REQS for a
@@ -450,10 +453,18 @@ static int on_reqs(struct dpeer *p, const struct decide_msg *m)
     d->reqs = m->requests;
     d->reqs_counted += n;
     d->r.conn_requests = d->reqs_counted;
-    if (n) {
+    /* version 5: their body bytes, a total modulo 2^32 (the difference is
+     * what came since the last report); at most max_body_bytes for each
+     * request counted, the excess dropped as the requests' is */
+    uint64_t body = (uint32_t)(m->body - d->reqs_body);
+    uint64_t bcap = (uint64_t)d->reqs_counted * D.g->cfg.max_body_bytes;
+    if (d->r.conn_body_bytes + body > bcap)
+        body = bcap > d->r.conn_body_bytes ? bcap - d->r.conn_body_bytes : 0;
+    d->reqs_body = m->body;
+    d->r.conn_body_bytes += body;
+    if (n)
         atomic_fetch_add_explicit(&c_reqs, n, memory_order_relaxed);
-        gw_metrics_bypass_requests(D.g->metrics, &d->r, n);
-    }
+    gw_metrics_bypass_requests(D.g->metrics, &d->r, n, body);
     if (m->unframed && !d->unframed) { /* counted once per flow */
         inc(&c_unframed[m->unframed]);
         d->r.unframed = decide_unframed_name(m->unframed);

@@ -160,6 +160,7 @@ struct gw_request {
                                   * NULL socket */
     uint32_t conn_requests;      /* bypass: requests after this one on its spliced
                                   * connection, as XDP framed them (the worker's REQS) */
+    uint64_t conn_body_bytes;    /* bypass: their body bytes (Content-Lengths) */
     const char *unframed;        /* bypass: why XDP stopped framing them, NULL if it
                                   * did not (decide_unframed_name) */
 };

@@ -73,6 +73,7 @@ struct tok_series {
 struct bpreq_series {
     char model[128], tenant[128], pod[POD_NAME_MAX];
     uint64_t n;
+    uint64_t body;       /* their body bytes (Content-Lengths, REQS version 5) */
 };
 
 struct named {
@@ -469,9 +470,10 @@ void gw_metrics_request_labeled(struct gw_metrics *m, const struct gw_request *r
     pthread_mutex_unlock(&m->mu);
 }
 
-void gw_metrics_bypass_requests(struct gw_metrics *m, const struct gw_request *r, uint64_t n)
+void gw_metrics_bypass_requests(struct gw_metrics *m, const struct gw_request *r, uint64_t n,
+                                uint64_t body)
 {
-    if (!n)
+    if (!n && !body)
         return;
     pthread_mutex_lock(&m->mu);
     const char *model = model_label(m, r->model);
@@ -488,9 +490,12 @@ void gw_metrics_bypass_requests(struct gw_metrics *m, const struct gw_request *r
         snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
         snprintf(s->pod, sizeof(s->pod), "%s", pod);
     }
-    if (s)
+    if (s) {
         s->n += n;
-    named_add(m, "path", r->path ? r->path : "bypass", "", n);
+        s->body += body;
+    }
+    if (n)
+        named_add(m, "path", r->path ? r->path : "bypass", "", n);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -673,6 +678,19 @@ static void render_decisions(const struct gw_metrics *m, struct sbuf *o)
         prom_label(o, "pod", m->bpreq[i].pod, 0);
         sbuf_puts(o, "}");
         prom_value(o, (double)m->bpreq[i].n);
+    }
+    prom_head(o, "kvgate_bypass_request_body_bytes_total", "counter",
+         "Body bytes (Content-Lengths) of the requests in kvgate_bypass_requests_total, same "
+         "labels: their prompt size, as kvgated estimates tokens from bytes (bytes_per_token) "
+         "where no tokenizer saw them. Not in kvgate_prompt_tokens_total: XDP sees no usage, "
+         "and counting their prompts without their cached share would understate hit rates.");
+    for (uint32_t i = 0; i < m->nbpreq; i++) {
+        sbuf_puts(o, "kvgate_bypass_request_body_bytes_total{");
+        prom_label(o, "model", m->bpreq[i].model, 1);
+        prom_label(o, "tenant", m->bpreq[i].tenant, 0);
+        prom_label(o, "pod", m->bpreq[i].pod, 0);
+        sbuf_puts(o, "}");
+        prom_value(o, (double)m->bpreq[i].body);
     }
     prom_head(o, "kvgate_decisions_total", "counter", "Routing decisions, by mode and the reason the pod won.");
     for (int md = 0; md < POLICY__COUNT; md++)

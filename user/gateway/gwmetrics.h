@@ -60,7 +60,8 @@ void gw_metrics_request_labeled(struct gw_metrics *m, const struct gw_request *r
 /* n more requests after r on r's spliced bypass connection (the worker's
  * REQS): kvgate_bypass_requests_total{model, tenant, pod} (r's labels)
  * and kvgate_requests_by_path_total{path="bypass"}. */
-void gw_metrics_bypass_requests(struct gw_metrics *m, const struct gw_request *r, uint64_t n);
+void gw_metrics_bypass_requests(struct gw_metrics *m, const struct gw_request *r, uint64_t n,
+                                uint64_t body);
 /* One inter-token gap seen by the client of r. */
 void gw_metrics_itl(struct gw_metrics *m, const struct gw_request *r, double seconds);
 /* One scrape of a pod: ok or failed (with a cause: "timeout", "connect",

@@ -5,7 +5,8 @@
  * bytes must be zero; text must be printable. Version 2's REQS (a spliced
  * flow's later requests) round-trips, is refused in a version 1 packet,
  * and version 1 packets of the other types still decode (as version 1);
- * version 4's idle byte in REQS round-trips and is refused below 4.
+ * version 4's idle byte in REQS round-trips and is refused below 4;
+ * version 5's body bytes likewise below 5.
  * Version 3's DECIDE flag (the worker can hand up) and ANSWER HANDUP
  * (with its cause) round-trip, and are refused below version 3 and with
  * any other bit, cause or field. */
@@ -340,7 +341,7 @@ TEST(reqs_round_trip_and_bounds)
     n = decide_encode(&in, buf, sizeof(buf));
     buf[DECIDE_HDR + 8] = DECIDE_UF_MAX + 1;
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
-    for (int k = 10; k < 16; k++) {
+    for (int k = 10; k < 12; k++) {
         n = decide_encode(&in, buf, sizeof(buf));
         buf[DECIDE_HDR + k] = 1;
         CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
@@ -351,7 +352,7 @@ TEST(reqs_round_trip_and_bounds)
     in.idle = 1;
     n = decide_encode(&in, buf, sizeof(buf));
     CHECK_EQ(n, DECIDE_FIXED_REQS);
-    CHECK_EQ(buf[0], 4);
+    CHECK_EQ(buf[0], DECIDE_VERSION);
     CHECK_EQ(buf[DECIDE_HDR + 9], 1);
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
     CHECK_EQ(out.idle, 1);
@@ -372,6 +373,35 @@ TEST(reqs_round_trip_and_bounds)
     n = decide_encode(&in, buf, sizeof(buf));
     buf[DECIDE_HDR + 1] = 2; /* slot 512 + 511 */
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    /* version 5's body bytes (u32 at 12, little-endian): round-trip, the
+     * full range; below version 5 the bytes are reserved (encode and
+     * decode refuse them); 0 is every version's */
+    uint32_t bodies[] = {1, 0x01020304u, 0xFFFFFFFFu};
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        in = m_reqs();
+        in.body = bodies[i];
+        n = decide_encode(&in, buf, sizeof(buf));
+        CHECK_EQ(n, DECIDE_FIXED_REQS);
+        CHECK_EQ(buf[0], 5);
+        CHECK_EQ(buf[DECIDE_HDR + 12], (uint8_t)bodies[i]);
+        CHECK_EQ(buf[DECIDE_HDR + 15], (uint8_t)(bodies[i] >> 24));
+        CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+        CHECK_EQ(out.body, bodies[i]);
+        CHECK_EQ(out.requests, in.requests);
+    }
+    for (uint8_t v = 2; v < 5; v++) {
+        in = m_reqs();
+        in.version = v;
+        CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), DECIDE_FIXED_REQS); /* body 0 */
+        CHECK_EQ(decide_decode(buf, DECIDE_FIXED_REQS, &out), 0);
+        CHECK_EQ(out.body, 0);
+        in.body = 7;
+        CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+        in.version = 0;
+        n = decide_encode(&in, buf, sizeof(buf));
+        buf[0] = v;
+        CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    }
 }
 
 /* A version 1 peer: its packets decode (and say so), and ours to it are
@@ -388,7 +418,7 @@ TEST(version_1_still_spoken)
         CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
         CHECK_EQ(out.version, 1);
         CHECK_EQ(out.type, ms[k].type);
-        ms[k].version = 0; /* the default: version 4, the same bytes after the first */
+        ms[k].version = 0; /* the default: version 5, the same bytes after the first */
         uint8_t b2[DECIDE_MSG_MAX];
         CHECK_EQ(decide_encode(&ms[k], b2, sizeof(b2)), n);
         CHECK_EQ(b2[0], DECIDE_VERSION);

@@ -197,6 +197,59 @@ TEST(routed_until_done_and_counted)
     close(sv[1]);
 }
 
+/* Version 5: the later requests' body bytes, a total modulo 2^32 from
+ * the worker, become kvgate_bypass_request_body_bytes_total and the
+ * connection's conn_body_bytes: the difference counts (across the wrap),
+ * at most max_body_bytes (4096 here) for each request counted. */
+TEST(reqs_body_bytes_counted_across_the_wrap_and_capped)
+{
+    struct dpeer *p = peer();
+    const char *b = BODY("m", LONGP " body");
+    struct decide_msg m = decide(7, b, (uint32_t)strlen(b), NULL);
+    CHECK_EQ(on_decide(p, &m), 0);
+    struct decide_msg a = read_answer();
+    CHECK_EQ(a.status, 200);
+    struct dpend *d = find(p, 7);
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    struct decide_msg q;
+    memset(&q, 0, sizeof(q));
+    q.type = DECIDE_T_REQS;
+    q.id = 7;
+    q.slot = a.slot;
+    q.requests = 2;
+    q.body = 5000;
+    CHECK_EQ(on_reqs(p, &q), 0);
+    CHECK_EQ(d->r.conn_requests, 2);
+    CHECK_EQ(d->r.conn_body_bytes, 5000);
+    char line[256]; /* the flow's series: its first request's labels, its pod */
+    snprintf(line, sizeof(line),
+             "kvgate_bypass_request_body_bytes_total{model=\"other\",tenant=\"chat\",pod=\"%s\"} 5000.0\n",
+             d->r.pod.name);
+    CHECK(metrics_have(line));
+    CHECK_EQ(on_reqs(p, &q), 0); /* the same total again: nothing more */
+    CHECK_EQ(d->r.conn_body_bytes, 5000);
+    /* a total that wrapped past 2^32 since the last report */
+    d->reqs_body = 0xFFFFF000u;
+    q.requests = 4;
+    q.body = 0x800;
+    CHECK_EQ(on_reqs(p, &q), 0);
+    CHECK_EQ(d->r.conn_body_bytes, 5000 + 0x1000 + 0x800);
+    /* more than 4 requests' worth: capped at 4 x 4096 */
+    q.body = 0x800 + 100000;
+    CHECK_EQ(on_reqs(p, &q), 0);
+    CHECK_EQ(d->r.conn_body_bytes, 4 * 4096);
+    snprintf(line, sizeof(line),
+             "kvgate_bypass_request_body_bytes_total{model=\"other\",tenant=\"chat\",pod=\"%s\"} 16384.0\n",
+             d->r.pod.name);
+    CHECK(metrics_have(line));
+    m = done(7, a.slot, DECIDE_OK);
+    CHECK_EQ(on_done(p, &m), 0);
+    peer_close(p, "test_end");
+    close(sv[1]);
+}
+
 TEST(refusals_answered_and_nothing_held)
 {
     struct dpeer *p = peer();
@@ -419,6 +472,7 @@ int main(void)
 {
     setup_once();
     RUN(routed_until_done_and_counted);
+    RUN(reqs_body_bytes_counted_across_the_wrap_and_capped);
     RUN(refusals_answered_and_nothing_held);
     RUN(bounds_and_breaches);
     RUN(v3_handup_for_what_kvgated_keeps);
