@@ -665,32 +665,35 @@ static void render_decisions(const struct gw_metrics *m, struct sbuf *o)
         sbuf_puts(o, "}");
         prom_value(o, (double)m->req[i].n);
     }
-    prom_head(o, "kvgate_bypass_requests_total", "counter",
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } BP[] = {
+        {"kvgate_bypass_requests_total",
          "Requests after the first on spliced bypass connections (HTTP/1.1 keep-alive), framed "
          "by XDP and reported by the worker; model and tenant are the connection's first "
          "request's, the pod the one the connection is bound to. Also counted in "
          "kvgate_requests_by_path_total{path=\"bypass\"}; not in kvgate_requests_total "
-         "(their status is not seen).");
-    for (uint32_t i = 0; i < m->nbpreq; i++) {
-        sbuf_puts(o, "kvgate_bypass_requests_total{");
-        prom_label(o, "model", m->bpreq[i].model, 1);
-        prom_label(o, "tenant", m->bpreq[i].tenant, 0);
-        prom_label(o, "pod", m->bpreq[i].pod, 0);
-        sbuf_puts(o, "}");
-        prom_value(o, (double)m->bpreq[i].n);
-    }
-    prom_head(o, "kvgate_bypass_request_body_bytes_total", "counter",
+         "(their status is not seen).",
+         offsetof(struct bpreq_series, n)},
+        {"kvgate_bypass_request_body_bytes_total",
          "Body bytes (Content-Lengths) of the requests in kvgate_bypass_requests_total, same "
          "labels: their prompt size, as kvgated estimates tokens from bytes (bytes_per_token) "
          "where no tokenizer saw them. Not in kvgate_prompt_tokens_total: XDP sees no usage, "
-         "and counting their prompts without their cached share would understate hit rates.");
-    for (uint32_t i = 0; i < m->nbpreq; i++) {
-        sbuf_puts(o, "kvgate_bypass_request_body_bytes_total{");
-        prom_label(o, "model", m->bpreq[i].model, 1);
-        prom_label(o, "tenant", m->bpreq[i].tenant, 0);
-        prom_label(o, "pod", m->bpreq[i].pod, 0);
-        sbuf_puts(o, "}");
-        prom_value(o, (double)m->bpreq[i].body);
+         "and counting their prompts without their cached share would understate hit rates.",
+         offsetof(struct bpreq_series, body)},
+    };
+    for (size_t f = 0; f < sizeof(BP) / sizeof(BP[0]); f++) {
+        prom_head(o, BP[f].name, "counter", BP[f].help);
+        for (uint32_t i = 0; i < m->nbpreq; i++) {
+            const struct bpreq_series *b = &m->bpreq[i];
+            sbuf_printf(o, "%s{", BP[f].name);
+            prom_label(o, "model", b->model, 1);
+            prom_label(o, "tenant", b->tenant, 0);
+            prom_label(o, "pod", b->pod, 0);
+            sbuf_puts(o, "}");
+            prom_value(o, (double)*(const uint64_t *)((const char *)b + BP[f].off));
+        }
     }
     prom_head(o, "kvgate_decisions_total", "counter", "Routing decisions, by mode and the reason the pod won.");
     for (int md = 0; md < POLICY__COUNT; md++)

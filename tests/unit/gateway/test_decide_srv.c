@@ -126,13 +126,29 @@ static int metrics_have(const char *line)
     return ok;
 }
 
+/* A REQS for decision id on slot (its totals 0, as the caller sets them). */
+static struct decide_msg reqs(uint32_t id, uint32_t slot)
+{
+    struct decide_msg q;
+    memset(&q, 0, sizeof(q));
+    q.type = DECIDE_T_REQS;
+    q.id = id;
+    q.slot = slot;
+    return q;
+}
+
+/* A DECIDE of body b in one packet, handled; the answer the worker reads. */
+static struct decide_msg decided(struct dpeer *p, uint32_t id, const char *b)
+{
+    struct decide_msg m = decide(id, b, (uint32_t)strlen(b), NULL);
+    CHECK_EQ(on_decide(p, &m), 0);
+    return read_answer();
+}
+
 TEST(routed_until_done_and_counted)
 {
     struct dpeer *p = peer();
-    const char *b = BODY("m", LONGP " one");
-    struct decide_msg m = decide(1, b, (uint32_t)strlen(b), NULL);
-    CHECK_EQ(on_decide(p, &m), 0);
-    struct decide_msg a = read_answer();
+    struct decide_msg m, a = decided(p, 1, BODY("m", LONGP " one"));
     CHECK_EQ(a.type, DECIDE_T_ANSWER);
     CHECK_EQ(a.status, 200);
     CHECK(a.slot < 2);
@@ -143,11 +159,7 @@ TEST(routed_until_done_and_counted)
     CHECK_EQ(p->n, 1);
     /* version 4: the connection idle between requests is not in flight,
      * busy again it is; its DONE while idle releases nothing twice */
-    struct decide_msg q;
-    memset(&q, 0, sizeof(q));
-    q.type = DECIDE_T_REQS;
-    q.id = 1;
-    q.slot = a.slot;
+    struct decide_msg q = reqs(1, a.slot);
     q.idle = 1;
     CHECK_EQ(on_reqs(p, &q), 0);
     CHECK_EQ(inflight(a.slot), 0);
@@ -204,20 +216,13 @@ TEST(routed_until_done_and_counted)
 TEST(reqs_body_bytes_counted_across_the_wrap_and_capped)
 {
     struct dpeer *p = peer();
-    const char *b = BODY("m", LONGP " body");
-    struct decide_msg m = decide(7, b, (uint32_t)strlen(b), NULL);
-    CHECK_EQ(on_decide(p, &m), 0);
-    struct decide_msg a = read_answer();
+    struct decide_msg m, a = decided(p, 7, BODY("m", LONGP " body"));
     CHECK_EQ(a.status, 200);
     struct dpend *d = find(p, 7);
     CHECK(d != NULL);
     if (!d)
         return;
-    struct decide_msg q;
-    memset(&q, 0, sizeof(q));
-    q.type = DECIDE_T_REQS;
-    q.id = 7;
-    q.slot = a.slot;
+    struct decide_msg q = reqs(7, a.slot);
     q.requests = 2;
     q.body = 5000;
     CHECK_EQ(on_reqs(p, &q), 0);
