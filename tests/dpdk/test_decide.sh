@@ -19,7 +19,8 @@
 #   - three requests on one keep-alive connection: the two after the first
 #     go through XDP alone, which frames their heads; the worker reports
 #     them, and /metrics shows 3 bypass requests (requests_by_path, the
-#     model / tenant / pod series), the access log's line conn_requests 2;
+#     model / tenant / pod series), the access log's line conn_requests 2,
+#     and their body bytes (the metric and conn_body_bytes);
 #   - a model no pod serves: the client gets kvgated's 404 JSON;
 #   - kill -9 of the worker while a request is in flight: kvgated releases
 #     its in-flight count within a few seconds;

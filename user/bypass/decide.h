@@ -37,8 +37,8 @@
  *                               the first, as XDP framed them (a running
  *                               total, never smaller than the last one
  *                               sent), and why XDP stopped framing the
- *                               flow, if it did; sent when the total
- *                               changes (the worker looks every 250 ms)
+ *                               flow, if it did; sent when any of its
+ *                               fields changes (the worker looks every 250 ms)
  *                               and before the flow's DONE; version 4
  *                               adds whether the connection is idle
  *                               (nothing moved either way for two looks:

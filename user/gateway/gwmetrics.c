@@ -679,7 +679,8 @@ static void render_decisions(const struct gw_metrics *m, struct sbuf *o)
         {"kvgate_bypass_request_body_bytes_total",
          "Body bytes (Content-Lengths) of the requests in kvgate_bypass_requests_total, same "
          "labels: their prompt size, as kvgated estimates tokens from bytes (bytes_per_token) "
-         "where no tokenizer saw them. Not in kvgate_prompt_tokens_total: XDP sees no usage, "
+         "where no tokenizer saw them; at most limits.max_body_bytes a request. Not in "
+         "kvgate_prompt_tokens_total: XDP sees no usage, "
          "and counting their prompts without their cached share would understate hit rates.",
          offsetof(struct bpreq_series, body)},
     };

@@ -59,7 +59,8 @@ void gw_metrics_request_labeled(struct gw_metrics *m, const struct gw_request *r
                                 struct gw_labels *out);
 /* n more requests after r on r's spliced bypass connection (the worker's
  * REQS): kvgate_bypass_requests_total{model, tenant, pod} (r's labels)
- * and kvgate_requests_by_path_total{path="bypass"}. */
+ * and kvgate_requests_by_path_total{path="bypass"}; body more of their
+ * body bytes in kvgate_bypass_request_body_bytes_total (REQS version 5). */
 void gw_metrics_bypass_requests(struct gw_metrics *m, const struct gw_request *r, uint64_t n,
                                 uint64_t body);
 /* One inter-token gap seen by the client of r. */

@@ -462,9 +462,10 @@ static void bad_answer(struct splice *sp, const struct kvg_flow_st *stp)
 {
     struct cconn *c = sp->c;
     gw_attempt_done(c->wc->g, sp->slot, 0); /* outlier detection sees spliced failures too */
-    /* The verdict counts the cause when it hands an invalid answer up; one
-     * that came while kvgated already relayed (the pod direction in PASS:
-     * not settled yet, or relaying an earlier hand-up) is counted here. */
+    /* An invalid answer the verdict handed up was counted by to_relay,
+     * under the verdict's cause; one that came while kvgated already
+     * relayed (the pod direction in PASS: not settled yet, or relaying
+     * after an earlier hand-up) is counted here. */
     if (sp->pdir != PD_RELAY || sp->relay_cause != KVG_SPL_UP_BAD_ANSWER)
         sp_count_unsplice(KVG_SPL_UP_BAD_ANSWER);
     if (stp->flags & KVG_ST_F_BAD_SENT) {
