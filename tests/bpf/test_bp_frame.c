@@ -151,6 +151,9 @@ static const struct fcase CASES[] = {
      {{0, H_GET H_GET}}, 2, KVG_BP_RQ_ON, 0, 0},
     {"four heads in one segment count; a fifth stops the counting", KVG_BP_RQ_ON,
      {{0, H_GET H_GET H_GET H_GET H_GET}, {~0u, H_GET}}, 4, KVG_BP_RQ_OFF, KVG_BP_UF_MANY, 0},
+    {"four POSTs in one segment count their bodies; a fifth stops (its body not counted)",
+     KVG_BP_RQ_ON, {{0, H_POST(1) "a" H_POST(2) "bb" H_POST(3) "ccc" H_POST(4) "dddd"
+                        H_POST(5) "eeeee"}}, 4, KVG_BP_RQ_OFF, KVG_BP_UF_MANY, 10},
     {"chunked: unframed, later heads not counted", KVG_BP_RQ_ON,
      {{0, H_GET}, {~0u, "POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                         "5\r\nhello\r\n0\r\n\r\n"}, {~0u, H_GET}},
