@@ -115,4 +115,4 @@ JQ
 echo "(prefix-aware vs round-robin. cost: a pod costs 4.0 an hour; what it costs while it has running requests"
 echo " is split over the tokens it computes meanwhile, uncached prompt + completion, and each request pays for"
 echo " its own; idle time is charged to nobody: $(curl -s "http://127.0.0.1:$((P + 6))/metrics" |
-    awk '/^kvgate_pool_cost_total/ {c=$2} /^kvgate_pool_idle_cost_total/ {i=$2} END {printf "%.0f%% of the fleet'"'"'s bill here", c > 0 ? i / c * 100 : 0}'))"
+    awk '/^kvgate_pool_cost_total/ {c=$2} /^kvgate_pool_idle_cost_total/ {i=$2} END {printf "%.0f%% of the fleet'"'"'s bill here", (c > 0 ? i / c * 100 : 0)}'))"
