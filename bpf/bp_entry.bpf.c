@@ -61,6 +61,7 @@ static __always_inline int worker_there(__u32 qid)
     bpf_csum_diff((__be32 *)(from), (n) * 4, (__be32 *)(to), (n) * 4, (seed))
 #include "bp_rewrite.h"
 #include "bp_frame.h"
+#include "bp_events.h"
 #include "bp_forward.h"
 
 /* kvg_bpe_cfg: key 0 -> what goes to the worker (struct kvg_bpe_cfg, bpf/kvgate.h) */

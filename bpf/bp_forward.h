@@ -2,8 +2,8 @@
  * by bp_forward (bpf/bypass.bpf.c: behind the XDP guard) and bp_entry
  * (bpf/bp_entry.bpf.c: the program DPDK's af_xdp driver attaches, which
  * sends misses to the worker). Include after kvgate.h, maps.h, bp_maps.h,
- * bp_rewrite.h (with KVG_BP_CSUM_DIFF defined) and bp_frame.h (with its
- * own includes).
+ * bp_rewrite.h (with KVG_BP_CSUM_DIFF defined), bp_frame.h (with its
+ * own includes) and bp_events.h.
  *
  *   Ethernet (no VLAN tag) -> IPv4 (options skipped) -> TCP
  *     entry in kvg_bp_flows for (saddr, daddr, sport, dport)?
@@ -18,7 +18,8 @@
  *                                      connection up to kvgated from that
  *                                      request on: dpdk/boundary.h)
  *       else rewrite, count, FIN / RST noted in the entry, request heads
- *       framed and counted (client -> pod, bp_frame.h) -> XDP_TX
+ *       framed and counted (client -> pod, bp_frame.h), answer events
+ *       counted (pod -> client, bp_events.h) -> XDP_TX
  *   anything else (not IPv4 TCP, malformed, fragments) -> XDP_PASS
  *
  * Every exit is counted under its reason in kvg_bp_stats. */
@@ -132,7 +133,7 @@ static __always_inline int bp_forward_frame(struct xdp_md *ctx, __u8 *data, __u8
      * number and payload (IP total length: a frame may carry padding) */
     __u32 seq = 0, poff = 0, plen = 0;
 
-    if (f->rq_state == KVG_BP_RQ_ON) {
+    if (f->rq_state == KVG_BP_RQ_ON || f->rq_state == KVG_BP_RQ_EVENTS) {
         __u32 tot = (__u32)ip[2] << 8 | ip[3], doff = (tcp[12] >> 4) * 4;
 
         __builtin_memcpy(&seq, tcp + 4, 4);
@@ -142,8 +143,8 @@ static __always_inline int bp_forward_frame(struct xdp_md *ctx, __u8 *data, __u8
             plen = tot - ihl - doff;
         /* the next request's first byte, its pod no longer one to send a
          * request to: the worker takes the connection from here */
-        if (plen && seq == f->rq_seq && !f->rq_body_left && pod_busy(f->pod_slot) &&
-            BP_WORKER_THERE(qid)) {
+        if (plen && f->rq_state == KVG_BP_RQ_ON && seq == f->rq_seq && !f->rq_body_left &&
+            pod_busy(f->pod_slot) && BP_WORKER_THERE(qid)) {
             __sync_fetch_and_or(&f->flags, KVG_BP_F_HELD);
             return done(len, KVG_BP_BOUNDARY, BP_WORKER);
         }
@@ -158,8 +159,12 @@ static __always_inline int bp_forward_frame(struct xdp_md *ctx, __u8 *data, __u8
         __sync_fetch_and_or(&f->flags, flags & KVG_TCP_RST ? KVG_BP_F_RST : KVG_BP_F_FIN);
     __sync_fetch_and_add(&f->packets, 1);
     __sync_fetch_and_add(&f->bytes, len);
-    if (plen) /* after the last packet access: the framing calls helpers */
-        bp_frame_requests(ctx, f, seq, poff, plen);
+    if (plen) { /* after the last packet access: both call helpers */
+        if (f->rq_state == KVG_BP_RQ_EVENTS)
+            bp_events_count(ctx, f, seq, poff, plen);
+        else
+            bp_frame_requests(ctx, f, seq, poff, plen);
+    }
     return done(len, KVG_BP_FORWARDED, XDP_TX);
 }
 

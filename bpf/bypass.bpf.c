@@ -36,6 +36,7 @@
 #include "bp_rewrite.h"
 
 #include "bp_frame.h"
+#include "bp_events.h"
 #include "bp_forward.h"
 
 SEC("xdp")

@@ -552,23 +552,32 @@ struct kvg_bp_flow {
     __u64 bytes;
     /* request framing (bpf/bp_frame.h), client -> pod entries of HTTP/1.1
      * flows: the worker sets rq_state and rq_seq at the hand-off, XDP
-     * keeps them and counts the request heads it frames in requests */
+     * keeps them and counts the request heads it frames in requests.
+     * Pod -> client entries (rq_state KVG_BP_RQ_EVENTS): the answers' SSE
+     * events counted (bpf/bp_events.h): rq_seq is the pod's sequence
+     * number of the next byte to scan, an_match the pattern's progress
+     * across segments, events the count */
     __u32 rq_seq;        /* host order: the client's sequence number of the next byte
                           * to frame (after the first request: the end of the flight) */
     __u8 rq_state;       /* enum kvg_bp_rq_state */
     __u8 rq_why;         /* KVG_BP_RQ_OFF after ON: the enum kvg_bp_reason that stopped it */
-    __u16 reserved2;
+    __u16 an_match;      /* pod -> client: bp_events.h's state between segments */
     __u64 rq_body_left;  /* body bytes of the current request still to pass */
-    __u64 requests;      /* request heads framed after the first (XDP) */
+    union {
+        __u64 requests;  /* client -> pod: request heads framed after the first (XDP) */
+        __u64 events;    /* pod -> client: answer events with a JSON object (XDP, and
+                          * the worker for answer bytes it relayed before the hand-off) */
+    };
     __u64 rq_body_bytes; /* their Content-Lengths, summed (XDP) */
 };
 _Static_assert(sizeof(struct kvg_bp_flow) == 96, "struct kvg_bp_flow is part of the pinned ABI");
 
 /* Whether XDP frames a flow's requests (kvg_bp_flow.rq_state). */
 enum kvg_bp_rq_state {
-    KVG_BP_RQ_NONE = 0,     /* not framed: pod -> client entries, h2c, tests */
+    KVG_BP_RQ_NONE = 0,     /* not framed: h2c, tests, pod -> client entries not counted */
     KVG_BP_RQ_ON = 1,       /* framing: rq_seq starts a head or the body's rest */
     KVG_BP_RQ_OFF = 2,      /* stopped (rq_why says why): later heads are not counted */
+    KVG_BP_RQ_EVENTS = 3,   /* pod -> client: the answers' events counted (bp_events.h) */
 };
 #define KVG_BP_HEADS_PER_SEG 4  /* request heads framed in one segment, at most */
 
@@ -598,6 +607,12 @@ enum kvg_bp_reason {
                              * saturated, with a worker socket to take it: held
                              * (KVG_BP_F_HELD), untouched to the worker; the flow's later
                              * packets count under to_worker */
+    /* not exits: events of the answer-event count (bp_events.h) on
+     * forwarded pod -> client packets; packets = events, bytes = 0 */
+    KVG_BP_EVENT = 14,      /* an answer event counted (the flow's events + 1) */
+    KVG_BP_EV_GAP = 15,     /* a pod segment past a gap (lost or reordered before the
+                             * gateway): the count goes on from it, the gap's events
+                             * are not counted */
     KVG_BP_REASON_MAX
 };
 _Static_assert(KVG_BP_REASON_MAX <= KVG_BP_STATS_MAX, "kvg_bp_stats too small");

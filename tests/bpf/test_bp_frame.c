@@ -20,6 +20,17 @@
  *     client, h2c) counts nothing;
  *   - a stream of random requests (random bodies) cut at random places
  *     outside the heads counts every request and every body byte.
+ * And the answer events of pod -> client entries (bpf/bp_events.h, state
+ * KVG_BP_RQ_EVENTS), checked against the same byte machine compiled here:
+ *   - "data: {" and "data:{" at a line's start count, "data: [DONE]",
+ *     "data: {" inside a line and an SSE comment do not; HTTP/1.1 chunk
+ *     framing is no obstacle;
+ *   - a stream cut at every byte into two segments counts the same;
+ *   - a retransmission is not counted twice, an overlapping one from
+ *     where the scan was; a segment past a gap counts from its start
+ *     (counted under ev_gap);
+ *   - random SSE streams (escaped newlines in the text, [DONE], chunk
+ *     framing) cut at random places count every event, in XDP as in C.
  *
  * Needs root (loading BPF); exits 77 with the reason when BPF or the XDP
  * test-run hook is not available. Loads without pinning: leaves nothing. */
@@ -38,6 +49,7 @@
 /* the table leaves a segment's length and padding out when they are 0 */
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #include "kvgate.h"
+#include "bp_events.h"
 #include "bypass.skel.h"
 
 #define MAXPKT 1600
@@ -304,8 +316,161 @@ TEST(random_streams_count_every_request)
     }
 }
 
+/* ---- answer events (pod -> client, bp_events.h) ---- */
+
+/* The events XDP counted over segments (off from BASE, payload) fed to a
+ * fresh EVENTS entry; each must be forwarded. */
+static uint64_t ev_run(const struct seg *s, int n, uint32_t *bad)
+{
+    flow_reset(KVG_BP_RQ_EVENTS);
+    uint32_t at = 0;
+    for (int i = 0; i < n && s[i].p; i++) {
+        uint32_t len = s[i].n ? s[i].n : (uint32_t)strlen(s[i].p);
+        uint32_t off = s[i].off == ~0u ? at : s[i].off;
+        if (segment(off, s[i].p, len, s[i].pad) != XDP_TX)
+            (*bad)++;
+        at = off + len;
+    }
+    return flow_get().events;
+}
+
+#define EV_HEAD "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+#define EV1 "data: {\"choices\":[{\"delta\":{\"content\":\"a\\nb\"}}]}\n\n"
+
+struct evcase {
+    const char *what;
+    struct seg s[6];
+    uint64_t events, gaps;
+};
+
+static const struct evcase EVCASES[] = {
+    {"a chunked stream: role, two tokens, [DONE]",
+     {{0, EV_HEAD "2f\r\ndata: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n\r\n"},
+      {~0u, "30\r\n" EV1 "\r\n30\r\n" EV1 "\r\n"},
+      {~0u, "e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"}},
+     3, 0},
+    {"data:{ without the space; a comment line; data: { inside a line", 
+     {{0, EV_HEAD "data:{}\n\n: data: {\n\nx data: {\n\n"}}, 1, 0},
+    {"a CR before the LF is still a line end", {{0, "\r\ndata: {}\r\n\r\ndata: {}\r\n"}}, 2, 0},
+    {"\"data: {\" split over three segments", {{0, "\nda"}, {~0u, "ta: "}, {~0u, "{}"}}, 1, 0},
+    {"a retransmission is not counted twice", {{0, "\ndata: {}"}, {0, "\ndata: {}"}}, 1, 0},
+    {"an overlapping retransmission counts from where the scan was",
+     {{0, "\ndata: {}"}, {0, "\ndata: {}\ndata: {}"}}, 2, 0},
+    {"a segment past a gap counts from its start, the gap's events not",
+     {{0, "\ndata: {}\n"}, {100, "data: {}\ndata: {}"}}, 2, 1},
+    {"Ethernet padding is not payload", {{0, "\ndata: ", 0, 20}, {~0u, "{}"}}, 1, 0},
+};
+
+TEST(events_table)
+{
+    for (size_t k = 0; k < sizeof(EVCASES) / sizeof(EVCASES[0]); k++) {
+        const struct evcase *c = &EVCASES[k];
+        int before = h_cur_failed;
+        uint64_t e0 = stat_packets(KVG_BP_EVENT), g0 = stat_packets(KVG_BP_EV_GAP);
+        uint32_t bad = 0;
+        CHECK_EQ(ev_run(c->s, 6, &bad), c->events);
+        CHECK_EQ(bad, 0);
+        CHECK_EQ(stat_packets(KVG_BP_EVENT) - e0, c->events);
+        CHECK_EQ(stat_packets(KVG_BP_EV_GAP) - g0, c->gaps);
+        CHECK_EQ(flow_get().rq_state, KVG_BP_RQ_EVENTS);
+        if (h_cur_failed != before)
+            fprintf(stderr, "  ^ case: %s\n", c->what);
+    }
+    /* a request-framing entry does not count events, nor the reverse */
+    flow_reset(KVG_BP_RQ_ON);
+    CHECK_EQ(segment(0, "\ndata: {}", 9, 0), XDP_TX);
+    CHECK_EQ(flow_get().events, 0); /* requests: the same field */
+    flow_reset(KVG_BP_RQ_NONE);
+    CHECK_EQ(segment(0, "\ndata: {}", 9, 0), XDP_TX);
+    CHECK_EQ(flow_get().events, 0);
+}
+
+/* A stream of events (escaped newlines, [DONE], chunk framing): n bytes
+ * into b, the events it holds. */
+static uint32_t ev_stream(char *b, size_t cap, size_t *n)
+{
+    uint32_t ev = 0;
+    size_t at = 0;
+    at += (size_t)snprintf(b, cap, "%s", EV_HEAD);
+    while (at + 600 < cap) {
+        char e[512];
+        int el;
+        if (rnd() % 10 == 0) {
+            el = snprintf(e, sizeof(e), "data: [DONE]\n\n");
+        } else {
+            char t[200];
+            size_t tl = rnd() % 150;
+            for (size_t i = 0; i < tl; i++) {
+                unsigned r = (unsigned)(rnd() % 40);
+                t[i] = r == 0 ? '\\' : r == 1 ? 'n' : r == 2 ? ' ' : r == 3 ? ':' : r == 4 ? '{'
+                                                            : (char)('a' + r % 26);
+            }
+            if (tl && t[tl - 1] == '\\')
+                t[tl - 1] = 'z';
+            t[tl] = 0;
+            el = snprintf(e, sizeof(e), "data:%s{\"choices\":[{\"delta\":{\"content\":\"%s\"}}]}\n\n",
+                          rnd() % 4 ? " " : "", t);
+            ev++;
+        }
+        at += (size_t)snprintf(b + at, cap - at, "%x\r\n%s\r\n", el, e);
+    }
+    *n = at;
+    return ev;
+}
+
+TEST(events_split_at_every_byte)
+{
+    static char b[1200];
+    size_t n;
+    uint32_t want = ev_stream(b, sizeof(b), &n);
+    for (size_t k = 1; k < n; k++) {
+        uint32_t bad = 0;
+        struct seg s[3] = {{0, b, (uint32_t)k}, {~0u, b + k, (uint32_t)(n - k)}};
+        uint64_t got = ev_run(s, 2, &bad);
+        CHECK_EQ(bad, 0);
+        CHECK_EQ(got, want);
+        if (got != want) {
+            fprintf(stderr, "  cut at %zu of %zu\n", k, n);
+            break;
+        }
+    }
+}
+
+TEST(events_random_streams)
+{
+    static char b[64 * 1024];
+    for (int round = 0; round < 20; round++) {
+        size_t n;
+        uint32_t want = ev_stream(b, sizeof(b), &n);
+        uint32_t st = 0; /* the worker's compile of the same machine */
+        CHECK_EQ(bp_ev_scan(&st, (const uint8_t *)b, (uint32_t)n), want);
+        flow_reset(KVG_BP_RQ_EVENTS);
+        size_t at = 0;
+        uint32_t bad = 0, next = BASE, cst = 0, cgot = 0;
+        __u64 gaps = 0;
+        while (at < n) {
+            size_t len = 1 + rnd() % MAXPAY;
+            if (at + len > n)
+                len = n - at;
+            if (segment((uint32_t)at, b + at, len, 0) != XDP_TX)
+                bad++;
+            /* the worker's feed of the same segments, each sent twice
+             * (the second a retransmission) */
+            for (int t = 0; t < 2; t++)
+                cgot += bp_ev_feed(&next, &cst, BASE + (uint32_t)at, (const uint8_t *)b + at,
+                                   (uint32_t)len, &gaps);
+            at += len;
+        }
+        CHECK_EQ(bad, 0);
+        CHECK_EQ(flow_get().events, want);
+        CHECK_EQ(cgot, want);
+        CHECK_EQ(gaps, 0);
+    }
+}
+
 /* What framing costs XDP: the time of a segment with one head, and of a
- * body-only segment (printed, not checked; best of 200 single runs, the
+ * body-only segment, and what the answer-event count adds to a streamed
+ * token's segment (printed, not checked; best of 200 single runs, the
  * entry reset before each so that every run frames). */
 TEST(cost_reported)
 {
@@ -326,6 +491,22 @@ TEST(cost_reported)
                k == 0 ? "a segment with one head" : "a body-only segment",
                (unsigned long long)best);
     }
+    /* the answer-event count on a streamed token's segment (~200 bytes) */
+    const char *ev = "c2\r\ndata: {\"id\":\"chatcmpl-7\",\"object\":\"chat.completion.chunk\","
+                     "\"created\":1733270400,\"model\":\"llama\",\"choices\":[{\"index\":0,"
+                     "\"delta\":{\"content\":\" token\"},\"logprobs\":null,"
+                     "\"finish_reason\":null}]}\n\n\r\n";
+    uint64_t best[2] = {~0ull, ~0ull};
+    for (int r = 0; r < 200; r++)
+        for (int k = 0; k < 2; k++) {
+            flow_reset(k ? KVG_BP_RQ_EVENTS : KVG_BP_RQ_NONE);
+            CHECK_EQ(segment(0, ev, strlen(ev), 0), XDP_TX);
+            if (last_ns < best[k])
+                best[k] = last_ns;
+        }
+    printf("  event count: a %zu-byte SSE segment: %llu ns/packet, %llu without the count "
+           "(best of 200)\n", strlen(ev), (unsigned long long)best[1],
+           (unsigned long long)best[0]);
 }
 
 int main(void)
@@ -355,6 +536,9 @@ int main(void)
     RUN(table);
     RUN(state_between_segments);
     RUN(random_streams_count_every_request);
+    RUN(events_table);
+    RUN(events_split_at_every_byte);
+    RUN(events_random_streams);
     RUN(cost_reported);
     bypass_bpf__destroy(skel);
     return harness_done();
