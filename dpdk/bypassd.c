@@ -201,6 +201,12 @@ static void hand_off(struct slot *s)
         s->h.c2p.rq_state = KVG_BP_RQ_ON;
     if (s->uf)
         S.unframed++;
+    /* XDP counts the answers' events from where the worker's count ends
+     * (bpf/bp_events.h) */
+    s->h.p2c.rq_state = KVG_BP_RQ_EVENTS;
+    s->h.p2c.rq_seq = s->ev_seq;
+    s->h.p2c.an_match = (uint16_t)s->ev_st;
+    s->h.p2c.events = s->events_seen;
     /* pod -> client first: an answer that overtakes the hand-off is still
      * translated (BYPASS.md) */
     if (FLOWS_FD < 0 || bpf_map_update_elem(FLOWS_FD, &s->h.p2c_key, &s->h.p2c, BPF_ANY) ||
@@ -267,6 +273,7 @@ static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
         e.pod_port = s->pod_port;
         handoff_entries(&e, &s->f, &s->rp, KVG_POD_MAX, &s->h);
         s->have_h = 1;
+        s->ev_seq = s->rp.irs + 1; /* the answer's first byte */
     }
     if (ev & (RP_EV_REFUSED | RP_EV_RESET | RP_EV_FAILED)) {
         if (ev & RP_EV_REFUSED)
@@ -280,6 +287,12 @@ static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
         S.pod_data_relayed++;
         if (!s->first_data_ms)
             s->first_data_ms = now_ms();
+        __u64 gaps = 0;
+        uint32_t k = bp_ev_feed(&s->ev_seq, &s->ev_st, p->seg.seq, p->seg.data, p->seg.len,
+                                &gaps);
+        S.answer_event_gaps += gaps;
+        s->events_seen += k;
+        S.answer_events += k;
         tx_relay(data, len, &s->h.p2c);
     }
     if (ev & RP_EV_DONE)
@@ -479,8 +492,14 @@ static void watch(struct slot *s, uint64_t now)
         drop_flow(s);
         return;
     }
-    if (!hp && !bpf_map_update_elem(FLOWS_FD, &s->h.p2c_key, &s->h.p2c, BPF_NOEXIST))
-        S.reinstalled++;
+    if (hp && p.events > s->events_seen)
+        s->events_seen = p.events;
+    if (!hp) { /* put back from the worker's copy: where XDP's scan was is lost with it */
+        s->h.p2c.events = s->events_seen;
+        s->h.p2c.rq_state = KVG_BP_RQ_NONE;
+        if (!bpf_map_update_elem(FLOWS_FD, &s->h.p2c_key, &s->h.p2c, BPF_NOEXIST))
+            S.reinstalled++;
+    }
     if (!hc) { /* put back from the worker's copy: what XDP framed is lost with it */
         s->h.c2p.requests = s->reqs_seen;
         s->h.c2p.rq_body_bytes = s->body_seen;

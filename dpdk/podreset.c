@@ -45,6 +45,10 @@ void podreset_entries_set(struct slot *s, uint8_t action, uint32_t pod_slot)
             e.rq_state = v[i]->rq_state = KVG_BP_RQ_NONE;
             e.requests = v[i]->requests = s->reqs_seen;
             e.rq_body_bytes = v[i]->rq_body_bytes = s->body_seen;
+        } else { /* the answers' events so far (DONE reports them) */
+            if (found && e.events > s->events_seen)
+                s->events_seen = e.events;
+            e.events = v[i]->events = s->events_seen;
         }
         e.action = action;
         e.pod_slot = pod_slot;

@@ -61,7 +61,8 @@ void sess_reqs(struct slot *s, const struct kvg_bp_flow *c)
 /* The flow's DONE to kvgated, once, if kvgated holds it in flight (routed
  * on the connection that is still up). Bytes: the first flight, then what
  * XDP's two entries counted; TTFT only when the answer began before the
- * hand-off. */
+ * hand-off; the answers' events: the worker's count before the hand-off,
+ * then XDP's (version 6). */
 void sess_done(struct slot *s, unsigned http_status)
 {
     struct kvg_bp_flow c2p, p2c;
@@ -83,11 +84,15 @@ void sess_done_entries(struct slot *s, unsigned http_status, const struct kvg_bp
         in += c2p->bytes;
         sess_reqs(s, c2p); /* the last of its requests, before the DONE */
     }
-    if (p2c)
+    if (p2c) {
         out = p2c->bytes;
+        if (p2c->events > s->events_seen)
+            s->events_seen = p2c->events;
+    }
     uint64_t ttft = s->first_data_ms > s->asked_ms ? (s->first_data_ms - s->asked_ms) * 1000 : 0;
     if (!dcli_done(DC, s->did, s->pod_slot, s->outcome, http_status, in, out,
-                   ttft > UINT32_MAX ? UINT32_MAX : (uint32_t)ttft))
+                   ttft > UINT32_MAX ? UINT32_MAX : (uint32_t)ttft,
+                   s->events_seen > UINT32_MAX ? UINT32_MAX : (uint32_t)s->events_seen))
         S.done_sent++;
     s->dstate = D_NONE;
 }
@@ -193,7 +198,7 @@ void sess_on_answer(void *ctx, const struct decide_msg *a)
     if (!s->used || s->did != a->id || s->dstate != D_WAIT) {
         /* its flow is gone: kvgated holds a routed one until told */
         S.stale_answers++;
-        if (a->status == 200 && !dcli_done(DC, a->id, a->slot, DECIDE_CLIENT_ABORT, 0, 0, 0, 0))
+        if (a->status == 200 && !dcli_done(DC, a->id, a->slot, DECIDE_CLIENT_ABORT, 0, 0, 0, 0, 0))
             S.done_sent++;
         return;
     }

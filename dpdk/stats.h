@@ -16,7 +16,8 @@
     X(pod_down_frames) X(pod_probes) X(pod_resets_client) X(pod_resets_pod)               \
     X(later_requests) X(unframed) X(reqs_sent) X(gw_handups) X(idle_socks) X(idle_waits)    \
     X(idle_sleeps) X(guard_chained) X(boundary_held) X(boundary_handed_up)                 \
-    X(boundary_released) X(boundary_failed) X(boundary_frames) X(idle_reported)
+    X(boundary_released) X(boundary_failed) X(boundary_frames) X(idle_reported)            \
+    X(answer_events) X(answer_event_gaps)
 struct bp_stats {
 #define BP_FIELD(n) uint64_t n;
     BP_COUNTERS(BP_FIELD)

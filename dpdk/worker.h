@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "bp_rewrite.h"
+#include "bp_events.h"
 #include "entry.h"
 #include "bypass/decide_cli.h"
 #include "bypass/firstflight.h"
@@ -94,6 +95,13 @@ struct slot {
     uint32_t reqs_sent;    /* ... as last reported to kvgated (REQS) */
     uint64_t body_seen;    /* their body bytes (the entry's rq_body_bytes), last read */
     uint32_t body_sent;    /* ... as last reported (REQS version 5: modulo 2^32) */
+    /* the answers' events (bpf/bp_events.h), for kvgated's token estimate
+     * (DONE, version 6): the worker counts those in answer bytes it
+     * relays before the hand-off, XDP the rest (the p2c entry's events,
+     * from ev_seq on) */
+    uint32_t ev_seq;       /* the pod's sequence number of the next byte to scan */
+    uint32_t ev_st;        /* the pattern's state (bp_ev_step) */
+    uint64_t events_seen;  /* the worker's count, then the entry's, last read */
     /* idle between requests: nothing moved either way (XDP's packet counts
      * of both entries) for IDLE_LOOKS looks in a row; kvgated does not
      * count the flow in flight meanwhile (REQS idle, version 4) */

@@ -65,7 +65,8 @@ static int fields_ok(const struct decide_msg *m, size_t tl, size_t sl, size_t el
         return !m->port && !m->slot && !(m->addr[0] | m->addr[1] | m->addr[2] | m->addr[3]);
     case DECIDE_T_DONE:
         return m->slot < DECIDE_SLOT_MAX && m->outcome <= DECIDE_OUTCOME_MAX &&
-               (!m->http_status || (m->http_status >= 100 && m->http_status <= 599));
+               (!m->http_status || (m->http_status >= 100 && m->http_status <= 599)) &&
+               (m->version >= 6 || !m->events);
     case DECIDE_T_REQS:
         return m->version >= 2 && m->slot < DECIDE_SLOT_MAX && m->unframed <= DECIDE_UF_MAX &&
                m->idle <= (m->version >= 4 ? 1 : 0) && (m->version >= 5 || !m->body);
@@ -142,6 +143,7 @@ int decide_encode(const struct decide_msg *mi, uint8_t *buf, size_t cap)
         put64(p + 8, m->bytes_in);
         put64(p + 16, m->bytes_out);
         put32(p + 24, m->ttft_us);
+        put32(p + 28, m->events);
         break;
     case DECIDE_T_REQS:
         put32(p, m->slot);
@@ -216,7 +218,7 @@ int decide_decode(const uint8_t *buf, size_t len, struct decide_msg *m)
         memcpy(m->err, p + 16, el);
         break;
     case DECIDE_T_DONE:
-        if (len != DECIDE_FIXED_DONE || p[7] || !zero(p + 28, 4))
+        if (len != DECIDE_FIXED_DONE || p[7])
             return -EBADMSG;
         m->slot = get32(p);
         m->http_status = get16(p + 4);
@@ -224,6 +226,7 @@ int decide_decode(const uint8_t *buf, size_t len, struct decide_msg *m)
         m->bytes_in = get64(p + 8);
         m->bytes_out = get64(p + 16);
         m->ttft_us = get32(p + 24);
+        m->events = get32(p + 28); /* which versions may carry them: fields_ok */
         break;
     case DECIDE_T_REQS:
         if (len != DECIDE_FIXED_REQS || !zero(p + 10, 2))

@@ -19,7 +19,10 @@
  *   kvgated -> worker  ANSWER  {id, status, pod slot, pod IPv4 and port,
  *                               a short error text for a non-200}
  *   worker -> kvgated  DONE    {id, slot, outcome, HTTP status if known,
- *                               bytes in / out, TTFT if known}
+ *                               bytes in / out, TTFT if known; version 6:
+ *                               the connection's answer events, as the
+ *                               worker and XDP counted them, for kvgated's
+ *                               token estimate}
  *                               when the request (for a spliced flow: the
  *                               connection) ends, or the worker gave up
  *                               before the answer; none after a non-200
@@ -62,10 +65,11 @@
  *
  * Versions: 1 (DECIDE, BODY, ANSWER, DONE), 2 (the same, and REQS), 3
  * (the same, DECIDE's flags and ANSWER's status HANDUP), 4 (the same,
- * REQS's idle byte) and 5 (the same, REQS's body bytes). A decoder takes
- * all five and says which (decide_msg.version); a REQS in a version 1
- * packet, DECIDE flags or a HANDUP below version 3, an idle REQS below
- * version 4, REQS body bytes below version 5 are malformed. Each side
+ * REQS's idle byte), 5 (the same, REQS's body bytes) and 6 (the same,
+ * DONE's answer events). A decoder takes all six and says which
+ * (decide_msg.version); a REQS in a version 1 packet, DECIDE flags or a
+ * HANDUP below version 3, an idle REQS below version 4, REQS body bytes
+ * below version 5, DONE events below version 6 are malformed. Each side
  * keeps to the version its peer speaks: kvgated
  * answers in the version of the worker's first packet (and refuses a
  * worker that changes it), so a version 1 or 2 worker keeps working
@@ -80,7 +84,8 @@
  *           err (200: port != 0, slot < 512, no err; else port, slot and
  *           addr 0; HANDUP: err one of decide_handup_name's names)
  *   DONE    u32 slot, u16 http_status (0 or 100..599), u8 outcome, u8 0,
- *           u64 bytes_in, u64 bytes_out, u32 ttft_us, u32 0
+ *           u64 bytes_in, u64 bytes_out, u32 ttft_us, u32 events (version 6,
+ *           else 0)
  *   REQS    u32 slot (< 512), u32 requests, u8 unframed (enum
  *           decide_unframed), u8 idle (0 or 1; version 4, else 0), u8 0[2],
  *           u32 body (version 5, else 0)
@@ -93,7 +98,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DECIDE_VERSION 5      /* what this side sends unless told otherwise */
+#define DECIDE_VERSION 6      /* what this side sends unless told otherwise */
 #define DECIDE_VERSION_MIN 1  /* the oldest it reads */
 #define DECIDE_HDR 8
 
@@ -204,6 +209,9 @@ struct decide_msg {
     uint16_t http_status;             /* 0 unknown */
     uint64_t bytes_in, bytes_out;     /* client -> pod, pod -> client */
     uint32_t ttft_us;                 /* 0 unknown */
+    uint32_t events;                  /* version 6: the connection's answer events (SSE
+                                       * events with a JSON object, bpf/bp_events.h),
+                                       * saturating */
     /* REQS (slot above too) */
     uint32_t requests;                /* requests after the first, a running total */
     uint8_t unframed;                 /* enum decide_unframed */

@@ -177,7 +177,8 @@ int dcli_decide(struct dcli *c, uint32_t id, int proto, const char *tenant,
 }
 
 int dcli_done(struct dcli *c, uint32_t id, uint32_t slot, unsigned outcome,
-              unsigned http_status, uint64_t bytes_in, uint64_t bytes_out, uint32_t ttft_us)
+              unsigned http_status, uint64_t bytes_in, uint64_t bytes_out, uint32_t ttft_us,
+              uint32_t events)
 {
     if (c->fd < 0)
         return -ENOTCONN;
@@ -191,6 +192,7 @@ int dcli_done(struct dcli *c, uint32_t id, uint32_t slot, unsigned outcome,
     m.bytes_in = bytes_in;
     m.bytes_out = bytes_out;
     m.ttft_us = ttft_us;
+    m.events = events;
     struct qpkt *q = make(&m);
     if (!q)
         return -EINVAL;

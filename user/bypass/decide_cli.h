@@ -45,9 +45,11 @@ void dcli_set_flags(struct dcli *c, unsigned flags);
  * -EINVAL (a field out of the contract's bounds). */
 int dcli_decide(struct dcli *c, uint32_t id, int proto, const char *tenant,
                 const char *session, const uint8_t *body, size_t len);
-/* Queues a DONE. Same returns. */
+/* Queues a DONE (events: the connection's answer events, version 6).
+ * Same returns. */
 int dcli_done(struct dcli *c, uint32_t id, uint32_t slot, unsigned outcome,
-              unsigned http_status, uint64_t bytes_in, uint64_t bytes_out, uint32_t ttft_us);
+              unsigned http_status, uint64_t bytes_in, uint64_t bytes_out, uint32_t ttft_us,
+              uint32_t events);
 
 /* Queues a REQS: the flow's requests after the first (a running total),
  * why XDP stopped framing it (enum decide_unframed) and whether the

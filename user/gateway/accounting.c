@@ -138,8 +138,15 @@ void acct_finish(struct acct_answer *a, struct gw_request *r)
         t->src = GW_USAGE_REPORTED;
         return;
     }
+    acct_estimate(r, r->content_events);
+}
+
+void acct_estimate(struct gw_request *r, uint64_t completion)
+{
+    struct gw_tokens *t = &r->tokens;
+    memset(t, 0, sizeof(*t));
     t->prompt = r->prompt_tokens;
-    t->completion = r->content_events;
+    t->completion = completion;
     /* cached: what the gateway's index said the chosen pod held of the
      * prompt (the exact index's match where the pod's events are trusted) */
     if (r->d.blocks && r->d.prefix_blocks <= r->d.blocks)

@@ -96,5 +96,10 @@ void acct_answer_body(struct acct_answer *a, const char *p, size_t n);
 int acct_answer_event(struct acct_answer *a, const char *e, size_t n);
 /* r->tokens from the answer (the pod's usage, else the estimate above). */
 void acct_finish(struct acct_answer *a, struct gw_request *r);
+/* r's tokens as the gateway estimates an answer it got no usage for:
+ * completion as given, prompt its own count of the prompt, cached the
+ * share of it the index matched on the chosen pod (GW_USAGE_ESTIMATED).
+ * acct_finish's fallback, and a bypass connection's (decide_srv.c). */
+void acct_estimate(struct gw_request *r, uint64_t completion);
 
 #endif

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/promtext.h"
 #include "common/sbuf.h"
+#include "gateway/accounting.h"
 #include "gateway/gateway.h"
 #include "gateway/gwmetrics.h"
 #include "gateway/useqsrv.h"
@@ -359,6 +360,31 @@ static int on_body(struct dpeer *p, const struct decide_msg *m)
     return d->got == d->r.body_bytes ? decide_now(p, d) : 0;
 }
 
+/* A spliced connection's tokens (version 6), from the SSE events of its
+ * answers that the worker and XDP counted (bpf/bp_events.h: lines that
+ * start "data: {"), estimated as the relay estimates a stream it got no
+ * usage for (accounting.h): one completion token per event with
+ * generated text, the prompt and its cached share as kvgated counted and
+ * matched the first request. An OpenAI-style chat stream opens each
+ * answer with one event without text (the role), and include_usage adds
+ * one (the usage chunk; "[DONE]" is not counted); the connection's later
+ * answers are taken to be shaped like its first. Their prompts are not
+ * counted: only their body bytes reach kvgated, and the share of them the
+ * pod had cached is unknown. Nothing when the first request was not a
+ * stream (a non-streamed answer's usage passes in a body only the pod and
+ * the client see) or no event passed (an answer that is not a stream,
+ * such as an error, is not told apart from none). */
+static void bypass_tokens(struct dpend *d, uint32_t events)
+{
+    struct gw_request *r = &d->r;
+    if (!r->stream || !events)
+        return;
+    uint64_t answers = 1 + d->reqs_counted;
+    uint64_t per = (r->chat ? 1 : 0) + (r->include_usage == 1 ? 1 : 0);
+    uint64_t bare = answers * per;
+    acct_estimate(r, events > bare ? events - bare : 0);
+}
+
 static int on_done(struct dpeer *p, const struct decide_msg *m)
 {
     struct gw *g = D.g;
@@ -417,6 +443,8 @@ static int on_done(struct dpeer *p, const struct decide_msg *m)
     }
     if (st)
         r->status = st;
+    if (p->version >= 6)
+        bypass_tokens(d, m->events);
     gw_route_release(g, r);
     gw_request_done(g, r);
     unlink_free(p, d);

@@ -110,6 +110,7 @@ struct gw_request {
                                   * x-llm-d-inference-objective, else the config's
                                   * "classes", else "default" (accounting.h) */
     int stream;                  /* "stream": true */
+    uint8_t chat;                /* "messages" (a chat completion), not "prompt" */
     int include_usage;           /* stream_options.include_usage: 1 true, 0 false, -1 absent */
     uint8_t so_seen, iu_seen;    /* stream_options / its include_usage present (null too), */
     size_t so_start, iu_start;   /* ... and where their values begin in the body */

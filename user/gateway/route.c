@@ -98,6 +98,7 @@ int gw_scan_finish(struct gw_scan *s, struct gw_request *r, const char **err,
     }
     snprintf(r->model, sizeof(r->model), "%s", bs->model);
     r->stream = bs->stream == 1;
+    r->chat = bs->prompt_kind == BODYSCAN_CHAT;
     r->include_usage = bs->include_usage;
     r->so_seen = bs->so_seen;
     r->iu_seen = bs->iu_seen;

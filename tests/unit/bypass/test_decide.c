@@ -6,7 +6,8 @@
  * flow's later requests) round-trips, is refused in a version 1 packet,
  * and version 1 packets of the other types still decode (as version 1);
  * version 4's idle byte in REQS round-trips and is refused below 4;
- * version 5's body bytes likewise below 5.
+ * version 5's body bytes likewise below 5; version 6's answer events in
+ * DONE likewise below 6.
  * Version 3's DECIDE flag (the worker can hand up) and ANSWER HANDUP
  * (with its cause) round-trip, and are refused below version 3 and with
  * any other bit, cause or field. */
@@ -293,7 +294,8 @@ TEST(oversize_fields_refused_both_ways)
     buf[DECIDE_HDR + 6] = 200; /* outcome */
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
     n = decide_encode(&in, buf, sizeof(buf));
-    buf[DECIDE_HDR + 31] = 1; /* reserved */
+    buf[0] = 5;
+    buf[DECIDE_HDR + 31] = 1; /* the answer events' byte, reserved below version 6 */
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
 }
 
@@ -382,7 +384,7 @@ TEST(reqs_round_trip_and_bounds)
         in.body = bodies[i];
         n = decide_encode(&in, buf, sizeof(buf));
         CHECK_EQ(n, DECIDE_FIXED_REQS);
-        CHECK_EQ(buf[0], 5);
+        CHECK_EQ(buf[0], DECIDE_VERSION);
         CHECK_EQ(buf[DECIDE_HDR + 12], (uint8_t)bodies[i]);
         CHECK_EQ(buf[DECIDE_HDR + 15], (uint8_t)(bodies[i] >> 24));
         CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
@@ -404,6 +406,41 @@ TEST(reqs_round_trip_and_bounds)
     }
 }
 
+/* Version 6's answer events in DONE (u32 at 28, little-endian): the full
+ * range round-trips; below version 6 the bytes are reserved (encode and
+ * decode refuse them); 0 is every version's. */
+TEST(done_events_v6)
+{
+    struct decide_msg in, out;
+    uint32_t evs[] = {1, 0x01020304u, 0xFFFFFFFFu};
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+        in = m_done();
+        in.events = evs[i];
+        int n = decide_encode(&in, buf, sizeof(buf));
+        CHECK_EQ(n, DECIDE_FIXED_DONE);
+        CHECK_EQ(buf[0], 6);
+        CHECK_EQ(buf[DECIDE_HDR + 28], (uint8_t)evs[i]);
+        CHECK_EQ(buf[DECIDE_HDR + 31], (uint8_t)(evs[i] >> 24));
+        CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
+        CHECK_EQ(out.events, evs[i]);
+        CHECK_EQ(out.ttft_us, in.ttft_us);
+    }
+    for (uint8_t v = 1; v < 6; v++) {
+        in = m_done();
+        in.version = v;
+        CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), DECIDE_FIXED_DONE); /* events 0 */
+        CHECK_EQ(decide_decode(buf, DECIDE_FIXED_DONE, &out), 0);
+        CHECK_EQ(out.events, 0);
+        CHECK_EQ(out.version, v);
+        in.events = 7;
+        CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), -EINVAL);
+        in.version = 0;
+        int n = decide_encode(&in, buf, sizeof(buf));
+        buf[0] = v;
+        CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
+    }
+}
+
 /* A version 1 peer: its packets decode (and say so), and ours to it are
  * written in version 1, byte for byte as version 1 wrote them. */
 TEST(version_1_still_spoken)
@@ -418,7 +455,7 @@ TEST(version_1_still_spoken)
         CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
         CHECK_EQ(out.version, 1);
         CHECK_EQ(out.type, ms[k].type);
-        ms[k].version = 0; /* the default: version 5, the same bytes after the first */
+        ms[k].version = 0; /* the default: version 6, the same bytes after the first */
         uint8_t b2[DECIDE_MSG_MAX];
         CHECK_EQ(decide_encode(&ms[k], b2, sizeof(b2)), n);
         CHECK_EQ(b2[0], DECIDE_VERSION);
@@ -550,6 +587,7 @@ int main(void)
     RUN(largest_message_fits_the_max);
     RUN(truncation_at_every_byte);
     RUN(bad_version_and_type);
+    RUN(done_events_v6);
     RUN(oversize_fields_refused_both_ways);
     RUN(reqs_round_trip_and_bounds);
     RUN(version_1_still_spoken);

@@ -104,7 +104,7 @@ TEST(decide_body_answer_done)
     CHECK_EQ(got[0].slot, 4);
     CHECK_EQ(got[0].port, 8000);
     /* DONE */
-    CHECK_EQ(dcli_done(c, 77, 4, DECIDE_OK, 200, 10, 20, 0), 0);
+    CHECK_EQ(dcli_done(c, 77, 4, DECIDE_OK, 200, 10, 20, 0, 0), 0);
     CHECK_EQ(dcli_poll(c, 1003, on_answer, NULL), 0);
     uint8_t pkt[64];
     ssize_t k = recv(sfd, pkt, sizeof(pkt), MSG_DONTWAIT);
@@ -117,7 +117,7 @@ TEST(decide_body_answer_done)
     close(sfd);
     CHECK_EQ(dcli_poll(c, 1004, on_answer, NULL), DCLI_EV_DOWN);
     CHECK(!dcli_up(c));
-    CHECK_EQ(dcli_done(c, 77, 4, DECIDE_OK, 0, 0, 0, 0), -ENOTCONN);
+    CHECK_EQ(dcli_done(c, 77, 4, DECIDE_OK, 0, 0, 0, 0, 0), -ENOTCONN);
     CHECK_EQ(dcli_poll(c, 1500, on_answer, NULL), 0);
     CHECK_EQ(dcli_poll(c, 2001, on_answer, NULL), DCLI_EV_UP);
     CHECK_EQ(dcli_gen(c), 2);

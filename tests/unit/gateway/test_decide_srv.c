@@ -255,6 +255,84 @@ TEST(reqs_body_bytes_counted_across_the_wrap_and_capped)
     close(sv[1]);
 }
 
+/* kvgate_completion_tokens_total of tenant "chat", estimated, summed
+ * over its series. */
+static double chat_completion_estimated(void)
+{
+    struct sbuf o;
+    sbuf_init(&o);
+    gw_metrics_render(g.metrics, NULL, &g.counters, &g.tl, ev_now_ns(), &o);
+    double sum = 0;
+    char *save = NULL;
+    for (char *l = o.data ? strtok_r(o.data, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+        char *v = strstr(l, "} ");
+        if (!strncmp(l, "kvgate_completion_tokens_total{", 31) && v &&
+            strstr(l, "tenant=\"chat\"") && strstr(l, "estimated=\"true\""))
+            sum += strtod(v + 2, NULL);
+    }
+    sbuf_free(&o);
+    return sum;
+}
+
+#define SBODY(text) "{\"model\":\"m\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"" text "\"}]}"
+
+/* Version 6: the connection's answer events in DONE become its estimated
+ * tokens: completion = events less one per answer for a chat stream's
+ * role event (and one more for include_usage's chunk), the answers being
+ * the first and the later ones counted; prompt and cached are the first
+ * request's. Not for a request that is not a stream, no events, or a
+ * worker below version 6. */
+TEST(v6_done_events_become_estimated_tokens)
+{
+    struct dpeer *p = peer();
+    p->version = 6;
+    struct decide_msg m, a = decided(p, 11, SBODY(LONGP " stream"));
+    CHECK_EQ(a.status, 200);
+    struct dpend *d = find(p, 11);
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    CHECK(d->r.stream && d->r.chat && d->r.prompt_tokens > 0);
+    bypass_tokens(d, 0);
+    CHECK_EQ(d->r.tokens.src, GW_USAGE_NONE);
+    struct decide_msg q = reqs(11, a.slot);
+    q.requests = 2; /* three answers */
+    CHECK_EQ(on_reqs(p, &q), 0);
+    bypass_tokens(d, 3 + 30);
+    CHECK_EQ(d->r.tokens.src, GW_USAGE_ESTIMATED);
+    CHECK_EQ(d->r.tokens.completion, 30);
+    CHECK_EQ(d->r.tokens.prompt, d->r.prompt_tokens);
+    CHECK(d->r.d.blocks > 0);
+    CHECK_EQ(d->r.tokens.cached,
+             (uint64_t)((double)d->r.prompt_tokens * d->r.d.prefix_blocks / d->r.d.blocks));
+    d->r.include_usage = 1; /* a usage chunk in each answer too */
+    bypass_tokens(d, 6 + 30);
+    CHECK_EQ(d->r.tokens.completion, 30);
+    bypass_tokens(d, 2); /* fewer than the answers' bare events: none */
+    CHECK_EQ(d->r.tokens.completion, 0);
+    d->r.include_usage = -1;
+    double c0 = chat_completion_estimated();
+    m = done(11, a.slot, DECIDE_OK);
+    m.events = 3 + 30;
+    CHECK_EQ(on_done(p, &m), 0);
+    CHECK_EQ(chat_completion_estimated() - c0, 30);
+    /* not a stream: nothing, whatever the events */
+    a = decided(p, 12, BODY("m", LONGP " whole"));
+    m = done(12, a.slot, DECIDE_OK);
+    m.events = 40;
+    CHECK_EQ(on_done(p, &m), 0);
+    CHECK_EQ(chat_completion_estimated() - c0, 30);
+    /* a worker below version 6 carries no events (the codec refuses them) */
+    p->version = 5;
+    a = decided(p, 13, SBODY(LONGP " older"));
+    m = done(13, a.slot, DECIDE_OK);
+    m.events = 40;
+    CHECK_EQ(on_done(p, &m), 0);
+    CHECK_EQ(chat_completion_estimated() - c0, 30);
+    peer_close(p, "test_end");
+    close(sv[1]);
+}
+
 TEST(refusals_answered_and_nothing_held)
 {
     struct dpeer *p = peer();
@@ -478,6 +556,7 @@ int main(void)
     setup_once();
     RUN(routed_until_done_and_counted);
     RUN(reqs_body_bytes_counted_across_the_wrap_and_capped);
+    RUN(v6_done_events_become_estimated_tokens);
     RUN(refusals_answered_and_nothing_held);
     RUN(bounds_and_breaches);
     RUN(v3_handup_for_what_kvgated_keeps);
