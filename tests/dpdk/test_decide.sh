@@ -20,7 +20,10 @@
 #     go through XDP alone, which frames their heads; the worker reports
 #     them, and /metrics shows 3 bypass requests (requests_by_path, the
 #     model / tenant / pod series), the access log's line conn_requests 2,
-#     and their body bytes (the metric and conn_body_bytes);
+#     and their body bytes (the metric and conn_body_bytes), and the
+#     three answers' completion tokens, estimated from their SSE events
+#     (24: 8 each); two chat streams on one connection book 12 (6 each,
+#     the role events not counted) in the access log and /metrics;
 #   - a model no pod serves: the client gets kvgated's 404 JSON;
 #   - kill -9 of the worker while a request is in flight: kvgated releases
 #     its in-flight count within a few seconds;
@@ -145,9 +148,36 @@ t_keepalive_counted() {
     gw /metrics | grep '^kvgate_bypass_request_body_bytes_total{model="'$M'",tenant="t-K",pod=' |
         awk -v w=$((2 * ${#body})) 'BEGIN {r = 1} $NF == w {r = 0} END {exit r}' || return 1
     [ "$(grep '"tenant":"t-K"' "$GW_LOG" | jq -r .conn_body_bytes)" = $((2 * ${#body})) ] || return 1
+    # and their answers' tokens: the three streams' SSE events, counted by
+    # XDP (and the worker, for any answer byte it relayed itself), 8
+    # tokens each (a text completion has no role event)
+    local ct
+    ct=$(grep '"tenant":"t-K"' "$GW_LOG" | jq -r '"\(.completion_tokens) \(.usage_estimated) \(.prompt_tokens > 0)"')
+    echo "completion tokens, estimated, prompt counted: $ct (want 24 true true)"
+    [ "$ct" = "24 true true" ] || { jq -c '{answer_events, answer_event_gaps}' "$ST"; return 1; }
     wait_until 6 inflight_is 0
 }
 check "three requests on one keep-alive connection through the bypass count as 3 bypass requests at kvgated" t_keepalive_counted
+
+# two chat streams on one keep-alive connection: each answer opens with a
+# role event without text, which is not a token; 2 x 6 tokens in the books
+t_chat_tokens() {
+    local body n ct c0 c1
+    c0=$(gw /metrics | awk '/^kvgate_completion_tokens_total\{/ && /tenant="t-C"/ && /estimated="true"/ {s += $NF} END {print s + 0}')
+    body=$(jq -cn --arg p "$(printf "Runbook C: step %s of the incident procedure. " $(seq 1 60))" \
+        --arg m "$M" '{model:$m,messages:[{role:"user",content:$p}],max_tokens:6,stream:true,ignore_eos:true}')
+    n=$(ip netns exec $NC curl -s -N --max-time 20 -H 'content-type: application/json' \
+        -H "x-gateway-inference-fairness-id: t-C" --data-binary "$body" http://10.79.0.2:8000/v1/chat/completions \
+        --next -s -N -H 'content-type: application/json' --data-binary "$body" http://10.79.0.2:8000/v1/chat/completions \
+        2>&1 | grep -c '^data: \[DONE\]')
+    [ "$n" = 2 ] || { echo "$n answers of 2 ended with [DONE]"; return 1; }
+    wait_until 6 eval 'grep -q "\"tenant\":\"t-C\"" "$GW_LOG"' || return 1
+    ct=$(grep '"tenant":"t-C"' "$GW_LOG" | jq -r '"\(.conn_requests) \(.completion_tokens) \(.usage_estimated)"')
+    c1=$(gw /metrics | awk '/^kvgate_completion_tokens_total\{/ && /tenant="t-C"/ && /estimated="true"/ {s += $NF} END {print s + 0}')
+    echo "later requests, completion tokens, estimated: $ct (want 1 12 true); /metrics $c0 -> $c1"
+    [ "$ct" = "1 12 true" ] && [ "$((c1 - c0))" = 12 ] || { jq -c '{answer_events, answer_event_gaps}' "$ST"; return 1; }
+}
+check "two chat streams on one bypass connection book 12 completion tokens (the role events are not tokens)" t_chat_tokens
 
 # a client that half-closes right after its request (shutdown(SHUT_WR)):
 # its FIN, sent while the worker waits for kvgated, must still reach the
