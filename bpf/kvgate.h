@@ -619,7 +619,7 @@ _Static_assert(KVG_BP_REASON_MAX <= KVG_BP_STATS_MAX, "kvg_bp_stats too small");
 #define KVG_BP_REASON_NAMES                                                    \
     { "forwarded", "miss", "not_ipv4_tcp", "malformed", "pod_down", "handed_up", "to_worker", \
       "request", "unframed_body", "unframed_split", "unframed_parse", "unframed_order",       \
-      "unframed_many", "boundary", }
+      "unframed_many", "boundary", "answer_event", "answer_event_gap", }
 
 struct kvg_bp_stat {
     __u64 packets;
