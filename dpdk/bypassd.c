@@ -202,8 +202,9 @@ static void hand_off(struct slot *s)
     if (s->uf)
         S.unframed++;
     /* XDP counts the answers' events from where the worker's count ends
-     * (bpf/bp_events.h) */
-    s->h.p2c.rq_state = KVG_BP_RQ_EVENTS;
+     * (bpf/bp_events.h); HTTP/1.1 only: an h2c answer's events begin
+     * behind a frame header, not at a line's start */
+    s->h.p2c.rq_state = s->ev_on ? KVG_BP_RQ_EVENTS : KVG_BP_RQ_NONE;
     s->h.p2c.rq_seq = s->ev_seq;
     s->h.p2c.an_match = (uint16_t)s->ev_st;
     s->h.p2c.events = s->events_seen;
@@ -227,6 +228,20 @@ static void hand_off(struct slot *s)
 
 /* ---- frames ---- */
 
+/* The answer events in a pod segment the worker relays itself (before
+ * the hand-off, or a late one after it), in order with what it scanned
+ * before (bpf/bp_events.h); HTTP/1.1 flows only (ev_on). */
+static uint32_t answer_events(struct slot *s, const struct pkt_tcp *p)
+{
+    if (!s->ev_on)
+        return 0;
+    __u64 gaps = 0;
+    uint32_t k = bp_ev_feed(&s->ev_seq, &s->ev_st, p->seg.seq, p->seg.data, p->seg.len, &gaps);
+    S.answer_event_gaps += gaps;
+    S.answer_events += k;
+    return k;
+}
+
 /* A frame from the pod to one of the worker's source ports. */
 static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
 {
@@ -248,6 +263,7 @@ static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
     }
     if (s->pstate == 2) { /* XDP should have taken it: a late one */
         S.late_pod++;
+        s->events_late += answer_events(s, p); /* XDP's count goes on past it */
         tx_relay(data, len, &s->h.p2c);
         return;
     }
@@ -274,6 +290,8 @@ static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
         handoff_entries(&e, &s->f, &s->rp, KVG_POD_MAX, &s->h);
         s->have_h = 1;
         s->ev_seq = s->rp.irs + 1; /* the answer's first byte */
+        const struct ff_request *rq = s->ff ? ff_request(s->ff) : NULL;
+        s->ev_on = rq && rq->proto == FF_PROTO_H1;
     }
     if (ev & (RP_EV_REFUSED | RP_EV_RESET | RP_EV_FAILED)) {
         if (ev & RP_EV_REFUSED)
@@ -287,12 +305,7 @@ static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
         S.pod_data_relayed++;
         if (!s->first_data_ms)
             s->first_data_ms = now_ms();
-        __u64 gaps = 0;
-        uint32_t k = bp_ev_feed(&s->ev_seq, &s->ev_st, p->seg.seq, p->seg.data, p->seg.len,
-                                &gaps);
-        S.answer_event_gaps += gaps;
-        s->events_seen += k;
-        S.answer_events += k;
+        s->events_seen += answer_events(s, p);
         tx_relay(data, len, &s->h.p2c);
     }
     if (ev & RP_EV_DONE)

@@ -90,9 +90,10 @@ void sess_done_entries(struct slot *s, unsigned http_status, const struct kvg_bp
             s->events_seen = p2c->events;
     }
     uint64_t ttft = s->first_data_ms > s->asked_ms ? (s->first_data_ms - s->asked_ms) * 1000 : 0;
+    uint64_t ev = s->events_seen + s->events_late;
     if (!dcli_done(DC, s->did, s->pod_slot, s->outcome, http_status, in, out,
                    ttft > UINT32_MAX ? UINT32_MAX : (uint32_t)ttft,
-                   s->events_seen > UINT32_MAX ? UINT32_MAX : (uint32_t)s->events_seen))
+                   ev > UINT32_MAX ? UINT32_MAX : (uint32_t)ev))
         S.done_sent++;
     s->dstate = D_NONE;
 }

@@ -99,9 +99,14 @@ struct slot {
      * (DONE, version 6): the worker counts those in answer bytes it
      * relays before the hand-off, XDP the rest (the p2c entry's events,
      * from ev_seq on) */
+    uint8_t ev_on;         /* counted: the first request is HTTP/1.1 (h2c's events
+                            * begin behind frame headers) */
     uint32_t ev_seq;       /* the pod's sequence number of the next byte to scan */
     uint32_t ev_st;        /* the pattern's state (bp_ev_step) */
     uint64_t events_seen;  /* the worker's count, then the entry's, last read */
+    uint64_t events_late;  /* in late pod frames the worker relayed after the
+                            * hand-off (XDP never saw them: it counts on past
+                            * them, a gap); added at DONE */
     /* idle between requests: nothing moved either way (XDP's packet counts
      * of both entries) for IDLE_LOOKS looks in a row; kvgated does not
      * count the flow in flight meanwhile (REQS idle, version 4) */

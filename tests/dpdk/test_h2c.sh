@@ -12,7 +12,7 @@
 # Checked, with two streamed requests on one nghttp connection each:
 #   - m-h2c: both answers whole ([DONE]), the first request parsed as h2c,
 #     the flow spliced (handed off to XDP), kvgated counts the bypass
-#     request; no hand-up;
+#     request; no hand-up; no token estimate (h2c events are not counted);
 #   - m-h1: both answers whole, kvgated answered HANDUP h2c once, the
 #     worker handed the connection up (cause h2c), kvgated served both
 #     requests (path handup) to pod 2;
@@ -79,6 +79,11 @@ t_spliced() {
     wait_until 3 eval '[ "$(metric "kvgate_requests_by_path_total{path=\"bypass\"}")" != "$b0" ]' ||
         { echo "kvgated did not count the bypass request"; return 1; }
     case "$(metric 'kvgate_bypass_handup_answers_total{cause="h2c"}')" in 0 | 0.0) ;; *) echo "answered HANDUP h2c"; return 1 ;; esac
+    # no token estimate for h2c: an SSE event there begins behind a frame
+    # header, so its events are not counted (dpdk/README.md)
+    wait_until 6 eval 'grep -q "\"path\":\"bypass\"" "$GW_LOG"' || { echo "no access-log line"; return 1; }
+    grep '"path":"bypass"' "$GW_LOG" | jq -c '{status, outcome, completion_tokens}'
+    [ "$(grep '"path":"bypass"' "$GW_LOG" | jq -r .completion_tokens)" = null ]
 }
 check "h2c to an h2c pod: spliced (replayed, then XDP), two streamed answers whole on each connection" t_spliced
 

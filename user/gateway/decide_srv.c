@@ -372,12 +372,13 @@ static int on_body(struct dpeer *p, const struct decide_msg *m)
  * counted: only their body bytes reach kvgated, and the share of them the
  * pod had cached is unknown. Nothing when the first request was not a
  * stream (a non-streamed answer's usage passes in a body only the pod and
- * the client see) or no event passed (an answer that is not a stream,
- * such as an error, is not told apart from none). */
+ * the client see), no event passed (an answer that is not a stream, such
+ * as an error, is not told apart from none), or for h2c (not counted:
+ * an event there begins behind a frame header). */
 static void bypass_tokens(struct dpend *d, uint32_t events)
 {
     struct gw_request *r = &d->r;
-    if (!r->stream || !events)
+    if (!r->stream || !events || r->h2) /* h2c: the worker counts none */
         return;
     uint64_t answers = 1 + d->reqs_counted;
     uint64_t per = (r->chat ? 1 : 0) + (r->include_usage == 1 ? 1 : 0);
