@@ -8,7 +8,9 @@
  * that starts "data:" (one optional space) then '{'. "data: [DONE]" is
  * not; nor is anything inside an event: JSON escapes a newline inside a
  * string, so '\n' in the stream is always a line end (HTTP/1.1 chunk-size
- * lines end in "\r\n" too, so chunked framing is no obstacle). kvgated
+ * lines end in "\r\n" too, so chunked framing is no obstacle as long as
+ * an event starts a chunk, as vLLM's and kvgate-podsim's do; a chunk
+ * boundary inside "data: {" loses that event). kvgated
  * turns the count into completion tokens as its relay estimates a stream
  * it did not get usage for (accounting.h): one token per event with
  * generated text, and an OpenAI-style chat stream has one event without
@@ -151,7 +153,7 @@ static long bp_ev_word(__u32 i, void *arg)
     __builtin_memcpy(&w, &sc->b[at], 8);
     if (c->st == 0 && m == 8 && !bp_ev_has_nl(w))
         return 0;
-    for (__u32 j = 0; j < 8; j++) {
+    for (__u32 j = 0; j < 8; j++) { /* w's bytes in memory order: little-endian hosts */
         if (j >= m)
             break;
         __u32 s = bp_ev_step(c->st, (__u8)(w >> (8 * j)));

@@ -611,8 +611,9 @@ enum kvg_bp_reason {
      * forwarded pod -> client packets; packets = events, bytes = 0 */
     KVG_BP_EVENT = 14,      /* an answer event counted (the flow's events + 1) */
     KVG_BP_EV_GAP = 15,     /* a pod segment past a gap (lost or reordered before the
-                             * gateway): the count goes on from it, the gap's events
-                             * are not counted */
+                             * gateway, or late frames the worker relayed and counted
+                             * itself after the hand-off): the count goes on from it,
+                             * the gap's events are not counted by XDP */
     KVG_BP_REASON_MAX
 };
 _Static_assert(KVG_BP_REASON_MAX <= KVG_BP_STATS_MAX, "kvg_bp_stats too small");

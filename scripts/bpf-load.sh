@@ -76,7 +76,7 @@ show_bypass() {
                 bpftool map dump id "$mid" -j | jq -r '
                     def ip: "\(. % 256).\((. / 256 | floor) % 256).\((. / 65536 | floor) % 256).\(. / 16777216 | floor)";
                     def port: (. % 256) * 256 + (. / 256 | floor);
-                    .[] | .formatted | "\(.key.saddr | ip):\(.key.sport | port) -> \(.key.daddr | ip):\(.key.dport | port)  =>  \(.value.daddr | ip):\(.value.dport | port)  slot \(.value.pod_slot)  packets \(.value.packets)  bytes \(.value.bytes)  requests \(.value.requests)"' ;;
+                    .[] | .formatted | "\(.key.saddr | ip):\(.key.sport | port) -> \(.key.daddr | ip):\(.key.dport | port)  =>  \(.value.daddr | ip):\(.value.dport | port)  slot \(.value.pod_slot)  packets \(.value.packets)  bytes \(.value.bytes)  \(if .value.rq_state == 3 then "answer events" else "requests" end) \(.value.requests // .value[""].requests // .value[""].events)"' ;;
             esac
         done
     done

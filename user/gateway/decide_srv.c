@@ -368,7 +368,9 @@ static int on_body(struct dpeer *p, const struct decide_msg *m)
  * matched the first request. An OpenAI-style chat stream opens each
  * answer with one event without text (the role), and include_usage adds
  * one (the usage chunk; "[DONE]" is not counted); the connection's later
- * answers are taken to be shaped like its first. Their prompts are not
+ * answers are taken to be shaped like its first, and counted as XDP
+ * framed their requests (where it stopped framing, the answers after are
+ * not deducted for: an overcount of one or two tokens each). Their prompts are not
  * counted: only their body bytes reach kvgated, and the share of them the
  * pod had cached is unknown. Nothing when the first request was not a
  * stream (a non-streamed answer's usage passes in a body only the pod and
@@ -444,8 +446,8 @@ static int on_done(struct dpeer *p, const struct decide_msg *m)
     }
     if (st)
         r->status = st;
-    if (p->version >= 6)
-        bypass_tokens(d, m->events);
+    if (p->version >= 6) /* each event took at least 7 answer bytes ("\ndata:{") */
+        bypass_tokens(d, m->events < m->bytes_out / 7 ? m->events : (uint32_t)(m->bytes_out / 7));
     gw_route_release(g, r);
     gw_request_done(g, r);
     unlink_free(p, d);

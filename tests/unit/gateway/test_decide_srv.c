@@ -314,12 +314,22 @@ TEST(v6_done_events_become_estimated_tokens)
     double c0 = chat_completion_estimated();
     m = done(11, a.slot, DECIDE_OK);
     m.events = 3 + 30;
+    m.bytes_out = 100000;
     CHECK_EQ(on_done(p, &m), 0);
     CHECK_EQ(chat_completion_estimated() - c0, 30);
+    /* more events than the answer bytes could hold (7 a piece): bounded */
+    a = decided(p, 14, SBODY(LONGP " bounded"));
+    m = done(14, a.slot, DECIDE_OK);
+    m.events = 1000000;
+    m.bytes_out = 7 * 13; /* 13 events at most, 1 of them the role's */
+    CHECK_EQ(on_done(p, &m), 0);
+    CHECK_EQ(chat_completion_estimated() - c0, 30 + 12);
+    c0 += 12;
     /* not a stream: nothing, whatever the events */
     a = decided(p, 12, BODY("m", LONGP " whole"));
     m = done(12, a.slot, DECIDE_OK);
     m.events = 40;
+    m.bytes_out = 100000;
     CHECK_EQ(on_done(p, &m), 0);
     CHECK_EQ(chat_completion_estimated() - c0, 30);
     /* a worker below version 6 carries no events (the codec refuses them) */
@@ -327,6 +337,7 @@ TEST(v6_done_events_become_estimated_tokens)
     a = decided(p, 13, SBODY(LONGP " older"));
     m = done(13, a.slot, DECIDE_OK);
     m.events = 40;
+    m.bytes_out = 100000;
     CHECK_EQ(on_done(p, &m), 0);
     CHECK_EQ(chat_completion_estimated() - c0, 30);
     peer_close(p, "test_end");
