@@ -64,17 +64,19 @@
 #include "podreset.h"
 #include "session.h"
 #include "stats.h"
+#include "steer.h"
 #include "txq.h"
 #include "worker.h"
 
 static volatile sig_atomic_t stop;
 static void on_signal(int s) { (void)s, stop = 1; }
 
-struct slot flows[NFLOWS];
+/* each worker's own (steer.h): its flow table (allocated as it starts) */
+__thread struct slot *flows;
 /* which slots are used, a bit each: the timer walks these, not all NFLOWS
  * slots (a walk of the whole table 100 times a second was most of an idle
  * worker's CPU) */
-static uint64_t used_bits[NFLOWS / 64];
+static __thread uint64_t used_bits[NFLOWS / 64];
 struct tcpep_cfg C;
 struct ff_cfg FC;
 struct replay_cfg RC;
@@ -83,7 +85,7 @@ uint32_t POD_IP, GW_IP;
 uint16_t POD_PORT;
 uint8_t POD_MAC[6];
 int have_pod_mac;
-struct dcli *DC;
+__thread struct dcli *DC;
 const char *IFNAME;
 uint16_t LO = 61000, HI = 61999;
 struct slot **by_port;
@@ -148,7 +150,7 @@ void drop_flow(struct slot *s)
 /* The first request is whole: replay it to the pod. */
 int start_replay(struct slot *s)
 {
-    static uint16_t next;
+    static __thread uint16_t next;
     uint32_t span = (uint32_t)(HI - LO) + 1;
     if (!DC) { /* --pod: the one pod */
         s->pod_ip = POD_IP;
@@ -157,7 +159,7 @@ int start_replay(struct slot *s)
     }
     for (uint32_t k = 0; k < span; k++) {
         uint16_t port = (uint16_t)(LO + (next + k) % span);
-        if (!by_port[port - LO]) {
+        if (steer_port_mine(port - LO) && !by_port[port - LO]) { /* this worker's ports only */
             next = (uint16_t)((next + k + 1) % span);
             by_port[port - LO] = s;
             s->gwport = port;
@@ -247,7 +249,9 @@ static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
 {
     S.pod_frames++;
     uint16_t port = ntohs(p->t.dport);
-    struct slot *s = by_port ? by_port[port - LO] : NULL;
+    /* only this worker's ports: another's slot is never touched here
+     * (steer.h hands their frames over before this) */
+    struct slot *s = by_port && steer_port_mine(port - LO) ? by_port[port - LO] : NULL;
     if (!s || p->t.saddr != s->pod_ip || p->t.sport != s->pod_port) {
         S.unknown_pod++;
         return;
@@ -319,6 +323,7 @@ static void pod_frame(const uint8_t *data, size_t len, const struct pkt_tcp *p)
 static void first_request(struct slot *s, const struct pkt_tcp *in, enum ff_status st)
 {
     const struct ff_request *rq = ff_request(s->ff);
+    stats_last_begin();
     if (st == FF_DONE) {
         S.first_requests++;
         snprintf(S.last, sizeof(S.last),
@@ -330,6 +335,7 @@ static void first_request(struct slot *s, const struct pkt_tcp *in, enum ff_stat
         S.hand_ups++;
         snprintf(S.last, sizeof(S.last), "{\"hand_up\":\"%s\"}", ff_cause_name(rq->cause));
     }
+    stats_last_end(now_ms());
     if (st == FF_DONE && DC) {
         sess_ask(s);
         return;
@@ -600,10 +606,187 @@ static void timers(void)
 }
 
 
+/* What each worker sets up in its own thread (worker 0: main, before
+ * EAL): its flow table, its channels to kvgated. 0, or -1 after a line. */
+static const char *decide_path, *adopt_path;
+static int xsk_of[STEER_MAX] = {-1, -1, -1, -1, -1, -1, -1, -1}; /* each queue's socket */
+
+static int worker_init(void)
+{
+    flows = calloc(NFLOWS, sizeof(*flows));
+    if (!flows) {
+        fprintf(stderr, "kvg-bypassd: worker %u: no memory for its flow table\n", W);
+        return -1;
+    }
+    stats_register();
+    if (decide_path) {
+        DC = dcli_new(decide_path, 64u << 20);
+        if (!DC) {
+            fprintf(stderr, "kvg-bypassd: --decide %s: path too long or out of memory\n",
+                    decide_path);
+            return -1;
+        }
+    }
+    if (adopt_path && handup_open(adopt_path)) { /* kvgated's bypass.adopt_socket (handup.h) */
+        fprintf(stderr, "kvg-bypassd: --adopt %s: path too long\n", adopt_path);
+        return -1;
+    }
+    if (adopt_path && DC) /* kvgated may answer HANDUP: what is not for the bypass goes up */
+        dcli_set_flags(DC, DECIDE_F_HANDUP);
+    return 0;
+}
+
+/* At the worker's end, in its thread: its flows forgotten (DONE shutdown
+ * to kvgated), its channels closed. */
+static void worker_fini(void)
+{
+    for (uint32_t i = 0; flows && i < NFLOWS; i++)
+        if (flows[i].used) {
+            flows[i].outcome = DECIDE_SHUTDOWN;
+            drop_flow(&flows[i]);
+        }
+    if (DC) { /* the DONEs out, best effort; kvgated releases the rest when we close */
+        dcli_poll(DC, now_ms(), sess_on_answer, NULL);
+        dcli_free(DC);
+        DC = NULL;
+    }
+    handup_close();
+}
+
+/* A frame this worker owns (steer.h), or one handed to its owner. */
+static void frame_in(struct rte_mbuf *m, int steer)
+{
+    if (m->nb_segs != 1) {
+        S.bad_frames++; /* jumbo chains: not on this path */
+    } else {
+        const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
+        uint16_t len = rte_pktmbuf_data_len(m);
+        unsigned o = steer ? steer_owner(d, len) : W;
+        if (o != W) {
+            steer_pass(m, o); /* the owner frees it */
+            return;
+        }
+        frame(d, len);
+    }
+    rte_pktmbuf_free(m);
+}
+
+/* The loop of worker W (lcore W, queue W); worker 0 also beats the
+ * entry's heartbeat and writes the stats file. */
+static const char *stats_path;
+
+static int worker_loop(void *arg)
+{
+    W = (unsigned)(uintptr_t)arg;
+    if (W && worker_init()) {
+        stop = 1;
+        return -1;
+    }
+    idle_use(&xsk_of[W], xsk_of[W] >= 0);
+    S.idle_socks = xsk_of[W] >= 0;
+    uint64_t next_timer = now_ms() + 10, next_stats = W ? UINT64_MAX : 0;
+    unsigned idle = 0;
+    while (!stop) {
+        struct rte_mbuf *rx[BURST];
+        uint16_t n = rte_eth_rx_burst(PORT, (uint16_t)W, rx, BURST);
+        S.rx += n;
+        for (uint16_t i = 0; i < n; i++)
+            frame_in(rx[i], 1);
+        steer_kick();
+        unsigned k = steer_take(rx, BURST); /* frames other workers got for our flows */
+        for (unsigned i = 0; i < k; i++)
+            frame_in(rx[i], 0);
+        tx_flush();
+        uint64_t now = now_ms();
+        if (DC) { /* kvgated's answers; never blocks */
+            uint32_t gen = dcli_gen(DC);
+            if (dcli_poll(DC, now, sess_on_answer, NULL) & DCLI_EV_DOWN)
+                sess_decide_down(gen);
+            tx_flush();
+        }
+        /* the flows' timers every 10 ms while there are flows; with none,
+         * only the channel's (kvgated reconnects, the pass-entry sweep),
+         * every 100 ms: an idle worker wakes ~10 times a second */
+        if (S.flows_now && next_timer > now + 10)
+            next_timer = now + 10;
+        if (now >= next_timer) {
+            timers();
+            handup_timer(now);
+            tx_flush();
+            /* no flow: at the stats' next tick (one wake-up for both) */
+            next_timer = S.flows_now ? now + 10 : next_stats > now && next_stats < now + 100
+                                                      ? next_stats
+                                                      : now + 100;
+        }
+        if (now >= next_stats) {
+            bpe_heartbeat(&E, now * 1000000ull);
+            stats_write(stats_path);
+            next_stats = now + 100;
+        }
+        if (n || k) {
+            idle = 0;
+        } else if (++idle > IDLE_POLLS && steer_sleep()) {
+            /* never spin a shared core: block until a frame, kvgated's
+             * answer, a frame another worker passed, or the next timer
+             * (idle.h) */
+            short ev = 0;
+            int fd = DC ? dcli_pollfd(DC, &ev) : -1;
+            uint64_t due = next_timer < next_stats ? next_timer : next_stats;
+            now = now_ms();
+            if (idle_wait(fd, ev, steer_wake_fd(), due > now ? (int)(due - now) : 0))
+                S.idle_waits++;
+            else
+                S.idle_sleeps++;
+            steer_awake();
+        }
+    }
+    worker_fini();
+    return 0;
+}
+
+/* The port with nq queues, each with a pool of its own; the AF_XDP socket
+ * the driver opens for each queue into xsk_of (idle.h). 0 or -1. */
+static int port_setup(unsigned nq)
+{
+    struct rte_eth_conf conf;
+    memset(&conf, 0, sizeof(conf));
+    if (rte_eth_dev_configure(PORT, (uint16_t)nq, (uint16_t)nq, &conf))
+        return -1;
+    for (unsigned q = 0; q < nq; q++) {
+        char name[32];
+        snprintf(name, sizeof(name), "kvgbp%u", q);
+        struct rte_mempool *mp = rte_pktmbuf_pool_create(
+            name, 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+        if (!mp)
+            return -1;
+        if (!q)
+            MP = mp; /* what the workers build their own segments in */
+        int before[IDLE_MAX_SOCKS * 2], after[IDLE_MAX_SOCKS * 2];
+        int nb = idle_scan(before, IDLE_MAX_SOCKS * 2);
+        if (rte_eth_rx_queue_setup(PORT, (uint16_t)q, 1024, (unsigned)rte_eth_dev_socket_id(PORT),
+                                   NULL, mp) ||
+            rte_eth_tx_queue_setup(PORT, (uint16_t)q, 1024, (unsigned)rte_eth_dev_socket_id(PORT),
+                                   NULL))
+            return -1;
+        int na = idle_scan(after, IDLE_MAX_SOCKS * 2), fresh = 0;
+        for (int a = 0; a < na; a++) { /* the one socket that was not there before */
+            int old = 0;
+            for (int b = 0; b < nb; b++)
+                old |= after[a] == before[b];
+            if (!old)
+                xsk_of[q] = after[a], fresh++;
+        }
+        if (fresh != 1)
+            xsk_of[q] = -1;
+    }
+    return rte_eth_dev_start(PORT) ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *iface = NULL, *obj = NULL, *stats = NULL;
     int port = 0;
+    unsigned nq = 1;
     unsigned long long max_body = 32ull << 20;
     const char *pod = NULL, *pod_mac = NULL, *gw_ip = NULL, *decide = NULL, *adopt = NULL;
     const char *pods_pin = KVG_PIN_DIR_DEFAULT "/" KVG_PIN_MAPS_SUBDIR "/" KVG_MAP_PODS;
@@ -614,7 +797,8 @@ int main(int argc, char **argv)
                                          {"pod-mac", 1, 0, 'M'}, {"gw-ip", 1, 0, 'G'},
                                          {"src-ports", 1, 0, 'R'}, {"decide", 1, 0, 'D'},
                                          {"pods-pin", 1, 0, 'T'}, {"adopt", 1, 0, 'A'},
-                                         {"guard-pin", 1, 0, 'g'}, {0, 0, 0, 0}};
+                                         {"guard-pin", 1, 0, 'g'}, {"queues", 1, 0, 'q'},
+                                         {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (c) {
         case 'i': iface = optarg; break;
@@ -629,6 +813,14 @@ int main(int argc, char **argv)
         case 'A': adopt = optarg; break;
         case 'T': pods_pin = *optarg ? optarg : NULL; break;
         case 'g': guard_pin = *optarg ? optarg : NULL; break;
+        case 'q': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || !v || v > STEER_MAX)
+                goto usage;
+            nq = (unsigned)v;
+            break;
+        }
         case 'R': {
             unsigned lo, hi;
             if (sscanf(optarg, "%u-%u", &lo, &hi) != 2 || !lo || lo > hi || hi > 65535)
@@ -640,14 +832,17 @@ int main(int argc, char **argv)
         }
     }
     if (!iface || !obj || port <= 0 || port > 65535 || (pod && (!pod_mac || !gw_ip)) ||
-        (decide && (pod || !gw_ip))) {
+        (decide && (pod || !gw_ip)) || (uint32_t)(HI - LO) + 1 < nq) {
     usage:
         fprintf(stderr, "usage: kvg-bypassd --iface IF --port N --xdp-obj FILE [--stats FILE] "
-                        "[--max-body BYTES]\n"
+                        "[--max-body BYTES] [--queues N]\n"
                         "         [--pod IP:PORT --pod-mac MAC --gw-ip IP [--src-ports LO-HI]]\n"
                         "         [--decide SOCKET --gw-ip IP [--pod-mac MAC] [--src-ports LO-HI]\n"
                         "          [--pods-pin PATH]]\n"
-                        "         [--adopt SOCKET] [--guard-pin PATH]\n");
+                        "         [--adopt SOCKET] [--guard-pin PATH]\n"
+                        "  --queues N: one worker per queue, queues 0..N-1 (N <= %d, and no more\n"
+                        "              than the source ports)\n",
+                STEER_MAX);
         return 2;
     }
     if (pod) {
@@ -662,9 +857,6 @@ int main(int argc, char **argv)
         GW_IP = g.s_addr;
         POD_PORT = htons((uint16_t)pport);
         have_pod = 1;
-        by_port = calloc((size_t)(HI - LO) + 1, sizeof(*by_port));
-        if (!by_port)
-            return 1;
     }
     if (decide) { /* kvgated picks each pod; its MAC from --pod-mac or the kernel */
         struct in_addr g;
@@ -672,19 +864,19 @@ int main(int argc, char **argv)
             goto usage;
         GW_IP = g.s_addr;
         have_pod_mac = pod_mac != NULL;
-        DC = dcli_new(decide, 64u << 20);
+    }
+    if (pod || decide) { /* the source ports: shared, each worker uses its own (steer.h) */
         by_port = calloc((size_t)(HI - LO) + 1, sizeof(*by_port));
-        if (!DC || !by_port) {
-            fprintf(stderr, "kvg-bypassd: --decide %s: path too long or out of memory\n", decide);
+        if (!by_port) {
+            fprintf(stderr, "kvg-bypassd: out of memory\n");
             return 1;
         }
     }
-    if (adopt && handup_open(adopt)) { /* kvgated's bypass.adopt_socket (handup.h) */
-        fprintf(stderr, "kvg-bypassd: --adopt %s: path too long\n", adopt);
+    decide_path = decide;
+    adopt_path = adopt;
+    stats_path = stats;
+    if (worker_init()) /* worker 0's, here: its errors before anything starts */
         return 1;
-    }
-    if (adopt && DC) /* kvgated may answer HANDUP: what is not for the bypass goes up */
-        dcli_set_flags(DC, DECIDE_F_HANDUP);
     IFNAME = iface;
     replay_cfg_default(&RC);
     if (access(obj, R_OK)) {
@@ -697,12 +889,15 @@ int main(int argc, char **argv)
     }
     FC.max_head = 65536;
     FC.max_body = max_body;
-    char prefix[64], vdev[512], msg[512];
+    char prefix[64], vdev[512], msg[512], lcores[16], mem[16];
     if (bpe_release_guard(iface, msg, sizeof(msg)))
         printf("kvg-bypassd: %s\n", msg);
     snprintf(prefix, sizeof(prefix), "kvgbp%d", (int)getpid());
-    snprintf(vdev, sizeof(vdev), "net_af_xdp0,iface=%s,xdp_prog=%s", iface, obj);
-    char *eal[] = {argv[0], "-l", "0", "--no-huge", "-m", "256", "--no-pci", "--no-shconf",
+    snprintf(vdev, sizeof(vdev), "net_af_xdp0,iface=%s,start_queue=0,queue_count=%u,xdp_prog=%s",
+             iface, nq, obj);
+    snprintf(lcores, sizeof(lcores), nq > 1 ? "0-%u" : "0", nq - 1);
+    snprintf(mem, sizeof(mem), "%u", 128 + 64 * nq);
+    char *eal[] = {argv[0], "-l", lcores, "--no-huge", "-m", mem, "--no-pci", "--no-shconf",
                    "--file-prefix", prefix, "--vdev", vdev, "--log-level", "*:warning", NULL};
     int eargc = (int)(sizeof(eal) / sizeof(eal[0])) - 1;
     if (rte_eal_init(eargc, eal) < 0) {
@@ -714,18 +909,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "kvg-bypassd: the af_xdp port did not come up on %s\n", iface);
         goto out;
     }
-    RTE_ETH_FOREACH_DEV(PORT) break;
-    MP = rte_pktmbuf_pool_create("kvgbp", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-                                 (int)rte_socket_id());
-    struct rte_eth_conf conf;
-    memset(&conf, 0, sizeof(conf));
-    if (!MP || rte_eth_dev_configure(PORT, 1, 1, &conf) ||
-        rte_eth_rx_queue_setup(PORT, 0, 1024, (unsigned)rte_eth_dev_socket_id(PORT), NULL, MP) ||
-        rte_eth_tx_queue_setup(PORT, 0, 1024, (unsigned)rte_eth_dev_socket_id(PORT), NULL) ||
-        rte_eth_dev_start(PORT)) {
-        fprintf(stderr, "kvg-bypassd: port set-up failed on %s: %s\n", iface,
-                rte_strerror(rte_errno));
+    if (rte_lcore_count() != nq) {
+        fprintf(stderr, "kvg-bypassd: --queues %u needs %u cores (lcores 0-%u); EAL has %u\n", nq,
+                nq, nq - 1, rte_lcore_count());
         goto out;
+    }
+    RTE_ETH_FOREACH_DEV(PORT) break;
+    if (port_setup(nq) || steer_init(nq)) {
+        fprintf(stderr, "kvg-bypassd: port set-up failed on %s (%u queue%s): %s\n", iface, nq,
+                nq > 1 ? "s" : "", rte_strerror(rte_errno));
+        goto stop_port;
     }
     /* kvgated's pod table: only its slots (--decide) name entries in it */
     if ((rc = bpe_open(&E, iface, obj, DC ? pods_pin : NULL, guard_pin, (uint16_t)port, by_port ? LO : 0,
@@ -750,85 +943,37 @@ int main(int argc, char **argv)
         printf("kvg-bypassd: no XDP guard behind the entry: %s\n", E.guard_why);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    S.idle_socks = (uint64_t)idle_init();
-    if (!S.idle_socks)
-        printf("kvg-bypassd: no AF_XDP socket found to wait on: idle polls sleep 200 us\n");
+    unsigned found = 0;
+    for (unsigned q = 0; q < nq; q++)
+        found += xsk_of[q] >= 0;
+    if (found < nq)
+        printf("kvg-bypassd: no AF_XDP socket found to wait on for %u of %u queues: their idle "
+               "polls sleep 200 us\n", nq - found, nq);
+    if (nq > 1)
+        printf("kvg-bypassd: %u workers, one per queue (lcores 0-%u, queues 0-%u)\n", nq, nq - 1,
+               nq - 1);
     printf("kvg-bypassd: on %s, TCP port %d to the worker, the rest to the kernel\n", iface, port);
     fflush(stdout);
-    uint64_t next_timer = now_ms() + 10, next_stats = 0;
-    unsigned idle = 0;
-    while (!stop) {
-        struct rte_mbuf *rx[BURST];
-        uint16_t n = rte_eth_rx_burst(PORT, 0, rx, BURST);
-        S.rx += n;
-        for (uint16_t i = 0; i < n; i++) {
-            if (rx[i]->nb_segs == 1)
-                frame(rte_pktmbuf_mtod(rx[i], const uint8_t *), rte_pktmbuf_data_len(rx[i]));
-            else
-                S.bad_frames++; /* jumbo chains: not on this path */
-            rte_pktmbuf_free(rx[i]);
-        }
-        tx_flush();
-        uint64_t now = now_ms();
-        if (DC) { /* kvgated's answers; never blocks */
-            uint32_t gen = dcli_gen(DC);
-            if (dcli_poll(DC, now, sess_on_answer, NULL) & DCLI_EV_DOWN)
-                sess_decide_down(gen);
-            tx_flush();
-        }
-        /* the flows' timers every 10 ms while there are flows; with none,
-         * only the channel's (kvgated reconnects, the pass-entry sweep),
-         * every 100 ms: an idle worker wakes ~10 times a second */
-        if (S.flows_now && next_timer > now + 10)
-            next_timer = now + 10;
-        if (now >= next_timer) {
-            timers();
-            handup_timer(now);
-            tx_flush();
-            /* no flow: at the stats' next tick (one wake-up for both) */
-            next_timer = S.flows_now ? now + 10 : next_stats > now ? next_stats : now + 100;
-        }
-        if (now >= next_stats) {
-            bpe_heartbeat(&E, now * 1000000ull);
-            stats_write(stats);
-            next_stats = now + 100;
-        }
-        if (n) {
-            idle = 0;
-        } else if (++idle > IDLE_POLLS) {
-            /* never spin a shared core: block until a frame, kvgated's
-             * answer or the next timer (idle.h) */
-            short ev = 0;
-            int fd = DC ? dcli_pollfd(DC, &ev) : -1;
-            uint64_t due = next_timer < next_stats ? next_timer : next_stats;
-            now = now_ms();
-            if (idle_wait(fd, ev, due > now ? (int)(due - now) : 0))
-                S.idle_waits++;
-            else
-                S.idle_sleeps++;
-        }
-    }
+    unsigned w = 1, lc;
+    RTE_LCORE_FOREACH_WORKER(lc)
+        rte_eal_remote_launch(worker_loop, (void *)(uintptr_t)w++, lc);
+    worker_loop((void *)(uintptr_t)0);
+    stop = 1;
+    rte_eal_mp_wait_lcore(); /* the others finish their flows in their own threads */
     stats_write(stats);
+    struct bp_stats t;
+    stats_total(&t);
     printf("kvg-bypassd: rx %llu tx %llu syn %llu established %llu first requests %llu "
            "hand-ups %llu resets %llu\n",
-           (unsigned long long)S.rx, (unsigned long long)S.tx, (unsigned long long)S.syn,
-           (unsigned long long)S.established, (unsigned long long)S.first_requests,
-           (unsigned long long)S.hand_ups, (unsigned long long)S.resets);
+           (unsigned long long)t.rx, (unsigned long long)t.tx, (unsigned long long)t.syn,
+           (unsigned long long)t.established, (unsigned long long)t.first_requests,
+           (unsigned long long)t.hand_ups, (unsigned long long)t.resets);
     rc = 0;
 stop_port:
     rte_eth_dev_stop(PORT);
     rte_eth_dev_close(PORT); /* detaches the entry program, ours or the driver's */
 out:
-    for (uint32_t i = 0; i < NFLOWS; i++)
-        if (flows[i].used) {
-            flows[i].outcome = DECIDE_SHUTDOWN;
-            drop_flow(&flows[i]);
-        }
-    if (DC) { /* the DONEs out, best effort; kvgated releases the rest when we close */
-        dcli_poll(DC, now_ms(), sess_on_answer, NULL);
-        dcli_free(DC);
-    }
-    handup_close();
+    worker_fini(); /* worker 0's (what the loop did not already) */
     bpe_close(&E);
     rte_eal_cleanup();
     return rc;

@@ -16,10 +16,12 @@
 #include "bypass/firstflight.h"
 #include "bypass/repair.h"
 #include "stats.h"
+#include "steer.h"
 #include "txq.h"
 
-/* kvgated's end: the channel, and the uid its listener runs as */
-static struct {
+/* kvgated's end: the channel, and the uid its listener runs as (each
+ * worker has its own: steer.h) */
+static __thread struct {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     int on;             /* --adopt given */
     int fd;             /* -1 down */
@@ -30,15 +32,22 @@ static struct {
     uint32_t sweep_at;  /* where the next sweep starts: after the last entry checked */
 } H = {.fd = -1, .nl = -1};
 
-/* the flows handed up: their entries' keys, until the kernel lets go */
-static struct kvg_bp_key handed[HANDUP_MAX];
-static uint8_t handed_used[HANDUP_MAX];
-static uint32_t handed_n, handed_next;
 
-/* counters, by cause (enum adopt_cause) */
-static uint64_t c_ok[ADOPT_C_MAX], c_reset[ADOPT_C_MAX];
-static uint64_t c_no_channel, c_build_failed, c_entry_failed, c_send_failed, c_table_full,
-    c_kernel_reset, c_swept, c_connects;
+/* the flows handed up: their entries' keys, until the kernel lets go */
+static __thread struct kvg_bp_key handed[HANDUP_MAX];
+static __thread uint8_t handed_used[HANDUP_MAX];
+static __thread uint32_t handed_n, handed_next;
+
+/* counters, by cause (enum adopt_cause); the stats file sums the workers' */
+struct hu_counts {
+    uint64_t ok[ADOPT_C_MAX], reset[ADOPT_C_MAX];
+    uint64_t no_channel, build_failed, entry_failed, send_failed, table_full, kernel_reset,
+        swept, connects;
+    uint32_t watched;
+    int on, up;
+};
+static __thread struct hu_counts HC;
+static struct hu_counts *hc_of[STEER_MAX];
 
 int handup_open(const char *path)
 {
@@ -82,7 +91,7 @@ static int channel_up(uint64_t now)
     }
     H.fd = fd;
     H.peer_uid = cr.uid; /* kvgated's listener: a socket next to it must be this uid's */
-    c_connects++;
+    HC.connects++;
     return 1;
 }
 
@@ -128,11 +137,11 @@ static int handed_add(const struct kvg_bp_key *k)
 static int hand_up_conn(const struct repair_conn *rc, unsigned cause)
 {
     if (!channel_up(now_ms())) {
-        c_no_channel++;
+        HC.no_channel++;
         return -1;
     }
     if (FLOWS_FD < 0 || handed_n == HANDUP_MAX) {
-        c_table_full++;
+        HC.table_full++;
         return -1;
     }
     /* created under kvgated's uid: the kernel shares a port between
@@ -141,7 +150,7 @@ static int hand_up_conn(const struct repair_conn *rc, unsigned cause)
     int fd = repair_build(rc);
     setfsuid(prev);
     if (fd < 0) {
-        c_build_failed++;
+        HC.build_failed++;
         return -1;
     }
     /* XDP passes the client's packets to the kernel from now on */
@@ -152,12 +161,12 @@ static int hand_up_conn(const struct repair_conn *rc, unsigned cause)
     v.action = KVG_BP_ACT_PASS;
     v.pod_slot = KVG_POD_MAX;
     if (bpf_map_update_elem(FLOWS_FD, &key, &v, BPF_ANY)) {
-        c_entry_failed++;
+        HC.entry_failed++;
         repair_abort(fd);
         return -1;
     }
     if (repair_finish(fd)) {
-        c_build_failed++;
+        HC.build_failed++;
         bpf_map_delete_elem(FLOWS_FD, &key);
         repair_abort(fd);
         return -1;
@@ -169,14 +178,14 @@ static int hand_up_conn(const struct repair_conn *rc, unsigned cause)
     memcpy(m.local_addr, &rc->laddr, 4);
     int e = adopt_send(H.fd, &m, fd);
     if (e) {
-        c_send_failed++;
+        HC.send_failed++;
         if (e != -EAGAIN) /* kvgated went away: connect again later */
             channel_down();
         struct linger lg = {1, 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         close(fd); /* a RST with the socket's own numbers */
         bpf_map_delete_elem(FLOWS_FD, &key);
-        c_kernel_reset++;
+        HC.kernel_reset++;
         return 1;
     }
     close(fd); /* kvgated holds it now */
@@ -197,9 +206,9 @@ int handup_mid(const struct repair_conn *rc, unsigned cause)
         return -1;
     int rc_ = hand_up_conn(rc, cause);
     if (rc_ == 0)
-        c_ok[cause]++;
+        HC.ok[cause]++;
     else if (rc_ > 0)
-        c_reset[cause]++; /* -1: the flow goes on where it was (boundary.h counts it) */
+        HC.reset[cause]++; /* -1: the flow goes on where it was (boundary.h counts it) */
     return rc_;
 }
 
@@ -209,9 +218,9 @@ void handup_or_reset(struct slot *s, const struct pkt_tcp *in, unsigned cause)
         cause = ADOPT_C_MALFORMED;
     int rc = H.on ? hand_up(s, cause) : -1;
     if (rc == 0) {
-        c_ok[cause]++;
+        HC.ok[cause]++;
     } else {
-        c_reset[cause]++;
+        HC.reset[cause]++;
         if (rc < 0)
             tx_reset_client(s, in);
     }
@@ -253,7 +262,7 @@ static void sweep(void)
             bpf_map_delete_elem(FLOWS_FD, k);
             handed_used[i] = 0;
             handed_n--;
-            c_swept++;
+            HC.swept++;
         }
     }
     H.sweep_at = i;
@@ -261,6 +270,10 @@ static void sweep(void)
 
 void handup_timer(uint64_t now)
 {
+    hc_of[W] = &HC; /* what the stats file sums (the worker's thread lives as long) */
+    HC.on = H.on;
+    HC.up = H.fd >= 0;
+    HC.watched = handed_n;
     if (!H.on)
         return;
     if (H.fd >= 0) { /* kvgated never writes: readable means it closed */
@@ -288,20 +301,36 @@ void handup_close(void)
 
 void handup_stats_json(FILE *f)
 {
+    struct hu_counts t;
+    memset(&t, 0, sizeof(t));
+    t.up = 1;
+    for (unsigned w = 0; w < NW; w++) {
+        const struct hu_counts *c = hc_of[w];
+        if (!c)
+            continue;
+        for (unsigned i = 1; i < ADOPT_C_MAX; i++)
+            t.ok[i] += c->ok[i], t.reset[i] += c->reset[i];
+        t.no_channel += c->no_channel, t.build_failed += c->build_failed;
+        t.entry_failed += c->entry_failed, t.send_failed += c->send_failed;
+        t.table_full += c->table_full, t.kernel_reset += c->kernel_reset;
+        t.swept += c->swept, t.connects += c->connects, t.watched += c->watched;
+        t.on |= c->on;
+        t.up &= c->up; /* every worker's channel */
+    }
     uint64_t ok = 0, reset = 0;
     for (unsigned i = 1; i < ADOPT_C_MAX; i++)
-        ok += c_ok[i], reset += c_reset[i];
+        ok += t.ok[i], reset += t.reset[i];
     fprintf(f, "{\"on\":%d,\"channel_up\":%d,\"handed_up\":%llu,\"reset\":%llu,\"watched\":%u,"
                "\"swept\":%llu,\"connects\":%llu,\"no_channel\":%llu,\"build_failed\":%llu,"
                "\"entry_failed\":%llu,\"send_failed\":%llu,\"table_full\":%llu,"
                "\"kernel_reset\":%llu,\"by_cause\":{",
-            H.on, H.fd >= 0, (unsigned long long)ok, (unsigned long long)reset, handed_n,
-            (unsigned long long)c_swept, (unsigned long long)c_connects,
-            (unsigned long long)c_no_channel, (unsigned long long)c_build_failed,
-            (unsigned long long)c_entry_failed, (unsigned long long)c_send_failed,
-            (unsigned long long)c_table_full, (unsigned long long)c_kernel_reset);
+            t.on, t.on && t.up, (unsigned long long)ok, (unsigned long long)reset, t.watched,
+            (unsigned long long)t.swept, (unsigned long long)t.connects,
+            (unsigned long long)t.no_channel, (unsigned long long)t.build_failed,
+            (unsigned long long)t.entry_failed, (unsigned long long)t.send_failed,
+            (unsigned long long)t.table_full, (unsigned long long)t.kernel_reset);
     for (unsigned i = 1; i < ADOPT_C_MAX; i++)
         fprintf(f, "%s\"%s\":{\"handed_up\":%llu,\"reset\":%llu}", i > 1 ? "," : "",
-                adopt_cause_name(i), (unsigned long long)c_ok[i], (unsigned long long)c_reset[i]);
+                adopt_cause_name(i), (unsigned long long)t.ok[i], (unsigned long long)t.reset[i]);
     fputs("}}", f);
 }

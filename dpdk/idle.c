@@ -1,4 +1,4 @@
-/* idle: the worker's wait when idle (idle.h). */
+/* idle: a worker's wait when idle (idle.h). */
 #include "idle.h"
 
 #include <dirent.h>
@@ -12,20 +12,18 @@
 #define AF_XDP 44
 #endif
 
-#define IDLE_MAX_SOCKS 8 /* one per queue; a worker drives one */
+static __thread int socks[IDLE_MAX_SOCKS];
+static __thread int nsocks;
 
-static int socks[IDLE_MAX_SOCKS];
-static int nsocks;
-
-int idle_init(void)
+int idle_scan(int *fds, int max)
 {
-    nsocks = 0;
+    int n = 0;
     DIR *d = opendir("/proc/self/fd");
     if (!d)
         return 0;
     int dfd = dirfd(d);
     struct dirent *e;
-    while ((e = readdir(d)) != NULL && nsocks < IDLE_MAX_SOCKS) {
+    while ((e = readdir(d)) != NULL && n < max) {
         char *end;
         long fd = strtol(e->d_name, &end, 10);
         if (*end || end == e->d_name || fd == dfd)
@@ -33,15 +31,20 @@ int idle_init(void)
         int dom = 0;
         socklen_t len = sizeof(dom);
         if (getsockopt((int)fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) == 0 && dom == AF_XDP)
-            socks[nsocks++] = (int)fd;
+            fds[n++] = (int)fd;
     }
     closedir(d);
-    return nsocks;
+    return n;
 }
 
-int idle_socks(void) { return nsocks; }
+void idle_use(const int *fds, int n)
+{
+    nsocks = 0;
+    for (int i = 0; i < n && i < IDLE_MAX_SOCKS; i++)
+        socks[nsocks++] = fds[i];
+}
 
-int idle_wait(int extra_fd, short extra_events, int timeout_ms)
+int idle_wait(int extra_fd, short extra_events, int wake_fd, int timeout_ms)
 {
     if (timeout_ms < 0)
         timeout_ms = 0;
@@ -50,12 +53,14 @@ int idle_wait(int extra_fd, short extra_events, int timeout_ms)
         nanosleep(&ts, NULL);
         return 0;
     }
-    struct pollfd p[IDLE_MAX_SOCKS + 1];
+    struct pollfd p[IDLE_MAX_SOCKS + 2];
     int n = 0;
     for (int i = 0; i < nsocks; i++)
         p[n++] = (struct pollfd){.fd = socks[i], .events = POLLIN};
     if (extra_fd >= 0 && extra_events)
         p[n++] = (struct pollfd){.fd = extra_fd, .events = extra_events};
+    if (wake_fd >= 0)
+        p[n++] = (struct pollfd){.fd = wake_fd, .events = POLLIN};
     /* EINTR (SIGTERM) returns to the loop, which checks its stop flag */
     (void)poll(p, (nfds_t)n, timeout_ms);
     return 1;

@@ -239,7 +239,7 @@ void sess_on_answer(void *ctx, const struct decide_msg *a)
 /* The first request is whole: kvgated is asked where it goes. */
 void sess_ask(struct slot *s)
 {
-    static uint32_t seq;
+    static __thread uint32_t seq;
     const struct ff_request *rq = ff_request(s->ff);
     s->did = (++seq << 12) | (uint32_t)(s - flows); /* NFLOWS = 4096: the slot in the low bits */
     int rc = s->body_oom ? -ENOMEM

@@ -1,5 +1,6 @@
 /* stats: kvg-bypassd's counters (worker.h), in the stats file (JSON,
- * rewritten every 100 ms) under these names. */
+ * rewritten every 100 ms by worker 0) under these names: the sum over the
+ * workers, and a "workers" list with each one's own (steer.h). */
 #ifndef KVGATE_DPDK_STATS_H
 #define KVGATE_DPDK_STATS_H
 
@@ -17,16 +18,31 @@
     X(later_requests) X(unframed) X(reqs_sent) X(gw_handups) X(idle_socks) X(idle_waits)    \
     X(idle_sleeps) X(guard_chained) X(boundary_held) X(boundary_handed_up)                 \
     X(boundary_released) X(boundary_failed) X(boundary_frames) X(idle_reported)            \
-    X(answer_events) X(answer_event_gaps)
+    X(answer_events) X(answer_event_gaps) X(steered_in) X(steered_out) X(steer_dropped)
+/* what the per-worker list in the stats file shows of each */
+#define BP_PER_WORKER(X)                                                                 \
+    X(rx) X(syn) X(established) X(first_requests) X(handed_off) X(flows_now)             \
+    X(steered_in) X(steered_out) X(steer_dropped) X(idle_socks) X(idle_waits)
 struct bp_stats {
 #define BP_FIELD(n) uint64_t n;
     BP_COUNTERS(BP_FIELD)
 #undef BP_FIELD
     char last[512];  /* the last first request, as a JSON object */
+    uint64_t last_at;   /* when (ms), to pick the newest of the workers' */
+    unsigned last_gen;  /* odd while last is being written (stats_last_begin/end) */
 };
-extern struct bp_stats S;
+/* Each worker's own (steer.h: one per queue); stats_write sums them. */
+extern __thread struct bp_stats S;
 
-/* The counters into path (NULL: nowhere), through a rename. */
+/* This worker's counters into the sum (at its start). */
+void stats_register(void);
+/* Around a write of S.last (another worker's stats_write may read it). */
+void stats_last_begin(void);
+void stats_last_end(uint64_t now_ms);
+/* Every worker's counters summed into t (and the newest "last"). */
+void stats_total(struct bp_stats *t);
+/* Every worker's counters, summed, and each worker's own (BP_PER_WORKER)
+ * into path (NULL: nowhere), through a rename. */
 void stats_write(const char *path);
 
 #endif

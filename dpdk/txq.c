@@ -7,17 +7,18 @@
 #include <rte_mbuf.h>
 
 #include "stats.h"
+#include "steer.h"
 
 struct rte_mempool *MP;
 uint16_t PORT;
-static struct rte_mbuf *txq[BURST * 4];
-static unsigned ntx;
+static __thread struct rte_mbuf *txq[BURST * 4]; /* this worker's (steer.h) */
+static __thread unsigned ntx;
 
 void tx_flush(void)
 {
     if (!ntx)
         return;
-    uint16_t n = rte_eth_tx_burst(PORT, 0, txq, (uint16_t)ntx);
+    uint16_t n = rte_eth_tx_burst(PORT, (uint16_t)W, txq, (uint16_t)ntx);
     S.tx += n;
     for (unsigned i = n; i < ntx; i++) {
         rte_pktmbuf_free(txq[i]);

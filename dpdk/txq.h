@@ -1,4 +1,5 @@
-/* txq: kvg-bypassd's frames out (worker.h): one transmit queue drained
+/* txq: kvg-bypassd's frames out (worker.h): the worker's transmit queue
+ * (its queue's, steer.h) drained
  * once per turn of the loop (tx_flush), unsent mbufs freed and counted;
  * segments the worker builds (to the client or the pod) and frames it
  * rewrites as XDP would (the packets of a flow that reach it around the

@@ -14,8 +14,15 @@
  *   stats.c     the counters and the stats file
  *   handup.c    a flow not for the bypass: a kernel socket (TCP_REPAIR)
  *               handed to kvgated (--adopt), else reset
+ *   steer.c     one worker per queue (--queues N): which worker owns a
+ *               frame's flow, the inboxes between them
+ *   idle.c      the wait when idle
  *
- * One process, one lcore: nothing here is shared between threads. */
+ * One process, one lcore per queue (steer.h). What a worker changes is its
+ * own (__thread: the flow table, the channels to kvgated, the counters);
+ * what all share is set before they start and only read after (the
+ * configuration, the entry program's maps), except by_port, where each
+ * worker touches only its own source ports. */
 #ifndef KVGATE_DPDK_WORKER_H
 #define KVGATE_DPDK_WORKER_H
 
@@ -129,7 +136,7 @@ enum dstate {
 };
 
 /* ---- bypassd.c: the configuration and the flow table ---- */
-extern struct slot flows[NFLOWS];
+extern __thread struct slot *flows; /* NFLOWS slots, the worker's own */
 extern struct tcpep_cfg C;
 extern struct ff_cfg FC;
 extern struct replay_cfg RC;
@@ -138,10 +145,10 @@ extern uint32_t POD_IP, GW_IP; /* network order */
 extern uint16_t POD_PORT;      /* network order */
 extern uint8_t POD_MAC[6];
 extern int have_pod_mac;       /* --pod-mac: the next hop for every pod */
-extern struct dcli *DC;        /* --decide: kvgated's decision channel */
+extern __thread struct dcli *DC; /* --decide: the worker's decision channel to kvgated */
 extern const char *IFNAME;
 extern uint16_t LO, HI;        /* the source ports towards pods */
-extern struct slot **by_port;  /* index: source port - LO */
+extern struct slot **by_port;  /* index: source port - LO (steer.h: whose) */
 extern int FLOWS_FD;           /* the entry program's kvg_bp_flows */
 extern struct bpe E;           /* the entry program (entry.h) */
 

@@ -30,6 +30,8 @@ dpdk_netns_del() {
 # dpdk_lan NET BRIDGE NS1 NS2 ...: creates the namespaces and the bridge;
 # NSi gets veth xi$$ with address NET.i/24 and MAC 02:00:00:00:00:0i (its
 # peer si$$ on the bridge). Sets GIF to the gateway's interface (x2$$).
+# DPDK_GW_QUEUES=N: the gateway's veth pair with N rx and tx queues each
+# (the bridge's hash spreads flows over them; test_queues.sh).
 dpdk_lan() {
     local net=$1 br=$2 n i=1
     shift 2
@@ -39,7 +41,11 @@ dpdk_lan() {
     done
     ip -n "$br" link add br0 type bridge && ip -n "$br" link set br0 up || setup_failed "bridge"
     for n in "$@"; do
-        ip link add x$i$$ netns "$n" type veth peer name s$i$$ netns "$br" || setup_failed "veth"
+        local q=()
+        [ "$i" = 2 ] && [ -n "${DPDK_GW_QUEUES:-}" ] &&
+            q=(numtxqueues "$DPDK_GW_QUEUES" numrxqueues "$DPDK_GW_QUEUES")
+        ip link add name x$i$$ netns "$n" "${q[@]}" type veth peer name s$i$$ netns "$br" "${q[@]}" ||
+            setup_failed "veth"
         ip -n "$n" link set x$i$$ address 02:00:00:00:00:0$i
         ip -n "$n" addr add $net.$i/24 dev x$i$$
         ip -n "$n" link set x$i$$ up

@@ -57,6 +57,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t len)
         int rv = pkt_parse(fr, n, 1, &pv);
         if (rv == PKT_OK && rc != PKT_OK)
             abort(); /* verifying can only refuse more */
+        struct tcpseq_tuple tt; /* the steering peek (dpdk/steer.c) agrees */
+        int rt = pkt_tuple(fr, n, &tt);
+        if (rc == PKT_OK && (rt != PKT_OK || memcmp(&tt, &p.t, sizeof(tt))))
+            abort();
+        if (rt != PKT_OK && rc != rt) /* refused at the same check */
+            abort();
         if (rc != PKT_OK)
             continue;
         if (p.seg.len > n)

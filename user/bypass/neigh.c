@@ -35,7 +35,7 @@ int neigh_parse(const char *text, uint32_t ip, const char *ifname, uint8_t mac[6
 
 int neigh_lookup(uint32_t ip, const char *ifname, uint8_t mac[6])
 {
-    static char buf[65536];
+    static __thread char buf[65536]; /* kvg-bypassd's workers each call it */
     int fd = open("/proc/net/arp", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;

@@ -103,6 +103,30 @@ int pkt_parse(const uint8_t *f, size_t len, int verify, struct pkt_tcp *out)
     return PKT_OK;
 }
 
+int pkt_tuple(const uint8_t *f, size_t len, struct tcpseq_tuple *t)
+{
+    memset(t, 0, sizeof(*t));
+    if (len < PKT_ETH_LEN + 20)
+        return len >= PKT_ETH_LEN && rd16(f + 12) != 0x0800 ? PKT_NOT_IPV4 : PKT_MALFORMED;
+    if (rd16(f + 12) != 0x0800)
+        return PKT_NOT_IPV4;
+    const uint8_t *ip = f + PKT_ETH_LEN;
+    size_t room = len - PKT_ETH_LEN, ihl = (ip[0] & 0x0F) * 4u, tot = rd16(ip + 2);
+    if (ip[0] >> 4 != 4 || ihl < 20 || ihl > room || tot < ihl || tot > room)
+        return PKT_MALFORMED;
+    if (ip[9] != 6)
+        return PKT_NOT_TCP;
+    if (rd16(ip + 6) & 0x3FFF)
+        return PKT_FRAGMENT;
+    if (tot - ihl < 20)
+        return PKT_MALFORMED;
+    memcpy(&t->saddr, ip + 12, 4);
+    memcpy(&t->daddr, ip + 16, 4);
+    memcpy(&t->sport, ip + ihl, 2);
+    memcpy(&t->dport, ip + ihl + 2, 2);
+    return PKT_OK;
+}
+
 size_t pkt_build(const struct pkt_out *o, uint8_t *buf, size_t cap)
 {
     unsigned opt = (o->mss ? 4u : 0u) + (o->wscale >= 0 ? 4u : 0u); /* NOP + WS: 4 */

@@ -39,6 +39,13 @@ struct pkt_tcp {
 
 int pkt_parse(const uint8_t *frame, size_t len, int verify, struct pkt_tcp *out);
 
+/* Only the addresses and ports of a TCP frame (network order), for
+ * steering it to the worker that owns its flow (dpdk/steer.h) before that
+ * worker parses it in full: the same structure checks as pkt_parse up to
+ * the TCP ports (no checksum, no options). PKT_OK or pkt_parse's error,
+ * and PKT_OK whenever pkt_parse would say PKT_OK (with the same tuple). */
+int pkt_tuple(const uint8_t *frame, size_t len, struct tcpseq_tuple *t);
+
 /* A segment to send. Addresses and ports in network order. */
 struct pkt_out {
     uint8_t smac[6], dmac[6];

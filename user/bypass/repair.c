@@ -180,7 +180,7 @@ int repair_diag_open(void)
 
 int repair_sock_exists(int nlfd, uint32_t laddr, uint16_t lport, uint32_t raddr, uint16_t rport)
 {
-    static uint32_t seq;
+    static __thread uint32_t seq;
     struct {
         struct nlmsghdr nlh;
         struct inet_diag_req_v2 r;

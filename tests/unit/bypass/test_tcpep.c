@@ -390,6 +390,41 @@ TEST(out_of_memory_resets_the_flow)
     free(b);
 }
 
+/* The steering peek (dpdk/steer.c): the tuple pkt_parse reads, from the
+ * same checks up to the ports; a bad checksum or option does not stop it
+ * (the owner's full parse refuses the frame), a frame that is not TCP or
+ * is cut short does. */
+TEST(frame_tuple_for_steering)
+{
+    struct cli c = client(40012);
+    uint8_t f[256], g[256];
+    struct pkt_out o = {.saddr = c.addr, .daddr = htonl(0x0A000002), .sport = c.port,
+                        .dport = htons(8000), .seq = 1, .flags = TCPF_SYN, .win = 100,
+                        .mss = 1460, .wscale = 3};
+    size_t n = pkt_build(&o, f, sizeof(f));
+    struct pkt_tcp p;
+    struct tcpseq_tuple t;
+    CHECK_EQ(pkt_parse(f, n, 1, &p), PKT_OK);
+    CHECK_EQ(pkt_tuple(f, n, &t), PKT_OK);
+    CHECK(t.saddr == c.addr && t.daddr == htonl(0x0A000002) && t.sport == c.port &&
+          t.dport == htons(8000));
+    CHECK(!memcmp(&t, &p.t, sizeof(t)));
+    memcpy(g, f, n);
+    g[n - 1] ^= 1; /* a bad checksum: still steered, refused by the owner */
+    CHECK_EQ(pkt_tuple(g, n, &t), PKT_OK);
+    CHECK_EQ(pkt_parse(g, n, 1, &p), PKT_BAD_CSUM);
+    g[14 + 9] = 17;
+    CHECK_EQ(pkt_tuple(g, n, &t), PKT_NOT_TCP);
+    memcpy(g, f, n);
+    g[12] = 0x86, g[13] = 0xDD;
+    CHECK_EQ(pkt_tuple(g, n, &t), PKT_NOT_IPV4);
+    memcpy(g, f, n);
+    g[14 + 6] |= 0x20;
+    CHECK_EQ(pkt_tuple(g, n, &t), PKT_FRAGMENT);
+    for (size_t k = 0; k < 14 + 20 + 20; k++) /* cut before the TCP header's end */
+        CHECK(pkt_tuple(f, k, &t) != PKT_OK);
+}
+
 TEST(frames_not_ours_or_not_well_formed)
 {
     struct cli c = client(40011);
