@@ -21,7 +21,7 @@
     X(answer_events) X(answer_event_gaps) X(steered_in) X(steered_out) X(steer_dropped)
 /* what the per-worker list in the stats file shows of each */
 #define BP_PER_WORKER(X)                                                                 \
-    X(rx) X(syn) X(established) X(first_requests) X(handed_off) X(flows_now)             \
+    X(rx) X(syn) X(established) X(first_requests) X(hand_ups) X(handed_off) X(flows_now)             \
     X(steered_in) X(steered_out) X(steer_dropped) X(idle_socks) X(idle_waits)
 struct bp_stats {
 #define BP_FIELD(n) uint64_t n;

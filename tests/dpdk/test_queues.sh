@@ -25,6 +25,8 @@
 #     their 384 completion tokens (XDP's event count, on either queue), in
 #     flight back to 0; the per-worker lists in the stats file add up to
 #     the totals;
+#   - 16 concurrent GETs are handed up to kvgated (TCP_REPAIR) by both
+#     workers, each over its own adopt channel, and all answered;
 #   - with --queues 3 on the two-queue veth the driver refuses and the
 #     worker says so in one line (exit status 1).
 # Skipped (77) without root, DPDK, the binaries or the tools.
@@ -40,11 +42,11 @@ DPDK_GW_QUEUES=2 dpdk_lan 10.79.0 $NS $NC $NG $NP1 $NP2
     skip_all "this kernel's veth has no multiple queues"
 PODSIM_ARGS="--time-scale 0.05" dpdk_podsims $NP1 $NP2
 
-SOCK="$E2E_TMP/decide.sock"
+SOCK="$E2E_TMP/decide.sock" ASOCK="$E2E_TMP/adopt.sock"
 GW_LOG="$E2E_TMP/access.log"
 ip netns exec $NG $BUILD/kvgated --no-bpf --listen 10.79.0.2:9000 --admin 127.0.0.1:9090 \
     --workers 1 --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --pod http://10.79.0.4:8000 \
-    --decide-socket "$SOCK" >"$E2E_TMP/kvgated.log" 2>&1 &
+    --decide-socket "$SOCK" --adopt-socket "$ASOCK" >"$E2E_TMP/kvgated.log" 2>&1 &
 GWPID=$!
 wait_until 15 eval '[ "$(gw /admin/pods | jq "[.[] | select(.healthy)] | length")" = 2 ]' ||
     setup_failed "kvgated: $(cat $E2E_TMP/kvgated.log)"
@@ -64,11 +66,11 @@ t_too_many() {
 }
 check "--queues 3 on a two-queue interface: refused in one line, no XDP program left" t_too_many
 
-LD_PRELOAD=$SHIM dpdk_worker $NG --decide "$SOCK" --gw-ip 10.79.0.2 --src-ports 61000-61063 --queues 2 ||
+LD_PRELOAD=$SHIM dpdk_worker $NG --decide "$SOCK" --adopt "$ASOCK" --gw-ip 10.79.0.2 --src-ports 61000-61063 --queues 2 ||
     dpdk_worker_started
 check "the worker runs two workers, one per queue" grep -q "^kvg-bypassd: 2 workers, one per queue" "$E2E_TMP/worker.log"
-check "kvgated counts two decision channels (one per worker)" \
-    wait_until 5 eval '[ "$(metric kvgate_bypass_workers)" = 2.0 ]'
+check "kvgated counts two decision channels and two adopt channels (one each per worker)" \
+    wait_until 5 eval '[ "$(metric kvgate_bypass_workers)" = 2.0 ] && [ "$(metric kvgate_bypass_adopt_workers)" = 2.0 ]'
 check "each worker waits on its own queue's AF_XDP socket" \
     jq -e '[.workers[].idle_socks] == [1, 1]' "$ST"
 
@@ -82,7 +84,8 @@ def conn(i):
     body = json.dumps({"model": model, "prompt": ("Queue test %d: check the pods. " % i) * 30,
                        "max_tokens": 8, "stream": True, "ignore_eos": True}).encode()
     req = (b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
-           b"x-gateway-inference-fairness-id: t-q\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+           b"x-gateway-inference-fairness-id: t-q\r\nx-session-id: q-%d\r\n"
+           b"content-length: %d\r\n\r\n" % (i, len(body)) + body)
     ok = 0
     try:
         s = socket.create_connection(("10.79.0.2", 8000), timeout=20)
@@ -133,5 +136,38 @@ t_counted() {
 }
 check "kvgated counts 48 bypass requests, 24 connections ended ok (384 tokens booked), none left in flight" \
     wait_until 8 t_counted
+
+# what is not for the bypass is handed up by whichever worker owns it,
+# each over its own adopt channel (a kernel socket through TCP_REPAIR)
+t_handups() {
+    ip netns exec $NC $PY - >"$E2E_TMP/hu.out" 2>&1 <<'PY'
+import socket, threading
+res = {}
+def conn(i):
+    try:
+        s = socket.create_connection(("10.79.0.2", 8000), timeout=10)
+        s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: gw\r\nconnection: close\r\n\r\n")
+        got = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        res[i] = got.startswith(b"HTTP/1.1 200") and b'"data"' in got
+    except Exception as e:
+        print("conn", i, repr(e))
+ts = [threading.Thread(target=conn, args=(i,)) for i in range(16)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("answered", sum(1 for v in res.values() if v))
+PY
+    tail -2 "$E2E_TMP/hu.out"
+    hu_counted() { jq -e '.hand_ups == 16 and .handup.handed_up == 16 and all(.workers[]; .hand_ups > 0)' "$ST" >/dev/null; }
+    wait_until 3 hu_counted
+    jq -c '{hand_ups, workers: [.workers[].hand_ups], handed_up: .handup.handed_up}' "$ST"
+    grep -q "^answered 16$" "$E2E_TMP/hu.out" && hu_counted
+}
+check "16 concurrent GETs through the bypass port: each handed up to kvgated by the worker that owns it, all answered" \
+    t_handups
 
 finish

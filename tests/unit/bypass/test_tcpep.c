@@ -487,6 +487,7 @@ int main(void)
     RUN(the_global_budget_is_shared);
     RUN(syn_cookies);
     RUN(out_of_memory_resets_the_flow);
+    RUN(frame_tuple_for_steering);
     RUN(frames_not_ours_or_not_well_formed);
     return harness_done();
 }
