@@ -30,11 +30,12 @@
  *               [--pod IP:PORT --pod-mac MAC --gw-ip IP [--src-ports LO-HI]]
  *               [--decide SOCKET --gw-ip IP [--pod-mac MAC] [--src-ports LO-HI]
  *                [--pods-pin PATH]]
- *               [--adopt SOCKET]
+ *               [--adopt SOCKET] [--queues N]
  *
- * EAL: --no-huge -m 256 --no-pci, one lcore, the af_xdp vdev on IF with
- * the entry program (bpf/bp_entry.bpf.c) that sends TCP to port N to the
- * worker and everything else to the kernel. The worker sleeps after
+ * EAL: --no-huge --no-pci, one lcore per queue (--queues, 1 by default:
+ * worker w on lcore w drives queue w, steer.h), the af_xdp vdev on IF
+ * with the entry program (bpf/bp_entry.bpf.c) that sends TCP to port N to
+ * the workers and everything else to the kernel. The worker sleeps after
  * empty polls, so it never spins a core the machine needs. SIGINT /
  * SIGTERM stop it; the driver detaches its program on the way out.
  * Counters go to FILE (JSON, rewritten every 100 ms) and to stdout at the

@@ -58,8 +58,7 @@ int steer_sleep(void);
 void steer_awake(void);
 /* The eventfd a pass writes to wake this worker (-1 with one worker). */
 int steer_wake_fd(void);
-/* Which source ports are this worker's: port LO + i for i = first, first
- * + step, ... below span. */
+/* Whether source port LO + i is this worker's ((i mod NW) = W). */
 static inline int steer_port_mine(uint32_t i) { return NW <= 1 || i % NW == W; }
 
 #endif
