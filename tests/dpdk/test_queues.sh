@@ -27,6 +27,8 @@
 #     the totals;
 #   - 16 concurrent GETs are handed up to kvgated (TCP_REPAIR) by both
 #     workers, each over its own adopt channel, and all answered;
+#   - SIGTERM stops both workers (exit 0), the driver detaches the entry,
+#     and kvgated's worker counts go back to 0;
 #   - with --queues 3 on the two-queue veth the driver refuses and the
 #     worker says so in one line (exit status 1).
 # Skipped (77) without root, DPDK, the binaries or the tools.
@@ -169,5 +171,20 @@ PY
 }
 check "16 concurrent GETs through the bypass port: each handed up to kvgated by the worker that owns it, all answered" \
     t_handups
+
+# SIGTERM: every worker ends its flows and closes its channels, the driver
+# detaches the entry, and kvgated sees both workers go
+t_stop() {
+    kill -TERM "$WPID"
+    wait_until 10 eval '! kill -0 "$WPID" 2>/dev/null' || { echo "the worker did not exit"; return 1; }
+    wait "$WPID" 2>/dev/null
+    local rc=$?
+    WPID=
+    tail -1 "$E2E_TMP/worker.log"
+    [ $rc = 0 ] && grep -q "^kvg-bypassd: rx [0-9]* tx" "$E2E_TMP/worker.log" &&
+        [ -z "$(ip netns exec $NG bpftool net show dev $GIF -j | jq -r '.[0].xdp[]?.id')" ] &&
+        wait_until 5 eval '[ "$(metric kvgate_bypass_workers)" = 0.0 ] && [ "$(metric kvgate_bypass_adopt_workers)" = 0.0 ]'
+}
+check "SIGTERM: both workers stop, the entry is detached, kvgated sees both channels close" t_stop
 
 finish
