@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One bypass worker per queue (issue 12): kvg-bypassd --queues 2 on a
 # gateway veth with two rx and two tx queues, kvgated routing (its decision
-# channel), two kvgate-podsim pods; one-armed as test_decide.sh, every
+# channel, its fast path pinned), two kvgate-podsim pods; one-armed as test_decide.sh, every
 # namespace removed on exit (signals included).
 #
 # The bridge's hash spreads the client's flows, and the pods' answers to
@@ -29,29 +29,37 @@
 #     workers, each over its own adopt channel, and all answered;
 #   - SIGTERM stops both workers (exit 0), the driver detaches the entry,
 #     and kvgated's worker counts go back to 0;
+#   - kvgated's pod table pinned, a pod killed under 8 streams spread
+#     over both workers: exactly the streams on that pod are reset (by
+#     whichever worker owns each), the others go on;
 #   - with --queues 3 on the two-queue veth the driver refuses and the
 #     worker says so in one line (exit status 1).
 # Skipped (77) without root, DPDK, the binaries or the tools.
 . "$(dirname "$0")/../e2e/lib.sh"
 . "$(dirname "$0")/lib.sh"
-dpdk_require
+dpdk_require nsenter
 [ -x $BUILD/kvgated ] && [ -f $BUILD/tests/chan_shim.so ] || skip_all "binaries not built"
 [ "$(nproc)" -ge 2 ] || skip_all "two workers need two cores"
 NC=kvgqc$$ NG=kvgqg$$ NP1=kvgqp$$ NP2=kvgqq$$ NS=kvgqs$$
+declare -A PODPID
+CPIDS=()
+dpdk_cleanup_more() { local p; for p in "${CPIDS[@]}"; do kill "$p" 2>/dev/null; done; }
 dpdk_traps
 DPDK_GW_QUEUES=2 dpdk_lan 10.79.0 $NS $NC $NG $NP1 $NP2
 [ "$(ip netns exec $NG ethtool -l $GIF 2>/dev/null | awk '/^RX:/ {print $2; exit}')" = 2 ] ||
     skip_all "this kernel's veth has no multiple queues"
-PODSIM_ARGS="--time-scale 0.05" dpdk_podsims $NP1 $NP2
+PODSIM_ARGS= dpdk_podsims $NP1 $NP2
 
+# kvgated with its fast path pinned (the workers' entry checks each
+# spliced flow's pod in its table), health checked every 100 ms
 SOCK="$E2E_TMP/decide.sock" ASOCK="$E2E_TMP/adopt.sock"
 GW_LOG="$E2E_TMP/access.log"
-ip netns exec $NG $BUILD/kvgated --no-bpf --listen 10.79.0.2:9000 --admin 127.0.0.1:9090 \
-    --workers 1 --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --pod http://10.79.0.4:8000 \
-    --decide-socket "$SOCK" --adopt-socket "$ASOCK" >"$E2E_TMP/kvgated.log" 2>&1 &
-GWPID=$!
-wait_until 15 eval '[ "$(gw /admin/pods | jq "[.[] | select(.healthy)] | length")" = 2 ]' ||
-    setup_failed "kvgated: $(cat $E2E_TMP/kvgated.log)"
+cat >"$E2E_TMP/kvgated.json" <<EOF
+{"scrape": {"health_interval_ms": 100, "timeout_ms": 150}}
+EOF
+dpdk_kvgated_pinned 2 --config "$E2E_TMP/kvgated.json" --listen 10.79.0.2:9000 \
+    --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --pod http://10.79.0.4:8000 \
+    --decide-socket "$SOCK" --adopt-socket "$ASOCK"
 
 ST="$E2E_TMP/stats.json"
 SHIM=$BUILD/tests/chan_shim.so
@@ -68,13 +76,15 @@ t_too_many() {
 }
 check "--queues 3 on a two-queue interface: refused in one line, no XDP program left" t_too_many
 
-LD_PRELOAD=$SHIM dpdk_worker $NG --decide "$SOCK" --adopt "$ASOCK" --gw-ip 10.79.0.2 --src-ports 61000-61063 --queues 2 ||
+LD_PRELOAD=$SHIM dpdk_worker kvgated --decide "$SOCK" --adopt "$ASOCK" --gw-ip 10.79.0.2 --src-ports 61000-61063 --queues 2 ||
     dpdk_worker_started
 check "the worker runs two workers, one per queue" grep -q "^kvg-bypassd: 2 workers, one per queue" "$E2E_TMP/worker.log"
+check "the entry (one, for both queues' sockets) checks each flow's pod in kvgated's pinned table" \
+    grep -q "^kvg-bypassd: XDP checks each spliced flow's pod in kvgated's table" "$E2E_TMP/worker.log"
 check "kvgated counts two decision channels and two adopt channels (one each per worker)" \
     wait_until 5 eval '[ "$(metric kvgate_bypass_workers)" = 2.0 ] && [ "$(metric kvgate_bypass_adopt_workers)" = 2.0 ]'
 check "each worker waits on its own queue's AF_XDP socket" \
-    jq -e '[.workers[].idle_socks] == [1, 1]' "$ST"
+    wait_until 3 jq -e '[.workers[].idle_socks] == [1, 1]' "$ST"
 
 M=meta-llama/Llama-3.1-8B-Instruct
 t_many() {
@@ -171,6 +181,37 @@ PY
 }
 check "16 concurrent GETs through the bypass port: each handed up to kvgated by the worker that owns it, all answered" \
     t_handups
+
+# a pod killed under several streams, spread over both workers: the
+# entry sees kvgated mark it down, and the worker that owns each of its
+# flows resets both sides; the other pod's streams go on
+t_pod_killed() {
+    local i url ns idx busy r0 st
+    r0=$(jq .pod_resets_client "$ST")
+    for i in 0 1 2 3 4 5 6 7; do
+        dpdk_stream K$i 4000 &
+        CPIDS+=($!)
+    done
+    wait_until 10 eval '[ "$(cat "$E2E_TMP"/K?.out 2>/dev/null | grep -c streaming)" = 8 ]' ||
+        { echo "not all 8 streams under way"; return 1; }
+    url=$(gw /admin/pods | jq -r 'max_by(.inflight) | .address')
+    busy=$(gw /admin/pods | jq -r 'max_by(.inflight) | .inflight')
+    case ${url%%:*} in 10.79.0.3) ns=$NP1 idx=3 ;; 10.79.0.4) ns=$NP2 idx=4 ;; *) echo "pod $url?"; return 1 ;; esac
+    echo "$busy of the 8 streams on $url: its link down, its process killed"
+    ip -n $ns link set x$idx$$ down
+    kill -9 ${PODPID[$ns]}
+    resets() { cat "$E2E_TMP"/K?.out | grep -c '^reset '; }
+    wait_until 6 eval '[ "$(resets)" = "$busy" ]' || { echo "resets $(resets) of $busy"; cat "$E2E_TMP"/K?.out; return 1; }
+    sleep 1
+    st=$(cat "$E2E_TMP"/K?.out | grep -v streaming | awk '{print $1}' | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+    echo "the streams' ends: $st (want $busy reset, none otherwise)"
+    [ "$(cat "$E2E_TMP"/K?.out | grep -cv streaming)" = "$busy" ] || return 1
+    wait_until 3 eval '[ $(( $(jq .pod_resets_client "$ST") - r0 )) = "$busy" ]' || return 1
+    jq -c '{pod_down, pod_resets_client, workers: [.workers[] | {queue, steered_in}]}' "$ST"
+}
+check "a pod killed under 8 streams on two workers: exactly its streams are reset, by the workers that own them" t_pod_killed
+for p in "${CPIDS[@]}"; do kill "$p" 2>/dev/null; done
+CPIDS=()
 
 # SIGTERM: every worker ends its flows and closes its channels, the driver
 # detaches the entry, and kvgated sees both workers go
