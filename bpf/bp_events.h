@@ -21,6 +21,12 @@
  * an answer follows the head's "\r\n\r\n" or a chunk-size line, both of
  * which end in '\n'.
  *
+ * Time to first token: a request XDP frames marks the pod -> client
+ * entry (an_wait_ns, bp_frame.h); the segment that completes the next
+ * event takes now - mark into ttft_sum_us and ttft_n (the event's last
+ * byte: "data: {" within one segment). The worker reports the two to
+ * kvgated, which observes each request's share in its TTFT histogram.
+ *
  * Segments in order only: bp_events_count scans from the entry's rq_seq
  * on; a retransmission is skipped, the new part of an overlapping one
  * scanned; a segment past a gap restarts the count there (the gap's bytes
@@ -226,6 +232,14 @@ static __always_inline void bp_events_count(struct xdp_md *ctx, struct kvg_bp_fl
     if (k) {
         __sync_fetch_and_add(&f->events, k);
         bp_ev_stat(KVG_BP_EVENT, k);
+        /* the first event of the answer a request waits for (bp_frame.h
+         * marked it): its time to first token, taken once */
+        __u64 t0 = f->an_wait_ns, now = bpf_ktime_get_ns();
+
+        if (t0 && now > t0 && __sync_val_compare_and_swap(&f->an_wait_ns, t0, 0) == t0) {
+            __sync_fetch_and_add(&f->ttft_sum_us, (now - t0) / 1000);
+            __sync_fetch_and_add(&f->ttft_n, 1);
+        }
     }
 }
 #endif

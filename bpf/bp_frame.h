@@ -95,6 +95,20 @@ static __always_inline __u32 bp_uf_reason(int why)
     return KVG_BP_UF_PARSE;
 }
 
+/* The request c just framed waits for its answer's first event: marked
+ * in the flow's pod -> client entry (whose key is c's rewrite reversed),
+ * where bp_events.h times it; a request before it that still waits keeps
+ * the mark (pipelined: the first one's time counts). */
+static __always_inline void bp_ttft_mark(const struct kvg_bp_flow *c)
+{
+    struct kvg_bp_key k = {.saddr = c->daddr, .daddr = c->saddr, .sport = c->dport,
+                           .dport = c->sport, .family = KVG_AF_INET};
+    struct kvg_bp_flow *p = bpf_map_lookup_elem(&kvg_bp_flows, &k);
+
+    if (p && p->rq_state == KVG_BP_RQ_EVENTS)
+        __sync_val_compare_and_swap(&p->an_wait_ns, 0, bpf_ktime_get_ns());
+}
+
 /* One client -> pod segment of f: seq (host order) and plen payload bytes
  * at frame offset poff. */
 static __always_inline void bp_frame_requests(struct xdp_md *ctx, struct kvg_bp_flow *f,
@@ -141,6 +155,7 @@ static __always_inline void bp_frame_requests(struct xdp_md *ctx, struct kvg_bp_
         __sync_fetch_and_add(&f->requests, 1);
         __sync_fetch_and_add(&f->rq_body_bytes, sc->h.clen);
         bp_rq_stat(KVG_BP_REQUEST);
+        bp_ttft_mark(f);
         left = sc->h.clen;
         off += sc->h.hlen;
         if (off > plen) { /* cannot be: the head lies within the segment */

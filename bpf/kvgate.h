@@ -547,7 +547,7 @@ struct kvg_bp_flow {
     __u32 pod_slot;      /* kvg_pods entry checked per packet (present, healthy, not
                           * down); >= KVG_POD_MAX: none */
     __u32 flags;         /* enum kvg_bp_flow_flags (XDP) */
-    __u32 reserved1;
+    __u32 ttft_n;        /* pod -> client: answers whose first event XDP timed (XDP) */
     __u64 packets;       /* forwarded (XDP) */
     __u64 bytes;
     /* request framing (bpf/bp_frame.h), client -> pod entries of HTTP/1.1
@@ -556,19 +556,31 @@ struct kvg_bp_flow {
      * Pod -> client entries (rq_state KVG_BP_RQ_EVENTS): the answers' SSE
      * events counted (bpf/bp_events.h): rq_seq is the pod's sequence
      * number of the next byte to scan, an_match the pattern's progress
-     * across segments, events the count */
+     * across segments, events the count. Time to first token of the
+     * requests XDP frames (bpf/bp_events.h): the client -> pod side marks
+     * an_wait_ns in the pod -> client entry when it frames a request head,
+     * the pod -> client side takes the first event after it into
+     * ttft_n / ttft_sum_us (the worker marks the first request's too when
+     * its answer had not begun at the hand-off) */
     __u32 rq_seq;        /* host order: the client's sequence number of the next byte
                           * to frame (after the first request: the end of the flight) */
     __u8 rq_state;       /* enum kvg_bp_rq_state */
     __u8 rq_why;         /* KVG_BP_RQ_OFF after ON: the enum kvg_bp_reason that stopped it */
     __u16 an_match;      /* pod -> client: bp_events.h's state between segments */
-    __u64 rq_body_left;  /* body bytes of the current request still to pass */
+    union {
+        __u64 rq_body_left; /* client -> pod: body bytes of the current request still to pass */
+        __u64 an_wait_ns;   /* pod -> client: when the request that waits for its first
+                             * event began (bpf_ktime_get_ns), 0 none */
+    };
     union {
         __u64 requests;  /* client -> pod: request heads framed after the first (XDP) */
         __u64 events;    /* pod -> client: answer events with a JSON object (XDP, and
                           * the worker for answer bytes it relayed before the hand-off) */
     };
-    __u64 rq_body_bytes; /* their Content-Lengths, summed (XDP) */
+    union {
+        __u64 rq_body_bytes; /* client -> pod: their Content-Lengths, summed (XDP) */
+        __u64 ttft_sum_us;   /* pod -> client: the ttft_n times to first event, summed (XDP) */
+    };
 };
 _Static_assert(sizeof(struct kvg_bp_flow) == 96, "struct kvg_bp_flow is part of the pinned ABI");
 

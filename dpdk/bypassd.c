@@ -211,6 +211,14 @@ static void hand_off(struct slot *s)
     s->h.p2c.rq_seq = s->ev_seq;
     s->h.p2c.an_match = (uint16_t)s->ev_st;
     s->h.p2c.events = s->events_seen;
+    /* the first request's time to first token: XDP takes it at the
+     * answer's first event when that has not come yet (bp_events.h; the
+     * mark is when kvgated was asked, where kvgated's clock starts) */
+    s->h.p2c.an_wait_ns = 0;
+    if (s->ev_on && !s->first_data_ms && s->asked_ms) {
+        s->h.p2c.an_wait_ns = s->asked_ms * 1000000ull;
+        s->ttft_first = 1;
+    }
     /* pod -> client first: an answer that overtakes the hand-off is still
      * translated (BYPASS.md) */
     if (FLOWS_FD < 0 || bpf_map_update_elem(FLOWS_FD, &s->h.p2c_key, &s->h.p2c, BPF_ANY) ||
@@ -495,6 +503,7 @@ static void watch(struct slot *s, uint64_t now)
         s->quiet_looks++;
     }
     s->idle = s->quiet_looks >= IDLE_LOOKS;
+    sess_ttft(s, hp ? &p : NULL); /* their times to first token, then */
     sess_reqs(s, hc ? &c : NULL); /* the requests XDP framed since the last look */
     if (podreset_pod_down(s)) { /* a quiet flow whose pod went down: no packet told XDP */
         podreset_start(s, now);
@@ -516,6 +525,9 @@ static void watch(struct slot *s, uint64_t now)
         s->events_seen = p.events;
     if (!hp) { /* put back from the worker's copy: where XDP's scan was is lost with it */
         s->h.p2c.events = s->events_seen;
+        s->h.p2c.an_wait_ns = 0;
+        s->h.p2c.ttft_n = s->ttft_n_seen;
+        s->h.p2c.ttft_sum_us = s->ttft_us_seen;
         s->h.p2c.rq_state = KVG_BP_RQ_NONE;
         if (!bpf_map_update_elem(FLOWS_FD, &s->h.p2c_key, &s->h.p2c, BPF_NOEXIST))
             S.reinstalled++;

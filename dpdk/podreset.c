@@ -45,10 +45,14 @@ void podreset_entries_set(struct slot *s, uint8_t action, uint32_t pod_slot)
             e.rq_state = v[i]->rq_state = KVG_BP_RQ_NONE;
             e.requests = v[i]->requests = s->reqs_seen;
             e.rq_body_bytes = v[i]->rq_body_bytes = s->body_seen;
-        } else { /* the answers' events so far (DONE reports them) */
+        } else { /* the answers' events so far (DONE reports them), their times */
             if (found && e.events > s->events_seen)
                 s->events_seen = e.events;
+            if (found)
+                sess_ttft(s, &e);
             e.events = v[i]->events = s->events_seen;
+            e.ttft_n = v[i]->ttft_n = s->ttft_n_seen;
+            e.ttft_sum_us = v[i]->ttft_sum_us = s->ttft_us_seen;
         }
         e.action = action;
         e.pod_slot = pod_slot;

@@ -31,6 +31,10 @@
  *     (counted under ev_gap);
  *   - random SSE streams (escaped newlines in the text, [DONE], chunk
  *     framing) cut at random places count every event, in XDP as in C.
+ * And the time to first token of framed requests: a head marks the pod ->
+ * client entry (a pipelined one keeps the first mark), the answer's first
+ * event (not its head) takes the time, once; an entry not counting events
+ * is never marked.
  *
  * Needs root (loading BPF); exits 77 with the reason when BPF or the XDP
  * test-run hook is not available. Loads without pinning: leaves nothing. */
@@ -97,9 +101,10 @@ static struct kvg_bp_flow flow_get(void)
     return f;
 }
 
-/* One segment of the flow: payload p[0..n) at sequence BASE + off, pad
+/* One segment of flow k: payload p[0..n) at sequence BASE + off, pad
  * bytes of Ethernet padding after it. Its verdict. */
-static uint32_t segment(uint32_t off, const void *p, size_t n, size_t pad)
+static uint32_t segment_k(const struct kvg_bp_key *k, uint32_t off, const void *p, size_t n,
+                          size_t pad)
 {
     uint8_t in[MAXPKT], out[MAXPKT];
     size_t len = 14 + 20 + 20 + n;
@@ -109,10 +114,10 @@ static uint32_t segment(uint32_t off, const void *p, size_t n, size_t pad)
     ip[0] = 0x45;
     ip[2] = (uint8_t)((len - 14) >> 8), ip[3] = (uint8_t)(len - 14);
     ip[6] = 0x40, ip[8] = 64, ip[9] = 6;
-    memcpy(ip + 12, &KEY.saddr, 4);
-    memcpy(ip + 16, &KEY.daddr, 4);
-    memcpy(tcp, &KEY.sport, 2);
-    memcpy(tcp + 2, &KEY.dport, 2);
+    memcpy(ip + 12, &k->saddr, 4);
+    memcpy(ip + 16, &k->daddr, 4);
+    memcpy(tcp, &k->sport, 2);
+    memcpy(tcp + 2, &k->dport, 2);
     uint32_t seq = htonl(BASE + off);
     memcpy(tcp + 4, &seq, 4);
     tcp[12] = 0x50;
@@ -126,6 +131,10 @@ static uint32_t segment(uint32_t off, const void *p, size_t n, size_t pad)
         return 0xdead;
     last_ns = o.duration;
     return o.retval;
+}
+static uint32_t segment(uint32_t off, const void *p, size_t n, size_t pad)
+{
+    return segment_k(&KEY, off, p, n, pad);
 }
 
 /* ---- the table ---- */
@@ -472,6 +481,76 @@ TEST(events_random_streams)
  * body-only segment, and what the answer-event count adds to a streamed
  * token's segment (printed, not checked; best of 200 single runs, the
  * entry reset before each so that every run frames). */
+/* ---- time to first token of the requests XDP frames ---- */
+
+/* The flow's pod -> client entry: flow_reset's rewrite reversed. */
+static const struct kvg_bp_key PKEY = {.saddr = 0x0400000a, .daddr = 0x0300000a,
+                                       .sport = 0x401f, .dport = 0x1111, .family = KVG_AF_INET};
+static struct kvg_bp_flow pflow_get(void)
+{
+    struct kvg_bp_flow f;
+    memset(&f, 0, sizeof(f));
+    CHECK_EQ(bpf_map_lookup_elem(flows_fd, &PKEY, &f), 0);
+    return f;
+}
+static uint32_t pseg(uint32_t *at, const char *p)
+{
+    uint32_t n = (uint32_t)strlen(p), v = segment_k(&PKEY, *at, p, n, 0);
+    *at += n;
+    return v;
+}
+
+TEST(ttft_marked_by_a_request_timed_by_its_first_event)
+{
+    flow_reset(KVG_BP_RQ_ON);
+    struct kvg_bp_flow p;
+    memset(&p, 0, sizeof(p));
+    p.saddr = KEY.daddr, p.daddr = KEY.saddr, p.sport = KEY.dport, p.dport = KEY.sport;
+    p.action = KVG_BP_ACT_REWRITE;
+    p.pod_slot = KVG_POD_MAX;
+    p.rq_state = KVG_BP_RQ_EVENTS;
+    p.rq_seq = BASE;
+    CHECK_EQ(bpf_map_update_elem(flows_fd, &PKEY, &p, BPF_ANY), 0);
+    uint32_t at = 0, c = 0;
+    /* an event with no request waiting: counted, not timed */
+    CHECK_EQ(pseg(&at, "\ndata: {}\n"), XDP_TX);
+    p = pflow_get();
+    CHECK(p.events == 1 && p.ttft_n == 0 && p.an_wait_ns == 0);
+    /* a request head: the answer side is marked; a pipelined second head
+     * keeps the first one's mark */
+    CHECK_EQ(segment(c, H_GET, strlen(H_GET), 0), XDP_TX);
+    c += (uint32_t)strlen(H_GET);
+    uint64_t mark = pflow_get().an_wait_ns;
+    CHECK(mark != 0);
+    CHECK_EQ(segment(c, H_GET, strlen(H_GET), 0), XDP_TX);
+    CHECK_EQ(flow_get().requests, 2);
+    CHECK_EQ(pflow_get().an_wait_ns, mark);
+    usleep(3000);
+    /* the answer's head is not a token; its first event is, timed once */
+    CHECK_EQ(pseg(&at, "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n"), XDP_TX);
+    CHECK_EQ(pflow_get().ttft_n, 0);
+    CHECK_EQ(pseg(&at, "data: {\"a\":1}\n\n"), XDP_TX);
+    p = pflow_get();
+    CHECK_EQ(p.ttft_n, 1);
+    CHECK_EQ(p.an_wait_ns, 0);
+    CHECK(p.ttft_sum_us >= 3000 && p.ttft_sum_us < 10u * 1000 * 1000);
+    CHECK_EQ(pseg(&at, "data: {\"a\":2}\n\n"), XDP_TX);
+    CHECK_EQ(pflow_get().ttft_n, 1);
+    CHECK_EQ(pflow_get().events, 3);
+    /* the next request: timed again; a pod -> client entry not counting
+     * events (h2c) is never marked */
+    CHECK_EQ(segment(c + (uint32_t)strlen(H_GET), H_GET, strlen(H_GET), 0), XDP_TX);
+    CHECK_EQ(pseg(&at, "data: {}\n"), XDP_TX);
+    CHECK_EQ(pflow_get().ttft_n, 2);
+    p = pflow_get();
+    p.rq_state = KVG_BP_RQ_NONE;
+    CHECK_EQ(bpf_map_update_elem(flows_fd, &PKEY, &p, BPF_ANY), 0);
+    CHECK_EQ(segment(c + 2 * (uint32_t)strlen(H_GET), H_GET, strlen(H_GET), 0), XDP_TX);
+    CHECK_EQ(flow_get().requests, 4);
+    CHECK_EQ(pflow_get().an_wait_ns, 0);
+    bpf_map_delete_elem(flows_fd, &PKEY);
+}
+
 TEST(cost_reported)
 {
     const char *h = H_POST(100000);
@@ -539,6 +618,7 @@ int main(void)
     RUN(events_table);
     RUN(events_split_at_every_byte);
     RUN(events_random_streams);
+    RUN(ttft_marked_by_a_request_timed_by_its_first_event);
     RUN(cost_reported);
     bypass_bpf__destroy(skel);
     return harness_done();

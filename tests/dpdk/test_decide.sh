@@ -22,7 +22,8 @@
 #     model / tenant / pod series), the access log's line conn_requests 2,
 #     and their body bytes (the metric and conn_body_bytes), and the
 #     three answers' completion tokens, estimated from their SSE events
-#     (24: 8 each); two chat streams on one connection book 12 (6 each,
+#     (24: 8 each), and three times to first token in kvgated's TTFT
+#     histogram (the two later ones timed by XDP); two chat streams on one connection book 12 (6 each,
 #     the role events not counted) in the access log and /metrics;
 #   - a model no pod serves: the client gets kvgated's 404 JSON;
 #   - kill -9 of the worker while a request is in flight: kvgated releases
@@ -155,6 +156,14 @@ t_keepalive_counted() {
     ct=$(grep '"tenant":"t-K"' "$GW_LOG" | jq -r '"\(.completion_tokens) \(.usage_estimated) \(.prompt_tokens > 0)"')
     echo "completion tokens, estimated, prompt counted: $ct (want 24 true true)"
     [ "$ct" = "24 true true" ] || { jq -c '{answer_events, answer_event_gaps}' "$ST"; return 1; }
+    # and each answer's time to first token: the first request's (the
+    # worker's, or XDP's when the answer had not begun at the hand-off:
+    # DONE) and the two later ones XDP timed (REQS version 7)
+    local tc
+    tc=$(gw /metrics | awk '/^kvgate_time_to_first_token_seconds_count\{/ && /tenant="t-K"/ {s += $NF} END {print s + 0}')
+    echo "TTFT observations of t-K: $tc (want 3); the worker timed $(jq .ttft_timed "$ST") later ones"
+    [ "$tc" = 3 ] || return 1
+    [ "$(metric 'kvgate_bypass_later_requests_ttft_total{result="observed"}')" = 2.0 ] || return 1
     wait_until 6 inflight_is 0
 }
 check "three requests on one keep-alive connection through the bypass count as 3 bypass requests at kvgated" t_keepalive_counted

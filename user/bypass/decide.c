@@ -69,7 +69,8 @@ static int fields_ok(const struct decide_msg *m, size_t tl, size_t sl, size_t el
                (m->version >= 6 || !m->events);
     case DECIDE_T_REQS:
         return m->version >= 2 && m->slot < DECIDE_SLOT_MAX && m->unframed <= DECIDE_UF_MAX &&
-               m->idle <= (m->version >= 4 ? 1 : 0) && (m->version >= 5 || !m->body);
+               m->idle <= (m->version >= 4 ? 1 : 0) && (m->version >= 5 || !m->body) &&
+               (m->version >= 7 || (!m->rq_ttft_n && !m->rq_ttft_us));
     }
     return 0;
 }
@@ -99,7 +100,7 @@ int decide_encode(const struct decide_msg *mi, uint8_t *buf, size_t cap)
     case DECIDE_T_DECIDE: n = DECIDE_FIXED_DECIDE + tl + sl + m->chunk_len; break;
     case DECIDE_T_BODY: n = DECIDE_FIXED_BODY + m->chunk_len; break;
     case DECIDE_T_ANSWER: n = DECIDE_FIXED_ANSWER + el; break;
-    case DECIDE_T_REQS: n = DECIDE_FIXED_REQS; break;
+    case DECIDE_T_REQS: n = m->version >= 7 ? DECIDE_FIXED_REQS7 : DECIDE_FIXED_REQS; break;
     default: n = DECIDE_FIXED_DONE; break;
     }
     if (n > cap)
@@ -151,6 +152,10 @@ int decide_encode(const struct decide_msg *mi, uint8_t *buf, size_t cap)
         p[8] = m->unframed;
         p[9] = m->idle;
         put32(p + 12, m->body);
+        if (m->version >= 7) {
+            put32(p + 16, m->rq_ttft_n);
+            put32(p + 20, m->rq_ttft_us);
+        }
         break;
     }
     return (int)n;
@@ -229,13 +234,17 @@ int decide_decode(const uint8_t *buf, size_t len, struct decide_msg *m)
         m->events = get32(p + 28); /* which versions may carry them: fields_ok */
         break;
     case DECIDE_T_REQS:
-        if (len != DECIDE_FIXED_REQS || !zero(p + 10, 2))
+        if (len != (m->version >= 7 ? DECIDE_FIXED_REQS7 : DECIDE_FIXED_REQS) || !zero(p + 10, 2))
             return -EBADMSG;
         m->slot = get32(p);
         m->requests = get32(p + 4);
         m->unframed = p[8];
         m->idle = p[9]; /* which values a version allows: fields_ok */
         m->body = get32(p + 12);
+        if (m->version >= 7) {
+            m->rq_ttft_n = get32(p + 16);
+            m->rq_ttft_us = get32(p + 20);
+        }
         break;
     default:
         return -EBADMSG;

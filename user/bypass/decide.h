@@ -50,7 +50,11 @@
  *                               body bytes of those requests (their
  *                               Content-Lengths as XDP framed them, a
  *                               running total modulo 2^32: the receiver
- *                               takes the difference)
+ *                               takes the difference); version 7 adds
+ *                               how many of them XDP timed to their
+ *                               answer's first event and those times
+ *                               summed (bpf/bp_events.h; running totals
+ *                               modulo 2^32, microseconds)
  *
  * The pod's MAC is not in the ANSWER: it is L2 on the worker's interface;
  * the worker takes it from its kernel's neighbour table (or --pod-mac,
@@ -65,11 +69,13 @@
  *
  * Versions: 1 (DECIDE, BODY, ANSWER, DONE), 2 (the same, and REQS), 3
  * (the same, DECIDE's flags and ANSWER's status HANDUP), 4 (the same,
- * REQS's idle byte), 5 (the same, REQS's body bytes) and 6 (the same,
- * DONE's answer events). A decoder takes all six and says which
+ * REQS's idle byte), 5 (the same, REQS's body bytes), 6 (the same,
+ * DONE's answer events) and 7 (the same, REQS's times to first token, 8
+ * bytes longer). A decoder takes all seven and says which
  * (decide_msg.version); a REQS in a version 1 packet, DECIDE flags or a
  * HANDUP below version 3, an idle REQS below version 4, REQS body bytes
- * below version 5, DONE events below version 6 are malformed. Each side
+ * below version 5, DONE events below version 6, a REQS of version 7's
+ * length below it (or of the old length at 7) are malformed. Each side
  * keeps to the version its peer speaks: kvgated
  * answers in the version of the worker's first packet (and refuses a
  * worker that changes it), so a version 1 or 2 worker keeps working
@@ -88,7 +94,8 @@
  *           else 0)
  *   REQS    u32 slot (< 512), u32 requests, u8 unframed (enum
  *           decide_unframed), u8 idle (0 or 1; version 4, else 0), u8 0[2],
- *           u32 body (version 5, else 0)
+ *           u32 body (version 5, else 0); version 7: then u32 rq_ttft_n, u32
+ *           rq_ttft_us
  * Text fields (tenant, session, err) are printable ASCII. Whether a
  * BODY's offset follows on from what came before is the receiver's
  * check (it holds the state). */
@@ -98,7 +105,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DECIDE_VERSION 6      /* what this side sends unless told otherwise */
+#define DECIDE_VERSION 7      /* what this side sends unless told otherwise */
 #define DECIDE_VERSION_MIN 1  /* the oldest it reads */
 #define DECIDE_HDR 8
 
@@ -121,7 +128,8 @@ enum decide_type {
 #define DECIDE_FIXED_BODY (DECIDE_HDR + 16)
 #define DECIDE_FIXED_ANSWER (DECIDE_HDR + 16)
 #define DECIDE_FIXED_DONE (DECIDE_HDR + 32)
-#define DECIDE_FIXED_REQS (DECIDE_HDR + 16)
+#define DECIDE_FIXED_REQS (DECIDE_HDR + 16)  /* versions 2-6 */
+#define DECIDE_FIXED_REQS7 (DECIDE_HDR + 24) /* version 7: the times to first token */
 /* The largest packet either side sends (a DECIDE with everything). */
 #define DECIDE_MSG_MAX (DECIDE_FIXED_DECIDE + DECIDE_TENANT_MAX + DECIDE_SESSION_MAX + \
                         DECIDE_CHUNK_MAX)
@@ -218,6 +226,10 @@ struct decide_msg {
     uint8_t idle;                     /* version 4: the connection is idle now */
     uint32_t body;                    /* version 5: those requests' body bytes, a
                                        * running total modulo 2^32 */
+    uint32_t rq_ttft_n;               /* version 7: of those requests, how many XDP timed
+                                       * to their answer's first event, and */
+    uint32_t rq_ttft_us;              /* ... the times summed (us); both running totals
+                                       * modulo 2^32 */
 };
 
 /* m into buf[0..cap), in version m->version (0: DECIDE_VERSION). The

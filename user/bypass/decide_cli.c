@@ -200,7 +200,7 @@ int dcli_done(struct dcli *c, uint32_t id, uint32_t slot, unsigned outcome,
 }
 
 int dcli_reqs(struct dcli *c, uint32_t id, uint32_t slot, uint32_t requests, unsigned unframed,
-              int idle, uint32_t body)
+              int idle, uint32_t body, uint32_t ttft_n, uint32_t ttft_us)
 {
     if (c->fd < 0)
         return -ENOTCONN;
@@ -213,6 +213,8 @@ int dcli_reqs(struct dcli *c, uint32_t id, uint32_t slot, uint32_t requests, uns
     m.unframed = (uint8_t)(unframed > 255 ? 255 : unframed);
     m.idle = idle ? 1 : 0;
     m.body = body;
+    m.rq_ttft_n = ttft_n;
+    m.rq_ttft_us = ttft_us;
     struct qpkt *q = make(&m);
     if (!q)
         return -EINVAL;

@@ -54,9 +54,11 @@ int dcli_done(struct dcli *c, uint32_t id, uint32_t slot, unsigned outcome,
 /* Queues a REQS: the flow's requests after the first (a running total),
  * why XDP stopped framing it (enum decide_unframed) and whether the
  * connection is idle now (version 4), and those requests' body bytes (a
- * running total modulo 2^32, version 5). Same returns. */
+ * running total modulo 2^32, version 5), and how many of them XDP timed
+ * to their first event with those times summed (us; running totals
+ * modulo 2^32, version 7). Same returns. */
 int dcli_reqs(struct dcli *c, uint32_t id, uint32_t slot, uint32_t requests, unsigned unframed,
-              int idle, uint32_t body);
+              int idle, uint32_t body, uint32_t ttft_n, uint32_t ttft_us);
 
 enum { DCLI_EV_UP = 1, DCLI_EV_DOWN = 2 };
 /* One turn: (re)connect, send, read. on_answer is called for each

@@ -42,6 +42,9 @@ struct dpend {
     uint32_t reqs;               /* later requests the worker reported (REQS) */
     uint32_t reqs_counted;       /* of those, counted (at most what the flow's age allows) */
     uint32_t reqs_body;          /* their body bytes as last reported (version 5, mod 2^32) */
+    uint32_t ttft_n, ttft_us;    /* their times to first token as last reported (version 7,
+                                  * mod 2^32) */
+    uint32_t ttft_counted;       /* of those, observed (at most one per request counted) */
     uint8_t unframed;            /* enum decide_unframed, as last reported */
     uint64_t got;                /* body bytes received */
     struct gw_scan *scan;
@@ -78,7 +81,7 @@ static struct {
 /* counters for /metrics (read by the admin thread) */
 static atomic_uint_fast64_t c_peers_now, c_peers_total, c_peers_refused, c_answers[ST_N],
     c_done[DECIDE_OUTCOME_MAX + 1], c_released, c_protocol, c_stray, c_over_limit, c_reqs,
-    c_reqs_implausible, c_idle, c_busy,
+    c_reqs_implausible, c_idle, c_busy, c_ttft, c_ttft_implausible,
     c_unframed[DECIDE_UF_MAX + 1], c_handup[DECIDE_HU_MAX + 1];
 
 static inline void inc(atomic_uint_fast64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
@@ -509,6 +512,24 @@ static int on_reqs(struct dpeer *p, const struct decide_msg *m)
         gw_route_idle(D.g, &d->r, m->idle);
         inc(m->idle ? &c_idle : &c_busy);
     }
+    /* version 7: how many of them XDP timed to their answer's first event
+     * and the times summed (running totals modulo 2^32): each observed in
+     * the TTFT histogram at the mean of those that came together; at most
+     * one per request counted, and none longer than the connection is old */
+    uint32_t tn = m->rq_ttft_n - d->ttft_n, tus = m->rq_ttft_us - d->ttft_us;
+    d->ttft_n = m->rq_ttft_n;
+    d->ttft_us = m->rq_ttft_us;
+    uint32_t troom = d->reqs_counted > d->ttft_counted ? d->reqs_counted - d->ttft_counted : 0;
+    if (tn > troom) {
+        atomic_fetch_add_explicit(&c_ttft_implausible, tn - troom, memory_order_relaxed);
+        tn = troom;
+    }
+    if (tn) {
+        double mean = (double)tus / tn / 1e6, age = (double)age_ms / 1e3;
+        d->ttft_counted += tn;
+        atomic_fetch_add_explicit(&c_ttft, tn, memory_order_relaxed);
+        gw_metrics_bypass_ttft(D.g->metrics, &d->r, tn, mean < age ? mean : age);
+    }
     return 0;
 }
 
@@ -688,6 +709,15 @@ void decide_srv_metrics_render(struct sbuf *o)
               "plus 1,000 a second of its life): not counted anywhere else.");
     sbuf_puts(o, "kvgate_bypass_later_requests_implausible_total");
     prom_value(o, (double)atomic_load(&c_reqs_implausible));
+    prom_head(o, "kvgate_bypass_later_requests_ttft_total", "counter",
+              "Later requests on spliced bypass connections whose time to first token XDP "
+              "took (request head to the answer's first SSE event; decide version 7), each "
+              "observed in kvgate_time_to_first_token_seconds; and those reported beyond one "
+              "per request counted (not observed).");
+    sbuf_puts(o, "kvgate_bypass_later_requests_ttft_total{result=\"observed\"}");
+    prom_value(o, (double)atomic_load(&c_ttft));
+    sbuf_puts(o, "kvgate_bypass_later_requests_ttft_total{result=\"implausible\"}");
+    prom_value(o, (double)atomic_load(&c_ttft_implausible));
     prom_head(o, "kvgate_bypass_idle_transitions_total", "counter",
               "Spliced bypass connections reported idle between requests (not counted in "
               "flight at their pod meanwhile), and busy again, by a worker (decide version 4).");

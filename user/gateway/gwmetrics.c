@@ -499,6 +499,20 @@ void gw_metrics_bypass_requests(struct gw_metrics *m, const struct gw_request *r
     pthread_mutex_unlock(&m->mu);
 }
 
+void gw_metrics_bypass_ttft(struct gw_metrics *m, const struct gw_request *r, uint32_t n,
+                            double seconds)
+{
+    if (!n || !r->arm) /* latency only for routed requests, as gw_metrics_request */
+        return;
+    pthread_mutex_lock(&m->mu);
+    const char *model = model_label(m, r->model);
+    const char *tenant = bounded(m->tenants, &m->ntenants, MAX_TENANTS, r->tenant);
+    struct mt_series *s = mt_get(m, model, tenant, class_label(m, r), r->arm);
+    for (uint32_t i = 0; i < n; i++)
+        hist_observe(&s->ttft, seconds);
+    pthread_mutex_unlock(&m->mu);
+}
+
 void gw_metrics_itl(struct gw_metrics *m, const struct gw_request *r, double seconds)
 {
     pthread_mutex_lock(&m->mu);

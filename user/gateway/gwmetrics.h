@@ -63,6 +63,12 @@ void gw_metrics_request_labeled(struct gw_metrics *m, const struct gw_request *r
  * body bytes in kvgate_bypass_request_body_bytes_total (REQS version 5). */
 void gw_metrics_bypass_requests(struct gw_metrics *m, const struct gw_request *r, uint64_t n,
                                 uint64_t body);
+/* n more times to first token of requests after r on r's spliced bypass
+ * connection (the worker's REQS, version 7), each of seconds (the mean of
+ * those reported together), in r's TTFT series (model, tenant, class,
+ * arm). */
+void gw_metrics_bypass_ttft(struct gw_metrics *m, const struct gw_request *r, uint32_t n,
+                            double seconds);
 /* One inter-token gap seen by the client of r. */
 void gw_metrics_itl(struct gw_metrics *m, const struct gw_request *r, double seconds);
 /* One scrape of a pod: ok or failed (with a cause: "timeout", "connect",

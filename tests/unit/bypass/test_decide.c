@@ -302,11 +302,12 @@ TEST(oversize_fields_refused_both_ways)
 
 /* A u32 field of base's type that version `since` added (at byte `at` of
  * the fixed part, little-endian; off: where it lies in decide_msg): the
- * full range round-trips in today's version; from version `from` up to
- * `since` the bytes are reserved (encode and decode refuse a value other
- * than 0, which every version takes). */
-static void versioned_u32(struct decide_msg base, size_t off, int fixed, size_t at, uint8_t from,
-                          uint8_t since)
+ * full range round-trips in today's version (fixed: its length); from
+ * version `from` up to `since` (fixed_old: their length) the bytes are
+ * reserved or absent (encode and decode refuse a value other than 0,
+ * which every version takes). */
+static void versioned_u32(struct decide_msg base, size_t off, int fixed, int fixed_old, size_t at,
+                          uint8_t from, uint8_t since)
 {
     struct decide_msg in, out;
     uint32_t vals[] = {1, 0x01020304u, 0xFFFFFFFFu}, got, seven = 7;
@@ -326,8 +327,8 @@ static void versioned_u32(struct decide_msg base, size_t off, int fixed, size_t 
     for (uint8_t v = from; v < since; v++) {
         in = base;
         in.version = v;
-        CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), fixed); /* the field 0 */
-        CHECK_EQ(decide_decode(buf, (size_t)fixed, &out), 0);
+        CHECK_EQ(decide_encode(&in, buf, sizeof(buf)), fixed_old); /* the field 0 */
+        CHECK_EQ(decide_decode(buf, (size_t)fixed_old, &out), 0);
         memcpy(&got, (char *)&out + off, 4);
         CHECK_EQ(got, 0);
         CHECK_EQ(out.version, v);
@@ -344,7 +345,7 @@ TEST(reqs_round_trip_and_bounds)
 {
     struct decide_msg in = m_reqs(), out;
     int n = decide_encode(&in, buf, sizeof(buf));
-    CHECK_EQ(n, DECIDE_FIXED_REQS);
+    CHECK_EQ(n, DECIDE_FIXED_REQS7);
     CHECK_EQ(buf[0], DECIDE_VERSION);
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
     CHECK_EQ(out.version, DECIDE_VERSION);
@@ -394,7 +395,7 @@ TEST(reqs_round_trip_and_bounds)
     in = m_reqs();
     in.idle = 1;
     n = decide_encode(&in, buf, sizeof(buf));
-    CHECK_EQ(n, DECIDE_FIXED_REQS);
+    CHECK_EQ(n, DECIDE_FIXED_REQS7);
     CHECK_EQ(buf[0], DECIDE_VERSION);
     CHECK_EQ(buf[DECIDE_HDR + 9], 1);
     CHECK_EQ(decide_decode(buf, (size_t)n, &out), 0);
@@ -419,7 +420,26 @@ TEST(reqs_round_trip_and_bounds)
     /* version 5's body bytes (u32 at 12, little-endian): round-trip, the
      * full range; below version 5 the bytes are reserved (encode and
      * decode refuse them); 0 is every version's */
-    versioned_u32(m_reqs(), offsetof(struct decide_msg, body), DECIDE_FIXED_REQS, 12, 2, 5);
+    versioned_u32(m_reqs(), offsetof(struct decide_msg, body), DECIDE_FIXED_REQS7,
+                  DECIDE_FIXED_REQS, 12, 2, 5);
+}
+
+/* Version 7's times to first token in REQS (two u32 at 16 and 20, 8 bytes
+ * more than versions 2-6): the full range round-trips; below version 7
+ * encode refuses them, and a packet of the new length is refused; the old
+ * length at version 7 too. */
+TEST(reqs_ttft_v7)
+{
+    versioned_u32(m_reqs(), offsetof(struct decide_msg, rq_ttft_n), DECIDE_FIXED_REQS7,
+                  DECIDE_FIXED_REQS, 16, 2, 7);
+    versioned_u32(m_reqs(), offsetof(struct decide_msg, rq_ttft_us), DECIDE_FIXED_REQS7,
+                  DECIDE_FIXED_REQS, 20, 2, 7);
+    struct decide_msg in = m_reqs(), out;
+    in.version = 6;
+    int n = decide_encode(&in, buf, sizeof(buf));
+    CHECK_EQ(n, DECIDE_FIXED_REQS);
+    buf[0] = 7; /* the old length at version 7 */
+    CHECK_EQ(decide_decode(buf, (size_t)n, &out), -EBADMSG);
 }
 
 /* Version 6's answer events in DONE (u32 at 28, little-endian): the full
@@ -427,7 +447,8 @@ TEST(reqs_round_trip_and_bounds)
  * decode refuse them); 0 is every version's. */
 TEST(done_events_v6)
 {
-    versioned_u32(m_done(), offsetof(struct decide_msg, events), DECIDE_FIXED_DONE, 28, 1, 6);
+    versioned_u32(m_done(), offsetof(struct decide_msg, events), DECIDE_FIXED_DONE,
+                  DECIDE_FIXED_DONE, 28, 1, 6);
 }
 
 /* A version 1 peer: its packets decode (and say so), and ours to it are
@@ -576,6 +597,7 @@ int main(void)
     RUN(largest_message_fits_the_max);
     RUN(truncation_at_every_byte);
     RUN(bad_version_and_type);
+    RUN(reqs_ttft_v7);
     RUN(done_events_v6);
     RUN(oversize_fields_refused_both_ways);
     RUN(reqs_round_trip_and_bounds);

@@ -274,6 +274,79 @@ static double chat_completion_estimated(void)
     return sum;
 }
 
+/* kvgate_time_to_first_token_seconds of tenant "chat": observations and
+ * their sum, over its series. */
+static void chat_ttft(double *count, double *sum)
+{
+    struct sbuf o;
+    sbuf_init(&o);
+    gw_metrics_render(g.metrics, NULL, &g.counters, &g.tl, ev_now_ns(), &o);
+    *count = *sum = 0;
+    char *save = NULL;
+    for (char *l = o.data ? strtok_r(o.data, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+        char *v = strstr(l, "} ");
+        if (!v || !strstr(l, "tenant=\"chat\""))
+            continue;
+        if (!strncmp(l, "kvgate_time_to_first_token_seconds_count{", 41))
+            *count += strtod(v + 2, NULL);
+        if (!strncmp(l, "kvgate_time_to_first_token_seconds_sum{", 39))
+            *sum += strtod(v + 2, NULL);
+    }
+    sbuf_free(&o);
+}
+
+/* Version 7: later requests' times to first token (XDP's, running totals
+ * modulo 2^32) are observed in the TTFT histogram at the mean of those
+ * reported together, at most one per request counted, none longer than
+ * the connection is old. */
+TEST(v7_reqs_ttft_observed)
+{
+    struct dpeer *p = peer();
+    struct decide_msg m, a = decided(p, 12, BODY("m", LONGP " ttft"));
+    CHECK_EQ(a.status, 200);
+    struct dpend *d = find(p, 12);
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    d->r.t_start = ev_now_ns() - 10ull * 1000000000; /* a connection 10 s old */
+    double c0, s0, c1, s1;
+    chat_ttft(&c0, &s0);
+    struct decide_msg q = reqs(12, a.slot);
+    q.requests = 2;
+    q.rq_ttft_n = 2;
+    q.rq_ttft_us = 300000; /* 0.15 s each */
+    CHECK_EQ(on_reqs(p, &q), 0);
+    chat_ttft(&c1, &s1);
+    CHECK_EQ(c1 - c0, 2);
+    CHECK(s1 - s0 > 0.299 && s1 - s0 < 0.301);
+    CHECK_EQ(on_reqs(p, &q), 0); /* the same totals again: nothing more */
+    chat_ttft(&c1, &s1);
+    CHECK_EQ(c1 - c0, 2);
+    /* totals that wrapped past 2^32; more timed than requests counted:
+     * only up to one per request (3 counted, 2 observed before) */
+    d->ttft_us = 0xFFFFFF00u;
+    q.requests = 3;
+    q.rq_ttft_n = 5;
+    q.rq_ttft_us = 0x100 + 1000000 - 1; /* about 1 s in all since the last */
+    CHECK_EQ(on_reqs(p, &q), 0);
+    chat_ttft(&c1, &s1);
+    CHECK_EQ(c1 - c0, 3);
+    CHECK_EQ(atomic_load(&c_ttft_implausible), 2);
+    /* a time longer than the connection's age is cut to it */
+    q.requests = 4;
+    q.rq_ttft_n = 6;
+    q.rq_ttft_us += 60u * 1000000; /* one of 60 s on a 10 s connection */
+    double before = s1;
+    CHECK_EQ(on_reqs(p, &q), 0);
+    chat_ttft(&c1, &s1);
+    CHECK_EQ(c1 - c0, 4);
+    CHECK(s1 - before > 9.9 && s1 - before < 10.1);
+    m = done(12, a.slot, DECIDE_OK);
+    CHECK_EQ(on_done(p, &m), 0);
+    peer_close(p, "test_end");
+    close(sv[1]);
+}
+
 #define SBODY(text) "{\"model\":\"m\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"" text "\"}]}"
 
 /* Version 6: the connection's answer events in DONE become its estimated
@@ -568,6 +641,7 @@ int main(void)
     RUN(routed_until_done_and_counted);
     RUN(reqs_body_bytes_counted_across_the_wrap_and_capped);
     RUN(v6_done_events_become_estimated_tokens);
+    RUN(v7_reqs_ttft_observed);
     RUN(refusals_answered_and_nothing_held);
     RUN(bounds_and_breaches);
     RUN(v3_handup_for_what_kvgated_keeps);
