@@ -78,7 +78,15 @@ __thread struct slot *flows;
  * slots (a walk of the whole table 100 times a second was most of an idle
  * worker's CPU) */
 static __thread uint64_t used_bits[NFLOWS / 64];
-struct tcpep_cfg C;
+__thread struct tcpep_cfg C;
+/* what each worker copies into its C (the key is the process's: SYN
+ * cookies and steering agree), and the bytes all workers together may
+ * buffer in first flights (--max-buffered), split evenly: over its share,
+ * a worker's flows get a zero window, and one whose request then cannot
+ * complete is handed up to kvgated (over_budget) with what it holds */
+static struct tcpep_cfg C_all;
+static uint64_t max_buffered = 256ull << 20;
+static __thread struct tcpep_budget budget;
 struct ff_cfg FC;
 struct replay_cfg RC;
 int have_pod;
@@ -626,6 +634,10 @@ static int xsk_of[STEER_MAX] = {-1, -1, -1, -1, -1, -1, -1, -1}; /* each queue's
 
 static int worker_init(void)
 {
+    C = C_all;
+    budget.used = 0;
+    budget.max = max_buffered / NW;
+    C.global = &budget;
     flows = calloc(NFLOWS, sizeof(*flows));
     if (!flows) {
         fprintf(stderr, "kvg-bypassd: worker %u: no memory for its flow table\n", W);
@@ -723,6 +735,7 @@ static int worker_loop(void *arg)
         if (S.flows_now && next_timer > now + 10)
             next_timer = now + 10;
         if (now >= next_timer) {
+            S.buffered = budget.used; /* a gauge: first-flight bytes held now */
             timers();
             handup_timer(now);
             tx_flush();
@@ -811,7 +824,7 @@ int main(int argc, char **argv)
                                          {"src-ports", 1, 0, 'R'}, {"decide", 1, 0, 'D'},
                                          {"pods-pin", 1, 0, 'T'}, {"adopt", 1, 0, 'A'},
                                          {"guard-pin", 1, 0, 'g'}, {"queues", 1, 0, 'q'},
-                                         {0, 0, 0, 0}};
+                                         {"max-buffered", 1, 0, 'B'}, {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (c) {
         case 'i': iface = optarg; break;
@@ -826,6 +839,13 @@ int main(int argc, char **argv)
         case 'A': adopt = optarg; break;
         case 'T': pods_pin = *optarg ? optarg : NULL; break;
         case 'g': guard_pin = *optarg ? optarg : NULL; break;
+        case 'B': {
+            char *end;
+            max_buffered = strtoull(optarg, &end, 10);
+            if (*end || max_buffered < 65536)
+                goto usage;
+            break;
+        }
         case 'q': {
             char *end;
             unsigned long v = strtoul(optarg, &end, 10);
@@ -848,13 +868,15 @@ int main(int argc, char **argv)
         (decide && (pod || !gw_ip)) || (uint32_t)(HI - LO) + 1 < nq) {
     usage:
         fprintf(stderr, "usage: kvg-bypassd --iface IF --port N --xdp-obj FILE [--stats FILE] "
-                        "[--max-body BYTES] [--queues N]\n"
+                        "[--max-body BYTES] [--max-buffered BYTES] [--queues N]\n"
                         "         [--pod IP:PORT --pod-mac MAC --gw-ip IP [--src-ports LO-HI]]\n"
                         "         [--decide SOCKET --gw-ip IP [--pod-mac MAC] [--src-ports LO-HI]\n"
                         "          [--pods-pin PATH]]\n"
                         "         [--adopt SOCKET] [--guard-pin PATH]\n"
                         "  --queues N: one worker per queue, queues 0..N-1 (N <= %d, and no more\n"
-                        "              than the source ports)\n",
+                        "              than the source ports)\n"
+                        "  --max-buffered BYTES: first-flight bytes all workers may hold (>= 65536;\n"
+                        "              256 MiB), split evenly between them\n",
                 STEER_MAX);
         return 2;
     }
@@ -888,16 +910,17 @@ int main(int argc, char **argv)
     decide_path = decide;
     adopt_path = adopt;
     stats_path = stats;
+    NW = nq; /* the budget's share (steer_init sets it again) */
+    if (tcpep_cfg_default(&C_all)) {
+        fprintf(stderr, "kvg-bypassd: no random key: %s\n", strerror(errno));
+        return 1;
+    }
     if (worker_init()) /* worker 0's, here: its errors before anything starts */
         return 1;
     IFNAME = iface;
     replay_cfg_default(&RC);
     if (access(obj, R_OK)) {
         fprintf(stderr, "kvg-bypassd: %s: %s\n", obj, strerror(errno));
-        return 1;
-    }
-    if (tcpep_cfg_default(&C)) {
-        fprintf(stderr, "kvg-bypassd: no random key: %s\n", strerror(errno));
         return 1;
     }
     FC.max_head = 65536;

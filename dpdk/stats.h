@@ -18,10 +18,10 @@
     X(later_requests) X(unframed) X(reqs_sent) X(gw_handups) X(idle_socks) X(idle_waits)    \
     X(idle_sleeps) X(guard_chained) X(boundary_held) X(boundary_handed_up)                 \
     X(boundary_released) X(boundary_failed) X(boundary_frames) X(idle_reported)            \
-    X(answer_events) X(answer_event_gaps) X(ttft_timed) X(steered_in) X(steered_out) X(steer_dropped)
+    X(answer_events) X(answer_event_gaps) X(ttft_timed) X(buffered) X(steered_in) X(steered_out) X(steer_dropped)
 /* what the per-worker list in the stats file shows of each */
 #define BP_PER_WORKER(X)                                                                 \
-    X(rx) X(syn) X(established) X(first_requests) X(hand_ups) X(handed_off) X(flows_now)             \
+    X(rx) X(syn) X(established) X(first_requests) X(hand_ups) X(handed_off) X(flows_now) X(buffered)             \
     X(steered_in) X(steered_out) X(steer_dropped) X(idle_socks) X(idle_waits)
 struct bp_stats {
 #define BP_FIELD(n) uint64_t n;

@@ -148,7 +148,7 @@ enum dstate {
 
 /* ---- bypassd.c: the configuration and the flow table ---- */
 extern __thread struct slot *flows; /* NFLOWS slots, the worker's own */
-extern struct tcpep_cfg C;
+extern __thread struct tcpep_cfg C; /* the worker's copy: its own global budget */
 extern struct ff_cfg FC;
 extern struct replay_cfg RC;
 extern int have_pod;           /* --pod: where first requests are replayed */

@@ -17,7 +17,9 @@
 #   - a client silent for more than a second after connecting, then a
 #     request: handed up (quiet) and answered;
 #   - a first request bigger than the worker's per-flow buffer (1 MiB):
-#     handed up (over_budget), kvgated reads the rest and answers;
+#     handed up (over_budget), kvgated reads the rest and answers; so is
+#     a 400 KB one over the worker's total (--max-buffered 256 KiB), and
+#     the bytes it held are given back;
 #   - a completion without x-session-id: kvgated answers the worker's
 #     DECIDE with HANDUP (cause session, decide codec version 3), the
 #     connection is handed up (session) and kvgated answers it, then a
@@ -51,7 +53,9 @@ gw_healthy() { [ "$(gw /admin/pods | jq '[.[] | select(.healthy)] | length')" = 
 wait_until 15 gw_healthy || setup_failed "kvgated: $(cat $E2E_TMP/kvgated.log)"
 
 ST="$E2E_TMP/stats.json"
-dpdk_worker $NG --decide "$DSOCK" --adopt "$ASOCK" --gw-ip 10.79.0.2 --src-ports 61000-61015 ||
+# the worker may hold 256 KiB of first flights in all (--max-buffered)
+dpdk_worker $NG --decide "$DSOCK" --adopt "$ASOCK" --gw-ip 10.79.0.2 --src-ports 61000-61015 \
+    --max-buffered 262144 ||
     dpdk_worker_started
 dpdk_worker_connected adopt
 
@@ -150,6 +154,26 @@ t_over_budget() {
 }
 check "a 1.5 MiB first request (over the flow's buffer): handed up (over_budget), kvgated reads it all and answers" t_over_budget
 
+# 400 KB: within one flow's buffer (1 MiB) but over what the worker may
+# hold in all (--max-buffered 256 KiB): the window closes at the worker's
+# budget and the flow is handed up with what it holds
+t_over_global_budget() {
+    local code
+    $PY -c 'import json, sys; print(json.dumps({"model": sys.argv[1], "max_tokens": 1,
+        "messages": [{"role": "user", "content": "big"}], "x_pad": "a" * 400000}))' "$M" \
+        >"$E2E_TMP/big2.json"
+    code=$(ip netns exec $NC curl -s --max-time 30 -o "$E2E_TMP/big2.out" -w '%{http_code}' \
+        -H 'content-type: application/json' -H 'expect:' --data-binary @"$E2E_TMP/big2.json" \
+        http://10.79.0.2:8000/v1/chat/completions)
+    echo "status $code: $(head -c 120 "$E2E_TMP/big2.out"); held now: $(jq .buffered "$ST")"
+    [ "$code" = 200 ] && jq -e '.object == "chat.completion"' "$E2E_TMP/big2.out" >/dev/null || return 1
+    wait_until 3 eval '[ "$(hu over_budget handed_up)" = 2 ]' && [ "$(handups over_budget)" = 2.0 ] ||
+        { jq -c .handup "$ST"; return 1; }
+    wait_until 3 jq -e '.buffered == 0' "$ST" >/dev/null # given back with the flow
+}
+check "a 400 KB first request over the worker's total budget (--max-buffered): handed up (over_budget) and answered" \
+    t_over_global_budget
+
 # an inference request the bypass could carry, but with no session: kvgated
 # (not the worker) says it is not for the bypass, and the worker hands it up
 t_no_session() {
@@ -201,11 +225,11 @@ check "an eligible streamed completion (with a session) is still spliced (routed
 
 t_counted() {
     grep '"path":"handup"' "$GW_LOG" | jq -c '{path, status, outcome, pod, e2e_ms}'
-    # the three completions on one connection, the big one and the two
-    # without a session reached the pod
-    [ "$(grep '"path":"handup"' "$GW_LOG" | jq -r 'select(.status == 200 and .outcome == "ok") | .pod' | grep -c 10.79.0.3)" = 6 ] ||
+    # the three completions on one connection, the two big ones and the
+    # two without a session reached the pod
+    [ "$(grep '"path":"handup"' "$GW_LOG" | jq -r 'select(.status == 200 and .outcome == "ok") | .pod' | grep -c 10.79.0.3)" = 7 ] ||
         return 1
-    [ "$(metric 'kvgate_requests_by_path_total{path="handup"}')" = 8.0 ] || return 1
+    [ "$(metric 'kvgate_requests_by_path_total{path="handup"}')" = 9.0 ] || return 1
     # the spliced one counts as bypass once its flow closed and went quiet (DONE)
     wait_until 4 eval '[ "$(metric "kvgate_requests_by_path_total{path=\"bypass\"}")" = 1.0 ]'
 }
@@ -213,12 +237,12 @@ check "kvgated's access log and /metrics count the handed-up connections' reques
 
 t_swept() {
     jq -c '.handup | {handed_up, reset, watched, swept}' "$ST"
-    wait_until 3 eval '[ "$(jq -r .handup.handed_up "$ST")" = 5 ]' && [ "$(jq -r .handup.reset "$ST")" = 0 ] &&
+    wait_until 3 eval '[ "$(jq -r .handup.handed_up "$ST")" = 6 ]' && [ "$(jq -r .handup.reset "$ST")" = 0 ] &&
         [ "$(jq -r .resets "$ST")" = 0 ] || return 1
     # the clients closed first: the kernel lets the sockets go, the worker its entries
     wait_until 8 eval '[ "$(jq -r .handup.watched "$ST")" = 0 ]' || { jq -c .handup "$ST"; return 1; }
 }
-check "five hand-ups, no reset; the pass entries go once the kernel let the sockets go" t_swept
+check "six hand-ups, no reset; the pass entries go once the kernel let the sockets go" t_swept
 
 t_fallback() {
     kill $GWPID; wait $GWPID 2>/dev/null; GWPID=
