@@ -24,8 +24,11 @@
  * Time to first token: a request XDP frames marks the pod -> client
  * entry (an_wait_ns, bp_frame.h); the segment that completes the next
  * event takes now - mark into ttft_sum_us and ttft_n (the event's last
- * byte: "data: {" within one segment). The worker reports the two to
- * kvgated, which observes each request's share in its TTFT histogram.
+ * byte: "data: {" within one segment). Answer bytes before that event
+ * set the mark's KVG_BP_TTFT_BEGAN bit: an answer that ends without an
+ * event (not a stream) is not timed, and the next request's head
+ * replaces its mark. The worker reports the two to kvgated, which
+ * observes each request's share in its TTFT histogram.
  *
  * Segments in order only: bp_events_count scans from the entry's rq_seq
  * on; a retransmission is skipped, the new part of an overlapping one
@@ -229,17 +232,23 @@ static __always_inline void bp_events_count(struct xdp_md *ctx, struct kvg_bp_fl
 
     f->an_match = n == plen - off ? (__u16)(r & 7) : 0;
     f->rq_seq = seq + plen;
+    __u64 t0 = f->an_wait_ns;
+
     if (k) {
         __sync_fetch_and_add(&f->events, k);
         bp_ev_stat(KVG_BP_EVENT, k);
         /* the first event of the answer a request waits for (bp_frame.h
          * marked it): its time to first token, taken once */
-        __u64 t0 = f->an_wait_ns, now = bpf_ktime_get_ns();
+        __u64 now = bpf_ktime_get_ns(), at = t0 & ~KVG_BP_TTFT_BITS;
 
-        if (t0 && now > t0 && __sync_val_compare_and_swap(&f->an_wait_ns, t0, 0) == t0) {
-            __sync_fetch_and_add(&f->ttft_sum_us, (now - t0) / 1000);
+        if (t0 && now > at && __sync_val_compare_and_swap(&f->an_wait_ns, t0, 0) == t0) {
+            __sync_fetch_and_add(&f->ttft_sum_us, (now - at) / 1000);
             __sync_fetch_and_add(&f->ttft_n, 1);
         }
+    } else if (t0 && !(t0 & KVG_BP_TTFT_BEGAN)) {
+        /* answer bytes with no event yet (its head; or a whole answer that
+         * is not a stream): the next request's head may replace the mark */
+        __sync_val_compare_and_swap(&f->an_wait_ns, t0, t0 | KVG_BP_TTFT_BEGAN);
     }
 }
 #endif

@@ -97,16 +97,23 @@ static __always_inline __u32 bp_uf_reason(int why)
 
 /* The request c just framed waits for its answer's first event: marked
  * in the flow's pod -> client entry (whose key is c's rewrite reversed),
- * where bp_events.h times it; a request before it that still waits keeps
- * the mark (pipelined: the first one's time counts). */
+ * where bp_events.h times it. A mark whose answer has not begun (no
+ * answer byte since: KVG_BP_TTFT_BEGAN clear) is kept: a pipelined
+ * request behind it, the first one's time counts. One whose answer began
+ * without an event (not a stream) is replaced: that answer is not timed,
+ * and this request is timed from its own head. */
 static __always_inline void bp_ttft_mark(const struct kvg_bp_flow *c)
 {
     struct kvg_bp_key k = {.saddr = c->daddr, .daddr = c->saddr, .sport = c->dport,
                            .dport = c->sport, .family = KVG_AF_INET};
     struct kvg_bp_flow *p = bpf_map_lookup_elem(&kvg_bp_flows, &k);
 
-    if (p && p->rq_state == KVG_BP_RQ_EVENTS)
-        __sync_val_compare_and_swap(&p->an_wait_ns, 0, bpf_ktime_get_ns());
+    if (!p || p->rq_state != KVG_BP_RQ_EVENTS)
+        return;
+    __u64 m = p->an_wait_ns;
+
+    if (!m || (m & KVG_BP_TTFT_BEGAN))
+        __sync_val_compare_and_swap(&p->an_wait_ns, m, bpf_ktime_get_ns() & ~KVG_BP_TTFT_BITS);
 }
 
 /* One client -> pod segment of f: seq (host order) and plen payload bytes

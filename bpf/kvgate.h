@@ -583,6 +583,10 @@ struct kvg_bp_flow {
     };
 };
 _Static_assert(sizeof(struct kvg_bp_flow) == 96, "struct kvg_bp_flow is part of the pinned ABI");
+/* an_wait_ns's low bits (the time is kept even): the answer began (bytes
+ * passed with no event yet) */
+#define KVG_BP_TTFT_BEGAN 1ull
+#define KVG_BP_TTFT_BITS 1ull
 
 /* Whether XDP frames a flow's requests (kvg_bp_flow.rq_state). */
 enum kvg_bp_rq_state {

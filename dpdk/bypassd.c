@@ -221,12 +221,11 @@ static void hand_off(struct slot *s)
     s->h.p2c.events = s->events_seen;
     /* the first request's time to first token: XDP takes it at the
      * answer's first event when that has not come yet (bp_events.h; the
-     * mark is when kvgated was asked, where kvgated's clock starts) */
+     * mark is when kvgated was asked, where kvgated's clock starts; it
+     * goes to kvgated with the later requests' times, REQS) */
     s->h.p2c.an_wait_ns = 0;
-    if (s->ev_on && !s->first_data_ms && s->asked_ms) {
-        s->h.p2c.an_wait_ns = s->asked_ms * 1000000ull;
-        s->ttft_first = 1;
-    }
+    if (s->ev_on && !s->first_data_ms && s->asked_ms)
+        s->h.p2c.an_wait_ns = s->asked_ms * 1000000ull; /* even: no KVG_BP_TTFT_BITS */
     /* pod -> client first: an answer that overtakes the hand-off is still
      * translated (BYPASS.md) */
     if (FLOWS_FD < 0 || bpf_map_update_elem(FLOWS_FD, &s->h.p2c_key, &s->h.p2c, BPF_ANY) ||
@@ -658,6 +657,7 @@ static int worker_init(void)
     }
     if (adopt_path && DC) /* kvgated may answer HANDUP: what is not for the bypass goes up */
         dcli_set_flags(DC, DECIDE_F_HANDUP);
+    handup_register();
     return 0;
 }
 
@@ -766,7 +766,8 @@ static int worker_loop(void *arg)
             steer_awake();
         }
     }
-    worker_fini();
+    if (W) /* worker 0's end: main's, once the others are done */
+        worker_fini();
     return 0;
 }
 
@@ -932,7 +933,7 @@ int main(int argc, char **argv)
     snprintf(vdev, sizeof(vdev), "net_af_xdp0,iface=%s,start_queue=0,queue_count=%u,xdp_prog=%s",
              iface, nq, obj);
     snprintf(lcores, sizeof(lcores), nq > 1 ? "0-%u" : "0", nq - 1);
-    snprintf(mem, sizeof(mem), "%u", 128 + 64 * nq);
+    snprintf(mem, sizeof(mem), "%u", nq > 2 ? 128 + 64 * nq : 256); /* 256 MB as before, or more */
     char *eal[] = {argv[0], "-l", lcores, "--no-huge", "-m", mem, "--no-pci", "--no-shconf",
                    "--file-prefix", prefix, "--vdev", vdev, "--log-level", "*:warning", NULL};
     int eargc = (int)(sizeof(eal) / sizeof(eal[0])) - 1;
@@ -991,11 +992,19 @@ int main(int argc, char **argv)
     printf("kvg-bypassd: on %s, TCP port %d to the worker, the rest to the kernel\n", iface, port);
     fflush(stdout);
     unsigned w = 1, lc;
-    RTE_LCORE_FOREACH_WORKER(lc)
-        rte_eal_remote_launch(worker_loop, (void *)(uintptr_t)w++, lc);
+    RTE_LCORE_FOREACH_WORKER(lc) {
+        if (rte_eal_remote_launch(worker_loop, (void *)(uintptr_t)w, lc)) {
+            fprintf(stderr, "kvg-bypassd: worker %u (lcore %u) did not start: queue %u goes "
+                            "unpolled; stopping\n", w, lc, w);
+            stop = 1;
+        }
+        w++;
+    }
     worker_loop((void *)(uintptr_t)0);
     stop = 1;
     rte_eal_mp_wait_lcore(); /* the others finish their flows in their own threads */
+    worker_fini(); /* then worker 0's: nothing passes it frames any more */
+    steer_drain();
     stats_write(stats);
     struct bp_stats t;
     stats_total(&t);

@@ -268,12 +268,17 @@ static void sweep(void)
     H.sweep_at = i;
 }
 
-void handup_timer(uint64_t now)
+void handup_register(void)
 {
     hc_of[W] = &HC; /* what the stats file sums (the worker's thread lives as long) */
     HC.on = H.on;
     HC.up = H.fd >= 0;
     HC.watched = handed_n;
+}
+
+void handup_timer(uint64_t now)
+{
+    handup_register();
     if (!H.on)
         return;
     if (H.fd >= 0) { /* kvgated never writes: readable means it closed */

@@ -71,6 +71,9 @@ int handup_no_room(struct slot *s, const struct pkt_tcp *in);
 int handup_quiet(struct slot *s, uint64_t now);
 /* The channel (reconnects) and the sweep of pass entries. */
 void handup_timer(uint64_t now);
+/* This worker's counters into the stats file's sums (its start, and each
+ * timer). */
+void handup_register(void);
 void handup_close(void);
 /* The "handup" object of the stats file (stats.c). */
 void handup_stats_json(FILE *f);

@@ -50,6 +50,8 @@ void podreset_entries_set(struct slot *s, uint8_t action, uint32_t pod_slot)
                 s->events_seen = e.events;
             if (found)
                 sess_ttft(s, &e);
+            else /* the hand-off's copy: its mark is long gone */
+                e.an_wait_ns = v[i]->an_wait_ns = 0;
             e.events = v[i]->events = s->events_seen;
             e.ttft_n = v[i]->ttft_n = s->ttft_n_seen;
             e.ttft_sum_us = v[i]->ttft_sum_us = s->ttft_us_seen;

@@ -33,20 +33,9 @@ void sess_ttft(struct slot *s, const struct kvg_bp_flow *p)
 {
     if (!p || p->ttft_n <= s->ttft_n_seen || p->ttft_sum_us < s->ttft_us_seen)
         return; /* nothing new (or an entry put back from an older copy) */
-    uint32_t dn = p->ttft_n - s->ttft_n_seen;
-    uint64_t dus = p->ttft_sum_us - s->ttft_us_seen;
+    S.ttft_timed += p->ttft_n - s->ttft_n_seen;
     s->ttft_n_seen = p->ttft_n;
     s->ttft_us_seen = p->ttft_sum_us;
-    if (s->ttft_first == 1) { /* the first request's, marked at the hand-off */
-        uint64_t one = dus / dn; /* several since the last look: their mean */
-        s->ttft_first_us = one > UINT32_MAX ? UINT32_MAX : (uint32_t)one;
-        s->ttft_first = 2;
-        dn--;
-        dus -= one;
-    }
-    s->ttft_n_rq += dn;
-    s->ttft_us_rq += (uint32_t)dus;
-    S.ttft_timed += dn;
 }
 
 void sess_reqs(struct slot *s, const struct kvg_bp_flow *c)
@@ -64,10 +53,10 @@ void sess_reqs(struct slot *s, const struct kvg_bp_flow *c)
     }
     if (!DC || (s->dstate != D_ROUTED && s->dstate != D_MAC) || s->dgen != dcli_gen(DC) ||
         (s->reqs_seen == s->reqs_sent && s->uf == s->uf_sent && s->idle == s->idle_sent &&
-         (uint32_t)s->body_seen == s->body_sent && s->ttft_n_rq == s->ttft_n_sent))
+         (uint32_t)s->body_seen == s->body_sent && s->ttft_n_seen == s->ttft_n_sent))
         return;
-    if (!dcli_reqs(DC, s->did, s->pod_slot, s->reqs_seen, s->uf, s->idle,
-                   (uint32_t)s->body_seen, s->ttft_n_rq, s->ttft_us_rq)) { /* else: the next look */
+    if (!dcli_reqs(DC, s->did, s->pod_slot, s->reqs_seen, s->uf, s->idle, (uint32_t)s->body_seen,
+                   s->ttft_n_seen, (uint32_t)s->ttft_us_seen)) { /* else: the next look */
         S.reqs_sent++;
         if (s->idle != s->idle_sent)
             S.idle_reported++;
@@ -75,7 +64,7 @@ void sess_reqs(struct slot *s, const struct kvg_bp_flow *c)
         s->uf_sent = s->uf;
         s->idle_sent = s->idle;
         s->body_sent = (uint32_t)s->body_seen;
-        s->ttft_n_sent = s->ttft_n_rq;
+        s->ttft_n_sent = s->ttft_n_seen;
     }
 }
 
@@ -111,9 +100,7 @@ void sess_done_entries(struct slot *s, unsigned http_status, const struct kvg_bp
         if (p2c->events > s->events_seen)
             s->events_seen = p2c->events;
     }
-    uint64_t ttft = s->first_data_ms > s->asked_ms ? (s->first_data_ms - s->asked_ms) * 1000
-                    : s->ttft_first == 2                ? s->ttft_first_us /* XDP's, bp_events.h */
-                                                        : 0;
+    uint64_t ttft = s->first_data_ms > s->asked_ms ? (s->first_data_ms - s->asked_ms) * 1000 : 0;
     uint64_t ev = s->events_seen + s->events_late;
     if (!dcli_done(DC, s->did, s->pod_slot, s->outcome, http_status, in, out,
                    ttft > UINT32_MAX ? UINT32_MAX : (uint32_t)ttft,

@@ -20,8 +20,9 @@ void sess_done(struct slot *s, unsigned http_status);
 void sess_done_entries(struct slot *s, unsigned http_status, const struct kvg_bp_flow *c2p,
                        const struct kvg_bp_flow *p2c);
 /* The times to first token XDP took on s, from its pod -> client entry p
- * (NULL: not readable now): the first request's when the worker marked it
- * at the hand-off (DONE), the rest later requests' (the next REQS). */
+ * (NULL: not readable now), for the next REQS: later requests', and the
+ * first request's when its answer had not begun at the hand-off (the
+ * worker marked it then; else DONE carries the worker's own time). */
 void sess_ttft(struct slot *s, const struct kvg_bp_flow *p);
 /* The requests after the first on s (handed off), from its client -> pod
  * entry c as XDP left it (NULL: not readable now): counted, and reported

@@ -27,7 +27,7 @@ static void last_of(const struct bp_stats *w, char *out, size_t cap)
     out[0] = 0;
     if (g & 1)
         return;
-    snprintf(out, cap, "%s", w->last);
+    snprintf(out, cap, "%.*s", (int)sizeof(w->last) - 1, w->last); /* never past it */
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     if (__atomic_load_n(&w->last_gen, __ATOMIC_RELAXED) != g)
         out[0] = 0;

@@ -91,6 +91,7 @@ int steer_sleep(void)
     if (NW <= 1)
         return 1;
     __atomic_store_n(&asleep[W], 1, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST); /* before the ring's plain loads (ARM) */
     if (rte_ring_count(inbox[W])) {
         __atomic_store_n(&asleep[W], 0, __ATOMIC_SEQ_CST);
         return 0;
@@ -108,3 +109,12 @@ void steer_awake(void)
 }
 
 int steer_wake_fd(void) { return NW <= 1 ? -1 : wake[W]; }
+
+void steer_drain(void)
+{
+    for (unsigned w = 0; w < NW && NW > 1; w++) {
+        void *m;
+        while (inbox[w] && !rte_ring_sc_dequeue(inbox[w], &m))
+            rte_pktmbuf_free(m);
+    }
+}

@@ -58,6 +58,8 @@ int steer_sleep(void);
 void steer_awake(void);
 /* The eventfd a pass writes to wake this worker (-1 with one worker). */
 int steer_wake_fd(void);
+/* Every inbox emptied (its frames freed), once no worker runs. */
+void steer_drain(void);
 /* Whether source port LO + i is this worker's ((i mod NW) = W). */
 static inline int steer_port_mine(uint32_t i) { return NW <= 1 || i % NW == W; }
 

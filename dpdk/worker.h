@@ -111,16 +111,11 @@ struct slot {
     uint32_t ev_seq;       /* the pod's sequence number of the next byte to scan */
     uint32_t ev_st;        /* the pattern's state (bp_ev_step) */
     uint64_t events_seen;  /* the worker's count, then the entry's, last read */
-    /* the times to first token XDP took (bpf/bp_events.h): ttft_first
-     * set when the worker marked the first request at the hand-off (its
-     * answer had not begun), then its time (DONE carries it); the rest
-     * are later requests' (REQS version 7) */
-    uint8_t ttft_first;    /* 1 marked, 2 taken */
-    uint32_t ttft_first_us;
+    /* the times to first token XDP took (bpf/bp_events.h; the first
+     * request's too when the worker marked it at the hand-off), reported
+     * in REQS version 7 */
     uint32_t ttft_n_seen;  /* the p2c entry's ttft_n and ttft_sum_us, last read */
     uint64_t ttft_us_seen;
-    uint32_t ttft_n_rq;    /* later requests' share: count and sum (us, mod 2^32) */
-    uint32_t ttft_us_rq;
     uint32_t ttft_n_sent;  /* ... as last reported */
     uint64_t events_late;  /* in late pod frames the worker relayed after the
                             * hand-off (XDP never saw them: it counts on past

@@ -33,8 +33,9 @@
  *     framing) cut at random places count every event, in XDP as in C.
  * And the time to first token of framed requests: a head marks the pod ->
  * client entry (a pipelined one keeps the first mark), the answer's first
- * event (not its head) takes the time, once; an entry not counting events
- * is never marked.
+ * event (not its head) takes the time, once; an answer that is not a
+ * stream is not timed and the next head replaces its mark; an entry not
+ * counting events is never marked.
  *
  * Needs root (loading BPF); exits 77 with the reason when BPF or the XDP
  * test-run hook is not available. Loads without pinning: leaves nothing. */
@@ -542,11 +543,31 @@ TEST(ttft_marked_by_a_request_timed_by_its_first_event)
     CHECK_EQ(segment(c + (uint32_t)strlen(H_GET), H_GET, strlen(H_GET), 0), XDP_TX);
     CHECK_EQ(pseg(&at, "data: {}\n"), XDP_TX);
     CHECK_EQ(pflow_get().ttft_n, 2);
+    c += (uint32_t)strlen(H_GET);
+    /* a request whose answer is not a stream: its bytes mark the answer
+     * begun, nothing is timed; the next head replaces the mark, so the
+     * stream after it is timed from its own head, not from the first */
+    CHECK_EQ(segment(c + (uint32_t)strlen(H_GET), H_GET, strlen(H_GET), 0), XDP_TX);
+    c += (uint32_t)strlen(H_GET);
+    uint64_t m1 = pflow_get().an_wait_ns;
+    CHECK(m1 != 0 && !(m1 & KVG_BP_TTFT_BEGAN));
+    CHECK_EQ(pseg(&at, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"), XDP_TX);
+    CHECK_EQ(pflow_get().an_wait_ns, m1 | KVG_BP_TTFT_BEGAN);
+    CHECK_EQ(pflow_get().ttft_n, 2);
+    usleep(20000);
+    uint64_t sum0 = pflow_get().ttft_sum_us;
+    CHECK_EQ(segment(c + (uint32_t)strlen(H_GET), H_GET, strlen(H_GET), 0), XDP_TX);
+    c += (uint32_t)strlen(H_GET);
+    uint64_t m2 = pflow_get().an_wait_ns;
+    CHECK(m2 > m1 + 20000000ull - 1000000 && !(m2 & KVG_BP_TTFT_BEGAN));
+    CHECK_EQ(pseg(&at, "HTTP/1.1 200 OK\r\n\r\ndata: {}\n"), XDP_TX);
     p = pflow_get();
+    CHECK_EQ(p.ttft_n, 3);
+    CHECK(p.ttft_sum_us - sum0 < 20000); /* from its own head, not the one 20 ms before */
     p.rq_state = KVG_BP_RQ_NONE;
     CHECK_EQ(bpf_map_update_elem(flows_fd, &PKEY, &p, BPF_ANY), 0);
-    CHECK_EQ(segment(c + 2 * (uint32_t)strlen(H_GET), H_GET, strlen(H_GET), 0), XDP_TX);
-    CHECK_EQ(flow_get().requests, 4);
+    CHECK_EQ(segment(c + (uint32_t)strlen(H_GET), H_GET, strlen(H_GET), 0), XDP_TX);
+    CHECK_EQ(flow_get().requests, 6);
     CHECK_EQ(pflow_get().an_wait_ns, 0);
     bpf_map_delete_elem(flows_fd, &PKEY);
 }

@@ -512,20 +512,23 @@ static int on_reqs(struct dpeer *p, const struct decide_msg *m)
         gw_route_idle(D.g, &d->r, m->idle);
         inc(m->idle ? &c_idle : &c_busy);
     }
-    /* version 7: how many of them XDP timed to their answer's first event
-     * and the times summed (running totals modulo 2^32): each observed in
-     * the TTFT histogram at the mean of those that came together; at most
-     * one per request counted, and none longer than the connection is old */
+    /* version 7: how many requests XDP timed to their answer's first
+     * event and the times summed (running totals modulo 2^32): the later
+     * ones', and the first one's when its answer had not begun at the
+     * hand-off (then its DONE carries no TTFT). Each observed in the TTFT
+     * histogram at the mean of those that came together; at most one per
+     * request counted (the first included), none longer than the
+     * connection is old */
     uint32_t tn = m->rq_ttft_n - d->ttft_n, tus = m->rq_ttft_us - d->ttft_us;
     d->ttft_n = m->rq_ttft_n;
     d->ttft_us = m->rq_ttft_us;
-    uint32_t troom = d->reqs_counted > d->ttft_counted ? d->reqs_counted - d->ttft_counted : 0;
+    double mean = tn ? (double)tus / tn / 1e6 : 0, age = (double)age_ms / 1e3;
+    uint32_t troom = d->reqs_counted + 1 > d->ttft_counted ? d->reqs_counted + 1 - d->ttft_counted : 0;
     if (tn > troom) {
         atomic_fetch_add_explicit(&c_ttft_implausible, tn - troom, memory_order_relaxed);
         tn = troom;
     }
     if (tn) {
-        double mean = (double)tus / tn / 1e6, age = (double)age_ms / 1e3;
         d->ttft_counted += tn;
         atomic_fetch_add_explicit(&c_ttft, tn, memory_order_relaxed);
         gw_metrics_bypass_ttft(D.g->metrics, &d->r, tn, mean < age ? mean : age);
@@ -709,14 +712,15 @@ void decide_srv_metrics_render(struct sbuf *o)
               "plus 1,000 a second of its life): not counted anywhere else.");
     sbuf_puts(o, "kvgate_bypass_later_requests_implausible_total");
     prom_value(o, (double)atomic_load(&c_reqs_implausible));
-    prom_head(o, "kvgate_bypass_later_requests_ttft_total", "counter",
-              "Later requests on spliced bypass connections whose time to first token XDP "
-              "took (request head to the answer's first SSE event; decide version 7), each "
-              "observed in kvgate_time_to_first_token_seconds; and those reported beyond one "
-              "per request counted (not observed).");
-    sbuf_puts(o, "kvgate_bypass_later_requests_ttft_total{result=\"observed\"}");
+    prom_head(o, "kvgate_bypass_xdp_ttft_total", "counter",
+              "Requests on spliced bypass connections whose time to first token XDP took "
+              "(request head to the answer's first SSE event; the first request's when its "
+              "answer had not begun at the hand-off; decide version 7), each observed in "
+              "kvgate_time_to_first_token_seconds; and those reported beyond one per request "
+              "counted (not observed).");
+    sbuf_puts(o, "kvgate_bypass_xdp_ttft_total{result=\"observed\"}");
     prom_value(o, (double)atomic_load(&c_ttft));
-    sbuf_puts(o, "kvgate_bypass_later_requests_ttft_total{result=\"implausible\"}");
+    sbuf_puts(o, "kvgate_bypass_xdp_ttft_total{result=\"implausible\"}");
     prom_value(o, (double)atomic_load(&c_ttft_implausible));
     prom_head(o, "kvgate_bypass_idle_transitions_total", "counter",
               "Spliced bypass connections reported idle between requests (not counted in "

@@ -295,10 +295,11 @@ static void chat_ttft(double *count, double *sum)
     sbuf_free(&o);
 }
 
-/* Version 7: later requests' times to first token (XDP's, running totals
- * modulo 2^32) are observed in the TTFT histogram at the mean of those
- * reported together, at most one per request counted, none longer than
- * the connection is old. */
+/* Version 7: the times to first token XDP took (running totals modulo
+ * 2^32) are observed in the TTFT histogram at the mean of those reported
+ * together, at most one per request counted (the first included: its
+ * time comes this way when its answer had not begun at the hand-off),
+ * none longer than the connection is old. */
 TEST(v7_reqs_ttft_observed)
 {
     struct dpeer *p = peer();
@@ -322,24 +323,27 @@ TEST(v7_reqs_ttft_observed)
     CHECK_EQ(on_reqs(p, &q), 0); /* the same totals again: nothing more */
     chat_ttft(&c1, &s1);
     CHECK_EQ(c1 - c0, 2);
-    /* totals that wrapped past 2^32; more timed than requests counted:
-     * only up to one per request (3 counted, 2 observed before) */
+    /* totals that wrapped past 2^32; more timed than requests: only up to
+     * one per request (the first and 3 later counted, 2 observed before),
+     * each at the mean of all 3 reported (0.5 s) */
     d->ttft_us = 0xFFFFFF00u;
     q.requests = 3;
     q.rq_ttft_n = 5;
-    q.rq_ttft_us = 0x100 + 1000000 - 1; /* about 1 s in all since the last */
-    CHECK_EQ(on_reqs(p, &q), 0);
-    chat_ttft(&c1, &s1);
-    CHECK_EQ(c1 - c0, 3);
-    CHECK_EQ(atomic_load(&c_ttft_implausible), 2);
-    /* a time longer than the connection's age is cut to it */
-    q.requests = 4;
-    q.rq_ttft_n = 6;
-    q.rq_ttft_us += 60u * 1000000; /* one of 60 s on a 10 s connection */
+    q.rq_ttft_us = 1500000 - 0x100; /* 1.5 s in all since the last */
     double before = s1;
     CHECK_EQ(on_reqs(p, &q), 0);
     chat_ttft(&c1, &s1);
     CHECK_EQ(c1 - c0, 4);
+    CHECK(s1 - before > 0.999 && s1 - before < 1.001);
+    CHECK_EQ(atomic_load(&c_ttft_implausible), 1);
+    /* a time longer than the connection's age is cut to it */
+    q.requests = 4;
+    q.rq_ttft_n = 6;
+    q.rq_ttft_us += 60u * 1000000; /* one of 60 s on a 10 s connection */
+    before = s1;
+    CHECK_EQ(on_reqs(p, &q), 0);
+    chat_ttft(&c1, &s1);
+    CHECK_EQ(c1 - c0, 5);
     CHECK(s1 - before > 9.9 && s1 - before < 10.1);
     m = done(12, a.slot, DECIDE_OK);
     CHECK_EQ(on_done(p, &m), 0);
