@@ -174,6 +174,15 @@ dpdk_kvgated_pinned() {
     grep -q "BPF fast path on: pod table and XDP guard pinned under /sys/fs/bpf/kvgate" "$E2E_TMP/kvgated.log" ||
         setup_failed "kvgated's fast path is off: $(grep -i bpf "$E2E_TMP/kvgated.log")"
 }
+# dpdk_kvgated_two_pods ARGS...: dpdk_kvgated_pinned with the pods
+# 10.79.0.3:8000 and 10.79.0.4:8000 health-checked every 100 ms, its
+# socket path on 10.79.0.2:9000 (the bypass port is the worker's), its
+# access log in $GW_LOG, and ARGS.
+dpdk_kvgated_two_pods() {
+    printf '{"scrape": {"health_interval_ms": 100, "timeout_ms": 150}}\n' >"$E2E_TMP/kvgated.json"
+    dpdk_kvgated_pinned 2 --config "$E2E_TMP/kvgated.json" --listen 10.79.0.2:9000 \
+        --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --pod http://10.79.0.4:8000 "$@"
+}
 # kvgated's admin API (127.0.0.1:9090 in $NG): gw PATH prints the answer;
 # metric NAME prints a /metrics sample's value (as printed), 0 when absent.
 gw() { ip netns exec $NG curl -s --max-time 3 "http://127.0.0.1:9090$1"; }

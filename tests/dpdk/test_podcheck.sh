@@ -40,12 +40,7 @@ PODSIM_ARGS= dpdk_podsims $NP1 $NP2
 # --xdp-iface: the hook is the worker's. Health checked every 100 ms.
 SOCK="$E2E_TMP/decide.sock"
 GW_LOG="$E2E_TMP/access.log"
-cat >"$E2E_TMP/kvgated.json" <<EOF
-{"scrape": {"health_interval_ms": 100, "timeout_ms": 150}}
-EOF
-dpdk_kvgated_pinned 2 --config "$E2E_TMP/kvgated.json" --listen 10.79.0.2:9000 \
-    --access-log "$GW_LOG" --pod http://10.79.0.3:8000 --pod http://10.79.0.4:8000 \
-    --decide-socket "$SOCK"
+dpdk_kvgated_two_pods --decide-socket "$SOCK"
 
 ST="$E2E_TMP/stats.json"
 # the worker in kvgated's network and mount namespaces (its pins)

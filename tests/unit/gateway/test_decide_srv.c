@@ -145,6 +145,16 @@ static struct decide_msg decided(struct dpeer *p, uint32_t id, const char *b)
     return read_answer();
 }
 
+/* A DECIDE of body b answered 200 (*a), and kvgated's decision for it. */
+static struct dpend *routed(struct dpeer *p, uint32_t id, const char *b, struct decide_msg *a)
+{
+    *a = decided(p, id, b);
+    CHECK_EQ(a->status, 200);
+    struct dpend *d = find(p, id);
+    CHECK(d != NULL);
+    return d;
+}
+
 TEST(routed_until_done_and_counted)
 {
     struct dpeer *p = peer();
@@ -216,10 +226,8 @@ TEST(routed_until_done_and_counted)
 TEST(reqs_body_bytes_counted_across_the_wrap_and_capped)
 {
     struct dpeer *p = peer();
-    struct decide_msg m, a = decided(p, 7, BODY("m", LONGP " body"));
-    CHECK_EQ(a.status, 200);
-    struct dpend *d = find(p, 7);
-    CHECK(d != NULL);
+    struct decide_msg m, a;
+    struct dpend *d = routed(p, 7, BODY("m", LONGP " body"), &a);
     if (!d)
         return;
     struct decide_msg q = reqs(7, a.slot);
@@ -303,10 +311,8 @@ static void chat_ttft(double *count, double *sum)
 TEST(v7_reqs_ttft_observed)
 {
     struct dpeer *p = peer();
-    struct decide_msg m, a = decided(p, 12, BODY("m", LONGP " ttft"));
-    CHECK_EQ(a.status, 200);
-    struct dpend *d = find(p, 12);
-    CHECK(d != NULL);
+    struct decide_msg m, a;
+    struct dpend *d = routed(p, 12, BODY("m", LONGP " ttft"), &a);
     if (!d)
         return;
     d->r.t_start = ev_now_ns() - 10ull * 1000000000; /* a connection 10 s old */
