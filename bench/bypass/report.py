@@ -103,8 +103,12 @@ def main():
     p("- `relay`: kvgated's socket path (BPF fast path loaded, `--no-splice`)"
       + (", XDP guard on the gateway's interface" if st["xdp_guard_on_socket_paths"] else "") + ".")
     p("- `splice`: the same with the sockmap splice of session flows.")
+    nq = st.get("bypass_queues", 1)
+    wk = "one worker" if nq == 1 else f"{nq} workers (the target is one worker's)"
     p("- `bypass`: `kvg-bypassd --decide` (af_xdp on the gateway's interface, `bp_entry` in XDP) routed by "
-      "kvgated over its decision channel, kvgated's pod table shared; clients connect to the bypass port.\n")
+      "kvgated over its decision channel, kvgated's pod table shared; clients connect to the bypass port"
+      + (f"; {nq} workers, one per queue of a {nq}-queue gateway veth (`--queues {nq}`)" if nq > 1 else "")
+      + ".\n")
     p("Gateway CPU: utime + stime (/proc/PID/stat) of kvgated, plus kvg-bypassd for `bypass`, over the loadgen "
       "run; kvgated's whole-process figure includes its control thread (pod scrapes every 50 ms, a floor "
       "independent of traffic) and kvg-bypassd's includes its loop (after 64 empty polls it blocks on its AF_XDP "
@@ -234,12 +238,12 @@ def main():
           "stayed under 1 s of wall time; the figure is the highest sustained offered rate (served/s beside it "
           "is the Poisson schedule's realised count over its second, a little above or below the offer). The "
           "offered rates cap what can be shown.\n")
-        figures.append({"scenario": "conns", "figure": "new spliced connections per second, one worker",
+        figures.append({"scenario": "conns", "figure": "new spliced connections per second, " + wk,
                         "target": ">= 2000 /s", "measured": best_off, "served_per_s": best, "failed": 0,
                         "verdict": "not met" if best is None else ("met" if best_off >= 2000 else "not met")})
     else:
         p("Not measured (`--skip-conns`, or no worker).\n")
-        figures.append({"scenario": "conns", "figure": "new spliced connections per second, one worker",
+        figures.append({"scenario": "conns", "figure": "new spliced connections per second, " + wk,
                         "target": ">= 2000 /s", "measured": None, "verdict": "not measured"})
 
     p("## Issue 12's targets\n")
